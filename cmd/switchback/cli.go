@@ -1,0 +1,361 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/switchbackhq/switchback/internal/audit"
+	"github.com/switchbackhq/switchback/internal/client"
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/gate"
+)
+
+// cliFlags are the flags every API verb takes.
+type cliFlags struct {
+	server, tokenFile string
+	json              bool
+}
+
+func (f *cliFlags) register(fs *flag.FlagSet, getenv func(string) string) {
+	server := getenv("SWITCHBACK_SERVER")
+	if server == "" {
+		server = "http://127.0.0.1:8080"
+	}
+	data := getenv("SWITCHBACK_DATA")
+	if data == "" {
+		data = "./switchback-data"
+	}
+	fs.StringVar(&f.server, "server", server, "control service URL ($SWITCHBACK_SERVER)")
+	fs.StringVar(&f.tokenFile, "token-file", filepath.Join(data, "admin.token"), "file holding the token, read when $SWITCHBACK_TOKEN is unset")
+	fs.BoolVar(&f.json, "json", false, "print the API's JSON instead of a table")
+}
+
+func (f *cliFlags) client(getenv func(string) string) (*client.Client, error) {
+	token := strings.TrimSpace(getenv("SWITCHBACK_TOKEN"))
+	if token == "" {
+		b, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("no token: set SWITCHBACK_TOKEN or pass --token-file (%v)", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	return client.New(f.server, token), nil
+}
+
+// verb describes one CLI verb.
+type verb struct {
+	args    string // positional arguments, for usage
+	nargs   int    // -1 for any
+	summary string
+	run     func(ctx context.Context, c *client.Client, v *verbRun) error
+}
+
+// verbRun is one invocation of a verb.
+type verbRun struct {
+	args   []string
+	reason string
+	force  bool
+	all    bool
+	after  uint64
+	limit  int
+	json   bool
+	out    io.Writer
+}
+
+var verbs = map[string]verb{
+	"status":  {"", 0, "Shows migrations, partners by stage, cohorts and kill switches.", status},
+	"gate":    {"MIGRATION COHORT", 2, "Shows the gate report for advancing a cohort now; exits 1 when the gates refuse.", gateVerb},
+	"advance": {"MIGRATION COHORT", 2, "Moves the cohort's partners at its lowest stage one stage forward, if the gates pass for each.", advance},
+	"stage":   {"MIGRATION PARTNER STAGE", 3, "Sets one partner's stage. Forward moves go one step and pass the gates unless --force.", stage},
+	"revert":  {"MIGRATION | --all", -1, "Turns the kill switch on: every partner of the migration (or of all, with --all) evaluates to legacy.", revert},
+	"resume":  {"MIGRATION", 1, "Turns the kill switch off: partners evaluate to their stages as they were.", resume},
+	"audit":   {"[verify]", -1, "Lists the audit log; \"audit verify\" recomputes its hash chain and says where it breaks.", auditVerb},
+}
+
+func runCLI(ctx context.Context, name string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	v := verbs[name]
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf cliFlags
+	cf.register(fs, getenv)
+	r := &verbRun{out: stdout}
+	switch name {
+	case "advance", "stage", "revert", "resume":
+		fs.StringVar(&r.reason, "reason", "", "why: written to the audit log")
+	}
+	switch name {
+	case "advance", "stage":
+		fs.BoolVar(&r.force, "force", false, "move even though the gates refuse (needs --reason)")
+	case "revert":
+		fs.BoolVar(&r.all, "all", false, "revert every migration in one snapshot version")
+	case "audit":
+		fs.Uint64Var(&r.after, "after", 0, "list entries after this sequence number")
+		fs.IntVar(&r.limit, "limit", 100, "list at most this many entries (1 to 1000)")
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: switchback %s [flags] %s\n\n%s\n\n", name, v.args, v.summary)
+		fs.PrintDefaults()
+	}
+	pos, err := parseFlags(fs, args, v.nargs, v.args)
+	if err != nil {
+		return err
+	}
+	r.args, r.json = pos, cf.json
+	c, err := cf.client(getenv)
+	if err != nil {
+		return err
+	}
+	return v.run(ctx, c, r)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// --- status
+
+type migrationStatus struct {
+	Key             string               `json:"key"`
+	Description     string               `json:"description"`
+	Reverted        bool                 `json:"reverted"`
+	Stages          map[domain.Stage]int `json:"stages"`
+	SnapshotVersion uint64               `json:"snapshotVersion"`
+	Cohorts         []cohortStatus       `json:"cohorts"`
+}
+
+type cohortStatus struct {
+	Name     string       `json:"name"`
+	Order    int          `json:"order"`
+	Partners []string     `json:"partners"`
+	Stage    domain.Stage `json:"stage"`
+}
+
+func status(ctx context.Context, c *client.Client, r *verbRun) error {
+	var ms []migrationStatus
+	if err := c.Do(ctx, http.MethodGet, "/v1/migrations", nil, &ms); err != nil {
+		return err
+	}
+	for i := range ms {
+		if err := c.Do(ctx, http.MethodGet, client.Path("v1", "migrations", ms[i].Key, "cohorts"), nil, &ms[i].Cohorts); err != nil {
+			return err
+		}
+	}
+	if r.json {
+		return printJSON(r.out, ms)
+	}
+	if len(ms) == 0 {
+		fmt.Fprintln(r.out, "no migrations yet: create one with PUT /v1/migrations/{key}")
+		return nil
+	}
+	tw := tabwriter.NewWriter(r.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MIGRATION\tKILL SWITCH\tLEGACY\tSHADOW\tNEW\tDONE\tSNAPSHOT")
+	for _, m := range ms {
+		ks := "off"
+		if m.Reverted {
+			ks = "ON (all legacy)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\tv%d\n", m.Key, ks, m.Stages[domain.StageLegacy], m.Stages[domain.StageShadow],
+			m.Stages[domain.StageNew], m.Stages[domain.StageDone], m.SnapshotVersion)
+	}
+	tw.Flush()
+	for _, m := range ms {
+		if len(m.Cohorts) == 0 {
+			continue
+		}
+		fmt.Fprintf(r.out, "\ncohorts of %s:\n", m.Key)
+		tw := tabwriter.NewWriter(r.out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ORDER\tCOHORT\tSTAGE\tPARTNERS")
+		for _, co := range m.Cohorts {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", co.Order, co.Name, co.Stage, strings.Join(co.Partners, ", "))
+		}
+		tw.Flush()
+	}
+	return nil
+}
+
+// --- gates
+
+func gateVerb(ctx context.Context, c *client.Client, r *verbRun) error {
+	var rep gate.Report
+	if err := c.Do(ctx, http.MethodGet, client.Path("v1", "migrations", r.args[0], "cohorts", r.args[1], "gate"), nil, &rep); err != nil {
+		return err
+	}
+	if r.json {
+		if err := printJSON(r.out, rep); err != nil {
+			return err
+		}
+	} else {
+		printReport(r.out, rep)
+	}
+	if !rep.Pass {
+		return errors.New("the gates refuse to advance this cohort")
+	}
+	return nil
+}
+
+// printReport writes a gate report partner by partner, check by check.
+func printReport(w io.Writer, rep gate.Report) {
+	verdict := "PASS: the cohort may advance"
+	if !rep.Pass {
+		verdict = "REFUSED: the cohort may not advance"
+	}
+	fmt.Fprintln(w, verdict)
+	for _, p := range rep.Partners {
+		mark := "ok  "
+		if !p.Pass {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "\n%s %s (at %s)\n", mark, p.Partner, p.Stage)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, ch := range p.Checks {
+			m := "ok"
+			if !ch.Pass {
+				m = "FAIL"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\tvalue %s\tlimit %s\t%s\n", m, ch.Name, num(ch.Value), num(ch.Limit), ch.Detail)
+		}
+		tw.Flush()
+	}
+}
+
+func num(f float64) string {
+	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
+		return fmt.Sprintf("%d", int64(f))
+	}
+	return fmt.Sprintf("%.4g", f)
+}
+
+func advance(ctx context.Context, c *client.Client, r *verbRun) error {
+	var res struct {
+		Cohort   string   `json:"cohort"`
+		From     string   `json:"from"`
+		To       string   `json:"to"`
+		Partners []string `json:"partners"`
+	}
+	body := map[string]any{"reason": r.reason, "force": r.force}
+	err := c.Do(ctx, http.MethodPost, client.Path("v1", "migrations", r.args[0], "cohorts", r.args[1], "advance"), body, &res)
+	var apiErr *client.APIError
+	if errors.As(err, &apiErr) && apiErr.Code == domain.CodeGateRefused && len(apiErr.Gate) > 0 {
+		var rep gate.Report
+		if json.Unmarshal(apiErr.Gate, &rep) == nil {
+			printReport(r.out, rep)
+			fmt.Fprintln(r.out)
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if r.json {
+		return printJSON(r.out, res)
+	}
+	fmt.Fprintf(r.out, "cohort %s advanced from %s to %s: %s\n", res.Cohort, res.From, res.To, strings.Join(res.Partners, ", "))
+	return nil
+}
+
+func stage(ctx context.Context, c *client.Client, r *verbRun) error {
+	var res struct {
+		Partner string `json:"partner"`
+		Stage   string `json:"stage"`
+		Since   string `json:"since"`
+	}
+	body := map[string]any{"stage": r.args[2], "reason": r.reason, "force": r.force}
+	if err := c.Do(ctx, http.MethodPut, client.Path("v1", "migrations", r.args[0], "partners", r.args[1]), body, &res); err != nil {
+		return err
+	}
+	if r.json {
+		return printJSON(r.out, res)
+	}
+	fmt.Fprintf(r.out, "partner %s is at %s in %s since %s\n", res.Partner, res.Stage, r.args[0], res.Since)
+	return nil
+}
+
+// --- kill switches
+
+func revert(ctx context.Context, c *client.Client, r *verbRun) error {
+	if r.all == (len(r.args) == 1) || len(r.args) > 1 {
+		return usageError("name one migration, or pass --all to revert every migration")
+	}
+	path, what := "/v1/revert", "every migration"
+	if !r.all {
+		path, what = client.Path("v1", "migrations", r.args[0], "revert"), "migration "+r.args[0]
+	}
+	return killSwitch(ctx, c, r, path, what+" reverted: every partner evaluates to legacy")
+}
+
+func resume(ctx context.Context, c *client.Client, r *verbRun) error {
+	return killSwitch(ctx, c, r, client.Path("v1", "migrations", r.args[0], "resume"),
+		"migration "+r.args[0]+" resumed: partners evaluate to their stages again")
+}
+
+func killSwitch(ctx context.Context, c *client.Client, r *verbRun, path, done string) error {
+	var res struct {
+		SnapshotVersion uint64 `json:"snapshotVersion"`
+	}
+	if err := c.Do(ctx, http.MethodPost, path, map[string]string{"reason": r.reason}, &res); err != nil {
+		return err
+	}
+	if r.json {
+		return printJSON(r.out, res)
+	}
+	fmt.Fprintf(r.out, "%s (snapshot version %d)\n", done, res.SnapshotVersion)
+	return nil
+}
+
+// --- audit
+
+func auditVerb(ctx context.Context, c *client.Client, r *verbRun) error {
+	if len(r.args) == 1 && r.args[0] == "verify" {
+		return auditVerify(ctx, c, r)
+	}
+	if len(r.args) != 0 {
+		return usageError(fmt.Sprintf("unknown audit argument %q: use \"audit\" or \"audit verify\"", r.args[0]))
+	}
+	var entries []domain.AuditEntry
+	if err := c.Do(ctx, http.MethodGet, fmt.Sprintf("/v1/audit?after=%d&limit=%d", r.after, r.limit), nil, &entries); err != nil {
+		return err
+	}
+	if r.json {
+		return printJSON(r.out, entries)
+	}
+	tw := tabwriter.NewWriter(r.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tAT\tACTOR\tACTION\tTARGET\tREASON")
+	for _, e := range entries {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.At.Format("2006-01-02 15:04:05Z"), e.Actor, e.Action, e.Target, e.Reason)
+	}
+	return tw.Flush()
+}
+
+// auditVerify pages through the whole log and checks its chain.
+func auditVerify(ctx context.Context, c *client.Client, r *verbRun) error {
+	v := audit.NewVerifier(domain.AuditEntry{})
+	var after uint64
+	var head string
+	for {
+		var page []domain.AuditEntry
+		if err := c.Do(ctx, http.MethodGet, fmt.Sprintf("/v1/audit?after=%d&limit=1000", after), nil, &page); err != nil {
+			return err
+		}
+		if err := v.Check(page); err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			break
+		}
+		after, head = page[len(page)-1].Seq, page[len(page)-1].Hash
+	}
+	fmt.Fprintf(r.out, "audit chain intact: %d entries verified, head %d hash %s\n", v.Checked, after, head)
+	return nil
+}

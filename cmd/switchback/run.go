@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// errUsage means the usage was printed already; exit 2 without more words.
+var errUsage = errors.New("usage")
+
+// usageError is a misuse worth a message; it exits 2 like errUsage.
+type usageError string
+
+func (e usageError) Error() string        { return string(e) }
+func (e usageError) Is(target error) bool { return target == errUsage }
+
+const usage = `switchback moves partners from an old webhook pipeline to a new one, a cohort
+at a time, with gates on shadow results and a one-step revert.
+
+Usage: switchback COMMAND [flags] [args]
+
+Server:
+  serve                          run the control service (bbolt in --data)
+
+Release engineering (talk to --server with $SWITCHBACK_TOKEN):
+  status                         migrations, partners by stage, cohorts, kill switches
+  gate MIGRATION COHORT          the gate report for advancing a cohort now
+  advance MIGRATION COHORT       move a cohort one stage forward if its gates pass
+  stage MIGRATION PARTNER STAGE  set one partner's stage (legacy, shadow, new, done)
+  revert MIGRATION | --all       kill switch on: every partner back to legacy
+  resume MIGRATION               kill switch off: stages as they were
+  audit                          the audit log; "audit verify" checks its hash chain
+
+Run "switchback COMMAND -h" for a command's flags.
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "serve":
+		return runServe(ctx, rest, getenv, stdout, stderr)
+	case "status", "gate", "advance", "stage", "revert", "resume", "audit":
+		return runCLI(ctx, cmd, rest, getenv, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "switchback: unknown command %q\n\n%s", cmd, usage)
+	return errUsage
+}
+
+// exitCode is 2 for usage errors and 1 for the rest.
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
+}
+
+// parseFlags parses fs, printing its usage on error, and reports the
+// positional arguments; want is their expected count (-1 for any).
+func parseFlags(fs *flag.FlagSet, args []string, want int, names string) ([]string, error) {
+	// Go's flag package stops at the first positional argument; move flags
+	// after positionals to the front so "revert m --reason x" works.
+	var flagsFirst, positional []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			positional = append(positional, args[i+1:]...)
+			break
+		}
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			flagsFirst = append(flagsFirst, a)
+			name := strings.TrimLeft(a, "-")
+			if f := fs.Lookup(name); f != nil && !strings.Contains(a, "=") && !isBool(f) && i+1 < len(args) {
+				i++
+				flagsFirst = append(flagsFirst, args[i])
+			}
+			continue
+		}
+		positional = append(positional, a)
+	}
+	if err := fs.Parse(flagsFirst); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, errUsage
+	}
+	positional = append(positional, fs.Args()...)
+	if want >= 0 && len(positional) != want {
+		fmt.Fprintf(fs.Output(), "switchback %s: want %s\n", fs.Name(), names)
+		fs.Usage()
+		return nil, errUsage
+	}
+	return positional, nil
+}
+
+func isBool(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}

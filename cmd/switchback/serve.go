@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/switchbackhq/switchback/internal/bolt"
+	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/httpapi"
+)
+
+// serveConfig is the configuration of "switchback serve": defaults, then
+// SWITCHBACK_* variables, then flags.
+type serveConfig struct {
+	Data        string
+	Addr        string
+	LogFormat   string
+	LogLevel    string
+	LockTimeout time.Duration
+	AdminToken  string // only from the environment: argv is visible to every user
+}
+
+func defaultServeConfig() serveConfig {
+	return serveConfig{Data: "./switchback-data", Addr: "127.0.0.1:8080", LogFormat: "text", LogLevel: "info", LockTimeout: 2 * time.Second}
+}
+
+// fromEnv overrides the defaults with SWITCHBACK_* variables.
+func (c *serveConfig) fromEnv(getenv func(string) string) error {
+	for name, dst := range map[string]*string{
+		"SWITCHBACK_DATA": &c.Data, "SWITCHBACK_ADDR": &c.Addr, "SWITCHBACK_LOG_FORMAT": &c.LogFormat,
+		"SWITCHBACK_LOG_LEVEL": &c.LogLevel, "SWITCHBACK_ADMIN_TOKEN": &c.AdminToken,
+	} {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	if v := getenv("SWITCHBACK_LOCK_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("SWITCHBACK_LOCK_TIMEOUT: %w", err)
+		}
+		c.LockTimeout = d
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (c serveConfig) Validate() error {
+	if c.Data == "" {
+		return errors.New("--data must name a directory")
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("--addr %q must be host:port: %w", c.Addr, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("--log-format %q: use text or json", c.LogFormat)
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", c.LogLevel)
+	}
+	if c.LockTimeout <= 0 {
+		return errors.New("--lock-timeout must be positive")
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		return errors.New("SWITCHBACK_ADMIN_TOKEN must be at least 16 characters")
+	}
+	return nil
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg := defaultServeConfig()
+	if err := cfg.fromEnv(getenv); err != nil {
+		return err
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Data, "data", cfg.Data, "data directory: the bbolt file and admin.token ($SWITCHBACK_DATA)")
+	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "address to listen on ($SWITCHBACK_ADDR)")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json ($SWITCHBACK_LOG_FORMAT)")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error ($SWITCHBACK_LOG_LEVEL)")
+	fs.DurationVar(&cfg.LockTimeout, "lock-timeout", cfg.LockTimeout, "how long to wait for another process to release the data file ($SWITCHBACK_LOCK_TIMEOUT)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: switchback serve [flags]
+
+Runs the control service. On first start with an empty data dir it creates the
+admin token "admin": $SWITCHBACK_ADMIN_TOKEN when set, else a random one that
+is printed once and written to DATA/admin.token (mode 0600).
+
+`)
+		fs.PrintDefaults()
+	}
+	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	return serve(ctx, cfg, stdout, stderr)
+}
+
+func newLogger(cfg serveConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs the control service until ctx ends, then shuts down gracefully.
+func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error {
+	log := newLogger(cfg, stderr)
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	store, err := bolt.Open(filepath.Join(cfg.Data, "switchback.db"), cfg.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	svc, err := control.New(ctx, store, control.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := bootstrapAdmin(ctx, svc, cfg, stdout); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	api := httpapi.New(svc, log, reg)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: httpapi.ReadHeaderTimeout, IdleTimeout: httpapi.IdleTimeout,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	fmt.Fprintf(stdout, "switchback: listening on http://%s\n", ln.Addr())
+	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "snapshotVersion", svc.State().Version)
+
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// bootstrapAdmin creates the first admin token on an empty store.
+func bootstrapAdmin(ctx context.Context, svc *control.Service, cfg serveConfig, stdout io.Writer) error {
+	secret, created, err := svc.Bootstrap(ctx, cfg.AdminToken)
+	if err != nil || !created {
+		return err
+	}
+	if cfg.AdminToken != "" {
+		fmt.Fprintln(stdout, "switchback: created the admin token \"admin\" from $SWITCHBACK_ADMIN_TOKEN")
+		return nil
+	}
+	path := filepath.Join(cfg.Data, "admin.token")
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	fmt.Fprintf(stdout, "switchback: created the admin token \"admin\" (shown once, also in %s):\n\n    %s\n\n", path, strings.TrimSpace(secret))
+	return nil
+}

@@ -1,0 +1,83 @@
+package control
+
+import (
+	"context"
+	"reflect"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+)
+
+// PutMigration creates or updates a migration's settings and reports whether
+// it created it. Its kill switch, stages and cohorts are kept.
+func (s *Service) PutMigration(ctx context.Context, c Change, m domain.Migration) (domain.Migration, bool, error) {
+	var out domain.Migration
+	var created bool
+	_, err := s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
+		old, exists := cur.Migrations[m.Key]
+		m.CreatedAt, m.UpdatedAt, m.Reverted = now, now, false
+		m.Seq = uint64(len(cur.Migrations)) + 1
+		for _, o := range cur.Migrations {
+			m.Seq = max(m.Seq, o.Seq+1)
+		}
+		if exists {
+			m.CreatedAt, m.Reverted, m.Seq = old.CreatedAt, old.Reverted, old.Seq
+		}
+		if err := m.Validate(); err != nil {
+			return plan{}, err
+		}
+		created, out = !exists, m
+		rec := record{action: "migration.create", target: "migration/" + m.Key, after: m}
+		if exists {
+			same := old.Migration
+			same.UpdatedAt = m.UpdatedAt
+			if reflect.DeepEqual(same, m) {
+				out = old.Migration
+				return plan{}, nil
+			}
+			rec.action, rec.before = "migration.update", old.Migration
+		}
+		return plan{
+			next:    cur.withMigration(m),
+			writes:  func(tx Tx) error { return tx.PutMigration(m) },
+			records: []record{rec},
+		}, nil
+	})
+	return out, created, err
+}
+
+// PutCohort creates or replaces a cohort of a migration and reports whether
+// it created it. A partner may be in at most one cohort of a migration.
+func (s *Service) PutCohort(ctx context.Context, c Change, key string, co domain.Cohort) (domain.Cohort, bool, error) {
+	var created bool
+	_, err := s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
+		ms, err := cur.Migration(key)
+		if err != nil {
+			return plan{}, err
+		}
+		if err := co.Validate(); err != nil {
+			return plan{}, err
+		}
+		for _, p := range co.Partners {
+			if _, err := cur.Partner(p); err != nil {
+				return plan{}, err
+			}
+			if other := ms.CohortOf(p); other != "" && other != co.Name {
+				return plan{}, domain.Errorf(domain.CodeConflict, "partner %q is already in cohort %q of migration %q: remove it from there first", p, other, key)
+			}
+		}
+		co.UpdatedAt = now
+		old, err := ms.Cohort(co.Name)
+		created = err != nil
+		rec := record{action: "cohort.create", target: "migration/" + key + "/cohort/" + co.Name, after: co}
+		if !created {
+			rec.action, rec.before = "cohort.update", old
+		}
+		return plan{
+			next:    cur.withCohort(key, co),
+			writes:  func(tx Tx) error { return tx.PutCohort(key, co) },
+			records: []record{rec},
+		}, nil
+	})
+	return co, created, err
+}

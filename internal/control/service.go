@@ -1,0 +1,225 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/audit"
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/gate"
+)
+
+// Store is the storage the control service needs. Implementations hold no
+// rules: they load and write what they are given.
+type Store interface {
+	// Load returns everything stored.
+	Load(ctx context.Context) (domain.Data, error)
+	// Update runs fn in one write transaction: all its writes land or none.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// AuditLog returns up to limit entries with seq > after, in seq order.
+	AuditLog(ctx context.Context, after uint64, limit int) ([]domain.AuditEntry, error)
+}
+
+// Tx is one write transaction.
+type Tx interface {
+	PutPartner(domain.Partner) error
+	PutMigration(domain.Migration) error
+	PutStage(migration string, ps domain.PartnerStage) error
+	PutCohort(migration string, c domain.Cohort) error
+	PutToken(domain.Token) error
+	DeleteToken(name string) error
+	SetVersion(uint64) error
+	AppendAudit(domain.AuditEntry) error
+}
+
+// ComparisonStats reads the comparisons made for a partner in its current
+// stage; the gates judge them.
+type ComparisonStats interface {
+	StageCounts(ctx context.Context, migration, partner string, stage domain.Stage, since time.Time) (gate.Counts, error)
+}
+
+// NoComparisons is the ComparisonStats of a control service that no router
+// has reported to: every count is zero, so every gated move is refused.
+type NoComparisons struct{}
+
+// StageCounts returns zero counts.
+func (NoComparisons) StageCounts(context.Context, string, string, domain.Stage, time.Time) (gate.Counts, error) {
+	return gate.Counts{}, nil
+}
+
+// Options configure a Service.
+type Options struct {
+	Now    func() time.Time // defaults to time.Now
+	Stats  ComparisonStats  // defaults to NoComparisons
+	Logger *slog.Logger     // defaults to slog.Default()
+}
+
+// Service is the control service.
+type Service struct {
+	store Store
+	now   func() time.Time
+	stats ComparisonStats
+	log   *slog.Logger
+
+	mu        sync.Mutex // serializes changes; guards lastAudit
+	lastAudit domain.AuditEntry
+
+	state   atomic.Pointer[State]
+	tokens  atomic.Pointer[map[string]domain.Token] // by hex SHA-256 of the secret
+	changed atomic.Pointer[chan struct{}]           // closed when a new State is published
+	reverts atomic.Uint64
+}
+
+// New loads the store and returns a service publishing its state.
+func New(ctx context.Context, store Store, opts Options) (*Service, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Stats == nil {
+		opts.Stats = NoComparisons{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	data, err := store.Load(ctx)
+	if err != nil {
+		return nil, domain.Internal("load store", err)
+	}
+	s := &Service{store: store, now: opts.Now, stats: opts.Stats, log: opts.Logger, lastAudit: data.LastAudit}
+	st := newState(data)
+	st.seal(data.Version, s.now().UTC())
+	s.state.Store(st)
+	s.setTokens(data.Tokens)
+	ch := make(chan struct{})
+	s.changed.Store(&ch)
+	return s, nil
+}
+
+// State returns the current state. Never modify it.
+func (s *Service) State() *State { return s.state.Load() }
+
+// Changed returns the current state and a channel closed as soon as a newer
+// one is published.
+func (s *Service) Changed() (*State, <-chan struct{}) {
+	ch := *s.changed.Load()
+	return s.state.Load(), ch
+}
+
+// Reverts counts the kill switches turned on since start.
+func (s *Service) Reverts() uint64 { return s.reverts.Load() }
+
+// AuditLog returns up to limit entries with seq > after.
+func (s *Service) AuditLog(ctx context.Context, after uint64, limit int) ([]domain.AuditEntry, error) {
+	if limit <= 0 || limit > 1000 {
+		return nil, domain.Errorf(domain.CodeInvalid, "limit must be between 1 and 1000")
+	}
+	entries, err := s.store.AuditLog(ctx, after, limit)
+	if err != nil {
+		return nil, domain.Internal("read audit log", err)
+	}
+	return entries, nil
+}
+
+// Change identifies who makes a change and why.
+type Change struct {
+	Actor  string
+	Reason string
+}
+
+// record is one audit entry of a change, before it is chained.
+type record struct {
+	action, target string
+	before, after  any
+}
+
+// plan is what a change does: the next state (nil when the snapshot does not
+// change), the writes and the audit records.
+type plan struct {
+	next    *State
+	writes  func(Tx) error
+	records []record
+	tokens  *map[string]domain.Token
+}
+
+// apply runs decide under the change lock, writes its plan in one
+// transaction and publishes the result.
+func (s *Service) apply(ctx context.Context, c Change, decide func(cur *State, now time.Time) (plan, error)) (*State, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.state.Load()
+	now := s.now().UTC()
+	p, err := decide(cur, now)
+	if err != nil {
+		return nil, err
+	}
+	if p.next == nil && len(p.records) == 0 {
+		return cur, nil
+	}
+	entries := make([]domain.AuditEntry, len(p.records))
+	prev := s.lastAudit
+	for i, r := range p.records {
+		prev = audit.Next(prev, domain.AuditEntry{
+			At: now, Actor: c.Actor, Action: r.action, Target: r.target,
+			Before: mustJSON(r.before), After: mustJSON(r.after), Reason: c.Reason,
+		})
+		entries[i] = prev
+	}
+	version := cur.Version
+	if p.next != nil {
+		version++
+	}
+	err = s.store.Update(ctx, func(tx Tx) error {
+		if p.writes != nil {
+			if err := p.writes(tx); err != nil {
+				return err
+			}
+		}
+		if p.next != nil {
+			if err := tx.SetVersion(version); err != nil {
+				return err
+			}
+		}
+		for _, e := range entries {
+			if err := tx.AppendAudit(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, domain.Internal("write change", err)
+	}
+	if len(entries) > 0 {
+		s.lastAudit = entries[len(entries)-1]
+	}
+	if p.tokens != nil {
+		s.tokens.Store(p.tokens)
+	}
+	if p.next == nil {
+		return cur, nil
+	}
+	p.next.seal(version, now)
+	s.state.Store(p.next)
+	ch := make(chan struct{})
+	close(*s.changed.Swap(&ch))
+	for _, r := range p.records {
+		s.log.Info("change", "actor", c.Actor, "action", r.action, "target", r.target, "version", version)
+	}
+	return p.next, nil
+}
+
+func mustJSON(v any) json.RawMessage {
+	if v == nil {
+		return json.RawMessage("null")
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only the package's own plain structs reach here.
+		panic("control: audit value does not marshal: " + err.Error())
+	}
+	return b
+}

@@ -1,0 +1,267 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/gate"
+)
+
+// GateRefusedError is returned when the gates refuse a forward move; it
+// carries the full report and unwraps to a gate_refused *domain.Error.
+type GateRefusedError struct {
+	Report gate.Report
+	err    *domain.Error
+}
+
+func (e *GateRefusedError) Error() string { return e.err.Message }
+func (e *GateRefusedError) Unwrap() error { return e.err }
+
+func refused(r gate.Report) error {
+	var failed []string
+	for _, p := range r.Partners {
+		if p.Pass {
+			continue
+		}
+		var checks []string
+		for _, c := range p.Checks {
+			if !c.Pass {
+				checks = append(checks, c.Name)
+			}
+		}
+		failed = append(failed, fmt.Sprintf("%s (%s)", p.Partner, strings.Join(checks, ", ")))
+	}
+	msg := "the gates refuse: " + strings.Join(failed, "; ")
+	if len(r.Partners) == 0 {
+		msg = "the gates refuse: no partners to judge"
+	}
+	return &GateRefusedError{Report: r, err: &domain.Error{Code: domain.CodeGateRefused, Message: msg}}
+}
+
+// SetStage moves one partner of a migration to stage to. A forward move goes
+// one step and passes the gates unless forced with a reason; a backward move
+// always passes. Forward moves are refused while the kill switch is on.
+func (s *Service) SetStage(ctx context.Context, c Change, key, partner string, to domain.Stage, force bool) (domain.PartnerStage, error) {
+	var out domain.PartnerStage
+	_, err := s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
+		ms, err := cur.Migration(key)
+		if err != nil {
+			return plan{}, err
+		}
+		p, err := cur.Partner(partner)
+		if err != nil {
+			return plan{}, err
+		}
+		from := ms.StageOf(p)
+		if err := domain.CheckTransition(from.Stage, to); err != nil {
+			return plan{}, err
+		}
+		if from.Stage == to {
+			out = from
+			return plan{}, nil
+		}
+		forward := to.Index() > from.Stage.Index()
+		if forward {
+			if err := s.checkForward(ctx, ms, []domain.PartnerStage{from}, c, force, now); err != nil {
+				return plan{}, err
+			}
+		}
+		out = domain.PartnerStage{Partner: partner, Stage: to, Since: now}
+		return plan{
+			next:   cur.withStages(key, []domain.PartnerStage{out}),
+			writes: func(tx Tx) error { return tx.PutStage(key, out) },
+			records: []record{{action: "stage.set", target: "migration/" + key + "/partner/" + partner,
+				before: from, after: map[string]any{"stage": to, "since": now, "forced": force && forward}}},
+		}, nil
+	})
+	return out, err
+}
+
+// checkForward refuses a forward move of partners (all at the same stage)
+// while the kill switch is on, without a reason when forced, and when the
+// gates do not pass unless forced.
+func (s *Service) checkForward(ctx context.Context, ms *MigrationState, from []domain.PartnerStage, c Change, force bool, now time.Time) error {
+	if ms.Reverted {
+		return domain.Errorf(domain.CodeMigrationReverted, "migration %q is reverted: resume it before moving partners forward", ms.Key)
+	}
+	if force {
+		if strings.TrimSpace(c.Reason) == "" {
+			return domain.Errorf(domain.CodeInvalid, "a forced move needs a reason")
+		}
+		return nil
+	}
+	if len(from) == 0 || !from[0].Stage.Gated() {
+		return nil
+	}
+	r, err := s.judge(ctx, ms, ms.Gates, from, now)
+	if err != nil {
+		return err
+	}
+	if !r.Pass {
+		return refused(r)
+	}
+	return nil
+}
+
+// judge evaluates gates g for the partners at their current stages.
+func (s *Service) judge(ctx context.Context, ms *MigrationState, g domain.Gates, partners []domain.PartnerStage, now time.Time) (gate.Report, error) {
+	r := gate.Report{Pass: len(partners) > 0, Partners: make([]gate.PartnerReport, 0, len(partners))}
+	for _, ps := range partners {
+		counts, err := s.stats.StageCounts(ctx, ms.Key, ps.Partner, ps.Stage, ps.Since)
+		if err != nil {
+			return gate.Report{}, domain.Internal("read comparison counts", err)
+		}
+		pr := gate.Judge(g, ps.Partner, ps.Stage, ps.Since, now, counts)
+		r.Pass = r.Pass && pr.Pass
+		r.Partners = append(r.Partners, pr)
+	}
+	return r, nil
+}
+
+// cohortMove is what advancing a cohort would do: the partners at the
+// cohort's lowest stage move one step forward.
+type cohortMove struct {
+	cohort   domain.Cohort
+	from, to domain.Stage
+	movers   []domain.PartnerStage
+}
+
+// planAdvance works out the move of a cohort, or why there is none.
+func planAdvance(cur *State, ms *MigrationState, name string) (cohortMove, error) {
+	co, err := ms.Cohort(name)
+	if err != nil {
+		return cohortMove{}, err
+	}
+	if len(co.Partners) == 0 {
+		return cohortMove{}, domain.Errorf(domain.CodeConflict, "cohort %q has no partners", name)
+	}
+	m := cohortMove{cohort: co, from: domain.StageDone}
+	stages := make([]domain.PartnerStage, 0, len(co.Partners))
+	for _, id := range co.Partners {
+		p, err := cur.Partner(id)
+		if err != nil {
+			return cohortMove{}, err
+		}
+		ps := ms.StageOf(p)
+		stages = append(stages, ps)
+		if ps.Stage.Index() < m.from.Index() {
+			m.from = ps.Stage
+		}
+	}
+	next, ok := m.from.Next()
+	if !ok {
+		return cohortMove{}, domain.Errorf(domain.CodeConflict, "cohort %q is done: every partner is on the new pipeline for good", name)
+	}
+	m.to = next
+	for _, ps := range stages {
+		if ps.Stage == m.from {
+			m.movers = append(m.movers, ps)
+		}
+	}
+	return m, nil
+}
+
+// CohortStage is the lowest stage of the cohort's partners: the stage the
+// cohort as a whole has reached.
+func (cur *State) CohortStage(ms *MigrationState, co domain.Cohort) domain.Stage {
+	lowest := domain.StageDone
+	for _, id := range co.Partners {
+		if p, ok := cur.Partners[id]; ok {
+			if st := ms.StageOf(p).Stage; st.Index() < lowest.Index() {
+				lowest = st
+			}
+		}
+	}
+	if len(co.Partners) == 0 {
+		return domain.StageLegacy
+	}
+	return lowest
+}
+
+// Gate returns the gate report for advancing a cohort now.
+func (s *Service) Gate(ctx context.Context, key, cohort string) (gate.Report, error) {
+	cur := s.State()
+	ms, err := cur.Migration(key)
+	if err != nil {
+		return gate.Report{}, err
+	}
+	m, err := planAdvance(cur, ms, cohort)
+	if err != nil {
+		return gate.Report{}, err
+	}
+	if !m.from.Gated() {
+		// Nothing to judge: legacy → shadow changes nothing a partner sees.
+		r := gate.Report{Pass: true}
+		for _, ps := range m.movers {
+			r.Partners = append(r.Partners, gate.PartnerReport{Partner: ps.Partner, Stage: ps.Stage, Pass: true, Checks: []gate.Check{}})
+		}
+		return r, nil
+	}
+	return s.judge(ctx, ms, cohortGates(ms, m.cohort), m.movers, s.now().UTC())
+}
+
+// AdvanceResult is a cohort's move.
+type AdvanceResult struct {
+	Cohort   string       `json:"cohort"`
+	From     domain.Stage `json:"from"`
+	To       domain.Stage `json:"to"`
+	Partners []string     `json:"partners"`
+}
+
+// Advance moves the partners at a cohort's lowest stage one stage forward,
+// all of them or none: only if the gates pass for each, unless forced with a
+// reason. Partners already ahead of the others stay where they are.
+func (s *Service) Advance(ctx context.Context, c Change, key, cohort string, force bool) (AdvanceResult, error) {
+	var out AdvanceResult
+	_, err := s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
+		ms, err := cur.Migration(key)
+		if err != nil {
+			return plan{}, err
+		}
+		m, err := planAdvance(cur, ms, cohort)
+		if err != nil {
+			return plan{}, err
+		}
+		g := ms.Migration
+		g.Gates = cohortGates(ms, m.cohort)
+		if err := s.checkForward(ctx, &MigrationState{Migration: g}, m.movers, c, force, now); err != nil {
+			return plan{}, err
+		}
+		moved := make([]domain.PartnerStage, len(m.movers))
+		out = AdvanceResult{Cohort: cohort, From: m.from, To: m.to, Partners: make([]string, len(m.movers))}
+		for i, ps := range m.movers {
+			moved[i] = domain.PartnerStage{Partner: ps.Partner, Stage: m.to, Since: now}
+			out.Partners[i] = ps.Partner
+		}
+		return plan{
+			next: cur.withStages(key, moved),
+			writes: func(tx Tx) error {
+				for _, ps := range moved {
+					if err := tx.PutStage(key, ps); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+			records: []record{{action: "cohort.advance", target: "migration/" + key + "/cohort/" + cohort,
+				before: map[string]any{"stage": m.from, "partners": out.Partners},
+				after:  map[string]any{"stage": m.to, "forced": force}}},
+		}, nil
+	})
+	return out, err
+}
+
+func cohortGates(ms *MigrationState, co domain.Cohort) domain.Gates {
+	if co.Gates != nil {
+		return *co.Gates
+	}
+	return ms.Gates
+}
+
+// StageCounts returns the comparison counts of a partner in its stage.
+func (s *Service) StageCounts(ctx context.Context, key string, ps domain.PartnerStage) (gate.Counts, error) {
+	return s.stats.StageCounts(ctx, key, ps.Partner, ps.Stage, ps.Since)
+}

@@ -1,0 +1,199 @@
+package domain
+
+import (
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Class is the outcome of comparing the two pipelines' effects for one event.
+type Class string
+
+const (
+	ClassEqual          Class = "equal"
+	ClassValueDiff      Class = "value_diff"
+	ClassTypeMismatch   Class = "type_mismatch"
+	ClassMissing        Class = "missing"
+	ClassExtra          Class = "extra"
+	ClassEmpty          Class = "empty"
+	ClassErrorAsymmetry Class = "error_asymmetry"
+	ClassShadowError    Class = "shadow_error"
+	ClassSkipped        Class = "skipped"
+)
+
+// Classes lists every class in a stable order.
+var Classes = []Class{ClassEqual, ClassValueDiff, ClassTypeMismatch, ClassMissing, ClassExtra,
+	ClassEmpty, ClassErrorAsymmetry, ClassShadowError, ClassSkipped}
+
+// Valid reports whether c is a known class.
+func (c Class) Valid() bool {
+	for _, x := range Classes {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// Compared reports whether both sides answered: skipped and shadow_error are
+// coverage gaps, not comparisons.
+func (c Class) Compared() bool { return c != ClassSkipped && c != ClassShadowError }
+
+// Mismatched reports whether c is a comparison that did not come out equal.
+func (c Class) Mismatched() bool { return c.Compared() && c != ClassEqual }
+
+// Pipeline is one of a migration's two pipelines.
+type Pipeline struct {
+	URL string `json:"url"`
+}
+
+// Pipelines are the old and the rewritten pipeline of a migration.
+type Pipelines struct {
+	Legacy Pipeline `json:"legacy"`
+	New    Pipeline `json:"new"`
+}
+
+// CompareRules normalize effects before they are diffed.
+type CompareRules struct {
+	Ignore []string `json:"ignore"` // JSON paths such as fields.updatedAt
+	Sets   []string `json:"sets"`   // paths of slices compared as sets
+}
+
+// Gates decide whether partners may move forward from shadow or new.
+type Gates struct {
+	MinComparisons        int     `json:"minComparisons"`
+	MaxMismatchRate       float64 `json:"maxMismatchRate"`
+	ZeroTolerance         []Class `json:"zeroTolerance"`
+	MinBakeSeconds        int     `json:"minBakeSeconds"`
+	MaxErrorRate          float64 `json:"maxErrorRate"`
+	MinCoverage           float64 `json:"minCoverage"`
+	MinComparisonsPerType int     `json:"minComparisonsPerType"`
+}
+
+// DefaultGates are the gates of API.md.
+func DefaultGates() Gates {
+	return Gates{
+		MinComparisons:  200,
+		MaxMismatchRate: 0.001,
+		ZeroTolerance:   []Class{ClassTypeMismatch, ClassMissing, ClassEmpty, ClassErrorAsymmetry},
+		MinBakeSeconds:  3600,
+		MaxErrorRate:    0.01,
+		MinCoverage:     0.99,
+	}
+}
+
+// Validate checks the gates' ranges.
+func (g Gates) Validate() error {
+	switch {
+	case g.MinComparisons < 0 || g.MinComparisonsPerType < 0 || g.MinBakeSeconds < 0:
+		return Errorf(CodeInvalid, "gates: minComparisons, minComparisonsPerType and minBakeSeconds must not be negative")
+	case !isRate(g.MaxMismatchRate) || !isRate(g.MaxErrorRate) || !isRate(g.MinCoverage):
+		return Errorf(CodeInvalid, "gates: maxMismatchRate, maxErrorRate and minCoverage must be between 0 and 1")
+	}
+	for _, c := range g.ZeroTolerance {
+		if !c.Mismatched() {
+			return Errorf(CodeInvalid, "gates: zeroTolerance class %q is not a mismatch class: use value_diff, type_mismatch, missing, extra, empty or error_asymmetry", c)
+		}
+	}
+	return nil
+}
+
+// GuardScope is what the guard reverts when it trips.
+type GuardScope string
+
+const (
+	ScopePartner   GuardScope = "partner"
+	ScopeCohort    GuardScope = "cohort"
+	ScopeMigration GuardScope = "migration"
+)
+
+// Guard reverts automatically when a partner on the new pipeline misbehaves.
+type Guard struct {
+	Scope           GuardScope `json:"scope"`
+	Window          int        `json:"window"`
+	MaxMismatchRate float64    `json:"maxMismatchRate"`
+	MaxErrorRate    float64    `json:"maxErrorRate"`
+}
+
+// DefaultGuard reverts one partner past 1% mismatches or 5% errors over the
+// last 200 comparisons, and on any zero-tolerance class at once.
+func DefaultGuard() Guard {
+	return Guard{Scope: ScopePartner, Window: 200, MaxMismatchRate: 0.01, MaxErrorRate: 0.05}
+}
+
+// Validate checks the guard's settings.
+func (g Guard) Validate() error {
+	switch {
+	case g.Scope != ScopePartner && g.Scope != ScopeCohort && g.Scope != ScopeMigration:
+		return Errorf(CodeInvalid, "guard: scope %q is unknown: use partner, cohort or migration", g.Scope)
+	case g.Window < 1 || g.Window > 100000:
+		return Errorf(CodeInvalid, "guard: window must be between 1 and 100000 comparisons")
+	case !isRate(g.MaxMismatchRate) || !isRate(g.MaxErrorRate):
+		return Errorf(CodeInvalid, "guard: maxMismatchRate and maxErrorRate must be between 0 and 1")
+	}
+	return nil
+}
+
+// Migration is the unit a flag stands for; Key is the flag key.
+type Migration struct {
+	Key         string       `json:"key"`
+	Description string       `json:"description"`
+	Pipelines   Pipelines    `json:"pipelines"`
+	Compare     CompareRules `json:"compare"`
+	Gates       Gates        `json:"gates"`
+	Guard       Guard        `json:"guard"`
+	// Reverted is the kill switch: while on, every partner evaluates to legacy.
+	Reverted  bool      `json:"reverted"`
+	Seq       uint64    `json:"seq"` // creation order: the ingress default is the first
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Validate checks the migration's settings.
+func (m Migration) Validate() error {
+	if err := CheckID("migration", m.Key); err != nil {
+		return err
+	}
+	if len(m.Description) > 2000 {
+		return Errorf(CodeInvalid, "description is longer than 2000 characters")
+	}
+	for name, p := range map[string]Pipeline{"legacy": m.Pipelines.Legacy, "new": m.Pipelines.New} {
+		if err := checkPipelineURL(p.URL); err != nil {
+			return Errorf(CodeInvalid, "pipelines.%s.url: %s", name, err.Error())
+		}
+	}
+	for _, p := range append(append([]string(nil), m.Compare.Ignore...), m.Compare.Sets...) {
+		if !validPath(p) {
+			return Errorf(CodeInvalid, "compare: path %q is invalid: use dot-separated field names such as fields.updatedAt", p)
+		}
+	}
+	if err := m.Gates.Validate(); err != nil {
+		return err
+	}
+	return m.Guard.Validate()
+}
+
+func checkPipelineURL(s string) error {
+	if s == "" {
+		return Errorf(CodeInvalid, "is required")
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return Errorf(CodeInvalid, "%q is not an http or https URL", s)
+	}
+	return nil
+}
+
+func validPath(p string) bool {
+	if p == "" || len(p) > 200 {
+		return false
+	}
+	for _, part := range strings.Split(p, ".") {
+		if part == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func isRate(f float64) bool { return f >= 0 && f <= 1 }

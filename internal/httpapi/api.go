@@ -1,0 +1,174 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/domain"
+)
+
+// API is the control service's HTTP API.
+type API struct {
+	svc     *control.Service
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *httpMetrics
+	router  *mux.Router
+}
+
+// principal is the authenticated caller.
+type principal struct {
+	name string
+	role domain.Role
+}
+
+func (p principal) change(reason string) control.Change {
+	return control.Change{Actor: p.name, Reason: reason}
+}
+
+// handlerFunc is an endpoint: it writes its answer, or returns an error
+// that the API writes.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal) error
+
+// New returns the API of svc. Its metrics, and reg's other collectors, are
+// served at /metrics.
+func New(svc *control.Service, log *slog.Logger, reg *prometheus.Registry) *API {
+	a := &API{svc: svc, log: log, reg: reg, router: mux.NewRouter()}
+	a.metrics = newHTTPMetrics(reg)
+	reg.MustRegister(stateCollector{svc})
+	a.routes()
+	return a
+}
+
+// ServeHTTP serves the API.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.router.ServeHTTP(w, r) }
+
+// Router returns the router so that other parts (ingress, UI) can add
+// routes beside the API's.
+func (a *API) Router() *mux.Router { return a.router }
+
+func (a *API) routes() {
+	r := a.router
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeError(w, req, a.log, domain.Errorf(domain.CodeNotFound, "no endpoint %s %s", req.Method, req.URL.Path))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeError(w, req, a.log, &domain.Error{Code: codeMethodNotAllowed, Message: "method " + req.Method + " is not allowed on " + req.URL.Path})
+	})
+	r.Handle("/healthz", a.open("healthz", a.healthz)).Methods(http.MethodGet)
+	r.Handle("/readyz", a.open("readyz", a.readyz)).Methods(http.MethodGet)
+	r.Handle("/metrics", a.metrics.instrument("metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))).Methods(http.MethodGet)
+
+	for _, rt := range a.endpoints() {
+		r.Handle(rt.path, a.authed(rt.name, rt.role, rt.h)).Methods(rt.method)
+	}
+}
+
+// endpoint is one authenticated route.
+type endpoint struct {
+	method, path, name string
+	role               domain.Role
+	h                  handlerFunc
+}
+
+// endpoints lists every authenticated route with the role it needs.
+func (a *API) endpoints() []endpoint {
+	const (
+		viewer, operator, admin, router = domain.RoleViewer, domain.RoleOperator, domain.RoleAdmin, domain.RoleRouter
+		get, put, post, del             = http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete
+		mig                             = "/v1/migrations/{key}"
+	)
+	return []endpoint{
+		{post, "/v1/tokens", "tokens.create", admin, a.createToken},
+		{get, "/v1/tokens", "tokens.list", admin, a.listTokens},
+		{del, "/v1/tokens/{name}", "tokens.revoke", admin, a.deleteToken},
+		{put, "/v1/partners/{id}", "partners.put", admin, a.putPartner},
+		{get, "/v1/partners", "partners.list", viewer, a.listPartners},
+		{get, "/v1/partners/{id}", "partners.get", viewer, a.getPartner},
+		{put, mig, "migrations.put", admin, a.putMigration},
+		{get, "/v1/migrations", "migrations.list", viewer, a.listMigrations},
+		{get, mig, "migrations.get", viewer, a.getMigration},
+		{put, mig + "/partners/{id}", "stages.put", operator, a.putStage},
+		{get, mig + "/partners", "stages.list", viewer, a.listStages},
+		{put, mig + "/cohorts/{name}", "cohorts.put", admin, a.putCohort},
+		{get, mig + "/cohorts", "cohorts.list", viewer, a.listCohorts},
+		{get, mig + "/cohorts/{name}/gate", "cohorts.gate", viewer, a.gate},
+		{post, mig + "/cohorts/{name}/advance", "cohorts.advance", operator, a.advance},
+		{post, mig + "/revert", "migrations.revert", operator, a.revert},
+		{post, mig + "/resume", "migrations.resume", operator, a.resume},
+		{post, "/v1/revert", "revert.all", operator, a.revertAll},
+		{post, "/v1/evaluate", "evaluate", viewer, a.evaluate},
+		{get, "/v1/snapshot", "snapshot", viewer, a.snapshot},
+		{get, "/v1/audit", "audit", viewer, a.auditLog},
+	}
+}
+
+// open wraps an endpoint that needs no token.
+func (a *API) open(name string, h handlerFunc) http.Handler {
+	return a.metrics.instrument(name, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r, principal{}); err != nil {
+			writeError(w, r, a.log, err)
+		}
+	}))
+}
+
+// authed wraps an endpoint that needs a token of role need.
+func (a *API) authed(name string, need domain.Role, h handlerFunc) http.Handler {
+	return a.metrics.instrument(name, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := a.authenticate(r)
+		if err == nil && !p.role.Allows(need) {
+			err = domain.Errorf(domain.CodePermissionDenied, "this needs the %s role; the token %q has %s", need, p.name, p.role)
+		}
+		if err == nil {
+			err = h(w, r, p)
+		}
+		if err != nil {
+			writeError(w, r, a.log, err)
+		}
+	}))
+}
+
+// authenticate reads the bearer token of r.
+func (a *API) authenticate(r *http.Request) (principal, error) {
+	h := r.Header.Get("Authorization")
+	scheme, secret, ok := strings.Cut(h, " ")
+	if h == "" {
+		return principal{}, domain.Errorf(domain.CodeUnauthenticated, "send a token as Authorization: Bearer TOKEN")
+	}
+	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
+		return principal{}, domain.Errorf(domain.CodeUnauthenticated, "the Authorization header must be Bearer TOKEN")
+	}
+	t, err := a.svc.Authenticate(strings.TrimSpace(secret))
+	if err != nil {
+		return principal{}, err
+	}
+	return principal{name: t.Name, role: t.Role}, nil
+}
+
+func (a *API) healthz(w http.ResponseWriter, r *http.Request, _ principal) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request, _ principal) error {
+	st := a.svc.State()
+	if st == nil || st.Flags() == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "snapshotVersion": st.Version})
+	return nil
+}
+
+// Shutdown-safe server settings shared by every listener of the binary.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	IdleTimeout       = 120 * time.Second
+)
