@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/switchbackhq/switchback/internal/audit"
 	"github.com/switchbackhq/switchback/internal/client"
@@ -142,9 +143,20 @@ type cohortStatus struct {
 	Stage    domain.Stage `json:"stage"`
 }
 
+type routerStatus struct {
+	ID              string    `json:"id"`
+	LastSeen        time.Time `json:"lastSeen"`
+	SnapshotVersion uint64    `json:"snapshotVersion"`
+	Confirmed       bool      `json:"confirmed"`
+}
+
 func status(ctx context.Context, c *client.Client, r *verbRun) error {
 	var ms []migrationStatus
 	if err := c.Do(ctx, http.MethodGet, "/v1/migrations", nil, &ms); err != nil {
+		return err
+	}
+	var routers []routerStatus
+	if err := c.Do(ctx, http.MethodGet, "/v1/routers", nil, &routers); err != nil {
 		return err
 	}
 	for i := range ms {
@@ -153,12 +165,45 @@ func status(ctx context.Context, c *client.Client, r *verbRun) error {
 		}
 	}
 	if r.json {
-		return printJSON(r.out, ms)
+		return printJSON(r.out, map[string]any{"migrations": ms, "routers": routers})
 	}
 	if len(ms) == 0 {
 		fmt.Fprintln(r.out, "no migrations yet: create one with PUT /v1/migrations/{key}")
-		return nil
+	} else {
+		printMigrations(r.out, ms)
 	}
+	printRouters(r.out, routers)
+	return nil
+}
+
+// printRouters shows which routers hold the current snapshot: after a
+// revert, every line should say "yes".
+func printRouters(w io.Writer, routers []routerStatus) {
+	if len(routers) == 0 {
+		fmt.Fprintln(w, "\nno router has reported yet")
+		return
+	}
+	confirmed := 0
+	for _, rt := range routers {
+		if rt.Confirmed {
+			confirmed++
+		}
+	}
+	fmt.Fprintf(w, "\nrouters: %d of %d hold the current snapshot\n", confirmed, len(routers))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROUTER\tSNAPSHOT\tCURRENT\tLAST SEEN")
+	for _, rt := range routers {
+		cur := "no"
+		if rt.Confirmed {
+			cur = "yes"
+		}
+		fmt.Fprintf(tw, "%s\tv%d\t%s\t%s\n", rt.ID, rt.SnapshotVersion, cur, rt.LastSeen.Format(time.RFC3339))
+	}
+	tw.Flush()
+}
+
+func printMigrations(w io.Writer, ms []migrationStatus) {
+	r := struct{ out io.Writer }{w}
 	tw := tabwriter.NewWriter(r.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MIGRATION\tKILL SWITCH\tLEGACY\tSHADOW\tNEW\tDONE\tSNAPSHOT")
 	for _, m := range ms {
@@ -182,7 +227,6 @@ func status(ctx context.Context, c *client.Client, r *verbRun) error {
 		}
 		tw.Flush()
 	}
-	return nil
 }
 
 // --- gates

@@ -151,6 +151,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	}
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: httpapi.ReadHeaderTimeout, IdleTimeout: httpapi.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv.RegisterOnShutdown(api.Close) // snapshot streams never go idle by themselves
 	fmt.Fprintf(stdout, "switchback: listening on http://%s\n", ln.Addr())
 	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "snapshotVersion", svc.State().Version)
 

@@ -72,6 +72,7 @@ type Service struct {
 	tokens  atomic.Pointer[map[string]domain.Token] // by hex SHA-256 of the secret
 	changed atomic.Pointer[chan struct{}]           // closed when a new State is published
 	reverts atomic.Uint64
+	routers routers
 }
 
 // New loads the store and returns a service publishing its state.

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -16,11 +17,33 @@ import (
 
 // API is the control service's HTTP API.
 type API struct {
-	svc     *control.Service
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	metrics *httpMetrics
-	router  *mux.Router
+	svc         *control.Service
+	log         *slog.Logger
+	reg         *prometheus.Registry
+	metrics     *httpMetrics
+	subscribers prometheus.Gauge
+	router      *mux.Router
+	opts        options
+	closing     chan struct{}
+	closeOnce   sync.Once
+}
+
+type options struct {
+	Heartbeat          time.Duration
+	StreamWriteTimeout time.Duration
+}
+
+// Option changes a setting of the API.
+type Option func(*options)
+
+// WithHeartbeat sets how often an idle snapshot stream sends a heartbeat
+// comment; the default is 15 s.
+func WithHeartbeat(d time.Duration) Option { return func(o *options) { o.Heartbeat = d } }
+
+// WithStreamWriteTimeout sets how long one write to a stream subscriber may
+// take before the subscription is dropped; the default is 10 s.
+func WithStreamWriteTimeout(d time.Duration) Option {
+	return func(o *options) { o.StreamWriteTimeout = d }
 }
 
 // principal is the authenticated caller.
@@ -39,13 +62,23 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal) error
 
 // New returns the API of svc. Its metrics, and reg's other collectors, are
 // served at /metrics.
-func New(svc *control.Service, log *slog.Logger, reg *prometheus.Registry) *API {
-	a := &API{svc: svc, log: log, reg: reg, router: mux.NewRouter()}
+func New(svc *control.Service, log *slog.Logger, reg *prometheus.Registry, opts ...Option) *API {
+	a := &API{svc: svc, log: log, reg: reg, router: mux.NewRouter(), closing: make(chan struct{}),
+		opts: options{Heartbeat: 15 * time.Second, StreamWriteTimeout: 10 * time.Second}}
+	for _, o := range opts {
+		o(&a.opts)
+	}
 	a.metrics = newHTTPMetrics(reg)
-	reg.MustRegister(stateCollector{svc})
+	a.subscribers = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchback_snapshot_stream_subscribers", Help: "Clients connected to the snapshot stream."})
+	reg.MustRegister(stateCollector{svc}, a.subscribers)
 	a.routes()
 	return a
 }
+
+// Close ends every snapshot stream, so that a server's graceful shutdown
+// need not wait for them; register it with http.Server.RegisterOnShutdown.
+func (a *API) Close() { a.closeOnce.Do(func() { close(a.closing) }) }
 
 // ServeHTTP serves the API.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.router.ServeHTTP(w, r) }
@@ -106,6 +139,11 @@ func (a *API) endpoints() []endpoint {
 		{post, "/v1/revert", "revert.all", operator, a.revertAll},
 		{post, "/v1/evaluate", "evaluate", viewer, a.evaluate},
 		{get, "/v1/snapshot", "snapshot", viewer, a.snapshot},
+		{get, "/v1/snapshot/stream", "snapshot.stream", viewer, a.stream},
+		{post, "/v1/reports", "reports", router, a.report},
+		{get, "/v1/routers", "routers", viewer, a.listRouters},
+		{post, "/ofrep/v1/evaluate/flags/{key}", "ofrep.evaluate", viewer, a.ofrepEvaluate},
+		{post, "/ofrep/v1/evaluate/flags", "ofrep.bulk", viewer, a.ofrepBulk},
 		{get, "/v1/audit", "audit", viewer, a.auditLog},
 	}
 }
@@ -138,9 +176,13 @@ func (a *API) authed(name string, need domain.Role, h handlerFunc) http.Handler 
 // authenticate reads the bearer token of r.
 func (a *API) authenticate(r *http.Request) (principal, error) {
 	h := r.Header.Get("Authorization")
+	if h == "" && r.Header.Get("X-API-Key") != "" {
+		// OFREP clients may send the token as an API key instead.
+		h = "Bearer " + r.Header.Get("X-API-Key")
+	}
 	scheme, secret, ok := strings.Cut(h, " ")
 	if h == "" {
-		return principal{}, domain.Errorf(domain.CodeUnauthenticated, "send a token as Authorization: Bearer TOKEN")
+		return principal{}, domain.Errorf(domain.CodeUnauthenticated, "send a token as Authorization: Bearer TOKEN (or X-API-Key: TOKEN)")
 	}
 	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
 		return principal{}, domain.Errorf(domain.CodeUnauthenticated, "the Authorization header must be Bearer TOKEN")

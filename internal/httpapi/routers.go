@@ -1,0 +1,55 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/domain"
+)
+
+// report takes a router's report: the snapshot version it holds and, from
+// ingress routers, its journal figures.
+func (a *API) report(w http.ResponseWriter, r *http.Request, p principal) error {
+	var req struct {
+		Router          string          `json:"router"`
+		SnapshotVersion uint64          `json:"snapshotVersion"`
+		Journal         json.RawMessage `json:"journal"`
+	}
+	if err := decode(w, r, &req, false); err != nil {
+		return err
+	}
+	if err := domain.CheckID("router", req.Router); err != nil {
+		return err
+	}
+	if len(req.Journal) > 0 && req.Journal[0] != '{' {
+		return domain.Errorf(domain.CodeInvalid, "journal must be a JSON object")
+	}
+	if string(req.Journal) == "null" {
+		req.Journal = nil
+	}
+	if cur := a.svc.State().Version; req.SnapshotVersion > cur {
+		return domain.Errorf(domain.CodeInvalid, "snapshotVersion %d is newer than the current version %d", req.SnapshotVersion, cur)
+	}
+	a.svc.ReportRouter(control.Router{ID: req.Router, SnapshotVersion: req.SnapshotVersion, Journal: req.Journal})
+	writeJSON(w, http.StatusAccepted, map[string]uint64{"snapshotVersion": a.svc.State().Version})
+	return nil
+}
+
+type routerView struct {
+	control.Router
+	// Confirmed is true when the router holds the current snapshot version.
+	Confirmed bool `json:"confirmed"`
+}
+
+func (a *API) listRouters(w http.ResponseWriter, r *http.Request, _ principal) error {
+	cur := a.svc.State().Version
+	out := []routerView{}
+	for _, rt := range a.svc.Routers() {
+		out = append(out, routerView{Router: rt, Confirmed: rt.SnapshotVersion == cur})
+	}
+	w.Header().Set("X-Snapshot-Version", strconv.FormatUint(cur, 10))
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
