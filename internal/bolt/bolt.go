@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -166,6 +167,9 @@ func (s *Store) Update(ctx context.Context, fn func(control.Tx) error) error {
 // AuditLog returns up to limit entries with seq > after.
 func (s *Store) AuditLog(ctx context.Context, after uint64, limit int) ([]domain.AuditEntry, error) {
 	out := []domain.AuditEntry{}
+	if after == math.MaxUint64 {
+		return out, nil // nothing follows the last possible seq; after+1 would wrap
+	}
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {

@@ -91,7 +91,7 @@ func (g Gates) Validate() error {
 		return Errorf(CodeInvalid, "gates: maxMismatchRate, maxErrorRate and minCoverage must be between 0 and 1")
 	}
 	for _, c := range g.ZeroTolerance {
-		if !c.Mismatched() {
+		if !c.Valid() || !c.Mismatched() {
 			return Errorf(CodeInvalid, "gates: zeroTolerance class %q is not a mismatch class: use value_diff, type_mismatch, missing, extra, empty or error_asymmetry", c)
 		}
 	}

@@ -144,10 +144,14 @@ func (a *API) ofrepBulk(w http.ResponseWriter, r *http.Request, _ principal) err
 	return nil
 }
 
-// etagMatch reports whether an If-None-Match header names etag.
+// etagMatch reports whether an If-None-Match header names etag, with the
+// weak comparison that RFC 9110 prescribes for If-None-Match.
 func etagMatch(header, etag string) bool {
+	if header == "" {
+		return false
+	}
 	for _, t := range strings.Split(header, ",") {
-		t = strings.TrimSpace(t)
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
 		if t == "*" || t == etag {
 			return true
 		}
