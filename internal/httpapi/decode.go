@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/switchbackhq/switchback/internal/domain"
@@ -32,19 +34,19 @@ func decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error 
 			return &domain.Error{Code: codeUnsupportedMedia, Message: "send the body as Content-Type: application/json"}
 		}
 	}
-	dec := json.NewDecoder(body)
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return decodeError(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return decodeError(err)
-		}
 		return domain.Errorf(domain.CodeInvalid, "the body must hold a single JSON object")
 	}
-	return nil
+	return checkKeys(data, reflect.TypeOf(v), "")
 }
 
 func decodeError(err error) error {

@@ -102,4 +102,3 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
-
