@@ -33,7 +33,9 @@ type APIError struct {
 	Gate    json.RawMessage `json:"-"`
 }
 
-func (e *APIError) Error() string { return fmt.Sprintf("%s (%s, HTTP %d)", e.Message, e.Code, e.Status) }
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s (%s, HTTP %d)", e.Message, e.Code, e.Status)
+}
 
 // Do sends method path with body (nil for none) and decodes a 2xx answer
 // into out (nil to discard). A non-2xx answer is an *APIError.

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
@@ -66,9 +67,13 @@ func (s *Service) PutCohort(ctx context.Context, c Change, key string, co domain
 				return plan{}, domain.Errorf(domain.CodeConflict, "partner %q is already in cohort %q of migration %q: remove it from there first", p, other, key)
 			}
 		}
-		co.UpdatedAt = now
 		old, err := ms.Cohort(co.Name)
 		created = err != nil
+		if !created && old.Order == co.Order && slices.Equal(old.Partners, co.Partners) && reflect.DeepEqual(old.Gates, co.Gates) {
+			co = old
+			return plan{}, nil
+		}
+		co.UpdatedAt = now
 		rec := record{action: "cohort.create", target: "migration/" + key + "/cohort/" + co.Name, after: co}
 		if !created {
 			rec.action, rec.before = "cohort.update", old

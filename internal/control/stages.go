@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,9 +45,18 @@ func refused(r gate.Report) error {
 // SetStage moves one partner of a migration to stage to. A forward move goes
 // one step and passes the gates unless forced with a reason; a backward move
 // always passes. Forward moves are refused while the kill switch is on.
+//
+// The gates are judged on the published state before the change lock is
+// taken, since they read comparison counts: a revert never waits behind
+// them. Under the lock the move is checked again, so a revert that landed
+// meanwhile wins and the move is refused.
 func (s *Service) SetStage(ctx context.Context, c Change, key, partner string, to domain.Stage, force bool) (domain.PartnerStage, error) {
+	judged, err := s.prejudgeStage(ctx, c, key, partner, to, force)
+	if err != nil {
+		return domain.PartnerStage{}, err
+	}
 	var out domain.PartnerStage
-	_, err := s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
+	_, err = s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
 		ms, err := cur.Migration(key)
 		if err != nil {
 			return plan{}, err
@@ -65,8 +75,11 @@ func (s *Service) SetStage(ctx context.Context, c Change, key, partner string, t
 		}
 		forward := to.Index() > from.Stage.Index()
 		if forward {
-			if err := s.checkForward(ctx, ms, []domain.PartnerStage{from}, c, force, now); err != nil {
+			if err := forwardAllowed(ms, c, force); err != nil {
 				return plan{}, err
+			}
+			if judged != nil && *judged != from {
+				return plan{}, domain.Errorf(domain.CodeConflict, "partner %q moved while its gates were judged: try again", partner)
 			}
 		}
 		out = domain.PartnerStage{Partner: partner, Stage: to, Since: now}
@@ -80,37 +93,63 @@ func (s *Service) SetStage(ctx context.Context, c Change, key, partner string, t
 	return out, err
 }
 
-// checkForward refuses a forward move of partners (all at the same stage)
-// while the kill switch is on, without a reason when forced, and when the
-// gates do not pass unless forced.
-func (s *Service) checkForward(ctx context.Context, ms *MigrationState, from []domain.PartnerStage, c Change, force bool, now time.Time) error {
+// prejudgeStage judges the gates for a gated forward move on the published
+// state and returns the stage record it judged, or nil when nothing needed
+// judging.
+func (s *Service) prejudgeStage(ctx context.Context, c Change, key, partner string, to domain.Stage, force bool) (*domain.PartnerStage, error) {
+	cur := s.State()
+	ms, err := cur.Migration(key)
+	if err != nil {
+		return nil, err
+	}
+	p, err := cur.Partner(partner)
+	if err != nil {
+		return nil, err
+	}
+	from := ms.StageOf(p)
+	if to.Index() <= from.Stage.Index() || domain.CheckTransition(from.Stage, to) != nil {
+		return nil, nil // backward, no-op or refused under the lock with its reason
+	}
+	if err := forwardAllowed(ms, c, force); err != nil {
+		return nil, err
+	}
+	if force || !from.Stage.Gated() {
+		return nil, nil
+	}
+	// A partner in a cohort is judged by its cohort's gates, as an advance
+	// of the cohort would judge it.
+	g := ms.Gates
+	if name := ms.CohortOf(partner); name != "" {
+		co, _ := ms.Cohort(name)
+		g = cohortGates(ms, co)
+	}
+	r, err := s.judge(ctx, ms.Key, g, []domain.PartnerStage{from}, s.now().UTC())
+	if err != nil {
+		return nil, err
+	}
+	if !r.Pass {
+		return nil, refused(r)
+	}
+	return &from, nil
+}
+
+// forwardAllowed refuses a forward move while the kill switch is on, and a
+// forced one without a reason.
+func forwardAllowed(ms *MigrationState, c Change, force bool) error {
 	if ms.Reverted {
 		return domain.Errorf(domain.CodeMigrationReverted, "migration %q is reverted: resume it before moving partners forward", ms.Key)
 	}
-	if force {
-		if strings.TrimSpace(c.Reason) == "" {
-			return domain.Errorf(domain.CodeInvalid, "a forced move needs a reason")
-		}
-		return nil
-	}
-	if len(from) == 0 || !from[0].Stage.Gated() {
-		return nil
-	}
-	r, err := s.judge(ctx, ms, ms.Gates, from, now)
-	if err != nil {
-		return err
-	}
-	if !r.Pass {
-		return refused(r)
+	if force && strings.TrimSpace(c.Reason) == "" {
+		return domain.Errorf(domain.CodeInvalid, "a forced move needs a reason")
 	}
 	return nil
 }
 
 // judge evaluates gates g for the partners at their current stages.
-func (s *Service) judge(ctx context.Context, ms *MigrationState, g domain.Gates, partners []domain.PartnerStage, now time.Time) (gate.Report, error) {
+func (s *Service) judge(ctx context.Context, key string, g domain.Gates, partners []domain.PartnerStage, now time.Time) (gate.Report, error) {
 	r := gate.Report{Pass: len(partners) > 0, Partners: make([]gate.PartnerReport, 0, len(partners))}
 	for _, ps := range partners {
-		counts, err := s.stats.StageCounts(ctx, ms.Key, ps.Partner, ps.Stage, ps.Since)
+		counts, err := s.stats.StageCounts(ctx, key, ps.Partner, ps.Stage, ps.Since)
 		if err != nil {
 			return gate.Report{}, domain.Internal("read comparison counts", err)
 		}
@@ -200,7 +239,7 @@ func (s *Service) Gate(ctx context.Context, key, cohort string) (gate.Report, er
 		}
 		return r, nil
 	}
-	return s.judge(ctx, ms, cohortGates(ms, m.cohort), m.movers, s.now().UTC())
+	return s.judge(ctx, ms.Key, cohortGates(ms, m.cohort), m.movers, s.now().UTC())
 }
 
 // AdvanceResult is a cohort's move.
@@ -214,9 +253,34 @@ type AdvanceResult struct {
 // Advance moves the partners at a cohort's lowest stage one stage forward,
 // all of them or none: only if the gates pass for each, unless forced with a
 // reason. Partners already ahead of the others stay where they are.
+//
+// As with SetStage, the gates are judged before the change lock is taken
+// and the move is checked again under it: a revert that lands while the
+// gates are judged wins, and the advance is refused.
 func (s *Service) Advance(ctx context.Context, c Change, key, cohort string, force bool) (AdvanceResult, error) {
+	pre := s.State()
+	ms, err := pre.Migration(key)
+	if err != nil {
+		return AdvanceResult{}, err
+	}
+	judged, err := planAdvance(pre, ms, cohort)
+	if err != nil {
+		return AdvanceResult{}, err
+	}
+	if err := forwardAllowed(ms, c, force); err != nil {
+		return AdvanceResult{}, err
+	}
+	if !force && judged.from.Gated() {
+		r, err := s.judge(ctx, key, cohortGates(ms, judged.cohort), judged.movers, s.now().UTC())
+		if err != nil {
+			return AdvanceResult{}, err
+		}
+		if !r.Pass {
+			return AdvanceResult{}, refused(r)
+		}
+	}
 	var out AdvanceResult
-	_, err := s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
+	_, err = s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
 		ms, err := cur.Migration(key)
 		if err != nil {
 			return plan{}, err
@@ -225,10 +289,11 @@ func (s *Service) Advance(ctx context.Context, c Change, key, cohort string, for
 		if err != nil {
 			return plan{}, err
 		}
-		g := ms.Migration
-		g.Gates = cohortGates(ms, m.cohort)
-		if err := s.checkForward(ctx, &MigrationState{Migration: g}, m.movers, c, force, now); err != nil {
+		if err := forwardAllowed(ms, c, force); err != nil {
 			return plan{}, err
+		}
+		if m.from != judged.from || !slices.Equal(m.movers, judged.movers) {
+			return plan{}, domain.Errorf(domain.CodeConflict, "cohort %q changed while its gates were judged: try again", cohort)
 		}
 		moved := make([]domain.PartnerStage, len(m.movers))
 		out = AdvanceResult{Cohort: cohort, From: m.from, To: m.to, Partners: make([]string, len(m.movers))}

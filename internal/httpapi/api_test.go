@@ -811,8 +811,8 @@ func TestBadInput(t *testing.T) {
 			status: http.StatusBadRequest, code: "invalid_argument",
 		},
 		{
-			name:   "audit limit=1001",
-			req:    request{method: http.MethodGet, path: "/v1/audit?limit=1001", as: "viewer"},
+			name:   "audit limit=abc",
+			req:    request{method: http.MethodGet, path: "/v1/audit?limit=abc", as: "viewer"},
 			status: http.StatusBadRequest, code: "invalid_argument",
 		},
 		{

@@ -26,3 +26,12 @@ func TestFieldNamesAreCaseSensitive(t *testing.T) {
 		})
 	}
 }
+
+// A limit above 1000 is capped, as API.md says "at most 1000", not refused.
+func TestAuditLimitIsCapped(t *testing.T) {
+	f := newFixture(t)
+	res := f.do(t, request{method: "GET", path: "/v1/audit?limit=5000", as: "viewer"})
+	if res.status != 200 {
+		t.Fatalf("limit=5000 = %d, want 200", res.status)
+	}
+}

@@ -15,7 +15,6 @@ const (
 	codeBodyTooLarge     = "body_too_large"
 	codeUnsupportedMedia = "unsupported_media_type"
 	codeMethodNotAllowed = "method_not_allowed"
-	codeNotModified      = "not_modified"
 )
 
 // statuses maps every error code to its HTTP status: the one table.

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -151,8 +152,13 @@ type gatesRequest struct {
 	MinComparisonsPerType *int           `json:"minComparisonsPerType"`
 }
 
-func (g *gatesRequest) gates() domain.Gates {
-	out := domain.DefaultGates()
+// gates returns the default gates with the request's settings applied.
+func (g *gatesRequest) gates() domain.Gates { return g.over(domain.DefaultGates()) }
+
+// over returns base with the request's settings applied.
+func (g *gatesRequest) over(base domain.Gates) domain.Gates {
+	out := base
+	out.ZeroTolerance = slices.Clone(base.ZeroTolerance)
 	if g == nil {
 		return out
 	}
@@ -375,7 +381,13 @@ func (a *API) putCohort(w http.ResponseWriter, r *http.Request, p principal) err
 		c.Partners = []string{}
 	}
 	if req.Gates != nil {
-		g := req.Gates.gates()
+		// A cohort's override starts from its migration's gates, so it
+		// need name only what differs.
+		_, ms, err := a.migration(r)
+		if err != nil {
+			return err
+		}
+		g := req.Gates.over(ms.Gates)
 		c.Gates = &g
 	}
 	out, created, err := a.svc.PutCohort(r.Context(), p.change(req.Reason), key, c)
@@ -572,10 +584,10 @@ func (a *API) auditLog(w http.ResponseWriter, r *http.Request, _ principal) erro
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return domain.Errorf(domain.CodeInvalid, "limit must be an integer from 1 to 1000")
+		if err != nil || n < 1 {
+			return domain.Errorf(domain.CodeInvalid, "limit must be a positive integer (at most 1000 entries are returned)")
 		}
-		limit = n
+		limit = min(n, 1000)
 	}
 	entries, err := a.svc.AuditLog(r.Context(), after, limit)
 	if err != nil {
