@@ -35,6 +35,9 @@ Release engineering (talk to --server with $SWITCHBACK_TOKEN):
   resume MIGRATION               kill switch off: stages as they were
   audit                          the audit log; "audit verify" checks its hash chain
 
+Measurement:
+  bench ofrep|propagation        load the OFREP endpoints; time a revert's propagation
+
 Run "switchback COMMAND -h" for a command's flags.
 `
 
@@ -50,6 +53,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "serve":
 		return runServe(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "status", "gate", "advance", "stage", "revert", "resume", "audit":
 		return runCLI(ctx, cmd, rest, getenv, stdout, stderr)
 	}
