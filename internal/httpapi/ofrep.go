@@ -44,8 +44,10 @@ var errorDetails = map[string]string{
 	flags.ErrProviderNotReady:    "the snapshot is not built yet",
 }
 
-// ofrepContext reads the request's context and its targeting key. It
-// returns an OFREP error code and details when the body is unusable.
+// ofrepContext reads the request's context and its targeting key, "" when
+// there is none: the evaluation then answers TARGETING_KEY_MISSING, after
+// FLAG_NOT_FOUND, in the same order as every other path. It returns an
+// OFREP error code and details when the body is unusable.
 func ofrepContext(w http.ResponseWriter, r *http.Request) (targetingKey, code, details string, status int) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
@@ -64,7 +66,7 @@ func ofrepContext(w http.ResponseWriter, r *http.Request) (targetingKey, code, d
 		}
 	}
 	if len(req.Context) == 0 || string(req.Context) == "null" {
-		return "", flags.ErrTargetingKeyMissing, "send {\"context\": {\"targetingKey\": PARTNER}}", http.StatusBadRequest
+		return "", "", "", 0
 	}
 	var ctx map[string]json.RawMessage
 	if err := json.Unmarshal(req.Context, &ctx); err != nil {
@@ -72,13 +74,10 @@ func ofrepContext(w http.ResponseWriter, r *http.Request) (targetingKey, code, d
 	}
 	raw, ok := ctx["targetingKey"]
 	if !ok || string(raw) == "null" {
-		return "", flags.ErrTargetingKeyMissing, errorDetails[flags.ErrTargetingKeyMissing], http.StatusBadRequest
+		return "", "", "", 0
 	}
 	if err := json.Unmarshal(raw, &targetingKey); err != nil {
 		return "", "INVALID_CONTEXT", "context.targetingKey must be a string", http.StatusBadRequest
-	}
-	if targetingKey == "" {
-		return "", flags.ErrTargetingKeyMissing, errorDetails[flags.ErrTargetingKeyMissing], http.StatusBadRequest
 	}
 	return targetingKey, "", "", 0
 }
@@ -112,6 +111,9 @@ func (a *API) ofrepEvaluate(w http.ResponseWriter, r *http.Request, _ principal)
 // changes.
 func (a *API) ofrepBulk(w http.ResponseWriter, r *http.Request, _ principal) error {
 	tk, code, details, status := ofrepContext(w, r)
+	if code == "" && tk == "" {
+		code, details, status = flags.ErrTargetingKeyMissing, errorDetails[flags.ErrTargetingKeyMissing], http.StatusBadRequest
+	}
 	if code != "" {
 		writeJSON(w, status, ofrepFailure{ErrorCode: code, ErrorDetails: details, Value: flags.Legacy})
 		return nil

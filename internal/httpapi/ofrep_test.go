@@ -178,6 +178,7 @@ func TestOFREPBadRequests(t *testing.T) {
 		{"context not an object", "/ofrep/v1/evaluate/flags/psa-webhooks-v2", `{"context":[1,2]}`, 400, "INVALID_CONTEXT"},
 		{"targeting key not a string", "/ofrep/v1/evaluate/flags/psa-webhooks-v2", `{"context":{"targetingKey":42}}`, 400, "INVALID_CONTEXT"},
 		{"unknown flag", "/ofrep/v1/evaluate/flags/nope", `{"context":{"targetingKey":"p-new"}}`, 404, "FLAG_NOT_FOUND"},
+		{"unknown flag without a targeting key", "/ofrep/v1/evaluate/flags/nope", `{"context":{}}`, 404, "FLAG_NOT_FOUND"},
 		{"huge context", "/ofrep/v1/evaluate/flags/psa-webhooks-v2", huge, 413, "PARSE_ERROR"},
 		{"bulk without targeting key", "/ofrep/v1/evaluate/flags", `{"context":{}}`, 400, "TARGETING_KEY_MISSING"},
 		{"bulk not JSON", "/ofrep/v1/evaluate/flags", `nope`, 400, "PARSE_ERROR"},
