@@ -26,26 +26,26 @@ type snapshotFile struct {
 // readSnapshotFile returns the snapshot kept at path. Its errors wrap
 // fs.ErrNotExist when there is no file; any other error means the file
 // cannot be used (unreadable, truncated, corrupt, another schema).
-func readSnapshotFile(path string) (*Snapshot, error) {
+func readSnapshotFile(path string) (*Snapshot, []byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var f snapshotFile
 	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("decode: %w", err)
+		return nil, nil, fmt.Errorf("decode: %w", err)
 	}
 	switch {
 	case f.Schema > snapshotFileSchema:
-		return nil, fmt.Errorf("schema %d is newer than this provider's %d", f.Schema, snapshotFileSchema)
+		return nil, nil, fmt.Errorf("schema %d is newer than this provider's %d", f.Schema, snapshotFileSchema)
 	case f.Schema != snapshotFileSchema:
-		return nil, fmt.Errorf("schema %d is not %d", f.Schema, snapshotFileSchema)
+		return nil, nil, fmt.Errorf("schema %d is not %d", f.Schema, snapshotFileSchema)
 	}
 	s, err := decodeSnapshot(f.Snapshot)
 	if err != nil {
-		return nil, fmt.Errorf("decode snapshot: %w", err)
+		return nil, nil, fmt.Errorf("decode snapshot: %w", err)
 	}
-	return s, nil
+	return s, f.Snapshot, nil
 }
 
 // writeSnapshotFile replaces the file at path with raw, the snapshot's JSON,
@@ -102,7 +102,7 @@ func syncDir(dir string) error {
 // ignored.
 func (p *Provider) loadSnapshotFile() {
 	path := p.opts.SnapshotFile
-	s, err := readSnapshotFile(path)
+	s, raw, err := readSnapshotFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		p.log.Info("flags: no snapshot file yet", "path", path)
@@ -113,6 +113,9 @@ func (p *Provider) loadSnapshotFile() {
 	}
 	if !p.cur.CompareAndSwap(nil, newHeld(s)) {
 		return // the stream was quicker
+	}
+	if p.opts.OnSnapshot != nil {
+		p.opts.OnSnapshot(s.Version, raw)
 	}
 	p.syncedOnce.Do(func() { close(p.synced) })
 	p.log.Info("flags: snapshot loaded from file", "path", path, "version", s.Version)

@@ -55,6 +55,14 @@ type Options struct {
 	// with mode 0600.
 	SnapshotFile string
 
+	// OnSnapshot, if set, is called with the raw JSON of each snapshot the
+	// provider takes (from the stream, or from SnapshotFile at start)
+	// before evaluations see it, so a router can read the fields this
+	// package does not decode (pipelines, webhook secrets) in step with the
+	// flags. It runs on the provider's sync goroutine: keep it short, and
+	// do not modify raw.
+	OnSnapshot func(version uint64, raw []byte)
+
 	// HTTPClient makes the requests; nil means a client of the provider's
 	// own. It must have no Timeout: the snapshot stream is a request that
 	// lasts. The provider bounds its requests itself.
@@ -536,6 +544,9 @@ func (p *Provider) apply(s *Snapshot, raw []byte) {
 	if old != nil && s.Version <= old.snap.Version {
 		p.log.Debug("flags: snapshot not newer than the one held, ignored", "version", s.Version, "held", old.snap.Version)
 		return
+	}
+	if p.opts.OnSnapshot != nil && raw != nil {
+		p.opts.OnSnapshot(s.Version, raw)
 	}
 	p.cur.Store(newHeld(s))
 	p.syncedOnce.Do(func() { close(p.synced) })

@@ -793,7 +793,7 @@ func TestProviderSnapshotFile(t *testing.T) {
 		v2.Migrations["psa-webhooks-v2"].Stages["umbrella"] = StageShadow
 		f.publish(v2)
 		pvWaitUntil(t, "version 2 on file", func() bool {
-			s, err := readSnapshotFile(file)
+			s, _, err := readSnapshotFile(file)
 			return err == nil && s.Version == 2
 		})
 		first.Shutdown()
@@ -831,7 +831,7 @@ func TestProviderSnapshotFile(t *testing.T) {
 			f.publish(pvBaseWire(v))
 		}
 		pvWaitUntil(t, "version 20 on file", func() bool {
-			s, err := readSnapshotFile(file)
+			s, _, err := readSnapshotFile(file)
 			return err == nil && s.Version == 20
 		})
 		b, err := os.ReadFile(file)
@@ -862,7 +862,7 @@ func TestProviderSnapshotFile(t *testing.T) {
 	})
 
 	t.Run("a file of this schema from testdata loads", func(t *testing.T) {
-		s, err := readSnapshotFile(filepath.Join("testdata", "snapshot-schema1.json"))
+		s, _, err := readSnapshotFile(filepath.Join("testdata", "snapshot-schema1.json"))
 		if err != nil {
 			t.Fatalf("readSnapshotFile: %v", err)
 		}
@@ -927,7 +927,7 @@ func TestProviderSnapshotFile(t *testing.T) {
 			t.Fatalf("SetProviderAndWait: %v", err)
 		}
 		pvWaitUntil(t, "version 7 on file", func() bool {
-			s, err := readSnapshotFile(file)
+			s, _, err := readSnapshotFile(file)
 			return err == nil && s.Version == 7
 		})
 	})
@@ -975,7 +975,7 @@ func TestWriteSnapshotFileErrors(t *testing.T) {
 	if err := writeSnapshotFile(missing, []byte(`{"version":1}`)); err == nil {
 		t.Errorf("writeSnapshotFile into a missing directory: got nil, want an error")
 	}
-	if _, err := readSnapshotFile(missing); !errors.Is(err, fs.ErrNotExist) {
+	if _, _, err := readSnapshotFile(missing); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("readSnapshotFile of a missing file: got %v, want fs.ErrNotExist", err)
 	}
 }

@@ -71,6 +71,7 @@ type verbRun struct {
 	limit  int
 	json   bool
 	out    io.Writer
+	replay replayFlags
 }
 
 var verbs = map[string]verb{
@@ -81,6 +82,7 @@ var verbs = map[string]verb{
 	"revert":  {"MIGRATION | --all", -1, "Turns the kill switch on: every partner of the migration (or of all, with --all) evaluates to legacy.", revert},
 	"resume":  {"MIGRATION", 1, "Turns the kill switch off: partners evaluate to their stages as they were.", resume},
 	"audit":   {"[verify]", -1, "Lists the audit log; \"audit verify\" recomputes its hash chain and says where it breaks.", auditVerb},
+	"replay":  {"", 0, "Sends a window of journaled events again through a pipeline, with their original ids, and follows its progress.", replayVerb},
 }
 
 func runCLI(ctx context.Context, name string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -91,7 +93,7 @@ func runCLI(ctx context.Context, name string, args []string, getenv func(string)
 	cf.register(fs, getenv)
 	r := &verbRun{out: stdout}
 	switch name {
-	case "advance", "stage", "revert", "resume":
+	case "advance", "stage", "revert", "resume", "replay":
 		fs.StringVar(&r.reason, "reason", "", "why: written to the audit log")
 	}
 	switch name {
@@ -99,6 +101,8 @@ func runCLI(ctx context.Context, name string, args []string, getenv func(string)
 		fs.BoolVar(&r.force, "force", false, "move even though the gates refuse (needs --reason)")
 	case "revert":
 		fs.BoolVar(&r.all, "all", false, "revert every migration in one snapshot version")
+	case "replay":
+		r.replay.register(fs)
 	case "audit":
 		fs.Uint64Var(&r.after, "after", 0, "list entries after this sequence number")
 		fs.IntVar(&r.limit, "limit", 100, "list at most this many entries (1 to 1000)")

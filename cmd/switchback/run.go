@@ -24,7 +24,8 @@ at a time, with gates on shadow results and a one-step revert.
 Usage: switchback COMMAND [flags] [args]
 
 Server:
-  serve                          run the control service (bbolt in --data)
+  serve                          run the control service (bbolt in --data) with an ingress router
+  ingress --control URL          run an ingress router alone
 
 Release engineering (talk to --server with $SWITCHBACK_TOKEN):
   status                         migrations, partners by stage, cohorts, kill switches
@@ -34,6 +35,7 @@ Release engineering (talk to --server with $SWITCHBACK_TOKEN):
   revert MIGRATION | --all       kill switch on: every partner back to legacy
   resume MIGRATION               kill switch off: stages as they were
   audit                          the audit log; "audit verify" checks its hash chain
+  replay --migration M ...       send journaled events again through a pipeline, with progress
 
 Measurement:
   bench ofrep|propagation        load the OFREP endpoints; time a revert's propagation
@@ -53,9 +55,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "serve":
 		return runServe(ctx, rest, getenv, stdout, stderr)
+	case "ingress":
+		return runIngress(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, getenv, stdout, stderr)
-	case "status", "gate", "advance", "stage", "revert", "resume", "audit":
+	case "status", "gate", "advance", "stage", "revert", "resume", "audit", "replay":
 		return runCLI(ctx, cmd, rest, getenv, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "switchback: unknown command %q\n\n%s", cmd, usage)

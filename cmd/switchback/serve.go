@@ -19,6 +19,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/bolt"
 	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/httpapi"
 )
 
@@ -31,6 +32,9 @@ type serveConfig struct {
 	LogLevel    string
 	LockTimeout time.Duration
 	AdminToken  string // only from the environment: argv is visible to every user
+	NoIngress   bool
+	Migration   string   // the embedded router's migration; "" = the first created
+	KeyHosts    []string // hosts ConnectWise signing keys may be fetched from
 }
 
 func defaultServeConfig() serveConfig {
@@ -93,10 +97,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json ($SWITCHBACK_LOG_FORMAT)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error ($SWITCHBACK_LOG_LEVEL)")
 	fs.DurationVar(&cfg.LockTimeout, "lock-timeout", cfg.LockTimeout, "how long to wait for another process to release the data file ($SWITCHBACK_LOCK_TIMEOUT)")
+	fs.BoolVar(&cfg.NoIngress, "no-ingress", false, "do not run an ingress router in this process")
+	fs.StringVar(&cfg.Migration, "migration", "", "migration (flag key) the embedded router routes by; default: the one created first")
+	keyHosts := fs.String("connectwise-key-hosts", "", "comma-separated hosts ConnectWise signing keys may be fetched from")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: switchback serve [flags]
 
-Runs the control service. On first start with an empty data dir it creates the
+Runs the control service and, unless --no-ingress, an ingress router in the
+same process: POST /hooks/{partner} takes webhooks, its journal lives in
+DATA/ingress. On first start with an empty data dir it creates the
 admin token "admin": $SWITCHBACK_ADMIN_TOKEN when set, else a random one that
 is printed once and written to DATA/admin.token (mode 0600).
 
@@ -105,6 +114,9 @@ is printed once and written to DATA/admin.token (mode 0600).
 	}
 	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
 		return err
+	}
+	if *keyHosts != "" {
+		cfg.KeyHosts = strings.Split(*keyHosts, ",")
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -143,35 +155,48 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	api := httpapi.New(svc, log, reg)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var apiOpts []httpapi.Option
+	var in *ingressRunner
+	if !cfg.NoIngress {
+		// The embedded router talks to this process over loopback like any
+		// router, with a router token that lives in memory only.
+		in, err = newIngress(ingressConfig{
+			Data: filepath.Join(cfg.Data, "ingress"), ControlURL: "http://" + ln.Addr().String(),
+			Token: svc.AddEphemeralToken("ingress-embedded", domain.RoleRouter), RouterID: "embedded",
+			Migration: cfg.Migration, KeyHosts: cfg.KeyHosts,
+		}, reg, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		apiOpts = append(apiOpts, httpapi.WithIngress(in.router))
+	}
+	api := httpapi.New(svc, log, reg, apiOpts...)
+	var after func() error
+	if in != nil {
+		in.router.Mount(api.Router())
+		after = in.wait
+	}
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: httpapi.ReadHeaderTimeout, IdleTimeout: httpapi.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	srv.RegisterOnShutdown(api.Close) // snapshot streams never go idle by themselves
 	fmt.Fprintf(stdout, "switchback: listening on http://%s\n", ln.Addr())
-	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "snapshotVersion", svc.State().Version)
-
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	select {
-	case err := <-done:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "snapshotVersion", svc.State().Version, "ingress", in != nil)
+	if in != nil {
+		if err := in.start(ctx); err != nil {
+			ln.Close()
+			in.journal.Close()
+			return err
+		}
 	}
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
-	}
-	return nil
+	return serveUntilDone(ctx, srv, ln, log, after)
 }
 
 // bootstrapAdmin creates the first admin token on an empty store.

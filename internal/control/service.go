@@ -68,11 +68,12 @@ type Service struct {
 	mu        sync.Mutex // serializes changes; guards lastAudit
 	lastAudit domain.AuditEntry
 
-	state   atomic.Pointer[State]
-	tokens  atomic.Pointer[map[string]domain.Token] // by hex SHA-256 of the secret
-	changed atomic.Pointer[chan struct{}]           // closed when a new State is published
-	reverts atomic.Uint64
-	routers routers
+	state     atomic.Pointer[State]
+	tokens    atomic.Pointer[map[string]domain.Token] // by hex SHA-256 of the secret
+	ephemeral atomic.Pointer[map[string]domain.Token] // in memory only: see AddEphemeralToken
+	changed   atomic.Pointer[chan struct{}]           // closed when a new State is published
+	reverts   atomic.Uint64
+	routers   routers
 }
 
 // New loads the store and returns a service publishing its state.
@@ -223,4 +224,13 @@ func mustJSON(v any) json.RawMessage {
 		panic("control: audit value does not marshal: " + err.Error())
 	}
 	return b
+}
+
+// RecordAction writes an audit entry for an action that changes nothing
+// the control service stores, such as starting a replay on a router.
+func (s *Service) RecordAction(ctx context.Context, c Change, action, target string, detail any) error {
+	_, err := s.apply(ctx, c, func(*State, time.Time) (plan, error) {
+		return plan{records: []record{{action: action, target: target, after: detail}}}, nil
+	})
+	return err
 }

@@ -44,7 +44,13 @@ func (s *Service) Authenticate(secret string) (domain.Token, error) {
 	h := hashSecret(secret)
 	// The lookup is by hash, so its timing tells nothing about the secret;
 	// the comparison is constant-time all the same.
-	t, ok := (*s.tokens.Load())[hex.EncodeToString(h)]
+	key := hex.EncodeToString(h)
+	t, ok := (*s.tokens.Load())[key]
+	if !ok {
+		if eph := s.ephemeral.Load(); eph != nil {
+			t, ok = (*eph)[key]
+		}
+	}
 	if !ok || subtle.ConstantTimeCompare(t.Hash, h) != 1 {
 		return domain.Token{}, domain.Errorf(domain.CodeUnauthenticated, "the token is not valid")
 	}
@@ -141,4 +147,22 @@ func (s *Service) Bootstrap(ctx context.Context, secret string) (string, bool, e
 		return "", false, err
 	}
 	return sec, true, nil
+}
+
+// AddEphemeralToken registers a token that lives in this process's memory
+// only, and returns its secret: the credential of an ingress router
+// embedded in the same process. It is never stored, listed or audited, and
+// is gone when the process exits.
+func (s *Service) AddEphemeralToken(name string, role domain.Role) string {
+	secret := NewSecret()
+	h := hashSecret(secret)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := map[string]domain.Token{}
+	if eph := s.ephemeral.Load(); eph != nil {
+		m = maps.Clone(*eph)
+	}
+	m[hex.EncodeToString(h)] = domain.Token{Name: name, Role: role, Hash: h, CreatedAt: s.now().UTC()}
+	s.ephemeral.Store(&m)
+	return secret
 }

@@ -31,6 +31,7 @@ type API struct {
 type options struct {
 	Heartbeat          time.Duration
 	StreamWriteTimeout time.Duration
+	Ingress            Ingress
 }
 
 // Option changes a setting of the API.
@@ -145,6 +146,10 @@ func (a *API) endpoints() []endpoint {
 		{post, "/ofrep/v1/evaluate/flags/{key}", "ofrep.evaluate", viewer, a.ofrepEvaluate},
 		{post, "/ofrep/v1/evaluate/flags", "ofrep.bulk", viewer, a.ofrepBulk},
 		{get, "/v1/audit", "audit", viewer, a.auditLog},
+		{post, "/v1/replays", "replays.start", operator, a.startReplay},
+		{get, "/v1/replays", "replays.list", viewer, a.listReplays},
+		{get, "/v1/replays/{id}", "replays.get", viewer, a.getReplay},
+		{get, "/v1/events", "events", viewer, a.listEvents},
 	}
 }
 

@@ -1,0 +1,83 @@
+package domain
+
+import "time"
+
+// Replay filters.
+const (
+	ReplayAll        = "all"        // every event in the window
+	ReplayFailed     = "failed"     // events dead-lettered
+	ReplayMismatched = "mismatched" // events whose shadow comparison was not equal
+)
+
+// ReplayRequest asks for a window of journaled events to be sent again
+// through a pipeline, with their original ids.
+type ReplayRequest struct {
+	Migration string    `json:"migration"`
+	Partners  []string  `json:"partners"`
+	From      time.Time `json:"from"`
+	To        time.Time `json:"to"`
+	Pipeline  string    `json:"pipeline"`
+	Filter    string    `json:"filter"`
+	// Rate caps the events sent per second; 0 means the router's default.
+	Rate int `json:"rate,omitempty"`
+}
+
+// Validate checks the request's fields.
+func (r ReplayRequest) Validate() error {
+	if err := CheckID("migration", r.Migration); err != nil {
+		return err
+	}
+	if len(r.Partners) == 0 {
+		return Errorf(CodeInvalid, "partners must name at least one partner")
+	}
+	for _, p := range r.Partners {
+		if err := CheckID("partner", p); err != nil {
+			return err
+		}
+	}
+	if r.From.IsZero() || r.To.IsZero() || !r.From.Before(r.To) {
+		return Errorf(CodeInvalid, "from and to must be RFC 3339 times with from before to: the window is [from, to)")
+	}
+	if r.Pipeline != "legacy" && r.Pipeline != "new" {
+		return Errorf(CodeInvalid, "pipeline %q is unknown: use legacy or new", r.Pipeline)
+	}
+	switch r.Filter {
+	case ReplayAll, ReplayFailed, ReplayMismatched:
+	default:
+		return Errorf(CodeInvalid, "filter %q is unknown: use all, failed or mismatched", r.Filter)
+	}
+	if r.Rate < 0 || r.Rate > 100000 {
+		return Errorf(CodeInvalid, "rate must be between 0 and 100000 events per second")
+	}
+	return nil
+}
+
+// Replay job statuses.
+const (
+	ReplayQueued  = "queued"
+	ReplayRunning = "running"
+	ReplayDone    = "done"
+	ReplayFailedS = "failed"
+)
+
+// ReplayJob is a replay and its progress.
+type ReplayJob struct {
+	ID         string        `json:"id"`
+	Status     string        `json:"status"`
+	Request    ReplayRequest `json:"request"`
+	Total      int           `json:"total"`
+	Done       int           `json:"done"`
+	Failed     int           `json:"failed"`
+	Error      string        `json:"error,omitempty"`
+	CreatedAt  time.Time     `json:"createdAt"`
+	FinishedAt time.Time     `json:"finishedAt,omitzero"`
+	// Cursor is where the last event sent stands among each partner's
+	// events: a restarted router resumes after it.
+	Cursor map[string]ReplayCursor `json:"cursor,omitempty"`
+}
+
+// ReplayCursor is an event's place: received at At, with sequence Seq.
+type ReplayCursor struct {
+	At  time.Time `json:"at"`
+	Seq uint64    `json:"seq"`
+}

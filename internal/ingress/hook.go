@@ -1,0 +1,153 @@
+package ingress
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/psa"
+)
+
+// keptHeaders are the request headers journaled with an event: enough to
+// know where it came from, never a credential or a signature.
+var keptHeaders = []string{"Content-Type", "User-Agent", "Webhook-Id", "Webhook-Timestamp", "X-Forwarded-For"}
+
+type hookAnswer struct {
+	Events []hookEvent `json:"events"`
+}
+
+type hookEvent struct {
+	ID        string `json:"id"`
+	Type      string `json:"type"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+// hook takes one delivery: it verifies it with the partner's scheme,
+// journals its events durably and only then answers 202. A delivery the
+// journal cannot take now gets 429 with Retry-After, which every PSA
+// retries (a 5xx would lose a ConnectWise callback).
+func (rt *Router) hook(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := mux.Vars(r)["partner"]
+	tbl := rt.routing.load()
+	if tbl.version == 0 {
+		// No snapshot yet: the partner may well exist. PSAs retry a 429.
+		rt.metrics.webhooks.WithLabelValues("unknown", "busy").Inc()
+		w.Header().Set("Retry-After", "2")
+		hookError(w, http.StatusTooManyRequests, "router_starting", "the router has no snapshot from the control service yet: retry")
+		return
+	}
+	p, known := tbl.partners[id]
+	if !domain.ValidID(id) || !known {
+		rt.metrics.webhooks.WithLabelValues("unknown", "unknown_partner").Inc()
+		hookError(w, http.StatusNotFound, "not_found", "no partner "+quote(id)+" is known to this router")
+		return
+	}
+	kind := string(p.PSA)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.opts.BodyLimit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			rt.metrics.webhooks.WithLabelValues(kind, "too_large").Inc()
+			hookError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than the router accepts")
+			return
+		}
+		hookError(w, http.StatusBadRequest, "malformed_body", "the body could not be read")
+		return
+	}
+	envs, err := rt.opts.Decoder.Decode(r.Context(), kind, p.Secret, r.Header, body)
+	if err != nil {
+		var pe *psa.Error
+		if !errors.As(err, &pe) {
+			pe = &psa.Error{Status: http.StatusBadRequest, Code: "malformed_body", Message: "the delivery could not be read"}
+		}
+		outcome := "malformed"
+		switch pe.Status {
+		case http.StatusUnauthorized:
+			outcome = "unauthenticated"
+		case http.StatusTooManyRequests:
+			// A signing key that could not be fetched now: the PSA retries.
+			outcome = "busy"
+			w.Header().Set("Retry-After", "5")
+		}
+		rt.metrics.webhooks.WithLabelValues(kind, outcome).Inc()
+		rt.log.Info("webhook refused", "partner", id, "psa", kind, "status", pe.Status, "code", pe.Code)
+		hookError(w, pe.Status, pe.Code, pe.Message)
+		return
+	}
+	now := rt.opts.Now().UTC()
+	headers := map[string]string{}
+	for _, h := range keptHeaders {
+		if v := r.Header.Get(h); v != "" {
+			headers[h] = v
+		}
+	}
+	events := make([]journal.Event, len(envs))
+	for i, e := range envs {
+		events[i] = journal.Event{Partner: id, PSA: kind, Type: e.EntityType, SourceType: e.SourceType, Action: e.Action,
+			EntityID: e.EntityID, DeliveryID: e.DeliveryID, ReceivedAt: now, Headers: headers, Payload: e.Payload}
+	}
+	res, err := rt.opts.Journal.Append(r.Context(), events)
+	if err != nil {
+		rt.metrics.webhooks.WithLabelValues(kind, "busy").Inc()
+		rt.log.Warn("journal refused a delivery", "partner", id, "err", err)
+		w.Header().Set("Retry-After", "1")
+		hookError(w, http.StatusTooManyRequests, "journal_busy", "the router cannot journal this delivery now: retry")
+		return
+	}
+	rt.metrics.ackLatency.Observe(time.Since(start).Seconds())
+	ans := hookAnswer{Events: make([]hookEvent, len(res))}
+	allDup := true
+	for i, a := range res {
+		ans.Events[i] = hookEvent{ID: a.ID, Type: events[i].Type, Duplicate: a.Duplicate}
+		if a.Duplicate {
+			rt.metrics.events.WithLabelValues("duplicate").Inc()
+		} else {
+			allDup = false
+			rt.metrics.events.WithLabelValues("journaled").Inc()
+		}
+	}
+	outcome := "accepted"
+	if allDup {
+		outcome = "duplicate"
+	}
+	rt.metrics.webhooks.WithLabelValues(kind, outcome).Inc()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	json.NewEncoder(w).Encode(ans)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	// The sender has its answer; now hand the new events to delivery. If
+	// the process dies here, they are pending in the journal and resumed.
+	for i, a := range res {
+		if a.Duplicate {
+			continue
+		}
+		ev := events[i]
+		ev.Seq, ev.ID, ev.State = a.Seq, a.ID, journal.StateJournaled
+		if err := rt.submit(rt.runCtx(), ev); err != nil {
+			return // resumed by the reconciler
+		}
+	}
+}
+
+func hookError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+func quote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return `"` + strings.ReplaceAll(s, `"`, `'`) + `"`
+}

@@ -1,0 +1,381 @@
+package ingress_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/open-feature/go-sdk/openfeature/isolated"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"github.com/switchbackhq/switchback/flags"
+	"github.com/switchbackhq/switchback/internal/bolt/bolttest"
+	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/httpapi"
+	"github.com/switchbackhq/switchback/internal/ingress"
+	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/refpipe"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// whsec is a Standard Webhooks secret and its key bytes.
+const whsec = "whsec_c3dpdGNoYmFjay10ZXN0LWtleS0wMTIzNDU2Nzg5"
+
+func sign(id string, ts int64, body []byte) string {
+	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(whsec, "whsec_"))
+	m := hmac.New(sha256.New, key)
+	fmt.Fprintf(m, "%s.%d.%s", id, ts, body)
+	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// env is a control service, both reference pipelines and a router wired as
+// serve wires them, all on real HTTP servers.
+type env struct {
+	svc           *control.Service
+	control       *httptest.Server
+	hooks         *httptest.Server
+	router        *ingress.Router
+	journal       *journal.Journal
+	legacy, newer *refpipe.Pipeline
+	legacySrv     *httptest.Server
+	stop          func()
+	journalPath   string
+	legacyFaults  refpipe.Faults
+	newFaults     refpipe.Faults
+	maxAttempts   int
+}
+
+type envOption func(*env)
+
+func withFaults(legacy, newer refpipe.Faults) envOption {
+	return func(e *env) { e.legacyFaults, e.newFaults = legacy, newer }
+}
+
+func withAttempts(n int) envOption { return func(e *env) { e.maxAttempts = n } }
+
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	e := &env{maxAttempts: 3}
+	for _, o := range opts {
+		o(e)
+	}
+	ctx := context.Background()
+	var err error
+	e.svc, err = control.New(ctx, bolttest.Open(t), control.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.legacy = refpipe.New("legacy", e.legacyFaults, 1)
+	e.newer = refpipe.New("new", e.newFaults, 2)
+	e.legacySrv = httptest.NewServer(e.legacy)
+	newSrv := httptest.NewServer(e.newer)
+	t.Cleanup(e.legacySrv.Close)
+	t.Cleanup(newSrv.Close)
+
+	c := control.Change{Actor: "test"}
+	m := domain.Migration{Key: "psa-webhooks-v2", Gates: domain.DefaultGates(), Guard: domain.DefaultGuard(),
+		Pipelines: domain.Pipelines{Legacy: domain.Pipeline{URL: e.legacySrv.URL}, New: domain.Pipeline{URL: newSrv.URL}}}
+	if _, _, err := e.svc.PutMigration(ctx, c, m); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"acme", "globex"} {
+		s := whsec
+		if _, _, err := e.svc.PutPartner(ctx, c, control.PartnerInput{ID: id, Name: id, PSA: domain.PSAGeneric, Secret: &s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	api := httpapi.New(e.svc, quiet, prometheus.NewRegistry())
+	e.control = httptest.NewServer(api)
+	t.Cleanup(func() { api.Close(); e.control.Close() })
+	e.journalPath = filepath.Join(t.TempDir(), "journal.db")
+	e.start(t)
+	return e
+}
+
+// start runs a router on the env's journal file.
+func (e *env) start(t *testing.T) {
+	t.Helper()
+	j, err := journal.Open(e.journalPath, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.journal = j
+	api := isolated.NewAPI()
+	rt, err := ingress.New(ingress.Options{Journal: j, Flags: api.NewClient(), Logger: quiet, Workers: 4,
+		MaxAttempts: e.maxAttempts, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		Pipelines: &pipeline.Client{Timeout: 5 * time.Second}, ReconcileEvery: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.router = rt
+	token := e.svc.AddEphemeralToken("router-test", domain.RoleRouter)
+	p, err := flags.NewProvider(flags.Options{URL: e.control.URL, Token: token, Logger: quiet, OnSnapshot: rt.OnSnapshot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := api.SetProviderAndWait(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); rt.Run(ctx) }()
+	r := mux.NewRouter()
+	rt.Mount(r)
+	e.hooks = httptest.NewServer(r)
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			e.hooks.Close()
+			cancel()
+			<-done
+			api.Shutdown(context.Background())
+			j.Close()
+		})
+	}
+	t.Cleanup(e.stop)
+}
+
+// post sends a Standard Webhooks delivery; sig "" signs it correctly.
+func (e *env) post(t *testing.T, partner, id, typ, entity string, fields map[string]any, sig string) (int, map[string]any) {
+	t.Helper()
+	data := map[string]any{"id": entity}
+	for k, v := range fields {
+		data[k] = v
+	}
+	body, _ := json.Marshal(map[string]any{"type": typ, "timestamp": time.Now().UTC().Format(time.RFC3339), "data": data})
+	ts := time.Now().Unix()
+	if sig == "" {
+		sig = sign(id, ts, body)
+	}
+	req, _ := http.NewRequest(http.MethodPost, e.hooks.URL+"/hooks/"+partner, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("webhook-id", id)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set("webhook-signature", sig)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (e *env) pendingCount(t *testing.T) int {
+	st, err := e.journal.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Pending
+}
+
+func TestWebhookIsJournaledThenAppliedByTheFlaggedPipeline(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	// globex goes to new; acme stays on legacy.
+	for _, st := range []domain.Stage{domain.StageShadow, domain.StageNew} {
+		if _, err := e.svc.SetStage(ctx, control.Change{Actor: "t", Reason: "test"}, "psa-webhooks-v2", "globex", st, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the router to see globex on new", func() bool { return e.router.RoutingVersion() == e.svc.State().Version })
+
+	status, body := e.post(t, "acme", "msg-1", "ticket.updated", "T-1", map[string]any{"summary": "printer on fire"}, "")
+	if status != http.StatusAccepted {
+		t.Fatalf("status = %d %v, want 202", status, body)
+	}
+	if status, _ := e.post(t, "globex", "msg-2", "schedule_entry.created", "S-9", map[string]any{"tech": "ana"}, ""); status != 202 {
+		t.Fatalf("globex status = %d", status)
+	}
+	waitFor(t, "both events applied", func() bool { return e.pendingCount(t) == 0 && e.legacy.Applications()+e.newer.Applications() == 2 })
+	if got := e.legacy.AppliedKeys(); len(got) != 1 || got[0] != "ticket/T-1" {
+		t.Errorf("legacy applied %v, want ticket/T-1", got)
+	}
+	if got := e.newer.AppliedKeys(); len(got) != 1 || got[0] != "schedule_entry/S-9" {
+		t.Errorf("new applied %v, want schedule_entry/S-9", got)
+	}
+	ev, err := e.journal.Get(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.State != journal.StateApplied || ev.Pipeline != "legacy" || ev.SnapshotVersion != e.svc.State().Version || len(ev.Effects) == 0 {
+		t.Errorf("journal record = %+v, want applied by legacy under the current version with its effects", ev)
+	}
+}
+
+func TestDuplicateDeliveryIsAcknowledgedNotAppliedTwice(t *testing.T) {
+	e := newEnv(t)
+	for range 3 {
+		if status, _ := e.post(t, "acme", "msg-dup", "ticket.updated", "T-1", nil, ""); status != 202 {
+			t.Fatalf("status = %d", status)
+		}
+	}
+	waitFor(t, "the event applied", func() bool { return e.pendingCount(t) == 0 && e.legacy.Calls(pipeline.Apply) >= 1 })
+	st, _ := e.journal.Stats()
+	if st.Events != 1 {
+		t.Errorf("journal holds %d events, want 1", st.Events)
+	}
+	if got := e.legacy.Calls(pipeline.Apply); got != 1 {
+		t.Errorf("legacy called %d times, want 1", got)
+	}
+	ev, _ := e.journal.Get(1)
+	if ev.Duplicates != 2 {
+		t.Errorf("duplicates recorded = %d, want 2", ev.Duplicates)
+	}
+}
+
+func TestConcurrentDuplicatesAreRaceFree(t *testing.T) {
+	e := newEnv(t)
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			id := fmt.Sprintf("msg-%d", i%5)
+			if status, _ := e.post(t, "acme", id, "ticket.updated", "T-"+id, nil, ""); status != 202 {
+				t.Errorf("status = %d", status)
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, "all applied", func() bool { return e.pendingCount(t) == 0 })
+	if st, _ := e.journal.Stats(); st.Events != 5 {
+		t.Errorf("journal holds %d events, want 5 distinct deliveries", st.Events)
+	}
+	if got := e.legacy.Calls(pipeline.Apply); got != 5 {
+		t.Errorf("legacy called %d times, want 5", got)
+	}
+}
+
+func TestRefusedDeliveriesAreNotJournaled(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name, partner, sig string
+		want               int
+	}{
+		{"wrong signature", "acme", "v1,AAAA", http.StatusUnauthorized},
+		{"no signature", "acme", " ", http.StatusUnauthorized},
+		{"unknown partner", "nobody", "", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := e.post(t, tt.partner, "msg-x", "ticket.updated", "T-1", nil, tt.sig)
+			if status != tt.want {
+				t.Errorf("status = %d %v, want %d", status, body, tt.want)
+			}
+			if _, ok := body["error"]; !ok {
+				t.Errorf("no error body: %v", body)
+			}
+		})
+	}
+	big := map[string]any{"blob": strings.Repeat("x", 2<<20)}
+	if status, _ := e.post(t, "acme", "msg-big", "ticket.updated", "T-1", big, ""); status != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversize = %d, want 413", status)
+	}
+	if st, _ := e.journal.Stats(); st.Events != 0 {
+		t.Errorf("journal holds %d events after refused deliveries, want 0", st.Events)
+	}
+}
+
+func TestUnknownEntityTypeIsDeliveredAsUnknown(t *testing.T) {
+	e := newEnv(t)
+	if status, _ := e.post(t, "acme", "msg-u", "invoice.paid", "I-1", nil, ""); status != 202 {
+		t.Fatalf("status = %d", status)
+	}
+	waitFor(t, "applied", func() bool { return e.pendingCount(t) == 0 })
+	if got := e.legacy.AppliedKeys(); len(got) != 1 || got[0] != "unknown/I-1" {
+		t.Errorf("legacy applied %v, want unknown/I-1", got)
+	}
+}
+
+func TestFailingPipelineDeadLettersThenReplayRecovers(t *testing.T) {
+	e := newEnv(t, withFaults(refpipe.Faults{Error: 1}, refpipe.Faults{}), withAttempts(3))
+	start := time.Now().Add(-time.Minute)
+	for i := range 3 {
+		if status, _ := e.post(t, "acme", fmt.Sprintf("m%d", i), "ticket.updated", fmt.Sprintf("T-%d", i), nil, ""); status != 202 {
+			t.Fatal(status)
+		}
+	}
+	waitFor(t, "dead-lettered", func() bool { return e.pendingCount(t) == 0 })
+	for seq := uint64(1); seq <= 3; seq++ {
+		if ev, _ := e.journal.Get(seq); ev.State != journal.StateDeadLettered || ev.Attempts != 3 || ev.LastError == "" {
+			t.Errorf("event %d = %s after %d attempts (%q), want dead-lettered after 3", seq, ev.State, ev.Attempts, ev.LastError)
+		}
+	}
+	// The legacy pipeline is fixed: replay what failed through it.
+	fixed := refpipe.New("legacy-fixed", refpipe.Faults{}, 3)
+	e.legacySrv.Config.Handler = fixed
+	job, err := e.router.StartReplay(context.Background(), domain.ReplayRequest{Migration: "psa-webhooks-v2", Partners: []string{"acme"},
+		From: start, To: time.Now().Add(time.Minute), Pipeline: "legacy", Filter: domain.ReplayFailed, Rate: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Total != 3 {
+		t.Fatalf("replay total = %d, want 3", job.Total)
+	}
+	waitFor(t, "replay done", func() bool { j, _ := e.router.Replay(job.ID); return j.Status == domain.ReplayDone })
+	if j, _ := e.router.Replay(job.ID); j.Done != 3 || j.Failed != 0 {
+		t.Errorf("replay = %+v, want 3 done, 0 failed", j)
+	}
+	if got := fixed.Applications(); got != 3 {
+		t.Errorf("fixed legacy applied %d, want 3", got)
+	}
+	for seq := uint64(1); seq <= 3; seq++ {
+		ev, _ := e.journal.Get(seq)
+		if ev.State != journal.StateApplied || len(ev.Replays) != 1 || !ev.Replays[0].OK || ev.Replays[0].Job != job.ID {
+			t.Errorf("event %d after replay = %s with replays %+v", seq, ev.State, ev.Replays)
+		}
+	}
+}
+
+func TestRestartResumesPendingEvents(t *testing.T) {
+	// The pipeline is down while the router takes the webhooks: they stay
+	// journaled without an outcome across a restart, then get applied.
+	e := newEnv(t, withAttempts(1000))
+	e.legacySrv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	})
+	for i := range 5 {
+		if status, _ := e.post(t, "acme", fmt.Sprintf("r%d", i), "ticket.updated", fmt.Sprintf("T-%d", i), nil, ""); status != 202 {
+			t.Fatal(status)
+		}
+	}
+	e.stop()
+	e.legacySrv.Config.Handler = e.legacy
+	e.start(t)
+	waitFor(t, "resumed events applied", func() bool { return e.pendingCount(t) == 0 })
+	if got := e.legacy.Applications(); got != 5 {
+		t.Errorf("applied %d after restart, want 5", got)
+	}
+}

@@ -1,0 +1,44 @@
+package ingress
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	webhooks   *prometheus.CounterVec // by psa and outcome
+	events     *prometheus.CounterVec // journaled events by outcome
+	attempts   *prometheus.CounterVec // pipeline calls by pipeline and result
+	ackLatency prometheus.Histogram
+	stuck      prometheus.Gauge
+	inFlight   prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchback_ingress_webhooks_total",
+			Help: "Webhook deliveries by PSA and outcome (accepted, duplicate, unauthenticated, malformed, too_large, unknown_partner, busy).",
+		}, []string{"psa", "outcome"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchback_ingress_events_total",
+			Help: "Journaled events by outcome (journaled, applied, dead_lettered, duplicate, replayed).",
+		}, []string{"outcome"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchback_ingress_pipeline_calls_total",
+			Help: "Calls to pipelines by pipeline, mode and result (ok, error).",
+		}, []string{"pipeline", "mode", "result"}),
+		ackLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "switchback_ingress_ack_seconds",
+			Help:    "Time from a webhook's arrival to its durable acknowledgement.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1},
+		}),
+		stuck: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchback_ingress_stuck_events",
+			Help: "Journaled events without a terminal outcome past the stuck threshold.",
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchback_ingress_events_in_flight",
+			Help: "Events handed to the delivery workers and not yet finished.",
+		}),
+	}
+	reg.MustRegister(m.webhooks, m.events, m.attempts, m.ackLatency, m.stuck, m.inFlight)
+	return m
+}

@@ -1,0 +1,92 @@
+package ingress
+
+import (
+	"context"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/journal"
+)
+
+// reconcileLoop makes sure "received" never silently means "processed":
+// it counts and lists events that have no outcome past StuckAfter, hands
+// pending events that no worker holds back to delivery, and sweeps events
+// past retention.
+func (rt *Router) reconcileLoop(ctx context.Context) {
+	t := time.NewTicker(rt.opts.ReconcileEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		rt.reconcile(ctx)
+		cutoff := rt.opts.Now().Add(-rt.opts.Retention)
+		for {
+			n, err := rt.opts.Journal.Sweep(cutoff, 10000)
+			if err != nil {
+				rt.log.Error("retention sweep failed", "err", err)
+			}
+			if n < 10000 || err != nil {
+				break
+			}
+		}
+	}
+}
+
+func (rt *Router) reconcile(ctx context.Context) {
+	pending, err := rt.opts.Journal.Pending()
+	if err != nil {
+		rt.log.Error("reconciler cannot read pending events", "err", err)
+		return
+	}
+	now := rt.opts.Now()
+	stuck := 0
+	for _, ev := range pending {
+		if now.Sub(ev.ReceivedAt) > rt.opts.StuckAfter {
+			stuck++
+		}
+		// A pending event no worker holds was dropped between journal and
+		// delivery (a cancelled request, a shutdown): deliver it.
+		if now.Sub(ev.ReceivedAt) > rt.opts.ReconcileEvery && rt.submit(ctx, ev) != nil {
+			return
+		}
+	}
+	rt.metrics.stuck.Set(float64(stuck))
+	if stuck > 0 {
+		rt.log.Warn("events without an outcome past the stuck threshold", "events", stuck, "threshold", rt.opts.StuckAfter)
+	}
+}
+
+// Stuck returns the events without an outcome past StuckAfter, oldest
+// first.
+func (rt *Router) Stuck() ([]journal.Event, error) {
+	pending, err := rt.opts.Journal.Pending()
+	if err != nil {
+		return nil, err
+	}
+	now := rt.opts.Now()
+	var out []journal.Event
+	for _, ev := range pending {
+		if now.Sub(ev.ReceivedAt) > rt.opts.StuckAfter {
+			out = append(out, ev)
+		}
+	}
+	return out, nil
+}
+
+// Figures are what the router reports about its journal.
+type Figures struct {
+	journal.Stats
+	Stuck int `json:"stuck"`
+}
+
+// Figures returns the journal's figures.
+func (rt *Router) Figures() (Figures, error) {
+	st, err := rt.opts.Journal.Stats()
+	if err != nil {
+		return Figures{}, err
+	}
+	stuck, err := rt.Stuck()
+	return Figures{Stats: st, Stuck: len(stuck)}, err
+}

@@ -1,0 +1,314 @@
+package ingress
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/pipeline"
+)
+
+// defaultReplayRate caps a replay's events per second unless the request
+// sets its own: a replay must not starve live deliveries of a pipeline.
+const defaultReplayRate = 500
+
+// replays runs replay jobs one at a time, in the order they were asked
+// for. Jobs are stored in the journal file with a cursor, so a restarted
+// router resumes them where they stopped.
+type replays struct {
+	rt   *Router
+	mu   sync.Mutex
+	jobs map[string]*domain.ReplayJob
+	wake chan struct{}
+}
+
+func newReplays(rt *Router) *replays {
+	return &replays{rt: rt, jobs: map[string]*domain.ReplayJob{}, wake: make(chan struct{}, 1)}
+}
+
+// StartReplay validates and queues a replay and returns the job.
+func (rt *Router) StartReplay(ctx context.Context, req domain.ReplayRequest) (domain.ReplayJob, error) {
+	if err := req.Validate(); err != nil {
+		return domain.ReplayJob{}, err
+	}
+	if _, ok := rt.routing.load().migrations[req.Migration]; !ok {
+		return domain.ReplayJob{}, domain.Errorf(domain.CodeNotFound, "migration %q is not in this router's snapshot", req.Migration)
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	job := &domain.ReplayJob{ID: "rpl_" + hex.EncodeToString(b[:]), Status: domain.ReplayQueued, Request: req,
+		CreatedAt: rt.opts.Now().UTC(), Cursor: map[string]domain.ReplayCursor{}}
+	total, err := rt.replays.count(job)
+	if err != nil {
+		return domain.ReplayJob{}, domain.Internal("count replay events", err)
+	}
+	job.Total = total
+	if err := rt.replays.save(job); err != nil {
+		return domain.ReplayJob{}, domain.Internal("store replay job", err)
+	}
+	select {
+	case rt.replays.wake <- struct{}{}:
+	default:
+	}
+	rt.log.Info("replay queued", "job", job.ID, "migration", req.Migration, "pipeline", req.Pipeline, "filter", req.Filter, "events", total)
+	return *job, nil
+}
+
+// Replay returns a job's progress.
+func (rt *Router) Replay(id string) (domain.ReplayJob, error) {
+	rt.replays.mu.Lock()
+	defer rt.replays.mu.Unlock()
+	j, ok := rt.replays.jobs[id]
+	if !ok {
+		return domain.ReplayJob{}, domain.Errorf(domain.CodeNotFound, "replay %q does not exist", id)
+	}
+	out := *j
+	out.Cursor = nil
+	return out, nil
+}
+
+// Replays lists the jobs, newest first.
+func (rt *Router) Replays() []domain.ReplayJob {
+	rt.replays.mu.Lock()
+	defer rt.replays.mu.Unlock()
+	out := make([]domain.ReplayJob, 0, len(rt.replays.jobs))
+	for _, j := range rt.replays.jobs {
+		c := *j
+		c.Cursor = nil
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b domain.ReplayJob) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	return out
+}
+
+func (r *replays) save(j *domain.ReplayJob) error {
+	r.mu.Lock()
+	r.jobs[j.ID] = j
+	data, err := json.Marshal(j)
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return r.rt.opts.Journal.PutJob(j.ID, data)
+}
+
+// matches reports whether the job's filter takes ev.
+func matches(filter string, ev journal.Event) bool {
+	switch filter {
+	case domain.ReplayFailed:
+		return ev.State == journal.StateDeadLettered
+	case domain.ReplayMismatched:
+		return ev.Comparison != "" && ev.Comparison != string(domain.ClassEqual)
+	}
+	return true
+}
+
+// replayBatch bounds the events read in one journal transaction: they are
+// sent after the transaction ends, since marking them writes.
+const replayBatch = 256
+
+// start is where the job goes on with partner p: after its cursor, or at
+// the window's start.
+func start(j *domain.ReplayJob, p string) journal.Position {
+	if c, ok := j.Cursor[p]; ok {
+		return journal.Position{At: c.At, Seq: c.Seq}.After()
+	}
+	return journal.Position{At: j.Request.From}
+}
+
+// batch returns up to n of the job's events of partner p from pos on.
+func (r *replays) batch(j *domain.ReplayJob, p string, pos journal.Position, n int) ([]journal.Event, error) {
+	var out []journal.Event
+	err := r.rt.opts.Journal.Scan(p, pos, j.Request.To, func(ev journal.Event) bool {
+		if matches(j.Request.Filter, ev) {
+			out = append(out, ev)
+		}
+		return len(out) < n
+	})
+	return out, err
+}
+
+func (r *replays) count(j *domain.ReplayJob) (int, error) {
+	n := 0
+	for _, p := range j.Request.Partners {
+		err := r.rt.opts.Journal.Scan(p, start(j, p), j.Request.To, func(ev journal.Event) bool {
+			if matches(j.Request.Filter, ev) {
+				n++
+			}
+			return true
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// run loads stored jobs and runs unfinished ones until ctx ends.
+func (r *replays) run(ctx context.Context) {
+	stored, err := r.rt.opts.Journal.Jobs()
+	if err != nil {
+		r.rt.log.Error("reading replay jobs failed", "err", err)
+	}
+	r.mu.Lock()
+	for _, data := range stored {
+		var j domain.ReplayJob
+		if json.Unmarshal(data, &j) == nil {
+			if j.Cursor == nil {
+				j.Cursor = map[string]domain.ReplayCursor{}
+			}
+			r.jobs[j.ID] = &j
+		}
+	}
+	r.mu.Unlock()
+	for {
+		if j := r.next(); j != nil {
+			r.execute(ctx, j)
+			continue
+		}
+		select {
+		case <-r.wake:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// next returns the oldest unfinished job, or nil.
+func (r *replays) next() *domain.ReplayJob {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var oldest *domain.ReplayJob
+	for _, j := range r.jobs {
+		if j.Status == domain.ReplayQueued || j.Status == domain.ReplayRunning {
+			if oldest == nil || j.CreatedAt.Before(oldest.CreatedAt) {
+				oldest = j
+			}
+		}
+	}
+	return oldest
+}
+
+// execute sends the job's events through its pipeline, throttled, with the
+// same retries as live delivery, and marks each outcome on the event.
+func (r *replays) execute(ctx context.Context, j *domain.ReplayJob) {
+	rt := r.rt
+	r.update(j, func(j *domain.ReplayJob) { j.Status = domain.ReplayRunning })
+	rate := j.Request.Rate
+	if rate == 0 {
+		rate = defaultReplayRate
+	}
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	lastSave := time.Now()
+	var err error
+partners:
+	for _, p := range j.Request.Partners {
+		for {
+			var evs []journal.Event
+			evs, err = r.batch(j, p, start(j, p), replayBatch)
+			if err != nil {
+				break partners
+			}
+			for _, ev := range evs {
+				select {
+				case <-tick.C:
+				case <-ctx.Done():
+					break partners
+				}
+				ok := rt.replayOne(ctx, j, ev)
+				if ctx.Err() != nil {
+					break partners // not sent: resumed from the cursor after a restart
+				}
+				r.update(j, func(j *domain.ReplayJob) {
+					j.Done++
+					if !ok {
+						j.Failed++
+					}
+					j.Cursor[p] = domain.ReplayCursor{At: ev.ReceivedAt, Seq: ev.Seq}
+				})
+				if time.Since(lastSave) > time.Second {
+					r.persist(j)
+					lastSave = time.Now()
+				}
+			}
+			if len(evs) < replayBatch {
+				break
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		r.persist(j)
+		return
+	}
+	r.update(j, func(j *domain.ReplayJob) {
+		j.Status, j.FinishedAt = domain.ReplayDone, rt.opts.Now().UTC()
+		if err != nil {
+			j.Status, j.Error = domain.ReplayFailedS, "reading the journal failed"
+		}
+	})
+	r.persist(j)
+	rt.log.Info("replay finished", "job", j.ID, "done", j.Done, "failed", j.Failed)
+}
+
+func (r *replays) update(j *domain.ReplayJob, fn func(*domain.ReplayJob)) {
+	r.mu.Lock()
+	fn(j)
+	r.mu.Unlock()
+}
+
+func (r *replays) persist(j *domain.ReplayJob) {
+	r.mu.Lock()
+	data, err := json.Marshal(j)
+	r.mu.Unlock()
+	if err == nil {
+		err = r.rt.opts.Journal.PutJob(j.ID, data)
+	}
+	if err != nil {
+		r.rt.log.Error("storing replay progress failed", "job", j.ID, "err", err)
+	}
+}
+
+// replayOne sends one event again, with its original id, retrying like a
+// live delivery, and records the outcome on the event.
+func (rt *Router) replayOne(ctx context.Context, j *domain.ReplayJob, ev journal.Event) bool {
+	m := rt.routing.load().migrations[j.Request.Migration]
+	url := m.Pipelines.Legacy.URL
+	if j.Request.Pipeline == "new" {
+		url = m.Pipelines.New.URL
+	}
+	var res pipeline.Result
+	var err error
+	for attempt := 1; attempt <= rt.opts.MaxAttempts; attempt++ {
+		res, err = rt.opts.Pipelines.Call(ctx, url, pipeline.Apply, toPipelineEvent(ev))
+		rt.countCall(j.Request.Pipeline, pipeline.Apply, err)
+		if err == nil || ctx.Err() != nil || attempt == rt.opts.MaxAttempts {
+			break
+		}
+		if !sleep(ctx, backoff(attempt, rt.opts.MinBackoff, rt.opts.MaxBackoff)) {
+			break
+		}
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	mark := journal.Replay{Job: j.ID, Pipeline: j.Request.Pipeline, At: rt.opts.Now().UTC(), OK: err == nil}
+	if err == nil {
+		mark.Effects = res.Raw
+	} else {
+		mark.Error = err.Error()
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if cerr := rt.opts.Journal.Complete(cctx, ev.Seq, journal.Outcome{Replay: &mark}); cerr != nil {
+		rt.log.Error("recording a replay outcome failed", "event", ev.ID, "err", cerr)
+	}
+	rt.metrics.events.WithLabelValues("replayed").Inc()
+	return err == nil
+}

@@ -1,0 +1,180 @@
+package ingress
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/psa"
+)
+
+// Options configure a Router.
+type Options struct {
+	Journal   *journal.Journal
+	Flags     Evaluator // the migration flag, through OpenFeature
+	Decoder   *psa.Decoder
+	Pipelines *pipeline.Client
+	Logger    *slog.Logger
+	Registry  prometheus.Registerer
+	Now       func() time.Time
+
+	// Migration is the flag key to route by; "" routes by the migration
+	// created first.
+	Migration string
+	// Workers deliver events; events of one entity always go to the same
+	// worker, in order. Default 32.
+	Workers int
+	// MaxAttempts per event before it is dead-lettered. Default 8.
+	MaxAttempts int
+	// MinBackoff and MaxBackoff bound the delay between attempts.
+	// Defaults 200 ms and 30 s.
+	MinBackoff, MaxBackoff time.Duration
+	// BodyLimit caps a webhook's body. Default 1 MiB.
+	BodyLimit int64
+	// StuckAfter is how long an event may go without a terminal outcome
+	// before the reconciler reports it. Default 5 minutes.
+	StuckAfter time.Duration
+	// ReconcileEvery is how often the reconciler looks. Default 10 s.
+	ReconcileEvery time.Duration
+	// Retention is how long events with an outcome are kept. Default 30
+	// days.
+	Retention time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.Workers <= 0 {
+		o.Workers = 32
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 8
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 200 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+	if o.BodyLimit <= 0 {
+		o.BodyLimit = 1 << 20
+	}
+	if o.StuckAfter <= 0 {
+		o.StuckAfter = 5 * time.Minute
+	}
+	if o.ReconcileEvery <= 0 {
+		o.ReconcileEvery = 10 * time.Second
+	}
+	if o.Retention <= 0 {
+		o.Retention = 30 * 24 * time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	if o.Decoder == nil {
+		o.Decoder = &psa.Decoder{}
+	}
+	if o.Pipelines == nil {
+		o.Pipelines = &pipeline.Client{}
+	}
+}
+
+// Router is an ingress router.
+type Router struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+	routing routingTable
+	queues  []chan journal.Event
+
+	flightMu sync.Mutex
+	inFlight map[uint64]struct{}
+
+	ctxMu sync.Mutex
+	ctx   context.Context // Run's; nil before Run
+
+	replays *replays
+}
+
+// New returns a router; Run starts it.
+func New(opts Options) (*Router, error) {
+	if opts.Journal == nil || opts.Flags == nil {
+		return nil, errors.New("ingress: Options.Journal and Options.Flags are required")
+	}
+	opts.defaults()
+	rt := &Router{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry), inFlight: map[uint64]struct{}{}}
+	rt.queues = make([]chan journal.Event, opts.Workers)
+	for i := range rt.queues {
+		rt.queues[i] = make(chan journal.Event, 256)
+	}
+	rt.replays = newReplays(rt)
+	return rt, nil
+}
+
+// OnSnapshot takes each snapshot's raw JSON from the flags provider, for
+// the partners' secrets and the pipelines' URLs.
+func (rt *Router) OnSnapshot(version uint64, raw []byte) {
+	if err := rt.routing.update(raw); err != nil {
+		rt.log.Error("snapshot unreadable; keeping the last routing", "version", version, "err", err)
+	}
+}
+
+// Mount adds the webhook endpoint to r.
+func (rt *Router) Mount(r *mux.Router) {
+	r.HandleFunc("/hooks/{partner}", rt.hook).Methods(http.MethodPost)
+}
+
+func (rt *Router) runCtx() context.Context {
+	rt.ctxMu.Lock()
+	defer rt.ctxMu.Unlock()
+	if rt.ctx == nil {
+		return context.Background()
+	}
+	return rt.ctx
+}
+
+// Run delivers events until ctx ends: first every journaled event without
+// an outcome (what a crash left), then new ones as they come. It also runs
+// the reconciler, the retention sweeper and replays.
+func (rt *Router) Run(ctx context.Context) error {
+	rt.ctxMu.Lock()
+	rt.ctx = ctx
+	rt.ctxMu.Unlock()
+	var wg sync.WaitGroup
+	for _, q := range rt.queues {
+		wg.Go(func() { rt.worker(ctx, q) })
+	}
+	wg.Go(func() { rt.reconcileLoop(ctx) })
+	wg.Go(func() { rt.replays.run(ctx) })
+
+	pending, err := rt.opts.Journal.Pending()
+	if err != nil {
+		rt.log.Error("reading pending events failed", "err", err)
+	}
+	if len(pending) > 0 {
+		rt.log.Info("resuming journaled events without an outcome", "events", len(pending))
+	}
+	for _, ev := range pending {
+		if rt.submit(ctx, ev) != nil {
+			break
+		}
+	}
+	wg.Wait()
+	return nil
+}
+
+// RoutingVersion is the version of the snapshot the router routes by; 0
+// before the first.
+func (rt *Router) RoutingVersion() uint64 { return rt.routing.load().version }

@@ -1,0 +1,69 @@
+package ingress
+
+import (
+	"encoding/json"
+	"sort"
+	"sync/atomic"
+
+	"github.com/switchbackhq/switchback/internal/control"
+)
+
+// routing is what the router reads from the control service's snapshot
+// besides the flags: partners' PSA kinds and secrets, and the pipelines.
+type routing struct {
+	version  uint64
+	partners map[string]control.SnapshotPartner
+	// migrations in creation order: the router's default is the first.
+	order      []string
+	migrations map[string]control.SnapshotMigration
+}
+
+// routingTable holds the latest routing; the flags provider feeds it.
+type routingTable struct {
+	cur atomic.Pointer[routing]
+}
+
+// update decodes a snapshot's raw JSON. A snapshot that does not decode
+// is ignored: the router keeps the last one it could read.
+func (t *routingTable) update(raw []byte) error {
+	var s control.Snapshot
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return err
+	}
+	r := &routing{version: s.Version, partners: s.Partners, migrations: s.Migrations}
+	for k := range s.Migrations {
+		r.order = append(r.order, k)
+	}
+	sort.Slice(r.order, func(i, j int) bool {
+		a, b := s.Migrations[r.order[i]], s.Migrations[r.order[j]]
+		if a.Seq != b.Seq {
+			return a.Seq < b.Seq
+		}
+		return r.order[i] < r.order[j]
+	})
+	if old := t.cur.Load(); old != nil && old.version > r.version {
+		return nil
+	}
+	t.cur.Store(r)
+	return nil
+}
+
+func (t *routingTable) load() *routing {
+	if r := t.cur.Load(); r != nil {
+		return r
+	}
+	return &routing{}
+}
+
+// migration returns the key of the migration the router routes by: the
+// configured one, else the one created first.
+func (r *routing) migration(configured string) (string, bool) {
+	if configured != "" {
+		_, ok := r.migrations[configured]
+		return configured, ok
+	}
+	if len(r.order) == 0 {
+		return "", false
+	}
+	return r.order[0], true
+}

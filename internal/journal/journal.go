@@ -1,0 +1,639 @@
+// Package journal keeps every webhook a router acknowledges in a bbolt file,
+// durably, before the acknowledgement, and tracks each event to a terminal
+// outcome.
+//
+// Writes go through one committer goroutine that puts everything queued
+// into one transaction, so concurrent requests share one fsync (group
+// commit). A full queue is refused at once with ErrBusy, which the ingress
+// answers with 429: every PSA retries that.
+//
+// Bucket layout (schema 1):
+//
+//	meta       "schema" → decimal schema version
+//	events     8-byte big-endian seq → JSON Event
+//	partner    partner id, 0x00, 8-byte big-endian received-at (Unix ns), 8-byte seq → empty: time-window scans per partner
+//	dedup      partner id, 0x00, delivery id → 8-byte seq of the first delivery
+//	pending    8-byte seq → empty: events without a terminal outcome
+//	jobs       job id → JSON state of a background job (replays)
+package journal
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+)
+
+// SchemaVersion is the layout this package reads and writes.
+const SchemaVersion = 1
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketEvents  = []byte("events")
+	bucketPartner = []byte("partner")
+	bucketDedup   = []byte("dedup")
+	bucketPending = []byte("pending")
+	keySchema     = []byte("schema")
+)
+
+// Errors.
+var (
+	// ErrBusy means the journal's queue is full: answer 429 and let the
+	// sender retry.
+	ErrBusy = errors.New("journal: queue full")
+	// ErrClosed means the journal is closed.
+	ErrClosed = errors.New("journal: closed")
+	// ErrNotFound means no event has that seq.
+	ErrNotFound = errors.New("journal: no such event")
+	// ErrLocked means another process holds the file.
+	ErrLocked = errors.New("journal: the file is in use by another process")
+)
+
+// State is where an event is in its life.
+type State string
+
+const (
+	StateJournaled    State = "journaled"     // on disk, not yet applied
+	StateApplied      State = "applied"       // the primary pipeline applied it
+	StateDeadLettered State = "dead_lettered" // every attempt failed: parked for a replay
+)
+
+// Terminal reports whether s is an outcome.
+func (s State) Terminal() bool { return s == StateApplied || s == StateDeadLettered }
+
+// Event is one journaled webhook event and its life.
+type Event struct {
+	Seq        uint64            `json:"seq"`
+	ID         string            `json:"id"`
+	Partner    string            `json:"partner"`
+	PSA        string            `json:"psa"`
+	Type       string            `json:"type"`
+	SourceType string            `json:"sourceType,omitempty"`
+	Action     string            `json:"action"`
+	EntityID   string            `json:"entityId"`
+	DeliveryID string            `json:"deliveryId"`
+	ReceivedAt time.Time         `json:"receivedAt"`
+	Headers    map[string]string `json:"headers,omitempty"`
+	Payload    json.RawMessage   `json:"payload"`
+
+	State           State           `json:"state"`
+	Attempts        int             `json:"attempts"`
+	Pipeline        string          `json:"pipeline,omitempty"` // the pipeline that applied it or last failed
+	SnapshotVersion uint64          `json:"snapshotVersion,omitempty"`
+	Effects         json.RawMessage `json:"effects,omitempty"`
+	LastError       string          `json:"lastError,omitempty"`
+	DoneAt          time.Time       `json:"doneAt,omitzero"`
+	Duplicates      int             `json:"duplicates,omitempty"` // resent deliveries recognized and not applied again
+	// Comparison is the class of the shadow comparison, once made.
+	Comparison string   `json:"comparison,omitempty"`
+	Replays    []Replay `json:"replays,omitempty"`
+}
+
+// Replay is the outcome of one replay of an event.
+type Replay struct {
+	Job      string          `json:"job"`
+	Pipeline string          `json:"pipeline"`
+	At       time.Time       `json:"at"`
+	OK       bool            `json:"ok"`
+	Effects  json.RawMessage `json:"effects,omitempty"`
+	Error    string          `json:"error,omitempty"`
+}
+
+// Appended is the result of appending one event.
+type Appended struct {
+	Seq       uint64
+	ID        string
+	Duplicate bool // the delivery id was seen before: nothing new was journaled
+}
+
+// Outcome is what delivery learned about an event.
+type Outcome struct {
+	State           State
+	Attempts        int
+	Pipeline        string
+	SnapshotVersion uint64
+	Effects         json.RawMessage
+	Error           string
+	At              time.Time
+	Replay          *Replay // set for a replay's outcome: appended, the state is kept
+}
+
+// Options configure a Journal.
+type Options struct {
+	// QueueSize bounds the writes waiting for the committer; past it,
+	// Append returns ErrBusy. Default 16384.
+	QueueSize int
+	// MaxBatch bounds the writes in one transaction. 1 gives one fsync per
+	// write, for comparison. Default 4096.
+	MaxBatch int
+	// LockTimeout bounds the wait for another process to release the file.
+	LockTimeout time.Duration
+}
+
+// Journal is an open journal file.
+type Journal struct {
+	db    *bbolt.DB
+	opts  Options
+	queue chan *op
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+
+	mu     sync.RWMutex // guards closed against sends on queue
+	closed bool
+
+	commits, committed uint64 // guarded by statsMu
+	statsMu            sync.Mutex
+}
+
+// op is one write waiting for the committer.
+type op struct {
+	events  []Event // append
+	seq     uint64  // complete
+	outcome Outcome
+	result  []Appended
+	err     error
+	done    chan struct{}
+}
+
+// Open opens or creates the journal at path and starts its committer.
+func Open(path string, opts Options) (*Journal, error) {
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 16384
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 4096
+	}
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 2 * time.Second
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.LockTimeout, FreelistType: bbolt.FreelistMapType})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := db.Update(initSchema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	j := &Journal{db: db, opts: opts, queue: make(chan *op, opts.QueueSize), stop: make(chan struct{}), done: make(chan struct{})}
+	go j.commit()
+	return j, nil
+}
+
+func initSchema(tx *bbolt.Tx) error {
+	for _, b := range [][]byte{bucketMeta, bucketEvents, bucketPartner, bucketDedup, bucketPending} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	v := meta.Get(keySchema)
+	if v == nil {
+		return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
+	}
+	if n, err := strconv.Atoi(string(v)); err != nil || n > SchemaVersion {
+		return fmt.Errorf("journal schema %q is newer than this router's %d", v, SchemaVersion)
+	}
+	return nil
+}
+
+// Close stops the committer after the writes already queued and closes the
+// file.
+func (j *Journal) Close() error {
+	j.once.Do(func() {
+		j.mu.Lock()
+		j.closed = true
+		j.mu.Unlock()
+		close(j.stop)
+		<-j.done
+	})
+	return j.db.Close()
+}
+
+// DB returns the bbolt file, for consistency checks in tests.
+func (j *Journal) DB() *bbolt.DB { return j.db }
+
+// Append journals a delivery's events durably and returns when they are on
+// disk. An event whose partner and delivery id were journaled before is not
+// journaled again: its result says Duplicate and carries the first one's
+// seq. Seq, ID and State are assigned here.
+func (j *Journal) Append(ctx context.Context, events []Event) ([]Appended, error) {
+	o := &op{events: events, done: make(chan struct{})}
+	if err := j.enqueue(o); err != nil {
+		return nil, err
+	}
+	select {
+	case <-o.done:
+		return o.result, o.err
+	case <-ctx.Done():
+		// The write may still land; the sender will retry and the retry
+		// will be recognized as a duplicate.
+		return nil, ctx.Err()
+	}
+}
+
+// Complete records an event's outcome durably.
+func (j *Journal) Complete(ctx context.Context, seq uint64, out Outcome) error {
+	o := &op{seq: seq, outcome: out, done: make(chan struct{})}
+	if err := j.enqueueWait(ctx, o); err != nil {
+		return err
+	}
+	select {
+	case <-o.done:
+		return o.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// enqueue queues o without waiting: a full queue is ErrBusy.
+func (j *Journal) enqueue(o *op) error {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if j.closed {
+		return ErrClosed
+	}
+	select {
+	case j.queue <- o:
+		return nil
+	default:
+		return ErrBusy
+	}
+}
+
+// enqueueWait queues o, waiting for room: outcomes must not be lost to a
+// burst of appends.
+func (j *Journal) enqueueWait(ctx context.Context, o *op) error {
+	for {
+		err := j.enqueue(o)
+		if !errors.Is(err, ErrBusy) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// commit is the committer goroutine: it writes everything queued in one
+// transaction, then answers every waiter.
+func (j *Journal) commit() {
+	defer close(j.done)
+	batch := make([]*op, 0, j.opts.MaxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case o := <-j.queue:
+			batch = append(batch, o)
+		case <-j.stop:
+			// Drain what was queued before Close.
+			for {
+				select {
+				case o := <-j.queue:
+					batch = append(batch, o)
+					continue
+				default:
+				}
+				break
+			}
+			if len(batch) > 0 {
+				j.write(batch)
+			}
+			return
+		}
+	fill:
+		for len(batch) < j.opts.MaxBatch {
+			select {
+			case o := <-j.queue:
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		j.write(batch)
+	}
+}
+
+// write commits a batch in one transaction. If the transaction fails, each
+// op is retried alone so one bad op cannot fail the others.
+func (j *Journal) write(batch []*op) {
+	err := j.db.Update(func(tx *bbolt.Tx) error {
+		for _, o := range batch {
+			o.result, o.err = nil, nil
+			if err := apply(tx, o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && len(batch) > 1 {
+		for _, o := range batch {
+			j.write([]*op{o})
+		}
+		return
+	}
+	j.statsMu.Lock()
+	j.commits++
+	j.committed += uint64(len(batch))
+	j.statsMu.Unlock()
+	for _, o := range batch {
+		if err != nil {
+			o.err, o.result = err, nil
+		}
+		close(o.done)
+	}
+}
+
+func apply(tx *bbolt.Tx, o *op) error {
+	if o.events != nil {
+		res, err := appendEvents(tx, o.events)
+		o.result = res
+		return err
+	}
+	return completeEvent(tx, o.seq, o.outcome)
+}
+
+func appendEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
+	evb, dedup, byPartner, pending := tx.Bucket(bucketEvents), tx.Bucket(bucketDedup), tx.Bucket(bucketPartner), tx.Bucket(bucketPending)
+	out := make([]Appended, len(events))
+	for i, e := range events {
+		dk := dedupKey(e.Partner, e.DeliveryID)
+		if v := dedup.Get(dk); v != nil {
+			seq := binary.BigEndian.Uint64(v)
+			orig, err := get(evb, seq)
+			if err == nil {
+				orig.Duplicates++
+				if err := put(evb, orig); err != nil {
+					return nil, err
+				}
+				out[i] = Appended{Seq: seq, ID: orig.ID, Duplicate: true}
+				continue
+			}
+			// The original was swept by retention: journal this one anew.
+		}
+		seq, err := evb.NextSequence()
+		if err != nil {
+			return nil, err
+		}
+		e.Seq, e.ID, e.State = seq, newID(), StateJournaled
+		if err := put(evb, e); err != nil {
+			return nil, err
+		}
+		if err := dedup.Put(dk, seqKey(seq)); err != nil {
+			return nil, err
+		}
+		if err := byPartner.Put(partnerKey(e.Partner, e.ReceivedAt, seq), nil); err != nil {
+			return nil, err
+		}
+		if err := pending.Put(seqKey(seq), nil); err != nil {
+			return nil, err
+		}
+		out[i] = Appended{Seq: seq, ID: e.ID}
+	}
+	return out, nil
+}
+
+func completeEvent(tx *bbolt.Tx, seq uint64, out Outcome) error {
+	evb := tx.Bucket(bucketEvents)
+	e, err := get(evb, seq)
+	if err != nil {
+		return err
+	}
+	if out.Replay != nil {
+		e.Replays = append(e.Replays, *out.Replay)
+		if out.Replay.OK && e.State == StateDeadLettered {
+			// A dead-lettered event replayed successfully is applied at last.
+			e.State, e.Pipeline, e.Effects, e.DoneAt = StateApplied, out.Replay.Pipeline, out.Replay.Effects, out.Replay.At
+		}
+		return put(evb, e)
+	}
+	e.State, e.Attempts, e.Pipeline, e.SnapshotVersion = out.State, out.Attempts, out.Pipeline, out.SnapshotVersion
+	e.Effects, e.LastError, e.DoneAt = out.Effects, out.Error, out.At
+	if err := put(evb, e); err != nil {
+		return err
+	}
+	if out.State.Terminal() {
+		return tx.Bucket(bucketPending).Delete(seqKey(seq))
+	}
+	return nil
+}
+
+// Get returns the event with seq, or ErrNotFound.
+func (j *Journal) Get(seq uint64) (Event, error) {
+	var e Event
+	err := j.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		e, err = get(tx.Bucket(bucketEvents), seq)
+		return err
+	})
+	return e, err
+}
+
+// Pending returns every event without a terminal outcome, oldest first:
+// what a restarted router must still deliver.
+func (j *Journal) Pending() ([]Event, error) {
+	var out []Event
+	err := j.db.View(func(tx *bbolt.Tx) error {
+		evb := tx.Bucket(bucketEvents)
+		return tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
+			e, err := get(evb, binary.BigEndian.Uint64(k))
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Position is a place in a partner's events, which are ordered by the time
+// received, then seq.
+type Position struct {
+	At  time.Time `json:"at"`
+	Seq uint64    `json:"seq"`
+}
+
+// After returns the position just after the event at p.
+func (p Position) After() Position { return Position{At: p.At, Seq: p.Seq + 1} }
+
+// Scan calls fn with the partner's events from start on and received
+// before to, in order, until fn returns false. fn runs inside a read
+// transaction: it must not write to the journal (bbolt would deadlock);
+// collect what to change and change it after Scan returns.
+func (j *Journal) Scan(partner string, start Position, to time.Time, fn func(Event) bool) error {
+	return j.db.View(func(tx *bbolt.Tx) error {
+		evb := tx.Bucket(bucketEvents)
+		c := tx.Bucket(bucketPartner).Cursor()
+		prefix := append([]byte(partner), 0)
+		end := partnerKey(partner, to, 0)
+		for k, _ := c.Seek(partnerKey(partner, start.At, start.Seq)); k != nil && bytes.HasPrefix(k, prefix) && bytes.Compare(k, end) < 0; k, _ = c.Next() {
+			e, err := get(evb, binary.BigEndian.Uint64(k[len(k)-8:]))
+			if errors.Is(err, ErrNotFound) {
+				continue // swept
+			}
+			if err != nil {
+				return err
+			}
+			if !fn(e) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// Stats are the journal's figures.
+type Stats struct {
+	Events    int       `json:"events"`
+	Pending   int       `json:"pending"`
+	SizeBytes int64     `json:"sizeBytes"`
+	Oldest    time.Time `json:"oldest,omitzero"`
+	Commits   uint64    `json:"commits"`   // transactions, each one fsync
+	Committed uint64    `json:"committed"` // writes in them
+}
+
+// Stats returns the journal's figures.
+func (j *Journal) Stats() (Stats, error) {
+	var s Stats
+	err := j.db.View(func(tx *bbolt.Tx) error {
+		s.Events = tx.Bucket(bucketEvents).Stats().KeyN
+		s.Pending = tx.Bucket(bucketPending).Stats().KeyN
+		s.SizeBytes = tx.Size()
+		if _, v := tx.Bucket(bucketEvents).Cursor().First(); v != nil {
+			var e Event
+			if err := json.Unmarshal(v, &e); err == nil {
+				s.Oldest = e.ReceivedAt
+			}
+		}
+		return nil
+	})
+	j.statsMu.Lock()
+	s.Commits, s.Committed = j.commits, j.committed
+	j.statsMu.Unlock()
+	return s, err
+}
+
+// Sweep deletes events with a terminal outcome received before cutoff,
+// with their index and dedup entries, at most limit of them, and returns
+// how many it deleted. Events without an outcome are never swept.
+func (j *Journal) Sweep(cutoff time.Time, limit int) (int, error) {
+	n := 0
+	err := j.db.Update(func(tx *bbolt.Tx) error {
+		evb, pending := tx.Bucket(bucketEvents), tx.Bucket(bucketPending)
+		c := evb.Cursor()
+		var doomed []Event
+		for k, v := c.First(); k != nil && len(doomed) < limit; k, v = c.Next() {
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			if !e.ReceivedAt.Before(cutoff) {
+				break
+			}
+			if pending.Get(k) == nil {
+				doomed = append(doomed, e)
+			}
+		}
+		for _, e := range doomed {
+			if err := evb.Delete(seqKey(e.Seq)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketPartner).Delete(partnerKey(e.Partner, e.ReceivedAt, e.Seq)); err != nil {
+				return err
+			}
+			dk := dedupKey(e.Partner, e.DeliveryID)
+			if v := tx.Bucket(bucketDedup).Get(dk); v != nil && binary.BigEndian.Uint64(v) == e.Seq {
+				if err := tx.Bucket(bucketDedup).Delete(dk); err != nil {
+					return err
+				}
+			}
+		}
+		n = len(doomed)
+		return nil
+	})
+	return n, err
+}
+
+func get(b *bbolt.Bucket, seq uint64) (Event, error) {
+	v := b.Get(seqKey(seq))
+	if v == nil {
+		return Event{}, ErrNotFound
+	}
+	var e Event
+	if err := json.Unmarshal(v, &e); err != nil {
+		return Event{}, fmt.Errorf("decode event %d: %w", seq, err)
+	}
+	return e, nil
+}
+
+func put(b *bbolt.Bucket, e Event) error {
+	v, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return b.Put(seqKey(e.Seq), v)
+}
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq) }
+
+func dedupKey(partner, delivery string) []byte {
+	return append(append(append(make([]byte, 0, len(partner)+1+len(delivery)), partner...), 0), delivery...)
+}
+
+func partnerKey(partner string, at time.Time, seq uint64) []byte {
+	k := append(append(make([]byte, 0, len(partner)+17), partner...), 0)
+	k = binary.BigEndian.AppendUint64(k, uint64(max(0, at.UnixNano())))
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// newID returns a random event id: ids must be unique across routers,
+// whose sequences are their own.
+func newID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "evt_" + hex.EncodeToString(b[:])
+}
+
+var bucketJobs = []byte("jobs")
+
+// PutJob stores a background job's state (replays), by id, durably.
+func (j *Journal) PutJob(id string, state []byte) error {
+	return j.db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketJobs)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), state)
+	})
+}
+
+// Jobs returns every stored job's state by id.
+func (j *Journal) Jobs() (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := j.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketJobs)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			out[string(k)] = append([]byte(nil), v...)
+			return nil
+		})
+	})
+	return out, err
+}

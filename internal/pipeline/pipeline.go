@@ -1,0 +1,149 @@
+// Package pipeline calls a webhook pipeline over HTTP with the contract of
+// DESIGN.md: POST the event as JSON with Idempotency-Key and
+// Switchback-Mode headers; a 200 answer carries the effects the pipeline
+// applied (apply) or would apply (dry-run).
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// Mode says whether the pipeline applies the event or only says what it
+// would do.
+type Mode string
+
+const (
+	Apply  Mode = "apply"
+	DryRun Mode = "dry-run"
+)
+
+// Event is the body sent to a pipeline.
+type Event struct {
+	ID         string          `json:"id"`
+	Partner    string          `json:"partner"`
+	PSA        string          `json:"psa"`
+	Type       string          `json:"type"`
+	Action     string          `json:"action"`
+	EntityID   string          `json:"entityId"`
+	ReceivedAt time.Time       `json:"receivedAt"`
+	Payload    json.RawMessage `json:"payload"`
+}
+
+// Effect is one change a pipeline applied or would apply.
+type Effect struct {
+	Kind   string         `json:"kind"`
+	Op     string         `json:"op"`
+	Key    string         `json:"key"`
+	Fields map[string]any `json:"fields,omitempty"`
+}
+
+// Response is a pipeline's answer.
+type Response struct {
+	Effects []Effect `json:"effects"`
+}
+
+// Result is a successful call: the effects, decoded and as sent.
+type Result struct {
+	Effects []Effect
+	Raw     json.RawMessage // the effects array as the pipeline sent it
+}
+
+// Error is a failed call: a transport error, a timeout, a non-2xx status
+// or an answer that is not the contract's JSON.
+type Error struct {
+	Status int // 0 when no answer came
+	Msg    string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("pipeline answered %d: %s", e.Status, e.Msg)
+	}
+	return "pipeline call failed: " + e.Msg
+}
+func (e *Error) Unwrap() error { return e.Err }
+
+// maxAnswer caps a pipeline's answer.
+const maxAnswer = 4 << 20
+
+// Client calls pipelines.
+type Client struct {
+	HTTP    *http.Client
+	Timeout time.Duration // per call; default 10 s
+}
+
+// Call sends ev to the pipeline at url in mode.
+func (c *Client) Call(ctx context.Context, url string, mode Mode, ev Event) (Result, error) {
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return Result{}, &Error{Msg: "encode event", Err: err}
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return Result{}, &Error{Msg: "bad pipeline URL", Err: err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", ev.ID)
+	req.Header.Set("Switchback-Mode", string(mode))
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		msg := "no answer"
+		if errors.Is(err, context.DeadlineExceeded) {
+			msg = "timed out after " + timeout.String()
+		}
+		return Result{}, &Error{Msg: msg, Err: err}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		return Result{}, &Error{Status: resp.StatusCode, Msg: "answer cut short", Err: err}
+	}
+	if resp.StatusCode/100 != 2 {
+		return Result{}, &Error{Status: resp.StatusCode, Msg: snippet(data)}
+	}
+	if len(data) > maxAnswer {
+		return Result{}, &Error{Status: resp.StatusCode, Msg: "answer larger than 4 MiB"}
+	}
+	var raw struct {
+		Effects json.RawMessage `json:"effects"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return Result{}, &Error{Status: resp.StatusCode, Msg: "answer is not the contract's JSON", Err: err}
+	}
+	var effects []Effect
+	if len(raw.Effects) > 0 && string(raw.Effects) != "null" {
+		if err := json.Unmarshal(raw.Effects, &effects); err != nil {
+			return Result{}, &Error{Status: resp.StatusCode, Msg: "effects are not a list of effects", Err: err}
+		}
+	}
+	if raw.Effects == nil || string(raw.Effects) == "null" {
+		raw.Effects = json.RawMessage("[]")
+	}
+	return Result{Effects: effects, Raw: raw.Effects}, nil
+}
+
+func snippet(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) > 200 {
+		b = append(b[:200:200], "…"...)
+	}
+	return string(b)
+}

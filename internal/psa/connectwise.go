@@ -1,0 +1,114 @@
+package psa
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+const headerContentSignature = "X-Content-Signature"
+
+// connectWiseEntities maps ConnectWise callback Types to canonical types.
+var connectWiseEntities = map[string]string{
+	"ticket":    EntityTicket,
+	"schedule":  EntityScheduleEntry,
+	"time":      EntityTimeEntry,
+	"timeentry": EntityTimeEntry,
+	"company":   EntityCompany,
+	"contact":   EntityContact,
+}
+
+var connectWiseActions = map[string]string{
+	"added":   ActionCreated,
+	"updated": ActionUpdated,
+	"deleted": ActionDeleted,
+}
+
+// connectWiseBody is the part of a ConnectWise Manage callback the router
+// reads. Entity, the record as an escaped JSON string, stays in the payload.
+type connectWiseBody struct {
+	MessageID json.RawMessage `json:"MessageId"`
+	FromURL   json.RawMessage `json:"FromUrl"`
+	CompanyID json.RawMessage `json:"CompanyId"`
+	Type      string          `json:"Type"`
+	Action    string          `json:"Action"`
+	ID        json.RawMessage `json:"ID"`
+	Entity    json.RawMessage `json:"Entity"`
+}
+
+// connectWiseKeyURL is all that is read of a callback before it is
+// verified: where its signing key is published.
+type connectWiseKeyURL struct {
+	Metadata struct {
+		KeyURL string `json:"key_url"`
+	} `json:"Metadata"`
+}
+
+func (d *Decoder) decodeConnectWise(ctx context.Context, secret string, h http.Header, body []byte) ([]Envelope, *Error) {
+	if secret == "" && d.Keys == nil {
+		return nil, unauthorized(CodeNoSecret, "no ConnectWise signing key is configured for this partner")
+	}
+	sig := strings.TrimSpace(h.Get(headerContentSignature))
+	if sig == "" {
+		return nil, unauthorized(CodeMissingSignature, "the x-content-signature header is missing")
+	}
+	signingKey := secret
+	if signingKey == "" {
+		var k connectWiseKeyURL
+		if json.Unmarshal(body, &k) != nil || k.Metadata.KeyURL == "" {
+			return nil, unauthorized(CodeKeyRefused, "the callback names no Metadata.key_url to verify it with")
+		}
+		key, err := d.Keys.SigningKey(ctx, k.Metadata.KeyURL)
+		if err != nil {
+			return nil, asError(err)
+		}
+		signingKey = key
+	}
+	if !connectWiseSignatureOK(signingKey, body, sig) {
+		return nil, unauthorized(CodeBadSignature, "x-content-signature does not match the body")
+	}
+
+	var b connectWiseBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		return nil, malformed("the body is not a ConnectWise callback JSON object")
+	}
+	if strings.TrimSpace(b.Type) == "" || strings.TrimSpace(b.Action) == "" {
+		return nil, malformed(`the callback has no "Type" or no "Action"`)
+	}
+	eid, ok := scalarString(b.ID)
+	if !ok {
+		return nil, malformed(`the callback has no "ID"`)
+	}
+	did, ok := scalarString(b.MessageID)
+	if !ok {
+		// Entity is in the hash so that two different updates of one record
+		// without a MessageId are not taken for one resent callback.
+		did = deliveryHash(KindConnectWise, optString(b.CompanyID), b.Type, b.Action, eid,
+			optString(b.FromURL), string(b.Entity))
+	}
+	return []Envelope{{
+		EntityType: entity(b.Type, connectWiseEntities),
+		SourceType: b.Type,
+		Action:     action(b.Action, connectWiseActions),
+		EntityID:   eid,
+		DeliveryID: did,
+		Payload:    clone(body),
+	}}, nil
+}
+
+// connectWiseSignatureOK reports whether sig is the base64 HMAC-SHA256 of
+// body keyed by the SHA-256 of signingKey.
+func connectWiseSignatureOK(signingKey string, body []byte, sig string) bool {
+	k := sha256.Sum256([]byte(signingKey))
+	mac := hmac.New(sha256.New, k[:])
+	mac.Write(body)
+	var sum [sha256.Size]byte
+	var want [44]byte
+	base64.StdEncoding.Encode(want[:], mac.Sum(sum[:0]))
+	return subtle.ConstantTimeCompare([]byte(sig), want[:]) == 1
+}

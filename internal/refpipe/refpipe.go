@@ -1,0 +1,177 @@
+// Package refpipe is a reference webhook pipeline: an HTTP service that
+// follows the pipeline contract, turns each event into effects and keeps
+// what it applied, for tests, the demo and the benchmarks. It can inject
+// the faults release engineers meet, among them the seed incident's: a
+// handler cache keyed by the partner alone, so that a ticket event is
+// sometimes handled by the cached schedule handler and yields a schedule
+// effect instead of the ticket update.
+package refpipe
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/pipeline"
+)
+
+// Faults are injected misbehaviours; zero values inject none.
+type Faults struct {
+	// CachedHandler is the share of events handled by the handler cached
+	// for the partner's previous event, whatever its type: the seed bug.
+	CachedHandler float64
+	// Error is the share of calls answered 500.
+	Error float64
+	// Empty is the share of events "processed" with no effect at all.
+	Empty float64
+	// DropField names a field left out of every effect.
+	DropField string
+	// Latency is added to every call.
+	Latency time.Duration
+}
+
+// Pipeline is a reference pipeline. Its zero value is not usable; use New.
+type Pipeline struct {
+	name   string
+	faults Faults
+
+	mu       sync.Mutex
+	rng      *rand.Rand
+	cache    map[string]string // partner → entity kind of the cached handler
+	applied  map[string]pipeline.Effect
+	seen     map[string]bool // idempotency keys applied
+	calls    map[pipeline.Mode]int
+	failures int
+}
+
+// New returns a pipeline named name with faults, seeded for determinism.
+func New(name string, faults Faults, seed uint64) *Pipeline {
+	return &Pipeline{name: name, faults: faults, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)),
+		cache: map[string]string{}, applied: map[string]pipeline.Effect{}, seen: map[string]bool{}, calls: map[pipeline.Mode]int{}}
+}
+
+// ServeHTTP answers one pipeline call.
+func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST an event", http.StatusMethodNotAllowed)
+		return
+	}
+	mode := pipeline.Mode(r.Header.Get("Switchback-Mode"))
+	if mode != pipeline.Apply && mode != pipeline.DryRun {
+		http.Error(w, "Switchback-Mode must be apply or dry-run", http.StatusBadRequest)
+		return
+	}
+	var ev pipeline.Event
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<20)).Decode(&ev); err != nil {
+		http.Error(w, "the body is not an event", http.StatusBadRequest)
+		return
+	}
+	if p.faults.Latency > 0 {
+		time.Sleep(p.faults.Latency)
+	}
+	effects, fail := p.handle(ev, mode, r.Header.Get("Idempotency-Key"))
+	if fail {
+		http.Error(w, "injected failure", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(pipeline.Response{Effects: effects})
+}
+
+func (p *Pipeline) handle(ev pipeline.Event, mode pipeline.Mode, key string) ([]pipeline.Effect, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls[mode]++
+	if p.faults.Error > 0 && p.rng.Float64() < p.faults.Error {
+		p.failures++
+		return nil, true
+	}
+	kind := ev.Type
+	if cached, ok := p.cache[ev.Partner]; ok && p.faults.CachedHandler > 0 && p.rng.Float64() < p.faults.CachedHandler {
+		kind = cached // the bug: the cache is keyed by partner, not by partner and event type
+	}
+	p.cache[ev.Partner] = ev.Type
+	if p.faults.Empty > 0 && p.rng.Float64() < p.faults.Empty {
+		return []pipeline.Effect{}, false
+	}
+	e := Effect(ev, kind, p.faults.DropField)
+	if mode == pipeline.Apply && !p.seen[key] {
+		p.seen[key] = true
+		p.applied[e.Kind+"/"+e.Key] = e
+	}
+	return []pipeline.Effect{e}, false
+}
+
+// Effect is what a correct pipeline does with ev: one effect on the entity,
+// of the event's kind, with the payload's scalar fields. handlerKind is the
+// kind of handler that processed it; dropField is left out.
+func Effect(ev pipeline.Event, handlerKind, dropField string) pipeline.Effect {
+	op := "upsert"
+	if ev.Action == "deleted" {
+		op = "delete"
+	}
+	fields := map[string]any{}
+	var payload map[string]any
+	if json.Unmarshal(ev.Payload, &payload) == nil {
+		flatten("", payload, fields)
+	}
+	delete(fields, dropField)
+	return pipeline.Effect{Kind: handlerKind, Op: op, Key: ev.EntityID, Fields: fields}
+}
+
+// flatten copies the scalar fields of m, nested ones under dotted names,
+// at most two levels deep.
+func flatten(prefix string, m map[string]any, out map[string]any) {
+	for k, v := range m {
+		name := prefix + k
+		switch x := v.(type) {
+		case map[string]any:
+			if prefix == "" {
+				flatten(name+".", x, out)
+			}
+		case []any:
+		default:
+			out[name] = x
+		}
+	}
+}
+
+// Applied returns what the pipeline applied, by "kind/key", sorted by key.
+func (p *Pipeline) Applied() map[string]pipeline.Effect {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]pipeline.Effect, len(p.applied))
+	for k, v := range p.applied {
+		out[k] = v
+	}
+	return out
+}
+
+// AppliedKeys returns the applied effects' keys, sorted.
+func (p *Pipeline) AppliedKeys() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keys := make([]string, 0, len(p.applied))
+	for k := range p.applied {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Calls returns how many calls came in mode.
+func (p *Pipeline) Calls(mode pipeline.Mode) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls[mode]
+}
+
+// Applications returns how many distinct events were applied.
+func (p *Pipeline) Applications() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.seen)
+}
