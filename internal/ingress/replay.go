@@ -49,6 +49,8 @@ func (rt *Router) StartReplay(ctx context.Context, req domain.ReplayRequest) (do
 		return domain.ReplayJob{}, domain.Internal("count replay events", err)
 	}
 	job.Total = total
+	queued := *job // once saved, the job belongs to the runner
+	queued.Cursor = nil
 	if err := rt.replays.save(job); err != nil {
 		return domain.ReplayJob{}, domain.Internal("store replay job", err)
 	}
@@ -56,8 +58,8 @@ func (rt *Router) StartReplay(ctx context.Context, req domain.ReplayRequest) (do
 	case rt.replays.wake <- struct{}{}:
 	default:
 	}
-	rt.log.Info("replay queued", "job", job.ID, "migration", req.Migration, "pipeline", req.Pipeline, "filter", req.Filter, "events", total)
-	return *job, nil
+	rt.log.Info("replay queued", "job", queued.ID, "migration", req.Migration, "pipeline", req.Pipeline, "filter", req.Filter, "events", total)
+	return queued, nil
 }
 
 // Replay returns a job's progress.

@@ -175,3 +175,11 @@ func (p *Pipeline) Applications() int {
 	defer p.mu.Unlock()
 	return len(p.seen)
 }
+
+// HasApplied reports whether the event with this idempotency key (the
+// event id) was applied.
+func (p *Pipeline) HasApplied(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.seen[id]
+}
