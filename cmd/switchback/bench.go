@@ -13,7 +13,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/domain"
 )
 
-const benchUsage = `Usage: switchback bench ofrep|propagation [flags]
+const benchUsage = `Usage: switchback bench ofrep|propagation|ingress|replay [flags]
 
 Measures what docs/performance.md reports, against a control service that it
 starts on 127.0.0.1 with a temporary data dir (or, for ofrep, --server).
@@ -22,6 +22,12 @@ starts on 127.0.0.1 with a temporary data dir (or, for ofrep, --server).
                 --clients concurrent keep-alive clients: requests/s and latency
   propagation   --providers flags providers on the snapshot stream; time from
                 each revert call to every provider holding the new version
+  ingress       signed webhooks from --senders keep-alive clients to a full
+                ingress router on loopback: durable acknowledgements/s and ack
+                latency with group commit and with one fsync per event, then
+                a check that every acknowledged delivery is in the journal
+  replay        replay of a journaled window of --events dead-lettered events
+                through the reference pipeline on loopback: events/s
 `
 
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -34,6 +40,10 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return benchOFREP(ctx, args[1:], getenv, stdout, stderr)
 	case "propagation":
 		return benchPropagation(ctx, args[1:], stdout, stderr)
+	case "ingress":
+		return benchIngress(ctx, args[1:], stdout, stderr)
+	case "replay":
+		return benchReplay(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "switchback bench: unknown measure %q\n\n%s", args[0], benchUsage)
 	return errUsage
@@ -138,4 +148,81 @@ func benchPropagation(ctx context.Context, args []string, stdout, stderr io.Writ
 		{"max", res.Latency.Max.String()},
 	})
 	return nil
+}
+
+func benchIngress(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench ingress", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	senders := fs.Int("senders", 64, "concurrent keep-alive clients posting webhooks")
+	duration := fs.Duration("duration", 10*time.Second, "how long to send, for each of the two journal modes")
+	partners := fs.Int("partners", 8, "generic partners the deliveries are spread over")
+	workers := fs.Int("workers", 32, "the router's delivery workers")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "%d senders for %s with group commit, then %s with one fsync per event...\n", *senders, *duration, *duration)
+	res, err := bench.Ingress(ctx, bench.IngressConfig{Senders: *senders, Duration: *duration, Partners: *partners, Workers: *workers})
+	if err != nil && res.GroupCommit.Acked == 0 {
+		return err
+	}
+	if *asJSON {
+		if perr := printJSON(stdout, res); perr != nil {
+			return perr
+		}
+		return err
+	}
+	g, f := res.GroupCommit, res.FsyncPerEvent
+	both := func(get func(bench.IngressRun) string) string { return get(g) + " / " + get(f) }
+	bench.Table(stdout, [][2]string{
+		{"ingress", "group commit / fsync per event"},
+		{"senders", fmt.Sprint(res.Senders)},
+		{"acknowledged (202)", both(func(r bench.IngressRun) string { return fmt.Sprint(r.Acked) })},
+		{"refused (429) / errors", both(func(r bench.IngressRun) string { return fmt.Sprintf("%d+%d", r.Refused, r.Errors) })},
+		{"acks/s", both(func(r bench.IngressRun) string { return fmt.Sprintf("%.0f", r.PerSecond) })},
+		{"ack p50", both(func(r bench.IngressRun) string { return r.Latency.P50.String() })},
+		{"ack p99", both(func(r bench.IngressRun) string { return r.Latency.P99.String() })},
+		{"ack max", both(func(r bench.IngressRun) string { return r.Latency.Max.String() })},
+		{"journal writes per fsync", both(func(r bench.IngressRun) string { return fmt.Sprintf("%.1f", r.WritesPerSync) })},
+		{"delivered during the run", both(func(r bench.IngressRun) string { return fmt.Sprint(r.Delivered) })},
+		{"acknowledged, then lost", both(func(r bench.IngressRun) string { return fmt.Sprint(r.Lost) })},
+		{"group commit speedup", fmt.Sprintf("%.1fx", res.Speedup)},
+	})
+	return err
+}
+
+func benchReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	events := fs.Int("events", 100000, "events in the replayed window")
+	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	fmt.Fprintf(stderr, "journaling %d dead-lettered events, then replaying them...\n", *events)
+	res, err := bench.Replay(ctx, *events)
+	if err != nil && res.Done == 0 {
+		return err
+	}
+	if *asJSON {
+		if perr := printJSON(stdout, res); perr != nil {
+			return perr
+		}
+		return err
+	}
+	bench.Table(stdout, [][2]string{
+		{"replay", "dead-lettered window through the legacy pipeline"},
+		{"events", fmt.Sprint(res.Events)},
+		{"journaled and dead-lettered in", res.Fill.Round(time.Millisecond).String()},
+		{"start (counting the window)", res.Start.Round(time.Millisecond).String()},
+		{"replayed in", res.Elapsed.Round(time.Millisecond).String()},
+		{"events/s", fmt.Sprintf("%.0f", res.PerSecond)},
+		{"failed", fmt.Sprint(res.Failed)},
+		{"applied by the pipeline", fmt.Sprint(res.Applied)},
+		{"applied in the journal", fmt.Sprint(res.Recovered)},
+	})
+	return err
 }

@@ -73,7 +73,13 @@ func startBinary(t *testing.T, bin, data, addr string) *exec.Cmd {
 const crashAdmin = "crash-test-admin-token-0123456789"
 
 func signedHook(t *testing.T, url, id string) (*http.Request, error) {
-	body, _ := json.Marshal(map[string]any{"type": "ticket.updated", "timestamp": time.Now().UTC().Format(time.RFC3339),
+	return signedHookOf(t, url, id, "ticket.updated")
+}
+
+// signedHookOf builds a signed Standard Webhooks delivery of event type typ
+// whose webhook id and entity id are both id.
+func signedHookOf(t *testing.T, url, id, typ string) (*http.Request, error) {
+	body, _ := json.Marshal(map[string]any{"type": typ, "timestamp": time.Now().UTC().Format(time.RFC3339),
 		"data": map[string]any{"id": id, "summary": "update " + id}})
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	key, _ := base64.StdEncoding.DecodeString(crashSecret[len("whsec_"):])

@@ -100,7 +100,7 @@ func (in *ingressRunner) start(ctx context.Context) error {
 	}
 	in.wg.Go(func() { in.router.Run(ctx) })
 	in.wg.Go(func() {
-		in.router.ReportTo(ctx, &http.Client{Timeout: 10 * time.Second}, in.cfg.ControlURL, in.cfg.Token, in.cfg.RouterID, 5*time.Second)
+		in.router.ReportTo(ctx, &http.Client{Timeout: 10 * time.Second}, in.cfg.ControlURL, in.cfg.Token, in.cfg.RouterID, time.Second)
 	})
 	return nil
 }

@@ -30,9 +30,20 @@ func sendHook(t *testing.T, base, partner, id string) int {
 // sendUntilAccepted retries while the router has no snapshot yet (429).
 func sendUntilAccepted(t *testing.T, base, partner, id string) {
 	t.Helper()
+	sendTypedUntilAccepted(t, base, partner, id, "ticket.updated")
+}
+
+func sendTypedUntilAccepted(t *testing.T, base, partner, id, typ string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		status := sendHook(t, base, partner, id)
+		req, _ := signedHookOf(t, base+"/hooks/"+partner, id, typ)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		status := resp.StatusCode
 		if status == http.StatusAccepted {
 			return
 		}

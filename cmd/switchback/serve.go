@@ -9,9 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +24,8 @@ import (
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/httpapi"
+	"github.com/switchbackhq/switchback/internal/ingress"
+	"github.com/switchbackhq/switchback/internal/webui"
 )
 
 // serveConfig is the configuration of "switchback serve": defaults, then
@@ -145,11 +150,16 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		return err
 	}
 	defer store.Close()
-	svc, err := control.New(ctx, store, control.Options{Logger: log})
+	// The guard's reverts start replays on the embedded router, once it
+	// runs; a control service without one logs that routers must replay.
+	var replayer guardReplayer
+	svc, err := control.New(ctx, store, control.Options{Logger: log, Stats: store,
+		OnGuardRevert: func(g control.GuardRevert) { replayer.start(ctx, log, g) }})
 	if err != nil {
 		return err
 	}
-	if err := bootstrapAdmin(ctx, svc, cfg, stdout); err != nil {
+	generated, err := bootstrapAdmin(ctx, svc, cfg, stdout)
+	if err != nil {
 		return err
 	}
 
@@ -177,8 +187,15 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 			return err
 		}
 		apiOpts = append(apiOpts, httpapi.WithIngress(in.router))
+		replayer.set(in.router, svc)
 	}
 	api := httpapi.New(svc, log, reg, apiOpts...)
+	ui, err := webui.New(svc, log, webui.Options{Comparisons: webui.ServiceComparisons{Svc: svc}})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ui.Mount(api.Router())
 	var after func() error
 	if in != nil {
 		in.router.Mount(api.Router())
@@ -188,6 +205,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	srv.RegisterOnShutdown(api.Close) // snapshot streams never go idle by themselves
 	fmt.Fprintf(stdout, "switchback: listening on http://%s\n", ln.Addr())
+	if generated != "" {
+		fmt.Fprintf(stdout, "switchback: sign in to the web UI: http://%s/login?token=%s\n", loginHost(ln.Addr()), url.QueryEscape(generated))
+	}
 	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "snapshotVersion", svc.State().Version, "ingress", in != nil)
 	if in != nil {
 		if err := in.start(ctx); err != nil {
@@ -199,20 +219,75 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	return serveUntilDone(ctx, srv, ln, log, after)
 }
 
-// bootstrapAdmin creates the first admin token on an empty store.
-func bootstrapAdmin(ctx context.Context, svc *control.Service, cfg serveConfig, stdout io.Writer) error {
+// bootstrapAdmin creates the first admin token on an empty store, and
+// returns its secret when it generated one (not when the environment gave
+// it), for the sign-in link.
+func bootstrapAdmin(ctx context.Context, svc *control.Service, cfg serveConfig, stdout io.Writer) (string, error) {
 	secret, created, err := svc.Bootstrap(ctx, cfg.AdminToken)
 	if err != nil || !created {
-		return err
+		return "", err
 	}
 	if cfg.AdminToken != "" {
 		fmt.Fprintln(stdout, "switchback: created the admin token \"admin\" from $SWITCHBACK_ADMIN_TOKEN")
-		return nil
+		return "", nil
 	}
 	path := filepath.Join(cfg.Data, "admin.token")
 	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return "", fmt.Errorf("write %s: %w", path, err)
 	}
 	fmt.Fprintf(stdout, "switchback: created the admin token \"admin\" (shown once, also in %s):\n\n    %s\n\n", path, strings.TrimSpace(secret))
-	return nil
+	return strings.TrimSpace(secret), nil
+}
+
+// loginHost is the host:port to print in the sign-in link: 127.0.0.1 when
+// listening on every address.
+func loginHost(addr net.Addr) string {
+	if a, ok := addr.(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(a.Port))
+	}
+	return addr.String()
+}
+
+// guardReplayer starts, after each guard revert, the replay through legacy
+// of the events the new pipeline got wrong, on the embedded router.
+type guardReplayer struct {
+	mu     sync.Mutex
+	router *ingress.Router
+	svc    *control.Service
+}
+
+// replayDelay lets comparisons still in flight at the revert land before
+// the replay picks its events: they are replayed too.
+const replayDelay = 3 * time.Second
+
+func (g *guardReplayer) set(r *ingress.Router, svc *control.Service) {
+	g.mu.Lock()
+	g.router, g.svc = r, svc
+	g.mu.Unlock()
+}
+
+func (g *guardReplayer) start(ctx context.Context, log *slog.Logger, rev control.GuardRevert) {
+	g.mu.Lock()
+	r, svc := g.router, g.svc
+	g.mu.Unlock()
+	if r == nil {
+		log.Warn("the guard reverted but no router runs here: replay the mismatched events on the routers",
+			"migration", rev.Migration, "partners", rev.Partners, "since", rev.Since)
+		return
+	}
+	go func() {
+		select {
+		case <-time.After(replayDelay):
+		case <-ctx.Done():
+			return
+		}
+		req := domain.ReplayRequest{Migration: rev.Migration, Partners: rev.Partners, From: rev.Since,
+			To: time.Now().UTC().Add(time.Second), Pipeline: "legacy", Filter: domain.ReplayMismatched}
+		job, err := r.StartReplay(ctx, req)
+		if err != nil {
+			log.Error("the guard's replay could not start", "migration", rev.Migration, "err", err)
+			return
+		}
+		svc.RecordAction(ctx, control.Change{Actor: "guard", Reason: rev.Evidence}, "replay.start", "replay/"+job.ID, job.Request)
+	}()
 }

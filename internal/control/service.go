@@ -56,6 +56,9 @@ type Options struct {
 	Now    func() time.Time // defaults to time.Now
 	Stats  ComparisonStats  // defaults to NoComparisons
 	Logger *slog.Logger     // defaults to slog.Default()
+	// OnGuardRevert, if set, is called after the guard reverts, so the
+	// events the new pipeline applied can be replayed through legacy.
+	OnGuardRevert func(GuardRevert)
 }
 
 // Service is the control service.
@@ -74,6 +77,8 @@ type Service struct {
 	changed   atomic.Pointer[chan struct{}]           // closed when a new State is published
 	reverts   atomic.Uint64
 	routers   routers
+	guard     guard
+	onGuard   func(GuardRevert)
 }
 
 // New loads the store and returns a service publishing its state.
@@ -91,7 +96,7 @@ func New(ctx context.Context, store Store, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, domain.Internal("load store", err)
 	}
-	s := &Service{store: store, now: opts.Now, stats: opts.Stats, log: opts.Logger, lastAudit: data.LastAudit}
+	s := &Service{store: store, now: opts.Now, stats: opts.Stats, log: opts.Logger, lastAudit: data.LastAudit, onGuard: opts.OnGuardRevert}
 	st := newState(data)
 	st.seal(data.Version, s.now().UTC())
 	s.state.Store(st)

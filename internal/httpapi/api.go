@@ -131,6 +131,7 @@ func (a *API) endpoints() []endpoint {
 		{get, mig, "migrations.get", viewer, a.getMigration},
 		{put, mig + "/partners/{id}", "stages.put", operator, a.putStage},
 		{get, mig + "/partners", "stages.list", viewer, a.listStages},
+		{get, mig + "/partners/{id}/comparisons", "comparisons", viewer, a.comparisons},
 		{put, mig + "/cohorts/{name}", "cohorts.put", admin, a.putCohort},
 		{get, mig + "/cohorts", "cohorts.list", viewer, a.listCohorts},
 		{get, mig + "/cohorts/{name}/gate", "cohorts.gate", viewer, a.gate},

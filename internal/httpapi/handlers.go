@@ -596,3 +596,22 @@ func (a *API) auditLog(w http.ResponseWriter, r *http.Request, _ principal) erro
 	writeJSON(w, http.StatusOK, entries)
 	return nil
 }
+
+// comparisons serves a partner's comparison counts by event type and class
+// in its current stage, and its latest mismatches with both sides.
+func (a *API) comparisons(w http.ResponseWriter, r *http.Request, _ principal) error {
+	key, err := pathID(r, "key", "migration")
+	if err != nil {
+		return err
+	}
+	id, err := pathID(r, "id", "partner")
+	if err != nil {
+		return err
+	}
+	c, err := a.svc.Comparisons(r.Context(), key, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}

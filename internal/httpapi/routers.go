@@ -13,9 +13,13 @@ import (
 // ingress routers, its journal figures.
 func (a *API) report(w http.ResponseWriter, r *http.Request, p principal) error {
 	var req struct {
-		Router          string          `json:"router"`
-		SnapshotVersion uint64          `json:"snapshotVersion"`
-		Journal         json.RawMessage `json:"journal"`
+		Router          string                   `json:"router"`
+		SnapshotVersion uint64                   `json:"snapshotVersion"`
+		Journal         json.RawMessage          `json:"journal"`
+		Comparisons     []domain.ComparisonCount `json:"comparisons"`
+		Candidate       []domain.CandidateCount  `json:"candidate"`
+		Mismatches      []domain.Mismatch        `json:"mismatches"`
+		Guard           []domain.GuardSample     `json:"guard"`
 	}
 	if err := decode(w, r, &req, false); err != nil {
 		return err
@@ -32,7 +36,18 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, p principal) error 
 	if cur := a.svc.State().Version; req.SnapshotVersion > cur {
 		return domain.Errorf(domain.CodeInvalid, "snapshotVersion %d is newer than the current version %d", req.SnapshotVersion, cur)
 	}
-	a.svc.ReportRouter(control.Router{ID: req.Router, SnapshotVersion: req.SnapshotVersion, Journal: req.Journal})
+	for _, c := range req.Comparisons {
+		if !c.Class.Valid() || !c.Stage.Valid() {
+			return domain.Errorf(domain.CodeInvalid, "comparison with class %q and stage %q: unknown class or stage", c.Class, c.Stage)
+		}
+	}
+	err := a.svc.IngestReport(r.Context(), control.Report{
+		Router:      control.Router{ID: req.Router, SnapshotVersion: req.SnapshotVersion, Journal: req.Journal},
+		Comparisons: req.Comparisons, Candidate: req.Candidate, Mismatches: req.Mismatches, Guard: req.Guard,
+	})
+	if err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusAccepted, map[string]uint64{"snapshotVersion": a.svc.State().Version})
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/open-feature/go-sdk/openfeature"
 
+	"github.com/switchbackhq/switchback/internal/compare"
+	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/journal"
 	"github.com/switchbackhq/switchback/internal/pipeline"
 )
@@ -26,6 +28,7 @@ type route struct {
 	pipeline  string // legacy or new
 	url       string
 	version   uint64 // the snapshot version that answered
+	stage     domain.Stage
 	shadow    string // the pipeline to run in dry-run, or ""
 }
 
@@ -52,6 +55,11 @@ func (rt *Router) resolve(ctx context.Context, ev journal.Event) (route, error) 
 		}
 	}
 	r.shadow, _ = d.FlagMetadata["shadow"].(string)
+	stage, _ := d.FlagMetadata["stage"].(string)
+	r.stage = domain.Stage(stage)
+	if d.Reason == openfeature.DisabledReason {
+		r.stage = domain.StageLegacy // the kill switch: nothing to compare
+	}
 	m := tbl.migrations[key]
 	switch r.pipeline {
 	case "legacy":
@@ -130,10 +138,17 @@ func (rt *Router) deliver(ctx context.Context, ev journal.Event) {
 		if err == nil {
 			var res pipeline.Result
 			res, err = rt.opts.Pipelines.Call(ctx, r.url, pipeline.Apply, toPipelineEvent(ev))
+			if ctx.Err() != nil {
+				return
+			}
 			rt.countCall(r.pipeline, pipeline.Apply, err)
+			if r.pipeline == "new" {
+				rt.stats.candidateCall(ev, r, err != nil)
+			}
 			if err == nil {
 				rt.finish(ev, journal.Outcome{State: journal.StateApplied, Attempts: attempt, Pipeline: r.pipeline,
 					SnapshotVersion: r.version, Effects: res.Raw, At: rt.opts.Now().UTC()})
+				rt.shadow(ev, r, compare.Side{Effects: res.Effects}, res.Raw)
 				return
 			}
 		}
@@ -152,6 +167,10 @@ func (rt *Router) deliver(ctx context.Context, ev journal.Event) {
 	rt.log.Error("event dead-lettered", "event", ev.ID, "partner", ev.Partner, "attempts", rt.opts.MaxAttempts, "err", lastErr)
 	rt.finish(ev, journal.Outcome{State: journal.StateDeadLettered, Attempts: rt.opts.MaxAttempts, Pipeline: r.pipeline,
 		SnapshotVersion: r.version, Error: lastErr.Error(), At: rt.opts.Now().UTC()})
+	if r.url != "" {
+		// Did the other pipeline fail too? An asymmetry is a finding.
+		rt.shadow(ev, r, compare.Side{Err: lastErr}, nil)
+	}
 }
 
 // finish records an outcome; if the journal cannot take it, the event

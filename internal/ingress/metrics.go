@@ -3,12 +3,13 @@ package ingress
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	webhooks   *prometheus.CounterVec // by psa and outcome
-	events     *prometheus.CounterVec // journaled events by outcome
-	attempts   *prometheus.CounterVec // pipeline calls by pipeline and result
-	ackLatency prometheus.Histogram
-	stuck      prometheus.Gauge
-	inFlight   prometheus.Gauge
+	webhooks    *prometheus.CounterVec // by psa and outcome
+	events      *prometheus.CounterVec // journaled events by outcome
+	attempts    *prometheus.CounterVec // pipeline calls by pipeline and result
+	ackLatency  prometheus.Histogram
+	comparisons *prometheus.CounterVec
+	stuck       prometheus.Gauge
+	inFlight    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,6 +31,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time from a webhook's arrival to its durable acknowledgement.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1},
 		}),
+		comparisons: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchback_ingress_comparisons_total",
+			Help: "Shadow comparisons by class; skipped and shadow_error are coverage gaps.",
+		}, []string{"class"}),
 		stuck: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "switchback_ingress_stuck_events",
 			Help: "Journaled events without a terminal outcome past the stuck threshold.",
@@ -39,6 +44,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Events handed to the delivery workers and not yet finished.",
 		}),
 	}
-	reg.MustRegister(m.webhooks, m.events, m.attempts, m.ackLatency, m.stuck, m.inFlight)
+	reg.MustRegister(m.webhooks, m.events, m.attempts, m.ackLatency, m.comparisons, m.stuck, m.inFlight)
 	return m
 }

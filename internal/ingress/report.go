@@ -9,15 +9,33 @@ import (
 	"time"
 )
 
-// ReportTo posts the router's journal figures to the control service at
-// url every interval until ctx ends, as router id, with a router token.
-// GET /v1/routers shows them.
+// figuresEvery is how often a report carries the journal's figures, which
+// cost a walk of the journal; comparisons go every interval.
+const figuresEvery = 5 * time.Second
+
+// ReportTo posts to the control service at url, every interval until ctx
+// ends, as router id with a router token: what the router compared (the
+// gates and the guard judge it) and, every few seconds, its journal's
+// figures (GET /v1/routers shows them). What cannot be sent is kept for
+// the next report.
 func (rt *Router) ReportTo(ctx context.Context, client *http.Client, url, token, id string, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var lastFigures time.Time
 	for {
-		if err := rt.report(ctx, client, url, token, id); err != nil && ctx.Err() == nil {
-			rt.log.Warn("reporting to the control service failed", "err", err)
+		body := rt.stats.take()
+		withFigures := time.Since(lastFigures) >= figuresEvery
+		if withFigures || !body.empty() {
+			err := rt.report(ctx, client, url, token, id, body, withFigures)
+			switch {
+			case err != nil:
+				rt.stats.giveBack(body)
+				if ctx.Err() == nil {
+					rt.log.Warn("reporting to the control service failed", "err", err)
+				}
+			case withFigures:
+				lastFigures = time.Now()
+			}
 		}
 		select {
 		case <-t.C:
@@ -27,12 +45,21 @@ func (rt *Router) ReportTo(ctx context.Context, client *http.Client, url, token,
 	}
 }
 
-func (rt *Router) report(ctx context.Context, client *http.Client, url, token, id string) error {
-	fig, err := rt.Figures()
-	if err != nil {
-		return err
+func (rt *Router) report(ctx context.Context, client *http.Client, url, token, id string, b reportBody, withFigures bool) error {
+	msg := struct {
+		Router          string   `json:"router"`
+		SnapshotVersion uint64   `json:"snapshotVersion"`
+		Journal         *Figures `json:"journal,omitempty"`
+		reportBody
+	}{Router: id, SnapshotVersion: rt.routing.load().version, reportBody: b}
+	if withFigures {
+		fig, err := rt.Figures()
+		if err != nil {
+			return err
+		}
+		msg.Journal = &fig
 	}
-	body, err := json.Marshal(map[string]any{"router": id, "snapshotVersion": rt.routing.load().version, "journal": fig})
+	body, err := json.Marshal(msg)
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,10 @@ type Options struct {
 	// Retention is how long events with an outcome are kept. Default 30
 	// days.
 	Retention time.Duration
+	// ShadowWorkers run shadow pipelines in dry-run; ShadowQueue bounds
+	// the events waiting for them, past which comparisons are skipped.
+	// Defaults 16 and 1024.
+	ShadowWorkers, ShadowQueue int
 }
 
 func (o *Options) defaults() {
@@ -73,6 +77,12 @@ func (o *Options) defaults() {
 	}
 	if o.Retention <= 0 {
 		o.Retention = 30 * 24 * time.Hour
+	}
+	if o.ShadowWorkers <= 0 {
+		o.ShadowWorkers = 16
+	}
+	if o.ShadowQueue <= 0 {
+		o.ShadowQueue = 1024
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -106,6 +116,8 @@ type Router struct {
 	ctx   context.Context // Run's; nil before Run
 
 	replays *replays
+	stats   *stats
+	shadowQ chan shadowJob
 }
 
 // New returns a router; Run starts it.
@@ -120,6 +132,8 @@ func New(opts Options) (*Router, error) {
 		rt.queues[i] = make(chan journal.Event, 256)
 	}
 	rt.replays = newReplays(rt)
+	rt.stats = newStats()
+	rt.shadowQ = make(chan shadowJob, opts.ShadowQueue)
 	return rt, nil
 }
 
@@ -155,6 +169,9 @@ func (rt *Router) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, q := range rt.queues {
 		wg.Go(func() { rt.worker(ctx, q) })
+	}
+	for range rt.opts.ShadowWorkers {
+		wg.Go(func() { rt.shadowWorker(ctx) })
 	}
 	wg.Go(func() { rt.reconcileLoop(ctx) })
 	wg.Go(func() { rt.replays.run(ctx) })

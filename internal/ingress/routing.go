@@ -5,6 +5,7 @@ import (
 	"sort"
 	"sync/atomic"
 
+	"github.com/switchbackhq/switchback/internal/compare"
 	"github.com/switchbackhq/switchback/internal/control"
 )
 
@@ -16,6 +17,7 @@ type routing struct {
 	// migrations in creation order: the router's default is the first.
 	order      []string
 	migrations map[string]control.SnapshotMigration
+	rules      map[string]*compare.Rules // compiled once per snapshot
 }
 
 // routingTable holds the latest routing; the flags provider feeds it.
@@ -30,9 +32,10 @@ func (t *routingTable) update(raw []byte) error {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return err
 	}
-	r := &routing{version: s.Version, partners: s.Partners, migrations: s.Migrations}
-	for k := range s.Migrations {
+	r := &routing{version: s.Version, partners: s.Partners, migrations: s.Migrations, rules: map[string]*compare.Rules{}}
+	for k, m := range s.Migrations {
 		r.order = append(r.order, k)
+		r.rules[k] = compare.NewRules(m.Compare)
 	}
 	sort.Slice(r.order, func(i, j int) bool {
 		a, b := s.Migrations[r.order[i]], s.Migrations[r.order[j]]

@@ -125,6 +125,8 @@ type Outcome struct {
 	Error           string
 	At              time.Time
 	Replay          *Replay // set for a replay's outcome: appended, the state is kept
+	// Comparison, set alone, records the shadow comparison's class.
+	Comparison string
 }
 
 // Options configure a Journal.
@@ -230,6 +232,9 @@ func (j *Journal) DB() *bbolt.DB { return j.db }
 // journaled again: its result says Duplicate and carries the first one's
 // seq. Seq, ID and State are assigned here.
 func (j *Journal) Append(ctx context.Context, events []Event) ([]Appended, error) {
+	if len(events) == 0 {
+		return []Appended{}, nil
+	}
 	o := &op{events: events, done: make(chan struct{})}
 	if err := j.enqueue(o); err != nil {
 		return nil, err
@@ -412,6 +417,10 @@ func completeEvent(tx *bbolt.Tx, seq uint64, out Outcome) error {
 	e, err := get(evb, seq)
 	if err != nil {
 		return err
+	}
+	if out.Comparison != "" && out.State == "" {
+		e.Comparison = out.Comparison
+		return put(evb, e)
 	}
 	if out.Replay != nil {
 		e.Replays = append(e.Replays, *out.Replay)

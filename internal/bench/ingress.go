@@ -1,0 +1,501 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/open-feature/go-sdk/openfeature/isolated"
+
+	"github.com/switchbackhq/switchback/flags"
+	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/httpapi"
+	"github.com/switchbackhq/switchback/internal/ingress"
+	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/refpipe"
+)
+
+// Bounds that keep a load run on loopback short and finite.
+const (
+	maxSenders       = 1024
+	maxIngressPeriod = 5 * time.Minute
+)
+
+// IngressConfig is one ingress load run. Zero fields take the defaults.
+type IngressConfig struct {
+	// Senders are concurrent keep-alive HTTP clients, each posting one
+	// delivery after another. Default 64, at most 1024.
+	Senders int
+	// Duration is how long each mode is driven. Default 10 s, at most 5 min.
+	Duration time.Duration
+	// Partners are the generic (Standard Webhooks) partners the deliveries
+	// are spread over. Default 8.
+	Partners int
+	// Workers are the router's delivery workers. Default 32, as serve runs.
+	Workers int
+}
+
+func (c *IngressConfig) defaults() error {
+	if c.Senders == 0 {
+		c.Senders = 64
+	}
+	if c.Duration == 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Partners == 0 {
+		c.Partners = 8
+	}
+	if c.Workers == 0 {
+		c.Workers = 32
+	}
+	if c.Senders < 1 || c.Senders > maxSenders || c.Duration < 0 || c.Duration > maxIngressPeriod || c.Partners < 1 || c.Workers < 1 {
+		return fmt.Errorf("ingress: want 1-%d senders, a duration up to %s, at least one partner and one worker", maxSenders, maxIngressPeriod)
+	}
+	return nil
+}
+
+// IngressRun is what one mode measured.
+type IngressRun struct {
+	Mode     string `json:"mode"`
+	MaxBatch int    `json:"maxBatch"` // the journal's; 0 is its default
+	Sent     int    `json:"sent"`
+	Acked    int    `json:"acked"`   // answered 202: durably journaled
+	Refused  int    `json:"refused"` // answered 429: the journal's queue was full
+	Errors   int    `json:"errors"`  // anything else, transport errors included
+	FirstErr string `json:"firstError,omitempty"`
+	// PerSecond is acknowledgements per second.
+	PerSecond float64       `json:"perSecond"`
+	Elapsed   time.Duration `json:"elapsed"`
+	// Latency is from sending a delivery to reading its 202 answer.
+	Latency Latencies `json:"latency"`
+	// Commits and Committed are the journal's transactions (each one
+	// fsync) and the writes in them: appends and delivery outcomes.
+	Commits       uint64  `json:"commits"`
+	Committed     uint64  `json:"committed"`
+	WritesPerSync float64 `json:"writesPerFsync"`
+	// Delivered is how many acknowledged events the router had applied
+	// through the reference pipeline when the senders stopped.
+	Delivered int `json:"delivered"`
+	// Journaled is how many acknowledged events were found, with the id
+	// the 202 answer gave, in the journal file reopened after the run;
+	// Lost is how many were not. Lost must be 0.
+	Journaled int `json:"journaled"`
+	Lost      int `json:"lost"`
+}
+
+// IngressResult compares group commit with one fsync per event.
+type IngressResult struct {
+	Senders       int           `json:"senders"`
+	Duration      time.Duration `json:"duration"`
+	Partners      int           `json:"partners"`
+	GroupCommit   IngressRun    `json:"groupCommit"`
+	FsyncPerEvent IngressRun    `json:"fsyncPerEvent"`
+	// Speedup is group commit's acknowledgements per second over one fsync
+	// per event's.
+	Speedup float64 `json:"speedup"`
+}
+
+// Ingress starts, on 127.0.0.1, a control service, the reference legacy
+// and new pipelines and a full ingress router (journal, flags provider,
+// delivery workers), then drives the router's webhook endpoint with
+// cfg.Senders keep-alive clients posting signed Standard Webhooks
+// deliveries of 1-2 KiB, each with a webhook-id of its own, for
+// cfg.Duration: once with the journal's group commit, once with one fsync
+// per event, each on a fresh journal. After each mode it reopens the
+// journal file and looks for every acknowledged delivery; any missing is
+// an error, returned with the figures.
+func Ingress(ctx context.Context, cfg IngressConfig) (IngressResult, error) {
+	if err := cfg.defaults(); err != nil {
+		return IngressResult{}, err
+	}
+	dir, err := os.MkdirTemp("", "switchback-bench-ingress-")
+	if err != nil {
+		return IngressResult{}, err
+	}
+	defer os.RemoveAll(dir)
+	fx, err := startFixture(ctx, dir, cfg.Partners)
+	if err != nil {
+		return IngressResult{}, err
+	}
+	defer fx.close()
+
+	out := IngressResult{Senders: cfg.Senders, Duration: cfg.Duration, Partners: cfg.Partners}
+	for _, m := range []struct {
+		run      *IngressRun
+		name     string
+		maxBatch int
+	}{
+		{&out.GroupCommit, "group commit", 0},
+		{&out.FsyncPerEvent, "fsync per event", 1},
+	} {
+		*m.run, err = fx.ingressRun(ctx, filepath.Join(dir, strconv.Itoa(m.maxBatch)), cfg, m.name, m.maxBatch)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", m.name, err)
+		}
+	}
+	if out.FsyncPerEvent.PerSecond > 0 {
+		out.Speedup = out.GroupCommit.PerSecond / out.FsyncPerEvent.PerSecond
+	}
+	var lost []string
+	for _, r := range []IngressRun{out.GroupCommit, out.FsyncPerEvent} {
+		if r.Lost > 0 {
+			lost = append(lost, fmt.Sprintf("%s: %d of %d acknowledged deliveries are not in the journal", r.Mode, r.Lost, r.Acked))
+		}
+	}
+	if len(lost) > 0 {
+		return out, errors.New(strings.Join(lost, "; "))
+	}
+	return out, nil
+}
+
+// fixture is what every router of a run talks to: a control service
+// holding one migration whose pipelines are the reference ones, and the
+// partners with their webhook secret.
+type fixture struct {
+	srv         *Server
+	routerToken string
+	partners    []string
+	key         []byte // the partners' Standard Webhooks key
+	legacy      *refpipe.Pipeline
+	newer       *refpipe.Pipeline
+	closers     []func()
+}
+
+func (f *fixture) close() {
+	for i := len(f.closers) - 1; i >= 0; i-- {
+		f.closers[i]()
+	}
+}
+
+// startFixture starts the control service and both reference pipelines on
+// loopback, points the migration at the pipelines and adds partners
+// generic partners with a whsec_ secret, all on the legacy stage.
+func startFixture(ctx context.Context, dir string, partners int) (*fixture, error) {
+	f := &fixture{legacy: refpipe.New("legacy", refpipe.Faults{}, 1), newer: refpipe.New("new", refpipe.Faults{}, 2)}
+	ok := false
+	defer func() {
+		if !ok {
+			f.close()
+		}
+	}()
+	var err error
+	if f.srv, err = StartServer(ctx, dir, 0); err != nil {
+		return nil, err
+	}
+	f.closers = append(f.closers, f.srv.Close)
+	var urls [2]string
+	for i, p := range []*refpipe.Pipeline{f.legacy, f.newer} {
+		url, stop, err := serveLoopback(p)
+		if err != nil {
+			return nil, err
+		}
+		urls[i] = url
+		f.closers = append(f.closers, stop)
+	}
+	c := control.Change{Actor: "bench", Reason: "ingress benchmark"}
+	m := domain.Migration{Key: f.srv.Migration, Gates: domain.DefaultGates(), Guard: domain.DefaultGuard(),
+		Pipelines: domain.Pipelines{Legacy: domain.Pipeline{URL: urls[0]}, New: domain.Pipeline{URL: urls[1]}}}
+	if _, _, err := f.srv.Svc.PutMigration(ctx, c, m); err != nil {
+		return nil, err
+	}
+	f.key = make([]byte, 32)
+	rand.Read(f.key)
+	secret := "whsec_" + base64.StdEncoding.EncodeToString(f.key)
+	for i := range partners {
+		id := fmt.Sprintf("bench-psa-%03d", i)
+		if _, _, err := f.srv.Svc.PutPartner(ctx, c, control.PartnerInput{ID: id, Name: id, PSA: domain.PSAGeneric, Secret: &secret}); err != nil {
+			return nil, err
+		}
+		f.partners = append(f.partners, id)
+	}
+	if f.routerToken, err = f.srv.Token(ctx, "bench-router", domain.RoleRouter); err != nil {
+		return nil, err
+	}
+	ok = true
+	return f, nil
+}
+
+// serveLoopback serves h on 127.0.0.1 and returns its URL and a stop.
+func serveLoopback(h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: httpapi.ReadHeaderTimeout, IdleTimeout: httpapi.IdleTimeout}
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	}, nil
+}
+
+// router is an ingress router on loopback, wired as serve wires it: its
+// own journal, an isolated OpenFeature API with the flags provider on the
+// control service's snapshot stream, delivery workers.
+type router struct {
+	rt      *ingress.Router
+	journal *journal.Journal
+	url     string // base URL of its webhook endpoint
+	stop    func() // stops serving, delivering, syncing
+}
+
+func (f *fixture) startRouter(ctx context.Context, j *journal.Journal, workers int) (*router, error) {
+	log := slog.New(slog.DiscardHandler)
+	api := isolated.NewAPI()
+	// A transport of its own that keeps a connection per worker: with
+	// http.DefaultTransport's two idle connections per host, 32 workers
+	// would open and close a connection per call and measure that.
+	tr := &http.Transport{MaxIdleConns: workers + 8, MaxIdleConnsPerHost: workers + 8}
+	rt, err := ingress.New(ingress.Options{Journal: j, Flags: api.NewClient(), Logger: log, Workers: workers,
+		Pipelines: &pipeline.Client{HTTP: &http.Client{Transport: tr}}})
+	if err != nil {
+		return nil, err
+	}
+	p, err := flags.NewProvider(flags.Options{URL: f.srv.URL, Token: f.routerToken, Logger: log, OnSnapshot: rt.OnSnapshot})
+	if err != nil {
+		return nil, err
+	}
+	if err := api.SetProviderAndWait(ctx, p); err != nil {
+		api.Shutdown(context.Background())
+		return nil, fmt.Errorf("flags provider: %w", err)
+	}
+	if got, want := rt.RoutingVersion(), f.srv.Svc.State().Version; got != want {
+		api.Shutdown(context.Background())
+		return nil, fmt.Errorf("the router routes by snapshot %d, want %d", got, want)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); rt.Run(runCtx) }()
+	r := mux.NewRouter()
+	rt.Mount(r)
+	url, stopServing, err := serveLoopback(r)
+	if err != nil {
+		cancel()
+		<-done
+		api.Shutdown(context.Background())
+		return nil, err
+	}
+	return &router{rt: rt, journal: j, url: url, stop: func() {
+		// Cancel delivery first: a handler that has answered 202 may be
+		// waiting for room in a worker's queue, and gives up on it then
+		// (the event stays pending in the journal).
+		cancel()
+		stopServing()
+		<-done
+		api.Shutdown(context.Background())
+		tr.CloseIdleConnections()
+	}}, nil
+}
+
+// ack is one acknowledged delivery: its webhook-id and the event id the
+// router answered with.
+type ack struct{ delivery, event string }
+
+// ingressRun drives one router, on a fresh journal in dir, for cfg.Duration.
+func (f *fixture) ingressRun(ctx context.Context, dir string, cfg IngressConfig, mode string, maxBatch int) (IngressRun, error) {
+	out := IngressRun{Mode: mode, MaxBatch: maxBatch}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return out, err
+	}
+	path := filepath.Join(dir, "journal.db")
+	j, err := journal.Open(path, journal.Options{MaxBatch: maxBatch})
+	if err != nil {
+		return out, err
+	}
+	rtr, err := f.startRouter(ctx, j, cfg.Workers)
+	if err != nil {
+		j.Close()
+		return out, err
+	}
+
+	tr := &http.Transport{MaxIdleConns: cfg.Senders, MaxIdleConnsPerHost: cfg.Senders, MaxConnsPerHost: cfg.Senders}
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	type senderResult struct {
+		lat                   []time.Duration
+		acks                  []ack
+		sent, refused, errors int
+		firstErr              error
+	}
+	results := make([]senderResult, cfg.Senders)
+	tag := strconv.Itoa(maxBatch)
+	start := time.Now()
+	deadline := start.Add(cfg.Duration)
+	var wg sync.WaitGroup
+	for s := range cfg.Senders {
+		wg.Go(func() {
+			r := &results[s]
+			var body []byte
+			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
+				id := "msg_" + tag + "_" + strconv.Itoa(s) + "_" + strconv.Itoa(i)
+				partner := f.partners[(s+i)%len(f.partners)]
+				body = deliveryBody(body[:0], s, i)
+				ts := strconv.FormatInt(time.Now().Unix(), 10)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, rtr.url+"/hooks/"+partner, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("User-Agent", "switchback-bench")
+				req.Header.Set("Webhook-Id", id)
+				req.Header.Set("Webhook-Timestamp", ts)
+				req.Header.Set("Webhook-Signature", signStandardWebhooks(f.key, id, ts, body))
+				r.sent++
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				var answer []byte
+				if err == nil {
+					answer, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+				}
+				lat := time.Since(t0)
+				switch {
+				case err != nil:
+					r.errors++
+					r.firstErr = cmpErr(r.firstErr, err)
+				case resp.StatusCode == http.StatusAccepted:
+					var a struct {
+						Events []struct {
+							ID string `json:"id"`
+						} `json:"events"`
+					}
+					if err := json.Unmarshal(answer, &a); err != nil || len(a.Events) != 1 {
+						r.errors++
+						r.firstErr = cmpErr(r.firstErr, fmt.Errorf("202 with an answer that is not one event: %.200s", answer))
+						continue
+					}
+					r.lat = append(r.lat, lat)
+					r.acks = append(r.acks, ack{id, a.Events[0].ID})
+				case resp.StatusCode == http.StatusTooManyRequests:
+					r.refused++
+				default:
+					r.errors++
+					r.firstErr = cmpErr(r.firstErr, fmt.Errorf("status %d: %.200s", resp.StatusCode, answer))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	out.Elapsed = time.Since(start)
+	tr.CloseIdleConnections()
+
+	st, statsErr := j.Stats()
+	rtr.stop()
+	closeErr := j.Close()
+	if err := errors.Join(statsErr, closeErr); err != nil {
+		return out, err
+	}
+	var lat []time.Duration
+	var acks []ack
+	var firstErr error
+	for _, r := range results {
+		lat = append(lat, r.lat...)
+		acks = append(acks, r.acks...)
+		out.Sent += r.sent
+		out.Refused += r.refused
+		out.Errors += r.errors
+		firstErr = cmpErr(firstErr, r.firstErr)
+	}
+	if firstErr != nil {
+		out.FirstErr = firstErr.Error()
+	}
+	out.Acked = len(acks)
+	out.PerSecond = float64(out.Acked) / out.Elapsed.Seconds()
+	out.Latency = Summarize(lat)
+	out.Commits, out.Committed = st.Commits, st.Committed
+	if st.Commits > 0 {
+		out.WritesPerSync = float64(st.Committed) / float64(st.Commits)
+	}
+	out.Delivered = st.Events - st.Pending
+
+	// Nothing acknowledged may be missing from the file.
+	found, err := journaledDeliveries(path, f.partners, start.Add(-time.Minute), time.Now().Add(time.Minute))
+	if err != nil {
+		return out, fmt.Errorf("reading the journal back: %w", err)
+	}
+	for _, a := range acks {
+		if found[a.delivery] == a.event {
+			out.Journaled++
+		} else {
+			out.Lost++
+		}
+	}
+	if out.Acked == 0 {
+		return out, fmt.Errorf("no delivery was acknowledged (%d sent, %d refused, %d errors, the first: %s)", out.Sent, out.Refused, out.Errors, out.FirstErr)
+	}
+	return out, nil
+}
+
+// cmpErr keeps the first error.
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+// journaledDeliveries reopens the journal at path and returns the event id
+// of every delivery of partners received in [from, to), by webhook-id.
+func journaledDeliveries(path string, partners []string, from, to time.Time) (map[string]string, error) {
+	j, err := journal.Open(path, journal.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer j.Close()
+	out := map[string]string{}
+	for _, p := range partners {
+		err := j.Scan(p, journal.Position{At: from}, to, func(e journal.Event) bool {
+			out[e.DeliveryID] = e.ID
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// deliveryTypes are the Standard Webhooks event types the senders cycle
+// through.
+var deliveryTypes = []string{"ticket.updated", "ticket.created", "schedule_entry.updated", "time_entry.created", "ticket.updated"}
+
+// notes pads bodies to their size.
+var notes = strings.Repeat("Customer reports the printer on the third floor is on fire again. ", 32)
+
+// deliveryBody appends to b the body of sender s's i-th delivery: a
+// Standard Webhooks JSON object of 1-2 KiB about one of 50 entities.
+func deliveryBody(b []byte, s, i int) []byte {
+	typ := deliveryTypes[i%len(deliveryTypes)]
+	b = fmt.Appendf(b, `{"type":%q,"timestamp":%q,"data":{"id":"E-%d-%d","status":"open","priority":%d,"summary":"bench delivery %d","notes":"`,
+		typ, time.Now().UTC().Format(time.RFC3339), s, i%50, i%5, i)
+	size := 1024 + (s*131+i*37)%1024 // the whole body, 1-2 KiB
+	pad := max(0, size-len(b)-3)
+	b = append(b, notes[:min(pad, len(notes))]...)
+	return append(b, `"}}`...)
+}
+
+// signStandardWebhooks is the webhook-signature header of a delivery.
+func signStandardWebhooks(key []byte, id, ts string, body []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id + "." + ts + "."))
+	m.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+}

@@ -1,0 +1,183 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/journal"
+)
+
+// maxReplayEvents bounds the window a replay run journals first.
+const maxReplayEvents = 1_000_000
+
+// replayRate is the replay's rate cap: the highest a request may ask, so
+// that the cap is not what is measured.
+const replayRate = 100_000
+
+// ReplayResult is what a replay run measured.
+type ReplayResult struct {
+	Events int `json:"events"`
+	// Fill is the time to journal the window and dead-letter it, before
+	// the replay.
+	Fill time.Duration `json:"fill"`
+	// Start is StartReplay's call alone: it counts the window's events.
+	Start time.Duration `json:"start"`
+	// Elapsed is from the StartReplay call to the job finished.
+	Elapsed   time.Duration `json:"elapsed"`
+	PerSecond float64       `json:"perSecond"`
+	Done      int           `json:"done"`
+	Failed    int           `json:"failed"`
+	// Applied is how many distinct events the pipeline applied; Recovered
+	// how many events the journal holds as applied after the replay. Both
+	// must equal Events.
+	Applied   int `json:"applied"`
+	Recovered int `json:"recovered"`
+}
+
+// Replay journals a window of n dead-lettered events of one partner (1-2
+// KiB payloads), starts a router on them, then replays the window's failed
+// events through the reference legacy pipeline on loopback at the highest
+// rate cap a request may set, and measures events per second. The router,
+// the control service and the pipeline run as in Ingress. It returns an
+// error if any event was not replayed and applied.
+func Replay(ctx context.Context, n int) (ReplayResult, error) {
+	if n < 1 || n > maxReplayEvents {
+		return ReplayResult{}, fmt.Errorf("replay: want 1-%d events", maxReplayEvents)
+	}
+	dir, err := os.MkdirTemp("", "switchback-bench-replay-")
+	if err != nil {
+		return ReplayResult{}, err
+	}
+	defer os.RemoveAll(dir)
+	fx, err := startFixture(ctx, dir, 1)
+	if err != nil {
+		return ReplayResult{}, err
+	}
+	defer fx.close()
+	partner := fx.partners[0]
+
+	j, err := journal.Open(filepath.Join(dir, "journal.db"), journal.Options{})
+	if err != nil {
+		return ReplayResult{}, err
+	}
+	defer j.Close()
+	out := ReplayResult{Events: n}
+	t0 := time.Now()
+	from, to, err := fillDeadLettered(ctx, j, partner, n)
+	if err != nil {
+		return out, fmt.Errorf("journal the window: %w", err)
+	}
+	out.Fill = time.Since(t0)
+
+	rtr, err := fx.startRouter(ctx, j, 32)
+	if err != nil {
+		return out, err
+	}
+	defer rtr.stop()
+	t0 = time.Now()
+	job, err := rtr.rt.StartReplay(ctx, domain.ReplayRequest{Migration: fx.srv.Migration, Partners: []string{partner},
+		From: from, To: to, Pipeline: "legacy", Filter: domain.ReplayFailed, Rate: replayRate})
+	if err != nil {
+		return out, err
+	}
+	out.Start = time.Since(t0)
+	if job.Total != n {
+		return out, fmt.Errorf("the replay counts %d events in the window, want %d", job.Total, n)
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for job.Status != domain.ReplayDone && job.Status != domain.ReplayFailedS {
+		select {
+		case <-ctx.Done():
+			return out, fmt.Errorf("replay %d of %d events done: %w", job.Done, n, ctx.Err())
+		case <-tick.C:
+		}
+		if job, err = rtr.rt.Replay(job.ID); err != nil {
+			return out, err
+		}
+	}
+	out.Elapsed = job.FinishedAt.Sub(t0)
+	out.Done, out.Failed = job.Done, job.Failed
+	out.PerSecond = float64(job.Done) / out.Elapsed.Seconds()
+	out.Applied = fx.legacy.Applications()
+
+	err = j.Scan(partner, journal.Position{At: from}, to, func(e journal.Event) bool {
+		if e.State == journal.StateApplied && len(e.Replays) == 1 && e.Replays[0].OK {
+			out.Recovered++
+		}
+		return true
+	})
+	switch {
+	case err != nil:
+		return out, err
+	case job.Status != domain.ReplayDone:
+		return out, fmt.Errorf("replay ended %s: %s", job.Status, job.Error)
+	case job.Done != n || job.Failed != 0 || out.Applied != n || out.Recovered != n:
+		return out, fmt.Errorf("of %d events: %d replayed, %d failed, %d applied by the pipeline, %d applied in the journal", n, job.Done, job.Failed, out.Applied, out.Recovered)
+	}
+	return out, nil
+}
+
+// fillDeadLettered journals n events of partner received a microsecond
+// apart in the last hour, as a burst the router could not deliver, and
+// dead-letters them all. It returns the window [from, to) holding them.
+func fillDeadLettered(ctx context.Context, j *journal.Journal, partner string, n int) (from, to time.Time, err error) {
+	const chunk, writers = 500, 16
+	from = time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	to = from.Add(time.Duration(n)*time.Microsecond + time.Second)
+	seqs := make(chan uint64, 4*chunk)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	fail := func(err error) {
+		mu.Lock()
+		firstErr = cmpErr(firstErr, err)
+		mu.Unlock()
+	}
+	// Appenders journal chunks of a delivery's size; completers dead-letter
+	// what was journaled, concurrently, so both share transactions.
+	var appenders sync.WaitGroup
+	for w := range writers {
+		appenders.Go(func() {
+			var body []byte
+			for c := w * chunk; c < n; c += writers * chunk {
+				events := make([]journal.Event, 0, chunk)
+				for i := c; i < min(n, c+chunk); i++ {
+					body = deliveryBody(body[:0], w, i)
+					events = append(events, journal.Event{Partner: partner, PSA: "generic", Type: "ticket", SourceType: "ticket",
+						Action: "updated", EntityID: fmt.Sprintf("E-%d", i%500), DeliveryID: fmt.Sprintf("msg_replay_%d", i),
+						ReceivedAt: from.Add(time.Duration(i) * time.Microsecond), Payload: append(json.RawMessage(nil), body...)})
+				}
+				res, err := j.Append(ctx, events)
+				if err != nil {
+					fail(err)
+					return
+				}
+				for _, a := range res {
+					seqs <- a.Seq
+				}
+			}
+		})
+	}
+	go func() { appenders.Wait(); close(seqs) }()
+	at := time.Now().UTC()
+	for range 64 {
+		wg.Go(func() {
+			for seq := range seqs {
+				err := j.Complete(ctx, seq, journal.Outcome{State: journal.StateDeadLettered, Attempts: 8, Pipeline: "legacy",
+					Error: "pipeline answered 503: down for the benchmark", At: at})
+				if err != nil {
+					fail(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return from, to, firstErr
+}

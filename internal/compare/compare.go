@@ -1,0 +1,262 @@
+package compare
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/pipeline"
+)
+
+// Side is what one pipeline did with the event.
+type Side struct {
+	Effects []pipeline.Effect
+	Err     error // non-nil: the call failed (non-2xx, timeout)
+}
+
+// Result is one comparison.
+type Result struct {
+	Class domain.Class
+	// Diff is for a release engineer to read, one line per finding: each
+	// differing field path with the primary's and the shadow's value, each
+	// missing or extra effect, each effect of the wrong kind, each failure.
+	// It is "" when Class is equal and at most 4 KiB otherwise.
+	Diff string
+}
+
+// unknownType is the entity type of an event that psa cannot name; its
+// effects may be of any kind, as long as both sides agree on the kinds.
+const unknownType = "unknown"
+
+// Compare compares the primary (applied) side with the shadow (dry-run)
+// side of one event whose entity type is eventType, with rules (nil for
+// none). It returns exactly one class, checked in this order:
+//
+//  1. shadow_error when the shadow failed (whether or not the primary did:
+//     the primary's failure is accounted by delivery); error_asymmetry
+//     when only the primary failed;
+//  2. type_mismatch when an effect on either side is of another kind than
+//     eventType (unless eventType is "unknown" or empty), or when both
+//     sides have effects and a kind on one side is not among the other's;
+//  3. empty when exactly one side has no effect at all;
+//  4. missing when the primary has an effect (kind, key, op) the shadow
+//     lacks; extra when the shadow has one the primary lacks;
+//  5. value_diff when the effects match but their fields, normalized by
+//     rules, differ;
+//  6. equal.
+//
+// Effects are matched by identity whatever their order; an identity that
+// appears more than once on a side is matched as many times. Compare never
+// changes its arguments and is safe for concurrent use.
+func Compare(eventType string, primary, shadow Side, rules *Rules) Result {
+	switch {
+	case shadow.Err != nil:
+		var d diffText
+		if primary.Err != nil {
+			d.line("primary failed: " + oneLine(primary.Err.Error()))
+		}
+		d.line("shadow failed: " + oneLine(shadow.Err.Error()))
+		return Result{Class: domain.ClassShadowError, Diff: d.String()}
+	case primary.Err != nil:
+		var d diffText
+		d.line("primary failed: " + oneLine(primary.Err.Error()))
+		d.line("shadow succeeded: " + effectCount(len(shadow.Effects), "would apply"))
+		return Result{Class: domain.ClassErrorAsymmetry, Diff: d.String()}
+	}
+
+	n := rules.trie(eventType)
+	c := comparison{eventType: eventType, p: normEffects(primary.Effects, n), s: normEffects(shadow.Effects, n)}
+	c.match()
+	known := eventType != unknownType && eventType != ""
+	var class domain.Class
+	switch {
+	case (known && (!allOfKind(c.p, eventType) || !allOfKind(c.s, eventType))) ||
+		(!known && len(c.p) > 0 && len(c.s) > 0 && !sameKinds(c.p, c.s)):
+		class = domain.ClassTypeMismatch
+	case (len(c.p) == 0) != (len(c.s) == 0):
+		class = domain.ClassEmpty
+	case c.missing > 0:
+		class = domain.ClassMissing
+	case c.extra > 0:
+		class = domain.ClassExtra
+	case c.differ > 0:
+		class = domain.ClassValueDiff
+	default:
+		return Result{Class: domain.ClassEqual}
+	}
+	return Result{Class: class, Diff: c.diff(known)}
+}
+
+// effect is a pipeline.Effect with its fields normalized, and what it was
+// matched with on the other side.
+type effect struct {
+	kind, key, op string
+	fields        map[string]any
+	pair          int  // index of the matched effect on the other side, or -1
+	differs       bool // matched, with other fields
+}
+
+func normEffects(es []pipeline.Effect, n *node) []effect {
+	if len(es) == 0 {
+		return nil
+	}
+	out := make([]effect, len(es))
+	for i, e := range es {
+		out[i] = effect{kind: e.Kind, key: e.Key, op: e.Op, fields: normFields(e.Fields, n), pair: -1}
+	}
+	// Sorted by identity, so that matching is a merge and the diff's lines
+	// come in a stable order; stable, so that repeated identities keep the
+	// order the pipeline gave them.
+	slices.SortStableFunc(out, byIdentity)
+	return out
+}
+
+func byIdentity(a, b effect) int {
+	if c := cmp.Compare(a.kind, b.kind); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.key, b.key); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.op, b.op)
+}
+
+// comparison is one Compare call past the error checks.
+type comparison struct {
+	eventType              string
+	p, s                   []effect // sorted by identity
+	missing, extra, differ int
+}
+
+// match pairs the primary's effects with the shadow's by identity. Within
+// an identity that repeats, equal effects are paired first, then the rest
+// in order; what is left over is missing (primary) or extra (shadow).
+func (c *comparison) match() {
+	i, j := 0, 0
+	for i < len(c.p) || j < len(c.s) {
+		var o int
+		switch {
+		case i == len(c.p):
+			o = 1
+		case j == len(c.s):
+			o = -1
+		default:
+			o = byIdentity(c.p[i], c.s[j])
+		}
+		if o < 0 {
+			c.missing++
+			i++
+			continue
+		}
+		if o > 0 {
+			c.extra++
+			j++
+			continue
+		}
+		ie, je := i+1, j+1
+		for ie < len(c.p) && byIdentity(c.p[i], c.p[ie]) == 0 {
+			ie++
+		}
+		for je < len(c.s) && byIdentity(c.s[j], c.s[je]) == 0 {
+			je++
+		}
+		c.pairGroup(i, ie, j, je)
+		i, j = ie, je
+	}
+}
+
+func (c *comparison) pairGroup(i, ie, j, je int) {
+	if ie-i == 1 && je-j == 1 { // the usual case: one effect per identity
+		c.pair(i, j, equalMaps(c.p[i].fields, c.s[j].fields))
+		return
+	}
+	for a := i; a < ie; a++ {
+		for b := j; b < je; b++ {
+			if c.s[b].pair < 0 && equalMaps(c.p[a].fields, c.s[b].fields) {
+				c.pair(a, b, true)
+				break
+			}
+		}
+	}
+	b := j
+	for a := i; a < ie; a++ {
+		if c.p[a].pair >= 0 {
+			continue
+		}
+		for b < je && c.s[b].pair >= 0 {
+			b++
+		}
+		if b == je {
+			c.missing++
+			continue
+		}
+		c.pair(a, b, false)
+	}
+	for ; b < je; b++ {
+		if c.s[b].pair < 0 {
+			c.extra++
+		}
+	}
+}
+
+func (c *comparison) pair(a, b int, equal bool) {
+	c.p[a].pair, c.s[b].pair = b, a
+	if !equal {
+		c.p[a].differs = true
+		c.differ++
+	}
+}
+
+func allOfKind(es []effect, kind string) bool {
+	for _, e := range es {
+		if e.kind != kind {
+			return false
+		}
+	}
+	return true
+}
+
+// sameKinds reports whether two lists sorted by kind hold the same kinds.
+func sameKinds(a, b []effect) bool {
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		if a[i].kind != b[j].kind {
+			return false
+		}
+		k := a[i].kind
+		for i < len(a) && a[i].kind == k {
+			i++
+		}
+		for j < len(b) && b[j].kind == k {
+			j++
+		}
+	}
+	return i == len(a) && j == len(b)
+}
+
+// kinds lists the distinct kinds of a list sorted by kind.
+func kinds(es []effect) []string {
+	var ks []string
+	for _, e := range es {
+		if len(ks) == 0 || ks[len(ks)-1] != e.kind {
+			ks = append(ks, e.kind)
+		}
+	}
+	return ks
+}
+
+// oneLine keeps an error message (which may quote a pipeline's answer) on
+// its line of the diff.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func effectCount(n int, verb string) string {
+	switch n {
+	case 0:
+		return verb + " no effect"
+	case 1:
+		return verb + " 1 effect"
+	}
+	return verb + " " + strconv.Itoa(n) + " effects"
+}

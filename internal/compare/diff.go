@@ -1,0 +1,282 @@
+package compare
+
+import (
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const (
+	// maxDiff caps Result.Diff: the control service stores diffs per
+	// partner, event type and class, and a diff is read, not processed.
+	maxDiff = 4 << 10
+	// maxLine caps one line of the diff, maxValue one value on a line.
+	maxLine  = 1 << 10
+	maxValue = 256
+)
+
+// diff explains a comparison that did not come out equal, one finding a
+// line, in this order: effects of the wrong kind, an empty side, missing
+// and extra effects (with their fields), then, from go-cmp, each differing
+// field of the effects that match.
+func (c *comparison) diff(known bool) string {
+	var d diffText
+	if known {
+		for _, side := range []struct {
+			name string
+			es   []effect
+		}{{"primary", c.p}, {"shadow", c.s}} {
+			for _, e := range side.es {
+				if e.kind != c.eventType {
+					d.line("type: event " + c.eventType + ", " + side.name + " effect " + ident(e))
+				}
+			}
+		}
+	} else if len(c.p) > 0 && len(c.s) > 0 {
+		kp, ks := kinds(c.p), kinds(c.s)
+		for _, k := range ks {
+			if !slices.Contains(kp, k) {
+				d.line("type: event " + quoteIfOdd(c.eventType) + ", shadow effects of kind " + quoteIfOdd(k) + ", the primary's are of kind " + strings.Join(kp, ", "))
+			}
+		}
+		for _, k := range kp {
+			if !slices.Contains(ks, k) {
+				d.line("type: event " + quoteIfOdd(c.eventType) + ", primary effects of kind " + quoteIfOdd(k) + ", the shadow's are of kind " + strings.Join(ks, ", "))
+			}
+		}
+	}
+	switch {
+	case len(c.p) > 0 && len(c.s) == 0:
+		d.line("empty: the primary " + effectCount(len(c.p), "applied") + ", the shadow none")
+	case len(c.p) == 0 && len(c.s) > 0:
+		d.line("empty: the primary applied none, the shadow " + effectCount(len(c.s), "would apply"))
+	}
+	for _, e := range c.p {
+		if e.pair < 0 {
+			d.line("missing: " + ident(e) + " " + render(e.fields))
+		}
+	}
+	for _, e := range c.s {
+		if e.pair < 0 {
+			d.line("extra: " + ident(e) + " " + render(e.fields))
+		}
+	}
+	for _, e := range c.p {
+		if !e.differs {
+			continue
+		}
+		if d.cut > 0 {
+			d.cut++ // full: skip go-cmp, just count
+			continue
+		}
+		r := &reporter{prefix: ident(e) + " ", d: &d}
+		if cmp.Equal(e.fields, c.s[e.pair].fields, cmp.Reporter(r)) || r.lines == 0 {
+			// equal and go-cmp disagree: never expected (the fuzz test
+			// checks), but a value_diff must never come with no line.
+			d.line(ident(e) + " fields: primary " + render(e.fields) + " → shadow " + render(c.s[e.pair].fields))
+		}
+	}
+	return d.String()
+}
+
+// reporter is a go-cmp Reporter that writes one line per differing leaf:
+// the path and both values.
+type reporter struct {
+	prefix string
+	d      *diffText
+	path   cmp.Path
+	lines  int
+}
+
+func (r *reporter) PushStep(ps cmp.PathStep) { r.path = append(r.path, ps) }
+func (r *reporter) PopStep()                 { r.path = r.path[:len(r.path)-1] }
+
+func (r *reporter) Report(rs cmp.Result) {
+	if rs.Equal() {
+		return
+	}
+	r.lines++
+	vx, vy := r.path.Last().Values()
+	r.d.line(r.prefix + fieldPath(r.path) + ": primary " + show(vx) + " → shadow " + show(vy))
+}
+
+// fieldPath renders a go-cmp path into an effect's fields as
+// fields.a.b[2], quoting names that are not plain identifiers. A name with
+// dots is left bare: written so, the path works as an ignore rule whether
+// the pipeline nested the object or flattened its keys.
+func fieldPath(p cmp.Path) string {
+	var b strings.Builder
+	b.WriteString("fields")
+	for _, st := range p {
+		switch s := st.(type) {
+		case cmp.MapIndex:
+			k := s.Key().String()
+			if plainName(k) {
+				b.WriteByte('.')
+				b.WriteString(k)
+			} else {
+				b.WriteByte('[')
+				b.WriteString(strconv.Quote(k))
+				b.WriteByte(']')
+			}
+		case cmp.SliceIndex:
+			ix, iy := s.SplitKeys()
+			if ix < 0 {
+				ix = iy
+			}
+			b.WriteByte('[')
+			b.WriteString(strconv.Itoa(ix))
+			b.WriteByte(']')
+		}
+	}
+	return b.String()
+}
+
+// plainName reports whether a field name reads unambiguously after a dot.
+func plainName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for _, r := range k {
+		if r != '_' && r != '-' && r != '.' && r != '$' && r != '@' &&
+			!(r >= 'a' && r <= 'z') && !(r >= 'A' && r <= 'Z') && !(r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// ident names an effect as kind/key op, the way the diff shows it.
+func ident(e effect) string {
+	return quoteIfOdd(e.kind) + "/" + quoteIfOdd(e.key) + " " + quoteIfOdd(e.op)
+}
+
+// quoteIfOdd quotes names that would be hard to read bare: empty ones,
+// ones with spaces, slashes or control characters.
+func quoteIfOdd(s string) string {
+	if s == "" || len(s) > 100 {
+		return strconv.Quote(clip(s, 100))
+	}
+	for _, r := range s {
+		if r <= ' ' || r == '/' || r == '"' || r == 0x7f || r == utf8.RuneError || r == '→' {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// show renders one side's value at a differing path.
+func show(v reflect.Value) string {
+	if !v.IsValid() {
+		return "(absent)"
+	}
+	if !v.CanInterface() {
+		return v.String()
+	}
+	return render(v.Interface())
+}
+
+// render writes a normalized value as compact JSON (times as sent), cut
+// at maxValue bytes.
+func render(v any) string {
+	var b strings.Builder
+	writeValue(&b, v)
+	return clip(b.String(), maxValue)
+}
+
+func writeValue(b *strings.Builder, v any) {
+	if b.Len() > maxValue {
+		return // clipped anyway
+	}
+	switch x := v.(type) {
+	case nil:
+		b.WriteString("null")
+	case bool:
+		b.WriteString(strconv.FormatBool(x))
+	case int64:
+		b.WriteString(strconv.FormatInt(x, 10))
+	case float64:
+		switch {
+		case math.IsInf(x, 1):
+			b.WriteString("+Inf")
+		case math.IsInf(x, -1):
+			b.WriteString("-Inf")
+		default:
+			b.WriteString(strconv.FormatFloat(x, 'g', -1, 64))
+		}
+	case notANumber:
+		b.WriteString("NaN")
+	case string:
+		b.WriteString(strconv.Quote(clip(x, maxValue)))
+	case instant:
+		b.WriteString(strconv.Quote(x.s))
+	case []any:
+		b.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			writeValue(b, e)
+		}
+		b.WriteByte(']')
+	case map[string]any:
+		b.WriteByte('{')
+		for i, k := range sortedKeys(x) {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.Quote(clip(k, maxValue)))
+			b.WriteByte(':')
+			writeValue(b, x[k])
+		}
+		b.WriteByte('}')
+	default:
+		b.WriteString(strconv.Quote(reflect.TypeOf(v).String()))
+	}
+}
+
+// clip cuts s to at most n bytes, on a character boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "…"
+	i := n - len(mark)
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + mark
+}
+
+// diffText builds a Result.Diff, line by line, within maxDiff.
+type diffText struct {
+	b   strings.Builder
+	cut int // findings left out: lines, or effects not diffed once full
+}
+
+// cutNoteRoom is room kept for the note that says lines were left out.
+const cutNoteRoom = 80
+
+func (d *diffText) line(s string) {
+	s = clip(s, maxLine)
+	if d.cut > 0 || d.b.Len()+1+len(s) > maxDiff-cutNoteRoom {
+		d.cut++
+		return
+	}
+	if d.b.Len() > 0 {
+		d.b.WriteByte('\n')
+	}
+	d.b.WriteString(s)
+}
+
+func (d *diffText) String() string {
+	if d.cut > 0 {
+		d.b.WriteString("\n… " + strconv.Itoa(d.cut) + " more finding(s) left out: a diff is capped at 4 KiB")
+	}
+	return d.b.String()
+}

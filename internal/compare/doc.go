@@ -1,0 +1,20 @@
+// Package compare classifies one shadowed event: it compares the effects the
+// primary pipeline applied with those the shadow pipeline would have applied
+// and returns exactly one domain.Class with a readable diff.
+//
+// The order of the checks is the contract (DESIGN.md, "Comparison classes"):
+// errors first (shadow_error, error_asymmetry), then type_mismatch, empty,
+// missing, extra, value_diff, and equal last. Rules (ignore paths and set
+// paths) normalize only the effects' fields, after the effects have been
+// matched by identity (kind, key, op), so they can hide a value_diff and
+// nothing else: a type_mismatch, missing, extra, empty or error_asymmetry
+// verdict never depends on them.
+//
+// Compare is on the router's hot path. Both sides are normalized once
+// (ignored fields dropped, set slices sorted, numbers and RFC 3339 times
+// brought to one form) and compared with a small equality over those
+// normalized values; only when they differ does go-cmp compute the diff that
+// a release engineer reads. Rules are compiled once per migration with
+// Compile or NewRules, are immutable afterwards, and are safe for concurrent
+// use.
+package compare

@@ -1,0 +1,260 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+)
+
+// StatsTx is what a write transaction offers for comparison statistics.
+type StatsTx interface {
+	AddComparisons(since time.Time, c domain.ComparisonCount) error
+	AddCandidate(since time.Time, c domain.CandidateCount) error
+	PutMismatch(m domain.Mismatch) error
+}
+
+// StatsReader reads comparison statistics.
+type StatsReader interface {
+	ComparisonStats
+	Comparisons(ctx context.Context, migration, partner string, stage domain.Stage, since time.Time, limit int) (map[string]map[domain.Class]uint64, []domain.Mismatch, error)
+}
+
+// Report is what a router sends: the snapshot version it holds, its
+// journal figures, and what it compared since its last report.
+type Report struct {
+	Router
+	Comparisons []domain.ComparisonCount `json:"comparisons"`
+	Candidate   []domain.CandidateCount  `json:"candidate"`
+	Mismatches  []domain.Mismatch        `json:"mismatches"`
+	Guard       []domain.GuardSample     `json:"guard"`
+}
+
+// GuardRevert is what the guard did: it reverted partners of a migration
+// (back to shadow, or the whole migration with the kill switch) whose
+// events since Since may have been applied wrongly by the new pipeline.
+type GuardRevert struct {
+	Migration string
+	Partners  []string
+	Since     time.Time
+	At        time.Time
+	Evidence  string
+}
+
+// IngestReport records a router's report: its version and journal, the
+// comparison counts (counted into the partner's current stage when the
+// router saw the same stage, else dropped as stale), the mismatches, and
+// the guard's samples, on which the guard may revert.
+func (s *Service) IngestReport(ctx context.Context, r Report) error {
+	s.ReportRouter(r.Router)
+	if len(r.Comparisons)+len(r.Candidate)+len(r.Mismatches) > 0 {
+		if err := s.recordStats(ctx, r); err != nil {
+			return err
+		}
+	}
+	for _, g := range r.Guard {
+		s.guard.observe(s, ctx, g)
+	}
+	return nil
+}
+
+func (s *Service) recordStats(ctx context.Context, r Report) error {
+	st := s.State()
+	current := func(migration, partner string, stage domain.Stage) (time.Time, bool) {
+		ms, ok := st.Migrations[migration]
+		p, known := st.Partners[partner]
+		if !ok || !known {
+			return time.Time{}, false
+		}
+		ps := ms.StageOf(p)
+		return ps.Since, ps.Stage == stage
+	}
+	err := s.store.Update(ctx, func(tx Tx) error {
+		stx, ok := tx.(StatsTx)
+		if !ok {
+			return fmt.Errorf("the store keeps no comparison statistics")
+		}
+		for _, c := range r.Comparisons {
+			if since, ok := current(c.Migration, c.Partner, c.Stage); ok && !c.Minute.Before(since.Truncate(time.Minute)) {
+				if err := stx.AddComparisons(since, c); err != nil {
+					return err
+				}
+			}
+		}
+		for _, c := range r.Candidate {
+			if since, ok := current(c.Migration, c.Partner, c.Stage); ok {
+				if err := stx.AddCandidate(since, c); err != nil {
+					return err
+				}
+			}
+		}
+		for _, m := range r.Mismatches {
+			if err := stx.PutMismatch(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return domain.Internal("record comparisons", err)
+	}
+	return nil
+}
+
+// Comparisons returns a partner's comparison figures in its current stage.
+func (s *Service) Comparisons(ctx context.Context, migration, partner string) (domain.Comparisons, error) {
+	st := s.State()
+	ms, err := st.Migration(migration)
+	if err != nil {
+		return domain.Comparisons{}, err
+	}
+	p, err := st.Partner(partner)
+	if err != nil {
+		return domain.Comparisons{}, err
+	}
+	ps := ms.StageOf(p)
+	out := domain.Comparisons{Partner: partner, Stage: ps.Stage, Since: ps.Since, Counts: map[string]map[domain.Class]uint64{}, Mismatches: []domain.Mismatch{}}
+	sr, ok := s.stats.(StatsReader)
+	if !ok {
+		return out, nil
+	}
+	counts, mism, err := sr.Comparisons(ctx, migration, partner, ps.Stage, ps.Since, 50)
+	if err != nil {
+		return domain.Comparisons{}, domain.Internal("read comparisons", err)
+	}
+	out.Counts, out.Mismatches = counts, mism
+	return out, nil
+}
+
+// guard keeps, per partner on the new pipeline, the outcomes of its latest
+// events, and reverts when they cross the migration's guard.
+type guard struct {
+	mu      sync.Mutex
+	windows map[string][]string // migration 0 partner → outcomes, oldest first
+}
+
+func (g *guard) observe(s *Service, ctx context.Context, sample domain.GuardSample) {
+	st := s.State()
+	ms, ok := st.Migrations[sample.Migration]
+	p, known := st.Partners[sample.Partner]
+	if !ok || !known || ms.Reverted {
+		return
+	}
+	ps := ms.StageOf(p)
+	if ps.Stage != domain.StageNew && ps.Stage != domain.StageDone {
+		return // the partner is already off the new pipeline
+	}
+	key := sample.Migration + "\x00" + sample.Partner
+	g.mu.Lock()
+	if g.windows == nil {
+		g.windows = map[string][]string{}
+	}
+	w := append(g.windows[key], sample.Outcomes...)
+	if len(w) > ms.Guard.Window {
+		w = w[len(w)-ms.Guard.Window:]
+	}
+	g.windows[key] = w
+	evidence, trip := judgeWindow(ms, w, sample)
+	if trip {
+		delete(g.windows, key)
+	}
+	g.mu.Unlock()
+	if trip {
+		s.guardRevert(ctx, ms, ps, evidence)
+	}
+}
+
+// judgeWindow decides on a partner's window of outcomes: any zero-tolerance
+// class trips at once; past a full window, the raw mismatch and error rates
+// are held to the guard's limits.
+func judgeWindow(ms *MigrationState, w []string, sample domain.GuardSample) (string, bool) {
+	var compared, mismatched, errs int
+	for _, o := range w {
+		if o == domain.OutcomeError {
+			errs++
+			continue
+		}
+		c := domain.Class(o)
+		if c.Compared() {
+			compared++
+		}
+		if c.Mismatched() {
+			mismatched++
+		}
+	}
+	counts := fmt.Sprintf("%d mismatched of %d compared, %d errors in the last %d outcomes; sample event %s", mismatched, compared, errs, len(w), sample.EventID)
+	for _, o := range sample.Outcomes {
+		for _, z := range ms.Gates.ZeroTolerance {
+			if o == string(z) {
+				return fmt.Sprintf("zero-tolerance class %s: %s", z, counts), true
+			}
+		}
+	}
+	if len(w) < ms.Guard.Window {
+		return "", false
+	}
+	if compared > 0 && float64(mismatched)/float64(compared) > ms.Guard.MaxMismatchRate {
+		return fmt.Sprintf("mismatch rate %.4f above %.4f: %s", float64(mismatched)/float64(compared), ms.Guard.MaxMismatchRate, counts), true
+	}
+	if float64(errs)/float64(len(w)) > ms.Guard.MaxErrorRate {
+		return fmt.Sprintf("error rate %.4f above %.4f: %s", float64(errs)/float64(len(w)), ms.Guard.MaxErrorRate, counts), true
+	}
+	return "", false
+}
+
+// guardRevert reverts the guard's scope, audited with actor guard and the
+// evidence, and hands the revert to OnGuardRevert for the replay.
+func (s *Service) guardRevert(ctx context.Context, ms *MigrationState, ps domain.PartnerStage, evidence string) {
+	c := Change{Actor: "guard", Reason: evidence}
+	now := s.now().UTC()
+	rev := GuardRevert{Migration: ms.Key, Since: ps.Since, At: now, Evidence: evidence}
+	var err error
+	switch ms.Guard.Scope {
+	case domain.ScopeMigration:
+		_, err = s.Revert(ctx, c, ms.Key)
+		st := s.State()
+		for id, p := range st.Partners {
+			if x := st.Migrations[ms.Key].StageOf(p); x.Stage == domain.StageNew || x.Stage == domain.StageDone {
+				rev.Partners = append(rev.Partners, id)
+				if x.Since.Before(rev.Since) {
+					rev.Since = x.Since
+				}
+			}
+		}
+	default:
+		partners := []string{ps.Partner}
+		if name := ms.CohortOf(ps.Partner); name != "" && ms.Guard.Scope == domain.ScopeCohort {
+			co, _ := ms.Cohort(name)
+			partners = co.Partners
+		}
+		st := s.State()
+		for _, id := range partners {
+			p, ok := st.Partners[id]
+			if !ok {
+				continue
+			}
+			x := st.Migrations[ms.Key].StageOf(p)
+			if x.Stage != domain.StageNew && x.Stage != domain.StageDone {
+				continue
+			}
+			if _, e := s.SetStage(ctx, c, ms.Key, id, domain.StageShadow, false); e != nil {
+				err = e
+				continue
+			}
+			rev.Partners = append(rev.Partners, id)
+			if x.Since.Before(rev.Since) {
+				rev.Since = x.Since
+			}
+		}
+	}
+	if err != nil {
+		s.log.Error("guard revert failed", "migration", ms.Key, "err", err)
+	}
+	s.log.Warn("guard reverted", "migration", ms.Key, "scope", ms.Guard.Scope, "partners", strings.Join(rev.Partners, ","), "evidence", evidence)
+	if s.onGuard != nil && len(rev.Partners) > 0 {
+		s.onGuard(rev)
+	}
+}

@@ -1,0 +1,63 @@
+package domain
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// ComparisonCount is a number of comparisons of one class, for one
+// partner's events of one type, in one minute, as a router reports them.
+type ComparisonCount struct {
+	Migration string    `json:"migration"`
+	Partner   string    `json:"partner"`
+	Stage     Stage     `json:"stage"`
+	EventType string    `json:"eventType"`
+	Class     Class     `json:"class"`
+	Minute    time.Time `json:"minute"`
+	Count     uint64    `json:"count"`
+}
+
+// CandidateCount counts calls to the new pipeline and how many failed, for
+// one partner in one stage.
+type CandidateCount struct {
+	Migration string `json:"migration"`
+	Partner   string `json:"partner"`
+	Stage     Stage  `json:"stage"`
+	Calls     uint64 `json:"calls"`
+	Errors    uint64 `json:"errors"`
+}
+
+// Mismatch is one comparison that did not come out equal, with both sides.
+type Mismatch struct {
+	Migration string          `json:"migration"`
+	Partner   string          `json:"partner"`
+	EventID   string          `json:"eventId"`
+	EventType string          `json:"eventType"`
+	Class     Class           `json:"class"`
+	Diff      string          `json:"diff"`
+	Primary   json.RawMessage `json:"primary"`
+	Shadow    json.RawMessage `json:"shadow"`
+	At        time.Time       `json:"at"`
+}
+
+// GuardSample is the outcomes, in order, of a partner's latest events on
+// the new pipeline: a comparison class, or "error" for a failed call.
+type GuardSample struct {
+	Migration string   `json:"migration"`
+	Partner   string   `json:"partner"`
+	Outcomes  []string `json:"outcomes"`
+	// EventID is one of the events, kept as evidence.
+	EventID string `json:"eventId"`
+}
+
+// OutcomeError is a guard sample's outcome for a failed call.
+const OutcomeError = "error"
+
+// Comparisons are a partner's comparison figures in its current stage.
+type Comparisons struct {
+	Partner    string                      `json:"partner"`
+	Stage      Stage                       `json:"stage"`
+	Since      time.Time                   `json:"since"`
+	Counts     map[string]map[Class]uint64 `json:"counts"` // by event type
+	Mismatches []Mismatch                  `json:"mismatches"`
+}

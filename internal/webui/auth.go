@@ -1,0 +1,86 @@
+package webui
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+)
+
+type loginPage struct {
+	base
+	Next   string
+	Error  string
+	Notice string
+	TTL    string
+}
+
+// loginPage serves GET /login: the form, or with ?token=T the exchange of
+// the token for a session.
+func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
+	securityHeaders(w)
+	q := r.URL.Query()
+	next := safeNext(q.Get("next"))
+	if tok := q.Get("token"); tok != "" {
+		// A sign-in link followed from another site could sign the
+		// browser in as somebody else's token (login CSRF); links printed
+		// by serve are opened from a terminal or typed, which browsers
+		// mark "none".
+		if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+			u.showLogin(w, r, http.StatusForbidden, next, "This sign-in link was opened from another site, so it was not used: paste the token below instead.", "")
+			return
+		}
+		u.signIn(w, r, tok, next)
+		return
+	}
+	notice := ""
+	if q.Get("out") == "1" {
+		notice = "You are signed out."
+	}
+	u.showLogin(w, r, http.StatusOK, next, "", notice)
+}
+
+// loginPost serves POST /login: the form with a pasted token.
+func (u *UI) loginPost(w http.ResponseWriter, r *http.Request) {
+	securityHeaders(w)
+	if err := u.origins.Check(r); err != nil {
+		u.showLogin(w, r, http.StatusForbidden, "/", "Cross-origin sign-in refused: use the form on this page.", "")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	if err := r.ParseForm(); err != nil {
+		u.showLogin(w, r, http.StatusBadRequest, "/", "The form could not be read.", "")
+		return
+	}
+	u.signIn(w, r, r.PostForm.Get("token"), safeNext(r.PostForm.Get("next")))
+}
+
+// signIn exchanges a token for a new session and sends the browser to next.
+func (u *UI) signIn(w http.ResponseWriter, r *http.Request, secret, next string) {
+	secret = strings.TrimSpace(secret)
+	tok, err := u.svc.Authenticate(secret)
+	if secret == "" || err != nil || !tok.Role.Allows(domain.RoleViewer) {
+		u.showLogin(w, r, http.StatusUnauthorized, next, "That token is not valid: check it, or ask an admin whether it was revoked.", "")
+		return
+	}
+	if c, err := r.Cookie(cookieName); err == nil {
+		u.sessions.delete(c.Value) // a fresh id at every sign-in: no session fixation
+	}
+	s := u.sessions.create(tok, u.opts.Now(), u.opts.SessionTTL)
+	u.setCookie(w, r, s)
+	u.log.Info("ui sign-in", "token", tok.Name, "role", string(tok.Role))
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (u *UI) showLogin(w http.ResponseWriter, r *http.Request, status int, next, errMsg, notice string) {
+	data := loginPage{Next: next, Error: errMsg, Notice: notice, TTL: formatSeconds(u.opts.SessionTTL.Seconds())}
+	data.base = u.base(w, r, nil, "", "")
+	u.render(w, r, status, "login", &data)
+}
+
+// logout serves POST /logout.
+func (u *UI) logout(w http.ResponseWriter, r *http.Request, s session) (string, error) {
+	u.sessions.delete(s.id)
+	u.clearCookie(w, r)
+	return "/login?out=1", nil
+}
