@@ -72,6 +72,8 @@ type verbRun struct {
 	json   bool
 	out    io.Writer
 	replay replayFlags
+	// replayAfter asks a revert to replay the mismatched events.
+	replayAfter bool
 }
 
 var verbs = map[string]verb{
@@ -101,6 +103,7 @@ func runCLI(ctx context.Context, name string, args []string, getenv func(string)
 		fs.BoolVar(&r.force, "force", false, "move even though the gates refuse (needs --reason)")
 	case "revert":
 		fs.BoolVar(&r.all, "all", false, "revert every migration in one snapshot version")
+		fs.BoolVar(&r.replayAfter, "replay", false, "also replay through legacy what the new pipeline got wrong (needs the router in serve)")
 	case "replay":
 		r.replay.register(fs)
 	case "audit":
@@ -343,22 +346,33 @@ func revert(ctx context.Context, c *client.Client, r *verbRun) error {
 	return killSwitch(ctx, c, r, path, what+" reverted: every partner evaluates to legacy")
 }
 
+type killSwitchAnswer struct {
+	SnapshotVersion uint64   `json:"snapshotVersion"`
+	Replay          []string `json:"replay,omitempty"`
+}
+
 func resume(ctx context.Context, c *client.Client, r *verbRun) error {
 	return killSwitch(ctx, c, r, client.Path("v1", "migrations", r.args[0], "resume"),
 		"migration "+r.args[0]+" resumed: partners evaluate to their stages again")
 }
 
 func killSwitch(ctx context.Context, c *client.Client, r *verbRun, path, done string) error {
-	var res struct {
-		SnapshotVersion uint64 `json:"snapshotVersion"`
+	var res killSwitchAnswer
+	body := map[string]any{"reason": r.reason}
+	if r.replayAfter {
+		body["replay"] = true
 	}
-	if err := c.Do(ctx, http.MethodPost, path, map[string]string{"reason": r.reason}, &res); err != nil {
+	if err := c.Do(ctx, http.MethodPost, path, body, &res); err != nil {
 		return err
 	}
 	if r.json {
 		return printJSON(r.out, res)
 	}
 	fmt.Fprintf(r.out, "%s (snapshot version %d)\n", done, res.SnapshotVersion)
+	for _, line := range res.Replay {
+		fmt.Fprintf(r.out, "replay through legacy scheduled for %s: follow it with GET /v1/replays\n", line)
+	}
+	fmt.Fprintln(r.out, "run \"switchback status\" to see which routers hold the new version")
 	return nil
 }
 

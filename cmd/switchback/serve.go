@@ -190,7 +190,11 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		replayer.set(in.router, svc)
 	}
 	api := httpapi.New(svc, log, reg, apiOpts...)
-	ui, err := webui.New(svc, log, webui.Options{Comparisons: webui.ServiceComparisons{Svc: svc}})
+	uiOpts := webui.Options{Comparisons: webui.ServiceComparisons{Svc: svc}}
+	if in != nil {
+		uiOpts.Replays = in.router.Replays
+	}
+	ui, err := webui.New(svc, log, uiOpts)
 	if err != nil {
 		ln.Close()
 		return err

@@ -66,8 +66,7 @@ func Compare(eventType string, primary, shadow Side, rules *Rules) Result {
 		return Result{Class: domain.ClassErrorAsymmetry, Diff: d.String()}
 	}
 
-	n := rules.trie(eventType)
-	c := comparison{eventType: eventType, p: normEffects(primary.Effects, n), s: normEffects(shadow.Effects, n)}
+	c := comparison{eventType: eventType, rules: rules.trie(eventType), p: sortedEffects(primary.Effects), s: sortedEffects(shadow.Effects)}
 	c.match()
 	known := eventType != unknownType && eventType != ""
 	var class domain.Class
@@ -89,27 +88,29 @@ func Compare(eventType string, primary, shadow Side, rules *Rules) Result {
 	return Result{Class: class, Diff: c.diff(known)}
 }
 
-// effect is a pipeline.Effect with its fields normalized, and what it was
-// matched with on the other side.
+// effect is a pipeline.Effect in the order Compare matches them, with what
+// it was matched with on the other side.
 type effect struct {
 	kind, key, op string
-	fields        map[string]any
-	pair          int  // index of the matched effect on the other side, or -1
-	differs       bool // matched, with other fields
+	fields        map[string]any // as the pipeline sent them: normalized only for the diff
+	pair          int            // index of the matched effect on the other side, or -1
+	differs       bool           // matched, with other fields
 }
 
-func normEffects(es []pipeline.Effect, n *node) []effect {
+func sortedEffects(es []pipeline.Effect) []effect {
 	if len(es) == 0 {
 		return nil
 	}
 	out := make([]effect, len(es))
 	for i, e := range es {
-		out[i] = effect{kind: e.Kind, key: e.Key, op: e.Op, fields: normFields(e.Fields, n), pair: -1}
+		out[i] = effect{kind: e.Kind, key: e.Key, op: e.Op, fields: e.Fields, pair: -1}
 	}
 	// Sorted by identity, so that matching is a merge and the diff's lines
 	// come in a stable order; stable, so that repeated identities keep the
 	// order the pipeline gave them.
-	slices.SortStableFunc(out, byIdentity)
+	if !slices.IsSortedFunc(out, byIdentity) {
+		slices.SortStableFunc(out, byIdentity)
+	}
 	return out
 }
 
@@ -126,6 +127,7 @@ func byIdentity(a, b effect) int {
 // comparison is one Compare call past the error checks.
 type comparison struct {
 	eventType              string
+	rules                  *node
 	p, s                   []effect // sorted by identity
 	missing, extra, differ int
 }
@@ -169,12 +171,12 @@ func (c *comparison) match() {
 
 func (c *comparison) pairGroup(i, ie, j, je int) {
 	if ie-i == 1 && je-j == 1 { // the usual case: one effect per identity
-		c.pair(i, j, equalMaps(c.p[i].fields, c.s[j].fields))
+		c.pair(i, j, equalFields(c.p[i].fields, c.s[j].fields, c.rules))
 		return
 	}
 	for a := i; a < ie; a++ {
 		for b := j; b < je; b++ {
-			if c.s[b].pair < 0 && equalMaps(c.p[a].fields, c.s[b].fields) {
+			if c.s[b].pair < 0 && equalFields(c.p[a].fields, c.s[b].fields, c.rules) {
 				c.pair(a, b, true)
 				break
 			}

@@ -58,12 +58,12 @@ func (c *comparison) diff(known bool) string {
 	}
 	for _, e := range c.p {
 		if e.pair < 0 {
-			d.line("missing: " + ident(e) + " " + render(e.fields))
+			d.line("missing: " + ident(e) + " " + render(normFields(e.fields, c.rules)))
 		}
 	}
 	for _, e := range c.s {
 		if e.pair < 0 {
-			d.line("extra: " + ident(e) + " " + render(e.fields))
+			d.line("extra: " + ident(e) + " " + render(normFields(e.fields, c.rules)))
 		}
 	}
 	for _, e := range c.p {
@@ -74,14 +74,47 @@ func (c *comparison) diff(known bool) string {
 			d.cut++ // full: skip go-cmp, just count
 			continue
 		}
+		x, y := differentFields(e.fields, c.s[e.pair].fields, c.rules)
 		r := &reporter{prefix: ident(e) + " ", d: &d}
-		if cmp.Equal(e.fields, c.s[e.pair].fields, cmp.Reporter(r)) || r.lines == 0 {
-			// equal and go-cmp disagree: never expected (the fuzz test
-			// checks), but a value_diff must never come with no line.
-			d.line(ident(e) + " fields: primary " + render(e.fields) + " → shadow " + render(c.s[e.pair].fields))
+		if cmp.Equal(x, y, cmp.Reporter(r)) || r.lines == 0 {
+			// equalFields and go-cmp disagree: never expected (the fuzz
+			// test checks), but a value_diff must never come with no line.
+			d.line(ident(e) + " fields: primary " + render(x) + " → shadow " + render(y))
 		}
 	}
 	return d.String()
+}
+
+// differentFields returns the fields of x and y, normalized, that are not
+// equal (absent on one side included). Leaving out the equal ones, which
+// go-cmp would only walk to find nothing, more than halves its time; go-cmp
+// still finds the paths that differ inside each field.
+func differentFields(x, y map[string]any, n *node) (dx, dy map[string]any) {
+	dx, dy = map[string]any{}, map[string]any{}
+	if n != nil && n.ignore {
+		return dx, dy
+	}
+	for k, v := range x {
+		kid := n.child(k)
+		if kid != nil && kid.ignore {
+			continue
+		}
+		if w, ok := y[k]; !ok || !equalRaw(v, w, kid) {
+			dx[k] = normalize(v, kid)
+			if ok {
+				dy[k] = normalize(w, kid)
+			}
+		}
+	}
+	for k, w := range y {
+		if _, ok := x[k]; ok {
+			continue
+		}
+		if kid := n.child(k); kid == nil || !kid.ignore {
+			dy[k] = normalize(w, kid)
+		}
+	}
+	return dx, dy
 }
 
 // reporter is a go-cmp Reporter that writes one line per differing leaf:
@@ -184,60 +217,56 @@ func show(v reflect.Value) string {
 // render writes a normalized value as compact JSON (times as sent), cut
 // at maxValue bytes.
 func render(v any) string {
-	var b strings.Builder
-	writeValue(&b, v)
-	return clip(b.String(), maxValue)
+	return clip(string(appendValue(make([]byte, 0, 128), v)), maxValue)
 }
 
-func writeValue(b *strings.Builder, v any) {
-	if b.Len() > maxValue {
-		return // clipped anyway
+func appendValue(b []byte, v any) []byte {
+	if len(b) > maxValue {
+		return b // clipped anyway
 	}
 	switch x := v.(type) {
 	case nil:
-		b.WriteString("null")
+		return append(b, "null"...)
 	case bool:
-		b.WriteString(strconv.FormatBool(x))
+		return strconv.AppendBool(b, x)
 	case int64:
-		b.WriteString(strconv.FormatInt(x, 10))
+		return strconv.AppendInt(b, x, 10)
 	case float64:
 		switch {
 		case math.IsInf(x, 1):
-			b.WriteString("+Inf")
+			return append(b, "+Inf"...)
 		case math.IsInf(x, -1):
-			b.WriteString("-Inf")
-		default:
-			b.WriteString(strconv.FormatFloat(x, 'g', -1, 64))
+			return append(b, "-Inf"...)
 		}
+		return strconv.AppendFloat(b, x, 'g', -1, 64)
 	case notANumber:
-		b.WriteString("NaN")
+		return append(b, "NaN"...)
 	case string:
-		b.WriteString(strconv.Quote(clip(x, maxValue)))
+		return strconv.AppendQuote(b, clip(x, maxValue))
 	case instant:
-		b.WriteString(strconv.Quote(x.s))
+		return strconv.AppendQuote(b, x.s)
 	case []any:
-		b.WriteByte('[')
+		b = append(b, '[')
 		for i, e := range x {
 			if i > 0 {
-				b.WriteByte(',')
+				b = append(b, ',')
 			}
-			writeValue(b, e)
+			b = appendValue(b, e)
 		}
-		b.WriteByte(']')
+		return append(b, ']')
 	case map[string]any:
-		b.WriteByte('{')
+		b = append(b, '{')
 		for i, k := range sortedKeys(x) {
 			if i > 0 {
-				b.WriteByte(',')
+				b = append(b, ',')
 			}
-			b.WriteString(strconv.Quote(clip(k, maxValue)))
-			b.WriteByte(':')
-			writeValue(b, x[k])
+			b = strconv.AppendQuote(b, clip(k, maxValue))
+			b = append(b, ':')
+			b = appendValue(b, x[k])
 		}
-		b.WriteByte('}')
-	default:
-		b.WriteString(strconv.Quote(reflect.TypeOf(v).String()))
+		return append(b, '}')
 	}
+	return strconv.AppendQuote(b, reflect.TypeOf(v).String())
 }
 
 // clip cuts s to at most n bytes, on a character boundary, marking the cut.

@@ -26,6 +26,7 @@ type API struct {
 	opts        options
 	closing     chan struct{}
 	closeOnce   sync.Once
+	background  sync.WaitGroup // replays scheduled after reverts
 }
 
 type options struct {
@@ -79,7 +80,10 @@ func New(svc *control.Service, log *slog.Logger, reg *prometheus.Registry, opts 
 
 // Close ends every snapshot stream, so that a server's graceful shutdown
 // need not wait for them; register it with http.Server.RegisterOnShutdown.
-func (a *API) Close() { a.closeOnce.Do(func() { close(a.closing) }) }
+func (a *API) Close() {
+	a.closeOnce.Do(func() { close(a.closing) })
+	a.background.Wait()
+}
 
 // ServeHTTP serves the API.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.router.ServeHTTP(w, r) }

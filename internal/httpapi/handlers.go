@@ -463,6 +463,10 @@ func (a *API) advance(w http.ResponseWriter, r *http.Request, p principal) error
 
 type revertRequest struct {
 	Reason string `json:"reason"`
+	// Replay asks for the events the new pipeline got wrong (comparison
+	// not equal) since each partner entered new to be replayed through
+	// legacy, on the router of this process.
+	Replay bool `json:"replay"`
 }
 
 func (a *API) killSwitch(w http.ResponseWriter, r *http.Request, p principal,
@@ -475,11 +479,21 @@ func (a *API) killSwitch(w http.ResponseWriter, r *http.Request, p principal,
 	if err := decode(w, r, &req, true); err != nil {
 		return err
 	}
+	if req.Replay {
+		if _, err := a.ingress(); err != nil {
+			return err
+		}
+	}
+	before := a.svc.State()
 	v, err := do(a.svc, r, p.change(req.Reason), key)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]uint64{"snapshotVersion": v})
+	out := map[string]any{"snapshotVersion": v}
+	if req.Replay {
+		out["replay"] = a.replayAfterRevert(before, key, p.change(req.Reason))
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -500,11 +514,25 @@ func (a *API) revertAll(w http.ResponseWriter, r *http.Request, p principal) err
 	if err := decode(w, r, &req, true); err != nil {
 		return err
 	}
+	if req.Replay {
+		if _, err := a.ingress(); err != nil {
+			return err
+		}
+	}
+	before := a.svc.State()
 	v, err := a.svc.RevertAll(r.Context(), p.change(req.Reason))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]uint64{"snapshotVersion": v})
+	out := map[string]any{"snapshotVersion": v}
+	if req.Replay {
+		var replays []string
+		for _, key := range before.MigrationKeys() {
+			replays = append(replays, a.replayAfterRevert(before, key, p.change(req.Reason))...)
+		}
+		out["replay"] = replays
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -2,11 +2,13 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/gorilla/mux"
 
+	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/journal"
 )
@@ -118,4 +120,54 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, _ principal) er
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// replayDelay lets comparisons in flight at a revert land before the
+// replay picks its events, so they are replayed too.
+const replayDelay = 3 * time.Second
+
+// replayAfterRevert schedules, for a revert of migration key, the replay
+// through legacy of the mismatched events of the partners that were on the
+// new pipeline, since they entered it. It returns what it scheduled, as
+// "partner since RFC3339" lines; the replays appear in GET /v1/replays once
+// they start.
+func (a *API) replayAfterRevert(before *control.State, key string, c control.Change) []string {
+	ms, ok := before.Migrations[key]
+	in := a.opts.Ingress
+	if !ok || in == nil {
+		return nil
+	}
+	req := domain.ReplayRequest{Migration: key, Pipeline: "legacy", Filter: domain.ReplayMismatched}
+	for _, id := range before.PartnerIDs() {
+		ps := ms.StageOf(before.Partners[id])
+		if ps.Stage != domain.StageNew && ps.Stage != domain.StageDone {
+			continue
+		}
+		req.Partners = append(req.Partners, id)
+		if req.From.IsZero() || ps.Since.Before(req.From) {
+			req.From = ps.Since
+		}
+	}
+	if len(req.Partners) == 0 {
+		return nil
+	}
+	scheduled := []string{fmt.Sprintf("%s: %d partners since %s, in %s", key, len(req.Partners), req.From.Format(time.RFC3339), replayDelay)}
+	a.background.Add(1)
+	go func() {
+		defer a.background.Done()
+		select {
+		case <-time.After(replayDelay):
+		case <-a.closing:
+			return
+		}
+		req.To = time.Now().UTC().Add(time.Second)
+		ctx := context.Background()
+		job, err := in.StartReplay(ctx, req)
+		if err != nil {
+			a.log.Error("the replay after a revert could not start", "migration", key, "err", err)
+			return
+		}
+		a.svc.RecordAction(ctx, c, "replay.start", "replay/"+job.ID, job.Request)
+	}()
+	return scheduled
 }

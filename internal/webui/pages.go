@@ -504,11 +504,18 @@ func (u *UI) routers(w http.ResponseWriter, r *http.Request, s session) error {
 
 // --- replays
 
-type replaysPage struct{ base }
+type replaysPage struct {
+	base
+	Available bool
+	Jobs      []domain.ReplayJob
+}
 
 func (u *UI) replays(w http.ResponseWriter, r *http.Request, s session) error {
 	var data replaysPage
 	data.base = u.base(w, r, &s, "replays", "")
+	if u.opts.Replays != nil {
+		data.Available, data.Jobs = true, u.opts.Replays()
+	}
 	u.render(w, r, http.StatusOK, "replays", &data)
 	return nil
 }

@@ -37,8 +37,11 @@ type Options struct {
 	// are accepted besides the request's own, for a proxy that rewrites
 	// Host.
 	TrustedOrigins []string
-	// Comparisons reads shadow comparisons; nil until they exist.
+	// Comparisons reads shadow comparisons.
 	Comparisons Comparisons
+	// Replays lists the replays of a router in the same process, newest
+	// first; nil when none runs here.
+	Replays func() []domain.ReplayJob
 	// PollInterval is how often a page checks the state for changes;
 	// default 1 s.
 	PollInterval time.Duration
