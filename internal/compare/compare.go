@@ -169,12 +169,18 @@ func (c *comparison) match() {
 	}
 }
 
+// maxExactPairing bounds the work of pairing equal repeats first: past it
+// (a pipeline that repeats one identity hundreds of times), repeats are
+// paired in order, which may report a value_diff where a better pairing
+// would have found none, but keeps Compare linear.
+const maxExactPairing = 1024
+
 func (c *comparison) pairGroup(i, ie, j, je int) {
 	if ie-i == 1 && je-j == 1 { // the usual case: one effect per identity
 		c.pair(i, j, equalFields(c.p[i].fields, c.s[j].fields, c.rules))
 		return
 	}
-	for a := i; a < ie; a++ {
+	for a := i; a < ie && (ie-i)*(je-j) <= maxExactPairing; a++ {
 		for b := j; b < je; b++ {
 			if c.s[b].pair < 0 && equalFields(c.p[a].fields, c.s[b].fields, c.rules) {
 				c.pair(a, b, true)
@@ -251,7 +257,9 @@ func kinds(es []effect) []string {
 
 // oneLine keeps an error message (which may quote a pipeline's answer) on
 // its line of the diff.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ToValidUTF8(s, "\uFFFD")), " ")
+}
 
 func effectCount(n int, verb string) string {
 	switch n {

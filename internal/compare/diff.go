@@ -33,7 +33,7 @@ func (c *comparison) diff(known bool) string {
 		}{{"primary", c.p}, {"shadow", c.s}} {
 			for _, e := range side.es {
 				if e.kind != c.eventType {
-					d.line("type: event " + c.eventType + ", " + side.name + " effect " + ident(e))
+					d.line("type: event " + quoteIfOdd(c.eventType) + ", " + side.name + " effect " + ident(e))
 				}
 			}
 		}
@@ -41,12 +41,12 @@ func (c *comparison) diff(known bool) string {
 		kp, ks := kinds(c.p), kinds(c.s)
 		for _, k := range ks {
 			if !slices.Contains(kp, k) {
-				d.line("type: event " + quoteIfOdd(c.eventType) + ", shadow effects of kind " + quoteIfOdd(k) + ", the primary's are of kind " + strings.Join(kp, ", "))
+				d.line("type: event " + quoteIfOdd(c.eventType) + ", shadow effects of kind " + quoteIfOdd(k) + ", the primary's are of kind " + kindList(kp))
 			}
 		}
 		for _, k := range kp {
 			if !slices.Contains(ks, k) {
-				d.line("type: event " + quoteIfOdd(c.eventType) + ", primary effects of kind " + quoteIfOdd(k) + ", the shadow's are of kind " + strings.Join(ks, ", "))
+				d.line("type: event " + quoteIfOdd(c.eventType) + ", primary effects of kind " + quoteIfOdd(k) + ", the shadow's are of kind " + kindList(ks))
 			}
 		}
 	}
@@ -58,12 +58,12 @@ func (c *comparison) diff(known bool) string {
 	}
 	for _, e := range c.p {
 		if e.pair < 0 {
-			d.line("missing: " + ident(e) + " " + render(normFields(e.fields, c.rules)))
+			d.line("missing: " + ident(e) + " " + renderFields(e.fields, c.rules))
 		}
 	}
 	for _, e := range c.s {
 		if e.pair < 0 {
-			d.line("extra: " + ident(e) + " " + render(normFields(e.fields, c.rules)))
+			d.line("extra: " + ident(e) + " " + renderFields(e.fields, c.rules))
 		}
 	}
 	for _, e := range c.p {
@@ -184,6 +184,15 @@ func plainName(k string) bool {
 	return true
 }
 
+// kindList lists kinds for a type line.
+func kindList(ks []string) string {
+	q := make([]string, len(ks))
+	for i, k := range ks {
+		q[i] = quoteIfOdd(k)
+	}
+	return strings.Join(q, ", ")
+}
+
 // ident names an effect as kind/key op, the way the diff shows it.
 func ident(e effect) string {
 	return quoteIfOdd(e.kind) + "/" + quoteIfOdd(e.key) + " " + quoteIfOdd(e.op)
@@ -212,6 +221,59 @@ func show(v reflect.Value) string {
 		return v.String()
 	}
 	return render(v.Interface())
+}
+
+// renderFields writes an effect's fields as render would write them
+// normalized under n, without the normalized copy: ignored fields are left
+// out, lists are shown in the order sent.
+func renderFields(f map[string]any, n *node) string {
+	if len(f) == 0 || (n != nil && n.ignore) {
+		return "{}"
+	}
+	return clip(string(appendRaw(make([]byte, 0, 256), f, n)), maxValue)
+}
+
+func appendRaw(b []byte, v any, n *node) []byte {
+	if len(b) > maxValue {
+		return b // clipped anyway
+	}
+	switch x := v.(type) {
+	case string:
+		return strconv.AppendQuote(b, clip(x, maxValue)) // a time is shown as sent, too
+	case []any:
+		if x == nil {
+			break
+		}
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendRaw(b, e, n)
+		}
+		return append(b, ']')
+	case map[string]any:
+		if x == nil {
+			break
+		}
+		b = append(b, '{')
+		first := true
+		for _, k := range sortedKeys(x) {
+			kid := n.child(k)
+			if kid != nil && kid.ignore {
+				continue
+			}
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = strconv.AppendQuote(b, clip(k, maxValue))
+			b = append(b, ':')
+			b = appendRaw(b, x[k], kid)
+		}
+		return append(b, '}')
+	}
+	return appendValue(b, normalize(v, n))
 }
 
 // render writes a normalized value as compact JSON (times as sent), cut

@@ -10,11 +10,13 @@
 // nothing else: a type_mismatch, missing, extra, empty or error_asymmetry
 // verdict never depends on them.
 //
-// Compare is on the router's hot path. Both sides are normalized once
-// (ignored fields dropped, set slices sorted, numbers and RFC 3339 times
-// brought to one form) and compared with a small equality over those
-// normalized values; only when they differ does go-cmp compute the diff that
-// a release engineer reads. Rules are compiled once per migration with
-// Compile or NewRules, are immutable afterwards, and are safe for concurrent
-// use.
+// Compare is on the router's hot path (every shadowed event), so its
+// equal case allocates almost nothing: fields are compared in place, each
+// value normalized on the fly only where it must be (ignored paths skipped,
+// set slices sorted, numbers compared by value, RFC 3339 times as
+// instants). Only a comparison that is not equal builds normalized copies
+// of the differing fields, and only then does go-cmp walk them to write
+// the diff that a release engineer reads. Rules are compiled once per
+// migration with Compile or NewRules, are immutable afterwards, and are
+// safe for concurrent use.
 package compare

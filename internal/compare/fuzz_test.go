@@ -1,0 +1,145 @@
+package compare
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/pipeline"
+)
+
+// Fuzz flags: which side failed, and how numbers are decoded.
+const (
+	fuzzPrimaryFails = 1 << iota
+	fuzzShadowFails
+	fuzzUseNumber
+)
+
+// FuzzCompare feeds Compare random effects (JSON lists of effects) and
+// rules (comma-separated paths). Compare must never panic and must keep
+// its contract: one known class, a diff exactly when not equal, within
+// 4 KiB; an event compared with itself (decoded again, in reverse order) is
+// equal; the fast equality, the normalized one and go-cmp always agree.
+// Seeds are in testdata/fuzz/FuzzCompare.
+func FuzzCompare(f *testing.F) {
+	f.Add("ticket", []byte(`[{"kind":"ticket","op":"upsert","key":"1","fields":{"status":"open","n":1}}]`),
+		[]byte(`[{"kind":"ticket","op":"upsert","key":"1","fields":{"status":"closed","n":1.0}}]`), "updatedAt", "tags", uint8(0))
+	f.Fuzz(func(t *testing.T, eventType string, primaryJSON, shadowJSON []byte, ignore, sets string, flags uint8) {
+		useNumber := flags&fuzzUseNumber != 0
+		primary, ok1 := decodeEffects(primaryJSON, useNumber)
+		shadow, ok2 := decodeEffects(shadowJSON, useNumber)
+		if !ok1 || !ok2 {
+			t.Skip("not a list of effects")
+		}
+		cr := domain.CompareRules{Ignore: splitPaths(ignore), Sets: splitPaths(sets)}
+		if r, err := Compile(cr); (r == nil) == (err == nil) {
+			t.Fatalf("Compile(%+v) = %v, %v: want rules or an error", cr, r, err)
+		}
+		rules := NewRules(cr)
+		p, s := Side{Effects: primary}, Side{Effects: shadow}
+		if flags&fuzzPrimaryFails != 0 {
+			p.Err = errors.New("pipeline answered 500: \xff oops")
+		}
+		if flags&fuzzShadowFails != 0 {
+			s.Err = &pipeline.Error{Msg: "timed out after 10s"}
+		}
+
+		got := Compare(eventType, p, s, rules)
+		checkResult(t, got)
+		switch {
+		case s.Err != nil && got.Class != domain.ClassShadowError:
+			t.Errorf("shadow failed: class = %s, want shadow_error", got.Class)
+		case s.Err == nil && p.Err != nil && got.Class != domain.ClassErrorAsymmetry:
+			t.Errorf("primary failed: class = %s, want error_asymmetry", got.Class)
+		}
+		if p2, _ := decodeEffects(primaryJSON, useNumber); !reflect.DeepEqual(primary, p2) {
+			t.Errorf("Compare changed the primary's effects:\n%#v\nwant\n%#v", primary, p2)
+		}
+		if s2, _ := decodeEffects(shadowJSON, useNumber); !reflect.DeepEqual(shadow, s2) {
+			t.Errorf("Compare changed the shadow's effects:\n%#v\nwant\n%#v", shadow, s2)
+		}
+
+		// The same effects on both sides, in another order, are equal, or
+		// of the wrong kind for the event.
+		same, _ := decodeEffects(primaryJSON, useNumber)
+		slices.Reverse(same)
+		if got := Compare(unknownType, Side{Effects: primary}, Side{Effects: same}, rules); got.Class != domain.ClassEqual {
+			t.Errorf("Compare(unknown, x, x) = %s, want equal; diff:\n%s", got.Class, got.Diff)
+		}
+		want := domain.ClassEqual
+		for _, e := range primary {
+			if eventType != unknownType && eventType != "" && e.Kind != eventType {
+				want = domain.ClassTypeMismatch
+			}
+		}
+		if got := Compare(eventType, Side{Effects: primary}, Side{Effects: same}, rules); got.Class != want {
+			t.Errorf("Compare(%q, x, x) = %s, want %s; diff:\n%s", eventType, got.Class, want, got.Diff)
+		}
+
+		// Three equalities agree, on every pair of effects.
+		n := rules.trie(eventType)
+		for _, a := range primary {
+			for _, b := range shadow {
+				na, nb := normFields(a.Fields, n), normFields(b.Fields, n)
+				fast, slow, gocmp := equalFields(a.Fields, b.Fields, n), equal(na, nb), cmp.Equal(na, nb)
+				if fast != slow || slow != gocmp {
+					t.Fatalf("equalFields = %v, equal = %v, cmp.Equal = %v for\n%#v\n%#v", fast, slow, gocmp, na, nb)
+				}
+				if o := order(na, nb); (o == 0) != slow || order(nb, na) != -o {
+					t.Fatalf("order = %d, reversed %d, equal = %v for\n%#v\n%#v", o, order(nb, na), slow, na, nb)
+				}
+				if !slow {
+					// The diff go-cmp writes is never empty.
+					dx, dy := differentFields(a.Fields, b.Fields, n)
+					if cmp.Equal(dx, dy) {
+						t.Fatalf("differentFields kept nothing that go-cmp sees for\n%#v\n%#v", na, nb)
+					}
+				}
+			}
+		}
+	})
+}
+
+func checkResult(t *testing.T, got Result) {
+	t.Helper()
+	if !got.Class.Valid() || got.Class == domain.ClassSkipped {
+		t.Errorf("class = %q, want one Compare can return", got.Class)
+	}
+	if empty, want := got.Diff == "", got.Class == domain.ClassEqual; empty != want {
+		t.Errorf("diff empty = %v, want %v (class %s); diff:\n%s", empty, want, got.Class, got.Diff)
+	}
+	if len(got.Diff) > maxDiff {
+		t.Errorf("len(diff) = %d, want at most %d", len(got.Diff), maxDiff)
+	}
+	if !utf8.ValidString(got.Diff) {
+		t.Errorf("diff is not valid UTF-8: %q", got.Diff)
+	}
+}
+
+// decodeEffects decodes a JSON list of effects as pipeline.Client does, or
+// with json.Number for numbers.
+func decodeEffects(b []byte, useNumber bool) ([]pipeline.Effect, bool) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	if useNumber {
+		d.UseNumber()
+	}
+	var es []pipeline.Effect
+	if d.Decode(&es) != nil {
+		return nil, false
+	}
+	return es, true
+}
+
+func splitPaths(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
