@@ -164,7 +164,7 @@ func (m Migration) Validate() error {
 	}
 	for _, p := range append(append([]string(nil), m.Compare.Ignore...), m.Compare.Sets...) {
 		if !validPath(p) {
-			return Errorf(CodeInvalid, "compare: path %q is invalid: use dot-separated field names such as fields.updatedAt", p)
+			return Errorf(CodeInvalid, "compare: path %q is invalid: use dot-separated field names such as fields.updatedAt, optionally scoped to an event type as ticket:fields.updatedAt", p)
 		}
 	}
 	if err := m.Gates.Validate(); err != nil {
@@ -184,8 +184,19 @@ func checkPipelineURL(s string) error {
 	return nil
 }
 
+// validPath accepts "fields.updatedAt", "updatedAt", and a path scoped to
+// an event type as "ticket:fields.updatedAt".
 func validPath(p string) bool {
 	if p == "" || len(p) > 200 {
+		return false
+	}
+	if scope, rest, scoped := strings.Cut(p, ":"); scoped {
+		if scope == "" || strings.ContainsAny(scope, ". ") {
+			return false
+		}
+		p = rest
+	}
+	if p == "" {
 		return false
 	}
 	for _, part := range strings.Split(p, ".") {
