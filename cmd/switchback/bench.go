@@ -161,6 +161,9 @@ func benchIngress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
 		return err
 	}
+	if *senders < 1 || *duration <= 0 || *partners < 1 || *workers < 1 {
+		return usageError("bench ingress needs at least one sender, partner and worker, and a positive duration")
+	}
 	fmt.Fprintf(stderr, "%d senders for %s with group commit, then %s with one fsync per event...\n", *senders, *duration, *duration)
 	res, err := bench.Ingress(ctx, bench.IngressConfig{Senders: *senders, Duration: *duration, Partners: *partners, Workers: *workers})
 	if err != nil && res.GroupCommit.Acked == 0 {
@@ -180,9 +183,11 @@ func benchIngress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		{"acknowledged (202)", both(func(r bench.IngressRun) string { return fmt.Sprint(r.Acked) })},
 		{"refused (429) / errors", both(func(r bench.IngressRun) string { return fmt.Sprintf("%d+%d", r.Refused, r.Errors) })},
 		{"acks/s", both(func(r bench.IngressRun) string { return fmt.Sprintf("%.0f", r.PerSecond) })},
-		{"ack p50", both(func(r bench.IngressRun) string { return r.Latency.P50.String() })},
+		{"ack p50 (answer read in full)", both(func(r bench.IngressRun) string { return r.Latency.P50.String() })},
 		{"ack p99", both(func(r bench.IngressRun) string { return r.Latency.P99.String() })},
 		{"ack max", both(func(r bench.IngressRun) string { return r.Latency.Max.String() })},
+		{"202 status line p50", both(func(r bench.IngressRun) string { return r.Status.P50.String() })},
+		{"202 status line p99", both(func(r bench.IngressRun) string { return r.Status.P99.String() })},
 		{"journal writes per fsync", both(func(r bench.IngressRun) string { return fmt.Sprintf("%.1f", r.WritesPerSync) })},
 		{"delivered during the run", both(func(r bench.IngressRun) string { return fmt.Sprint(r.Delivered) })},
 		{"acknowledged, then lost", both(func(r bench.IngressRun) string { return fmt.Sprint(r.Lost) })},
@@ -200,6 +205,9 @@ func benchReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
 		return err
 	}
+	if *events < 1 {
+		return usageError("bench replay needs at least one event")
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	fmt.Fprintf(stderr, "journaling %d dead-lettered events, then replaying them...\n", *events)
@@ -213,6 +221,12 @@ func benchReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		return err
 	}
+	rate := func(r float64) string {
+		if r == 0 {
+			return "-" // too few events to sample
+		}
+		return fmt.Sprintf("%.0f", r)
+	}
 	bench.Table(stdout, [][2]string{
 		{"replay", "dead-lettered window through the legacy pipeline"},
 		{"events", fmt.Sprint(res.Events)},
@@ -220,6 +234,7 @@ func benchReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		{"start (counting the window)", res.Start.Round(time.Millisecond).String()},
 		{"replayed in", res.Elapsed.Round(time.Millisecond).String()},
 		{"events/s", fmt.Sprintf("%.0f", res.PerSecond)},
+		{"events/s over the first / last tenth", rate(res.Early) + " / " + rate(res.Late)},
 		{"failed", fmt.Sprint(res.Failed)},
 		{"applied by the pipeline", fmt.Sprint(res.Applied)},
 		{"applied in the journal", fmt.Sprint(res.Recovered)},

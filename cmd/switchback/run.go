@@ -26,6 +26,8 @@ Usage: switchback COMMAND [flags] [args]
 Server:
   serve                          run the control service (bbolt in --data) with an ingress router
   ingress --control URL          run an ingress router alone
+  demo                           the incident, reproduced and caught, on this machine
+  simulate --router URL ...      realistic signed PSA webhook traffic, with a ledger
 
 Release engineering (talk to --server with $SWITCHBACK_TOKEN):
   status                         migrations, partners by stage, cohorts, kill switches
@@ -57,6 +59,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServe(ctx, rest, getenv, stdout, stderr)
 	case "ingress":
 		return runIngress(ctx, rest, getenv, stdout, stderr)
+	case "demo":
+		return runDemoCmd(ctx, rest, getenv, stdout, stderr)
+	case "simulate":
+		return runSimulate(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "status", "gate", "advance", "stage", "revert", "resume", "audit", "replay":

@@ -85,8 +85,11 @@ type IngressRun struct {
 	// PerSecond is acknowledgements per second.
 	PerSecond float64       `json:"perSecond"`
 	Elapsed   time.Duration `json:"elapsed"`
-	// Latency is from sending a delivery to reading its 202 answer.
+	// Latency is from sending a delivery to having read its 202 answer
+	// to the end: what a sender waits before its connection carries the
+	// next delivery. Status is to the 202 status line alone.
 	Latency Latencies `json:"latency"`
+	Status  Latencies `json:"status"`
 	// Commits and Committed are the journal's transactions (each one
 	// fsync) and the writes in them: appends and delivery outcomes.
 	Commits       uint64  `json:"commits"`
@@ -333,7 +336,7 @@ func (f *fixture) ingressRun(ctx context.Context, dir string, cfg IngressConfig,
 	tr := &http.Transport{MaxIdleConns: cfg.Senders, MaxIdleConnsPerHost: cfg.Senders, MaxConnsPerHost: cfg.Senders}
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	type senderResult struct {
-		lat                   []time.Duration
+		lat, status           []time.Duration
 		acks                  []ack
 		sent, refused, errors int
 		firstErr              error
@@ -361,6 +364,7 @@ func (f *fixture) ingressRun(ctx context.Context, dir string, cfg IngressConfig,
 				r.sent++
 				t0 := time.Now()
 				resp, err := client.Do(req)
+				status := time.Since(t0)
 				var answer []byte
 				if err == nil {
 					answer, err = io.ReadAll(resp.Body)
@@ -382,7 +386,7 @@ func (f *fixture) ingressRun(ctx context.Context, dir string, cfg IngressConfig,
 						r.firstErr = cmpErr(r.firstErr, fmt.Errorf("202 with an answer that is not one event: %.200s", answer))
 						continue
 					}
-					r.lat = append(r.lat, lat)
+					r.lat, r.status = append(r.lat, lat), append(r.status, status)
 					r.acks = append(r.acks, ack{id, a.Events[0].ID})
 				case resp.StatusCode == http.StatusTooManyRequests:
 					r.refused++
@@ -403,11 +407,11 @@ func (f *fixture) ingressRun(ctx context.Context, dir string, cfg IngressConfig,
 	if err := errors.Join(statsErr, closeErr); err != nil {
 		return out, err
 	}
-	var lat []time.Duration
+	var lat, status []time.Duration
 	var acks []ack
 	var firstErr error
 	for _, r := range results {
-		lat = append(lat, r.lat...)
+		lat, status = append(lat, r.lat...), append(status, r.status...)
 		acks = append(acks, r.acks...)
 		out.Sent += r.sent
 		out.Refused += r.refused
@@ -419,7 +423,7 @@ func (f *fixture) ingressRun(ctx context.Context, dir string, cfg IngressConfig,
 	}
 	out.Acked = len(acks)
 	out.PerSecond = float64(out.Acked) / out.Elapsed.Seconds()
-	out.Latency = Summarize(lat)
+	out.Latency, out.Status = Summarize(lat), Summarize(status)
 	out.Commits, out.Committed = st.Commits, st.Committed
 	if st.Commits > 0 {
 		out.WritesPerSync = float64(st.Committed) / float64(st.Commits)

@@ -31,8 +31,13 @@ type ReplayResult struct {
 	// Elapsed is from the StartReplay call to the job finished.
 	Elapsed   time.Duration `json:"elapsed"`
 	PerSecond float64       `json:"perSecond"`
-	Done      int           `json:"done"`
-	Failed    int           `json:"failed"`
+	// Early and Late are the rates over the window's first and last
+	// tenths, as sampled by polling the job: does the replay slow down as
+	// it goes?
+	Early  float64 `json:"early"`
+	Late   float64 `json:"late"`
+	Done   int     `json:"done"`
+	Failed int     `json:"failed"`
 	// Applied is how many distinct events the pipeline applied; Recovered
 	// how many events the journal holds as applied after the replay. Both
 	// must equal Events.
@@ -92,6 +97,12 @@ func Replay(ctx context.Context, n int) (ReplayResult, error) {
 	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	// Where the job stood, sampled, around the first and last tenths.
+	type sample struct {
+		done int
+		at   time.Time
+	}
+	var early, late [2]sample // late ends when the job finished
 	for job.Status != domain.ReplayDone && job.Status != domain.ReplayFailedS {
 		select {
 		case <-ctx.Done():
@@ -101,7 +112,24 @@ func Replay(ctx context.Context, n int) (ReplayResult, error) {
 		if job, err = rtr.rt.Replay(job.ID); err != nil {
 			return out, err
 		}
+		now := sample{job.Done, time.Now()}
+		switch {
+		case early[0].at.IsZero() && job.Done > 0:
+			early[0] = now
+		case early[1].at.IsZero() && job.Done >= n/10:
+			early[1] = now
+		case late[0].at.IsZero() && job.Done >= n-n/10 && job.Done < n:
+			late[0] = now
+		}
 	}
+	late[1] = sample{job.Done, job.FinishedAt}
+	rate := func(s [2]sample) float64 {
+		if d := s[1].at.Sub(s[0].at); d > 0 && !s[0].at.IsZero() {
+			return float64(s[1].done-s[0].done) / d.Seconds()
+		}
+		return 0
+	}
+	out.Early, out.Late = rate(early), rate(late)
 	out.Elapsed = job.FinishedAt.Sub(t0)
 	out.Done, out.Failed = job.Done, job.Failed
 	out.PerSecond = float64(job.Done) / out.Elapsed.Seconds()

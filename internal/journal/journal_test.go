@@ -514,6 +514,28 @@ func TestReplayOutcomes(t *testing.T) {
 	}
 }
 
+func TestComparisonOutcomeOnlyRecordsTheClass(t *testing.T) {
+	j := open(t, tempPath(t), Options{})
+	appendOK(t, j, event("acme", "applied", t0), event("acme", "pending", t0))
+	effects := json.RawMessage(`[{"kind":"ticket","op":"upsert","key":"T-applied"}]`)
+	complete(t, j, 1, Outcome{State: StateApplied, Attempts: 1, Pipeline: "legacy", Effects: effects, At: t0})
+
+	complete(t, j, 1, Outcome{Comparison: "equal"})
+	// A comparison may land before the primary's outcome: it keeps the
+	// event pending.
+	complete(t, j, 2, Outcome{Comparison: "mismatch"})
+
+	if e := mustGet(t, j, 1); e.Comparison != "equal" || e.State != StateApplied || e.Pipeline != "legacy" || string(e.Effects) != string(effects) {
+		t.Errorf("applied event after its comparison = %s %s %s %s, want equal, applied by legacy with its effects", e.Comparison, e.State, e.Pipeline, e.Effects)
+	}
+	if e := mustGet(t, j, 2); e.Comparison != "mismatch" || e.State != StateJournaled {
+		t.Errorf("pending event after its comparison = %s %s, want mismatch, journaled", e.Comparison, e.State)
+	}
+	if got := seqs(mustPending(t, j)); !slices.Equal(got, []uint64{2}) {
+		t.Errorf("pending = %v, want [2]", got)
+	}
+}
+
 func TestPendingSurvivesReopen(t *testing.T) {
 	path := tempPath(t)
 	j := open(t, path, Options{})

@@ -42,7 +42,8 @@ type Pipeline struct {
 	rng      *rand.Rand
 	cache    map[string]string // partner → entity kind of the cached handler
 	applied  map[string]pipeline.Effect
-	seen     map[string]bool // idempotency keys applied
+	seen     map[string]bool            // idempotency keys applied
+	ids      map[string]map[string]bool // "kind/key" → event ids applied to it
 	calls    map[pipeline.Mode]int
 	failures int
 }
@@ -50,7 +51,8 @@ type Pipeline struct {
 // New returns a pipeline named name with faults, seeded for determinism.
 func New(name string, faults Faults, seed uint64) *Pipeline {
 	return &Pipeline{name: name, faults: faults, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)),
-		cache: map[string]string{}, applied: map[string]pipeline.Effect{}, seen: map[string]bool{}, calls: map[pipeline.Mode]int{}}
+		cache: map[string]string{}, applied: map[string]pipeline.Effect{}, seen: map[string]bool{}, calls: map[pipeline.Mode]int{},
+		ids: map[string]map[string]bool{}}
 }
 
 // ServeHTTP answers one pipeline call.
@@ -101,6 +103,10 @@ func (p *Pipeline) handle(ev pipeline.Event, mode pipeline.Mode, key string) ([]
 	if mode == pipeline.Apply && !p.seen[key] {
 		p.seen[key] = true
 		p.applied[e.Kind+"/"+e.Key] = e
+		if p.ids[e.Kind+"/"+e.Key] == nil {
+			p.ids[e.Kind+"/"+e.Key] = map[string]bool{}
+		}
+		p.ids[e.Kind+"/"+e.Key][key] = true
 	}
 	return []pipeline.Effect{e}, false
 }
@@ -182,4 +188,17 @@ func (p *Pipeline) HasApplied(id string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.seen[id]
+}
+
+// EventsApplied returns the ids of the events applied to the entity
+// "kind/key": an event handled by the wrong handler is applied to another
+// kind, and missing here.
+func (p *Pipeline) EventsApplied(kindKey string) map[string]bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]bool, len(p.ids[kindKey]))
+	for id := range p.ids[kindKey] {
+		out[id] = true
+	}
+	return out
 }

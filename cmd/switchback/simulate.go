@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/simulate"
+)
+
+const simulateUsage = `Usage: switchback simulate --router URL --partners FILE_OR_SPEC [flags]
+
+Sends realistic PSA webhook traffic to an ingress router, at --rate deliveries
+per second for --duration (or --count deliveries): for each partner, what its
+PSA sends (ConnectWise callbacks, Autotask webhooks, HaloPSA webhooks, some of
+them batched, Standard Webhooks), signed as the router verifies them, about
+tickets, schedule entries, time entries, companies and contacts created,
+updated and deleted, with --duplicates resent under the same delivery id and
+optional bursts. A 429 is retried after its Retry-After. The same --seed sends
+the same sequence. Deliveries go to ROUTER/hooks/PARTNER and nowhere else.
+
+--partners is a JSON file, inline JSON, or ID:PSA:SECRET[,ID:PSA:SECRET...]:
+each partner as the router knows it, with the secret configured there.
+
+  [{"id": "acme",     "psa": "connectwise", "secret": "the callback signing key"},
+   {"id": "globex",   "psa": "autotask",    "secret": "the webhook secret key"},
+   {"id": "initech",  "psa": "halopsa",     "secret": "basic:USER:PASSWORD"},
+   {"id": "umbrella", "psa": "halopsa",     "secret": "bearer:TOKEN"},
+   {"id": "hooli",    "psa": "generic",     "secret": "whsec_BASE64"}]
+
+Progress goes to stderr every second; the final table (or --json) to stdout.
+Exits 1 if a delivery was finally refused or got no answer.
+
+Flags:
+`
+
+// simulateFlags are the simulate verb's flags.
+type simulateFlags struct {
+	router, partners, mix, ledger string
+	rate, duplicates              float64
+	duration                      time.Duration
+	count, concurrency            int
+	burstEvery, burstSize         int
+	seed                          uint64
+	json                          bool
+}
+
+func runSimulate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f simulateFlags
+	router := getenv("SWITCHBACK_ROUTER")
+	if router == "" {
+		router = getenv("SWITCHBACK_SERVER")
+	}
+	if router == "" {
+		router = "http://127.0.0.1:8080"
+	}
+	fs.StringVar(&f.router, "router", router, "ingress router base URL ($SWITCHBACK_ROUTER, else $SWITCHBACK_SERVER, where serve embeds one)")
+	fs.StringVar(&f.partners, "partners", "", "partners: a JSON file, inline JSON, or ID:PSA:SECRET,... (required)")
+	fs.Float64Var(&f.rate, "rate", simulate.DefaultRate, "deliveries per second over all partners")
+	fs.DurationVar(&f.duration, "duration", simulate.DefaultDuration, "how long to send (0 with --count: until the count)")
+	fs.IntVar(&f.count, "count", 0, "stop after this many deliveries; 0 for no limit")
+	fs.Uint64Var(&f.seed, "seed", 1, "seed of the whole sequence of deliveries")
+	fs.Float64Var(&f.duplicates, "duplicates", 0.02, "share of deliveries resent with the same delivery id")
+	fs.IntVar(&f.burstEvery, "burst-every", 0, "after every N paced deliveries, a burst; 0 for none")
+	fs.IntVar(&f.burstSize, "burst-size", 20, "deliveries in a burst (one partner's bulk edit, sent back to back)")
+	fs.StringVar(&f.mix, "mix", "", "entity type weights, e.g. ticket=5,time_entry=2,schedule_entry=1,company=1,contact=1 (default: a realistic mix)")
+	fs.IntVar(&f.concurrency, "concurrency", 0, "partners sending at once; 0 for all (at most 32)")
+	fs.StringVar(&f.ledger, "ledger", "", "write the ledger (every acknowledged event) to this file as JSON")
+	fs.BoolVar(&f.json, "json", false, "print the final counts as JSON")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), simulateUsage)
+		fs.PrintDefaults()
+	}
+	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
+		return err
+	}
+	if f.partners == "" {
+		return usageError("simulate needs --partners: a JSON file, inline JSON, or ID:PSA:SECRET,...")
+	}
+	partners, err := loadPartners(f.partners)
+	if err != nil {
+		return usageError(err.Error())
+	}
+	mix, err := parseMix(f.mix)
+	if err != nil {
+		return usageError(err.Error())
+	}
+	cfg := simulate.Config{
+		URL:         f.router,
+		Partners:    partners,
+		Rate:        f.rate,
+		Duration:    f.duration,
+		Count:       f.count,
+		Seed:        f.seed,
+		Duplicates:  f.duplicates,
+		Burst:       simulate.Burst{Every: f.burstEvery, Size: f.burstSize},
+		Mix:         mix,
+		Concurrency: f.concurrency,
+	}
+
+	fmt.Fprintf(stderr, "simulating %d partners at %g deliveries/s against %s (seed %d)...\n", len(partners), f.rate, f.router, f.seed)
+	st, err := simulate.Run(ctx, cfg, func(s simulate.Stats) {
+		fmt.Fprintf(stderr, "%6s  sent %d  acknowledged %d  refused %d  retried %d  errors %d  resent %d  (%.1f/s)\n",
+			s.Elapsed.Round(time.Second), s.Sent, s.Acknowledged, s.RefusedTotal(), s.Retried, s.Errors, s.Duplicates,
+			float64(s.Sent)/max(s.Elapsed.Seconds(), 0.001))
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		if st.Sent == 0 {
+			return err
+		}
+		fmt.Fprintln(stderr, "simulate stopped:", err)
+	}
+	if f.ledger != "" {
+		if werr := writeLedger(f.ledger, st.Ledger); werr != nil {
+			return werr
+		}
+	}
+	if f.json {
+		out := struct {
+			simulate.Stats
+			LedgerEntries int `json:"ledgerEntries"`
+		}{st, len(st.Ledger)}
+		out.Ledger = nil
+		if perr := printJSON(stdout, out); perr != nil {
+			return perr
+		}
+	} else {
+		printSimulation(stdout, f.router, f.seed, st)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	if lost := st.RefusedTotal() + st.Errors; lost > 0 {
+		return fmt.Errorf("%d of %d deliveries were not acknowledged", lost, st.Sent)
+	}
+	return nil
+}
+
+// loadPartners reads --partners: inline JSON, a JSON file, or
+// ID:PSA:SECRET,... (secrets may hold colons, not commas).
+func loadPartners(spec string) ([]simulate.Partner, error) {
+	s := strings.TrimSpace(spec)
+	var data []byte
+	if strings.HasPrefix(s, "[") {
+		data = []byte(s)
+	} else if b, err := os.ReadFile(spec); err == nil {
+		data = b
+	} else if !strings.Contains(s, ":") {
+		return nil, fmt.Errorf("--partners: %v", err)
+	} else {
+		var ps []simulate.Partner
+		for _, item := range strings.Split(s, ",") {
+			parts := strings.SplitN(strings.TrimSpace(item), ":", 3)
+			if len(parts) != 3 {
+				return nil, fmt.Errorf("--partners: %q is not ID:PSA:SECRET", item)
+			}
+			ps = append(ps, simulate.Partner{ID: parts[0], PSA: parts[1], Secret: parts[2]})
+		}
+		return ps, nil
+	}
+	var ps []simulate.Partner
+	if err := json.Unmarshal(data, &ps); err != nil {
+		return nil, fmt.Errorf(`--partners: not a JSON list of {"id", "psa", "secret"}: %v`, err)
+	}
+	if len(ps) == 0 {
+		return nil, errors.New("--partners lists no partner")
+	}
+	return ps, nil
+}
+
+// parseMix reads "ticket=5,contact=1"; "" is the default mix.
+func parseMix(s string) (map[string]float64, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	mix := map[string]float64{}
+	for _, item := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(item), "=")
+		w, err := strconv.ParseFloat(v, 64)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("--mix: %q is not TYPE=WEIGHT", item)
+		}
+		mix[k] = w
+	}
+	return mix, nil
+}
+
+func writeLedger(path string, ledger []simulate.LedgerEntry) error {
+	if ledger == nil {
+		ledger = []simulate.LedgerEntry{}
+	}
+	b, err := json.MarshalIndent(ledger, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// printSimulation writes the final counts, then one line per partner.
+func printSimulation(w io.Writer, router string, seed uint64, st simulate.Stats) {
+	refused := "0"
+	if n := st.RefusedTotal(); n > 0 {
+		codes := make([]int, 0, len(st.Refused))
+		for c := range st.Refused {
+			codes = append(codes, c)
+		}
+		slices.Sort(codes)
+		parts := make([]string, len(codes))
+		for i, c := range codes {
+			parts[i] = fmt.Sprintf("%d×%d", st.Refused[c], c)
+		}
+		refused = fmt.Sprintf("%d (%s)", n, strings.Join(parts, ", "))
+	}
+	ledger := fmt.Sprint(len(st.Ledger))
+	if st.LedgerDropped > 0 {
+		ledger += fmt.Sprintf(" (+%d past the cap)", st.LedgerDropped)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, r := range [][2]string{
+		{"router", router},
+		{"seed", fmt.Sprint(seed)},
+		{"elapsed", st.Elapsed.Round(time.Millisecond).String()},
+		{"deliveries sent", fmt.Sprintf("%d (%.1f/s)", st.Sent, float64(st.Sent)/max(st.Elapsed.Seconds(), 0.001))},
+		{"events in them", fmt.Sprint(st.Events)},
+		{"resent (same delivery id)", fmt.Sprint(st.Duplicates)},
+		{"bursts", fmt.Sprint(st.Bursts)},
+		{"acknowledged (202)", fmt.Sprint(st.Acknowledged)},
+		{"of which duplicates per the router", fmt.Sprint(st.Deduplicated)},
+		{"refused", refused},
+		{"retried (429 or no answer)", fmt.Sprint(st.Retried)},
+		{"no answer", fmt.Sprint(st.Errors)},
+		{"ledger (acknowledged events)", ledger},
+	} {
+		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
+	}
+	tw.Flush()
+
+	ids := make([]string, 0, len(st.Partners))
+	for id := range st.Partners {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PARTNER\tPSA\tSENT\tACKNOWLEDGED\tREFUSED\tNO ANSWER")
+	for _, id := range ids {
+		p := st.Partners[id]
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", id, p.PSA, p.Sent, p.Acknowledged, p.Refused, p.Errors)
+	}
+	tw.Flush()
+}
