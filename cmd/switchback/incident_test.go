@@ -118,6 +118,7 @@ func TestSeedIncidentCaughtRevertedReplayed(t *testing.T) {
 		t.Fatalf("forced advance = %d", got)
 	}
 	waitRouterCurrent(t, s.url)
+	exposed := time.Now()
 	onNew := send("acme", true, 30)
 	var stage []struct{ Partner, Stage string }
 	waitUntil(t, "the guard to revert acme", func() bool {
@@ -129,6 +130,7 @@ func TestSeedIncidentCaughtRevertedReplayed(t *testing.T) {
 		}
 		return false
 	})
+	reverted := time.Since(exposed)
 	var audit []struct{ Actor, Action, Target, Reason string }
 	api("GET", "/v1/audit?limit=1000", nil, &audit)
 	guarded := false
@@ -148,6 +150,9 @@ func TestSeedIncidentCaughtRevertedReplayed(t *testing.T) {
 		api("GET", "/v1/replays", nil, &replays)
 		return len(replays) > 0 && replays[0].Status == "done"
 	})
+	replayed := time.Since(exposed)
+	t.Logf("from the first event on new: guard revert observed after %v, its replay done after %v (replays wait %v for late comparisons)",
+		reverted.Round(time.Millisecond), replayed.Round(time.Millisecond), replayDelay)
 	if r := replays[0]; r.Total == 0 || r.Failed != 0 {
 		t.Errorf("replay = %+v, want the mismatched events replayed, none failed", r)
 	}
