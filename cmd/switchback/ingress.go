@@ -66,10 +66,12 @@ func newIngress(cfg ingressConfig, reg prometheus.Registerer, log *slog.Logger) 
 	}
 	in := &ingressRunner{cfg: cfg, journal: j, api: isolated.NewAPI()}
 	in.router, err = ingress.New(ingress.Options{
-		Journal:    j,
-		Flags:      in.api.NewClient(),
-		Decoder:    &psa.Decoder{Keys: psa.NewKeyCache(cfg.KeyHosts, nil, time.Hour)},
-		Pipelines:  &pipeline.Client{},
+		Journal: j,
+		Flags:   in.api.NewClient(),
+		Decoder: &psa.Decoder{Keys: psa.NewKeyCache(cfg.KeyHosts, nil, time.Hour)},
+		// One idle connection per worker, or every call would dial anew.
+		Pipelines: &pipeline.Client{HTTP: &http.Client{Transport: &http.Transport{
+			MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}}},
 		Logger:     log.With("component", "ingress"),
 		Registry:   reg,
 		Migration:  cfg.Migration,

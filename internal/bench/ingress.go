@@ -95,8 +95,9 @@ type IngressRun struct {
 	Commits       uint64  `json:"commits"`
 	Committed     uint64  `json:"committed"`
 	WritesPerSync float64 `json:"writesPerFsync"`
-	// Delivered is how many acknowledged events the router had applied
-	// through the reference pipeline when the senders stopped.
+	// Delivered is how many acknowledged events had an outcome (applied
+	// through the reference pipeline) when the senders stopped: whether
+	// delivery kept up with the acknowledgements.
 	Delivered int `json:"delivered"`
 	// Journaled is how many acknowledged events were found, with the id
 	// the 202 answer gave, in the journal file reopened after the run;
@@ -190,7 +191,7 @@ func (f *fixture) close() {
 }
 
 // startFixture starts the control service and both reference pipelines on
-// loopback, points the migration at the pipelines and adds partners
+// loopback, points the migration at the pipelines and adds that many
 // generic partners with a whsec_ secret, all on the legacy stage.
 func startFixture(ctx context.Context, dir string, partners int) (*fixture, error) {
 	f := &fixture{legacy: refpipe.New("legacy", refpipe.Faults{}, 1), newer: refpipe.New("new", refpipe.Faults{}, 2)}

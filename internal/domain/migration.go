@@ -190,8 +190,10 @@ func validPath(p string) bool {
 	if p == "" || len(p) > 200 {
 		return false
 	}
-	if scope, rest, scoped := strings.Cut(p, ":"); scoped {
-		if scope == "" || strings.ContainsAny(scope, ". ") {
+	// A colon before any dot scopes the path; after one, it is part of a
+	// field's name ("fields.ns:name").
+	if scope, rest, scoped := strings.Cut(p, ":"); scoped && !strings.Contains(scope, ".") {
+		if scope == "" || strings.Contains(scope, " ") {
 			return false
 		}
 		p = rest

@@ -17,7 +17,7 @@ func TestCompareRulePaths(t *testing.T) {
 		{":fields.updatedAt", false},
 		{"ticket:", false},
 		{"a..b", false},
-		{"tick.et:fields.x", false},
+		{"fields.ns:name", true},
 	}
 	for _, tt := range tests {
 		m := domain.Migration{Key: "m", Gates: domain.DefaultGates(), Guard: domain.DefaultGuard(),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/open-feature/go-sdk/openfeature"
@@ -73,24 +74,76 @@ func (rt *Router) resolve(ctx context.Context, ev journal.Event) (route, error) 
 	return r, nil
 }
 
-// submit hands a journaled event to the worker that owns its entity, so
-// events of one entity are delivered in the order they were received. It
-// blocks while that worker's queue is full.
-func (rt *Router) submit(ctx context.Context, ev journal.Event) error {
-	if !rt.claim(ev.Seq) {
-		return nil // already with a worker
-	}
+// lane is one delivery worker's queue: a channel, and behind it a backlog
+// in memory for when the channel is full, so handing an event over never
+// blocks the webhook's answer. Events of one entity always take the same
+// lane, first in, first out.
+type lane struct {
+	mu      sync.Mutex
+	ch      chan journal.Event
+	backlog []journal.Event // guarded by mu; its head is the next to go
+	wake    chan struct{}
+}
+
+func (rt *Router) lane(ev journal.Event) *lane {
 	h := fnv.New32a()
 	h.Write([]byte(ev.Partner + "\x00" + ev.Type + "\x00" + ev.EntityID))
-	q := rt.queues[h.Sum32()%uint32(len(rt.queues))]
+	return rt.lanes[h.Sum32()%uint32(len(rt.lanes))]
+}
+
+// submit hands a journaled event to the worker that owns its entity,
+// without waiting: when the worker's channel is full, the event joins its
+// lane's backlog, which a feeder drains in order.
+func (rt *Router) submit(ev journal.Event) {
+	if !rt.claim(ev.Seq) {
+		return // already with a worker
+	}
 	rt.metrics.inFlight.Inc()
+	l := rt.lane(ev)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.backlog) == 0 {
+		select {
+		case l.ch <- ev:
+			return
+		default:
+		}
+	}
+	l.backlog = append(l.backlog, ev)
+	rt.backlogged.Add(1)
 	select {
-	case q <- ev:
-		return nil
-	case <-ctx.Done():
-		rt.release(ev.Seq)
-		rt.metrics.inFlight.Dec()
-		return ctx.Err()
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// feed moves a lane's backlog into its channel, oldest first. An event
+// leaves the backlog only once it is in the channel, so a webhook handled
+// meanwhile queues behind it: order holds.
+func (rt *Router) feed(ctx context.Context, l *lane) {
+	for {
+		l.mu.Lock()
+		if len(l.backlog) == 0 {
+			l.mu.Unlock()
+			select {
+			case <-l.wake:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		ev := l.backlog[0]
+		l.mu.Unlock()
+		select {
+		case l.ch <- ev:
+		case <-ctx.Done():
+			return
+		}
+		l.mu.Lock()
+		l.backlog[0] = journal.Event{}
+		l.backlog = l.backlog[1:]
+		l.mu.Unlock()
+		rt.backlogged.Add(-1)
 	}
 }
 
@@ -111,7 +164,7 @@ func (rt *Router) release(seq uint64) {
 	rt.flightMu.Unlock()
 }
 
-// worker delivers the events of its queue one after another.
+// worker delivers the events of its lane one after another.
 func (rt *Router) worker(ctx context.Context, q <-chan journal.Event) {
 	for {
 		select {

@@ -51,6 +51,14 @@ func (rt *Router) hook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kind := string(p.PSA)
+	if rt.backlogged.Load() >= int64(rt.opts.MaxBacklog) {
+		// The pipelines are slower than the PSAs: hold new deliveries back
+		// at the door, where the PSAs retry, rather than in memory.
+		rt.metrics.webhooks.WithLabelValues(kind, "busy").Inc()
+		w.Header().Set("Retry-After", "5")
+		hookError(w, http.StatusTooManyRequests, "router_backlogged", "the router's delivery backlog is full: retry")
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.opts.BodyLimit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -119,24 +127,19 @@ func (rt *Router) hook(w http.ResponseWriter, r *http.Request) {
 		outcome = "duplicate"
 	}
 	rt.metrics.webhooks.WithLabelValues(kind, outcome).Inc()
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusAccepted)
-	json.NewEncoder(w).Encode(ans)
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
-	}
-	// The sender has its answer; now hand the new events to delivery. If
-	// the process dies here, they are pending in the journal and resumed.
+	// Hand the new events to delivery; this never blocks. If the process
+	// dies now, they are pending in the journal and resumed at start.
 	for i, a := range res {
 		if a.Duplicate {
 			continue
 		}
 		ev := events[i]
 		ev.Seq, ev.ID, ev.State = a.Seq, a.ID, journal.StateJournaled
-		if err := rt.submit(rt.runCtx(), ev); err != nil {
-			return // resumed by the reconciler
-		}
+		rt.submit(ev)
 	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	json.NewEncoder(w).Encode(ans)
 }
 
 func hookError(w http.ResponseWriter, status int, code, msg string) {

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,6 +59,7 @@ type env struct {
 	journal       *journal.Journal
 	legacy, newer *refpipe.Pipeline
 	legacySrv     *httptest.Server
+	legacyAt      swappable // what legacySrv serves, replaceable while it runs
 	stop          func()
 	journalPath   string
 	legacyFaults  refpipe.Faults
@@ -87,7 +89,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	e.legacy = refpipe.New("legacy", e.legacyFaults, 1)
 	e.newer = refpipe.New("new", e.newFaults, 2)
-	e.legacySrv = httptest.NewServer(e.legacy)
+	e.legacyAt.set(e.legacy)
+	e.legacySrv = httptest.NewServer(&e.legacyAt)
 	newSrv := httptest.NewServer(e.newer)
 	t.Cleanup(e.legacySrv.Close)
 	t.Cleanup(newSrv.Close)
@@ -335,7 +338,7 @@ func TestFailingPipelineDeadLettersThenReplayRecovers(t *testing.T) {
 	}
 	// The legacy pipeline is fixed: replay what failed through it.
 	fixed := refpipe.New("legacy-fixed", refpipe.Faults{}, 3)
-	e.legacySrv.Config.Handler = fixed
+	e.legacyAt.set(fixed)
 	job, err := e.router.StartReplay(context.Background(), domain.ReplayRequest{Migration: "psa-webhooks-v2", Partners: []string{"acme"},
 		From: start, To: time.Now().Add(time.Minute), Pipeline: "legacy", Filter: domain.ReplayFailed, Rate: 1000})
 	if err != nil {
@@ -363,19 +366,26 @@ func TestRestartResumesPendingEvents(t *testing.T) {
 	// The pipeline is down while the router takes the webhooks: they stay
 	// journaled without an outcome across a restart, then get applied.
 	e := newEnv(t, withAttempts(1000))
-	e.legacySrv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	e.legacyAt.set(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "down", http.StatusServiceUnavailable)
-	})
+	}))
 	for i := range 5 {
 		if status, _ := e.post(t, "acme", fmt.Sprintf("r%d", i), "ticket.updated", fmt.Sprintf("T-%d", i), nil, ""); status != 202 {
 			t.Fatal(status)
 		}
 	}
 	e.stop()
-	e.legacySrv.Config.Handler = e.legacy
+	e.legacyAt.set(e.legacy)
 	e.start(t)
 	waitFor(t, "resumed events applied", func() bool { return e.pendingCount(t) == 0 })
 	if got := e.legacy.Applications(); got != 5 {
 		t.Errorf("applied %d after restart, want 5", got)
 	}
 }
+
+// swappable is a handler whose target can change while a server runs.
+type swappable struct{ h atomic.Pointer[http.Handler] }
+
+func (s *swappable) set(h http.Handler) { s.h.Store(&h) }
+
+func (s *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Load()).ServeHTTP(w, r) }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -47,6 +48,10 @@ type Options struct {
 	// Retention is how long events with an outcome are kept. Default 30
 	// days.
 	Retention time.Duration
+	// MaxBacklog bounds the events waiting in memory for a busy worker;
+	// past it, webhooks are answered 429 (PSAs retry) until the workers
+	// catch up. Default 20000.
+	MaxBacklog int
 	// ShadowWorkers run shadow pipelines in dry-run; ShadowQueue bounds
 	// the events waiting for them, past which comparisons are skipped.
 	// Defaults 16 and 1024.
@@ -78,6 +83,9 @@ func (o *Options) defaults() {
 	if o.Retention <= 0 {
 		o.Retention = 30 * 24 * time.Hour
 	}
+	if o.MaxBacklog <= 0 {
+		o.MaxBacklog = 20000
+	}
 	if o.ShadowWorkers <= 0 {
 		o.ShadowWorkers = 16
 	}
@@ -107,13 +115,13 @@ type Router struct {
 	log     *slog.Logger
 	metrics *metrics
 	routing routingTable
-	queues  []chan journal.Event
+	lanes   []*lane
+	// backlogged counts events waiting in lanes' backlogs; past
+	// MaxBacklog, webhooks are answered 429 before they are journaled.
+	backlogged atomic.Int64
 
 	flightMu sync.Mutex
 	inFlight map[uint64]struct{}
-
-	ctxMu sync.Mutex
-	ctx   context.Context // Run's; nil before Run
 
 	replays *replays
 	stats   *stats
@@ -127,9 +135,9 @@ func New(opts Options) (*Router, error) {
 	}
 	opts.defaults()
 	rt := &Router{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry), inFlight: map[uint64]struct{}{}}
-	rt.queues = make([]chan journal.Event, opts.Workers)
-	for i := range rt.queues {
-		rt.queues[i] = make(chan journal.Event, 256)
+	rt.lanes = make([]*lane, opts.Workers)
+	for i := range rt.lanes {
+		rt.lanes[i] = &lane{ch: make(chan journal.Event, 256), wake: make(chan struct{}, 1)}
 	}
 	rt.replays = newReplays(rt)
 	rt.stats = newStats()
@@ -150,25 +158,14 @@ func (rt *Router) Mount(r *mux.Router) {
 	r.HandleFunc("/hooks/{partner}", rt.hook).Methods(http.MethodPost)
 }
 
-func (rt *Router) runCtx() context.Context {
-	rt.ctxMu.Lock()
-	defer rt.ctxMu.Unlock()
-	if rt.ctx == nil {
-		return context.Background()
-	}
-	return rt.ctx
-}
-
 // Run delivers events until ctx ends: first every journaled event without
 // an outcome (what a crash left), then new ones as they come. It also runs
 // the reconciler, the retention sweeper and replays.
 func (rt *Router) Run(ctx context.Context) error {
-	rt.ctxMu.Lock()
-	rt.ctx = ctx
-	rt.ctxMu.Unlock()
 	var wg sync.WaitGroup
-	for _, q := range rt.queues {
-		wg.Go(func() { rt.worker(ctx, q) })
+	for _, l := range rt.lanes {
+		wg.Go(func() { rt.worker(ctx, l.ch) })
+		wg.Go(func() { rt.feed(ctx, l) })
 	}
 	for range rt.opts.ShadowWorkers {
 		wg.Go(func() { rt.shadowWorker(ctx) })
@@ -184,9 +181,17 @@ func (rt *Router) Run(ctx context.Context) error {
 		rt.log.Info("resuming journaled events without an outcome", "events", len(pending))
 	}
 	for _, ev := range pending {
-		if rt.submit(ctx, ev) != nil {
+		// A long outage can leave more pending events than the backlog
+		// should hold in memory: hand them over as the workers catch up.
+		for rt.backlogged.Load() >= int64(rt.opts.MaxBacklog) {
+			if !sleep(ctx, 10*time.Millisecond) {
+				break
+			}
+		}
+		if ctx.Err() != nil {
 			break
 		}
+		rt.submit(ev)
 	}
 	wg.Wait()
 	return nil
