@@ -157,15 +157,19 @@ func benchIngress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	duration := fs.Duration("duration", 10*time.Second, "how long to send, for each of the two journal modes")
 	partners := fs.Int("partners", 8, "generic partners the deliveries are spread over")
 	workers := fs.Int("workers", 32, "the router's delivery workers")
+	stage := fs.String("stage", "legacy", "the partners' stage: legacy, or shadow to add a dry-run and a comparison to every event")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
 		return err
+	}
+	if *stage != "legacy" && *stage != "shadow" {
+		return usageError("--stage must be legacy or shadow")
 	}
 	if *senders < 1 || *duration <= 0 || *partners < 1 || *workers < 1 {
 		return usageError("bench ingress needs at least one sender, partner and worker, and a positive duration")
 	}
 	fmt.Fprintf(stderr, "%d senders for %s with group commit, then %s with one fsync per event...\n", *senders, *duration, *duration)
-	res, err := bench.Ingress(ctx, bench.IngressConfig{Senders: *senders, Duration: *duration, Partners: *partners, Workers: *workers})
+	res, err := bench.Ingress(ctx, bench.IngressConfig{Senders: *senders, Duration: *duration, Partners: *partners, Workers: *workers, Stage: domain.Stage(*stage)})
 	if err != nil && res.GroupCommit.Acked == 0 {
 		return err
 	}

@@ -52,6 +52,10 @@ type IngressConfig struct {
 	Partners int
 	// Workers are the router's delivery workers. Default 32, as serve runs.
 	Workers int
+	// Stage puts the partners at legacy (default) or shadow, where every
+	// event also runs through the new pipeline in dry-run and is compared:
+	// run both to see what shadowing costs the primary path.
+	Stage domain.Stage
 }
 
 func (c *IngressConfig) defaults() error {
@@ -136,7 +140,7 @@ func Ingress(ctx context.Context, cfg IngressConfig) (IngressResult, error) {
 		return IngressResult{}, err
 	}
 	defer os.RemoveAll(dir)
-	fx, err := startFixture(ctx, dir, cfg.Partners)
+	fx, err := startFixture(ctx, dir, cfg.Partners, cfg.Stage)
 	if err != nil {
 		return IngressResult{}, err
 	}
@@ -192,8 +196,8 @@ func (f *fixture) close() {
 
 // startFixture starts the control service and both reference pipelines on
 // loopback, points the migration at the pipelines and adds that many
-// generic partners with a whsec_ secret, all on the legacy stage.
-func startFixture(ctx context.Context, dir string, partners int) (*fixture, error) {
+// generic partners with a whsec_ secret, at stage (legacy when "").
+func startFixture(ctx context.Context, dir string, partners int, stage domain.Stage) (*fixture, error) {
 	f := &fixture{legacy: refpipe.New("legacy", refpipe.Faults{}, 1), newer: refpipe.New("new", refpipe.Faults{}, 2)}
 	ok := false
 	defer func() {
@@ -230,6 +234,12 @@ func startFixture(ctx context.Context, dir string, partners int) (*fixture, erro
 			return nil, err
 		}
 		f.partners = append(f.partners, id)
+		for st := domain.StageLegacy; stage != "" && st != stage; {
+			st, _ = st.Next()
+			if _, err := f.srv.Svc.SetStage(ctx, c, m.Key, id, st, true); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if f.routerToken, err = f.srv.Token(ctx, "bench-router", domain.RoleRouter); err != nil {
 		return nil, err
