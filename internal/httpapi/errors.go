@@ -38,14 +38,20 @@ type errorBody struct {
 	Message string `json:"message"`
 }
 
+// Status returns the HTTP status for err's code: the one table that every
+// HTTP face of switchback (the API, the UI) answers with.
+func Status(err error) int {
+	if status, ok := statuses[domain.ErrorCode(err)]; ok {
+		return status
+	}
+	return http.StatusInternalServerError
+}
+
 // writeError answers err; internal causes are logged here, once, and never
 // sent.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	code := domain.ErrorCode(err)
-	status, ok := statuses[code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	status := Status(err)
 	if status >= 500 {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}

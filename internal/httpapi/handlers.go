@@ -20,6 +20,20 @@ func pathID(r *http.Request, name, what string) (string, error) {
 	return v, domain.CheckID(what, v)
 }
 
+// pathIDs returns the path variables named in pairs (variable, what),
+// each checked as an id.
+func pathIDs(r *http.Request, pairs ...string) ([]string, error) {
+	out := make([]string, 0, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		v, err := pathID(r, pairs[i], pairs[i+1])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 func putStatus(created bool) int {
 	if created {
 		return http.StatusCreated
@@ -289,14 +303,11 @@ type stageView struct {
 }
 
 func (a *API) putStage(w http.ResponseWriter, r *http.Request, p principal) error {
-	key, err := pathID(r, "key", "migration")
+	ids, err := pathIDs(r, "key", "migration", "id", "partner")
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r, "id", "partner")
-	if err != nil {
-		return err
-	}
+	key, id := ids[0], ids[1]
 	var req struct {
 		Stage  string `json:"stage"`
 		Reason string `json:"reason"`
@@ -359,14 +370,11 @@ type cohortView struct {
 }
 
 func (a *API) putCohort(w http.ResponseWriter, r *http.Request, p principal) error {
-	key, err := pathID(r, "key", "migration")
+	ids, err := pathIDs(r, "key", "migration", "name", "cohort")
 	if err != nil {
 		return err
 	}
-	name, err := pathID(r, "name", "cohort")
-	if err != nil {
-		return err
-	}
+	key, name := ids[0], ids[1]
 	var req struct {
 		Order    int           `json:"order"`
 		Partners []string      `json:"partners"`
@@ -414,14 +422,11 @@ func (a *API) listCohorts(w http.ResponseWriter, r *http.Request, _ principal) e
 }
 
 func (a *API) gate(w http.ResponseWriter, r *http.Request, _ principal) error {
-	key, err := pathID(r, "key", "migration")
+	ids, err := pathIDs(r, "key", "migration", "name", "cohort")
 	if err != nil {
 		return err
 	}
-	name, err := pathID(r, "name", "cohort")
-	if err != nil {
-		return err
-	}
+	key, name := ids[0], ids[1]
 	rep, err := a.svc.Gate(r.Context(), key, name)
 	if err != nil {
 		return err
@@ -439,14 +444,11 @@ type reasonRequest struct {
 }
 
 func (a *API) advance(w http.ResponseWriter, r *http.Request, p principal) error {
-	key, err := pathID(r, "key", "migration")
+	ids, err := pathIDs(r, "key", "migration", "name", "cohort")
 	if err != nil {
 		return err
 	}
-	name, err := pathID(r, "name", "cohort")
-	if err != nil {
-		return err
-	}
+	key, name := ids[0], ids[1]
 	var req reasonRequest
 	if err := decode(w, r, &req, true); err != nil {
 		return err
@@ -628,14 +630,11 @@ func (a *API) auditLog(w http.ResponseWriter, r *http.Request, _ principal) erro
 // comparisons serves a partner's comparison counts by event type and class
 // in its current stage, and its latest mismatches with both sides.
 func (a *API) comparisons(w http.ResponseWriter, r *http.Request, _ principal) error {
-	key, err := pathID(r, "key", "migration")
+	ids, err := pathIDs(r, "key", "migration", "id", "partner")
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r, "id", "partner")
-	if err != nil {
-		return err
-	}
+	key, id := ids[0], ids[1]
 	c, err := a.svc.Comparisons(r.Context(), key, id)
 	if err != nil {
 		return err

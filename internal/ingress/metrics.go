@@ -44,6 +44,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Events handed to the delivery workers and not yet finished.",
 		}),
 	}
+	gauge := func(name, help string) prometheus.Gauge {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+		reg.MustRegister(g)
+		return g
+	}
+	m.journalBytes = gauge("switchback_journal_size_bytes", "Size of the router's journal file.")
+	m.journalEvents = gauge("switchback_journal_events", "Events in the journal, within retention.")
+	m.journalPending = gauge("switchback_journal_pending_events", "Journaled events without a terminal outcome.")
+	m.journalAge = gauge("switchback_journal_oldest_event_age_seconds", "Age of the oldest event in the journal.")
 	reg.MustRegister(m.webhooks, m.events, m.attempts, m.ackLatency, m.comparisons, m.stuck, m.inFlight)
 	return m
 }

@@ -21,6 +21,7 @@ func (rt *Router) reconcileLoop(ctx context.Context) {
 			return
 		}
 		rt.reconcile(ctx)
+		rt.measureJournal()
 		cutoff := rt.opts.Now().Add(-rt.opts.Retention)
 		for {
 			n, err := rt.opts.Journal.Sweep(cutoff, 10000)
@@ -89,4 +90,21 @@ func (rt *Router) Figures() (Figures, error) {
 	}
 	stuck, err := rt.Stuck()
 	return Figures{Stats: st, Stuck: len(stuck)}, err
+}
+
+// measureJournal puts the journal's size and age on /metrics.
+func (rt *Router) measureJournal() {
+	st, err := rt.opts.Journal.Stats()
+	if err != nil {
+		rt.log.Error("journal figures unavailable", "err", err)
+		return
+	}
+	rt.metrics.journalBytes.Set(float64(st.SizeBytes))
+	rt.metrics.journalEvents.Set(float64(st.Events))
+	rt.metrics.journalPending.Set(float64(st.Pending))
+	age := 0.0
+	if !st.Oldest.IsZero() {
+		age = rt.opts.Now().Sub(st.Oldest).Seconds()
+	}
+	rt.metrics.journalAge.Set(age)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/httpapi"
 	"github.com/switchbackhq/switchback/web"
 )
 
@@ -310,28 +311,11 @@ func securityHeaders(w http.ResponseWriter) {
 	h.Set("Cache-Control", "no-store")
 }
 
-// statuses maps the domain's error codes to the status of the page that
-// shows them.
-var statuses = map[string]int{
-	domain.CodeInvalid:           http.StatusBadRequest,
-	domain.CodeUnauthenticated:   http.StatusUnauthorized,
-	domain.CodePermissionDenied:  http.StatusForbidden,
-	domain.CodeNotFound:          http.StatusNotFound,
-	domain.CodeConflict:          http.StatusConflict,
-	domain.CodeInvalidTransition: http.StatusConflict,
-	domain.CodeGateRefused:       http.StatusConflict,
-	domain.CodeMigrationReverted: http.StatusConflict,
-	domain.CodeInternal:          http.StatusInternalServerError,
-}
-
 // fail renders err as an error page; s is nil when there is no session.
 // Internal causes are logged here, once, and never shown.
 func (u *UI) fail(w http.ResponseWriter, r *http.Request, s *session, err error) {
 	code := domain.ErrorCode(err)
-	status, ok := statuses[code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	status := httpapi.Status(err)
 	if status >= 500 {
 		u.log.Error("ui request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
