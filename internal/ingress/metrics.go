@@ -10,6 +10,8 @@ type metrics struct {
 	comparisons *prometheus.CounterVec
 	stuck       prometheus.Gauge
 	inFlight    prometheus.Gauge
+
+	journalBytes, journalEvents, journalPending, journalAge prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
