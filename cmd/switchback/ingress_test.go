@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -110,6 +111,17 @@ func TestServeEmbeddedIngressAndReplayVerb(t *testing.T) {
 	}
 	if got := legacy.Calls("apply"); got != 6 {
 		t.Errorf("legacy got %d apply calls, want 3 deliveries and 3 replays", got)
+	}
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"switchback_journal_size_bytes", "switchback_ingress_webhooks_total", "switchback_ingress_ack_seconds", "switchback_snapshot_version"} {
+		if !bytes.Contains(metrics, []byte(name)) {
+			t.Errorf("/metrics lacks %s", name)
+		}
 	}
 	var stuck []any
 	if got := call(t, "GET", s.url+"/v1/events?state=stuck", crashAdmin, nil, &stuck); got != 200 || len(stuck) != 0 {
