@@ -389,3 +389,34 @@ type swappable struct{ h atomic.Pointer[http.Handler] }
 func (s *swappable) set(h http.Handler) { s.h.Store(&h) }
 
 func (s *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Load()).ServeHTTP(w, r) }
+
+// A router stops promptly while a replay runs, and resumes it after a
+// restart from its cursor.
+func TestShutdownDuringReplayThenResume(t *testing.T) {
+	e := newEnv(t)
+	start := time.Now().Add(-time.Minute)
+	for i := range 4 {
+		if status, _ := e.post(t, "acme", fmt.Sprintf("s%d", i), "ticket.updated", fmt.Sprintf("T-%d", i), nil, ""); status != 202 {
+			t.Fatal(status)
+		}
+	}
+	waitFor(t, "applied", func() bool { return e.pendingCount(t) == 0 })
+	job, err := e.router.StartReplay(context.Background(), domain.ReplayRequest{Migration: "psa-webhooks-v2", Partners: []string{"acme"},
+		From: start, To: time.Now().Add(time.Minute), Pipeline: "legacy", Filter: domain.ReplayAll, Rate: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the replay to start", func() bool { j, _ := e.router.Replay(job.ID); return j.Done >= 1 })
+	stopped := make(chan struct{})
+	go func() { e.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the router did not stop while a replay ran")
+	}
+	e.start(t)
+	waitFor(t, "the resumed replay to finish", func() bool { j, _ := e.router.Replay(job.ID); return j.Status == domain.ReplayDone })
+	if j, _ := e.router.Replay(job.ID); j.Done != 4 || j.Failed != 0 {
+		t.Errorf("resumed replay = %+v, want 4 done exactly once each", j)
+	}
+}

@@ -106,7 +106,9 @@ func matches(filter string, ev journal.Event) bool {
 	case domain.ReplayFailed:
 		return ev.State == journal.StateDeadLettered
 	case domain.ReplayMismatched:
-		return ev.Comparison != "" && ev.Comparison != string(domain.ClassEqual)
+		// Only what was compared and differed: a skipped comparison or a
+		// failed shadow says nothing about what the primary did.
+		return domain.Class(ev.Comparison).Mismatched()
 	}
 	return true
 }
@@ -169,7 +171,7 @@ func (r *replays) run(ctx context.Context) {
 		}
 	}
 	r.mu.Unlock()
-	for {
+	for ctx.Err() == nil {
 		if j := r.next(); j != nil {
 			r.execute(ctx, j)
 			continue
