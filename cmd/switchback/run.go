@@ -28,6 +28,7 @@ Server:
   ingress --control URL          run an ingress router alone
   demo                           the incident, reproduced and caught, on this machine
   simulate --router URL ...      realistic signed PSA webhook traffic, with a ledger
+  pipeline --kind legacy|new     a reference pipeline with injectable faults
 
 Release engineering (talk to --server with $SWITCHBACK_TOKEN):
   status                         migrations, partners by stage, cohorts, kill switches
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDemoCmd(ctx, rest, getenv, stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, rest, getenv, stdout, stderr)
+	case "pipeline":
+		return runPipeline(ctx, rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "status", "gate", "advance", "stage", "revert", "resume", "audit", "replay":

@@ -29,8 +29,9 @@ type Faults struct {
 	Empty float64
 	// DropField names a field left out of every effect.
 	DropField string
-	// Latency is added to every call.
-	Latency time.Duration
+	// Latency is added to every call; with LatencyMax above it, a
+	// uniformly random delay between the two.
+	Latency, LatencyMax time.Duration
 }
 
 // Pipeline is a reference pipeline. Its zero value is not usable; use New.
@@ -71,8 +72,8 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the body is not an event", http.StatusBadRequest)
 		return
 	}
-	if p.faults.Latency > 0 {
-		time.Sleep(p.faults.Latency)
+	if d := p.delay(); d > 0 {
+		time.Sleep(d)
 	}
 	effects, fail := p.handle(ev, mode, r.Header.Get("Idempotency-Key"))
 	if fail {
@@ -81,6 +82,16 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(pipeline.Response{Effects: effects})
+}
+
+func (p *Pipeline) delay() time.Duration {
+	lo, hi := p.faults.Latency, p.faults.LatencyMax
+	if hi <= lo {
+		return lo
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return lo + time.Duration(p.rng.Int64N(int64(hi-lo)))
 }
 
 func (p *Pipeline) handle(ev pipeline.Event, mode pipeline.Mode, key string) ([]pipeline.Effect, bool) {

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFaultFlags(t *testing.T) {
+	tests := []struct {
+		in string
+		ok bool
+	}{
+		{"cached-handler=0.3", true},
+		{"error=1", true},
+		{"empty=0", true},
+		{"drop-field=summary", true},
+		{"latency=20ms", true},
+		{"latency=5ms-50ms", true},
+		{"latency=50ms-5ms", false},
+		{"error=2", false},
+		{"cached-handler", false},
+		{"teleport=1", false},
+	}
+	for _, tt := range tests {
+		var ff faultFlags
+		if err := ff.Set(tt.in); (err == nil) != tt.ok {
+			t.Errorf("Set(%q) = %v, want ok %v", tt.in, err, tt.ok)
+		}
+	}
+}
+
+func TestPipelineVerb(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"pipeline", "--kind", "new", "--addr", "127.0.0.1:0", "--fault", "cached-handler=1"}, func(string) string { return "" }, out, &syncBuffer{})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("pipeline stopped with %v", err)
+		}
+	}()
+	re := regexp.MustCompile(`on (http://\S+) `)
+	var base string
+	for deadline := time.Now().Add(10 * time.Second); base == ""; {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			base = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("pipeline did not start: %s", out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	post := func(id, typ string) []map[string]any {
+		body, _ := json.Marshal(map[string]any{"id": id, "partner": "acme", "type": typ, "action": "updated", "entityId": id, "payload": map[string]any{"summary": "x"}})
+		req, _ := http.NewRequest(http.MethodPost, base+"/", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", id)
+		req.Header.Set("Switchback-Mode", "apply")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var ans struct{ Effects []map[string]any }
+		json.NewDecoder(resp.Body).Decode(&ans)
+		return ans.Effects
+	}
+	post("e1", "schedule_entry")
+	// With cached-handler=1 the ticket is handled by the cached schedule handler.
+	if got := post("e2", "ticket"); len(got) != 1 || got[0]["kind"] != "schedule_entry" {
+		t.Errorf("effects = %v, want the incident's schedule_entry effect for a ticket event", got)
+	}
+	resp, err := http.Get(base + "/applied")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var applied struct{ Events int }
+	json.NewDecoder(resp.Body).Decode(&applied)
+	if applied.Events != 2 || !strings.Contains(out.String(), "CachedHandler:1") {
+		t.Errorf("applied = %+v, output %q", applied, out.String())
+	}
+}
