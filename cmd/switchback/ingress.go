@@ -104,6 +104,9 @@ func (in *ingressRunner) start(ctx context.Context) error {
 	in.wg.Go(func() {
 		in.router.ReportTo(ctx, &http.Client{Timeout: 10 * time.Second}, in.cfg.ControlURL, in.cfg.Token, in.cfg.RouterID, time.Second)
 	})
+	in.wg.Go(func() {
+		in.router.FollowAsked(ctx, &http.Client{Timeout: 10 * time.Second}, in.cfg.ControlURL, in.cfg.Token, 2*time.Second)
+	})
 	return nil
 }
 

@@ -197,4 +197,17 @@ func TestStandaloneIngress(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "snapshot.json")); err != nil {
 		t.Errorf("the router kept no snapshot file: %v", err)
 	}
+
+	// A replay asked at the control service runs on the router, which
+	// picks it up and reports its progress back.
+	var out bytes.Buffer
+	cliEnv := map[string]string{"SWITCHBACK_TOKEN": crashAdmin, "SWITCHBACK_SERVER": s.url}
+	err := run(context.Background(), []string{"replay", "--migration", "psa-webhooks-v2", "--partners", "acme", "--from", "1h",
+		"--pipeline", "legacy", "--filter", "all", "--poll", "50ms"}, func(k string) string { return cliEnv[k] }, &out, &out)
+	if err != nil || !strings.Contains(out.String(), "done: 1 events sent, none failed") {
+		t.Fatalf("replay through the standalone router = %v\n%s", err, out.String())
+	}
+	if got := legacy.Calls("apply"); got != 2 {
+		t.Errorf("legacy got %d apply calls, want the delivery and its replay", got)
+	}
 }

@@ -21,6 +21,7 @@ type StatsTx interface {
 type StatsReader interface {
 	ComparisonStats
 	Comparisons(ctx context.Context, migration, partner string, stage domain.Stage, since time.Time, limit int) (map[string]map[domain.Class]uint64, []domain.Mismatch, error)
+	Timeline(ctx context.Context, migration, partner string, stage domain.Stage, since time.Time) ([]domain.MinuteCount, error)
 }
 
 // Report is what a router sends: the snapshot version it holds, its
@@ -31,6 +32,8 @@ type Report struct {
 	Candidate   []domain.CandidateCount  `json:"candidate"`
 	Mismatches  []domain.Mismatch        `json:"mismatches"`
 	Guard       []domain.GuardSample     `json:"guard"`
+	// Replays is the progress of the replays the router runs.
+	Replays []domain.ReplayJob `json:"replays"`
 }
 
 // GuardRevert is what the guard did: it reverted partners of a migration
@@ -50,6 +53,7 @@ type GuardRevert struct {
 // the guard's samples, on which the guard may revert.
 func (s *Service) IngestReport(ctx context.Context, r Report) error {
 	s.ReportRouter(r.Router)
+	s.recordReplays(r.ID, r.Replays)
 	if len(r.Comparisons)+len(r.Candidate)+len(r.Mismatches) > 0 {
 		if err := s.recordStats(ctx, r); err != nil {
 			return err
@@ -126,6 +130,30 @@ func (s *Service) Comparisons(ctx context.Context, migration, partner string) (d
 		return domain.Comparisons{}, domain.Internal("read comparisons", err)
 	}
 	out.Counts, out.Mismatches = counts, mism
+	return out, nil
+}
+
+// Timeline returns a partner's comparison counts per minute, event type
+// and class in its current stage, sorted by minute, then type, then class.
+func (s *Service) Timeline(ctx context.Context, migration, partner string) ([]domain.MinuteCount, error) {
+	st := s.State()
+	ms, err := st.Migration(migration)
+	if err != nil {
+		return nil, err
+	}
+	p, err := st.Partner(partner)
+	if err != nil {
+		return nil, err
+	}
+	sr, ok := s.stats.(StatsReader)
+	if !ok {
+		return []domain.MinuteCount{}, nil
+	}
+	ps := ms.StageOf(p)
+	out, err := sr.Timeline(ctx, migration, partner, ps.Stage, ps.Since)
+	if err != nil {
+		return nil, domain.Internal("read the comparison timeline", err)
+	}
 	return out, nil
 }
 

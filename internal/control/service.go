@@ -79,6 +79,7 @@ type Service struct {
 	routers   routers
 	guard     guard
 	onGuard   func(GuardRevert)
+	board     replayBoard
 }
 
 // New loads the store and returns a service publishing its state.

@@ -153,6 +153,7 @@ func (a *API) endpoints() []endpoint {
 		{get, "/v1/audit", "audit", viewer, a.auditLog},
 		{post, "/v1/replays", "replays.start", operator, a.startReplay},
 		{get, "/v1/replays", "replays.list", viewer, a.listReplays},
+		{get, "/v1/replays/asked", "replays.asked", router, a.askedReplays},
 		{get, "/v1/replays/{id}", "replays.get", viewer, a.getReplay},
 		{get, "/v1/events", "events", viewer, a.listEvents},
 	}

@@ -33,17 +33,24 @@ func (a *API) ingress() (Ingress, error) {
 	return a.opts.Ingress, nil
 }
 
+// startReplay runs a replay on the router of this process, or, without
+// one, asks it of the routers, which poll for it and report progress.
 func (a *API) startReplay(w http.ResponseWriter, r *http.Request, p principal) error {
-	in, err := a.ingress()
-	if err != nil {
-		return err
-	}
 	var req struct {
 		domain.ReplayRequest
 		Reason string `json:"reason"`
 	}
 	if err := decode(w, r, &req, false); err != nil {
 		return err
+	}
+	in := a.opts.Ingress
+	if in == nil {
+		job, err := a.svc.AskReplay(r.Context(), p.change(req.Reason), req.ReplayRequest)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, replayView(job))
+		return nil
 	}
 	job, err := in.StartReplay(r.Context(), req.ReplayRequest)
 	if err != nil {
@@ -74,11 +81,11 @@ func replayView(j domain.ReplayJob) replayProgress {
 }
 
 func (a *API) getReplay(w http.ResponseWriter, r *http.Request, _ principal) error {
-	in, err := a.ingress()
-	if err != nil {
-		return err
+	get := a.svc.AskedReplay
+	if a.opts.Ingress != nil {
+		get = a.opts.Ingress.Replay
 	}
-	job, err := in.Replay(mux.Vars(r)["id"])
+	job, err := get(mux.Vars(r)["id"])
 	if err != nil {
 		return err
 	}
@@ -87,12 +94,12 @@ func (a *API) getReplay(w http.ResponseWriter, r *http.Request, _ principal) err
 }
 
 func (a *API) listReplays(w http.ResponseWriter, r *http.Request, _ principal) error {
-	in, err := a.ingress()
-	if err != nil {
-		return err
+	list := a.svc.AskedReplayList
+	if a.opts.Ingress != nil {
+		list = a.opts.Ingress.Replays
 	}
 	out := []replayProgress{}
-	for _, j := range in.Replays() {
+	for _, j := range list() {
 		out = append(out, replayView(j))
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -170,4 +177,10 @@ func (a *API) replayAfterRevert(before *control.State, key string, c control.Cha
 		a.svc.RecordAction(ctx, c, "replay.start", "replay/"+job.ID, job.Request)
 	}()
 	return scheduled
+}
+
+// askedReplays serves routers the replays asked of them.
+func (a *API) askedReplays(w http.ResponseWriter, r *http.Request, _ principal) error {
+	writeJSON(w, http.StatusOK, a.svc.AskedReplays())
+	return nil
 }

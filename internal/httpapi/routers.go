@@ -20,6 +20,7 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, p principal) error 
 		Candidate       []domain.CandidateCount  `json:"candidate"`
 		Mismatches      []domain.Mismatch        `json:"mismatches"`
 		Guard           []domain.GuardSample     `json:"guard"`
+		Replays         []domain.ReplayJob       `json:"replays"`
 	}
 	if err := decode(w, r, &req, false); err != nil {
 		return err
@@ -43,7 +44,7 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, p principal) error 
 	}
 	err := a.svc.IngestReport(r.Context(), control.Report{
 		Router:      control.Router{ID: req.Router, SnapshotVersion: req.SnapshotVersion, Journal: req.Journal},
-		Comparisons: req.Comparisons, Candidate: req.Candidate, Mismatches: req.Mismatches, Guard: req.Guard,
+		Comparisons: req.Comparisons, Candidate: req.Candidate, Mismatches: req.Mismatches, Guard: req.Guard, Replays: req.Replays,
 	})
 	if err != nil {
 		return err

@@ -34,15 +34,21 @@ func newReplays(rt *Router) *replays {
 
 // StartReplay validates and queues a replay and returns the job.
 func (rt *Router) StartReplay(ctx context.Context, req domain.ReplayRequest) (domain.ReplayJob, error) {
+	var b [8]byte
+	rand.Read(b[:])
+	return rt.startReplay(ctx, "rpl_"+hex.EncodeToString(b[:]), req)
+}
+
+// startReplay queues a replay under id, which the control service chose
+// when it asked routers to run it.
+func (rt *Router) startReplay(ctx context.Context, id string, req domain.ReplayRequest) (domain.ReplayJob, error) {
 	if err := req.Validate(); err != nil {
 		return domain.ReplayJob{}, err
 	}
 	if _, ok := rt.routing.load().migrations[req.Migration]; !ok {
 		return domain.ReplayJob{}, domain.Errorf(domain.CodeNotFound, "migration %q is not in this router's snapshot", req.Migration)
 	}
-	var b [8]byte
-	rand.Read(b[:])
-	job := &domain.ReplayJob{ID: "rpl_" + hex.EncodeToString(b[:]), Status: domain.ReplayQueued, Request: req,
+	job := &domain.ReplayJob{ID: id, Status: domain.ReplayQueued, Request: req,
 		CreatedAt: rt.opts.Now().UTC(), Cursor: map[string]domain.ReplayCursor{}}
 	total, err := rt.replays.count(job)
 	if err != nil {
@@ -315,4 +321,24 @@ func (rt *Router) replayOne(ctx context.Context, j *domain.ReplayJob, ev journal
 	}
 	rt.metrics.events.WithLabelValues("replayed").Inc()
 	return err == nil
+}
+
+// known reports whether the router has a job with id.
+func (r *replays) known(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.jobs[id]
+	return ok
+}
+
+// recent returns the jobs still running or finished in the last ten
+// minutes, for reports.
+func (rt *Router) recentReplays() []domain.ReplayJob {
+	var out []domain.ReplayJob
+	for _, j := range rt.Replays() {
+		if j.FinishedAt.IsZero() || rt.opts.Now().Sub(j.FinishedAt) < 10*time.Minute {
+			out = append(out, j)
+		}
+	}
+	return out
 }

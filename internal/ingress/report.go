@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 // figuresEvery is how often a report carries the journal's figures, which
@@ -25,7 +28,7 @@ func (rt *Router) ReportTo(ctx context.Context, client *http.Client, url, token,
 	for {
 		body := rt.stats.take()
 		withFigures := time.Since(lastFigures) >= figuresEvery
-		if withFigures || !body.empty() {
+		if withFigures || !body.empty() || len(rt.recentReplays()) > 0 {
 			err := rt.report(ctx, client, url, token, id, body, withFigures)
 			switch {
 			case err != nil:
@@ -47,11 +50,12 @@ func (rt *Router) ReportTo(ctx context.Context, client *http.Client, url, token,
 
 func (rt *Router) report(ctx context.Context, client *http.Client, url, token, id string, b reportBody, withFigures bool) error {
 	msg := struct {
-		Router          string   `json:"router"`
-		SnapshotVersion uint64   `json:"snapshotVersion"`
-		Journal         *Figures `json:"journal,omitempty"`
+		Router          string             `json:"router"`
+		SnapshotVersion uint64             `json:"snapshotVersion"`
+		Journal         *Figures           `json:"journal,omitempty"`
+		Replays         []domain.ReplayJob `json:"replays,omitempty"`
 		reportBody
-	}{Router: id, SnapshotVersion: rt.routing.load().version, reportBody: b}
+	}{Router: id, SnapshotVersion: rt.routing.load().version, reportBody: b, Replays: rt.recentReplays()}
 	if withFigures {
 		fig, err := rt.Figures()
 		if err != nil {
@@ -78,6 +82,59 @@ func (rt *Router) report(ctx context.Context, client *http.Client, url, token, i
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
 		return fmt.Errorf("the control service answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// FollowAsked polls the control service at url every interval until ctx
+// ends for the replays asked of routers, and runs on this router's journal
+// those it does not run yet. Their progress goes out with the reports.
+func (rt *Router) FollowAsked(ctx context.Context, client *http.Client, url, token string, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := rt.followAsked(ctx, client, url, token); err != nil && ctx.Err() == nil {
+			rt.log.Warn("asking the control service for replays failed", "err", err)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (rt *Router) followAsked(ctx context.Context, client *http.Client, url, token string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/v1/replays/asked", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the control service answered %d", resp.StatusCode)
+	}
+	var asked []domain.ReplayJob
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&asked); err != nil {
+		return err
+	}
+	for _, j := range asked {
+		if rt.replays.known(j.ID) {
+			continue
+		}
+		if _, err := rt.startReplay(ctx, j.ID, j.Request); err != nil {
+			// Keep it as failed, with why, so it is reported, not retried.
+			rt.log.Warn("a replay asked by the control service cannot run here", "replay", j.ID, "err", err)
+			now := rt.opts.Now().UTC()
+			rt.replays.save(&domain.ReplayJob{ID: j.ID, Status: domain.ReplayFailedS, Request: j.Request, Error: domain.ErrorMessage(err),
+				CreatedAt: j.CreatedAt, FinishedAt: now})
+		}
 	}
 	return nil
 }
