@@ -58,8 +58,14 @@ type Store struct {
 	db *bbolt.DB
 }
 
-var _ control.Store = (*Store)(nil)
-var _ control.Tx = (*tx)(nil)
+// The control service finds the statistics methods by type assertion;
+// these keep them from silently falling out of step.
+var (
+	_ control.Store       = (*Store)(nil)
+	_ control.Tx          = (*tx)(nil)
+	_ control.StatsReader = (*Store)(nil)
+	_ control.StatsTx     = (*tx)(nil)
+)
 
 // Open opens or creates the file at path. It waits at most timeout for
 // another process to release the file and then returns ErrLocked.

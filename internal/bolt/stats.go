@@ -191,3 +191,42 @@ func (s *Store) Comparisons(ctx context.Context, migration, partner string, stag
 	}
 	return counts, mismatches, err
 }
+
+// Timeline returns a partner's comparison counts per minute, event type and
+// class in the stage that began at since, sorted by minute, then type, then
+// class. The new pipeline's calls and errors are left out.
+func (s *Store) Timeline(ctx context.Context, migration, partner string, stage domain.Stage, since time.Time) ([]domain.MinuteCount, error) {
+	out := []domain.MinuteCount{}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketStats)
+		if b == nil {
+			return nil
+		}
+		prefix := stagePrefix(migration, partner, stage, since)
+		c := b.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			parts := bytes.SplitN(k[len(prefix):], []byte{0}, 3)
+			if len(parts) < 3 || len(parts[2]) != 8 || len(v) != 8 || bytes.HasPrefix(parts[1], []byte("~")) {
+				continue
+			}
+			out = append(out, domain.MinuteCount{
+				Minute:    time.Unix(0, int64(binary.BigEndian.Uint64(parts[2]))).UTC(),
+				EventType: string(parts[0]),
+				Class:     domain.Class(parts[1]),
+				Count:     binary.BigEndian.Uint64(v),
+			})
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if !a.Minute.Equal(b.Minute) {
+			return a.Minute.Before(b.Minute)
+		}
+		if a.EventType != b.EventType {
+			return a.EventType < b.EventType
+		}
+		return a.Class < b.Class
+	})
+	return out, err
+}

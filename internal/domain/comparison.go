@@ -61,3 +61,12 @@ type Comparisons struct {
 	Counts     map[string]map[Class]uint64 `json:"counts"` // by event type
 	Mismatches []Mismatch                  `json:"mismatches"`
 }
+
+// MinuteCount is a number of comparisons of one class, for one event type,
+// in one minute of a partner's stage.
+type MinuteCount struct {
+	Minute    time.Time `json:"minute"`
+	EventType string    `json:"eventType"`
+	Class     Class     `json:"class"`
+	Count     uint64    `json:"count"`
+}

@@ -19,6 +19,9 @@ type Comparisons interface {
 	// Mismatch returns one recorded mismatch of the partner, or a
 	// not_found error.
 	Mismatch(ctx context.Context, migration, partner, eventID string) (Mismatch, error)
+	// Timeline returns the partner's counts per minute, event type and
+	// class in its current stage, sorted by minute.
+	Timeline(ctx context.Context, migration, partner string) ([]domain.MinuteCount, error)
 }
 
 // PartnerComparisons are a partner's comparisons in a migration.

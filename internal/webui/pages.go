@@ -350,6 +350,10 @@ type partnerPage struct {
 	ComparisonErr  string
 	Mismatches     []Mismatch
 	CompareClasses []domain.Class
+	// Timeline is the chart of comparisons per minute; nil when there is
+	// nothing to draw.
+	Timeline    *timelineChart
+	TimelineErr string
 }
 
 type typeCount struct {
@@ -429,6 +433,14 @@ func (u *UI) partner(w http.ResponseWriter, r *http.Request, s session) error {
 			data.Comparisons = append(data.Comparisons, row)
 		}
 		data.Mismatches = pc.Mismatches
+		tl, err := u.opts.Comparisons.Timeline(r.Context(), ms.Key, id)
+		if err != nil {
+			if domain.ErrorCode(err) == domain.CodeInternal {
+				u.log.Error("ui comparison timeline unavailable", "migration", ms.Key, "partner", id, "err", err)
+			}
+			data.TimelineErr = domain.ErrorMessage(err)
+		}
+		data.Timeline = buildTimeline(tl, ps.Since)
 	}
 	data.base = u.base(w, r, &s, "dashboard", "version")
 	u.render(w, r, http.StatusOK, "partner", &data)

@@ -41,3 +41,8 @@ func (c ServiceComparisons) Mismatch(ctx context.Context, migration, partner, ev
 	}
 	return Mismatch{}, domain.Errorf(domain.CodeNotFound, "no mismatch of event %q is kept for partner %q", eventID, partner)
 }
+
+// Timeline returns the partner's counts per minute in its current stage.
+func (c ServiceComparisons) Timeline(ctx context.Context, migration, partner string) ([]domain.MinuteCount, error) {
+	return c.Svc.Timeline(ctx, migration, partner)
+}
