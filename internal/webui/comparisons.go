@@ -9,9 +9,8 @@ import (
 )
 
 // Comparisons reads the shadow comparisons recorded for a partner: what
-// GET /v1/migrations/{key}/partners/{id}/comparisons answers. Shadow
-// comparison is not built yet; until it is, Options.Comparisons is nil and
-// the partner and diff pages say that no comparison has been recorded.
+// GET /v1/migrations/{key}/partners/{id}/comparisons answers. Without one
+// (Options.Comparisons nil) the partner and diff pages say they read none.
 type Comparisons interface {
 	// PartnerComparisons returns the counts by event type and class and
 	// the latest mismatches, newest first.
