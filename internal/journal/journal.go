@@ -369,7 +369,13 @@ func apply(tx *bbolt.Tx, o *op) error {
 		o.result = res
 		return err
 	}
-	return completeEvent(tx, o.seq, o.outcome)
+	err := completeEvent(tx, o.seq, o.outcome)
+	if errors.Is(err, ErrNotFound) {
+		// This op's answer, not the batch's: the others commit with it.
+		o.err = err
+		return nil
+	}
+	return err
 }
 
 func appendEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
