@@ -19,8 +19,9 @@ const figuresEvery = 5 * time.Second
 // ReportTo posts to the control service at url, every interval until ctx
 // ends, as router id with a router token: what the router compared (the
 // gates and the guard judge it) and, every few seconds, its journal's
-// figures (GET /v1/routers shows them). What cannot be sent is kept for
-// the next report.
+// figures (GET /v1/routers shows them). A mismatch or a failure of a
+// partner on the new pipeline is reported at once, for the guard. What
+// cannot be sent is kept for the next report.
 func (rt *Router) ReportTo(ctx context.Context, client *http.Client, url, token, id string, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -42,6 +43,7 @@ func (rt *Router) ReportTo(ctx context.Context, client *http.Client, url, token,
 		}
 		select {
 		case <-t.C:
+		case <-rt.stats.urgent:
 		case <-ctx.Done():
 			return
 		}

@@ -36,10 +36,14 @@ type stats struct {
 	candidate  map[candKey]*domain.CandidateCount
 	mismatches []domain.Mismatch
 	guard      map[candKey]*domain.GuardSample
+	// urgent asks the reporter to send now: a partner on the new pipeline
+	// just mismatched or failed, and the guard should judge it at once.
+	urgent chan struct{}
 }
 
 func newStats() *stats {
-	return &stats{counts: map[countKey]uint64{}, candidate: map[candKey]*domain.CandidateCount{}, guard: map[candKey]*domain.GuardSample{}}
+	return &stats{counts: map[countKey]uint64{}, candidate: map[candKey]*domain.CandidateCount{}, guard: map[candKey]*domain.GuardSample{},
+		urgent: make(chan struct{}, 1)}
 }
 
 // comparison records one comparison of ev made under route r.
@@ -86,6 +90,12 @@ func (s *stats) outcome(r route, ev journal.Event, o string) {
 	}
 	if len(g.Outcomes) < maxGuardOutcomes {
 		g.Outcomes = append(g.Outcomes, o)
+	}
+	if o != string(domain.ClassEqual) {
+		select {
+		case s.urgent <- struct{}{}:
+		default:
+		}
 	}
 	if g.EventID == "" || (o != string(domain.ClassEqual) && o != domain.OutcomeError) {
 		g.EventID = ev.ID // a mismatching event is the better evidence
