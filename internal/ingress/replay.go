@@ -217,6 +217,7 @@ func (r *replays) execute(ctx context.Context, j *domain.ReplayJob) {
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
 	lastSave := time.Now()
+	marks := rt.newMarkWriter()
 	var err error
 partners:
 	for _, p := range j.Request.Partners {
@@ -232,7 +233,7 @@ partners:
 				case <-ctx.Done():
 					break partners
 				}
-				ok := rt.replayOne(ctx, j, ev)
+				ok := rt.replayOne(ctx, j, ev, marks)
 				if ctx.Err() != nil {
 					break partners // not sent: resumed from the cursor after a restart
 				}
@@ -244,6 +245,7 @@ partners:
 					j.Cursor[p] = domain.ReplayCursor{At: ev.ReceivedAt, Seq: ev.Seq}
 				})
 				if time.Since(lastSave) > time.Second {
+					marks.flush()
 					r.persist(j)
 					lastSave = time.Now()
 				}
@@ -253,6 +255,7 @@ partners:
 			}
 		}
 	}
+	marks.close()
 	if ctx.Err() != nil {
 		r.persist(j)
 		return
@@ -287,7 +290,7 @@ func (r *replays) persist(j *domain.ReplayJob) {
 
 // replayOne sends one event again, with its original id, retrying like a
 // live delivery, and records the outcome on the event.
-func (rt *Router) replayOne(ctx context.Context, j *domain.ReplayJob, ev journal.Event) bool {
+func (rt *Router) replayOne(ctx context.Context, j *domain.ReplayJob, ev journal.Event, marks *markWriter) bool {
 	m := rt.routing.load().migrations[j.Request.Migration]
 	url := m.Pipelines.Legacy.URL
 	if j.Request.Pipeline == "new" {
@@ -314,13 +317,55 @@ func (rt *Router) replayOne(ctx context.Context, j *domain.ReplayJob, ev journal
 	} else {
 		mark.Error = err.Error()
 	}
-	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if cerr := rt.opts.Journal.Complete(cctx, ev.Seq, journal.Outcome{Replay: &mark}); cerr != nil {
-		rt.log.Error("recording a replay outcome failed", "event", ev.ID, "err", cerr)
-	}
+	marks.pending.Add(1)
+	marks.ch <- markReq{seq: ev.Seq, id: ev.ID, mark: mark}
 	rt.metrics.events.WithLabelValues("replayed").Inc()
 	return err == nil
+}
+
+// markWriter records replay outcomes in the journal behind the sends, from
+// several goroutines so that group commit batches them: a replay does not
+// wait for one fsync per event. If the router dies first, the events after
+// the job's last saved cursor are sent again, with their original ids.
+type markWriter struct {
+	ch      chan markReq
+	wg      sync.WaitGroup
+	pending sync.WaitGroup // outcomes handed over and not yet recorded
+}
+
+type markReq struct {
+	seq  uint64
+	id   string
+	mark journal.Replay
+}
+
+const markWriters = 16
+
+func (rt *Router) newMarkWriter() *markWriter {
+	m := &markWriter{ch: make(chan markReq, 1024)}
+	for range markWriters {
+		m.wg.Go(func() {
+			for r := range m.ch {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				if err := rt.opts.Journal.Complete(ctx, r.seq, journal.Outcome{Replay: &r.mark}); err != nil {
+					rt.log.Error("recording a replay outcome failed", "event", r.id, "err", err)
+				}
+				cancel()
+				m.pending.Done()
+			}
+		})
+	}
+	return m
+}
+
+// flush waits until every outcome handed over so far is recorded: call it
+// from the goroutine that hands them over, before saving a cursor past them.
+func (m *markWriter) flush() { m.pending.Wait() }
+
+// close waits until every outcome handed over is recorded.
+func (m *markWriter) close() {
+	close(m.ch)
+	m.wg.Wait()
 }
 
 // known reports whether the router has a job with id.
