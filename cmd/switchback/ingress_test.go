@@ -55,19 +55,6 @@ func sendTypedUntilAccepted(t *testing.T, base, partner, id, typ string) {
 	}
 }
 
-func waitApplied(t *testing.T, p *refpipe.Pipeline, ids ...string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for _, id := range ids {
-		for !p.HasApplied(id) {
-			if time.Now().After(deadline) {
-				t.Fatalf("event %s never applied", id)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-}
-
 func setupMigration(t *testing.T, base, token, pipeURL string) {
 	t.Helper()
 	if got := call(t, "PUT", base+"/v1/partners/acme", token, map[string]any{"name": "Acme", "psa": "generic", "secret": crashSecret}, nil); got != 201 {

@@ -1380,7 +1380,7 @@ func TestEvaluateThroughState(t *testing.T) {
 	if diff := cmp.Diff(want, e.svc.State().Flags().Evaluate("m", "moved")); diff != "" {
 		t.Errorf("Evaluate while reverted (-want +got):\n%s", diff)
 	}
-	counts := e.svc.State().StageCounts(e.svc.State().Migrations["m"])
+	counts := e.svc.State().PartnersByStage(e.svc.State().Migrations["m"])
 	if want := map[domain.Stage]int{domain.StageLegacy: 3, domain.StageShadow: 0, domain.StageNew: 1, domain.StageDone: 0}; !cmp.Equal(want, counts) {
 		t.Errorf("StageCounts = %v, want %v", counts, want)
 	}

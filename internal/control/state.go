@@ -235,8 +235,8 @@ func buildFlag(m *MigrationState) *flags.Migration {
 	return &flags.Migration{Reverted: m.Reverted, Stages: st}
 }
 
-// StageCounts counts the migration's partners by stage, every stage present.
-func (s *State) StageCounts(m *MigrationState) map[domain.Stage]int {
+// PartnersByStage counts the migration's partners by stage, every stage present.
+func (s *State) PartnersByStage(m *MigrationState) map[domain.Stage]int {
 	counts := map[domain.Stage]int{domain.StageLegacy: 0, domain.StageShadow: 0, domain.StageNew: 0, domain.StageDone: 0}
 	for _, p := range s.Partners {
 		counts[m.StageOf(p).Stage]++

@@ -227,7 +227,7 @@ func viewMigration(st *control.State, ms *control.MigrationState) migrationView 
 	if m.Compare.Sets == nil {
 		m.Compare.Sets = []string{}
 	}
-	return migrationView{Migration: m, Stages: st.StageCounts(ms), SnapshotVersion: st.Version}
+	return migrationView{Migration: m, Stages: st.PartnersByStage(ms), SnapshotVersion: st.Version}
 }
 
 func (a *API) putMigration(w http.ResponseWriter, r *http.Request, p principal) error {

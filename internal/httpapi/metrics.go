@@ -97,7 +97,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			reverted = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descReverted, prometheus.GaugeValue, reverted, key)
-		for stage, n := range st.StageCounts(ms) {
+		for stage, n := range st.PartnersByStage(ms) {
 			ch <- prometheus.MustNewConstMetric(descPartners, prometheus.GaugeValue, float64(n), key, string(stage))
 		}
 	}
