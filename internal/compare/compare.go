@@ -35,8 +35,10 @@ const unknownType = "unknown"
 // none). It returns exactly one class, checked in this order:
 //
 //  1. shadow_error when the shadow failed (whether or not the primary did:
-//     the primary's failure is accounted by delivery); error_asymmetry
-//     when only the primary failed;
+//     the primary's failure is accounted by delivery); when only the
+//     primary failed, primary_error if its pipeline was unavailable (no
+//     answer, 429 or 5xx: pipeline.Unavailable), which blames neither
+//     side's logic, and error_asymmetry if it answered with a refusal;
 //  2. type_mismatch when an effect on either side is of another kind than
 //     eventType (unless eventType is "unknown" or empty), or when both
 //     sides have effects and a kind on one side is not among the other's;
@@ -63,7 +65,14 @@ func Compare(eventType string, primary, shadow Side, rules *Rules) Result {
 		var d diffText
 		d.line("primary failed: " + oneLine(primary.Err.Error()))
 		d.line("shadow succeeded: " + effectCount(len(shadow.Effects), "would apply"))
-		return Result{Class: domain.ClassErrorAsymmetry, Diff: d.String()}
+		class := domain.ClassErrorAsymmetry
+		if pipeline.Unavailable(primary.Err) {
+			// The primary's pipeline was down (a legacy outage while the
+			// partner is in shadow): a coverage gap, not a finding
+			// against the shadow.
+			class = domain.ClassPrimaryError
+		}
+		return Result{Class: class, Diff: d.String()}
 	}
 
 	c := comparison{eventType: eventType, rules: rules.trie(eventType), p: sortedEffects(primary.Effects), s: sortedEffects(shadow.Effects)}

@@ -3,8 +3,11 @@
 // and returns exactly one domain.Class with a readable diff.
 //
 // The order of the checks is the contract (DESIGN.md, "Comparison classes"):
-// errors first (shadow_error, error_asymmetry), then type_mismatch, empty,
-// missing, extra, value_diff, and equal last. Rules (ignore paths and set
+// errors first (shadow_error, then primary_error when the primary's
+// pipeline was unavailable or error_asymmetry when it refused the event),
+// then type_mismatch, empty, missing, extra, value_diff, and equal last.
+// primary_error is a coverage gap like shadow_error: an outage of the
+// primary's pipeline says nothing about the shadow. Rules (ignore paths and set
 // paths) normalize only the effects' fields, after the effects have been
 // matched by identity (kind, key, op), so they can hide a value_diff and
 // nothing else: a type_mismatch, missing, extra, empty or error_asymmetry

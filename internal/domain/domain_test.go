@@ -211,6 +211,7 @@ func TestMigrationValidate(t *testing.T) {
 		{"zero tolerance equal", func(m *Migration) { m.Gates.ZeroTolerance = []Class{ClassEqual} }, "zeroTolerance"},
 		{"zero tolerance skipped", func(m *Migration) { m.Gates.ZeroTolerance = []Class{ClassSkipped} }, "zeroTolerance"},
 		{"zero tolerance shadow_error", func(m *Migration) { m.Gates.ZeroTolerance = []Class{ClassShadowError} }, "zeroTolerance"},
+		{"zero tolerance primary_error", func(m *Migration) { m.Gates.ZeroTolerance = []Class{ClassPrimaryError} }, "zeroTolerance"},
 		{"zero tolerance unknown", func(m *Migration) { m.Gates.ZeroTolerance = []Class{"weird"} }, "zeroTolerance"},
 		{"zero tolerance value_diff", func(m *Migration) { m.Gates.ZeroTolerance = []Class{ClassValueDiff} }, ""},
 		{"unknown guard scope", func(m *Migration) { m.Guard.Scope = "global" }, "guard"},
@@ -370,6 +371,7 @@ func TestClass(t *testing.T) {
 		{ClassExtra, true, true},
 		{ClassEmpty, true, true},
 		{ClassErrorAsymmetry, true, true},
+		{ClassPrimaryError, false, false},
 		{ClassShadowError, false, false},
 		{ClassSkipped, false, false},
 	}

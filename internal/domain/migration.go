@@ -17,13 +17,17 @@ const (
 	ClassExtra          Class = "extra"
 	ClassEmpty          Class = "empty"
 	ClassErrorAsymmetry Class = "error_asymmetry"
-	ClassShadowError    Class = "shadow_error"
-	ClassSkipped        Class = "skipped"
+	// ClassPrimaryError is a primary (applied) side that got no answer or
+	// a 5xx from its pipeline while the shadow answered: an outage of the
+	// primary's pipeline, which says nothing of the shadow's effects.
+	ClassPrimaryError Class = "primary_error"
+	ClassShadowError  Class = "shadow_error"
+	ClassSkipped      Class = "skipped"
 )
 
 // Classes lists every class in a stable order.
 var Classes = []Class{ClassEqual, ClassValueDiff, ClassTypeMismatch, ClassMissing, ClassExtra,
-	ClassEmpty, ClassErrorAsymmetry, ClassShadowError, ClassSkipped}
+	ClassEmpty, ClassErrorAsymmetry, ClassPrimaryError, ClassShadowError, ClassSkipped}
 
 // Valid reports whether c is a known class.
 func (c Class) Valid() bool {
@@ -35,9 +39,11 @@ func (c Class) Valid() bool {
 	return false
 }
 
-// Compared reports whether both sides answered: skipped and shadow_error are
-// coverage gaps, not comparisons.
-func (c Class) Compared() bool { return c != ClassSkipped && c != ClassShadowError }
+// Compared reports whether both sides answered: skipped, shadow_error and
+// primary_error are coverage gaps, not comparisons.
+func (c Class) Compared() bool {
+	return c != ClassSkipped && c != ClassShadowError && c != ClassPrimaryError
+}
 
 // Mismatched reports whether c is a comparison that did not come out equal.
 func (c Class) Mismatched() bool { return c.Compared() && c != ClassEqual }

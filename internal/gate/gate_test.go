@@ -184,6 +184,17 @@ func TestJudge(t *testing.T) {
 			checks: map[string]Check{"zeroTolerance": {Name: "zeroTolerance", Pass: false, Value: 4, Limit: 0}},
 		},
 		{
+			// A legacy outage while the partner is in shadow: the primary
+			// failed, the new pipeline did not; the new pipeline is not blamed.
+			name: "primary_error is a coverage gap, not a mismatch", gates: gates, since: t0.Add(-2 * time.Hour),
+			counts: withClass(good(), domain.ClassPrimaryError, 10), pass: true,
+			checks: map[string]Check{
+				"maxMismatchRate": {Name: "maxMismatchRate", Pass: true, Value: 3.8416 / 5003.8416, Limit: 0.001},
+				"zeroTolerance":   {Name: "zeroTolerance", Pass: true, Value: 0, Limit: 0},
+				"minCoverage":     {Name: "minCoverage", Pass: true, Value: 5000.0 / 5010, Limit: 0.99},
+			},
+		},
+		{
 			name: "value_diff is not zero tolerance by default", gates: withRate(gates, 0.01), since: t0.Add(-2 * time.Hour),
 			counts: withClass(good(), domain.ClassValueDiff, 1), pass: true,
 			checks: map[string]Check{"zeroTolerance": {Name: "zeroTolerance", Pass: true, Value: 0, Limit: 0}},

@@ -420,3 +420,29 @@ func TestShutdownDuringReplayThenResume(t *testing.T) {
 		t.Errorf("resumed replay = %+v, want 4 done exactly once each", j)
 	}
 }
+
+// A legacy outage while a partner is in shadow is the legacy pipeline's
+// failure: its dead-lettered events are primary_error (a coverage gap), not
+// error_asymmetry (a zero-tolerance finding against the new pipeline).
+func TestLegacyOutageInShadowIsPrimaryError(t *testing.T) {
+	e := newEnv(t, withAttempts(2))
+	e.legacyAt.set(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	}))
+	ctx := context.Background()
+	if _, err := e.svc.SetStage(ctx, control.Change{Actor: "t", Reason: "test"}, "psa-webhooks-v2", "acme", domain.StageShadow, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the router to see acme in shadow", func() bool { return e.router.RoutingVersion() == e.svc.State().Version })
+	if status, _ := e.post(t, "acme", "outage-1", "ticket.updated", "T-1", nil, ""); status != http.StatusAccepted {
+		t.Fatalf("status = %d, want 202", status)
+	}
+	var ev journal.Event
+	waitFor(t, "the comparison recorded", func() bool { ev, _ = e.journal.Get(1); return ev.Comparison != "" })
+	if ev.State != journal.StateDeadLettered {
+		t.Errorf("state = %s, want dead_lettered", ev.State)
+	}
+	if got, want := domain.Class(ev.Comparison), domain.ClassPrimaryError; got != want {
+		t.Errorf("comparison = %s, want %s", got, want)
+	}
+}

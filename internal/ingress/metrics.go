@@ -35,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		comparisons: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchback_ingress_comparisons_total",
-			Help: "Shadow comparisons by class; skipped and shadow_error are coverage gaps.",
+			Help: "Shadow comparisons by class; skipped, shadow_error and primary_error are coverage gaps.",
 		}, []string{"class"}),
 		stuck: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "switchback_ingress_stuck_events",

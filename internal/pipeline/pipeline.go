@@ -71,6 +71,18 @@ func (e *Error) Error() string {
 }
 func (e *Error) Unwrap() error { return e.Err }
 
+// Unavailable reports whether err is a call that got no verdict from the
+// pipeline: no answer (connection refused, timeout) or a 429 or 5xx
+// status. It is the pipeline being down or overloaded, not its judgement of
+// the event; a 4xx or an answer outside the contract is a judgement.
+func Unavailable(err error) bool {
+	var pe *Error
+	if !errors.As(err, &pe) {
+		return false
+	}
+	return pe.Status == 0 || pe.Status == http.StatusTooManyRequests || pe.Status >= 500
+}
+
 // maxAnswer caps a pipeline's answer.
 const maxAnswer = 4 << 20
 

@@ -44,7 +44,7 @@ type timelineChart struct {
 }
 
 // chartBar is one minute: its comparisons compared equal, mismatched, and
-// not compared at all (coverage gaps: skipped, shadow_error).
+// not compared at all (coverage gaps: skipped, shadow_error, primary_error).
 type chartBar struct {
 	Minute                  time.Time
 	Equal, Mismatched, Gaps uint64

@@ -51,6 +51,7 @@ var classMeaning = map[domain.Class]string{
 	domain.ClassExtra:          "The shadow produced an effect that the primary did not.",
 	domain.ClassEmpty:          "One side \"processed\" the event with no effect at all.",
 	domain.ClassErrorAsymmetry: "One pipeline failed on the event and the other did not.",
+	domain.ClassPrimaryError:   "The primary pipeline was unavailable (no answer, 429 or 5xx) while the shadow answered: a coverage gap, not a finding against the shadow.",
 	domain.ClassShadowError:    "The shadow pipeline failed, so nothing could be compared: a coverage gap, not a match.",
 	domain.ClassSkipped:        "The shadow did not run (dropped under load, timed out, too large): a coverage gap, never a match.",
 }

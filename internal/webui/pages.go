@@ -193,7 +193,7 @@ type classCount struct {
 	Class         domain.Class
 	N             uint64
 	ZeroTolerance bool
-	Gap           bool // a coverage gap (skipped, shadow_error), not a comparison
+	Gap           bool // a coverage gap (skipped, shadow_error, primary_error), not a comparison
 }
 
 // sortColumn is a column of the partners table that sorts it.
