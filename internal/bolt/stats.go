@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"math"
 	"sort"
 	"time"
 
@@ -82,7 +83,16 @@ func add(t *tx, key []byte, n uint64) error {
 	if v := b.Get(key); len(v) == 8 {
 		cur = binary.BigEndian.Uint64(v)
 	}
-	return b.Put(key, u64(cur+n))
+	return b.Put(key, u64(satAdd(cur, n)))
+}
+
+// satAdd adds counts without wrapping: a counter stuck at the maximum
+// still fails every gate, one wrapped to a small number passes them.
+func satAdd(a, b uint64) uint64 {
+	if a > math.MaxUint64-b {
+		return math.MaxUint64
+	}
+	return a + b
 }
 
 // PutMismatch keeps m, dropping the oldest beyond MismatchesKept for its
@@ -132,15 +142,15 @@ func (s *Store) StageCounts(ctx context.Context, migration, partner string, stag
 			typ, class := string(parts[0]), string(parts[1])
 			switch class {
 			case classCandidateCalls:
-				out.CandidateCalls += n
+				out.CandidateCalls = satAdd(out.CandidateCalls, n)
 			case classCandidateErrors:
-				out.CandidateErrors += n
+				out.CandidateErrors = satAdd(out.CandidateErrors, n)
 			default:
 				cl := domain.Class(class)
-				out.ByClass[cl] += n
-				out.Eligible += n
+				out.ByClass[cl] = satAdd(out.ByClass[cl], n)
+				out.Eligible = satAdd(out.Eligible, n)
 				if cl.Compared() {
-					out.ByType[typ] += n
+					out.ByType[typ] = satAdd(out.ByType[typ], n)
 				}
 			}
 		}
@@ -167,7 +177,8 @@ func (s *Store) Comparisons(ctx context.Context, migration, partner string, stag
 				if counts[typ] == nil {
 					counts[typ] = map[domain.Class]uint64{}
 				}
-				counts[typ][domain.Class(parts[1])] += binary.BigEndian.Uint64(v)
+				cl := domain.Class(parts[1])
+				counts[typ][cl] = satAdd(counts[typ][cl], binary.BigEndian.Uint64(v))
 			}
 		}
 		if b := tx.Bucket(bucketMismatches); b != nil {

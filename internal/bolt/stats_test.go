@@ -2,6 +2,7 @@ package bolt_test
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
@@ -57,5 +58,53 @@ func TestTimeline(t *testing.T) {
 	empty, err := s.Timeline(ctx, "m", "nobody", domain.StageShadow, since)
 	if err != nil || empty == nil || len(empty) != 0 {
 		t.Errorf("Timeline of a partner with no counts = %v, %v; want an empty slice", empty, err)
+	}
+}
+
+// A counter near its maximum saturates instead of wrapping: a wrapped
+// type_mismatch count would pass its zero-tolerance gate.
+func TestCountsSaturate(t *testing.T) {
+	ctx := context.Background()
+	s := bolttest.Open(t)
+	since := t0.Add(-time.Hour)
+	c := domain.ComparisonCount{Migration: "m", Partner: "acme", Stage: domain.StageShadow, EventType: "ticket", Class: domain.ClassTypeMismatch, Minute: t0}
+	tests := []struct {
+		name string
+		add  uint64
+		want uint64
+	}{
+		{"three", 3, 3},
+		{"to one below the maximum", math.MaxUint64 - 4, math.MaxUint64 - 1},
+		{"past the maximum", 5, math.MaxUint64},
+		{"once more", 1, math.MaxUint64},
+	}
+	for _, tt := range tests {
+		err := s.Update(ctx, func(tx control.Tx) error {
+			c.Count = tt.add
+			if err := tx.(control.StatsTx).AddComparisons(since, c); err != nil {
+				return err
+			}
+			// A second minute of the same class: their sum saturates too.
+			c2 := c
+			c2.Minute, c2.Count = t0.Add(time.Minute), min(tt.add, 1)
+			return tx.(control.StatsTx).AddComparisons(since, c2)
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		got, err := s.Timeline(ctx, "m", "acme", domain.StageShadow, since)
+		if err != nil || len(got) != 2 {
+			t.Fatalf("%s: Timeline = %v, %v", tt.name, got, err)
+		}
+		if got[0].Count != tt.want {
+			t.Errorf("%s: count = %d, want %d", tt.name, got[0].Count, tt.want)
+		}
+		counts, err := s.StageCounts(ctx, "m", "acme", domain.StageShadow, since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := counts.ByClass[domain.ClassTypeMismatch]; sum < tt.want {
+			t.Errorf("%s: StageCounts type_mismatch = %d, want at least %d (no wrap)", tt.name, sum, tt.want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,10 @@ type StatsTx interface {
 	AddComparisons(since time.Time, c domain.ComparisonCount) error
 	AddCandidate(since time.Time, c domain.CandidateCount) error
 	PutMismatch(m domain.Mismatch) error
+	// AppliedReport returns the highest report seq applied for a router's
+	// journal epoch, 0 if none; PutAppliedReport records a new one.
+	AppliedReport(router, epoch string) (uint64, error)
+	PutAppliedReport(router, epoch string, seq uint64) error
 }
 
 // StatsReader reads comparison statistics.
@@ -28,6 +33,9 @@ type StatsReader interface {
 // journal figures, and what it compared since its last report.
 type Report struct {
 	Router
+	// ReportID, when set, makes the counts idempotent: a report whose id
+	// was applied before is answered without counting them again.
+	ReportID    *domain.ReportID         `json:"reportId,omitempty"`
 	Comparisons []domain.ComparisonCount `json:"comparisons"`
 	Candidate   []domain.CandidateCount  `json:"candidate"`
 	Mismatches  []domain.Mismatch        `json:"mismatches"`
@@ -47,25 +55,87 @@ type GuardRevert struct {
 	Evidence  string
 }
 
+// Validate checks a report before anything of it is applied: known classes
+// and stages, each count at most domain.MaxReportedCount, a candidate's
+// errors at most its calls, minutes neither more than
+// domain.MaxReportAhead past now nor older than domain.ComparisonRetention,
+// and counts whose sum fits a counter. It returns a CodeInvalid error that
+// names the first bad row.
+func (r Report) Validate(now time.Time) error {
+	var total uint64
+	sum := func(n uint64) bool {
+		var carry uint64
+		total, carry = bits.Add64(total, n, 0)
+		return carry == 0
+	}
+	for i, c := range r.Comparisons {
+		bad := ""
+		switch {
+		case !c.Class.Valid() || !c.Stage.Valid():
+			bad = fmt.Sprintf("class %q and stage %q: unknown class or stage", c.Class, c.Stage)
+		case c.Count > domain.MaxReportedCount:
+			bad = fmt.Sprintf("count %d is above %d", c.Count, domain.MaxReportedCount)
+		case c.Minute.After(now.Add(domain.MaxReportAhead)):
+			bad = fmt.Sprintf("minute %s is more than %s ahead of the control service's clock", c.Minute.UTC().Format(time.RFC3339), domain.MaxReportAhead)
+		case c.Minute.Before(now.Add(-domain.ComparisonRetention)):
+			bad = fmt.Sprintf("minute %s is older than the %s kept", c.Minute.UTC().Format(time.RFC3339), domain.ComparisonRetention)
+		case !sum(c.Count):
+			bad = "the report's counts overflow"
+		}
+		if bad != "" {
+			return domain.Errorf(domain.CodeInvalid, "comparisons[%d]: %s; nothing of this report was applied", i, bad)
+		}
+	}
+	for i, c := range r.Candidate {
+		bad := ""
+		switch {
+		case !c.Stage.Valid():
+			bad = fmt.Sprintf("unknown stage %q", c.Stage)
+		case c.Calls > domain.MaxReportedCount || c.Errors > domain.MaxReportedCount:
+			bad = fmt.Sprintf("calls %d or errors %d above %d", c.Calls, c.Errors, domain.MaxReportedCount)
+		case c.Errors > c.Calls:
+			bad = fmt.Sprintf("errors %d are more than calls %d", c.Errors, c.Calls)
+		case !sum(c.Calls):
+			bad = "the report's counts overflow"
+		}
+		if bad != "" {
+			return domain.Errorf(domain.CodeInvalid, "candidate[%d]: %s; nothing of this report was applied", i, bad)
+		}
+	}
+	if id := r.ReportID; id != nil && (id.Seq == 0 || id.Epoch == "" || len(id.Epoch) > 64) {
+		return domain.Errorf(domain.CodeInvalid, "reportId needs an epoch of 1 to 64 characters and a seq above 0")
+	}
+	return nil
+}
+
 // IngestReport records a router's report: its version and journal, the
 // comparison counts (counted into the partner's current stage when the
 // router saw the same stage, else dropped as stale), the mismatches, and
-// the guard's samples, on which the guard may revert.
-func (s *Service) IngestReport(ctx context.Context, r Report) error {
+// the guard's samples, on which the guard may revert. A report that fails
+// Validate is refused whole with CodeInvalid. A report whose ReportID was
+// applied before has its counts skipped and duplicate true: the router
+// sent it again because it did not get the answer.
+func (s *Service) IngestReport(ctx context.Context, r Report) (duplicate bool, err error) {
+	if err := r.Validate(s.now()); err != nil {
+		return false, err
+	}
 	s.ReportRouter(r.Router)
 	s.recordReplays(r.ID, r.Replays)
 	if len(r.Comparisons)+len(r.Candidate)+len(r.Mismatches) > 0 {
-		if err := s.recordStats(ctx, r); err != nil {
-			return err
+		if duplicate, err = s.recordStats(ctx, r); err != nil {
+			return false, err
 		}
 	}
 	for _, g := range r.Guard {
 		s.guard.observe(s, ctx, g)
 	}
-	return nil
+	return duplicate, nil
 }
 
-func (s *Service) recordStats(ctx context.Context, r Report) error {
+// recordStats writes a report's counts and mismatches in one transaction,
+// with its ReportID, so that the counts and the record that they were
+// applied land together or not at all.
+func (s *Service) recordStats(ctx context.Context, r Report) (duplicate bool, err error) {
 	st := s.State()
 	current := func(migration, partner string, stage domain.Stage) (time.Time, bool) {
 		ms, ok := st.Migrations[migration]
@@ -76,10 +146,30 @@ func (s *Service) recordStats(ctx context.Context, r Report) error {
 		ps := ms.StageOf(p)
 		return ps.Since, ps.Stage == stage
 	}
-	err := s.store.Update(ctx, func(tx Tx) error {
+	err = s.store.Update(ctx, func(tx Tx) error {
 		stx, ok := tx.(StatsTx)
 		if !ok {
 			return fmt.Errorf("the store keeps no comparison statistics")
+		}
+		duplicate = false
+		if id := r.ReportID; id != nil {
+			last, err := stx.AppliedReport(r.Router.ID, id.Epoch)
+			if err != nil {
+				return err
+			}
+			// Routers send their reports one at a time, in seq order, and
+			// the next only after the previous was answered: a seq at or
+			// below the last applied one is a resend.
+			duplicate = id.Seq <= last
+			if !duplicate {
+				if err := stx.PutAppliedReport(r.Router.ID, id.Epoch, id.Seq); err != nil {
+					return err
+				}
+			}
+		}
+		if duplicate {
+			// Mismatches are samples, safe to keep again; counts are not.
+			return putMismatches(stx, r.Mismatches)
 		}
 		for _, c := range r.Comparisons {
 			if since, ok := current(c.Migration, c.Partner, c.Stage); ok && !c.Minute.Before(since.Truncate(time.Minute)) {
@@ -95,15 +185,19 @@ func (s *Service) recordStats(ctx context.Context, r Report) error {
 				}
 			}
 		}
-		for _, m := range r.Mismatches {
-			if err := stx.PutMismatch(m); err != nil {
-				return err
-			}
-		}
-		return nil
+		return putMismatches(stx, r.Mismatches)
 	})
 	if err != nil {
-		return domain.Internal("record comparisons", err)
+		return false, domain.Internal("record comparisons", err)
+	}
+	return duplicate, nil
+}
+
+func putMismatches(stx StatsTx, ms []domain.Mismatch) error {
+	for _, m := range ms {
+		if err := stx.PutMismatch(m); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -5,6 +5,21 @@ import (
 	"time"
 )
 
+// Bounds on what a router may report, so that a faulty or hostile router
+// cannot wrap a counter or fill a stage with counts it could not have made.
+const (
+	// MaxReportedCount bounds each count of one report row; a router
+	// splits a larger count over several rows.
+	MaxReportedCount = 1_000_000
+	// MaxReportAhead bounds how far past the control service's clock a
+	// reported minute may be (clock skew between hosts).
+	MaxReportAhead = 5 * time.Minute
+	// ComparisonRetention is how far back a reported minute may be: as long
+	// as a router keeps its events by default, so no router can still
+	// hold an older comparison that it has not reported.
+	ComparisonRetention = 30 * 24 * time.Hour
+)
+
 // ComparisonCount is a number of comparisons of one class, for one
 // partner's events of one type, in one minute, as a router reports them.
 type ComparisonCount struct {
@@ -25,6 +40,14 @@ type CandidateCount struct {
 	Stage     Stage  `json:"stage"`
 	Calls     uint64 `json:"calls"`
 	Errors    uint64 `json:"errors"`
+}
+
+// ReportID identifies a router's report of counts, so that a report sent
+// again after its answer was lost is not counted twice. Epoch names the
+// router's journal, whose sequence it is: a new journal starts anew.
+type ReportID struct {
+	Epoch string `json:"epoch"`
+	Seq   uint64 `json:"seq"`
 }
 
 // Mismatch is one comparison that did not come out equal, with both sides.

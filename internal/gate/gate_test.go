@@ -184,6 +184,13 @@ func TestJudge(t *testing.T) {
 			checks: map[string]Check{"zeroTolerance": {Name: "zeroTolerance", Pass: false, Value: 4, Limit: 0}},
 		},
 		{
+			// Counts stored before reports were bounded may be near the
+			// maximum: their sum must not wrap to 0 and pass.
+			name: "zero-tolerance counts that would wrap still fail", gates: withRate(gates, 0.01), since: t0.Add(-2 * time.Hour),
+			counts: withClass(withClass(good(), domain.ClassTypeMismatch, math.MaxUint64-2), domain.ClassMissing, 3), pass: false,
+			checks: map[string]Check{"zeroTolerance": {Name: "zeroTolerance", Pass: false, Value: math.MaxUint64, Limit: 0}},
+		},
+		{
 			// A legacy outage while the partner is in shadow: the primary
 			// failed, the new pipeline did not; the new pipeline is not blamed.
 			name: "primary_error is a coverage gap, not a mismatch", gates: gates, since: t0.Add(-2 * time.Hour),

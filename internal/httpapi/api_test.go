@@ -1761,3 +1761,34 @@ func TestConcurrentChanges(t *testing.T) {
 		t.Errorf("audit entries of the concurrent changes: got %d, want %d", got, want)
 	}
 }
+
+// POST /v1/reports refuses a report with a count out of range with 400,
+// and answers a report whose reportId it applied before 200, not 202.
+func TestReportsBoundsAndIdempotency(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t)
+	row := func(count uint64) obj {
+		return obj{"migration": "psa-webhooks-v2", "partner": "acme", "stage": "shadow", "eventType": "ticket",
+			"class": "type_mismatch", "minute": fixedNow.Truncate(time.Minute), "count": count}
+	}
+	tests := []struct {
+		name       string
+		body       obj
+		wantStatus int
+	}{
+		{"a count that wraps", obj{"router": "edge-1", "comparisons": []obj{row(18446744073709551613)}}, http.StatusBadRequest},
+		{"errors above calls", obj{"router": "edge-1", "candidate": []obj{{"migration": "psa-webhooks-v2", "partner": "acme", "stage": "shadow", "calls": 1, "errors": 2}}}, http.StatusBadRequest},
+		{"a first report", obj{"router": "edge-1", "reportId": obj{"epoch": "j1", "seq": 1}, "comparisons": []obj{row(1)}}, http.StatusAccepted},
+		{"the same report again", obj{"router": "edge-1", "reportId": obj{"epoch": "j1", "seq": 1}, "comparisons": []obj{row(1)}}, http.StatusOK},
+		{"the next report", obj{"router": "edge-1", "reportId": obj{"epoch": "j1", "seq": 2}, "comparisons": []obj{row(1)}}, http.StatusAccepted},
+	}
+	for _, tt := range tests {
+		res := f.call(t, "router", http.MethodPost, "/v1/reports", tt.body)
+		if res.status != tt.wantStatus {
+			t.Errorf("%s: got %s, want status %d", tt.name, res, tt.wantStatus)
+		}
+		if tt.wantStatus == http.StatusBadRequest {
+			checkError(t, res, http.StatusBadRequest, domain.CodeInvalid)
+		}
+	}
+}

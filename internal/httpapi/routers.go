@@ -10,11 +10,14 @@ import (
 )
 
 // report takes a router's report: the snapshot version it holds and, from
-// ingress routers, its journal figures.
+// ingress routers, its journal figures and counts. The service validates
+// the report whole; a report whose reportId was applied before is answered
+// 200 instead of 202, its counts not counted again.
 func (a *API) report(w http.ResponseWriter, r *http.Request, p principal) error {
 	var req struct {
 		Router          string                   `json:"router"`
 		SnapshotVersion uint64                   `json:"snapshotVersion"`
+		ReportID        *domain.ReportID         `json:"reportId"`
 		Journal         json.RawMessage          `json:"journal"`
 		Comparisons     []domain.ComparisonCount `json:"comparisons"`
 		Candidate       []domain.CandidateCount  `json:"candidate"`
@@ -37,19 +40,18 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, p principal) error 
 	if cur := a.svc.State().Version; req.SnapshotVersion > cur {
 		return domain.Errorf(domain.CodeInvalid, "snapshotVersion %d is newer than the current version %d", req.SnapshotVersion, cur)
 	}
-	for _, c := range req.Comparisons {
-		if !c.Class.Valid() || !c.Stage.Valid() {
-			return domain.Errorf(domain.CodeInvalid, "comparison with class %q and stage %q: unknown class or stage", c.Class, c.Stage)
-		}
-	}
-	err := a.svc.IngestReport(r.Context(), control.Report{
-		Router:      control.Router{ID: req.Router, SnapshotVersion: req.SnapshotVersion, Journal: req.Journal},
+	duplicate, err := a.svc.IngestReport(r.Context(), control.Report{
+		Router: control.Router{ID: req.Router, SnapshotVersion: req.SnapshotVersion, Journal: req.Journal}, ReportID: req.ReportID,
 		Comparisons: req.Comparisons, Candidate: req.Candidate, Mismatches: req.Mismatches, Guard: req.Guard, Replays: req.Replays,
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, map[string]uint64{"snapshotVersion": a.svc.State().Version})
+	status := http.StatusAccepted
+	if duplicate {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, map[string]uint64{"snapshotVersion": a.svc.State().Version})
 	return nil
 }
 

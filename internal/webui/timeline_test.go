@@ -89,7 +89,7 @@ func TestServiceTimeline(t *testing.T) {
 	count := func(class domain.Class, n uint64) domain.ComparisonCount {
 		return domain.ComparisonCount{Migration: mig, Partner: "acme", Stage: domain.StageShadow, EventType: "ticket", Class: class, Minute: now, Count: n}
 	}
-	err = svc.IngestReport(ctx, control.Report{Router: control.Router{ID: "r1"},
+	_, err = svc.IngestReport(ctx, control.Report{Router: control.Router{ID: "r1"},
 		Comparisons: []domain.ComparisonCount{count(domain.ClassEqual, 7), count(domain.ClassMissing, 1)},
 		Candidate:   []domain.CandidateCount{{Migration: mig, Partner: "acme", Stage: domain.StageShadow, Calls: 8}}})
 	if err != nil {
