@@ -195,15 +195,19 @@ func (rt *Router) deliver(ctx context.Context, ev journal.Event) {
 				return
 			}
 			rt.countCall(r.pipeline, pipeline.Apply, err)
+			var call []journal.Tally
 			if r.pipeline == "new" {
 				rt.stats.candidateCall(ev, r, err != nil)
+				call = append(call, callTally(ev, r, err != nil))
 			}
 			if err == nil {
 				rt.finish(ev, journal.Outcome{State: journal.StateApplied, Attempts: attempt, Pipeline: r.pipeline,
-					SnapshotVersion: r.version, Effects: res.Raw, At: rt.opts.Now().UTC()})
+					SnapshotVersion: r.version, Effects: res.Raw, At: rt.opts.Now().UTC(), Tallies: call})
 				rt.shadow(ev, r, compare.Side{Effects: res.Effects}, res.Raw)
 				return
 			}
+			// A failed attempt has no outcome of its own to carry its tally.
+			rt.tally(ev, call)
 		}
 		if ctx.Err() != nil {
 			return
@@ -237,6 +241,18 @@ func (rt *Router) finish(ev journal.Event, out journal.Outcome) {
 		return
 	}
 	rt.metrics.events.WithLabelValues(string(out.State)).Inc()
+}
+
+// tally owes the control service tallies that no outcome records.
+func (rt *Router) tally(ev journal.Event, tallies []journal.Tally) {
+	if len(tallies) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rt.opts.Journal.Tally(ctx, tallies); err != nil {
+		rt.log.Error("recording a call to the new pipeline failed; the gates will not count it", "event", ev.ID, "err", err)
+	}
 }
 
 func (rt *Router) countCall(pipelineName string, mode pipeline.Mode, err error) {

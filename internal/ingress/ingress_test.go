@@ -28,6 +28,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/bolt/bolttest"
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/gate"
 	"github.com/switchbackhq/switchback/internal/httpapi"
 	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/journal"
@@ -83,7 +84,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	ctx := context.Background()
 	var err error
-	e.svc, err = control.New(ctx, bolttest.Open(t), control.Options{Logger: quiet})
+	store := bolttest.Open(t)
+	e.svc, err = control.New(ctx, store, control.Options{Logger: quiet, Stats: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,5 +446,25 @@ func TestLegacyOutageInShadowIsPrimaryError(t *testing.T) {
 	}
 	if got, want := domain.Class(ev.Comparison), domain.ClassPrimaryError; got != want {
 		t.Errorf("comparison = %s, want %s", got, want)
+	}
+	// Counted and shown by the control service, and not held against the
+	// new pipeline by the default zero-tolerance gate.
+	e.report(t, e.control.URL)
+	waitFor(t, "the comparison reported", func() bool { _, byClass := e.comparisons(t); return byClass[domain.ClassPrimaryError] == 1 })
+	ms, _ := e.svc.State().Migration("psa-webhooks-v2")
+	p, _ := e.svc.State().Partner("acme")
+	ps := ms.StageOf(p)
+	counts, err := e.svc.StageCounts(ctx, "psa-webhooks-v2", ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := gate.Judge(domain.DefaultGates(), "acme", ps.Stage, ps.Since, time.Now(), counts)
+	for _, c := range report.Checks {
+		if c.Name == "zeroTolerance" && (!c.Pass || c.Value != 0) {
+			t.Errorf("zeroTolerance = %+v, want a pass: a legacy outage is not the new pipeline's fault", c)
+		}
+	}
+	if got := counts.Compared(); got != 0 {
+		t.Errorf("compared = %d, want 0: primary_error is a coverage gap", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,26 +21,20 @@ const figuresEvery = 5 * time.Second
 // ends, as router id with a router token: what the router compared (the
 // gates and the guard judge it) and, every few seconds, its journal's
 // figures (GET /v1/routers shows them). A mismatch or a failure of a
-// partner on the new pipeline is reported at once, for the guard. What
-// cannot be sent is kept for the next report.
+// partner on the new pipeline is reported at once, for the guard.
+//
+// The counts are owed in the journal until the control service answers:
+// a sealed report is sent again, with the same reportId and counts, until
+// it is acknowledged, across restarts, and the control service counts
+// each reportId once. Mismatch and guard samples are best-effort.
 func (rt *Router) ReportTo(ctx context.Context, client *http.Client, url, token, id string, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var lastFigures time.Time
 	for {
-		body := rt.stats.take()
-		withFigures := time.Since(lastFigures) >= figuresEvery
-		if withFigures || !body.empty() || len(rt.recentReplays()) > 0 {
-			err := rt.report(ctx, client, url, token, id, body, withFigures)
-			switch {
-			case err != nil:
-				rt.stats.giveBack(body)
-				if ctx.Err() == nil {
-					rt.log.Warn("reporting to the control service failed", "err", err)
-				}
-			case withFigures:
-				lastFigures = time.Now()
-			}
+		// A long outage leaves more owed than one report carries: send
+		// the sealed reports one after another while they are taken.
+		for rt.reportOnce(ctx, client, url, token, id, &lastFigures) && ctx.Err() == nil {
 		}
 		select {
 		case <-t.C:
@@ -48,6 +43,75 @@ func (rt *Router) ReportTo(ctx context.Context, client *http.Client, url, token,
 			return
 		}
 	}
+}
+
+// reportOnce sends one report: the oldest sealed counts not yet
+// acknowledged, with the samples gathered. It returns true when the
+// control service acknowledged sealed counts, so more may be owed.
+func (rt *Router) reportOnce(ctx context.Context, client *http.Client, url, token, id string, lastFigures *time.Time) bool {
+	epoch, err := rt.opts.Journal.Epoch()
+	if err != nil {
+		rt.log.Error("reading the journal's epoch failed", "err", err)
+		return false
+	}
+	sealed, owed, err := rt.opts.Journal.Seal(maxReportKeys)
+	if err != nil {
+		rt.log.Error("sealing the counts owed to the control service failed", "err", err)
+		owed = false
+	}
+	body := rt.stats.take()
+	if owed {
+		counts, dropped := rows(sealed, rt.opts.Now())
+		if dropped > 0 {
+			rt.log.Error("counts the control service would refuse were left out of a report", "report", sealed.Seq, "counts", dropped)
+		}
+		body.ReportID = &domain.ReportID{Epoch: epoch, Seq: sealed.Seq}
+		body.Comparisons, body.Candidate = counts.Comparisons, counts.Candidate
+	}
+	withFigures := time.Since(*lastFigures) >= figuresEvery
+	if !withFigures && !owed && body.empty() && len(rt.recentReplays()) == 0 {
+		return false
+	}
+	err = rt.report(ctx, client, url, token, id, body, withFigures)
+	var refused *refusedError
+	switch {
+	case errors.As(err, &refused):
+		// The control service will not take this report as it is. The
+		// counts stay owed (sent again, never dropped, so an operator can
+		// fix what the message says); the samples go, in case they are
+		// what it refused.
+		rt.log.Error("the control service refused a report; its counts stay owed and are sent again", "report", sealed.Seq, "err", err)
+		return false
+	case err != nil:
+		rt.stats.giveBack(body)
+		if ctx.Err() == nil {
+			rt.log.Warn("reporting to the control service failed", "err", err)
+		}
+		return false
+	}
+	if withFigures {
+		*lastFigures = time.Now()
+	}
+	if !owed {
+		return false
+	}
+	if err := rt.opts.Journal.Acknowledge(sealed.Seq); err != nil {
+		// Sent again later: the control service knows the reportId.
+		rt.log.Error("recording a report as acknowledged failed", "report", sealed.Seq, "err", err)
+		return false
+	}
+	return true
+}
+
+// refusedError is a report the control service answered with a 4xx other
+// than 401, 403 or 429: sending it again as it is will not help.
+type refusedError struct {
+	status int
+	msg    string
+}
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("the control service answered %d: %s", e.status, e.msg)
 }
 
 func (rt *Router) report(ctx context.Context, client *http.Client, url, token, id string, b reportBody, withFigures bool) error {
@@ -81,11 +145,21 @@ func (rt *Router) report(ctx context.Context, client *http.Client, url, token, i
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
+	defer resp.Body.Close()
+	switch s := resp.StatusCode; {
+	case s == http.StatusAccepted || s == http.StatusOK: // 200: a report sent again, already counted
+		return nil
+	case s >= 400 && s < 500 && s != http.StatusUnauthorized && s != http.StatusForbidden && s != http.StatusTooManyRequests:
+		var e struct {
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
+		return &refusedError{status: s, msg: e.Error.Message}
+	default:
 		return fmt.Errorf("the control service answered %d", resp.StatusCode)
 	}
-	return nil
 }
 
 // FollowAsked polls the control service at url every interval until ctx

@@ -28,7 +28,7 @@ func (rt *Router) shadow(ev journal.Event, r route, primary compare.Side, raw js
 	select {
 	case rt.shadowQ <- shadowJob{ev: ev, r: r, primary: primary, raw: raw}:
 	default:
-		rt.record(ev, r, compare.Result{Class: domain.ClassSkipped, Diff: "the shadow pool was full"}, raw, nil)
+		rt.record(ev, r, compare.Result{Class: domain.ClassSkipped, Diff: "the shadow pool was full"}, raw, nil, nil)
 	}
 }
 
@@ -57,22 +57,27 @@ func (rt *Router) runShadow(ctx context.Context, j shadowJob) {
 		return
 	}
 	rt.countCall(j.r.shadow, pipeline.DryRun, err)
+	var call []journal.Tally
 	if j.r.shadow == "new" {
 		rt.stats.candidateCall(j.ev, j.r, err != nil)
+		call = append(call, callTally(j.ev, j.r, err != nil))
 	}
 	shadow := compare.Side{Effects: res.Effects, Err: err}
 	result := compare.Compare(j.ev.Type, j.primary, shadow, tbl.rules[j.r.migration])
-	rt.record(j.ev, j.r, result, j.raw, res.Raw)
+	rt.record(j.ev, j.r, result, j.raw, res.Raw, call)
 }
 
-// record keeps a comparison: on the event in the journal (for replays of
-// mismatched events) and in the figures the next report carries.
-func (rt *Router) record(ev journal.Event, r route, res compare.Result, primary, shadow json.RawMessage) {
+// record keeps a comparison: its class on the event in the journal (for
+// replays of mismatched events) and, in the same transaction, its count
+// and tallies owed to the control service until it acknowledges them; and
+// samples for the next report.
+func (rt *Router) record(ev journal.Event, r route, res compare.Result, primary, shadow json.RawMessage, tallies []journal.Tally) {
 	rt.metrics.comparisons.WithLabelValues(string(res.Class)).Inc()
 	rt.stats.comparison(ev, r, res.Class, res.Diff, primary, shadow, rt.opts.Now().UTC())
 	ctx, cancel := context.WithTimeout(context.Background(), 10e9)
 	defer cancel()
-	if err := rt.opts.Journal.Complete(ctx, ev.Seq, journal.Outcome{Comparison: string(res.Class)}); err != nil {
+	out := journal.Outcome{Comparison: string(res.Class), Tallies: append(tallies, comparisonTally(ev, r, res.Class))}
+	if err := rt.opts.Journal.Complete(ctx, ev.Seq, out); err != nil {
 		rt.log.Error("recording a comparison failed", "event", ev.ID, "err", err)
 	}
 	if res.Class.Mismatched() {

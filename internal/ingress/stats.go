@@ -14,26 +14,21 @@ import (
 const (
 	maxReportMismatches = 200
 	maxGuardOutcomes    = 1000
+	// maxReportKeys bounds the owed counts sealed into one report, which
+	// keeps it far below the control service's 1 MiB body limit.
+	maxReportKeys = 1000
 )
-
-type countKey struct {
-	migration, partner string
-	stage              domain.Stage
-	eventType          string
-	class              domain.Class
-	minute             time.Time
-}
 
 type candKey struct {
 	migration, partner string
 	stage              domain.Stage
 }
 
-// stats gathers what the router compared until the next report takes it.
+// stats gathers the samples that go with the next report: mismatches for
+// the UI and outcomes for the guard. They are best-effort, kept in memory;
+// the counts the gates judge are owed in the journal (see tally).
 type stats struct {
 	mu         sync.Mutex
-	counts     map[countKey]uint64
-	candidate  map[candKey]*domain.CandidateCount
 	mismatches []domain.Mismatch
 	guard      map[candKey]*domain.GuardSample
 	// urgent asks the reporter to send now: a partner on the new pipeline
@@ -42,15 +37,13 @@ type stats struct {
 }
 
 func newStats() *stats {
-	return &stats{counts: map[countKey]uint64{}, candidate: map[candKey]*domain.CandidateCount{}, guard: map[candKey]*domain.GuardSample{},
-		urgent: make(chan struct{}, 1)}
+	return &stats{guard: map[candKey]*domain.GuardSample{}, urgent: make(chan struct{}, 1)}
 }
 
-// comparison records one comparison of ev made under route r.
+// comparison samples one comparison of ev made under route r.
 func (s *stats) comparison(ev journal.Event, r route, class domain.Class, diff string, primary, shadow json.RawMessage, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.counts[countKey{r.migration, ev.Partner, r.stage, ev.Type, class, ev.ReceivedAt.Truncate(time.Minute)}]++
 	if class.Mismatched() && len(s.mismatches) < maxReportMismatches {
 		s.mismatches = append(s.mismatches, domain.Mismatch{Migration: r.migration, Partner: ev.Partner, EventID: ev.ID,
 			EventType: ev.Type, Class: class, Diff: diff, Primary: primary, Shadow: shadow, At: at})
@@ -60,23 +53,14 @@ func (s *stats) comparison(ev journal.Event, r route, class domain.Class, diff s
 	}
 }
 
-// candidateCall counts a call to the new pipeline.
+// candidateCall samples a call to the new pipeline for the guard.
 func (s *stats) candidateCall(ev journal.Event, r route, failed bool) {
+	if !failed || r.pipeline != "new" {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := candKey{r.migration, ev.Partner, r.stage}
-	c := s.candidate[k]
-	if c == nil {
-		c = &domain.CandidateCount{Migration: r.migration, Partner: ev.Partner, Stage: r.stage}
-		s.candidate[k] = c
-	}
-	c.Calls++
-	if failed {
-		c.Errors++
-		if r.pipeline == "new" {
-			s.outcome(r, ev, domain.OutcomeError)
-		}
-	}
+	s.outcome(r, ev, domain.OutcomeError)
 }
 
 // outcome adds to the guard's sample of a partner on the new pipeline.
@@ -104,6 +88,7 @@ func (s *stats) outcome(r route, ev journal.Event, o string) {
 
 // reportBody is what a report carries besides the router's id and version.
 type reportBody struct {
+	ReportID    *domain.ReportID         `json:"reportId,omitempty"`
 	Comparisons []domain.ComparisonCount `json:"comparisons,omitempty"`
 	Candidate   []domain.CandidateCount  `json:"candidate,omitempty"`
 	Mismatches  []domain.Mismatch        `json:"mismatches,omitempty"`
@@ -114,47 +99,122 @@ func (b reportBody) empty() bool {
 	return len(b.Comparisons)+len(b.Candidate)+len(b.Mismatches)+len(b.Guard) == 0
 }
 
-// take returns what was gathered and starts afresh.
+// take returns the samples gathered and starts afresh.
 func (s *stats) take() reportBody {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var b reportBody
-	for k, n := range s.counts {
-		b.Comparisons = append(b.Comparisons, domain.ComparisonCount{Migration: k.migration, Partner: k.partner, Stage: k.stage,
-			EventType: k.eventType, Class: k.class, Minute: k.minute, Count: n})
-	}
-	for _, c := range s.candidate {
-		b.Candidate = append(b.Candidate, *c)
-	}
 	for _, g := range s.guard {
 		b.Guard = append(b.Guard, *g)
 	}
 	b.Mismatches = s.mismatches
-	s.counts, s.candidate, s.guard, s.mismatches = map[countKey]uint64{}, map[candKey]*domain.CandidateCount{}, map[candKey]*domain.GuardSample{}, nil
+	s.guard, s.mismatches = map[candKey]*domain.GuardSample{}, nil
 	return b
 }
 
-// giveBack merges a report that could not be sent into what is gathered,
-// so the next report carries it.
+// giveBack keeps the mismatches of a report that could not be sent for the
+// next one.
 func (s *stats) giveBack(b reportBody) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, c := range b.Comparisons {
-		s.counts[countKey{c.Migration, c.Partner, c.Stage, c.EventType, c.Class, c.Minute}] += c.Count
-	}
-	for _, c := range b.Candidate {
-		k := candKey{c.Migration, c.Partner, c.Stage}
-		if old := s.candidate[k]; old != nil {
-			old.Calls += c.Calls
-			old.Errors += c.Errors
-		} else {
-			cc := c
-			s.candidate[k] = &cc
-		}
-	}
 	if room := maxReportMismatches - len(s.mismatches); room > 0 {
 		s.mismatches = append(s.mismatches, b.Mismatches[:min(room, len(b.Mismatches))]...)
 	}
 	// Guard samples are only worth sending fresh: the partner has moved on
 	// or the next events will tell the same.
+}
+
+// Tally kinds: a comparison of a class, and a call to the new pipeline
+// that succeeded or failed.
+const (
+	tallyComparison = "c"
+	tallyCallOK     = "ok"
+	tallyCallFailed = "err"
+)
+
+// tallyKey is what a count owed in the journal is a count of, encoded as
+// its journal key. Calls are counted as succeeded and failed apart, so
+// that any subset of keys (a sealed report) has errors ≤ calls.
+type tallyKey struct {
+	Kind      string       `json:"k"`
+	Migration string       `json:"m"`
+	Partner   string       `json:"p"`
+	Stage     domain.Stage `json:"s"`
+	EventType string       `json:"t,omitempty"`
+	Class     domain.Class `json:"c,omitempty"`
+	Minute    int64        `json:"u,omitempty"` // Unix seconds
+}
+
+func (k tallyKey) tally() journal.Tally {
+	b, _ := json.Marshal(k) // strings and numbers only: cannot fail
+	return journal.Tally{Key: string(b), N: 1}
+}
+
+// comparisonTally is one comparison of ev under r, owed to the control
+// service.
+func comparisonTally(ev journal.Event, r route, class domain.Class) journal.Tally {
+	return tallyKey{Kind: tallyComparison, Migration: r.migration, Partner: ev.Partner, Stage: r.stage, EventType: ev.Type,
+		Class: class, Minute: ev.ReceivedAt.Truncate(time.Minute).Unix()}.tally()
+}
+
+// callTally is one call to the new pipeline for ev under r.
+func callTally(ev journal.Event, r route, failed bool) journal.Tally {
+	kind := tallyCallOK
+	if failed {
+		kind = tallyCallFailed
+	}
+	return tallyKey{Kind: kind, Migration: r.migration, Partner: ev.Partner, Stage: r.stage}.tally()
+}
+
+// rows turns a sealed report's counts into report rows, none above
+// domain.MaxReportedCount (a larger count is split over several rows). It
+// leaves out, with how many, counts that the control service would refuse
+// for good: keys it cannot read and minutes older than the retention.
+func rows(s journal.Sealed, now time.Time) (b reportBody, dropped uint64) {
+	oldest := now.Add(-domain.ComparisonRetention + time.Hour) // an hour's margin for clock skew
+	type calls struct{ ok, failed uint64 }
+	cand := map[candKey]*calls{}
+	for key, n := range s.Counts {
+		var k tallyKey
+		if err := json.Unmarshal([]byte(key), &k); err != nil {
+			dropped += n
+			continue
+		}
+		switch k.Kind {
+		case tallyComparison:
+			minute := time.Unix(k.Minute, 0).UTC()
+			if minute.Before(oldest) {
+				dropped += n
+				continue
+			}
+			for n > 0 {
+				c := min(n, domain.MaxReportedCount)
+				b.Comparisons = append(b.Comparisons, domain.ComparisonCount{Migration: k.Migration, Partner: k.Partner, Stage: k.Stage,
+					EventType: k.EventType, Class: k.Class, Minute: minute, Count: c})
+				n -= c
+			}
+		case tallyCallOK, tallyCallFailed:
+			ck := candKey{k.Migration, k.Partner, k.Stage}
+			if cand[ck] == nil {
+				cand[ck] = &calls{}
+			}
+			if k.Kind == tallyCallOK {
+				cand[ck].ok += n
+			} else {
+				cand[ck].failed += n
+			}
+		default:
+			dropped += n
+		}
+	}
+	for k, c := range cand {
+		for c.ok > 0 || c.failed > 0 {
+			failed := min(c.failed, domain.MaxReportedCount)
+			ok := min(c.ok, domain.MaxReportedCount-failed)
+			b.Candidate = append(b.Candidate, domain.CandidateCount{Migration: k.migration, Partner: k.partner, Stage: k.stage,
+				Calls: ok + failed, Errors: failed})
+			c.ok, c.failed = c.ok-ok, c.failed-failed
+		}
+	}
+	return b, dropped
 }

@@ -9,12 +9,14 @@
 //
 // Bucket layout (schema 1):
 //
-//	meta       "schema" → decimal schema version
+//	meta       "schema" → decimal schema version; "epoch" → random id of this journal file
 //	events     8-byte big-endian seq → JSON Event
 //	partner    partner id, 0x00, 8-byte big-endian received-at (Unix ns), 8-byte seq → empty: time-window scans per partner
 //	dedup      partner id, 0x00, delivery id → 8-byte seq of the first delivery
 //	pending    8-byte seq → empty: events without a terminal outcome
 //	jobs       job id → JSON state of a background job (replays)
+//	owed       tally key → 8-byte big-endian count not yet sealed into a report
+//	reports    8-byte big-endian report seq → JSON map of tally key → count: sealed, not yet acknowledged
 package journal
 
 import (
@@ -43,6 +45,7 @@ var (
 	bucketDedup   = []byte("dedup")
 	bucketPending = []byte("pending")
 	keySchema     = []byte("schema")
+	keyEpoch      = []byte("epoch")
 )
 
 // Errors.
@@ -127,6 +130,10 @@ type Outcome struct {
 	Replay          *Replay // set for a replay's outcome: appended, the state is kept
 	// Comparison, set alone, records the shadow comparison's class.
 	Comparison string
+	// Tallies are added to what the router owes the control service, in
+	// the transaction that records the outcome, so a comparison is either
+	// recorded and owed or neither.
+	Tallies []Tally
 }
 
 // Options configure a Journal.
@@ -162,6 +169,7 @@ type op struct {
 	events  []Event // append
 	seq     uint64  // complete
 	outcome Outcome
+	tallies []Tally // tally alone: no event, no seq
 	result  []Appended
 	err     error
 	done    chan struct{}
@@ -195,12 +203,17 @@ func Open(path string, opts Options) (*Journal, error) {
 }
 
 func initSchema(tx *bbolt.Tx) error {
-	for _, b := range [][]byte{bucketMeta, bucketEvents, bucketPartner, bucketDedup, bucketPending} {
+	for _, b := range [][]byte{bucketMeta, bucketEvents, bucketPartner, bucketDedup, bucketPending, bucketOwed, bucketReports} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
 	}
 	meta := tx.Bucket(bucketMeta)
+	if meta.Get(keyEpoch) == nil {
+		if err := meta.Put(keyEpoch, []byte(newEpoch())); err != nil {
+			return err
+		}
+	}
 	v := meta.Get(keySchema)
 	if v == nil {
 		return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
@@ -367,6 +380,14 @@ func apply(tx *bbolt.Tx, o *op) error {
 	if o.events != nil {
 		res, err := appendEvents(tx, o.events)
 		o.result = res
+		return err
+	}
+	if o.seq == 0 {
+		return addTallies(tx, o.tallies)
+	}
+	// Owed even when the event was swept meanwhile: the comparison or the
+	// call was made.
+	if err := addTallies(tx, o.outcome.Tallies); err != nil {
 		return err
 	}
 	err := completeEvent(tx, o.seq, o.outcome)

@@ -1,0 +1,148 @@
+package ingress_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/domain"
+)
+
+// controlProxy stands between a router's reports and the control service,
+// which it can take down or whose answers it can lose.
+type controlProxy struct {
+	target string
+	mode   atomic.Int32 // proxyUp, proxyDown or proxyLoseNext
+	// lost counts reports that reached the control service and whose
+	// answer was lost; refused, requests answered 503 while down.
+	lost, refused atomic.Int32
+}
+
+const (
+	proxyUp = iota
+	proxyDown
+	proxyLoseNext // forward the next report with counts, answer 502, then up
+)
+
+func (p *controlProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.mode.Load() == proxyDown {
+		p.refused.Add(1)
+		http.Error(w, "control service down", http.StatusServiceUnavailable)
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	req, _ := http.NewRequestWithContext(r.Context(), r.Method, p.target+r.URL.Path, bytes.NewReader(body))
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	if bytes.Contains(body, []byte(`"reportId"`)) && p.mode.CompareAndSwap(proxyLoseNext, proxyUp) {
+		p.lost.Add(1)
+		http.Error(w, "the answer was lost", http.StatusBadGateway)
+		return
+	}
+	w.WriteHeader(resp.StatusCode)
+	w.Write(answer)
+}
+
+// report runs the router's reporter towards url until the returned stop.
+func (e *env) report(t *testing.T, url string) (stop func()) {
+	t.Helper()
+	token := e.svc.AddEphemeralToken("reporter-"+t.Name(), domain.RoleRouter)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	rt := e.router
+	wg.Go(func() { rt.ReportTo(ctx, http.DefaultClient, url, token, "edge-1", 20*time.Millisecond) })
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+func (e *env) comparisons(t *testing.T) (compared uint64, byClass map[domain.Class]uint64) {
+	t.Helper()
+	c, err := e.svc.Comparisons(context.Background(), "psa-webhooks-v2", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byClass = map[domain.Class]uint64{}
+	for _, classes := range c.Counts {
+		for class, n := range classes {
+			byClass[class] += n
+			compared += n
+		}
+	}
+	return compared, byClass
+}
+
+// A router keeps what it compared while the control service is down in its
+// journal, across a restart, and reports every comparison exactly once:
+// the report whose answer is lost is sent again and not counted twice.
+func TestComparisonsSurviveRestartAndAreCountedOnce(t *testing.T) {
+	const events = 35
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.svc.SetStage(ctx, control.Change{Actor: "t", Reason: "test"}, "psa-webhooks-v2", "acme", domain.StageShadow, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the router to see acme in shadow", func() bool { return e.router.RoutingVersion() == e.svc.State().Version })
+	proxy := &controlProxy{target: e.control.URL}
+	proxy.mode.Store(proxyDown)
+	srv := httptest.NewServer(proxy)
+	t.Cleanup(srv.Close)
+
+	stopReports := e.report(t, srv.URL)
+	for i := range events {
+		if status, _ := e.post(t, "acme", fmt.Sprintf("c%d", i), "ticket.updated", fmt.Sprintf("T-%d", i), nil, ""); status != http.StatusAccepted {
+			t.Fatalf("status = %d, want 202", status)
+		}
+	}
+	waitFor(t, "every event compared", func() bool {
+		for seq := uint64(1); seq <= events; seq++ {
+			if ev, err := e.journal.Get(seq); err != nil || ev.Comparison == "" {
+				return false
+			}
+		}
+		return true
+	})
+	// The router stops (SIGTERM) and starts again on its journal while the
+	// control service is still down; then it comes back, and loses the
+	// answer to the first report.
+	stopReports()
+	e.stop()
+	e.start(t)
+	refused := proxy.refused.Load()
+	e.report(t, srv.URL)
+	waitFor(t, "a report to fail against the outage", func() bool { return proxy.refused.Load() > refused })
+	proxy.mode.Store(proxyLoseNext)
+
+	waitFor(t, "every comparison reported", func() bool {
+		owed, err := e.journal.Owed()
+		return err == nil && len(owed) == 0 && proxy.lost.Load() == 1
+	})
+	compared, byClass := e.comparisons(t)
+	if compared != events || byClass[domain.ClassEqual] != events {
+		t.Errorf("the control service counted %d comparisons (%v), want %d equal", compared, byClass, events)
+	}
+	ms, _ := e.svc.State().Migration("psa-webhooks-v2")
+	p, _ := e.svc.State().Partner("acme")
+	counts, err := e.svc.StageCounts(ctx, "psa-webhooks-v2", ms.StageOf(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts.CandidateCalls != events || counts.CandidateErrors != 0 {
+		t.Errorf("candidate calls = %d, errors = %d; want %d, 0", counts.CandidateCalls, counts.CandidateErrors, events)
+	}
+}

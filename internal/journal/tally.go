@@ -1,0 +1,198 @@
+package journal
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+
+	bbolt "go.etcd.io/bbolt"
+)
+
+// What a router owes the control service (its comparison counts) is kept
+// here until the control service has acknowledged it, so that neither a
+// restart nor an outage of the control service loses a count, and a report
+// sent again is recognized:
+//
+//   - Tally, in the transaction of the outcome or comparison it counts
+//     (Outcome.Tallies), or alone, adds to the owed counts by key;
+//   - Seal moves owed counts into a sealed report with the next seq of this
+//     journal, or returns the sealed report not yet acknowledged;
+//   - Acknowledge deletes a sealed report once the control service has it.
+//
+// The control service knows a report by this journal's Epoch and its seq,
+// and counts each seq once.
+
+var (
+	bucketOwed    = []byte("owed")
+	bucketReports = []byte("reports")
+)
+
+// Tally is an amount owed under a key that the caller chooses and decodes.
+type Tally struct {
+	Key string
+	N   uint64
+}
+
+// Sealed is a report of owed counts, by key, as its seq will always be
+// sent: the same seq carries the same counts.
+type Sealed struct {
+	Seq    uint64
+	Counts map[string]uint64
+}
+
+// Epoch returns this journal file's random id, made when it was created: a
+// new file (a lost or reset journal) starts a new sequence of reports.
+func (j *Journal) Epoch() (string, error) {
+	var epoch string
+	err := j.db.View(func(tx *bbolt.Tx) error {
+		epoch = string(tx.Bucket(bucketMeta).Get(keyEpoch))
+		return nil
+	})
+	return epoch, err
+}
+
+// Tally adds tallies to what is owed, durably, through the committer: use
+// Outcome.Tallies instead when an outcome is written anyway.
+func (j *Journal) Tally(ctx context.Context, tallies []Tally) error {
+	if len(tallies) == 0 {
+		return nil
+	}
+	o := &op{tallies: tallies, done: make(chan struct{})}
+	if err := j.enqueueWait(ctx, o); err != nil {
+		return err
+	}
+	select {
+	case <-o.done:
+		return o.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func addTallies(tx *bbolt.Tx, tallies []Tally) error {
+	if len(tallies) == 0 {
+		return nil
+	}
+	b := tx.Bucket(bucketOwed)
+	for _, t := range tallies {
+		if t.N == 0 {
+			continue
+		}
+		var cur uint64
+		if v := b.Get([]byte(t.Key)); len(v) == 8 {
+			cur = binary.BigEndian.Uint64(v)
+		}
+		n := cur + t.N
+		if n < cur {
+			n = math.MaxUint64 // never wrap: the reporter splits large counts
+		}
+		if err := b.Put([]byte(t.Key), binary.BigEndian.AppendUint64(nil, n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Seal returns the oldest sealed report that is not acknowledged yet, or
+// else seals up to maxKeys owed keys into a new one. ok is false when
+// nothing is owed.
+func (j *Journal) Seal(maxKeys int) (s Sealed, ok bool, err error) {
+	// Most calls find nothing owed: look before taking the writer's lock
+	// and an fsync.
+	var owes bool
+	if err := j.db.View(func(tx *bbolt.Tx) error {
+		k, _ := tx.Bucket(bucketReports).Cursor().First()
+		o, _ := tx.Bucket(bucketOwed).Cursor().First()
+		owes = k != nil || o != nil
+		return nil
+	}); err != nil || !owes {
+		return Sealed{}, false, err
+	}
+	err = j.db.Update(func(tx *bbolt.Tx) error {
+		reports := tx.Bucket(bucketReports)
+		if k, v := reports.Cursor().First(); k != nil {
+			s = Sealed{Seq: binary.BigEndian.Uint64(k)}
+			if err := json.Unmarshal(v, &s.Counts); err != nil {
+				return fmt.Errorf("decode sealed report %d: %w", s.Seq, err)
+			}
+			ok = true
+			return nil
+		}
+		owed := tx.Bucket(bucketOwed)
+		counts := map[string]uint64{}
+		var keys [][]byte
+		c := owed.Cursor()
+		for k, v := c.First(); k != nil && len(keys) < maxKeys; k, v = c.Next() {
+			keys = append(keys, append([]byte(nil), k...))
+			if len(v) == 8 {
+				counts[string(k)] = binary.BigEndian.Uint64(v)
+			}
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		for _, k := range keys {
+			if err := owed.Delete(k); err != nil {
+				return err
+			}
+		}
+		seq, err := reports.NextSequence()
+		if err != nil {
+			return err
+		}
+		v, err := json.Marshal(counts)
+		if err != nil {
+			return err
+		}
+		s, ok = Sealed{Seq: seq, Counts: counts}, true
+		return reports.Put(seqKey(seq), v)
+	})
+	if err != nil {
+		return Sealed{}, false, err
+	}
+	return s, ok, nil
+}
+
+// Acknowledge deletes the sealed report seq: the control service has it.
+func (j *Journal) Acknowledge(seq uint64) error {
+	return j.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketReports).Delete(seqKey(seq))
+	})
+}
+
+// Owed returns the counts owed and not yet sealed, plus those of sealed
+// reports not yet acknowledged, by key.
+func (j *Journal) Owed() (map[string]uint64, error) {
+	out := map[string]uint64{}
+	err := j.db.View(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bucketOwed).ForEach(func(k, v []byte) error {
+			if len(v) == 8 {
+				out[string(k)] += binary.BigEndian.Uint64(v)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketReports).ForEach(func(_, v []byte) error {
+			var counts map[string]uint64
+			if err := json.Unmarshal(v, &counts); err != nil {
+				return err
+			}
+			for k, n := range counts {
+				out[k] += n
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+func newEpoch() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
