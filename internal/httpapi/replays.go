@@ -137,15 +137,14 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, _ principal) er
 
 // replayAfterRevert starts, for a revert of migration key, the replay
 // through legacy of the mismatched events of the partners that were on the
-// new pipeline, since they entered it. The replay awaits the comparisons
+// new pipeline, since they entered it: on the router of this process, or,
+// without one, asked of the routers. The replay awaits the comparisons
 // still to come (the router's deadline bounds the wait), so a mismatch
 // recorded after the revert is replayed too. It returns what it started, as
-// "KEY: N partners since RFC3339" lines; the replays appear in GET
-// /v1/replays.
-func (a *API) replayAfterRevert(before *control.State, key string, c control.Change) []string {
+// "KEY: N partners since RFC3339, replay ID" lines.
+func (a *API) replayAfterRevert(ctx context.Context, before *control.State, key string, c control.Change) []string {
 	ms, ok := before.Migrations[key]
-	in := a.opts.Ingress
-	if !ok || in == nil {
+	if !ok {
 		return nil
 	}
 	req := domain.ReplayRequest{Migration: key, Pipeline: "legacy", Filter: domain.ReplayMismatched, AwaitComparisons: true}
@@ -165,14 +164,21 @@ func (a *API) replayAfterRevert(before *control.State, key string, c control.Cha
 	// To lies a second ahead: events journaled while routers learn of the
 	// revert may still go to the new pipeline.
 	req.To = time.Now().UTC().Add(time.Second)
-	ctx := context.Background()
-	job, err := in.StartReplay(ctx, req)
+	var job domain.ReplayJob
+	var err error
+	if in := a.opts.Ingress; in != nil {
+		job, err = in.StartReplay(ctx, req)
+		if err == nil {
+			err = a.svc.RecordAction(ctx, c, "replay.start", "replay/"+job.ID, job.Request)
+		}
+	} else {
+		job, err = a.svc.AskReplay(ctx, c, req)
+	}
 	if err != nil {
 		a.log.Error("the replay after a revert could not start", "migration", key, "err", err)
 		return nil
 	}
-	a.svc.RecordAction(ctx, c, "replay.start", "replay/"+job.ID, job.Request)
-	return []string{fmt.Sprintf("%s: %d partners since %s", key, len(req.Partners), req.From.Format(time.RFC3339))}
+	return []string{fmt.Sprintf("%s: %d partners since %s, replay %s", key, len(req.Partners), req.From.Format(time.RFC3339), job.ID)}
 }
 
 // askedReplays serves routers the replays asked of them.
