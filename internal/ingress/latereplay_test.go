@@ -36,18 +36,28 @@ func holdDryRuns(next http.Handler, held chan<- struct{}, release <-chan struct{
 // A revert's replay stays open for the comparisons still to come of the
 // events the new pipeline applied: a mismatch recorded after the replay's
 // first pass is replayed through legacy, and an event whose comparison
-// never comes is replayed and listed as unknown at the deadline.
+// never comes is replayed and listed as unknown at the deadline. The same
+// holds for a replay started on the router and one a standalone router
+// takes from the control service.
 func TestRevertReplayAwaitsLateComparisons(t *testing.T) {
-	tests := []struct {
+	type lateCase struct {
 		name         string
 		newFaults    refpipe.Faults
 		answer       bool // the held dry-run answers; otherwise the clock passes the deadline
 		wantReplayed bool
 		wantUnknown  int
-	}{
-		{"a late mismatch is replayed", refpipe.Faults{DropField: "data.summary"}, true, true, 0},
-		{"a late equal comparison is not replayed", refpipe.Faults{}, true, false, 0},
-		{"a comparison that never lands is unknown at the deadline", refpipe.Faults{}, false, true, 1},
+		asked        bool // asked of the router by the control service, not started on it
+	}
+	var tests []lateCase
+	for _, asked := range []bool{false, true} {
+		how := "started on the router"
+		if asked {
+			how = "asked by the control service"
+		}
+		tests = append(tests,
+			lateCase{"a late mismatch is replayed, " + how, refpipe.Faults{DropField: "data.summary"}, true, true, 0, asked},
+			lateCase{"a late equal comparison is not replayed, " + how, refpipe.Faults{}, true, false, 0, asked},
+			lateCase{"a comparison that never lands is unknown at the deadline, " + how, refpipe.Faults{}, false, true, 1, asked})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,9 +104,27 @@ func TestRevertReplayAwaitsLateComparisons(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitFor(t, "the router to see the revert", func() bool { return e.router.RoutingVersion() == e.svc.State().Version })
-			job, err := e.router.StartReplay(ctx, domain.ReplayRequest{Migration: "psa-webhooks-v2", Partners: []string{"globex"},
-				From: from, To: time.Now().Add(time.Second), Pipeline: "legacy", Filter: domain.ReplayMismatched, AwaitComparisons: true, Rate: 1000})
-			if err != nil {
+			req := domain.ReplayRequest{Migration: "psa-webhooks-v2", Partners: []string{"globex"},
+				From: from, To: time.Now().Add(time.Second), Pipeline: "legacy", Filter: domain.ReplayMismatched, AwaitComparisons: true, Rate: 1000}
+			var job domain.ReplayJob
+			var err error
+			if tt.asked {
+				asked, err := e.svc.AskReplay(ctx, c, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fctx, cancel := context.WithCancel(ctx)
+				followed := make(chan struct{})
+				go func() {
+					defer close(followed)
+					e.router.FollowAsked(fctx, http.DefaultClient, e.control.URL, e.svc.AddEphemeralToken("router-follow", domain.RoleRouter), 20*time.Millisecond)
+				}()
+				t.Cleanup(func() { cancel(); <-followed })
+				waitFor(t, "the router to take the asked replay", func() bool {
+					job, err = e.router.Replay(asked.ID)
+					return err == nil
+				})
+			} else if job, err = e.router.StartReplay(ctx, req); err != nil {
 				t.Fatal(err)
 			}
 			if want := job.CreatedAt.Add(2 * time.Minute); !job.AwaitUntil.Equal(want) {
