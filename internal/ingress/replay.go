@@ -312,12 +312,19 @@ const (
 
 // judge is the rule of a job that awaits comparisons. An event without an
 // outcome is waited for, since the new pipeline may still apply it; one
-// the new pipeline handled waits for the comparison its shadow owes.
-func judge(j *domain.ReplayJob, ev journal.Event) verdict {
+// the new pipeline handled waits for the comparison its shadow owes. Once
+// expired, nothing is waited for: what the new pipeline handled without a
+// comparison is unknown, and what has no outcome yet was never applied and
+// is left to live delivery, which routes it by the snapshot that reverted
+// it.
+func judge(j *domain.ReplayJob, ev journal.Event, expired bool) verdict {
 	if slices.ContainsFunc(ev.Replays, func(r journal.Replay) bool { return r.Job == j.ID }) {
 		return settled
 	}
 	if !ev.State.Terminal() {
+		if expired {
+			return settled
+		}
 		return waiting
 	}
 	class := domain.Class(ev.Comparison)
@@ -328,10 +335,10 @@ func judge(j *domain.ReplayJob, ev journal.Event) verdict {
 		return settled
 	}
 	switch {
-	case ev.Comparison == "":
+	case ev.Comparison == "" && !expired:
 		return waiting
-	case !class.Compared():
-		return unknown // a coverage gap says nothing of what the new pipeline did
+	case ev.Comparison == "", !class.Compared():
+		return unknown // a coverage gap says nothing of what the new pipeline did either
 	}
 	return settled
 }
@@ -339,12 +346,13 @@ func judge(j *domain.ReplayJob, ev journal.Event) verdict {
 // await keeps a job open after its first pass: it replays each mismatch
 // recorded after the pass went by its event, and waits for the events of
 // the window whose comparison is still due, until none is left or the
-// job's AwaitUntil. Then the events the new pipeline handled that still
-// have no comparison are replayed as unknown; those still without an
-// outcome are left to live delivery, which routes them by the snapshot
-// that reverted them.
+// job's AwaitUntil, when judge calls the rest unknown.
 func (r *replays) await(ctx context.Context, j *domain.ReplayJob, marks *markWriter, tick *time.Ticker) error {
 	rt := r.rt
+	type dueEvent struct {
+		ev      journal.Event
+		unknown bool
+	}
 	// watch holds the seqs the job waits for; a full scan of the window
 	// looks again once it is empty, for events journaled since the last.
 	var watch []uint64
@@ -354,24 +362,22 @@ func (r *replays) await(ctx context.Context, j *domain.ReplayJob, marks *markWri
 		// them again.
 		marks.flush()
 		expired := !rt.opts.Now().Before(j.AwaitUntil)
-		var due []journal.Event
-		var unknowns map[uint64]bool
+		if expired {
+			rescan = true // the last look takes in the whole window
+		}
+		var due []dueEvent
+		watched := watch
+		watch = nil
 		take := func(ev journal.Event) {
-			switch judge(j, ev) {
+			switch judge(j, ev, expired) {
 			case waiting:
 				watch = append(watch, ev.Seq)
 			case mismatch:
-				due = append(due, ev)
+				due = append(due, dueEvent{ev: ev})
 			case unknown:
-				due = append(due, ev)
-				if unknowns == nil {
-					unknowns = map[uint64]bool{}
-				}
-				unknowns[ev.Seq] = true
+				due = append(due, dueEvent{ev: ev, unknown: true})
 			}
 		}
-		watched := watch
-		watch = nil
 		if rescan {
 			for _, p := range j.Request.Partners {
 				err := rt.opts.Journal.Scan(p, journal.Position{At: j.Request.From}, j.Request.To, func(ev journal.Event) bool {
@@ -394,33 +400,18 @@ func (r *replays) await(ctx context.Context, j *domain.ReplayJob, marks *markWri
 				take(ev)
 			}
 		}
-		if expired {
-			// Past the deadline, what the new pipeline handled without a
-			// comparison is unknown; what has no outcome yet was never
-			// applied, and live delivery takes it.
-			for _, seq := range watch {
-				ev, err := rt.opts.Journal.Get(seq)
-				if err == nil && ev.State.Terminal() && ev.Pipeline == "new" && ev.Shadow != "" && ev.Comparison == "" {
-					due = append(due, ev)
-					if unknowns == nil {
-						unknowns = map[uint64]bool{}
-					}
-					unknowns[ev.Seq] = true
-				}
-			}
-			watch = nil
-		}
 		r.update(j, func(j *domain.ReplayJob) {
 			j.Total += len(due)
 			j.AwaitingComparison = len(watch)
 		})
-		for _, ev := range due {
+		unknowns := 0
+		for _, d := range due {
 			select {
 			case <-tick.C:
 			case <-ctx.Done():
 				return nil
 			}
-			ok := rt.replayOne(ctx, j, ev, marks)
+			ok := rt.replayOne(ctx, j, d.ev, marks)
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -429,16 +420,19 @@ func (r *replays) await(ctx context.Context, j *domain.ReplayJob, marks *markWri
 				if !ok {
 					j.Failed++
 				}
-				if unknowns[ev.Seq] {
+				if d.unknown {
 					j.Unknown++
 					if len(j.UnknownEvents) < domain.MaxUnknownEvents {
-						j.UnknownEvents = append(j.UnknownEvents, ev.ID)
+						j.UnknownEvents = append(j.UnknownEvents, d.ev.ID)
 					}
 				}
 			})
+			if d.unknown {
+				unknowns++
+			}
 		}
 		if len(due) > 0 {
-			rt.log.Info("replay took late events", "job", j.ID, "events", len(due), "unknown", len(unknowns))
+			rt.log.Info("replay took events compared late or never", "job", j.ID, "events", len(due), "unknown", unknowns)
 			r.persist(j)
 		}
 		if expired {
