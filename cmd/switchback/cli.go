@@ -103,7 +103,7 @@ func runCLI(ctx context.Context, name string, args []string, getenv func(string)
 		fs.BoolVar(&r.force, "force", false, "move even though the gates refuse (needs --reason)")
 	case "revert":
 		fs.BoolVar(&r.all, "all", false, "revert every migration in one snapshot version")
-		fs.BoolVar(&r.replayAfter, "replay", false, "also replay through legacy what the new pipeline got wrong (needs the router in serve)")
+		fs.BoolVar(&r.replayAfter, "replay", false, "also replay through legacy what the new pipeline got wrong, late comparisons included (on serve's router, or asked of the routers)")
 	case "replay":
 		r.replay.register(fs)
 	case "audit":
@@ -370,7 +370,7 @@ func killSwitch(ctx context.Context, c *client.Client, r *verbRun, path, done st
 	}
 	fmt.Fprintf(r.out, "%s (snapshot version %d)\n", done, res.SnapshotVersion)
 	for _, line := range res.Replay {
-		fmt.Fprintf(r.out, "replay through legacy scheduled for %s: follow it with GET /v1/replays\n", line)
+		fmt.Fprintf(r.out, "replay through legacy started for %s: it awaits late comparisons; follow it with GET /v1/replays\n", line)
 	}
 	fmt.Fprintln(r.out, "run \"switchback status\" to see which routers hold the new version")
 	return nil

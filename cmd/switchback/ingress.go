@@ -42,6 +42,9 @@ type ingressConfig struct {
 	StuckAfter time.Duration
 	Retention  time.Duration
 	Workers    int
+	// ComparisonDeadline bounds how long a revert's replay awaits late
+	// comparisons; 0 is the router's default.
+	ComparisonDeadline time.Duration
 }
 
 // ingressRunner is an ingress router with its journal and flags provider.
@@ -79,6 +82,8 @@ func newIngress(cfg ingressConfig, reg prometheus.Registerer, log *slog.Logger) 
 		BodyLimit:  cfg.BodyLimit,
 		StuckAfter: cfg.StuckAfter,
 		Retention:  cfg.Retention,
+
+		ComparisonDeadline: cfg.ComparisonDeadline,
 	})
 	if err == nil {
 		in.provider, err = flags.NewProvider(flags.Options{URL: cfg.ControlURL, Token: cfg.Token, RouterID: cfg.RouterID,
@@ -137,6 +142,7 @@ func runIngress(ctx context.Context, args []string, getenv func(string) string, 
 	fs.DurationVar(&cfg.StuckAfter, "stuck-after", 5*time.Minute, "report events without an outcome after this long")
 	fs.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "keep events with an outcome this long")
 	fs.IntVar(&cfg.Workers, "workers", 32, "delivery workers")
+	fs.DurationVar(&cfg.ComparisonDeadline, "comparison-deadline", 2*time.Minute, "how long a revert's replay awaits late comparisons before replaying the events still without one as unknown")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level")
 	fs.Usage = func() {

@@ -151,13 +151,14 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	}
 	defer store.Close()
 	// The guard's reverts start replays on the embedded router, once it
-	// runs; a control service without one logs that routers must replay.
+	// runs; a control service without one asks them of the routers.
 	var replayer guardReplayer
 	svc, err := control.New(ctx, store, control.Options{Logger: log, Stats: store,
 		OnGuardRevert: func(g control.GuardRevert) { replayer.start(ctx, log, g) }})
 	if err != nil {
 		return err
 	}
+	replayer.set(nil, svc)
 	generated, err := bootstrapAdmin(ctx, svc, cfg, stdout)
 	if err != nil {
 		return err
@@ -253,16 +254,14 @@ func loginHost(addr net.Addr) string {
 }
 
 // guardReplayer starts, after each guard revert, the replay through legacy
-// of the events the new pipeline got wrong, on the embedded router.
+// of the events the new pipeline got wrong: on the embedded router, or,
+// without one, asked of the routers. The replay awaits the comparisons
+// still to come, so a mismatch recorded after the revert is replayed too.
 type guardReplayer struct {
 	mu     sync.Mutex
 	router *ingress.Router
 	svc    *control.Service
 }
-
-// replayDelay lets comparisons still in flight at the revert land before
-// the replay picks its events: they are replayed too.
-const replayDelay = 3 * time.Second
 
 func (g *guardReplayer) set(r *ingress.Router, svc *control.Service) {
 	g.mu.Lock()
@@ -274,24 +273,24 @@ func (g *guardReplayer) start(ctx context.Context, log *slog.Logger, rev control
 	g.mu.Lock()
 	r, svc := g.router, g.svc
 	g.mu.Unlock()
+	if svc == nil {
+		return // reverted while starting: nothing can run a replay yet
+	}
+	// To lies a second ahead: events journaled while routers learn of the
+	// revert may still go to the new pipeline.
+	req := domain.ReplayRequest{Migration: rev.Migration, Partners: rev.Partners, From: rev.Since,
+		To: time.Now().UTC().Add(time.Second), Pipeline: "legacy", Filter: domain.ReplayMismatched, AwaitComparisons: true}
+	change := control.Change{Actor: "guard", Reason: rev.Evidence}
 	if r == nil {
-		log.Warn("the guard reverted but no router runs here: replay the mismatched events on the routers",
-			"migration", rev.Migration, "partners", rev.Partners, "since", rev.Since)
+		if _, err := svc.AskReplay(ctx, change, req); err != nil {
+			log.Error("the guard's replay could not be asked of the routers", "migration", rev.Migration, "err", err)
+		}
 		return
 	}
-	go func() {
-		select {
-		case <-time.After(replayDelay):
-		case <-ctx.Done():
-			return
-		}
-		req := domain.ReplayRequest{Migration: rev.Migration, Partners: rev.Partners, From: rev.Since,
-			To: time.Now().UTC().Add(time.Second), Pipeline: "legacy", Filter: domain.ReplayMismatched}
-		job, err := r.StartReplay(ctx, req)
-		if err != nil {
-			log.Error("the guard's replay could not start", "migration", rev.Migration, "err", err)
-			return
-		}
-		svc.RecordAction(ctx, control.Change{Actor: "guard", Reason: rev.Evidence}, "replay.start", "replay/"+job.ID, job.Request)
-	}()
+	job, err := r.StartReplay(ctx, req)
+	if err != nil {
+		log.Error("the guard's replay could not start", "migration", rev.Migration, "err", err)
+		return
+	}
+	svc.RecordAction(ctx, change, "replay.start", "replay/"+job.ID, job.Request)
 }

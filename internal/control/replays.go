@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -91,8 +92,9 @@ func (s *Service) recordReplays(router string, jobs []domain.ReplayJob) {
 }
 
 // AskedReplay returns a replay's progress summed over the routers that
-// report it: queued until one does, running while any runs, failed if any
-// failed, done when all that report it are done.
+// report it: queued until one does, running while any runs (a router
+// awaiting comparisons runs), failed if any failed, done when all that
+// report it are done. Counts are sums; awaitUntil is the latest.
 func (s *Service) AskedReplay(id string) (domain.ReplayJob, error) {
 	s.board.mu.Lock()
 	defer s.board.mu.Unlock()
@@ -122,10 +124,22 @@ func (b *boardJob) sum() domain.ReplayJob {
 		return out
 	}
 	done, failed, running := 0, 0, 0
-	for _, p := range b.progress {
+	// By router id, so the list of unknown events reads the same each time.
+	for _, router := range slices.Sorted(maps.Keys(b.progress)) {
+		p := b.progress[router]
 		out.Total += p.Total
 		out.Done += p.Done
 		out.Failed += p.Failed
+		out.AwaitingComparison += p.AwaitingComparison
+		out.Unknown += p.Unknown
+		for _, id := range p.UnknownEvents {
+			if len(out.UnknownEvents) < domain.MaxUnknownEvents {
+				out.UnknownEvents = append(out.UnknownEvents, id)
+			}
+		}
+		if p.AwaitUntil.After(out.AwaitUntil) {
+			out.AwaitUntil = p.AwaitUntil
+		}
 		switch p.Status {
 		case domain.ReplayDone:
 			done++

@@ -20,6 +20,14 @@ type ReplayRequest struct {
 	Filter    string    `json:"filter"`
 	// Rate caps the events sent per second; 0 means the router's default.
 	Rate int `json:"rate,omitempty"`
+	// AwaitComparisons keeps a mismatched replay open after its first
+	// pass, for the comparisons still to come of the events the new
+	// pipeline applied in the window: a revert's replay must not miss a
+	// mismatch recorded after it passed the event. Each late mismatch is
+	// replayed as it lands; at the router's deadline, the events still
+	// without a comparison, and those whose comparison was a coverage gap,
+	// are replayed as unknown.
+	AwaitComparisons bool `json:"awaitComparisons,omitempty"`
 }
 
 // Validate checks the request's fields.
@@ -46,6 +54,9 @@ func (r ReplayRequest) Validate() error {
 	default:
 		return Errorf(CodeInvalid, "filter %q is unknown: use all, failed or mismatched", r.Filter)
 	}
+	if r.AwaitComparisons && r.Filter != ReplayMismatched {
+		return Errorf(CodeInvalid, "awaitComparisons needs the filter mismatched: only comparisons are awaited")
+	}
 	if r.Rate < 0 || r.Rate > 100000 {
 		return Errorf(CodeInvalid, "rate must be between 0 and 100000 events per second")
 	}
@@ -71,10 +82,25 @@ type ReplayJob struct {
 	Error      string        `json:"error,omitempty"`
 	CreatedAt  time.Time     `json:"createdAt"`
 	FinishedAt time.Time     `json:"finishedAt,omitzero"`
+	// AwaitUntil is when a job that awaits comparisons stops waiting.
+	AwaitUntil time.Time `json:"awaitUntil,omitzero"`
+	// AwaitingComparison counts the events of the window, applied by the
+	// new pipeline or not yet delivered, whose comparison has not landed.
+	AwaitingComparison int `json:"awaitingComparison"`
+	// Unknown counts the events applied by the new pipeline that were
+	// never compared (no comparison by AwaitUntil, or a coverage gap):
+	// replayed, since nothing says the new pipeline got them right.
+	Unknown int `json:"unknown"`
+	// UnknownEvents are the first MaxUnknownEvents of their ids.
+	UnknownEvents []string `json:"unknownEvents,omitempty"`
 	// Cursor is where the last event sent stands among each partner's
 	// events: a restarted router resumes after it.
 	Cursor map[string]ReplayCursor `json:"cursor,omitempty"`
 }
+
+// MaxUnknownEvents bounds the ids a job lists in UnknownEvents: the count
+// is exact, the list is for finding examples.
+const MaxUnknownEvents = 100
 
 // ReplayCursor is an event's place: received at At, with sequence Seq.
 type ReplayCursor struct {

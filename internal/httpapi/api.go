@@ -26,7 +26,6 @@ type API struct {
 	opts        options
 	closing     chan struct{}
 	closeOnce   sync.Once
-	background  sync.WaitGroup // replays scheduled after reverts
 }
 
 type options struct {
@@ -82,7 +81,6 @@ func New(svc *control.Service, log *slog.Logger, reg *prometheus.Registry, opts 
 // need not wait for them; register it with http.Server.RegisterOnShutdown.
 func (a *API) Close() {
 	a.closeOnce.Do(func() { close(a.closing) })
-	a.background.Wait()
 }
 
 // ServeHTTP serves the API.

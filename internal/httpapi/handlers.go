@@ -467,7 +467,8 @@ type revertRequest struct {
 	Reason string `json:"reason"`
 	// Replay asks for the events the new pipeline got wrong (comparison
 	// not equal) since each partner entered new to be replayed through
-	// legacy, on the router of this process.
+	// legacy, on the router of this process or, without one, by the
+	// routers.
 	Replay bool `json:"replay"`
 }
 
@@ -481,11 +482,6 @@ func (a *API) killSwitch(w http.ResponseWriter, r *http.Request, p principal,
 	if err := decode(w, r, &req, true); err != nil {
 		return err
 	}
-	if req.Replay {
-		if _, err := a.ingress(); err != nil {
-			return err
-		}
-	}
 	before := a.svc.State()
 	v, err := do(a.svc, r, p.change(req.Reason), key)
 	if err != nil {
@@ -493,7 +489,7 @@ func (a *API) killSwitch(w http.ResponseWriter, r *http.Request, p principal,
 	}
 	out := map[string]any{"snapshotVersion": v}
 	if req.Replay {
-		out["replay"] = a.replayAfterRevert(before, key, p.change(req.Reason))
+		out["replay"] = a.replayAfterRevert(r.Context(), before, key, p.change(req.Reason))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -516,11 +512,6 @@ func (a *API) revertAll(w http.ResponseWriter, r *http.Request, p principal) err
 	if err := decode(w, r, &req, true); err != nil {
 		return err
 	}
-	if req.Replay {
-		if _, err := a.ingress(); err != nil {
-			return err
-		}
-	}
 	before := a.svc.State()
 	v, err := a.svc.RevertAll(r.Context(), p.change(req.Reason))
 	if err != nil {
@@ -530,7 +521,7 @@ func (a *API) revertAll(w http.ResponseWriter, r *http.Request, p principal) err
 	if req.Replay {
 		var replays []string
 		for _, key := range before.MigrationKeys() {
-			replays = append(replays, a.replayAfterRevert(before, key, p.change(req.Reason))...)
+			replays = append(replays, a.replayAfterRevert(r.Context(), before, key, p.change(req.Reason))...)
 		}
 		out["replay"] = replays
 	}

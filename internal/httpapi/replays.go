@@ -73,11 +73,17 @@ type replayProgress struct {
 	Request    domain.ReplayRequest `json:"request"`
 	CreatedAt  time.Time            `json:"createdAt"`
 	FinishedAt time.Time            `json:"finishedAt,omitzero"`
+	// Set for a job that awaits comparisons (a revert's replay).
+	AwaitUntil         time.Time `json:"awaitUntil,omitzero"`
+	AwaitingComparison int       `json:"awaitingComparison"`
+	Unknown            int       `json:"unknown"`
+	UnknownEvents      []string  `json:"unknownEvents,omitempty"`
 }
 
 func replayView(j domain.ReplayJob) replayProgress {
 	return replayProgress{ID: j.ID, Status: j.Status, Total: j.Total, Done: j.Done, Failed: j.Failed, Error: j.Error,
-		Request: j.Request, CreatedAt: j.CreatedAt, FinishedAt: j.FinishedAt}
+		Request: j.Request, CreatedAt: j.CreatedAt, FinishedAt: j.FinishedAt,
+		AwaitUntil: j.AwaitUntil, AwaitingComparison: j.AwaitingComparison, Unknown: j.Unknown, UnknownEvents: j.UnknownEvents}
 }
 
 func (a *API) getReplay(w http.ResponseWriter, r *http.Request, _ principal) error {
@@ -129,22 +135,19 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, _ principal) er
 	return nil
 }
 
-// replayDelay lets comparisons in flight at a revert land before the
-// replay picks its events, so they are replayed too.
-const replayDelay = 3 * time.Second
-
-// replayAfterRevert schedules, for a revert of migration key, the replay
+// replayAfterRevert starts, for a revert of migration key, the replay
 // through legacy of the mismatched events of the partners that were on the
-// new pipeline, since they entered it. It returns what it scheduled, as
-// "partner since RFC3339" lines; the replays appear in GET /v1/replays once
-// they start.
-func (a *API) replayAfterRevert(before *control.State, key string, c control.Change) []string {
+// new pipeline, since they entered it: on the router of this process, or,
+// without one, asked of the routers. The replay awaits the comparisons
+// still to come (the router's deadline bounds the wait), so a mismatch
+// recorded after the revert is replayed too. It returns what it started, as
+// "KEY: N partners since RFC3339, replay ID" lines.
+func (a *API) replayAfterRevert(ctx context.Context, before *control.State, key string, c control.Change) []string {
 	ms, ok := before.Migrations[key]
-	in := a.opts.Ingress
-	if !ok || in == nil {
+	if !ok {
 		return nil
 	}
-	req := domain.ReplayRequest{Migration: key, Pipeline: "legacy", Filter: domain.ReplayMismatched}
+	req := domain.ReplayRequest{Migration: key, Pipeline: "legacy", Filter: domain.ReplayMismatched, AwaitComparisons: true}
 	for _, id := range before.PartnerIDs() {
 		ps := ms.StageOf(before.Partners[id])
 		if ps.Stage != domain.StageNew && ps.Stage != domain.StageDone {
@@ -158,25 +161,24 @@ func (a *API) replayAfterRevert(before *control.State, key string, c control.Cha
 	if len(req.Partners) == 0 {
 		return nil
 	}
-	scheduled := []string{fmt.Sprintf("%s: %d partners since %s, in %s", key, len(req.Partners), req.From.Format(time.RFC3339), replayDelay)}
-	a.background.Add(1)
-	go func() {
-		defer a.background.Done()
-		select {
-		case <-time.After(replayDelay):
-		case <-a.closing:
-			return
+	// To lies a second ahead: events journaled while routers learn of the
+	// revert may still go to the new pipeline.
+	req.To = time.Now().UTC().Add(time.Second)
+	var job domain.ReplayJob
+	var err error
+	if in := a.opts.Ingress; in != nil {
+		job, err = in.StartReplay(ctx, req)
+		if err == nil {
+			err = a.svc.RecordAction(ctx, c, "replay.start", "replay/"+job.ID, job.Request)
 		}
-		req.To = time.Now().UTC().Add(time.Second)
-		ctx := context.Background()
-		job, err := in.StartReplay(ctx, req)
-		if err != nil {
-			a.log.Error("the replay after a revert could not start", "migration", key, "err", err)
-			return
-		}
-		a.svc.RecordAction(ctx, c, "replay.start", "replay/"+job.ID, job.Request)
-	}()
-	return scheduled
+	} else {
+		job, err = a.svc.AskReplay(ctx, c, req)
+	}
+	if err != nil {
+		a.log.Error("the replay after a revert could not start", "migration", key, "err", err)
+		return nil
+	}
+	return []string{fmt.Sprintf("%s: %d partners since %s, replay %s", key, len(req.Partners), req.From.Format(time.RFC3339), job.ID)}
 }
 
 // askedReplays serves routers the replays asked of them.

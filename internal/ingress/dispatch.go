@@ -202,7 +202,7 @@ func (rt *Router) deliver(ctx context.Context, ev journal.Event) {
 			}
 			if err == nil {
 				rt.finish(ev, journal.Outcome{State: journal.StateApplied, Attempts: attempt, Pipeline: r.pipeline,
-					SnapshotVersion: r.version, Effects: res.Raw, At: rt.opts.Now().UTC(), Tallies: call})
+					SnapshotVersion: r.version, Effects: res.Raw, At: rt.opts.Now().UTC(), Tallies: call, Shadow: r.shadow})
 				rt.shadow(ev, r, compare.Side{Effects: res.Effects}, res.Raw)
 				return
 			}
@@ -222,8 +222,12 @@ func (rt *Router) deliver(ctx context.Context, ev journal.Event) {
 		}
 	}
 	rt.log.Error("event dead-lettered", "event", ev.ID, "partner", ev.Partner, "attempts", rt.opts.MaxAttempts, "err", lastErr)
-	rt.finish(ev, journal.Outcome{State: journal.StateDeadLettered, Attempts: rt.opts.MaxAttempts, Pipeline: r.pipeline,
-		SnapshotVersion: r.version, Error: lastErr.Error(), At: rt.opts.Now().UTC()})
+	out := journal.Outcome{State: journal.StateDeadLettered, Attempts: rt.opts.MaxAttempts, Pipeline: r.pipeline,
+		SnapshotVersion: r.version, Error: lastErr.Error(), At: rt.opts.Now().UTC()}
+	if r.url != "" {
+		out.Shadow = r.shadow
+	}
+	rt.finish(ev, out)
 	if r.url != "" {
 		// Did the other pipeline fail too? An asymmetry is a finding.
 		rt.shadow(ev, r, compare.Side{Err: lastErr}, nil)

@@ -66,6 +66,7 @@ type env struct {
 	legacyFaults  refpipe.Faults
 	newFaults     refpipe.Faults
 	maxAttempts   int
+	now           func() time.Time // the router's clock; nil is time.Now
 }
 
 type envOption func(*env)
@@ -75,6 +76,8 @@ func withFaults(legacy, newer refpipe.Faults) envOption {
 }
 
 func withAttempts(n int) envOption { return func(e *env) { e.maxAttempts = n } }
+
+func withClock(now func() time.Time) envOption { return func(e *env) { e.now = now } }
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
@@ -128,7 +131,7 @@ func (e *env) start(t *testing.T) {
 	api := isolated.NewAPI()
 	rt, err := ingress.New(ingress.Options{Journal: j, Flags: api.NewClient(), Logger: quiet, Workers: 4,
 		MaxAttempts: e.maxAttempts, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
-		Pipelines: &pipeline.Client{Timeout: 5 * time.Second}, ReconcileEvery: 50 * time.Millisecond})
+		Pipelines: &pipeline.Client{Timeout: 5 * time.Second}, ReconcileEvery: 50 * time.Millisecond, Now: e.now})
 	if err != nil {
 		t.Fatal(err)
 	}

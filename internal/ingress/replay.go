@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -50,6 +51,9 @@ func (rt *Router) startReplay(ctx context.Context, id string, req domain.ReplayR
 	}
 	job := &domain.ReplayJob{ID: id, Status: domain.ReplayQueued, Request: req,
 		CreatedAt: rt.opts.Now().UTC(), Cursor: map[string]domain.ReplayCursor{}}
+	if req.AwaitComparisons {
+		job.AwaitUntil = job.CreatedAt.Add(rt.opts.ComparisonDeadline)
+	}
 	total, err := rt.replays.count(job)
 	if err != nil {
 		return domain.ReplayJob{}, domain.Internal("count replay events", err)
@@ -113,8 +117,9 @@ func matches(filter string, ev journal.Event) bool {
 		return ev.State == journal.StateDeadLettered
 	case domain.ReplayMismatched:
 		// Only what was compared and differed: a skipped comparison or a
-		// failed shadow says nothing about what the primary did.
-		return domain.Class(ev.Comparison).Mismatched()
+		// failed shadow says nothing about what the primary did, and no
+		// comparison at all is not a mismatch either.
+		return ev.Comparison != "" && domain.Class(ev.Comparison).Mismatched()
 	}
 	return true
 }
@@ -255,6 +260,9 @@ partners:
 			}
 		}
 	}
+	if err == nil && ctx.Err() == nil && j.Request.AwaitComparisons {
+		err = r.await(ctx, j, marks, tick)
+	}
 	marks.close()
 	if ctx.Err() != nil {
 		r.persist(j)
@@ -267,7 +275,7 @@ partners:
 		}
 	})
 	r.persist(j)
-	rt.log.Info("replay finished", "job", j.ID, "done", j.Done, "failed", j.Failed)
+	rt.log.Info("replay finished", "job", j.ID, "done", j.Done, "failed", j.Failed, "unknown", j.Unknown)
 }
 
 func (r *replays) update(j *domain.ReplayJob, fn func(*domain.ReplayJob)) {
@@ -285,6 +293,164 @@ func (r *replays) persist(j *domain.ReplayJob) {
 	}
 	if err != nil {
 		r.rt.log.Error("storing replay progress failed", "job", j.ID, "err", err)
+	}
+}
+
+// awaitPoll is how often a job that awaits comparisons looks at the events
+// it waits for.
+const awaitPoll = 200 * time.Millisecond
+
+// verdict is what a job that awaits comparisons makes of an event.
+type verdict int
+
+const (
+	settled  verdict = iota // nothing to do: equal, not the new pipeline's, or replayed already
+	waiting                 // its comparison may still come
+	mismatch                // compared and not equal: replay it
+	unknown                 // handled by the new pipeline and never compared: replay it
+)
+
+// judge is the rule of a job that awaits comparisons. An event without an
+// outcome is waited for, since the new pipeline may still apply it; one
+// the new pipeline handled waits for the comparison its shadow owes. Once
+// expired, nothing is waited for: what the new pipeline handled without a
+// comparison is unknown, and what has no outcome yet was never applied and
+// is left to live delivery, which routes it by the snapshot that reverted
+// it.
+func judge(j *domain.ReplayJob, ev journal.Event, expired bool) verdict {
+	if slices.ContainsFunc(ev.Replays, func(r journal.Replay) bool { return r.Job == j.ID }) {
+		return settled
+	}
+	if !ev.State.Terminal() {
+		if expired {
+			return settled
+		}
+		return waiting
+	}
+	class := domain.Class(ev.Comparison)
+	if ev.Comparison != "" && class.Mismatched() {
+		return mismatch
+	}
+	if ev.Pipeline != "new" || ev.Shadow == "" {
+		return settled
+	}
+	switch {
+	case ev.Comparison == "" && !expired:
+		return waiting
+	case ev.Comparison == "", !class.Compared():
+		return unknown // a coverage gap says nothing of what the new pipeline did either
+	}
+	return settled
+}
+
+// await keeps a job open after its first pass: it replays each mismatch
+// recorded after the pass went by its event, and waits for the events of
+// the window whose comparison is still due, until none is left or the
+// job's AwaitUntil, when judge calls the rest unknown.
+func (r *replays) await(ctx context.Context, j *domain.ReplayJob, marks *markWriter, tick *time.Ticker) error {
+	rt := r.rt
+	type dueEvent struct {
+		ev      journal.Event
+		unknown bool
+	}
+	// watch holds the seqs the job waits for; a full scan of the window
+	// looks again once it is empty, for events journaled since the last.
+	var watch []uint64
+	rescan := true
+	for {
+		// This job's outcomes on the events first, or a scan would send
+		// them again.
+		marks.flush()
+		expired := !rt.opts.Now().Before(j.AwaitUntil)
+		if expired {
+			rescan = true // the last look takes in the whole window
+		}
+		var due []dueEvent
+		watched := watch
+		watch = nil
+		take := func(ev journal.Event) {
+			switch judge(j, ev, expired) {
+			case waiting:
+				watch = append(watch, ev.Seq)
+			case mismatch:
+				due = append(due, dueEvent{ev: ev})
+			case unknown:
+				due = append(due, dueEvent{ev: ev, unknown: true})
+			}
+		}
+		if rescan {
+			for _, p := range j.Request.Partners {
+				err := rt.opts.Journal.Scan(p, journal.Position{At: j.Request.From}, j.Request.To, func(ev journal.Event) bool {
+					take(ev)
+					return true
+				})
+				if err != nil {
+					return err
+				}
+			}
+		} else {
+			for _, seq := range watched {
+				ev, err := rt.opts.Journal.Get(seq)
+				if errors.Is(err, journal.ErrNotFound) {
+					continue // swept
+				}
+				if err != nil {
+					return err
+				}
+				take(ev)
+			}
+		}
+		r.update(j, func(j *domain.ReplayJob) {
+			j.Total += len(due)
+			j.AwaitingComparison = len(watch)
+		})
+		unknowns := 0
+		for _, d := range due {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return nil
+			}
+			ok := rt.replayOne(ctx, j, d.ev, marks)
+			if ctx.Err() != nil {
+				return nil
+			}
+			r.update(j, func(j *domain.ReplayJob) {
+				j.Done++
+				if !ok {
+					j.Failed++
+				}
+				if d.unknown {
+					j.Unknown++
+					if len(j.UnknownEvents) < domain.MaxUnknownEvents {
+						j.UnknownEvents = append(j.UnknownEvents, d.ev.ID)
+					}
+				}
+			})
+			if d.unknown {
+				unknowns++
+			}
+		}
+		if len(due) > 0 {
+			rt.log.Info("replay took events compared late or never", "job", j.ID, "events", len(due), "unknown", unknowns)
+			r.persist(j)
+		}
+		if expired {
+			return nil
+		}
+		if len(watch) == 0 {
+			if rescan && len(due) == 0 {
+				return nil
+			}
+			rescan = true // one more look at the whole window
+			continue
+		}
+		rescan = false
+		select {
+		case <-time.After(awaitPoll):
+		case <-ctx.Done():
+			return nil
+		}
 	}
 }
 

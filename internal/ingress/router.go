@@ -56,6 +56,11 @@ type Options struct {
 	// the events waiting for them, past which comparisons are skipped.
 	// Defaults 16 and 1024.
 	ShadowWorkers, ShadowQueue int
+	// ComparisonDeadline is how long a replay that awaits comparisons (a
+	// revert's replay) stays open, from its creation, for the comparisons
+	// still to come; past it, the events without one are replayed as
+	// unknown. Default 2 minutes.
+	ComparisonDeadline time.Duration
 }
 
 func (o *Options) defaults() {
@@ -91,6 +96,9 @@ func (o *Options) defaults() {
 	}
 	if o.ShadowQueue <= 0 {
 		o.ShadowQueue = 1024
+	}
+	if o.ComparisonDeadline <= 0 {
+		o.ComparisonDeadline = 2 * time.Minute
 	}
 	if o.Now == nil {
 		o.Now = time.Now

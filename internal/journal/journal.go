@@ -96,6 +96,9 @@ type Event struct {
 	LastError       string          `json:"lastError,omitempty"`
 	DoneAt          time.Time       `json:"doneAt,omitzero"`
 	Duplicates      int             `json:"duplicates,omitempty"` // resent deliveries recognized and not applied again
+	// Shadow is the pipeline asked in dry-run to compare the outcome with,
+	// when one was: its Comparison is due.
+	Shadow string `json:"shadow,omitempty"`
 	// Comparison is the class of the shadow comparison, once made.
 	Comparison string   `json:"comparison,omitempty"`
 	Replays    []Replay `json:"replays,omitempty"`
@@ -127,6 +130,7 @@ type Outcome struct {
 	Effects         json.RawMessage
 	Error           string
 	At              time.Time
+	Shadow          string  // the pipeline that will compare it, if one will
 	Replay          *Replay // set for a replay's outcome: appended, the state is kept
 	// Comparison, set alone, records the shadow comparison's class.
 	Comparison string
@@ -458,7 +462,7 @@ func completeEvent(tx *bbolt.Tx, seq uint64, out Outcome) error {
 		return put(evb, e)
 	}
 	e.State, e.Attempts, e.Pipeline, e.SnapshotVersion = out.State, out.Attempts, out.Pipeline, out.SnapshotVersion
-	e.Effects, e.LastError, e.DoneAt = out.Effects, out.Error, out.At
+	e.Effects, e.LastError, e.DoneAt, e.Shadow = out.Effects, out.Error, out.At, out.Shadow
 	if err := put(evb, e); err != nil {
 		return err
 	}

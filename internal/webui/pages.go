@@ -518,16 +518,20 @@ func (u *UI) routers(w http.ResponseWriter, r *http.Request, s session) error {
 
 type replaysPage struct {
 	base
-	Available bool
-	Jobs      []domain.ReplayJob
+	Jobs []domain.ReplayJob
 }
 
+// replays shows the jobs of the router in this process, or, without one,
+// those asked of the routers with their reported progress, as GET
+// /v1/replays does.
 func (u *UI) replays(w http.ResponseWriter, r *http.Request, s session) error {
 	var data replaysPage
 	data.base = u.base(w, r, &s, "replays", "")
+	list := u.svc.AskedReplayList
 	if u.opts.Replays != nil {
-		data.Available, data.Jobs = true, u.opts.Replays()
+		list = u.opts.Replays
 	}
+	data.Jobs = list()
 	u.render(w, r, http.StatusOK, "replays", &data)
 	return nil
 }

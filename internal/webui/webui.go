@@ -41,7 +41,8 @@ type Options struct {
 	// Comparisons reads shadow comparisons.
 	Comparisons Comparisons
 	// Replays lists the replays of a router in the same process, newest
-	// first; nil when none runs here.
+	// first; nil when none runs here, and the page shows the replays asked
+	// of the routers.
 	Replays func() []domain.ReplayJob
 	// PollInterval is how often a page checks the state for changes;
 	// default 1 s.

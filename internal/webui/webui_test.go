@@ -532,7 +532,7 @@ func TestPages(t *testing.T) {
 		{"/routers", 200, []string{"ingress-1", "pending: 3", "✓ current"}},
 		{"/audit", 200, []string{"Chain verified", "partner.create", "migration.create"}},
 		{"/audit?actor=setup&action=cohort.create", 200, []string{"2 of", "cohort.create"}},
-		{"/replays", 200, []string{"No router runs in this process"}},
+		{"/replays", 200, []string{"No replay yet"}},
 		{"/migrations/nope", 404, []string{"migration &#34;nope&#34; does not exist"}},
 		{"/migrations/" + mig + "/partners/nope", 404, []string{"partner &#34;nope&#34; does not exist"}},
 		{"/audit?before=x", 400, []string{"before must be a sequence number"}},

@@ -1,0 +1,59 @@
+package webui_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/webui"
+)
+
+// The replays page says what a revert's replay still awaits and which
+// events it replayed as unknown, whether the replay runs on the router of
+// this process or was asked of standalone routers.
+func TestReplaysPageShowsAwaitedAndUnknownEvents(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	req := domain.ReplayRequest{Migration: mig, Partners: []string{"acme"}, From: at.Add(-time.Hour), To: at,
+		Pipeline: "legacy", Filter: domain.ReplayMismatched, AwaitComparisons: true}
+	progress := domain.ReplayJob{ID: "rpl_0123456789abcdef", Status: domain.ReplayRunning, Request: req, Total: 3, Done: 2,
+		CreatedAt: at, AwaitUntil: at.Add(2 * time.Minute), AwaitingComparison: 4, Unknown: 1, UnknownEvents: []string{"evt_unknown1"}}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T) fixtureOptions
+		after func(t *testing.T, f *fixture)
+	}{
+		{"router in this process", func(t *testing.T) fixtureOptions {
+			return fixtureOptions{ui: webui.Options{Replays: func() []domain.ReplayJob { return []domain.ReplayJob{progress} }}}
+		}, func(*testing.T, *fixture) {}},
+		{"asked of standalone routers", func(t *testing.T) fixtureOptions { return fixtureOptions{} }, func(t *testing.T, f *fixture) {
+			job, err := f.svc.AskReplay(ctx, control.Change{Actor: "ops"}, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := progress
+			p.ID = job.ID
+			if _, err := f.svc.IngestReport(ctx, control.Report{Router: control.Router{ID: "ingress-1"}, Replays: []domain.ReplayJob{p}}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.setup(t))
+			tt.after(t, f)
+			c := f.client(t)
+			c.login("viewer")
+			res := c.get("/replays")
+			if res.status != 200 {
+				t.Fatalf("status = %d, want 200\n%s", res.status, res.body)
+			}
+			for _, want := range []string{"2/3", "awaiting 4 comparisons until", `datetime="2026-03-01T12:02:00Z"`, "<code>evt_unknown1</code>"} {
+				if !strings.Contains(res.body, want) {
+					t.Errorf("page lacks %q", want)
+				}
+			}
+		})
+	}
+}
