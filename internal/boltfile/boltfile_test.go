@@ -145,7 +145,7 @@ func OverwritePages(t *testing.T, path string, seed uint64, n int) {
 	}
 	const page = 4096
 	pages := len(data) / page
-	rnd := rand.New(rand.NewPCG(seed, seed))
+	rnd := rand.New(rand.NewPCG(seed*0x9E3779B97F4A7C15, seed))
 	for range n {
 		p := 2 + rnd.IntN(pages-2)
 		for i := p * page; i < (p+1)*page; i++ {
