@@ -226,7 +226,7 @@ stops it too, unless --init says an empty journal is intended.
 		in.journal.Close()
 		return err
 	}
-	srv := &http.Server{Handler: withReadTimeout(readTimeout, r), ReadHeaderTimeout: readHeaderTimeout(readTimeout), IdleTimeout: httpapi.IdleTimeout}
+	srv := &http.Server{Handler: withReadTimeout(readTimeout, max(cfg.BodyLimit, apiBodyLimit), r), ReadHeaderTimeout: readHeaderTimeout(readTimeout), IdleTimeout: httpapi.IdleTimeout}
 	fmt.Fprintf(stdout, "switchback ingress: listening on http://%s, routing from %s\n", ln.Addr(), cfg.ControlURL)
 	return serveUntilDone(ctx, srv, ln, log, in.wait)
 }

@@ -22,18 +22,19 @@ func readHeaderTimeout(readTimeout time.Duration) time.Duration {
 	return min(httpapi.ReadHeaderTimeout, readTimeout)
 }
 
-// maxBuffered bounds the body withReadTimeout reads ahead: past it, the
-// rest is left for the handler, whose own limit (1 MiB for the API, the
-// router's --body-limit for webhooks) then answers 413.
-const maxBuffered = 8 << 20
+// apiBodyLimit is the largest body of the API and of serve's embedded
+// router (httpapi's and ingress's default limit).
+const apiBodyLimit = 1 << 20
 
 // withReadTimeout reads each request's body within d of the request's
 // start, before next sees it, and answers 408 Request Timeout when the body
 // does not arrive in time. http.Server.ReadTimeout alone would close the
 // connection without a word; a body trickled a byte a second would
 // otherwise hold its connection and a handler for as long as the sender
-// likes.
-func withReadTimeout(d time.Duration, next http.Handler) http.Handler {
+// likes. It reads at most limit+1 bytes ahead, the handlers' largest
+// limit and one byte more: a larger body reaches the handler, which
+// answers 413, without more of it held in memory.
+func withReadTimeout(d time.Duration, limit int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody {
 			next.ServeHTTP(w, r)
@@ -45,7 +46,7 @@ func withReadTimeout(d time.Duration, next http.Handler) http.Handler {
 			return
 		}
 		var buf bytes.Buffer
-		_, err := io.Copy(&buf, io.LimitReader(r.Body, maxBuffered))
+		_, err := io.Copy(&buf, io.LimitReader(r.Body, limit+1))
 		if isTimeout(err) {
 			w.Header().Set("Connection", "close")
 			w.Header().Set("Content-Type", "application/json")
@@ -53,15 +54,17 @@ func withReadTimeout(d time.Duration, next http.Handler) http.Handler {
 			io.WriteString(w, `{"error":{"code":"request_timeout","message":"the request body did not arrive in time: send it again"}}`+"\n")
 			return
 		}
-		// Once the body is read, the deadline would only cut the server's
-		// watch for a client gone away, which cancels the request's
-		// context: lift it for the handler's own work.
-		rc.SetReadDeadline(time.Time{})
 		body := io.Reader(&buf)
-		if err != nil {
+		switch {
+		case err != nil:
 			body = io.MultiReader(&buf, errReader{err}) // the handler answers as it does for a broken body
-		} else if int64(buf.Len()) == maxBuffered {
-			body = io.MultiReader(&buf, r.Body)
+		case int64(buf.Len()) > limit:
+			body = io.MultiReader(&buf, r.Body) // too large: the handler refuses it, the deadline still holds
+		default:
+			// Once the body is read, the deadline would only cut the
+			// server's watch for a client gone away, which cancels the
+			// request's context: lift it for the handler's own work.
+			rc.SetReadDeadline(time.Time{})
 		}
 		r.Body = readCloser{body, r.Body}
 		next.ServeHTTP(w, r)

@@ -305,7 +305,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		in.router.Mount(api.Router())
 		after = in.wait
 	}
-	srv := &http.Server{Handler: withReadTimeout(cfg.ReadTimeout, api), ReadHeaderTimeout: readHeaderTimeout(cfg.ReadTimeout),
+	srv := &http.Server{Handler: withReadTimeout(cfg.ReadTimeout, apiBodyLimit, api), ReadHeaderTimeout: readHeaderTimeout(cfg.ReadTimeout),
 		IdleTimeout: httpapi.IdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	srv.RegisterOnShutdown(api.Close) // snapshot streams never go idle by themselves
 	fmt.Fprintf(stdout, "switchback: listening on %s://%s\n", scheme, ln.Addr())
