@@ -57,16 +57,27 @@ type ingressRunner struct {
 	wg       sync.WaitGroup
 }
 
-// newIngress opens the journal and builds the router and its flags
-// provider; mount the router's webhook endpoint, then start it.
-func newIngress(cfg ingressConfig, reg prometheus.Registerer, log *slog.Logger) (*ingressRunner, error) {
-	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+// journalFile is the journal's name in a router's data directory.
+const journalFile = "journal.db"
+
+// openJournal opens the journal in dir, reading it whole: a damaged file
+// is an error that says how to recover.
+func openJournal(dir string) (*journal.Journal, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create ingress data dir: %w", err)
 	}
-	j, err := journal.Open(filepath.Join(cfg.Data, "journal.db"), journal.Options{})
+	path := filepath.Join(dir, journalFile)
+	j, err := journal.Open(path, journal.Options{})
 	if err != nil {
-		return nil, err
+		return nil, damagedJournal(err, path, dir)
 	}
+	return j, nil
+}
+
+// newIngress builds the router on the journal j, which it then owns, and
+// its flags provider; mount the router's webhook endpoint, then start it.
+func newIngress(cfg ingressConfig, j *journal.Journal, reg prometheus.Registerer, log *slog.Logger) (*ingressRunner, error) {
+	var err error
 	in := &ingressRunner{cfg: cfg, journal: j, api: isolated.NewAPI()}
 	in.router, err = ingress.New(ingress.Options{
 		Journal: j,
@@ -130,6 +141,15 @@ func runIngress(ctx context.Context, args []string, getenv func(string) string, 
 	host, _ := os.Hostname()
 	addr := "127.0.0.1:8081"
 	var keyHosts, logFormat, logLevel string
+	var initStore bool
+	readTimeout := defaultReadTimeout
+	if v := getenv("SWITCHBACK_READ_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("SWITCHBACK_READ_TIMEOUT: %w", err)
+		}
+		readTimeout = d
+	}
 	fs := flag.NewFlagSet("ingress", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.ControlURL, "control", cfg.ControlURL, "control service URL ($SWITCHBACK_SERVER)")
@@ -145,6 +165,8 @@ func runIngress(ctx context.Context, args []string, getenv func(string) string, 
 	fs.DurationVar(&cfg.ComparisonDeadline, "comparison-deadline", 2*time.Minute, "how long a revert's replay awaits late comparisons before replaying the events still without one as unknown")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level")
+	fs.BoolVar(&initStore, "init", false, "start even if journal.db is empty or missing while snapshot.json shows the router ran")
+	fs.DurationVar(&readTimeout, "read-timeout", readTimeout, "longest time to read a request; a body still incomplete gets 408 ($SWITCHBACK_READ_TIMEOUT)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: switchback ingress --control URL [flags]
 
@@ -152,6 +174,11 @@ Runs an ingress router alone: POST /hooks/{partner} takes partners' webhooks,
 journals them durably, then delivers each through the pipeline the migration
 flag picks. It needs a token of the router role in $SWITCHBACK_TOKEN, and keeps
 routing from its last snapshot while the control service is down.
+
+The journal is read whole before the router listens: a damaged one stops it
+with status 1 and the way to recover ("switchback journal export" saves what
+can still be read). An empty or missing journal next to a snapshot.json
+stops it too, unless --init says an empty journal is intended.
 
 `)
 		fs.PrintDefaults()
@@ -166,7 +193,7 @@ routing from its last snapshot while the control service is down.
 		cfg.KeyHosts = strings.Split(keyHosts, ",")
 	}
 	lc := defaultServeConfig()
-	lc.LogFormat, lc.LogLevel = logFormat, logLevel
+	lc.LogFormat, lc.LogLevel, lc.ReadTimeout = logFormat, logLevel, readTimeout
 	if err := lc.Validate(); err != nil {
 		return err
 	}
@@ -182,7 +209,15 @@ routing from its last snapshot while the control service is down.
 	}).Methods(http.MethodGet)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	in, err := newIngress(cfg, reg, log)
+	if err := checkStoresNotLost(initStore, []string{filepath.Join(cfg.Data, journalFile)},
+		[]string{filepath.Join(cfg.Data, "snapshot.json")}); err != nil {
+		return err
+	}
+	j, err := openJournal(cfg.Data)
+	if err != nil {
+		return err
+	}
+	in, err := newIngress(cfg, j, reg, log)
 	if err != nil {
 		return err
 	}
@@ -197,7 +232,7 @@ routing from its last snapshot while the control service is down.
 		in.journal.Close()
 		return err
 	}
-	srv := &http.Server{Handler: r, ReadHeaderTimeout: httpapi.ReadHeaderTimeout, IdleTimeout: httpapi.IdleTimeout}
+	srv := &http.Server{Handler: withReadTimeout(readTimeout, max(cfg.BodyLimit, apiBodyLimit), r), ReadHeaderTimeout: readHeaderTimeout(readTimeout), IdleTimeout: httpapi.IdleTimeout}
 	fmt.Fprintf(stdout, "switchback ingress: listening on http://%s, routing from %s\n", ln.Addr(), cfg.ControlURL)
 	return serveUntilDone(ctx, srv, ln, log, in.wait)
 }

@@ -29,6 +29,7 @@ Server:
   demo                           the incident, reproduced and caught, on this machine
   simulate --router URL ...      realistic signed PSA webhook traffic, with a ledger
   pipeline --kind legacy|new     a reference pipeline with injectable faults
+  journal export --data DIR      a router's journal as JSON lines, what can be read of a damaged one
 
 Release engineering (talk to --server with $SWITCHBACK_TOKEN):
   status                         migrations, partners by stage, cohorts, kill switches
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runPipeline(ctx, rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, getenv, stdout, stderr)
+	case "journal":
+		return runJournal(rest, stdout, stderr)
 	case "status", "gate", "advance", "stage", "revert", "resume", "audit", "replay":
 		return runCLI(ctx, cmd, rest, getenv, stdout, stderr)
 	}

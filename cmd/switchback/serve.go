@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/httpapi"
 	"github.com/switchbackhq/switchback/internal/ingress"
+	"github.com/switchbackhq/switchback/internal/journal"
 	"github.com/switchbackhq/switchback/internal/webui"
 )
 
@@ -40,10 +42,23 @@ type serveConfig struct {
 	NoIngress   bool
 	Migration   string   // the embedded router's migration; "" = the first created
 	KeyHosts    []string // hosts ConnectWise signing keys may be fetched from
+	// Init allows starting with an empty store in a data dir that shows
+	// data existed: without it, an empty or missing database there is an
+	// error, not a fresh start.
+	Init bool
+	// ReadTimeout bounds the time to read a request, headers and body: a
+	// body still incomplete then is answered 408.
+	ReadTimeout time.Duration
+	// TLSCert and TLSKey are PEM files: both set, serve speaks HTTPS.
+	TLSCert, TLSKey string
+	// TrustedProxies are the CIDRs of proxies whose X-Forwarded-Proto is
+	// believed, for the session cookie's Secure attribute.
+	TrustedProxies []string
 }
 
 func defaultServeConfig() serveConfig {
-	return serveConfig{Data: "./switchback-data", Addr: "127.0.0.1:8080", LogFormat: "text", LogLevel: "info", LockTimeout: 2 * time.Second}
+	return serveConfig{Data: "./switchback-data", Addr: "127.0.0.1:8080", LogFormat: "text", LogLevel: "info", LockTimeout: 2 * time.Second,
+		ReadTimeout: defaultReadTimeout}
 }
 
 // fromEnv overrides the defaults with SWITCHBACK_* variables.
@@ -51,6 +66,7 @@ func (c *serveConfig) fromEnv(getenv func(string) string) error {
 	for name, dst := range map[string]*string{
 		"SWITCHBACK_DATA": &c.Data, "SWITCHBACK_ADDR": &c.Addr, "SWITCHBACK_LOG_FORMAT": &c.LogFormat,
 		"SWITCHBACK_LOG_LEVEL": &c.LogLevel, "SWITCHBACK_ADMIN_TOKEN": &c.AdminToken,
+		"SWITCHBACK_TLS_CERT": &c.TLSCert, "SWITCHBACK_TLS_KEY": &c.TLSKey,
 	} {
 		if v := getenv(name); v != "" {
 			*dst = v
@@ -62,6 +78,16 @@ func (c *serveConfig) fromEnv(getenv func(string) string) error {
 			return fmt.Errorf("SWITCHBACK_LOCK_TIMEOUT: %w", err)
 		}
 		c.LockTimeout = d
+	}
+	if v := getenv("SWITCHBACK_READ_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("SWITCHBACK_READ_TIMEOUT: %w", err)
+		}
+		c.ReadTimeout = d
+	}
+	if v := getenv("SWITCHBACK_TRUSTED_PROXIES"); v != "" {
+		c.TrustedProxies = strings.Split(v, ",")
 	}
 	return nil
 }
@@ -87,6 +113,15 @@ func (c serveConfig) Validate() error {
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		return errors.New("SWITCHBACK_ADMIN_TOKEN must be at least 16 characters")
 	}
+	if c.ReadTimeout <= 0 {
+		return errors.New("--read-timeout must be positive")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both or neither")
+	}
+	if _, err := webui.ParseProxies(c.TrustedProxies); err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
 	return nil
 }
 
@@ -105,6 +140,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.BoolVar(&cfg.NoIngress, "no-ingress", false, "do not run an ingress router in this process")
 	fs.StringVar(&cfg.Migration, "migration", "", "migration (flag key) the embedded router routes by; default: the one created first")
 	keyHosts := fs.String("connectwise-key-hosts", "", "comma-separated hosts ConnectWise signing keys may be fetched from")
+	fs.BoolVar(&cfg.Init, "init", false, "start even if a database is empty or missing in a data dir that held data (see above)")
+	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "longest time to read a request; a body still incomplete gets 408 ($SWITCHBACK_READ_TIMEOUT)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate (chain) file: serve HTTPS ($SWITCHBACK_TLS_CERT)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key file for --tls-cert ($SWITCHBACK_TLS_KEY)")
+	proxies := fs.String("trusted-proxies", strings.Join(cfg.TrustedProxies, ","),
+		"comma-separated CIDRs of proxies whose X-Forwarded-Proto is believed ($SWITCHBACK_TRUSTED_PROXIES)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: switchback serve [flags]
 
@@ -114,6 +155,16 @@ DATA/ingress. On first start with an empty data dir it creates the
 admin token "admin": $SWITCHBACK_ADMIN_TOKEN when set, else a random one that
 is printed once and written to DATA/admin.token (mode 0600).
 
+Both databases are read whole before serve listens: a damaged one stops it
+with status 1 and the way to recover. An empty or missing database in a
+data dir that shows it held data (admin.token, ingress/snapshot.json or
+the other database) stops it too, unless --init says an empty store is
+intended.
+
+The session cookie of the web UI is Secure on HTTPS requests: with
+--tls-cert and --tls-key, or behind a proxy in --trusted-proxies that sends
+X-Forwarded-Proto: https.
+
 `)
 		fs.PrintDefaults()
 	}
@@ -122,6 +173,10 @@ is printed once and written to DATA/admin.token (mode 0600).
 	}
 	if *keyHosts != "" {
 		cfg.KeyHosts = strings.Split(*keyHosts, ",")
+	}
+	cfg.TrustedProxies = nil
+	if *proxies != "" {
+		cfg.TrustedProxies = strings.Split(*proxies, ",")
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -145,11 +200,31 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	store, err := bolt.Open(filepath.Join(cfg.Data, "switchback.db"), cfg.LockTimeout)
-	if err != nil {
+	dbPath, ingressDir := filepath.Join(cfg.Data, "switchback.db"), filepath.Join(cfg.Data, "ingress")
+	stores := []string{dbPath}
+	evidence := []string{filepath.Join(cfg.Data, "admin.token"), filepath.Join(ingressDir, "snapshot.json")}
+	if cfg.NoIngress {
+		evidence = append(evidence, filepath.Join(ingressDir, journalFile))
+	} else {
+		stores = append(stores, filepath.Join(ingressDir, journalFile))
+	}
+	if err := checkStoresNotLost(cfg.Init, stores, evidence); err != nil {
 		return err
 	}
+	store, err := bolt.Open(dbPath, cfg.LockTimeout)
+	if err != nil {
+		return damagedControlDB(err, dbPath)
+	}
 	defer store.Close()
+	// The journal is read whole before the server listens, like the store.
+	var j *journal.Journal
+	closeJournal := func() {}
+	if !cfg.NoIngress {
+		if j, err = openJournal(ingressDir); err != nil {
+			return err
+		}
+		closeJournal = func() { j.Close() }
+	}
 	// The guard's reverts start replays on the embedded router, once it
 	// runs; a control service without one asks them of the routers.
 	var replayer guardReplayer
@@ -167,9 +242,34 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	proxies, _ := webui.ParseProxies(cfg.TrustedProxies) // checked by Validate
+	var tlsConfig *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			closeJournal()
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
+		closeJournal()
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	scheme, controlURL := "http", "http://"+ln.Addr().String()
+	if tlsConfig != nil {
+		// The embedded router keeps talking plain HTTP to this process,
+		// on a loopback listener of its own.
+		scheme = "https"
+		inner, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			ln.Close()
+			closeJournal()
+			return err
+		}
+		controlURL = "http://" + inner.Addr().String()
+		ln = newDualListener(tls.NewListener(ln, tlsConfig), inner)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -179,10 +279,10 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		// The embedded router talks to this process over loopback like any
 		// router, with a router token that lives in memory only.
 		in, err = newIngress(ingressConfig{
-			Data: filepath.Join(cfg.Data, "ingress"), ControlURL: "http://" + ln.Addr().String(),
+			Data: ingressDir, ControlURL: controlURL,
 			Token: svc.AddEphemeralToken("ingress-embedded", domain.RoleRouter), RouterID: "embedded",
 			Migration: cfg.Migration, KeyHosts: cfg.KeyHosts,
-		}, reg, log)
+		}, j, reg, log)
 		if err != nil {
 			ln.Close()
 			return err
@@ -191,7 +291,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		replayer.set(in.router, svc)
 	}
 	api := httpapi.New(svc, log, reg, apiOpts...)
-	uiOpts := webui.Options{Comparisons: webui.ServiceComparisons{Svc: svc}}
+	uiOpts := webui.Options{Comparisons: webui.ServiceComparisons{Svc: svc}, TrustedProxies: proxies}
 	if in != nil {
 		uiOpts.Replays = in.router.Replays
 	}
@@ -206,12 +306,12 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		in.router.Mount(api.Router())
 		after = in.wait
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: httpapi.ReadHeaderTimeout, IdleTimeout: httpapi.IdleTimeout,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: withReadTimeout(cfg.ReadTimeout, apiBodyLimit, api), ReadHeaderTimeout: readHeaderTimeout(cfg.ReadTimeout),
+		IdleTimeout: httpapi.IdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	srv.RegisterOnShutdown(api.Close) // snapshot streams never go idle by themselves
-	fmt.Fprintf(stdout, "switchback: listening on http://%s\n", ln.Addr())
+	fmt.Fprintf(stdout, "switchback: listening on %s://%s\n", scheme, ln.Addr())
 	if generated != "" {
-		fmt.Fprintf(stdout, "switchback: sign in to the web UI: http://%s/login?token=%s\n", loginHost(ln.Addr()), url.QueryEscape(generated))
+		fmt.Fprintf(stdout, "switchback: sign in to the web UI: %s://%s/login?token=%s\n", scheme, loginHost(ln.Addr()), url.QueryEscape(generated))
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "snapshotVersion", svc.State().Version, "ingress", in != nil)
 	if in != nil {

@@ -27,6 +27,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/switchbackhq/switchback/internal/boltfile"
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 )
@@ -68,9 +69,11 @@ var (
 )
 
 // Open opens or creates the file at path. It waits at most timeout for
-// another process to release the file and then returns ErrLocked.
+// another process to release the file and then returns ErrLocked. It reads
+// the whole file before it returns: a damaged file returns an error
+// wrapping boltfile.ErrDamaged.
 func Open(path string, timeout time.Duration) (*Store, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
+	db, err := boltfile.Open(path, &bbolt.Options{Timeout: timeout})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
 	}

@@ -33,6 +33,8 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/switchbackhq/switchback/internal/boltfile"
 )
 
 // SchemaVersion is the layout this package reads and writes.
@@ -179,7 +181,8 @@ type op struct {
 	done    chan struct{}
 }
 
-// Open opens or creates the journal at path and starts its committer.
+// Open opens or creates the journal at path and starts its committer. A
+// damaged file returns an error wrapping boltfile.ErrDamaged.
 func Open(path string, opts Options) (*Journal, error) {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 16384
@@ -190,7 +193,9 @@ func Open(path string, opts Options) (*Journal, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = 2 * time.Second
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.LockTimeout, FreelistType: bbolt.FreelistMapType})
+	// A damaged journal is refused here, before the router listens, not at
+	// the first read that meets the damage.
+	db, err := boltfile.Open(path, &bbolt.Options{Timeout: opts.LockTimeout, FreelistType: bbolt.FreelistMapType})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
 	}

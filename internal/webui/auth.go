@@ -2,6 +2,7 @@ package webui
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/switchbackhq/switchback/internal/domain"
@@ -26,7 +27,7 @@ func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
 		// browser in as somebody else's token (login CSRF); links printed
 		// by serve are opened from a terminal or typed, which browsers
 		// mark "none".
-		if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		if u.crossSite(r) {
 			u.showLogin(w, r, http.StatusForbidden, next, "This sign-in link was opened from another site, so it was not used: paste the token below instead.", "")
 			return
 		}
@@ -38,6 +39,33 @@ func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
 		notice = "You are signed out."
 	}
 	u.showLogin(w, r, http.StatusOK, next, "", notice)
+}
+
+// crossSite reports whether r was sent from another site: by
+// Sec-Fetch-Site, or, from a browser that does not send it, by an Origin
+// that is neither this host nor a trusted origin. A request with neither
+// header was typed or opened from outside a browser page.
+func (u *UI) crossSite(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "cross-site"
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	o, err := url.Parse(origin)
+	if err != nil || o.Host == "" {
+		return true // "null" and other opaque origins: a sandboxed or private page
+	}
+	if strings.EqualFold(o.Host, r.Host) {
+		return false
+	}
+	for _, t := range u.opts.TrustedOrigins {
+		if strings.EqualFold(strings.TrimSuffix(t, "/"), origin) {
+			return false
+		}
+	}
+	return true
 }
 
 // loginPost serves POST /login: the form with a pasted token.

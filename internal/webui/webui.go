@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path"
 	"strings"
@@ -34,6 +35,10 @@ type Options struct {
 	// SecureCookies marks the session cookie Secure on every response,
 	// not only on TLS requests: set it behind a TLS-terminating proxy.
 	SecureCookies bool
+	// TrustedProxies are the networks of proxies whose X-Forwarded-Proto
+	// is believed: a request from one of them with X-Forwarded-Proto
+	// https gets a Secure cookie. From anybody else the header is ignored.
+	TrustedProxies []netip.Prefix
 	// TrustedOrigins are origins ("https://ops.example.com") whose POSTs
 	// are accepted besides the request's own, for a proxy that rewrites
 	// Host.
@@ -288,7 +293,50 @@ func (u *UI) token(name string) (domain.Token, bool) {
 	return domain.Token{}, false
 }
 
-func (u *UI) secure(r *http.Request) bool { return r.TLS != nil || u.opts.SecureCookies }
+func (u *UI) secure(r *http.Request) bool {
+	return r.TLS != nil || u.opts.SecureCookies || u.viaTrustedHTTPS(r)
+}
+
+// viaTrustedHTTPS reports whether r came through a trusted proxy that says
+// its client spoke HTTPS.
+func (u *UI) viaTrustedHTTPS(r *http.Request) bool {
+	if len(u.opts.TrustedProxies) == 0 || !strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	addr := ap.Addr().Unmap()
+	for _, p := range u.opts.TrustedProxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseProxies parses CIDRs ("10.0.0.0/8") or single addresses for
+// Options.TrustedProxies.
+func ParseProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR nor an address", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
 
 func (u *UI) setCookie(w http.ResponseWriter, r *http.Request, s session) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: s.id, Path: "/", HttpOnly: true, Secure: u.secure(r),

@@ -3,6 +3,7 @@ package webui_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -65,6 +66,65 @@ func TestSecureCookiesOption(t *testing.T) {
 	}
 }
 
+func TestCookieSecureBehindATrustedProxy(t *testing.T) {
+	tests := []struct {
+		name       string
+		proxies    []string
+		proto      string
+		wantSecure bool
+	}{
+		// The test client connects from 127.0.0.1.
+		{"trusted proxy says https", []string{"127.0.0.0/8"}, "https", true},
+		{"trusted proxy by address says https", []string{"127.0.0.1"}, "HTTPS", true},
+		{"trusted proxy says http", []string{"127.0.0.0/8"}, "http", false},
+		{"untrusted sender says https", []string{"10.0.0.0/8"}, "https", false},
+		{"no trusted proxies", nil, "https", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			proxies, err := webui.ParseProxies(tt.proxies)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := newFixture(t, fixtureOptions{ui: webui.Options{TrustedProxies: proxies}})
+			req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/login?token="+url.QueryEscape(f.tok["viewer"]), nil)
+			req.Header.Set("X-Forwarded-Proto", tt.proto)
+			res := f.client(t).do(req)
+			raw := res.header.Get("Set-Cookie")
+			if raw == "" {
+				t.Fatalf("no Set-Cookie; status %d", res.status)
+			}
+			if got := strings.Contains(raw, "Secure"); got != tt.wantSecure {
+				t.Errorf("Set-Cookie = %q: Secure %v, want %v", raw, got, tt.wantSecure)
+			}
+		})
+	}
+}
+
+func TestParseProxies(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      []string
+		want    string
+		wantErr bool
+	}{
+		{"CIDRs and addresses", []string{"10.1.2.3/8", " 192.168.0.7 ", "::1"}, "[10.0.0.0/8 192.168.0.7/32 ::1/128]", false},
+		{"empty entries skipped", []string{"", "127.0.0.0/8"}, "[127.0.0.0/8]", false},
+		{"a host name", []string{"proxy.internal"}, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := webui.ParseProxies(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("ParseProxies(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
+			}
+			if err == nil && fmt.Sprint(got) != tt.want {
+				t.Errorf("ParseProxies(%q) = %v, want %s", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestLogin(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
 	tests := []struct {
@@ -109,6 +169,21 @@ func TestLogin(t *testing.T) {
 			req.Header.Set("Sec-Fetch-Site", "cross-site")
 			return c.do(req)
 		}, http.StatusForbidden, "", false},
+		{"link with a foreign Origin and no Sec-Fetch-Site", func(c *client) response {
+			req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/login?token="+url.QueryEscape(f.tok["viewer"]), nil)
+			req.Header.Set("Origin", "http://evil.example")
+			return c.do(req)
+		}, http.StatusForbidden, "", false},
+		{"link with an opaque Origin and no Sec-Fetch-Site", func(c *client) response {
+			req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/login?token="+url.QueryEscape(f.tok["viewer"]), nil)
+			req.Header.Set("Origin", "null")
+			return c.do(req)
+		}, http.StatusForbidden, "", false},
+		{"link with its own Origin and no Sec-Fetch-Site", func(c *client) response {
+			req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/login?token="+url.QueryEscape(f.tok["viewer"]), nil)
+			req.Header.Set("Origin", f.srv.URL)
+			return c.do(req)
+		}, http.StatusSeeOther, "/", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
