@@ -390,12 +390,13 @@ func auditVerb(ctx context.Context, c *client.Client, r *verbRun) error {
 		return err
 	}
 	if r.json {
-		return printJSON(r.out, entries)
+		return printTerminalSafeJSON(r.out, entries)
 	}
 	tw := tabwriter.NewWriter(r.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tAT\tACTOR\tACTION\tTARGET\tREASON")
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.At.Format("2006-01-02 15:04:05Z"), e.Actor, e.Action, e.Target, e.Reason)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.At.Format("2006-01-02 15:04:05Z"),
+			terminalSafe(e.Actor), terminalSafe(e.Action), terminalSafe(e.Target), terminalSafe(e.Reason))
 	}
 	return tw.Flush()
 }

@@ -330,6 +330,8 @@ func judgeWindow(ms *MigrationState, w []string, sample domain.GuardSample) (str
 // guardRevert reverts the guard's scope, audited with actor guard and the
 // evidence, and hands the revert to OnGuardRevert for the replay.
 func (s *Service) guardRevert(ctx context.Context, ms *MigrationState, ps domain.PartnerStage, evidence string) {
+	// The evidence names a router's event id, which may be anything.
+	evidence = domain.SanitizeReason(evidence)
 	c := Change{Actor: "guard", Reason: evidence}
 	now := s.now().UTC()
 	rev := GuardRevert{Migration: ms.Key, Since: ps.Since, At: now, Evidence: evidence}

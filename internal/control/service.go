@@ -138,6 +138,11 @@ type Change struct {
 	Reason string
 }
 
+// Validate returns an invalid_argument error when the reason is not one
+// domain.CheckReason accepts. Every change checks it in apply; a caller
+// with a side effect before its change (starting a replay) checks first.
+func (c Change) Validate() error { return domain.CheckReason(c.Reason) }
+
 // record is one audit entry of a change, before it is chained.
 type record struct {
 	action, target string
@@ -156,6 +161,9 @@ type plan struct {
 // apply runs decide under the change lock, writes its plan in one
 // transaction and publishes the result.
 func (s *Service) apply(ctx context.Context, c Change, decide func(cur *State, now time.Time) (plan, error)) (*State, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.state.Load()

@@ -96,10 +96,15 @@ func (g Gates) Validate() error {
 	case !isRate(g.MaxMismatchRate) || !isRate(g.MaxErrorRate) || !isRate(g.MinCoverage):
 		return Errorf(CodeInvalid, "gates: maxMismatchRate, maxErrorRate and minCoverage must be between 0 and 1")
 	}
+	seen := make(map[Class]bool, len(g.ZeroTolerance))
 	for _, c := range g.ZeroTolerance {
 		if !c.Valid() || !c.Mismatched() {
 			return Errorf(CodeInvalid, "gates: zeroTolerance class %q is not a mismatch class: use value_diff, type_mismatch, missing, extra, empty or error_asymmetry", c)
 		}
+		if seen[c] {
+			return Errorf(CodeInvalid, "gates: zeroTolerance lists the class %q twice: name each class once", c)
+		}
+		seen[c] = true
 	}
 	return nil
 }
@@ -160,8 +165,8 @@ func (m Migration) Validate() error {
 	if err := CheckID("migration", m.Key); err != nil {
 		return err
 	}
-	if len(m.Description) > 2000 {
-		return Errorf(CodeInvalid, "description is longer than 2000 characters")
+	if err := CheckText("description", m.Description, 2000); err != nil {
+		return err
 	}
 	for name, p := range map[string]Pipeline{"legacy": m.Pipelines.Legacy, "new": m.Pipelines.New} {
 		if err := checkPipelineURL(p.URL); err != nil {

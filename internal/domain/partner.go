@@ -38,8 +38,11 @@ func (p Partner) Validate() error {
 	if err := CheckID("partner", p.ID); err != nil {
 		return err
 	}
-	if p.Name == "" || len(p.Name) > 200 {
+	if p.Name == "" {
 		return Errorf(CodeInvalid, "partner name must be 1 to 200 characters")
+	}
+	if err := CheckText("partner name", p.Name, 200); err != nil {
+		return err
 	}
 	if !p.PSA.Valid() {
 		return Errorf(CodeInvalid, "psa %q is unknown: use connectwise, autotask, halopsa or generic", p.PSA)

@@ -371,11 +371,24 @@ func checkEnvelope(t testing.TB, res response) errorEnvelope {
 	if strings.TrimSpace(msg) == "" {
 		t.Errorf("error.message: got %q, want a non-empty message (body %s)", inner["message"], res.body)
 	}
+	if leak := goTypeIn(msg); leak != "" {
+		t.Errorf("error.message: got %q, which names a Go type (%q); want a sentence in the API's words", msg, leak)
+	}
 	var env errorEnvelope
 	if err := json.Unmarshal(res.body, &env); err != nil {
 		t.Fatalf("decode error body %s: %v", res.body, err)
 	}
 	return env
+}
+
+// goTypeIn returns the first sign of a Go type in an error message, or "".
+func goTypeIn(msg string) string {
+	for _, s := range []string{"Go value", "Go struct", "struct {", "map[", "interface {}", "[]string", "[]domain", "domain.", "httpapi.", "control.", "time.Time", "json:", "float64", "uint64", "int64"} {
+		if strings.Contains(msg, s) {
+			return s
+		}
+	}
+	return ""
 }
 
 // --- 1. roles
@@ -841,6 +854,234 @@ func TestBadInput(t *testing.T) {
 			req:    request{method: http.MethodPost, path: "/v1/evaluate", as: "viewer", body: `{"flag":"tickets","context":{"targetingKey":42}}`},
 			status: http.StatusBadRequest, code: "invalid_argument",
 		},
+		// Bodies of the wrong shape get a sentence, never a Go type.
+		{
+			name:   "body of [] on a required body",
+			req:    request{method: http.MethodPut, path: "/v1/partners/acme", as: "admin", body: `[]`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs("the body must be a JSON object, not an array"),
+		},
+		{
+			name:   "body of [] on an optional body",
+			setup:  seeded,
+			req:    request{method: http.MethodPost, path: mig + "/revert", as: "operator", body: `[]`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs("the body must be a JSON object, not an array"),
+		},
+		{
+			name:   "body of null",
+			req:    request{method: http.MethodPut, path: "/v1/partners/acme", as: "admin", body: `null`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs("the body must be a JSON object, not null"),
+		},
+		{
+			name:   "body of null on an optional body",
+			setup:  seeded,
+			req:    request{method: http.MethodPost, path: "/v1/revert", as: "operator", body: ` null `},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs("the body must be a JSON object, not null"),
+		},
+		{
+			name:   "body of a string",
+			req:    request{method: http.MethodPost, path: "/v1/tokens", as: "admin", body: `"viewer"`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs("the body must be a JSON object, not a string"),
+		},
+		{
+			name:   "body of a number",
+			req:    request{method: http.MethodPost, path: "/v1/evaluate", as: "viewer", body: `42`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs("the body must be a JSON object, not a number"),
+		},
+		{
+			name:   "body of true",
+			req:    request{method: http.MethodPut, path: mig, as: "admin", body: `true`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs("the body must be a JSON object, not true or false"),
+		},
+		{
+			name:   "array for an object field",
+			req:    request{method: http.MethodPut, path: mig, as: "admin", body: jsonOf(t, withField(migrationBody("x"), "gates", []int{}))},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs(`field "gates" must be an object, not an array`),
+		},
+		{
+			name:   "array for the evaluation context",
+			req:    request{method: http.MethodPost, path: "/v1/evaluate", as: "viewer", body: `{"flag":"tickets","context":[]}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs(`field "context" must be an object, not an array`),
+		},
+		{
+			name:   "string for a nested integer",
+			req:    request{method: http.MethodPut, path: mig, as: "admin", body: jsonOf(t, withField(migrationBody("x"), "gates", obj{"minComparisons": "200"}))},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs(`field "gates.minComparisons" must be an integer, not a string`),
+		},
+		{
+			name:   "fraction for an integer",
+			setup:  seeded,
+			req:    request{method: http.MethodPut, path: mig + "/cohorts/first", as: "admin", body: `{"order":1.5,"partners":[]}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs(`field "order" must be an integer, not the number 1.5`),
+		},
+		{
+			name:   "integer out of range",
+			setup:  seeded,
+			req:    request{method: http.MethodPut, path: mig + "/cohorts/first", as: "admin", body: `{"order":99999999999999999999,"partners":[]}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs(`field "order" must be an integer from -9223372036854775808 to 9223372036854775807, not the number 99999999999999999999`),
+		},
+		{
+			name:   "number in a list of partners",
+			setup:  seeded,
+			req:    request{method: http.MethodPut, path: mig + "/cohorts/first", as: "admin", body: `{"order":1,"partners":["acme",7]}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs(`each item of field "partners" must be a string, not a number`),
+		},
+		{
+			name:   "string for a list of classes",
+			req:    request{method: http.MethodPut, path: mig, as: "admin", body: jsonOf(t, withField(migrationBody("x"), "gates", obj{"zeroTolerance": "missing"}))},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs(`field "gates.zeroTolerance" must be an array, not a string`),
+		},
+		{
+			name:   "string for a replay's partners, a field of an embedded struct",
+			setup:  seeded,
+			req:    request{method: http.MethodPost, path: "/v1/replays", as: "operator", body: `{"migration":"tickets","partners":"acme"}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs(`field "partners" must be an array, not a string`),
+		},
+		{
+			name:   "replay time that does not parse",
+			setup:  seeded,
+			req:    request{method: http.MethodPost, path: "/v1/replays", as: "operator", body: `{"migration":"tickets","partners":["acme"],"from":"yesterday"}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs(`field "from" must be an RFC 3339 time such as 2026-01-02T15:04:05Z`),
+		},
+		{
+			name:   "replay time as a number",
+			setup:  seeded,
+			req:    request{method: http.MethodPost, path: "/v1/replays", as: "operator", body: `{"migration":"tickets","partners":["acme"],"from":"2025-03-04T00:00:00Z","to":1741046400}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs(`field "to" must be an RFC 3339 time such as 2026-01-02T15:04:05Z`),
+		},
+		// Free text is UTF-8 without control characters.
+		{
+			name:   "partner name with an escape sequence",
+			req:    request{method: http.MethodPut, path: "/v1/partners/acme", as: "admin", body: `{"name":"Acme\u001b[2J","psa":"generic"}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageNames("partner name"),
+		},
+		{
+			name:   "partner name with a C1 control",
+			req:    request{method: http.MethodPut, path: "/v1/partners/acme", as: "admin", body: `{"name":"Acme\u009b2J","psa":"generic"}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageNames("partner name"),
+		},
+		{
+			name:   "partner name with a newline",
+			req:    request{method: http.MethodPut, path: "/v1/partners/acme", as: "admin", body: `{"name":"Acme\nCorp","psa":"generic"}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageNames("partner name"),
+		},
+		{
+			name:   "partner name with a byte that is not UTF-8",
+			req:    request{method: http.MethodPut, path: "/v1/partners/acme", as: "admin", body: "{\"name\":\"Caf\xe9\",\"psa\":\"generic\"}"},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs(`field "name" is not valid UTF-8 text`),
+		},
+		{
+			name:   "partner name with half a surrogate pair",
+			req:    request{method: http.MethodPut, path: "/v1/partners/acme", as: "admin", body: `{"name":"Acme \ud83d","psa":"generic"}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageIs(`field "name" is not valid UTF-8 text`),
+		},
+		{
+			name:   "migration description with a control character",
+			req:    request{method: http.MethodPut, path: mig, as: "admin", body: jsonOf(t, migrationBody("sync\x07"))},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageNames("description"),
+		},
+		{
+			name:   "migration with a zeroTolerance class twice",
+			req:    request{method: http.MethodPut, path: mig, as: "admin", body: jsonOf(t, withField(migrationBody("x"), "gates", obj{"zeroTolerance": []string{"missing", "type_mismatch", "missing"}}))},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageNames(`zeroTolerance lists the class "missing" twice`),
+		},
+		{
+			name:   "cohort gates with a zeroTolerance class twice",
+			setup:  seeded,
+			req:    request{method: http.MethodPut, path: mig + "/cohorts/first", as: "admin", body: `{"order":1,"partners":["acme"],"gates":{"zeroTolerance":["empty","empty"]}}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageNames("twice"),
+		},
+		{
+			name:   "reason that clears the terminal on a partner",
+			req:    request{method: http.MethodPut, path: "/v1/partners/acme", as: "admin", body: `{"name":"Acme","psa":"generic","reason":"ok\u001b[2J\u001b[H"}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageNames("reason"),
+		},
+		{
+			name:   "reason with a bare carriage return on a stage",
+			setup:  seeded,
+			req:    request{method: http.MethodPut, path: mig + "/partners/acme", as: "operator", body: `{"stage":"shadow","reason":"approved\rdenied"}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageNames("reason"),
+		},
+		{
+			name: "reason with a control character on an advance",
+			setup: func(t *testing.T, f *fixture) {
+				f.seed(t)
+				f.putCohort(t, "tickets", "first", 1, "acme")
+			},
+			req:    request{method: http.MethodPost, path: mig + "/cohorts/first/advance", as: "operator", body: `{"reason":"go\u0000"}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageNames("reason"),
+		},
+		{
+			name:   "reason with a control character on a revert",
+			setup:  seeded,
+			req:    request{method: http.MethodPost, path: mig + "/revert", as: "operator", body: `{"reason":"incident\u0007"}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageNames("reason"),
+		},
+		{
+			name: "reason with a control character on a resume",
+			setup: func(t *testing.T, f *fixture) {
+				f.seed(t)
+				f.must(t, http.StatusOK, "operator", http.MethodPost, mig+"/revert", obj{"reason": "incident"}, nil)
+			},
+			req:    request{method: http.MethodPost, path: mig + "/resume", as: "operator", body: `{"reason":"fixed\u001b[1A"}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageNames("reason"),
+		},
+		{
+			name:   "reason of 1001 characters on a global revert",
+			setup:  seeded,
+			req:    request{method: http.MethodPost, path: "/v1/revert", as: "operator", body: jsonOf(t, obj{"reason": strings.Repeat("r", domain.MaxReason+1)})},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageNames("reason is longer than 1000 characters"),
+		},
+		{
+			name:   "reason with a control character on a token",
+			req:    request{method: http.MethodPost, path: "/v1/tokens", as: "admin", body: `{"name":"ci","role":"viewer","reason":"for CI\u001b]0;x\u0007"}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageNames("reason"),
+		},
+		{
+			name:   "reason with a control character on a token revocation",
+			req:    request{method: http.MethodDelete, path: "/v1/tokens/viewer?reason=gone%1B%5B2J", as: "admin"},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageNames("reason"),
+		},
+		{
+			name:  "reason with a control character on a replay",
+			setup: seeded,
+			req: request{method: http.MethodPost, path: "/v1/replays", as: "operator",
+				body: `{"migration":"tickets","partners":["acme"],"from":"2025-03-04T00:00:00Z","to":"2025-03-04T05:00:00Z","pipeline":"legacy","filter":"all","reason":"again\u001b[2J"}`},
+			status: http.StatusBadRequest, code: "invalid_argument",
+			check: messageNames("reason"),
+		},
 		{
 			name: "advance a cohort without partners",
 			setup: func(t *testing.T, f *fixture) {
@@ -875,6 +1116,15 @@ func seeded(t *testing.T, f *fixture) { f.seed(t) }
 func withField(m obj, k string, v any) obj {
 	m[k] = v
 	return m
+}
+
+func messageIs(want string) func(t *testing.T, res response, env errorEnvelope) {
+	return func(t *testing.T, res response, env errorEnvelope) {
+		t.Helper()
+		if env.Error == nil || env.Error.Message != want {
+			t.Errorf("error message: got %s, want %q", res.body, want)
+		}
+	}
 }
 
 func messageNames(s string) func(t *testing.T, res response, env errorEnvelope) {

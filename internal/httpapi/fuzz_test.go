@@ -108,6 +108,9 @@ func checkFuzzResponse(t *testing.T, rec *httptest.ResponseRecorder, body []byte
 	if *env.Error.Message == "" {
 		t.Fatalf("body %q: got an empty error message (%d %s)", body, rec.Code, rec.Body)
 	}
+	if leak := goTypeIn(*env.Error.Message); leak != "" {
+		t.Fatalf("body %q: got the message %q, which names a Go type (%q)", body, *env.Error.Message, leak)
+	}
 	if bytes.Contains(rec.Body.Bytes(), []byte(acmeSecret)) {
 		t.Fatalf("body %q: the answer holds acme's webhook secret: %s", body, rec.Body)
 	}

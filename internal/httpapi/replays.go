@@ -43,6 +43,11 @@ func (a *API) startReplay(w http.ResponseWriter, r *http.Request, p principal) e
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
+	// The replay starts before its audit entry is written: refuse a bad
+	// reason first, or the replay would run and the answer be an error.
+	if err := p.change(req.Reason).Validate(); err != nil {
+		return err
+	}
 	in := a.opts.Ingress
 	if in == nil {
 		job, err := a.svc.AskReplay(r.Context(), p.change(req.Reason), req.ReplayRequest)

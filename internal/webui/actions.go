@@ -11,17 +11,14 @@ import (
 	"github.com/switchbackhq/switchback/internal/domain"
 )
 
-// maxReason bounds the reason of a change typed in the UI.
-const maxReason = 1000
-
 // change is the audited identity of a UI change: the token's name, and the
-// reason typed in the form.
+// reason typed in the form, held to the API's rule for reasons.
 func change(r *http.Request, s session) (control.Change, error) {
-	reason := strings.TrimSpace(r.PostForm.Get("reason"))
-	if len(reason) > maxReason {
-		return control.Change{}, domain.Errorf(domain.CodeInvalid, "the reason is too long: at most %d characters", maxReason)
+	c := control.Change{Actor: s.name, Reason: strings.TrimSpace(r.PostForm.Get("reason"))}
+	if err := c.Validate(); err != nil {
+		return control.Change{}, err
 	}
-	return control.Change{Actor: s.name, Reason: reason}, nil
+	return c, nil
 }
 
 // back returns where a form asked to go after its change, when that is a

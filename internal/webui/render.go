@@ -120,6 +120,8 @@ func (u *UI) funcs() template.FuncMap {
 			}
 			return m, nil
 		},
+		// The text areas' maxlength is the API's limit on reasons.
+		"maxReason": func() int { return domain.MaxReason },
 	}
 }
 

@@ -465,6 +465,50 @@ func TestRevertAllIsAudited(t *testing.T) {
 	}
 }
 
+// The UI holds a reason to the API's rule: as many characters as the text
+// area allows (not bytes), lines allowed, control characters refused.
+func TestRevertReasonFollowsTheAPIRule(t *testing.T) {
+	tests := []struct {
+		name, reason string
+		ok           bool
+		wantMsg      string // on the page after a refusal
+	}{
+		{"MaxReason accented characters", strings.Repeat("é", domain.MaxReason), true, ""},
+		{"lines as a text area sends them", "incident 42\r\nrolling back", true, ""},
+		{"one character over", strings.Repeat("r", domain.MaxReason+1), false, "reason is longer than 1000 characters"},
+		{"an escape sequence", "ok\x1b[2J", false, "reason holds the control character U&#43;001B"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOptions{})
+			c := f.client(t)
+			c.login("operator")
+			before := len(f.auditLog(t))
+			page := c.get("/")
+			if want := fmt.Sprintf(`name="reason" rows="2" maxlength="%d"`, domain.MaxReason); !strings.Contains(page.body, want) {
+				t.Errorf("the dashboard's reason field lacks %s", want)
+			}
+			c.post("/revert", url.Values{"csrf": {c.csrf("/")}, "reason": {tt.reason}}, nil)
+			if got := f.reverted(t); got != tt.ok {
+				t.Fatalf("reverted: got %v, want %v", got, tt.ok)
+			}
+			log := f.auditLog(t)
+			if !tt.ok {
+				if len(log) != before {
+					t.Errorf("audit log: got %d entries after a refused revert, want %d", len(log), before)
+				}
+				if page := c.get("/"); !strings.Contains(page.body, tt.wantMsg) {
+					t.Errorf("the page after the refusal lacks %q", tt.wantMsg)
+				}
+				return
+			}
+			if last := log[len(log)-1]; last.Reason != tt.reason {
+				t.Errorf("audit reason: got %q, want %q", last.Reason, tt.reason)
+			}
+		})
+	}
+}
+
 func TestAdvance(t *testing.T) {
 	good := func(_, _ string, _ domain.Stage) gate.Counts {
 		return gate.Counts{Eligible: 5000, ByClass: map[domain.Class]uint64{domain.ClassEqual: 5000}, CandidateCalls: 5000}
