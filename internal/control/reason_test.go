@@ -103,7 +103,7 @@ func TestGuardRevertsWhateverTheEventID(t *testing.T) {
 	e.migration(t, "m")
 	e.moveTo(t, "m", "acme", domain.StageNew)
 	eventID := "evt\x1b[2J\x1b[H\xff" + strings.Repeat("x", 3*domain.MaxReason)
-	err := e.svc.IngestReport(ctx, control.Report{
+	_, err := e.svc.IngestReport(ctx, control.Report{
 		Router: control.Router{ID: "r1"},
 		Guard: []domain.GuardSample{{Migration: "m", Partner: "acme", EventID: eventID,
 			Outcomes: []string{string(domain.ClassMissing)}}},
