@@ -224,6 +224,10 @@ func (rt *Router) deliver(ctx context.Context, ev journal.Event) {
 	rt.log.Error("event dead-lettered", "event", ev.ID, "partner", ev.Partner, "attempts", rt.opts.MaxAttempts, "err", lastErr)
 	out := journal.Outcome{State: journal.StateDeadLettered, Attempts: rt.opts.MaxAttempts, Pipeline: r.pipeline,
 		SnapshotVersion: r.version, Error: lastErr.Error(), At: rt.opts.Now().UTC()}
+	var pe *pipeline.Error
+	if errors.As(lastErr, &pe) {
+		out.Status = pe.Status
+	}
 	if r.url != "" {
 		out.Shadow = r.shadow
 	}

@@ -146,3 +146,57 @@ func TestComparisonsSurviveRestartAndAreCountedOnce(t *testing.T) {
 		t.Errorf("candidate calls = %d, errors = %d; want %d, 0", counts.CandidateCalls, counts.CandidateErrors, events)
 	}
 }
+
+// A router stopped while its shadow pipeline was still answering (SIGTERM,
+// or a crash) has journaled the primary's outcome but not the comparison:
+// it compares those events at its next start, against the effects the
+// journal recorded, so the gates and the guard still see every one.
+func TestComparisonsDueAtShutdownAreMadeAtNextStart(t *testing.T) {
+	const events = 5
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, st := range []domain.Stage{domain.StageShadow, domain.StageNew} {
+		if _, err := e.svc.SetStage(ctx, control.Change{Actor: "t", Reason: "test"}, "psa-webhooks-v2", "acme", st, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the router to see acme on new", func() bool { return e.router.RoutingVersion() == e.svc.State().Version })
+	// On new, legacy is the shadow: hold its dry-runs until the router stops.
+	held, release := make(chan struct{}, events), make(chan struct{})
+	e.legacyAt.set(holdDryRuns(e.legacy, held, release))
+	for i := range events {
+		if status, _ := e.post(t, "acme", fmt.Sprintf("d%d", i), "ticket.updated", fmt.Sprintf("T-%d", i), nil, ""); status != http.StatusAccepted {
+			t.Fatalf("status = %d, want 202", status)
+		}
+	}
+	waitFor(t, "every event applied, its comparison due", func() bool {
+		due, err := e.journal.ComparisonsDue()
+		return err == nil && len(due) == events
+	})
+	e.stop()
+	close(release)
+	e.legacyAt.set(e.legacy)
+
+	e.start(t)
+	waitFor(t, "every comparison made after the restart", func() bool {
+		due, err := e.journal.ComparisonsDue()
+		return err == nil && len(due) == 0
+	})
+	for seq := uint64(1); seq <= events; seq++ {
+		ev, err := e.journal.Get(seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Comparison != string(domain.ClassEqual) {
+			t.Errorf("event %d compared as %q, want equal", seq, ev.Comparison)
+		}
+	}
+	e.report(t, e.control.URL)
+	waitFor(t, "every comparison counted", func() bool {
+		compared, _ := e.comparisons(t)
+		return compared == events
+	})
+	if _, byClass := e.comparisons(t); byClass[domain.ClassEqual] != events {
+		t.Errorf("the control service counted %v, want %d equal", byClass, events)
+	}
+}

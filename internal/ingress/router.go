@@ -201,6 +201,7 @@ func (rt *Router) Run(ctx context.Context) error {
 		}
 		rt.submit(ev)
 	}
+	rt.resumeComparisons(ctx)
 	wg.Wait()
 	return nil
 }

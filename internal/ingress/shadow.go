@@ -3,6 +3,7 @@ package ingress
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/switchbackhq/switchback/internal/compare"
 	"github.com/switchbackhq/switchback/internal/domain"
@@ -31,6 +32,69 @@ func (rt *Router) shadow(ev journal.Event, r route, primary compare.Side, raw js
 		rt.record(ev, r, compare.Result{Class: domain.ClassSkipped, Diff: "the shadow pool was full"}, raw, nil, nil)
 	}
 }
+
+// resumeComparisons queues again the comparisons that were due when the
+// router last stopped: the outcome was journaled, the comparison was not
+// (a crash, or a shutdown while the shadow pipeline was called). The
+// primary side is what the journal recorded. Without a snapshot yet it
+// waits for one: the shadow's URL and the rules come from it.
+func (rt *Router) resumeComparisons(ctx context.Context) {
+	due, err := rt.opts.Journal.ComparisonsDue()
+	if err != nil {
+		rt.log.Error("reading the comparisons due failed", "err", err)
+		return
+	}
+	if len(due) == 0 {
+		return
+	}
+	rt.log.Info("resuming comparisons due", "events", len(due))
+	for rt.routing.load().version == 0 {
+		if !sleep(ctx, 50*time.Millisecond) {
+			return
+		}
+	}
+	for _, ev := range due {
+		j := shadowJob{ev: ev, r: resumedRoute(rt.routing.load(), rt.opts.Migration, ev), raw: ev.Effects}
+		if ev.State == journal.StateApplied {
+			var effects []pipeline.Effect
+			if err := json.Unmarshal(ev.Effects, &effects); err != nil {
+				rt.log.Error("the recorded effects do not decode; the comparison is skipped", "event", ev.ID, "err", err)
+				rt.record(ev, j.r, compare.Result{Class: domain.ClassSkipped, Diff: "the recorded primary effects do not decode"}, ev.Effects, nil, nil)
+				continue
+			}
+			j.primary = compare.Side{Effects: effects}
+		} else {
+			j.primary = compare.Side{Err: recordedError{msg: ev.LastError, pe: &pipeline.Error{Status: ev.LastStatus}}}
+		}
+		select {
+		case rt.shadowQ <- j:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// resumedRoute is the route an event was delivered by, as far as the
+// journal recorded it: its primary and shadow pipelines, from which the
+// stage follows.
+func resumedRoute(tbl *routing, configured string, ev journal.Event) route {
+	key, _ := tbl.migration(configured)
+	r := route{migration: key, pipeline: ev.Pipeline, version: ev.SnapshotVersion, shadow: ev.Shadow, stage: domain.StageShadow}
+	if ev.Pipeline == "new" {
+		r.stage = domain.StageNew
+	}
+	return r
+}
+
+// recordedError is a primary's failure as the journal recorded it: its
+// message, and its status for pipeline.Unavailable.
+type recordedError struct {
+	msg string
+	pe  *pipeline.Error
+}
+
+func (e recordedError) Error() string { return e.msg }
+func (e recordedError) Unwrap() error { return e.pe }
 
 func (rt *Router) shadowWorker(ctx context.Context) {
 	for {

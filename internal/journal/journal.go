@@ -14,6 +14,7 @@
 //	partner    partner id, 0x00, 8-byte big-endian received-at (Unix ns), 8-byte seq → empty: time-window scans per partner
 //	dedup      partner id, 0x00, delivery id → 8-byte seq of the first delivery
 //	pending    8-byte seq → empty: events without a terminal outcome
+//	compare    8-byte seq → empty: events with an outcome whose shadow comparison is due
 //	jobs       job id → JSON state of a background job (replays)
 //	owed       tally key → 8-byte big-endian count not yet sealed into a report
 //	reports    8-byte big-endian report seq → JSON map of tally key → count: sealed, not yet acknowledged
@@ -46,6 +47,7 @@ var (
 	bucketPartner = []byte("partner")
 	bucketDedup   = []byte("dedup")
 	bucketPending = []byte("pending")
+	bucketCompare = []byte("compare")
 	keySchema     = []byte("schema")
 	keyEpoch      = []byte("epoch")
 )
@@ -96,8 +98,11 @@ type Event struct {
 	SnapshotVersion uint64          `json:"snapshotVersion,omitempty"`
 	Effects         json.RawMessage `json:"effects,omitempty"`
 	LastError       string          `json:"lastError,omitempty"`
-	DoneAt          time.Time       `json:"doneAt,omitzero"`
-	Duplicates      int             `json:"duplicates,omitempty"` // resent deliveries recognized and not applied again
+	// LastStatus is the pipeline's HTTP status on the last failed attempt,
+	// 0 when no answer came.
+	LastStatus int       `json:"lastStatus,omitempty"`
+	DoneAt     time.Time `json:"doneAt,omitzero"`
+	Duplicates int       `json:"duplicates,omitempty"` // resent deliveries recognized and not applied again
 	// Shadow is the pipeline asked in dry-run to compare the outcome with,
 	// when one was: its Comparison is due.
 	Shadow string `json:"shadow,omitempty"`
@@ -131,6 +136,7 @@ type Outcome struct {
 	SnapshotVersion uint64
 	Effects         json.RawMessage
 	Error           string
+	Status          int // the pipeline's status on the last failed attempt
 	At              time.Time
 	Shadow          string  // the pipeline that will compare it, if one will
 	Replay          *Replay // set for a replay's outcome: appended, the state is kept
@@ -212,7 +218,7 @@ func Open(path string, opts Options) (*Journal, error) {
 }
 
 func initSchema(tx *bbolt.Tx) error {
-	for _, b := range [][]byte{bucketMeta, bucketEvents, bucketPartner, bucketDedup, bucketPending, bucketOwed, bucketReports} {
+	for _, b := range [][]byte{bucketMeta, bucketEvents, bucketPartner, bucketDedup, bucketPending, bucketCompare, bucketOwed, bucketReports} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -456,7 +462,10 @@ func completeEvent(tx *bbolt.Tx, seq uint64, out Outcome) error {
 	}
 	if out.Comparison != "" && out.State == "" {
 		e.Comparison = out.Comparison
-		return put(evb, e)
+		if err := put(evb, e); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketCompare).Delete(seqKey(seq))
 	}
 	if out.Replay != nil {
 		e.Replays = append(e.Replays, *out.Replay)
@@ -467,14 +476,21 @@ func completeEvent(tx *bbolt.Tx, seq uint64, out Outcome) error {
 		return put(evb, e)
 	}
 	e.State, e.Attempts, e.Pipeline, e.SnapshotVersion = out.State, out.Attempts, out.Pipeline, out.SnapshotVersion
-	e.Effects, e.LastError, e.DoneAt, e.Shadow = out.Effects, out.Error, out.At, out.Shadow
+	e.Effects, e.LastError, e.LastStatus, e.DoneAt, e.Shadow = out.Effects, out.Error, out.Status, out.At, out.Shadow
 	if err := put(evb, e); err != nil {
 		return err
 	}
-	if out.State.Terminal() {
-		return tx.Bucket(bucketPending).Delete(seqKey(seq))
+	if !out.State.Terminal() {
+		return nil
 	}
-	return nil
+	if out.Shadow != "" && e.Comparison == "" {
+		// Due until recorded: a router that dies between the outcome and
+		// the comparison compares again at its next start.
+		if err := tx.Bucket(bucketCompare).Put(seqKey(seq), nil); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketPending).Delete(seqKey(seq))
 }
 
 // Get returns the event with seq, or ErrNotFound.
@@ -495,6 +511,25 @@ func (j *Journal) Pending() ([]Event, error) {
 	err := j.db.View(func(tx *bbolt.Tx) error {
 		evb := tx.Bucket(bucketEvents)
 		return tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
+			e, err := get(evb, binary.BigEndian.Uint64(k))
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// ComparisonsDue returns every event with an outcome whose shadow
+// comparison was asked and is not recorded, oldest first: what a
+// restarted router must still compare.
+func (j *Journal) ComparisonsDue() ([]Event, error) {
+	var out []Event
+	err := j.db.View(func(tx *bbolt.Tx) error {
+		evb := tx.Bucket(bucketEvents)
+		return tx.Bucket(bucketCompare).ForEach(func(k, _ []byte) error {
 			e, err := get(evb, binary.BigEndian.Uint64(k))
 			if err != nil {
 				return err
@@ -596,6 +631,9 @@ func (j *Journal) Sweep(cutoff time.Time, limit int) (int, error) {
 		}
 		for _, e := range doomed {
 			if err := evb.Delete(seqKey(e.Seq)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketCompare).Delete(seqKey(e.Seq)); err != nil {
 				return err
 			}
 			if err := tx.Bucket(bucketPartner).Delete(partnerKey(e.Partner, e.ReceivedAt, e.Seq)); err != nil {

@@ -951,3 +951,53 @@ func TestAppendOfNoEventsIsHarmless(t *testing.T) {
 		t.Errorf("journal holds %d events, want 0", got.Events)
 	}
 }
+
+// An outcome whose shadow comparison was asked leaves the comparison due,
+// durably, until it is recorded; an outcome without a shadow, or a swept
+// event, leaves nothing due.
+func TestComparisonsDueUntilRecorded(t *testing.T) {
+	path := tempPath(t)
+	j := open(t, path, Options{})
+	ctx := context.Background()
+	res := appendOK(t, j, event("acme", "a", t0), event("acme", "b", t0), event("acme", "c", t0))
+	applied := Outcome{State: StateApplied, Attempts: 1, Pipeline: "legacy", Effects: json.RawMessage(`[]`), At: t0}
+	withShadow := applied
+	withShadow.Shadow = "new"
+	for _, o := range []struct {
+		seq uint64
+		out Outcome
+	}{{res[0].Seq, withShadow}, {res[1].Seq, withShadow}, {res[2].Seq, applied}} {
+		if err := j.Complete(ctx, o.seq, o.out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	due := func() []uint64 {
+		t.Helper()
+		evs, err := j.ComparisonsDue()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []uint64
+		for _, e := range evs {
+			seqs = append(seqs, e.Seq)
+		}
+		return seqs
+	}
+	if got, want := due(), []uint64{res[0].Seq, res[1].Seq}; !slices.Equal(got, want) {
+		t.Fatalf("due = %v, want %v", got, want)
+	}
+	if err := j.Complete(ctx, res[0].Seq, Outcome{Comparison: "equal"}); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	j = open(t, path, Options{})
+	if got, want := due(), []uint64{res[1].Seq}; !slices.Equal(got, want) {
+		t.Fatalf("due after recording one and reopening = %v, want %v", got, want)
+	}
+	if _, err := j.Sweep(t0.Add(time.Hour), 100); err != nil {
+		t.Fatal(err)
+	}
+	if got := due(); len(got) != 0 {
+		t.Errorf("due after the sweep = %v, want none", got)
+	}
+}
