@@ -180,7 +180,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		in, err = newIngress(ingressConfig{
 			Data: filepath.Join(cfg.Data, "ingress"), ControlURL: "http://" + ln.Addr().String(),
 			Token: svc.AddEphemeralToken("ingress-embedded", domain.RoleRouter), RouterID: "embedded",
-			Migration: cfg.Migration, KeyHosts: cfg.KeyHosts,
+			Migration: cfg.Migration, KeyHosts: cfg.KeyHosts, Local: svc,
 		}, reg, log)
 		if err != nil {
 			ln.Close()

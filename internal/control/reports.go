@@ -53,6 +53,9 @@ type GuardRevert struct {
 // the guard's samples, on which the guard may revert.
 func (s *Service) IngestReport(ctx context.Context, r Report) error {
 	s.ReportRouter(r.Router)
+	if err := s.fastForward(ctx, r.Router); err != nil {
+		return err
+	}
 	s.recordReplays(r.ID, r.Replays)
 	if len(r.Comparisons)+len(r.Candidate)+len(r.Mismatches) > 0 {
 		if err := s.recordStats(ctx, r); err != nil {

@@ -76,6 +76,7 @@ type Service struct {
 	ephemeral atomic.Pointer[map[string]domain.Token] // in memory only: see AddEphemeralToken
 	changed   atomic.Pointer[chan struct{}]           // closed when a new State is published
 	reverts   atomic.Uint64
+	regress   regressions
 	routers   routers
 	guard     guard
 	onGuard   func(GuardRevert)
@@ -99,7 +100,7 @@ func New(ctx context.Context, store Store, opts Options) (*Service, error) {
 	}
 	s := &Service{store: store, now: opts.Now, stats: opts.Stats, log: opts.Logger, lastAudit: data.LastAudit, onGuard: opts.OnGuardRevert}
 	st := newState(data)
-	st.seal(data.Version, s.now().UTC())
+	st.seal(data.Version, s.now().UTC(), data.LastAudit)
 	s.state.Store(st)
 	s.setTokens(data.Tokens)
 	ch := make(chan struct{})
@@ -151,6 +152,9 @@ type plan struct {
 	writes  func(Tx) error
 	records []record
 	tokens  *map[string]domain.Token
+	// minVersion, if above the next version, is the version to publish
+	// instead: see fastForward.
+	minVersion uint64
 }
 
 // apply runs decide under the change lock, writes its plan in one
@@ -178,7 +182,7 @@ func (s *Service) apply(ctx context.Context, c Change, decide func(cur *State, n
 	}
 	version := cur.Version
 	if p.next != nil {
-		version++
+		version = max(version+1, p.minVersion)
 	}
 	err = s.store.Update(ctx, func(tx Tx) error {
 		if p.writes != nil {
@@ -210,7 +214,7 @@ func (s *Service) apply(ctx context.Context, c Change, decide func(cur *State, n
 	if p.next == nil {
 		return cur, nil
 	}
-	p.next.seal(version, now)
+	p.next.seal(version, now, s.lastAudit)
 	s.state.Store(p.next)
 	ch := make(chan struct{})
 	close(*s.changed.Swap(&ch))
