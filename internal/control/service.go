@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchbackhq/switchback/flags"
 	"github.com/switchbackhq/switchback/internal/audit"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/gate"
@@ -131,6 +132,14 @@ func (s *Service) AuditLog(ctx context.Context, after uint64, limit int) ([]doma
 		return nil, domain.Internal("read audit log", err)
 	}
 	return entries, nil
+}
+
+// AuditHead returns the last entry of the audit log, as a witness: its
+// store, sequence number and hash (zero for an empty log).
+func (s *Service) AuditHead() flags.AuditHead {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return flags.AuditHead{StoreID: s.State().StoreID, Seq: s.lastAudit.Seq, Hash: s.lastAudit.Hash}
 }
 
 // Change identifies who makes a change and why.
