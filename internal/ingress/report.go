@@ -142,7 +142,7 @@ func (rt *Router) followAsked(ctx context.Context, client *http.Client, url, tok
 		_, err := rt.startReplay(ctx, j.ID, j.Request)
 		if domain.ErrorCode(err) == domain.CodeNotFound && !current {
 			// The migration may be newer than the snapshot held.
-			rt.log.Info("a replay asked by the control service waits for a current snapshot", "replay", j.ID, "err", err)
+			rt.log.Debug("a replay asked by the control service waits for a current snapshot", "replay", j.ID, "err", err)
 			continue
 		}
 		if err != nil {
