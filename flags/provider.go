@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -186,10 +187,26 @@ type Provider struct {
 	status  status
 	lastErr error
 
-	// pending is the latest snapshot not yet written to SnapshotFile.
-	pendingMu  sync.Mutex
-	pending    []byte
-	persistSig chan struct{}
+	// applyMu serializes apply: the stream and Offer both take snapshots.
+	// It guards heads.
+	applyMu sync.Mutex
+	// heads are the audit heads witnessed, oldest first (see keepHead).
+	heads []AuditHead
+	// current is true while the provider is connected to the stream and
+	// holds the last snapshot it brought; see Current.
+	current atomic.Bool
+	// regressions counts the snapshots refused because their store went
+	// backwards; refused is the version last refused, 0 once a snapshot
+	// was taken since.
+	regressions atomic.Uint64
+	refused     atomic.Uint64
+
+	// pending is the latest snapshot not yet written to SnapshotFile, with
+	// the heads witnessed so far.
+	pendingMu    sync.Mutex
+	pending      []byte
+	pendingHeads []AuditHead
+	persistSig   chan struct{}
 
 	reportSig chan struct{}
 }
@@ -536,27 +553,86 @@ func (p *Provider) run(ctx context.Context, done chan<- struct{}) {
 	wg.Wait()
 }
 
-// apply swaps in s if it is newer than the snapshot held, then hands it to
-// the file writer and the reporter and tells the OpenFeature API. Only the
-// sync goroutine calls it.
-func (p *Provider) apply(s *Snapshot, raw []byte) {
+// verdict is how a snapshot compares with the one held.
+type verdict int
+
+const (
+	takeNewer      verdict = iota // same store, higher version
+	takeOtherStore                // another store: resync, whatever the version
+	skipSame                      // the version held, or an older one already replaced
+	refuseOlder                   // same store, lower version: the store went backwards
+	refuseDiverged                // same store and version, another audit head: another history
+)
+
+// judge decides whether s replaces held. A store's versions only grow, so
+// within one store a lower version, or the same version with another audit
+// head, means the store went back (restored from a backup) and is an error
+// to report, not a snapshot to take or to skip in silence.
+func judge(held, s *Snapshot) verdict {
+	switch {
+	case held == nil:
+		return takeNewer
+	case s.StoreID != held.StoreID:
+		return takeOtherStore
+	case s.Version > held.Version:
+		return takeNewer
+	case s.Version < held.Version:
+		return refuseOlder
+	case s.Audit.Hash != "" && held.Audit.Hash != "" && s.Audit != held.Audit:
+		return refuseDiverged
+	}
+	return skipSame
+}
+
+// apply swaps in s if judge takes it, then hands it to the file writer and
+// the reporter and tells the OpenFeature API. fromStream says the stream
+// brought it, so that the provider now holds the stream's latest.
+func (p *Provider) apply(s *Snapshot, raw []byte, fromStream bool) verdict {
+	p.applyMu.Lock()
+	defer p.applyMu.Unlock()
 	old := p.cur.Load()
-	if old != nil && s.Version <= old.snap.Version {
-		p.log.Debug("flags: snapshot not newer than the one held, ignored", "version", s.Version, "held", old.snap.Version)
-		return
+	var held *Snapshot
+	if old != nil {
+		held = old.snap
+	}
+	v := judge(held, s)
+	switch v {
+	case skipSame:
+		p.log.Debug("flags: snapshot not newer than the one held, ignored", "version", s.Version, "held", held.Version)
+		if fromStream && s.Version == held.Version {
+			p.current.Store(true)
+		}
+		return v
+	case refuseOlder, refuseDiverged:
+		p.regressions.Add(1)
+		p.refused.Store(s.Version)
+		if fromStream {
+			p.current.Store(false)
+		}
+		p.log.Error("flags: the control service's store went backwards (restored from a backup?): snapshot refused until its version passes the one held",
+			"store", s.StoreID, "version", s.Version, "held", held.Version, "diverged", v == refuseDiverged)
+		p.signalReport() // the report tells the control service, which moves its version past ours
+		return v
+	case takeOtherStore:
+		p.log.Warn("flags: snapshot of another control store: resyncing to it", "store", s.StoreID, "version", s.Version,
+			"heldStore", held.StoreID, "held", held.Version)
 	}
 	if p.opts.OnSnapshot != nil && raw != nil {
 		p.opts.OnSnapshot(s.Version, raw)
 	}
 	p.cur.Store(newHeld(s))
+	p.refused.Store(0)
+	if fromStream {
+		p.current.Store(true)
+	}
+	if s.Audit.Seq > 0 {
+		p.heads = keepHead(p.heads, AuditHead{StoreID: s.StoreID, Seq: s.Audit.Seq, Hash: s.Audit.Hash})
+	}
 	p.syncedOnce.Do(func() { close(p.synced) })
 	if raw != nil {
-		p.persist(raw)
+		p.persist(raw, slices.Clone(p.heads))
 	}
-	select {
-	case p.reportSig <- struct{}{}:
-	default: // a report is already due; it reads the latest version
-	}
+	p.signalReport()
 	var changed []string
 	if old != nil {
 		changed = flagChanges(old.snap, s)
@@ -578,6 +654,88 @@ func (p *Provider) apply(s *Snapshot, raw []byte) {
 		p.status = stReady
 		p.emit(openfeature.ProviderReady, "snapshot synced", nil, s.Version)
 	}
+	return v
+}
+
+func (p *Provider) signalReport() {
+	select {
+	case p.reportSig <- struct{}{}:
+	default: // a report is already due; it reads the latest version
+	}
+}
+
+// Offer hands the provider a snapshot's JSON from another source than its
+// stream, such as the control service in the same process, and returns
+// once the provider holds it. It is judged as the stream's snapshots are:
+// taken if newer or of another store. It returns an error if raw does not
+// decode or the snapshot is refused because its store went backwards.
+func (p *Provider) Offer(raw []byte) error {
+	s, err := decodeSnapshot(raw)
+	if err != nil {
+		return fmt.Errorf("flags: offered snapshot: %w", err)
+	}
+	switch p.apply(s, raw, false) {
+	case refuseOlder, refuseDiverged:
+		return fmt.Errorf("flags: offered snapshot version %d refused: its store went backwards", s.Version)
+	}
+	return nil
+}
+
+// Current reports whether the provider holds the control service's latest
+// snapshot as far as it can know: it is connected to the snapshot stream,
+// and holds the last snapshot the stream brought (or the stream said the
+// one held is current). A provider that runs on its snapshot file, is
+// disconnected, or refused a snapshot is not current.
+func (p *Provider) Current() bool { return p.current.Load() }
+
+// Regressions counts the snapshots refused because the control service's
+// store went backwards: a lower version of the store held (or the same
+// version with another history), as after a restore from a backup. Each is
+// also logged as an error; the control service moves its version past the
+// one reported, and the provider takes that.
+func (p *Provider) Regressions() uint64 { return p.regressions.Load() }
+
+// AuditHeads returns the audit heads the provider has witnessed, oldest
+// first: they are kept in Options.SnapshotFile, and "switchback audit
+// verify --witness" checks that the control service's audit log still
+// holds them.
+func (p *Provider) AuditHeads() []AuditHead {
+	p.applyMu.Lock()
+	defer p.applyMu.Unlock()
+	return slices.Clone(p.heads)
+}
+
+// maxHeads bounds the audit heads a provider keeps.
+const maxHeads = 64
+
+// keepHead adds h to heads. The newest heads are the best witnesses (each
+// vouches for every entry before it), but a rewrite that a control service
+// follows with new entries hands out a new head that no longer vouches for
+// the old ones: older heads are kept too, thinned out as they age so that
+// the list stays bounded and still spans the log.
+func keepHead(heads []AuditHead, h AuditHead) []AuditHead {
+	for _, k := range heads {
+		if k == h {
+			return heads
+		}
+	}
+	heads = append(heads, h)
+	if len(heads) <= maxHeads {
+		return heads
+	}
+	// Drop one of the older half, the one closest in seq to the head kept
+	// before it: the gaps grow with age, like a log scale.
+	best, gap := 1, uint64(math.MaxUint64)
+	for i := 1; i < len(heads)/2; i++ {
+		a, b := heads[i-1], heads[i]
+		if a.StoreID != b.StoreID || b.Seq < a.Seq {
+			continue // the first head after a change of store, or a store that went back: evidence, kept
+		}
+		if d := b.Seq - a.Seq; d < gap {
+			best, gap = i, d
+		}
+	}
+	return slices.Delete(heads, best, best+1)
 }
 
 // onConnected runs when a stream is established: it recovers from STALE or
@@ -596,6 +754,7 @@ func (p *Provider) onConnected() {
 
 // onDisconnected runs when a stream ends or a connection fails.
 func (p *Provider) onDisconnected(wasConnected bool, err error) {
+	p.current.Store(false)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.lastErr = err
@@ -704,21 +863,33 @@ func (p *Provider) reportLoop(ctx context.Context) {
 		if h == nil {
 			continue
 		}
-		if err := p.report(ctx, h.snap.Version); err != nil && ctx.Err() == nil {
+		if err := p.report(ctx, h.snap); err != nil && ctx.Err() == nil {
 			p.log.Warn("flags: router report failed", "router", p.opts.RouterID, "version", h.snap.Version, "err", err)
 		}
 	}
 }
 
-func (p *Provider) report(ctx context.Context, version uint64) error {
+// refusedFor returns the version last refused, if s carries a store id.
+func (p *Provider) refusedFor(s *Snapshot) uint64 {
+	if s.StoreID == "" {
+		return 0
+	}
+	return p.refused.Load()
+}
+
+func (p *Provider) report(ctx context.Context, s *Snapshot) error {
 	// A report may take as long as the interval, and never less than 5 s:
 	// one slow answer must not make every report fail.
 	ctx, cancel := context.WithTimeout(ctx, max(p.opts.ReportInterval, 5*time.Second))
 	defer cancel()
+	// storeId and refused go only with a snapshot that has a store id: a
+	// control service old enough to send none refuses unknown fields.
 	body, err := json.Marshal(struct {
 		Router          string `json:"router"`
 		SnapshotVersion uint64 `json:"snapshotVersion"`
-	}{p.opts.RouterID, version})
+		StoreID         string `json:"storeId,omitempty"`
+		Refused         uint64 `json:"refused,omitempty"`
+	}{p.opts.RouterID, s.Version, s.StoreID, p.refusedFor(s)})
 	if err != nil {
 		return err
 	}

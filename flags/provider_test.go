@@ -90,6 +90,8 @@ func (w pvWire) json() string {
 type pvReport struct {
 	Router          string `json:"router"`
 	SnapshotVersion uint64 `json:"snapshotVersion"`
+	StoreID         string `json:"storeId"`
+	Refused         uint64 `json:"refused"`
 	auth            string
 }
 
@@ -793,7 +795,7 @@ func TestProviderSnapshotFile(t *testing.T) {
 		v2.Migrations["psa-webhooks-v2"].Stages["umbrella"] = StageShadow
 		f.publish(v2)
 		pvWaitUntil(t, "version 2 on file", func() bool {
-			s, _, err := readSnapshotFile(file)
+			s, _, _, err := readSnapshotFile(file)
 			return err == nil && s.Version == 2
 		})
 		first.Shutdown()
@@ -831,7 +833,7 @@ func TestProviderSnapshotFile(t *testing.T) {
 			f.publish(pvBaseWire(v))
 		}
 		pvWaitUntil(t, "version 20 on file", func() bool {
-			s, _, err := readSnapshotFile(file)
+			s, _, _, err := readSnapshotFile(file)
 			return err == nil && s.Version == 20
 		})
 		b, err := os.ReadFile(file)
@@ -862,7 +864,7 @@ func TestProviderSnapshotFile(t *testing.T) {
 	})
 
 	t.Run("a file of this schema from testdata loads", func(t *testing.T) {
-		s, _, err := readSnapshotFile(filepath.Join("testdata", "snapshot-schema1.json"))
+		s, _, _, err := readSnapshotFile(filepath.Join("testdata", "snapshot-schema1.json"))
 		if err != nil {
 			t.Fatalf("readSnapshotFile: %v", err)
 		}
@@ -927,7 +929,7 @@ func TestProviderSnapshotFile(t *testing.T) {
 			t.Fatalf("SetProviderAndWait: %v", err)
 		}
 		pvWaitUntil(t, "version 7 on file", func() bool {
-			s, _, err := readSnapshotFile(file)
+			s, _, _, err := readSnapshotFile(file)
 			return err == nil && s.Version == 7
 		})
 	})
@@ -972,10 +974,10 @@ func pvReadTestdata(t *testing.T, name string) []byte {
 
 func TestWriteSnapshotFileErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "no-such-dir", "snapshot.json")
-	if err := writeSnapshotFile(missing, []byte(`{"version":1}`)); err == nil {
+	if err := writeSnapshotFile(missing, []byte(`{"version":1}`), nil); err == nil {
 		t.Errorf("writeSnapshotFile into a missing directory: got nil, want an error")
 	}
-	if _, _, err := readSnapshotFile(missing); !errors.Is(err, fs.ErrNotExist) {
+	if _, _, _, err := readSnapshotFile(missing); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("readSnapshotFile of a missing file: got %v, want fs.ErrNotExist", err)
 	}
 }

@@ -4,9 +4,28 @@ package flags
 // Fields the package does not know are ignored when it is decoded, so a newer
 // control service can add to it. Treat a Snapshot as immutable once built.
 type Snapshot struct {
-	Version    uint64                `json:"version"`
+	Version uint64 `json:"version"`
+	// StoreID identifies the control service's store. Versions compare
+	// only within one store: a snapshot of another store (a store reset,
+	// or another control service) is taken whatever its version. Empty in
+	// snapshots of control services that predate it.
+	StoreID string `json:"storeId,omitempty"`
+	// Audit is the head of the control service's audit log when this
+	// version was built. Providers keep the heads they see (with the
+	// snapshot file) as witnesses that the log cannot later be cut or
+	// rewritten unnoticed.
+	Audit      AuditHead             `json:"audit,omitzero"`
 	Migrations map[string]*Migration `json:"migrations"`
 	Partners   map[string]Partner    `json:"partners"`
+}
+
+// AuditHead is the last entry of a control service's audit log: its
+// sequence number and hash, and in a provider's list of witnessed heads
+// the store it belongs to.
+type AuditHead struct {
+	StoreID string `json:"storeId,omitempty"`
+	Seq     uint64 `json:"seq"`
+	Hash    string `json:"hash"`
 }
 
 // Migration is one flag: its kill switch and the partners' stages.

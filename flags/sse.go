@@ -45,8 +45,11 @@ func (e *statusError) auth() bool {
 // that the stream is established, or a decoded snapshot and its JSON.
 type streamMsg struct {
 	connected bool
-	snap      *Snapshot
-	raw       []byte
+	// upToDate says the control service holds no newer snapshot than the
+	// one named by Last-Event-ID.
+	upToDate bool
+	snap     *Snapshot
+	raw      []byte
 }
 
 // sync is the provider's sync loop: it keeps one stream open to the control
@@ -128,9 +131,9 @@ func (p *Provider) session(ctx context.Context, grace *time.Timer) (connected bo
 	defer cancel()
 	msgs := make(chan streamMsg)
 	done := make(chan error, 1)
-	var since uint64
+	var since string
 	if h := p.cur.Load(); h != nil {
-		since = h.snap.Version
+		since = lastEventID(h.snap)
 	}
 	go func() { done <- p.stream(sctx, since, msgs) }()
 	for {
@@ -143,7 +146,13 @@ func (p *Provider) session(ctx context.Context, grace *time.Timer) (connected bo
 				p.log.Info("flags: connected to the snapshot stream", "url", p.streamURL, "since", since)
 				continue
 			}
-			p.apply(m.snap, m.raw)
+			if m.upToDate {
+				if h := p.cur.Load(); h != nil && lastEventID(h.snap) == since {
+					p.current.Store(true)
+				}
+				continue
+			}
+			p.apply(m.snap, m.raw, true)
 		case err := <-done:
 			return connected, err
 		case <-grace.C:
@@ -156,10 +165,23 @@ func (p *Provider) session(ctx context.Context, grace *time.Timer) (connected bo
 	}
 }
 
+// lastEventID names the snapshot held, for Last-Event-ID: "STORE:VERSION",
+// or the version alone for a snapshot without a store id. A control
+// service sends its snapshot whenever it is not the one named, so that a
+// provider holding a version of the store that the store no longer has
+// learns it.
+func lastEventID(s *Snapshot) string {
+	v := strconv.FormatUint(s.Version, 10)
+	if s.StoreID == "" {
+		return v
+	}
+	return s.StoreID + ":" + v
+}
+
 // stream makes one request to the snapshot stream and reads it until it
-// ends, sending what it reads to out. since, if not zero, is the version
-// held, sent as Last-Event-ID. It returns why the stream ended.
-func (p *Provider) stream(ctx context.Context, since uint64, out chan<- streamMsg) error {
+// ends, sending what it reads to out. since, if not empty, names the
+// snapshot held, sent as Last-Event-ID. It returns why the stream ended.
+func (p *Provider) stream(ctx context.Context, since string, out chan<- streamMsg) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// The watchdog drops the stream when nothing arrives for the heartbeat
@@ -180,8 +202,8 @@ func (p *Provider) stream(ctx context.Context, since uint64, out chan<- streamMs
 	req.Header.Set("Authorization", "Bearer "+p.opts.Token)
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")
-	if since != 0 {
-		req.Header.Set("Last-Event-ID", strconv.FormatUint(since, 10))
+	if since != "" {
+		req.Header.Set("Last-Event-ID", since)
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
@@ -209,6 +231,14 @@ func (p *Provider) stream(ctx context.Context, since uint64, out chan<- streamMs
 				err = errStreamClosed
 			}
 			return cause(err)
+		}
+		if ev.typ == "current" {
+			select {
+			case out <- streamMsg{upToDate: true}:
+			case <-ctx.Done():
+				return cause(ctx.Err())
+			}
+			continue
 		}
 		if ev.typ != "snapshot" {
 			p.log.Debug("flags: stream event ignored", "event", ev.typ)

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/switchbackhq/switchback/flags"
 	"github.com/switchbackhq/switchback/internal/audit"
 	"github.com/switchbackhq/switchback/internal/client"
 	"github.com/switchbackhq/switchback/internal/domain"
@@ -74,6 +75,8 @@ type verbRun struct {
 	replay replayFlags
 	// replayAfter asks a revert to replay the mismatched events.
 	replayAfter bool
+	// witnesses are the files "audit verify" checks the log against.
+	witnesses []string
 }
 
 var verbs = map[string]verb{
@@ -83,7 +86,7 @@ var verbs = map[string]verb{
 	"stage":   {"MIGRATION PARTNER STAGE", 3, "Sets one partner's stage. Forward moves go one step and pass the gates unless --force.", stage},
 	"revert":  {"MIGRATION | --all", -1, "Turns the kill switch on: every partner of the migration (or of all, with --all) evaluates to legacy.", revert},
 	"resume":  {"MIGRATION", 1, "Turns the kill switch off: partners evaluate to their stages as they were.", resume},
-	"audit":   {"[verify]", -1, "Lists the audit log; \"audit verify\" recomputes its hash chain and says where it breaks.", auditVerb},
+	"audit":   {"[verify | head]", -1, "Lists the audit log; \"audit verify\" recomputes its hash chain and says where it breaks, and with --witness checks that the log still holds the heads routers saw (their snapshot files) or \"audit head\" exported; \"audit head\" prints the log's head as JSON, to keep elsewhere as a witness.", auditVerb},
 	"replay":  {"", 0, "Sends a window of journaled events again through a pipeline, with their original ids, and follows its progress.", replayVerb},
 }
 
@@ -109,6 +112,10 @@ func runCLI(ctx context.Context, name string, args []string, getenv func(string)
 	case "audit":
 		fs.Uint64Var(&r.after, "after", 0, "list entries after this sequence number")
 		fs.IntVar(&r.limit, "limit", 100, "list at most this many entries (1 to 1000)")
+		fs.Func("witness", "with \"verify\": a router's snapshot file, or a head saved from \"audit head\", whose audit heads the log must hold (repeatable)", func(v string) error {
+			r.witnesses = append(r.witnesses, v)
+			return nil
+		})
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: switchback %s [flags] %s\n\n%s\n\n", name, v.args, v.summary)
@@ -382,8 +389,14 @@ func auditVerb(ctx context.Context, c *client.Client, r *verbRun) error {
 	if len(r.args) == 1 && r.args[0] == "verify" {
 		return auditVerify(ctx, c, r)
 	}
+	if len(r.args) == 1 && r.args[0] == "head" {
+		return auditHead(ctx, c, r)
+	}
+	if len(r.witnesses) > 0 {
+		return usageError("--witness goes with \"audit verify\"")
+	}
 	if len(r.args) != 0 {
-		return usageError(fmt.Sprintf("unknown audit argument %q: use \"audit\" or \"audit verify\"", r.args[0]))
+		return usageError(fmt.Sprintf("unknown audit argument %q: use \"audit\", \"audit verify\" or \"audit head\"", r.args[0]))
 	}
 	var entries []domain.AuditEntry
 	if err := c.Do(ctx, http.MethodGet, fmt.Sprintf("/v1/audit?after=%d&limit=%d", r.after, r.limit), nil, &entries); err != nil {
@@ -401,9 +414,25 @@ func auditVerb(ctx context.Context, c *client.Client, r *verbRun) error {
 	return tw.Flush()
 }
 
-// auditVerify pages through the whole log and checks its chain.
+// auditVerify pages through the whole log and checks its chain, and that
+// it holds every witnessed head.
 func auditVerify(ctx context.Context, c *client.Client, r *verbRun) error {
 	v := audit.NewVerifier(domain.AuditEntry{})
+	witnessed := 0
+	if len(r.witnesses) > 0 {
+		var head auditHeadJSON
+		if err := c.Do(ctx, http.MethodGet, "/v1/audit/head", nil, &head); err != nil {
+			return err
+		}
+		for _, path := range r.witnesses {
+			ws, err := readWitnesses(path, head.StoreID)
+			if err != nil {
+				return err
+			}
+			v.Expect(ws...)
+			witnessed += len(ws)
+		}
+	}
 	var after uint64
 	var head string
 	for {
@@ -419,6 +448,70 @@ func auditVerify(ctx context.Context, c *client.Client, r *verbRun) error {
 		}
 		after, head = page[len(page)-1].Seq, page[len(page)-1].Hash
 	}
+	if err := v.Finish(); err != nil {
+		return err
+	}
 	fmt.Fprintf(r.out, "audit chain intact: %d entries verified, head %d hash %s\n", v.Checked, after, head)
+	if len(r.witnesses) > 0 {
+		fmt.Fprintf(r.out, "it holds all %d witnessed heads, from %d witness files\n", witnessed, len(r.witnesses))
+	}
 	return nil
+}
+
+// auditHeadJSON is GET /v1/audit/head, and what "audit head" prints.
+type auditHeadJSON struct {
+	StoreID         string    `json:"storeId"`
+	Seq             uint64    `json:"seq"`
+	Hash            string    `json:"hash"`
+	SnapshotVersion uint64    `json:"snapshotVersion"`
+	ExportedAt      time.Time `json:"exportedAt,omitzero"`
+}
+
+// auditHead prints the log's head as JSON: saved somewhere the control
+// service's host cannot write, it is a witness for "audit verify".
+func auditHead(ctx context.Context, c *client.Client, r *verbRun) error {
+	var head auditHeadJSON
+	if err := c.Do(ctx, http.MethodGet, "/v1/audit/head", nil, &head); err != nil {
+		return err
+	}
+	head.ExportedAt = time.Now().UTC()
+	return printJSON(r.out, head)
+}
+
+// readWitnesses reads the audit heads of a witness file: a router's
+// snapshot file, or a head printed by "audit head". Heads of another store
+// than storeID are an error: that store's log is not the one verified (a
+// store reset or replaced cannot pass for the one the witness saw).
+func readWitnesses(path, storeID string) ([]audit.Witness, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("witness: %w", err)
+	}
+	var probe struct {
+		Schema int `json:"schema"`
+		auditHeadJSON
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return nil, fmt.Errorf("witness %s is neither a router's snapshot file nor a head from \"audit head\": %w", path, err)
+	}
+	var heads []flags.AuditHead
+	switch {
+	case probe.Schema != 0:
+		if heads, err = flags.ReadAuditHeads(path); err != nil {
+			return nil, fmt.Errorf("witness: %w", err)
+		}
+	case probe.Seq > 0 && probe.Hash != "":
+		heads = []flags.AuditHead{{StoreID: probe.StoreID, Seq: probe.Seq, Hash: probe.Hash}}
+	default:
+		return nil, fmt.Errorf("witness %s is neither a router's snapshot file nor a head from \"audit head\"", path)
+	}
+	ws := make([]audit.Witness, 0, len(heads))
+	for _, h := range heads {
+		if h.StoreID != "" && h.StoreID != storeID {
+			return nil, fmt.Errorf("witness %s saw audit entry %d of store %s, but the control service's store is %s: it was replaced or reset since",
+				path, h.Seq, h.StoreID, storeID)
+		}
+		ws = append(ws, audit.Witness{Seq: h.Seq, Hash: h.Hash, Source: path})
+	}
+	return ws, nil
 }

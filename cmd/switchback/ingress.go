@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchbackhq/switchback/flags"
+	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/httpapi"
 	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/journal"
@@ -45,6 +46,26 @@ type ingressConfig struct {
 	// ComparisonDeadline bounds how long a revert's replay awaits late
 	// comparisons; 0 is the router's default.
 	ComparisonDeadline time.Duration
+	// Local, set for the router embedded in serve, is the control service
+	// of the same process: the router catches up with it before judging a
+	// webhook, so it knows every change the API has answered.
+	Local *control.Service
+}
+
+// localUpstream is the control service in the router's process, whose
+// published snapshot is handed to the router's flags provider directly.
+type localUpstream struct {
+	svc *control.Service
+	in  *ingressRunner
+}
+
+func (u localUpstream) Published() (string, uint64) {
+	st := u.svc.State()
+	return st.StoreID, st.Version
+}
+
+func (u localUpstream) CatchUp() error {
+	return u.in.provider.Offer(u.svc.State().SnapshotJSON(true))
 }
 
 // ingressRunner is an ingress router with its journal and flags provider.
@@ -79,7 +100,14 @@ func openJournal(dir string) (*journal.Journal, error) {
 func newIngress(cfg ingressConfig, j *journal.Journal, reg prometheus.Registerer, log *slog.Logger) (*ingressRunner, error) {
 	var err error
 	in := &ingressRunner{cfg: cfg, journal: j, api: isolated.NewAPI()}
+	var up ingress.Upstream
+	if cfg.Local != nil {
+		up = localUpstream{svc: cfg.Local, in: in}
+	}
 	in.router, err = ingress.New(ingress.Options{
+		Upstream: up,
+		// Read at each unknown partner, once the provider exists.
+		Current: func() bool { return in.provider.Current() },
 		Journal: j,
 		Flags:   in.api.NewClient(),
 		Decoder: &psa.Decoder{Keys: psa.NewKeyCache(cfg.KeyHosts, nil, time.Hour)},
@@ -105,6 +133,10 @@ func newIngress(cfg ingressConfig, j *journal.Journal, reg prometheus.Registerer
 		j.Close()
 		return nil, err
 	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "switchback_ingress_snapshot_regressions_total",
+		Help: "Snapshots the router refused because the control service's store went back to an earlier version (restored from a backup?).",
+	}, func() float64 { return float64(in.provider.Regressions()) }))
 	return in, nil
 }
 

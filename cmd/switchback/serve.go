@@ -281,7 +281,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		in, err = newIngress(ingressConfig{
 			Data: ingressDir, ControlURL: controlURL,
 			Token: svc.AddEphemeralToken("ingress-embedded", domain.RoleRouter), RouterID: "embedded",
-			Migration: cfg.Migration, KeyHosts: cfg.KeyHosts,
+			Migration: cfg.Migration, KeyHosts: cfg.KeyHosts, Local: svc,
 		}, j, reg, log)
 		if err != nil {
 			ln.Close()

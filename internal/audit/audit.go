@@ -74,6 +74,46 @@ func (b *Break) Error() string {
 type Verifier struct {
 	prev    domain.AuditEntry
 	Checked int
+	// witnesses by seq: heads seen outside the database, which the log
+	// must still hold.
+	witnesses map[uint64][]Witness
+}
+
+// Witness is a head of the log seen outside the database: by a router,
+// which keeps the heads of the snapshots it took, or exported with
+// "switchback audit head". A log that no longer holds it was cut or
+// rewritten after it was seen, even if its hash chain verifies.
+type Witness struct {
+	Seq    uint64
+	Hash   string
+	Source string // where the witness comes from, for messages
+}
+
+// Expect adds witnesses that the log must hold: Check fails at an entry
+// whose hash differs from a witness of its seq, and Finish if the log ends
+// before a witness's seq.
+func (v *Verifier) Expect(ws ...Witness) {
+	if v.witnesses == nil {
+		v.witnesses = map[uint64][]Witness{}
+	}
+	for _, w := range ws {
+		v.witnesses[w.Seq] = append(v.witnesses[w.Seq], w)
+	}
+}
+
+// Finish returns a *Break if the log ended before an expected witness: its
+// tail was cut after the witness saw it. Call it after the last page.
+func (v *Verifier) Finish() error {
+	var first *Witness
+	for seq, ws := range v.witnesses {
+		if seq > v.prev.Seq && (first == nil || seq < first.Seq) {
+			first = &ws[0]
+		}
+	}
+	if first != nil {
+		return &Break{Seq: first.Seq, Reason: fmt.Sprintf("the log ends at seq %d, but %s saw entry %d: entries were removed from its tail", v.prev.Seq, first.Source, first.Seq)}
+	}
+	return nil
 }
 
 // NewVerifier returns a verifier for a log that starts after prev: the zero
@@ -91,6 +131,11 @@ func (v *Verifier) Check(entries []domain.AuditEntry) error {
 			return &Break{Seq: e.Seq, Reason: "prevHash does not match the hash of the entry before it"}
 		case Hash(e) != e.Hash:
 			return &Break{Seq: e.Seq, Reason: "hash does not match the entry's content: it was altered"}
+		}
+		for _, w := range v.witnesses[e.Seq] {
+			if w.Hash != e.Hash {
+				return &Break{Seq: e.Seq, Reason: fmt.Sprintf("hash differs from the one %s saw: the log was rewritten from here or before", w.Source)}
+			}
 		}
 		v.prev = e
 		v.Checked++

@@ -2,7 +2,9 @@
 //
 // Bucket layout (schema 1):
 //
-//	meta        "schema" → decimal schema version; "version" → 8-byte big-endian snapshot version
+//	meta        "schema" → decimal schema version; "version" → 8-byte big-endian snapshot version;
+//	            "storeId" → the store's identity, 32 random hex digits set when the file is
+//	            created (or first opened by a switchback that knows it); a copy keeps it
 //	partners    partner id → JSON domain.Partner
 //	migrations  migration key → JSON domain.Migration
 //	stages      migration key → bucket: partner id → JSON domain.PartnerStage
@@ -17,7 +19,9 @@ package bolt
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +50,7 @@ var (
 
 	keySchema  = []byte("schema")
 	keyVersion = []byte("version")
+	keyStoreID = []byte("storeId")
 )
 
 // ErrLocked is returned by Open when another process holds the file.
@@ -94,6 +99,13 @@ func initSchema(tx *bbolt.Tx) error {
 		}
 	}
 	meta := tx.Bucket(bucketMeta)
+	if meta.Get(keyStoreID) == nil {
+		var id [16]byte
+		rand.Read(id[:])
+		if err := meta.Put(keyStoreID, []byte(hex.EncodeToString(id[:]))); err != nil {
+			return err
+		}
+	}
 	v := meta.Get(keySchema)
 	if v == nil {
 		return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
@@ -121,6 +133,7 @@ func (s *Store) Load(ctx context.Context) (domain.Data, error) {
 		if v := tx.Bucket(bucketMeta).Get(keyVersion); len(v) == 8 {
 			d.Version = binary.BigEndian.Uint64(v)
 		}
+		d.StoreID = string(tx.Bucket(bucketMeta).Get(keyStoreID))
 		if err := each(tx.Bucket(bucketPartners), &d.Partners); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -48,7 +49,7 @@ func TestOpenCreatesSchema(t *testing.T) {
 		t.Fatalf("Load(empty) = %v", err)
 	}
 	want := domain.Data{Stages: map[string][]domain.PartnerStage{}, Cohorts: map[string][]domain.Cohort{}}
-	if diff := cmp.Diff(want, d); diff != "" {
+	if diff := cmp.Diff(want, d, ignoreStoreID); diff != "" {
 		t.Errorf("Load(empty) (-want +got):\n%s", diff)
 	}
 }
@@ -240,7 +241,7 @@ func TestLoadReturnsWhatWasWritten(t *testing.T) {
 	// Load gives every migration its (possibly empty) stages and cohorts.
 	want.Stages["other"] = nil
 	want.Cohorts["other"] = nil
-	if diff := cmp.Diff(want, got, sortData, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(want, got, sortData, cmpopts.EquateEmpty(), ignoreStoreID); diff != "" {
 		t.Errorf("Load (-want +got):\n%s", diff)
 	}
 
@@ -260,7 +261,7 @@ func TestLoadReturnsWhatWasWritten(t *testing.T) {
 	}
 	want.Stages["psa-webhooks-v2"][0] = domain.PartnerStage{Partner: "acme", Stage: domain.StageDone, Since: t0.Add(3 * time.Hour)}
 	want.Tokens = nil
-	if diff := cmp.Diff(want, got, sortData, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(want, got, sortData, cmpopts.EquateEmpty(), ignoreStoreID); diff != "" {
 		t.Errorf("Load after overwrite (-want +got):\n%s", diff)
 	}
 }
@@ -283,7 +284,7 @@ func TestLoadAfterReopen(t *testing.T) {
 	}
 	want.Stages["other"], want.Cohorts["other"] = nil, nil
 	want.LastAudit = log[len(log)-1]
-	if diff := cmp.Diff(want, got, sortData, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(want, got, sortData, cmpopts.EquateEmpty(), ignoreStoreID); diff != "" {
 		t.Errorf("Load after reopen (-want +got):\n%s", diff)
 	}
 }
@@ -459,5 +460,57 @@ func TestAppendAuditRefusesOldSeq(t *testing.T) {
 	got, _ := s.AuditLog(context.Background(), 0, 10)
 	if diff := cmp.Diff(log, got); diff != "" {
 		t.Errorf("log changed (-want +got):\n%s", diff)
+	}
+}
+
+// ignoreStoreID leaves the random store id out of comparisons of loaded
+// data; TestStoreID checks it.
+var ignoreStoreID = cmpopts.IgnoreFields(domain.Data{}, "StoreID")
+
+// A store has an identity from its creation on: kept when it is reopened
+// or copied (a backup restored is the same store), another for another
+// store.
+func TestStoreID(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "switchback.db")
+	s, err := bolt.Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.StoreID) != 32 {
+		t.Fatalf("StoreID = %q, want 32 hex digits", first.StoreID)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := filepath.Join(dir, "copy.db")
+	if err := os.WriteFile(copied, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, path string
+		same       bool
+	}{
+		{"reopened", path, true},
+		{"copied", copied, true},
+		{"another store", filepath.Join(dir, "other.db"), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := bolttest.OpenAt(t, tt.path).Load(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := d.StoreID == first.StoreID; got != tt.same || d.StoreID == "" {
+				t.Errorf("StoreID = %q, first store's %q: same = %v, want %v", d.StoreID, first.StoreID, got, tt.same)
+			}
+		})
 	}
 }

@@ -1423,7 +1423,8 @@ func TestSnapshotJSON(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := control.Snapshot{
-			Version: st.Version, BuiltAt: e.clock.Now(),
+			Version: st.Version, BuiltAt: e.clock.Now(), StoreID: st.StoreID,
+			Audit: lastHead(e.auditLog(t)),
 			Migrations: map[string]control.SnapshotMigration{"m": {
 				Seq: 1, Stages: map[string]string{"a": "shadow"}, Pipelines: migration("m").Pipelines,
 				Compare: migration("m").Compare, Guard: migration("m").Guard,
@@ -1826,4 +1827,11 @@ func TestAuditLogLimit(t *testing.T) {
 	if got, err := e.svc.AuditLog(ctx, 0, 1000); err != nil || len(got) != 0 {
 		t.Errorf("AuditLog(empty) = %v, %v", got, err)
 	}
+}
+
+func lastHead(log []domain.AuditEntry) flags.AuditHead {
+	if len(log) == 0 {
+		return flags.AuditHead{}
+	}
+	return flags.AuditHead{Seq: log[len(log)-1].Seq, Hash: log[len(log)-1].Hash}
 }

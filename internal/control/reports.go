@@ -120,6 +120,9 @@ func (s *Service) IngestReport(ctx context.Context, r Report) (duplicate bool, e
 		return false, err
 	}
 	s.ReportRouter(r.Router)
+	if err := s.fastForward(ctx, r.Router); err != nil {
+		return false, err
+	}
 	s.recordReplays(r.ID, r.Replays)
 	if len(r.Comparisons)+len(r.Candidate)+len(r.Mismatches) > 0 {
 		if duplicate, err = s.recordStats(ctx, r); err != nil {

@@ -1,7 +1,9 @@
 package control
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -12,10 +14,36 @@ import (
 // Router is what a router last told the control service: the snapshot
 // version it holds and its journal figures.
 type Router struct {
-	ID              string          `json:"id"`
-	LastSeen        time.Time       `json:"lastSeen"`
-	SnapshotVersion uint64          `json:"snapshotVersion"`
-	Journal         json.RawMessage `json:"journal,omitempty"`
+	ID              string    `json:"id"`
+	LastSeen        time.Time `json:"lastSeen"`
+	SnapshotVersion uint64    `json:"snapshotVersion"`
+	// StoreID is the store of the snapshot the router holds; empty from
+	// routers that predate store ids.
+	StoreID string `json:"storeId,omitempty"`
+	// Refused is the version of this store the router last refused
+	// because it holds a later one: the store went back.
+	Refused uint64          `json:"refused,omitempty"`
+	Journal json.RawMessage `json:"journal,omitempty"`
+	// Conflict says, for the routers page, why the router's snapshot is
+	// not one of this store's: empty when it is.
+	Conflict string `json:"conflict,omitempty"`
+}
+
+// Regression is the last time a router held a version of this store
+// that the store no longer has.
+type Regression struct {
+	At      time.Time `json:"at"`
+	Router  string    `json:"router"`
+	Held    uint64    `json:"held"`    // the version the router held
+	Store   uint64    `json:"store"`   // the store's version then
+	MovedTo uint64    `json:"movedTo"` // the version published past it
+}
+
+// regressions counts the times the store was found behind a router.
+type regressions struct {
+	mu    sync.Mutex
+	count uint64
+	last  Regression
 }
 
 // routers is the registry of routers. It lives in memory only: routers
@@ -40,6 +68,12 @@ func (s *Service) ReportRouter(r Router) {
 		return
 	}
 	r.LastSeen = s.now().UTC()
+	r.Conflict = ""
+	if st := s.State(); r.StoreID != "" && r.StoreID != st.StoreID {
+		r.Conflict = "holds a snapshot of another store: it resyncs to this one"
+	} else if r.StoreID != "" && (r.SnapshotVersion > st.Version || r.Refused != 0 && r.SnapshotVersion == st.Version) {
+		r.Conflict = fmt.Sprintf("holds version %d of this store, which went back to version %d (restored from a backup?)", r.SnapshotVersion, st.Version)
+	}
 	if old, ok := s.routers.m[r.ID]; ok && r.Journal == nil {
 		r.Journal = old.Journal
 	}
@@ -53,4 +87,51 @@ func (s *Service) Routers() []Router {
 	out := slices.Collect(maps.Values(s.routers.m))
 	slices.SortFunc(out, func(a, b Router) int { return strings.Compare(a.ID, b.ID) })
 	return out
+}
+
+// Regressions returns how many times since start a router held a version
+// of this store that the store no longer had, and the last time.
+func (s *Service) Regressions() (uint64, Regression) {
+	s.regress.mu.Lock()
+	defer s.regress.mu.Unlock()
+	return s.regress.count, s.regress.last
+}
+
+// fastForward answers a router that holds a version of this store that
+// the store no longer has: a store restored from a backup, or copied back,
+// starts again from an earlier version, and every router holding a later
+// one would refuse its snapshots, a revert included, until the version
+// passed its own. The control service publishes its state again at a
+// version past the router's, audited, so every router takes it. Reports
+// of another store, or of versions this store has, change nothing.
+func (s *Service) fastForward(ctx context.Context, r Router) error {
+	st := s.State()
+	if r.StoreID == "" || r.StoreID != st.StoreID {
+		return nil
+	}
+	if r.SnapshotVersion < st.Version || r.SnapshotVersion == st.Version && r.Refused == 0 {
+		return nil
+	}
+	reason := fmt.Sprintf("router %s holds snapshot version %d of this store, which is at version %d: the store went back (restored from a backup?)",
+		r.ID, r.SnapshotVersion, st.Version)
+	moved := false
+	next, err := s.apply(ctx, Change{Actor: "control", Reason: reason}, func(cur *State, _ time.Time) (plan, error) {
+		if cur.Version > r.SnapshotVersion {
+			return plan{}, nil // moved past it meanwhile
+		}
+		moved = true
+		to := r.SnapshotVersion + 1
+		return plan{next: cur.clone(), minVersion: to, records: []record{{action: "snapshot.fastforward", target: "snapshot",
+			before: map[string]uint64{"version": cur.Version}, after: map[string]any{"version": to, "router": r.ID, "routerVersion": r.SnapshotVersion}}}}, nil
+	})
+	if err != nil || !moved {
+		return err
+	}
+	s.regress.mu.Lock()
+	s.regress.count++
+	s.regress.last = Regression{At: s.now().UTC(), Router: r.ID, Held: r.SnapshotVersion, Store: st.Version, MovedTo: next.Version}
+	s.regress.mu.Unlock()
+	s.log.Error("snapshot version went backwards: published the state again past the router's version", "router", r.ID,
+		"routerVersion", r.SnapshotVersion, "storeVersion", st.Version, "store", st.StoreID, "version", next.Version)
+	return nil
 }

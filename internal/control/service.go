@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchbackhq/switchback/flags"
 	"github.com/switchbackhq/switchback/internal/audit"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/gate"
@@ -76,6 +77,7 @@ type Service struct {
 	ephemeral atomic.Pointer[map[string]domain.Token] // in memory only: see AddEphemeralToken
 	changed   atomic.Pointer[chan struct{}]           // closed when a new State is published
 	reverts   atomic.Uint64
+	regress   regressions
 	routers   routers
 	guard     guard
 	onGuard   func(GuardRevert)
@@ -99,7 +101,7 @@ func New(ctx context.Context, store Store, opts Options) (*Service, error) {
 	}
 	s := &Service{store: store, now: opts.Now, stats: opts.Stats, log: opts.Logger, lastAudit: data.LastAudit, onGuard: opts.OnGuardRevert}
 	st := newState(data)
-	st.seal(data.Version, s.now().UTC())
+	st.seal(data.Version, s.now().UTC(), data.LastAudit)
 	s.state.Store(st)
 	s.setTokens(data.Tokens)
 	ch := make(chan struct{})
@@ -132,6 +134,14 @@ func (s *Service) AuditLog(ctx context.Context, after uint64, limit int) ([]doma
 	return entries, nil
 }
 
+// AuditHead returns the last entry of the audit log, as a witness: its
+// store, sequence number and hash (zero for an empty log).
+func (s *Service) AuditHead() flags.AuditHead {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return flags.AuditHead{StoreID: s.State().StoreID, Seq: s.lastAudit.Seq, Hash: s.lastAudit.Hash}
+}
+
 // Change identifies who makes a change and why.
 type Change struct {
 	Actor  string
@@ -156,6 +166,9 @@ type plan struct {
 	writes  func(Tx) error
 	records []record
 	tokens  *map[string]domain.Token
+	// minVersion, if above the next version, is the version to publish
+	// instead: see fastForward.
+	minVersion uint64
 }
 
 // apply runs decide under the change lock, writes its plan in one
@@ -186,7 +199,7 @@ func (s *Service) apply(ctx context.Context, c Change, decide func(cur *State, n
 	}
 	version := cur.Version
 	if p.next != nil {
-		version++
+		version = max(version+1, p.minVersion)
 	}
 	err = s.store.Update(ctx, func(tx Tx) error {
 		if p.writes != nil {
@@ -218,7 +231,7 @@ func (s *Service) apply(ctx context.Context, c Change, decide func(cur *State, n
 	if p.next == nil {
 		return cur, nil
 	}
-	p.next.seal(version, now)
+	p.next.seal(version, now, s.lastAudit)
 	s.state.Store(p.next)
 	ch := make(chan struct{})
 	close(*s.changed.Swap(&ch))

@@ -5,14 +5,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchbackhq/switchback/flags"
 	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 // Snapshot is the wire form of a State: everything a router or a flags
 // provider needs. Partners absent from a migration's stages are at legacy.
 type Snapshot struct {
-	Version    uint64                       `json:"version"`
-	BuiltAt    time.Time                    `json:"builtAt"`
+	Version uint64    `json:"version"`
+	BuiltAt time.Time `json:"builtAt"`
+	// StoreID identifies the store: versions compare only within one.
+	StoreID string `json:"storeId,omitempty"`
+	// Audit is the audit log's head at this version, for routers to keep
+	// as witnesses.
+	Audit      flags.AuditHead              `json:"audit,omitzero"`
 	Migrations map[string]SnapshotMigration `json:"migrations"`
 	Partners   map[string]SnapshotPartner   `json:"partners"`
 }
@@ -54,7 +60,7 @@ func (s *State) SnapshotJSON(withSecrets bool) []byte {
 }
 
 func (s *State) encode(withSecrets bool) []byte {
-	w := Snapshot{Version: s.Version, BuiltAt: s.BuiltAt,
+	w := Snapshot{Version: s.Version, BuiltAt: s.BuiltAt, StoreID: s.StoreID, Audit: s.Audit,
 		Migrations: make(map[string]SnapshotMigration, len(s.Migrations)),
 		Partners:   make(map[string]SnapshotPartner, len(s.Partners))}
 	for k, m := range s.Migrations {

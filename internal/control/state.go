@@ -15,8 +15,12 @@ import (
 // parts they did not touch, so a kill switch costs O(migrations), not
 // O(partners).
 type State struct {
-	Version    uint64
-	BuiltAt    time.Time
+	Version uint64
+	BuiltAt time.Time
+	// StoreID is the identity of the store the state was loaded from.
+	StoreID string
+	// Audit is the head of the audit log when the state was sealed.
+	Audit      flags.AuditHead
 	Partners   map[string]*domain.Partner
 	Migrations map[string]*MigrationState
 
@@ -91,7 +95,7 @@ func (m *MigrationState) Cohort(name string) (domain.Cohort, error) {
 
 // newState builds a State from what storage loaded.
 func newState(d domain.Data) *State {
-	s := &State{Version: d.Version, Partners: map[string]*domain.Partner{}, Migrations: map[string]*MigrationState{}}
+	s := &State{Version: d.Version, StoreID: d.StoreID, Partners: map[string]*domain.Partner{}, Migrations: map[string]*MigrationState{}}
 	for i := range d.Partners {
 		p := d.Partners[i]
 		s.Partners[p.ID] = &p
@@ -180,16 +184,17 @@ func (s *State) withReverted(keys []string, on bool, now time.Time) *State {
 	return n
 }
 
-// seal stamps the version and builds the evaluation view; call it once,
-// before publishing.
-func (s *State) seal(version uint64, now time.Time) {
+// seal stamps the version and the audit head and builds the evaluation
+// view; call it once, before publishing.
+func (s *State) seal(version uint64, now time.Time, head domain.AuditEntry) {
 	s.Version, s.BuiltAt = version, now
+	s.Audit = flags.AuditHead{Seq: head.Seq, Hash: head.Hash}
 	s.enc = &encoded{}
 	fm := make(map[string]*flags.Migration, len(s.Migrations))
 	for k, m := range s.Migrations {
 		fm[k] = m.flag
 	}
-	s.flags = &flags.Snapshot{Version: version, Migrations: fm, Partners: s.flagPartners}
+	s.flags = &flags.Snapshot{Version: version, StoreID: s.StoreID, Audit: s.Audit, Migrations: fm, Partners: s.flagPartners}
 }
 
 func (s *State) reindex() {

@@ -23,6 +23,11 @@ type AuditEntry struct {
 
 // Data is everything the control service loads from storage at start.
 type Data struct {
+	// StoreID identifies the store, created with it: snapshot versions
+	// compare only within one store, so a router that sees another id
+	// resyncs, and one that sees a lower version of the same id knows the
+	// store went back (restored from a backup).
+	StoreID    string
 	Version    uint64 // the last snapshot version written
 	Partners   []Partner
 	Migrations []Migration

@@ -149,6 +149,7 @@ func (a *API) endpoints() []endpoint {
 		{post, "/ofrep/v1/evaluate/flags/{key}", "ofrep.evaluate", viewer, a.ofrepEvaluate},
 		{post, "/ofrep/v1/evaluate/flags", "ofrep.bulk", viewer, a.ofrepBulk},
 		{get, "/v1/audit", "audit", viewer, a.auditLog},
+		{get, "/v1/audit/head", "audit_head", viewer, a.auditHead},
 		{post, "/v1/replays", "replays.start", operator, a.startReplay},
 		{get, "/v1/replays", "replays.list", viewer, a.listReplays},
 		{get, "/v1/replays/asked", "replays.asked", router, a.askedReplays},

@@ -77,6 +77,8 @@ var (
 	descPartners = prometheus.NewDesc("switchback_partners", "Partners by migration and stage.", []string{"migration", "stage"}, nil)
 	descReverted = prometheus.NewDesc("switchback_migration_reverted", "1 while a migration's kill switch is on.", []string{"migration"}, nil)
 	descReverts  = prometheus.NewDesc("switchback_reverts_total", "Kill switches turned on since start.", nil, nil)
+	descRegress  = prometheus.NewDesc("switchback_snapshot_regressions_total",
+		"Times since start a router held a later snapshot version of this store than the store had (it was restored from a backup?): each time the version was moved past it.", nil, nil)
 )
 
 func (stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -84,12 +86,15 @@ func (stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descPartners
 	ch <- descReverted
 	ch <- descReverts
+	ch <- descRegress
 }
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.svc.State()
 	ch <- prometheus.MustNewConstMetric(descVersion, prometheus.GaugeValue, float64(st.Version))
 	ch <- prometheus.MustNewConstMetric(descReverts, prometheus.CounterValue, float64(c.svc.Reverts()))
+	regressions, _ := c.svc.Regressions()
+	ch <- prometheus.MustNewConstMetric(descRegress, prometheus.CounterValue, float64(regressions))
 	for _, key := range st.MigrationKeys() {
 		ms := st.Migrations[key]
 		reverted := 0.0

@@ -18,6 +18,8 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, p principal) error 
 		Router          string                   `json:"router"`
 		SnapshotVersion uint64                   `json:"snapshotVersion"`
 		ReportID        *domain.ReportID         `json:"reportId"`
+		StoreID         string                   `json:"storeId"`
+		Refused         uint64                   `json:"refused"`
 		Journal         json.RawMessage          `json:"journal"`
 		Comparisons     []domain.ComparisonCount `json:"comparisons"`
 		Candidate       []domain.CandidateCount  `json:"candidate"`
@@ -37,11 +39,23 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, p principal) error 
 	if string(req.Journal) == "null" {
 		req.Journal = nil
 	}
-	if cur := a.svc.State().Version; req.SnapshotVersion > cur {
-		return domain.Errorf(domain.CodeInvalid, "snapshotVersion %d is newer than the current version %d", req.SnapshotVersion, cur)
+	// A router may hold a later version of this store than the store has
+	// (it was restored from a backup): the control service then moves its
+	// version past the router's. Only so far, though: a router token must
+	// not push versions to where they wrap. Without a store id the version
+	// cannot be judged, as before store ids.
+	st := a.svc.State()
+	switch {
+	case len(req.StoreID) > 64:
+		return domain.Errorf(domain.CodeInvalid, "storeId is longer than 64 characters")
+	case req.StoreID == "" && req.SnapshotVersion > st.Version:
+		return domain.Errorf(domain.CodeInvalid, "snapshotVersion %d is newer than the current version %d", req.SnapshotVersion, st.Version)
+	case req.StoreID == st.StoreID && req.SnapshotVersion > st.Version+maxVersionAhead:
+		return domain.Errorf(domain.CodeInvalid, "snapshotVersion %d is more than %d versions ahead of the current version %d", req.SnapshotVersion, maxVersionAhead, st.Version)
 	}
 	duplicate, err := a.svc.IngestReport(r.Context(), control.Report{
-		Router: control.Router{ID: req.Router, SnapshotVersion: req.SnapshotVersion, Journal: req.Journal}, ReportID: req.ReportID,
+		Router: control.Router{ID: req.Router, SnapshotVersion: req.SnapshotVersion, StoreID: req.StoreID, Refused: req.Refused,
+			Journal: req.Journal}, ReportID: req.ReportID,
 		Comparisons: req.Comparisons, Candidate: req.Candidate, Mismatches: req.Mismatches, Guard: req.Guard, Replays: req.Replays,
 	})
 	if err != nil {
@@ -55,6 +69,10 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, p principal) error 
 	return nil
 }
 
+// maxVersionAhead bounds how far ahead of the store a router's version may
+// be: a store restored from a backup is behind by the changes made since.
+const maxVersionAhead = 1_000_000
+
 type routerView struct {
 	control.Router
 	// Confirmed is true when the router holds the current snapshot version.
@@ -65,7 +83,7 @@ func (a *API) listRouters(w http.ResponseWriter, r *http.Request, _ principal) e
 	cur := a.svc.State().Version
 	out := []routerView{}
 	for _, rt := range a.svc.Routers() {
-		out = append(out, routerView{Router: rt, Confirmed: rt.SnapshotVersion == cur})
+		out = append(out, routerView{Router: rt, Confirmed: rt.SnapshotVersion == cur && rt.Conflict == ""})
 	}
 	w.Header().Set("X-Snapshot-Version", strconv.FormatUint(cur, 10))
 	writeJSON(w, http.StatusOK, out)

@@ -3,14 +3,19 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 // stream serves the snapshot as Server-Sent Events: the whole snapshot on
-// connect (unless Last-Event-ID already names the current version) and on
-// every new version, and a heartbeat comment in between.
+// connect (unless Last-Event-ID already names the current version: then an
+// event "current"), and on every new version, and a heartbeat comment in
+// between. Last-Event-ID is "STORE:VERSION" from flags providers, or a
+// version alone; a snapshot of another store, or a version that this store
+// does not have now (it went back), gets the current snapshot, so that the
+// subscriber learns it.
 //
 // Each subscriber is served by its own goroutine that, when woken, sends the
 // newest state: a subscriber that falls behind skips to the newest version,
@@ -18,11 +23,9 @@ import (
 // the write timeout ends the subscription.
 func (a *API) stream(w http.ResponseWriter, r *http.Request, p principal) error {
 	rc := http.NewResponseController(w)
-	// sent is the version the subscriber holds; -1 when it holds none.
-	sent := int64(-1)
-	if v, err := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64); err == nil && v >= 0 {
-		sent = v
-	}
+	// sent is the version the subscriber holds; -1 when it holds none of
+	// this store's.
+	sent := heldVersion(r.Header.Get("Last-Event-ID"), a.svc.State().StoreID)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -46,14 +49,18 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, p principal) error 
 		}
 		return rc.Flush() == nil
 	}
-	for {
+	for first := true; ; first = false {
 		st, changed := a.svc.Changed()
-		if int64(st.Version) > sent {
+		if int64(st.Version) != sent {
 			id := strconv.AppendUint([]byte("id: "), st.Version, 10)
 			if !write(id, []byte("\nevent: snapshot\ndata: "), st.SnapshotJSON(secrets), []byte("\n\n")) {
 				return nil
 			}
 			sent = int64(st.Version)
+		} else if first {
+			if !write(strconv.AppendUint([]byte("event: current\ndata: "), st.Version, 10), []byte("\n\n")) {
+				return nil
+			}
 		}
 		select {
 		case <-changed:
@@ -67,4 +74,20 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, p principal) error 
 			return nil
 		}
 	}
+}
+
+// heldVersion reads a Last-Event-ID: the version held if it is of the store
+// storeID (or names no store), else -1.
+func heldVersion(lastID, storeID string) int64 {
+	if i := strings.LastIndexByte(lastID, ':'); i >= 0 {
+		if lastID[:i] != storeID {
+			return -1
+		}
+		lastID = lastID[i+1:]
+	}
+	v, err := strconv.ParseInt(lastID, 10, 64)
+	if err != nil || v < 0 {
+		return -1
+	}
+	return v
 }

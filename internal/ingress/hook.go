@@ -36,7 +36,7 @@ type hookEvent struct {
 func (rt *Router) hook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id := mux.Vars(r)["partner"]
-	tbl := rt.routing.load()
+	tbl, current := rt.table()
 	if tbl.version == 0 {
 		// No snapshot yet: the partner may well exist. PSAs retry a 429.
 		rt.metrics.webhooks.WithLabelValues("unknown", "busy").Inc()
@@ -45,6 +45,17 @@ func (rt *Router) hook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, known := tbl.partners[id]
+	if domain.ValidID(id) && !known && !current {
+		// The partner may have been created after this router's snapshot:
+		// a 404 could make the PSA give up. A 429, not the 503 one would
+		// expect: every PSA retries a 429, and ConnectWise drops a callback
+		// answered 5xx (its PSA is unknown here, as the partner is).
+		rt.metrics.webhooks.WithLabelValues("unknown", "snapshot_not_current").Inc()
+		w.Header().Set("Retry-After", "5")
+		hookError(w, http.StatusTooManyRequests, "snapshot_not_current",
+			"no partner "+quote(id)+" in this router's snapshot, which may not be the control service's latest: retry")
+		return
+	}
 	if !domain.ValidID(id) || !known {
 		rt.metrics.webhooks.WithLabelValues("unknown", "unknown_partner").Inc()
 		hookError(w, http.StatusNotFound, "not_found", "no partner "+quote(id)+" is known to this router")

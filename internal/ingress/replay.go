@@ -46,7 +46,8 @@ func (rt *Router) startReplay(ctx context.Context, id string, req domain.ReplayR
 	if err := req.Validate(); err != nil {
 		return domain.ReplayJob{}, err
 	}
-	if _, ok := rt.routing.load().migrations[req.Migration]; !ok {
+	tbl, _ := rt.table() // the embedded router first catches up with its control service
+	if _, ok := tbl.migrations[req.Migration]; !ok {
 		return domain.ReplayJob{}, domain.Errorf(domain.CodeNotFound, "migration %q is not in this router's snapshot", req.Migration)
 	}
 	job := &domain.ReplayJob{ID: id, Status: domain.ReplayQueued, Request: req,

@@ -118,10 +118,13 @@ func (rt *Router) report(ctx context.Context, client *http.Client, url, token, i
 	msg := struct {
 		Router          string             `json:"router"`
 		SnapshotVersion uint64             `json:"snapshotVersion"`
+		StoreID         string             `json:"storeId,omitempty"`
 		Journal         *Figures           `json:"journal,omitempty"`
 		Replays         []domain.ReplayJob `json:"replays,omitempty"`
 		reportBody
-	}{Router: id, SnapshotVersion: rt.routing.load().version, reportBody: b, Replays: rt.recentReplays()}
+	}{Router: id, reportBody: b, Replays: rt.recentReplays()}
+	tbl := rt.routing.load()
+	msg.SnapshotVersion, msg.StoreID = tbl.version, tbl.storeID
 	if withFigures {
 		fig, err := rt.Figures()
 		if err != nil {
@@ -200,11 +203,23 @@ func (rt *Router) followAsked(ctx context.Context, client *http.Client, url, tok
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&asked); err != nil {
 		return err
 	}
+	tbl, current := rt.table()
 	for _, j := range asked {
 		if rt.replays.known(j.ID) {
 			continue
 		}
-		if _, err := rt.startReplay(ctx, j.ID, j.Request); err != nil {
+		if tbl.version == 0 {
+			// No snapshot yet: the job is asked again at the next poll.
+			rt.log.Debug("a replay asked by the control service waits for the first snapshot", "replay", j.ID)
+			continue
+		}
+		_, err := rt.startReplay(ctx, j.ID, j.Request)
+		if domain.ErrorCode(err) == domain.CodeNotFound && !current {
+			// The migration may be newer than the snapshot held.
+			rt.log.Debug("a replay asked by the control service waits for a current snapshot", "replay", j.ID, "err", err)
+			continue
+		}
+		if err != nil {
 			// Keep it as failed, with why, so it is reported, not retried.
 			rt.log.Warn("a replay asked by the control service cannot run here", "replay", j.ID, "err", err)
 			now := rt.opts.Now().UTC()

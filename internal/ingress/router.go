@@ -27,6 +27,19 @@ type Options struct {
 	Registry  prometheus.Registerer
 	Now       func() time.Time
 
+	// Upstream, if set, is the control service in the router's own
+	// process (the router embedded in serve): before judging a webhook, the
+	// router makes sure it holds the snapshot the control service has
+	// published, so that it knows every change the API has answered.
+	Upstream Upstream
+	// Current, if set, tells whether the router's flags provider holds the
+	// control service's latest snapshot (flags.Provider.Current). A webhook
+	// for a partner the router does not know is answered 404 only then,
+	// else 429 with Retry-After: the partner may be one the router has not
+	// heard of yet, and a PSA may give up on a 404. Without Upstream or
+	// Current, the router takes its snapshot for the latest.
+	Current func() bool
+
 	// Migration is the flag key to route by; "" routes by the migration
 	// created first.
 	Migration string
@@ -134,6 +147,67 @@ type Router struct {
 	replays *replays
 	stats   *stats
 	shadowQ chan shadowJob
+
+	// catchMu serializes catching up with the Upstream; refused is the
+	// published snapshot it last failed to take, not tried again.
+	catchMu sync.Mutex
+	refused published
+}
+
+// Upstream is a control service in the router's own process.
+type Upstream interface {
+	// Published returns the store and version of the snapshot the control
+	// service has published: every change its API has answered.
+	Published() (storeID string, version uint64)
+	// CatchUp hands the published snapshot to the router's flags provider,
+	// which passes it to OnSnapshot, and returns once both hold it.
+	CatchUp() error
+}
+
+type published struct {
+	storeID string
+	version uint64
+}
+
+// table returns the routing to judge a webhook by, and whether it is the
+// control service's latest as far as the router can know. With an
+// Upstream, it first catches up with the published snapshot if the router
+// lags it.
+func (rt *Router) table() (*routing, bool) {
+	up := rt.opts.Upstream
+	if up == nil {
+		tbl := rt.routing.load()
+		return tbl, tbl.version > 0 && (rt.opts.Current == nil || rt.opts.Current())
+	}
+	if tbl, ok := rt.caughtUp(up); ok {
+		return tbl, true
+	}
+	rt.catchMu.Lock()
+	defer rt.catchMu.Unlock()
+	if tbl, ok := rt.caughtUp(up); ok {
+		return tbl, true
+	}
+	if id, v := up.Published(); rt.refused != (published{id, v}) {
+		if err := up.CatchUp(); err != nil {
+			rt.refused = published{id, v}
+			rt.log.Error("the control service's published snapshot could not be taken", "store", id, "version", v, "err", err)
+		}
+	}
+	return rt.caughtUp(up)
+}
+
+// caughtUp reports whether the routing holds the Upstream's published
+// snapshot: its store, and a version no older than the one published
+// before the routing was read nor newer than the one published after (a
+// newer one is a version the store no longer has).
+func (rt *Router) caughtUp(up Upstream) (*routing, bool) {
+	id, before := up.Published()
+	tbl := rt.routing.load()
+	if tbl.storeID != id || tbl.version < before || tbl.version == 0 {
+		return tbl, false
+	}
+	_, after := up.Published()
+	return tbl, tbl.version <= after
 }
 
 // New returns a router; Run starts it.

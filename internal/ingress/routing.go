@@ -13,6 +13,7 @@ import (
 // besides the flags: partners' PSA kinds and secrets, and the pipelines.
 type routing struct {
 	version  uint64
+	storeID  string
 	partners map[string]control.SnapshotPartner
 	// migrations in creation order: the router's default is the first.
 	order      []string
@@ -32,7 +33,7 @@ func (t *routingTable) update(raw []byte) error {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return err
 	}
-	r := &routing{version: s.Version, partners: s.Partners, migrations: s.Migrations, rules: map[string]*compare.Rules{}}
+	r := &routing{version: s.Version, storeID: s.StoreID, partners: s.Partners, migrations: s.Migrations, rules: map[string]*compare.Rules{}}
 	for k, m := range s.Migrations {
 		r.order = append(r.order, k)
 		r.rules[k] = compare.NewRules(m.Compare)
@@ -44,7 +45,10 @@ func (t *routingTable) update(raw []byte) error {
 		}
 		return r.order[i] < r.order[j]
 	})
-	if old := t.cur.Load(); old != nil && old.version > r.version {
+	// The flags provider judged the snapshot (a newer version, or another
+	// store's) before handing it over; this only keeps a late duplicate
+	// from going back.
+	if old := t.cur.Load(); old != nil && old.storeID == r.storeID && old.version > r.version {
 		return nil
 	}
 	t.cur.Store(r)

@@ -505,10 +505,15 @@ func (u *UI) mismatch(w http.ResponseWriter, r *http.Request, s session) error {
 type routersPage struct {
 	base
 	Routers routerSummary
+	// Regressions counts the times since start a router held a later
+	// version of this store than the store had; Regression is the last.
+	Regressions uint64
+	Regression  control.Regression
 }
 
 func (u *UI) routers(w http.ResponseWriter, r *http.Request, s session) error {
 	data := routersPage{Routers: u.routerSummary(u.svc.State().Version)}
+	data.Regressions, data.Regression = u.svc.Regressions()
 	data.base = u.base(w, r, &s, "routers", "routers")
 	u.render(w, r, http.StatusOK, "routers", &data)
 	return nil

@@ -104,6 +104,7 @@ type routerRow struct {
 	Confirmed bool
 	Behind    uint64 // versions behind the current one
 	Journal   []string
+	Conflict  string // why its snapshot is not one of this store's
 }
 
 // routerSummary is who has confirmed the current snapshot version.
@@ -116,7 +117,8 @@ type routerSummary struct {
 func (u *UI) routerSummary(current uint64) routerSummary {
 	rs := routerSummary{Current: current}
 	for _, rt := range u.svc.Routers() {
-		row := routerRow{ID: rt.ID, LastSeen: rt.LastSeen, Version: rt.SnapshotVersion, Confirmed: rt.SnapshotVersion == current}
+		row := routerRow{ID: rt.ID, LastSeen: rt.LastSeen, Version: rt.SnapshotVersion,
+			Confirmed: rt.SnapshotVersion == current && rt.Conflict == "", Conflict: rt.Conflict}
 		if current > rt.SnapshotVersion {
 			row.Behind = current - rt.SnapshotVersion
 		}
