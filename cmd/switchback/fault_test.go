@@ -1,0 +1,243 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/refpipe"
+)
+
+// faultKills is how many times the fault-injection suite kills the router.
+const faultKills = 20
+
+// The fault-injection suite: a real `switchback ingress` process is killed
+// with SIGKILL at random moments, faultKills times, while webhooks are
+// acknowledged, delivered, shadow-compared, reported and replayed, and
+// restarted each time on the same data. Senders behave as PSAs do: a
+// delivery whose answer was lost is sent again until it is answered.
+// Afterwards every acknowledged webhook must have been applied by the
+// primary pipeline, its comparison counted exactly once at the control
+// service, and every replay finished. SWITCHBACK_FAULT_SEED replays a run.
+func TestFaultInjectionKillsRouter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the binary")
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("SWITCHBACK_FAULT_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("SWITCHBACK_FAULT_SEED: %v", err)
+		}
+	}
+	t.Logf("seed %d (SWITCHBACK_FAULT_SEED=%d replays this run)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, seed^0xfa017))
+
+	legacy := refpipe.New("legacy", refpipe.Faults{Latency: time.Millisecond, LatencyMax: 8 * time.Millisecond}, seed)
+	candidate := refpipe.New("new", refpipe.Faults{Latency: time.Millisecond, LatencyMax: 8 * time.Millisecond}, seed+1)
+	legacySrv, newSrv := httptest.NewServer(legacy), httptest.NewServer(candidate)
+	defer legacySrv.Close()
+	defer newSrv.Close()
+
+	s := startServe(t, map[string]string{"SWITCHBACK_ADMIN_TOKEN": crashAdmin}, "--data", t.TempDir(), "--no-ingress")
+	const mig = "psa-webhooks-v2"
+	call(t, "PUT", s.url+"/v1/partners/acme", crashAdmin, map[string]any{"name": "Acme", "psa": "generic", "secret": crashSecret}, nil)
+	call(t, "PUT", s.url+"/v1/migrations/"+mig, crashAdmin, map[string]any{"pipelines": map[string]any{
+		"legacy": map[string]string{"url": legacySrv.URL}, "new": map[string]string{"url": newSrv.URL}}}, nil)
+	if got := call(t, "PUT", s.url+"/v1/migrations/"+mig+"/partners/acme", crashAdmin, map[string]any{"stage": "shadow"}, nil); got != 200 {
+		t.Fatalf("stage shadow = %d", got)
+	}
+	var tok struct{ Token string }
+	if got := call(t, "POST", s.url+"/v1/tokens", crashAdmin, map[string]string{"name": "edge-1", "role": "router"}, &tok); got != 201 {
+		t.Fatalf("router token = %d", got)
+	}
+
+	bin, data, addr := binary(t), t.TempDir(), freeAddr(t)
+	base := "http://" + addr
+	var proc *exec.Cmd
+	start := func() {
+		t.Helper()
+		proc = exec.Command(bin, "ingress", "--control", s.url, "--data", data, "--addr", addr, "--router-id", "edge-1", "--log-level", "error")
+		proc.Env = append(os.Environ(), "SWITCHBACK_TOKEN="+tok.Token)
+		proc.Stderr = os.Stderr
+		if err := proc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			resp, err := http.Get(base + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ingress did not come up: %v", err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	t.Cleanup(func() {
+		if proc != nil {
+			proc.Process.Kill()
+			proc.Wait()
+		}
+	})
+
+	// Senders: each delivery is retried until it is answered, as a PSA
+	// retries a connection that broke; 202 (new or duplicate) acknowledges.
+	var mu sync.Mutex
+	acked := map[string]bool{} // event ids
+	stopping := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 5 * time.Second}
+			for i := 0; ; i++ {
+				select {
+				case <-stopping:
+					return
+				case <-time.After(20 * time.Millisecond): // a few hundred webhooks a second in all
+				}
+				id := fmt.Sprintf("f%d-%05d", w, i)
+				for {
+					req, _ := signedHookOf(t, base+"/hooks/acme", id, "ticket.updated")
+					resp, err := client.Do(req)
+					if err != nil {
+						time.Sleep(10 * time.Millisecond) // the router is down
+						continue
+					}
+					var ans hookAnswer
+					json.NewDecoder(resp.Body).Decode(&ans)
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusAccepted && len(ans.Events) == 1 {
+						mu.Lock()
+						acked[ans.Events[0].ID] = true
+						mu.Unlock()
+						break
+					}
+					if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
+						t.Errorf("webhook %s answered %d", id, resp.StatusCode)
+						return
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		})
+	}
+
+	// Replays of the last seconds, asked while the router is being
+	// killed: each must finish.
+	var replays []string
+	askReplay := func() {
+		var job struct{ ID string }
+		now := time.Now().UTC()
+		got := call(t, "POST", s.url+"/v1/replays", crashAdmin, map[string]any{"migration": mig, "partners": []string{"acme"},
+			"from": now.Add(-3 * time.Second).Format(time.RFC3339Nano), "to": now.Format(time.RFC3339Nano),
+			"pipeline": "legacy", "filter": "all", "rate": 5000, "reason": "fault injection"}, &job)
+		if got != 201 {
+			t.Fatalf("replay = %d", got)
+		}
+		replays = append(replays, job.ID)
+	}
+
+	began := time.Now()
+	for kill := 1; kill <= faultKills; kill++ {
+		start()
+		time.Sleep(time.Duration(100+rng.IntN(1100)) * time.Millisecond)
+		if kill%5 == 0 {
+			askReplay()
+			time.Sleep(time.Duration(rng.IntN(2500)) * time.Millisecond) // let the router pick it up, or not
+		}
+		if err := proc.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		proc.Wait()
+	}
+	start()
+	time.Sleep(300 * time.Millisecond)
+	close(stopping)
+	wg.Wait()
+	killing := time.Since(began)
+
+	mu.Lock()
+	ids := make([]string, 0, len(acked))
+	for id := range acked {
+		ids = append(ids, id)
+	}
+	mu.Unlock()
+
+	// Everything must settle: applied, counted, replayed.
+	compared := func() uint64 {
+		var c struct{ Counts map[string]map[string]uint64 }
+		call(t, "GET", s.url+"/v1/migrations/"+mig+"/partners/acme/comparisons", crashAdmin, nil, &c)
+		var n uint64
+		for _, byClass := range c.Counts {
+			for _, k := range byClass {
+				n += k
+			}
+		}
+		return n
+	}
+	unapplied := func() int {
+		n := 0
+		for _, id := range ids {
+			if !legacy.HasApplied(id) {
+				n++
+			}
+		}
+		return n
+	}
+	unfinished := func() []string {
+		var out []string
+		for _, id := range replays {
+			var job struct {
+				Status        string
+				Total, Failed int
+			}
+			call(t, "GET", s.url+"/v1/replays/"+id, crashAdmin, nil, &job)
+			if job.Status != "done" || job.Failed != 0 {
+				out = append(out, fmt.Sprintf("%s %s (%d failed)", id, job.Status, job.Failed))
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		missing, n, open := unapplied(), compared(), unfinished()
+		if missing == 0 && n >= uint64(len(ids)) && len(open) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d kills, of %d acknowledged webhooks %d were never applied, %d comparisons counted; unfinished replays: %v",
+				faultKills, len(ids), missing, n, open)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Exactly once: wait for any report still in flight, then count again.
+	time.Sleep(2500 * time.Millisecond)
+	if n := compared(); n != uint64(len(ids)) {
+		t.Errorf("comparisons counted = %d, want %d: one per acknowledged webhook", n, len(ids))
+	}
+	// Recorded once: every delivery of an event carries the same
+	// Idempotency-Key, so the pipeline holds exactly one application each.
+	if got := legacy.Applications(); got != len(ids) {
+		t.Errorf("the primary pipeline recorded %d applications, want %d: one per acknowledged webhook", got, len(ids))
+	}
+	t.Logf("%d SIGKILLs in %s: %d webhooks acknowledged, all applied (%d apply calls: %d redeliveries and replays), %d comparisons counted, %d replays finished",
+		faultKills, killing.Round(100*time.Millisecond), len(ids), legacy.Calls(pipeline.Apply), legacy.Calls(pipeline.Apply)-len(ids), compared(), len(replays))
+}
+
+// hookAnswer is the webhook endpoint's answer.
+type hookAnswer struct {
+	Events []struct{ ID string } `json:"events"`
+}
