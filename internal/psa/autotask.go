@@ -74,11 +74,17 @@ func decodeAutotask(secret string, h http.Header, body []byte) ([]Envelope, *Err
 	if !ok {
 		return nil, malformed(`the webhook has no "Id"`)
 	}
-	// Autotask has no delivery id but resends the same content on retry, so
-	// the hash of what identifies the event dedups retries, while EventTime
-	// and SequenceNumber keep two changes of one record apart.
-	did := deliveryHash(KindAutotask, optString(b.GUID), b.EntityType, eid, b.Action,
-		optString(b.SequenceNumber), optString(b.EventTime))
+	// Autotask has no delivery id, but the webhook's Guid with the event's
+	// SequenceNumber names one event, and a retry resends both. Without
+	// them nothing in the body tells two changes of one record apart (the
+	// same Id and Action, other Fields), so the body itself joins the hash:
+	// only a byte-identical resend is then a duplicate.
+	guid, seq := optString(b.GUID), optString(b.SequenceNumber)
+	fields := []string{guid, b.EntityType, eid, b.Action, seq, optString(b.EventTime)}
+	if guid == "" || seq == "" {
+		fields = append(fields, bodyHash(body))
+	}
+	did := deliveryHash(KindAutotask, fields...)
 	return []Envelope{{
 		EntityType: entity(b.EntityType, autotaskEntities),
 		SourceType: b.EntityType,

@@ -86,10 +86,11 @@ func (d *Decoder) decodeConnectWise(ctx context.Context, secret string, h http.H
 	}
 	did, ok := scalarString(b.MessageID)
 	if !ok {
-		// Entity is in the hash so that two different updates of one record
-		// without a MessageId are not taken for one resent callback.
+		// The body is in the hash so that two different callbacks about one
+		// record without a MessageId are never taken for one resent
+		// callback: only a byte-identical resend is a duplicate.
 		did = deliveryHash(KindConnectWise, optString(b.CompanyID), b.Type, b.Action, eid,
-			optString(b.FromURL), string(b.Entity))
+			optString(b.FromURL), bodyHash(body))
 	}
 	return []Envelope{{
 		EntityType: entity(b.Type, connectWiseEntities),

@@ -177,6 +177,15 @@ func deliveryHash(kind string, fields ...string) string {
 	return "h:" + hex.EncodeToString(h.Sum(sum[:0]))
 }
 
+// bodyHash is the hex SHA-256 of a delivery's body (or of one event of a
+// batch). It stands in a DeliveryID hash where the PSA sends no delivery id
+// of its own, so that only a byte-identical resend is taken for the same
+// delivery: two different changes of one record must never share a key.
+func bodyHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}
+
 // action maps a PSA's action word through words (keys lower-case) to a
 // canonical action, or returns the word lower-cased.
 func action(word string, words map[string]string) string {

@@ -45,7 +45,7 @@
 // (added, updated, deleted → created, updated, deleted) and ID are
 // required; Entity (the record as an escaped JSON string, null on delete)
 // is left in the payload. DeliveryID is MessageId; without one, the hash of
-// CompanyId, Type, Action, ID, FromUrl and the raw Entity.
+// CompanyId, Type, Action, ID, FromUrl and the body.
 //
 // When the partner configures no key, the key is fetched from
 // Metadata.key_url, which is read from the body before it is verified; the
@@ -62,7 +62,9 @@
 // (Create, Update, Delete → created, updated, deleted) and Id are required;
 // Fields stays in the payload. Autotask has no delivery id and resends the
 // same content on retry, so DeliveryID is the hash of Guid, EntityType, Id,
-// Action, SequenceNumber and EventTime.
+// Action, SequenceNumber and EventTime; the webhook's Guid with the event's
+// SequenceNumber names one event. When either is missing, the body joins
+// the hash: nothing else tells two changes of one record apart.
 //
 // # halopsa
 //
@@ -100,13 +102,19 @@
 // other words lower-cased ("Ticket Reassigned" → "reassigned"). DeliveryID
 // is the hash of webhook_id, the event name, the entity id and the
 // timestamp, or without a timestamp escmsg_id, or without either the
-// event's id.
+// event's id; when the event has none of these three, the event itself (the
+// body, or the batch item) joins the hash.
 //
 // # DeliveryID hashes
 //
 // "h:" and the hex SHA-256 of the PSA kind and the fields named above, in
 // that order, each preceded by its length in bytes as a uvarint (numbers as
-// their JSON text, absent fields empty). Partners are kept apart by the
-// caller, which dedups per partner. The encoding is pinned by tests:
+// their JSON text, absent fields empty). Where the body joins the hash, the
+// last field is the hex SHA-256 of the body's bytes as received (for a
+// HaloPSA event, of the event's JSON text, surrounding whitespace aside), so
+// that only a byte-identical resend of a delivery without the PSA's own
+// identity is a duplicate: a dedup key never merges two different
+// deliveries. Partners are kept apart by the caller, which dedups per
+// partner. The encoding is pinned by tests:
 // changing it would let a resend across the change be applied twice.
 package psa
