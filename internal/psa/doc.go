@@ -35,7 +35,8 @@
 // The entity type is what stands before the last dot of type (ticket or
 // tickets, schedule_entry, schedule or scheduleentry, time_entry or
 // timeentry, company, contact; else unknown), the action what follows it,
-// the entity id data.id (a string or a number). DeliveryID is webhook-id.
+// the entity id data.id (a string or a number). DeliveryID is webhook-id,
+// which may be at most 256 bytes (a longer one is refused with 400).
 //
 // # connectwise
 //
