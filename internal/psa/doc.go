@@ -58,7 +58,15 @@
 // # autotask
 //
 // Header X-Hook-Signature: "sha1=" and the base64 HMAC-SHA1 of the raw body
-// keyed by the secret. The body's EntityType (Ticket, Contact, Account or
+// keyed by the secret, or of an escaped form of the body: Autotask signs
+// its body with some characters of its strings written as \uXXXX escapes
+// while it sends them literally. Inside strings, & < > ' " \ + and every
+// non-ASCII character (as UTF-16: surrogate pairs beyond the BMP) become
+// \uXXXX with lower-case hex; or, as .NET's System.Text.Json writes it,
+// & < > ' " + ` and non-ASCII with upper-case hex, \\ left as it is. Other
+// escapes already in the body stay. Each form is compared in constant time.
+//
+// The body's EntityType (Ticket, Contact, Account or
 // Company, TimeEntry, ServiceCall; else unknown, e.g. TicketNote), Action
 // (Create, Update, Delete → created, updated, deleted) and Id are required;
 // Fields stays in the payload. Autotask has no delivery id and resends the
