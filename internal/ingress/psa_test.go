@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -17,14 +18,22 @@ import (
 const (
 	autotaskSecret = "at-webhook-secret-for-ingress-tests"
 	haloToken      = "halo-token-for-ingress-tests"
+	connectWiseKey = "cw-signing-key-for-ingress-tests"
 )
 
 // putPartner adds a partner of kind psa with secret and waits until the
 // router routes by a snapshot that holds it.
 func (e *env) putPartner(t *testing.T, id string, psa domain.PSA, secret string) {
 	t.Helper()
-	if _, _, err := e.svc.PutPartner(context.Background(), control.Change{Actor: "test"},
-		control.PartnerInput{ID: id, Name: id, PSA: psa, Secret: &secret}); err != nil {
+	e.putPartnerInput(t, control.PartnerInput{ID: id, Name: id, PSA: psa, Secret: &secret})
+}
+
+// putPartnerInput puts a partner and waits until the router routes by a
+// snapshot that holds it.
+func (e *env) putPartnerInput(t *testing.T, in control.PartnerInput) {
+	t.Helper()
+	id := in.ID
+	if _, _, err := e.svc.PutPartner(context.Background(), control.Change{Actor: "test"}, in); err != nil {
 		t.Fatal(err)
 	}
 	v := e.svc.State().Version
@@ -44,6 +53,11 @@ func (e *env) postPSA(t *testing.T, partner string, psa domain.PSA, body []byte)
 		req.Header.Set("X-Hook-Signature", "sha1="+base64.StdEncoding.EncodeToString(m.Sum(nil)))
 	case domain.PSAHaloPSA:
 		req.Header.Set("Authorization", "Bearer "+haloToken)
+	case domain.PSAConnectWise:
+		k := sha256.Sum256([]byte(connectWiseKey))
+		m := hmac.New(sha256.New, k[:])
+		m.Write(body)
+		req.Header.Set("X-Content-Signature", base64.StdEncoding.EncodeToString(m.Sum(nil)))
 	default:
 		t.Fatalf("postPSA: no signer for %s", psa)
 	}
@@ -110,5 +124,48 @@ func TestDistinctUpdatesWithoutDeliveryIdentityAreBothDelivered(t *testing.T) {
 	waitFor(t, "every update applied", func() bool { return e.pendingCount(t) == 0 && e.legacy.Applications() == 2*len(tests) })
 	if got := len(e.legacy.EventsApplied("ticket/99")); got != 2*len(tests) {
 		t.Errorf("events applied to ticket/99 = %d, want %d", got, 2*len(tests))
+	}
+}
+
+// TestConnectWiseCallbackForAnotherCompanyIsRefused: a connectwise partner
+// bound to its company through the control service takes callbacks for it
+// and refuses, with 401 and nothing journaled, a correctly signed callback
+// for another company or for none.
+func TestConnectWiseCallbackForAnotherCompanyIsRefused(t *testing.T) {
+	e := newEnv(t)
+	key := connectWiseKey
+	e.putPartnerInput(t, control.PartnerInput{ID: "cw", Name: "cw", PSA: domain.PSAConnectWise, Secret: &key, CompanyID: "acmemsp"})
+	callback := func(msg, company string) []byte {
+		return []byte(`{"MessageId":"` + msg + `",` + company + `"Type":"ticket","Action":"updated","ID":98765,"Entity":null}`)
+	}
+	tests := []struct {
+		name   string
+		body   []byte
+		status int
+		code   string
+	}{
+		{"another company", callback("m-1", `"CompanyId":"globexmsp",`), http.StatusUnauthorized, "wrong_company"},
+		{"no company", callback("m-2", ``), http.StatusUnauthorized, "missing_company"},
+		{"its company", callback("m-3", `"CompanyId":"acmemsp",`), http.StatusAccepted, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, ans := e.postPSA(t, "cw", domain.PSAConnectWise, tt.body)
+			if status != tt.status {
+				t.Fatalf("status = %d %v, want %d", status, ans, tt.status)
+			}
+			if tt.code != "" {
+				if got, _ := ans["error"].(map[string]any)["code"].(string); got != tt.code {
+					t.Errorf("code = %q, want %q", got, tt.code)
+				}
+			}
+		})
+	}
+	st, err := e.journal.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Events != 1 {
+		t.Errorf("journal holds %d events, want 1 (the callback for the partner's company)", st.Events)
 	}
 }

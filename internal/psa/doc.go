@@ -52,8 +52,10 @@
 // Metadata.key_url, which is read from the body before it is verified; the
 // URL must pass the KeyCache's allow-list before anything is fetched. Such a
 // key proves that ConnectWise signed the callback, not which ConnectWise
-// tenant: a partner-configured key (or a check of CompanyId by the caller)
-// is what ties a callback to one partner.
+// tenant it is for. A partner bound to its company (Partner.CompanyID, with
+// DecodePartner) takes a verified callback only when its CompanyId, or
+// without one its ProductInstanceId, is that company, regardless of case:
+// else 401 with CodeWrongCompany, or CodeMissingCompany when it names none.
 //
 // # autotask
 //
