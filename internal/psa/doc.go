@@ -68,9 +68,9 @@
 // & < > ' " + ` and non-ASCII with upper-case hex, \\ left as it is. Other
 // escapes already in the body stay. Each form is compared in constant time.
 //
-// The body's EntityType (Ticket, Contact, Account or
-// Company, TimeEntry, ServiceCall; else unknown, e.g. TicketNote), Action
-// (Create, Update, Delete → created, updated, deleted) and Id are required;
+// The body's EntityType (Ticket, Contact, Account or Company, TimeEntry,
+// ServiceCall; else unknown, e.g. TicketNote), Action (Create, Update,
+// Delete → created, updated, deleted) and Id are required;
 // Fields stays in the payload. Autotask has no delivery id and resends the
 // same content on retry, so DeliveryID is the hash of Guid, EntityType, Id,
 // Action, SequenceNumber and EventTime; the webhook's Guid with the event's
@@ -126,6 +126,6 @@
 // that only a byte-identical resend of a delivery without the PSA's own
 // identity is a duplicate: a dedup key never merges two different
 // deliveries. Partners are kept apart by the caller, which dedups per
-// partner. The encoding is pinned by tests:
-// changing it would let a resend across the change be applied twice.
+// partner. The encoding is pinned by tests: changing it would let a resend
+// across the change be applied twice.
 package psa
