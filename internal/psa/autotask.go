@@ -148,19 +148,19 @@ var autotaskEscapings = []jsonEscaping{
 // valid JSON: what is not understood is copied as it is.
 func (e jsonEscaping) escape(text []byte) ([]byte, bool) {
 	var out []byte // nil until the first change
-	put := func(i int, b ...byte) {
+	// put writes the escapes of rs in place of what text holds from i on.
+	put := func(i int, rs ...rune) {
 		if out == nil {
 			out = append(make([]byte, 0, len(text)+len(text)/8+16), text[:i]...)
 		}
-		out = append(out, b...)
+		for _, r := range rs {
+			out = append(out, '\\', 'u', e.hex[r>>12&0xf], e.hex[r>>8&0xf], e.hex[r>>4&0xf], e.hex[r&0xf])
+		}
 	}
 	keep := func(b ...byte) {
 		if out != nil {
 			out = append(out, b...)
 		}
-	}
-	u := func(r rune) []byte {
-		return []byte{'\\', 'u', e.hex[r>>12&0xf], e.hex[r>>8&0xf], e.hex[r>>4&0xf], e.hex[r&0xf]}
 	}
 	inString := false
 	for i := 0; i < len(text); {
@@ -183,14 +183,14 @@ func (e jsonEscaping) escape(text []byte) ([]byte, bool) {
 			// \" and \\ are the characters " and \; any other escape
 			// (\n, \/, \uXXXX) stays as it is.
 			if n := text[i+1]; (n == '"' || n == '\\') && strings.IndexByte(e.chars, n) >= 0 {
-				put(i, u(rune(n))...)
+				put(i, rune(n))
 			} else {
 				keep(c, n)
 			}
 			i += 2
 		case c < utf8.RuneSelf:
 			if strings.IndexByte(e.chars, c) >= 0 {
-				put(i, u(rune(c))...)
+				put(i, rune(c))
 			} else {
 				keep(c)
 			}
@@ -202,9 +202,9 @@ func (e jsonEscaping) escape(text []byte) ([]byte, bool) {
 				keep(c) // not UTF-8: nothing to write as an escape
 			case r > 0xffff:
 				hi, lo := utf16.EncodeRune(r)
-				put(i, append(u(hi), u(lo)...)...)
+				put(i, hi, lo)
 			default:
-				put(i, u(r)...)
+				put(i, r)
 			}
 			i += size
 		}
