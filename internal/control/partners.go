@@ -14,6 +14,9 @@ type PartnerInput struct {
 	Name   string
 	PSA    domain.PSA
 	Secret *string
+	// CompanyID binds a connectwise partner to its ConnectWise company
+	// (see domain.Partner); "" leaves it unbound.
+	CompanyID string
 }
 
 // PutPartner creates or updates a partner and reports whether it created it.
@@ -21,7 +24,7 @@ func (s *Service) PutPartner(ctx context.Context, c Change, in PartnerInput) (do
 	var out domain.Partner
 	var created bool
 	_, err := s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
-		p := domain.Partner{ID: in.ID, Name: in.Name, PSA: in.PSA, CreatedAt: now, UpdatedAt: now}
+		p := domain.Partner{ID: in.ID, Name: in.Name, PSA: in.PSA, CompanyID: in.CompanyID, CreatedAt: now, UpdatedAt: now}
 		old, exists := cur.Partners[in.ID]
 		if exists {
 			p.CreatedAt, p.Secret = old.CreatedAt, old.Secret
@@ -34,7 +37,7 @@ func (s *Service) PutPartner(ctx context.Context, c Change, in PartnerInput) (do
 		}
 		created = !exists
 		out = p
-		if exists && old.Name == p.Name && old.PSA == p.PSA && old.Secret == p.Secret {
+		if exists && old.Name == p.Name && old.PSA == p.PSA && old.Secret == p.Secret && old.CompanyID == p.CompanyID {
 			out = *old
 			return plan{}, nil
 		}
@@ -54,5 +57,9 @@ func (s *Service) PutPartner(ctx context.Context, c Change, in PartnerInput) (do
 // partnerView is a partner as the audit log shows it: whether a secret is
 // set, never the secret.
 func partnerView(p domain.Partner) map[string]any {
-	return map[string]any{"id": p.ID, "name": p.Name, "psa": p.PSA, "secretSet": p.Secret != ""}
+	v := map[string]any{"id": p.ID, "name": p.Name, "psa": p.PSA, "secretSet": p.Secret != ""}
+	if p.CompanyID != "" {
+		v["companyId"] = p.CompanyID
+	}
+	return v
 }

@@ -34,11 +34,13 @@ type SnapshotMigration struct {
 }
 
 // SnapshotPartner is one partner in a snapshot; Secret is only in the
-// router's copy.
+// router's copy. CompanyID, not a secret, is in both: the router checks
+// ConnectWise callbacks against it.
 type SnapshotPartner struct {
-	Name   string     `json:"name"`
-	PSA    domain.PSA `json:"psa"`
-	Secret string     `json:"secret,omitempty"`
+	Name      string     `json:"name"`
+	PSA       domain.PSA `json:"psa"`
+	Secret    string     `json:"secret,omitempty"`
+	CompanyID string     `json:"companyId,omitempty"`
 }
 
 // encoded caches a State's wire forms: they are built at most once per
@@ -68,7 +70,7 @@ func (s *State) encode(withSecrets bool) []byte {
 			Pipelines: m.Pipelines, Compare: m.Compare, Guard: m.Guard}
 	}
 	for id, p := range s.Partners {
-		sp := SnapshotPartner{Name: p.Name, PSA: p.PSA}
+		sp := SnapshotPartner{Name: p.Name, PSA: p.PSA, CompanyID: p.CompanyID}
 		if withSecrets {
 			sp.Secret = p.Secret
 		}

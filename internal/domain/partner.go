@@ -1,6 +1,11 @@
 package domain
 
-import "time"
+import (
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
 
 // PSA names the partner's professional services automation tool; it picks the
 // webhook format and signature scheme.
@@ -25,13 +30,23 @@ func (p PSA) Valid() bool {
 // Partner is a tenant whose PSA sends webhooks. Secret verifies them; it is
 // write-only through the API and never logged.
 type Partner struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	PSA       PSA       `json:"psa"`
-	Secret    string    `json:"secret,omitempty"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	PSA    PSA    `json:"psa"`
+	Secret string `json:"secret,omitempty"`
+	// CompanyID binds a ConnectWise partner to its ConnectWise company: a
+	// callback is accepted only when its company identification (CompanyId,
+	// else ProductInstanceId) is this one. A signature checked with a key
+	// fetched from the callback's Metadata.key_url proves that ConnectWise
+	// sent it, not for which company. Empty: not bound. Only for
+	// connectwise partners.
+	CompanyID string    `json:"companyId,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
 }
+
+// maxCompanyIDLen bounds a partner's CompanyID.
+const maxCompanyIDLen = 128
 
 // Validate checks the partner's fields.
 func (p Partner) Validate() error {
@@ -49,6 +64,31 @@ func (p Partner) Validate() error {
 	}
 	if len(p.Secret) > 4096 {
 		return Errorf(CodeInvalid, "secret is longer than 4096 bytes")
+	}
+	if p.CompanyID != "" {
+		if p.PSA != PSAConnectWise {
+			return Errorf(CodeInvalid, "companyId is only for connectwise partners, not %s", p.PSA)
+		}
+		if err := checkCompanyID(p.CompanyID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkCompanyID refuses a company id that no callback could carry: too
+// long, not UTF-8, blank at either end, or with control characters.
+func checkCompanyID(id string) error {
+	if len(id) > maxCompanyIDLen {
+		return Errorf(CodeInvalid, "companyId is longer than %d bytes", maxCompanyIDLen)
+	}
+	if !utf8.ValidString(id) || strings.TrimSpace(id) != id {
+		return Errorf(CodeInvalid, "companyId must be UTF-8 without surrounding spaces")
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return Errorf(CodeInvalid, "companyId must not hold control characters")
+		}
 	}
 	return nil
 }

@@ -99,12 +99,14 @@ type partnerView struct {
 	Name      string     `json:"name"`
 	PSA       domain.PSA `json:"psa"`
 	SecretSet bool       `json:"secretSet"`
+	CompanyID string     `json:"companyId,omitempty"`
 	CreatedAt time.Time  `json:"createdAt"`
 	UpdatedAt time.Time  `json:"updatedAt"`
 }
 
 func viewPartner(p *domain.Partner) partnerView {
-	return partnerView{ID: p.ID, Name: p.Name, PSA: p.PSA, SecretSet: p.Secret != "", CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
+	return partnerView{ID: p.ID, Name: p.Name, PSA: p.PSA, SecretSet: p.Secret != "", CompanyID: p.CompanyID,
+		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
 }
 
 func (a *API) putPartner(w http.ResponseWriter, r *http.Request, p principal) error {
@@ -113,16 +115,17 @@ func (a *API) putPartner(w http.ResponseWriter, r *http.Request, p principal) er
 		return err
 	}
 	var req struct {
-		Name   string  `json:"name"`
-		PSA    string  `json:"psa"`
-		Secret *string `json:"secret"`
-		Reason string  `json:"reason"`
+		Name      string  `json:"name"`
+		PSA       string  `json:"psa"`
+		Secret    *string `json:"secret"`
+		CompanyID string  `json:"companyId"`
+		Reason    string  `json:"reason"`
 	}
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
 	out, created, err := a.svc.PutPartner(r.Context(), p.change(req.Reason),
-		control.PartnerInput{ID: id, Name: req.Name, PSA: domain.PSA(req.PSA), Secret: req.Secret})
+		control.PartnerInput{ID: id, Name: req.Name, PSA: domain.PSA(req.PSA), Secret: req.Secret, CompanyID: req.CompanyID})
 	if err != nil {
 		return err
 	}

@@ -81,7 +81,7 @@ func (rt *Router) hook(w http.ResponseWriter, r *http.Request) {
 		hookError(w, http.StatusBadRequest, "malformed_body", "the body could not be read")
 		return
 	}
-	envs, err := rt.opts.Decoder.Decode(r.Context(), kind, p.Secret, r.Header, body)
+	envs, err := rt.opts.Decoder.DecodePartner(r.Context(), psa.Partner{Kind: kind, Secret: p.Secret, CompanyID: p.CompanyID}, r.Header, body)
 	if err != nil {
 		var pe *psa.Error
 		if !errors.As(err, &pe) {

@@ -35,10 +35,13 @@ type connectWiseBody struct {
 	MessageID json.RawMessage `json:"MessageId"`
 	FromURL   json.RawMessage `json:"FromUrl"`
 	CompanyID json.RawMessage `json:"CompanyId"`
-	Type      string          `json:"Type"`
-	Action    string          `json:"Action"`
-	ID        json.RawMessage `json:"ID"`
-	Entity    json.RawMessage `json:"Entity"`
+	// ProductInstanceID names the company where a callback has no
+	// CompanyId.
+	ProductInstanceID json.RawMessage `json:"ProductInstanceId"`
+	Type              string          `json:"Type"`
+	Action            string          `json:"Action"`
+	ID                json.RawMessage `json:"ID"`
+	Entity            json.RawMessage `json:"Entity"`
 }
 
 // connectWiseKeyURL is all that is read of a callback before it is
@@ -49,7 +52,7 @@ type connectWiseKeyURL struct {
 	} `json:"Metadata"`
 }
 
-func (d *Decoder) decodeConnectWise(ctx context.Context, secret string, h http.Header, body []byte) ([]Envelope, *Error) {
+func (d *Decoder) decodeConnectWise(ctx context.Context, secret, companyID string, h http.Header, body []byte) ([]Envelope, *Error) {
 	if secret == "" && d.Keys == nil {
 		return nil, unauthorized(CodeNoSecret, "no ConnectWise signing key is configured for this partner")
 	}
@@ -74,7 +77,15 @@ func (d *Decoder) decodeConnectWise(ctx context.Context, secret string, h http.H
 	}
 
 	var b connectWiseBody
-	if err := json.Unmarshal(body, &b); err != nil {
+	perr := json.Unmarshal(body, &b)
+	if companyID != "" {
+		// Checked before the body may be refused as malformed: a callback
+		// for another company is not this partner's to judge.
+		if e := checkConnectWiseCompany(companyID, b, perr == nil); e != nil {
+			return nil, e
+		}
+	}
+	if perr != nil {
 		return nil, malformed("the body is not a ConnectWise callback JSON object")
 	}
 	if strings.TrimSpace(b.Type) == "" || strings.TrimSpace(b.Action) == "" {
@@ -86,10 +97,11 @@ func (d *Decoder) decodeConnectWise(ctx context.Context, secret string, h http.H
 	}
 	did, ok := scalarString(b.MessageID)
 	if !ok {
-		// Entity is in the hash so that two different updates of one record
-		// without a MessageId are not taken for one resent callback.
+		// The body is in the hash so that two different callbacks about one
+		// record without a MessageId are never taken for one resent
+		// callback: only a byte-identical resend is a duplicate.
 		did = deliveryHash(KindConnectWise, optString(b.CompanyID), b.Type, b.Action, eid,
-			optString(b.FromURL), string(b.Entity))
+			optString(b.FromURL), bodyHash(body))
 	}
 	return []Envelope{{
 		EntityType: entity(b.Type, connectWiseEntities),
@@ -111,4 +123,24 @@ func connectWiseSignatureOK(signingKey string, body []byte, sig string) bool {
 	var want [44]byte
 	base64.StdEncoding.Encode(want[:], mac.Sum(sum[:0]))
 	return subtle.ConstantTimeCompare([]byte(sig), want[:]) == 1
+}
+
+// checkConnectWiseCompany refuses a verified callback that is not for the
+// partner's company: the signature proves that ConnectWise sent it (with a
+// key fetched from Metadata.key_url, for any of its tenants), not for
+// whom. The callback's company is its CompanyId, or without one its
+// ProductInstanceId, compared regardless of case as ConnectWise compares
+// company ids. parsed is whether b was read from the body at all.
+func checkConnectWiseCompany(companyID string, b connectWiseBody, parsed bool) *Error {
+	got := ""
+	if parsed {
+		got = firstNonBlank(optString(b.CompanyID), optString(b.ProductInstanceID))
+	}
+	if got == "" {
+		return unauthorized(CodeMissingCompany, "the callback names no company (CompanyId or ProductInstanceId), and this partner is bound to one")
+	}
+	if !strings.EqualFold(strings.TrimSpace(got), companyID) {
+		return unauthorized(CodeWrongCompany, "the callback is for another ConnectWise company than this partner's")
+	}
+	return nil
 }

@@ -1,8 +1,10 @@
 package psa
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -53,31 +55,36 @@ func TestDecodeConnectWise(t *testing.T) {
 }
 
 // TestDecodeConnectWiseWithoutMessageId: the DeliveryID falls back to the
-// hash of CompanyId, Type, Action, ID, FromUrl and the raw Entity.
+// hash of CompanyId, Type, Action, ID, FromUrl and the SHA-256 of the body,
+// so that only a byte-identical resend is a duplicate.
 func TestDecodeConnectWiseWithoutMessageId(t *testing.T) {
 	body := fixture(t, "connectwise", "ticket_updated_no_message_id.json")
 	got, err := testDecoder().Decode(context.Background(), "connectwise", connectWiseKey, connectWiseHeaders(connectWiseKey, body), body)
 	if err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
-	var raw struct{ Entity json.RawMessage }
-	if err := json.Unmarshal(body, &raw); err != nil {
-		t.Fatal(err)
-	}
-	// The Entity's raw text is too long for hashOf; build the encoding here.
-	want := deliveryHash("connectwise", "acmemsp", "ticket", "updated", "98765", "https://na.myconnectwise.net", string(raw.Entity))
-	if got[0].DeliveryID != want || !strings.HasPrefix(want, "h:") {
+	sum := sha256.Sum256(body)
+	want := hashOf(t, "connectwise", "acmemsp", "ticket", "updated", "98765", "https://na.myconnectwise.net", hex.EncodeToString(sum[:]))
+	if got[0].DeliveryID != want {
 		t.Errorf("DeliveryID = %q, want %q", got[0].DeliveryID, want)
 	}
 
-	// Another update of the same ticket is another delivery.
-	other := []byte(strings.Replace(string(body), `Waiting on Client`, `Closed`, 1))
-	got2, err := testDecoder().Decode(context.Background(), "connectwise", connectWiseKey, connectWiseHeaders(connectWiseKey, other), other)
-	if err != nil {
-		t.Fatalf("Decode: %v", err)
-	}
-	if got2[0].DeliveryID == got[0].DeliveryID {
-		t.Error("two different updates without MessageId share a DeliveryID")
+	// Other callbacks about the same ticket are other deliveries, even when
+	// only a field outside Entity differs.
+	for name, other := range map[string][]byte{
+		"another update": []byte(strings.Replace(string(body), `Waiting on Client`, `Closed`, 1)),
+		"another member": []byte(strings.Replace(string(body), `"MemberId": "jsmith"`, `"MemberId": "akim"`, 1)),
+	} {
+		if bytes.Equal(other, body) {
+			t.Fatalf("%s: the fixture did not change", name)
+		}
+		got2, err := testDecoder().Decode(context.Background(), "connectwise", connectWiseKey, connectWiseHeaders(connectWiseKey, other), other)
+		if err != nil {
+			t.Fatalf("%s: Decode: %v", name, err)
+		}
+		if got2[0].DeliveryID == got[0].DeliveryID {
+			t.Errorf("%s: two different callbacks without MessageId share a DeliveryID", name)
+		}
 	}
 }
 

@@ -72,17 +72,38 @@ type Decoder struct {
 	Keys *KeyCache
 }
 
+// Partner is what the Decoder needs to know of the partner a delivery is
+// for.
+type Partner struct {
+	// Kind is the partner's PSA: "connectwise", "autotask", "halopsa" or
+	// "generic".
+	Kind string
+	// Secret is the partner's configured secret (may be ""; see the package
+	// documentation for its format per kind).
+	Secret string
+	// CompanyID, for a connectwise partner, is the ConnectWise company its
+	// callbacks must be for; "" accepts any company.
+	CompanyID string
+}
+
 // Decode verifies then parses one delivery of a partner whose PSA is kind
-// ("connectwise", "autotask", "halopsa", "generic") and whose configured
-// secret is secret (may be ""). It returns at least one Envelope, or an
-// *Error:
+// and whose configured secret is secret: DecodePartner for a partner bound
+// to no ConnectWise company.
+func (d *Decoder) Decode(ctx context.Context, kind, secret string, h http.Header, body []byte) ([]Envelope, error) {
+	return d.DecodePartner(ctx, Partner{Kind: kind, Secret: secret}, h, body)
+}
+
+// DecodePartner verifies then parses one delivery of partner p. It returns
+// at least one Envelope, or an *Error:
 //
 //   - 401 when the kind is unknown (CodeUnknownPSA), the scheme needs a
 //     secret and there is none or it is unusable (CodeNoSecret,
-//     CodeInvalidSecret), or the signature or credentials are missing or
+//     CodeInvalidSecret), the signature or credentials are missing or
 //     wrong (CodeMissingSignature, CodeBadSignature, CodeBadTimestamp,
 //     CodeStaleTimestamp, CodeMissingCredentials, CodeBadCredentials,
-//     CodeKeyRefused). Nothing of the body is trusted then.
+//     CodeKeyRefused), or a ConnectWise callback is not for p.CompanyID
+//     (CodeMissingCompany, CodeWrongCompany). Nothing of the body is
+//     trusted then.
 //   - 429 with CodeKeyUnavailable when a ConnectWise key fetch failed in a
 //     way that may pass.
 //   - 400 with CodeMalformedBody when the delivery is authentic but cannot
@@ -91,20 +112,20 @@ type Decoder struct {
 // Verification always comes first; the only thing read from an unverified
 // body is ConnectWise's Metadata.key_url, which names where the key is and
 // is checked against the KeyCache's allow-list before any fetch.
-func (d *Decoder) Decode(ctx context.Context, kind, secret string, h http.Header, body []byte) ([]Envelope, error) {
+func (d *Decoder) DecodePartner(ctx context.Context, p Partner, h http.Header, body []byte) ([]Envelope, error) {
 	var (
 		envs []Envelope
 		err  *Error
 	)
-	switch kind {
+	switch p.Kind {
 	case KindGeneric:
-		envs, err = d.decodeGeneric(secret, h, body)
+		envs, err = d.decodeGeneric(p.Secret, h, body)
 	case KindConnectWise:
-		envs, err = d.decodeConnectWise(ctx, secret, h, body)
+		envs, err = d.decodeConnectWise(ctx, p.Secret, p.CompanyID, h, body)
 	case KindAutotask:
-		envs, err = decodeAutotask(secret, h, body)
+		envs, err = decodeAutotask(p.Secret, h, body)
 	case KindHaloPSA:
-		envs, err = decodeHalo(secret, h, body)
+		envs, err = decodeHalo(p.Secret, h, body)
 	default:
 		err = unauthorized(CodeUnknownPSA, "the partner's PSA kind is not supported")
 	}
@@ -175,6 +196,15 @@ func deliveryHash(kind string, fields ...string) string {
 	}
 	var sum [sha256.Size]byte
 	return "h:" + hex.EncodeToString(h.Sum(sum[:0]))
+}
+
+// bodyHash is the hex SHA-256 of a delivery's body (or of one event of a
+// batch). It stands in a DeliveryID hash where the PSA sends no delivery id
+// of its own, so that only a byte-identical resend is taken for the same
+// delivery: two different changes of one record must never share a key.
+func bodyHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
 }
 
 // action maps a PSA's action word through words (keys lower-case) to a

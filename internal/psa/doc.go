@@ -35,7 +35,8 @@
 // The entity type is what stands before the last dot of type (ticket or
 // tickets, schedule_entry, schedule or scheduleentry, time_entry or
 // timeentry, company, contact; else unknown), the action what follows it,
-// the entity id data.id (a string or a number). DeliveryID is webhook-id.
+// the entity id data.id (a string or a number). DeliveryID is webhook-id,
+// which may be at most 256 bytes (a longer one is refused with 400).
 //
 // # connectwise
 //
@@ -45,24 +46,36 @@
 // (added, updated, deleted → created, updated, deleted) and ID are
 // required; Entity (the record as an escaped JSON string, null on delete)
 // is left in the payload. DeliveryID is MessageId; without one, the hash of
-// CompanyId, Type, Action, ID, FromUrl and the raw Entity.
+// CompanyId, Type, Action, ID, FromUrl and the body.
 //
 // When the partner configures no key, the key is fetched from
 // Metadata.key_url, which is read from the body before it is verified; the
 // URL must pass the KeyCache's allow-list before anything is fetched. Such a
 // key proves that ConnectWise signed the callback, not which ConnectWise
-// tenant: a partner-configured key (or a check of CompanyId by the caller)
-// is what ties a callback to one partner.
+// tenant it is for. A partner bound to its company (Partner.CompanyID, with
+// DecodePartner) takes a verified callback only when its CompanyId, or
+// without one its ProductInstanceId, is that company, regardless of case:
+// else 401 with CodeWrongCompany, or CodeMissingCompany when it names none.
 //
 // # autotask
 //
 // Header X-Hook-Signature: "sha1=" and the base64 HMAC-SHA1 of the raw body
-// keyed by the secret. The body's EntityType (Ticket, Contact, Account or
-// Company, TimeEntry, ServiceCall; else unknown, e.g. TicketNote), Action
-// (Create, Update, Delete → created, updated, deleted) and Id are required;
+// keyed by the secret, or of an escaped form of the body: Autotask signs
+// its body with some characters of its strings written as \uXXXX escapes
+// while it sends them literally. Inside strings, & < > ' " \ + and every
+// non-ASCII character (as UTF-16: surrogate pairs beyond the BMP) become
+// \uXXXX with lower-case hex; or, as .NET's System.Text.Json writes it,
+// & < > ' " + ` and non-ASCII with upper-case hex, \\ left as it is. Other
+// escapes already in the body stay. Each form is compared in constant time.
+//
+// The body's EntityType (Ticket, Contact, Account or Company, TimeEntry,
+// ServiceCall; else unknown, e.g. TicketNote), Action (Create, Update,
+// Delete → created, updated, deleted) and Id are required;
 // Fields stays in the payload. Autotask has no delivery id and resends the
 // same content on retry, so DeliveryID is the hash of Guid, EntityType, Id,
-// Action, SequenceNumber and EventTime.
+// Action, SequenceNumber and EventTime; the webhook's Guid with the event's
+// SequenceNumber names one event. When either is missing, the body joins
+// the hash: nothing else tells two changes of one record apart.
 //
 // # halopsa
 //
@@ -100,13 +113,19 @@
 // other words lower-cased ("Ticket Reassigned" → "reassigned"). DeliveryID
 // is the hash of webhook_id, the event name, the entity id and the
 // timestamp, or without a timestamp escmsg_id, or without either the
-// event's id.
+// event's id; when the event has none of these three, the event itself (the
+// body, or the batch item) joins the hash.
 //
 // # DeliveryID hashes
 //
 // "h:" and the hex SHA-256 of the PSA kind and the fields named above, in
 // that order, each preceded by its length in bytes as a uvarint (numbers as
-// their JSON text, absent fields empty). Partners are kept apart by the
-// caller, which dedups per partner. The encoding is pinned by tests:
-// changing it would let a resend across the change be applied twice.
+// their JSON text, absent fields empty). Where the body joins the hash, the
+// last field is the hex SHA-256 of the body's bytes as received (for a
+// HaloPSA event, of the event's JSON text, surrounding whitespace aside), so
+// that only a byte-identical resend of a delivery without the PSA's own
+// identity is a duplicate: a dedup key never merges two different
+// deliveries. Partners are kept apart by the caller, which dedups per
+// partner. The encoding is pinned by tests: changing it would let a resend
+// across the change be applied twice.
 package psa

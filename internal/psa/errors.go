@@ -38,6 +38,12 @@ const (
 	// way that may pass (network error, timeout, 429 or 5xx from the key
 	// endpoint). Its Status is 429 so that ConnectWise retries the callback.
 	CodeKeyUnavailable = "key_unavailable"
+	// CodeMissingCompany: the partner is bound to a ConnectWise company and
+	// the callback names none (no CompanyId, no ProductInstanceId).
+	CodeMissingCompany = "missing_company"
+	// CodeWrongCompany: the partner is bound to a ConnectWise company and
+	// the callback is for another one.
+	CodeWrongCompany = "wrong_company"
 	// CodeMalformedBody: the delivery is authentic but cannot be read: not
 	// JSON, or a required field (entity type, action, entity id) is missing.
 	CodeMalformedBody = "malformed_body"

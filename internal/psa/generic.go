@@ -23,6 +23,10 @@ const (
 	timestampTolerance = 5 * time.Minute
 
 	standardWebhooksSecretPrefix = "whsec_"
+
+	// maxWebhookIDLen bounds webhook-id, which becomes the dedup key that the
+	// journal keeps for as long as the event.
+	maxWebhookIDLen = 256
 )
 
 // genericEntities maps the generic scheme's entity names (before the last
@@ -132,6 +136,9 @@ func (d *Decoder) decodeGeneric(secret string, h http.Header, body []byte) ([]En
 	id, e := verifyStandardWebhooks(key, h, body, d.now())
 	if e != nil {
 		return nil, e
+	}
+	if len(id) > maxWebhookIDLen {
+		return nil, malformed("the webhook-id header is longer than %d bytes", maxWebhookIDLen)
 	}
 	var b genericBody
 	if err := json.Unmarshal(body, &b); err != nil {

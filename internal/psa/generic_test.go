@@ -2,6 +2,7 @@ package psa
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -239,5 +240,41 @@ func TestDecodePayloadIsACopy(t *testing.T) {
 	}
 	if string(got[0].Payload) != want {
 		t.Error("Payload changed with the caller's body buffer")
+	}
+}
+
+// TestDecodeGenericWebhookIDLength: webhook-id becomes the dedup key the
+// journal keeps, so one over 256 bytes is refused with a 400 that says so,
+// even when correctly signed; 256 bytes is accepted.
+func TestDecodeGenericWebhookIDLength(t *testing.T) {
+	body := []byte(`{"type":"ticket.updated","data":{"id":"1"}}`)
+	tests := []struct {
+		name string
+		id   string
+		ok   bool
+	}{
+		{"256 bytes", "msg_" + strings.Repeat("a", 252), true},
+		{"257 bytes", "msg_" + strings.Repeat("a", 253), false},
+		{"4 KiB", strings.Repeat("m", 4096), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := standardHeaders(t, genericSecret, tt.id, testNow, body)
+			envs, err := testDecoder().Decode(context.Background(), "generic", genericSecret, h, body)
+			if tt.ok {
+				if err != nil || len(envs) != 1 || envs[0].DeliveryID != tt.id {
+					t.Fatalf("Decode = %v, %v; want one envelope with the webhook-id", envs, err)
+				}
+				return
+			}
+			if envs != nil {
+				t.Errorf("Decode returned envelopes with an error: %v", envs)
+			}
+			wantError(t, err, 400, CodeMalformedBody)
+			var e *Error
+			if errors.As(err, &e) && !strings.Contains(e.Message, "webhook-id") {
+				t.Errorf("message %q does not name webhook-id", e.Message)
+			}
+		})
 	}
 }

@@ -139,14 +139,20 @@ func haloEnvelope(raw []byte) (Envelope, *Error) {
 	}
 	// Halo sends no sequence number. The timestamp, when sent, tells two
 	// occurrences of one event on one object apart; without it the queue
-	// message id, then the event's own id, stand in for it.
-	when := firstNonBlank(optString(it.Timestamp), optString(it.EscMsgID), optString(it.ID))
+	// message id, then the event's own id, stand in for it. Without any of
+	// them, two different updates of one object would share every field of
+	// the hash, so the event's own text joins it: only a byte-identical
+	// resend is then a duplicate.
+	fields := []string{webhook, event, eid, firstNonBlank(optString(it.Timestamp), optString(it.EscMsgID), optString(it.ID))}
+	if fields[3] == "" {
+		fields = append(fields, bodyHash(raw))
+	}
 	return Envelope{
 		EntityType: ent,
 		SourceType: event,
 		Action:     act,
 		EntityID:   eid,
-		DeliveryID: deliveryHash(KindHaloPSA, webhook, event, eid, when),
+		DeliveryID: deliveryHash(KindHaloPSA, fields...),
 	}, nil
 }
 
