@@ -279,7 +279,11 @@ func (j *Journal) Append(ctx context.Context, events []Event) ([]Appended, error
 
 // Complete records an event's outcome durably.
 func (j *Journal) Complete(ctx context.Context, seq uint64, out Outcome) error {
-	o := &op{seq: seq, outcome: out, done: make(chan struct{})}
+	return j.write1(ctx, &op{seq: seq, outcome: out, done: make(chan struct{})})
+}
+
+// write1 queues o, waiting for room, and waits until it is committed.
+func (j *Journal) write1(ctx context.Context, o *op) error {
 	if err := j.enqueueWait(ctx, o); err != nil {
 		return err
 	}
@@ -506,30 +510,19 @@ func (j *Journal) Get(seq uint64) (Event, error) {
 
 // Pending returns every event without a terminal outcome, oldest first:
 // what a restarted router must still deliver.
-func (j *Journal) Pending() ([]Event, error) {
-	var out []Event
-	err := j.db.View(func(tx *bbolt.Tx) error {
-		evb := tx.Bucket(bucketEvents)
-		return tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
-			e, err := get(evb, binary.BigEndian.Uint64(k))
-			if err != nil {
-				return err
-			}
-			out = append(out, e)
-			return nil
-		})
-	})
-	return out, err
-}
+func (j *Journal) Pending() ([]Event, error) { return j.indexed(bucketPending) }
 
 // ComparisonsDue returns every event with an outcome whose shadow
 // comparison was asked and is not recorded, oldest first: what a
 // restarted router must still compare.
-func (j *Journal) ComparisonsDue() ([]Event, error) {
+func (j *Journal) ComparisonsDue() ([]Event, error) { return j.indexed(bucketCompare) }
+
+// indexed returns the events whose seqs are the keys of the index bucket.
+func (j *Journal) indexed(index []byte) ([]Event, error) {
 	var out []Event
 	err := j.db.View(func(tx *bbolt.Tx) error {
 		evb := tx.Bucket(bucketEvents)
-		return tx.Bucket(bucketCompare).ForEach(func(k, _ []byte) error {
+		return tx.Bucket(index).ForEach(func(k, _ []byte) error {
 			e, err := get(evb, binary.BigEndian.Uint64(k))
 			if err != nil {
 				return err

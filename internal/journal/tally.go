@@ -61,16 +61,7 @@ func (j *Journal) Tally(ctx context.Context, tallies []Tally) error {
 	if len(tallies) == 0 {
 		return nil
 	}
-	o := &op{tallies: tallies, done: make(chan struct{})}
-	if err := j.enqueueWait(ctx, o); err != nil {
-		return err
-	}
-	select {
-	case <-o.done:
-		return o.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return j.write1(ctx, &op{tallies: tallies, done: make(chan struct{})})
 }
 
 func addTallies(tx *bbolt.Tx, tallies []Tally) error {
