@@ -10,6 +10,7 @@ type metrics struct {
 	comparisons *prometheus.CounterVec
 	stuck       prometheus.Gauge
 	inFlight    prometheus.Gauge
+	refused     prometheus.Counter // reports the control service refused
 
 	journalBytes, journalEvents, journalPending, journalAge prometheus.Gauge
 }
@@ -45,6 +46,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "switchback_ingress_events_in_flight",
 			Help: "Events handed to the delivery workers and not yet finished.",
 		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchback_ingress_reports_refused_total",
+			Help: "Reports the control service refused (4xx); their counts stay owed and are sent again.",
+		}),
 	}
 	gauge := func(name, help string) prometheus.Gauge {
 		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
@@ -55,6 +60,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.journalEvents = gauge("switchback_journal_events", "Events in the journal, within retention.")
 	m.journalPending = gauge("switchback_journal_pending_events", "Journaled events without a terminal outcome.")
 	m.journalAge = gauge("switchback_journal_oldest_event_age_seconds", "Age of the oldest event in the journal.")
-	reg.MustRegister(m.webhooks, m.events, m.attempts, m.ackLatency, m.comparisons, m.stuck, m.inFlight)
+	reg.MustRegister(m.webhooks, m.events, m.attempts, m.ackLatency, m.comparisons, m.stuck, m.inFlight, m.refused)
 	return m
 }

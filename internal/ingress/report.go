@@ -76,11 +76,18 @@ func (rt *Router) reportOnce(ctx context.Context, client *http.Client, url, toke
 	var refused *refusedError
 	switch {
 	case errors.As(err, &refused):
-		// The control service will not take this report as it is. The
-		// counts stay owed (sent again, never dropped, so an operator can
-		// fix what the message says); the samples go, in case they are
-		// what it refused.
+		// The control service will not take this report as it is (a
+		// router clock far ahead, say). The counts stay owed (sent again,
+		// never dropped, so an operator can fix what the message says),
+		// but the guard must not go blind meanwhile: the samples go again
+		// on their own, and only if those are refused too are they lost.
+		rt.metrics.refused.Inc()
 		rt.log.Error("the control service refused a report; its counts stay owed and are sent again", "report", sealed.Seq, "err", err)
+		if samples := (reportBody{Mismatches: body.Mismatches, Guard: body.Guard}); owed && !samples.empty() {
+			if err := rt.report(ctx, client, url, token, id, samples, false); err != nil && ctx.Err() == nil {
+				rt.log.Error("the samples of a refused report could not be sent either", "err", err)
+			}
+		}
 		return false
 	case err != nil:
 		rt.stats.giveBack(body)

@@ -244,6 +244,12 @@ func (rt *Router) Mount(r *mux.Router) {
 // an outcome (what a crash left), then new ones as they come. It also runs
 // the reconciler, the retention sweeper and replays.
 func (rt *Router) Run(ctx context.Context) error {
+	// Read before any worker starts: an event delivered from now on gets
+	// its comparison from the worker, and must not be compared twice.
+	due, err := rt.opts.Journal.ComparisonsDue()
+	if err != nil {
+		rt.log.Error("reading the comparisons due failed", "err", err)
+	}
 	var wg sync.WaitGroup
 	for _, l := range rt.lanes {
 		wg.Go(func() { rt.worker(ctx, l.ch) })
@@ -275,7 +281,7 @@ func (rt *Router) Run(ctx context.Context) error {
 		}
 		rt.submit(ev)
 	}
-	rt.resumeComparisons(ctx)
+	rt.resumeComparisons(ctx, due)
 	wg.Wait()
 	return nil
 }

@@ -33,17 +33,12 @@ func (rt *Router) shadow(ev journal.Event, r route, primary compare.Side, raw js
 	}
 }
 
-// resumeComparisons queues again the comparisons that were due when the
-// router last stopped: the outcome was journaled, the comparison was not
+// resumeComparisons queues again the comparisons due, read when the router
+// started, that were due when it last stopped: the outcome was journaled, the comparison was not
 // (a crash, or a shutdown while the shadow pipeline was called). The
 // primary side is what the journal recorded. Without a snapshot yet it
 // waits for one: the shadow's URL and the rules come from it.
-func (rt *Router) resumeComparisons(ctx context.Context) {
-	due, err := rt.opts.Journal.ComparisonsDue()
-	if err != nil {
-		rt.log.Error("reading the comparisons due failed", "err", err)
-		return
-	}
+func (rt *Router) resumeComparisons(ctx context.Context, due []journal.Event) {
 	if len(due) == 0 {
 		return
 	}

@@ -404,19 +404,24 @@ func apply(tx *bbolt.Tx, o *op) error {
 	if o.seq == 0 {
 		return addTallies(tx, o.tallies)
 	}
-	// Owed even when the event was swept meanwhile: the comparison or the
-	// call was made.
-	if err := addTallies(tx, o.outcome.Tallies); err != nil {
+	err := completeEvent(tx, o.seq, o.outcome)
+	switch {
+	case errors.Is(err, errCompared):
+		return nil // counted when it was first recorded
+	case errors.Is(err, ErrNotFound):
+		// This op's answer, not the batch's: the others commit with it.
+		// Its tallies are owed all the same: the comparison or the call
+		// was made, though the event was swept meanwhile.
+		o.err = err
+	case err != nil:
 		return err
 	}
-	err := completeEvent(tx, o.seq, o.outcome)
-	if errors.Is(err, ErrNotFound) {
-		// This op's answer, not the batch's: the others commit with it.
-		o.err = err
-		return nil
-	}
-	return err
+	return addTallies(tx, o.outcome.Tallies)
 }
+
+// errCompared is a comparison for an event whose comparison is recorded:
+// made twice (resumed at a start while it was being made), owed once.
+var errCompared = errors.New("journal: comparison already recorded")
 
 func appendEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
 	evb, dedup, byPartner, pending := tx.Bucket(bucketEvents), tx.Bucket(bucketDedup), tx.Bucket(bucketPartner), tx.Bucket(bucketPending)
@@ -465,6 +470,9 @@ func completeEvent(tx *bbolt.Tx, seq uint64, out Outcome) error {
 		return err
 	}
 	if out.Comparison != "" && out.State == "" {
+		if e.Comparison != "" {
+			return errCompared
+		}
 		e.Comparison = out.Comparison
 		if err := put(evb, e); err != nil {
 			return err

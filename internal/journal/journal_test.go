@@ -1001,3 +1001,33 @@ func TestComparisonsDueUntilRecorded(t *testing.T) {
 		t.Errorf("due after the sweep = %v, want none", got)
 	}
 }
+
+// A comparison recorded twice for one event (resumed at a start while the
+// live one was being made) is owed once, and the first class stands.
+func TestComparisonRecordedTwiceIsOwedOnce(t *testing.T) {
+	j := open(t, tempPath(t), Options{})
+	ctx := context.Background()
+	res := appendOK(t, j, event("acme", "a", t0))
+	if err := j.Complete(ctx, res[0].Seq, Outcome{State: StateApplied, Attempts: 1, Pipeline: "legacy", Shadow: "new", At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, class := range []string{"equal", "value_diff"} {
+		if err := j.Complete(ctx, res[0].Seq, Outcome{Comparison: class, Tallies: []Tally{{Key: "k", N: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	owed, err := j.Owed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if owed["k"] != 1 {
+		t.Errorf("owed = %v, want k: 1", owed)
+	}
+	ev, err := j.Get(res[0].Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Comparison != "equal" {
+		t.Errorf("comparison = %q, want the first, equal", ev.Comparison)
+	}
+}
