@@ -49,11 +49,6 @@ func (rt *Router) ReportTo(ctx context.Context, client *http.Client, url, token,
 // acknowledged, with the samples gathered. It returns true when the
 // control service acknowledged sealed counts, so more may be owed.
 func (rt *Router) reportOnce(ctx context.Context, client *http.Client, url, token, id string, lastFigures *time.Time) bool {
-	epoch, err := rt.opts.Journal.Epoch()
-	if err != nil {
-		rt.log.Error("reading the journal's epoch failed", "err", err)
-		return false
-	}
 	sealed, owed, err := rt.opts.Journal.Seal(maxReportKeys)
 	if err != nil {
 		rt.log.Error("sealing the counts owed to the control service failed", "err", err)
@@ -65,7 +60,7 @@ func (rt *Router) reportOnce(ctx context.Context, client *http.Client, url, toke
 		if dropped > 0 {
 			rt.log.Error("counts the control service would refuse were left out of a report", "report", sealed.Seq, "counts", dropped)
 		}
-		body.ReportID = &domain.ReportID{Epoch: epoch, Seq: sealed.Seq}
+		body.ReportID = &domain.ReportID{Epoch: sealed.Epoch, Seq: sealed.Seq}
 		body.Comparisons, body.Candidate = counts.Comparisons, counts.Candidate
 	}
 	withFigures := time.Since(*lastFigures) >= figuresEvery

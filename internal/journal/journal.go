@@ -9,7 +9,7 @@
 //
 // Bucket layout (schema 1):
 //
-//	meta       "schema" → decimal schema version; "epoch" → random id of this journal file
+//	meta       "schema" → decimal schema version
 //	events     8-byte big-endian seq → JSON Event
 //	partner    partner id, 0x00, 8-byte big-endian received-at (Unix ns), 8-byte seq → empty: time-window scans per partner
 //	dedup      partner id, 0x00, delivery id → 8-byte seq of the first delivery
@@ -17,7 +17,7 @@
 //	compare    8-byte seq → empty: events with an outcome whose shadow comparison is due
 //	jobs       job id → JSON state of a background job (replays)
 //	owed       tally key → 8-byte big-endian count not yet sealed into a report
-//	reports    8-byte big-endian report seq → JSON map of tally key → count: sealed, not yet acknowledged
+//	reports    8-byte big-endian report seq → JSON Sealed (the session's epoch, tally key → count): not yet acknowledged
 package journal
 
 import (
@@ -49,7 +49,6 @@ var (
 	bucketPending = []byte("pending")
 	bucketCompare = []byte("compare")
 	keySchema     = []byte("schema")
-	keyEpoch      = []byte("epoch")
 )
 
 // Errors.
@@ -162,12 +161,15 @@ type Options struct {
 
 // Journal is an open journal file.
 type Journal struct {
-	db    *bbolt.DB
-	opts  Options
-	queue chan *op
-	stop  chan struct{}
-	done  chan struct{}
-	once  sync.Once
+	db   *bbolt.DB
+	opts Options
+	// session is a random id made at Open, the epoch of the reports this
+	// session seals (see Sealed).
+	session string
+	queue   chan *op
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
 
 	mu     sync.RWMutex // guards closed against sends on queue
 	closed bool
@@ -212,7 +214,7 @@ func Open(path string, opts Options) (*Journal, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	j := &Journal{db: db, opts: opts, queue: make(chan *op, opts.QueueSize), stop: make(chan struct{}), done: make(chan struct{})}
+	j := &Journal{db: db, opts: opts, session: newEpoch(), queue: make(chan *op, opts.QueueSize), stop: make(chan struct{}), done: make(chan struct{})}
 	go j.commit()
 	return j, nil
 }
@@ -224,11 +226,6 @@ func initSchema(tx *bbolt.Tx) error {
 		}
 	}
 	meta := tx.Bucket(bucketMeta)
-	if meta.Get(keyEpoch) == nil {
-		if err := meta.Put(keyEpoch, []byte(newEpoch())); err != nil {
-			return err
-		}
-	}
 	v := meta.Get(keySchema)
 	if v == nil {
 		return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))

@@ -23,8 +23,8 @@ import (
 //     journal, or returns the sealed report not yet acknowledged;
 //   - Acknowledge deletes a sealed report once the control service has it.
 //
-// The control service knows a report by this journal's Epoch and its seq,
-// and counts each seq once.
+// The control service knows a report by its Epoch (the journal session's)
+// and its seq, and counts each seq once.
 
 var (
 	bucketOwed    = []byte("owed")
@@ -37,22 +37,16 @@ type Tally struct {
 	N   uint64
 }
 
-// Sealed is a report of owed counts, by key, as its seq will always be
-// sent: the same seq carries the same counts.
+// Sealed is a report of owed counts, by key, as it will always be sent:
+// the same Epoch and Seq carry the same counts.
 type Sealed struct {
-	Seq    uint64
-	Counts map[string]uint64
-}
-
-// Epoch returns this journal file's random id, made when it was created: a
-// new file (a lost or reset journal) starts a new sequence of reports.
-func (j *Journal) Epoch() (string, error) {
-	var epoch string
-	err := j.db.View(func(tx *bbolt.Tx) error {
-		epoch = string(tx.Bucket(bucketMeta).Get(keyEpoch))
-		return nil
-	})
-	return epoch, err
+	// Epoch is the id of the journal's session that sealed the report: a
+	// random id made at each Open, so that a journal restored from a
+	// backup, whose seqs start again below what the control service has
+	// applied, still names its new reports apart from those it applied.
+	Epoch  string            `json:"epoch"`
+	Seq    uint64            `json:"-"`
+	Counts map[string]uint64 `json:"counts"`
 }
 
 // Tally adds tallies to what is owed, durably, through the committer: use
@@ -107,7 +101,7 @@ func (j *Journal) Seal(maxKeys int) (s Sealed, ok bool, err error) {
 		reports := tx.Bucket(bucketReports)
 		if k, v := reports.Cursor().First(); k != nil {
 			s = Sealed{Seq: binary.BigEndian.Uint64(k)}
-			if err := json.Unmarshal(v, &s.Counts); err != nil {
+			if err := json.Unmarshal(v, &s); err != nil {
 				return fmt.Errorf("decode sealed report %d: %w", s.Seq, err)
 			}
 			ok = true
@@ -135,11 +129,11 @@ func (j *Journal) Seal(maxKeys int) (s Sealed, ok bool, err error) {
 		if err != nil {
 			return err
 		}
-		v, err := json.Marshal(counts)
+		s, ok = Sealed{Epoch: j.session, Seq: seq, Counts: counts}, true
+		v, err := json.Marshal(s)
 		if err != nil {
 			return err
 		}
-		s, ok = Sealed{Seq: seq, Counts: counts}, true
 		return reports.Put(seqKey(seq), v)
 	})
 	if err != nil {
@@ -169,11 +163,11 @@ func (j *Journal) Owed() (map[string]uint64, error) {
 			return err
 		}
 		return tx.Bucket(bucketReports).ForEach(func(_, v []byte) error {
-			var counts map[string]uint64
-			if err := json.Unmarshal(v, &counts); err != nil {
+			var sealed Sealed
+			if err := json.Unmarshal(v, &sealed); err != nil {
 				return err
 			}
-			for k, n := range counts {
+			for k, n := range sealed.Counts {
 				out[k] += n
 			}
 			return nil

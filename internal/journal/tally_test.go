@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"path/filepath"
 	"testing"
+
+	bbolt "go.etcd.io/bbolt"
 )
 
 func seal(t *testing.T, j *Journal, maxKeys int) (Sealed, bool) {
@@ -23,10 +26,6 @@ func TestTalliesAreOwedUntilAcknowledged(t *testing.T) {
 	ctx := context.Background()
 	path := tempPath(t)
 	j := open(t, path, Options{})
-	epoch, err := j.Epoch()
-	if err != nil || epoch == "" {
-		t.Fatalf("Epoch = %q, %v; want an id", epoch, err)
-	}
 	if _, ok := seal(t, j, 100); ok {
 		t.Fatal("Seal of a new journal found something owed")
 	}
@@ -44,8 +43,8 @@ func TestTalliesAreOwedUntilAcknowledged(t *testing.T) {
 	want := map[string]uint64{"equal": 2, "missing": 1, "calls": 3, "errors": 1}
 
 	first, ok := seal(t, j, 100)
-	if !ok || first.Seq != 1 || !maps.Equal(first.Counts, want) {
-		t.Fatalf("Seal = %+v, %v; want seq 1 with %v", first, ok, want)
+	if !ok || first.Seq != 1 || first.Epoch == "" || !maps.Equal(first.Counts, want) {
+		t.Fatalf("Seal = %+v, %v; want an epoch and seq 1 with %v", first, ok, want)
 	}
 	// Counted after the seal: owed for the next report, not this one.
 	if err := j.Tally(ctx, []Tally{{Key: "equal", N: 4}}); err != nil {
@@ -54,12 +53,9 @@ func TestTalliesAreOwedUntilAcknowledged(t *testing.T) {
 	closeAndCheck(t, j)
 
 	j = open(t, path, Options{})
-	if got, err := j.Epoch(); err != nil || got != epoch {
-		t.Errorf("Epoch after reopening = %q, %v; want %q", got, err, epoch)
-	}
 	again, ok := seal(t, j, 100)
-	if !ok || again.Seq != 1 || !maps.Equal(again.Counts, want) {
-		t.Fatalf("Seal after a restart = %+v, %v; want seq 1 again with %v", again, ok, want)
+	if !ok || again.Seq != 1 || again.Epoch != first.Epoch || !maps.Equal(again.Counts, want) {
+		t.Fatalf("Seal after a restart = %+v, %v; want %s/1 again with %v", again, ok, first.Epoch, want)
 	}
 	owed, err := j.Owed()
 	if err != nil {
@@ -75,16 +71,49 @@ func TestTalliesAreOwedUntilAcknowledged(t *testing.T) {
 	if w := map[string]uint64{"equal": 4}; !ok || next.Seq != 2 || !maps.Equal(next.Counts, w) {
 		t.Fatalf("Seal after the acknowledgement = %+v, %v; want seq 2 with %v", next, ok, w)
 	}
+	// Sealed by another session: named apart from the reports of the one
+	// before, whatever its seq.
+	if next.Epoch == first.Epoch {
+		t.Errorf("a report sealed after a restart has the epoch %q of the session before", next.Epoch)
+	}
 	if err := j.Acknowledge(2); err != nil {
 		t.Fatal(err)
 	}
 	if s, ok := seal(t, j, 100); ok {
 		t.Errorf("Seal with nothing owed = %+v, want nothing", s)
 	}
+}
 
-	other := open(t, tempPath(t), Options{})
-	if e2, _ := other.Epoch(); e2 == epoch {
-		t.Errorf("two journal files share the epoch %q", e2)
+// A journal restored from a backup seals its new reports with seqs the
+// control service has applied already; its new session's epoch keeps them
+// apart, so they are not taken for reports sent again.
+func TestRestoredJournalNamesItsReportsApart(t *testing.T) {
+	ctx := context.Background()
+	path := tempPath(t)
+	j := open(t, path, Options{})
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if err := j.DB().View(func(tx *bbolt.Tx) error { return tx.CopyFile(backup, 0o600) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Tally(ctx, []Tally{{Key: "equal", N: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	applied, _ := seal(t, j, 100) // sent, applied, acknowledged
+	if err := j.Acknowledge(applied.Seq); err != nil {
+		t.Fatal(err)
+	}
+	closeAndCheck(t, j)
+
+	restored := open(t, backup, Options{})
+	if err := restored.Tally(ctx, []Tally{{Key: "equal", N: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	fresh, ok := seal(t, restored, 100)
+	if !ok || fresh.Seq != applied.Seq {
+		t.Fatalf("Seal of the restored journal = %+v, %v; want the seq %d again", fresh, ok, applied.Seq)
+	}
+	if fresh.Epoch == applied.Epoch {
+		t.Errorf("the restored journal's report is %s/%d, the id of the report applied before the restore", fresh.Epoch, fresh.Seq)
 	}
 }
 
