@@ -13,25 +13,29 @@ func TestFastForwardPastARouterAhead(t *testing.T) {
 		name     string
 		report   func(st *control.State) control.Router
 		wantMove uint64 // versions published past the current one; 0: none
+		wantErr  bool   // refused: the version cannot be judged
 	}{
 		{"behind", func(st *control.State) control.Router {
 			return control.Router{ID: "r", SnapshotVersion: st.Version - 1, StoreID: st.StoreID}
-		}, 0},
+		}, 0, false},
 		{"current", func(st *control.State) control.Router {
 			return control.Router{ID: "r", SnapshotVersion: st.Version, StoreID: st.StoreID}
-		}, 0},
+		}, 0, false},
 		{"another store ahead", func(st *control.State) control.Router {
 			return control.Router{ID: "r", SnapshotVersion: st.Version + 5, StoreID: "another"}
-		}, 0},
+		}, 0, false},
 		{"no store id ahead", func(st *control.State) control.Router {
 			return control.Router{ID: "r", SnapshotVersion: st.Version + 5}
-		}, 0},
+		}, 0, true},
+		{"implausibly far ahead", func(st *control.State) control.Router {
+			return control.Router{ID: "r", SnapshotVersion: st.Version + 2_000_000, StoreID: st.StoreID}
+		}, 0, true},
 		{"current version of another history", func(st *control.State) control.Router {
 			return control.Router{ID: "r", SnapshotVersion: st.Version, StoreID: st.StoreID, Refused: st.Version}
-		}, 1},
+		}, 1, false},
 		{"ahead", func(st *control.State) control.Router {
 			return control.Router{ID: "r", SnapshotVersion: st.Version + 5, StoreID: st.StoreID}
-		}, 6},
+		}, 6, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, nil)
@@ -39,8 +43,9 @@ func TestFastForwardPastARouterAhead(t *testing.T) {
 			e.partner(t, "a")
 			before := e.svc.State()
 			entries := len(e.auditLog(t))
-			if _, err := e.svc.IngestReport(ctx, control.Report{Router: tt.report(before)}); err != nil {
-				t.Fatal(err)
+			_, err := e.svc.IngestReport(ctx, control.Report{Router: tt.report(before)})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("IngestReport = %v, want an error: %v", err, tt.wantErr)
 			}
 			after := e.svc.State()
 			n, last := e.svc.Regressions()
@@ -68,5 +73,23 @@ func TestFastForwardPastARouterAhead(t *testing.T) {
 				t.Errorf("published audit head seq %d, want the fast-forward's %d", after.Audit.Seq, log[len(log)-1].Seq)
 			}
 		})
+	}
+}
+
+// A router token may claim any version: the control service moves past
+// routers at most once per interval, so a rogue router cannot flood the
+// audit log and every router with versions.
+func TestFastForwardIsRateLimited(t *testing.T) {
+	e := newEnv(t, nil)
+	e.migration(t, "m")
+	for range 3 {
+		st := e.svc.State()
+		r := control.Router{ID: "rogue", SnapshotVersion: st.Version, StoreID: st.StoreID, Refused: st.Version}
+		if _, err := e.svc.IngestReport(ctx, control.Report{Router: r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := e.svc.Regressions(); n != 1 {
+		t.Errorf("fast-forwards after 3 reports in a row = %d, want 1", n)
 	}
 }

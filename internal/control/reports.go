@@ -108,6 +108,27 @@ func (r Report) Validate(now time.Time) error {
 	return nil
 }
 
+// maxVersionAhead bounds how far ahead of the store a router's version may
+// be: a store restored from a backup is behind by the changes made since,
+// and a router token must not push versions to where they wrap.
+const maxVersionAhead = 1_000_000
+
+// checkVersion refuses a router's version that cannot be judged (ahead of
+// the store with no store id, as before store ids) or that is implausibly
+// far ahead of this store's.
+func (s *Service) checkVersion(r Router) error {
+	st := s.State()
+	switch {
+	case len(r.StoreID) > 64:
+		return domain.Errorf(domain.CodeInvalid, "storeId is longer than 64 characters")
+	case r.StoreID == "" && r.SnapshotVersion > st.Version:
+		return domain.Errorf(domain.CodeInvalid, "snapshotVersion %d is newer than the current version %d", r.SnapshotVersion, st.Version)
+	case r.StoreID == st.StoreID && r.SnapshotVersion > st.Version+maxVersionAhead:
+		return domain.Errorf(domain.CodeInvalid, "snapshotVersion %d is more than %d versions ahead of the current version %d", r.SnapshotVersion, maxVersionAhead, st.Version)
+	}
+	return nil
+}
+
 // IngestReport records a router's report: its version and journal, the
 // comparison counts (counted into the partner's current stage when the
 // router saw the same stage, else dropped as stale), the mismatches, and
@@ -117,6 +138,9 @@ func (r Report) Validate(now time.Time) error {
 // sent it again because it did not get the answer.
 func (s *Service) IngestReport(ctx context.Context, r Report) (duplicate bool, err error) {
 	if err := r.Validate(s.now()); err != nil {
+		return false, err
+	}
+	if err := s.checkVersion(r.Router); err != nil {
 		return false, err
 	}
 	s.ReportRouter(r.Router)

@@ -97,6 +97,10 @@ func (s *Service) Regressions() (uint64, Regression) {
 	return s.regress.count, s.regress.last
 }
 
+// fastForwardEvery bounds how often the control service moves its version
+// past a router's; a router's provider reports every 15 s.
+const fastForwardEvery = 10 * time.Second
+
 // fastForward answers a router that holds a version of this store that
 // the store no longer has: a store restored from a backup, or copied back,
 // starts again from an earlier version, and every router holding a later
@@ -110,6 +114,15 @@ func (s *Service) fastForward(ctx context.Context, r Router) error {
 		return nil
 	}
 	if r.SnapshotVersion < st.Version || r.SnapshotVersion == st.Version && r.Refused == 0 {
+		return nil
+	}
+	// A router token may claim any version: at most one fast-forward per
+	// fastForwardEvery, so a rogue router cannot flood the audit log and
+	// every router with versions. A router still ahead reports again.
+	s.regress.mu.Lock()
+	recent := !s.regress.last.At.IsZero() && s.now().Sub(s.regress.last.At) < fastForwardEvery
+	s.regress.mu.Unlock()
+	if recent {
 		return nil
 	}
 	reason := fmt.Sprintf("router %s holds snapshot version %d of this store, which is at version %d: the store went back (restored from a backup?)",

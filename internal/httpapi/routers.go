@@ -39,20 +39,6 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, p principal) error 
 	if string(req.Journal) == "null" {
 		req.Journal = nil
 	}
-	// A router may hold a later version of this store than the store has
-	// (it was restored from a backup): the control service then moves its
-	// version past the router's. Only so far, though: a router token must
-	// not push versions to where they wrap. Without a store id the version
-	// cannot be judged, as before store ids.
-	st := a.svc.State()
-	switch {
-	case len(req.StoreID) > 64:
-		return domain.Errorf(domain.CodeInvalid, "storeId is longer than 64 characters")
-	case req.StoreID == "" && req.SnapshotVersion > st.Version:
-		return domain.Errorf(domain.CodeInvalid, "snapshotVersion %d is newer than the current version %d", req.SnapshotVersion, st.Version)
-	case req.StoreID == st.StoreID && req.SnapshotVersion > st.Version+maxVersionAhead:
-		return domain.Errorf(domain.CodeInvalid, "snapshotVersion %d is more than %d versions ahead of the current version %d", req.SnapshotVersion, maxVersionAhead, st.Version)
-	}
 	duplicate, err := a.svc.IngestReport(r.Context(), control.Report{
 		Router: control.Router{ID: req.Router, SnapshotVersion: req.SnapshotVersion, StoreID: req.StoreID, Refused: req.Refused,
 			Journal: req.Journal}, ReportID: req.ReportID,
@@ -68,10 +54,6 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, p principal) error 
 	writeJSON(w, status, map[string]uint64{"snapshotVersion": a.svc.State().Version})
 	return nil
 }
-
-// maxVersionAhead bounds how far ahead of the store a router's version may
-// be: a store restored from a backup is behind by the changes made since.
-const maxVersionAhead = 1_000_000
 
 type routerView struct {
 	control.Router
