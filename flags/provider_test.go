@@ -1129,6 +1129,9 @@ func TestProviderHostileStream(t *testing.T) {
 			t.Fatalf("the big snapshot weighs %d bytes, want several MB", n)
 		}
 		opts, _ := pvOptions(t, f.srv.URL)
+		// Decoding several MB under the race detector on a shared machine
+		// can take longer than the default wait; this bounds a failure only.
+		opts.InitTimeout = time.Minute
 		p := pvNewProvider(t, opts)
 		if _, _, err := pvRegister(t, p); err != nil {
 			t.Fatalf("SetProviderAndWait: %v", err)
