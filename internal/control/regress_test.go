@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // A router that holds a version of this store that the store no longer
@@ -11,26 +12,26 @@ import (
 func TestFastForwardPastARouterAhead(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
-		report   func(st *control.State) control.Router
+		report   func(st *control.State) wire.Report
 		wantMove uint64 // versions published past the current one; 0: none
 	}{
-		{"behind", func(st *control.State) control.Router {
-			return control.Router{ID: "r", SnapshotVersion: st.Version - 1, StoreID: st.StoreID}
+		{"behind", func(st *control.State) wire.Report {
+			return wire.Report{Router: "r", SnapshotVersion: st.Version - 1, StoreID: st.StoreID}
 		}, 0},
-		{"current", func(st *control.State) control.Router {
-			return control.Router{ID: "r", SnapshotVersion: st.Version, StoreID: st.StoreID}
+		{"current", func(st *control.State) wire.Report {
+			return wire.Report{Router: "r", SnapshotVersion: st.Version, StoreID: st.StoreID}
 		}, 0},
-		{"another store ahead", func(st *control.State) control.Router {
-			return control.Router{ID: "r", SnapshotVersion: st.Version + 5, StoreID: "another"}
+		{"another store ahead", func(st *control.State) wire.Report {
+			return wire.Report{Router: "r", SnapshotVersion: st.Version + 5, StoreID: "another"}
 		}, 0},
-		{"no store id ahead", func(st *control.State) control.Router {
-			return control.Router{ID: "r", SnapshotVersion: st.Version + 5}
+		{"no store id ahead", func(st *control.State) wire.Report {
+			return wire.Report{Router: "r", SnapshotVersion: st.Version + 5}
 		}, 0},
-		{"current version of another history", func(st *control.State) control.Router {
-			return control.Router{ID: "r", SnapshotVersion: st.Version, StoreID: st.StoreID, Refused: st.Version}
+		{"current version of another history", func(st *control.State) wire.Report {
+			return wire.Report{Router: "r", SnapshotVersion: st.Version, StoreID: st.StoreID, Refused: st.Version}
 		}, 1},
-		{"ahead", func(st *control.State) control.Router {
-			return control.Router{ID: "r", SnapshotVersion: st.Version + 5, StoreID: st.StoreID}
+		{"ahead", func(st *control.State) wire.Report {
+			return wire.Report{Router: "r", SnapshotVersion: st.Version + 5, StoreID: st.StoreID}
 		}, 6},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,7 +40,7 @@ func TestFastForwardPastARouterAhead(t *testing.T) {
 			e.partner(t, "a")
 			before := e.svc.State()
 			entries := len(e.auditLog(t))
-			if _, err := e.svc.IngestReport(ctx, control.Report{Router: tt.report(before)}); err != nil {
+			if _, err := e.svc.IngestReport(ctx, tt.report(before)); err != nil {
 				t.Fatal(err)
 			}
 			after := e.svc.State()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // figuresEvery is how often a report carries the journal's figures, which
@@ -65,11 +66,11 @@ func (rt *Router) reportOnce(ctx context.Context, client *http.Client, url, toke
 		if dropped > 0 {
 			rt.log.Error("counts the control service would refuse were left out of a report", "report", sealed.Seq, "counts", dropped)
 		}
-		body.ReportID = &domain.ReportID{Epoch: epoch, Seq: sealed.Seq}
+		body.ReportID = &wire.ReportID{Epoch: epoch, Seq: sealed.Seq}
 		body.Comparisons, body.Candidate = counts.Comparisons, counts.Candidate
 	}
 	withFigures := time.Since(*lastFigures) >= figuresEvery
-	if !withFigures && !owed && body.empty() && len(rt.recentReplays()) == 0 {
+	if !withFigures && !owed && noCounts(body) && len(rt.recentReplays()) == 0 {
 		return false
 	}
 	err = rt.report(ctx, client, url, token, id, body, withFigures)
@@ -114,23 +115,19 @@ func (e *refusedError) Error() string {
 	return fmt.Sprintf("the control service answered %d: %s", e.status, e.msg)
 }
 
-func (rt *Router) report(ctx context.Context, client *http.Client, url, token, id string, b reportBody, withFigures bool) error {
-	msg := struct {
-		Router          string             `json:"router"`
-		SnapshotVersion uint64             `json:"snapshotVersion"`
-		StoreID         string             `json:"storeId,omitempty"`
-		Journal         *Figures           `json:"journal,omitempty"`
-		Replays         []domain.ReplayJob `json:"replays,omitempty"`
-		reportBody
-	}{Router: id, reportBody: b, Replays: rt.recentReplays()}
+// report sends msg, the counts and samples of a report, as router id with
+// the snapshot version held and, withFigures, the journal's figures.
+func (rt *Router) report(ctx context.Context, client *http.Client, url, token, id string, msg wire.Report, withFigures bool) error {
 	tbl := rt.routing.load()
-	msg.SnapshotVersion, msg.StoreID = tbl.version, tbl.storeID
+	msg.Router, msg.SnapshotVersion, msg.StoreID, msg.Replays = id, tbl.version, tbl.storeID, rt.recentReplays()
 	if withFigures {
 		fig, err := rt.Figures()
 		if err != nil {
 			return err
 		}
-		msg.Journal = &fig
+		if msg.Journal, err = json.Marshal(fig); err != nil {
+			return err
+		}
 	}
 	body, err := json.Marshal(msg)
 	if err != nil {
