@@ -44,7 +44,7 @@ type GuardRevert struct {
 // comparison counts (counted into the partner's current stage when the
 // router saw the same stage, else dropped as stale), the mismatches, and
 // the guard's samples, on which the guard may revert. A report that fails
-// wire.Report.Validate is refused whole with CodeInvalid. A report whose ReportID was
+// Validate is refused whole with CodeInvalid. A report whose ReportID was
 // applied before has its counts skipped and duplicate true: the router
 // sent it again because it did not get the answer.
 func (s *Service) IngestReport(ctx context.Context, r wire.Report) (duplicate bool, err error) {
