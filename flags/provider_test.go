@@ -609,7 +609,9 @@ func TestProviderNotReady(t *testing.T) {
 		f.publish(pvBaseWire(1))
 		f.setStatus(http.StatusUnauthorized)
 		opts, logs := pvOptions(t, f.srv.URL)
-		opts.InitTimeout = 100 * time.Millisecond
+		// Init waits this long, then names the last error: long enough for
+		// the first 401 to come back on a loaded machine.
+		opts.InitTimeout = time.Second
 		p := pvNewProvider(t, opts)
 		client, events, err := pvRegister(t, p)
 		if err == nil || !strings.Contains(err.Error(), "401") {

@@ -8,6 +8,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/bolt/bolttest"
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // TestPartnerCompanyID: a connectwise partner's companyId is stored,
@@ -26,7 +27,7 @@ func TestPartnerCompanyID(t *testing.T) {
 		t.Fatalf("PutPartner = created %v, %v", created, err)
 	}
 	for _, withSecrets := range []bool{false, true} {
-		var s control.Snapshot
+		var s wire.Snapshot
 		if err := json.Unmarshal(svc.State().SnapshotJSON(withSecrets), &s); err != nil {
 			t.Fatal(err)
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/gate"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // clock is an injected clock that only moves when told to.
@@ -1306,12 +1307,12 @@ func TestVersionsIncrease(t *testing.T) {
 		if st.Flags().Version != st.Version {
 			t.Errorf("%s: flags snapshot at %d, state at %d", name, st.Flags().Version, st.Version)
 		}
-		var wire control.Snapshot
-		if err := json.Unmarshal(st.SnapshotJSON(false), &wire); err != nil {
+		var snap wire.Snapshot
+		if err := json.Unmarshal(st.SnapshotJSON(false), &snap); err != nil {
 			t.Fatal(err)
 		}
-		if wire.Version != st.Version {
-			t.Errorf("%s: wire snapshot at %d, state at %d", name, wire.Version, st.Version)
+		if snap.Version != st.Version {
+			t.Errorf("%s: wire snapshot at %d, state at %d", name, snap.Version, st.Version)
 		}
 		last = st.Version
 	}
@@ -1418,21 +1419,21 @@ func TestSnapshotJSON(t *testing.T) {
 	e.moveTo(t, "m", "a", domain.StageShadow)
 	st := e.svc.State()
 	for _, withSecrets := range []bool{false, true} {
-		var w control.Snapshot
+		var w wire.Snapshot
 		if err := json.Unmarshal(st.SnapshotJSON(withSecrets), &w); err != nil {
 			t.Fatal(err)
 		}
-		want := control.Snapshot{
+		want := wire.Snapshot{
 			Version: st.Version, BuiltAt: e.clock.Now(), StoreID: st.StoreID,
 			Audit: lastHead(e.auditLog(t)),
-			Migrations: map[string]control.SnapshotMigration{"m": {
+			Migrations: map[string]wire.SnapshotMigration{"m": {
 				Seq: 1, Stages: map[string]string{"a": "shadow"}, Pipelines: migration("m").Pipelines,
 				Compare: migration("m").Compare, Guard: migration("m").Guard,
 			}},
-			Partners: map[string]control.SnapshotPartner{"a": {Name: "Partner a", PSA: domain.PSAConnectWise}},
+			Partners: map[string]wire.SnapshotPartner{"a": {Name: "Partner a", PSA: domain.PSAConnectWise}},
 		}
 		if withSecrets {
-			want.Partners["a"] = control.SnapshotPartner{Name: "Partner a", PSA: domain.PSAConnectWise, Secret: "whsec_a"}
+			want.Partners["a"] = wire.SnapshotPartner{Name: "Partner a", PSA: domain.PSAConnectWise, Secret: "whsec_a"}
 		}
 		if diff := cmp.Diff(want, w); diff != "" {
 			t.Errorf("SnapshotJSON(%v) (-want +got):\n%s", withSecrets, diff)
@@ -1829,9 +1830,9 @@ func TestAuditLogLimit(t *testing.T) {
 	}
 }
 
-func lastHead(log []domain.AuditEntry) flags.AuditHead {
+func lastHead(log []domain.AuditEntry) wire.AuditHead {
 	if len(log) == 0 {
-		return flags.AuditHead{}
+		return wire.AuditHead{}
 	}
-	return flags.AuditHead{Seq: log[len(log)-1].Seq, Hash: log[len(log)-1].Hash}
+	return wire.AuditHead{Seq: log[len(log)-1].Seq, Hash: log[len(log)-1].Hash}
 }

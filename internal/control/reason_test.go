@@ -7,6 +7,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // Every change holds its reason to domain.CheckReason, whoever asks for it:
@@ -103,8 +104,8 @@ func TestGuardRevertsWhateverTheEventID(t *testing.T) {
 	e.migration(t, "m")
 	e.moveTo(t, "m", "acme", domain.StageNew)
 	eventID := "evt\x1b[2J\x1b[H\xff" + strings.Repeat("x", 3*domain.MaxReason)
-	_, err := e.svc.IngestReport(ctx, control.Report{
-		Router: control.Router{ID: "r1"},
+	_, err := e.svc.IngestReport(ctx, wire.Report{
+		Router: "r1",
 		Guard: []domain.GuardSample{{Migration: "m", Partner: "acme", EventID: eventID,
 			Outcomes: []string{string(domain.ClassMissing)}}},
 	})

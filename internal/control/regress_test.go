@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // A router that holds a version of this store that the store no longer
@@ -11,30 +12,30 @@ import (
 func TestFastForwardPastARouterAhead(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
-		report   func(st *control.State) control.Router
+		report   func(st *control.State) wire.Report
 		wantMove uint64 // versions published past the current one; 0: none
 		wantErr  bool   // refused: the version cannot be judged
 	}{
-		{"behind", func(st *control.State) control.Router {
-			return control.Router{ID: "r", SnapshotVersion: st.Version - 1, StoreID: st.StoreID}
+		{"behind", func(st *control.State) wire.Report {
+			return wire.Report{Router: "r", SnapshotVersion: st.Version - 1, StoreID: st.StoreID}
 		}, 0, false},
-		{"current", func(st *control.State) control.Router {
-			return control.Router{ID: "r", SnapshotVersion: st.Version, StoreID: st.StoreID}
+		{"current", func(st *control.State) wire.Report {
+			return wire.Report{Router: "r", SnapshotVersion: st.Version, StoreID: st.StoreID}
 		}, 0, false},
-		{"another store ahead", func(st *control.State) control.Router {
-			return control.Router{ID: "r", SnapshotVersion: st.Version + 5, StoreID: "another"}
+		{"another store ahead", func(st *control.State) wire.Report {
+			return wire.Report{Router: "r", SnapshotVersion: st.Version + 5, StoreID: "another"}
 		}, 0, false},
-		{"no store id ahead", func(st *control.State) control.Router {
-			return control.Router{ID: "r", SnapshotVersion: st.Version + 5}
+		{"no store id ahead", func(st *control.State) wire.Report {
+			return wire.Report{Router: "r", SnapshotVersion: st.Version + 5}
 		}, 0, true},
-		{"implausibly far ahead", func(st *control.State) control.Router {
-			return control.Router{ID: "r", SnapshotVersion: st.Version + 2_000_000, StoreID: st.StoreID}
+		{"implausibly far ahead", func(st *control.State) wire.Report {
+			return wire.Report{Router: "r", SnapshotVersion: st.Version + 2_000_000, StoreID: st.StoreID}
 		}, 0, true},
-		{"current version of another history", func(st *control.State) control.Router {
-			return control.Router{ID: "r", SnapshotVersion: st.Version, StoreID: st.StoreID, Refused: st.Version}
+		{"current version of another history", func(st *control.State) wire.Report {
+			return wire.Report{Router: "r", SnapshotVersion: st.Version, StoreID: st.StoreID, Refused: st.Version}
 		}, 1, false},
-		{"ahead", func(st *control.State) control.Router {
-			return control.Router{ID: "r", SnapshotVersion: st.Version + 5, StoreID: st.StoreID}
+		{"ahead", func(st *control.State) wire.Report {
+			return wire.Report{Router: "r", SnapshotVersion: st.Version + 5, StoreID: st.StoreID}
 		}, 6, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,7 +44,7 @@ func TestFastForwardPastARouterAhead(t *testing.T) {
 			e.partner(t, "a")
 			before := e.svc.State()
 			entries := len(e.auditLog(t))
-			_, err := e.svc.IngestReport(ctx, control.Report{Router: tt.report(before)})
+			_, err := e.svc.IngestReport(ctx, tt.report(before))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("IngestReport = %v, want an error: %v", err, tt.wantErr)
 			}
@@ -84,8 +85,8 @@ func TestFastForwardIsRateLimited(t *testing.T) {
 	e.migration(t, "m")
 	for range 3 {
 		st := e.svc.State()
-		r := control.Router{ID: "rogue", SnapshotVersion: st.Version, StoreID: st.StoreID, Refused: st.Version}
-		if _, err := e.svc.IngestReport(ctx, control.Report{Router: r}); err != nil {
+		r := wire.Report{Router: "rogue", SnapshotVersion: st.Version, StoreID: st.StoreID, Refused: st.Version}
+		if _, err := e.svc.IngestReport(ctx, r); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // A replay asked of standalone routers shows, summed over their reports,
@@ -30,7 +30,7 @@ func TestAskedReplaySumsAwaitedAndUnknownEvents(t *testing.T) {
 	report := func(router string, j domain.ReplayJob) {
 		t.Helper()
 		j.ID, j.Request, j.CreatedAt = job.ID, req, e.clock.Now()
-		if _, err := e.svc.IngestReport(ctx, control.Report{Router: control.Router{ID: router}, Replays: []domain.ReplayJob{j}}); err != nil {
+		if _, err := e.svc.IngestReport(ctx, wire.Report{Router: router, Replays: []domain.ReplayJob{j}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -3,12 +3,12 @@ package control
 import (
 	"context"
 	"fmt"
-	"math/bits"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // StatsTx is what a write transaction offers for comparison statistics.
@@ -29,21 +29,6 @@ type StatsReader interface {
 	Timeline(ctx context.Context, migration, partner string, stage domain.Stage, since time.Time) ([]domain.MinuteCount, error)
 }
 
-// Report is what a router sends: the snapshot version it holds, its
-// journal figures, and what it compared since its last report.
-type Report struct {
-	Router
-	// ReportID, when set, makes the counts idempotent: a report whose id
-	// was applied before is answered without counting them again.
-	ReportID    *domain.ReportID         `json:"reportId,omitempty"`
-	Comparisons []domain.ComparisonCount `json:"comparisons"`
-	Candidate   []domain.CandidateCount  `json:"candidate"`
-	Mismatches  []domain.Mismatch        `json:"mismatches"`
-	Guard       []domain.GuardSample     `json:"guard"`
-	// Replays is the progress of the replays the router runs.
-	Replays []domain.ReplayJob `json:"replays"`
-}
-
 // GuardRevert is what the guard did: it reverted partners of a migration
 // (back to shadow, or the whole migration with the kill switch) whose
 // events since Since may have been applied wrongly by the new pipeline.
@@ -53,59 +38,6 @@ type GuardRevert struct {
 	Since     time.Time
 	At        time.Time
 	Evidence  string
-}
-
-// Validate checks a report before anything of it is applied: known classes
-// and stages, each count at most domain.MaxReportedCount, a candidate's
-// errors at most its calls, minutes neither more than
-// domain.MaxReportAhead past now nor older than domain.ComparisonRetention,
-// and counts whose sum fits a counter. It returns a CodeInvalid error that
-// names the first bad row.
-func (r Report) Validate(now time.Time) error {
-	var total uint64
-	sum := func(n uint64) bool {
-		var carry uint64
-		total, carry = bits.Add64(total, n, 0)
-		return carry == 0
-	}
-	for i, c := range r.Comparisons {
-		bad := ""
-		switch {
-		case !c.Class.Valid() || !c.Stage.Valid():
-			bad = fmt.Sprintf("class %q and stage %q: unknown class or stage", c.Class, c.Stage)
-		case c.Count > domain.MaxReportedCount:
-			bad = fmt.Sprintf("count %d is above %d", c.Count, domain.MaxReportedCount)
-		case c.Minute.After(now.Add(domain.MaxReportAhead)):
-			bad = fmt.Sprintf("minute %s is more than %s ahead of the control service's clock", c.Minute.UTC().Format(time.RFC3339), domain.MaxReportAhead)
-		case c.Minute.Before(now.Add(-domain.ComparisonRetention)):
-			bad = fmt.Sprintf("minute %s is older than the %s kept", c.Minute.UTC().Format(time.RFC3339), domain.ComparisonRetention)
-		case !sum(c.Count):
-			bad = "the report's counts overflow"
-		}
-		if bad != "" {
-			return domain.Errorf(domain.CodeInvalid, "comparisons[%d]: %s; nothing of this report was applied", i, bad)
-		}
-	}
-	for i, c := range r.Candidate {
-		bad := ""
-		switch {
-		case !c.Stage.Valid():
-			bad = fmt.Sprintf("unknown stage %q", c.Stage)
-		case c.Calls > domain.MaxReportedCount || c.Errors > domain.MaxReportedCount:
-			bad = fmt.Sprintf("calls %d or errors %d above %d", c.Calls, c.Errors, domain.MaxReportedCount)
-		case c.Errors > c.Calls:
-			bad = fmt.Sprintf("errors %d are more than calls %d", c.Errors, c.Calls)
-		case !sum(c.Calls):
-			bad = "the report's counts overflow"
-		}
-		if bad != "" {
-			return domain.Errorf(domain.CodeInvalid, "candidate[%d]: %s; nothing of this report was applied", i, bad)
-		}
-	}
-	if id := r.ReportID; id != nil && (id.Seq == 0 || id.Epoch == "" || len(id.Epoch) > 64) {
-		return domain.Errorf(domain.CodeInvalid, "reportId needs an epoch of 1 to 64 characters and a seq above 0")
-	}
-	return nil
 }
 
 // maxVersionAhead bounds how far ahead of the store a router's version may
@@ -136,18 +68,19 @@ func (s *Service) checkVersion(r Router) error {
 // Validate is refused whole with CodeInvalid. A report whose ReportID was
 // applied before has its counts skipped and duplicate true: the router
 // sent it again because it did not get the answer.
-func (s *Service) IngestReport(ctx context.Context, r Report) (duplicate bool, err error) {
+func (s *Service) IngestReport(ctx context.Context, r wire.Report) (duplicate bool, err error) {
 	if err := r.Validate(s.now()); err != nil {
 		return false, err
 	}
-	if err := s.checkVersion(r.Router); err != nil {
+	rt := Router{ID: r.Router, SnapshotVersion: r.SnapshotVersion, StoreID: r.StoreID, Refused: r.Refused, Journal: r.Journal}
+	if err := s.checkVersion(rt); err != nil {
 		return false, err
 	}
-	s.ReportRouter(r.Router)
-	if err := s.fastForward(ctx, r.Router); err != nil {
+	s.ReportRouter(rt)
+	if err := s.fastForward(ctx, rt); err != nil {
 		return false, err
 	}
-	s.recordReplays(r.ID, r.Replays)
+	s.recordReplays(r.Router, r.Replays)
 	if len(r.Comparisons)+len(r.Candidate)+len(r.Mismatches) > 0 {
 		if duplicate, err = s.recordStats(ctx, r); err != nil {
 			return false, err
@@ -162,7 +95,7 @@ func (s *Service) IngestReport(ctx context.Context, r Report) (duplicate bool, e
 // recordStats writes a report's counts and mismatches in one transaction,
 // with its ReportID, so that the counts and the record that they were
 // applied land together or not at all.
-func (s *Service) recordStats(ctx context.Context, r Report) (duplicate bool, err error) {
+func (s *Service) recordStats(ctx context.Context, r wire.Report) (duplicate bool, err error) {
 	st := s.State()
 	current := func(migration, partner string, stage domain.Stage) (time.Time, bool) {
 		ms, ok := st.Migrations[migration]
@@ -180,7 +113,7 @@ func (s *Service) recordStats(ctx context.Context, r Report) (duplicate bool, er
 		}
 		duplicate = false
 		if id := r.ReportID; id != nil {
-			last, err := stx.AppliedReport(r.Router.ID, id.Epoch)
+			last, err := stx.AppliedReport(r.Router, id.Epoch)
 			if err != nil {
 				return err
 			}
@@ -189,7 +122,7 @@ func (s *Service) recordStats(ctx context.Context, r Report) (duplicate bool, er
 			// below the last applied one is a resend.
 			duplicate = id.Seq <= last
 			if !duplicate {
-				if err := stx.PutAppliedReport(r.Router.ID, id.Epoch, id.Seq); err != nil {
+				if err := stx.PutAppliedReport(r.Router, id.Epoch, id.Seq); err != nil {
 					return err
 				}
 			}

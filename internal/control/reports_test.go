@@ -8,6 +8,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/bolt/bolttest"
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // newStatsEnv is an env whose service reads its comparison statistics
@@ -57,7 +58,7 @@ func (e *env) candidate(t *testing.T) (calls, errs uint64) {
 // of the incident would have turned 3 type_mismatches into 0.
 func TestReportOutOfRangeIsRefusedWhole(t *testing.T) {
 	e := newStatsEnv(t)
-	if _, err := e.svc.IngestReport(ctx, control.Report{Router: control.Router{ID: "r0"},
+	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "r0",
 		Comparisons: []domain.ComparisonCount{e.count(domain.ClassTypeMismatch, 3)},
 		Candidate:   []domain.CandidateCount{{Migration: "m", Partner: "acme", Stage: domain.StageShadow, Calls: 3}}}); err != nil {
 		t.Fatalf("a valid report: %v", err)
@@ -71,7 +72,7 @@ func TestReportOutOfRangeIsRefusedWhole(t *testing.T) {
 		name        string
 		comparisons []domain.ComparisonCount
 		candidate   []domain.CandidateCount
-		id          *domain.ReportID
+		id          *wire.ReportID
 	}{
 		{"a count that wraps the counter", []domain.ComparisonCount{e.count(domain.ClassTypeMismatch, 18446744073709551613)}, nil, nil},
 		{"a count just above the bound", []domain.ComparisonCount{e.count(domain.ClassEqual, domain.MaxReportedCount+1)}, nil, nil},
@@ -82,13 +83,13 @@ func TestReportOutOfRangeIsRefusedWhole(t *testing.T) {
 		{"a zero minute", []domain.ComparisonCount{at(e.count(domain.ClassEqual, 1), time.Time{})}, nil, nil},
 		{"an unknown class", []domain.ComparisonCount{e.count("weird", 1)}, nil, nil},
 		{"an unknown candidate stage", nil, []domain.CandidateCount{{Migration: "m", Partner: "acme", Stage: "nowhere", Calls: 1}}, nil},
-		{"a report id without an epoch", []domain.ComparisonCount{e.count(domain.ClassEqual, 1)}, nil, &domain.ReportID{Seq: 1}},
-		{"a report id with seq 0", []domain.ComparisonCount{e.count(domain.ClassEqual, 1)}, nil, &domain.ReportID{Epoch: "j1"}},
+		{"a report id without an epoch", []domain.ComparisonCount{e.count(domain.ClassEqual, 1)}, nil, &wire.ReportID{Seq: 1}},
+		{"a report id with seq 0", []domain.ComparisonCount{e.count(domain.ClassEqual, 1)}, nil, &wire.ReportID{Epoch: "j1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// A valid row beside the bad one: nothing of the report may land.
-			r := control.Report{Router: control.Router{ID: "r-bad", SnapshotVersion: 1}, ReportID: tt.id,
+			r := wire.Report{Router: "r-bad", SnapshotVersion: 1, ReportID: tt.id,
 				Comparisons: append([]domain.ComparisonCount{e.count(domain.ClassEqual, 5)}, tt.comparisons...),
 				Candidate:   append([]domain.CandidateCount{cand(5, 0)}, tt.candidate...)}
 			_, err := e.svc.IngestReport(ctx, r)
@@ -115,7 +116,7 @@ func TestReportAtTheBoundsIsAccepted(t *testing.T) {
 	edge := e.count(domain.ClassEqual, domain.MaxReportedCount)
 	ahead := e.count(domain.ClassEqual, 1)
 	ahead.Minute = now.Add(domain.MaxReportAhead)
-	_, err := e.svc.IngestReport(ctx, control.Report{Router: control.Router{ID: "r1"},
+	_, err := e.svc.IngestReport(ctx, wire.Report{Router: "r1",
 		Comparisons: []domain.ComparisonCount{edge, ahead},
 		Candidate:   []domain.CandidateCount{{Migration: "m", Partner: "acme", Stage: domain.StageShadow, Calls: domain.MaxReportedCount, Errors: domain.MaxReportedCount}}})
 	if err != nil {
@@ -130,14 +131,14 @@ func TestReportAtTheBoundsIsAccepted(t *testing.T) {
 // not counted twice; another journal's epoch is a sequence of its own.
 func TestReportIDIsCountedOnce(t *testing.T) {
 	e := newStatsEnv(t)
-	report := func(router, epoch string, seq uint64) control.Report {
-		return control.Report{Router: control.Router{ID: router}, ReportID: &domain.ReportID{Epoch: epoch, Seq: seq},
+	report := func(router, epoch string, seq uint64) wire.Report {
+		return wire.Report{Router: router, ReportID: &wire.ReportID{Epoch: epoch, Seq: seq},
 			Comparisons: []domain.ComparisonCount{e.count(domain.ClassEqual, 2)},
 			Candidate:   []domain.CandidateCount{{Migration: "m", Partner: "acme", Stage: domain.StageShadow, Calls: 2}}}
 	}
 	tests := []struct {
 		name          string
-		report        control.Report
+		report        wire.Report
 		wantDuplicate bool
 		wantEqual     uint64
 	}{

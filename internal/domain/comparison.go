@@ -42,14 +42,6 @@ type CandidateCount struct {
 	Errors    uint64 `json:"errors"`
 }
 
-// ReportID identifies a router's report of counts, so that a report sent
-// again after its answer was lost is not counted twice. Epoch names the
-// router's journal, whose sequence it is: a new journal starts anew.
-type ReportID struct {
-	Epoch string `json:"epoch"`
-	Seq   uint64 `json:"seq"`
-}
-
 // Mismatch is one comparison that did not come out equal, with both sides.
 type Mismatch struct {
 	Migration string          `json:"migration"`

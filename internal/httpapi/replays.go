@@ -10,7 +10,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
-	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // Ingress is what the API needs from an ingress router running in the same
@@ -19,7 +19,7 @@ type Ingress interface {
 	StartReplay(ctx context.Context, req domain.ReplayRequest) (domain.ReplayJob, error)
 	Replay(id string) (domain.ReplayJob, error)
 	Replays() []domain.ReplayJob
-	Stuck() ([]journal.Event, error)
+	StuckEvents() ([]wire.Event, error)
 }
 
 // WithIngress serves replays and events from an ingress router in the same
@@ -127,16 +127,14 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, _ principal) er
 	if err != nil {
 		return err
 	}
-	evs, err := in.Stuck()
+	evs, err := in.StuckEvents()
 	if err != nil {
 		return domain.Internal("read stuck events", err)
 	}
-	out := make([]journal.Event, 0, len(evs))
-	for _, e := range evs {
-		e.Payload = nil // the list is for finding events, not reading them
-		out = append(out, e)
+	if evs == nil {
+		evs = []wire.Event{} // [] when none, not null
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, evs)
 	return nil
 }
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/httpapi"
-	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // fakeIngress is a router in the same process that records the replays
@@ -49,7 +49,7 @@ func (f *fakeIngress) Replays() []domain.ReplayJob {
 	return append([]domain.ReplayJob(nil), f.jobs...)
 }
 
-func (f *fakeIngress) Stuck() ([]journal.Event, error) { return nil, nil }
+func (f *fakeIngress) StuckEvents() ([]wire.Event, error) { return nil, nil }
 
 // A revert with "replay": true starts at once a replay that awaits the
 // comparisons still to come, on the router of this process, or, without

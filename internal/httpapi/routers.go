@@ -1,12 +1,12 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // report takes a router's report: the snapshot version it holds and, from
@@ -14,19 +14,7 @@ import (
 // the report whole; a report whose reportId was applied before is answered
 // 200 instead of 202, its counts not counted again.
 func (a *API) report(w http.ResponseWriter, r *http.Request, p principal) error {
-	var req struct {
-		Router          string                   `json:"router"`
-		SnapshotVersion uint64                   `json:"snapshotVersion"`
-		ReportID        *domain.ReportID         `json:"reportId"`
-		StoreID         string                   `json:"storeId"`
-		Refused         uint64                   `json:"refused"`
-		Journal         json.RawMessage          `json:"journal"`
-		Comparisons     []domain.ComparisonCount `json:"comparisons"`
-		Candidate       []domain.CandidateCount  `json:"candidate"`
-		Mismatches      []domain.Mismatch        `json:"mismatches"`
-		Guard           []domain.GuardSample     `json:"guard"`
-		Replays         []domain.ReplayJob       `json:"replays"`
-	}
+	var req wire.Report
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
@@ -39,11 +27,7 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, p principal) error 
 	if string(req.Journal) == "null" {
 		req.Journal = nil
 	}
-	duplicate, err := a.svc.IngestReport(r.Context(), control.Report{
-		Router: control.Router{ID: req.Router, SnapshotVersion: req.SnapshotVersion, StoreID: req.StoreID, Refused: req.Refused,
-			Journal: req.Journal}, ReportID: req.ReportID,
-		Comparisons: req.Comparisons, Candidate: req.Candidate, Mismatches: req.Mismatches, Guard: req.Guard, Replays: req.Replays,
-	})
+	duplicate, err := a.svc.IngestReport(r.Context(), req)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/httpapi"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // streamEnv is a control service with its API on a real HTTP server.
@@ -125,7 +126,7 @@ func (r *sseReader) next(t *testing.T) sseEvent {
 }
 
 // nextSnapshot skips heartbeats and decodes the next snapshot event.
-func (r *sseReader) nextSnapshot(t *testing.T) control.Snapshot {
+func (r *sseReader) nextSnapshot(t *testing.T) wire.Snapshot {
 	t.Helper()
 	for {
 		ev := r.next(t)
@@ -135,7 +136,7 @@ func (r *sseReader) nextSnapshot(t *testing.T) control.Snapshot {
 		if ev.event != "snapshot" {
 			t.Fatalf("event %q, want snapshot", ev.event)
 		}
-		var s control.Snapshot
+		var s wire.Snapshot
 		if err := json.Unmarshal([]byte(ev.data), &s); err != nil {
 			t.Fatalf("decode snapshot: %v", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // reconcileLoop makes sure "received" never silently means "processed":
@@ -74,6 +75,34 @@ func (rt *Router) Stuck() ([]journal.Event, error) {
 		}
 	}
 	return out, nil
+}
+
+// StuckEvents returns the events Stuck returns as GET /v1/events lists
+// them: without their payloads, which are for reading an event, not for
+// finding it.
+func (rt *Router) StuckEvents() ([]wire.Event, error) {
+	evs, err := rt.Stuck()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]wire.Event, 0, len(evs))
+	for _, ev := range evs {
+		out = append(out, listed(ev))
+	}
+	return out, nil
+}
+
+// listed is ev as the API lists it, without its payload.
+func listed(ev journal.Event) wire.Event {
+	w := wire.Event{Seq: ev.Seq, ID: ev.ID, Partner: ev.Partner, PSA: ev.PSA, Type: ev.Type, SourceType: ev.SourceType,
+		Action: ev.Action, EntityID: ev.EntityID, DeliveryID: ev.DeliveryID, ReceivedAt: ev.ReceivedAt, Headers: ev.Headers,
+		State: string(ev.State), Attempts: ev.Attempts, Pipeline: ev.Pipeline, SnapshotVersion: ev.SnapshotVersion,
+		Effects: ev.Effects, LastError: ev.LastError, LastStatus: ev.LastStatus, DoneAt: ev.DoneAt, Duplicates: ev.Duplicates,
+		Shadow: ev.Shadow, Comparison: ev.Comparison}
+	for _, r := range ev.Replays {
+		w.Replays = append(w.Replays, wire.EventReplay{Job: r.Job, Pipeline: r.Pipeline, At: r.At, OK: r.OK, Effects: r.Effects, Error: r.Error})
+	}
+	return w
 }
 
 // Figures are what the router reports about its journal.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // figuresEvery is how often a report carries the journal's figures, which
@@ -60,11 +61,11 @@ func (rt *Router) reportOnce(ctx context.Context, client *http.Client, url, toke
 		if dropped > 0 {
 			rt.log.Error("counts the control service would refuse were left out of a report", "report", sealed.Seq, "counts", dropped)
 		}
-		body.ReportID = &domain.ReportID{Epoch: sealed.Epoch, Seq: sealed.Seq}
+		body.ReportID = &wire.ReportID{Epoch: sealed.Epoch, Seq: sealed.Seq}
 		body.Comparisons, body.Candidate = counts.Comparisons, counts.Candidate
 	}
 	withFigures := time.Since(*lastFigures) >= figuresEvery
-	if !withFigures && !owed && body.empty() && len(rt.recentReplays()) == 0 {
+	if !withFigures && !owed && noCounts(body) && len(rt.recentReplays()) == 0 {
 		return false
 	}
 	err = rt.report(ctx, client, url, token, id, body, withFigures)
@@ -78,7 +79,7 @@ func (rt *Router) reportOnce(ctx context.Context, client *http.Client, url, toke
 		// on their own, and only if those are refused too are they lost.
 		rt.metrics.refused.Inc()
 		rt.log.Error("the control service refused a report; its counts stay owed and are sent again", "report", sealed.Seq, "err", err)
-		if samples := (reportBody{Mismatches: body.Mismatches, Guard: body.Guard}); owed && !samples.empty() {
+		if samples := (wire.Report{Mismatches: body.Mismatches, Guard: body.Guard}); owed && !noCounts(samples) {
 			if err := rt.report(ctx, client, url, token, id, samples, false); err != nil && ctx.Err() == nil {
 				rt.log.Error("the samples of a refused report could not be sent either", "err", err)
 			}
@@ -116,23 +117,19 @@ func (e *refusedError) Error() string {
 	return fmt.Sprintf("the control service answered %d: %s", e.status, e.msg)
 }
 
-func (rt *Router) report(ctx context.Context, client *http.Client, url, token, id string, b reportBody, withFigures bool) error {
-	msg := struct {
-		Router          string             `json:"router"`
-		SnapshotVersion uint64             `json:"snapshotVersion"`
-		StoreID         string             `json:"storeId,omitempty"`
-		Journal         *Figures           `json:"journal,omitempty"`
-		Replays         []domain.ReplayJob `json:"replays,omitempty"`
-		reportBody
-	}{Router: id, reportBody: b, Replays: rt.recentReplays()}
+// report sends msg, the counts and samples of a report, as router id with
+// the snapshot version held and, withFigures, the journal's figures.
+func (rt *Router) report(ctx context.Context, client *http.Client, url, token, id string, msg wire.Report, withFigures bool) error {
 	tbl := rt.routing.load()
-	msg.SnapshotVersion, msg.StoreID = tbl.version, tbl.storeID
+	msg.Router, msg.SnapshotVersion, msg.StoreID, msg.Replays = id, tbl.version, tbl.storeID, rt.recentReplays()
 	if withFigures {
 		fig, err := rt.Figures()
 		if err != nil {
 			return err
 		}
-		msg.Journal = &fig
+		if msg.Journal, err = json.Marshal(fig); err != nil {
+			return err
+		}
 	}
 	body, err := json.Marshal(msg)
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/switchbackhq/switchback/internal/compare"
-	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // routing is what the router reads from the control service's snapshot
@@ -14,10 +14,10 @@ import (
 type routing struct {
 	version  uint64
 	storeID  string
-	partners map[string]control.SnapshotPartner
+	partners map[string]wire.SnapshotPartner
 	// migrations in creation order: the router's default is the first.
 	order      []string
-	migrations map[string]control.SnapshotMigration
+	migrations map[string]wire.SnapshotMigration
 	rules      map[string]*compare.Rules // compiled once per snapshot
 }
 
@@ -29,7 +29,7 @@ type routingTable struct {
 // update decodes a snapshot's raw JSON. A snapshot that does not decode
 // is ignored: the router keeps the last one it could read.
 func (t *routingTable) update(raw []byte) error {
-	var s control.Snapshot
+	var s wire.Snapshot
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return err
 	}

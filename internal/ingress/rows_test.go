@@ -4,9 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // Counts owed over a long outage can exceed what one report row may carry:
@@ -41,7 +41,7 @@ func TestRowsStayWithinTheBounds(t *testing.T) {
 			if dropped != tt.wantDropped {
 				t.Errorf("dropped = %d, want %d", dropped, tt.wantDropped)
 			}
-			report := control.Report{Comparisons: b.Comparisons, Candidate: b.Candidate}
+			report := wire.Report{Comparisons: b.Comparisons, Candidate: b.Candidate}
 			if err := report.Validate(now); err != nil {
 				t.Errorf("the control service would refuse the rows: %v", err)
 			}

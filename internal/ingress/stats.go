@@ -7,6 +7,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // Bounds on what one report carries, so a router that cannot reach the
@@ -86,24 +87,17 @@ func (s *stats) outcome(r route, ev journal.Event, o string) {
 	}
 }
 
-// reportBody is what a report carries besides the router's id and version.
-type reportBody struct {
-	ReportID    *domain.ReportID         `json:"reportId,omitempty"`
-	Comparisons []domain.ComparisonCount `json:"comparisons,omitempty"`
-	Candidate   []domain.CandidateCount  `json:"candidate,omitempty"`
-	Mismatches  []domain.Mismatch        `json:"mismatches,omitempty"`
-	Guard       []domain.GuardSample     `json:"guard,omitempty"`
-}
-
-func (b reportBody) empty() bool {
+// noCounts reports whether b carries neither counts nor samples.
+func noCounts(b wire.Report) bool {
 	return len(b.Comparisons)+len(b.Candidate)+len(b.Mismatches)+len(b.Guard) == 0
 }
 
-// take returns the samples gathered and starts afresh.
-func (s *stats) take() reportBody {
+// take returns the samples gathered, as a report to fill, and starts
+// afresh.
+func (s *stats) take() wire.Report {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var b reportBody
+	var b wire.Report
 	for _, g := range s.guard {
 		b.Guard = append(b.Guard, *g)
 	}
@@ -114,7 +108,7 @@ func (s *stats) take() reportBody {
 
 // giveBack keeps the mismatches of a report that could not be sent for the
 // next one.
-func (s *stats) giveBack(b reportBody) {
+func (s *stats) giveBack(b wire.Report) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if room := maxReportMismatches - len(s.mismatches); room > 0 {
@@ -170,7 +164,7 @@ func callTally(ev journal.Event, r route, failed bool) journal.Tally {
 // domain.MaxReportedCount (a larger count is split over several rows). It
 // leaves out, with how many, counts that the control service would refuse
 // for good: keys it cannot read and minutes older than the retention.
-func rows(s journal.Sealed, now time.Time) (b reportBody, dropped uint64) {
+func rows(s journal.Sealed, now time.Time) (b wire.Report, dropped uint64) {
 	oldest := now.Add(-domain.ComparisonRetention + time.Hour) // an hour's margin for clock skew
 	type calls struct{ ok, failed uint64 }
 	cand := map[candKey]*calls{}

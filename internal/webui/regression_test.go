@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // A router that holds a later version of this store than the store has
@@ -15,7 +15,7 @@ func TestRoutersPageShowsAStoreThatWentBack(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
 	st := f.svc.State()
 	held := st.Version + 5
-	if _, err := f.svc.IngestReport(ctx, control.Report{Router: control.Router{ID: "ingress-2", SnapshotVersion: held, StoreID: st.StoreID}}); err != nil {
+	if _, err := f.svc.IngestReport(ctx, wire.Report{Router: "ingress-2", SnapshotVersion: held, StoreID: st.StoreID}); err != nil {
 		t.Fatal(err)
 	}
 	c := f.client(t)

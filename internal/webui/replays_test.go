@@ -8,6 +8,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/webui"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // The replays page says what a revert's replay still awaits and which
@@ -34,7 +35,7 @@ func TestReplaysPageShowsAwaitedAndUnknownEvents(t *testing.T) {
 			}
 			p := progress
 			p.ID = job.ID
-			if _, err := f.svc.IngestReport(ctx, control.Report{Router: control.Router{ID: "ingress-1"}, Replays: []domain.ReplayJob{p}}); err != nil {
+			if _, err := f.svc.IngestReport(ctx, wire.Report{Router: "ingress-1", Replays: []domain.ReplayJob{p}}); err != nil {
 				t.Fatal(err)
 			}
 		}},

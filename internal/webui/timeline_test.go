@@ -12,6 +12,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/webui"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // Timeline makes fakeComparisons a webui.Comparisons: it has no timeline.
@@ -89,7 +90,7 @@ func TestServiceTimeline(t *testing.T) {
 	count := func(class domain.Class, n uint64) domain.ComparisonCount {
 		return domain.ComparisonCount{Migration: mig, Partner: "acme", Stage: domain.StageShadow, EventType: "ticket", Class: class, Minute: now, Count: n}
 	}
-	_, err = svc.IngestReport(ctx, control.Report{Router: control.Router{ID: "r1"},
+	_, err = svc.IngestReport(ctx, wire.Report{Router: "r1",
 		Comparisons: []domain.ComparisonCount{count(domain.ClassEqual, 7), count(domain.ClassMissing, 1)},
 		Candidate:   []domain.CandidateCount{{Migration: mig, Partner: "acme", Stage: domain.StageShadow, Calls: 8}}})
 	if err != nil {
