@@ -132,9 +132,19 @@ func openJournal(dir string) (*journal.Journal, error) {
 
 func runIngress(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	host, _ := os.Hostname()
-	cfg := defaultIngressConfig(host)
-	if err := cfg.fromEnv(getenv); err != nil {
+	cfg, err := parseIngressConfig(args, defaultIngressConfig(host), getenv, stderr)
+	if err != nil {
 		return err
+	}
+	return serveIngress(ctx, cfg, stdout, stderr)
+}
+
+// parseIngressConfig reads the configuration of "switchback ingress" over
+// the defaults cfg: the environment, then args; it returns a usage error,
+// or Validate's.
+func parseIngressConfig(args []string, cfg ingressConfig, getenv func(string) string, stderr io.Writer) (ingressConfig, error) {
+	if err := cfg.fromEnv(getenv); err != nil {
+		return cfg, err
 	}
 	fs := flag.NewFlagSet("ingress", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -173,16 +183,13 @@ in capitals with underscores; a flag wins over its variable.
 		fs.PrintDefaults()
 	}
 	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
-		return err
+		return cfg, err
 	}
 	cfg.KeyHosts = nil
 	if *keyHosts != "" {
 		cfg.KeyHosts = strings.Split(*keyHosts, ",")
 	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	return serveIngress(ctx, cfg, stdout, stderr)
+	return cfg, cfg.Validate()
 }
 
 // serveIngress runs a router alone until ctx ends, then shuts down
