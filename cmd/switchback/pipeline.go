@@ -106,6 +106,5 @@ it holds. Faults reproduce what goes wrong in rewrites.
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: httpapi.ReadHeaderTimeout}
 	fmt.Fprintf(stdout, "switchback pipeline: %s pipeline on http://%s with faults %+v\n", *kind, ln.Addr(), faults.f)
-	lc := defaultServeConfig()
-	return serveUntilDone(ctx, srv, ln, newLogger(lc, stderr), nil)
+	return serveUntilDone(ctx, srv, ln, newLogger("text", "info", stderr), nil, nil)
 }

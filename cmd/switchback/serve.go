@@ -100,12 +100,8 @@ func (c serveConfig) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("--addr %q must be host:port: %w", c.Addr, err)
 	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		return fmt.Errorf("--log-format %q: use text or json", c.LogFormat)
-	}
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: use debug, info, warn or error", c.LogLevel)
+	if err := checkLog(c.LogFormat, c.LogLevel); err != nil {
+		return err
 	}
 	if c.LockTimeout <= 0 {
 		return errors.New("--lock-timeout must be positive")
@@ -184,11 +180,24 @@ X-Forwarded-Proto: https.
 	return serve(ctx, cfg, stdout, stderr)
 }
 
-func newLogger(cfg serveConfig, w io.Writer) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
+// checkLog checks the --log-format and --log-level of a process.
+func checkLog(format, level string) error {
+	if format != "text" && format != "json" {
+		return fmt.Errorf("--log-format %q: use text or json", format)
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	return nil
+}
+
+// newLogger returns the logger of a format and level checked by checkLog.
+func newLogger(format, level string, w io.Writer) *slog.Logger {
+	var l slog.Level
+	l.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
@@ -196,7 +205,7 @@ func newLogger(cfg serveConfig, w io.Writer) *slog.Logger {
 
 // serve runs the control service until ctx ends, then shuts down gracefully.
 func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error {
-	log := newLogger(cfg, stderr)
+	log := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -225,17 +234,14 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		}
 		closeJournal = func() { j.Close() }
 	}
-	// The guard's reverts start replays on the embedded router, once it
-	// runs; a control service without one asks them of the routers.
-	var replayer guardReplayer
-	svc, err := control.New(ctx, store, control.Options{Logger: log, Stats: store,
-		OnGuardRevert: func(g control.GuardRevert) { replayer.start(ctx, log, g) }})
+	svc, err := control.New(ctx, store, control.Options{Logger: log, Stats: store})
 	if err != nil {
+		closeJournal()
 		return err
 	}
-	replayer.set(nil, svc)
 	generated, err := bootstrapAdmin(ctx, svc, cfg, stdout)
 	if err != nil {
+		closeJournal()
 		return err
 	}
 
@@ -274,55 +280,86 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var apiOpts []httpapi.Option
-	var in *ingressRunner
+	var in *ingress.Process
+	// The replays after reverts run on the embedded router; a control
+	// service without one asks them of the routers.
+	var replayRouter control.ReplayStarter
 	if !cfg.NoIngress {
 		// The embedded router talks to this process over loopback like any
 		// router, with a router token that lives in memory only.
-		in, err = newIngress(ingressConfig{
+		in, err = ingress.NewProcess(ingress.Config{
 			Data: ingressDir, ControlURL: controlURL,
 			Token: svc.AddEphemeralToken("ingress-embedded", domain.RoleRouter), RouterID: "embedded",
-			Migration: cfg.Migration, KeyHosts: cfg.KeyHosts, Local: svc,
+			Migration: cfg.Migration, KeyHosts: cfg.KeyHosts, Local: localControl{svc},
 		}, j, reg, log)
 		if err != nil {
 			ln.Close()
 			return err
 		}
-		apiOpts = append(apiOpts, httpapi.WithIngress(in.router))
-		replayer.set(in.router, svc)
+		apiOpts = append(apiOpts, httpapi.WithIngress(in.Router()))
+		replayRouter = in.Router()
+	}
+	closeIngress := func() error {
+		if in == nil {
+			return nil
+		}
+		cancel()
+		return in.Close()
 	}
 	api := httpapi.New(svc, log, reg, apiOpts...)
 	uiOpts := webui.Options{Comparisons: webui.ServiceComparisons{Svc: svc}, TrustedProxies: proxies}
 	if in != nil {
-		uiOpts.Replays = in.router.Replays
+		uiOpts.Replays = in.Router().Replays
 	}
 	ui, err := webui.New(svc, log, uiOpts)
 	if err != nil {
 		ln.Close()
+		closeIngress()
 		return err
 	}
 	ui.Mount(api.Router())
-	var after func() error
 	if in != nil {
-		in.router.Mount(api.Router())
-		after = in.wait
+		in.Router().Mount(api.Router())
 	}
+	sched, err := control.NewReplayScheduler(svc, replayRouter)
+	if err != nil {
+		ln.Close()
+		closeIngress()
+		return err
+	}
+	// The scheduler outlives the server: a revert answered during the
+	// graceful shutdown still gets its replay.
+	schedCtx, stopSched := context.WithCancel(context.WithoutCancel(ctx))
+	var schedDone sync.WaitGroup
+	schedDone.Go(func() { sched.Run(schedCtx) })
+	defer func() { stopSched(); schedDone.Wait() }()
 	srv := &http.Server{Handler: withReadTimeout(cfg.ReadTimeout, apiBodyLimit, api), ReadHeaderTimeout: readHeaderTimeout(cfg.ReadTimeout),
 		IdleTimeout: httpapi.IdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	srv.RegisterOnShutdown(api.Close) // snapshot streams never go idle by themselves
 	fmt.Fprintf(stdout, "switchback: listening on %s://%s\n", scheme, ln.Addr())
 	if generated != "" {
 		fmt.Fprintf(stdout, "switchback: sign in to the web UI: %s://%s/login?token=%s\n", scheme, loginHost(ln.Addr()), url.QueryEscape(generated))
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "snapshotVersion", svc.State().Version, "ingress", in != nil)
 	if in != nil {
-		if err := in.start(ctx); err != nil {
+		if err := in.Start(ctx); err != nil {
 			ln.Close()
-			in.journal.Close()
+			closeIngress()
 			return err
 		}
 	}
-	return serveUntilDone(ctx, srv, ln, log, after)
+	// Snapshot streams never go idle by themselves: api.Close ends them.
+	return serveUntilDone(ctx, srv, ln, log, api.Close, closeIngress)
 }
+
+// localControl is the control service as the embedded router sees it.
+type localControl struct{ svc *control.Service }
+
+func (l localControl) Published() (string, uint64) {
+	st := l.svc.State()
+	return st.StoreID, st.Version
+}
+
+func (l localControl) Snapshot() []byte { return l.svc.State().SnapshotJSON(true) }
 
 // bootstrapAdmin creates the first admin token on an empty store, and
 // returns its secret when it generated one (not when the environment gave
@@ -351,46 +388,4 @@ func loginHost(addr net.Addr) string {
 		return net.JoinHostPort("127.0.0.1", strconv.Itoa(a.Port))
 	}
 	return addr.String()
-}
-
-// guardReplayer starts, after each guard revert, the replay through legacy
-// of the events the new pipeline got wrong: on the embedded router, or,
-// without one, asked of the routers. The replay awaits the comparisons
-// still to come, so a mismatch recorded after the revert is replayed too.
-type guardReplayer struct {
-	mu     sync.Mutex
-	router *ingress.Router
-	svc    *control.Service
-}
-
-func (g *guardReplayer) set(r *ingress.Router, svc *control.Service) {
-	g.mu.Lock()
-	g.router, g.svc = r, svc
-	g.mu.Unlock()
-}
-
-func (g *guardReplayer) start(ctx context.Context, log *slog.Logger, rev control.GuardRevert) {
-	g.mu.Lock()
-	r, svc := g.router, g.svc
-	g.mu.Unlock()
-	if svc == nil {
-		return // reverted while starting: nothing can run a replay yet
-	}
-	// To lies a second ahead: events journaled while routers learn of the
-	// revert may still go to the new pipeline.
-	req := domain.ReplayRequest{Migration: rev.Migration, Partners: rev.Partners, From: rev.Since,
-		To: time.Now().UTC().Add(time.Second), Pipeline: "legacy", Filter: domain.ReplayMismatched, AwaitComparisons: true}
-	change := control.Change{Actor: "guard", Reason: rev.Evidence}
-	if r == nil {
-		if _, err := svc.AskReplay(ctx, change, req); err != nil {
-			log.Error("the guard's replay could not be asked of the routers", "migration", rev.Migration, "err", err)
-		}
-		return
-	}
-	job, err := r.StartReplay(ctx, req)
-	if err != nil {
-		log.Error("the guard's replay could not start", "migration", rev.Migration, "err", err)
-		return
-	}
-	svc.RecordAction(ctx, change, "replay.start", "replay/"+job.ID, job.Request)
 }

@@ -3,8 +3,6 @@ package control
 import (
 	"context"
 	"fmt"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
@@ -27,17 +25,6 @@ type StatsReader interface {
 	ComparisonStats
 	Comparisons(ctx context.Context, migration, partner string, stage domain.Stage, since time.Time, limit int) (map[string]map[domain.Class]uint64, []domain.Mismatch, error)
 	Timeline(ctx context.Context, migration, partner string, stage domain.Stage, since time.Time) ([]domain.MinuteCount, error)
-}
-
-// GuardRevert is what the guard did: it reverted partners of a migration
-// (back to shadow, or the whole migration with the kill switch) whose
-// events since Since may have been applied wrongly by the new pipeline.
-type GuardRevert struct {
-	Migration string
-	Partners  []string
-	Since     time.Time
-	At        time.Time
-	Evidence  string
 }
 
 // maxVersionAhead bounds how far ahead of the store a router's version may
@@ -209,136 +196,4 @@ func (s *Service) Timeline(ctx context.Context, migration, partner string) ([]do
 		return nil, domain.Internal("read the comparison timeline", err)
 	}
 	return out, nil
-}
-
-// guard keeps, per partner on the new pipeline, the outcomes of its latest
-// events, and reverts when they cross the migration's guard.
-type guard struct {
-	mu      sync.Mutex
-	windows map[string][]string // migration 0 partner → outcomes, oldest first
-}
-
-func (g *guard) observe(s *Service, ctx context.Context, sample domain.GuardSample) {
-	st := s.State()
-	ms, ok := st.Migrations[sample.Migration]
-	p, known := st.Partners[sample.Partner]
-	if !ok || !known || ms.Reverted {
-		return
-	}
-	ps := ms.StageOf(p)
-	if ps.Stage != domain.StageNew && ps.Stage != domain.StageDone {
-		return // the partner is already off the new pipeline
-	}
-	key := sample.Migration + "\x00" + sample.Partner
-	g.mu.Lock()
-	if g.windows == nil {
-		g.windows = map[string][]string{}
-	}
-	w := append(g.windows[key], sample.Outcomes...)
-	if len(w) > ms.Guard.Window {
-		w = w[len(w)-ms.Guard.Window:]
-	}
-	g.windows[key] = w
-	evidence, trip := judgeWindow(ms, w, sample)
-	if trip {
-		delete(g.windows, key)
-	}
-	g.mu.Unlock()
-	if trip {
-		s.guardRevert(ctx, ms, ps, evidence)
-	}
-}
-
-// judgeWindow decides on a partner's window of outcomes: any zero-tolerance
-// class trips at once; past a full window, the raw mismatch and error rates
-// are held to the guard's limits.
-func judgeWindow(ms *MigrationState, w []string, sample domain.GuardSample) (string, bool) {
-	var compared, mismatched, errs int
-	for _, o := range w {
-		if o == domain.OutcomeError {
-			errs++
-			continue
-		}
-		c := domain.Class(o)
-		if c.Compared() {
-			compared++
-		}
-		if c.Mismatched() {
-			mismatched++
-		}
-	}
-	counts := fmt.Sprintf("%d mismatched of %d compared, %d errors in the last %d outcomes; sample event %s", mismatched, compared, errs, len(w), sample.EventID)
-	for _, o := range sample.Outcomes {
-		for _, z := range ms.Gates.ZeroTolerance {
-			if o == string(z) {
-				return fmt.Sprintf("zero-tolerance class %s: %s", z, counts), true
-			}
-		}
-	}
-	if len(w) < ms.Guard.Window {
-		return "", false
-	}
-	if compared > 0 && float64(mismatched)/float64(compared) > ms.Guard.MaxMismatchRate {
-		return fmt.Sprintf("mismatch rate %.4f above %.4f: %s", float64(mismatched)/float64(compared), ms.Guard.MaxMismatchRate, counts), true
-	}
-	if float64(errs)/float64(len(w)) > ms.Guard.MaxErrorRate {
-		return fmt.Sprintf("error rate %.4f above %.4f: %s", float64(errs)/float64(len(w)), ms.Guard.MaxErrorRate, counts), true
-	}
-	return "", false
-}
-
-// guardRevert reverts the guard's scope, audited with actor guard and the
-// evidence, and hands the revert to OnGuardRevert for the replay.
-func (s *Service) guardRevert(ctx context.Context, ms *MigrationState, ps domain.PartnerStage, evidence string) {
-	// The evidence names a router's event id, which may be anything.
-	evidence = domain.SanitizeReason(evidence)
-	c := Change{Actor: "guard", Reason: evidence}
-	now := s.now().UTC()
-	rev := GuardRevert{Migration: ms.Key, Since: ps.Since, At: now, Evidence: evidence}
-	var err error
-	switch ms.Guard.Scope {
-	case domain.ScopeMigration:
-		_, err = s.Revert(ctx, c, ms.Key)
-		st := s.State()
-		for id, p := range st.Partners {
-			if x := st.Migrations[ms.Key].StageOf(p); x.Stage == domain.StageNew || x.Stage == domain.StageDone {
-				rev.Partners = append(rev.Partners, id)
-				if x.Since.Before(rev.Since) {
-					rev.Since = x.Since
-				}
-			}
-		}
-	default:
-		partners := []string{ps.Partner}
-		if name := ms.CohortOf(ps.Partner); name != "" && ms.Guard.Scope == domain.ScopeCohort {
-			co, _ := ms.Cohort(name)
-			partners = co.Partners
-		}
-		st := s.State()
-		for _, id := range partners {
-			p, ok := st.Partners[id]
-			if !ok {
-				continue
-			}
-			x := st.Migrations[ms.Key].StageOf(p)
-			if x.Stage != domain.StageNew && x.Stage != domain.StageDone {
-				continue
-			}
-			if _, e := s.SetStage(ctx, c, ms.Key, id, domain.StageShadow, false); e != nil {
-				err = e
-				continue
-			}
-			rev.Partners = append(rev.Partners, id)
-			if x.Since.Before(rev.Since) {
-				rev.Since = x.Since
-			}
-		}
-	}
-	if err != nil {
-		s.log.Error("guard revert failed", "migration", ms.Key, "err", err)
-	}
-	s.log.Warn("guard reverted", "migration", ms.Key, "scope", ms.Guard.Scope, "partners", strings.Join(rev.Partners, ","), "evidence", evidence)
-	if s.onGuard != nil && len(rev.Partners) > 0 {
-		s.onGuard(rev)
-	}
 }

@@ -57,9 +57,6 @@ type Options struct {
 	Now    func() time.Time // defaults to time.Now
 	Stats  ComparisonStats  // defaults to NoComparisons
 	Logger *slog.Logger     // defaults to slog.Default()
-	// OnGuardRevert, if set, is called after the guard reverts, so the
-	// events the new pipeline applied can be replayed through legacy.
-	OnGuardRevert func(GuardRevert)
 }
 
 // Service is the control service.
@@ -80,7 +77,7 @@ type Service struct {
 	regress   regressions
 	routers   routers
 	guard     guard
-	onGuard   func(GuardRevert)
+	scheduler atomic.Pointer[ReplayScheduler] // the one running, if any
 	board     replayBoard
 }
 
@@ -99,7 +96,7 @@ func New(ctx context.Context, store Store, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, domain.Internal("load store", err)
 	}
-	s := &Service{store: store, now: opts.Now, stats: opts.Stats, log: opts.Logger, lastAudit: data.LastAudit, onGuard: opts.OnGuardRevert}
+	s := &Service{store: store, now: opts.Now, stats: opts.Stats, log: opts.Logger, lastAudit: data.LastAudit}
 	st := newState(data)
 	st.seal(data.Version, s.now().UTC(), data.LastAudit)
 	s.state.Store(st)

@@ -51,6 +51,17 @@ func refused(r gate.Report) error {
 // them. Under the lock the move is checked again, so a revert that landed
 // meanwhile wins and the move is refused.
 func (s *Service) SetStage(ctx context.Context, c Change, key, partner string, to domain.Stage, force bool) (domain.PartnerStage, error) {
+	before := s.State()
+	out, err := s.setStage(ctx, c, key, partner, to, force)
+	if err == nil {
+		s.emitStageRevert(c, before, key, out)
+	}
+	return out, err
+}
+
+// setStage is SetStage without its revert event, for the guard, which
+// emits one event for all the partners it moves.
+func (s *Service) setStage(ctx context.Context, c Change, key, partner string, to domain.Stage, force bool) (domain.PartnerStage, error) {
 	judged, err := s.prejudgeStage(ctx, c, key, partner, to, force)
 	if err != nil {
 		return domain.PartnerStage{}, err

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -475,61 +476,49 @@ type revertRequest struct {
 	Replay bool `json:"replay"`
 }
 
-func (a *API) killSwitch(w http.ResponseWriter, r *http.Request, p principal,
-	do func(*control.Service, *http.Request, control.Change, string) (uint64, error)) error {
+func (a *API) killSwitch(w http.ResponseWriter, r *http.Request, p principal, on bool) error {
 	key, err := pathID(r, "key", "migration")
 	if err != nil {
 		return err
 	}
+	return a.setKillSwitch(w, r, p, control.KillSwitch{Migrations: []string{key}, On: on})
+}
+
+// setKillSwitch calls the kill switch with the body's reason and replay;
+// the control service starts the replays, this only words them.
+func (a *API) setKillSwitch(w http.ResponseWriter, r *http.Request, p principal, k control.KillSwitch) error {
 	var req revertRequest
 	if err := decode(w, r, &req, true); err != nil {
 		return err
 	}
-	before := a.svc.State()
-	v, err := do(a.svc, r, p.change(req.Reason), key)
+	k.Replay = req.Replay
+	res, err := a.svc.SetKillSwitch(r.Context(), p.change(req.Reason), k)
 	if err != nil {
 		return err
 	}
-	out := map[string]any{"snapshotVersion": v}
+	out := map[string]any{"snapshotVersion": res.Version}
 	if req.Replay {
-		out["replay"] = a.replayAfterRevert(r.Context(), before, key, p.change(req.Reason))
+		var lines []string
+		for _, rp := range res.Replays {
+			lines = append(lines, fmt.Sprintf("%s: %d partners since %s, replay %s",
+				rp.Event.Migration, len(rp.Event.Partners), rp.Event.Since.Format(time.RFC3339), rp.Job.ID))
+		}
+		out["replay"] = lines
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
 func (a *API) revert(w http.ResponseWriter, r *http.Request, p principal) error {
-	return a.killSwitch(w, r, p, func(s *control.Service, r *http.Request, c control.Change, key string) (uint64, error) {
-		return s.Revert(r.Context(), c, key)
-	})
+	return a.killSwitch(w, r, p, true)
 }
 
 func (a *API) resume(w http.ResponseWriter, r *http.Request, p principal) error {
-	return a.killSwitch(w, r, p, func(s *control.Service, r *http.Request, c control.Change, key string) (uint64, error) {
-		return s.Resume(r.Context(), c, key)
-	})
+	return a.killSwitch(w, r, p, false)
 }
 
 func (a *API) revertAll(w http.ResponseWriter, r *http.Request, p principal) error {
-	var req revertRequest
-	if err := decode(w, r, &req, true); err != nil {
-		return err
-	}
-	before := a.svc.State()
-	v, err := a.svc.RevertAll(r.Context(), p.change(req.Reason))
-	if err != nil {
-		return err
-	}
-	out := map[string]any{"snapshotVersion": v}
-	if req.Replay {
-		var replays []string
-		for _, key := range before.MigrationKeys() {
-			replays = append(replays, a.replayAfterRevert(r.Context(), before, key, p.change(req.Reason))...)
-		}
-		out["replay"] = replays
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return a.setKillSwitch(w, r, p, control.KillSwitch{On: true})
 }
 
 // --- evaluation and snapshot

@@ -2,13 +2,11 @@ package httpapi
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/gorilla/mux"
 
-	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/wire"
 )
@@ -136,52 +134,6 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, _ principal) er
 	}
 	writeJSON(w, http.StatusOK, evs)
 	return nil
-}
-
-// replayAfterRevert starts, for a revert of migration key, the replay
-// through legacy of the mismatched events of the partners that were on the
-// new pipeline, since they entered it: on the router of this process, or,
-// without one, asked of the routers. The replay awaits the comparisons
-// still to come (the router's deadline bounds the wait), so a mismatch
-// recorded after the revert is replayed too. It returns what it started, as
-// "KEY: N partners since RFC3339, replay ID" lines.
-func (a *API) replayAfterRevert(ctx context.Context, before *control.State, key string, c control.Change) []string {
-	ms, ok := before.Migrations[key]
-	if !ok {
-		return nil
-	}
-	req := domain.ReplayRequest{Migration: key, Pipeline: "legacy", Filter: domain.ReplayMismatched, AwaitComparisons: true}
-	for _, id := range before.PartnerIDs() {
-		ps := ms.StageOf(before.Partners[id])
-		if ps.Stage != domain.StageNew && ps.Stage != domain.StageDone {
-			continue
-		}
-		req.Partners = append(req.Partners, id)
-		if req.From.IsZero() || ps.Since.Before(req.From) {
-			req.From = ps.Since
-		}
-	}
-	if len(req.Partners) == 0 {
-		return nil
-	}
-	// To lies a second ahead: events journaled while routers learn of the
-	// revert may still go to the new pipeline.
-	req.To = time.Now().UTC().Add(time.Second)
-	var job domain.ReplayJob
-	var err error
-	if in := a.opts.Ingress; in != nil {
-		job, err = in.StartReplay(ctx, req)
-		if err == nil {
-			err = a.svc.RecordAction(ctx, c, "replay.start", "replay/"+job.ID, job.Request)
-		}
-	} else {
-		job, err = a.svc.AskReplay(ctx, c, req)
-	}
-	if err != nil {
-		a.log.Error("the replay after a revert could not start", "migration", key, "err", err)
-		return nil
-	}
-	return []string{fmt.Sprintf("%s: %d partners since %s, replay %s", key, len(req.Partners), req.From.Format(time.RFC3339), job.ID)}
 }
 
 // askedReplays serves routers the replays asked of them.

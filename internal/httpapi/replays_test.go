@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/httpapi"
 	"github.com/switchbackhq/switchback/internal/wire"
@@ -51,6 +52,19 @@ func (f *fakeIngress) Replays() []domain.ReplayJob {
 
 func (f *fakeIngress) StuckEvents() ([]wire.Event, error) { return nil, nil }
 
+// runScheduler runs sc until the test ends, as serve does.
+func runScheduler(t *testing.T, svc *control.Service, router control.ReplayStarter) {
+	t.Helper()
+	sc, err := control.NewReplayScheduler(svc, router)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { sc.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
 // A revert with "replay": true starts at once a replay that awaits the
 // comparisons still to come, on the router of this process, or, without
 // one, asked of the routers: both show it in GET /v1/replays.
@@ -67,9 +81,12 @@ func TestRevertReplayAwaitsComparisons(t *testing.T) {
 			svc, _, tok := newService(t)
 			var opts []httpapi.Option
 			in := &fakeIngress{}
+			var starter control.ReplayStarter
 			if tt.embedded {
 				opts = append(opts, httpapi.WithIngress(in))
+				starter = in
 			}
+			runScheduler(t, svc, starter)
 			api := httpapi.New(svc, discardLogger(), prometheus.NewRegistry(), opts...)
 			srv := httptest.NewServer(api)
 			t.Cleanup(srv.Close)

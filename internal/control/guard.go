@@ -1,0 +1,133 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+)
+
+// guard keeps, per partner on the new pipeline, the outcomes of its latest
+// events, and reverts when they cross the migration's guard.
+type guard struct {
+	mu      sync.Mutex
+	windows map[string][]string // migration 0 partner → outcomes, oldest first
+}
+
+func (g *guard) observe(s *Service, ctx context.Context, sample domain.GuardSample) {
+	st := s.State()
+	ms, ok := st.Migrations[sample.Migration]
+	p, known := st.Partners[sample.Partner]
+	if !ok || !known || ms.Reverted {
+		return
+	}
+	ps := ms.StageOf(p)
+	if ps.Stage != domain.StageNew && ps.Stage != domain.StageDone {
+		return // the partner is already off the new pipeline
+	}
+	key := sample.Migration + "\x00" + sample.Partner
+	g.mu.Lock()
+	if g.windows == nil {
+		g.windows = map[string][]string{}
+	}
+	w := append(g.windows[key], sample.Outcomes...)
+	if len(w) > ms.Guard.Window {
+		w = w[len(w)-ms.Guard.Window:]
+	}
+	g.windows[key] = w
+	evidence, trip := judgeWindow(ms, w, sample)
+	if trip {
+		delete(g.windows, key)
+	}
+	g.mu.Unlock()
+	if trip {
+		s.guardRevert(ctx, ms, ps, evidence)
+	}
+}
+
+// judgeWindow decides on a partner's window of outcomes: any zero-tolerance
+// class trips at once; past a full window, the raw mismatch and error rates
+// are held to the guard's limits.
+func judgeWindow(ms *MigrationState, w []string, sample domain.GuardSample) (string, bool) {
+	var compared, mismatched, errs int
+	for _, o := range w {
+		if o == domain.OutcomeError {
+			errs++
+			continue
+		}
+		c := domain.Class(o)
+		if c.Compared() {
+			compared++
+		}
+		if c.Mismatched() {
+			mismatched++
+		}
+	}
+	counts := fmt.Sprintf("%d mismatched of %d compared, %d errors in the last %d outcomes; sample event %s", mismatched, compared, errs, len(w), sample.EventID)
+	for _, o := range sample.Outcomes {
+		for _, z := range ms.Gates.ZeroTolerance {
+			if o == string(z) {
+				return fmt.Sprintf("zero-tolerance class %s: %s", z, counts), true
+			}
+		}
+	}
+	if len(w) < ms.Guard.Window {
+		return "", false
+	}
+	if compared > 0 && float64(mismatched)/float64(compared) > ms.Guard.MaxMismatchRate {
+		return fmt.Sprintf("mismatch rate %.4f above %.4f: %s", float64(mismatched)/float64(compared), ms.Guard.MaxMismatchRate, counts), true
+	}
+	if float64(errs)/float64(len(w)) > ms.Guard.MaxErrorRate {
+		return fmt.Sprintf("error rate %.4f above %.4f: %s", float64(errs)/float64(len(w)), ms.Guard.MaxErrorRate, counts), true
+	}
+	return "", false
+}
+
+// guardRevert reverts the guard's scope, audited with actor guard and the
+// evidence, and emits one RevertEvent for it, which asks for the replay.
+func (s *Service) guardRevert(ctx context.Context, ms *MigrationState, ps domain.PartnerStage, evidence string) {
+	// The evidence names a router's event id, which may be anything.
+	evidence = domain.SanitizeReason(evidence)
+	c := Change{Actor: "guard", Reason: evidence}
+	ev := RevertEvent{Migration: ms.Key, Since: ps.Since, At: s.now().UTC(), Change: c, Action: "guard.revert", Replay: true}
+	var err error
+	switch ms.Guard.Scope {
+	case domain.ScopeMigration:
+		_, _, err = s.setKillSwitch(ctx, c, []string{ms.Key}, true, "migration.revert")
+		st := s.State()
+		for _, id := range st.PartnerIDs() {
+			ev.add(st.Migrations[ms.Key].StageOf(st.Partners[id]))
+		}
+	default:
+		partners := []string{ps.Partner}
+		if name := ms.CohortOf(ps.Partner); name != "" && ms.Guard.Scope == domain.ScopeCohort {
+			co, _ := ms.Cohort(name)
+			partners = co.Partners
+		}
+		st := s.State()
+		for _, id := range partners {
+			p, ok := st.Partners[id]
+			if !ok {
+				continue
+			}
+			x := st.Migrations[ms.Key].StageOf(p)
+			if x.Stage != domain.StageNew && x.Stage != domain.StageDone {
+				continue
+			}
+			if _, e := s.setStage(ctx, c, ms.Key, id, domain.StageShadow, false); e != nil {
+				err = e
+				continue
+			}
+			ev.add(x)
+		}
+	}
+	if err != nil {
+		s.log.Error("guard revert failed", "migration", ms.Key, "err", err)
+	}
+	s.log.Warn("guard reverted", "migration", ms.Key, "scope", ms.Guard.Scope, "partners", strings.Join(ev.Partners, ","), "evidence", evidence)
+	if len(ev.Partners) > 0 {
+		s.emit(ev)
+	}
+}

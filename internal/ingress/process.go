@@ -1,0 +1,203 @@
+package ingress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/open-feature/go-sdk/openfeature"
+	"github.com/open-feature/go-sdk/openfeature/isolated"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchbackhq/switchback/flags"
+	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/psa"
+)
+
+// JournalFile is the journal's name in a router's data directory.
+const JournalFile = "journal.db"
+
+// SnapshotFile is the name, in a router's data directory, of the last
+// snapshot its flags provider took: it routes from it while the control
+// service is down.
+const SnapshotFile = "snapshot.json"
+
+// The intervals of a process's loops that talk to the control service.
+const (
+	reportInterval = time.Second
+	askedInterval  = 2 * time.Second
+	controlTimeout = 10 * time.Second
+)
+
+// Config configures a router process, embedded in serve or alone.
+type Config struct {
+	Data       string // JournalFile and SnapshotFile
+	ControlURL string
+	Token      string // a router token: the snapshot must carry secrets
+	RouterID   string
+	Migration  string   // "" routes by the migration created first
+	KeyHosts   []string // hosts ConnectWise signing keys may be fetched from
+	BodyLimit  int64
+	StuckAfter time.Duration
+	Retention  time.Duration
+	Workers    int
+	// ComparisonDeadline bounds how long a revert's replay awaits late
+	// comparisons; 0 is the router's default.
+	ComparisonDeadline time.Duration
+	// Local, set for the router embedded in serve, is the control service
+	// of the same process: the router catches up with it before judging a
+	// webhook, so it knows every change the API has answered.
+	Local Local
+}
+
+// Local is the control service in the router's own process.
+type Local interface {
+	// Published returns the store and version of the snapshot it has
+	// published.
+	Published() (storeID string, version uint64)
+	// Snapshot returns that snapshot in its wire form, secrets included.
+	Snapshot() []byte
+}
+
+// Validate checks the configuration; zero sizes and durations are the
+// router's defaults. It names the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.Data == "":
+		return errors.New("the data directory must be named")
+	case c.ControlURL == "":
+		return errors.New("the control service's URL must be given")
+	case c.Token == "":
+		return errors.New("a router token is needed")
+	case c.RouterID == "":
+		return errors.New("the router id must not be empty")
+	case c.BodyLimit < 0 || c.Workers < 0 || c.StuckAfter < 0 || c.Retention < 0 || c.ComparisonDeadline < 0:
+		return errors.New("body limit, workers, stuck-after, retention and comparison deadline must not be negative")
+	}
+	if u, err := url.Parse(c.ControlURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("control URL %q must be an http or https URL", c.ControlURL)
+	}
+	return nil
+}
+
+// OpenJournal opens the journal in dir, creating dir, and reads it whole:
+// a damaged file is an error that wraps boltfile.ErrDamaged.
+func OpenJournal(dir string) (*journal.Journal, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create ingress data dir: %w", err)
+	}
+	return journal.Open(filepath.Join(dir, JournalFile), journal.Options{})
+}
+
+// Process is a router with what it runs on: its journal, its flags
+// provider, and the loops that report to the control service and follow
+// the replays asked of it. NewProcess builds it, Start runs it until its
+// context ends, Close waits for it and closes the journal.
+type Process struct {
+	cfg      Config
+	router   *Router
+	journal  *journal.Journal
+	api      *openfeature.EvaluationAPI
+	provider *flags.Provider
+	wg       sync.WaitGroup
+}
+
+// NewProcess builds the router on the journal j, which the process then
+// owns (it is closed if NewProcess fails), and its flags provider, and
+// registers the process's metrics on reg. Mount the router's endpoint,
+// then Start. It returns Validate's error for a bad cfg.
+func NewProcess(cfg Config, j *journal.Journal, reg prometheus.Registerer, log *slog.Logger) (*Process, error) {
+	if err := cfg.Validate(); err != nil {
+		j.Close()
+		return nil, err
+	}
+	p := &Process{cfg: cfg, journal: j, api: isolated.NewAPI()}
+	var up Upstream
+	if cfg.Local != nil {
+		up = localUpstream{p}
+	}
+	var err error
+	p.router, err = New(Options{
+		Upstream: up,
+		// Read at each unknown partner, once the provider exists.
+		Current: func() bool { return p.provider.Current() },
+		Journal: j,
+		Flags:   p.api.NewClient(),
+		Decoder: &psa.Decoder{Keys: psa.NewKeyCache(cfg.KeyHosts, nil, time.Hour)},
+		// One idle connection per worker, or every call would dial anew.
+		Pipelines: &pipeline.Client{HTTP: &http.Client{Transport: &http.Transport{
+			MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}}},
+		Logger:     log.With("component", "ingress"),
+		Registry:   reg,
+		Migration:  cfg.Migration,
+		Workers:    cfg.Workers,
+		BodyLimit:  cfg.BodyLimit,
+		StuckAfter: cfg.StuckAfter,
+		Retention:  cfg.Retention,
+
+		ComparisonDeadline: cfg.ComparisonDeadline,
+	})
+	if err == nil {
+		p.provider, err = flags.NewProvider(flags.Options{URL: cfg.ControlURL, Token: cfg.Token, RouterID: cfg.RouterID,
+			SnapshotFile: filepath.Join(cfg.Data, SnapshotFile), OnSnapshot: p.router.OnSnapshot,
+			Logger: log.With("component", "flags")})
+	}
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "switchback_ingress_snapshot_regressions_total",
+		Help: "Snapshots the router refused because the control service's store went back to an earlier version (restored from a backup?).",
+	}, func() float64 { return float64(p.provider.Regressions()) }))
+	return p, nil
+}
+
+// Router is the process's router: mount its endpoint, read its replays.
+func (p *Process) Router() *Router { return p.router }
+
+// Start runs the process until ctx ends: the flags provider syncs in the
+// background (a router restarted during a control-plane outage routes
+// from its snapshot file), the workers resume what the journal holds, and
+// the router reports its figures to the control service and follows the
+// replays asked of it. It returns the provider's error if it cannot be
+// set; nothing runs then.
+func (p *Process) Start(ctx context.Context) error {
+	if err := p.api.SetProvider(ctx, p.provider); err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: controlTimeout}
+	p.wg.Go(func() { p.router.Run(ctx) })
+	p.wg.Go(func() {
+		p.router.ReportTo(ctx, client, p.cfg.ControlURL, p.cfg.Token, p.cfg.RouterID, reportInterval)
+	})
+	p.wg.Go(func() { p.router.FollowAsked(ctx, client, p.cfg.ControlURL, p.cfg.Token, askedInterval) })
+	return nil
+}
+
+// Close waits for what Start runs to stop (end Start's context first),
+// then shuts the flags provider down and closes the journal, whose error
+// it returns.
+func (p *Process) Close() error {
+	p.wg.Wait()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p.api.Shutdown(sctx)
+	return p.journal.Close()
+}
+
+// localUpstream is the control service in the router's process, whose
+// published snapshot is handed to the router's flags provider directly.
+type localUpstream struct{ p *Process }
+
+func (u localUpstream) Published() (string, uint64) { return u.p.cfg.Local.Published() }
+
+func (u localUpstream) CatchUp() error { return u.p.provider.Offer(u.p.cfg.Local.Snapshot()) }

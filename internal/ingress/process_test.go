@@ -1,0 +1,113 @@
+package ingress_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchbackhq/switchback/internal/bolt/bolttest"
+	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/httpapi"
+	"github.com/switchbackhq/switchback/internal/ingress"
+)
+
+// A process runs its router until its context ends: it takes the control
+// service's snapshot and reports to it; Close then waits for all it
+// started (TestMain checks that no goroutine is left) and closes the
+// journal.
+func TestProcessRunsUntilItsContextEnds(t *testing.T) {
+	store := bolttest.Open(t)
+	svc, err := control.New(context.Background(), store, control.Options{Logger: quiet, Stats: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.PutMigration(context.Background(), control.Change{Actor: "test"}, domain.Migration{Key: "m",
+		Gates: domain.DefaultGates(), Guard: domain.DefaultGuard(), Pipelines: domain.Pipelines{
+			Legacy: domain.Pipeline{URL: "http://legacy.invalid"}, New: domain.Pipeline{URL: "http://new.invalid"}}}); err != nil {
+		t.Fatal(err)
+	}
+	api := httpapi.New(svc, quiet, prometheus.NewRegistry())
+	srv := httptest.NewServer(api)
+	t.Cleanup(func() { api.Close(); srv.Close() })
+
+	data := t.TempDir()
+	j, err := ingress.OpenJournal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ingress.NewProcess(ingress.Config{Data: data, ControlURL: srv.URL, RouterID: "edge-1",
+		Token: svc.AddEphemeralToken("edge-1", domain.RoleRouter)}, j, prometheus.NewRegistry(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := p.Start(ctx); err != nil {
+		cancel()
+		p.Close()
+		t.Fatal(err)
+	}
+	want := svc.State().Version
+	deadline := time.Now().Add(10 * time.Second)
+	for reported := false; !reported || p.Router().RoutingVersion() != want; {
+		for _, r := range svc.Routers() {
+			reported = reported || r.ID == "edge-1" && r.SnapshotVersion == want
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			p.Close()
+			t.Fatalf("after 10 s: router routes by version %d, reported %v; want version %d reported", p.Router().RoutingVersion(), reported, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := j.Pending(); err == nil {
+		t.Error("the journal answers after Close, want it closed")
+	}
+}
+
+// NewProcess refuses a configuration that could not run, and closes the
+// journal it was given.
+func TestProcessConfigValidate(t *testing.T) {
+	good := ingress.Config{Data: "d", ControlURL: "http://control:8080", Token: "t", RouterID: "edge-1"}
+	tests := []struct {
+		name string
+		edit func(*ingress.Config)
+		want string // in the error; "" for none
+	}{
+		{"complete", func(*ingress.Config) {}, ""},
+		{"https control", func(c *ingress.Config) { c.ControlURL = "https://control.example" }, ""},
+		{"no data directory", func(c *ingress.Config) { c.Data = "" }, "data directory"},
+		{"no token", func(c *ingress.Config) { c.Token = "" }, "token"},
+		{"no router id", func(c *ingress.Config) { c.RouterID = "" }, "router id"},
+		{"control URL without a scheme", func(c *ingress.Config) { c.ControlURL = "control:8080" }, "http or https"},
+		{"negative workers", func(c *ingress.Config) { c.Workers = -1 }, "negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := good
+			tt.edit(&c)
+			err := c.Validate()
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("Validate = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	j, err := ingress.OpenJournal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ingress.NewProcess(ingress.Config{}, j, prometheus.NewRegistry(), quiet); err == nil {
+		t.Fatal("NewProcess with an empty config: no error")
+	}
+	if _, err := j.Pending(); err == nil {
+		t.Error("the journal answers after NewProcess failed, want it closed")
+	}
+}
