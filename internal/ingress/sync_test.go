@@ -3,6 +3,7 @@ package ingress_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -396,5 +397,63 @@ func TestReplayAskedBeforeFirstSnapshotWaits(t *testing.T) {
 	})
 	if got, _ := sr.router.Replay(job.ID); got.Total != 2 || got.Done != 2 || got.Failed != 0 {
 		t.Errorf("replay = total %d, done %d, failed %d; want 2 sent, none failed", got.Total, got.Done, got.Failed)
+	}
+}
+
+// A replay stored in the journal (the router stopped while running it)
+// resumes only once the restarted router has a snapshot: before it, every
+// send would fail for want of the pipelines' URLs, and the job would end
+// with its events failed for good.
+func TestStoredReplayWaitsForTheSnapshot(t *testing.T) {
+	ctx := context.Background()
+	rig := newSyncRig(t)
+	rig.serve(t, filepath.Join(t.TempDir(), "switchback.db"))
+	rig.migration(t)
+	rig.partner(t, "acme")
+	var open atomic.Bool
+	h := *rig.at.h.Load()
+	rig.at.set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/snapshot/stream" && !open.Load() {
+			http.Error(w, "not yet", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+
+	dir := t.TempDir()
+	j, err := journal.Open(filepath.Join(dir, "journal.db"), journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if _, err := j.Append(ctx, []journal.Event{{Partner: "acme", PSA: "generic", Type: "ticket", Action: "updated",
+		EntityID: "T-1", DeliveryID: "d-1", ReceivedAt: now, Payload: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	job := domain.ReplayJob{ID: "rpl_0123456789abcdef", Status: domain.ReplayRunning, CreatedAt: now, Cursor: map[string]domain.ReplayCursor{},
+		Request: domain.ReplayRequest{Migration: "psa-webhooks-v2", Partners: []string{"acme"}, From: now.Add(-time.Hour), To: now.Add(time.Hour),
+			Pipeline: "legacy", Filter: domain.ReplayAll}}
+	data, _ := json.Marshal(job)
+	if err := j.PutJob(job.ID, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	sr := rig.startRouter(t, dir, false)
+	// Long enough for a job run without routing to have failed all its
+	// attempts (3, with backoffs of at most 5 ms).
+	time.Sleep(200 * time.Millisecond)
+	if got, err := sr.router.Replay(job.ID); err != nil || got.Status != domain.ReplayRunning || got.Done != 0 {
+		t.Fatalf("the stored replay before the first snapshot = %+v, %v; want it waiting, nothing sent", got, err)
+	}
+	open.Store(true)
+	waitFor(t, "the replay to run once the snapshot came", func() bool {
+		got, err := sr.router.Replay(job.ID)
+		return err == nil && got.Status == domain.ReplayDone
+	})
+	if got, _ := sr.router.Replay(job.ID); got.Done != 1 || got.Failed != 0 {
+		t.Errorf("replay = done %d, failed %d; want 1 sent, none failed", got.Done, got.Failed)
 	}
 }
