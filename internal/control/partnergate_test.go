@@ -1,6 +1,7 @@
 package control_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -77,4 +78,22 @@ func TestPartnerGate(t *testing.T) {
 	if _, err := e.svc.SetStage(ctx, ops, "m", "loose", domain.StageNew, false); domain.ErrorCode(err) != domain.CodeGateRefused {
 		t.Errorf("SetStage(loose → new) after PartnerGate refused = %v, want gate_refused", err)
 	}
+}
+
+// gateRefusal is what a test reads from a gate_refused error.
+type gateRefusal struct{ Report gate.Report }
+
+// asRefusal sets *out to the report that err carries when err is a
+// gate_refused *domain.Error, as the API reads it to answer "gate".
+func asRefusal(err error, out **gateRefusal) bool {
+	var e *domain.Error
+	if !errors.As(err, &e) || e.Code != domain.CodeGateRefused {
+		return false
+	}
+	r, ok := e.Detail.(gate.Report)
+	if !ok {
+		return false
+	}
+	*out = &gateRefusal{Report: r}
+	return true
 }

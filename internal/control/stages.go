@@ -11,16 +11,8 @@ import (
 	"github.com/switchbackhq/switchback/internal/gate"
 )
 
-// GateRefusedError is returned when the gates refuse a forward move; it
-// carries the full report and unwraps to a gate_refused *domain.Error.
-type GateRefusedError struct {
-	Report gate.Report
-	err    *domain.Error
-}
-
-func (e *GateRefusedError) Error() string { return e.err.Message }
-func (e *GateRefusedError) Unwrap() error { return e.err }
-
+// refused returns the gate_refused *domain.Error of report r, which carries
+// r as its Detail so that a client sees every check, not only the message.
 func refused(r gate.Report) error {
 	var failed []string
 	for _, p := range r.Partners {
@@ -39,7 +31,7 @@ func refused(r gate.Report) error {
 	if len(r.Partners) == 0 {
 		msg = "the gates refuse: no partners to judge"
 	}
-	return &GateRefusedError{Report: r, err: &domain.Error{Code: domain.CodeGateRefused, Message: msg}}
+	return &domain.Error{Code: domain.CodeGateRefused, Message: msg, Detail: r}
 }
 
 // SetStage moves one partner of a migration to stage to. A forward move goes
