@@ -459,7 +459,7 @@ func TestSetStage(t *testing.T) {
 		to       domain.Stage
 		force    bool
 		wantCode string // "" for success
-		gate     bool   // want a *GateRefusedError
+		gate     bool   // want a gate_refused error with its report
 	}{
 		{name: "legacy to shadow needs no gate", from: domain.StageLegacy, change: ops, to: domain.StageShadow},
 		{name: "legacy to new is a jump", from: domain.StageLegacy, change: ops, to: domain.StageNew, wantCode: domain.CodeInvalidTransition},
@@ -497,9 +497,9 @@ func TestSetStage(t *testing.T) {
 			got, err := e.svc.SetStage(ctx, tt.change, "m", "acme", tt.to, tt.force)
 			if tt.wantCode != "" {
 				wantCode(t, err, tt.wantCode)
-				var gre *control.GateRefusedError
-				if isGate := errors.As(err, &gre); isGate != tt.gate {
-					t.Errorf("err is a *GateRefusedError: %v, want %v", isGate, tt.gate)
+				var gre *gateRefusal
+				if isGate := asRefusal(err, &gre); isGate != tt.gate {
+					t.Errorf("err is a gate_refused error with its report: %v, want %v", isGate, tt.gate)
 				} else if isGate {
 					if gre.Report.Pass || len(gre.Report.Partners) != 1 || gre.Report.Partners[0].Partner != "acme" || gre.Report.Partners[0].Stage != tt.from {
 						t.Errorf("gate report = %+v, want acme at %s, refused", gre.Report, tt.from)
@@ -611,9 +611,9 @@ func TestSetStageGateAndBakeTime(t *testing.T) {
 
 	e.clock.Advance(59*time.Minute + 59*time.Second)
 	_, err := e.svc.SetStage(ctx, ops, "m", "acme", domain.StageNew, false)
-	var gre *control.GateRefusedError
-	if !errors.As(err, &gre) {
-		t.Fatalf("SetStage before the bake time = %v, want a *GateRefusedError", err)
+	var gre *gateRefusal
+	if !asRefusal(err, &gre) {
+		t.Fatalf("SetStage before the bake time = %v, want a gate_refused error with its report", err)
 	}
 	var failed []string
 	for _, c := range gre.Report.Partners[0].Checks {
@@ -642,8 +642,8 @@ func TestSetStageGateAndBakeTime(t *testing.T) {
 	// A zero-tolerance mismatch refuses whatever the bake time.
 	e.clock.Advance(24 * time.Hour)
 	_, err = e.svc.SetStage(ctx, ops, "m", "bad", domain.StageNew, false)
-	if !errors.As(err, &gre) {
-		t.Fatalf("SetStage with a type_mismatch = %v, want a *GateRefusedError", err)
+	if !asRefusal(err, &gre) {
+		t.Fatalf("SetStage with a type_mismatch = %v, want a gate_refused error with its report", err)
 	}
 	if !strings.Contains(err.Error(), "zeroTolerance") {
 		t.Errorf("message %q does not name the failed check", err.Error())
@@ -703,9 +703,9 @@ func TestAdvance(t *testing.T) {
 	v, n := e.svc.State().Version, len(e.auditLog(t))
 	e.clock.Advance(48 * time.Hour)
 	_, err = e.svc.Advance(ctx, ops, "m", "wave-1", false)
-	var gre *control.GateRefusedError
-	if !errors.As(err, &gre) {
-		t.Fatalf("Advance(shadow → new, no data) = %v, want a *GateRefusedError", err)
+	var gre *gateRefusal
+	if !asRefusal(err, &gre) {
+		t.Fatalf("Advance(shadow → new, no data) = %v, want a gate_refused error with its report", err)
 	}
 	wantCode(t, err, domain.CodeGateRefused)
 	var judged []string
@@ -807,9 +807,9 @@ func TestAdvanceAtomicAndBakeTime(t *testing.T) {
 	// One partner fails: nobody moves.
 	e.clock.Advance(2 * time.Hour)
 	_, err := e.svc.Advance(ctx, ops, "m", "wave-1", false)
-	var gre *control.GateRefusedError
-	if !errors.As(err, &gre) {
-		t.Fatalf("Advance with one bad partner = %v, want a *GateRefusedError", err)
+	var gre *gateRefusal
+	if !asRefusal(err, &gre) {
+		t.Fatalf("Advance with one bad partner = %v, want a gate_refused error with its report", err)
 	}
 	pass := map[string]bool{}
 	for _, p := range gre.Report.Partners {
@@ -842,8 +842,8 @@ func TestAdvanceAtomicAndBakeTime(t *testing.T) {
 	since := e2.clock.Now()
 	e2.clock.Advance(30 * time.Minute)
 	_, err = e2.svc.Advance(ctx, ops, "m", "wave-1", false)
-	if !errors.As(err, &gre) {
-		t.Fatalf("Advance before the bake time = %v, want a *GateRefusedError", err)
+	if !asRefusal(err, &gre) {
+		t.Fatalf("Advance before the bake time = %v, want a gate_refused error with its report", err)
 	}
 	for _, p := range gre.Report.Partners {
 		for _, c := range p.Checks {

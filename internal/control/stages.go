@@ -11,16 +11,8 @@ import (
 	"github.com/switchbackhq/switchback/internal/gate"
 )
 
-// GateRefusedError is returned when the gates refuse a forward move; it
-// carries the full report and unwraps to a gate_refused *domain.Error.
-type GateRefusedError struct {
-	Report gate.Report
-	err    *domain.Error
-}
-
-func (e *GateRefusedError) Error() string { return e.err.Message }
-func (e *GateRefusedError) Unwrap() error { return e.err }
-
+// refused returns the gate_refused *domain.Error of report r, which carries
+// r as its Detail so that a client sees every check, not only the message.
 func refused(r gate.Report) error {
 	var failed []string
 	for _, p := range r.Partners {
@@ -39,7 +31,7 @@ func refused(r gate.Report) error {
 	if len(r.Partners) == 0 {
 		msg = "the gates refuse: no partners to judge"
 	}
-	return &GateRefusedError{Report: r, err: &domain.Error{Code: domain.CodeGateRefused, Message: msg}}
+	return &domain.Error{Code: domain.CodeGateRefused, Message: msg, Detail: r}
 }
 
 // SetStage moves one partner of a migration to stage to. A forward move goes
@@ -127,14 +119,7 @@ func (s *Service) prejudgeStage(ctx context.Context, c Change, key, partner stri
 	if force || !from.Stage.Gated() {
 		return nil, nil
 	}
-	// A partner in a cohort is judged by its cohort's gates, as an advance
-	// of the cohort would judge it.
-	g := ms.Gates
-	if name := ms.CohortOf(partner); name != "" {
-		co, _ := ms.Cohort(name)
-		g = cohortGates(ms, co)
-	}
-	r, err := s.judge(ctx, ms.Key, g, []domain.PartnerStage{from}, s.now().UTC())
+	r, err := s.judge(ctx, ms.Key, ms.GatesOf(partner), []domain.PartnerStage{from}, s.now().UTC())
 	if err != nil {
 		return nil, err
 	}
@@ -330,11 +315,52 @@ func (s *Service) Advance(ctx context.Context, c Change, key, cohort string, for
 	return out, err
 }
 
+// cohortGates returns the gates that judge a cohort's advance: its own when
+// it sets them, else the migration's.
 func cohortGates(ms *MigrationState, co domain.Cohort) domain.Gates {
 	if co.Gates != nil {
 		return *co.Gates
 	}
 	return ms.Gates
+}
+
+// GatesOf returns the gates that judge a partner's forward moves. A partner
+// in a cohort is judged by its cohort's gates, as an advance of the cohort
+// would judge it; any other by the migration's.
+func (m *MigrationState) GatesOf(partner string) domain.Gates {
+	if name := m.CohortOf(partner); name != "" {
+		if co, err := m.Cohort(name); err == nil {
+			return cohortGates(m, co)
+		}
+	}
+	return m.Gates
+}
+
+// PartnerGate returns the gate report for moving one partner of a migration
+// one stage forward now, judged as SetStage would judge it: by the gates of
+// GatesOf, on the partner's comparison counts in its current stage. A move
+// that needs no gate (legacy → shadow) passes with no checks. Errors:
+// not_found for an unknown migration or partner, conflict when the partner
+// is done (there is no further stage), internal when the comparison counts
+// cannot be read.
+func (s *Service) PartnerGate(ctx context.Context, key, partner string) (gate.Report, error) {
+	cur := s.State()
+	ms, err := cur.Migration(key)
+	if err != nil {
+		return gate.Report{}, err
+	}
+	p, err := cur.Partner(partner)
+	if err != nil {
+		return gate.Report{}, err
+	}
+	ps := ms.StageOf(p)
+	if _, ok := ps.Stage.Next(); !ok {
+		return gate.Report{}, domain.Errorf(domain.CodeConflict, "partner %q is done: there is no further stage", partner)
+	}
+	if !ps.Stage.Gated() {
+		return gate.Report{Pass: true, Partners: []gate.PartnerReport{{Partner: partner, Stage: ps.Stage, Pass: true, Checks: []gate.Check{}}}}, nil
+	}
+	return s.judge(ctx, ms.Key, ms.GatesOf(partner), []domain.PartnerStage{ps}, s.now().UTC())
 }
 
 // StageCounts returns the comparison counts of a partner in its stage.

@@ -96,7 +96,7 @@ func (a *API) routes() {
 		writeError(w, req, a.log, domain.Errorf(domain.CodeNotFound, "no endpoint %s %s", req.Method, req.URL.Path))
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		writeError(w, req, a.log, &domain.Error{Code: codeMethodNotAllowed, Message: "method " + req.Method + " is not allowed on " + req.URL.Path})
+		writeError(w, req, a.log, &domain.Error{Code: domain.CodeMethodNotAllowed, Message: "method " + req.Method + " is not allowed on " + req.URL.Path})
 	})
 	r.Handle("/healthz", a.open("healthz", a.healthz)).Methods(http.MethodGet)
 	r.Handle("/readyz", a.open("readyz", a.readyz)).Methods(http.MethodGet)

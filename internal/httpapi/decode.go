@@ -33,7 +33,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error 
 	if ct := r.Header.Get("Content-Type"); ct != "" || r.ContentLength != 0 {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
-			return &domain.Error{Code: codeUnsupportedMedia, Message: "send the body as Content-Type: application/json"}
+			return &domain.Error{Code: domain.CodeUnsupportedMedia, Message: "send the body as Content-Type: application/json"}
 		}
 	}
 	data, err := io.ReadAll(body)
@@ -68,7 +68,7 @@ func decodeError(err error, data []byte, t reflect.Type) error {
 	)
 	switch {
 	case errors.As(err, &tooBig):
-		return &domain.Error{Code: codeBodyTooLarge, Message: fmt.Sprintf("the body is larger than %d KiB", maxBodyKB)}
+		return &domain.Error{Code: domain.CodeTooLarge, Message: fmt.Sprintf("the body is larger than %d KiB", maxBodyKB)}
 	case errors.As(err, &syntax):
 		return domain.Errorf(domain.CodeInvalid, "the body is not valid JSON: %s at byte %d", syntax.Error(), syntax.Offset)
 	case errors.As(err, &typeErr):

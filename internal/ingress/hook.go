@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/httperr"
 	"github.com/switchbackhq/switchback/internal/journal"
 	"github.com/switchbackhq/switchback/internal/psa"
 )
@@ -40,8 +41,8 @@ func (rt *Router) hook(w http.ResponseWriter, r *http.Request) {
 	if tbl.version == 0 {
 		// No snapshot yet: the partner may well exist. PSAs retry a 429.
 		rt.metrics.webhooks.WithLabelValues("unknown", "busy").Inc()
-		w.Header().Set("Retry-After", "2")
-		hookError(w, http.StatusTooManyRequests, "router_starting", "the router has no snapshot from the control service yet: retry")
+		httperr.Write(w, &domain.Error{Code: domain.CodeRouterStarting, RetryAfter: 2 * time.Second,
+			Message: "the router has no snapshot from the control service yet: retry"})
 		return
 	}
 	p, known := tbl.partners[id]
@@ -51,14 +52,13 @@ func (rt *Router) hook(w http.ResponseWriter, r *http.Request) {
 		// expect: every PSA retries a 429, and ConnectWise drops a callback
 		// answered 5xx (its PSA is unknown here, as the partner is).
 		rt.metrics.webhooks.WithLabelValues("unknown", "snapshot_not_current").Inc()
-		w.Header().Set("Retry-After", "5")
-		hookError(w, http.StatusTooManyRequests, "snapshot_not_current",
-			"no partner "+quote(id)+" in this router's snapshot, which may not be the control service's latest: retry")
+		httperr.Write(w, &domain.Error{Code: domain.CodeSnapshotNotCurrent, RetryAfter: 5 * time.Second,
+			Message: "no partner " + quote(id) + " in this router's snapshot, which may not be the control service's latest: retry"})
 		return
 	}
 	if !domain.ValidID(id) || !known {
 		rt.metrics.webhooks.WithLabelValues("unknown", "unknown_partner").Inc()
-		hookError(w, http.StatusNotFound, "not_found", "no partner "+quote(id)+" is known to this router")
+		httperr.Write(w, domain.Errorf(domain.CodeNotFound, "no partner %s is known to this router", quote(id)))
 		return
 	}
 	kind := string(p.PSA)
@@ -66,8 +66,8 @@ func (rt *Router) hook(w http.ResponseWriter, r *http.Request) {
 		// The pipelines are slower than the PSAs: hold new deliveries back
 		// at the door, where the PSAs retry, rather than in memory.
 		rt.metrics.webhooks.WithLabelValues(kind, "busy").Inc()
-		w.Header().Set("Retry-After", "5")
-		hookError(w, http.StatusTooManyRequests, "router_backlogged", "the router's delivery backlog is full: retry")
+		httperr.Write(w, &domain.Error{Code: domain.CodeRouterBacklogged, RetryAfter: 5 * time.Second,
+			Message: "the router's delivery backlog is full: retry"})
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.opts.BodyLimit))
@@ -75,30 +75,32 @@ func (rt *Router) hook(w http.ResponseWriter, r *http.Request) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			rt.metrics.webhooks.WithLabelValues(kind, "too_large").Inc()
-			hookError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than the router accepts")
+			httperr.Write(w, domain.Errorf(domain.CodeTooLarge, "the body is larger than the router accepts"))
 			return
 		}
-		hookError(w, http.StatusBadRequest, "malformed_body", "the body could not be read")
+		httperr.Write(w, domain.Errorf(domain.CodeMalformedBody, "the body could not be read"))
 		return
 	}
 	envs, err := rt.opts.Decoder.DecodePartner(r.Context(), psa.Partner{Kind: kind, Secret: p.Secret, CompanyID: p.CompanyID}, r.Header, body)
 	if err != nil {
-		var pe *psa.Error
-		if !errors.As(err, &pe) {
-			pe = &psa.Error{Status: http.StatusBadRequest, Code: "malformed_body", Message: "the delivery could not be read"}
+		var de *domain.Error
+		if !errors.As(err, &de) {
+			// The decoder's errors are all *domain.Error; anything else is
+			// still the delivery's fault, never a 5xx that loses it.
+			de = &domain.Error{Code: domain.CodeMalformedBody, Message: "the delivery could not be read", Err: err}
 		}
+		status := httperr.Status(de)
 		outcome := "malformed"
-		switch pe.Status {
+		switch status {
 		case http.StatusUnauthorized:
 			outcome = "unauthenticated"
 		case http.StatusTooManyRequests:
 			// A signing key that could not be fetched now: the PSA retries.
 			outcome = "busy"
-			w.Header().Set("Retry-After", "5")
 		}
 		rt.metrics.webhooks.WithLabelValues(kind, outcome).Inc()
-		rt.log.Info("webhook refused", "partner", id, "psa", kind, "status", pe.Status, "code", pe.Code)
-		hookError(w, pe.Status, pe.Code, pe.Message)
+		rt.log.Info("webhook refused", "partner", id, "psa", kind, "status", status, "code", de.Code)
+		httperr.Write(w, de)
 		return
 	}
 	now := rt.opts.Now().UTC()
@@ -117,8 +119,8 @@ func (rt *Router) hook(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		rt.metrics.webhooks.WithLabelValues(kind, "busy").Inc()
 		rt.log.Warn("journal refused a delivery", "partner", id, "err", err)
-		w.Header().Set("Retry-After", "1")
-		hookError(w, http.StatusTooManyRequests, "journal_busy", "the router cannot journal this delivery now: retry")
+		httperr.Write(w, &domain.Error{Code: domain.CodeJournalBusy, RetryAfter: time.Second,
+			Message: "the router cannot journal this delivery now: retry"})
 		return
 	}
 	rt.metrics.ackLatency.Observe(time.Since(start).Seconds())
@@ -151,12 +153,6 @@ func (rt *Router) hook(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	json.NewEncoder(w).Encode(ans)
-}
-
-func hookError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }
 
 func quote(s string) string {

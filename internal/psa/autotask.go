@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 const (
@@ -43,20 +45,20 @@ type autotaskBody struct {
 	SequenceNumber json.RawMessage `json:"SequenceNumber"`
 }
 
-func decodeAutotask(secret string, h http.Header, body []byte) ([]Envelope, *Error) {
+func decodeAutotask(secret string, h http.Header, body []byte) ([]Envelope, *domain.Error) {
 	if secret == "" {
-		return nil, unauthorized(CodeNoSecret, "no Autotask webhook secret is configured for this partner")
+		return nil, unauthorized(domain.CodeNoSecret, "no Autotask webhook secret is configured for this partner")
 	}
 	sig := strings.TrimSpace(h.Get(headerHookSignature))
 	if sig == "" {
-		return nil, unauthorized(CodeMissingSignature, "the x-hook-signature header is missing")
+		return nil, unauthorized(domain.CodeMissingSignature, "the x-hook-signature header is missing")
 	}
 	enc, ok := strings.CutPrefix(sig, autotaskSigPrefix)
 	if !ok {
-		return nil, unauthorized(CodeBadSignature, `x-hook-signature does not start with "sha1="`)
+		return nil, unauthorized(domain.CodeBadSignature, `x-hook-signature does not start with "sha1="`)
 	}
 	if !autotaskSignatureOK(secret, body, enc) {
-		return nil, unauthorized(CodeBadSignature, "x-hook-signature does not match the body")
+		return nil, unauthorized(domain.CodeBadSignature, "x-hook-signature does not match the body")
 	}
 
 	var b autotaskBody

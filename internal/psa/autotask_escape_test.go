@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 // cafeBody is an Autotask delivery as sent: its title written literally.
@@ -70,7 +72,7 @@ func TestDecodeAutotaskEscapedSignature(t *testing.T) {
 				if got != nil {
 					t.Errorf("Decode returned envelopes with an error: %v", got)
 				}
-				wantError(t, err, 401, CodeBadSignature, autotaskSecret)
+				wantError(t, err, 401, domain.CodeBadSignature, autotaskSecret)
 				return
 			}
 			if err != nil {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 func TestDecodeAutotask(t *testing.T) {
@@ -94,14 +96,14 @@ func TestDecodeAutotaskRefuses(t *testing.T) {
 		body   []byte
 		code   string
 	}{
-		{"wrong secret", "not-the-webhook-secret", sig, body, CodeBadSignature},
-		{"tampered body", autotaskSecret, sig, tampered, CodeBadSignature},
-		{"missing header", autotaskSecret, "", body, CodeMissingSignature},
-		{"no sha1= prefix", autotaskSecret, strings.TrimPrefix(sig, "sha1="), body, CodeBadSignature},
-		{"sha256= prefix", autotaskSecret, "sha256=" + strings.TrimPrefix(sig, "sha1="), body, CodeBadSignature},
-		{"SHA1= prefix", autotaskSecret, "SHA1=" + strings.TrimPrefix(sig, "sha1="), body, CodeBadSignature},
-		{"hex digest", autotaskSecret, "sha1=0123456789abcdef0123456789abcdef01234567", body, CodeBadSignature},
-		{"empty secret", "", sig, body, CodeNoSecret},
+		{"wrong secret", "not-the-webhook-secret", sig, body, domain.CodeBadSignature},
+		{"tampered body", autotaskSecret, sig, tampered, domain.CodeBadSignature},
+		{"missing header", autotaskSecret, "", body, domain.CodeMissingSignature},
+		{"no sha1= prefix", autotaskSecret, strings.TrimPrefix(sig, "sha1="), body, domain.CodeBadSignature},
+		{"sha256= prefix", autotaskSecret, "sha256=" + strings.TrimPrefix(sig, "sha1="), body, domain.CodeBadSignature},
+		{"SHA1= prefix", autotaskSecret, "SHA1=" + strings.TrimPrefix(sig, "sha1="), body, domain.CodeBadSignature},
+		{"hex digest", autotaskSecret, "sha1=0123456789abcdef0123456789abcdef01234567", body, domain.CodeBadSignature},
+		{"empty secret", "", sig, body, domain.CodeNoSecret},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -131,7 +133,7 @@ func TestDecodeAutotaskMalformed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			body := []byte(tt.body)
 			_, err := testDecoder().Decode(context.Background(), "autotask", autotaskSecret, autotaskHeaders(autotaskSecret, body), body)
-			wantError(t, err, 400, CodeMalformedBody)
+			wantError(t, err, 400, domain.CodeMalformedBody)
 		})
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 // TestDecodeConnectWiseCompany: a partner bound to a ConnectWise company
@@ -29,16 +31,16 @@ func TestDecodeConnectWiseCompany(t *testing.T) {
 		{"its company", "acmemsp", callback(`"CompanyId":"acmemsp",`), ""},
 		{"its company in another case", "acmemsp", callback(`"CompanyId":"AcmeMSP",`), ""},
 		{"its product instance", "2b4f6a9e-1c3d", callback(`"ProductInstanceId":"2b4f6a9e-1c3d",`), ""},
-		{"another company", "acmemsp", callback(`"CompanyId":"globexmsp",`), CodeWrongCompany},
-		{"a company id that only starts with it", "acmemsp", callback(`"CompanyId":"acmemsp2",`), CodeWrongCompany},
+		{"another company", "acmemsp", callback(`"CompanyId":"globexmsp",`), domain.CodeWrongCompany},
+		{"a company id that only starts with it", "acmemsp", callback(`"CompanyId":"acmemsp2",`), domain.CodeWrongCompany},
 		{"CompanyId decides over ProductInstanceId", "2b4f6a9e-1c3d",
-			callback(`"CompanyId":"globexmsp","ProductInstanceId":"2b4f6a9e-1c3d",`), CodeWrongCompany},
-		{"another product instance", "2b4f6a9e-1c3d", callback(`"ProductInstanceId":"9f8e",`), CodeWrongCompany},
-		{"no company", "acmemsp", callback(``), CodeMissingCompany},
-		{"blank company", "acmemsp", callback(`"CompanyId":" ",`), CodeMissingCompany},
-		{"company not a scalar", "acmemsp", callback(`"CompanyId":{"id":"acmemsp"},`), CodeMissingCompany},
+			callback(`"CompanyId":"globexmsp","ProductInstanceId":"2b4f6a9e-1c3d",`), domain.CodeWrongCompany},
+		{"another product instance", "2b4f6a9e-1c3d", callback(`"ProductInstanceId":"9f8e",`), domain.CodeWrongCompany},
+		{"no company", "acmemsp", callback(``), domain.CodeMissingCompany},
+		{"blank company", "acmemsp", callback(`"CompanyId":" ",`), domain.CodeMissingCompany},
+		{"company not a scalar", "acmemsp", callback(`"CompanyId":{"id":"acmemsp"},`), domain.CodeMissingCompany},
 		{"malformed for another company", "acmemsp", `{"MessageId":"m-1","CompanyId":"globexmsp","Type":"ticket",` +
-			`"Metadata":{"key_url":"` + srv.URL + `/key"}}`, CodeWrongCompany},
+			`"Metadata":{"key_url":"` + srv.URL + `/key"}}`, domain.CodeWrongCompany},
 		{"unbound partner, any company", "", callback(`"CompanyId":"globexmsp",`), ""},
 		{"unbound partner, no company", "", callback(``), ""},
 	}
@@ -68,5 +70,5 @@ func TestDecodeConnectWiseCompany(t *testing.T) {
 	body := []byte(callback(`"CompanyId":"acmemsp",`))
 	forged := connectWiseHeaders("not-the-key", body)
 	_, err := d.DecodePartner(context.Background(), Partner{Kind: KindConnectWise, Secret: connectWiseKey, CompanyID: "acmemsp"}, forged, body)
-	wantError(t, err, 401, CodeBadSignature)
+	wantError(t, err, 401, domain.CodeBadSignature)
 }

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+
+	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 const headerContentSignature = "X-Content-Signature"
@@ -52,19 +54,19 @@ type connectWiseKeyURL struct {
 	} `json:"Metadata"`
 }
 
-func (d *Decoder) decodeConnectWise(ctx context.Context, secret, companyID string, h http.Header, body []byte) ([]Envelope, *Error) {
+func (d *Decoder) decodeConnectWise(ctx context.Context, secret, companyID string, h http.Header, body []byte) ([]Envelope, *domain.Error) {
 	if secret == "" && d.Keys == nil {
-		return nil, unauthorized(CodeNoSecret, "no ConnectWise signing key is configured for this partner")
+		return nil, unauthorized(domain.CodeNoSecret, "no ConnectWise signing key is configured for this partner")
 	}
 	sig := strings.TrimSpace(h.Get(headerContentSignature))
 	if sig == "" {
-		return nil, unauthorized(CodeMissingSignature, "the x-content-signature header is missing")
+		return nil, unauthorized(domain.CodeMissingSignature, "the x-content-signature header is missing")
 	}
 	signingKey := secret
 	if signingKey == "" {
 		var k connectWiseKeyURL
 		if json.Unmarshal(body, &k) != nil || k.Metadata.KeyURL == "" {
-			return nil, unauthorized(CodeKeyRefused, "the callback names no Metadata.key_url to verify it with")
+			return nil, unauthorized(domain.CodeKeyRefused, "the callback names no Metadata.key_url to verify it with")
 		}
 		key, err := d.Keys.SigningKey(ctx, k.Metadata.KeyURL)
 		if err != nil {
@@ -73,7 +75,7 @@ func (d *Decoder) decodeConnectWise(ctx context.Context, secret, companyID strin
 		signingKey = key
 	}
 	if !connectWiseSignatureOK(signingKey, body, sig) {
-		return nil, unauthorized(CodeBadSignature, "x-content-signature does not match the body")
+		return nil, unauthorized(domain.CodeBadSignature, "x-content-signature does not match the body")
 	}
 
 	var b connectWiseBody
@@ -131,16 +133,16 @@ func connectWiseSignatureOK(signingKey string, body []byte, sig string) bool {
 // whom. The callback's company is its CompanyId, or without one its
 // ProductInstanceId, compared regardless of case as ConnectWise compares
 // company ids. parsed is whether b was read from the body at all.
-func checkConnectWiseCompany(companyID string, b connectWiseBody, parsed bool) *Error {
+func checkConnectWiseCompany(companyID string, b connectWiseBody, parsed bool) *domain.Error {
 	got := ""
 	if parsed {
 		got = firstNonBlank(optString(b.CompanyID), optString(b.ProductInstanceID))
 	}
 	if got == "" {
-		return unauthorized(CodeMissingCompany, "the callback names no company (CompanyId or ProductInstanceId), and this partner is bound to one")
+		return unauthorized(domain.CodeMissingCompany, "the callback names no company (CompanyId or ProductInstanceId), and this partner is bound to one")
 	}
 	if !strings.EqualFold(strings.TrimSpace(got), companyID) {
-		return unauthorized(CodeWrongCompany, "the callback is for another ConnectWise company than this partner's")
+		return unauthorized(domain.CodeWrongCompany, "the callback is for another ConnectWise company than this partner's")
 	}
 	return nil
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 func TestDecodeConnectWise(t *testing.T) {
@@ -102,12 +104,12 @@ func TestDecodeConnectWiseRefuses(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"wrong key", "another-signing-key", sig, body, 401, CodeBadSignature},
-		{"tampered body", connectWiseKey, sig, tampered, 401, CodeBadSignature},
-		{"missing header", connectWiseKey, "", body, 401, CodeMissingSignature},
-		{"garbage signature", connectWiseKey, "not-a-signature", body, 401, CodeBadSignature},
-		{"key not hashed", connectWiseKey, unhashed, body, 401, CodeBadSignature},
-		{"empty secret and no key cache", "", sig, body, 401, CodeNoSecret},
+		{"wrong key", "another-signing-key", sig, body, 401, domain.CodeBadSignature},
+		{"tampered body", connectWiseKey, sig, tampered, 401, domain.CodeBadSignature},
+		{"missing header", connectWiseKey, "", body, 401, domain.CodeMissingSignature},
+		{"garbage signature", connectWiseKey, "not-a-signature", body, 401, domain.CodeBadSignature},
+		{"key not hashed", connectWiseKey, unhashed, body, 401, domain.CodeBadSignature},
+		{"empty secret and no key cache", "", sig, body, 401, domain.CodeNoSecret},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,7 +139,7 @@ func TestDecodeConnectWiseMalformed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			body := []byte(tt.body)
 			_, err := testDecoder().Decode(context.Background(), "connectwise", connectWiseKey, connectWiseHeaders(connectWiseKey, body), body)
-			wantError(t, err, 400, CodeMalformedBody)
+			wantError(t, err, 400, domain.CodeMalformedBody)
 		})
 	}
 }
@@ -197,13 +199,13 @@ func TestDecodeConnectWiseFetchesKey(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"signed with another key", body, signConnectWise("not-the-published-key", body), 401, CodeBadSignature},
-		{"no key_url", []byte(`{"MessageId":"m","Type":"ticket","Action":"updated","ID":1}`), "x", 401, CodeKeyRefused},
-		{"body not JSON", []byte(`garbage`), "x", 401, CodeKeyRefused},
-		{"key_url on another host", callbackWithKeyURL("https://attacker.example/key"), "x", 401, CodeKeyRefused},
-		{"key_url not https", callbackWithKeyURL(strings.Replace(srv.URL, "https:", "http:", 1) + "/key"), "x", 401, CodeKeyRefused},
-		{"key endpoint 404", callbackWithKeyURL(srv.URL + "/gone"), "x", 401, CodeKeyRefused},
-		{"key endpoint 503", callbackWithKeyURL(srv.URL + "/busy"), "x", 429, CodeKeyUnavailable},
+		{"signed with another key", body, signConnectWise("not-the-published-key", body), 401, domain.CodeBadSignature},
+		{"no key_url", []byte(`{"MessageId":"m","Type":"ticket","Action":"updated","ID":1}`), "x", 401, domain.CodeKeyRefused},
+		{"body not JSON", []byte(`garbage`), "x", 401, domain.CodeKeyRefused},
+		{"key_url on another host", callbackWithKeyURL("https://attacker.example/key"), "x", 401, domain.CodeKeyRefused},
+		{"key_url not https", callbackWithKeyURL(strings.Replace(srv.URL, "https:", "http:", 1) + "/key"), "x", 401, domain.CodeKeyRefused},
+		{"key endpoint 404", callbackWithKeyURL(srv.URL + "/gone"), "x", 401, domain.CodeKeyRefused},
+		{"key endpoint 503", callbackWithKeyURL(srv.URL + "/busy"), "x", 429, domain.CodeKeyUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,7 +219,7 @@ func TestDecodeConnectWiseFetchesKey(t *testing.T) {
 	t.Run("missing signature fetches nothing", func(t *testing.T) {
 		before := hits.Load()
 		_, err := d.Decode(context.Background(), "connectwise", "", http.Header{}, callbackWithKeyURL(srv.URL+"/other"))
-		wantError(t, err, 401, CodeMissingSignature)
+		wantError(t, err, 401, domain.CodeMissingSignature)
 		if hits.Load() != before {
 			t.Error("the key endpoint was hit for an unsigned callback")
 		}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 // PSA kinds, as partners are configured with them.
@@ -94,19 +96,19 @@ func (d *Decoder) Decode(ctx context.Context, kind, secret string, h http.Header
 }
 
 // DecodePartner verifies then parses one delivery of partner p. It returns
-// at least one Envelope, or an *Error:
+// at least one Envelope, or a *domain.Error (its status from internal/httperr):
 //
-//   - 401 when the kind is unknown (CodeUnknownPSA), the scheme needs a
-//     secret and there is none or it is unusable (CodeNoSecret,
-//     CodeInvalidSecret), the signature or credentials are missing or
-//     wrong (CodeMissingSignature, CodeBadSignature, CodeBadTimestamp,
-//     CodeStaleTimestamp, CodeMissingCredentials, CodeBadCredentials,
-//     CodeKeyRefused), or a ConnectWise callback is not for p.CompanyID
-//     (CodeMissingCompany, CodeWrongCompany). Nothing of the body is
+//   - 401 when the kind is unknown (domain.CodeUnknownPSA), the scheme needs a
+//     secret and there is none or it is unusable (domain.CodeNoSecret,
+//     domain.CodeInvalidSecret), the signature or credentials are missing or
+//     wrong (domain.CodeMissingSignature, domain.CodeBadSignature, domain.CodeBadTimestamp,
+//     domain.CodeStaleTimestamp, domain.CodeMissingCredentials, domain.CodeBadCredentials,
+//     domain.CodeKeyRefused), or a ConnectWise callback is not for p.CompanyID
+//     (domain.CodeMissingCompany, domain.CodeWrongCompany). Nothing of the body is
 //     trusted then.
-//   - 429 with CodeKeyUnavailable when a ConnectWise key fetch failed in a
+//   - 429 with domain.CodeKeyUnavailable when a ConnectWise key fetch failed in a
 //     way that may pass.
-//   - 400 with CodeMalformedBody when the delivery is authentic but cannot
+//   - 400 with domain.CodeMalformedBody when the delivery is authentic but cannot
 //     be read.
 //
 // Verification always comes first; the only thing read from an unverified
@@ -115,7 +117,7 @@ func (d *Decoder) Decode(ctx context.Context, kind, secret string, h http.Header
 func (d *Decoder) DecodePartner(ctx context.Context, p Partner, h http.Header, body []byte) ([]Envelope, error) {
 	var (
 		envs []Envelope
-		err  *Error
+		err  *domain.Error
 	)
 	switch p.Kind {
 	case KindGeneric:
@@ -127,7 +129,7 @@ func (d *Decoder) DecodePartner(ctx context.Context, p Partner, h http.Header, b
 	case KindHaloPSA:
 		envs, err = decodeHalo(p.Secret, h, body)
 	default:
-		err = unauthorized(CodeUnknownPSA, "the partner's PSA kind is not supported")
+		err = unauthorized(domain.CodeUnknownPSA, "the partner's PSA kind is not supported")
 	}
 	if err != nil {
 		// Return a nil interface, never a typed nil, and never envelopes

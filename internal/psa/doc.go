@@ -1,8 +1,8 @@
 // Package psa verifies and parses the webhooks that partners' PSAs send to
 // the ingress router: ConnectWise Manage callbacks, Autotask webhooks,
 // HaloPSA webhooks and the generic Standard Webhooks scheme. Decoder.Decode
-// turns one delivery into Envelopes (one per event) or an *Error whose
-// Status is the answer to give.
+// turns one delivery into Envelopes (one per event) or a *domain.Error whose
+// code says why; internal/httperr maps the code to the HTTP status to answer.
 //
 // Verification always comes first: a delivery that is unsigned, wrongly
 // signed, or whose partner has no usable secret is refused with 401 and
@@ -55,7 +55,7 @@
 // tenant it is for. A partner bound to its company (Partner.CompanyID, with
 // DecodePartner) takes a verified callback only when its CompanyId, or
 // without one its ProductInstanceId, is that company, regardless of case:
-// else 401 with CodeWrongCompany, or CodeMissingCompany when it names none.
+// else 401 with domain.CodeWrongCompany, or domain.CodeMissingCompany when it names none.
 //
 // # autotask
 //

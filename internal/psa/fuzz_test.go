@@ -11,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/httperr"
 )
 
 // The fuzz targets check the two promises of every scheme: a body signed
@@ -41,12 +44,12 @@ func checkSigned(t *testing.T, envs []Envelope, err error) {
 		checkEnvelopes(t, envs)
 		return
 	}
-	var e *Error
+	var e *domain.Error
 	if !errors.As(err, &e) {
-		t.Fatalf("signed delivery: err %v is not an *Error", err)
+		t.Fatalf("signed delivery: err %v is not an *domain.Error", err)
 	}
-	if e.Status != http.StatusBadRequest || e.Code != CodeMalformedBody {
-		t.Fatalf("signed delivery refused with %d %s: %s", e.Status, e.Code, e.Message)
+	if httperr.Status(e) != http.StatusBadRequest || e.Code != domain.CodeMalformedBody {
+		t.Fatalf("signed delivery refused with %d %s: %s", httperr.Status(e), e.Code, e.Message)
 	}
 	if envs != nil {
 		t.Fatal("envelopes returned with an error")
@@ -56,8 +59,8 @@ func checkSigned(t *testing.T, envs []Envelope, err error) {
 // checkUnsigned fails t unless a wrongly signed delivery gave a 401.
 func checkUnsigned(t *testing.T, envs []Envelope, err error) {
 	t.Helper()
-	var e *Error
-	if !errors.As(err, &e) || e.Status != http.StatusUnauthorized {
+	var e *domain.Error
+	if !errors.As(err, &e) || httperr.Status(e) != http.StatusUnauthorized {
 		t.Fatalf("wrongly signed delivery: envelopes %d, err %v; want 401", len(envs), err)
 	}
 	if envs != nil {
@@ -114,8 +117,8 @@ func FuzzVerifyStandardWebhooks(f *testing.F) {
 			if !strings.Contains(sig, want) || gotID != id {
 				t.Fatalf("verified without the right signature: id %q ts %q sig %q", id, ts, sig)
 			}
-		} else if e.Status != http.StatusUnauthorized {
-			t.Fatalf("status %d, want 401", e.Status)
+		} else if httperr.Status(e) != http.StatusUnauthorized {
+			t.Fatalf("status %d, want 401", httperr.Status(e))
 		}
 
 		// The same delivery signed correctly, now: always verified.

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 // Standard Webhooks headers and tolerance.
@@ -53,13 +55,13 @@ var genericActions = map[string]string{
 // standardWebhooksKey decodes a Standard Webhooks secret: "whsec_" and the
 // base64 of the key bytes. As the Standard Webhooks libraries do, the
 // prefix may be left out.
-func standardWebhooksKey(secret string) ([]byte, *Error) {
+func standardWebhooksKey(secret string) ([]byte, *domain.Error) {
 	if secret == "" {
-		return nil, unauthorized(CodeNoSecret, "no webhook secret is configured for this partner")
+		return nil, unauthorized(domain.CodeNoSecret, "no webhook secret is configured for this partner")
 	}
 	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, standardWebhooksSecretPrefix))
 	if err != nil || len(key) == 0 {
-		return nil, unauthorized(CodeInvalidSecret, "the partner's webhook secret is not a whsec_ secret")
+		return nil, unauthorized(domain.CodeInvalidSecret, "the partner's webhook secret is not a whsec_ secret")
 	}
 	return key, nil
 }
@@ -68,27 +70,27 @@ func standardWebhooksKey(secret string) ([]byte, *Error) {
 // against key and returns its webhook-id. The timestamp must be within
 // timestampTolerance of now; any of the space-separated "v1,<base64>"
 // signatures may match; other versions are ignored.
-func verifyStandardWebhooks(key []byte, h http.Header, body []byte, now time.Time) (string, *Error) {
+func verifyStandardWebhooks(key []byte, h http.Header, body []byte, now time.Time) (string, *domain.Error) {
 	id := h.Get(headerWebhookID)
 	ts := h.Get(headerWebhookTimestamp)
 	sigs := h.Values(headerWebhookSignature)
 	switch {
 	case id == "":
-		return "", unauthorized(CodeMissingSignature, "the webhook-id header is missing")
+		return "", unauthorized(domain.CodeMissingSignature, "the webhook-id header is missing")
 	case ts == "":
-		return "", unauthorized(CodeMissingSignature, "the webhook-timestamp header is missing")
+		return "", unauthorized(domain.CodeMissingSignature, "the webhook-timestamp header is missing")
 	case len(sigs) == 0:
-		return "", unauthorized(CodeMissingSignature, "the webhook-signature header is missing")
+		return "", unauthorized(domain.CodeMissingSignature, "the webhook-signature header is missing")
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return "", unauthorized(CodeBadTimestamp, "the webhook-timestamp header is not Unix seconds")
+		return "", unauthorized(domain.CodeBadTimestamp, "the webhook-timestamp header is not Unix seconds")
 	}
 	// Compare against bounds computed from now so that no timestamp, however
 	// far off, can overflow the comparison.
 	tol := int64(timestampTolerance / time.Second)
 	if n := now.Unix(); sec < n-tol || sec > n+tol {
-		return "", unauthorized(CodeStaleTimestamp, "the webhook-timestamp is more than 5 minutes from the receiver's clock")
+		return "", unauthorized(domain.CodeStaleTimestamp, "the webhook-timestamp is more than 5 minutes from the receiver's clock")
 	}
 
 	mac := hmac.New(sha256.New, key)
@@ -115,7 +117,7 @@ func verifyStandardWebhooks(key []byte, h http.Header, body []byte, now time.Tim
 		}
 	}
 	if ok != 1 {
-		return "", unauthorized(CodeBadSignature, "no v1 signature in webhook-signature matches the body")
+		return "", unauthorized(domain.CodeBadSignature, "no v1 signature in webhook-signature matches the body")
 	}
 	return id, nil
 }
@@ -128,7 +130,7 @@ type genericBody struct {
 	} `json:"data"`
 }
 
-func (d *Decoder) decodeGeneric(secret string, h http.Header, body []byte) ([]Envelope, *Error) {
+func (d *Decoder) decodeGeneric(secret string, h http.Header, body []byte) ([]Envelope, *domain.Error) {
 	key, e := standardWebhooksKey(secret)
 	if e != nil {
 		return nil, e

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 func TestDecodeGeneric(t *testing.T) {
@@ -137,29 +139,29 @@ func TestDecodeGenericRefuses(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"wrong secret", otherGenericKey, signed(nil), body, 401, CodeBadSignature},
-		{"signed with another key", genericSecret, standardHeaders(t, otherGenericKey, "msg_1", testNow, body), body, 401, CodeBadSignature},
-		{"tampered body", genericSecret, signed(nil), tampered, 401, CodeBadSignature},
-		{"other webhook-id", genericSecret, signed(func(h http.Header) { h.Set("webhook-id", "msg_2") }), body, 401, CodeBadSignature},
+		{"wrong secret", otherGenericKey, signed(nil), body, 401, domain.CodeBadSignature},
+		{"signed with another key", genericSecret, standardHeaders(t, otherGenericKey, "msg_1", testNow, body), body, 401, domain.CodeBadSignature},
+		{"tampered body", genericSecret, signed(nil), tampered, 401, domain.CodeBadSignature},
+		{"other webhook-id", genericSecret, signed(func(h http.Header) { h.Set("webhook-id", "msg_2") }), body, 401, domain.CodeBadSignature},
 		{"other timestamp", genericSecret, signed(func(h http.Header) {
 			h.Set("webhook-timestamp", strconv.FormatInt(testNow.Unix()-1, 10))
-		}), body, 401, CodeBadSignature},
-		{"missing signature", genericSecret, signed(func(h http.Header) { h.Del("webhook-signature") }), body, 401, CodeMissingSignature},
-		{"missing id", genericSecret, signed(func(h http.Header) { h.Del("webhook-id") }), body, 401, CodeMissingSignature},
-		{"missing timestamp", genericSecret, signed(func(h http.Header) { h.Del("webhook-timestamp") }), body, 401, CodeMissingSignature},
-		{"no headers", genericSecret, http.Header{}, body, 401, CodeMissingSignature},
-		{"timestamp not seconds", genericSecret, signed(func(h http.Header) { h.Set("webhook-timestamp", "2026-03-02T12:00:00Z") }), body, 401, CodeBadTimestamp},
-		{"stale timestamp", genericSecret, at(testNow.Add(-5*time.Minute - time.Second)), body, 401, CodeStaleTimestamp},
-		{"future timestamp", genericSecret, at(testNow.Add(5*time.Minute + time.Second)), body, 401, CodeStaleTimestamp},
+		}), body, 401, domain.CodeBadSignature},
+		{"missing signature", genericSecret, signed(func(h http.Header) { h.Del("webhook-signature") }), body, 401, domain.CodeMissingSignature},
+		{"missing id", genericSecret, signed(func(h http.Header) { h.Del("webhook-id") }), body, 401, domain.CodeMissingSignature},
+		{"missing timestamp", genericSecret, signed(func(h http.Header) { h.Del("webhook-timestamp") }), body, 401, domain.CodeMissingSignature},
+		{"no headers", genericSecret, http.Header{}, body, 401, domain.CodeMissingSignature},
+		{"timestamp not seconds", genericSecret, signed(func(h http.Header) { h.Set("webhook-timestamp", "2026-03-02T12:00:00Z") }), body, 401, domain.CodeBadTimestamp},
+		{"stale timestamp", genericSecret, at(testNow.Add(-5*time.Minute - time.Second)), body, 401, domain.CodeStaleTimestamp},
+		{"future timestamp", genericSecret, at(testNow.Add(5*time.Minute + time.Second)), body, 401, domain.CodeStaleTimestamp},
 		{"only v2 signatures", genericSecret, signed(func(h http.Header) {
 			h.Set("webhook-signature", strings.Replace(h.Get("webhook-signature"), "v1,", "v2,", 1))
-		}), body, 401, CodeBadSignature},
+		}), body, 401, domain.CodeBadSignature},
 		{"signature without version", genericSecret, signed(func(h http.Header) {
 			h.Set("webhook-signature", strings.TrimPrefix(h.Get("webhook-signature"), "v1,"))
-		}), body, 401, CodeBadSignature},
-		{"empty secret", "", signed(nil), body, 401, CodeNoSecret},
-		{"secret not base64", "whsec_%%%", signed(nil), body, 401, CodeInvalidSecret},
-		{"secret of no bytes", "whsec_", signed(nil), body, 401, CodeInvalidSecret},
+		}), body, 401, domain.CodeBadSignature},
+		{"empty secret", "", signed(nil), body, 401, domain.CodeNoSecret},
+		{"secret not base64", "whsec_%%%", signed(nil), body, 401, domain.CodeInvalidSecret},
+		{"secret of no bytes", "whsec_", signed(nil), body, 401, domain.CodeInvalidSecret},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -206,7 +208,7 @@ func TestDecodeGenericMalformed(t *testing.T) {
 			body := []byte(tt.body)
 			h := standardHeaders(t, genericSecret, "msg_1", testNow, body)
 			_, err := testDecoder().Decode(context.Background(), "generic", genericSecret, h, body)
-			wantError(t, err, 400, CodeMalformedBody)
+			wantError(t, err, 400, domain.CodeMalformedBody)
 		})
 	}
 }
@@ -215,7 +217,7 @@ func TestDecodeGenericMalformed(t *testing.T) {
 // signed is refused as unsigned, not as malformed.
 func TestDecodeGenericVerifiesBeforeParsing(t *testing.T) {
 	_, err := testDecoder().Decode(context.Background(), "generic", genericSecret, http.Header{}, []byte("not json"))
-	wantError(t, err, 401, CodeMissingSignature)
+	wantError(t, err, 401, domain.CodeMissingSignature)
 }
 
 func TestDecodeUnknownKind(t *testing.T) {
@@ -223,7 +225,7 @@ func TestDecodeUnknownKind(t *testing.T) {
 	for _, kind := range []string{"", "Generic", "servicenow", "kaseya"} {
 		_, err := testDecoder().Decode(context.Background(), kind, genericSecret,
 			standardHeaders(t, genericSecret, "msg_1", testNow, body), body)
-		wantError(t, err, 401, CodeUnknownPSA, genericSecret)
+		wantError(t, err, 401, domain.CodeUnknownPSA, genericSecret)
 	}
 }
 
@@ -270,8 +272,8 @@ func TestDecodeGenericWebhookIDLength(t *testing.T) {
 			if envs != nil {
 				t.Errorf("Decode returned envelopes with an error: %v", envs)
 			}
-			wantError(t, err, 400, CodeMalformedBody)
-			var e *Error
+			wantError(t, err, 400, domain.CodeMalformedBody)
+			var e *domain.Error
 			if errors.As(err, &e) && !strings.Contains(e.Message, "webhook-id") {
 				t.Errorf("message %q does not name webhook-id", e.Message)
 			}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 // haloNouns maps the words of a HaloPSA event name that name what it is
@@ -68,7 +70,7 @@ type haloItem struct {
 	EscMsgID     json.RawMessage `json:"escmsg_id"`
 }
 
-func decodeHalo(secret string, h http.Header, body []byte) ([]Envelope, *Error) {
+func decodeHalo(secret string, h http.Header, body []byte) ([]Envelope, *domain.Error) {
 	if e := verifyHalo(secret, h); e != nil {
 		return nil, e
 	}
@@ -107,7 +109,7 @@ func decodeHalo(secret string, h http.Header, body []byte) ([]Envelope, *Error) 
 }
 
 // haloEnvelope reads one event, without its Payload.
-func haloEnvelope(raw []byte) (Envelope, *Error) {
+func haloEnvelope(raw []byte) (Envelope, *domain.Error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return Envelope{}, malformed("the event is not a JSON object")
 	}
@@ -222,30 +224,30 @@ func nestedID(raw []byte, names ...string) (string, bool) {
 
 // verifyHalo checks the Authorization header against the configured
 // credentials, "basic:USER:PASSWORD" or "bearer:TOKEN".
-func verifyHalo(secret string, h http.Header) *Error {
+func verifyHalo(secret string, h http.Header) *domain.Error {
 	if secret == "" {
-		return unauthorized(CodeNoSecret, "no HaloPSA webhook credentials are configured for this partner")
+		return unauthorized(domain.CodeNoSecret, "no HaloPSA webhook credentials are configured for this partner")
 	}
 	kind, cred, _ := strings.Cut(secret, ":")
 	var scheme string
 	switch strings.ToLower(kind) {
 	case "basic":
 		if user, _, ok := strings.Cut(cred, ":"); !ok || user == "" {
-			return unauthorized(CodeInvalidSecret, `the partner's HaloPSA credentials are not "basic:USER:PASSWORD"`)
+			return unauthorized(domain.CodeInvalidSecret, `the partner's HaloPSA credentials are not "basic:USER:PASSWORD"`)
 		}
 		scheme = "Basic"
 	case "bearer":
 		if cred == "" {
-			return unauthorized(CodeInvalidSecret, `the partner's HaloPSA credentials are not "bearer:TOKEN"`)
+			return unauthorized(domain.CodeInvalidSecret, `the partner's HaloPSA credentials are not "bearer:TOKEN"`)
 		}
 		scheme = "Bearer"
 	default:
-		return unauthorized(CodeInvalidSecret, `the partner's HaloPSA credentials are neither "basic:USER:PASSWORD" nor "bearer:TOKEN"`)
+		return unauthorized(domain.CodeInvalidSecret, `the partner's HaloPSA credentials are neither "basic:USER:PASSWORD" nor "bearer:TOKEN"`)
 	}
 
 	auth := strings.TrimSpace(h.Get("Authorization"))
 	if auth == "" {
-		return unauthorized(CodeMissingCredentials, "the Authorization header is missing")
+		return unauthorized(domain.CodeMissingCredentials, "the Authorization header is missing")
 	}
 	gotScheme, got, _ := strings.Cut(auth, " ")
 	got = strings.TrimSpace(got)
@@ -258,7 +260,7 @@ func verifyHalo(secret string, h http.Header) *Error {
 		}
 		if err != nil {
 			// Not dec: on error it holds what decoded before the fault.
-			return unauthorized(CodeBadCredentials, "the Authorization header does not match the webhook's credentials")
+			return unauthorized(domain.CodeBadCredentials, "the Authorization header does not match the webhook's credentials")
 		}
 		got = string(dec)
 	}
@@ -267,7 +269,7 @@ func verifyHalo(secret string, h http.Header) *Error {
 	gh, wh := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(cred))
 	match := subtle.ConstantTimeCompare(gh[:], wh[:])
 	if !strings.EqualFold(gotScheme, scheme) || match != 1 {
-		return unauthorized(CodeBadCredentials, "the Authorization header does not match the webhook's credentials")
+		return unauthorized(domain.CodeBadCredentials, "the Authorization header does not match the webhook's credentials")
 	}
 	return nil
 }

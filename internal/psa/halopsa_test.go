@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 const haloWebhook = "53232637-7724-4a19-b126-3c7267a292aa"
@@ -135,23 +137,23 @@ func TestDecodeHaloRefuses(t *testing.T) {
 		name, secret, header string
 		code                 string
 	}{
-		{"wrong password", haloBasicSecret, basicAuth(haloUser, "p4ss:with:colon"), CodeBadCredentials},
-		{"wrong user", haloBasicSecret, basicAuth("someone", haloPassword), CodeBadCredentials},
-		{"basic credentials not base64", haloBasicSecret, "Basic " + haloUser + ":" + haloPassword, CodeBadCredentials},
-		{"basic credentials then garbage", haloBasicSecret, basicAuth(haloUser, haloPassword) + "!!", CodeBadCredentials},
+		{"wrong password", haloBasicSecret, basicAuth(haloUser, "p4ss:with:colon"), domain.CodeBadCredentials},
+		{"wrong user", haloBasicSecret, basicAuth("someone", haloPassword), domain.CodeBadCredentials},
+		{"basic credentials not base64", haloBasicSecret, "Basic " + haloUser + ":" + haloPassword, domain.CodeBadCredentials},
+		{"basic credentials then garbage", haloBasicSecret, basicAuth(haloUser, haloPassword) + "!!", domain.CodeBadCredentials},
 		{"basic credentials unpadded then garbage", haloBasicSecret,
-			"Basic " + base64.RawStdEncoding.EncodeToString([]byte(haloUser+":"+haloPassword)) + "*", CodeBadCredentials},
-		{"bearer sent, basic expected", haloBasicSecret, "Bearer " + base64.StdEncoding.EncodeToString([]byte(haloUser+":"+haloPassword)), CodeBadCredentials},
-		{"wrong token", haloBearerSecret, "Bearer " + haloToken + "x", CodeBadCredentials},
-		{"token prefix", haloBearerSecret, "Bearer " + haloToken[:10], CodeBadCredentials},
-		{"basic sent, bearer expected", haloBearerSecret, "Basic " + haloToken, CodeBadCredentials},
-		{"token without scheme", haloBearerSecret, haloToken, CodeBadCredentials},
-		{"missing header", haloBearerSecret, "", CodeMissingCredentials},
-		{"empty secret", "", "Bearer " + haloToken, CodeNoSecret},
-		{"secret without scheme", haloToken, "Bearer " + haloToken, CodeInvalidSecret},
-		{"basic secret without password", "basic:" + haloUser, basicAuth(haloUser, ""), CodeInvalidSecret},
-		{"basic secret without user", "basic::" + haloPassword, basicAuth("", haloPassword), CodeInvalidSecret},
-		{"bearer secret without token", "bearer:", "Bearer ", CodeInvalidSecret},
+			"Basic " + base64.RawStdEncoding.EncodeToString([]byte(haloUser+":"+haloPassword)) + "*", domain.CodeBadCredentials},
+		{"bearer sent, basic expected", haloBasicSecret, "Bearer " + base64.StdEncoding.EncodeToString([]byte(haloUser+":"+haloPassword)), domain.CodeBadCredentials},
+		{"wrong token", haloBearerSecret, "Bearer " + haloToken + "x", domain.CodeBadCredentials},
+		{"token prefix", haloBearerSecret, "Bearer " + haloToken[:10], domain.CodeBadCredentials},
+		{"basic sent, bearer expected", haloBearerSecret, "Basic " + haloToken, domain.CodeBadCredentials},
+		{"token without scheme", haloBearerSecret, haloToken, domain.CodeBadCredentials},
+		{"missing header", haloBearerSecret, "", domain.CodeMissingCredentials},
+		{"empty secret", "", "Bearer " + haloToken, domain.CodeNoSecret},
+		{"secret without scheme", haloToken, "Bearer " + haloToken, domain.CodeInvalidSecret},
+		{"basic secret without password", "basic:" + haloUser, basicAuth(haloUser, ""), domain.CodeInvalidSecret},
+		{"basic secret without user", "basic::" + haloPassword, basicAuth("", haloPassword), domain.CodeInvalidSecret},
+		{"bearer secret without token", "bearer:", "Bearer ", domain.CodeInvalidSecret},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -204,12 +206,12 @@ func TestDecodeHaloMalformed(t *testing.T) {
 			if got != nil {
 				t.Errorf("Decode returned envelopes with an error: %v", got)
 			}
-			wantError(t, err, 400, CodeMalformedBody)
+			wantError(t, err, 400, domain.CodeMalformedBody)
 		})
 	}
 }
 
 func TestDecodeHaloVerifiesBeforeParsing(t *testing.T) {
 	_, err := testDecoder().Decode(context.Background(), "halopsa", haloBearerSecret, http.Header{}, []byte(`[]`))
-	wantError(t, err, 401, CodeMissingCredentials)
+	wantError(t, err, 401, domain.CodeMissingCredentials)
 }

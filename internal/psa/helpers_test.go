@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/httperr"
 )
 
 // testNow is the Decoders' clock in tests.
@@ -131,17 +134,17 @@ func hashOf(t testing.TB, kind string, fields ...string) string {
 	return "h:" + hex.EncodeToString(sum[:])
 }
 
-// wantError fails t unless err is an *Error with status and code whose
+// wantError fails t unless err is an *domain.Error with status and code whose
 // message holds none of secrets (those of 8 bytes or more: shorter ones,
 // such as a bare "whsec_", may appear in any text).
 func wantError(t testing.TB, err error, status int, code string, secrets ...string) {
 	t.Helper()
-	var e *Error
+	var e *domain.Error
 	if !errors.As(err, &e) {
-		t.Fatalf("err = %v (%T), want *Error %d %s", err, err, status, code)
+		t.Fatalf("err = %v (%T), want *domain.Error %d %s", err, err, status, code)
 	}
-	if e.Status != status || e.Code != code {
-		t.Errorf("err = %d %s (%q), want %d %s", e.Status, e.Code, e.Message, status, code)
+	if httperr.Status(e) != status || e.Code != code {
+		t.Errorf("err = %d %s (%q), want %d %s", httperr.Status(e), e.Code, e.Message, status, code)
 	}
 	if e.Message == "" {
 		t.Errorf("err %s has no message", e.Code)

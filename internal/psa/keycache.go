@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 const (
@@ -103,10 +105,10 @@ func NewKeyCache(allowedHosts []string, client *http.Client, ttl time.Duration) 
 }
 
 // SigningKey returns the signing key published at keyURL, from the cache
-// when it holds one younger than the TTL. Its errors are *Error: 401
-// CodeKeyRefused when keyURL is not allowed or the endpoint's answer cannot
+// when it holds one younger than the TTL. Its errors are *domain.Errors: 401
+// domain.CodeKeyRefused when keyURL is not allowed or the endpoint's answer cannot
 // be a key (a redirect, a 4xx, more than 64 KiB, no signing_key), 429
-// CodeKeyUnavailable when the fetch failed in a way that may pass (network
+// domain.CodeKeyUnavailable when the fetch failed in a way that may pass (network
 // error, timeout, 429 or 5xx, ctx done).
 func (c *KeyCache) SigningKey(ctx context.Context, keyURL string) (string, error) {
 	u, e := c.checkURL(keyURL)
@@ -162,19 +164,19 @@ func (c *KeyCache) store(keyURL, key string) {
 	c.keys[keyURL] = cachedKey{key: key, expires: now.Add(c.ttl)}
 }
 
-func (c *KeyCache) checkURL(keyURL string) (*url.URL, *Error) {
+func (c *KeyCache) checkURL(keyURL string) (*url.URL, *domain.Error) {
 	u, err := url.Parse(keyURL)
 	if err != nil || u.Host == "" || u.User != nil {
-		return nil, unauthorized(CodeKeyRefused, "Metadata.key_url is not a usable URL")
+		return nil, unauthorized(domain.CodeKeyRefused, "Metadata.key_url is not a usable URL")
 	}
 	if !hostIn(u, c.allowed) {
-		return nil, unauthorized(CodeKeyRefused, "Metadata.key_url is not on a host allowed to publish signing keys")
+		return nil, unauthorized(domain.CodeKeyRefused, "Metadata.key_url is not on a host allowed to publish signing keys")
 	}
 	switch {
 	case u.Scheme == "https":
 	case u.Scheme == "http" && hostIn(u, lower(c.AllowInsecure)):
 	default:
-		return nil, unauthorized(CodeKeyRefused, "Metadata.key_url is not https")
+		return nil, unauthorized(domain.CodeKeyRefused, "Metadata.key_url is not https")
 	}
 	return u, nil
 }
@@ -212,7 +214,7 @@ func (c *KeyCache) fetch(ctx context.Context, u *url.URL) (string, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return "", unauthorized(CodeKeyRefused, "Metadata.key_url is not a usable URL")
+		return "", unauthorized(domain.CodeKeyRefused, "Metadata.key_url is not a usable URL")
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.client.Do(req)
@@ -230,27 +232,27 @@ func (c *KeyCache) fetch(ctx context.Context, u *url.URL) (string, error) {
 	}
 	switch s := resp.StatusCode; {
 	case s >= 300 && s < 400:
-		return "", unauthorized(CodeKeyRefused, "the signing key endpoint redirected; redirects are not followed")
+		return "", unauthorized(domain.CodeKeyRefused, "the signing key endpoint redirected; redirects are not followed")
 	case s == http.StatusTooManyRequests || s >= 500:
 		return "", keyUnavailable(fmt.Sprintf("the signing key endpoint answered %d", s), nil)
 	case s != http.StatusOK:
-		return "", unauthorized(CodeKeyRefused, "the signing key endpoint answered %d", s)
+		return "", unauthorized(domain.CodeKeyRefused, "the signing key endpoint answered %d", s)
 	}
 	if resp.ContentLength > maxKeyResponse {
-		return "", unauthorized(CodeKeyRefused, "the signing key endpoint's answer is larger than 64 KiB")
+		return "", unauthorized(domain.CodeKeyRefused, "the signing key endpoint's answer is larger than 64 KiB")
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxKeyResponse+1))
 	if err != nil {
 		return "", keyUnavailable("the signing key endpoint's answer could not be read", err)
 	}
 	if len(data) > maxKeyResponse {
-		return "", unauthorized(CodeKeyRefused, "the signing key endpoint's answer is larger than 64 KiB")
+		return "", unauthorized(domain.CodeKeyRefused, "the signing key endpoint's answer is larger than 64 KiB")
 	}
 	var k struct {
 		SigningKey string `json:"signing_key"`
 	}
 	if json.Unmarshal(data, &k) != nil || k.SigningKey == "" {
-		return "", unauthorized(CodeKeyRefused, `the signing key endpoint's answer has no "signing_key"`)
+		return "", unauthorized(domain.CodeKeyRefused, `the signing key endpoint's answer has no "signing_key"`)
 	}
 	return k.SigningKey, nil
 }
@@ -262,14 +264,14 @@ func (c *KeyCache) now() time.Time {
 	return time.Now()
 }
 
-func keyUnavailable(msg string, cause error) *Error {
-	return &Error{Status: http.StatusTooManyRequests, Code: CodeKeyUnavailable, Message: msg, err: cause}
+func keyUnavailable(msg string, cause error) *domain.Error {
+	return &domain.Error{Code: domain.CodeKeyUnavailable, Message: msg, RetryAfter: keyRetryAfter, Err: cause}
 }
 
-// asError returns err as an *Error; anything else (which SigningKey never
+// asError returns err as a *domain.Error; anything else (which SigningKey never
 // returns) is a key that could not be had, and may be had on a retry.
-func asError(err error) *Error {
-	var e *Error
+func asError(err error) *domain.Error {
+	var e *domain.Error
 	if errors.As(err, &e) {
 		return e
 	}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 // keyEndpoint is a TLS server whose handler the test chooses, counting the
@@ -177,22 +179,22 @@ func TestKeyCacheRefuses(t *testing.T) {
 		code   string
 		hits   string // the path that must not have been requested, if any
 	}{
-		{"host not allowed", strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) + "/key", 401, CodeKeyRefused, ""},
-		{"other host", "https://attacker.example/key", 401, CodeKeyRefused, ""},
-		{"http", plain.URL + "/key", 401, CodeKeyRefused, ""},
-		{"no scheme", "127.0.0.1/key", 401, CodeKeyRefused, ""},
-		{"not a URL", "https://127.0.0.1:bad/key", 401, CodeKeyRefused, ""},
-		{"userinfo", strings.Replace(srv.URL, "https://", "https://user:pw@", 1) + "/key", 401, CodeKeyRefused, ""},
-		{"redirect", srv.URL + "/redirect", 401, CodeKeyRefused, "/key"},
-		{"permanent redirect", srv.URL + "/permanent-redirect", 401, CodeKeyRefused, "/key"},
-		{"oversize", srv.URL + "/oversize", 401, CodeKeyRefused, ""},
-		{"oversize chunked", srv.URL + "/oversize-chunked", 401, CodeKeyRefused, ""},
-		{"not JSON", srv.URL + "/not-json", 401, CodeKeyRefused, ""},
-		{"no signing_key", srv.URL + "/no-key", 401, CodeKeyRefused, ""},
-		{"403", srv.URL + "/forbidden", 401, CodeKeyRefused, ""},
-		{"429", srv.URL + "/busy", 429, CodeKeyUnavailable, ""},
-		{"502", srv.URL + "/broken", 429, CodeKeyUnavailable, ""},
-		{"slow", srv.URL + "/slow", 429, CodeKeyUnavailable, ""},
+		{"host not allowed", strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) + "/key", 401, domain.CodeKeyRefused, ""},
+		{"other host", "https://attacker.example/key", 401, domain.CodeKeyRefused, ""},
+		{"http", plain.URL + "/key", 401, domain.CodeKeyRefused, ""},
+		{"no scheme", "127.0.0.1/key", 401, domain.CodeKeyRefused, ""},
+		{"not a URL", "https://127.0.0.1:bad/key", 401, domain.CodeKeyRefused, ""},
+		{"userinfo", strings.Replace(srv.URL, "https://", "https://user:pw@", 1) + "/key", 401, domain.CodeKeyRefused, ""},
+		{"redirect", srv.URL + "/redirect", 401, domain.CodeKeyRefused, "/key"},
+		{"permanent redirect", srv.URL + "/permanent-redirect", 401, domain.CodeKeyRefused, "/key"},
+		{"oversize", srv.URL + "/oversize", 401, domain.CodeKeyRefused, ""},
+		{"oversize chunked", srv.URL + "/oversize-chunked", 401, domain.CodeKeyRefused, ""},
+		{"not JSON", srv.URL + "/not-json", 401, domain.CodeKeyRefused, ""},
+		{"no signing_key", srv.URL + "/no-key", 401, domain.CodeKeyRefused, ""},
+		{"403", srv.URL + "/forbidden", 401, domain.CodeKeyRefused, ""},
+		{"429", srv.URL + "/busy", 429, domain.CodeKeyUnavailable, ""},
+		{"502", srv.URL + "/broken", 429, domain.CodeKeyUnavailable, ""},
+		{"slow", srv.URL + "/slow", 429, domain.CodeKeyUnavailable, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -255,7 +257,7 @@ func TestKeyCacheAllowInsecure(t *testing.T) {
 	c = NewKeyCache([]string{"example.com"}, plain.Client(), 0)
 	c.AllowInsecure = []string{"127.0.0.1"}
 	_, err := c.SigningKey(context.Background(), plain.URL+"/key")
-	wantError(t, err, 401, CodeKeyRefused)
+	wantError(t, err, 401, domain.CodeKeyRefused)
 }
 
 func TestKeyCacheHostMatching(t *testing.T) {
@@ -296,7 +298,7 @@ func TestKeyCacheCancelledWaiter(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := c.SigningKey(ctx, srv.URL+"/key")
-	wantError(t, err, 429, CodeKeyUnavailable)
+	wantError(t, err, 429, domain.CodeKeyUnavailable)
 	close(release)
 	wg.Wait()
 }

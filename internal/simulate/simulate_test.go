@@ -20,6 +20,8 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"go.uber.org/goleak"
 
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/httperr"
 	"github.com/switchbackhq/switchback/internal/psa"
 )
 
@@ -100,11 +102,7 @@ func (h *hookServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	envs, err := (&psa.Decoder{}).Decode(r.Context(), p.PSA, p.Secret, r.Header, body)
 	if err != nil {
-		var pe *psa.Error
-		if !errors.As(err, &pe) {
-			pe = &psa.Error{Status: 400, Code: "?", Message: err.Error()}
-		}
-		h.refuse(w, pe.Status, fmt.Sprintf("%s (%s): %s\n%s", id, p.PSA, pe.Error(), body))
+		h.refuse(w, httperr.Status(err), fmt.Sprintf("%s (%s): %s: %s\n%s", id, p.PSA, domain.ErrorCode(err), err, body))
 		return
 	}
 	type ev struct {

@@ -242,7 +242,7 @@ func (u *UI) partnersTable(r *http.Request, st *control.State, ms *control.Migra
 			row.Rate = float64(row.Mismatched) / float64(row.Compared)
 		}
 		row.Upper = gate.WilsonUpper(row.Mismatched, row.Compared)
-		zero := zeroTolerance(ms, row.Cohort)
+		zero := ms.GatesOf(id).ZeroTolerance
 		for _, c := range t.Classes {
 			if n := counts.ByClass[c]; n > 0 {
 				row.Classes = append(row.Classes, classCount{Class: c, N: n, ZeroTolerance: slices.Contains(zero, c), Gap: !c.Compared()})
@@ -275,17 +275,6 @@ func (u *UI) partnersTable(r *http.Request, st *control.State, ms *control.Migra
 		t.Columns = append(t.Columns, col)
 	}
 	return t
-}
-
-// zeroTolerance returns the zero-tolerance classes that judge a partner:
-// its cohort's gates, else the migration's.
-func zeroTolerance(ms *control.MigrationState, cohort string) []domain.Class {
-	if cohort != "" {
-		if co, err := ms.Cohort(cohort); err == nil && co.Gates != nil {
-			return co.Gates.ZeroTolerance
-		}
-	}
-	return ms.Gates.ZeroTolerance
 }
 
 func sortPartners(rows []partnerRow, by string, desc bool) {
@@ -388,7 +377,7 @@ func (u *UI) partner(w http.ResponseWriter, r *http.Request, s session) error {
 	}
 	data.Counts, data.Compared, data.Mismatched = counts, counts.Compared(), counts.Mismatched()
 	data.Upper = gate.WilsonUpper(data.Mismatched, data.Compared)
-	zero := zeroTolerance(ms, data.Cohort)
+	zero := ms.GatesOf(id).ZeroTolerance
 	for _, c := range domain.Classes {
 		data.Classes = append(data.Classes, classCount{Class: c, N: counts.ByClass[c], ZeroTolerance: slices.Contains(zero, c), Gap: !c.Compared()})
 	}
@@ -403,14 +392,13 @@ func (u *UI) partner(w http.ResponseWriter, r *http.Request, s session) error {
 	case !ps.Stage.Gated():
 		data.NoGate = "Moving from legacy to shadow needs no gate: it changes nothing the partner sees."
 	default:
-		g := ms.Gates
-		if data.Cohort != "" {
-			if co, err := ms.Cohort(data.Cohort); err == nil && co.Gates != nil {
-				g = *co.Gates
-			}
+		rep, err := u.svc.PartnerGate(r.Context(), ms.Key, id)
+		if err != nil {
+			u.log.Warn("ui gate report unavailable", "migration", ms.Key, "partner", id, "err", err)
+			data.NoGate = "The gates cannot be judged right now: " + domain.ErrorMessage(err) + "."
+			break
 		}
-		pr := gate.Judge(g, id, ps.Stage, ps.Since, u.opts.Now().UTC(), counts)
-		t := newGateTable(gate.Report{Pass: pr.Pass, Partners: []gate.PartnerReport{pr}})
+		t := newGateTable(rep)
 		data.Gate = &t
 	}
 

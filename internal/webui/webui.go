@@ -21,7 +21,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
-	"github.com/switchbackhq/switchback/internal/httpapi"
+	"github.com/switchbackhq/switchback/internal/httperr"
 	"github.com/switchbackhq/switchback/web"
 )
 
@@ -364,7 +364,7 @@ func securityHeaders(w http.ResponseWriter) {
 // Internal causes are logged here, once, and never shown.
 func (u *UI) fail(w http.ResponseWriter, r *http.Request, s *session, err error) {
 	code := domain.ErrorCode(err)
-	status := httpapi.Status(err)
+	status := httperr.Status(err)
 	if status >= 500 {
 		u.log.Error("ui request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
