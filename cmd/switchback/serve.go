@@ -228,7 +228,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	// The guard's reverts start replays on the embedded router, once it
 	// runs; a control service without one asks them of the routers.
 	var replayer guardReplayer
-	svc, err := control.New(ctx, store, control.Options{Logger: log, Stats: store,
+	svc, err := control.New(ctx, store, control.Options{Logger: log,
 		OnGuardRevert: func(g control.GuardRevert) { replayer.start(ctx, log, g) }})
 	if err != nil {
 		return err

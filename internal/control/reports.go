@@ -1,33 +1,18 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"math/bits"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
 )
-
-// StatsTx is what a write transaction offers for comparison statistics.
-type StatsTx interface {
-	AddComparisons(since time.Time, c domain.ComparisonCount) error
-	AddCandidate(since time.Time, c domain.CandidateCount) error
-	PutMismatch(m domain.Mismatch) error
-	// AppliedReport returns the highest report seq applied for a router's
-	// journal epoch, 0 if none; PutAppliedReport records a new one.
-	AppliedReport(router, epoch string) (uint64, error)
-	PutAppliedReport(router, epoch string, seq uint64) error
-}
-
-// StatsReader reads comparison statistics.
-type StatsReader interface {
-	ComparisonStats
-	Comparisons(ctx context.Context, migration, partner string, stage domain.Stage, since time.Time, limit int) (map[string]map[domain.Class]uint64, []domain.Mismatch, error)
-	Timeline(ctx context.Context, migration, partner string, stage domain.Stage, since time.Time) ([]domain.MinuteCount, error)
-}
 
 // Report is what a router sends: the snapshot version it holds, its
 // journal figures, and what it compared since its last report.
@@ -150,13 +135,9 @@ func (s *Service) recordStats(ctx context.Context, r Report) (duplicate bool, er
 		return ps.Since, ps.Stage == stage
 	}
 	err = s.store.Update(ctx, func(tx Tx) error {
-		stx, ok := tx.(StatsTx)
-		if !ok {
-			return fmt.Errorf("the store keeps no comparison statistics")
-		}
 		duplicate = false
 		if id := r.ReportID; id != nil {
-			last, err := stx.AppliedReport(r.Router.ID, id.Epoch)
+			last, err := tx.AppliedReport(r.Router.ID, id.Epoch)
 			if err != nil {
 				return err
 			}
@@ -165,30 +146,32 @@ func (s *Service) recordStats(ctx context.Context, r Report) (duplicate bool, er
 			// below the last applied one is a resend.
 			duplicate = id.Seq <= last
 			if !duplicate {
-				if err := stx.PutAppliedReport(r.Router.ID, id.Epoch, id.Seq); err != nil {
+				if err := tx.PutAppliedReport(r.Router.ID, id.Epoch, id.Seq); err != nil {
 					return err
 				}
 			}
 		}
 		if duplicate {
 			// Mismatches are samples, safe to keep again; counts are not.
-			return putMismatches(stx, r.Mismatches)
+			return putMismatches(tx, r.Mismatches)
 		}
 		for _, c := range r.Comparisons {
 			if since, ok := current(c.Migration, c.Partner, c.Stage); ok && !c.Minute.Before(since.Truncate(time.Minute)) {
-				if err := stx.AddComparisons(since, c); err != nil {
+				// Rows are per minute; a store keys a row by the time it is given.
+				c.Minute = c.Minute.Truncate(time.Minute)
+				if err := tx.AddComparisons(since, c); err != nil {
 					return err
 				}
 			}
 		}
 		for _, c := range r.Candidate {
 			if since, ok := current(c.Migration, c.Partner, c.Stage); ok {
-				if err := stx.AddCandidate(since, c); err != nil {
+				if err := tx.AddCandidate(since, c); err != nil {
 					return err
 				}
 			}
 		}
-		return putMismatches(stx, r.Mismatches)
+		return putMismatches(tx, r.Mismatches)
 	})
 	if err != nil {
 		return false, domain.Internal("record comparisons", err)
@@ -196,9 +179,15 @@ func (s *Service) recordStats(ctx context.Context, r Report) (duplicate bool, er
 	return duplicate, nil
 }
 
-func putMismatches(stx StatsTx, ms []domain.Mismatch) error {
+// mismatchesKept is how many mismatches are kept per partner, event type
+// and class, the newest: enough to show what goes wrong, while a partner
+// that mismatches on every event cannot fill the store. Every store keeps
+// the same samples because the number is decided here, not by the store.
+const mismatchesKept = 20
+
+func putMismatches(tx Tx, ms []domain.Mismatch) error {
 	for _, m := range ms {
-		if err := stx.PutMismatch(m); err != nil {
+		if err := tx.PutMismatch(m, mismatchesKept); err != nil {
 			return err
 		}
 	}
@@ -217,16 +206,20 @@ func (s *Service) Comparisons(ctx context.Context, migration, partner string) (d
 		return domain.Comparisons{}, err
 	}
 	ps := ms.StageOf(p)
-	out := domain.Comparisons{Partner: partner, Stage: ps.Stage, Since: ps.Since, Counts: map[string]map[domain.Class]uint64{}, Mismatches: []domain.Mismatch{}}
-	sr, ok := s.stats.(StatsReader)
-	if !ok {
-		return out, nil
-	}
-	counts, mism, err := sr.Comparisons(ctx, migration, partner, ps.Stage, ps.Since, 50)
+	out := domain.Comparisons{Partner: partner, Stage: ps.Stage, Since: ps.Since, Counts: map[string]map[domain.Class]uint64{}}
+	rows, err := s.store.StageRows(ctx, migration, partner, ps.Stage, ps.Since)
 	if err != nil {
 		return domain.Comparisons{}, domain.Internal("read comparisons", err)
 	}
-	out.Counts, out.Mismatches = counts, mism
+	for _, r := range rows.Comparisons {
+		if out.Counts[r.EventType] == nil {
+			out.Counts[r.EventType] = map[domain.Class]uint64{}
+		}
+		out.Counts[r.EventType][r.Class] = satAdd(out.Counts[r.EventType][r.Class], r.Count)
+	}
+	if out.Mismatches, err = s.store.Mismatches(ctx, migration, partner, ps.Since, 50); err != nil {
+		return domain.Comparisons{}, domain.Internal("read mismatches", err)
+	}
 	return out, nil
 }
 
@@ -242,16 +235,25 @@ func (s *Service) Timeline(ctx context.Context, migration, partner string) ([]do
 	if err != nil {
 		return nil, err
 	}
-	sr, ok := s.stats.(StatsReader)
-	if !ok {
-		return []domain.MinuteCount{}, nil
-	}
 	ps := ms.StageOf(p)
-	out, err := sr.Timeline(ctx, migration, partner, ps.Stage, ps.Since)
+	rows, err := s.store.StageRows(ctx, migration, partner, ps.Stage, ps.Since)
 	if err != nil {
 		return nil, domain.Internal("read the comparison timeline", err)
 	}
+	out := append([]domain.MinuteCount{}, rows.Comparisons...)
+	slices.SortFunc(out, func(a, b domain.MinuteCount) int {
+		return cmp.Or(a.Minute.Compare(b.Minute), cmp.Compare(a.EventType, b.EventType), cmp.Compare(a.Class, b.Class))
+	})
 	return out, nil
+}
+
+// satAdd sums counts without wrapping, as gate.Tally does.
+func satAdd(a, b uint64) uint64 {
+	s, carry := bits.Add64(a, b, 0)
+	if carry != 0 {
+		return math.MaxUint64
+	}
+	return s
 }
 
 // guard keeps, per partner on the new pipeline, the outcomes of its latest

@@ -93,3 +93,14 @@ type MinuteCount struct {
 	Class     Class     `json:"class"`
 	Count     uint64    `json:"count"`
 }
+
+// StageRows are the statistics rows a store keeps for one partner's stint
+// in a stage (its migration, partner, stage and the time it began): the
+// comparisons per minute, event type and class, in no particular order,
+// and the sums of the candidate pipeline's calls and errors. What they
+// mean for the gates is gate.Tally's to say.
+type StageRows struct {
+	Comparisons     []MinuteCount
+	CandidateCalls  uint64
+	CandidateErrors uint64
+}
