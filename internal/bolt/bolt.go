@@ -163,12 +163,12 @@ func moveCandidateRows(tx *bbolt.Tx) error {
 	var moved [][]byte
 	err := stats.ForEach(func(k, v []byte) error {
 		var field int
-		var stint []byte
+		var key []byte
 		switch {
 		case bytes.HasSuffix(k, calls):
-			stint = k[:len(k)-len(calls)]
+			key = k[:len(k)-len(calls)]
 		case bytes.HasSuffix(k, errs):
-			stint, field = k[:len(k)-len(errs)], 1
+			key, field = k[:len(k)-len(errs)], 1
 		default:
 			return nil
 		}
@@ -176,10 +176,10 @@ func moveCandidateRows(tx *bbolt.Tx) error {
 			return fmt.Errorf("stats row %q: value of %d bytes", k, len(v))
 		}
 		row := make([]byte, 16)
-		copy(row, cand.Get(stint))
+		copy(row, cand.Get(key))
 		copy(row[8*field:], v)
 		moved = append(moved, append([]byte(nil), k...))
-		return cand.Put(append([]byte(nil), stint...), row)
+		return cand.Put(append([]byte(nil), key...), row)
 	})
 	if err != nil {
 		return err

@@ -631,13 +631,47 @@ func testStoreID(t *testing.T, open Opener) {
 	}
 }
 
-// Concurrent Updates are serialized: none loses another's adds.
+// Concurrent Updates are serialized: none loses another's adds, and a
+// reader meanwhile sees each transaction whole, never a count ahead of its
+// partners.
 func testConcurrentWriters(t *testing.T, open Opener) {
 	s := mustOpen(t, open)
 	const writers, each = 8, 25
 	since := t0.Add(-time.Hour)
 	var wg sync.WaitGroup
-	errs := make(chan error, writers)
+	errs := make(chan error, writers+1)
+	done := make(chan struct{})
+	var reader sync.WaitGroup
+	reader.Add(1)
+	go func() {
+		defer reader.Done()
+		var last uint64
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			rows, err := s.StageRows(t.Context(), "m", "acme", domain.StageShadow, since)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if rows.CandidateCalls < last {
+				errs <- fmt.Errorf("calls went back from %d to %d", last, rows.CandidateCalls)
+				return
+			}
+			last = rows.CandidateCalls
+			var compared uint64
+			for _, r := range rows.Comparisons {
+				compared += r.Count
+			}
+			if compared != rows.CandidateCalls {
+				errs <- fmt.Errorf("a reader saw %d comparisons and %d calls, added in the same transactions", compared, rows.CandidateCalls)
+				return
+			}
+		}
+	}()
 	for w := range writers {
 		wg.Add(1)
 		go func() {
@@ -660,6 +694,8 @@ func testConcurrentWriters(t *testing.T, open Opener) {
 		}()
 	}
 	wg.Wait()
+	close(done)
+	reader.Wait()
 	close(errs)
 	for err := range errs {
 		t.Errorf("Update: %v", err)
