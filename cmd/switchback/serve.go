@@ -234,7 +234,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		}
 		closeJournal = func() { j.Close() }
 	}
-	svc, err := control.New(ctx, store, control.Options{Logger: log, Stats: store})
+	svc, err := control.New(ctx, store, control.Options{Logger: log})
 	if err != nil {
 		closeJournal()
 		return err

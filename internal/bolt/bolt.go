@@ -1,6 +1,6 @@
 // Package bolt stores the control service's data in one bbolt file.
 //
-// Bucket layout (schema 1):
+// Bucket layout (schema 2), every bucket created at Open:
 //
 //	meta        "schema" → decimal schema version; "version" → 8-byte big-endian snapshot version;
 //	            "storeId" → the store's identity, 32 random hex digits set when the file is
@@ -11,6 +11,19 @@
 //	cohorts     migration key → bucket: cohort name → JSON domain.Cohort
 //	tokens      token name → JSON domain.Token (the secret's SHA-256 only)
 //	audit       8-byte big-endian seq → JSON domain.AuditEntry
+//	stats       stint 0 event type 0 class 0 minute(8) → 8-byte count
+//	candidate   stint → 8-byte calls, 8-byte errors of the new pipeline
+//	mismatches  migration 0 partner 0 event type 0 class 0 at(8) event id → JSON domain.Mismatch
+//	reports     router id 0 journal epoch → 8-byte seq of the last report applied
+//
+// A stint is a partner's time in a stage, named by
+// migration 0 partner 0 stage 0 since(8), since being when it began. Times
+// (8) are big-endian Unix nanoseconds, so that keys sort by time; numbers
+// are big-endian uint64.
+//
+// Schema 1 kept the candidate's calls and errors in stats under the
+// pseudo-classes "~calls" and "~errors" with an empty event type; Open
+// moves them to candidate (see upgrade).
 //
 // Transaction rules: only View and Update; values are decoded before the
 // transaction ends (bbolt's byte slices die with it); transactions never
@@ -18,6 +31,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -37,7 +51,7 @@ import (
 )
 
 // SchemaVersion is the layout this package reads and writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 var (
 	bucketMeta       = []byte("meta")
@@ -47,6 +61,10 @@ var (
 	bucketCohorts    = []byte("cohorts")
 	bucketTokens     = []byte("tokens")
 	bucketAudit      = []byte("audit")
+	bucketStats      = []byte("stats")
+	bucketCandidate  = []byte("candidate")
+	bucketMismatches = []byte("mismatches")
+	bucketReports    = []byte("reports")
 
 	keySchema  = []byte("schema")
 	keyVersion = []byte("version")
@@ -64,17 +82,15 @@ type Store struct {
 	db *bbolt.DB
 }
 
-// The control service finds the statistics methods by type assertion;
-// these keep them from silently falling out of step.
 var (
-	_ control.Store       = (*Store)(nil)
-	_ control.Tx          = (*tx)(nil)
-	_ control.StatsReader = (*Store)(nil)
-	_ control.StatsTx     = (*tx)(nil)
+	_ control.Store = (*Store)(nil)
+	_ control.Tx    = (*tx)(nil)
 )
 
-// Open opens or creates the file at path. It waits at most timeout for
-// another process to release the file and then returns ErrLocked. It reads
+// Open opens or creates the file at path, and upgrades a file of an older
+// schema in one transaction. It waits at most timeout for another
+// process to release the file and then returns ErrLocked; it returns
+// ErrNewerSchema for a file of a newer schema. It reads
 // the whole file before it returns: a damaged file returns an error
 // wrapping boltfile.ErrDamaged.
 func Open(path string, timeout time.Duration) (*Store, error) {
@@ -93,7 +109,8 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 }
 
 func initSchema(tx *bbolt.Tx) error {
-	for _, b := range [][]byte{bucketMeta, bucketPartners, bucketMigrations, bucketStages, bucketCohorts, bucketTokens, bucketAudit} {
+	for _, b := range [][]byte{bucketMeta, bucketPartners, bucketMigrations, bucketStages, bucketCohorts, bucketTokens, bucketAudit,
+		bucketStats, bucketCandidate, bucketMismatches, bucketReports} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -116,6 +133,61 @@ func initSchema(tx *bbolt.Tx) error {
 	}
 	if n > SchemaVersion {
 		return fmt.Errorf("%w (schema %d; this one reads %d)", ErrNewerSchema, n, SchemaVersion)
+	}
+	if n < SchemaVersion {
+		if err := upgrade(tx, n); err != nil {
+			return fmt.Errorf("upgrade schema %d to %d: %w", n, SchemaVersion, err)
+		}
+		return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
+	}
+	return nil
+}
+
+// upgrade rewrites a file of schema from to the current layout, in the
+// transaction that opens it: a file is upgraded whole or not at all.
+func upgrade(tx *bbolt.Tx, from int) error {
+	if from < 2 {
+		return moveCandidateRows(tx)
+	}
+	return nil
+}
+
+// moveCandidateRows moves schema 1's candidate rows, keyed
+// stint 0 0 "~calls" 0 and eight zero bytes (likewise "~errors"), out of
+// stats into candidate.
+func moveCandidateRows(tx *bbolt.Tx) error {
+	stats, cand := tx.Bucket(bucketStats), tx.Bucket(bucketCandidate)
+	zero := u64(0)
+	calls := join(nil, nil, []byte("~calls"), zero)
+	errs := join(nil, nil, []byte("~errors"), zero)
+	var moved [][]byte
+	err := stats.ForEach(func(k, v []byte) error {
+		var field int
+		var key []byte
+		switch {
+		case bytes.HasSuffix(k, calls):
+			key = k[:len(k)-len(calls)]
+		case bytes.HasSuffix(k, errs):
+			key, field = k[:len(k)-len(errs)], 1
+		default:
+			return nil
+		}
+		if len(v) != 8 {
+			return fmt.Errorf("stats row %q: value of %d bytes", k, len(v))
+		}
+		row := make([]byte, 16)
+		copy(row, cand.Get(key))
+		copy(row[8*field:], v)
+		moved = append(moved, append([]byte(nil), k...))
+		return cand.Put(append([]byte(nil), key...), row)
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range moved {
+		if err := stats.Delete(k); err != nil {
+			return err
+		}
 	}
 	return nil
 }

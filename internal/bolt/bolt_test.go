@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,15 +18,24 @@ import (
 	"github.com/switchbackhq/switchback/internal/bolt"
 	"github.com/switchbackhq/switchback/internal/bolt/bolttest"
 	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/control/storetest"
 	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) (control.Store, func() error) {
+		s := bolttest.Open(t)
+		return s, s.Close
+	})
+}
+
 func TestOpenCreatesSchema(t *testing.T) {
 	s := bolttest.Open(t)
 	err := s.DB().View(func(tx *bbolt.Tx) error {
-		for _, name := range []string{"meta", "partners", "migrations", "stages", "cohorts", "tokens", "audit"} {
+		for _, name := range []string{"meta", "partners", "migrations", "stages", "cohorts", "tokens", "audit",
+			"stats", "candidate", "mismatches", "reports"} {
 			if tx.Bucket([]byte(name)) == nil {
 				t.Errorf("bucket %q is missing", name)
 			}
@@ -230,42 +238,6 @@ var sortData = cmp.Options{
 	cmpopts.SortSlices(func(a, b domain.Token) bool { return a.Name < b.Name }),
 }
 
-func TestLoadReturnsWhatWasWritten(t *testing.T) {
-	s := bolttest.Open(t)
-	want := sampleData()
-	write(t, s, want)
-	got, err := s.Load(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Load gives every migration its (possibly empty) stages and cohorts.
-	want.Stages["other"] = nil
-	want.Cohorts["other"] = nil
-	if diff := cmp.Diff(want, got, sortData, cmpopts.EquateEmpty(), ignoreStoreID); diff != "" {
-		t.Errorf("Load (-want +got):\n%s", diff)
-	}
-
-	// Overwrites and deletes.
-	err = s.Update(context.Background(), func(tx control.Tx) error {
-		if err := tx.PutStage("psa-webhooks-v2", domain.PartnerStage{Partner: "acme", Stage: domain.StageDone, Since: t0.Add(3 * time.Hour)}); err != nil {
-			return err
-		}
-		return tx.DeleteToken("admin")
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err = s.Load(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	want.Stages["psa-webhooks-v2"][0] = domain.PartnerStage{Partner: "acme", Stage: domain.StageDone, Since: t0.Add(3 * time.Hour)}
-	want.Tokens = nil
-	if diff := cmp.Diff(want, got, sortData, cmpopts.EquateEmpty(), ignoreStoreID); diff != "" {
-		t.Errorf("Load after overwrite (-want +got):\n%s", diff)
-	}
-}
-
 func TestLoadAfterReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "switchback.db")
 	s, err := bolt.Open(path, time.Second)
@@ -286,75 +258,6 @@ func TestLoadAfterReopen(t *testing.T) {
 	want.LastAudit = log[len(log)-1]
 	if diff := cmp.Diff(want, got, sortData, cmpopts.EquateEmpty(), ignoreStoreID); diff != "" {
 		t.Errorf("Load after reopen (-want +got):\n%s", diff)
-	}
-}
-
-func TestUpdateAllOrNothing(t *testing.T) {
-	s := bolttest.Open(t)
-	write(t, s, domain.Data{Version: 1, Partners: []domain.Partner{{ID: "keep", Name: "Keep", PSA: domain.PSAGeneric, CreatedAt: t0}}})
-	before, err := s.Load(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	boom := errors.New("boom")
-	d := sampleData()
-	err = s.Update(context.Background(), func(tx control.Tx) error {
-		for _, p := range d.Partners {
-			if err := tx.PutPartner(p); err != nil {
-				return err
-			}
-		}
-		if err := tx.PutMigration(d.Migrations[0]); err != nil {
-			return err
-		}
-		if err := tx.PutStage("psa-webhooks-v2", d.Stages["psa-webhooks-v2"][0]); err != nil {
-			return err
-		}
-		if err := tx.PutCohort("psa-webhooks-v2", d.Cohorts["psa-webhooks-v2"][0]); err != nil {
-			return err
-		}
-		if err := tx.PutToken(d.Tokens[0]); err != nil {
-			return err
-		}
-		if err := tx.SetVersion(99); err != nil {
-			return err
-		}
-		if err := tx.AppendAudit(audit.Next(domain.AuditEntry{}, domain.AuditEntry{At: t0, Actor: "a", Action: "x"})); err != nil {
-			return err
-		}
-		return boom
-	})
-	if !errors.Is(err, boom) {
-		t.Fatalf("Update = %v, want the fn's error", err)
-	}
-	after, err := s.Load(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(before, after); diff != "" {
-		t.Errorf("a failed Update left writes behind (-before +after):\n%s", diff)
-	}
-	entries, err := s.AuditLog(context.Background(), 0, 10)
-	if err != nil || len(entries) != 0 {
-		t.Errorf("AuditLog after a failed Update = %v, %v; want no entries", entries, err)
-	}
-	// bbolt buckets created inside the failed transaction are gone too.
-	s.DB().View(func(tx *bbolt.Tx) error {
-		if tx.Bucket([]byte("stages")).Bucket([]byte("psa-webhooks-v2")) != nil {
-			t.Error("stages bucket of the failed Update exists")
-		}
-		return nil
-	})
-}
-
-func TestUpdateCanceledContext(t *testing.T) {
-	s := bolttest.Open(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	called := false
-	err := s.Update(ctx, func(control.Tx) error { called = true; return nil })
-	if !errors.Is(err, context.Canceled) || called {
-		t.Errorf("Update(canceled) = %v, fn called %v; want context.Canceled and not called", err, called)
 	}
 }
 
@@ -380,87 +283,6 @@ func appendAudit(t *testing.T, s *bolt.Store, n int) []domain.AuditEntry {
 		prev = e
 	}
 	return out
-}
-
-func TestAuditLogPaging(t *testing.T) {
-	s := bolttest.Open(t)
-	log := appendAudit(t, s, 25)
-	tests := []struct {
-		name         string
-		after        uint64
-		limit        int
-		wantFirst    uint64
-		wantN        int
-		wantLastSeen uint64
-	}{
-		{"first page", 0, 10, 1, 10, 10},
-		{"second page", 10, 10, 11, 10, 20},
-		{"last partial page", 20, 10, 21, 5, 25},
-		{"past the end", 25, 10, 0, 0, 0},
-		{"far past the end", 1000, 10, 0, 0, 0},
-		{"everything", 0, 1000, 1, 25, 25},
-		{"one", 7, 1, 8, 1, 8},
-		{"zero limit", 0, 0, 0, 0, 0},
-		{"after the largest seq", math.MaxUint64, 10, 0, 0, 0},
-		{"after the largest seq but one", math.MaxUint64 - 1, 10, 0, 0, 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := s.AuditLog(context.Background(), tt.after, tt.limit)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got == nil {
-				t.Errorf("AuditLog returned nil, want an empty slice (it is JSON-encoded as [])")
-			}
-			if len(got) != tt.wantN {
-				t.Fatalf("len = %d, want %d", len(got), tt.wantN)
-			}
-			if tt.wantN == 0 {
-				return
-			}
-			if got[0].Seq != tt.wantFirst || got[len(got)-1].Seq != tt.wantLastSeen {
-				t.Errorf("seqs %d..%d, want %d..%d", got[0].Seq, got[len(got)-1].Seq, tt.wantFirst, tt.wantLastSeen)
-			}
-			if diff := cmp.Diff(log[tt.wantFirst-1:tt.wantLastSeen], got); diff != "" {
-				t.Errorf("entries (-want +got):\n%s", diff)
-			}
-		})
-	}
-	// Pages of any size read back a chain that verifies.
-	for _, size := range []int{1, 3, 25, 100} {
-		v := audit.NewVerifier(domain.AuditEntry{})
-		var after uint64
-		for {
-			page, err := s.AuditLog(context.Background(), after, size)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(page) == 0 {
-				break
-			}
-			if err := v.Check(page); err != nil {
-				t.Fatalf("page size %d: %v", size, err)
-			}
-			after = page[len(page)-1].Seq
-		}
-		if v.Checked != 25 {
-			t.Errorf("page size %d: checked %d entries, want 25", size, v.Checked)
-		}
-	}
-}
-
-func TestAppendAuditRefusesOldSeq(t *testing.T) {
-	s := bolttest.Open(t)
-	log := appendAudit(t, s, 3)
-	err := s.Update(context.Background(), func(tx control.Tx) error { return tx.AppendAudit(log[1]) })
-	if err == nil {
-		t.Error("AppendAudit(seq 2 after seq 3) succeeded, want an error: the log is append-only")
-	}
-	got, _ := s.AuditLog(context.Background(), 0, 10)
-	if diff := cmp.Diff(log, got); diff != "" {
-		t.Errorf("log changed (-want +got):\n%s", diff)
-	}
 }
 
 // ignoreStoreID leaves the random store id out of comparisons of loaded

@@ -7,4 +7,7 @@
 // entries and the new version, in one storage transaction before the new
 // State is published: a change is either durable and visible, or neither.
 // Reads never touch storage: they use the published State.
+//
+// What the service needs from storage is Store and Tx (store.go): rows,
+// nothing decided. Every store runs the suite in storetest.
 package control

@@ -1,31 +1,14 @@
 package control
 
 import (
+	"cmp"
 	"context"
-	"fmt"
+	"slices"
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/wire"
 )
-
-// StatsTx is what a write transaction offers for comparison statistics.
-type StatsTx interface {
-	AddComparisons(since time.Time, c domain.ComparisonCount) error
-	AddCandidate(since time.Time, c domain.CandidateCount) error
-	PutMismatch(m domain.Mismatch) error
-	// AppliedReport returns the highest report seq applied for a router's
-	// journal epoch, 0 if none; PutAppliedReport records a new one.
-	AppliedReport(router, epoch string) (uint64, error)
-	PutAppliedReport(router, epoch string, seq uint64) error
-}
-
-// StatsReader reads comparison statistics.
-type StatsReader interface {
-	ComparisonStats
-	Comparisons(ctx context.Context, migration, partner string, stage domain.Stage, since time.Time, limit int) (map[string]map[domain.Class]uint64, []domain.Mismatch, error)
-	Timeline(ctx context.Context, migration, partner string, stage domain.Stage, since time.Time) ([]domain.MinuteCount, error)
-}
 
 // maxVersionAhead bounds how far ahead of the store a router's version may
 // be: a store restored from a backup is behind by the changes made since,
@@ -94,13 +77,9 @@ func (s *Service) recordStats(ctx context.Context, r wire.Report) (duplicate boo
 		return ps.Since, ps.Stage == stage
 	}
 	err = s.store.Update(ctx, func(tx Tx) error {
-		stx, ok := tx.(StatsTx)
-		if !ok {
-			return fmt.Errorf("the store keeps no comparison statistics")
-		}
 		duplicate = false
 		if id := r.ReportID; id != nil {
-			last, err := stx.AppliedReport(r.Router, id.Epoch)
+			last, err := tx.AppliedReport(r.Router, id.Epoch)
 			if err != nil {
 				return err
 			}
@@ -109,30 +88,32 @@ func (s *Service) recordStats(ctx context.Context, r wire.Report) (duplicate boo
 			// below the last applied one is a resend.
 			duplicate = id.Seq <= last
 			if !duplicate {
-				if err := stx.PutAppliedReport(r.Router, id.Epoch, id.Seq); err != nil {
+				if err := tx.PutAppliedReport(r.Router, id.Epoch, id.Seq); err != nil {
 					return err
 				}
 			}
 		}
 		if duplicate {
 			// Mismatches are samples, safe to keep again; counts are not.
-			return putMismatches(stx, r.Mismatches)
+			return putMismatches(tx, r.Mismatches)
 		}
 		for _, c := range r.Comparisons {
 			if since, ok := current(c.Migration, c.Partner, c.Stage); ok && !c.Minute.Before(since.Truncate(time.Minute)) {
-				if err := stx.AddComparisons(since, c); err != nil {
+				// Rows are per minute; a store keys a row by the time it is given.
+				c.Minute = c.Minute.Truncate(time.Minute)
+				if err := tx.AddComparisons(since, c); err != nil {
 					return err
 				}
 			}
 		}
 		for _, c := range r.Candidate {
 			if since, ok := current(c.Migration, c.Partner, c.Stage); ok {
-				if err := stx.AddCandidate(since, c); err != nil {
+				if err := tx.AddCandidate(since, c); err != nil {
 					return err
 				}
 			}
 		}
-		return putMismatches(stx, r.Mismatches)
+		return putMismatches(tx, r.Mismatches)
 	})
 	if err != nil {
 		return false, domain.Internal("record comparisons", err)
@@ -140,9 +121,15 @@ func (s *Service) recordStats(ctx context.Context, r wire.Report) (duplicate boo
 	return duplicate, nil
 }
 
-func putMismatches(stx StatsTx, ms []domain.Mismatch) error {
+// mismatchesKept is how many mismatches are kept per partner, event type
+// and class, the newest: enough to show what goes wrong, while a partner
+// that mismatches on every event cannot fill the store. Every store keeps
+// the same samples because the number is decided here, not by the store.
+const mismatchesKept = 20
+
+func putMismatches(tx Tx, ms []domain.Mismatch) error {
 	for _, m := range ms {
-		if err := stx.PutMismatch(m); err != nil {
+		if err := tx.PutMismatch(m, mismatchesKept); err != nil {
 			return err
 		}
 	}
@@ -161,16 +148,20 @@ func (s *Service) Comparisons(ctx context.Context, migration, partner string) (d
 		return domain.Comparisons{}, err
 	}
 	ps := ms.StageOf(p)
-	out := domain.Comparisons{Partner: partner, Stage: ps.Stage, Since: ps.Since, Counts: map[string]map[domain.Class]uint64{}, Mismatches: []domain.Mismatch{}}
-	sr, ok := s.stats.(StatsReader)
-	if !ok {
-		return out, nil
-	}
-	counts, mism, err := sr.Comparisons(ctx, migration, partner, ps.Stage, ps.Since, 50)
+	out := domain.Comparisons{Partner: partner, Stage: ps.Stage, Since: ps.Since, Counts: map[string]map[domain.Class]uint64{}}
+	rows, err := s.store.StageRows(ctx, migration, partner, ps.Stage, ps.Since)
 	if err != nil {
 		return domain.Comparisons{}, domain.Internal("read comparisons", err)
 	}
-	out.Counts, out.Mismatches = counts, mism
+	for _, r := range rows.Comparisons {
+		if out.Counts[r.EventType] == nil {
+			out.Counts[r.EventType] = map[domain.Class]uint64{}
+		}
+		out.Counts[r.EventType][r.Class] = domain.AddCounts(out.Counts[r.EventType][r.Class], r.Count)
+	}
+	if out.Mismatches, err = s.store.Mismatches(ctx, migration, partner, ps.Since, 50); err != nil {
+		return domain.Comparisons{}, domain.Internal("read mismatches", err)
+	}
 	return out, nil
 }
 
@@ -186,14 +177,14 @@ func (s *Service) Timeline(ctx context.Context, migration, partner string) ([]do
 	if err != nil {
 		return nil, err
 	}
-	sr, ok := s.stats.(StatsReader)
-	if !ok {
-		return []domain.MinuteCount{}, nil
-	}
 	ps := ms.StageOf(p)
-	out, err := sr.Timeline(ctx, migration, partner, ps.Stage, ps.Since)
+	rows, err := s.store.StageRows(ctx, migration, partner, ps.Stage, ps.Since)
 	if err != nil {
 		return nil, domain.Internal("read the comparison timeline", err)
 	}
+	out := append([]domain.MinuteCount{}, rows.Comparisons...)
+	slices.SortFunc(out, func(a, b domain.MinuteCount) int {
+		return cmp.Or(a.Minute.Compare(b.Minute), cmp.Compare(a.EventType, b.EventType), cmp.Compare(a.Class, b.Class))
+	})
 	return out, nil
 }

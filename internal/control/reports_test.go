@@ -11,13 +11,13 @@ import (
 	"github.com/switchbackhq/switchback/internal/wire"
 )
 
-// newStatsEnv is an env whose service reads its comparison statistics
+// newStatsEnv is an env whose service tallies its comparison statistics
 // from its own store, as serve wires it.
 func newStatsEnv(t *testing.T) *env {
 	t.Helper()
 	store := bolttest.Open(t)
 	c := newClock()
-	svc, err := control.New(ctx, store, control.Options{Now: c.Now, Stats: store, Logger: quietLogger()})
+	svc, err := control.New(ctx, store, control.Options{Now: c.Now, Logger: quietLogger()})
 	if err != nil {
 		t.Fatalf("control.New: %v", err)
 	}
@@ -46,8 +46,7 @@ func (e *env) candidate(t *testing.T) (calls, errs uint64) {
 	t.Helper()
 	ms, _ := e.svc.State().Migration("m")
 	p, _ := e.svc.State().Partner("acme")
-	ps := ms.StageOf(p)
-	c, err := e.store.StageCounts(ctx, "m", "acme", ps.Stage, ps.Since)
+	c, err := e.svc.StageCounts(ctx, "m", ms.StageOf(p))
 	if err != nil {
 		t.Fatalf("StageCounts: %v", err)
 	}

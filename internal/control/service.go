@@ -14,48 +14,31 @@ import (
 	"github.com/switchbackhq/switchback/internal/gate"
 )
 
-// Store is the storage the control service needs. Implementations hold no
-// rules: they load and write what they are given.
-type Store interface {
-	// Load returns everything stored.
-	Load(ctx context.Context) (domain.Data, error)
-	// Update runs fn in one write transaction: all its writes land or none.
-	Update(ctx context.Context, fn func(Tx) error) error
-	// AuditLog returns up to limit entries with seq > after, in seq order.
-	AuditLog(ctx context.Context, after uint64, limit int) ([]domain.AuditEntry, error)
-}
-
-// Tx is one write transaction.
-type Tx interface {
-	PutPartner(domain.Partner) error
-	PutMigration(domain.Migration) error
-	PutStage(migration string, ps domain.PartnerStage) error
-	PutCohort(migration string, c domain.Cohort) error
-	PutToken(domain.Token) error
-	DeleteToken(name string) error
-	SetVersion(uint64) error
-	AppendAudit(domain.AuditEntry) error
-}
-
-// ComparisonStats reads the comparisons made for a partner in its current
-// stage; the gates judge them.
+// ComparisonStats answers the counts the gates judge for a partner's
+// stint in a stage. The service tallies them from its store's rows; tests
+// give it another to put partners on either side of a gate without
+// reporting thousands of comparisons.
 type ComparisonStats interface {
 	StageCounts(ctx context.Context, migration, partner string, stage domain.Stage, since time.Time) (gate.Counts, error)
 }
 
-// NoComparisons is the ComparisonStats of a control service that no router
-// has reported to: every count is zero, so every gated move is refused.
-type NoComparisons struct{}
+// storeCounts tallies the counts from the store's rows: the gates judge
+// what gate.Tally makes of them, never a store's own idea of a count.
+type storeCounts struct{ store Store }
 
-// StageCounts returns zero counts.
-func (NoComparisons) StageCounts(context.Context, string, string, domain.Stage, time.Time) (gate.Counts, error) {
-	return gate.Counts{}, nil
+// StageCounts returns gate.Tally of the stage's rows.
+func (c storeCounts) StageCounts(ctx context.Context, migration, partner string, stage domain.Stage, since time.Time) (gate.Counts, error) {
+	rows, err := c.store.StageRows(ctx, migration, partner, stage, since)
+	if err != nil {
+		return gate.Counts{}, err
+	}
+	return gate.Tally(rows), nil
 }
 
 // Options configure a Service.
 type Options struct {
 	Now    func() time.Time // defaults to time.Now
-	Stats  ComparisonStats  // defaults to NoComparisons
+	Stats  ComparisonStats  // defaults to tallying the store's rows
 	Logger *slog.Logger     // defaults to slog.Default()
 }
 
@@ -87,7 +70,7 @@ func New(ctx context.Context, store Store, opts Options) (*Service, error) {
 		opts.Now = time.Now
 	}
 	if opts.Stats == nil {
-		opts.Stats = NoComparisons{}
+		opts.Stats = storeCounts{store}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

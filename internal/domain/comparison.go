@@ -2,6 +2,7 @@ package domain
 
 import (
 	"encoding/json"
+	"math"
 	"time"
 )
 
@@ -84,4 +85,25 @@ type MinuteCount struct {
 	EventType string    `json:"eventType"`
 	Class     Class     `json:"class"`
 	Count     uint64    `json:"count"`
+}
+
+// StageRows are the statistics rows a store keeps for one partner's stint
+// in a stage (its migration, partner, stage and the time it began): the
+// comparisons per minute, event type and class, in no particular order,
+// and the sums of the candidate pipeline's calls and errors. What they
+// mean for the gates is gate.Tally's to say.
+type StageRows struct {
+	Comparisons     []MinuteCount
+	CandidateCalls  uint64
+	CandidateErrors uint64
+}
+
+// AddCounts sums counts without wrapping: a count stuck at the maximum
+// still fails every gate, one wrapped to a small number (or to 0) would
+// pass a zero-tolerance gate it must fail.
+func AddCounts(a, b uint64) uint64 {
+	if a > math.MaxUint64-b {
+		return math.MaxUint64
+	}
+	return a + b
 }

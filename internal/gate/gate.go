@@ -6,7 +6,6 @@ package gate
 
 import (
 	"math"
-	"math/bits"
 	"slices"
 	"time"
 
@@ -32,7 +31,7 @@ func (c Counts) Compared() uint64 {
 	var n uint64
 	for class, k := range c.ByClass {
 		if class.Compared() {
-			n = satAdd(n, k)
+			n = domain.AddCounts(n, k)
 		}
 	}
 	return n
@@ -43,20 +42,10 @@ func (c Counts) Mismatched() uint64 {
 	var n uint64
 	for class, k := range c.ByClass {
 		if class.Mismatched() {
-			n = satAdd(n, k)
+			n = domain.AddCounts(n, k)
 		}
 	}
 	return n
-}
-
-// satAdd sums counts without wrapping: a sum that wrapped to a small
-// number (or to 0) would pass a zero-tolerance gate it must fail.
-func satAdd(a, b uint64) uint64 {
-	s, carry := bits.Add64(a, b, 0)
-	if carry != 0 {
-		return math.MaxUint64
-	}
-	return s
 }
 
 // Check is one criterion of a gate report.
@@ -88,7 +77,7 @@ func Judge(g domain.Gates, partner string, stage domain.Stage, since, now time.T
 	compared, mismatched := c.Compared(), c.Mismatched()
 	var zero uint64
 	for _, class := range g.ZeroTolerance {
-		zero = satAdd(zero, c.ByClass[class])
+		zero = domain.AddCounts(zero, c.ByClass[class])
 	}
 	upper := WilsonUpper(mismatched, compared)
 	bake := math.Max(0, now.Sub(since).Seconds())

@@ -88,7 +88,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	ctx := context.Background()
 	var err error
 	store := bolttest.Open(t)
-	e.svc, err = control.New(ctx, store, control.Options{Logger: quiet, Stats: store})
+	e.svc, err = control.New(ctx, store, control.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

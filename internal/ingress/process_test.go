@@ -22,7 +22,7 @@ import (
 // journal.
 func TestProcessRunsUntilItsContextEnds(t *testing.T) {
 	store := bolttest.Open(t)
-	svc, err := control.New(context.Background(), store, control.Options{Logger: quiet, Stats: store})
+	svc, err := control.New(context.Background(), store, control.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -220,7 +220,7 @@ func Open(path string, opts Options) (*Journal, error) {
 }
 
 func initSchema(tx *bbolt.Tx) error {
-	for _, b := range [][]byte{bucketMeta, bucketEvents, bucketPartner, bucketDedup, bucketPending, bucketCompare, bucketOwed, bucketReports} {
+	for _, b := range [][]byte{bucketMeta, bucketEvents, bucketPartner, bucketDedup, bucketPending, bucketCompare, bucketJobs, bucketOwed, bucketReports} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -695,11 +695,7 @@ var bucketJobs = []byte("jobs")
 // PutJob stores a background job's state (replays), by id, durably.
 func (j *Journal) PutJob(id string, state []byte) error {
 	return j.db.Update(func(tx *bbolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketJobs)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(id), state)
+		return tx.Bucket(bucketJobs).Put([]byte(id), state)
 	})
 }
 
@@ -707,11 +703,7 @@ func (j *Journal) PutJob(id string, state []byte) error {
 func (j *Journal) Jobs() (map[string][]byte, error) {
 	out := map[string][]byte{}
 	err := j.db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketJobs)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
+		return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
 			out[string(k)] = append([]byte(nil), v...)
 			return nil
 		})

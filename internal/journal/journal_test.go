@@ -874,6 +874,13 @@ func TestOpenWritesTheSchemaVersion(t *testing.T) {
 		if got, want := string(tx.Bucket(bucketMeta).Get(keySchema)), strconv.Itoa(SchemaVersion); got != want {
 			t.Errorf("schema = %q, want %q", got, want)
 		}
+		// Every bucket of the layout exists from Open on, so no read
+		// has to allow for a missing one.
+		for _, name := range []string{"meta", "events", "partner", "dedup", "pending", "compare", "jobs", "owed", "reports"} {
+			if tx.Bucket([]byte(name)) == nil {
+				t.Errorf("bucket %q is missing", name)
+			}
+		}
 		return nil
 	})
 }

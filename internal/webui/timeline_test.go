@@ -72,7 +72,7 @@ func TestPartnerPageChartsTheTimeline(t *testing.T) {
 func TestServiceTimeline(t *testing.T) {
 	store := bolttest.Open(t)
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	svc, err := control.New(ctx, store, control.Options{Now: func() time.Time { return now }, Stats: store, Logger: discard()})
+	svc, err := control.New(ctx, store, control.Options{Now: func() time.Time { return now }, Logger: discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

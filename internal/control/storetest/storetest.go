@@ -1,0 +1,747 @@
+// Package storetest is the conformance suite of control.Store: what every
+// store must do, checked the same way for each. A store runs it from its
+// own tests:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) (control.Store, func() error) {
+//			s := open(t) // a new, empty store, released by t.Cleanup
+//			return s, s.Close
+//		})
+//	}
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/switchbackhq/switchback/internal/audit"
+	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/domain"
+)
+
+// Opener returns a new, empty store for one test and the function that
+// closes it. The suite calls close at most once, and only in the tests of a
+// closed store; releasing everything else (files, connections, a store
+// left open) is the opener's, through t.Cleanup.
+type Opener func(t *testing.T) (store control.Store, close func() error)
+
+// Run runs the suite against the stores open returns, each test on a store
+// of its own.
+func Run(t *testing.T, open Opener) {
+	tests := []struct {
+		name string
+		run  func(*testing.T, Opener)
+	}{
+		{"EmptyStore", testEmpty},
+		{"LoadReturnsWhatWasWritten", testLoad},
+		{"UpdateAllOrNothing", testAllOrNothing},
+		{"UpdateCanceledContext", testCanceled},
+		{"AuditOrder", testAuditOrder},
+		{"AuditAppendOnly", testAuditAppendOnly},
+		{"StageRows", testStageRows},
+		{"CountsSaturate", testSaturate},
+		{"Mismatches", testMismatches},
+		{"AppliedReports", testAppliedReports},
+		{"StoreID", testStoreID},
+		{"ConcurrentWriters", testConcurrentWriters},
+		{"ClosedStore", testClosed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.run(t, open) })
+	}
+}
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func mustOpen(t *testing.T, open Opener) control.Store {
+	t.Helper()
+	s, _ := open(t)
+	return s
+}
+
+func update(t *testing.T, s control.Store, fn func(control.Tx) error) {
+	t.Helper()
+	if err := s.Update(t.Context(), fn); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+}
+
+func load(t *testing.T, s control.Store) domain.Data {
+	t.Helper()
+	d, err := s.Load(t.Context())
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return d
+}
+
+// normalized orders Load's slices and drops the empty entries of its maps:
+// a store may or may not list a migration without stages or cohorts.
+func normalized(d domain.Data) domain.Data {
+	d.StoreID = ""
+	slices.SortFunc(d.Partners, func(a, b domain.Partner) int { return compare(a.ID, b.ID) })
+	slices.SortFunc(d.Migrations, func(a, b domain.Migration) int { return compare(a.Key, b.Key) })
+	slices.SortFunc(d.Tokens, func(a, b domain.Token) int { return compare(a.Name, b.Name) })
+	stages, cohorts := map[string][]domain.PartnerStage{}, map[string][]domain.Cohort{}
+	for k, v := range d.Stages {
+		if len(v) > 0 {
+			stages[k] = slices.SortedFunc(slices.Values(v), func(a, b domain.PartnerStage) int { return compare(a.Partner, b.Partner) })
+		}
+	}
+	for k, v := range d.Cohorts {
+		if len(v) > 0 {
+			cohorts[k] = slices.SortedFunc(slices.Values(v), func(a, b domain.Cohort) int { return compare(a.Name, b.Name) })
+		}
+	}
+	d.Stages, d.Cohorts = stages, cohorts
+	return d
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func sampleData() domain.Data {
+	m := domain.Migration{
+		Key:       "psa-webhooks-v2",
+		Pipelines: domain.Pipelines{Legacy: domain.Pipeline{URL: "http://legacy"}, New: domain.Pipeline{URL: "http://new"}},
+		Gates:     domain.DefaultGates(),
+		Guard:     domain.DefaultGuard(),
+		Reverted:  true,
+		Seq:       1,
+		CreatedAt: t0,
+		UpdatedAt: t0.Add(time.Minute),
+	}
+	m2 := m
+	m2.Key, m2.Seq, m2.Reverted = "other", 2, false
+	return domain.Data{
+		Version: 42,
+		Partners: []domain.Partner{
+			{ID: "acme", Name: "Acme", PSA: domain.PSAConnectWise, Secret: "s3cret", CreatedAt: t0, UpdatedAt: t0},
+			{ID: "globex", Name: "Globex", PSA: domain.PSAAutotask, CreatedAt: t0, UpdatedAt: t0},
+		},
+		Migrations: []domain.Migration{m, m2},
+		Stages: map[string][]domain.PartnerStage{
+			"psa-webhooks-v2": {
+				{Partner: "acme", Stage: domain.StageNew, Since: t0.Add(time.Hour)},
+				{Partner: "globex", Stage: domain.StageShadow, Since: t0.Add(2 * time.Hour)},
+			},
+		},
+		Cohorts: map[string][]domain.Cohort{
+			"psa-webhooks-v2": {{Name: "wave-1", Order: 1, Partners: []string{"acme", "globex"}, UpdatedAt: t0}},
+		},
+		Tokens: []domain.Token{{Name: "admin", Role: domain.RoleAdmin, Hash: []byte{1, 2, 3}, CreatedAt: t0}},
+	}
+}
+
+// write puts everything of d but its audit entry.
+func write(tx control.Tx, d domain.Data) error {
+	for _, p := range d.Partners {
+		if err := tx.PutPartner(p); err != nil {
+			return err
+		}
+	}
+	for _, m := range d.Migrations {
+		if err := tx.PutMigration(m); err != nil {
+			return err
+		}
+	}
+	for k, sts := range d.Stages {
+		for _, ps := range sts {
+			if err := tx.PutStage(k, ps); err != nil {
+				return err
+			}
+		}
+	}
+	for k, cs := range d.Cohorts {
+		for _, c := range cs {
+			if err := tx.PutCohort(k, c); err != nil {
+				return err
+			}
+		}
+	}
+	for _, tok := range d.Tokens {
+		if err := tx.PutToken(tok); err != nil {
+			return err
+		}
+	}
+	return tx.SetVersion(d.Version)
+}
+
+// A new store holds nothing, at version 0, with an identity.
+func testEmpty(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	d := load(t, s)
+	if d.StoreID == "" {
+		t.Error("StoreID is empty: a store has an identity from its creation on")
+	}
+	want := domain.Data{Stages: map[string][]domain.PartnerStage{}, Cohorts: map[string][]domain.Cohort{}}
+	if diff := cmp.Diff(want, normalized(d), cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("Load(empty) (-want +got):\n%s", diff)
+	}
+	entries, err := s.AuditLog(t.Context(), 0, 10)
+	if err != nil || entries == nil || len(entries) != 0 {
+		t.Errorf("AuditLog(empty) = %v, %v; want an empty, non-nil slice", entries, err)
+	}
+}
+
+// Load returns what was written, with stages (records of a partner in a
+// migration) and cohorts by migration; a later write replaces an earlier
+// one of the same key, and a deleted token is gone.
+func testLoad(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	want := sampleData()
+	update(t, s, func(tx control.Tx) error { return write(tx, want) })
+	if diff := cmp.Diff(normalized(want), normalized(load(t, s)), cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("Load (-want +got):\n%s", diff)
+	}
+
+	moved := domain.PartnerStage{Partner: "acme", Stage: domain.StageDone, Since: t0.Add(3 * time.Hour)}
+	update(t, s, func(tx control.Tx) error {
+		if err := tx.PutStage("psa-webhooks-v2", moved); err != nil {
+			return err
+		}
+		if err := tx.PutStage("other", domain.PartnerStage{Partner: "acme", Stage: domain.StageShadow, Since: t0}); err != nil {
+			return err
+		}
+		if err := tx.DeleteToken("admin"); err != nil {
+			return err
+		}
+		if err := tx.DeleteToken("nobody"); err != nil {
+			return fmt.Errorf("deleting a token that does not exist: %w", err)
+		}
+		return tx.SetVersion(43)
+	})
+	want.Stages["psa-webhooks-v2"][0] = moved
+	want.Stages["other"] = []domain.PartnerStage{{Partner: "acme", Stage: domain.StageShadow, Since: t0}}
+	want.Tokens = nil
+	want.Version = 43
+	if diff := cmp.Diff(normalized(want), normalized(load(t, s)), cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("Load after overwrites (-want +got):\n%s", diff)
+	}
+}
+
+// An fn that fails after writing leaves nothing of it behind, statistics
+// included, and Update returns its error.
+func testAllOrNothing(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	keep := domain.Partner{ID: "keep", Name: "Keep", PSA: domain.PSAGeneric, CreatedAt: t0}
+	update(t, s, func(tx control.Tx) error {
+		if err := tx.PutPartner(keep); err != nil {
+			return err
+		}
+		return tx.SetVersion(1)
+	})
+	before := load(t, s)
+
+	boom := errors.New("boom")
+	since := t0.Add(-time.Hour)
+	err := s.Update(t.Context(), func(tx control.Tx) error {
+		if err := write(tx, sampleData()); err != nil {
+			return err
+		}
+		if err := tx.AppendAudit(audit.Next(domain.AuditEntry{}, domain.AuditEntry{At: t0, Actor: "a", Action: "x"})); err != nil {
+			return err
+		}
+		if err := tx.AddComparisons(since, comparison("acme", "ticket", domain.ClassEqual, t0, 5)); err != nil {
+			return err
+		}
+		if err := tx.AddCandidate(since, candidate("acme", 5, 1)); err != nil {
+			return err
+		}
+		if err := tx.PutMismatch(mismatch("acme", "ticket", domain.ClassValueDiff, t0, "evt_1"), 20); err != nil {
+			return err
+		}
+		if err := tx.PutAppliedReport("r1", "epoch", 7); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update = %v, want the fn's error", err)
+	}
+	if diff := cmp.Diff(before, load(t, s)); diff != "" {
+		t.Errorf("a failed Update left writes behind (-before +after):\n%s", diff)
+	}
+	if entries, err := s.AuditLog(t.Context(), 0, 10); err != nil || len(entries) != 0 {
+		t.Errorf("AuditLog after a failed Update = %v, %v; want no entries", entries, err)
+	}
+	if rows := stageRows(t, s, "acme", since); len(rows.Comparisons) != 0 || rows.CandidateCalls != 0 || rows.CandidateErrors != 0 {
+		t.Errorf("StageRows after a failed Update = %+v, want none", rows)
+	}
+	if ms := mismatches(t, s, "acme", time.Time{}, 10); len(ms) != 0 {
+		t.Errorf("Mismatches after a failed Update = %v, want none", ms)
+	}
+	if seq := appliedReport(t, s, "r1", "epoch"); seq != 0 {
+		t.Errorf("AppliedReport after a failed Update = %d, want 0", seq)
+	}
+}
+
+// With its context already done, Update does not run fn.
+func testCanceled(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	called := false
+	err := s.Update(ctx, func(control.Tx) error { called = true; return nil })
+	if !errors.Is(err, context.Canceled) || called {
+		t.Errorf("Update(canceled) = %v, fn called %v; want context.Canceled and not called", err, called)
+	}
+}
+
+// appendAudit appends n chained entries, one Update each, and returns them.
+func appendAudit(t *testing.T, s control.Store, n int) []domain.AuditEntry {
+	t.Helper()
+	prev := load(t, s).LastAudit
+	var out []domain.AuditEntry
+	for i := range n {
+		e := audit.Next(prev, domain.AuditEntry{
+			At: t0.Add(time.Duration(i) * time.Second), Actor: "admin", Action: "test", Target: "t/" + strconv.Itoa(i),
+			Before: json.RawMessage(`{"n":` + strconv.Itoa(i) + `}`), After: json.RawMessage(`{"n":` + strconv.Itoa(i+1) + `}`),
+		})
+		update(t, s, func(tx control.Tx) error { return tx.AppendAudit(e) })
+		out = append(out, e)
+		prev = e
+	}
+	return out
+}
+
+// AuditLog pages through the log in seq order; Load's LastAudit is the
+// last entry.
+func testAuditOrder(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	log := appendAudit(t, s, 25)
+	if diff := cmp.Diff(log[24], load(t, s).LastAudit); diff != "" {
+		t.Errorf("LastAudit (-want +got):\n%s", diff)
+	}
+	tests := []struct {
+		name             string
+		after            uint64
+		limit            int
+		wantFirst, wantN int
+	}{
+		{"first page", 0, 10, 1, 10},
+		{"second page", 10, 10, 11, 10},
+		{"last partial page", 20, 10, 21, 5},
+		{"past the end", 25, 10, 0, 0},
+		{"far past the end", 1000, 10, 0, 0},
+		{"everything", 0, 1000, 1, 25},
+		{"one", 7, 1, 8, 1},
+		{"zero limit", 0, 0, 0, 0},
+		{"after the largest seq", math.MaxUint64, 10, 0, 0},
+		{"after the largest seq but one", math.MaxUint64 - 1, 10, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.AuditLog(t.Context(), tt.after, tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got == nil {
+				t.Errorf("AuditLog returned nil, want an empty slice (it is JSON-encoded as [])")
+			}
+			var want []domain.AuditEntry
+			if tt.wantN > 0 {
+				want = log[tt.wantFirst-1 : tt.wantFirst-1+tt.wantN]
+			}
+			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("entries (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// Pages of any size read back a chain that verifies.
+	for _, size := range []int{1, 3, 25, 100} {
+		v := audit.NewVerifier(domain.AuditEntry{})
+		var after uint64
+		for {
+			page, err := s.AuditLog(t.Context(), after, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			if err := v.Check(page); err != nil {
+				t.Fatalf("page size %d: %v", size, err)
+			}
+			after = page[len(page)-1].Seq
+		}
+		if v.Checked != 25 {
+			t.Errorf("page size %d: checked %d entries, want 25", size, v.Checked)
+		}
+	}
+}
+
+// An entry that does not follow the last one is refused: the log is
+// append-only.
+func testAuditAppendOnly(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	log := appendAudit(t, s, 3)
+	for _, e := range []domain.AuditEntry{log[1], log[2]} {
+		if err := s.Update(t.Context(), func(tx control.Tx) error { return tx.AppendAudit(e) }); err == nil {
+			t.Errorf("AppendAudit(seq %d after seq 3) succeeded, want an error", e.Seq)
+		}
+	}
+	got, err := s.AuditLog(t.Context(), 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(log, got); diff != "" {
+		t.Errorf("log changed (-want +got):\n%s", diff)
+	}
+}
+
+func comparison(partner, typ string, class domain.Class, minute time.Time, n uint64) domain.ComparisonCount {
+	return domain.ComparisonCount{Migration: "m", Partner: partner, Stage: domain.StageShadow, EventType: typ, Class: class, Minute: minute, Count: n}
+}
+
+func candidate(partner string, calls, errs uint64) domain.CandidateCount {
+	return domain.CandidateCount{Migration: "m", Partner: partner, Stage: domain.StageShadow, Calls: calls, Errors: errs}
+}
+
+func mismatch(partner, typ string, class domain.Class, at time.Time, id string) domain.Mismatch {
+	return domain.Mismatch{Migration: "m", Partner: partner, EventID: id, EventType: typ, Class: class, Diff: "fields.status",
+		Primary: json.RawMessage(`{"a":1}`), Shadow: json.RawMessage(`{"a":2}`), At: at}
+}
+
+func stageRows(t *testing.T, s control.Store, partner string, since time.Time) domain.StageRows {
+	t.Helper()
+	rows, err := s.StageRows(t.Context(), "m", partner, domain.StageShadow, since)
+	if err != nil {
+		t.Fatalf("StageRows: %v", err)
+	}
+	return rows
+}
+
+func mismatches(t *testing.T, s control.Store, partner string, since time.Time, limit int) []domain.Mismatch {
+	t.Helper()
+	ms, err := s.Mismatches(t.Context(), "m", partner, since, limit)
+	if err != nil {
+		t.Fatalf("Mismatches: %v", err)
+	}
+	return ms
+}
+
+func appliedReport(t *testing.T, s control.Store, router, epoch string) uint64 {
+	t.Helper()
+	var seq uint64
+	update(t, s, func(tx control.Tx) error {
+		var err error
+		seq, err = tx.AppliedReport(router, epoch)
+		return err
+	})
+	return seq
+}
+
+// sortRows orders rows the way the suite's wants are written.
+var sortRows = cmpopts.SortSlices(func(a, b domain.MinuteCount) bool {
+	if !a.Minute.Equal(b.Minute) {
+		return a.Minute.Before(b.Minute)
+	}
+	if a.EventType != b.EventType {
+		return a.EventType < b.EventType
+	}
+	return a.Class < b.Class
+})
+
+// A row is one stint's count of one event type, class and minute: adds to
+// it sum, and other stints (even of the same partner and stage), stages and
+// partners have rows of their own.
+func testStageRows(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	since := t0.Add(-time.Hour)
+	update(t, s, func(tx control.Tx) error {
+		for _, c := range []domain.ComparisonCount{
+			comparison("acme", "ticket", domain.ClassEqual, t0.Add(time.Minute), 5),
+			comparison("acme", "ticket", domain.ClassEqual, t0.Add(time.Minute), 2), // same row: added
+			comparison("acme", "company", domain.ClassSkipped, t0.Add(time.Minute), 1),
+			comparison("acme", "ticket", domain.ClassValueDiff, t0, 3),
+			comparison("acme", "ticket", domain.ClassEqual, t0, 0), // nothing
+			comparison("globex", "ticket", domain.ClassEqual, t0, 9),
+		} {
+			if err := tx.AddComparisons(since, c); err != nil {
+				return err
+			}
+		}
+		other := comparison("acme", "ticket", domain.ClassEqual, t0, 9)
+		other.Stage = domain.StageNew
+		if err := tx.AddComparisons(since, other); err != nil {
+			return err
+		}
+		if err := tx.AddComparisons(since.Add(-time.Hour), comparison("acme", "ticket", domain.ClassEqual, t0, 9)); err != nil {
+			return err // an earlier stint in shadow
+		}
+		for _, c := range []domain.CandidateCount{candidate("acme", 11, 1), candidate("acme", 4, 2), candidate("globex", 9, 0)} {
+			if err := tx.AddCandidate(since, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	want := domain.StageRows{
+		Comparisons: []domain.MinuteCount{
+			{Minute: t0, EventType: "ticket", Class: domain.ClassValueDiff, Count: 3},
+			{Minute: t0.Add(time.Minute), EventType: "company", Class: domain.ClassSkipped, Count: 1},
+			{Minute: t0.Add(time.Minute), EventType: "ticket", Class: domain.ClassEqual, Count: 7},
+		},
+		CandidateCalls:  15,
+		CandidateErrors: 3,
+	}
+	if diff := cmp.Diff(want, stageRows(t, s, "acme", since), sortRows); diff != "" {
+		t.Errorf("StageRows (-want +got):\n%s", diff)
+	}
+	for _, r := range stageRows(t, s, "acme", since).Comparisons {
+		if r.Minute.Location() != time.UTC {
+			t.Errorf("row minute %v is not in UTC", r.Minute)
+		}
+	}
+	empty := stageRows(t, s, "nobody", since)
+	if empty.Comparisons == nil || len(empty.Comparisons) != 0 || empty.CandidateCalls != 0 {
+		t.Errorf("StageRows of a partner with no rows = %+v; want an empty, non-nil slice and no calls", empty)
+	}
+}
+
+// A row near its maximum saturates instead of wrapping: a wrapped
+// type_mismatch count would pass its zero-tolerance gate.
+func testSaturate(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	since := t0.Add(-time.Hour)
+	tests := []struct {
+		name      string
+		add, want uint64
+	}{
+		{"three", 3, 3},
+		{"to one below the maximum", math.MaxUint64 - 4, math.MaxUint64 - 1},
+		{"past the maximum", 5, math.MaxUint64},
+		{"once more", 1, math.MaxUint64},
+	}
+	for _, tt := range tests {
+		update(t, s, func(tx control.Tx) error {
+			if err := tx.AddComparisons(since, comparison("acme", "ticket", domain.ClassTypeMismatch, t0, tt.add)); err != nil {
+				return err
+			}
+			return tx.AddCandidate(since, candidate("acme", tt.add, tt.add))
+		})
+		rows := stageRows(t, s, "acme", since)
+		if len(rows.Comparisons) != 1 || rows.Comparisons[0].Count != tt.want {
+			t.Errorf("%s: rows = %+v, want one of count %d", tt.name, rows.Comparisons, tt.want)
+		}
+		if rows.CandidateCalls != tt.want || rows.CandidateErrors != tt.want {
+			t.Errorf("%s: candidate calls %d, errors %d; want %d each", tt.name, rows.CandidateCalls, rows.CandidateErrors, tt.want)
+		}
+	}
+}
+
+// PutMismatch keeps the newest keep of a partner's event type and class;
+// Mismatches answers those at or after since, newest first, up to limit.
+func testMismatches(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	var all []domain.Mismatch
+	for i := range 5 {
+		all = append(all, mismatch("acme", "ticket", domain.ClassValueDiff, t0.Add(time.Duration(i)*time.Second), "evt_v"+strconv.Itoa(i)))
+	}
+	typeMismatch := mismatch("acme", "ticket", domain.ClassTypeMismatch, t0, "evt_t")
+	company := mismatch("acme", "company", domain.ClassValueDiff, t0.Add(-time.Minute), "evt_c")
+	other := mismatch("globex", "ticket", domain.ClassValueDiff, t0, "evt_g")
+	update(t, s, func(tx control.Tx) error {
+		for _, m := range append(slices.Clone(all), typeMismatch, company, other) {
+			if err := tx.PutMismatch(m, 3); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// Of acme's ticket value_diffs, the oldest two went; its other type
+	// and class keep theirs, and ties at t0 order by event id.
+	want := []domain.Mismatch{all[4], all[3], all[2], typeMismatch, company}
+	if diff := cmp.Diff(want, mismatches(t, s, "acme", time.Time{}, 10)); diff != "" {
+		t.Errorf("Mismatches (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want[:2], mismatches(t, s, "acme", time.Time{}, 2)); diff != "" {
+		t.Errorf("Mismatches(limit 2) (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want[:4], mismatches(t, s, "acme", t0, 10)); diff != "" {
+		t.Errorf("Mismatches(since t0) (-want +got):\n%s", diff)
+	}
+	if got := mismatches(t, s, "nobody", time.Time{}, 10); got == nil || len(got) != 0 {
+		t.Errorf("Mismatches of a partner with none = %v, want an empty, non-nil slice", got)
+	}
+	// The same mismatch put again is kept once.
+	update(t, s, func(tx control.Tx) error { return tx.PutMismatch(all[4], 3) })
+	if diff := cmp.Diff(want, mismatches(t, s, "acme", time.Time{}, 10)); diff != "" {
+		t.Errorf("Mismatches after a resend (-want +got):\n%s", diff)
+	}
+}
+
+// Each router's journal epoch has its own last applied report seq.
+func testAppliedReports(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	if got := appliedReport(t, s, "r1", "e1"); got != 0 {
+		t.Errorf("AppliedReport(none) = %d, want 0", got)
+	}
+	update(t, s, func(tx control.Tx) error {
+		for _, r := range []struct {
+			router, epoch string
+			seq           uint64
+		}{{"r1", "e1", 3}, {"r1", "e1", 4}, {"r1", "e2", 1}, {"r2", "e1", 9}} {
+			if err := tx.PutAppliedReport(r.router, r.epoch, r.seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, tt := range []struct {
+		router, epoch string
+		want          uint64
+	}{{"r1", "e1", 4}, {"r1", "e2", 1}, {"r2", "e1", 9}, {"r2", "e2", 0}, {"r1e", "1", 0}} {
+		if got := appliedReport(t, s, tt.router, tt.epoch); got != tt.want {
+			t.Errorf("AppliedReport(%q, %q) = %d, want %d", tt.router, tt.epoch, got, tt.want)
+		}
+	}
+}
+
+// A store's identity stays what it was at creation, through writes; another
+// store has another.
+func testStoreID(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	first := load(t, s).StoreID
+	update(t, s, func(tx control.Tx) error { return write(tx, sampleData()) })
+	if got := load(t, s).StoreID; got != first || got == "" {
+		t.Errorf("StoreID after a write = %q, want %q", got, first)
+	}
+	if other := load(t, mustOpen(t, open)).StoreID; other == first {
+		t.Errorf("two stores have the same StoreID %q", other)
+	}
+}
+
+// Concurrent Updates are serialized: none loses another's adds, and a
+// reader meanwhile sees each transaction whole, never a count ahead of its
+// partners.
+func testConcurrentWriters(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	const writers, each = 8, 25
+	since := t0.Add(-time.Hour)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers+1)
+	done := make(chan struct{})
+	var reader sync.WaitGroup
+	reader.Add(1)
+	go func() {
+		defer reader.Done()
+		var last uint64
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			rows, err := s.StageRows(t.Context(), "m", "acme", domain.StageShadow, since)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if rows.CandidateCalls < last {
+				errs <- fmt.Errorf("calls went back from %d to %d", last, rows.CandidateCalls)
+				return
+			}
+			last = rows.CandidateCalls
+			var compared uint64
+			for _, r := range rows.Comparisons {
+				compared += r.Count
+			}
+			if compared != rows.CandidateCalls {
+				errs <- fmt.Errorf("a reader saw %d comparisons and %d calls, added in the same transactions", compared, rows.CandidateCalls)
+				return
+			}
+		}
+	}()
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				err := s.Update(t.Context(), func(tx control.Tx) error {
+					if err := tx.PutPartner(domain.Partner{ID: fmt.Sprintf("p%d-%d", w, i), Name: "P", PSA: domain.PSAGeneric, CreatedAt: t0}); err != nil {
+						return err
+					}
+					if err := tx.AddComparisons(since, comparison("acme", "ticket", domain.ClassEqual, t0, 1)); err != nil {
+						return err
+					}
+					return tx.AddCandidate(since, candidate("acme", 1, 0))
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	reader.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("Update: %v", err)
+	}
+	if got := len(load(t, s).Partners); got != writers*each {
+		t.Errorf("partners = %d, want %d", got, writers*each)
+	}
+	rows := stageRows(t, s, "acme", since)
+	if len(rows.Comparisons) != 1 || rows.Comparisons[0].Count != writers*each || rows.CandidateCalls != writers*each {
+		t.Errorf("rows = %+v, want one count and %d calls of %d", rows, writers*each, writers*each)
+	}
+}
+
+// A closed store answers every call with an error, and never panics.
+func testClosed(t *testing.T, open Opener) {
+	s, closeStore := open(t)
+	if err := closeStore(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	ctx := t.Context()
+	called := false
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"Load", func() error { _, err := s.Load(ctx); return err }},
+		{"Update", func() error {
+			return s.Update(ctx, func(tx control.Tx) error { called = true; return tx.SetVersion(1) })
+		}},
+		{"AuditLog", func() error { _, err := s.AuditLog(ctx, 0, 10); return err }},
+		{"StageRows", func() error { _, err := s.StageRows(ctx, "m", "acme", domain.StageShadow, t0); return err }},
+		{"Mismatches", func() error { _, err := s.Mismatches(ctx, "m", "acme", t0, 10); return err }},
+	}
+	for _, c := range calls {
+		t.Run(c.name, func(t *testing.T) {
+			defer func() {
+				if p := recover(); p != nil {
+					t.Errorf("%s on a closed store panicked: %v", c.name, p)
+				}
+			}()
+			if err := c.call(); err == nil {
+				t.Errorf("%s on a closed store succeeded, want an error", c.name)
+			}
+		})
+	}
+	if called {
+		t.Error("Update on a closed store ran its fn")
+	}
+}
