@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -17,9 +16,11 @@ func TestDemo(t *testing.T) {
 	}
 	for _, scenario := range []string{"shadow", "exposed"} {
 		t.Run(scenario, func(t *testing.T) {
-			var out bytes.Buffer
+			// One buffer for the narration and the service's logs, written
+			// from several goroutines.
+			out := &syncBuffer{}
 			cfg := demoConfig{Addr: "127.0.0.1:0", Scenario: scenario, Partners: 8, Rate: 60, Duration: 6 * time.Second, Fault: 0.4, Seed: 7}
-			res, err := runDemo(context.Background(), cfg, &out, &out)
+			res, err := runDemo(context.Background(), cfg, out, out)
 			t.Log("\n" + out.String())
 			if err != nil {
 				t.Fatal(err)
