@@ -891,9 +891,9 @@ func TestAdvanceCohortGates(t *testing.T) {
 }
 
 func TestRevertWinsOverAdvanceInFlight(t *testing.T) {
-	// DESIGN.md: "A revert always wins over an advance in flight." An advance
-	// judging the gates (stats may be slow) must neither hold the revert back
-	// nor land after it.
+	// docs/api.md, "Advance a cohort": a revert that lands while an advance is
+	// in flight wins. An advance judging the gates (stats may be slow) must
+	// neither hold the revert back nor land after it.
 	entered := make(chan struct{}, 100)
 	release := make(chan struct{})
 	var releaseOnce sync.Once
