@@ -68,7 +68,7 @@ func TestProcessRunsUntilItsContextEnds(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if _, err := j.Pending(); err == nil {
+	if _, err := j.Pending(t.Context()); err == nil {
 		t.Error("the journal answers after Close, want it closed")
 	}
 }
@@ -107,7 +107,7 @@ func TestProcessConfigValidate(t *testing.T) {
 	if _, err := ingress.NewProcess(ingress.Config{}, j, prometheus.NewRegistry(), quiet); err == nil {
 		t.Fatal("NewProcess with an empty config: no error")
 	}
-	if _, err := j.Pending(); err == nil {
+	if _, err := j.Pending(t.Context()); err == nil {
 		t.Error("the journal answers after NewProcess failed, want it closed")
 	}
 }
