@@ -54,6 +54,11 @@ type serveConfig struct {
 	// TrustedProxies are the CIDRs of proxies whose X-Forwarded-Proto is
 	// believed, for the session cookie's Secure attribute.
 	TrustedProxies []string
+	// Now is the process's one clock, given to the control service, the
+	// web UI and the embedded router so that they agree on every bake
+	// time, expiry and stamp; nil is time.Now. Neither a flag nor a
+	// variable: end-to-end tests set it.
+	Now func() time.Time
 }
 
 func defaultServeConfig() serveConfig {
@@ -234,7 +239,11 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		}
 		closeJournal = func() { j.Close() }
 	}
-	svc, err := control.New(ctx, store, control.Options{Logger: log})
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	svc, err := control.New(ctx, store, control.Options{Logger: log, Now: now})
 	if err != nil {
 		closeJournal()
 		return err
@@ -290,7 +299,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		in, err = ingress.NewProcess(ingress.Config{
 			Data: ingressDir, ControlURL: controlURL,
 			Token: svc.AddEphemeralToken("ingress-embedded", domain.RoleRouter), RouterID: "embedded",
-			Migration: cfg.Migration, KeyHosts: cfg.KeyHosts, Local: localControl{svc},
+			Migration: cfg.Migration, KeyHosts: cfg.KeyHosts, Local: localControl{svc}, Now: now,
 		}, j, reg, log)
 		if err != nil {
 			ln.Close()
@@ -307,7 +316,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		return in.Close()
 	}
 	api := httpapi.New(svc, log, reg, apiOpts...)
-	uiOpts := webui.Options{Comparisons: webui.ServiceComparisons{Svc: svc}, TrustedProxies: proxies}
+	uiOpts := webui.Options{Comparisons: webui.ServiceComparisons{Svc: svc}, TrustedProxies: proxies, Now: now}
 	if in != nil {
 		uiOpts.Replays = in.Router().Replays
 	}

@@ -412,7 +412,7 @@ func (f *fixture) ingressRun(ctx context.Context, dir string, cfg IngressConfig,
 	out.Elapsed = time.Since(start)
 	tr.CloseIdleConnections()
 
-	st, statsErr := j.Stats()
+	st, statsErr := j.Stats(ctx)
 	rtr.stop()
 	closeErr := j.Close()
 	if err := errors.Join(statsErr, closeErr); err != nil {
@@ -442,7 +442,7 @@ func (f *fixture) ingressRun(ctx context.Context, dir string, cfg IngressConfig,
 	out.Delivered = st.Events - st.Pending
 
 	// Nothing acknowledged may be missing from the file.
-	found, err := journaledDeliveries(path, f.partners, start.Add(-time.Minute), time.Now().Add(time.Minute))
+	found, err := journaledDeliveries(ctx, path, f.partners, start.Add(-time.Minute), time.Now().Add(time.Minute))
 	if err != nil {
 		return out, fmt.Errorf("reading the journal back: %w", err)
 	}
@@ -469,7 +469,7 @@ func cmpErr(first, err error) error {
 
 // journaledDeliveries reopens the journal at path and returns the event id
 // of every delivery of partners received in [from, to), by webhook-id.
-func journaledDeliveries(path string, partners []string, from, to time.Time) (map[string]string, error) {
+func journaledDeliveries(ctx context.Context, path string, partners []string, from, to time.Time) (map[string]string, error) {
 	j, err := journal.Open(path, journal.Options{})
 	if err != nil {
 		return nil, err
@@ -477,7 +477,7 @@ func journaledDeliveries(path string, partners []string, from, to time.Time) (ma
 	defer j.Close()
 	out := map[string]string{}
 	for _, p := range partners {
-		err := j.Scan(p, journal.Position{At: from}, to, func(e journal.Event) bool {
+		err := j.Scan(ctx, p, journal.Position{At: from}, to, func(e journal.Event) bool {
 			out[e.DeliveryID] = e.ID
 			return true
 		})

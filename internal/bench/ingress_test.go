@@ -118,7 +118,7 @@ func TestAcknowledgementDoesNotWaitForDelivery(t *testing.T) {
 			t.Fatalf("delivery %d: answered 202 but its answer never ended (%v): the acknowledgement waits for room in a delivery queue", i, err)
 		}
 	}
-	if st, err := j.Stats(); err != nil || st.Events != 300 {
+	if st, err := j.Stats(t.Context()); err != nil || st.Events != 300 {
 		t.Errorf("journal holds %d events (%v), want 300", st.Events, err)
 	}
 }

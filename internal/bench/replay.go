@@ -135,7 +135,7 @@ func Replay(ctx context.Context, n int) (ReplayResult, error) {
 	out.PerSecond = float64(job.Done) / out.Elapsed.Seconds()
 	out.Applied = fx.legacy.Applications()
 
-	err = j.Scan(partner, journal.Position{At: from}, to, func(e journal.Event) bool {
+	err = j.Scan(ctx, partner, journal.Position{At: from}, to, func(e journal.Event) bool {
 		if e.State == journal.StateApplied && len(e.Replays) == 1 && e.Replays[0].OK {
 			out.Recovered++
 		}

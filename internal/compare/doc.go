@@ -2,7 +2,8 @@
 // primary pipeline applied with those the shadow pipeline would have applied
 // and returns exactly one domain.Class with a readable diff.
 //
-// The order of the checks is the contract (DESIGN.md, "Comparison classes"):
+// The order of the checks is the contract (the classes are listed in
+// docs/api.md, "Gate report"):
 // errors first (shadow_error, then primary_error when the primary's
 // pipeline was unavailable or error_asymmetry when it refused the event),
 // then type_mismatch, empty, missing, extra, value_diff, and equal last.

@@ -16,7 +16,7 @@ type guard struct {
 	windows map[string][]string // migration 0 partner → outcomes, oldest first
 }
 
-func (g *guard) observe(s *Service, ctx context.Context, sample domain.GuardSample) {
+func (g *guard) observe(ctx context.Context, s *Service, sample domain.GuardSample) {
 	st := s.State()
 	ms, ok := st.Migrations[sample.Migration]
 	p, known := st.Partners[sample.Partner]

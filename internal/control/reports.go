@@ -57,7 +57,7 @@ func (s *Service) IngestReport(ctx context.Context, r wire.Report) (duplicate bo
 		}
 	}
 	for _, g := range r.Guard {
-		s.guard.observe(s, ctx, g)
+		s.guard.observe(ctx, s, g)
 	}
 	return duplicate, nil
 }

@@ -17,7 +17,7 @@ type Ingress interface {
 	StartReplay(ctx context.Context, req domain.ReplayRequest) (domain.ReplayJob, error)
 	Replay(id string) (domain.ReplayJob, error)
 	Replays() []domain.ReplayJob
-	StuckEvents() ([]wire.Event, error)
+	StuckEvents(ctx context.Context) ([]wire.Event, error)
 }
 
 // WithIngress serves replays and events from an ingress router in the same
@@ -125,7 +125,7 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, _ principal) er
 	if err != nil {
 		return err
 	}
-	evs, err := in.StuckEvents()
+	evs, err := in.StuckEvents(r.Context())
 	if err != nil {
 		return domain.Internal("read stuck events", err)
 	}

@@ -50,7 +50,7 @@ func (f *fakeIngress) Replays() []domain.ReplayJob {
 	return append([]domain.ReplayJob(nil), f.jobs...)
 }
 
-func (f *fakeIngress) StuckEvents() ([]wire.Event, error) { return nil, nil }
+func (f *fakeIngress) StuckEvents(context.Context) ([]wire.Event, error) { return nil, nil }
 
 // runScheduler runs sc until the test ends, as serve does.
 func runScheduler(t *testing.T, svc *control.Service, router control.ReplayStarter) {

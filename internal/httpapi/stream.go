@@ -41,6 +41,8 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, p principal) error 
 	heartbeat := time.NewTicker(a.opts.Heartbeat)
 	defer heartbeat.Stop()
 	write := func(parts ...[]byte) bool {
+		// A connection's deadline is an instant the runtime's poller
+		// compares with the real clock, never an injected one.
 		rc.SetWriteDeadline(time.Now().Add(a.opts.StreamWriteTimeout))
 		for _, b := range parts {
 			if _, err := w.Write(b); err != nil {

@@ -203,7 +203,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func (e *env) pendingCount(t *testing.T) int {
-	st, err := e.journal.Stats()
+	st, err := e.journal.Stats(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestWebhookIsJournaledThenAppliedByTheFlaggedPipeline(t *testing.T) {
 	if got := e.newer.AppliedKeys(); len(got) != 1 || got[0] != "schedule_entry/S-9" {
 		t.Errorf("new applied %v, want schedule_entry/S-9", got)
 	}
-	ev, err := e.journal.Get(1)
+	ev, err := e.journal.Get(t.Context(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,14 +252,14 @@ func TestDuplicateDeliveryIsAcknowledgedNotAppliedTwice(t *testing.T) {
 		}
 	}
 	waitFor(t, "the event applied", func() bool { return e.pendingCount(t) == 0 && e.legacy.Calls(pipeline.Apply) >= 1 })
-	st, _ := e.journal.Stats()
+	st, _ := e.journal.Stats(t.Context())
 	if st.Events != 1 {
 		t.Errorf("journal holds %d events, want 1", st.Events)
 	}
 	if got := e.legacy.Calls(pipeline.Apply); got != 1 {
 		t.Errorf("legacy called %d times, want 1", got)
 	}
-	ev, _ := e.journal.Get(1)
+	ev, _ := e.journal.Get(t.Context(), 1)
 	if ev.Duplicates != 2 {
 		t.Errorf("duplicates recorded = %d, want 2", ev.Duplicates)
 	}
@@ -278,7 +278,7 @@ func TestConcurrentDuplicatesAreRaceFree(t *testing.T) {
 	}
 	wg.Wait()
 	waitFor(t, "all applied", func() bool { return e.pendingCount(t) == 0 })
-	if st, _ := e.journal.Stats(); st.Events != 5 {
+	if st, _ := e.journal.Stats(t.Context()); st.Events != 5 {
 		t.Errorf("journal holds %d events, want 5 distinct deliveries", st.Events)
 	}
 	if got := e.legacy.Calls(pipeline.Apply); got != 5 {
@@ -311,7 +311,7 @@ func TestRefusedDeliveriesAreNotJournaled(t *testing.T) {
 	if status, _ := e.post(t, "acme", "msg-big", "ticket.updated", "T-1", big, ""); status != http.StatusRequestEntityTooLarge {
 		t.Errorf("oversize = %d, want 413", status)
 	}
-	if st, _ := e.journal.Stats(); st.Events != 0 {
+	if st, _ := e.journal.Stats(t.Context()); st.Events != 0 {
 		t.Errorf("journal holds %d events after refused deliveries, want 0", st.Events)
 	}
 }
@@ -337,7 +337,7 @@ func TestFailingPipelineDeadLettersThenReplayRecovers(t *testing.T) {
 	}
 	waitFor(t, "dead-lettered", func() bool { return e.pendingCount(t) == 0 })
 	for seq := uint64(1); seq <= 3; seq++ {
-		if ev, _ := e.journal.Get(seq); ev.State != journal.StateDeadLettered || ev.Attempts != 3 || ev.LastError == "" {
+		if ev, _ := e.journal.Get(t.Context(), seq); ev.State != journal.StateDeadLettered || ev.Attempts != 3 || ev.LastError == "" {
 			t.Errorf("event %d = %s after %d attempts (%q), want dead-lettered after 3", seq, ev.State, ev.Attempts, ev.LastError)
 		}
 	}
@@ -360,7 +360,7 @@ func TestFailingPipelineDeadLettersThenReplayRecovers(t *testing.T) {
 		t.Errorf("fixed legacy applied %d, want 3", got)
 	}
 	for seq := uint64(1); seq <= 3; seq++ {
-		ev, _ := e.journal.Get(seq)
+		ev, _ := e.journal.Get(t.Context(), seq)
 		if ev.State != journal.StateApplied || len(ev.Replays) != 1 || !ev.Replays[0].OK || ev.Replays[0].Job != job.ID {
 			t.Errorf("event %d after replay = %s with replays %+v", seq, ev.State, ev.Replays)
 		}
@@ -443,7 +443,7 @@ func TestLegacyOutageInShadowIsPrimaryError(t *testing.T) {
 		t.Fatalf("status = %d, want 202", status)
 	}
 	var ev journal.Event
-	waitFor(t, "the comparison recorded", func() bool { ev, _ = e.journal.Get(1); return ev.Comparison != "" })
+	waitFor(t, "the comparison recorded", func() bool { ev, _ = e.journal.Get(t.Context(), 1); return ev.Comparison != "" })
 	if ev.State != journal.StateDeadLettered {
 		t.Errorf("state = %s, want dead_lettered", ev.State)
 	}

@@ -92,7 +92,7 @@ func TestRevertReplayAwaitsLateComparisons(t *testing.T) {
 			}
 			var ev journal.Event
 			waitFor(t, "the event applied by new", func() bool {
-				ev, _ = e.journal.Get(1)
+				ev, _ = e.journal.Get(t.Context(), 1)
 				return ev.State == journal.StateApplied
 			})
 			if ev.Pipeline != "new" || ev.Shadow != "legacy" || ev.Comparison != "" {
@@ -160,7 +160,7 @@ func TestRevertReplayAwaitsLateComparisons(t *testing.T) {
 			if got, want := e.legacy.HasApplied(ev.ID), tt.wantReplayed; got != want {
 				t.Errorf("legacy applied the event: %v, want %v", got, want)
 			}
-			after, _ := e.journal.Get(1)
+			after, _ := e.journal.Get(t.Context(), 1)
 			replayed := slices.ContainsFunc(after.Replays, func(r journal.Replay) bool { return r.Job == job.ID && r.OK })
 			if replayed != tt.wantReplayed {
 				t.Errorf("event's replays = %+v (comparison %q), want replayed by %s: %v", after.Replays, after.Comparison, job.ID, tt.wantReplayed)

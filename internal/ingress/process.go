@@ -56,6 +56,10 @@ type Config struct {
 	// of the same process: the router catches up with it before judging a
 	// webhook, so it knows every change the API has answered.
 	Local Local
+	// Now is the router's clock: webhook timestamps, signing keys' TTL,
+	// journal stamps, retention and stuck events. nil is time.Now; serve
+	// passes the clock of its control service.
+	Now func() time.Time
 }
 
 // Local is the control service in the router's own process.
@@ -124,6 +128,8 @@ func NewProcess(cfg Config, j *journal.Journal, reg prometheus.Registerer, log *
 	if cfg.Local != nil {
 		up = localUpstream{p}
 	}
+	keys := psa.NewKeyCache(cfg.KeyHosts, nil, time.Hour)
+	keys.Now = cfg.Now
 	var err error
 	p.router, err = New(Options{
 		Upstream: up,
@@ -131,7 +137,7 @@ func NewProcess(cfg Config, j *journal.Journal, reg prometheus.Registerer, log *
 		Current: func() bool { return p.provider.Current() },
 		Journal: j,
 		Flags:   p.api.NewClient(),
-		Decoder: &psa.Decoder{Keys: psa.NewKeyCache(cfg.KeyHosts, nil, time.Hour)},
+		Decoder: &psa.Decoder{Keys: keys, Now: cfg.Now},
 		// One idle connection per worker, or every call would dial anew.
 		Pipelines: &pipeline.Client{HTTP: &http.Client{Transport: &http.Transport{
 			MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}}},
@@ -144,6 +150,7 @@ func NewProcess(cfg Config, j *journal.Journal, reg prometheus.Registerer, log *
 		Retention:  cfg.Retention,
 
 		ComparisonDeadline: cfg.ComparisonDeadline,
+		Now:                cfg.Now,
 	})
 	if err == nil {
 		p.provider, err = flags.NewProvider(flags.Options{URL: cfg.ControlURL, Token: cfg.Token, RouterID: cfg.RouterID,

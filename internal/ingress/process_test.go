@@ -14,6 +14,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/httpapi"
 	"github.com/switchbackhq/switchback/internal/ingress"
+	"github.com/switchbackhq/switchback/internal/journal"
 )
 
 // A process runs its router until its context ends: it takes the control
@@ -68,7 +69,7 @@ func TestProcessRunsUntilItsContextEnds(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if _, err := j.Pending(); err == nil {
+	if _, err := j.Pending(t.Context()); err == nil {
 		t.Error("the journal answers after Close, want it closed")
 	}
 }
@@ -107,7 +108,35 @@ func TestProcessConfigValidate(t *testing.T) {
 	if _, err := ingress.NewProcess(ingress.Config{}, j, prometheus.NewRegistry(), quiet); err == nil {
 		t.Fatal("NewProcess with an empty config: no error")
 	}
-	if _, err := j.Pending(); err == nil {
+	if _, err := j.Pending(t.Context()); err == nil {
 		t.Error("the journal answers after NewProcess failed, want it closed")
+	}
+}
+
+// A process's router judges time by the clock of its Config: serve gives
+// it the control service's, so both agree on every age and stamp.
+func TestProcessRouterUsesTheConfiguredClock(t *testing.T) {
+	// Received in the future of the real clock: only the configured clock,
+	// a day later still, can find the event stuck.
+	received := time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+	data := t.TempDir()
+	j, err := ingress.OpenJournal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Append(t.Context(), []journal.Event{{Partner: "acme", PSA: "generic", Type: "ticket", Action: "updated",
+		DeliveryID: "d-1", ReceivedAt: received, Payload: []byte(`{}`)}}); err != nil {
+		j.Close()
+		t.Fatal(err)
+	}
+	p, err := ingress.NewProcess(ingress.Config{Data: data, ControlURL: "http://control.invalid", RouterID: "edge-1", Token: "t",
+		Now: func() time.Time { return received.Add(24 * time.Hour) }}, j, prometheus.NewRegistry(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	stuck, err := p.Router().Stuck(t.Context())
+	if err != nil || len(stuck) != 1 {
+		t.Errorf("Stuck a day after the event by the configured clock = %d events, %v; want 1", len(stuck), err)
 	}
 }

@@ -161,7 +161,7 @@ func TestConnectWiseCallbackForAnotherCompanyIsRefused(t *testing.T) {
 			}
 		})
 	}
-	st, err := e.journal.Stats()
+	st, err := e.journal.Stats(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,11 +22,11 @@ func (rt *Router) reconcileLoop(ctx context.Context) {
 			return
 		}
 		rt.reconcile(ctx)
-		rt.measureJournal()
+		rt.measureJournal(ctx)
 		cutoff := rt.opts.Now().Add(-rt.opts.Retention)
 		for {
-			n, err := rt.opts.Journal.Sweep(cutoff, 10000)
-			if err != nil {
+			n, err := rt.opts.Journal.Sweep(ctx, cutoff, 10000)
+			if err != nil && ctx.Err() == nil {
 				rt.log.Error("retention sweep failed", "err", err)
 			}
 			if n < 10000 || err != nil {
@@ -37,9 +37,11 @@ func (rt *Router) reconcileLoop(ctx context.Context) {
 }
 
 func (rt *Router) reconcile(ctx context.Context) {
-	pending, err := rt.opts.Journal.Pending()
+	pending, err := rt.opts.Journal.Pending(ctx)
 	if err != nil {
-		rt.log.Error("reconciler cannot read pending events", "err", err)
+		if ctx.Err() == nil {
+			rt.log.Error("reconciler cannot read pending events", "err", err)
+		}
 		return
 	}
 	now := rt.opts.Now()
@@ -61,9 +63,9 @@ func (rt *Router) reconcile(ctx context.Context) {
 }
 
 // Stuck returns the events without an outcome past StuckAfter, oldest
-// first.
-func (rt *Router) Stuck() ([]journal.Event, error) {
-	pending, err := rt.opts.Journal.Pending()
+// first; the journal's error, or ctx's if ctx ends first.
+func (rt *Router) Stuck(ctx context.Context) ([]journal.Event, error) {
+	pending, err := rt.opts.Journal.Pending(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -80,8 +82,8 @@ func (rt *Router) Stuck() ([]journal.Event, error) {
 // StuckEvents returns the events Stuck returns as GET /v1/events lists
 // them: without their payloads, which are for reading an event, not for
 // finding it.
-func (rt *Router) StuckEvents() ([]wire.Event, error) {
-	evs, err := rt.Stuck()
+func (rt *Router) StuckEvents(ctx context.Context) ([]wire.Event, error) {
+	evs, err := rt.Stuck(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -111,21 +113,24 @@ type Figures struct {
 	Stuck int `json:"stuck"`
 }
 
-// Figures returns the journal's figures.
-func (rt *Router) Figures() (Figures, error) {
-	st, err := rt.opts.Journal.Stats()
+// Figures returns the journal's figures; the journal's error, or ctx's if
+// ctx ends first.
+func (rt *Router) Figures(ctx context.Context) (Figures, error) {
+	st, err := rt.opts.Journal.Stats(ctx)
 	if err != nil {
 		return Figures{}, err
 	}
-	stuck, err := rt.Stuck()
+	stuck, err := rt.Stuck(ctx)
 	return Figures{Stats: st, Stuck: len(stuck)}, err
 }
 
 // measureJournal puts the journal's size and age on /metrics.
-func (rt *Router) measureJournal() {
-	st, err := rt.opts.Journal.Stats()
+func (rt *Router) measureJournal(ctx context.Context) {
+	st, err := rt.opts.Journal.Stats(ctx)
 	if err != nil {
-		rt.log.Error("journal figures unavailable", "err", err)
+		if ctx.Err() == nil {
+			rt.log.Error("journal figures unavailable", "err", err)
+		}
 		return
 	}
 	rt.metrics.journalBytes.Set(float64(st.SizeBytes))

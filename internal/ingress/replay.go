@@ -55,14 +55,14 @@ func (rt *Router) startReplay(ctx context.Context, id string, req domain.ReplayR
 	if req.AwaitComparisons {
 		job.AwaitUntil = job.CreatedAt.Add(rt.opts.ComparisonDeadline)
 	}
-	total, err := rt.replays.count(job)
+	total, err := rt.replays.count(ctx, job)
 	if err != nil {
 		return domain.ReplayJob{}, domain.Internal("count replay events", err)
 	}
 	job.Total = total
 	queued := *job // once saved, the job belongs to the runner
 	queued.Cursor = nil
-	if err := rt.replays.save(job); err != nil {
+	if err := rt.replays.save(ctx, job); err != nil {
 		return domain.ReplayJob{}, domain.Internal("store replay job", err)
 	}
 	select {
@@ -100,7 +100,7 @@ func (rt *Router) Replays() []domain.ReplayJob {
 	return out
 }
 
-func (r *replays) save(j *domain.ReplayJob) error {
+func (r *replays) save(ctx context.Context, j *domain.ReplayJob) error {
 	r.mu.Lock()
 	r.jobs[j.ID] = j
 	data, err := json.Marshal(j)
@@ -108,7 +108,7 @@ func (r *replays) save(j *domain.ReplayJob) error {
 	if err != nil {
 		return err
 	}
-	return r.rt.opts.Journal.PutJob(j.ID, data)
+	return r.rt.opts.Journal.PutJob(ctx, j.ID, data)
 }
 
 // matches reports whether the job's filter takes ev.
@@ -139,9 +139,9 @@ func start(j *domain.ReplayJob, p string) journal.Position {
 }
 
 // batch returns up to n of the job's events of partner p from pos on.
-func (r *replays) batch(j *domain.ReplayJob, p string, pos journal.Position, n int) ([]journal.Event, error) {
+func (r *replays) batch(ctx context.Context, j *domain.ReplayJob, p string, pos journal.Position, n int) ([]journal.Event, error) {
 	var out []journal.Event
-	err := r.rt.opts.Journal.Scan(p, pos, j.Request.To, func(ev journal.Event) bool {
+	err := r.rt.opts.Journal.Scan(ctx, p, pos, j.Request.To, func(ev journal.Event) bool {
 		if matches(j.Request.Filter, ev) {
 			out = append(out, ev)
 		}
@@ -150,10 +150,10 @@ func (r *replays) batch(j *domain.ReplayJob, p string, pos journal.Position, n i
 	return out, err
 }
 
-func (r *replays) count(j *domain.ReplayJob) (int, error) {
+func (r *replays) count(ctx context.Context, j *domain.ReplayJob) (int, error) {
 	n := 0
 	for _, p := range j.Request.Partners {
-		err := r.rt.opts.Journal.Scan(p, start(j, p), j.Request.To, func(ev journal.Event) bool {
+		err := r.rt.opts.Journal.Scan(ctx, p, start(j, p), j.Request.To, func(ev journal.Event) bool {
 			if matches(j.Request.Filter, ev) {
 				n++
 			}
@@ -168,8 +168,8 @@ func (r *replays) count(j *domain.ReplayJob) (int, error) {
 
 // run loads stored jobs and runs unfinished ones until ctx ends.
 func (r *replays) run(ctx context.Context) {
-	stored, err := r.rt.opts.Journal.Jobs()
-	if err != nil {
+	stored, err := r.rt.opts.Journal.Jobs(ctx)
+	if err != nil && ctx.Err() == nil {
 		r.rt.log.Error("reading replay jobs failed", "err", err)
 	}
 	r.mu.Lock()
@@ -230,6 +230,8 @@ func (r *replays) execute(ctx context.Context, j *domain.ReplayJob) {
 	}
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
+	// The progress is saved on the real clock, like the ticker that paces
+	// the sends: it bounds the work a restart repeats, not a decision.
 	lastSave := time.Now()
 	marks := rt.newMarkWriter()
 	var err error
@@ -237,7 +239,7 @@ partners:
 	for _, p := range j.Request.Partners {
 		for {
 			var evs []journal.Event
-			evs, err = r.batch(j, p, start(j, p), replayBatch)
+			evs, err = r.batch(ctx, j, p, start(j, p), replayBatch)
 			if err != nil {
 				break partners
 			}
@@ -260,7 +262,7 @@ partners:
 				})
 				if time.Since(lastSave) > time.Second {
 					marks.flush()
-					r.persist(j)
+					r.persist(ctx, j)
 					lastSave = time.Now()
 				}
 			}
@@ -274,7 +276,7 @@ partners:
 	}
 	marks.close()
 	if ctx.Err() != nil {
-		r.persist(j)
+		r.persist(ctx, j)
 		return
 	}
 	r.update(j, func(j *domain.ReplayJob) {
@@ -283,7 +285,7 @@ partners:
 			j.Status, j.Error = domain.ReplayFailedS, "reading the journal failed"
 		}
 	})
-	r.persist(j)
+	r.persist(ctx, j)
 	rt.log.Info("replay finished", "job", j.ID, "done", j.Done, "failed", j.Failed, "unknown", j.Unknown)
 }
 
@@ -293,12 +295,14 @@ func (r *replays) update(j *domain.ReplayJob, fn func(*domain.ReplayJob)) {
 	r.mu.Unlock()
 }
 
-func (r *replays) persist(j *domain.ReplayJob) {
+// persist stores the job's progress. It is stored even once ctx has ended:
+// it is what a restarted router resumes from.
+func (r *replays) persist(ctx context.Context, j *domain.ReplayJob) {
 	r.mu.Lock()
 	data, err := json.Marshal(j)
 	r.mu.Unlock()
 	if err == nil {
-		err = r.rt.opts.Journal.PutJob(j.ID, data)
+		err = r.rt.opts.Journal.PutJob(context.WithoutCancel(ctx), j.ID, data)
 	}
 	if err != nil {
 		r.rt.log.Error("storing replay progress failed", "job", j.ID, "err", err)
@@ -389,7 +393,7 @@ func (r *replays) await(ctx context.Context, j *domain.ReplayJob, marks *markWri
 		}
 		if rescan {
 			for _, p := range j.Request.Partners {
-				err := rt.opts.Journal.Scan(p, journal.Position{At: j.Request.From}, j.Request.To, func(ev journal.Event) bool {
+				err := rt.opts.Journal.Scan(ctx, p, journal.Position{At: j.Request.From}, j.Request.To, func(ev journal.Event) bool {
 					take(ev)
 					return true
 				})
@@ -399,7 +403,7 @@ func (r *replays) await(ctx context.Context, j *domain.ReplayJob, marks *markWri
 			}
 		} else {
 			for _, seq := range watched {
-				ev, err := rt.opts.Journal.Get(seq)
+				ev, err := rt.opts.Journal.Get(ctx, seq)
 				if errors.Is(err, journal.ErrNotFound) {
 					continue // swept
 				}
@@ -442,7 +446,7 @@ func (r *replays) await(ctx context.Context, j *domain.ReplayJob, marks *markWri
 		}
 		if len(due) > 0 {
 			rt.log.Info("replay took events compared late or never", "job", j.ID, "events", len(due), "unknown", unknowns)
-			r.persist(j)
+			r.persist(ctx, j)
 		}
 		if expired {
 			return nil

@@ -50,9 +50,11 @@ func (rt *Router) ReportTo(ctx context.Context, client *http.Client, url, token,
 // acknowledged, with the samples gathered. It returns true when the
 // control service acknowledged sealed counts, so more may be owed.
 func (rt *Router) reportOnce(ctx context.Context, client *http.Client, url, token, id string, lastFigures *time.Time) bool {
-	sealed, owed, err := rt.opts.Journal.Seal(maxReportKeys)
+	sealed, owed, err := rt.opts.Journal.Seal(ctx, maxReportKeys)
 	if err != nil {
-		rt.log.Error("sealing the counts owed to the control service failed", "err", err)
+		if ctx.Err() == nil {
+			rt.log.Error("sealing the counts owed to the control service failed", "err", err)
+		}
 		owed = false
 	}
 	body := rt.stats.take()
@@ -64,6 +66,9 @@ func (rt *Router) reportOnce(ctx context.Context, client *http.Client, url, toke
 		body.ReportID = &wire.ReportID{Epoch: sealed.Epoch, Seq: sealed.Seq}
 		body.Comparisons, body.Candidate = counts.Comparisons, counts.Candidate
 	}
+	// The real clock, like the ticker that paces the reports: figuresEvery
+	// only bounds the cost of walking the journal (a frozen test clock
+	// would send the figures once and never again).
 	withFigures := time.Since(*lastFigures) >= figuresEvery
 	if !withFigures && !owed && noCounts(body) && len(rt.recentReplays()) == 0 {
 		return false
@@ -98,7 +103,8 @@ func (rt *Router) reportOnce(ctx context.Context, client *http.Client, url, toke
 	if !owed {
 		return false
 	}
-	if err := rt.opts.Journal.Acknowledge(sealed.Seq); err != nil {
+	// Recorded even once ctx has ended: the control service has the counts.
+	if err := rt.opts.Journal.Acknowledge(context.WithoutCancel(ctx), sealed.Seq); err != nil {
 		// Sent again later: the control service knows the reportId.
 		rt.log.Error("recording a report as acknowledged failed", "report", sealed.Seq, "err", err)
 		return false
@@ -123,7 +129,7 @@ func (rt *Router) report(ctx context.Context, client *http.Client, url, token, i
 	tbl := rt.routing.load()
 	msg.Router, msg.SnapshotVersion, msg.StoreID, msg.Replays = id, tbl.version, tbl.storeID, rt.recentReplays()
 	if withFigures {
-		fig, err := rt.Figures()
+		fig, err := rt.Figures(ctx)
 		if err != nil {
 			return err
 		}
@@ -222,7 +228,7 @@ func (rt *Router) followAsked(ctx context.Context, client *http.Client, url, tok
 			// Keep it as failed, with why, so it is reported, not retried.
 			rt.log.Warn("a replay asked by the control service cannot run here", "replay", j.ID, "err", err)
 			now := rt.opts.Now().UTC()
-			rt.replays.save(&domain.ReplayJob{ID: j.ID, Status: domain.ReplayFailedS, Request: j.Request, Error: domain.ErrorMessage(err),
+			rt.replays.save(ctx, &domain.ReplayJob{ID: j.ID, Status: domain.ReplayFailedS, Request: j.Request, Error: domain.ErrorMessage(err),
 				CreatedAt: j.CreatedAt, FinishedAt: now})
 		}
 	}

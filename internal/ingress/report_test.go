@@ -111,7 +111,7 @@ func TestComparisonsSurviveRestartAndAreCountedOnce(t *testing.T) {
 	}
 	waitFor(t, "every event compared", func() bool {
 		for seq := uint64(1); seq <= events; seq++ {
-			if ev, err := e.journal.Get(seq); err != nil || ev.Comparison == "" {
+			if ev, err := e.journal.Get(t.Context(), seq); err != nil || ev.Comparison == "" {
 				return false
 			}
 		}
@@ -129,7 +129,7 @@ func TestComparisonsSurviveRestartAndAreCountedOnce(t *testing.T) {
 	proxy.mode.Store(proxyLoseNext)
 
 	waitFor(t, "every comparison reported", func() bool {
-		owed, err := e.journal.Owed()
+		owed, err := e.journal.Owed(t.Context())
 		return err == nil && len(owed) == 0 && proxy.lost.Load() == 1
 	})
 	compared, byClass := e.comparisons(t)
@@ -170,7 +170,7 @@ func TestComparisonsDueAtShutdownAreMadeAtNextStart(t *testing.T) {
 		}
 	}
 	waitFor(t, "every event applied, its comparison due", func() bool {
-		due, err := e.journal.ComparisonsDue()
+		due, err := e.journal.ComparisonsDue(t.Context())
 		return err == nil && len(due) == events
 	})
 	e.stop()
@@ -179,11 +179,11 @@ func TestComparisonsDueAtShutdownAreMadeAtNextStart(t *testing.T) {
 
 	e.start(t)
 	waitFor(t, "every comparison made after the restart", func() bool {
-		due, err := e.journal.ComparisonsDue()
+		due, err := e.journal.ComparisonsDue(t.Context())
 		return err == nil && len(due) == 0
 	})
 	for seq := uint64(1); seq <= events; seq++ {
-		ev, err := e.journal.Get(seq)
+		ev, err := e.journal.Get(t.Context(), seq)
 		if err != nil {
 			t.Fatal(err)
 		}

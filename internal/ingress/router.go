@@ -246,8 +246,8 @@ func (rt *Router) Mount(r *mux.Router) {
 func (rt *Router) Run(ctx context.Context) error {
 	// Read before any worker starts: an event delivered from now on gets
 	// its comparison from the worker, and must not be compared twice.
-	due, err := rt.opts.Journal.ComparisonsDue()
-	if err != nil {
+	due, err := rt.opts.Journal.ComparisonsDue(ctx)
+	if err != nil && ctx.Err() == nil {
 		rt.log.Error("reading the comparisons due failed", "err", err)
 	}
 	var wg sync.WaitGroup
@@ -261,8 +261,8 @@ func (rt *Router) Run(ctx context.Context) error {
 	wg.Go(func() { rt.reconcileLoop(ctx) })
 	wg.Go(func() { rt.replays.run(ctx) })
 
-	pending, err := rt.opts.Journal.Pending()
-	if err != nil {
+	pending, err := rt.opts.Journal.Pending(ctx)
+	if err != nil && ctx.Err() == nil {
 		rt.log.Error("reading pending events failed", "err", err)
 	}
 	if len(pending) > 0 {

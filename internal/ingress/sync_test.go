@@ -434,7 +434,7 @@ func TestStoredReplayWaitsForTheSnapshot(t *testing.T) {
 		Request: domain.ReplayRequest{Migration: "psa-webhooks-v2", Partners: []string{"acme"}, From: now.Add(-time.Hour), To: now.Add(time.Hour),
 			Pipeline: "legacy", Filter: domain.ReplayAll}}
 	data, _ := json.Marshal(job)
-	if err := j.PutJob(job.ID, data); err != nil {
+	if err := j.PutJob(t.Context(), job.ID, data); err != nil {
 		t.Fatal(err)
 	}
 	if err := j.Close(); err != nil {

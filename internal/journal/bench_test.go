@@ -60,7 +60,7 @@ func BenchmarkAppend(b *testing.B) {
 			})
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-			if s, err := j.Stats(); err == nil && s.Commits > 0 {
+			if s, err := j.Stats(b.Context()); err == nil && s.Commits > 0 {
 				b.ReportMetric(float64(s.Committed)/float64(s.Commits), "events/fsync")
 			}
 		})

@@ -502,8 +502,12 @@ func completeEvent(tx *bbolt.Tx, seq uint64, out Outcome) error {
 	return tx.Bucket(bucketPending).Delete(seqKey(seq))
 }
 
-// Get returns the event with seq, or ErrNotFound.
-func (j *Journal) Get(seq uint64) (Event, error) {
+// Get returns the event with seq, or ErrNotFound; ctx's error if ctx has
+// ended.
+func (j *Journal) Get(ctx context.Context, seq uint64) (Event, error) {
+	if err := ctx.Err(); err != nil {
+		return Event{}, err
+	}
 	var e Event
 	err := j.db.View(func(tx *bbolt.Tx) error {
 		var err error
@@ -514,20 +518,33 @@ func (j *Journal) Get(seq uint64) (Event, error) {
 }
 
 // Pending returns every event without a terminal outcome, oldest first:
-// what a restarted router must still deliver.
-func (j *Journal) Pending() ([]Event, error) { return j.indexed(bucketPending) }
+// what a restarted router must still deliver. It returns ctx's error if
+// ctx ends before it has read them all.
+func (j *Journal) Pending(ctx context.Context) ([]Event, error) {
+	return j.indexed(ctx, bucketPending)
+}
 
 // ComparisonsDue returns every event with an outcome whose shadow
 // comparison was asked and is not recorded, oldest first: what a
-// restarted router must still compare.
-func (j *Journal) ComparisonsDue() ([]Event, error) { return j.indexed(bucketCompare) }
+// restarted router must still compare. It returns ctx's error if ctx ends
+// before it has read them all.
+func (j *Journal) ComparisonsDue(ctx context.Context) ([]Event, error) {
+	return j.indexed(ctx, bucketCompare)
+}
 
 // indexed returns the events whose seqs are the keys of the index bucket.
-func (j *Journal) indexed(index []byte) ([]Event, error) {
+// bbolt takes no context: ctx is checked between events.
+func (j *Journal) indexed(ctx context.Context, index []byte) ([]Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	var out []Event
 	err := j.db.View(func(tx *bbolt.Tx) error {
 		evb := tx.Bucket(bucketEvents)
 		return tx.Bucket(index).ForEach(func(k, _ []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			e, err := get(evb, binary.BigEndian.Uint64(k))
 			if err != nil {
 				return err
@@ -552,14 +569,21 @@ func (p Position) After() Position { return Position{At: p.At, Seq: p.Seq + 1} }
 // Scan calls fn with the partner's events from start on and received
 // before to, in order, until fn returns false. fn runs inside a read
 // transaction: it must not write to the journal (bbolt would deadlock);
-// collect what to change and change it after Scan returns.
-func (j *Journal) Scan(partner string, start Position, to time.Time, fn func(Event) bool) error {
+// collect what to change and change it after Scan returns. It returns
+// ctx's error if ctx ends first, checked between events.
+func (j *Journal) Scan(ctx context.Context, partner string, start Position, to time.Time, fn func(Event) bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return j.db.View(func(tx *bbolt.Tx) error {
 		evb := tx.Bucket(bucketEvents)
 		c := tx.Bucket(bucketPartner).Cursor()
 		prefix := append([]byte(partner), 0)
 		end := partnerKey(partner, to, 0)
 		for k, _ := c.Seek(partnerKey(partner, start.At, start.Seq)); k != nil && bytes.HasPrefix(k, prefix) && bytes.Compare(k, end) < 0; k, _ = c.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			e, err := get(evb, binary.BigEndian.Uint64(k[len(k)-8:]))
 			if errors.Is(err, ErrNotFound) {
 				continue // swept
@@ -585,8 +609,11 @@ type Stats struct {
 	Committed uint64    `json:"committed"` // writes in them
 }
 
-// Stats returns the journal's figures.
-func (j *Journal) Stats() (Stats, error) {
+// Stats returns the journal's figures, or ctx's error if ctx has ended.
+func (j *Journal) Stats(ctx context.Context) (Stats, error) {
+	if err := ctx.Err(); err != nil {
+		return Stats{}, err
+	}
 	var s Stats
 	err := j.db.View(func(tx *bbolt.Tx) error {
 		s.Events = tx.Bucket(bucketEvents).Stats().KeyN
@@ -608,14 +635,22 @@ func (j *Journal) Stats() (Stats, error) {
 
 // Sweep deletes events with a terminal outcome received before cutoff,
 // with their index and dedup entries, at most limit of them, and returns
-// how many it deleted. Events without an outcome are never swept.
-func (j *Journal) Sweep(cutoff time.Time, limit int) (int, error) {
+// how many it deleted. Events without an outcome are never swept. It
+// returns ctx's error, having deleted nothing, if ctx ends first: ctx is
+// checked between the events it looks at.
+func (j *Journal) Sweep(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	n := 0
 	err := j.db.Update(func(tx *bbolt.Tx) error {
 		evb, pending := tx.Bucket(bucketEvents), tx.Bucket(bucketPending)
 		c := evb.Cursor()
 		var doomed []Event
 		for k, v := c.First(); k != nil && len(doomed) < limit; k, v = c.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			var e Event
 			if err := json.Unmarshal(v, &e); err != nil {
 				return err
@@ -692,18 +727,29 @@ func newID() string {
 
 var bucketJobs = []byte("jobs")
 
-// PutJob stores a background job's state (replays), by id, durably.
-func (j *Journal) PutJob(id string, state []byte) error {
+// PutJob stores a background job's state (replays), by id, durably. It
+// returns ctx's error, storing nothing, if ctx has ended.
+func (j *Journal) PutJob(ctx context.Context, id string, state []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return j.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketJobs).Put([]byte(id), state)
 	})
 }
 
-// Jobs returns every stored job's state by id.
-func (j *Journal) Jobs() (map[string][]byte, error) {
+// Jobs returns every stored job's state by id, or ctx's error if ctx ends
+// before it has read them all.
+func (j *Journal) Jobs(ctx context.Context) (map[string][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	out := map[string][]byte{}
 	err := j.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			out[string(k)] = append([]byte(nil), v...)
 			return nil
 		})

@@ -89,7 +89,7 @@ func complete(t *testing.T, j *Journal, seq uint64, out Outcome) {
 
 func mustGet(t *testing.T, j *Journal, seq uint64) Event {
 	t.Helper()
-	e, err := j.Get(seq)
+	e, err := j.Get(t.Context(), seq)
 	if err != nil {
 		t.Fatalf("Get(%d): %v", seq, err)
 	}
@@ -98,7 +98,7 @@ func mustGet(t *testing.T, j *Journal, seq uint64) Event {
 
 func stats(t *testing.T, j *Journal) Stats {
 	t.Helper()
-	s, err := j.Stats()
+	s, err := j.Stats(t.Context())
 	if err != nil {
 		t.Fatalf("Stats: %v", err)
 	}
@@ -419,7 +419,7 @@ func TestAFailingWriteDoesNotFailTheOthersInItsTransaction(t *testing.T) {
 		if o.err != nil || len(o.result) != 1 {
 			t.Fatalf("append in the same batch: result %v, err %v", o.result, o.err)
 		}
-		if _, err := j.Get(o.result[0].Seq); err != nil {
+		if _, err := j.Get(t.Context(), o.result[0].Seq); err != nil {
 			t.Errorf("event %d of the batch: %v", o.result[0].Seq, err)
 		}
 	}
@@ -430,7 +430,7 @@ func TestAFailingWriteDoesNotFailTheOthersInItsTransaction(t *testing.T) {
 
 func mustPending(t *testing.T, j *Journal) []Event {
 	t.Helper()
-	p, err := j.Pending()
+	p, err := j.Pending(t.Context())
 	if err != nil {
 		t.Fatalf("Pending: %v", err)
 	}
@@ -468,7 +468,7 @@ func TestCompleteRecordsTheOutcome(t *testing.T) {
 	if err := j.Complete(context.Background(), 99, Outcome{State: StateApplied}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Complete(99) = %v, want ErrNotFound", err)
 	}
-	if _, err := j.Get(99); !errors.Is(err, ErrNotFound) {
+	if _, err := j.Get(t.Context(), 99); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get(99) = %v, want ErrNotFound", err)
 	}
 }
@@ -573,7 +573,7 @@ func TestScan(t *testing.T) {
 	scan := func(t *testing.T, partner string, start Position, to time.Time, limit int) []Event {
 		t.Helper()
 		var out []Event
-		err := j.Scan(partner, start, to, func(e Event) bool {
+		err := j.Scan(t.Context(), partner, start, to, func(e Event) bool {
 			out = append(out, e)
 			return len(out) < limit
 		})
@@ -639,7 +639,7 @@ func TestSweep(t *testing.T) {
 	}
 	complete(t, j, 5, Outcome{State: StateDeadLettered, At: young})
 
-	n, err := j.Sweep(cutoff, 2)
+	n, err := j.Sweep(t.Context(), cutoff, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -649,15 +649,15 @@ func TestSweep(t *testing.T) {
 	if s := stats(t, j); s.Events != 6 {
 		t.Errorf("after sweeping 2: %d events, want 6", s.Events)
 	}
-	if n, err = j.Sweep(cutoff, 100); err != nil || n != 2 {
+	if n, err = j.Sweep(t.Context(), cutoff, 100); err != nil || n != 2 {
 		t.Fatalf("second Sweep = %d, %v; want the 2 terminal old events left", n, err)
 	}
-	if n, err = j.Sweep(cutoff, 100); err != nil || n != 0 {
+	if n, err = j.Sweep(t.Context(), cutoff, 100); err != nil || n != 0 {
 		t.Fatalf("third Sweep = %d, %v; want nothing left to sweep", n, err)
 	}
 
 	for seq := uint64(1); seq <= 8; seq++ {
-		_, err := j.Get(seq)
+		_, err := j.Get(t.Context(), seq)
 		swept := seq == 1 || seq == 2 || seq == 4 || seq == 5
 		if swept != errors.Is(err, ErrNotFound) {
 			t.Errorf("event %d: Get = %v; swept should be %v", seq, err, swept)
@@ -667,7 +667,7 @@ func TestSweep(t *testing.T) {
 		t.Errorf("pending = %v, want the old pending [3 6] kept", got)
 	}
 	var scanned []uint64
-	if err := j.Scan("acme", Position{At: old}, young.Add(time.Hour), func(e Event) bool { scanned = append(scanned, e.Seq); return true }); err != nil {
+	if err := j.Scan(t.Context(), "acme", Position{At: old}, young.Add(time.Hour), func(e Event) bool { scanned = append(scanned, e.Seq); return true }); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(scanned, []uint64{3, 6, 7}) {
@@ -766,7 +766,7 @@ func TestTinyQueueUnderLoadEitherJournalsOrRefuses(t *testing.T) {
 	closeAndCheck(t, j)
 	r := open(t, path, Options{})
 	for id, a := range accepted {
-		if e, err := r.Get(a.Seq); err != nil || e.DeliveryID != id || e.ID != a.ID {
+		if e, err := r.Get(t.Context(), a.Seq); err != nil || e.DeliveryID != id || e.ID != a.ID {
 			t.Errorf("accepted %s as %d: after reopening %+v, %v", id, a.Seq, e, err)
 		}
 	}
@@ -901,18 +901,18 @@ func TestSecondOpenIsLocked(t *testing.T) {
 func TestJobs(t *testing.T) {
 	path := tempPath(t)
 	j := open(t, path, Options{})
-	got, err := j.Jobs()
+	got, err := j.Jobs(t.Context())
 	if err != nil || got == nil || len(got) != 0 {
 		t.Fatalf("Jobs on a new journal = %v, %v; want an empty map", got, err)
 	}
 	for _, kv := range [][2]string{{"rpl_1", `{"status":"queued"}`}, {"rpl_2", `{"status":"running"}`}, {"rpl_1", `{"status":"done"}`}} {
-		if err := j.PutJob(kv[0], []byte(kv[1])); err != nil {
+		if err := j.PutJob(t.Context(), kv[0], []byte(kv[1])); err != nil {
 			t.Fatalf("PutJob(%s): %v", kv[0], err)
 		}
 	}
 	closeAndCheck(t, j)
 	r := open(t, path, Options{})
-	got, err = r.Jobs()
+	got, err = r.Jobs(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -980,7 +980,7 @@ func TestComparisonsDueUntilRecorded(t *testing.T) {
 	}
 	due := func() []uint64 {
 		t.Helper()
-		evs, err := j.ComparisonsDue()
+		evs, err := j.ComparisonsDue(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1001,7 +1001,7 @@ func TestComparisonsDueUntilRecorded(t *testing.T) {
 	if got, want := due(), []uint64{res[1].Seq}; !slices.Equal(got, want) {
 		t.Fatalf("due after recording one and reopening = %v, want %v", got, want)
 	}
-	if _, err := j.Sweep(t0.Add(time.Hour), 100); err != nil {
+	if _, err := j.Sweep(t.Context(), t0.Add(time.Hour), 100); err != nil {
 		t.Fatal(err)
 	}
 	if got := due(); len(got) != 0 {
@@ -1023,18 +1023,88 @@ func TestComparisonRecordedTwiceIsOwedOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	owed, err := j.Owed()
+	owed, err := j.Owed(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if owed["k"] != 1 {
 		t.Errorf("owed = %v, want k: 1", owed)
 	}
-	ev, err := j.Get(res[0].Seq)
+	ev, err := j.Get(t.Context(), res[0].Seq)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ev.Comparison != "equal" {
 		t.Errorf("comparison = %q, want the first, equal", ev.Comparison)
+	}
+}
+
+func TestACancelledCallerGetsItsErrorAndChangesNothing(t *testing.T) {
+	j := open(t, tempPath(t), Options{})
+	appendOK(t, j, event("acme", "d-1", t0), event("acme", "d-2", t0.Add(time.Second)))
+	complete(t, j, 1, Outcome{State: StateApplied, At: t0})
+	if err := j.PutJob(t.Context(), "rpl_1", []byte(`{"id":"rpl_1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Tally(t.Context(), []Tally{{Key: "equal", N: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+
+	// bbolt takes no context: each read and write looks at ctx itself.
+	for _, tt := range []struct {
+		name string
+		call func() error
+	}{
+		{"Get", func() error { _, err := j.Get(ctx, 1); return err }},
+		{"Pending", func() error { _, err := j.Pending(ctx); return err }},
+		{"ComparisonsDue", func() error { _, err := j.ComparisonsDue(ctx); return err }},
+		{"Scan", func() error {
+			return j.Scan(ctx, "acme", Position{}, t0.Add(time.Hour), func(Event) bool { return true })
+		}},
+		{"Stats", func() error { _, err := j.Stats(ctx); return err }},
+		{"Sweep", func() error { _, err := j.Sweep(ctx, t0.Add(time.Hour), 100); return err }},
+		{"PutJob", func() error { return j.PutJob(ctx, "rpl_2", []byte(`{}`)) }},
+		{"Jobs", func() error { _, err := j.Jobs(ctx); return err }},
+		{"Seal", func() error { _, _, err := j.Seal(ctx, 10); return err }},
+		{"Acknowledge", func() error { return j.Acknowledge(ctx, 1) }},
+		{"Owed", func() error { _, err := j.Owed(ctx); return err }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.call(); !errors.Is(err, context.Canceled) {
+				t.Errorf("%s with a cancelled context = %v, want context.Canceled", tt.name, err)
+			}
+		})
+	}
+
+	if s := stats(t, j); s.Events != 2 || s.Pending != 1 {
+		t.Errorf("after the cancelled calls: %d events, %d pending; want 2 and 1 (nothing swept)", s.Events, s.Pending)
+	}
+	jobs, err := j.Jobs(t.Context())
+	if err != nil || len(jobs) != 1 {
+		t.Errorf("jobs after the cancelled PutJob = %d, %v; want only rpl_1", len(jobs), err)
+	}
+	owed, err := j.Owed(t.Context())
+	if err != nil || owed["equal"] != 3 {
+		t.Errorf("owed after the cancelled Seal = %v, %v; want equal: 3", owed, err)
+	}
+}
+
+func TestScanStopsBetweenEventsWhenItsCallerGivesUp(t *testing.T) {
+	j := open(t, tempPath(t), Options{})
+	for i := range 5 {
+		appendOK(t, j, event("acme", fmt.Sprintf("d-%d", i), t0.Add(time.Duration(i)*time.Second)))
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	seen := 0
+	err := j.Scan(ctx, "acme", Position{}, t0.Add(time.Hour), func(Event) bool {
+		seen++
+		cancel() // the caller gives up after its first event
+		return true
+	})
+	if !errors.Is(err, context.Canceled) || seen != 1 {
+		t.Errorf("Scan cancelled in its first event = %v after %d events; want context.Canceled after 1", err, seen)
 	}
 }

@@ -84,8 +84,12 @@ func addTallies(tx *bbolt.Tx, tallies []Tally) error {
 
 // Seal returns the oldest sealed report that is not acknowledged yet, or
 // else seals up to maxKeys owed keys into a new one. ok is false when
-// nothing is owed.
-func (j *Journal) Seal(maxKeys int) (s Sealed, ok bool, err error) {
+// nothing is owed. It returns ctx's error, sealing nothing, if ctx has
+// ended.
+func (j *Journal) Seal(ctx context.Context, maxKeys int) (s Sealed, ok bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return Sealed{}, false, err
+	}
 	// Most calls find nothing owed: look before taking the writer's lock
 	// and an fsync.
 	var owes bool
@@ -143,15 +147,22 @@ func (j *Journal) Seal(maxKeys int) (s Sealed, ok bool, err error) {
 }
 
 // Acknowledge deletes the sealed report seq: the control service has it.
-func (j *Journal) Acknowledge(seq uint64) error {
+// It returns ctx's error, deleting nothing, if ctx has ended.
+func (j *Journal) Acknowledge(ctx context.Context, seq uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return j.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketReports).Delete(seqKey(seq))
 	})
 }
 
 // Owed returns the counts owed and not yet sealed, plus those of sealed
-// reports not yet acknowledged, by key.
-func (j *Journal) Owed() (map[string]uint64, error) {
+// reports not yet acknowledged, by key; ctx's error if ctx has ended.
+func (j *Journal) Owed(ctx context.Context) (map[string]uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	out := map[string]uint64{}
 	err := j.db.View(func(tx *bbolt.Tx) error {
 		if err := tx.Bucket(bucketOwed).ForEach(func(k, v []byte) error {

@@ -12,7 +12,7 @@ import (
 
 func seal(t *testing.T, j *Journal, maxKeys int) (Sealed, bool) {
 	t.Helper()
-	s, ok, err := j.Seal(maxKeys)
+	s, ok, err := j.Seal(t.Context(), maxKeys)
 	if err != nil {
 		t.Fatalf("Seal: %v", err)
 	}
@@ -57,14 +57,14 @@ func TestTalliesAreOwedUntilAcknowledged(t *testing.T) {
 	if !ok || again.Seq != 1 || again.Epoch != first.Epoch || !maps.Equal(again.Counts, want) {
 		t.Fatalf("Seal after a restart = %+v, %v; want %s/1 again with %v", again, ok, first.Epoch, want)
 	}
-	owed, err := j.Owed()
+	owed, err := j.Owed(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if w := map[string]uint64{"equal": 6, "missing": 1, "calls": 3, "errors": 1}; !maps.Equal(owed, w) {
 		t.Errorf("Owed = %v, want %v", owed, w)
 	}
-	if err := j.Acknowledge(1); err != nil {
+	if err := j.Acknowledge(t.Context(), 1); err != nil {
 		t.Fatal(err)
 	}
 	next, ok := seal(t, j, 100)
@@ -76,7 +76,7 @@ func TestTalliesAreOwedUntilAcknowledged(t *testing.T) {
 	if next.Epoch == first.Epoch {
 		t.Errorf("a report sealed after a restart has the epoch %q of the session before", next.Epoch)
 	}
-	if err := j.Acknowledge(2); err != nil {
+	if err := j.Acknowledge(t.Context(), 2); err != nil {
 		t.Fatal(err)
 	}
 	if s, ok := seal(t, j, 100); ok {
@@ -99,7 +99,7 @@ func TestRestoredJournalNamesItsReportsApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	applied, _ := seal(t, j, 100) // sent, applied, acknowledged
-	if err := j.Acknowledge(applied.Seq); err != nil {
+	if err := j.Acknowledge(t.Context(), applied.Seq); err != nil {
 		t.Fatal(err)
 	}
 	closeAndCheck(t, j)
@@ -130,7 +130,7 @@ func TestSealIsBounded(t *testing.T) {
 			t.Fatalf("Seal %d = %+v, %v; want seq %d with at most 2 keys", seq, s, ok, seq)
 		}
 		maps.Copy(total, s.Counts)
-		if err := j.Acknowledge(s.Seq); err != nil {
+		if err := j.Acknowledge(t.Context(), s.Seq); err != nil {
 			t.Fatal(err)
 		}
 	}

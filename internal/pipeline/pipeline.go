@@ -1,7 +1,10 @@
-// Package pipeline calls a webhook pipeline over HTTP with the contract of
-// DESIGN.md: POST the event as JSON with Idempotency-Key and
-// Switchback-Mode headers; a 200 answer carries the effects the pipeline
-// applied (apply) or would apply (dry-run).
+// Package pipeline calls a webhook pipeline over HTTP. The contract every
+// pipeline implements is written here, in Event and Response: POST the
+// Event as JSON (Content-Type: application/json) with the headers
+// Idempotency-Key (the event id, so that a retry or a replay is applied
+// once) and Switchback-Mode (apply or dry-run); a 2xx answer is a Response,
+// {"effects": [...]}, the effects the pipeline applied (apply) or would
+// apply (dry-run). Anything else is an Error.
 package pipeline
 
 import (

@@ -344,6 +344,8 @@ func Run(ctx context.Context, cfg Config, progress func(Stats)) (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
+	// The simulator sends real traffic on the real clock: its pacing, its
+	// signatures' timestamps and Retry-After are wall-clock time, as a PSA's.
 	r := &run{cfg: cfg, start: time.Now(), seen: map[string]bool{}}
 	r.stats.Refused = map[int]int{}
 	r.stats.Partners = map[string]PartnerStats{}
