@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/bench"
+	"github.com/switchbackhq/switchback/internal/console"
 	"github.com/switchbackhq/switchback/internal/domain"
 )
 
@@ -91,7 +92,7 @@ func benchOFREP(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	if *asJSON {
-		return printJSON(stdout, res)
+		return console.JSON(stdout, res)
 	}
 	mode := "single evaluation"
 	if cfg.Bulk {
@@ -137,7 +138,7 @@ func benchPropagation(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	if *asJSON {
-		return printJSON(stdout, res)
+		return console.JSON(stdout, res)
 	}
 	bench.Table(stdout, [][2]string{
 		{"providers", fmt.Sprint(res.Providers)},
@@ -174,7 +175,7 @@ func benchIngress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	if *asJSON {
-		if perr := printJSON(stdout, res); perr != nil {
+		if perr := console.JSON(stdout, res); perr != nil {
 			return perr
 		}
 		return err
@@ -220,7 +221,7 @@ func benchReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if *asJSON {
-		if perr := printJSON(stdout, res); perr != nil {
+		if perr := console.JSON(stdout, res); perr != nil {
 			return perr
 		}
 		return err

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/switchbackhq/switchback/internal/console"
 	"github.com/switchbackhq/switchback/internal/simulate"
 )
 
@@ -132,7 +133,7 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 			LedgerEntries int `json:"ledgerEntries"`
 		}{st, len(st.Ledger)}
 		out.Ledger = nil
-		if perr := printJSON(stdout, out); perr != nil {
+		if perr := console.JSON(stdout, out); perr != nil {
 			return perr
 		}
 	} else {
