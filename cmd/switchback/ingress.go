@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -20,7 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/switchbackhq/switchback/internal/datadir"
 	"github.com/switchbackhq/switchback/internal/httpapi"
+	"github.com/switchbackhq/switchback/internal/httpserve"
 	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/journal"
 )
@@ -44,7 +45,7 @@ func defaultIngressConfig(hostname string) ingressConfig {
 		Config: ingress.Config{Data: "./switchback-ingress", RouterID: "router-" + strings.ToLower(hostname),
 			BodyLimit: 1 << 20, StuckAfter: 5 * time.Minute, Retention: 30 * 24 * time.Hour, Workers: 32,
 			ComparisonDeadline: 2 * time.Minute},
-		Addr: "127.0.0.1:8081", LogFormat: "text", LogLevel: "info", ReadTimeout: defaultReadTimeout,
+		Addr: "127.0.0.1:8081", LogFormat: "text", LogLevel: "info", ReadTimeout: httpserve.DefaultReadTimeout,
 	}
 }
 
@@ -125,7 +126,7 @@ const journalFile = ingress.JournalFile
 func openJournal(dir string) (*journal.Journal, error) {
 	j, err := ingress.OpenJournal(dir)
 	if err != nil {
-		return nil, damagedJournal(err, filepath.Join(dir, journalFile), dir)
+		return nil, datadir.DamagedJournal(err, filepath.Join(dir, journalFile), dir)
 	}
 	return j, nil
 }
@@ -206,7 +207,7 @@ func serveIngress(ctx context.Context, cfg ingressConfig, stdout, stderr io.Writ
 	}).Methods(http.MethodGet)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := checkStoresNotLost(cfg.Init, []string{filepath.Join(cfg.Data, journalFile)},
+	if err := datadir.CheckNotLost(cfg.Init, []string{filepath.Join(cfg.Data, journalFile)},
 		[]string{filepath.Join(cfg.Data, ingress.SnapshotFile)}); err != nil {
 		return err
 	}
@@ -229,39 +230,7 @@ func serveIngress(ctx context.Context, cfg ingressConfig, stdout, stderr io.Writ
 		in.Close()
 		return err
 	}
-	srv := &http.Server{Handler: withReadTimeout(cfg.ReadTimeout, max(cfg.BodyLimit, apiBodyLimit), r), ReadHeaderTimeout: readHeaderTimeout(cfg.ReadTimeout), IdleTimeout: httpapi.IdleTimeout}
+	srv := &http.Server{Handler: httpserve.WithReadTimeout(cfg.ReadTimeout, max(cfg.BodyLimit, apiBodyLimit), r), ReadHeaderTimeout: httpserve.ReadHeaderTimeout(cfg.ReadTimeout), IdleTimeout: httpapi.IdleTimeout}
 	fmt.Fprintf(stdout, "switchback ingress: listening on http://%s, routing from %s\n", ln.Addr(), cfg.ControlURL)
-	return serveUntilDone(ctx, srv, ln, log, nil, in.Close)
-}
-
-// serveUntilDone serves until ctx ends, runs closing (which ends the
-// requests that never end by themselves), shuts the server down
-// gracefully, then runs after (the ingress's own shutdown). Either may be
-// nil.
-func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Logger, closing func(), after func() error) error {
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	var serveErr error
-	select {
-	case serveErr = <-done:
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	if closing != nil {
-		closing()
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	shutErr := srv.Shutdown(sctx)
-	if serveErr == nil {
-		serveErr = <-done
-	}
-	var afterErr error
-	if after != nil {
-		afterErr = after()
-	}
-	if errors.Is(serveErr, http.ErrServerClosed) {
-		serveErr = nil
-	}
-	return errors.Join(serveErr, shutErr, afterErr)
+	return httpserve.Serve(ctx, srv, ln, log, nil, in.Close)
 }

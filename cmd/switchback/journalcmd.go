@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/switchbackhq/switchback/internal/datadir"
 	"github.com/switchbackhq/switchback/internal/journal"
 )
 
@@ -38,11 +39,11 @@ writes to it. Stop the router (or serve) first: the file must not be in use.
 	}
 	path := filepath.Join(*data, journalFile)
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		if alt := filepath.Join(*data, "ingress", journalFile); fileSize(alt) > 0 {
+		if alt := filepath.Join(*data, "ingress", journalFile); datadir.FileSize(alt) > 0 {
 			path = alt
 		}
 	}
-	if fileSize(path) == 0 {
+	if datadir.FileSize(path) == 0 {
 		return fmt.Errorf("%s is missing or empty: no events to export", path)
 	}
 	res, err := journal.Export(path, stdout)

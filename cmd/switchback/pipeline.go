@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/httpapi"
+	"github.com/switchbackhq/switchback/internal/httpserve"
 	"github.com/switchbackhq/switchback/internal/refpipe"
 )
 
@@ -106,5 +107,5 @@ it holds. Faults reproduce what goes wrong in rewrites.
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: httpapi.ReadHeaderTimeout}
 	fmt.Fprintf(stdout, "switchback pipeline: %s pipeline on http://%s with faults %+v\n", *kind, ln.Addr(), faults.f)
-	return serveUntilDone(ctx, srv, ln, newLogger("text", "info", stderr), nil, nil)
+	return httpserve.Serve(ctx, srv, ln, newLogger("text", "info", stderr), nil, nil)
 }

@@ -23,12 +23,18 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/bolt"
 	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/datadir"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/httpapi"
+	"github.com/switchbackhq/switchback/internal/httpserve"
 	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/journal"
 	"github.com/switchbackhq/switchback/internal/webui"
 )
+
+// apiBodyLimit is the largest body of the API and of serve's embedded
+// router (httpapi's and ingress's default limit).
+const apiBodyLimit = 1 << 20
 
 // serveConfig is the configuration of "switchback serve": defaults, then
 // SWITCHBACK_* variables, then flags.
@@ -58,7 +64,7 @@ type serveConfig struct {
 
 func defaultServeConfig() serveConfig {
 	return serveConfig{Data: "./switchback-data", Addr: "127.0.0.1:8080", LogFormat: "text", LogLevel: "info", LockTimeout: 2 * time.Second,
-		ReadTimeout: defaultReadTimeout}
+		ReadTimeout: httpserve.DefaultReadTimeout}
 }
 
 // fromEnv overrides the defaults with SWITCHBACK_* variables.
@@ -217,12 +223,12 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	} else {
 		stores = append(stores, filepath.Join(ingressDir, journalFile))
 	}
-	if err := checkStoresNotLost(cfg.Init, stores, evidence); err != nil {
+	if err := datadir.CheckNotLost(cfg.Init, stores, evidence); err != nil {
 		return err
 	}
 	store, err := bolt.Open(dbPath, cfg.LockTimeout)
 	if err != nil {
-		return damagedControlDB(err, dbPath)
+		return datadir.DamagedControlDB(err, dbPath)
 	}
 	defer store.Close()
 	// The journal is read whole before the server listens, like the store.
@@ -251,31 +257,15 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	proxies, _ := webui.ParseProxies(cfg.TrustedProxies) // checked by Validate
 	var tlsConfig *tls.Config
 	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
+		if tlsConfig, err = httpserve.LoadTLS(cfg.TLSCert, cfg.TLSKey); err != nil {
 			closeJournal()
 			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
 		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, scheme, controlURL, err := httpserve.Listen(cfg.Addr, tlsConfig)
 	if err != nil {
 		closeJournal()
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
-	scheme, controlURL := "http", "http://"+ln.Addr().String()
-	if tlsConfig != nil {
-		// The embedded router keeps talking plain HTTP to this process,
-		// on a loopback listener of its own.
-		scheme = "https"
-		inner, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			ln.Close()
-			closeJournal()
-			return err
-		}
-		controlURL = "http://" + inner.Addr().String()
-		ln = newDualListener(tls.NewListener(ln, tlsConfig), inner)
+		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -333,7 +323,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	var schedDone sync.WaitGroup
 	schedDone.Go(func() { sched.Run(schedCtx) })
 	defer func() { stopSched(); schedDone.Wait() }()
-	srv := &http.Server{Handler: withReadTimeout(cfg.ReadTimeout, apiBodyLimit, api), ReadHeaderTimeout: readHeaderTimeout(cfg.ReadTimeout),
+	srv := &http.Server{Handler: httpserve.WithReadTimeout(cfg.ReadTimeout, apiBodyLimit, api), ReadHeaderTimeout: httpserve.ReadHeaderTimeout(cfg.ReadTimeout),
 		IdleTimeout: httpapi.IdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	fmt.Fprintf(stdout, "switchback: listening on %s://%s\n", scheme, ln.Addr())
 	if generated != "" {
@@ -348,7 +338,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		}
 	}
 	// Snapshot streams never go idle by themselves: api.Close ends them.
-	return serveUntilDone(ctx, srv, ln, log, api.Close, closeIngress)
+	return httpserve.Serve(ctx, srv, ln, log, api.Close, closeIngress)
 }
 
 // localControl is the control service as the embedded router sees it.

@@ -1,4 +1,11 @@
-package main
+// Package datadir refuses to start a process on a data directory whose
+// stores were lost or damaged, and says how to recover: bbolt would
+// silently create a fresh file where a database went missing, and the
+// acknowledged events, the dedup history or the partners would be gone
+// without a word. It owns the rule "an empty store next to evidence of
+// data is an error unless --init" (CheckNotLost) and the recovery advice
+// for a damaged control database or journal.
+package datadir
 
 import (
 	"errors"
@@ -9,26 +16,27 @@ import (
 	"github.com/switchbackhq/switchback/internal/boltfile"
 )
 
-// checkStoresNotLost refuses to start when a store is empty (missing or
+// CheckNotLost refuses to start when a store is empty (missing or
 // 0 bytes) while the data directory shows that data existed: bbolt would
 // silently create a fresh file, and the acknowledged events, the dedup
 // history or the partners would be gone without a word. evidence lists
 // files that exist only once a store has held data (the other stores are
-// evidence too). init says that an empty store is intended.
-func checkStoresNotLost(init bool, stores, evidence []string) error {
+// evidence too). init says that an empty store is intended. The error
+// names the empty stores and the evidence.
+func CheckNotLost(init bool, stores, evidence []string) error {
 	if init {
 		return nil
 	}
 	var empty, held []string
 	for _, s := range stores {
-		if fileSize(s) > 0 {
+		if FileSize(s) > 0 {
 			held = append(held, s)
 		} else {
 			empty = append(empty, s)
 		}
 	}
 	for _, e := range evidence {
-		if fileSize(e) > 0 {
+		if FileSize(e) > 0 {
 			held = append(held, e)
 		}
 	}
@@ -40,8 +48,8 @@ func checkStoresNotLost(init bool, stores, evidence []string) error {
 		strings.Join(empty, " and "), strings.Join(held, ", "))
 }
 
-// fileSize is the size of the file at path, 0 when there is none.
-func fileSize(path string) int64 {
+// FileSize is the size of the file at path, 0 when there is none.
+func FileSize(path string) int64 {
 	st, err := os.Stat(path)
 	if err != nil {
 		return 0
@@ -49,8 +57,9 @@ func fileSize(path string) int64 {
 	return st.Size()
 }
 
-// damagedControlDB explains how to recover from a damaged control database.
-func damagedControlDB(err error, path string) error {
+// DamagedControlDB returns err, and when it is boltfile.ErrDamaged wraps
+// it with how to recover the control database at path.
+func DamagedControlDB(err error, path string) error {
 	if !errors.Is(err, boltfile.ErrDamaged) {
 		return err
 	}
@@ -58,8 +67,10 @@ func damagedControlDB(err error, path string) error {
 		" (copy the backup over %s), then start again.", err, path, path)
 }
 
-// damagedJournal explains how to recover from a damaged journal.
-func damagedJournal(err error, path, dataDir string) error {
+// DamagedJournal returns err, and when it is boltfile.ErrDamaged wraps it
+// with how to save what can be read of the journal at path, in the data
+// directory dataDir, and recover.
+func DamagedJournal(err error, path, dataDir string) error {
 	if !errors.Is(err, boltfile.ErrDamaged) {
 		return err
 	}
