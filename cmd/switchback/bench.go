@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -66,13 +65,8 @@ func benchOFREP(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	cfg := bench.OFREPConfig{URL: *server, Token: getenv("SWITCHBACK_TOKEN"), Flag: *flagKey, Clients: *clients, Duration: *duration, Bulk: *bulk}
 	if *server == "" {
-		dir, err := os.MkdirTemp("", "switchback-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
 		fmt.Fprintf(stderr, "starting a control service with %d partners...\n", *partners)
-		srv, err := bench.StartServer(ctx, dir, *partners)
+		srv, err := bench.StartTempServer(ctx, *partners)
 		if err != nil {
 			return err
 		}
@@ -94,21 +88,7 @@ func benchOFREP(ctx context.Context, args []string, getenv func(string) string, 
 	if *asJSON {
 		return console.JSON(stdout, res)
 	}
-	mode := "single evaluation"
-	if cfg.Bulk {
-		mode = "bulk with If-None-Match"
-	}
-	bench.Table(stdout, [][2]string{
-		{"OFREP", mode},
-		{"clients", fmt.Sprint(cfg.Clients)},
-		{"requests", fmt.Sprint(res.Requests)},
-		{"errors", fmt.Sprint(res.Errors)},
-		{"304 not modified", fmt.Sprint(res.NotModified)},
-		{"requests/s", fmt.Sprintf("%.0f", res.PerSecond)},
-		{"p50", res.Latency.P50.String()},
-		{"p99", res.Latency.P99.String()},
-		{"max", res.Latency.Max.String()},
-	})
+	bench.WriteOFREP(stdout, cfg, res)
 	return nil
 }
 
@@ -122,13 +102,8 @@ func benchPropagation(ctx context.Context, args []string, stdout, stderr io.Writ
 	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "switchback-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
 	fmt.Fprintf(stderr, "starting a control service with %d partners and %d providers...\n", *partners, *providers)
-	srv, err := bench.StartServer(ctx, dir, *partners)
+	srv, err := bench.StartTempServer(ctx, *partners)
 	if err != nil {
 		return err
 	}
@@ -140,14 +115,7 @@ func benchPropagation(ctx context.Context, args []string, stdout, stderr io.Writ
 	if *asJSON {
 		return console.JSON(stdout, res)
 	}
-	bench.Table(stdout, [][2]string{
-		{"providers", fmt.Sprint(res.Providers)},
-		{"rounds", fmt.Sprint(res.Rounds)},
-		{"revert call p50 / p99", res.Call.P50.String() + " / " + res.Call.P99.String()},
-		{"to every provider p50", res.Latency.P50.String()},
-		{"p99", res.Latency.P99.String()},
-		{"max", res.Latency.Max.String()},
-	})
+	bench.WritePropagation(stdout, res)
 	return nil
 }
 
@@ -180,24 +148,7 @@ func benchIngress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		return err
 	}
-	g, f := res.GroupCommit, res.FsyncPerEvent
-	both := func(get func(bench.IngressRun) string) string { return get(g) + " / " + get(f) }
-	bench.Table(stdout, [][2]string{
-		{"ingress", "group commit / fsync per event"},
-		{"senders", fmt.Sprint(res.Senders)},
-		{"acknowledged (202)", both(func(r bench.IngressRun) string { return fmt.Sprint(r.Acked) })},
-		{"refused (429) / errors", both(func(r bench.IngressRun) string { return fmt.Sprintf("%d+%d", r.Refused, r.Errors) })},
-		{"acks/s", both(func(r bench.IngressRun) string { return fmt.Sprintf("%.0f", r.PerSecond) })},
-		{"ack p50 (answer read in full)", both(func(r bench.IngressRun) string { return r.Latency.P50.String() })},
-		{"ack p99", both(func(r bench.IngressRun) string { return r.Latency.P99.String() })},
-		{"ack max", both(func(r bench.IngressRun) string { return r.Latency.Max.String() })},
-		{"202 status line p50", both(func(r bench.IngressRun) string { return r.Status.P50.String() })},
-		{"202 status line p99", both(func(r bench.IngressRun) string { return r.Status.P99.String() })},
-		{"journal writes per fsync", both(func(r bench.IngressRun) string { return fmt.Sprintf("%.1f", r.WritesPerSync) })},
-		{"delivered during the run", both(func(r bench.IngressRun) string { return fmt.Sprint(r.Delivered) })},
-		{"acknowledged, then lost", both(func(r bench.IngressRun) string { return fmt.Sprint(r.Lost) })},
-		{"group commit speedup", fmt.Sprintf("%.1fx", res.Speedup)},
-	})
+	bench.WriteIngress(stdout, res)
 	return err
 }
 
@@ -226,23 +177,6 @@ func benchReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		return err
 	}
-	rate := func(r float64) string {
-		if r == 0 {
-			return "-" // too few events to sample
-		}
-		return fmt.Sprintf("%.0f", r)
-	}
-	bench.Table(stdout, [][2]string{
-		{"replay", "dead-lettered window through the legacy pipeline"},
-		{"events", fmt.Sprint(res.Events)},
-		{"journaled and dead-lettered in", res.Fill.Round(time.Millisecond).String()},
-		{"start (counting the window)", res.Start.Round(time.Millisecond).String()},
-		{"replayed in", res.Elapsed.Round(time.Millisecond).String()},
-		{"events/s", fmt.Sprintf("%.0f", res.PerSecond)},
-		{"events/s over the first / last tenth", rate(res.Early) + " / " + rate(res.Late)},
-		{"failed", fmt.Sprint(res.Failed)},
-		{"applied by the pipeline", fmt.Sprint(res.Applied)},
-		{"applied in the journal", fmt.Sprint(res.Recovered)},
-	})
+	bench.WriteReplay(stdout, res)
 	return err
 }
