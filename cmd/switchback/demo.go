@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/switchbackhq/switchback/internal/config"
 	"github.com/switchbackhq/switchback/internal/demo"
 )
 
@@ -52,7 +53,7 @@ and, with --scenario exposed, the guard revert and replay.
 // serveDemo runs serve for the demo: its logs at level error only, so that
 // they do not drown the narration.
 func serveDemo(ctx context.Context, data, addr, adminToken string, stdout, stderr io.Writer) error {
-	sc := defaultServeConfig()
+	sc := config.DefaultServe()
 	sc.Data, sc.Addr, sc.AdminToken, sc.LogLevel = data, addr, adminToken, "error"
 	return serve(ctx, sc, stdout, stderr)
 }

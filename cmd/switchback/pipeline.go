@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/switchbackhq/switchback/internal/config"
 	"github.com/switchbackhq/switchback/internal/httpapi"
 	"github.com/switchbackhq/switchback/internal/httpserve"
 	"github.com/switchbackhq/switchback/internal/refpipe"
@@ -56,5 +57,5 @@ it holds. Faults reproduce what goes wrong in rewrites.
 	}
 	srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: httpapi.ReadHeaderTimeout}
 	fmt.Fprintf(stdout, "switchback pipeline: %s pipeline on http://%s with faults %+v\n", *kind, ln.Addr(), faults.f)
-	return httpserve.Serve(ctx, srv, ln, newLogger("text", "info", stderr), nil, nil)
+	return httpserve.Serve(ctx, srv, ln, config.Logger("text", "info", stderr), nil, nil)
 }
