@@ -61,18 +61,8 @@ func replayVerb(ctx context.Context, c *client.Client, r *verbRun) error {
 	}
 	partners := strings.Split(f.partners, ",")
 	if f.cohort != "" {
-		cohorts, err := c.Cohorts(ctx, f.migration)
-		if err != nil {
+		if partners, err = c.CohortPartners(ctx, f.migration, f.cohort); err != nil {
 			return err
-		}
-		partners = nil
-		for _, co := range cohorts {
-			if co.Name == f.cohort {
-				partners = co.Partners
-			}
-		}
-		if len(partners) == 0 {
-			return fmt.Errorf("cohort %q of %s has no partners", f.cohort, f.migration)
 		}
 	}
 	job, err := c.StartReplay(ctx, client.ReplayRequest{Migration: f.migration, Partners: partners, From: from, To: to,

@@ -74,6 +74,25 @@ func (c *Client) Cohorts(ctx context.Context, migration string) ([]CohortStatus,
 	return cs, err
 }
 
+// CohortPartners returns the partners of one cohort of a migration; a
+// cohort unknown or without partners is an error.
+func (c *Client) CohortPartners(ctx context.Context, migration, cohort string) ([]string, error) {
+	cohorts, err := c.Cohorts(ctx, migration)
+	if err != nil {
+		return nil, err
+	}
+	var partners []string
+	for _, co := range cohorts {
+		if co.Name == cohort {
+			partners = co.Partners
+		}
+	}
+	if len(partners) == 0 {
+		return nil, fmt.Errorf("cohort %q of %s has no partners", cohort, migration)
+	}
+	return partners, nil
+}
+
 // Routers returns the routers that reported, and the snapshot each holds.
 func (c *Client) Routers(ctx context.Context) ([]RouterStatus, error) {
 	var rs []RouterStatus

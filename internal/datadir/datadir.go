@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/switchbackhq/switchback/internal/boltfile"
@@ -46,6 +47,23 @@ func CheckNotLost(init bool, stores, evidence []string) error {
 	return fmt.Errorf("%s is empty or missing, but %s is not: this data directory held data, so the store was lost or truncated.\n"+
 		"  Restore it from a backup, or, if an empty store is intended, start once with --init.",
 		strings.Join(empty, " and "), strings.Join(held, ", "))
+}
+
+// Journal returns the path of the journal named file in dir, a router's
+// data directory, or in dir/ingress when dir is serve's and holds none of
+// its own. A journal missing or empty in both is an error: there is
+// nothing to read.
+func Journal(dir, file string) (string, error) {
+	path := filepath.Join(dir, file)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		if alt := filepath.Join(dir, "ingress", file); FileSize(alt) > 0 {
+			path = alt
+		}
+	}
+	if FileSize(path) == 0 {
+		return "", fmt.Errorf("%s is missing or empty: no events to export", path)
+	}
+	return path, nil
 }
 
 // FileSize is the size of the file at path, 0 when there is none.

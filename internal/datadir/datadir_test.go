@@ -63,3 +63,41 @@ func TestCheckStoresNotLost(t *testing.T) {
 		})
 	}
 }
+
+func TestJournal(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]int // path in the dir → size
+		want  string         // "" for an error
+	}{
+		{"a router's data dir", map[string]int{"journal.db": 10}, "journal.db"},
+		{"serve's data dir", map[string]int{"switchback.db": 10, "ingress/journal.db": 10}, "ingress/journal.db"},
+		{"a router's own journal wins", map[string]int{"journal.db": 10, "ingress/journal.db": 10}, "journal.db"},
+		{"an empty journal", map[string]int{"journal.db": 0, "ingress/journal.db": 10}, ""},
+		{"no journal", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, size := range tt.files {
+				path := filepath.Join(dir, name)
+				if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, bytes.Repeat([]byte("x"), size), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := Journal(dir, "journal.db")
+			if tt.want == "" {
+				if err == nil || !strings.Contains(err.Error(), "missing or empty") {
+					t.Fatalf("Journal = %q, %v; want an error that says it is missing or empty", got, err)
+				}
+				return
+			}
+			if err != nil || got != filepath.Join(dir, tt.want) {
+				t.Errorf("Journal = %q, %v; want %q", got, err, filepath.Join(dir, tt.want))
+			}
+		})
+	}
+}
