@@ -82,10 +82,14 @@ func TestVerifyAudit(t *testing.T) {
 	}{
 		{"an intact log", "store-1", log, nil, ""},
 		{"an intact log holding its witness", "store-1", log,
-			func(t *testing.T) []string { return []string{writeHead(t, AuditHead{StoreID: "store-1", Seq: 2000, Hash: log[1999].Hash})} }, ""},
+			func(t *testing.T) []string {
+				return []string{writeHead(t, AuditHead{StoreID: "store-1", Seq: 2000, Hash: log[1999].Hash})}
+			}, ""},
 		{"an entry rewritten", "store-1", tampered, nil, "seq 1501"},
 		{"a witness of another store", "store-2", log,
-			func(t *testing.T) []string { return []string{writeHead(t, AuditHead{StoreID: "store-1", Seq: 2000, Hash: log[1999].Hash})} },
+			func(t *testing.T) []string {
+				return []string{writeHead(t, AuditHead{StoreID: "store-1", Seq: 2000, Hash: log[1999].Hash})}
+			},
 			"replaced or reset"},
 		{"a file that is no witness", "store-1", log,
 			func(t *testing.T) []string { return []string{writeHead(t, AuditHead{})} }, "neither a router's snapshot file"},
