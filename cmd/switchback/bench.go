@@ -5,11 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/bench"
+	"github.com/switchbackhq/switchback/internal/console"
 	"github.com/switchbackhq/switchback/internal/domain"
 )
 
@@ -65,13 +65,8 @@ func benchOFREP(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	cfg := bench.OFREPConfig{URL: *server, Token: getenv("SWITCHBACK_TOKEN"), Flag: *flagKey, Clients: *clients, Duration: *duration, Bulk: *bulk}
 	if *server == "" {
-		dir, err := os.MkdirTemp("", "switchback-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
 		fmt.Fprintf(stderr, "starting a control service with %d partners...\n", *partners)
-		srv, err := bench.StartServer(ctx, dir, *partners)
+		srv, err := bench.StartTempServer(ctx, *partners)
 		if err != nil {
 			return err
 		}
@@ -91,23 +86,9 @@ func benchOFREP(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	if *asJSON {
-		return printJSON(stdout, res)
+		return console.JSON(stdout, res)
 	}
-	mode := "single evaluation"
-	if cfg.Bulk {
-		mode = "bulk with If-None-Match"
-	}
-	bench.Table(stdout, [][2]string{
-		{"OFREP", mode},
-		{"clients", fmt.Sprint(cfg.Clients)},
-		{"requests", fmt.Sprint(res.Requests)},
-		{"errors", fmt.Sprint(res.Errors)},
-		{"304 not modified", fmt.Sprint(res.NotModified)},
-		{"requests/s", fmt.Sprintf("%.0f", res.PerSecond)},
-		{"p50", res.Latency.P50.String()},
-		{"p99", res.Latency.P99.String()},
-		{"max", res.Latency.Max.String()},
-	})
+	bench.WriteOFREP(stdout, cfg, res)
 	return nil
 }
 
@@ -121,13 +102,8 @@ func benchPropagation(ctx context.Context, args []string, stdout, stderr io.Writ
 	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "switchback-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
 	fmt.Fprintf(stderr, "starting a control service with %d partners and %d providers...\n", *partners, *providers)
-	srv, err := bench.StartServer(ctx, dir, *partners)
+	srv, err := bench.StartTempServer(ctx, *partners)
 	if err != nil {
 		return err
 	}
@@ -137,16 +113,9 @@ func benchPropagation(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	if *asJSON {
-		return printJSON(stdout, res)
+		return console.JSON(stdout, res)
 	}
-	bench.Table(stdout, [][2]string{
-		{"providers", fmt.Sprint(res.Providers)},
-		{"rounds", fmt.Sprint(res.Rounds)},
-		{"revert call p50 / p99", res.Call.P50.String() + " / " + res.Call.P99.String()},
-		{"to every provider p50", res.Latency.P50.String()},
-		{"p99", res.Latency.P99.String()},
-		{"max", res.Latency.Max.String()},
-	})
+	bench.WritePropagation(stdout, res)
 	return nil
 }
 
@@ -174,29 +143,12 @@ func benchIngress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	if *asJSON {
-		if perr := printJSON(stdout, res); perr != nil {
+		if perr := console.JSON(stdout, res); perr != nil {
 			return perr
 		}
 		return err
 	}
-	g, f := res.GroupCommit, res.FsyncPerEvent
-	both := func(get func(bench.IngressRun) string) string { return get(g) + " / " + get(f) }
-	bench.Table(stdout, [][2]string{
-		{"ingress", "group commit / fsync per event"},
-		{"senders", fmt.Sprint(res.Senders)},
-		{"acknowledged (202)", both(func(r bench.IngressRun) string { return fmt.Sprint(r.Acked) })},
-		{"refused (429) / errors", both(func(r bench.IngressRun) string { return fmt.Sprintf("%d+%d", r.Refused, r.Errors) })},
-		{"acks/s", both(func(r bench.IngressRun) string { return fmt.Sprintf("%.0f", r.PerSecond) })},
-		{"ack p50 (answer read in full)", both(func(r bench.IngressRun) string { return r.Latency.P50.String() })},
-		{"ack p99", both(func(r bench.IngressRun) string { return r.Latency.P99.String() })},
-		{"ack max", both(func(r bench.IngressRun) string { return r.Latency.Max.String() })},
-		{"202 status line p50", both(func(r bench.IngressRun) string { return r.Status.P50.String() })},
-		{"202 status line p99", both(func(r bench.IngressRun) string { return r.Status.P99.String() })},
-		{"journal writes per fsync", both(func(r bench.IngressRun) string { return fmt.Sprintf("%.1f", r.WritesPerSync) })},
-		{"delivered during the run", both(func(r bench.IngressRun) string { return fmt.Sprint(r.Delivered) })},
-		{"acknowledged, then lost", both(func(r bench.IngressRun) string { return fmt.Sprint(r.Lost) })},
-		{"group commit speedup", fmt.Sprintf("%.1fx", res.Speedup)},
-	})
+	bench.WriteIngress(stdout, res)
 	return err
 }
 
@@ -220,28 +172,11 @@ func benchReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if *asJSON {
-		if perr := printJSON(stdout, res); perr != nil {
+		if perr := console.JSON(stdout, res); perr != nil {
 			return perr
 		}
 		return err
 	}
-	rate := func(r float64) string {
-		if r == 0 {
-			return "-" // too few events to sample
-		}
-		return fmt.Sprintf("%.0f", r)
-	}
-	bench.Table(stdout, [][2]string{
-		{"replay", "dead-lettered window through the legacy pipeline"},
-		{"events", fmt.Sprint(res.Events)},
-		{"journaled and dead-lettered in", res.Fill.Round(time.Millisecond).String()},
-		{"start (counting the window)", res.Start.Round(time.Millisecond).String()},
-		{"replayed in", res.Elapsed.Round(time.Millisecond).String()},
-		{"events/s", fmt.Sprintf("%.0f", res.PerSecond)},
-		{"events/s over the first / last tenth", rate(res.Early) + " / " + rate(res.Late)},
-		{"failed", fmt.Sprint(res.Failed)},
-		{"applied by the pipeline", fmt.Sprint(res.Applied)},
-		{"applied in the journal", fmt.Sprint(res.Recovered)},
-	})
+	bench.WriteReplay(stdout, res)
 	return err
 }

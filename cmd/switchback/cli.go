@@ -2,24 +2,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
-	"github.com/switchbackhq/switchback/flags"
-	"github.com/switchbackhq/switchback/internal/audit"
 	"github.com/switchbackhq/switchback/internal/client"
-	"github.com/switchbackhq/switchback/internal/domain"
-	"github.com/switchbackhq/switchback/internal/gate"
+	"github.com/switchbackhq/switchback/internal/console"
 )
 
 // cliFlags are the flags every API verb takes.
@@ -133,129 +126,42 @@ func runCLI(ctx context.Context, name string, args []string, getenv func(string)
 	return v.run(ctx, c, r)
 }
 
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 // --- status
 
-type migrationStatus struct {
-	Key             string               `json:"key"`
-	Description     string               `json:"description"`
-	Reverted        bool                 `json:"reverted"`
-	Stages          map[domain.Stage]int `json:"stages"`
-	SnapshotVersion uint64               `json:"snapshotVersion"`
-	Cohorts         []cohortStatus       `json:"cohorts"`
-}
-
-type cohortStatus struct {
-	Name     string       `json:"name"`
-	Order    int          `json:"order"`
-	Partners []string     `json:"partners"`
-	Stage    domain.Stage `json:"stage"`
-}
-
-type routerStatus struct {
-	ID              string    `json:"id"`
-	LastSeen        time.Time `json:"lastSeen"`
-	SnapshotVersion uint64    `json:"snapshotVersion"`
-	Confirmed       bool      `json:"confirmed"`
-}
-
 func status(ctx context.Context, c *client.Client, r *verbRun) error {
-	var ms []migrationStatus
-	if err := c.Do(ctx, http.MethodGet, "/v1/migrations", nil, &ms); err != nil {
+	ms, err := c.Migrations(ctx)
+	if err != nil {
 		return err
 	}
-	var routers []routerStatus
-	if err := c.Do(ctx, http.MethodGet, "/v1/routers", nil, &routers); err != nil {
+	routers, err := c.Routers(ctx)
+	if err != nil {
 		return err
-	}
-	for i := range ms {
-		if err := c.Do(ctx, http.MethodGet, client.Path("v1", "migrations", ms[i].Key, "cohorts"), nil, &ms[i].Cohorts); err != nil {
-			return err
-		}
 	}
 	if r.json {
-		return printJSON(r.out, map[string]any{"migrations": ms, "routers": routers})
+		return console.JSON(r.out, map[string]any{"migrations": ms, "routers": routers})
 	}
 	if len(ms) == 0 {
 		fmt.Fprintln(r.out, "no migrations yet: create one with PUT /v1/migrations/{key}")
 	} else {
-		printMigrations(r.out, ms)
+		console.Migrations(r.out, ms)
 	}
-	printRouters(r.out, routers)
+	console.Routers(r.out, routers)
 	return nil
-}
-
-// printRouters shows which routers hold the current snapshot: after a
-// revert, every line should say "yes".
-func printRouters(w io.Writer, routers []routerStatus) {
-	if len(routers) == 0 {
-		fmt.Fprintln(w, "\nno router has reported yet")
-		return
-	}
-	confirmed := 0
-	for _, rt := range routers {
-		if rt.Confirmed {
-			confirmed++
-		}
-	}
-	fmt.Fprintf(w, "\nrouters: %d of %d hold the current snapshot\n", confirmed, len(routers))
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROUTER\tSNAPSHOT\tCURRENT\tLAST SEEN")
-	for _, rt := range routers {
-		cur := "no"
-		if rt.Confirmed {
-			cur = "yes"
-		}
-		fmt.Fprintf(tw, "%s\tv%d\t%s\t%s\n", rt.ID, rt.SnapshotVersion, cur, rt.LastSeen.Format(time.RFC3339))
-	}
-	tw.Flush()
-}
-
-func printMigrations(w io.Writer, ms []migrationStatus) {
-	r := struct{ out io.Writer }{w}
-	tw := tabwriter.NewWriter(r.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MIGRATION\tKILL SWITCH\tLEGACY\tSHADOW\tNEW\tDONE\tSNAPSHOT")
-	for _, m := range ms {
-		ks := "off"
-		if m.Reverted {
-			ks = "ON (all legacy)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\tv%d\n", m.Key, ks, m.Stages[domain.StageLegacy], m.Stages[domain.StageShadow],
-			m.Stages[domain.StageNew], m.Stages[domain.StageDone], m.SnapshotVersion)
-	}
-	tw.Flush()
-	for _, m := range ms {
-		if len(m.Cohorts) == 0 {
-			continue
-		}
-		fmt.Fprintf(r.out, "\ncohorts of %s:\n", m.Key)
-		tw := tabwriter.NewWriter(r.out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ORDER\tCOHORT\tSTAGE\tPARTNERS")
-		for _, co := range m.Cohorts {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", co.Order, co.Name, co.Stage, strings.Join(co.Partners, ", "))
-		}
-		tw.Flush()
-	}
 }
 
 // --- gates
 
 func gateVerb(ctx context.Context, c *client.Client, r *verbRun) error {
-	var rep gate.Report
-	if err := c.Do(ctx, http.MethodGet, client.Path("v1", "migrations", r.args[0], "cohorts", r.args[1], "gate"), nil, &rep); err != nil {
+	rep, err := c.Gate(ctx, r.args[0], r.args[1])
+	if err != nil {
 		return err
 	}
 	if r.json {
-		if err := printJSON(r.out, rep); err != nil {
+		if err := console.JSON(r.out, rep); err != nil {
 			return err
 		}
 	} else {
-		printReport(r.out, rep)
+		console.GateReport(r.out, rep)
 	}
 	if !rep.Pass {
 		return errors.New("the gates refuse to advance this cohort")
@@ -263,78 +169,29 @@ func gateVerb(ctx context.Context, c *client.Client, r *verbRun) error {
 	return nil
 }
 
-// printReport writes a gate report partner by partner, check by check.
-func printReport(w io.Writer, rep gate.Report) {
-	verdict := "PASS: the cohort may advance"
-	if !rep.Pass {
-		verdict = "REFUSED: the cohort may not advance"
-	}
-	fmt.Fprintln(w, verdict)
-	for _, p := range rep.Partners {
-		mark := "ok  "
-		if !p.Pass {
-			mark = "FAIL"
-		}
-		fmt.Fprintf(w, "\n%s %s (at %s)\n", mark, p.Partner, p.Stage)
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		for _, ch := range p.Checks {
-			m := "ok"
-			if !ch.Pass {
-				m = "FAIL"
-			}
-			fmt.Fprintf(tw, "  %s\t%s\tvalue %s\tlimit %s\t%s\n", m, ch.Name, num(ch.Value), num(ch.Limit), ch.Detail)
-		}
-		tw.Flush()
-	}
-}
-
-func num(f float64) string {
-	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
-		return fmt.Sprintf("%d", int64(f))
-	}
-	return fmt.Sprintf("%.4g", f)
-}
-
 func advance(ctx context.Context, c *client.Client, r *verbRun) error {
-	var res struct {
-		Cohort   string   `json:"cohort"`
-		From     string   `json:"from"`
-		To       string   `json:"to"`
-		Partners []string `json:"partners"`
-	}
-	body := map[string]any{"reason": r.reason, "force": r.force}
-	err := c.Do(ctx, http.MethodPost, client.Path("v1", "migrations", r.args[0], "cohorts", r.args[1], "advance"), body, &res)
-	var apiErr *client.APIError
-	if errors.As(err, &apiErr) && apiErr.Code == domain.CodeGateRefused && len(apiErr.Gate) > 0 {
-		var rep gate.Report
-		if json.Unmarshal(apiErr.Gate, &rep) == nil {
-			printReport(r.out, rep)
-			fmt.Fprintln(r.out)
-		}
-		return err
+	res, refused, err := c.Advance(ctx, r.args[0], r.args[1], r.reason, r.force)
+	if refused != nil {
+		console.GateReport(r.out, *refused)
+		fmt.Fprintln(r.out)
 	}
 	if err != nil {
 		return err
 	}
 	if r.json {
-		return printJSON(r.out, res)
+		return console.JSON(r.out, res)
 	}
 	fmt.Fprintf(r.out, "cohort %s advanced from %s to %s: %s\n", res.Cohort, res.From, res.To, strings.Join(res.Partners, ", "))
 	return nil
 }
 
 func stage(ctx context.Context, c *client.Client, r *verbRun) error {
-	var res struct {
-		Partner string `json:"partner"`
-		Stage   string `json:"stage"`
-		Since   string `json:"since"`
-	}
-	body := map[string]any{"stage": r.args[2], "reason": r.reason, "force": r.force}
-	if err := c.Do(ctx, http.MethodPut, client.Path("v1", "migrations", r.args[0], "partners", r.args[1]), body, &res); err != nil {
+	res, err := c.SetStage(ctx, r.args[0], r.args[1], r.args[2], r.reason, r.force)
+	if err != nil {
 		return err
 	}
 	if r.json {
-		return printJSON(r.out, res)
+		return console.JSON(r.out, res)
 	}
 	fmt.Fprintf(r.out, "partner %s is at %s in %s since %s\n", res.Partner, res.Stage, r.args[0], res.Since)
 	return nil
@@ -346,34 +203,25 @@ func revert(ctx context.Context, c *client.Client, r *verbRun) error {
 	if r.all == (len(r.args) == 1) || len(r.args) > 1 {
 		return usageError("name one migration, or pass --all to revert every migration")
 	}
-	path, what := "/v1/revert", "every migration"
+	migration, what := "", "every migration"
 	if !r.all {
-		path, what = client.Path("v1", "migrations", r.args[0], "revert"), "migration "+r.args[0]
+		migration, what = r.args[0], "migration "+r.args[0]
 	}
-	return killSwitch(ctx, c, r, path, what+" reverted: every partner evaluates to legacy")
-}
-
-type killSwitchAnswer struct {
-	SnapshotVersion uint64   `json:"snapshotVersion"`
-	Replay          []string `json:"replay,omitempty"`
+	res, err := c.Revert(ctx, migration, r.reason, r.replayAfter)
+	return killSwitchDone(r, res, err, what+" reverted: every partner evaluates to legacy")
 }
 
 func resume(ctx context.Context, c *client.Client, r *verbRun) error {
-	return killSwitch(ctx, c, r, client.Path("v1", "migrations", r.args[0], "resume"),
-		"migration "+r.args[0]+" resumed: partners evaluate to their stages again")
+	res, err := c.Resume(ctx, r.args[0], r.reason)
+	return killSwitchDone(r, res, err, "migration "+r.args[0]+" resumed: partners evaluate to their stages again")
 }
 
-func killSwitch(ctx context.Context, c *client.Client, r *verbRun, path, done string) error {
-	var res killSwitchAnswer
-	body := map[string]any{"reason": r.reason}
-	if r.replayAfter {
-		body["replay"] = true
-	}
-	if err := c.Do(ctx, http.MethodPost, path, body, &res); err != nil {
+func killSwitchDone(r *verbRun, res client.KillSwitchAnswer, err error, done string) error {
+	if err != nil {
 		return err
 	}
 	if r.json {
-		return printJSON(r.out, res)
+		return console.JSON(r.out, res)
 	}
 	fmt.Fprintf(r.out, "%s (snapshot version %d)\n", done, res.SnapshotVersion)
 	for _, line := range res.Replay {
@@ -387,10 +235,25 @@ func killSwitch(ctx context.Context, c *client.Client, r *verbRun, path, done st
 
 func auditVerb(ctx context.Context, c *client.Client, r *verbRun) error {
 	if len(r.args) == 1 && r.args[0] == "verify" {
-		return auditVerify(ctx, c, r)
+		v, err := c.VerifyAudit(ctx, r.witnesses)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(r.out, "audit chain intact: %d entries verified, head %d hash %s\n", v.Entries, v.Seq, v.Hash)
+		if len(r.witnesses) > 0 {
+			fmt.Fprintf(r.out, "it holds all %d witnessed heads, from %d witness files\n", v.Witnessed, len(r.witnesses))
+		}
+		return nil
 	}
 	if len(r.args) == 1 && r.args[0] == "head" {
-		return auditHead(ctx, c, r)
+		// Saved somewhere the control service's host cannot write, the
+		// head is a witness for "audit verify".
+		head, err := c.AuditHead(ctx)
+		if err != nil {
+			return err
+		}
+		head.ExportedAt = time.Now().UTC()
+		return console.JSON(r.out, head)
 	}
 	if len(r.witnesses) > 0 {
 		return usageError("--witness goes with \"audit verify\"")
@@ -398,120 +261,12 @@ func auditVerb(ctx context.Context, c *client.Client, r *verbRun) error {
 	if len(r.args) != 0 {
 		return usageError(fmt.Sprintf("unknown audit argument %q: use \"audit\", \"audit verify\" or \"audit head\"", r.args[0]))
 	}
-	var entries []domain.AuditEntry
-	if err := c.Do(ctx, http.MethodGet, fmt.Sprintf("/v1/audit?after=%d&limit=%d", r.after, r.limit), nil, &entries); err != nil {
+	entries, err := c.Audit(ctx, r.after, r.limit)
+	if err != nil {
 		return err
 	}
 	if r.json {
-		return printTerminalSafeJSON(r.out, entries)
+		return console.TerminalSafeJSON(r.out, entries)
 	}
-	tw := tabwriter.NewWriter(r.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tAT\tACTOR\tACTION\tTARGET\tREASON")
-	for _, e := range entries {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.At.Format("2006-01-02 15:04:05Z"),
-			terminalSafe(e.Actor), terminalSafe(e.Action), terminalSafe(e.Target), terminalSafe(e.Reason))
-	}
-	return tw.Flush()
-}
-
-// auditVerify pages through the whole log and checks its chain, and that
-// it holds every witnessed head.
-func auditVerify(ctx context.Context, c *client.Client, r *verbRun) error {
-	v := audit.NewVerifier(domain.AuditEntry{})
-	witnessed := 0
-	if len(r.witnesses) > 0 {
-		var head auditHeadJSON
-		if err := c.Do(ctx, http.MethodGet, "/v1/audit/head", nil, &head); err != nil {
-			return err
-		}
-		for _, path := range r.witnesses {
-			ws, err := readWitnesses(path, head.StoreID)
-			if err != nil {
-				return err
-			}
-			v.Expect(ws...)
-			witnessed += len(ws)
-		}
-	}
-	var after uint64
-	var head string
-	for {
-		var page []domain.AuditEntry
-		if err := c.Do(ctx, http.MethodGet, fmt.Sprintf("/v1/audit?after=%d&limit=1000", after), nil, &page); err != nil {
-			return err
-		}
-		if err := v.Check(page); err != nil {
-			return err
-		}
-		if len(page) == 0 {
-			break
-		}
-		after, head = page[len(page)-1].Seq, page[len(page)-1].Hash
-	}
-	if err := v.Finish(); err != nil {
-		return err
-	}
-	fmt.Fprintf(r.out, "audit chain intact: %d entries verified, head %d hash %s\n", v.Checked, after, head)
-	if len(r.witnesses) > 0 {
-		fmt.Fprintf(r.out, "it holds all %d witnessed heads, from %d witness files\n", witnessed, len(r.witnesses))
-	}
-	return nil
-}
-
-// auditHeadJSON is GET /v1/audit/head, and what "audit head" prints.
-type auditHeadJSON struct {
-	StoreID         string    `json:"storeId"`
-	Seq             uint64    `json:"seq"`
-	Hash            string    `json:"hash"`
-	SnapshotVersion uint64    `json:"snapshotVersion"`
-	ExportedAt      time.Time `json:"exportedAt,omitzero"`
-}
-
-// auditHead prints the log's head as JSON: saved somewhere the control
-// service's host cannot write, it is a witness for "audit verify".
-func auditHead(ctx context.Context, c *client.Client, r *verbRun) error {
-	var head auditHeadJSON
-	if err := c.Do(ctx, http.MethodGet, "/v1/audit/head", nil, &head); err != nil {
-		return err
-	}
-	head.ExportedAt = time.Now().UTC()
-	return printJSON(r.out, head)
-}
-
-// readWitnesses reads the audit heads of a witness file: a router's
-// snapshot file, or a head printed by "audit head". Heads of another store
-// than storeID are an error: that store's log is not the one verified (a
-// store reset or replaced cannot pass for the one the witness saw).
-func readWitnesses(path, storeID string) ([]audit.Witness, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("witness: %w", err)
-	}
-	var probe struct {
-		Schema int `json:"schema"`
-		auditHeadJSON
-	}
-	if err := json.Unmarshal(b, &probe); err != nil {
-		return nil, fmt.Errorf("witness %s is neither a router's snapshot file nor a head from \"audit head\": %w", path, err)
-	}
-	var heads []flags.AuditHead
-	switch {
-	case probe.Schema != 0:
-		if heads, err = flags.ReadAuditHeads(path); err != nil {
-			return nil, fmt.Errorf("witness: %w", err)
-		}
-	case probe.Seq > 0 && probe.Hash != "":
-		heads = []flags.AuditHead{{StoreID: probe.StoreID, Seq: probe.Seq, Hash: probe.Hash}}
-	default:
-		return nil, fmt.Errorf("witness %s is neither a router's snapshot file nor a head from \"audit head\"", path)
-	}
-	ws := make([]audit.Witness, 0, len(heads))
-	for _, h := range heads {
-		if h.StoreID != "" && h.StoreID != storeID {
-			return nil, fmt.Errorf("witness %s saw audit entry %d of store %s, but the control service's store is %s: it was replaced or reset since",
-				path, h.Seq, h.StoreID, storeID)
-		}
-		ws = append(ws, audit.Witness{Seq: h.Seq, Hash: h.Hash, Source: path})
-	}
-	return ws, nil
+	return console.AuditEntries(r.out, entries)
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchbackhq/switchback/internal/demo"
 )
 
 // The demo, both scenarios, short: the mismatches are caught, the gate
@@ -19,8 +21,8 @@ func TestDemo(t *testing.T) {
 			// One buffer for the narration and the service's logs, written
 			// from several goroutines.
 			out := &syncBuffer{}
-			cfg := demoConfig{Addr: "127.0.0.1:0", Scenario: scenario, Partners: 8, Rate: 60, Duration: 6 * time.Second, Fault: 0.4, Seed: 7}
-			res, err := runDemo(context.Background(), cfg, out, out)
+			cfg := demo.Config{Addr: "127.0.0.1:0", Scenario: scenario, Partners: 8, Rate: 60, Duration: 6 * time.Second, Fault: 0.4, Seed: 7}
+			res, err := demo.Run(context.Background(), cfg, serveDemo, out, out)
 			t.Log("\n" + out.String())
 			if err != nil {
 				t.Fatal(err)

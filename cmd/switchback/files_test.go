@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchbackhq/switchback/internal/datadir"
 	"github.com/switchbackhq/switchback/internal/journal"
 )
 
@@ -56,7 +57,7 @@ func dataDirWithData(t *testing.T, bin string) string {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"switchback.db", "ingress/journal.db"} {
-		if n := fileSize(filepath.Join(data, f)); n <= 64<<10 {
+		if n := datadir.FileSize(filepath.Join(data, f)); n <= 64<<10 {
 			t.Fatalf("%s is %d bytes: too small to cut to 32 KiB", f, n)
 		}
 	}
@@ -262,60 +263,4 @@ func checkExport(t *testing.T, bin, data string) {
 		t.Errorf("journal export wrote %d of 3000 events and says nothing of the loss: %q", n, stderr)
 	}
 	t.Logf("journal export: %d lines; %s", n, strings.TrimSpace(stderr))
-}
-
-func TestCheckStoresNotLost(t *testing.T) {
-	type file struct {
-		name string
-		size int
-	}
-	tests := []struct {
-		name     string
-		files    []file
-		init     bool
-		stores   []string
-		evidence []string
-		wantErr  string // "" for none
-	}{
-		{"first start: nothing yet", nil, false, []string{"switchback.db", "journal.db"}, []string{"admin.token"}, ""},
-		{"a normal restart", []file{{"switchback.db", 100}, {"journal.db", 100}, {"admin.token", 10}}, false,
-			[]string{"switchback.db", "journal.db"}, []string{"admin.token"}, ""},
-		{"control db cut to 0 bytes next to admin.token", []file{{"switchback.db", 0}, {"admin.token", 10}}, false,
-			[]string{"switchback.db"}, []string{"admin.token"}, "switchback.db is empty or missing, but admin.token is not"},
-		{"control db deleted, the other database left", []file{{"journal.db", 100}}, false,
-			[]string{"switchback.db", "journal.db"}, nil, "switchback.db is empty or missing, but journal.db is not"},
-		{"journal cut to 0 bytes next to snapshot.json", []file{{"journal.db", 0}, {"snapshot.json", 10}}, false,
-			[]string{"journal.db"}, []string{"snapshot.json"}, "journal.db is empty or missing, but snapshot.json is not"},
-		{"an empty admin.token is no evidence", []file{{"admin.token", 0}}, false, []string{"switchback.db"}, []string{"admin.token"}, ""},
-		{"--init says empty is intended", []file{{"switchback.db", 0}, {"admin.token", 10}}, true,
-			[]string{"switchback.db"}, []string{"admin.token"}, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			for _, f := range tt.files {
-				if err := os.WriteFile(filepath.Join(dir, f.name), bytes.Repeat([]byte("x"), f.size), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-			in := func(names []string) []string {
-				var out []string
-				for _, n := range names {
-					out = append(out, filepath.Join(dir, n))
-				}
-				return out
-			}
-			err := checkStoresNotLost(tt.init, in(tt.stores), in(tt.evidence))
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("checkStoresNotLost = %v, want nil", err)
-				}
-				return
-			}
-			want := strings.ReplaceAll(tt.wantErr, "but ", "but "+dir+"/")
-			if err == nil || !strings.Contains(err.Error(), dir+"/"+want) {
-				t.Fatalf("checkStoresNotLost = %v, want an error with %q", err, dir+"/"+want)
-			}
-		})
-	}
 }

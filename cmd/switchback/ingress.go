@@ -6,116 +6,24 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/switchbackhq/switchback/internal/config"
+	"github.com/switchbackhq/switchback/internal/datadir"
 	"github.com/switchbackhq/switchback/internal/httpapi"
+	"github.com/switchbackhq/switchback/internal/httpserve"
 	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/journal"
 )
-
-// ingressConfig is the configuration of "switchback ingress": defaults,
-// then SWITCHBACK_* variables (one per flag: --router-id is
-// SWITCHBACK_ROUTER_ID; the control URL is $SWITCHBACK_SERVER, as for the
-// CLI), then flags.
-type ingressConfig struct {
-	ingress.Config
-	Addr        string
-	LogFormat   string
-	LogLevel    string
-	ReadTimeout time.Duration
-	// Init allows starting with an empty journal next to a snapshot.json.
-	Init bool
-}
-
-func defaultIngressConfig(hostname string) ingressConfig {
-	return ingressConfig{
-		Config: ingress.Config{Data: "./switchback-ingress", RouterID: "router-" + strings.ToLower(hostname),
-			BodyLimit: 1 << 20, StuckAfter: 5 * time.Minute, Retention: 30 * 24 * time.Hour, Workers: 32,
-			ComparisonDeadline: 2 * time.Minute},
-		Addr: "127.0.0.1:8081", LogFormat: "text", LogLevel: "info", ReadTimeout: defaultReadTimeout,
-	}
-}
-
-// fromEnv overrides the defaults with SWITCHBACK_* variables; it names the
-// first that does not parse.
-func (c *ingressConfig) fromEnv(getenv func(string) string) error {
-	for name, dst := range map[string]*string{
-		"SWITCHBACK_SERVER": &c.ControlURL, "SWITCHBACK_TOKEN": &c.Token, "SWITCHBACK_DATA": &c.Data,
-		"SWITCHBACK_ADDR": &c.Addr, "SWITCHBACK_ROUTER_ID": &c.RouterID, "SWITCHBACK_MIGRATION": &c.Migration,
-		"SWITCHBACK_LOG_FORMAT": &c.LogFormat, "SWITCHBACK_LOG_LEVEL": &c.LogLevel,
-	} {
-		if v := getenv(name); v != "" {
-			*dst = v
-		}
-	}
-	if v := getenv("SWITCHBACK_CONNECTWISE_KEY_HOSTS"); v != "" {
-		c.KeyHosts = strings.Split(v, ",")
-	}
-	for name, dst := range map[string]*time.Duration{
-		"SWITCHBACK_STUCK_AFTER": &c.StuckAfter, "SWITCHBACK_RETENTION": &c.Retention,
-		"SWITCHBACK_COMPARISON_DEADLINE": &c.ComparisonDeadline, "SWITCHBACK_READ_TIMEOUT": &c.ReadTimeout,
-	} {
-		if v := getenv(name); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			*dst = d
-		}
-	}
-	if v := getenv("SWITCHBACK_BODY_LIMIT"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return fmt.Errorf("SWITCHBACK_BODY_LIMIT: %w", err)
-		}
-		c.BodyLimit = n
-	}
-	if v := getenv("SWITCHBACK_WORKERS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("SWITCHBACK_WORKERS: %w", err)
-		}
-		c.Workers = n
-	}
-	if v := getenv("SWITCHBACK_INIT"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("SWITCHBACK_INIT: %w", err)
-		}
-		c.Init = b
-	}
-	return nil
-}
-
-// Validate checks the configuration: the command's own fields, then the
-// router's (ingress.Config.Validate).
-func (c ingressConfig) Validate() error {
-	if c.ControlURL == "" || c.Token == "" {
-		return usageError("switchback ingress needs --control URL and a router token in $SWITCHBACK_TOKEN")
-	}
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		return fmt.Errorf("--addr %q must be host:port: %w", c.Addr, err)
-	}
-	if err := checkLog(c.LogFormat, c.LogLevel); err != nil {
-		return err
-	}
-	if c.ReadTimeout <= 0 {
-		return errors.New("--read-timeout must be positive")
-	}
-	return c.Config.Validate()
-}
 
 // journalFile is the journal's name in a router's data directory.
 const journalFile = ingress.JournalFile
@@ -125,14 +33,14 @@ const journalFile = ingress.JournalFile
 func openJournal(dir string) (*journal.Journal, error) {
 	j, err := ingress.OpenJournal(dir)
 	if err != nil {
-		return nil, damagedJournal(err, filepath.Join(dir, journalFile), dir)
+		return nil, datadir.DamagedJournal(err, filepath.Join(dir, journalFile), dir)
 	}
 	return j, nil
 }
 
 func runIngress(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	host, _ := os.Hostname()
-	cfg, err := parseIngressConfig(args, defaultIngressConfig(host), getenv, stderr)
+	cfg, err := parseIngressConfig(args, config.DefaultIngress(host), getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -142,8 +50,8 @@ func runIngress(ctx context.Context, args []string, getenv func(string) string, 
 // parseIngressConfig reads the configuration of "switchback ingress" over
 // the defaults cfg: the environment, then args; it returns a usage error,
 // or Validate's.
-func parseIngressConfig(args []string, cfg ingressConfig, getenv func(string) string, stderr io.Writer) (ingressConfig, error) {
-	if err := cfg.fromEnv(getenv); err != nil {
+func parseIngressConfig(args []string, cfg config.Ingress, getenv func(string) string, stderr io.Writer) (config.Ingress, error) {
+	if err := cfg.FromEnv(getenv); err != nil {
 		return cfg, err
 	}
 	fs := flag.NewFlagSet("ingress", flag.ContinueOnError)
@@ -189,13 +97,18 @@ in capitals with underscores; a flag wins over its variable.
 	if *keyHosts != "" {
 		cfg.KeyHosts = strings.Split(*keyHosts, ",")
 	}
-	return cfg, cfg.Validate()
+	if err := cfg.Validate(); errors.Is(err, config.ErrNoControl) {
+		return cfg, usageError(err.Error())
+	} else if err != nil {
+		return cfg, err
+	}
+	return cfg, nil
 }
 
 // serveIngress runs a router alone until ctx ends, then shuts down
 // gracefully.
-func serveIngress(ctx context.Context, cfg ingressConfig, stdout, stderr io.Writer) error {
-	log := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
+func serveIngress(ctx context.Context, cfg config.Ingress, stdout, stderr io.Writer) error {
+	log := config.Logger(cfg.LogFormat, cfg.LogLevel, stderr)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r := mux.NewRouter()
@@ -206,7 +119,7 @@ func serveIngress(ctx context.Context, cfg ingressConfig, stdout, stderr io.Writ
 	}).Methods(http.MethodGet)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := checkStoresNotLost(cfg.Init, []string{filepath.Join(cfg.Data, journalFile)},
+	if err := datadir.CheckNotLost(cfg.Init, []string{filepath.Join(cfg.Data, journalFile)},
 		[]string{filepath.Join(cfg.Data, ingress.SnapshotFile)}); err != nil {
 		return err
 	}
@@ -229,39 +142,7 @@ func serveIngress(ctx context.Context, cfg ingressConfig, stdout, stderr io.Writ
 		in.Close()
 		return err
 	}
-	srv := &http.Server{Handler: withReadTimeout(cfg.ReadTimeout, max(cfg.BodyLimit, apiBodyLimit), r), ReadHeaderTimeout: readHeaderTimeout(cfg.ReadTimeout), IdleTimeout: httpapi.IdleTimeout}
+	srv := &http.Server{Handler: httpserve.WithReadTimeout(cfg.ReadTimeout, max(cfg.BodyLimit, apiBodyLimit), r), ReadHeaderTimeout: httpserve.ReadHeaderTimeout(cfg.ReadTimeout), IdleTimeout: httpapi.IdleTimeout}
 	fmt.Fprintf(stdout, "switchback ingress: listening on http://%s, routing from %s\n", ln.Addr(), cfg.ControlURL)
-	return serveUntilDone(ctx, srv, ln, log, nil, in.Close)
-}
-
-// serveUntilDone serves until ctx ends, runs closing (which ends the
-// requests that never end by themselves), shuts the server down
-// gracefully, then runs after (the ingress's own shutdown). Either may be
-// nil.
-func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Logger, closing func(), after func() error) error {
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	var serveErr error
-	select {
-	case serveErr = <-done:
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	if closing != nil {
-		closing()
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	shutErr := srv.Shutdown(sctx)
-	if serveErr == nil {
-		serveErr = <-done
-	}
-	var afterErr error
-	if after != nil {
-		afterErr = after()
-	}
-	if errors.Is(serveErr, http.ErrServerClosed) {
-		serveErr = nil
-	}
-	return errors.Join(serveErr, shutErr, afterErr)
+	return httpserve.Serve(ctx, srv, ln, log, nil, in.Close)
 }

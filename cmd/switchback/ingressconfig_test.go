@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchbackhq/switchback/internal/config"
 	"github.com/switchbackhq/switchback/internal/ingress"
 )
 
@@ -23,13 +24,13 @@ func TestIngressConfigFromEnv(t *testing.T) {
 		"SWITCHBACK_WORKERS": "4", "SWITCHBACK_COMPARISON_DEADLINE": "30s", "SWITCHBACK_LOG_FORMAT": "json",
 		"SWITCHBACK_LOG_LEVEL": "warn", "SWITCHBACK_INIT": "true", "SWITCHBACK_READ_TIMEOUT": "5s",
 	}
-	fromFull := ingressConfig{
+	fromFull := config.Ingress{
 		Config: ingress.Config{Data: "/var/lib/router", ControlURL: "http://control:8080", Token: "router-token", RouterID: "edge-7",
 			Migration: "psa-webhooks-v2", KeyHosts: []string{"api-na.example", "api-eu.example"}, BodyLimit: 2048,
 			StuckAfter: time.Minute, Retention: 48 * time.Hour, Workers: 4, ComparisonDeadline: 30 * time.Second},
 		Addr: "0.0.0.0:9000", LogFormat: "json", LogLevel: "warn", ReadTimeout: 5 * time.Second, Init: true,
 	}
-	defaults := defaultIngressConfig("Host1")
+	defaults := config.DefaultIngress("Host1")
 	defaults.ControlURL, defaults.Token = "http://control:8080", "router-token"
 	flagged := fromFull
 	flagged.RouterID, flagged.Workers, flagged.KeyHosts, flagged.ControlURL = "edge-8", 8, nil, "http://other:8080"
@@ -38,25 +39,25 @@ func TestIngressConfigFromEnv(t *testing.T) {
 		name    string
 		env     map[string]string
 		args    []string
-		want    ingressConfig
+		want    config.Ingress
 		wantErr string
 	}{
 		{"defaults", base, nil, defaults, ""},
 		{"every flag from the environment", full, nil, fromFull, ""},
 		{"flags win over the environment", full,
 			[]string{"--router-id", "edge-8", "--workers", "8", "--connectwise-key-hosts", "", "--control", "http://other:8080"}, flagged, ""},
-		{"no token", map[string]string{"SWITCHBACK_SERVER": "http://control:8080"}, nil, ingressConfig{}, "router token"},
-		{"unparsable duration", with(base, "SWITCHBACK_RETENTION", "a month"), nil, ingressConfig{}, "SWITCHBACK_RETENTION"},
-		{"unparsable number", with(base, "SWITCHBACK_WORKERS", "many"), nil, ingressConfig{}, "SWITCHBACK_WORKERS"},
-		{"unparsable boolean", with(base, "SWITCHBACK_INIT", "sure"), nil, ingressConfig{}, "SWITCHBACK_INIT"},
-		{"bad log format", with(base, "SWITCHBACK_LOG_FORMAT", "xml"), nil, ingressConfig{}, "--log-format"},
-		{"zero read timeout", with(base, "SWITCHBACK_READ_TIMEOUT", "0s"), nil, ingressConfig{}, "--read-timeout"},
-		{"negative workers", with(base, "SWITCHBACK_WORKERS", "-1"), nil, ingressConfig{}, "negative"},
-		{"control URL without a scheme", with(base, "SWITCHBACK_SERVER", "control:8080"), nil, ingressConfig{}, "http or https"},
+		{"no token", map[string]string{"SWITCHBACK_SERVER": "http://control:8080"}, nil, config.Ingress{}, "router token"},
+		{"unparsable duration", with(base, "SWITCHBACK_RETENTION", "a month"), nil, config.Ingress{}, "SWITCHBACK_RETENTION"},
+		{"unparsable number", with(base, "SWITCHBACK_WORKERS", "many"), nil, config.Ingress{}, "SWITCHBACK_WORKERS"},
+		{"unparsable boolean", with(base, "SWITCHBACK_INIT", "sure"), nil, config.Ingress{}, "SWITCHBACK_INIT"},
+		{"bad log format", with(base, "SWITCHBACK_LOG_FORMAT", "xml"), nil, config.Ingress{}, "--log-format"},
+		{"zero read timeout", with(base, "SWITCHBACK_READ_TIMEOUT", "0s"), nil, config.Ingress{}, "--read-timeout"},
+		{"negative workers", with(base, "SWITCHBACK_WORKERS", "-1"), nil, config.Ingress{}, "negative"},
+		{"control URL without a scheme", with(base, "SWITCHBACK_SERVER", "control:8080"), nil, config.Ingress{}, "http or https"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseIngressConfig(tt.args, defaultIngressConfig("Host1"), func(k string) string { return tt.env[k] }, io.Discard)
+			got, err := parseIngressConfig(tt.args, config.DefaultIngress("Host1"), func(k string) string { return tt.env[k] }, io.Discard)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one that says %q", err, tt.wantErr)
@@ -75,7 +76,7 @@ func TestIngressConfigFromEnv(t *testing.T) {
 
 // Without a control URL or a token, the command is misused: exit 2.
 func TestIngressConfigNeedsControlAndToken(t *testing.T) {
-	_, err := parseIngressConfig(nil, defaultIngressConfig("h"), func(string) string { return "" }, io.Discard)
+	_, err := parseIngressConfig(nil, config.DefaultIngress("h"), func(string) string { return "" }, io.Discard)
 	if !errors.Is(err, errUsage) {
 		t.Errorf("err = %v, want a usage error", err)
 	}

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
+	"github.com/switchbackhq/switchback/internal/datadir"
 	"github.com/switchbackhq/switchback/internal/journal"
 )
 
@@ -36,14 +34,9 @@ writes to it. Stop the router (or serve) first: the file must not be in use.
 		fs.Usage()
 		return errUsage
 	}
-	path := filepath.Join(*data, journalFile)
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		if alt := filepath.Join(*data, "ingress", journalFile); fileSize(alt) > 0 {
-			path = alt
-		}
-	}
-	if fileSize(path) == 0 {
-		return fmt.Errorf("%s is missing or empty: no events to export", path)
+	path, err := datadir.Journal(*data, journalFile)
+	if err != nil {
+		return err
 	}
 	res, err := journal.Export(path, stdout)
 	if err != nil {

@@ -11,30 +11,6 @@ import (
 	"time"
 )
 
-func TestFaultFlags(t *testing.T) {
-	tests := []struct {
-		in string
-		ok bool
-	}{
-		{"cached-handler=0.3", true},
-		{"error=1", true},
-		{"empty=0", true},
-		{"drop-field=summary", true},
-		{"latency=20ms", true},
-		{"latency=5ms-50ms", true},
-		{"latency=50ms-5ms", false},
-		{"error=2", false},
-		{"cached-handler", false},
-		{"teleport=1", false},
-	}
-	for _, tt := range tests {
-		var ff faultFlags
-		if err := ff.Set(tt.in); (err == nil) != tt.ok {
-			t.Errorf("Set(%q) = %v, want ok %v", tt.in, err, tt.ok)
-		}
-	}
-}
-
 func TestPipelineVerb(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}

@@ -130,32 +130,3 @@ func TestReadTimeoutPassesBodiesThrough(t *testing.T) {
 		})
 	}
 }
-
-func TestServeConfigReadTimeout(t *testing.T) {
-	tests := []struct {
-		name    string
-		env     map[string]string
-		want    time.Duration
-		wantErr bool
-	}{
-		{"default", nil, 30 * time.Second, false},
-		{"from the environment", map[string]string{"SWITCHBACK_READ_TIMEOUT": "5s"}, 5 * time.Second, false},
-		{"zero refused", map[string]string{"SWITCHBACK_READ_TIMEOUT": "0s"}, 0, true},
-		{"unparsable environment", map[string]string{"SWITCHBACK_READ_TIMEOUT": "soon"}, 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := defaultServeConfig()
-			err := cfg.fromEnv(func(k string) string { return tt.env[k] })
-			if err == nil {
-				err = cfg.Validate()
-			}
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
-			}
-			if err == nil && cfg.ReadTimeout != tt.want {
-				t.Errorf("ReadTimeout = %v, want %v", cfg.ReadTimeout, tt.want)
-			}
-		})
-	}
-}

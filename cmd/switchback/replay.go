@@ -4,22 +4,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/client"
+	"github.com/switchbackhq/switchback/internal/console"
 )
-
-type replayJob struct {
-	ID     string `json:"id"`
-	Status string `json:"status"`
-	Total  int    `json:"total"`
-	Done   int    `json:"done"`
-	Failed int    `json:"failed"`
-	Error  string `json:"error"`
-}
 
 // replayFlags are the replay verb's own flags.
 type replayFlags struct {
@@ -71,54 +61,32 @@ func replayVerb(ctx context.Context, c *client.Client, r *verbRun) error {
 	}
 	partners := strings.Split(f.partners, ",")
 	if f.cohort != "" {
-		var cohorts []struct {
-			Name     string   `json:"name"`
-			Partners []string `json:"partners"`
-		}
-		if err := c.Do(ctx, http.MethodGet, client.Path("v1", "migrations", f.migration, "cohorts"), nil, &cohorts); err != nil {
+		if partners, err = c.CohortPartners(ctx, f.migration, f.cohort); err != nil {
 			return err
 		}
-		partners = nil
-		for _, co := range cohorts {
-			if co.Name == f.cohort {
-				partners = co.Partners
-			}
-		}
-		if len(partners) == 0 {
-			return fmt.Errorf("cohort %q of %s has no partners", f.cohort, f.migration)
-		}
 	}
-	body := map[string]any{"migration": f.migration, "partners": partners, "from": from, "to": to,
-		"pipeline": f.pipeline, "filter": f.filter, "rate": f.rate, "reason": r.reason}
-	var job replayJob
-	if err := c.Do(ctx, http.MethodPost, "/v1/replays", body, &job); err != nil {
+	job, err := c.StartReplay(ctx, client.ReplayRequest{Migration: f.migration, Partners: partners, From: from, To: to,
+		Pipeline: f.pipeline, Filter: f.filter, Rate: f.rate, Reason: r.reason})
+	if err != nil {
 		return err
 	}
 	if r.json && !f.wait {
-		return printJSON(r.out, job)
+		return console.JSON(r.out, job)
 	}
 	fmt.Fprintf(r.out, "replay %s: %d events of %d partners through %s (filter %s)\n", job.ID, job.Total, len(partners), f.pipeline, f.filter)
 	if !f.wait {
 		return nil
 	}
-	for {
-		printProgress(r.out, job)
-		if job.Status == "done" || job.Status == "failed" {
-			fmt.Fprintln(r.out)
-			break
-		}
-		select {
-		case <-ctx.Done():
-			fmt.Fprintln(r.out)
-			return ctx.Err()
-		case <-time.After(f.poll):
-		}
-		if err := c.Do(ctx, http.MethodGet, client.Path("v1", "replays", job.ID), nil, &job); err != nil {
-			return err
-		}
+	job, err = c.FollowReplay(ctx, job, f.poll, func(j client.ReplayJob) { console.Progress(r.out, j) })
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	fmt.Fprintln(r.out)
+	if err != nil {
+		return err
 	}
 	if r.json {
-		return printJSON(r.out, job)
+		return console.JSON(r.out, job)
 	}
 	if job.Status == "failed" || job.Failed > 0 {
 		return fmt.Errorf("replay %s ended %s with %d of %d events failed%s", job.ID, job.Status, job.Failed, job.Total, suffix(job.Error))
@@ -132,14 +100,4 @@ func suffix(s string) string {
 		return ""
 	}
 	return ": " + s
-}
-
-// printProgress redraws a progress bar on one line.
-func printProgress(w io.Writer, j replayJob) {
-	const width = 30
-	filled := width
-	if j.Total > 0 {
-		filled = j.Done * width / j.Total
-	}
-	fmt.Fprintf(w, "\r[%s%s] %d/%d sent, %d failed, %s", strings.Repeat("#", filled), strings.Repeat(".", width-filled), j.Done, j.Total, j.Failed, j.Status)
 }

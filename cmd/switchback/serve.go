@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,113 +21,24 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/switchbackhq/switchback/internal/bolt"
+	"github.com/switchbackhq/switchback/internal/config"
 	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/datadir"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/httpapi"
+	"github.com/switchbackhq/switchback/internal/httpserve"
 	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/journal"
 	"github.com/switchbackhq/switchback/internal/webui"
 )
 
-// serveConfig is the configuration of "switchback serve": defaults, then
-// SWITCHBACK_* variables, then flags.
-type serveConfig struct {
-	Data        string
-	Addr        string
-	LogFormat   string
-	LogLevel    string
-	LockTimeout time.Duration
-	AdminToken  string // only from the environment: argv is visible to every user
-	NoIngress   bool
-	Migration   string   // the embedded router's migration; "" = the first created
-	KeyHosts    []string // hosts ConnectWise signing keys may be fetched from
-	// Init allows starting with an empty store in a data dir that shows
-	// data existed: without it, an empty or missing database there is an
-	// error, not a fresh start.
-	Init bool
-	// ReadTimeout bounds the time to read a request, headers and body: a
-	// body still incomplete then is answered 408.
-	ReadTimeout time.Duration
-	// TLSCert and TLSKey are PEM files: both set, serve speaks HTTPS.
-	TLSCert, TLSKey string
-	// TrustedProxies are the CIDRs of proxies whose X-Forwarded-Proto is
-	// believed, for the session cookie's Secure attribute.
-	TrustedProxies []string
-	// Now is the process's one clock, given to the control service, the
-	// web UI and the embedded router so that they agree on every bake
-	// time, expiry and stamp; nil is time.Now. Neither a flag nor a
-	// variable: end-to-end tests set it.
-	Now func() time.Time
-}
-
-func defaultServeConfig() serveConfig {
-	return serveConfig{Data: "./switchback-data", Addr: "127.0.0.1:8080", LogFormat: "text", LogLevel: "info", LockTimeout: 2 * time.Second,
-		ReadTimeout: defaultReadTimeout}
-}
-
-// fromEnv overrides the defaults with SWITCHBACK_* variables.
-func (c *serveConfig) fromEnv(getenv func(string) string) error {
-	for name, dst := range map[string]*string{
-		"SWITCHBACK_DATA": &c.Data, "SWITCHBACK_ADDR": &c.Addr, "SWITCHBACK_LOG_FORMAT": &c.LogFormat,
-		"SWITCHBACK_LOG_LEVEL": &c.LogLevel, "SWITCHBACK_ADMIN_TOKEN": &c.AdminToken,
-		"SWITCHBACK_TLS_CERT": &c.TLSCert, "SWITCHBACK_TLS_KEY": &c.TLSKey,
-	} {
-		if v := getenv(name); v != "" {
-			*dst = v
-		}
-	}
-	if v := getenv("SWITCHBACK_LOCK_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("SWITCHBACK_LOCK_TIMEOUT: %w", err)
-		}
-		c.LockTimeout = d
-	}
-	if v := getenv("SWITCHBACK_READ_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("SWITCHBACK_READ_TIMEOUT: %w", err)
-		}
-		c.ReadTimeout = d
-	}
-	if v := getenv("SWITCHBACK_TRUSTED_PROXIES"); v != "" {
-		c.TrustedProxies = strings.Split(v, ",")
-	}
-	return nil
-}
-
-// Validate checks the configuration.
-func (c serveConfig) Validate() error {
-	if c.Data == "" {
-		return errors.New("--data must name a directory")
-	}
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		return fmt.Errorf("--addr %q must be host:port: %w", c.Addr, err)
-	}
-	if err := checkLog(c.LogFormat, c.LogLevel); err != nil {
-		return err
-	}
-	if c.LockTimeout <= 0 {
-		return errors.New("--lock-timeout must be positive")
-	}
-	if c.AdminToken != "" && len(c.AdminToken) < 16 {
-		return errors.New("SWITCHBACK_ADMIN_TOKEN must be at least 16 characters")
-	}
-	if c.ReadTimeout <= 0 {
-		return errors.New("--read-timeout must be positive")
-	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return errors.New("--tls-cert and --tls-key go together: give both or neither")
-	}
-	if _, err := webui.ParseProxies(c.TrustedProxies); err != nil {
-		return fmt.Errorf("--trusted-proxies: %w", err)
-	}
-	return nil
-}
+// apiBodyLimit is the largest body of the API and of serve's embedded
+// router (httpapi's and ingress's default limit).
+const apiBodyLimit = 1 << 20
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg := defaultServeConfig()
-	if err := cfg.fromEnv(getenv); err != nil {
+	cfg := config.DefaultServe()
+	if err := cfg.FromEnv(getenv); err != nil {
 		return err
 	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -185,32 +95,9 @@ X-Forwarded-Proto: https.
 	return serve(ctx, cfg, stdout, stderr)
 }
 
-// checkLog checks the --log-format and --log-level of a process.
-func checkLog(format, level string) error {
-	if format != "text" && format != "json" {
-		return fmt.Errorf("--log-format %q: use text or json", format)
-	}
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
-	}
-	return nil
-}
-
-// newLogger returns the logger of a format and level checked by checkLog.
-func newLogger(format, level string, w io.Writer) *slog.Logger {
-	var l slog.Level
-	l.UnmarshalText([]byte(level))
-	opts := &slog.HandlerOptions{Level: l}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
 // serve runs the control service until ctx ends, then shuts down gracefully.
-func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error {
-	log := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
+func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) error {
+	log := config.Logger(cfg.LogFormat, cfg.LogLevel, stderr)
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -222,12 +109,12 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	} else {
 		stores = append(stores, filepath.Join(ingressDir, journalFile))
 	}
-	if err := checkStoresNotLost(cfg.Init, stores, evidence); err != nil {
+	if err := datadir.CheckNotLost(cfg.Init, stores, evidence); err != nil {
 		return err
 	}
 	store, err := bolt.Open(dbPath, cfg.LockTimeout)
 	if err != nil {
-		return damagedControlDB(err, dbPath)
+		return datadir.DamagedControlDB(err, dbPath)
 	}
 	defer store.Close()
 	// The journal is read whole before the server listens, like the store.
@@ -260,31 +147,15 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	proxies, _ := webui.ParseProxies(cfg.TrustedProxies) // checked by Validate
 	var tlsConfig *tls.Config
 	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
+		if tlsConfig, err = httpserve.LoadTLS(cfg.TLSCert, cfg.TLSKey); err != nil {
 			closeJournal()
 			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
 		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, scheme, controlURL, err := httpserve.Listen(cfg.Addr, tlsConfig)
 	if err != nil {
 		closeJournal()
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
-	scheme, controlURL := "http", "http://"+ln.Addr().String()
-	if tlsConfig != nil {
-		// The embedded router keeps talking plain HTTP to this process,
-		// on a loopback listener of its own.
-		scheme = "https"
-		inner, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			ln.Close()
-			closeJournal()
-			return err
-		}
-		controlURL = "http://" + inner.Addr().String()
-		ln = newDualListener(tls.NewListener(ln, tlsConfig), inner)
+		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -342,7 +213,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	var schedDone sync.WaitGroup
 	schedDone.Go(func() { sched.Run(schedCtx) })
 	defer func() { stopSched(); schedDone.Wait() }()
-	srv := &http.Server{Handler: withReadTimeout(cfg.ReadTimeout, apiBodyLimit, api), ReadHeaderTimeout: readHeaderTimeout(cfg.ReadTimeout),
+	srv := &http.Server{Handler: httpserve.WithReadTimeout(cfg.ReadTimeout, apiBodyLimit, api), ReadHeaderTimeout: httpserve.ReadHeaderTimeout(cfg.ReadTimeout),
 		IdleTimeout: httpapi.IdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	fmt.Fprintf(stdout, "switchback: listening on %s://%s\n", scheme, ln.Addr())
 	if generated != "" {
@@ -357,7 +228,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		}
 	}
 	// Snapshot streams never go idle by themselves: api.Close ends them.
-	return serveUntilDone(ctx, srv, ln, log, api.Close, closeIngress)
+	return httpserve.Serve(ctx, srv, ln, log, api.Close, closeIngress)
 }
 
 // localControl is the control service as the embedded router sees it.
@@ -373,7 +244,7 @@ func (l localControl) Snapshot() []byte { return l.svc.State().SnapshotJSON(true
 // bootstrapAdmin creates the first admin token on an empty store, and
 // returns its secret when it generated one (not when the environment gave
 // it), for the sign-in link.
-func bootstrapAdmin(ctx context.Context, svc *control.Service, cfg serveConfig, stdout io.Writer) (string, error) {
+func bootstrapAdmin(ctx context.Context, svc *control.Service, cfg config.Serve, stdout io.Writer) (string, error) {
 	secret, created, err := svc.Bootstrap(ctx, cfg.AdminToken)
 	if err != nil || !created {
 		return "", err

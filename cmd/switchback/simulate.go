@@ -2,18 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"slices"
-	"strconv"
-	"strings"
-	"text/tabwriter"
 	"time"
 
+	"github.com/switchbackhq/switchback/internal/console"
 	"github.com/switchbackhq/switchback/internal/simulate"
 )
 
@@ -88,11 +83,11 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 	if f.partners == "" {
 		return usageError("simulate needs --partners: a JSON file, inline JSON, or ID:PSA:SECRET,...")
 	}
-	partners, err := loadPartners(f.partners)
+	partners, err := simulate.LoadPartners(f.partners)
 	if err != nil {
 		return usageError(err.Error())
 	}
-	mix, err := parseMix(f.mix)
+	mix, err := simulate.ParseMix(f.mix)
 	if err != nil {
 		return usageError(err.Error())
 	}
@@ -122,7 +117,7 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 		fmt.Fprintln(stderr, "simulate stopped:", err)
 	}
 	if f.ledger != "" {
-		if werr := writeLedger(f.ledger, st.Ledger); werr != nil {
+		if werr := simulate.WriteLedger(f.ledger, st.Ledger); werr != nil {
 			return werr
 		}
 	}
@@ -132,11 +127,11 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 			LedgerEntries int `json:"ledgerEntries"`
 		}{st, len(st.Ledger)}
 		out.Ledger = nil
-		if perr := printJSON(stdout, out); perr != nil {
+		if perr := console.JSON(stdout, out); perr != nil {
 			return perr
 		}
 	} else {
-		printSimulation(stdout, f.router, f.seed, st)
+		simulate.WriteReport(stdout, f.router, f.seed, st)
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -145,118 +140,4 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 		return fmt.Errorf("%d of %d deliveries were not acknowledged", lost, st.Sent)
 	}
 	return nil
-}
-
-// loadPartners reads --partners: inline JSON, a JSON file, or
-// ID:PSA:SECRET,... (secrets may hold colons, not commas).
-func loadPartners(spec string) ([]simulate.Partner, error) {
-	s := strings.TrimSpace(spec)
-	var data []byte
-	if strings.HasPrefix(s, "[") {
-		data = []byte(s)
-	} else if b, err := os.ReadFile(spec); err == nil {
-		data = b
-	} else if !strings.Contains(s, ":") {
-		return nil, fmt.Errorf("--partners: %v", err)
-	} else {
-		var ps []simulate.Partner
-		for _, item := range strings.Split(s, ",") {
-			parts := strings.SplitN(strings.TrimSpace(item), ":", 3)
-			if len(parts) != 3 {
-				return nil, fmt.Errorf("--partners: %q is not ID:PSA:SECRET", item)
-			}
-			ps = append(ps, simulate.Partner{ID: parts[0], PSA: parts[1], Secret: parts[2]})
-		}
-		return ps, nil
-	}
-	var ps []simulate.Partner
-	if err := json.Unmarshal(data, &ps); err != nil {
-		return nil, fmt.Errorf(`--partners: not a JSON list of {"id", "psa", "secret"}: %v`, err)
-	}
-	if len(ps) == 0 {
-		return nil, errors.New("--partners lists no partner")
-	}
-	return ps, nil
-}
-
-// parseMix reads "ticket=5,contact=1"; "" is the default mix.
-func parseMix(s string) (map[string]float64, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	mix := map[string]float64{}
-	for _, item := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(item), "=")
-		w, err := strconv.ParseFloat(v, 64)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("--mix: %q is not TYPE=WEIGHT", item)
-		}
-		mix[k] = w
-	}
-	return mix, nil
-}
-
-func writeLedger(path string, ledger []simulate.LedgerEntry) error {
-	if ledger == nil {
-		ledger = []simulate.LedgerEntry{}
-	}
-	b, err := json.MarshalIndent(ledger, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-// printSimulation writes the final counts, then one line per partner.
-func printSimulation(w io.Writer, router string, seed uint64, st simulate.Stats) {
-	refused := "0"
-	if n := st.RefusedTotal(); n > 0 {
-		codes := make([]int, 0, len(st.Refused))
-		for c := range st.Refused {
-			codes = append(codes, c)
-		}
-		slices.Sort(codes)
-		parts := make([]string, len(codes))
-		for i, c := range codes {
-			parts[i] = fmt.Sprintf("%d×%d", st.Refused[c], c)
-		}
-		refused = fmt.Sprintf("%d (%s)", n, strings.Join(parts, ", "))
-	}
-	ledger := fmt.Sprint(len(st.Ledger))
-	if st.LedgerDropped > 0 {
-		ledger += fmt.Sprintf(" (+%d past the cap)", st.LedgerDropped)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, r := range [][2]string{
-		{"router", router},
-		{"seed", fmt.Sprint(seed)},
-		{"elapsed", st.Elapsed.Round(time.Millisecond).String()},
-		{"deliveries sent", fmt.Sprintf("%d (%.1f/s)", st.Sent, float64(st.Sent)/max(st.Elapsed.Seconds(), 0.001))},
-		{"events in them", fmt.Sprint(st.Events)},
-		{"resent (same delivery id)", fmt.Sprint(st.Duplicates)},
-		{"bursts", fmt.Sprint(st.Bursts)},
-		{"acknowledged (202)", fmt.Sprint(st.Acknowledged)},
-		{"of which duplicates per the router", fmt.Sprint(st.Deduplicated)},
-		{"refused", refused},
-		{"retried (429 or no answer)", fmt.Sprint(st.Retried)},
-		{"no answer", fmt.Sprint(st.Errors)},
-		{"ledger (acknowledged events)", ledger},
-	} {
-		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
-	}
-	tw.Flush()
-
-	ids := make([]string, 0, len(st.Partners))
-	for id := range st.Partners {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PARTNER\tPSA\tSENT\tACKNOWLEDGED\tREFUSED\tNO ANSWER")
-	for _, id := range ids {
-		p := st.Partners[id]
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", id, p.PSA, p.Sent, p.Acknowledged, p.Refused, p.Errors)
-	}
-	tw.Flush()
 }

@@ -118,32 +118,3 @@ func TestServeOverTLS(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
-func TestServeConfigTLSAndProxies(t *testing.T) {
-	tests := []struct {
-		name    string
-		env     map[string]string
-		wantErr string
-	}{
-		{"neither", nil, ""},
-		{"both", map[string]string{"SWITCHBACK_TLS_CERT": "c.pem", "SWITCHBACK_TLS_KEY": "k.pem"}, ""},
-		{"a cert without its key", map[string]string{"SWITCHBACK_TLS_CERT": "c.pem"}, "go together"},
-		{"trusted proxies", map[string]string{"SWITCHBACK_TRUSTED_PROXIES": "10.0.0.0/8,192.168.1.1"}, ""},
-		{"a proxy that is no CIDR", map[string]string{"SWITCHBACK_TRUSTED_PROXIES": "proxy.internal"}, "--trusted-proxies"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := defaultServeConfig()
-			err := cfg.fromEnv(func(k string) string { return tt.env[k] })
-			if err == nil {
-				err = cfg.Validate()
-			}
-			if tt.wantErr == "" && err != nil {
-				t.Fatalf("err = %v, want none", err)
-			}
-			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
-				t.Fatalf("err = %v, want one with %q", err, tt.wantErr)
-			}
-		})
-	}
-}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -65,6 +66,27 @@ func StartServer(ctx context.Context, dir string, partners int) (*Server, error)
 		srv.Shutdown(sctx)
 		<-done
 		store.Close()
+	}
+	return s, nil
+}
+
+// StartTempServer starts a server as StartServer does, with its data in a
+// temporary directory that Close removes. Its errors are StartServer's and
+// the temporary directory's.
+func StartTempServer(ctx context.Context, partners int) (*Server, error) {
+	dir, err := os.MkdirTemp("", "switchback-bench-")
+	if err != nil {
+		return nil, err
+	}
+	s, err := StartServer(ctx, dir, partners)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	stop := s.close
+	s.close = func() {
+		stop()
+		os.RemoveAll(dir)
 	}
 	return s, nil
 }

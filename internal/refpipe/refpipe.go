@@ -56,6 +56,19 @@ func New(name string, faults Faults, seed uint64) *Pipeline {
 		ids: map[string]map[string]bool{}}
 }
 
+// Handler serves the pipeline contract at POST / and, at GET /applied,
+// the pipeline's name, how many events it applied and the entities it
+// holds.
+func (p *Pipeline) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /", p)
+	mux.HandleFunc("GET /applied", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"pipeline": p.name, "events": p.Applications(), "entities": p.Applied()})
+	})
+	return mux
+}
+
 // ServeHTTP answers one pipeline call.
 func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {

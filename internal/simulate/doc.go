@@ -79,4 +79,10 @@
 // neither is set, at most 24 h), or when its context ends; no delivery
 // starts after that, and one in progress ends with its current try, which
 // Config.Timeout bounds (the context's end cancels it at once).
+//
+// # The command's side
+//
+// LoadPartners and ParseMix read the partners and the mix as "switchback
+// simulate" takes them; WriteReport prints a run's counts and WriteLedger
+// saves its ledger.
 package simulate

@@ -1,7 +1,8 @@
-package main
+package console
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -11,14 +12,14 @@ import (
 	"unicode/utf8"
 )
 
-// terminalSafe returns s ready to print to a terminal: unchanged when it is
+// TerminalSafe returns s ready to print to a terminal: unchanged when it is
 // valid UTF-8 of printable characters, else quoted as a Go string literal,
 // so that control characters (an escape sequence can clear the screen or
 // rewrite what an operator reads), tabs that would break a table, Unicode
 // format characters that reorder text, and invalid bytes show as escapes.
 // A string that begins with a quote is quoted too, so that a quoted field
 // always means escapes.
-func terminalSafe(s string) string {
+func TerminalSafe(s string) string {
 	if !utf8.ValidString(s) || strings.HasPrefix(s, `"`) {
 		return strconv.Quote(s)
 	}
@@ -30,13 +31,20 @@ func terminalSafe(s string) string {
 	return s
 }
 
-// printTerminalSafeJSON prints v as printJSON does, with the characters
+// JSON prints v as indented JSON; it returns the writer's error.
+func JSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// TerminalSafeJSON prints v as JSON does, with the characters
 // encoding/json leaves raw that can still act on a terminal (DEL, C1
 // controls, Unicode format characters) written as \u escapes: the same
 // JSON to a program, inert on a screen.
-func printTerminalSafeJSON(w io.Writer, v any) error {
+func TerminalSafeJSON(w io.Writer, v any) error {
 	var b bytes.Buffer
-	if err := printJSON(&b, v); err != nil {
+	if err := JSON(&b, v); err != nil {
 		return err
 	}
 	var out bytes.Buffer

@@ -1,11 +1,44 @@
-package main
+package httpserve
 
 import (
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
 )
+
+// LoadTLS returns the server's TLS configuration from PEM files, TLS 1.2 at
+// least; it returns the error of reading or parsing them.
+func LoadTLS(certFile, keyFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// Listen listens on addr, over TLS when tlsConfig is not nil. It returns
+// the listener, the scheme its clients use, and a plain-HTTP URL on which
+// the process reaches itself: with TLS, the embedded router keeps talking
+// plain HTTP, on a loopback listener of its own, since it would not trust
+// the public certificate for 127.0.0.1. The error is a listen's.
+func Listen(addr string, tlsConfig *tls.Config) (ln net.Listener, scheme, selfURL string, err error) {
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	if tlsConfig == nil {
+		return ln, "http", "http://" + ln.Addr().String(), nil
+	}
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ln.Close()
+		return nil, "", "", err
+	}
+	return newDualListener(tls.NewListener(ln, tlsConfig), inner), "https", "http://" + inner.Addr().String(), nil
+}
 
 // dualListener accepts from a public listener (TLS) and from a loopback
 // one (plain HTTP, for the embedded router, whose clients would not trust

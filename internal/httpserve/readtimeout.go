@@ -1,4 +1,4 @@
-package main
+package httpserve
 
 import (
 	"bytes"
@@ -9,24 +9,25 @@ import (
 	"os"
 	"time"
 
+	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/httpapi"
+	"github.com/switchbackhq/switchback/internal/httperr"
 )
 
-// defaultReadTimeout bounds the time to read a request unless
+// DefaultReadTimeout bounds the time to read a request unless
 // --read-timeout says otherwise.
-const defaultReadTimeout = 30 * time.Second
+const DefaultReadTimeout = 30 * time.Second
 
-// readHeaderTimeout is the time allowed for a request's headers: the
+// ReadHeaderTimeout is the time allowed for a request's headers: the
 // server's usual bound, or the read timeout when that is shorter.
-func readHeaderTimeout(readTimeout time.Duration) time.Duration {
+func ReadHeaderTimeout(readTimeout time.Duration) time.Duration {
 	return min(httpapi.ReadHeaderTimeout, readTimeout)
 }
 
-// apiBodyLimit is the largest body of the API and of serve's embedded
-// router (httpapi's and ingress's default limit).
-const apiBodyLimit = 1 << 20
+// errBodyTimeout is the answer to a body that did not arrive in time.
+var errBodyTimeout = domain.Errorf(domain.CodeRequestTimeout, "the request body did not arrive in time: send it again")
 
-// withReadTimeout reads each request's body within d of the request's
+// WithReadTimeout reads each request's body within d of the request's
 // start, before next sees it, and answers 408 Request Timeout when the body
 // does not arrive in time. http.Server.ReadTimeout alone would close the
 // connection without a word; a body trickled a byte a second would
@@ -34,7 +35,7 @@ const apiBodyLimit = 1 << 20
 // likes. It reads at most limit+1 bytes ahead, the handlers' largest
 // limit and one byte more: a larger body reaches the handler, which
 // answers 413, without more of it held in memory.
-func withReadTimeout(d time.Duration, limit int64, next http.Handler) http.Handler {
+func WithReadTimeout(d time.Duration, limit int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody {
 			next.ServeHTTP(w, r)
@@ -49,9 +50,7 @@ func withReadTimeout(d time.Duration, limit int64, next http.Handler) http.Handl
 		_, err := io.Copy(&buf, io.LimitReader(r.Body, limit+1))
 		if isTimeout(err) {
 			w.Header().Set("Connection", "close")
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusRequestTimeout)
-			io.WriteString(w, `{"error":{"code":"request_timeout","message":"the request body did not arrive in time: send it again"}}`+"\n")
+			httperr.Write(w, errBodyTimeout)
 			return
 		}
 		body := io.Reader(&buf)

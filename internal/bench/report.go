@@ -1,0 +1,83 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// WriteOFREP prints the result of OFREP with cfg as a table.
+func WriteOFREP(w io.Writer, cfg OFREPConfig, res OFREPResult) {
+	mode := "single evaluation"
+	if cfg.Bulk {
+		mode = "bulk with If-None-Match"
+	}
+	Table(w, [][2]string{
+		{"OFREP", mode},
+		{"clients", fmt.Sprint(cfg.Clients)},
+		{"requests", fmt.Sprint(res.Requests)},
+		{"errors", fmt.Sprint(res.Errors)},
+		{"304 not modified", fmt.Sprint(res.NotModified)},
+		{"requests/s", fmt.Sprintf("%.0f", res.PerSecond)},
+		{"p50", res.Latency.P50.String()},
+		{"p99", res.Latency.P99.String()},
+		{"max", res.Latency.Max.String()},
+	})
+}
+
+// WritePropagation prints the result of Propagation as a table.
+func WritePropagation(w io.Writer, res PropagationResult) {
+	Table(w, [][2]string{
+		{"providers", fmt.Sprint(res.Providers)},
+		{"rounds", fmt.Sprint(res.Rounds)},
+		{"revert call p50 / p99", res.Call.P50.String() + " / " + res.Call.P99.String()},
+		{"to every provider p50", res.Latency.P50.String()},
+		{"p99", res.Latency.P99.String()},
+		{"max", res.Latency.Max.String()},
+	})
+}
+
+// WriteIngress prints the result of Ingress as a table, the two journal
+// modes side by side.
+func WriteIngress(w io.Writer, res IngressResult) {
+	g, f := res.GroupCommit, res.FsyncPerEvent
+	both := func(get func(IngressRun) string) string { return get(g) + " / " + get(f) }
+	Table(w, [][2]string{
+		{"ingress", "group commit / fsync per event"},
+		{"senders", fmt.Sprint(res.Senders)},
+		{"acknowledged (202)", both(func(r IngressRun) string { return fmt.Sprint(r.Acked) })},
+		{"refused (429) / errors", both(func(r IngressRun) string { return fmt.Sprintf("%d+%d", r.Refused, r.Errors) })},
+		{"acks/s", both(func(r IngressRun) string { return fmt.Sprintf("%.0f", r.PerSecond) })},
+		{"ack p50 (answer read in full)", both(func(r IngressRun) string { return r.Latency.P50.String() })},
+		{"ack p99", both(func(r IngressRun) string { return r.Latency.P99.String() })},
+		{"ack max", both(func(r IngressRun) string { return r.Latency.Max.String() })},
+		{"202 status line p50", both(func(r IngressRun) string { return r.Status.P50.String() })},
+		{"202 status line p99", both(func(r IngressRun) string { return r.Status.P99.String() })},
+		{"journal writes per fsync", both(func(r IngressRun) string { return fmt.Sprintf("%.1f", r.WritesPerSync) })},
+		{"delivered during the run", both(func(r IngressRun) string { return fmt.Sprint(r.Delivered) })},
+		{"acknowledged, then lost", both(func(r IngressRun) string { return fmt.Sprint(r.Lost) })},
+		{"group commit speedup", fmt.Sprintf("%.1fx", res.Speedup)},
+	})
+}
+
+// WriteReplay prints the result of Replay as a table.
+func WriteReplay(w io.Writer, res ReplayResult) {
+	rate := func(r float64) string {
+		if r == 0 {
+			return "-" // too few events to sample
+		}
+		return fmt.Sprintf("%.0f", r)
+	}
+	Table(w, [][2]string{
+		{"replay", "dead-lettered window through the legacy pipeline"},
+		{"events", fmt.Sprint(res.Events)},
+		{"journaled and dead-lettered in", res.Fill.Round(time.Millisecond).String()},
+		{"start (counting the window)", res.Start.Round(time.Millisecond).String()},
+		{"replayed in", res.Elapsed.Round(time.Millisecond).String()},
+		{"events/s", fmt.Sprintf("%.0f", res.PerSecond)},
+		{"events/s over the first / last tenth", rate(res.Early) + " / " + rate(res.Late)},
+		{"failed", fmt.Sprint(res.Failed)},
+		{"applied by the pipeline", fmt.Sprint(res.Applied)},
+		{"applied in the journal", fmt.Sprint(res.Recovered)},
+	})
+}

@@ -1,0 +1,236 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/httpserve"
+	"github.com/switchbackhq/switchback/internal/ingress"
+	"github.com/switchbackhq/switchback/internal/webui"
+)
+
+// Serve is the configuration of "switchback serve": defaults, then
+// SWITCHBACK_* variables, then flags (read by the command).
+type Serve struct {
+	Data        string
+	Addr        string
+	LogFormat   string
+	LogLevel    string
+	LockTimeout time.Duration
+	AdminToken  string // only from the environment: argv is visible to every user
+	NoIngress   bool
+	Migration   string   // the embedded router's migration; "" = the first created
+	KeyHosts    []string // hosts ConnectWise signing keys may be fetched from
+	// Init allows starting with an empty store in a data dir that shows
+	// data existed: without it, an empty or missing database there is an
+	// error, not a fresh start.
+	Init bool
+	// ReadTimeout bounds the time to read a request, headers and body: a
+	// body still incomplete then is answered 408.
+	ReadTimeout time.Duration
+	// TLSCert and TLSKey are PEM files: both set, serve speaks HTTPS.
+	TLSCert, TLSKey string
+	// TrustedProxies are the CIDRs of proxies whose X-Forwarded-Proto is
+	// believed, for the session cookie's Secure attribute.
+	TrustedProxies []string
+	// Now is the process's one clock, given to the control service, the
+	// web UI and the embedded router so that they agree on every bake
+	// time, expiry and stamp; nil is time.Now. Neither a flag nor a
+	// variable: end-to-end tests set it.
+	Now func() time.Time
+}
+
+// DefaultServe returns the defaults of "switchback serve".
+func DefaultServe() Serve {
+	return Serve{Data: "./switchback-data", Addr: "127.0.0.1:8080", LogFormat: "text", LogLevel: "info", LockTimeout: 2 * time.Second,
+		ReadTimeout: httpserve.DefaultReadTimeout}
+}
+
+// FromEnv overrides c with the SWITCHBACK_* variables getenv returns; it
+// returns an error that names the first that does not parse.
+func (c *Serve) FromEnv(getenv func(string) string) error {
+	for name, dst := range map[string]*string{
+		"SWITCHBACK_DATA": &c.Data, "SWITCHBACK_ADDR": &c.Addr, "SWITCHBACK_LOG_FORMAT": &c.LogFormat,
+		"SWITCHBACK_LOG_LEVEL": &c.LogLevel, "SWITCHBACK_ADMIN_TOKEN": &c.AdminToken,
+		"SWITCHBACK_TLS_CERT": &c.TLSCert, "SWITCHBACK_TLS_KEY": &c.TLSKey,
+	} {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	if v := getenv("SWITCHBACK_LOCK_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("SWITCHBACK_LOCK_TIMEOUT: %w", err)
+		}
+		c.LockTimeout = d
+	}
+	if v := getenv("SWITCHBACK_READ_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("SWITCHBACK_READ_TIMEOUT: %w", err)
+		}
+		c.ReadTimeout = d
+	}
+	if v := getenv("SWITCHBACK_TRUSTED_PROXIES"); v != "" {
+		c.TrustedProxies = strings.Split(v, ",")
+	}
+	return nil
+}
+
+// Validate checks the configuration; its errors name the flag at fault.
+func (c Serve) Validate() error {
+	if c.Data == "" {
+		return errors.New("--data must name a directory")
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("--addr %q must be host:port: %w", c.Addr, err)
+	}
+	if err := CheckLog(c.LogFormat, c.LogLevel); err != nil {
+		return err
+	}
+	if c.LockTimeout <= 0 {
+		return errors.New("--lock-timeout must be positive")
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		return errors.New("SWITCHBACK_ADMIN_TOKEN must be at least 16 characters")
+	}
+	if c.ReadTimeout <= 0 {
+		return errors.New("--read-timeout must be positive")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both or neither")
+	}
+	if _, err := webui.ParseProxies(c.TrustedProxies); err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	return nil
+}
+
+// Ingress is the configuration of "switchback ingress": defaults,
+// then SWITCHBACK_* variables (one per flag: --router-id is
+// SWITCHBACK_ROUTER_ID; the control URL is $SWITCHBACK_SERVER, as for the
+// CLI), then flags.
+type Ingress struct {
+	ingress.Config
+	Addr        string
+	LogFormat   string
+	LogLevel    string
+	ReadTimeout time.Duration
+	// Init allows starting with an empty journal next to a snapshot.json.
+	Init bool
+}
+
+// DefaultIngress returns the defaults of "switchback ingress" on the host
+// named hostname.
+func DefaultIngress(hostname string) Ingress {
+	return Ingress{
+		Config: ingress.Config{Data: "./switchback-ingress", RouterID: "router-" + strings.ToLower(hostname),
+			BodyLimit: 1 << 20, StuckAfter: 5 * time.Minute, Retention: 30 * 24 * time.Hour, Workers: 32,
+			ComparisonDeadline: 2 * time.Minute},
+		Addr: "127.0.0.1:8081", LogFormat: "text", LogLevel: "info", ReadTimeout: httpserve.DefaultReadTimeout,
+	}
+}
+
+// FromEnv overrides c with the SWITCHBACK_* variables getenv returns; it
+// returns an error that names the first that does not parse.
+func (c *Ingress) FromEnv(getenv func(string) string) error {
+	for name, dst := range map[string]*string{
+		"SWITCHBACK_SERVER": &c.ControlURL, "SWITCHBACK_TOKEN": &c.Token, "SWITCHBACK_DATA": &c.Data,
+		"SWITCHBACK_ADDR": &c.Addr, "SWITCHBACK_ROUTER_ID": &c.RouterID, "SWITCHBACK_MIGRATION": &c.Migration,
+		"SWITCHBACK_LOG_FORMAT": &c.LogFormat, "SWITCHBACK_LOG_LEVEL": &c.LogLevel,
+	} {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	if v := getenv("SWITCHBACK_CONNECTWISE_KEY_HOSTS"); v != "" {
+		c.KeyHosts = strings.Split(v, ",")
+	}
+	for name, dst := range map[string]*time.Duration{
+		"SWITCHBACK_STUCK_AFTER": &c.StuckAfter, "SWITCHBACK_RETENTION": &c.Retention,
+		"SWITCHBACK_COMPARISON_DEADLINE": &c.ComparisonDeadline, "SWITCHBACK_READ_TIMEOUT": &c.ReadTimeout,
+	} {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			*dst = d
+		}
+	}
+	if v := getenv("SWITCHBACK_BODY_LIMIT"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("SWITCHBACK_BODY_LIMIT: %w", err)
+		}
+		c.BodyLimit = n
+	}
+	if v := getenv("SWITCHBACK_WORKERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("SWITCHBACK_WORKERS: %w", err)
+		}
+		c.Workers = n
+	}
+	if v := getenv("SWITCHBACK_INIT"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("SWITCHBACK_INIT: %w", err)
+		}
+		c.Init = b
+	}
+	return nil
+}
+
+// ErrNoControl means that the ingress router has no control URL or no
+// router token: the command was misused.
+var ErrNoControl = errors.New("switchback ingress needs --control URL and a router token in $SWITCHBACK_TOKEN")
+
+// Validate checks the configuration: the command's own fields, then the
+// router's (ingress.Config.Validate). It returns ErrNoControl, or an error
+// that names the flag at fault.
+func (c Ingress) Validate() error {
+	if c.ControlURL == "" || c.Token == "" {
+		return ErrNoControl
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("--addr %q must be host:port: %w", c.Addr, err)
+	}
+	if err := CheckLog(c.LogFormat, c.LogLevel); err != nil {
+		return err
+	}
+	if c.ReadTimeout <= 0 {
+		return errors.New("--read-timeout must be positive")
+	}
+	return c.Config.Validate()
+}
+
+// CheckLog checks the --log-format and --log-level of a process.
+func CheckLog(format, level string) error {
+	if format != "text" && format != "json" {
+		return fmt.Errorf("--log-format %q: use text or json", format)
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	return nil
+}
+
+// Logger returns the logger of a format and level checked by CheckLog.
+func Logger(format, level string, w io.Writer) *slog.Logger {
+	var l slog.Level
+	l.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,65 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestServeConfigReadTimeout(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"default", nil, 30 * time.Second, false},
+		{"from the environment", map[string]string{"SWITCHBACK_READ_TIMEOUT": "5s"}, 5 * time.Second, false},
+		{"zero refused", map[string]string{"SWITCHBACK_READ_TIMEOUT": "0s"}, 0, true},
+		{"unparsable environment", map[string]string{"SWITCHBACK_READ_TIMEOUT": "soon"}, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultServe()
+			err := cfg.FromEnv(func(k string) string { return tt.env[k] })
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if err == nil && cfg.ReadTimeout != tt.want {
+				t.Errorf("ReadTimeout = %v, want %v", cfg.ReadTimeout, tt.want)
+			}
+		})
+	}
+}
+
+func TestServeConfigTLSAndProxies(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+	}{
+		{"neither", nil, ""},
+		{"both", map[string]string{"SWITCHBACK_TLS_CERT": "c.pem", "SWITCHBACK_TLS_KEY": "k.pem"}, ""},
+		{"a cert without its key", map[string]string{"SWITCHBACK_TLS_CERT": "c.pem"}, "go together"},
+		{"trusted proxies", map[string]string{"SWITCHBACK_TRUSTED_PROXIES": "10.0.0.0/8,192.168.1.1"}, ""},
+		{"a proxy that is no CIDR", map[string]string{"SWITCHBACK_TRUSTED_PROXIES": "proxy.internal"}, "--trusted-proxies"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultServe()
+			err := cfg.FromEnv(func(k string) string { return tt.env[k] })
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("err = %v, want none", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want one with %q", err, tt.wantErr)
+			}
+		})
+	}
+}

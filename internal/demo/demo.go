@@ -1,0 +1,409 @@
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/client"
+	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/refpipe"
+	"github.com/switchbackhq/switchback/internal/simulate"
+)
+
+// Config configures a demo run.
+type Config struct {
+	Data     string // "" for a temporary directory, removed at the end
+	Addr     string
+	Scenario string // shadow or exposed
+	Partners int
+	Rate     float64
+	Duration time.Duration // 0: until interrupted
+	Fault    float64       // the cached-handler fault rate of the new pipeline
+	Seed     uint64
+}
+
+// Result is what a demo run leaves, for its test.
+type Result struct {
+	URL, Token   string
+	Ledger       []simulate.LedgerEntry
+	Legacy, New  *refpipe.Pipeline
+	Caught       map[string]int // canary partners → type mismatches seen
+	GateRefused  bool
+	GuardStages  map[string]string
+	ReplaysDone  int
+	Acknowledged int
+}
+
+// Migration is the key of the demo's migration.
+const Migration = "psa-webhooks-v2"
+
+// ServeFunc runs the control service with its ingress router and UI on
+// addr, with its data in data and the admin token adminToken, until ctx
+// ends. It must write "listening on URL" to stdout once it listens: the
+// demo reads the URL from there.
+type ServeFunc func(ctx context.Context, data, addr, adminToken string, stdout, stderr io.Writer) error
+
+// Validate checks the scenario and the ranges of the numbers.
+func (c Config) Validate() error {
+	if c.Scenario != "shadow" && c.Scenario != "exposed" {
+		return errors.New("--scenario must be shadow or exposed")
+	}
+	if c.Partners < 3 || c.Partners > 200 || c.Rate <= 0 || c.Fault < 0 || c.Fault > 1 {
+		return errors.New("--partners must be 3 to 200, --rate positive, --fault between 0 and 1")
+	}
+	return nil
+}
+
+// say narrates one step.
+func say(w io.Writer, format string, args ...any) {
+	fmt.Fprintf(w, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// lineWatcher passes writes on and reports the first match of re.
+type lineWatcher struct {
+	mu    sync.Mutex
+	buf   strings.Builder
+	re    *regexp.Regexp
+	found chan string
+	once  sync.Once
+}
+
+func (l *lineWatcher) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	if m := l.re.FindStringSubmatch(l.buf.String()); m != nil {
+		l.once.Do(func() { l.found <- m[1] })
+	}
+	return len(p), nil
+}
+
+// servePipeline serves p on loopback until ctx ends.
+func servePipeline(ctx context.Context, wg *sync.WaitGroup, p http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: 5 * time.Second}
+	wg.Go(func() { srv.Serve(ln) })
+	wg.Go(func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	})
+	return "http://" + ln.Addr().String(), nil
+}
+
+// partnersOf makes partners of every PSA kind with secrets in each kind's
+// format.
+func partnersOf(n int) []simulate.Partner {
+	names := []string{"acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka", "tyrell", "cyberdyne", "soylent", "aperture"}
+	kinds := []string{"connectwise", "autotask", "halopsa", "generic"}
+	out := make([]simulate.Partner, n)
+	for i := range out {
+		id := fmt.Sprintf("partner-%02d", i+1)
+		if i < len(names) {
+			id = names[i]
+		}
+		key := make([]byte, 24)
+		rand.Read(key)
+		secret := base64.RawURLEncoding.EncodeToString(key)
+		kind := kinds[i%len(kinds)]
+		switch kind {
+		case "halopsa":
+			secret = "bearer:" + secret
+		case "generic":
+			secret = "whsec_" + base64.StdEncoding.EncodeToString(key)
+		}
+		out[i] = simulate.Partner{ID: id, PSA: kind, Secret: secret}
+	}
+	return out
+}
+
+// Run runs the demo until cfg.Duration passes or ctx ends, narrating on
+// stdout; serve runs the control service, whose logs go to stderr. It
+// returns what the run left even when ctx ended it, with ctx's error; the
+// other errors are those of the control service's start and of setting
+// the migration up through its API.
+func Run(ctx context.Context, cfg Config, serve ServeFunc, stdout, stderr io.Writer) (*Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if cfg.Data == "" {
+		dir, err := os.MkdirTemp("", "switchback-demo-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		cfg.Data = dir
+	}
+	res := &Result{Token: control.NewSecret(), Caught: map[string]int{}, GuardStages: map[string]string{},
+		Legacy: refpipe.New("legacy", refpipe.Faults{}, cfg.Seed), New: refpipe.New("new", refpipe.Faults{CachedHandler: cfg.Fault}, cfg.Seed+1)}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	legacyURL, err := servePipeline(ctx, &wg, res.Legacy)
+	if err != nil {
+		return nil, err
+	}
+	newURL, err := servePipeline(ctx, &wg, res.New)
+	if err != nil {
+		return nil, err
+	}
+	say(stdout, "legacy pipeline on %s; rewritten pipeline on %s, handling %.0f%% of events with a handler cached by partner alone (the incident's bug)", legacyURL, newURL, cfg.Fault*100)
+
+	watch := &lineWatcher{re: regexp.MustCompile(`listening on (http://\S+)`), found: make(chan string, 1)}
+	serveErr := make(chan error, 1)
+	wg.Go(func() { serveErr <- serve(ctx, cfg.Data, cfg.Addr, res.Token, watch, stderr) })
+	select {
+	case res.URL = <-watch.found:
+	case err := <-serveErr:
+		return nil, fmt.Errorf("the control service did not start: %w", err)
+	case <-time.After(15 * time.Second):
+		return nil, errors.New("the control service did not start within 15 s")
+	}
+	say(stdout, "control service, ingress router and UI on %s (data in %s)", res.URL, cfg.Data)
+	say(stdout, "open the UI: %s/login?token=%s", res.URL, res.Token)
+
+	api := client.New(res.URL, res.Token)
+	partners := partnersOf(cfg.Partners)
+	if err := setup(ctx, api, cfg, partners, legacyURL, newURL, stdout); err != nil {
+		return nil, err
+	}
+
+	simDone := make(chan simulate.Stats, 1)
+	simCtx, stopSim := context.WithCancel(ctx)
+	defer stopSim()
+	simCfg := simulate.Config{URL: res.URL, Partners: partners, Rate: cfg.Rate, Seed: cfg.Seed, Duplicates: 0.02, Duration: simulate.MaxDuration}
+	if cfg.Duration > 0 {
+		simCfg.Duration = cfg.Duration
+	}
+	say(stdout, "PSA simulator: %d partners (ConnectWise, Autotask, HaloPSA, Standard Webhooks) at %.0f webhooks/s", len(partners), cfg.Rate)
+	wg.Go(func() {
+		st, err := simulate.Run(simCtx, simCfg, nil)
+		if err != nil && simCtx.Err() == nil {
+			fmt.Fprintln(stderr, "simulator:", err)
+		}
+		simDone <- st
+	})
+
+	canary := cohortOf(partners, 0)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var sim simulate.Stats
+loop:
+	for {
+		select {
+		case sim = <-simDone:
+			break loop
+		case <-ctx.Done():
+			stopSim()
+			sim = <-simDone
+			break loop
+		case <-tick.C:
+			narrate(ctx, api, cfg, canary, res, stdout)
+		}
+	}
+	res.Ledger, res.Acknowledged = sim.Ledger, sim.Acknowledged
+	say(stdout, "simulator done: %d webhooks sent, %d acknowledged", sim.Sent, sim.Acknowledged)
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	// Let delivery, comparisons, the guard and its replay finish.
+	settle(ctx, api, cfg, canary, res, stdout)
+	return res, nil
+}
+
+func cohortOf(partners []simulate.Partner, i int) []string {
+	size := (len(partners) + 2) / 3
+	var out []string
+	for j := i * size; j < min(len(partners), (i+1)*size); j++ {
+		out = append(out, partners[j].ID)
+	}
+	return out
+}
+
+func setup(ctx context.Context, api *client.Client, cfg Config, partners []simulate.Partner, legacyURL, newURL string, out io.Writer) error {
+	for _, p := range partners {
+		if err := api.Do(ctx, http.MethodPut, client.Path("v1", "partners", p.ID), map[string]any{"name": strings.ToUpper(p.ID[:1]) + p.ID[1:], "psa": p.PSA, "secret": p.Secret}, nil); err != nil {
+			return err
+		}
+	}
+	err := api.Do(ctx, http.MethodPut, client.Path("v1", "migrations", Migration), map[string]any{
+		"description": "PSA webhooks on the rewritten pipeline",
+		"pipelines":   map[string]any{"legacy": map[string]string{"url": legacyURL}, "new": map[string]string{"url": newURL}},
+		"gates":       map[string]any{"minComparisons": 30, "maxMismatchRate": 0.05, "minBakeSeconds": 20},
+		"guard":       map[string]any{"scope": "partner", "window": 100},
+	}, nil)
+	if err != nil {
+		return err
+	}
+	for i, name := range []string{"canary", "wave-2", "wave-3"} {
+		if err := api.Do(ctx, http.MethodPut, client.Path("v1", "migrations", Migration, "cohorts", name), map[string]any{"order": i + 1, "partners": cohortOf(partners, i)}, nil); err != nil {
+			return err
+		}
+	}
+	say(out, "migration %s: %d partners in cohorts canary, wave-2, wave-3, all on legacy", Migration, len(partners))
+	if err := api.Do(ctx, http.MethodPost, client.Path("v1", "migrations", Migration, "cohorts", "canary", "advance"), map[string]any{"reason": "demo: start shadowing"}, nil); err != nil {
+		return err
+	}
+	say(out, "canary (%s) advanced to shadow: legacy applies, the new pipeline runs in dry-run and is compared", strings.Join(cohortOf(partners, 0), ", "))
+	if cfg.Scenario == "exposed" {
+		err := api.Do(ctx, http.MethodPost, client.Path("v1", "migrations", Migration, "cohorts", "canary", "advance"), map[string]any{"reason": "demo: vendor insists, skip the bake", "force": true}, nil)
+		if err != nil {
+			return err
+		}
+		say(out, "canary FORCED onto new without passing the gates: the new pipeline now applies their events; the guard watches")
+	}
+	return waitRouters(ctx, api)
+}
+
+// waitRouters waits until every router holds the current snapshot.
+func waitRouters(ctx context.Context, api *client.Client) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		rs, err := api.Routers(ctx)
+		if err != nil {
+			return err
+		}
+		if len(rs) > 0 && rs[0].Confirmed {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the router did not confirm the snapshot within 15 s")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// narrate reports what changed: mismatches caught, the gate's verdict,
+// the guard's reverts and replays.
+func narrate(ctx context.Context, api *client.Client, cfg Config, canary []string, res *Result, out io.Writer) {
+	for _, p := range canary {
+		var c struct {
+			Counts     map[string]map[string]int
+			Mismatches []struct{ Class, Diff, EventType string }
+		}
+		if api.Do(ctx, http.MethodGet, client.Path("v1", "migrations", Migration, "partners", p, "comparisons"), nil, &c) != nil {
+			continue
+		}
+		n := 0
+		for _, byClass := range c.Counts {
+			n += byClass["type_mismatch"]
+		}
+		if n > 0 && res.Caught[p] == 0 && len(c.Mismatches) > 0 {
+			diff, _, _ := strings.Cut(c.Mismatches[0].Diff, "\n")
+			say(out, "CAUGHT %s: %s on a %s event: %s", p, c.Mismatches[0].Class, c.Mismatches[0].EventType, diff)
+		}
+		res.Caught[p] = n
+	}
+	var gate struct {
+		Pass     bool
+		Partners []struct {
+			Partner string
+			Checks  []struct {
+				Name         string
+				Pass         bool
+				Value, Limit float64
+			}
+		}
+	}
+	if !res.GateRefused && api.Do(ctx, http.MethodGet, client.Path("v1", "migrations", Migration, "cohorts", "canary", "gate"), nil, &gate) == nil && !gate.Pass {
+		for _, p := range gate.Partners {
+			for _, ch := range p.Checks {
+				if ch.Name == "zeroTolerance" && !ch.Pass {
+					res.GateRefused = true
+					say(out, "GATE REFUSES canary: %s has %.0f zero-tolerance mismatches (limit 0); the cohort cannot advance", p.Partner, ch.Value)
+				}
+			}
+			if res.GateRefused {
+				break
+			}
+		}
+	}
+	if cfg.Scenario != "exposed" {
+		return
+	}
+	var stages []struct{ Partner, Stage string }
+	if api.Do(ctx, http.MethodGet, client.Path("v1", "migrations", Migration, "partners"), nil, &stages) == nil {
+		for _, s := range stages {
+			if contains(canary, s.Partner) && s.Stage == "shadow" && res.GuardStages[s.Partner] == "" {
+				res.GuardStages[s.Partner] = s.Stage
+				say(out, "GUARD reverted %s to shadow: legacy applies again; its mismatched events will be replayed through legacy", s.Partner)
+			}
+		}
+	}
+	if replays, err := api.Replays(ctx); err == nil {
+		done := 0
+		for _, r := range replays {
+			if r.Status == "done" {
+				done++
+			}
+		}
+		if done > res.ReplaysDone {
+			sort.Slice(replays, func(i, j int) bool { return replays[i].ID < replays[j].ID })
+			say(out, "REPLAY through legacy: %d of %d replays done (%s)", done, len(replays), replaySummary(replays))
+			res.ReplaysDone = done
+		}
+	}
+}
+
+func replaySummary(rs []client.ReplayJob) string {
+	var parts []string
+	for _, r := range rs {
+		parts = append(parts, fmt.Sprintf("%s %d/%d, %d failed", r.ID, r.Done, r.Total, r.Failed))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// settle waits, after the traffic, until the router has an outcome
+// for every event and, in the exposed scenario, the guard's replays are done.
+func settle(ctx context.Context, api *client.Client, cfg Config, canary []string, res *Result, out io.Writer) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		narrate(ctx, api, cfg, canary, res, out)
+		var rs []struct {
+			Journal struct{ Pending, Events int }
+		}
+		api.Do(ctx, http.MethodGet, "/v1/routers", nil, &rs)
+		replays, _ := api.Replays(ctx)
+		busy := len(rs) == 0 || rs[0].Journal.Pending > 0
+		for _, r := range replays {
+			busy = busy || !r.Ended()
+		}
+		if cfg.Scenario == "exposed" && len(res.GuardStages) > 0 && len(replays) == 0 {
+			busy = true // the guard's replay starts a few seconds after its revert
+		}
+		if !busy {
+			say(out, "settled: every journaled event has an outcome")
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
