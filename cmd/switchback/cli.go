@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchbackhq/switchback/internal/client"
 	"github.com/switchbackhq/switchback/internal/console"
+	"github.com/switchbackhq/switchback/internal/controlclient"
 )
 
 // cliFlags are the flags every API verb takes.
@@ -35,7 +35,7 @@ func (f *cliFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.BoolVar(&f.json, "json", false, "print the API's JSON instead of a table")
 }
 
-func (f *cliFlags) client(getenv func(string) string) (*client.Client, error) {
+func (f *cliFlags) client(getenv func(string) string) (*controlclient.Client, error) {
 	token := strings.TrimSpace(getenv("SWITCHBACK_TOKEN"))
 	if token == "" {
 		b, err := os.ReadFile(f.tokenFile)
@@ -44,7 +44,7 @@ func (f *cliFlags) client(getenv func(string) string) (*client.Client, error) {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	return client.New(f.server, token), nil
+	return controlclient.New(f.server, token), nil
 }
 
 // verb describes one CLI verb.
@@ -52,7 +52,7 @@ type verb struct {
 	args    string // positional arguments, for usage
 	nargs   int    // -1 for any
 	summary string
-	run     func(ctx context.Context, c *client.Client, v *verbRun) error
+	run     func(ctx context.Context, c *controlclient.Client, v *verbRun) error
 }
 
 // verbRun is one invocation of a verb.
@@ -128,7 +128,7 @@ func runCLI(ctx context.Context, name string, args []string, getenv func(string)
 
 // --- status
 
-func status(ctx context.Context, c *client.Client, r *verbRun) error {
+func status(ctx context.Context, c *controlclient.Client, r *verbRun) error {
 	ms, err := c.Migrations(ctx)
 	if err != nil {
 		return err
@@ -151,7 +151,7 @@ func status(ctx context.Context, c *client.Client, r *verbRun) error {
 
 // --- gates
 
-func gateVerb(ctx context.Context, c *client.Client, r *verbRun) error {
+func gateVerb(ctx context.Context, c *controlclient.Client, r *verbRun) error {
 	rep, err := c.Gate(ctx, r.args[0], r.args[1])
 	if err != nil {
 		return err
@@ -169,7 +169,7 @@ func gateVerb(ctx context.Context, c *client.Client, r *verbRun) error {
 	return nil
 }
 
-func advance(ctx context.Context, c *client.Client, r *verbRun) error {
+func advance(ctx context.Context, c *controlclient.Client, r *verbRun) error {
 	res, refused, err := c.Advance(ctx, r.args[0], r.args[1], r.reason, r.force)
 	if refused != nil {
 		console.GateReport(r.out, *refused)
@@ -185,7 +185,7 @@ func advance(ctx context.Context, c *client.Client, r *verbRun) error {
 	return nil
 }
 
-func stage(ctx context.Context, c *client.Client, r *verbRun) error {
+func stage(ctx context.Context, c *controlclient.Client, r *verbRun) error {
 	res, err := c.SetStage(ctx, r.args[0], r.args[1], r.args[2], r.reason, r.force)
 	if err != nil {
 		return err
@@ -199,7 +199,7 @@ func stage(ctx context.Context, c *client.Client, r *verbRun) error {
 
 // --- kill switches
 
-func revert(ctx context.Context, c *client.Client, r *verbRun) error {
+func revert(ctx context.Context, c *controlclient.Client, r *verbRun) error {
 	if r.all == (len(r.args) == 1) || len(r.args) > 1 {
 		return usageError("name one migration, or pass --all to revert every migration")
 	}
@@ -211,12 +211,12 @@ func revert(ctx context.Context, c *client.Client, r *verbRun) error {
 	return killSwitchDone(r, res, err, what+" reverted: every partner evaluates to legacy")
 }
 
-func resume(ctx context.Context, c *client.Client, r *verbRun) error {
+func resume(ctx context.Context, c *controlclient.Client, r *verbRun) error {
 	res, err := c.Resume(ctx, r.args[0], r.reason)
 	return killSwitchDone(r, res, err, "migration "+r.args[0]+" resumed: partners evaluate to their stages again")
 }
 
-func killSwitchDone(r *verbRun, res client.KillSwitchAnswer, err error, done string) error {
+func killSwitchDone(r *verbRun, res controlclient.KillSwitchAnswer, err error, done string) error {
 	if err != nil {
 		return err
 	}
@@ -233,7 +233,7 @@ func killSwitchDone(r *verbRun, res client.KillSwitchAnswer, err error, done str
 
 // --- audit
 
-func auditVerb(ctx context.Context, c *client.Client, r *verbRun) error {
+func auditVerb(ctx context.Context, c *controlclient.Client, r *verbRun) error {
 	if len(r.args) == 1 && r.args[0] == "verify" {
 		v, err := c.VerifyAudit(ctx, r.witnesses)
 		if err != nil {

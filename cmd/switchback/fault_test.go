@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
 	"github.com/switchbackhq/switchback/internal/refpipe"
 )
 
@@ -234,7 +234,7 @@ func TestFaultInjectionKillsRouter(t *testing.T) {
 		t.Errorf("the primary pipeline recorded %d applications, want %d: one per acknowledged webhook", got, len(ids))
 	}
 	t.Logf("%d SIGKILLs in %s: %d webhooks acknowledged, all applied (%d apply calls: %d redeliveries and replays), %d comparisons counted, %d replays finished",
-		faultKills, killing.Round(100*time.Millisecond), len(ids), legacy.Calls(pipeline.Apply), legacy.Calls(pipeline.Apply)-len(ids), compared(), len(replays))
+		faultKills, killing.Round(100*time.Millisecond), len(ids), legacy.Calls(pipelineclient.Apply), legacy.Calls(pipelineclient.Apply)-len(ids), compared(), len(replays))
 }
 
 // hookAnswer is the webhook endpoint's answer.

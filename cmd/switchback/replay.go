@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchbackhq/switchback/internal/client"
 	"github.com/switchbackhq/switchback/internal/console"
+	"github.com/switchbackhq/switchback/internal/controlclient"
 )
 
 // replayFlags are the replay verb's own flags.
@@ -43,7 +43,7 @@ func when(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration such as 90m", s)
 }
 
-func replayVerb(ctx context.Context, c *client.Client, r *verbRun) error {
+func replayVerb(ctx context.Context, c *controlclient.Client, r *verbRun) error {
 	f := r.replay
 	if f.migration == "" || f.from == "" || (f.partners == "") == (f.cohort == "") {
 		return usageError("replay needs --migration, --from, and either --partners or --cohort")
@@ -65,7 +65,7 @@ func replayVerb(ctx context.Context, c *client.Client, r *verbRun) error {
 			return err
 		}
 	}
-	job, err := c.StartReplay(ctx, client.ReplayRequest{Migration: f.migration, Partners: partners, From: from, To: to,
+	job, err := c.StartReplay(ctx, controlclient.ReplayRequest{Migration: f.migration, Partners: partners, From: from, To: to,
 		Pipeline: f.pipeline, Filter: f.filter, Rate: f.rate, Reason: r.reason})
 	if err != nil {
 		return err
@@ -77,7 +77,7 @@ func replayVerb(ctx context.Context, c *client.Client, r *verbRun) error {
 	if !f.wait {
 		return nil
 	}
-	job, err = c.FollowReplay(ctx, job, f.poll, func(j client.ReplayJob) { console.Progress(r.out, j) })
+	job, err = c.FollowReplay(ctx, job, f.poll, func(j controlclient.ReplayJob) { console.Progress(r.out, j) })
 	if err != nil && ctx.Err() == nil {
 		return err
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/switchbackhq/switchback/internal/bolt"
+	"github.com/switchbackhq/switchback/internal/boltstore"
 	"github.com/switchbackhq/switchback/internal/config"
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/datadir"
@@ -112,7 +112,7 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	if err := datadir.CheckNotLost(cfg.Init, stores, evidence); err != nil {
 		return err
 	}
-	store, err := bolt.Open(dbPath, cfg.LockTimeout)
+	store, err := boltstore.Open(dbPath, cfg.LockTimeout)
 	if err != nil {
 		return datadir.DamagedControlDB(err, dbPath)
 	}

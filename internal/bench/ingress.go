@@ -30,7 +30,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/httpapi"
 	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/journal"
-	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
 	"github.com/switchbackhq/switchback/internal/refpipe"
 )
 
@@ -283,7 +283,7 @@ func (f *fixture) startRouter(ctx context.Context, j *journal.Journal, workers i
 	// would open and close a connection per call and measure that.
 	tr := &http.Transport{MaxIdleConns: workers + 8, MaxIdleConnsPerHost: workers + 8}
 	rt, err := ingress.New(ingress.Options{Journal: j, Flags: api.NewClient(), Logger: log, Workers: workers,
-		Pipelines: &pipeline.Client{HTTP: &http.Client{Transport: tr}}})
+		Pipelines: &pipelineclient.Client{HTTP: &http.Client{Transport: tr}}})
 	if err != nil {
 		return nil, err
 	}

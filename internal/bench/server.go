@@ -12,7 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/switchbackhq/switchback/internal/bolt"
+	"github.com/switchbackhq/switchback/internal/boltstore"
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/httpapi"
@@ -34,7 +34,7 @@ func (s *Server) Close() { s.close() }
 // StartServer starts a control service on 127.0.0.1 with its data in dir,
 // one migration and the given number of partners, a quarter at each stage.
 func StartServer(ctx context.Context, dir string, partners int) (*Server, error) {
-	store, err := bolt.Open(filepath.Join(dir, "switchback.db"), time.Second)
+	store, err := boltstore.Open(filepath.Join(dir, "switchback.db"), time.Second)
 	if err != nil {
 		return nil, err
 	}

@@ -5,14 +5,14 @@ import (
 	"testing"
 
 	"github.com/switchbackhq/switchback/internal/domain"
-	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
 )
 
-// benchEffects decodes effects as pipeline.Client does: a typical answer,
+// benchEffects decodes effects as pipelineclient.Client does: a typical answer,
 // three ticket effects of eight fields.
-func benchEffects(b *testing.B, body string) []pipeline.Effect {
+func benchEffects(b *testing.B, body string) []pipelineclient.Effect {
 	b.Helper()
-	var r pipeline.Response
+	var r pipelineclient.Response
 	if err := json.Unmarshal([]byte(body), &r); err != nil {
 		b.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func BenchmarkCompare(b *testing.B) {
 	typeMismatch[0].Kind = "schedule_entry"
 	tests := []struct {
 		name   string
-		shadow []pipeline.Effect
+		shadow []pipelineclient.Effect
 		want   domain.Class
 	}{
 		{"equal", equal, domain.ClassEqual},

@@ -7,12 +7,12 @@ import (
 	"strings"
 
 	"github.com/switchbackhq/switchback/internal/domain"
-	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
 )
 
 // Side is what one pipeline did with the event.
 type Side struct {
-	Effects []pipeline.Effect
+	Effects []pipelineclient.Effect
 	Err     error // non-nil: the call failed (non-2xx, timeout)
 }
 
@@ -37,7 +37,7 @@ const unknownType = "unknown"
 //  1. shadow_error when the shadow failed (whether or not the primary did:
 //     the primary's failure is accounted by delivery); when only the
 //     primary failed, primary_error if its pipeline was unavailable (no
-//     answer, 429 or 5xx: pipeline.Unavailable), which blames neither
+//     answer, 429 or 5xx: pipelineclient.Unavailable), which blames neither
 //     side's logic, and error_asymmetry if it answered with a refusal;
 //  2. type_mismatch when an effect on either side is of another kind than
 //     eventType (unless eventType is "unknown" or empty), or when both
@@ -66,7 +66,7 @@ func Compare(eventType string, primary, shadow Side, rules *Rules) Result {
 		d.line("primary failed: " + oneLine(primary.Err.Error()))
 		d.line("shadow succeeded: " + effectCount(len(shadow.Effects), "would apply"))
 		class := domain.ClassErrorAsymmetry
-		if pipeline.Unavailable(primary.Err) {
+		if pipelineclient.Unavailable(primary.Err) {
 			// The primary's pipeline was down (a legacy outage while the
 			// partner is in shadow): a coverage gap, not a finding
 			// against the shadow.
@@ -97,7 +97,7 @@ func Compare(eventType string, primary, shadow Side, rules *Rules) Result {
 	return Result{Class: class, Diff: c.diff(known)}
 }
 
-// effect is a pipeline.Effect in the order Compare matches them, with what
+// effect is a pipelineclient.Effect in the order Compare matches them, with what
 // it was matched with on the other side.
 type effect struct {
 	kind, key, op string
@@ -106,7 +106,7 @@ type effect struct {
 	differs       bool           // matched, with other fields
 }
 
-func sortedEffects(es []pipeline.Effect) []effect {
+func sortedEffects(es []pipelineclient.Effect) []effect {
 	if len(es) == 0 {
 		return nil
 	}

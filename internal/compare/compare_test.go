@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
-	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
 )
 
 // ticket is what a pipeline answers for a ConnectWise ticket update, decoded
-// as pipeline.Client decodes it (numbers as float64).
-func ticket() pipeline.Effect {
-	return pipeline.Effect{Kind: "ticket", Op: "upsert", Key: "12345", Fields: map[string]any{
+// as pipelineclient.Client decodes it (numbers as float64).
+func ticket() pipelineclient.Effect {
+	return pipelineclient.Effect{Kind: "ticket", Op: "upsert", Key: "12345", Fields: map[string]any{
 		"summary":    "Printer on 3rd floor jams",
 		"status":     "open",
 		"priority":   "P2 - High",
@@ -32,8 +32,8 @@ func ticket() pipeline.Effect {
 
 // schedule is what the cached schedule handler of the incident makes of the
 // same ticket event.
-func schedule() pipeline.Effect {
-	return pipeline.Effect{Kind: "schedule_entry", Op: "upsert", Key: "12345", Fields: map[string]any{
+func schedule() pipelineclient.Effect {
+	return pipelineclient.Effect{Kind: "schedule_entry", Op: "upsert", Key: "12345", Fields: map[string]any{
 		"member":    "jroe",
 		"dateStart": "2026-03-02T09:00:00Z",
 		"dateEnd":   "2026-03-02T10:00:00Z",
@@ -45,7 +45,7 @@ func schedule() pipeline.Effect {
 
 // with returns a deep copy of e with its fields changed by set; a nil value
 // deletes the field.
-func with(e pipeline.Effect, set map[string]any) pipeline.Effect {
+func with(e pipelineclient.Effect, set map[string]any) pipelineclient.Effect {
 	e.Fields = deepCopy(e.Fields).(map[string]any)
 	for k, v := range set {
 		if v == nil {
@@ -75,21 +75,21 @@ func deepCopy(v any) any {
 	return v
 }
 
-func key(e pipeline.Effect, k, op string) pipeline.Effect {
+func key(e pipelineclient.Effect, k, op string) pipelineclient.Effect {
 	e = with(e, nil)
 	e.Key, e.Op = k, op
 	return e
 }
 
-func kind(e pipeline.Effect, kind string) pipeline.Effect {
+func kind(e pipelineclient.Effect, kind string) pipelineclient.Effect {
 	e = with(e, nil)
 	e.Kind = kind
 	return e
 }
 
-func effects(es ...pipeline.Effect) Side { return Side{Effects: es} }
+func effects(es ...pipelineclient.Effect) Side { return Side{Effects: es} }
 
-var errTimeout = &pipeline.Error{Msg: "timed out after 10s"}
+var errTimeout = &pipelineclient.Error{Msg: "timed out after 10s"}
 
 func rules(ignore []string, sets ...string) *Rules {
 	r, err := Compile(domain.CompareRules{Ignore: ignore, Sets: sets})
@@ -112,20 +112,20 @@ func TestCompareClasses(t *testing.T) {
 	}{
 		{"identical ticket", "ticket", effects(ticket()), effects(ticket()), nil, domain.ClassEqual},
 		{"neither side has an effect", "ticket", effects(), effects(), nil, domain.ClassEqual},
-		{"nil and empty fields", "ticket", effects(pipeline.Effect{Kind: "ticket", Op: "delete", Key: "1"}),
-			effects(pipeline.Effect{Kind: "ticket", Op: "delete", Key: "1", Fields: map[string]any{}}), nil, domain.ClassEqual},
+		{"nil and empty fields", "ticket", effects(pipelineclient.Effect{Kind: "ticket", Op: "delete", Key: "1"}),
+			effects(pipelineclient.Effect{Kind: "ticket", Op: "delete", Key: "1", Fields: map[string]any{}}), nil, domain.ClassEqual},
 
 		{"shadow failed", "ticket", effects(ticket()), Side{Err: errTimeout}, nil, domain.ClassShadowError},
 		{"shadow failed, primary empty", "ticket", effects(), Side{Err: errTimeout}, nil, domain.ClassShadowError},
 		{"both failed", "ticket", Side{Err: errors.New("pipeline answered 500")}, Side{Err: errTimeout}, nil, domain.ClassShadowError},
 		{"primary timed out", "ticket", Side{Err: errTimeout}, effects(ticket()), nil, domain.ClassPrimaryError},
 		{"primary timed out, shadow empty", "ticket", Side{Err: errTimeout}, effects(), ignoreAll, domain.ClassPrimaryError},
-		{"primary refused the connection", "ticket", Side{Err: &pipeline.Error{Msg: "no answer", Err: errors.New("connection refused")}}, effects(ticket()), nil, domain.ClassPrimaryError},
-		{"primary answered 503", "ticket", Side{Err: &pipeline.Error{Status: 503, Msg: "down"}}, effects(ticket()), nil, domain.ClassPrimaryError},
-		{"primary answered 429", "ticket", Side{Err: &pipeline.Error{Status: 429, Msg: "slow down"}}, effects(ticket()), nil, domain.ClassPrimaryError},
-		{"primary answered 503, wrapped", "ticket", Side{Err: fmt.Errorf("attempt 8: %w", &pipeline.Error{Status: 503})}, effects(ticket()), nil, domain.ClassPrimaryError},
-		{"primary refused the event (422)", "ticket", Side{Err: &pipeline.Error{Status: 422, Msg: "bad ticket"}}, effects(ticket()), nil, domain.ClassErrorAsymmetry},
-		{"primary answered outside the contract", "ticket", Side{Err: &pipeline.Error{Status: 200, Msg: "answer is not the contract's JSON"}}, effects(), nil, domain.ClassErrorAsymmetry},
+		{"primary refused the connection", "ticket", Side{Err: &pipelineclient.Error{Msg: "no answer", Err: errors.New("connection refused")}}, effects(ticket()), nil, domain.ClassPrimaryError},
+		{"primary answered 503", "ticket", Side{Err: &pipelineclient.Error{Status: 503, Msg: "down"}}, effects(ticket()), nil, domain.ClassPrimaryError},
+		{"primary answered 429", "ticket", Side{Err: &pipelineclient.Error{Status: 429, Msg: "slow down"}}, effects(ticket()), nil, domain.ClassPrimaryError},
+		{"primary answered 503, wrapped", "ticket", Side{Err: fmt.Errorf("attempt 8: %w", &pipelineclient.Error{Status: 503})}, effects(ticket()), nil, domain.ClassPrimaryError},
+		{"primary refused the event (422)", "ticket", Side{Err: &pipelineclient.Error{Status: 422, Msg: "bad ticket"}}, effects(ticket()), nil, domain.ClassErrorAsymmetry},
+		{"primary answered outside the contract", "ticket", Side{Err: &pipelineclient.Error{Status: 200, Msg: "answer is not the contract's JSON"}}, effects(), nil, domain.ClassErrorAsymmetry},
 		{"primary failed with another error", "ticket", Side{Err: errors.New("no route")}, effects(ticket()), nil, domain.ClassErrorAsymmetry},
 
 		{"seed incident: ticket event, schedule effect", "ticket", effects(ticket()), effects(schedule()), nil, domain.ClassTypeMismatch},
@@ -278,22 +278,22 @@ func TestCompareDiff(t *testing.T) {
 				`missing: contact/12345 upsert {}`,
 				`extra: company/12345 upsert {}`,
 			}},
-		{"empty shadow", "ticket", effects(pipeline.Effect{Kind: "ticket", Op: "delete", Key: "12345"}), effects(), nil,
+		{"empty shadow", "ticket", effects(pipelineclient.Effect{Kind: "ticket", Op: "delete", Key: "12345"}), effects(), nil,
 			[]string{`empty: the primary applied 1 effect, the shadow none`, `missing: ticket/12345 delete {}`}},
 		{"empty primary", "ticket", effects(), effects(ticket(), key(ticket(), "2", "upsert")), rules([]string{"fields"}),
 			[]string{`empty: the primary applied none, the shadow would apply 2 effects`, `extra: ticket/12345 upsert {}`, `extra: ticket/2 upsert {}`}},
-		{"missing with fields", "ticket", effects(ticket(), pipeline.Effect{Kind: "ticket", Op: "upsert", Key: "12346", Fields: map[string]any{"status": "open", "n": float64(2)}}), effects(ticket()), nil,
+		{"missing with fields", "ticket", effects(ticket(), pipelineclient.Effect{Kind: "ticket", Op: "upsert", Key: "12346", Fields: map[string]any{"status": "open", "n": float64(2)}}), effects(ticket()), nil,
 			[]string{`missing: ticket/12346 upsert {"n":2,"status":"open"}`}},
 		{"missing and a value", "ticket", effects(ticket(), key(ticket(), "2", "upsert")), effects(with(ticket(), map[string]any{"status": "closed"})), rules([]string{"company", "tags", "summary", "priority", "board", "contact", "updatedAt"}),
 			[]string{`missing: ticket/2 upsert {"status":"open"}`, `ticket/12345 upsert fields.status: primary "open" → shadow "closed"`}},
-		{"shadow failed", "ticket", effects(ticket()), Side{Err: &pipeline.Error{Status: 502, Msg: "bad\ngateway"}}, nil,
+		{"shadow failed", "ticket", effects(ticket()), Side{Err: &pipelineclient.Error{Status: 502, Msg: "bad\ngateway"}}, nil,
 			[]string{`shadow failed: pipeline answered 502: bad gateway`}},
 		{"both failed", "ticket", Side{Err: errors.New("no answer")}, Side{Err: errTimeout}, nil,
 			[]string{`primary failed: no answer`, `shadow failed: pipeline call failed: timed out after 10s`}},
 		{"primary failed", "ticket", Side{Err: errTimeout}, effects(ticket()), nil,
 			[]string{`primary failed: pipeline call failed: timed out after 10s`, `shadow succeeded: would apply 1 effect`}},
-		{"odd names are quoted", "ticket", effects(pipeline.Effect{Kind: "ticket", Op: "upsert", Key: "a/b", Fields: map[string]any{"": float64(1), "a b": true}}),
-			effects(pipeline.Effect{Kind: "ticket", Op: "upsert", Key: "a/b", Fields: map[string]any{"": float64(2), "a b": false}}), nil,
+		{"odd names are quoted", "ticket", effects(pipelineclient.Effect{Kind: "ticket", Op: "upsert", Key: "a/b", Fields: map[string]any{"": float64(1), "a b": true}}),
+			effects(pipelineclient.Effect{Kind: "ticket", Op: "upsert", Key: "a/b", Fields: map[string]any{"": float64(2), "a b": false}}), nil,
 			[]string{
 				`ticket/"a/b" upsert fields[""]: primary 1 → shadow 2`,
 				`ticket/"a/b" upsert fields["a b"]: primary true → shadow false`,
@@ -310,14 +310,14 @@ func TestCompareDiff(t *testing.T) {
 }
 
 func TestCompareDiffIsCapped(t *testing.T) {
-	big := func(status string) pipeline.Effect {
+	big := func(status string) pipelineclient.Effect {
 		f := map[string]any{}
 		for i := range 200 {
 			f[fmt.Sprintf("field%03d", i)] = strings.Repeat(status, 40)
 		}
-		return pipeline.Effect{Kind: "ticket", Op: "upsert", Key: "12345", Fields: f}
+		return pipelineclient.Effect{Kind: "ticket", Op: "upsert", Key: "12345", Fields: f}
 	}
-	var ps, ss []pipeline.Effect
+	var ps, ss []pipelineclient.Effect
 	for i := range 20 {
 		p, s := big("open"), big("done")
 		p.Key, s.Key = fmt.Sprint(i), fmt.Sprint(i)
@@ -325,7 +325,7 @@ func TestCompareDiffIsCapped(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name            string
-		primary, shadow []pipeline.Effect
+		primary, shadow []pipelineclient.Effect
 		want            domain.Class
 	}{
 		{"value diffs", ps, ss, domain.ClassValueDiff},
@@ -426,8 +426,8 @@ func TestRulesLiteralAndNil(t *testing.T) {
 }
 
 func TestCompareChangesNothing(t *testing.T) {
-	p := []pipeline.Effect{ticket(), key(ticket(), "2", "delete")}
-	s := []pipeline.Effect{with(ticket(), map[string]any{"tags": []any{"b", "a"}}), schedule()}
+	p := []pipelineclient.Effect{ticket(), key(ticket(), "2", "delete")}
+	s := []pipelineclient.Effect{with(ticket(), map[string]any{"tags": []any{"b", "a"}}), schedule()}
 	wantP, wantS := clone(p), clone(s)
 	r := rules([]string{"updatedAt"}, "tags")
 	for _, et := range []string{"ticket", "unknown"} {
@@ -439,8 +439,8 @@ func TestCompareChangesNothing(t *testing.T) {
 	}
 }
 
-func clone(es []pipeline.Effect) []pipeline.Effect {
-	out := make([]pipeline.Effect, len(es))
+func clone(es []pipelineclient.Effect) []pipelineclient.Effect {
+	out := make([]pipelineclient.Effect, len(es))
 	for i, e := range es {
 		out[i] = e
 		out[i].Fields = maps.Clone(deepCopy(e.Fields).(map[string]any))

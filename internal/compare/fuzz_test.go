@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/switchbackhq/switchback/internal/domain"
-	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
 )
 
 // Fuzz flags: which side failed, and how numbers are decoded.
@@ -44,10 +44,10 @@ func FuzzCompare(f *testing.F) {
 		rules := NewRules(cr)
 		p, s := Side{Effects: primary}, Side{Effects: shadow}
 		if flags&fuzzPrimaryFails != 0 {
-			p.Err = &pipeline.Error{Status: 500, Msg: "\xff oops"}
+			p.Err = &pipelineclient.Error{Status: 500, Msg: "\xff oops"}
 		}
 		if flags&fuzzShadowFails != 0 {
-			s.Err = &pipeline.Error{Msg: "timed out after 10s"}
+			s.Err = &pipelineclient.Error{Msg: "timed out after 10s"}
 		}
 
 		got := Compare(eventType, p, s, rules)
@@ -122,14 +122,14 @@ func checkResult(t *testing.T, got Result) {
 	}
 }
 
-// decodeEffects decodes a JSON list of effects as pipeline.Client does, or
+// decodeEffects decodes a JSON list of effects as pipelineclient.Client does, or
 // with json.Number for numbers.
-func decodeEffects(b []byte, useNumber bool) ([]pipeline.Effect, bool) {
+func decodeEffects(b []byte, useNumber bool) ([]pipelineclient.Effect, bool) {
 	d := json.NewDecoder(bytes.NewReader(b))
 	if useNumber {
 		d.UseNumber()
 	}
-	var es []pipeline.Effect
+	var es []pipelineclient.Effect
 	if d.Decode(&es) != nil {
 		return nil, false
 	}

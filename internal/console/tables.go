@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/switchbackhq/switchback/internal/client"
+	"github.com/switchbackhq/switchback/internal/controlclient"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/gate"
 )
@@ -17,7 +17,7 @@ func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 
 
 // Routers shows which routers hold the current snapshot: after a revert,
 // every line should say "yes".
-func Routers(w io.Writer, routers []client.RouterStatus) {
+func Routers(w io.Writer, routers []controlclient.RouterStatus) {
 	if len(routers) == 0 {
 		fmt.Fprintln(w, "\nno router has reported yet")
 		return
@@ -43,7 +43,7 @@ func Routers(w io.Writer, routers []client.RouterStatus) {
 
 // Migrations shows each migration's kill switch and partners by stage,
 // then the cohorts of each.
-func Migrations(w io.Writer, ms []client.MigrationStatus) {
+func Migrations(w io.Writer, ms []controlclient.MigrationStatus) {
 	tw := table(w)
 	fmt.Fprintln(tw, "MIGRATION\tKILL SWITCH\tLEGACY\tSHADOW\tNEW\tDONE\tSNAPSHOT")
 	for _, m := range ms {
@@ -115,7 +115,7 @@ func AuditEntries(w io.Writer, entries []domain.AuditEntry) error {
 }
 
 // Progress redraws a replay's progress bar on one line.
-func Progress(w io.Writer, j client.ReplayJob) {
+func Progress(w io.Writer, j controlclient.ReplayJob) {
 	const width = 30
 	filled := width
 	if j.Total > 0 {

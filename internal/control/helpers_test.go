@@ -10,8 +10,8 @@ import (
 
 	"github.com/switchbackhq/switchback/flags"
 	"github.com/switchbackhq/switchback/internal/audit"
-	"github.com/switchbackhq/switchback/internal/bolt"
-	"github.com/switchbackhq/switchback/internal/bolt/bolttest"
+	"github.com/switchbackhq/switchback/internal/boltstore"
+	"github.com/switchbackhq/switchback/internal/boltstore/bolttest"
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/gate"
@@ -72,7 +72,7 @@ var (
 
 type env struct {
 	svc   *control.Service
-	store *bolt.Store
+	store *boltstore.Store
 	clock *clock
 }
 

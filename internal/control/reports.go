@@ -18,7 +18,7 @@ const maxVersionAhead = 1_000_000
 // checkVersion refuses a router's version that cannot be judged (ahead of
 // the store with no store id, as before store ids) or that is implausibly
 // far ahead of this store's.
-func (s *Service) checkVersion(r Router) error {
+func (s *Service) checkVersion(r RouterStatus) error {
 	st := s.State()
 	switch {
 	case len(r.StoreID) > 64:
@@ -42,7 +42,7 @@ func (s *Service) IngestReport(ctx context.Context, r wire.Report) (duplicate bo
 	if err := r.Validate(s.now()); err != nil {
 		return false, err
 	}
-	rt := Router{ID: r.Router, SnapshotVersion: r.SnapshotVersion, StoreID: r.StoreID, Refused: r.Refused, Journal: r.Journal}
+	rt := RouterStatus{ID: r.Router, SnapshotVersion: r.SnapshotVersion, StoreID: r.StoreID, Refused: r.Refused, Journal: r.Journal}
 	if err := s.checkVersion(rt); err != nil {
 		return false, err
 	}

@@ -9,15 +9,15 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/switchbackhq/switchback/flags"
-	"github.com/switchbackhq/switchback/internal/bolt"
-	"github.com/switchbackhq/switchback/internal/bolt/bolttest"
+	"github.com/switchbackhq/switchback/internal/boltstore"
+	"github.com/switchbackhq/switchback/internal/boltstore/bolttest"
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 func TestRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "switchback.db")
-	store, err := bolt.Open(path, time.Second)
+	store, err := boltstore.Open(path, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// Router is what a router last told the control service: the snapshot
+// RouterStatus is what a router last told the control service: the snapshot
 // version it holds and its journal figures.
-type Router struct {
+type RouterStatus struct {
 	ID              string    `json:"id"`
 	LastSeen        time.Time `json:"lastSeen"`
 	SnapshotVersion uint64    `json:"snapshotVersion"`
@@ -51,18 +51,18 @@ type regressions struct {
 // again within one report interval.
 type routers struct {
 	mu sync.Mutex
-	m  map[string]Router
+	m  map[string]RouterStatus
 }
 
 // maxRouters bounds the registry against a misbehaving router token.
 const maxRouters = 10000
 
 // ReportRouter records a router's report.
-func (s *Service) ReportRouter(r Router) {
+func (s *Service) ReportRouter(r RouterStatus) {
 	s.routers.mu.Lock()
 	defer s.routers.mu.Unlock()
 	if s.routers.m == nil {
-		s.routers.m = map[string]Router{}
+		s.routers.m = map[string]RouterStatus{}
 	}
 	if _, known := s.routers.m[r.ID]; !known && len(s.routers.m) >= maxRouters {
 		return
@@ -81,11 +81,11 @@ func (s *Service) ReportRouter(r Router) {
 }
 
 // Routers lists the routers by id.
-func (s *Service) Routers() []Router {
+func (s *Service) Routers() []RouterStatus {
 	s.routers.mu.Lock()
 	defer s.routers.mu.Unlock()
 	out := slices.Collect(maps.Values(s.routers.m))
-	slices.SortFunc(out, func(a, b Router) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b RouterStatus) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -108,7 +108,7 @@ const fastForwardEvery = 10 * time.Second
 // passed its own. The control service publishes its state again at a
 // version past the router's, audited, so every router takes it. Reports
 // of another store, or of versions this store has, change nothing.
-func (s *Service) fastForward(ctx context.Context, r Router) error {
+func (s *Service) fastForward(ctx context.Context, r RouterStatus) error {
 	st := s.State()
 	if r.StoreID == "" || r.StoreID != st.StoreID {
 		return nil

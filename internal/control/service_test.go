@@ -10,8 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/switchbackhq/switchback/flags"
-	"github.com/switchbackhq/switchback/internal/bolt"
-	"github.com/switchbackhq/switchback/internal/bolt/bolttest"
+	"github.com/switchbackhq/switchback/internal/boltstore"
+	"github.com/switchbackhq/switchback/internal/boltstore/bolttest"
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/gate"
@@ -20,7 +20,7 @@ import (
 // flakyStore fails its next write transaction after fn has made its writes,
 // the way a full disk would at commit.
 type flakyStore struct {
-	*bolt.Store
+	*boltstore.Store
 	mu   sync.Mutex
 	fail bool
 }

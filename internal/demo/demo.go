@@ -16,8 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchbackhq/switchback/internal/client"
 	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/controlclient"
 	"github.com/switchbackhq/switchback/internal/refpipe"
 	"github.com/switchbackhq/switchback/internal/simulate"
 )
@@ -178,7 +178,7 @@ func Run(ctx context.Context, cfg Config, serve ServeFunc, stdout, stderr io.Wri
 	say(stdout, "control service, ingress router and UI on %s (data in %s)", res.URL, cfg.Data)
 	say(stdout, "open the UI: %s/login?token=%s", res.URL, res.Token)
 
-	api := client.New(res.URL, res.Token)
+	api := controlclient.New(res.URL, res.Token)
 	partners := partnersOf(cfg.Partners)
 	if err := setup(ctx, api, cfg, partners, legacyURL, newURL, stdout); err != nil {
 		return nil, err
@@ -236,13 +236,13 @@ func cohortOf(partners []simulate.Partner, i int) []string {
 	return out
 }
 
-func setup(ctx context.Context, api *client.Client, cfg Config, partners []simulate.Partner, legacyURL, newURL string, out io.Writer) error {
+func setup(ctx context.Context, api *controlclient.Client, cfg Config, partners []simulate.Partner, legacyURL, newURL string, out io.Writer) error {
 	for _, p := range partners {
-		if err := api.Do(ctx, http.MethodPut, client.Path("v1", "partners", p.ID), map[string]any{"name": strings.ToUpper(p.ID[:1]) + p.ID[1:], "psa": p.PSA, "secret": p.Secret}, nil); err != nil {
+		if err := api.Do(ctx, http.MethodPut, controlclient.Path("v1", "partners", p.ID), map[string]any{"name": strings.ToUpper(p.ID[:1]) + p.ID[1:], "psa": p.PSA, "secret": p.Secret}, nil); err != nil {
 			return err
 		}
 	}
-	err := api.Do(ctx, http.MethodPut, client.Path("v1", "migrations", Migration), map[string]any{
+	err := api.Do(ctx, http.MethodPut, controlclient.Path("v1", "migrations", Migration), map[string]any{
 		"description": "PSA webhooks on the rewritten pipeline",
 		"pipelines":   map[string]any{"legacy": map[string]string{"url": legacyURL}, "new": map[string]string{"url": newURL}},
 		"gates":       map[string]any{"minComparisons": 30, "maxMismatchRate": 0.05, "minBakeSeconds": 20},
@@ -252,17 +252,17 @@ func setup(ctx context.Context, api *client.Client, cfg Config, partners []simul
 		return err
 	}
 	for i, name := range []string{"canary", "wave-2", "wave-3"} {
-		if err := api.Do(ctx, http.MethodPut, client.Path("v1", "migrations", Migration, "cohorts", name), map[string]any{"order": i + 1, "partners": cohortOf(partners, i)}, nil); err != nil {
+		if err := api.Do(ctx, http.MethodPut, controlclient.Path("v1", "migrations", Migration, "cohorts", name), map[string]any{"order": i + 1, "partners": cohortOf(partners, i)}, nil); err != nil {
 			return err
 		}
 	}
 	say(out, "migration %s: %d partners in cohorts canary, wave-2, wave-3, all on legacy", Migration, len(partners))
-	if err := api.Do(ctx, http.MethodPost, client.Path("v1", "migrations", Migration, "cohorts", "canary", "advance"), map[string]any{"reason": "demo: start shadowing"}, nil); err != nil {
+	if err := api.Do(ctx, http.MethodPost, controlclient.Path("v1", "migrations", Migration, "cohorts", "canary", "advance"), map[string]any{"reason": "demo: start shadowing"}, nil); err != nil {
 		return err
 	}
 	say(out, "canary (%s) advanced to shadow: legacy applies, the new pipeline runs in dry-run and is compared", strings.Join(cohortOf(partners, 0), ", "))
 	if cfg.Scenario == "exposed" {
-		err := api.Do(ctx, http.MethodPost, client.Path("v1", "migrations", Migration, "cohorts", "canary", "advance"), map[string]any{"reason": "demo: vendor insists, skip the bake", "force": true}, nil)
+		err := api.Do(ctx, http.MethodPost, controlclient.Path("v1", "migrations", Migration, "cohorts", "canary", "advance"), map[string]any{"reason": "demo: vendor insists, skip the bake", "force": true}, nil)
 		if err != nil {
 			return err
 		}
@@ -272,7 +272,7 @@ func setup(ctx context.Context, api *client.Client, cfg Config, partners []simul
 }
 
 // waitRouters waits until every router holds the current snapshot.
-func waitRouters(ctx context.Context, api *client.Client) error {
+func waitRouters(ctx context.Context, api *controlclient.Client) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		rs, err := api.Routers(ctx)
@@ -295,13 +295,13 @@ func waitRouters(ctx context.Context, api *client.Client) error {
 
 // narrate reports what changed: mismatches caught, the gate's verdict,
 // the guard's reverts and replays.
-func narrate(ctx context.Context, api *client.Client, cfg Config, canary []string, res *Result, out io.Writer) {
+func narrate(ctx context.Context, api *controlclient.Client, cfg Config, canary []string, res *Result, out io.Writer) {
 	for _, p := range canary {
 		var c struct {
 			Counts     map[string]map[string]int
 			Mismatches []struct{ Class, Diff, EventType string }
 		}
-		if api.Do(ctx, http.MethodGet, client.Path("v1", "migrations", Migration, "partners", p, "comparisons"), nil, &c) != nil {
+		if api.Do(ctx, http.MethodGet, controlclient.Path("v1", "migrations", Migration, "partners", p, "comparisons"), nil, &c) != nil {
 			continue
 		}
 		n := 0
@@ -325,7 +325,7 @@ func narrate(ctx context.Context, api *client.Client, cfg Config, canary []strin
 			}
 		}
 	}
-	if !res.GateRefused && api.Do(ctx, http.MethodGet, client.Path("v1", "migrations", Migration, "cohorts", "canary", "gate"), nil, &gate) == nil && !gate.Pass {
+	if !res.GateRefused && api.Do(ctx, http.MethodGet, controlclient.Path("v1", "migrations", Migration, "cohorts", "canary", "gate"), nil, &gate) == nil && !gate.Pass {
 		for _, p := range gate.Partners {
 			for _, ch := range p.Checks {
 				if ch.Name == "zeroTolerance" && !ch.Pass {
@@ -342,7 +342,7 @@ func narrate(ctx context.Context, api *client.Client, cfg Config, canary []strin
 		return
 	}
 	var stages []struct{ Partner, Stage string }
-	if api.Do(ctx, http.MethodGet, client.Path("v1", "migrations", Migration, "partners"), nil, &stages) == nil {
+	if api.Do(ctx, http.MethodGet, controlclient.Path("v1", "migrations", Migration, "partners"), nil, &stages) == nil {
 		for _, s := range stages {
 			if contains(canary, s.Partner) && s.Stage == "shadow" && res.GuardStages[s.Partner] == "" {
 				res.GuardStages[s.Partner] = s.Stage
@@ -365,7 +365,7 @@ func narrate(ctx context.Context, api *client.Client, cfg Config, canary []strin
 	}
 }
 
-func replaySummary(rs []client.ReplayJob) string {
+func replaySummary(rs []controlclient.ReplayJob) string {
 	var parts []string
 	for _, r := range rs {
 		parts = append(parts, fmt.Sprintf("%s %d/%d, %d failed", r.ID, r.Done, r.Total, r.Failed))
@@ -384,7 +384,7 @@ func contains(list []string, s string) bool {
 
 // settle waits, after the traffic, until the router has an outcome
 // for every event and, in the exposed scenario, the guard's replays are done.
-func settle(ctx context.Context, api *client.Client, cfg Config, canary []string, res *Result, out io.Writer) {
+func settle(ctx context.Context, api *controlclient.Client, cfg Config, canary []string, res *Result, out io.Writer) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		narrate(ctx, api, cfg, canary, res, out)

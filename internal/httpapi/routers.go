@@ -40,7 +40,7 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, p principal) error 
 }
 
 type routerView struct {
-	control.Router
+	control.RouterStatus
 	// Confirmed is true when the router holds the current snapshot version.
 	Confirmed bool `json:"confirmed"`
 }
@@ -49,7 +49,7 @@ func (a *API) listRouters(w http.ResponseWriter, r *http.Request, _ principal) e
 	cur := a.svc.State().Version
 	out := []routerView{}
 	for _, rt := range a.svc.Routers() {
-		out = append(out, routerView{Router: rt, Confirmed: rt.SnapshotVersion == cur && rt.Conflict == ""})
+		out = append(out, routerView{RouterStatus: rt, Confirmed: rt.SnapshotVersion == cur && rt.Conflict == ""})
 	}
 	w.Header().Set("X-Snapshot-Version", strconv.FormatUint(cur, 10))
 	writeJSON(w, http.StatusOK, out)

@@ -14,7 +14,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/compare"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/journal"
-	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
 )
 
 // Evaluator answers the migration flag: an OpenFeature client with the
@@ -34,7 +34,7 @@ type route struct {
 }
 
 // errNoRoute is a delivery that cannot go anywhere yet: no snapshot, no
-// migration, or no URL for the pipeline. It is retried like a failed call.
+// migration, or no URL for the pipelineclient. It is retried like a failed call.
 var errNoRoute = errors.New("no route")
 
 // resolve evaluates the flag for ev's partner and finds the pipeline's URL.
@@ -189,12 +189,12 @@ func (rt *Router) deliver(ctx context.Context, ev journal.Event) {
 		var err error
 		r, err = rt.resolve(ctx, ev)
 		if err == nil {
-			var res pipeline.Result
-			res, err = rt.opts.Pipelines.Call(ctx, r.url, pipeline.Apply, toPipelineEvent(ev))
+			var res pipelineclient.Result
+			res, err = rt.opts.Pipelines.Call(ctx, r.url, pipelineclient.Apply, toPipelineEvent(ev))
 			if ctx.Err() != nil {
 				return
 			}
-			rt.countCall(r.pipeline, pipeline.Apply, err)
+			rt.countCall(r.pipeline, pipelineclient.Apply, err)
 			var call []journal.Tally
 			if r.pipeline == "new" {
 				rt.stats.candidateCall(ev, r, err != nil)
@@ -224,7 +224,7 @@ func (rt *Router) deliver(ctx context.Context, ev journal.Event) {
 	rt.log.Error("event dead-lettered", "event", ev.ID, "partner", ev.Partner, "attempts", rt.opts.MaxAttempts, "err", lastErr)
 	out := journal.Outcome{State: journal.StateDeadLettered, Attempts: rt.opts.MaxAttempts, Pipeline: r.pipeline,
 		SnapshotVersion: r.version, Error: lastErr.Error(), At: rt.opts.Now().UTC()}
-	var pe *pipeline.Error
+	var pe *pipelineclient.Error
 	if errors.As(lastErr, &pe) {
 		out.Status = pe.Status
 	}
@@ -263,7 +263,7 @@ func (rt *Router) tally(ev journal.Event, tallies []journal.Tally) {
 	}
 }
 
-func (rt *Router) countCall(pipelineName string, mode pipeline.Mode, err error) {
+func (rt *Router) countCall(pipelineName string, mode pipelineclient.Mode, err error) {
 	result := "ok"
 	if err != nil {
 		result = "error"
@@ -271,8 +271,8 @@ func (rt *Router) countCall(pipelineName string, mode pipeline.Mode, err error) 
 	rt.metrics.attempts.WithLabelValues(pipelineName, string(mode), result).Inc()
 }
 
-func toPipelineEvent(ev journal.Event) pipeline.Event {
-	return pipeline.Event{ID: ev.ID, Partner: ev.Partner, PSA: ev.PSA, Type: ev.Type, Action: ev.Action,
+func toPipelineEvent(ev journal.Event) pipelineclient.Event {
+	return pipelineclient.Event{ID: ev.ID, Partner: ev.Partner, PSA: ev.PSA, Type: ev.Type, Action: ev.Action,
 		EntityID: ev.EntityID, ReceivedAt: ev.ReceivedAt, Payload: ev.Payload}
 }
 

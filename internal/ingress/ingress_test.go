@@ -25,14 +25,14 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchbackhq/switchback/flags"
-	"github.com/switchbackhq/switchback/internal/bolt/bolttest"
+	"github.com/switchbackhq/switchback/internal/boltstore/bolttest"
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/gate"
 	"github.com/switchbackhq/switchback/internal/httpapi"
 	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/journal"
-	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
 	"github.com/switchbackhq/switchback/internal/refpipe"
 )
 
@@ -131,7 +131,7 @@ func (e *env) start(t *testing.T) {
 	api := isolated.NewAPI()
 	rt, err := ingress.New(ingress.Options{Journal: j, Flags: api.NewClient(), Logger: quiet, Workers: 4,
 		MaxAttempts: e.maxAttempts, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
-		Pipelines: &pipeline.Client{Timeout: 5 * time.Second}, ReconcileEvery: 50 * time.Millisecond, Now: e.now})
+		Pipelines: &pipelineclient.Client{Timeout: 5 * time.Second}, ReconcileEvery: 50 * time.Millisecond, Now: e.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,12 +251,12 @@ func TestDuplicateDeliveryIsAcknowledgedNotAppliedTwice(t *testing.T) {
 			t.Fatalf("status = %d", status)
 		}
 	}
-	waitFor(t, "the event applied", func() bool { return e.pendingCount(t) == 0 && e.legacy.Calls(pipeline.Apply) >= 1 })
+	waitFor(t, "the event applied", func() bool { return e.pendingCount(t) == 0 && e.legacy.Calls(pipelineclient.Apply) >= 1 })
 	st, _ := e.journal.Stats(t.Context())
 	if st.Events != 1 {
 		t.Errorf("journal holds %d events, want 1", st.Events)
 	}
-	if got := e.legacy.Calls(pipeline.Apply); got != 1 {
+	if got := e.legacy.Calls(pipelineclient.Apply); got != 1 {
 		t.Errorf("legacy called %d times, want 1", got)
 	}
 	ev, _ := e.journal.Get(t.Context(), 1)
@@ -281,7 +281,7 @@ func TestConcurrentDuplicatesAreRaceFree(t *testing.T) {
 	if st, _ := e.journal.Stats(t.Context()); st.Events != 5 {
 		t.Errorf("journal holds %d events, want 5 distinct deliveries", st.Events)
 	}
-	if got := e.legacy.Calls(pipeline.Apply); got != 5 {
+	if got := e.legacy.Calls(pipelineclient.Apply); got != 5 {
 		t.Errorf("legacy called %d times, want 5", got)
 	}
 }

@@ -18,7 +18,7 @@ import (
 
 	"github.com/switchbackhq/switchback/flags"
 	"github.com/switchbackhq/switchback/internal/journal"
-	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
 	"github.com/switchbackhq/switchback/internal/psa"
 )
 
@@ -139,7 +139,7 @@ func NewProcess(cfg Config, j *journal.Journal, reg prometheus.Registerer, log *
 		Flags:   p.api.NewClient(),
 		Decoder: &psa.Decoder{Keys: keys, Now: cfg.Now},
 		// One idle connection per worker, or every call would dial anew.
-		Pipelines: &pipeline.Client{HTTP: &http.Client{Transport: &http.Transport{
+		Pipelines: &pipelineclient.Client{HTTP: &http.Client{Transport: &http.Transport{
 			MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}}},
 		Logger:     log.With("component", "ingress"),
 		Registry:   reg,

@@ -12,11 +12,11 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/journal"
-	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
 )
 
 // defaultReplayRate caps a replay's events per second unless the request
-// sets its own: a replay must not starve live deliveries of a pipeline.
+// sets its own: a replay must not starve live deliveries of a pipelineclient.
 const defaultReplayRate = 500
 
 // replays runs replay jobs one at a time, in the order they were asked
@@ -475,11 +475,11 @@ func (rt *Router) replayOne(ctx context.Context, j *domain.ReplayJob, ev journal
 	if j.Request.Pipeline == "new" {
 		url = m.Pipelines.New.URL
 	}
-	var res pipeline.Result
+	var res pipelineclient.Result
 	var err error
 	for attempt := 1; attempt <= rt.opts.MaxAttempts; attempt++ {
-		res, err = rt.opts.Pipelines.Call(ctx, url, pipeline.Apply, toPipelineEvent(ev))
-		rt.countCall(j.Request.Pipeline, pipeline.Apply, err)
+		res, err = rt.opts.Pipelines.Call(ctx, url, pipelineclient.Apply, toPipelineEvent(ev))
+		rt.countCall(j.Request.Pipeline, pipelineclient.Apply, err)
 		if err == nil || ctx.Err() != nil || attempt == rt.opts.MaxAttempts {
 			break
 		}

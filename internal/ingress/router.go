@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchbackhq/switchback/internal/journal"
-	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
 	"github.com/switchbackhq/switchback/internal/psa"
 )
 
@@ -22,7 +22,7 @@ type Options struct {
 	Journal   *journal.Journal
 	Flags     Evaluator // the migration flag, through OpenFeature
 	Decoder   *psa.Decoder
-	Pipelines *pipeline.Client
+	Pipelines *pipelineclient.Client
 	Logger    *slog.Logger
 	Registry  prometheus.Registerer
 	Now       func() time.Time
@@ -126,7 +126,7 @@ func (o *Options) defaults() {
 		o.Decoder = &psa.Decoder{}
 	}
 	if o.Pipelines == nil {
-		o.Pipelines = &pipeline.Client{}
+		o.Pipelines = &pipelineclient.Client{}
 	}
 }
 

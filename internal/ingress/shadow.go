@@ -8,7 +8,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/compare"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/journal"
-	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
 )
 
 // shadowJob is one event to run through its shadow pipeline in dry-run.
@@ -51,7 +51,7 @@ func (rt *Router) resumeComparisons(ctx context.Context, due []journal.Event) {
 	for _, ev := range due {
 		j := shadowJob{ev: ev, r: resumedRoute(rt.routing.load(), rt.opts.Migration, ev), raw: ev.Effects}
 		if ev.State == journal.StateApplied {
-			var effects []pipeline.Effect
+			var effects []pipelineclient.Effect
 			if err := json.Unmarshal(ev.Effects, &effects); err != nil {
 				rt.log.Error("the recorded effects do not decode; the comparison is skipped", "event", ev.ID, "err", err)
 				rt.record(ev, j.r, compare.Result{Class: domain.ClassSkipped, Diff: "the recorded primary effects do not decode"}, ev.Effects, nil, nil)
@@ -59,7 +59,7 @@ func (rt *Router) resumeComparisons(ctx context.Context, due []journal.Event) {
 			}
 			j.primary = compare.Side{Effects: effects}
 		} else {
-			j.primary = compare.Side{Err: recordedError{msg: ev.LastError, pe: &pipeline.Error{Status: ev.LastStatus}}}
+			j.primary = compare.Side{Err: recordedError{msg: ev.LastError, pe: &pipelineclient.Error{Status: ev.LastStatus}}}
 		}
 		select {
 		case rt.shadowQ <- j:
@@ -82,10 +82,10 @@ func resumedRoute(tbl *routing, configured string, ev journal.Event) route {
 }
 
 // recordedError is a primary's failure as the journal recorded it: its
-// message, and its status for pipeline.Unavailable.
+// message, and its status for pipelineclient.Unavailable.
 type recordedError struct {
 	msg string
-	pe  *pipeline.Error
+	pe  *pipelineclient.Error
 }
 
 func (e recordedError) Error() string { return e.msg }
@@ -111,11 +111,11 @@ func (rt *Router) runShadow(ctx context.Context, j shadowJob) {
 	if j.r.shadow == "new" {
 		url = m.Pipelines.New.URL
 	}
-	res, err := rt.opts.Pipelines.Call(ctx, url, pipeline.DryRun, toPipelineEvent(j.ev))
+	res, err := rt.opts.Pipelines.Call(ctx, url, pipelineclient.DryRun, toPipelineEvent(j.ev))
 	if ctx.Err() != nil {
 		return
 	}
-	rt.countCall(j.r.shadow, pipeline.DryRun, err)
+	rt.countCall(j.r.shadow, pipelineclient.DryRun, err)
 	var call []journal.Tally
 	if j.r.shadow == "new" {
 		rt.stats.candidateCall(j.ev, j.r, err != nil)

@@ -20,14 +20,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchbackhq/switchback/flags"
-	"github.com/switchbackhq/switchback/internal/bolt"
-	"github.com/switchbackhq/switchback/internal/bolt/bolttest"
+	"github.com/switchbackhq/switchback/internal/boltstore"
+	"github.com/switchbackhq/switchback/internal/boltstore/bolttest"
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/httpapi"
 	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/journal"
-	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
 	"github.com/switchbackhq/switchback/internal/refpipe"
 )
 
@@ -39,7 +39,7 @@ type syncRig struct {
 	srv    *httptest.Server
 	svc    *control.Service
 	api    *httpapi.API
-	store  *bolt.Store
+	store  *boltstore.Store
 	reg    *prometheus.Registry
 	legacy *refpipe.Pipeline
 	pipe   *httptest.Server
@@ -152,7 +152,7 @@ func (r *syncRig) startRouter(t *testing.T, dir string, waitForSnapshot bool) *s
 	api := isolated.NewAPI()
 	sr.router, err = ingress.New(ingress.Options{Journal: j, Flags: api.NewClient(), Logger: quiet, Workers: 2,
 		MaxAttempts: 3, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
-		Pipelines: &pipeline.Client{Timeout: 5 * time.Second}, Current: func() bool { return sr.provider.Current() }})
+		Pipelines: &pipelineclient.Client{Timeout: 5 * time.Second}, Current: func() bool { return sr.provider.Current() }})
 	if err != nil {
 		t.Fatal(err)
 	}

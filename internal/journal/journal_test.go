@@ -24,7 +24,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 	"go.uber.org/goleak"
 
-	"github.com/switchbackhq/switchback/internal/bolt/bolttest"
+	"github.com/switchbackhq/switchback/internal/boltstore/bolttest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

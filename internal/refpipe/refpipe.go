@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchbackhq/switchback/internal/pipeline"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
 )
 
 // Faults are injected misbehaviours; zero values inject none.
@@ -34,7 +34,7 @@ type Faults struct {
 	Latency, LatencyMax time.Duration
 }
 
-// Pipeline is a reference pipeline. Its zero value is not usable; use New.
+// Pipeline is a reference pipelineclient. Its zero value is not usable; use New.
 type Pipeline struct {
 	name   string
 	faults Faults
@@ -42,17 +42,17 @@ type Pipeline struct {
 	mu       sync.Mutex
 	rng      *rand.Rand
 	cache    map[string]string // partner → entity kind of the cached handler
-	applied  map[string]pipeline.Effect
+	applied  map[string]pipelineclient.Effect
 	seen     map[string]bool            // idempotency keys applied
 	ids      map[string]map[string]bool // "kind/key" → event ids applied to it
-	calls    map[pipeline.Mode]int
+	calls    map[pipelineclient.Mode]int
 	failures int
 }
 
 // New returns a pipeline named name with faults, seeded for determinism.
 func New(name string, faults Faults, seed uint64) *Pipeline {
 	return &Pipeline{name: name, faults: faults, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)),
-		cache: map[string]string{}, applied: map[string]pipeline.Effect{}, seen: map[string]bool{}, calls: map[pipeline.Mode]int{},
+		cache: map[string]string{}, applied: map[string]pipelineclient.Effect{}, seen: map[string]bool{}, calls: map[pipelineclient.Mode]int{},
 		ids: map[string]map[string]bool{}}
 }
 
@@ -75,12 +75,12 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST an event", http.StatusMethodNotAllowed)
 		return
 	}
-	mode := pipeline.Mode(r.Header.Get("Switchback-Mode"))
-	if mode != pipeline.Apply && mode != pipeline.DryRun {
+	mode := pipelineclient.Mode(r.Header.Get("Switchback-Mode"))
+	if mode != pipelineclient.Apply && mode != pipelineclient.DryRun {
 		http.Error(w, "Switchback-Mode must be apply or dry-run", http.StatusBadRequest)
 		return
 	}
-	var ev pipeline.Event
+	var ev pipelineclient.Event
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<20)).Decode(&ev); err != nil {
 		http.Error(w, "the body is not an event", http.StatusBadRequest)
 		return
@@ -94,7 +94,7 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(pipeline.Response{Effects: effects})
+	json.NewEncoder(w).Encode(pipelineclient.Response{Effects: effects})
 }
 
 func (p *Pipeline) delay() time.Duration {
@@ -107,7 +107,7 @@ func (p *Pipeline) delay() time.Duration {
 	return lo + time.Duration(p.rng.Int64N(int64(hi-lo)))
 }
 
-func (p *Pipeline) handle(ev pipeline.Event, mode pipeline.Mode, key string) ([]pipeline.Effect, bool) {
+func (p *Pipeline) handle(ev pipelineclient.Event, mode pipelineclient.Mode, key string) ([]pipelineclient.Effect, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls[mode]++
@@ -121,10 +121,10 @@ func (p *Pipeline) handle(ev pipeline.Event, mode pipeline.Mode, key string) ([]
 	}
 	p.cache[ev.Partner] = ev.Type
 	if p.faults.Empty > 0 && p.rng.Float64() < p.faults.Empty {
-		return []pipeline.Effect{}, false
+		return []pipelineclient.Effect{}, false
 	}
 	e := Effect(ev, kind, p.faults.DropField)
-	if mode == pipeline.Apply && !p.seen[key] {
+	if mode == pipelineclient.Apply && !p.seen[key] {
 		p.seen[key] = true
 		p.applied[e.Kind+"/"+e.Key] = e
 		if p.ids[e.Kind+"/"+e.Key] == nil {
@@ -132,13 +132,13 @@ func (p *Pipeline) handle(ev pipeline.Event, mode pipeline.Mode, key string) ([]
 		}
 		p.ids[e.Kind+"/"+e.Key][key] = true
 	}
-	return []pipeline.Effect{e}, false
+	return []pipelineclient.Effect{e}, false
 }
 
 // Effect is what a correct pipeline does with ev: one effect on the entity,
 // of the event's kind, with the payload's scalar fields. handlerKind is the
 // kind of handler that processed it; dropField is left out.
-func Effect(ev pipeline.Event, handlerKind, dropField string) pipeline.Effect {
+func Effect(ev pipelineclient.Event, handlerKind, dropField string) pipelineclient.Effect {
 	op := "upsert"
 	if ev.Action == "deleted" {
 		op = "delete"
@@ -149,7 +149,7 @@ func Effect(ev pipeline.Event, handlerKind, dropField string) pipeline.Effect {
 		flatten("", payload, fields)
 	}
 	delete(fields, dropField)
-	return pipeline.Effect{Kind: handlerKind, Op: op, Key: ev.EntityID, Fields: fields}
+	return pipelineclient.Effect{Kind: handlerKind, Op: op, Key: ev.EntityID, Fields: fields}
 }
 
 // flatten copies the scalar fields of m, nested ones under dotted names,
@@ -170,10 +170,10 @@ func flatten(prefix string, m map[string]any, out map[string]any) {
 }
 
 // Applied returns what the pipeline applied, by "kind/key", sorted by key.
-func (p *Pipeline) Applied() map[string]pipeline.Effect {
+func (p *Pipeline) Applied() map[string]pipelineclient.Effect {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make(map[string]pipeline.Effect, len(p.applied))
+	out := make(map[string]pipelineclient.Effect, len(p.applied))
 	for k, v := range p.applied {
 		out[k] = v
 	}
@@ -193,7 +193,7 @@ func (p *Pipeline) AppliedKeys() []string {
 }
 
 // Calls returns how many calls came in mode.
-func (p *Pipeline) Calls(mode pipeline.Mode) int {
+func (p *Pipeline) Calls(mode pipelineclient.Mode) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.calls[mode]

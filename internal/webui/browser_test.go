@@ -222,8 +222,8 @@ func rolloutFixture(t *testing.T) *fixture {
 	}
 	f.clock.Advance(2 * time.Hour)
 	v := f.svc.State().Version
-	f.svc.ReportRouter(control.Router{ID: "ingress-1", SnapshotVersion: v, Journal: json.RawMessage(`{"journaled":18234,"pending":2,"deadLettered":0}`)})
-	f.svc.ReportRouter(control.Router{ID: "ingress-2", SnapshotVersion: v, Journal: json.RawMessage(`{"journaled":17991,"pending":0,"deadLettered":0}`)})
+	f.svc.ReportRouter(control.RouterStatus{ID: "ingress-1", SnapshotVersion: v, Journal: json.RawMessage(`{"journaled":18234,"pending":2,"deadLettered":0}`)})
+	f.svc.ReportRouter(control.RouterStatus{ID: "ingress-2", SnapshotVersion: v, Journal: json.RawMessage(`{"journaled":17991,"pending":0,"deadLettered":0}`)})
 	return f
 }
 
@@ -308,9 +308,9 @@ func TestBrowserRolloutAndRevertAll(t *testing.T) {
 
 	// The routers confirm the new version: the page follows, no reload.
 	b.do(chromedp.Evaluate[chromedp.Void](`window.__sameDocument = true`))
-	f.svc.ReportRouter(control.Router{ID: "ingress-1", SnapshotVersion: v})
+	f.svc.ReportRouter(control.RouterStatus{ID: "ingress-1", SnapshotVersion: v})
 	b.waitFor("one router confirming", `document.querySelector("#overview").innerText.includes("1 of 2 routers confirmed version `+fmt.Sprint(v)+`")`)
-	f.svc.ReportRouter(control.Router{ID: "ingress-2", SnapshotVersion: v})
+	f.svc.ReportRouter(control.RouterStatus{ID: "ingress-2", SnapshotVersion: v})
 	b.waitFor("both routers confirming", `document.querySelector("#overview").innerText.includes("all 2 routers have confirmed version `+fmt.Sprint(v)+`")`+
 		` && window.__sameDocument === true`)
 	b.screenshot("dashboard-reverted.png", "body")

@@ -586,8 +586,8 @@ func TestStateJSON(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
 	c := f.client(t)
 	c.login("viewer")
-	f.svc.ReportRouter(control.Router{ID: "ingress-1", SnapshotVersion: f.svc.State().Version})
-	f.svc.ReportRouter(control.Router{ID: "ingress-2", SnapshotVersion: 1})
+	f.svc.ReportRouter(control.RouterStatus{ID: "ingress-1", SnapshotVersion: f.svc.State().Version})
+	f.svc.ReportRouter(control.RouterStatus{ID: "ingress-2", SnapshotVersion: 1})
 	type state struct {
 		Version    uint64 `json:"version"`
 		Migrations []struct {
@@ -619,7 +619,7 @@ func TestStateJSON(t *testing.T) {
 		t.Errorf("routers = %+v, want 2 with 1 confirmed", s.Routers)
 	}
 	before := s.Keys
-	f.svc.ReportRouter(control.Router{ID: "ingress-2", SnapshotVersion: f.svc.State().Version})
+	f.svc.ReportRouter(control.RouterStatus{ID: "ingress-2", SnapshotVersion: f.svc.State().Version})
 	s = read()
 	if s.Keys["version"] != before["version"] || s.Keys["routers"] == before["routers"] {
 		t.Errorf("after a router report, keys %v → %v: want only routers to change", before, s.Keys)
@@ -635,7 +635,7 @@ func TestStateJSON(t *testing.T) {
 
 func TestPages(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
-	f.svc.ReportRouter(control.Router{ID: "ingress-1", SnapshotVersion: f.svc.State().Version, Journal: json.RawMessage(`{"pending":3,"deadLettered":0}`)})
+	f.svc.ReportRouter(control.RouterStatus{ID: "ingress-1", SnapshotVersion: f.svc.State().Version, Journal: json.RawMessage(`{"pending":3,"deadLettered":0}`)})
 	c := f.client(t)
 	c.login("admin")
 	tests := []struct {

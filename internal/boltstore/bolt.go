@@ -28,7 +28,7 @@
 // Transaction rules: only View and Update; values are decoded before the
 // transaction ends (bbolt's byte slices die with it); transactions never
 // nest and never wait on the network.
-package bolt
+package boltstore
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package bolt_test
+package boltstore_test
 
 import (
 	"context"
@@ -15,8 +15,8 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/switchbackhq/switchback/internal/audit"
-	"github.com/switchbackhq/switchback/internal/bolt"
-	"github.com/switchbackhq/switchback/internal/bolt/bolttest"
+	"github.com/switchbackhq/switchback/internal/boltstore"
+	"github.com/switchbackhq/switchback/internal/boltstore/bolttest"
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/control/storetest"
 	"github.com/switchbackhq/switchback/internal/domain"
@@ -44,7 +44,7 @@ func TestOpenCreatesSchema(t *testing.T) {
 		if meta == nil {
 			return nil
 		}
-		if got, want := string(meta.Get([]byte("schema"))), strconv.Itoa(bolt.SchemaVersion); got != want {
+		if got, want := string(meta.Get([]byte("schema"))), strconv.Itoa(boltstore.SchemaVersion); got != want {
 			t.Errorf("meta/schema = %q, want %q", got, want)
 		}
 		return nil
@@ -66,12 +66,12 @@ func TestOpenTwiceIsLocked(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "switchback.db")
 	bolttest.OpenAt(t, path)
 	start := time.Now()
-	s2, err := bolt.Open(path, 100*time.Millisecond)
+	s2, err := boltstore.Open(path, 100*time.Millisecond)
 	if err == nil {
 		s2.Close()
 		t.Fatal("second Open of an open file succeeded, want ErrLocked")
 	}
-	if !errors.Is(err, bolt.ErrLocked) {
+	if !errors.Is(err, boltstore.ErrLocked) {
 		t.Errorf("second Open = %v, want ErrLocked", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
@@ -81,7 +81,7 @@ func TestOpenTwiceIsLocked(t *testing.T) {
 
 func TestReopenAfterClose(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "switchback.db")
-	s, err := bolt.Open(path, time.Second)
+	s, err := boltstore.Open(path, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestReopenAfterClose(t *testing.T) {
 
 func TestOpenNewerSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "switchback.db")
-	s, err := bolt.Open(path, time.Second)
+	s, err := boltstore.Open(path, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,12 +111,12 @@ func TestOpenNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err = bolt.Open(path, 100*time.Millisecond)
+	s, err = boltstore.Open(path, 100*time.Millisecond)
 	if err == nil {
 		s.Close()
 		t.Fatal("Open(schema 99) succeeded, want ErrNewerSchema")
 	}
-	if !errors.Is(err, bolt.ErrNewerSchema) {
+	if !errors.Is(err, boltstore.ErrNewerSchema) {
 		t.Errorf("Open(schema 99) = %v, want ErrNewerSchema", err)
 	}
 	// The refused Open must have released the file and left it as it was.
@@ -151,7 +151,7 @@ func TestOpenUnreadableSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, err := bolt.Open(path, 100*time.Millisecond); err == nil {
+	if s, err := boltstore.Open(path, 100*time.Millisecond); err == nil {
 		s.Close()
 		t.Error("Open(schema \"one\") succeeded, want an error")
 	}
@@ -190,7 +190,7 @@ func sampleData() domain.Data {
 	}
 }
 
-func write(t *testing.T, s *bolt.Store, d domain.Data) {
+func write(t *testing.T, s *boltstore.Store, d domain.Data) {
 	t.Helper()
 	err := s.Update(context.Background(), func(tx control.Tx) error {
 		for _, p := range d.Partners {
@@ -240,7 +240,7 @@ var sortData = cmp.Options{
 
 func TestLoadAfterReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "switchback.db")
-	s, err := bolt.Open(path, time.Second)
+	s, err := boltstore.Open(path, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestLoadAfterReopen(t *testing.T) {
 }
 
 // appendAudit appends n chained entries in one Update each and returns them.
-func appendAudit(t *testing.T, s *bolt.Store, n int) []domain.AuditEntry {
+func appendAudit(t *testing.T, s *boltstore.Store, n int) []domain.AuditEntry {
 	t.Helper()
 	var prev domain.AuditEntry
 	d, err := s.Load(context.Background())
@@ -295,7 +295,7 @@ var ignoreStoreID = cmpopts.IgnoreFields(domain.Data{}, "StoreID")
 func TestStoreID(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "switchback.db")
-	s, err := bolt.Open(path, time.Second)
+	s, err := boltstore.Open(path, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package bolt_test
+package boltstore_test
 
 import (
 	"encoding/json"
@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	bbolt "go.etcd.io/bbolt"
 
-	"github.com/switchbackhq/switchback/internal/bolt/bolttest"
+	"github.com/switchbackhq/switchback/internal/boltstore/bolttest"
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/gate"

@@ -8,20 +8,20 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
-	"github.com/switchbackhq/switchback/internal/bolt"
+	"github.com/switchbackhq/switchback/internal/boltstore"
 )
 
 // Open opens a store in a fresh t.TempDir(). At cleanup it closes the store
 // after checking the file's consistency with bbolt's own check.
-func Open(t testing.TB) *bolt.Store {
+func Open(t testing.TB) *boltstore.Store {
 	t.Helper()
 	return OpenAt(t, filepath.Join(t.TempDir(), "switchback.db"))
 }
 
 // OpenAt opens the store at path, with the same cleanup as Open.
-func OpenAt(t testing.TB, path string) *bolt.Store {
+func OpenAt(t testing.TB, path string) *boltstore.Store {
 	t.Helper()
-	s, err := bolt.Open(path, time.Second)
+	s, err := boltstore.Open(path, time.Second)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -1,7 +1,7 @@
 // Package client calls the control service's HTTP API, for the CLI and the
 // demo: one typed method per call (api.go), and the audit log's verification
 // against witnesses (audit.go). It does not print: internal/console does.
-package client
+package controlclient
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package bolt
+package boltstore
 
 import (
 	"encoding/binary"

@@ -5,7 +5,7 @@
 // once) and Switchback-Mode (apply or dry-run); a 2xx answer is a Response,
 // {"effects": [...]}, the effects the pipeline applied (apply) or would
 // apply (dry-run). Anything else is an Error.
-package pipeline
+package pipelineclient
 
 import (
 	"bytes"
