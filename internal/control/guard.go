@@ -47,9 +47,10 @@ func (g *guard) observe(ctx context.Context, s *Service, sample domain.GuardSamp
 	}
 }
 
-// judgeWindow decides on a partner's window of outcomes: any zero-tolerance
-// class trips at once; past a full window, the raw mismatch and error rates
-// are held to the guard's limits.
+// judgeWindow decides on a partner's window of outcomes: a class in the
+// zero-tolerance set of the gates that judge the partner (its cohort's,
+// else the migration's) trips at once; past a full window, the raw
+// mismatch and error rates are held to the guard's limits.
 func judgeWindow(ms *MigrationState, w []string, sample domain.GuardSample) (string, bool) {
 	var compared, mismatched, errs int
 	for _, o := range w {
@@ -67,7 +68,7 @@ func judgeWindow(ms *MigrationState, w []string, sample domain.GuardSample) (str
 	}
 	counts := fmt.Sprintf("%d mismatched of %d compared, %d errors in the last %d outcomes; sample event %s", mismatched, compared, errs, len(w), sample.EventID)
 	for _, o := range sample.Outcomes {
-		for _, z := range ms.Gates.ZeroTolerance {
+		for _, z := range ms.GatesOf(sample.Partner).ZeroTolerance {
 			if o == string(z) {
 				return fmt.Sprintf("zero-tolerance class %s: %s", z, counts), true
 			}

@@ -127,3 +127,24 @@ func TestGuardRevertsWhateverTheEventID(t *testing.T) {
 		t.Errorf("guard's reason %q does not name the event id, escaped", last.Reason)
 	}
 }
+
+// The guard holds a partner to the zero tolerance of the gates that judge
+// it: a cohort's own gates, where it has them, not the migration's.
+func TestGuardKeepsTheCohortsZeroTolerance(t *testing.T) {
+	e := newEnv(t, nil)
+	e.partner(t, "acme")
+	e.migration(t, "m")
+	strict := domain.DefaultGates()
+	strict.ZeroTolerance = append(strict.ZeroTolerance, domain.ClassValueDiff)
+	if _, _, err := e.svc.PutCohort(ctx, admin, "m", domain.Cohort{Name: "canary", Order: 1, Partners: []string{"acme"}, Gates: &strict}); err != nil {
+		t.Fatal(err)
+	}
+	e.moveTo(t, "m", "acme", domain.StageNew)
+	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "r1", Guard: []domain.GuardSample{{Migration: "m", Partner: "acme",
+		EventID: "evt_1", Outcomes: []string{string(domain.ClassValueDiff)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.stage(t, "m", "acme").Stage; got != domain.StageShadow {
+		t.Errorf("acme after a value_diff its cohort holds to zero tolerance: got %s, want shadow (reverted by the guard)", got)
+	}
+}
