@@ -88,9 +88,8 @@ func TestProviderStoreWentBack(t *testing.T) {
 	if p.Current() {
 		t.Errorf("Current() = true after refusing the control service's snapshot, want false")
 	}
-	if !strings.Contains(logs.String(), "store went backwards") {
-		t.Errorf("no error logged for the refused snapshot")
-	}
+	// Counted, then logged: wait for the log line rather than race it.
+	pvWaitUntil(t, "an error logged for the refused snapshot", func() bool { return strings.Contains(logs.String(), "store went backwards") })
 	pvWaitUntil(t, "a report of the refusal", func() bool {
 		return slices.ContainsFunc(f.receivedReports(), func(r pvReport) bool {
 			return r.Refused == 3 && r.SnapshotVersion == 5 && r.StoreID == "store-a"
