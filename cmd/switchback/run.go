@@ -38,11 +38,14 @@ Release engineering (talk to --server with $SWITCHBACK_TOKEN):
   stage MIGRATION PARTNER STAGE  set one partner's stage (legacy, shadow, new, done)
   revert MIGRATION | --all       kill switch on: every partner back to legacy
   resume MIGRATION               kill switch off: stages as they were
-  audit                          the audit log; "audit verify" checks its hash chain
+  audit                          the audit log; "audit verify [--witness FILE]..." checks its hash
+                                 chain (and against routers' snapshot files or saved heads);
+                                 "audit head" prints the head to keep as a witness
   replay --migration M ...       send journaled events again through a pipeline, with progress
 
 Measurement:
   bench ofrep|propagation        load the OFREP endpoints; time a revert's propagation
+  bench ingress|replay           durable acknowledgements and replay throughput of a router
 
 Run "switchback COMMAND -h" for a command's flags.
 `
