@@ -19,7 +19,6 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/config"
 	"github.com/switchbackhq/switchback/internal/datadir"
-	"github.com/switchbackhq/switchback/internal/httpapi"
 	"github.com/switchbackhq/switchback/internal/httpserve"
 	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/journal"
@@ -142,7 +141,8 @@ func serveIngress(ctx context.Context, cfg config.Ingress, stdout, stderr io.Wri
 		in.Close()
 		return err
 	}
-	srv := &http.Server{Handler: httpserve.WithReadTimeout(cfg.ReadTimeout, max(cfg.BodyLimit, apiBodyLimit), r), ReadHeaderTimeout: httpserve.ReadHeaderTimeout(cfg.ReadTimeout), IdleTimeout: httpapi.IdleTimeout}
+	srv := &http.Server{Handler: httpserve.WithReadTimeout(cfg.ReadTimeout, max(cfg.BodyLimit, apiBodyLimit), r), ReadHeaderTimeout: httpserve.ReadHeaderTimeout(cfg.ReadTimeout), IdleTimeout: httpserve.IdleTimeout}
 	fmt.Fprintf(stdout, "switchback ingress: listening on http://%s, routing from %s\n", ln.Addr(), cfg.ControlURL)
-	return httpserve.Serve(ctx, srv, ln, log, nil, in.Close)
+	// The router stops with the server, also when serving failed on its own.
+	return httpserve.Serve(ctx, srv, ln, log, nil, func() error { cancel(); return in.Close() })
 }

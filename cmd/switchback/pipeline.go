@@ -9,7 +9,6 @@ import (
 	"net/http"
 
 	"github.com/switchbackhq/switchback/internal/config"
-	"github.com/switchbackhq/switchback/internal/httpapi"
 	"github.com/switchbackhq/switchback/internal/httpserve"
 	"github.com/switchbackhq/switchback/internal/refpipe"
 )
@@ -55,7 +54,7 @@ it holds. Faults reproduce what goes wrong in rewrites.
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
-	srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: httpapi.ReadHeaderTimeout}
+	srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: httpserve.MaxHeaderTimeout}
 	fmt.Fprintf(stdout, "switchback pipeline: %s pipeline on http://%s with faults %+v\n", *kind, ln.Addr(), faults.f)
 	return httpserve.Serve(ctx, srv, ln, config.Logger("text", "info", stderr), nil, nil)
 }

@@ -214,7 +214,7 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	schedDone.Go(func() { sched.Run(schedCtx) })
 	defer func() { stopSched(); schedDone.Wait() }()
 	srv := &http.Server{Handler: httpserve.WithReadTimeout(cfg.ReadTimeout, apiBodyLimit, api), ReadHeaderTimeout: httpserve.ReadHeaderTimeout(cfg.ReadTimeout),
-		IdleTimeout: httpapi.IdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		IdleTimeout: httpserve.IdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	fmt.Fprintf(stdout, "switchback: listening on %s://%s\n", scheme, ln.Addr())
 	if generated != "" {
 		fmt.Fprintf(stdout, "switchback: sign in to the web UI: %s://%s/login?token=%s\n", scheme, loginHost(ln.Addr()), url.QueryEscape(generated))

@@ -27,7 +27,7 @@ import (
 	"github.com/switchbackhq/switchback/flags"
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
-	"github.com/switchbackhq/switchback/internal/httpapi"
+	"github.com/switchbackhq/switchback/internal/httpserve"
 	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/journal"
 	"github.com/switchbackhq/switchback/internal/pipelineclient"
@@ -254,7 +254,7 @@ func serveLoopback(h http.Handler) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: httpapi.ReadHeaderTimeout, IdleTimeout: httpapi.IdleTimeout}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: httpserve.MaxHeaderTimeout, IdleTimeout: httpserve.IdleTimeout}
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(ln) }()
 	return "http://" + ln.Addr().String(), func() {

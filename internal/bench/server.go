@@ -16,6 +16,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/httpapi"
+	"github.com/switchbackhq/switchback/internal/httpserve"
 )
 
 // Server is a control service on loopback, seeded for a benchmark.
@@ -55,7 +56,7 @@ func StartServer(ctx context.Context, dir string, partners int) (*Server, error)
 		store.Close()
 		return nil, err
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: httpapi.ReadHeaderTimeout}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: httpserve.MaxHeaderTimeout}
 	srv.RegisterOnShutdown(api.Close)
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(ln) }()

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -48,8 +49,8 @@ func (g *guard) observe(ctx context.Context, s *Service, sample domain.GuardSamp
 }
 
 // judgeWindow decides on a partner's window of outcomes: a class in the
-// zero-tolerance set of the gates that judge the partner (its cohort's,
-// else the migration's) trips at once; past a full window, the raw
+// migration's zero tolerance or in that of the partner's cohort trips at
+// once; past a full window, the raw
 // mismatch and error rates are held to the guard's limits.
 func judgeWindow(ms *MigrationState, w []string, sample domain.GuardSample) (string, bool) {
 	var compared, mismatched, errs int
@@ -67,8 +68,11 @@ func judgeWindow(ms *MigrationState, w []string, sample domain.GuardSample) (str
 		}
 	}
 	counts := fmt.Sprintf("%d mismatched of %d compared, %d errors in the last %d outcomes; sample event %s", mismatched, compared, errs, len(w), sample.EventID)
+	// The guard is the safety net: a cohort's gates may add classes to
+	// the migration's zero tolerance, never take one away from it here.
+	zero := append(slices.Clone(ms.Gates.ZeroTolerance), ms.GatesOf(sample.Partner).ZeroTolerance...)
 	for _, o := range sample.Outcomes {
-		for _, z := range ms.GatesOf(sample.Partner).ZeroTolerance {
+		for _, z := range zero {
 			if o == string(z) {
 				return fmt.Sprintf("zero-tolerance class %s: %s", z, counts), true
 			}

@@ -55,11 +55,14 @@ type ScheduledReplay struct {
 func (s *Service) emit(ev RevertEvent) (ScheduledReplay, bool) {
 	s.log.Info("revert", "migration", ev.Migration, "action", ev.Action, "actor", ev.Change.Actor,
 		"partners", strings.Join(ev.Partners, ","), "replay", ev.Replay)
+	if !ev.Replay || len(ev.Partners) == 0 {
+		// Nothing to replay: a kill switch stays instant, never queued
+		// behind another revert's replay.
+		return ScheduledReplay{}, false
+	}
 	sc := s.scheduler.Load()
 	if sc == nil {
-		if ev.Replay && len(ev.Partners) > 0 {
-			s.log.Error("no replay scheduler runs: the replay after a revert was not started", "migration", ev.Migration, "actor", ev.Change.Actor)
-		}
+		s.log.Error("no replay scheduler runs: the replay after a revert was not started", "migration", ev.Migration, "actor", ev.Change.Actor)
 		return ScheduledReplay{}, false
 	}
 	return sc.submit(ev)

@@ -44,6 +44,7 @@ type regressions struct {
 	mu    sync.Mutex
 	count uint64
 	last  Regression
+	tried time.Time // the last fast-forward tried, for fastForwardEvery
 }
 
 // routers is the registry of routers. It lives in memory only: routers
@@ -120,7 +121,11 @@ func (s *Service) fastForward(ctx context.Context, r RouterStatus) error {
 	// fastForwardEvery, so a rogue router cannot flood the audit log and
 	// every router with versions. A router still ahead reports again.
 	s.regress.mu.Lock()
-	recent := !s.regress.last.At.IsZero() && s.now().Sub(s.regress.last.At) < fastForwardEvery
+	now := s.now()
+	recent := !s.regress.tried.IsZero() && now.Sub(s.regress.tried) < fastForwardEvery
+	if !recent {
+		s.regress.tried = now // claimed: a report at the same moment does not fast-forward too
+	}
 	s.regress.mu.Unlock()
 	if recent {
 		return nil

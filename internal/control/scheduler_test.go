@@ -218,3 +218,39 @@ func TestSchedulerOnePerService(t *testing.T) {
 		t.Errorf("second scheduler: err = %v, want %s", err, domain.CodeConflict)
 	}
 }
+
+// A kill switch without a replay never waits for the scheduler: the kill
+// switch stays instant while another revert's replay is still starting.
+func TestRevertWithoutReplayDoesNotWaitForTheScheduler(t *testing.T) {
+	e := newEnv(t, nil)
+	e.partner(t, "acme")
+	e.partner(t, "globex")
+	e.migration(t, "m")
+	e.migration(t, "other")
+	e.moveTo(t, "m", "acme", domain.StageNew)
+	e.moveTo(t, "other", "globex", domain.StageNew)
+	starting, release := make(chan struct{}), make(chan struct{})
+	router := &fakeRouter{start: func(req domain.ReplayRequest) (domain.ReplayJob, error) {
+		close(starting)
+		<-release // a replay that takes its time to start
+		return domain.ReplayJob{ID: "rpl_slow", Status: domain.ReplayQueued, Request: req}, nil
+	}}
+	e.runScheduler(t, router)
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.svc.SetKillSwitch(ctx, admin, control.KillSwitch{Migrations: []string{"m"}, On: true, Replay: true})
+		done <- err
+	}()
+	<-starting
+	// The scheduler is busy until release: this revert must not queue behind it.
+	if _, err := e.svc.SetKillSwitch(ctx, admin, control.KillSwitch{Migrations: []string{"other"}, On: true}); err != nil {
+		t.Fatalf("revert without a replay: %v", err)
+	}
+	if _, err := e.svc.Revert(ctx, admin, "other"); err != nil {
+		t.Fatalf("Revert: %v", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("revert with a replay: %v", err)
+	}
+}

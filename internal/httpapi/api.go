@@ -218,9 +218,3 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request, _ principal) error 
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "snapshotVersion": st.Version})
 	return nil
 }
-
-// Shutdown-safe server settings shared by every listener of the binary.
-const (
-	ReadHeaderTimeout = 5 * time.Second
-	IdleTimeout       = 120 * time.Second
-)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
-	"github.com/switchbackhq/switchback/internal/httpapi"
 	"github.com/switchbackhq/switchback/internal/httperr"
 )
 
@@ -18,10 +17,18 @@ import (
 // --read-timeout says otherwise.
 const DefaultReadTimeout = 30 * time.Second
 
+// Server settings shared by every listener of the binary.
+const (
+	// MaxHeaderTimeout bounds the time to read a request's headers.
+	MaxHeaderTimeout = 5 * time.Second
+	// IdleTimeout closes keep-alive connections left idle this long.
+	IdleTimeout = 120 * time.Second
+)
+
 // ReadHeaderTimeout is the time allowed for a request's headers: the
 // server's usual bound, or the read timeout when that is shorter.
 func ReadHeaderTimeout(readTimeout time.Duration) time.Duration {
-	return min(httpapi.ReadHeaderTimeout, readTimeout)
+	return min(MaxHeaderTimeout, readTimeout)
 }
 
 // errBodyTimeout is the answer to a body that did not arrive in time.

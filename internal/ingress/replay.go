@@ -100,15 +100,20 @@ func (rt *Router) Replays() []domain.ReplayJob {
 	return out
 }
 
+// save stores a new job, then hands it to the runner: a job runs only once
+// it is stored, whatever became of the caller meanwhile.
 func (r *replays) save(ctx context.Context, j *domain.ReplayJob) error {
-	r.mu.Lock()
-	r.jobs[j.ID] = j
 	data, err := json.Marshal(j)
-	r.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	return r.rt.opts.Journal.PutJob(ctx, j.ID, data)
+	if err := r.rt.opts.Journal.PutJob(context.WithoutCancel(ctx), j.ID, data); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.jobs[j.ID] = j
+	r.mu.Unlock()
+	return nil
 }
 
 // matches reports whether the job's filter takes ev.
