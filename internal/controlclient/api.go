@@ -49,7 +49,7 @@ type ReplayJob struct {
 }
 
 // Ended reports whether the replay is done or failed.
-func (j ReplayJob) Ended() bool { return j.Status == "done" || j.Status == "failed" }
+func (j ReplayJob) Ended() bool { return j.Status == domain.ReplayDone || j.Status == domain.ReplayFailedS }
 
 // Migrations returns every migration with its cohorts.
 func (c *Client) Migrations(ctx context.Context) ([]MigrationStatus, error) {

@@ -74,10 +74,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
-}
-
 func (u *UI) funcs() template.FuncMap {
 	return template.FuncMap{
 		"asset": u.assetURL,

@@ -195,7 +195,7 @@ func (u *UI) page(h pageFunc) http.Handler {
 		s, ok := u.session(w, r)
 		if !ok {
 			if strings.HasPrefix(r.URL.Path, "/ui/") {
-				writeJSONError(w, http.StatusUnauthorized, domain.CodeUnauthenticated, "the session has ended: sign in again")
+				httperr.Write(w, domain.Errorf(domain.CodeUnauthenticated, "the session has ended: sign in again"))
 				return
 			}
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -369,7 +369,7 @@ func (u *UI) fail(w http.ResponseWriter, r *http.Request, s *session, err error)
 		u.log.Error("ui request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if strings.HasPrefix(r.URL.Path, "/ui/") {
-		writeJSONError(w, status, code, domain.ErrorMessage(err))
+		httperr.Write(w, err)
 		return
 	}
 	data := errorPage{Status: status, StatusText: http.StatusText(status), Message: domain.ErrorMessage(err),
