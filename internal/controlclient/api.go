@@ -49,7 +49,9 @@ type ReplayJob struct {
 }
 
 // Ended reports whether the replay is done or failed.
-func (j ReplayJob) Ended() bool { return j.Status == domain.ReplayDone || j.Status == domain.ReplayFailedS }
+func (j ReplayJob) Ended() bool {
+	return j.Status == domain.ReplayDone || j.Status == domain.ReplayFailedS
+}
 
 // Migrations returns every migration with its cohorts.
 func (c *Client) Migrations(ctx context.Context) ([]MigrationStatus, error) {
