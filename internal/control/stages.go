@@ -227,15 +227,21 @@ func (s *Service) Gate(ctx context.Context, key, cohort string) (gate.Report, er
 	if err != nil {
 		return gate.Report{}, err
 	}
-	if !m.from.Gated() {
-		// Nothing to judge: legacy → shadow changes nothing a partner sees.
+	return s.moveReport(ctx, ms.Key, cohortGates(ms, m.cohort), m.from, m.movers)
+}
+
+// moveReport is the gate report of moving partners forward from stage
+// from: judged by g, or, for a move no gate guards (legacy → shadow
+// changes nothing a partner sees), a pass with no checks.
+func (s *Service) moveReport(ctx context.Context, key string, g domain.Gates, from domain.Stage, movers []domain.PartnerStage) (gate.Report, error) {
+	if !from.Gated() {
 		r := gate.Report{Pass: true}
-		for _, ps := range m.movers {
+		for _, ps := range movers {
 			r.Partners = append(r.Partners, gate.PartnerReport{Partner: ps.Partner, Stage: ps.Stage, Pass: true, Checks: []gate.Check{}})
 		}
 		return r, nil
 	}
-	return s.judge(ctx, ms.Key, cohortGates(ms, m.cohort), m.movers, s.now().UTC())
+	return s.judge(ctx, key, g, movers, s.now().UTC())
 }
 
 // AdvanceResult is a cohort's move.
@@ -357,10 +363,7 @@ func (s *Service) PartnerGate(ctx context.Context, key, partner string) (gate.Re
 	if _, ok := ps.Stage.Next(); !ok {
 		return gate.Report{}, domain.Errorf(domain.CodeConflict, "partner %q is done: there is no further stage", partner)
 	}
-	if !ps.Stage.Gated() {
-		return gate.Report{Pass: true, Partners: []gate.PartnerReport{{Partner: partner, Stage: ps.Stage, Pass: true, Checks: []gate.Check{}}}}, nil
-	}
-	return s.judge(ctx, ms.Key, ms.GatesOf(partner), []domain.PartnerStage{ps}, s.now().UTC())
+	return s.moveReport(ctx, ms.Key, ms.GatesOf(partner), ps.Stage, []domain.PartnerStage{ps})
 }
 
 // StageCounts returns the comparison counts of a partner in its stage.
