@@ -1,0 +1,248 @@
+package etcdstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+
+	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/control/storetest"
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/etcdstore"
+)
+
+// client is the test binary's one etcd, started by TestMain; each test
+// takes a prefix of its own (newPrefix).
+var client *clientv3.Client
+
+var prefixes atomic.Int64
+
+func newPrefix() string { return fmt.Sprintf("/test-%d/", prefixes.Add(1)) }
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "etcdstore-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	e, err := startEtcd(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start etcd:", err)
+		return 1
+	}
+	defer e.Close()
+	client, err = clientv3.New(clientv3.Config{
+		Endpoints:   []string{e.Clients[0].Addr().String()},
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "etcd client:", err)
+		return 1
+	}
+	defer client.Close()
+	return m.Run()
+}
+
+// startEtcd starts a one-member etcd in dir on loopback ports found free.
+func startEtcd(dir string) (*embed.Etcd, error) {
+	cfg := embed.NewConfig()
+	cfg.Dir = dir
+	cfg.Logger = "zap"
+	cfg.LogLevel = "error"
+	cfg.LogOutputs = []string{"stderr"}
+	cfg.TickMs, cfg.ElectionMs = 10, 100 // one member: elected at once
+	var urls [2]url.URL
+	for i := range urls {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		urls[i] = url.URL{Scheme: "http", Host: l.Addr().String()}
+		l.Close()
+	}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = urls[:1], urls[:1]
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = urls[1:], urls[1:]
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		return e, nil
+	case err := <-e.Err():
+		e.Close()
+		return nil, err
+	case <-time.After(30 * time.Second):
+		e.Close()
+		return nil, errors.New("etcd did not become ready in 30s")
+	}
+}
+
+func open(t *testing.T, prefix string, opts ...etcdstore.Option) *etcdstore.Store {
+	t.Helper()
+	s, err := etcdstore.Open(t.Context(), client, prefix, opts...)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+func TestConformance(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opts []etcdstore.Option
+	}{
+		{"plain secrets", nil},
+		{"sealed secrets", []etcdstore.Option{etcdstore.WithSecretsKey(testKey)}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) (control.Store, func() error) {
+				s := open(t, newPrefix(), tt.opts...)
+				return s, s.Close
+			})
+		})
+	}
+}
+
+// With a key, a partner's secret is not in etcd in plain text, and the
+// store reads it back; without the key, it cannot.
+func TestSecretsSealed(t *testing.T) {
+	prefix := newPrefix()
+	s := open(t, prefix, etcdstore.WithSecretsKey(testKey))
+	p := domain.Partner{ID: "acme", Name: "Acme", PSA: domain.PSAGeneric, Secret: "whsec_plaintext"}
+	if err := s.Update(t.Context(), func(tx control.Tx) error { return tx.PutPartner(p) }); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Get(t.Context(), prefix, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range resp.Kvs {
+		if strings.Contains(string(kv.Value), "whsec_plaintext") {
+			t.Errorf("key %s holds the secret in plain text: %s", kv.Key, kv.Value)
+		}
+	}
+	d, err := s.Load(t.Context())
+	if err != nil || len(d.Partners) != 1 || d.Partners[0].Secret != p.Secret {
+		t.Errorf("Load = %+v, %v; want the partner with its secret", d.Partners, err)
+	}
+	if _, err := open(t, prefix).Load(t.Context()); err == nil {
+		t.Error("Load without the key succeeded, want an error")
+	}
+	other := []byte(strings.Repeat("x", 32))
+	if _, err := open(t, prefix, etcdstore.WithSecretsKey(other)).Load(t.Context()); err == nil {
+		t.Error("Load with another key succeeded, want an error")
+	}
+}
+
+// Two replicas on one prefix: an Update that loses a race runs again from
+// fresh reads, and none of the adds is lost.
+func TestReplicasRetry(t *testing.T) {
+	prefix := newPrefix()
+	a, b := open(t, prefix), open(t, prefix)
+	since := time.Unix(0, 0)
+	add := func(s *etcdstore.Store, n uint64, pause func()) error {
+		return s.Update(t.Context(), func(tx control.Tx) error {
+			if err := tx.AddCandidate(since, domain.CandidateCount{Migration: "m", Partner: "acme", Stage: domain.StageShadow, Calls: n}); err != nil {
+				return err
+			}
+			pause()
+			return nil
+		})
+	}
+	runs := 0
+	err := add(a, 1, func() {
+		runs++
+		if runs == 1 { // b commits between a's read and a's commit
+			if err := add(b, 10, func() {}); err != nil {
+				t.Errorf("b: %v", err)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("a: %v", err)
+	}
+	if runs != 2 {
+		t.Errorf("a's fn ran %d times, want 2 (once more after losing the race)", runs)
+	}
+	rows, err := a.StageRows(t.Context(), "m", "acme", domain.StageShadow, since)
+	if err != nil || rows.CandidateCalls != 11 {
+		t.Errorf("calls = %d, %v; want 11", rows.CandidateCalls, err)
+	}
+}
+
+// Two replicas appending the same audit seq: one wins, the other gets a
+// conflict.
+func TestReplicasAuditConflict(t *testing.T) {
+	prefix := newPrefix()
+	a, b := open(t, prefix), open(t, prefix)
+	e := domain.AuditEntry{Seq: 1, At: time.Unix(1, 0).UTC(), Actor: "x", Action: "y"}
+	err := a.Update(t.Context(), func(tx control.Tx) error {
+		if err := tx.AppendAudit(e); err != nil {
+			return err
+		}
+		if err := b.Update(t.Context(), func(tx control.Tx) error { return tx.AppendAudit(e) }); err != nil {
+			t.Errorf("b: %v", err)
+		}
+		return nil
+	})
+	if domain.ErrorCode(err) != domain.CodeConflict {
+		t.Errorf("a = %v (code %s), want a conflict", err, domain.ErrorCode(err))
+	}
+	log, err := a.AuditLog(t.Context(), 0, 10)
+	if err != nil || len(log) != 1 {
+		t.Errorf("AuditLog = %v, %v; want one entry", log, err)
+	}
+}
+
+// An Update over etcd's limits is refused whole, with ErrTooLarge.
+func TestTooLarge(t *testing.T) {
+	s := open(t, newPrefix())
+	err := s.Update(t.Context(), func(tx control.Tx) error {
+		for i := range 200 {
+			if err := tx.PutStage("m", domain.PartnerStage{Partner: fmt.Sprintf("p%d", i), Stage: domain.StageShadow}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, etcdstore.ErrTooLarge) {
+		t.Errorf("Update of 200 stages = %v, want ErrTooLarge", err)
+	}
+	d, err := s.Load(t.Context())
+	if err != nil || len(d.Stages["m"]) != 0 {
+		t.Errorf("Load = %v, %v; want no stages", d.Stages, err)
+	}
+}
+
+func TestOpenNewerSchema(t *testing.T) {
+	prefix := newPrefix()
+	open(t, prefix)
+	if _, err := client.Put(context.Background(), prefix+"meta/schema", "99"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := etcdstore.Open(t.Context(), client, prefix); !errors.Is(err, etcdstore.ErrNewerSchema) {
+		t.Errorf("Open = %v, want ErrNewerSchema", err)
+	}
+}
