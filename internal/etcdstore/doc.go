@@ -40,8 +40,15 @@
 // appending at once conflict and the chain stays linear. When the
 // condition fails, fn runs again from fresh reads, up to Attempts times,
 // and Update then returns a domain error of code conflict wrapping
-// ErrConflict. Updates within one Store are also serialized by a mutex, so
-// that a process never races itself.
+// ErrConflict. fn may thus run more than once (control.Store's contract
+// does not say so yet: bbolt runs it once). Updates within one Store are
+// also serialized by a mutex, so that a process never races itself.
+//
+// Known gaps: a prefix compare catches keys created or changed in the
+// prefix, not keys deleted from it (only PutMismatch scans, and it always
+// writes in its prefix, so two of them conflict). A statistics row costs a
+// compare and a write, so a report of more than about 120 rows is refused
+// as too large until reports are split.
 //
 // # Limits
 //

@@ -179,7 +179,10 @@ func (s *Store) key(table string, parts ...string) string {
 }
 
 // Update runs fn in one write transaction; see the package doc for how
-// it commits and retries. It returns fn's error, ctx.Err() when ctx is
+// it commits and retries. fn may run more than once, each time against a
+// fresh Tx: it must have no effect outside the Tx but ones it redoes (the
+// control service's functions set their results again on each run). It
+// returns fn's error, ctx.Err() when ctx is
 // done before a commit, ErrClosed, a conflict error wrapping ErrConflict,
 // or an error wrapping ErrTooLarge.
 func (s *Store) Update(ctx context.Context, fn func(control.Tx) error) error {

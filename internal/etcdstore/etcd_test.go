@@ -14,6 +14,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"github.com/switchbackhq/switchback/internal/control"
@@ -46,18 +47,27 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "start etcd:", err)
 		return 1
 	}
-	defer e.Close()
 	client, err = clientv3.New(clientv3.Config{
 		Endpoints:   []string{e.Clients[0].Addr().String()},
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {
+		e.Close()
 		fmt.Fprintln(os.Stderr, "etcd client:", err)
 		return 1
 	}
-	defer client.Close()
-	return m.Run()
+	code := m.Run()
+	client.Close()
+	e.Close()
+	if code == 0 {
+		// Every goroutine of the stores, the client and etcd is gone.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			return 1
+		}
+	}
+	return code
 }
 
 // startEtcd starts a one-member etcd in dir on loopback ports found free.
