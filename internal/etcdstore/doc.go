@@ -38,8 +38,9 @@
 // compares that no key in it changed after the read revision. Appending
 // to the audit log reads and writes meta/auditHead, so two replicas
 // appending at once conflict and the chain stays linear. When the
-// condition fails, fn runs again from fresh reads, up to Attempts times,
-// and Update then returns a domain error of code conflict wrapping
+// condition fails, fn runs again from fresh reads after a random wait
+// that grows each time (at most a quarter of a second), up to Attempts
+// times in all, and Update then returns a domain error of code conflict wrapping
 // ErrConflict. fn may thus run more than once (control.Store's contract
 // does not say so yet: bbolt runs it once). Updates within one Store are
 // also serialized by a mutex, so that a process never races itself.

@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -191,7 +193,14 @@ func (s *Store) Update(ctx context.Context, fn func(control.Tx) error) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for range Attempts {
+	for attempt := range Attempts {
+		if attempt > 0 {
+			// Another replica won the last race: wait a random while,
+			// longer each time, so that the two do not collide again.
+			if err := sleep(ctx, time.Duration(mrand.Int64N(int64(time.Millisecond<<(2*attempt))))); err != nil {
+				return err
+			}
+		}
 		if err := s.check(ctx); err != nil {
 			return err
 		}
@@ -205,6 +214,17 @@ func (s *Store) Update(ctx context.Context, fn func(control.Tx) error) error {
 		}
 	}
 	return &domain.Error{Code: domain.CodeConflict, Message: "the change conflicted with concurrent changes by another replica; try again", Err: ErrConflict}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
 }
 
 // tx buffers writes and records what it read, at one revision rev.

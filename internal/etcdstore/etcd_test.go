@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -255,4 +256,42 @@ func TestOpenNewerSchema(t *testing.T) {
 	if _, err := etcdstore.Open(t.Context(), client, prefix); !errors.Is(err, etcdstore.ErrNewerSchema) {
 		t.Errorf("Open = %v, want ErrNewerSchema", err)
 	}
+}
+
+// Two replicas adding to the same rows at once lose no add: each lost
+// race runs again, and a conflict is returned only after Attempts of them.
+func TestReplicasConcurrentAdds(t *testing.T) {
+	prefix := newPrefix()
+	stores := []*etcdstore.Store{open(t, prefix), open(t, prefix)}
+	const each = 25
+	since := time.Unix(0, 0)
+	var ok, conflicts atomic.Uint64
+	var wg sync.WaitGroup
+	for _, s := range stores {
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range each {
+					err := s.Update(t.Context(), func(tx control.Tx) error {
+						return tx.AddCandidate(since, domain.CandidateCount{Migration: "m", Partner: "acme", Stage: domain.StageShadow, Calls: 1})
+					})
+					switch {
+					case err == nil:
+						ok.Add(1)
+					case errors.Is(err, etcdstore.ErrConflict):
+						conflicts.Add(1)
+					default:
+						t.Errorf("Update: %v", err)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	rows, err := stores[0].StageRows(t.Context(), "m", "acme", domain.StageShadow, since)
+	if err != nil || rows.CandidateCalls != ok.Load() {
+		t.Errorf("calls = %d, %v; want %d, one per Update that succeeded", rows.CandidateCalls, err, ok.Load())
+	}
+	t.Logf("%d succeeded, %d gave up on conflicts", ok.Load(), conflicts.Load())
 }
