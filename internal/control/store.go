@@ -26,7 +26,9 @@ type Store interface {
 	// An fn that returns an error leaves nothing behind, and Update returns
 	// that error. With ctx already done, fn is not run and Update returns
 	// ctx.Err(). Concurrent Updates are serialized: each sees the writes of
-	// those that returned before it began.
+	// those that returned before it began. fn may run more than once (a
+	// shared store retries it from fresh reads when another replica won a
+	// race), so it must have no effect outside the Tx.
 	Update(ctx context.Context, fn func(Tx) error) error
 	// AuditLog returns up to limit entries with seq > after, in seq order;
 	// an empty, non-nil slice when there are none.
