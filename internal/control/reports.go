@@ -116,7 +116,7 @@ func (s *Service) recordStats(ctx context.Context, r wire.Report) (duplicate boo
 		return putMismatches(tx, r.Mismatches)
 	})
 	if err != nil {
-		return false, domain.Internal("record comparisons", err)
+		return false, storeError("record comparisons", err)
 	}
 	return duplicate, nil
 }

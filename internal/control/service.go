@@ -200,7 +200,7 @@ func (s *Service) apply(ctx context.Context, c Change, decide func(cur *State, n
 		return nil
 	})
 	if err != nil {
-		return nil, domain.Internal("write change", err)
+		return nil, storeError("write change", err)
 	}
 	if len(entries) > 0 {
 		s.lastAudit = entries[len(entries)-1]
@@ -240,4 +240,14 @@ func (s *Service) RecordAction(ctx context.Context, c Change, action, target str
 		return plan{records: []record{{action: action, target: target, after: detail}}}, nil
 	})
 	return err
+}
+
+// storeError is a failed write: a conflict the store reports (another
+// replica changed what the write was decided on) is the caller's to
+// retry, answered 409; anything else is internal.
+func storeError(what string, err error) error {
+	if domain.ErrorCode(err) == domain.CodeConflict {
+		return err
+	}
+	return domain.Internal(what, err)
 }
