@@ -181,8 +181,17 @@ func TestStandaloneIngress(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if _, err := os.Stat(filepath.Join(data, "snapshot.json")); err != nil {
-		t.Errorf("the router kept no snapshot file: %v", err)
+	// The provider writes its snapshot file behind the snapshot it takes.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		_, err := os.Stat(filepath.Join(data, "snapshot.json"))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the router kept no snapshot file: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 
 	// A replay asked at the control service runs on the router, which
