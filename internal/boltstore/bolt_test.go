@@ -157,39 +157,6 @@ func TestOpenUnreadableSchema(t *testing.T) {
 	}
 }
 
-func sampleData() domain.Data {
-	m := domain.Migration{
-		Key:       "psa-webhooks-v2",
-		Pipelines: domain.Pipelines{Legacy: domain.Pipeline{URL: "http://legacy"}, New: domain.Pipeline{URL: "http://new"}},
-		Gates:     domain.DefaultGates(),
-		Guard:     domain.DefaultGuard(),
-		Reverted:  true,
-		Seq:       1,
-		CreatedAt: t0,
-		UpdatedAt: t0.Add(time.Minute),
-	}
-	m2 := m
-	m2.Key, m2.Seq, m2.Reverted = "other", 2, false
-	return domain.Data{
-		Version: 42,
-		Partners: []domain.Partner{
-			{ID: "acme", Name: "Acme", PSA: domain.PSAConnectWise, Secret: "s3cret", CreatedAt: t0, UpdatedAt: t0},
-			{ID: "globex", Name: "Globex", PSA: domain.PSAAutotask, CreatedAt: t0, UpdatedAt: t0},
-		},
-		Migrations: []domain.Migration{m2, m},
-		Stages: map[string][]domain.PartnerStage{
-			"psa-webhooks-v2": {
-				{Partner: "acme", Stage: domain.StageNew, Since: t0.Add(time.Hour)},
-				{Partner: "globex", Stage: domain.StageShadow, Since: t0.Add(2 * time.Hour)},
-			},
-		},
-		Cohorts: map[string][]domain.Cohort{
-			"psa-webhooks-v2": {{Name: "wave-1", Order: 1, Partners: []string{"acme", "globex"}, UpdatedAt: t0}},
-		},
-		Tokens: []domain.Token{{Name: "admin", Role: domain.RoleAdmin, Hash: []byte{1, 2, 3}, CreatedAt: t0}},
-	}
-}
-
 func write(t *testing.T, s *boltstore.Store, d domain.Data) {
 	t.Helper()
 	err := s.Update(context.Background(), func(tx control.Tx) error {
@@ -229,7 +196,7 @@ func write(t *testing.T, s *boltstore.Store, d domain.Data) {
 	}
 }
 
-// sortData orders Load's slices, which follow key order, like sampleData.
+// sortData orders Load's slices, which follow key order, like storetest.SampleData.
 var sortData = cmp.Options{
 	cmpopts.SortSlices(func(a, b domain.Partner) bool { return a.ID < b.ID }),
 	cmpopts.SortSlices(func(a, b domain.Migration) bool { return a.Key < b.Key }),
@@ -244,7 +211,7 @@ func TestLoadAfterReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := sampleData()
+	want := storetest.SampleData()
 	write(t, s, want)
 	log := appendAudit(t, s, 3)
 	s.Close()

@@ -373,8 +373,6 @@ func (g *generator) autotask(ps *partnerState, typ, act string, e *entity, now t
 
 // --- HaloPSA
 
-// haloNames are the object names (and event nouns) per entity type.
-var haloNames = map[string]string{Ticket: "ticket", ScheduleEntry: "appointment", TimeEntry: "timesheet", Company: "client", Contact: "user"}
 
 var haloEvents = map[string][3]string{
 	Ticket:        {"New Ticket Logged", "Ticket Updated", "Ticket Deleted"},

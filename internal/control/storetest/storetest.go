@@ -118,7 +118,9 @@ func compare(a, b string) int {
 	return 0
 }
 
-func sampleData() domain.Data {
+// SampleData is a store's worth of rows for a test to write and load
+// back: partners, two migrations, stages, a cohort and a token.
+func SampleData() domain.Data {
 	m := domain.Migration{
 		Key:       "psa-webhooks-v2",
 		Pipelines: domain.Pipelines{Legacy: domain.Pipeline{URL: "http://legacy"}, New: domain.Pipeline{URL: "http://new"}},
@@ -207,7 +209,7 @@ func testEmpty(t *testing.T, open Opener) {
 // one of the same key, and a deleted token is gone.
 func testLoad(t *testing.T, open Opener) {
 	s := mustOpen(t, open)
-	want := sampleData()
+	want := SampleData()
 	update(t, s, func(tx control.Tx) error { return write(tx, want) })
 	if diff := cmp.Diff(normalized(want), normalized(load(t, s)), cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("Load (-want +got):\n%s", diff)
@@ -254,7 +256,7 @@ func testAllOrNothing(t *testing.T, open Opener) {
 	boom := errors.New("boom")
 	since := t0.Add(-time.Hour)
 	err := s.Update(t.Context(), func(tx control.Tx) error {
-		if err := write(tx, sampleData()); err != nil {
+		if err := write(tx, SampleData()); err != nil {
 			return err
 		}
 		if err := tx.AppendAudit(audit.Next(domain.AuditEntry{}, domain.AuditEntry{At: t0, Actor: "a", Action: "x"})); err != nil {
@@ -622,7 +624,7 @@ func testAppliedReports(t *testing.T, open Opener) {
 func testStoreID(t *testing.T, open Opener) {
 	s := mustOpen(t, open)
 	first := load(t, s).StoreID
-	update(t, s, func(tx control.Tx) error { return write(tx, sampleData()) })
+	update(t, s, func(tx control.Tx) error { return write(tx, SampleData()) })
 	if got := load(t, s).StoreID; got != first || got == "" {
 		t.Errorf("StoreID after a write = %q, want %q", got, first)
 	}
