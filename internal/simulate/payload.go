@@ -373,7 +373,6 @@ func (g *generator) autotask(ps *partnerState, typ, act string, e *entity, now t
 
 // --- HaloPSA
 
-
 var haloEvents = map[string][3]string{
 	Ticket:        {"New Ticket Logged", "Ticket Updated", "Ticket Deleted"},
 	ScheduleEntry: {"New Appointment", "Appointment Updated", "Appointment Deleted"},
