@@ -191,10 +191,8 @@ func (r *replays) run(ctx context.Context) {
 	// A job resumed at a start must not run before the router has a
 	// snapshot: without the pipelines' URLs every send would fail, and
 	// the job would end with its events failed for good.
-	for r.rt.routing.load().version == 0 {
-		if !sleep(ctx, 20*time.Millisecond) {
-			return
-		}
+	if !r.rt.awaitRouting(ctx) {
+		return
 	}
 	for ctx.Err() == nil {
 		if j := r.next(); j != nil {

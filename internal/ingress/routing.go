@@ -1,9 +1,11 @@
 package ingress
 
 import (
+	"context"
 	"encoding/json"
 	"sort"
 	"sync/atomic"
+	"time"
 
 	"github.com/switchbackhq/switchback/internal/compare"
 	"github.com/switchbackhq/switchback/internal/wire"
@@ -73,4 +75,15 @@ func (r *routing) migration(configured string) (string, bool) {
 		return "", false
 	}
 	return r.order[0], true
+}
+
+// awaitRouting waits until the router has a snapshot, whose pipelines'
+// URLs and rules its work needs; false if ctx ended first.
+func (rt *Router) awaitRouting(ctx context.Context) bool {
+	for rt.routing.load().version == 0 {
+		if !sleep(ctx, 20*time.Millisecond) {
+			return false
+		}
+	}
+	return true
 }

@@ -3,7 +3,6 @@ package ingress
 import (
 	"context"
 	"encoding/json"
-	"time"
 
 	"github.com/switchbackhq/switchback/internal/compare"
 	"github.com/switchbackhq/switchback/internal/domain"
@@ -43,10 +42,8 @@ func (rt *Router) resumeComparisons(ctx context.Context, due []journal.Event) {
 		return
 	}
 	rt.log.Info("resuming comparisons due", "events", len(due))
-	for rt.routing.load().version == 0 {
-		if !sleep(ctx, 50*time.Millisecond) {
-			return
-		}
+	if !rt.awaitRouting(ctx) {
+		return
 	}
 	for _, ev := range due {
 		j := shadowJob{ev: ev, r: resumedRoute(rt.routing.load(), rt.opts.Migration, ev), raw: ev.Effects}
