@@ -62,6 +62,9 @@ type Service struct {
 	guard     guard
 	scheduler atomic.Pointer[ReplayScheduler] // the one running, if any
 	board     replayBoard
+	// unreachable is when a shared store stopped answering, nil while
+	// it answers: see Follow.
+	unreachable atomic.Pointer[time.Time]
 }
 
 // New loads the store and returns a service publishing its state.
@@ -151,22 +154,46 @@ type plan struct {
 	minVersion uint64
 }
 
+// changeAttempts bounds how often apply decides a change again after the
+// store refused it because another replica changed what it was decided on.
+const changeAttempts = 5
+
 // apply runs decide under the change lock, writes its plan in one
-// transaction and publishes the result.
+// transaction and publishes the result. When the store is shared and
+// another replica committed first, the store refuses the write (the audit
+// head moved); apply then loads what the other wrote and decides again, so
+// a revert racing an advance still lands, decided on the advanced state.
 func (s *Service) apply(ctx context.Context, c Change, decide func(cur *State, now time.Time) (plan, error)) (*State, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.writable(); err != nil {
+		return nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		st, lost, err := s.applyOnce(ctx, c, decide)
+		if !lost || attempt == changeAttempts {
+			return st, err
+		}
+		if err := s.syncLocked(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// applyOnce decides on the published state and writes the plan. lost
+// reports a write refused because the store moved past that state.
+func (s *Service) applyOnce(ctx context.Context, c Change, decide func(cur *State, now time.Time) (plan, error)) (_ *State, lost bool, _ error) {
 	cur := s.state.Load()
 	now := s.now().UTC()
 	p, err := decide(cur, now)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if p.next == nil && len(p.records) == 0 {
-		return cur, nil
+		return cur, false, nil
 	}
 	entries := make([]domain.AuditEntry, len(p.records))
 	prev := s.lastAudit
@@ -200,7 +227,7 @@ func (s *Service) apply(ctx context.Context, c Change, decide func(cur *State, n
 		return nil
 	})
 	if err != nil {
-		return nil, storeError("write change", err)
+		return nil, domain.ErrorCode(err) == domain.CodeConflict, storeError("write change", err)
 	}
 	if len(entries) > 0 {
 		s.lastAudit = entries[len(entries)-1]
@@ -209,16 +236,21 @@ func (s *Service) apply(ctx context.Context, c Change, decide func(cur *State, n
 		s.tokens.Store(p.tokens)
 	}
 	if p.next == nil {
-		return cur, nil
+		return cur, false, nil
 	}
-	p.next.seal(version, now, s.lastAudit)
-	s.state.Store(p.next)
-	ch := make(chan struct{})
-	close(*s.changed.Swap(&ch))
+	s.publish(p.next, version, now)
 	for _, r := range p.records {
 		s.log.Info("change", "actor", c.Actor, "action", r.action, "target", r.target, "version", version)
 	}
-	return p.next, nil
+	return p.next, false, nil
+}
+
+// publish seals next at version and makes it the current state.
+func (s *Service) publish(next *State, version uint64, now time.Time) {
+	next.seal(version, now, s.lastAudit)
+	s.state.Store(next)
+	ch := make(chan struct{})
+	close(*s.changed.Swap(&ch))
 }
 
 func mustJSON(v any) json.RawMessage {
@@ -244,9 +276,10 @@ func (s *Service) RecordAction(ctx context.Context, c Change, action, target str
 
 // storeError is a failed write: a conflict the store reports (another
 // replica changed what the write was decided on) is the caller's to
-// retry, answered 409; anything else is internal.
+// retry, answered 409; a store that cannot be reached answers 503 with
+// Retry-After; anything else is internal.
 func storeError(what string, err error) error {
-	if domain.ErrorCode(err) == domain.CodeConflict {
+	if code := domain.ErrorCode(err); code == domain.CodeConflict || code == domain.CodeStoreUnavailable {
 		return err
 	}
 	return domain.Internal(what, err)

@@ -19,6 +19,9 @@ const (
 	CodeGateRefused       = "gate_refused"
 	CodeMigrationReverted = "migration_reverted"
 	CodeInternal          = "internal"
+	// CodeStoreUnavailable: a replica cannot reach its shared store (etcd)
+	// now; the change was not made and may be sent again (Retry-After).
+	CodeStoreUnavailable = "store_unavailable"
 
 	// Codes of the HTTP transport itself, raised before a request reaches
 	// a handler's rules.

@@ -29,6 +29,7 @@ var statuses = map[string]int{
 	domain.CodeGateRefused:       http.StatusConflict,
 	domain.CodeMigrationReverted: http.StatusConflict,
 	domain.CodeInternal:          http.StatusInternalServerError,
+	domain.CodeStoreUnavailable:  http.StatusServiceUnavailable,
 
 	domain.CodeMethodNotAllowed: http.StatusMethodNotAllowed,
 	domain.CodeRequestTimeout:   http.StatusRequestTimeout,
