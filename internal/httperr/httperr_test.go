@@ -53,6 +53,8 @@ func TestEveryCodeHasItsDocumentedStatus(t *testing.T) {
 		"router_backlogged":    429,
 		"key_unavailable":      429,
 		"journal_busy":         429,
+
+		"store_unavailable": 503,
 	}
 	for code, want := range documented {
 		if got := Status(domain.Errorf(code, "x")); got != want {
