@@ -49,22 +49,30 @@ func (s *Service) Follow(ctx context.Context) {
 		case <-changes:
 		case <-tick.C:
 		}
-		s.follow(ctx, sh)
+		s.follow(ctx)
 	}
 }
 
 // follow checks the head and loads the store when it moved.
-func (s *Service) follow(ctx context.Context, sh Shared) {
+func (s *Service) follow(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.catchUpLocked(ctx)
+}
+
+// catchUpLocked loads a shared store when its head is past this
+// service's, and notes whether it answered. The caller holds s.mu.
+func (s *Service) catchUpLocked(ctx context.Context) error {
+	sh, ok := s.store.(Shared)
+	if !ok {
+		return nil
+	}
 	head, err := sh.Head(ctx)
-	if err == nil {
-		s.mu.Lock()
-		behind := head > s.lastAudit.Seq
-		s.mu.Unlock()
-		if behind {
-			err = s.sync(ctx)
-		}
+	if err == nil && head > s.lastAudit.Seq {
+		err = s.syncLocked(ctx)
 	}
 	s.noteSync(err)
+	return err
 }
 
 // noteSync records whether the store answered, for Stale.
@@ -105,13 +113,6 @@ func (s *Service) writable() error {
 	}
 	return &domain.Error{Code: domain.CodeStoreUnavailable, RetryAfter: 2 * followEvery,
 		Message: "the control store cannot be reached since " + since.Format(time.RFC3339) + "; nothing was changed: try again"}
-}
-
-// sync loads the store and publishes what other replicas wrote.
-func (s *Service) sync(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.syncLocked(ctx)
 }
 
 // syncLocked loads the store and, if its audit head is past this

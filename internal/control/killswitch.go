@@ -107,12 +107,13 @@ func (s *Service) SetKillSwitch(ctx context.Context, c Change, k KillSwitch) (Ki
 func (s *Service) setKillSwitch(ctx context.Context, c Change, keys []string, on bool, action string) (uint64, []string, error) {
 	var flipped []string
 	st, err := s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
-		all := keys == nil
+		flipped = nil // decided again when another replica changed the store first
+		all, decide := keys == nil, keys
 		if all {
-			keys = cur.order
+			decide = cur.order
 		}
 		var flip []string
-		for _, k := range keys {
+		for _, k := range decide {
 			ms, err := cur.Migration(k)
 			if err != nil {
 				return plan{}, err

@@ -172,6 +172,11 @@ func (s *Service) apply(ctx context.Context, c Change, decide func(cur *State, n
 	if err := s.writable(); err != nil {
 		return nil, err
 	}
+	// A decision that nothing needs doing ("already reverted") must be
+	// right: on a shared store, catch up with the others first.
+	if err := s.catchUpLocked(ctx); err != nil {
+		return nil, err
+	}
 	for attempt := 1; ; attempt++ {
 		st, lost, err := s.applyOnce(ctx, c, decide)
 		if !lost || attempt == changeAttempts {

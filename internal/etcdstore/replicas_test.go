@@ -24,11 +24,16 @@ func startReplica(t *testing.T, prefix string) *control.Service {
 	if err != nil {
 		t.Fatalf("control.New: %v", err)
 	}
+	follow(t, svc)
+	return svc
+}
+
+// follow runs svc.Follow until the test ends.
+func follow(t *testing.T, svc *control.Service) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { svc.Follow(ctx) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	return svc
 }
 
 // waitVersion waits until svc publishes version v or later.

@@ -175,12 +175,22 @@ func (a *API) authed(name string, need domain.Role, h handlerFunc) http.Handler 
 			err = domain.Errorf(domain.CodePermissionDenied, "this needs the %s role; the token %q has %s", need, p.name, p.role)
 		}
 		if err == nil {
+			a.markStale(w)
 			err = h(w, r, p)
 		}
 		if err != nil {
 			writeError(w, r, a.log, err)
 		}
 	}))
+}
+
+// markStale tells the client, on a replica that cannot reach its shared
+// store, that the answer comes from the last state it had: it may be
+// behind what other replicas have written since.
+func (a *API) markStale(w http.ResponseWriter) {
+	if since, stale := a.svc.Stale(); stale {
+		w.Header().Set("Switchback-Stale-Since", since.Format(time.RFC3339))
+	}
 }
 
 // authenticate reads the bearer token of r.
@@ -213,6 +223,10 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request, _ principal) error 
 	st := a.svc.State()
 	if st == nil || st.Flags() == nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+		return nil
+	}
+	if since, stale := a.svc.Stale(); stale {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "store_unreachable", "since": since, "snapshotVersion": st.Version})
 		return nil
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "snapshotVersion": st.Version})

@@ -1,0 +1,134 @@
+// Package etcdtest starts real etcd clusters inside a test process, on
+// loopback ports, for the tests of the control plane on etcd: no external
+// etcd and no mock. Only tests import it.
+package etcdtest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// Cluster is a running cluster of embedded etcd members.
+type Cluster struct {
+	t       testing.TB
+	mu      sync.Mutex
+	members []*embed.Etcd // nil once stopped
+}
+
+// Start starts a cluster of n members in temporary directories and waits
+// until it has a leader; the test's cleanup stops what still runs.
+func Start(t testing.TB, n int) *Cluster {
+	t.Helper()
+	cfgs := make([]*embed.Config, n)
+	var initial []string
+	for i := range cfgs {
+		cfg := embed.NewConfig()
+		cfg.Name = fmt.Sprintf("m%d", i)
+		cfg.Dir = t.TempDir()
+		cfg.Logger = "zap"
+		cfg.LogLevel = "error"
+		cfg.LogOutputs = []string{"stderr"}
+		// Short ticks so that a lost leader is replaced in well under a
+		// second, as a tuned production cluster would within seconds.
+		cfg.TickMs, cfg.ElectionMs = 10, 100
+		client, peer := freeURL(t), freeURL(t)
+		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+		initial = append(initial, cfg.Name+"="+peer.String())
+		cfgs[i] = cfg
+	}
+	c := &Cluster{t: t, members: make([]*embed.Etcd, n)}
+	t.Cleanup(c.Close)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, cfg := range cfgs {
+		cfg.InitialCluster = strings.Join(initial, ",")
+		// Members wait for each other to form the cluster: start them at once.
+		wg.Go(func() {
+			e, err := embed.StartEtcd(cfg)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			c.mu.Lock()
+			c.members[i] = e
+			c.mu.Unlock()
+			select {
+			case <-e.Server.ReadyNotify():
+			case err := <-e.Err():
+				errs[i] = err
+			case <-time.After(60 * time.Second):
+				errs[i] = errors.New("not ready in 60 s")
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("start etcd: %v", err)
+	}
+	return c
+}
+
+func freeURL(t testing.TB) url.URL {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return url.URL{Scheme: "http", Host: l.Addr().String()}
+}
+
+// Endpoints returns every member's client address, host:port.
+func (c *Cluster) Endpoints() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, e := range c.members {
+		if e != nil {
+			out = append(out, e.Clients[0].Addr().String())
+		}
+	}
+	return out
+}
+
+// URL returns the cluster as switchback's --store takes it:
+// etcd://HOST:PORT,HOST:PORT….
+func (c *Cluster) URL() string { return "etcd://" + strings.Join(c.Endpoints(), ",") }
+
+// StopLeader stops the member that leads the cluster now and returns
+// its index; the others elect a new leader among themselves.
+func (c *Cluster) StopLeader() int {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, e := range c.members {
+		if e != nil && e.Server.Leader() == e.Server.MemberID() {
+			e.Close()
+			c.members[i] = nil
+			return i
+		}
+	}
+	c.t.Fatal("etcdtest: no member leads the cluster")
+	return -1
+}
+
+// Close stops every member still running.
+func (c *Cluster) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, e := range c.members {
+		if e != nil {
+			e.Close()
+			c.members[i] = nil
+		}
+	}
+}
