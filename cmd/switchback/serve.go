@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/switchbackhq/switchback/internal/boltstore"
 	"github.com/switchbackhq/switchback/internal/config"
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/datadir"
@@ -57,6 +56,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key file for --tls-cert ($SWITCHBACK_TLS_KEY)")
 	proxies := fs.String("trusted-proxies", strings.Join(cfg.TrustedProxies, ","),
 		"comma-separated CIDRs of proxies whose X-Forwarded-Proto is believed ($SWITCHBACK_TRUSTED_PROXIES)")
+	fs.StringVar(&cfg.Store, "store", cfg.Store, "control store: empty for bbolt in --data, or etcd://HOST:PORT[,HOST:PORT…] shared by replicas ($SWITCHBACK_STORE)")
+	fs.StringVar(&cfg.EtcdPrefix, "etcd-prefix", cfg.EtcdPrefix, "key prefix of this installation in etcd ($SWITCHBACK_ETCD_PREFIX)")
+	fs.StringVar(&cfg.EtcdCA, "etcd-ca", cfg.EtcdCA, "PEM CA file that verifies etcd's members: TLS to etcd ($SWITCHBACK_ETCD_CA)")
+	fs.StringVar(&cfg.EtcdCert, "etcd-cert", cfg.EtcdCert, "PEM client certificate for etcd ($SWITCHBACK_ETCD_CERT)")
+	fs.StringVar(&cfg.EtcdKey, "etcd-key", cfg.EtcdKey, "PEM private key of --etcd-cert ($SWITCHBACK_ETCD_KEY)")
+	fs.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", cfg.SecretsKeyFile,
+		"file with the key (64 hex digits: openssl rand -hex 32) sealing partners' webhook secrets in etcd ($SWITCHBACK_SECRETS_KEY_FILE)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: switchback serve [flags]
 
@@ -71,6 +77,16 @@ with status 1 and the way to recover. An empty or missing database in a
 data dir that shows it held data (admin.token, ingress/snapshot.json or
 the other database) stops it too, unless --init says an empty store is
 intended.
+
+With --store etcd://HOST:PORT[,…], the control state (partners, stages, kill
+switches, audit log, statistics, router registry, replays asked) lives in
+etcd under --etcd-prefix, and any number of serve processes on the same
+cluster and prefix are replicas of one control service: each serves the
+whole API, UI and snapshot stream, follows the others' changes at the same
+snapshot versions, and refuses changes (503, Retry-After) while it cannot
+reach etcd. The data directory then holds only this replica's ingress
+journal. etcd credentials come from $SWITCHBACK_ETCD_USERNAME and
+$SWITCHBACK_ETCD_PASSWORD. See the README, "Run it highly available".
 
 The session cookie of the web UI is Secure on HTTPS requests: with
 --tls-cert and --tls-key, or behind a proxy in --trusted-proxies that sends
@@ -102,8 +118,14 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	dbPath, ingressDir := filepath.Join(cfg.Data, "switchback.db"), filepath.Join(cfg.Data, "ingress")
-	stores := []string{dbPath}
-	evidence := []string{filepath.Join(cfg.Data, "admin.token"), filepath.Join(ingressDir, "snapshot.json")}
+	var stores []string
+	evidence := []string{filepath.Join(ingressDir, "snapshot.json")}
+	if cfg.Store == "" {
+		// On etcd, the control state is the cluster's: only the
+		// journal here can be lost.
+		stores = append(stores, dbPath)
+		evidence = append(evidence, filepath.Join(cfg.Data, "admin.token"))
+	}
 	if cfg.NoIngress {
 		evidence = append(evidence, filepath.Join(ingressDir, journalFile))
 	} else {
@@ -112,11 +134,11 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	if err := datadir.CheckNotLost(cfg.Init, stores, evidence); err != nil {
 		return err
 	}
-	store, err := boltstore.Open(dbPath, cfg.LockTimeout)
+	store, closeStore, err := openStore(ctx, cfg, dbPath, log)
 	if err != nil {
-		return datadir.DamagedControlDB(err, dbPath)
+		return err
 	}
-	defer store.Close()
+	defer closeStore()
 	// The journal is read whole before the server listens, like the store.
 	var j *journal.Journal
 	closeJournal := func() {}
@@ -162,7 +184,9 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	var apiOpts []httpapi.Option
 	var in *ingress.Process
 	// The replays after reverts run on the embedded router; a control
-	// service without one asks them of the routers.
+	// service without one asks them of the routers, and so does a replica
+	// on etcd: the events to replay are in the journals of every replica's
+	// router.
 	var replayRouter control.ReplayStarter
 	if !cfg.NoIngress {
 		// The embedded router talks to this process over loopback like any
@@ -177,7 +201,9 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 			return err
 		}
 		apiOpts = append(apiOpts, httpapi.WithIngress(in.Router()))
-		replayRouter = in.Router()
+		if cfg.Store == "" {
+			replayRouter = in.Router()
+		}
 	}
 	closeIngress := func() error {
 		if in == nil {
@@ -213,13 +239,18 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	var schedDone sync.WaitGroup
 	schedDone.Go(func() { sched.Run(schedCtx) })
 	defer func() { stopSched(); schedDone.Wait() }()
+	// Replicas on etcd publish each other's changes as their own.
+	followCtx, stopFollow := context.WithCancel(ctx)
+	var following sync.WaitGroup
+	following.Go(func() { svc.Follow(followCtx) })
+	defer func() { stopFollow(); following.Wait() }()
 	srv := &http.Server{Handler: httpserve.WithReadTimeout(cfg.ReadTimeout, apiBodyLimit, api), ReadHeaderTimeout: httpserve.ReadHeaderTimeout(cfg.ReadTimeout),
 		IdleTimeout: httpserve.IdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	fmt.Fprintf(stdout, "switchback: listening on %s://%s\n", scheme, ln.Addr())
 	if generated != "" {
 		fmt.Fprintf(stdout, "switchback: sign in to the web UI: %s://%s/login?token=%s\n", scheme, loginHost(ln.Addr()), url.QueryEscape(generated))
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "snapshotVersion", svc.State().Version, "ingress", in != nil)
+	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "store", storeName(cfg), "snapshotVersion", svc.State().Version, "ingress", in != nil)
 	if in != nil {
 		if err := in.Start(ctx); err != nil {
 			ln.Close()

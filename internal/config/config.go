@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchbackhq/switchback/internal/etcdstore"
 	"github.com/switchbackhq/switchback/internal/httpserve"
 	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/webui"
@@ -39,6 +40,19 @@ type Serve struct {
 	// TrustedProxies are the CIDRs of proxies whose X-Forwarded-Proto is
 	// believed, for the session cookie's Secure attribute.
 	TrustedProxies []string
+	// Store is where the control state lives: "" for the bbolt file in
+	// Data, or etcd://HOST:PORT[,HOST:PORT…] for a cluster that several
+	// replicas share.
+	Store      string
+	EtcdPrefix string
+	// EtcdCA, EtcdCert and EtcdKey are PEM files for TLS to etcd.
+	EtcdCA, EtcdCert, EtcdKey string
+	// EtcdUsername and EtcdPassword authenticate to etcd; only from the
+	// environment, like AdminToken.
+	EtcdUsername, EtcdPassword string
+	// SecretsKeyFile holds the key that seals partners' webhook secrets
+	// in etcd; required with an etcd store.
+	SecretsKeyFile string
 	// Now is the process's one clock, given to the control service, the
 	// web UI and the embedded router so that they agree on every bake
 	// time, expiry and stamp; nil is time.Now. Neither a flag nor a
@@ -49,7 +63,7 @@ type Serve struct {
 // DefaultServe returns the defaults of "switchback serve".
 func DefaultServe() Serve {
 	return Serve{Data: "./switchback-data", Addr: "127.0.0.1:8080", LogFormat: "text", LogLevel: "info", LockTimeout: 2 * time.Second,
-		ReadTimeout: httpserve.DefaultReadTimeout}
+		ReadTimeout: httpserve.DefaultReadTimeout, EtcdPrefix: "/switchback/"}
 }
 
 // FromEnv overrides c with the SWITCHBACK_* variables getenv returns; it
@@ -59,6 +73,10 @@ func (c *Serve) FromEnv(getenv func(string) string) error {
 		"SWITCHBACK_DATA": &c.Data, "SWITCHBACK_ADDR": &c.Addr, "SWITCHBACK_LOG_FORMAT": &c.LogFormat,
 		"SWITCHBACK_LOG_LEVEL": &c.LogLevel, "SWITCHBACK_ADMIN_TOKEN": &c.AdminToken,
 		"SWITCHBACK_TLS_CERT": &c.TLSCert, "SWITCHBACK_TLS_KEY": &c.TLSKey,
+		"SWITCHBACK_STORE": &c.Store, "SWITCHBACK_ETCD_PREFIX": &c.EtcdPrefix,
+		"SWITCHBACK_ETCD_CA": &c.EtcdCA, "SWITCHBACK_ETCD_CERT": &c.EtcdCert, "SWITCHBACK_ETCD_KEY": &c.EtcdKey,
+		"SWITCHBACK_ETCD_USERNAME": &c.EtcdUsername, "SWITCHBACK_ETCD_PASSWORD": &c.EtcdPassword,
+		"SWITCHBACK_SECRETS_KEY_FILE": &c.SecretsKeyFile,
 	} {
 		if v := getenv(name); v != "" {
 			*dst = v
@@ -109,6 +127,29 @@ func (c Serve) Validate() error {
 	}
 	if _, err := webui.ParseProxies(c.TrustedProxies); err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	return c.validateStore()
+}
+
+// validateStore checks the etcd settings, which only an etcd store takes.
+func (c Serve) validateStore() error {
+	if c.Store == "" {
+		if c.EtcdCA != "" || c.EtcdCert != "" || c.EtcdKey != "" || c.SecretsKeyFile != "" {
+			return errors.New("--etcd-ca, --etcd-cert, --etcd-key and --secrets-key-file go with --store etcd://…")
+		}
+		return nil
+	}
+	if _, err := etcdstore.ParseURL(c.Store); err != nil {
+		return fmt.Errorf("--store: %w", err)
+	}
+	if c.SecretsKeyFile == "" {
+		return errors.New("--store etcd://… needs --secrets-key-file: partners' webhook secrets are sealed with its key in the shared store")
+	}
+	if (c.EtcdCert == "") != (c.EtcdKey == "") {
+		return errors.New("--etcd-cert and --etcd-key go together: give both or neither")
+	}
+	if !strings.HasPrefix(c.EtcdPrefix, "/") {
+		return fmt.Errorf("--etcd-prefix %q must begin with /", c.EtcdPrefix)
 	}
 	return nil
 }

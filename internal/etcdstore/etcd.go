@@ -186,14 +186,14 @@ func (s *Store) key(table string, parts ...string) string {
 	return b.String()
 }
 
-// Update runs fn in one write transaction; see the package doc for how
+// update runs fn in one write transaction; see the package doc for how
 // it commits and retries. fn may run more than once, each time against a
 // fresh Tx: it must have no effect outside the Tx but ones it redoes (the
 // control service's functions set their results again on each run). It
 // returns fn's error, ctx.Err() when ctx is
 // done before a commit, ErrClosed, a conflict error wrapping ErrConflict,
 // or an error wrapping ErrTooLarge.
-func (s *Store) Update(ctx context.Context, fn func(control.Tx) error) error {
+func (s *Store) update(ctx context.Context, fn func(control.Tx) error) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}

@@ -162,9 +162,9 @@ func each[T any](r *reader, prefix string, out *[]T) error {
 	return nil
 }
 
-// Load returns everything stored but the audit log and the statistics, as
+// load returns everything stored but the audit log and the statistics, as
 // of one revision.
-func (s *Store) Load(ctx context.Context) (domain.Data, error) {
+func (s *Store) load(ctx context.Context) (domain.Data, error) {
 	if err := s.check(ctx); err != nil {
 		return domain.Data{}, err
 	}
@@ -237,8 +237,8 @@ func (s *Store) Load(ctx context.Context) (domain.Data, error) {
 	return d, nil
 }
 
-// AuditLog returns up to limit entries with seq > after, in seq order.
-func (s *Store) AuditLog(ctx context.Context, after uint64, limit int) ([]domain.AuditEntry, error) {
+// auditLog returns up to limit entries with seq > after, in seq order.
+func (s *Store) auditLog(ctx context.Context, after uint64, limit int) ([]domain.AuditEntry, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
@@ -262,9 +262,9 @@ func (s *Store) AuditLog(ctx context.Context, after uint64, limit int) ([]domain
 	return out, nil
 }
 
-// StageRows returns the rows of the stint that began at since, as of one
+// stageRows returns the rows of the stint that began at since, as of one
 // revision.
-func (s *Store) StageRows(ctx context.Context, migration, partner string, stage domain.Stage, since time.Time) (domain.StageRows, error) {
+func (s *Store) stageRows(ctx context.Context, migration, partner string, stage domain.Stage, since time.Time) (domain.StageRows, error) {
 	out := domain.StageRows{Comparisons: []domain.MinuteCount{}}
 	if err := s.check(ctx); err != nil {
 		return out, err
@@ -306,10 +306,10 @@ func (s *Store) StageRows(ctx context.Context, migration, partner string, stage 
 	return out, nil
 }
 
-// Mismatches returns up to limit of a partner's mismatches at or after
+// mismatches returns up to limit of a partner's mismatches at or after
 // since, newest first. It reads all the partner's kept mismatches, which
 // PutMismatch bounds per event type and class.
-func (s *Store) Mismatches(ctx context.Context, migration, partner string, since time.Time, limit int) ([]domain.Mismatch, error) {
+func (s *Store) mismatches(ctx context.Context, migration, partner string, since time.Time, limit int) ([]domain.Mismatch, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
