@@ -24,7 +24,7 @@ import (
 //	P registry/routers/<id>                        JSON control.RouterStatus, on a lease of the router TTL
 //	P registry/replays/<id>                        JSON domain.ReplayJob as asked
 //	P registry/replays/<id>/progress/<router>      JSON domain.ReplayJob: a router's progress on it
-//	P registry/guard/<mig>/<partner>               JSON []string: the guard window, oldest first
+//	P registry/guard/<mig>/<partner>               the guard window, oldest first: see window
 //
 // A router's entry is put on a lease of its own, granted at each rewrite,
 // so that the entry of a router that stops reporting expires with it
@@ -355,7 +355,11 @@ func (r *Registry) UpdateWindow(ctx context.Context, migration, partner string, 
 		var rev int64 // 0: absent
 		if len(resp.Kvs) == 1 {
 			rev = resp.Kvs[0].ModRevision
-			if err := json.Unmarshal(resp.Kvs[0].Value, &old); err != nil {
+			var w window
+			if err := json.Unmarshal(resp.Kvs[0].Value, &w); err != nil {
+				return fmt.Errorf("decode %q: %w", key, err)
+			}
+			if old, err = w.outcomes(); err != nil {
 				return fmt.Errorf("decode %q: %w", key, err)
 			}
 		}
@@ -367,7 +371,7 @@ func (r *Registry) UpdateWindow(ctx context.Context, migration, partner string, 
 		case w == nil:
 			op = clientv3.OpDelete(key)
 		default:
-			value, err := json.Marshal(w)
+			value, err := json.Marshal(newWindow(w))
 			if err != nil {
 				return fmt.Errorf("encode guard window %s/%s: %w", migration, partner, err)
 			}
@@ -382,4 +386,49 @@ func (r *Registry) UpdateWindow(ctx context.Context, migration, partner string, 
 		}
 	}
 	return &domain.Error{Code: domain.CodeConflict, Message: "the guard window changed on every attempt; its sample was dropped", Err: ErrConflict}
+}
+
+// window is a guard window as stored. A window holds up to 100,000
+// outcomes (domain.Guard's bound), which as a JSON list of class names
+// would pass etcd's 1.5 MiB request limit; the outcomes are a handful of
+// classes, so a window stores each distinct outcome once, in Names, and
+// the window as one byte per outcome, its index in Names. A window of
+// more than 256 distinct outcomes (only a router reporting what is not a
+// class sends them) is stored as the plain list, in Outcomes.
+type window struct {
+	Names    []string `json:"names,omitempty"`
+	Indexes  []byte   `json:"indexes,omitempty"` // base64 in JSON
+	Outcomes []string `json:"outcomes,omitempty"`
+}
+
+func newWindow(outcomes []string) window {
+	index := map[string]byte{}
+	var w window
+	for _, o := range outcomes {
+		i, ok := index[o]
+		if !ok {
+			if len(w.Names) == 256 {
+				return window{Outcomes: outcomes}
+			}
+			i = byte(len(w.Names))
+			index[o] = i
+			w.Names = append(w.Names, o)
+		}
+		w.Indexes = append(w.Indexes, i)
+	}
+	return w
+}
+
+func (w window) outcomes() ([]string, error) {
+	if w.Outcomes != nil {
+		return w.Outcomes, nil
+	}
+	out := make([]string, len(w.Indexes))
+	for n, i := range w.Indexes {
+		if int(i) >= len(w.Names) {
+			return nil, fmt.Errorf("outcome %d names class %d of %d", n, i, len(w.Names))
+		}
+		out[n] = w.Names[i]
+	}
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package etcdstore_test
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -274,5 +275,34 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("gave up waiting for %s", what)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A window as large as a guard allows (100,000 outcomes of the longest
+// class names) fits in one etcd request; so does one of a router that
+// reports 300 distinct outcomes.
+func TestLargeGuardWindow(t *testing.T) {
+	reg := open(t, newPrefix()).Registry()
+	classes := []string{string(domain.ClassErrorAsymmetry), string(domain.ClassTypeMismatch), string(domain.ClassEqual)}
+	large := make([]string, 100000)
+	for i := range large {
+		large[i] = classes[i%len(classes)]
+	}
+	odd := make([]string, 300)
+	for i := range odd {
+		odd[i] = fmt.Sprintf("not-a-class-%d", i)
+	}
+	for name, want := range map[string][]string{"100,000 outcomes": large, "300 distinct outcomes": odd} {
+		set := func([]string) []string { return want }
+		if err := reg.UpdateWindow(t.Context(), "m", "acme", set); err != nil {
+			t.Fatalf("%s: UpdateWindow: %v", name, err)
+		}
+		var got []string
+		if err := reg.UpdateWindow(t.Context(), "m", "acme", func(w []string) []string { got = w; return w }); err != nil {
+			t.Fatalf("%s: UpdateWindow: %v", name, err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: read back %d outcomes, not those written", name, len(got))
+		}
 	}
 }
