@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
 )
+
+// guardTimeout bounds a guard's update of its window and its revert.
+const guardTimeout = 30 * time.Second
 
 // observeGuard adds a router's sample to its partner's window of latest
 // outcomes on the new pipeline, in the registry, and reverts when the
@@ -28,6 +32,10 @@ func (s *Service) observeGuard(ctx context.Context, sample domain.GuardSample) {
 	if ps.Stage != domain.StageNew && ps.Stage != domain.StageDone {
 		return // the partner is already off the new pipeline
 	}
+	// A window cleared by a trip must be followed by its revert: neither
+	// is given up because the router that sent the sample hung up.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), guardTimeout)
+	defer cancel()
 	var evidence string
 	var trip bool
 	err := s.registry.UpdateWindow(ctx, sample.Migration, sample.Partner, func(old []string) []string {
