@@ -134,7 +134,7 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	if err := datadir.CheckNotLost(cfg.Init, stores, evidence); err != nil {
 		return err
 	}
-	store, closeStore, err := openStore(ctx, cfg, dbPath, log)
+	store, registry, closeStore, err := openStore(ctx, cfg, dbPath, log)
 	if err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	if now == nil {
 		now = time.Now
 	}
-	svc, err := control.New(ctx, store, control.Options{Logger: log, Now: now})
+	svc, err := control.New(ctx, store, control.Options{Logger: log, Now: now, Registry: registry})
 	if err != nil {
 		closeJournal()
 		return err

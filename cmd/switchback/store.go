@@ -13,35 +13,37 @@ import (
 )
 
 // openStore opens the control store cfg names: the bbolt file at dbPath,
-// or the etcd cluster of --store. The returned func closes it.
-func openStore(ctx context.Context, cfg config.Serve, dbPath string, log *slog.Logger) (control.Store, func(), error) {
+// or the etcd cluster of --store with the registry the replicas share
+// (nil for bbolt: the service's own, in memory). The returned func closes
+// them.
+func openStore(ctx context.Context, cfg config.Serve, dbPath string, log *slog.Logger) (control.Store, control.Registry, func(), error) {
 	if cfg.Store == "" {
 		store, err := boltstore.Open(dbPath, cfg.LockTimeout)
 		if err != nil {
-			return nil, nil, datadir.DamagedControlDB(err, dbPath)
+			return nil, nil, nil, datadir.DamagedControlDB(err, dbPath)
 		}
-		return store, func() { store.Close() }, nil
+		return store, nil, func() { store.Close() }, nil
 	}
 	endpoints, err := etcdstore.ParseURL(cfg.Store)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--store: %w", err)
+		return nil, nil, nil, fmt.Errorf("--store: %w", err)
 	}
 	key, err := etcdstore.ReadKeyFile(cfg.SecretsKeyFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--secrets-key-file: %w", err)
+		return nil, nil, nil, fmt.Errorf("--secrets-key-file: %w", err)
 	}
 	client, err := etcdstore.Dial(ctx, etcdstore.Config{Endpoints: endpoints, CAFile: cfg.EtcdCA, CertFile: cfg.EtcdCert, KeyFile: cfg.EtcdKey,
 		Username: cfg.EtcdUsername, Password: cfg.EtcdPassword})
 	if err != nil {
-		return nil, nil, fmt.Errorf("--store: %w", err)
+		return nil, nil, nil, fmt.Errorf("--store: %w", err)
 	}
 	store, err := etcdstore.Open(ctx, client, cfg.EtcdPrefix, etcdstore.WithSecretsKey(key))
 	if err != nil {
 		client.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	log.Info("control store on etcd", "endpoints", endpoints, "prefix", cfg.EtcdPrefix)
-	return store, func() { store.Close(); client.Close() }, nil
+	return store, store.Registry(), func() { store.Close(); client.Close() }, nil
 }
 
 // storeName names the store for the log: never its credentials, which

@@ -5,19 +5,23 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
+	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
 )
 
-// guard keeps, per partner on the new pipeline, the outcomes of its latest
-// events, and reverts when they cross the migration's guard.
-type guard struct {
-	mu      sync.Mutex
-	windows map[string][]string // migration 0 partner → outcomes, oldest first
-}
+// guardTimeout bounds a guard's update of its window and its revert.
+const guardTimeout = 30 * time.Second
 
-func (g *guard) observe(ctx context.Context, s *Service, sample domain.GuardSample) {
+// observeGuard adds a router's sample to its partner's window of latest
+// outcomes on the new pipeline, in the registry, and reverts when the
+// window crosses the migration's guard. Appending, judging and clearing a
+// tripped window are one atomic update of the registry, so that of two
+// replicas receiving samples of one partner at once exactly one trips.
+// A registry that fails is logged, not returned: the report must still be
+// answered, and what is lost is this sample's outcomes (the guard judges
+// the next ones).
+func (s *Service) observeGuard(ctx context.Context, sample domain.GuardSample) {
 	st := s.State()
 	ms, ok := st.Migrations[sample.Migration]
 	p, known := st.Partners[sample.Partner]
@@ -28,21 +32,27 @@ func (g *guard) observe(ctx context.Context, s *Service, sample domain.GuardSamp
 	if ps.Stage != domain.StageNew && ps.Stage != domain.StageDone {
 		return // the partner is already off the new pipeline
 	}
-	key := sample.Migration + "\x00" + sample.Partner
-	g.mu.Lock()
-	if g.windows == nil {
-		g.windows = map[string][]string{}
+	// A window cleared by a trip must be followed by its revert: neither
+	// is given up because the router that sent the sample hung up.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), guardTimeout)
+	defer cancel()
+	var evidence string
+	var trip bool
+	err := s.registry.UpdateWindow(ctx, sample.Migration, sample.Partner, func(old []string) []string {
+		w := append(slices.Clip(old), sample.Outcomes...)
+		if len(w) > ms.Guard.Window {
+			w = w[len(w)-ms.Guard.Window:]
+		}
+		evidence, trip = judgeWindow(ms, w, sample)
+		if trip {
+			return nil
+		}
+		return w
+	})
+	if err != nil {
+		s.log.Error("registry: guard sample dropped", "migration", sample.Migration, "partner", sample.Partner, "err", err)
+		return
 	}
-	w := append(g.windows[key], sample.Outcomes...)
-	if len(w) > ms.Guard.Window {
-		w = w[len(w)-ms.Guard.Window:]
-	}
-	g.windows[key] = w
-	evidence, trip := judgeWindow(ms, w, sample)
-	if trip {
-		delete(g.windows, key)
-	}
-	g.mu.Unlock()
 	if trip {
 		s.guardRevert(ctx, ms, ps, evidence)
 	}

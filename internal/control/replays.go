@@ -6,27 +6,17 @@ import (
 	"encoding/hex"
 	"maps"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 // Replays asked of routers that run in other processes: the control
-// service keeps the requests, routers poll for them (GET
-// /v1/replays/asked), run them on their own journals and report their
-// progress, which GET /v1/replays/{id} sums up. The board lives in memory,
-// like the routers table: routers run and persist the jobs, and their
-// reports fill the board again after a restart.
-type replayBoard struct {
-	mu   sync.Mutex
-	jobs map[string]*boardJob
-}
-
-type boardJob struct {
-	job      domain.ReplayJob
-	progress map[string]domain.ReplayJob // by router
-}
+// service keeps the requests on its registry's board, routers poll for
+// them (GET /v1/replays/asked), run them on their own journals and report
+// their progress, which GET /v1/replays/{id} sums up. Routers run and
+// persist the jobs, and their reports fill the board again when a
+// registry forgot it.
 
 // askedReplayAge bounds how long routers are offered a job.
 const askedReplayAge = 24 * time.Hour
@@ -45,88 +35,95 @@ func (s *Service) AskReplay(ctx context.Context, c Change, req domain.ReplayRequ
 	if err := s.RecordAction(ctx, c, "replay.start", "replay/"+job.ID, req); err != nil {
 		return domain.ReplayJob{}, err
 	}
-	s.board.mu.Lock()
-	defer s.board.mu.Unlock()
-	if s.board.jobs == nil {
-		s.board.jobs = map[string]*boardJob{}
+	if err := s.registry.PutReplay(ctx, job); err != nil {
+		// Audited but not on the board: the caller asks again.
+		return domain.ReplayJob{}, domain.Internal("put the replay on the board", err)
 	}
-	s.board.jobs[job.ID] = &boardJob{job: job, progress: map[string]domain.ReplayJob{}}
 	return job, nil
 }
 
 // AskedReplays lists the replays routers should run: those asked in the
-// last day.
+// last day. A registry that fails is logged and answers none: routers ask
+// again at their next poll.
 func (s *Service) AskedReplays() []domain.ReplayJob {
-	s.board.mu.Lock()
-	defer s.board.mu.Unlock()
 	out := []domain.ReplayJob{}
-	for _, b := range s.board.jobs {
-		if s.now().Sub(b.job.CreatedAt) < askedReplayAge {
-			out = append(out, domain.ReplayJob{ID: b.job.ID, Request: b.job.Request, CreatedAt: b.job.CreatedAt, Status: domain.ReplayQueued})
+	for _, b := range s.boardJobs() {
+		if s.now().Sub(b.Job.CreatedAt) < askedReplayAge {
+			out = append(out, domain.ReplayJob{ID: b.Job.ID, Request: b.Job.Request, CreatedAt: b.Job.CreatedAt, Status: domain.ReplayQueued})
 		}
 	}
 	slices.SortFunc(out, func(a, b domain.ReplayJob) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return out
 }
 
-// recordReplays takes a router's progress on the replays it runs.
-func (s *Service) recordReplays(router string, jobs []domain.ReplayJob) {
-	if len(jobs) == 0 {
-		return
+// boardJobs lists the registry's replays, logging its error as none.
+func (s *Service) boardJobs() []AskedJob {
+	ctx, cancel := context.WithTimeout(context.Background(), registryTimeout)
+	defer cancel()
+	jobs, err := s.registry.Replays(ctx)
+	if err != nil {
+		s.log.Error("registry: list replays", "err", err)
+		return nil
 	}
-	s.board.mu.Lock()
-	defer s.board.mu.Unlock()
-	if s.board.jobs == nil {
-		s.board.jobs = map[string]*boardJob{}
-	}
+	return jobs
+}
+
+// recordReplays takes a router's progress on the replays it runs. A
+// registry that fails is logged, not returned: the report must still be
+// answered, and what is lost is this progress until the router's next
+// report.
+func (s *Service) recordReplays(ctx context.Context, router string, jobs []domain.ReplayJob) {
 	for _, j := range jobs {
-		b := s.board.jobs[j.ID]
-		if b == nil {
-			// Asked before a restart of the control service: learn it back.
-			b = &boardJob{job: domain.ReplayJob{ID: j.ID, Request: j.Request, CreatedAt: j.CreatedAt}, progress: map[string]domain.ReplayJob{}}
-			s.board.jobs[j.ID] = b
-		}
 		j.Cursor = nil
-		b.progress[router] = j
+		if err := s.registry.PutReplayProgress(ctx, router, j); err != nil {
+			s.log.Error("registry: replay progress not shared", "router", router, "replay", j.ID, "err", err)
+		}
 	}
 }
 
 // AskedReplay returns a replay's progress summed over the routers that
 // report it: queued until one does, running while any runs (a router
 // awaiting comparisons runs), failed if any failed, done when all that
-// report it are done. Counts are sums; awaitUntil is the latest.
+// report it are done. Counts are sums; awaitUntil is the latest. It
+// returns CodeNotFound for a replay the board does not hold and
+// CodeInternal when the registry fails.
 func (s *Service) AskedReplay(id string) (domain.ReplayJob, error) {
-	s.board.mu.Lock()
-	defer s.board.mu.Unlock()
-	b, ok := s.board.jobs[id]
-	if !ok {
-		return domain.ReplayJob{}, domain.Errorf(domain.CodeNotFound, "replay %q does not exist", id)
+	ctx, cancel := context.WithTimeout(context.Background(), registryTimeout)
+	defer cancel()
+	jobs, err := s.registry.Replays(ctx)
+	if err != nil {
+		return domain.ReplayJob{}, domain.Internal("list replays", err)
 	}
-	return b.sum(), nil
+	for _, b := range jobs {
+		if b.Job.ID == id {
+			return b.sum(), nil
+		}
+	}
+	return domain.ReplayJob{}, domain.Errorf(domain.CodeNotFound, "replay %q does not exist", id)
 }
 
-// AskedReplayList lists the replays asked of routers, newest first.
+// AskedReplayList lists the replays asked of routers, newest first. A
+// registry that fails is logged and answers none.
 func (s *Service) AskedReplayList() []domain.ReplayJob {
-	s.board.mu.Lock()
-	defer s.board.mu.Unlock()
-	out := make([]domain.ReplayJob, 0, len(s.board.jobs))
-	for _, b := range s.board.jobs {
+	jobs := s.boardJobs()
+	out := make([]domain.ReplayJob, 0, len(jobs))
+	for _, b := range jobs {
 		out = append(out, b.sum())
 	}
 	slices.SortFunc(out, func(a, b domain.ReplayJob) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	return out
 }
 
-func (b *boardJob) sum() domain.ReplayJob {
-	out := b.job
+func (b AskedJob) sum() domain.ReplayJob {
+	out := b.Job
 	out.Status = domain.ReplayQueued
-	if len(b.progress) == 0 {
+	if len(b.Progress) == 0 {
 		return out
 	}
 	done, failed, running := 0, 0, 0
 	// By router id, so the list of unknown events reads the same each time.
-	for _, router := range slices.Sorted(maps.Keys(b.progress)) {
-		p := b.progress[router]
+	for _, router := range slices.Sorted(maps.Keys(b.Progress)) {
+		p := b.Progress[router]
 		out.Total += p.Total
 		out.Done += p.Done
 		out.Failed += p.Failed

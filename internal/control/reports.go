@@ -46,18 +46,18 @@ func (s *Service) IngestReport(ctx context.Context, r wire.Report) (duplicate bo
 	if err := s.checkVersion(rt); err != nil {
 		return false, err
 	}
-	s.ReportRouter(rt)
+	s.reportRouter(ctx, rt)
 	if err := s.fastForward(ctx, rt); err != nil {
 		return false, err
 	}
-	s.recordReplays(r.Router, r.Replays)
+	s.recordReplays(ctx, r.Router, r.Replays)
 	if len(r.Comparisons)+len(r.Candidate)+len(r.Mismatches) > 0 {
 		if duplicate, err = s.recordStats(ctx, r); err != nil {
 			return false, err
 		}
 	}
 	for _, g := range r.Guard {
-		s.guard.observe(ctx, s, g)
+		s.observeGuard(ctx, g)
 	}
 	return duplicate, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -47,27 +46,22 @@ type regressions struct {
 	tried time.Time // the last fast-forward tried, for fastForwardEvery
 }
 
-// routers is the registry of routers. It lives in memory only: routers
-// report every few seconds, so a restarted control service knows them all
-// again within one report interval.
-type routers struct {
-	mu sync.Mutex
-	m  map[string]RouterStatus
-}
-
-// maxRouters bounds the registry against a misbehaving router token.
-const maxRouters = 10000
+// registryTimeout bounds a call to the registry made without a caller's
+// context (the listings of the routers page and the replay board).
+const registryTimeout = 5 * time.Second
 
 // ReportRouter records a router's report.
 func (s *Service) ReportRouter(r RouterStatus) {
-	s.routers.mu.Lock()
-	defer s.routers.mu.Unlock()
-	if s.routers.m == nil {
-		s.routers.m = map[string]RouterStatus{}
-	}
-	if _, known := s.routers.m[r.ID]; !known && len(s.routers.m) >= maxRouters {
-		return
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), registryTimeout)
+	defer cancel()
+	s.reportRouter(ctx, r)
+}
+
+// reportRouter records a router's report in the registry. A registry that
+// fails is logged, not returned: the router must still be answered, and
+// what is lost is this report on the routers page of the other replicas
+// (the router reports again within seconds).
+func (s *Service) reportRouter(ctx context.Context, r RouterStatus) {
 	r.LastSeen = s.now().UTC()
 	r.Conflict = ""
 	if st := s.State(); r.StoreID != "" && r.StoreID != st.StoreID {
@@ -75,17 +69,21 @@ func (s *Service) ReportRouter(r RouterStatus) {
 	} else if r.StoreID != "" && (r.SnapshotVersion > st.Version || r.Refused != 0 && r.SnapshotVersion == st.Version) {
 		r.Conflict = fmt.Sprintf("holds version %d of this store, which went back to version %d (restored from a backup?)", r.SnapshotVersion, st.Version)
 	}
-	if old, ok := s.routers.m[r.ID]; ok && r.Journal == nil {
-		r.Journal = old.Journal
+	if err := s.registry.PutRouter(ctx, r); err != nil {
+		s.log.Error("registry: router report not shared", "router", r.ID, "err", err)
 	}
-	s.routers.m[r.ID] = r
 }
 
-// Routers lists the routers by id.
+// Routers lists the routers by id: every replica's, when the registry is
+// shared. A registry that fails is logged and answers no routers.
 func (s *Service) Routers() []RouterStatus {
-	s.routers.mu.Lock()
-	defer s.routers.mu.Unlock()
-	out := slices.Collect(maps.Values(s.routers.m))
+	ctx, cancel := context.WithTimeout(context.Background(), registryTimeout)
+	defer cancel()
+	out, err := s.registry.Routers(ctx)
+	if err != nil {
+		s.log.Error("registry: list routers", "err", err)
+		return []RouterStatus{}
+	}
 	slices.SortFunc(out, func(a, b RouterStatus) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }

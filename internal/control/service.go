@@ -40,6 +40,10 @@ type Options struct {
 	Now    func() time.Time // defaults to time.Now
 	Stats  ComparisonStats  // defaults to tallying the store's rows
 	Logger *slog.Logger     // defaults to slog.Default()
+	// Registry holds the routers' reports, the replay board and the
+	// guard's windows; it defaults to a MemoryRegistry. Replicas sharing a
+	// store share one registry.
+	Registry Registry
 }
 
 // Service is the control service.
@@ -58,10 +62,8 @@ type Service struct {
 	changed   atomic.Pointer[chan struct{}]           // closed when a new State is published
 	reverts   atomic.Uint64
 	regress   regressions
-	routers   routers
-	guard     guard
+	registry  Registry
 	scheduler atomic.Pointer[ReplayScheduler] // the one running, if any
-	board     replayBoard
 	// unreachable is when a shared store stopped answering, nil while
 	// it answers: see Follow.
 	unreachable atomic.Pointer[time.Time]
@@ -78,11 +80,14 @@ func New(ctx context.Context, store Store, opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Registry == nil {
+		opts.Registry = NewMemoryRegistry()
+	}
 	data, err := store.Load(ctx)
 	if err != nil {
 		return nil, domain.Internal("load store", err)
 	}
-	s := &Service{store: store, now: opts.Now, stats: opts.Stats, log: opts.Logger, lastAudit: data.LastAudit}
+	s := &Service{store: store, now: opts.Now, stats: opts.Stats, log: opts.Logger, registry: opts.Registry, lastAudit: data.LastAudit}
 	st := newState(data)
 	st.seal(data.Version, s.now().UTC(), data.LastAudit)
 	s.state.Store(st)
