@@ -37,8 +37,19 @@ const (
 
 // Options configures a Provider. Zero durations take the defaults above.
 type Options struct {
-	// URL is the control service's base URL, http or https. Required.
+	// URL is the control service's base URL, http or https: the same as
+	// URLs with this one element. Set URL or URLs, not both.
 	URL string
+	// URLs are the base URLs of several replicas of one control service
+	// (one store behind them all), http or https. The provider follows the
+	// snapshot stream of one at a time, starting with the first, and moves
+	// to the next, round robin, when that stream fails: the connection is
+	// refused or lost, the answer is not the stream, the stream ends or
+	// stays silent past HeartbeatTimeout. It waits the usual backoff before
+	// each attempt and resumes from the version it holds, so it never takes
+	// a lower version of the store from a replica that lags behind. Reports
+	// go to the replica of the stream. ControlURL tells which it is.
+	URLs []string
 	// Token is the bearer token sent to the control service. Required; a
 	// router's token (role router) is needed for RouterID reports and for
 	// snapshots that carry the partners' webhook secrets.
@@ -90,22 +101,29 @@ type Options struct {
 	HeartbeatTimeout time.Duration
 }
 
-// Validate reports the first problem with o: a URL that is not an absolute
-// http or https URL, a missing Token, a negative duration, or a MinBackoff
-// above MaxBackoff. It does not fill in defaults.
+// Validate reports the first problem with o: no URL, both URL and URLs
+// set, a URL that is not an absolute http or https URL or that URLs repeat,
+// a missing Token, a negative duration, or a MinBackoff above MaxBackoff.
+// It does not fill in defaults.
 func (o Options) Validate() error {
-	if o.URL == "" {
-		return errors.New("flags: Options.URL is required")
+	if o.URL != "" && len(o.URLs) > 0 {
+		return errors.New("flags: set Options.URL or Options.URLs, not both")
 	}
-	u, err := url.Parse(o.URL)
-	if err != nil {
-		return fmt.Errorf("flags: Options.URL: %w", err)
+	if o.URL == "" && len(o.URLs) == 0 {
+		return errors.New("flags: Options.URL (or URLs) is required")
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("flags: Options.URL must be an http or https URL, got scheme %q", u.Scheme)
+	if o.URL != "" {
+		if _, err := parseBaseURL(o.URL); err != nil {
+			return fmt.Errorf("flags: Options.URL %w", err)
+		}
 	}
-	if u.Host == "" {
-		return errors.New("flags: Options.URL has no host")
+	for i, raw := range o.URLs {
+		if _, err := parseBaseURL(raw); err != nil {
+			return fmt.Errorf("flags: Options.URLs[%d] %w", i, err)
+		}
+		if j := slices.Index(o.URLs[:i], raw); j >= 0 {
+			return fmt.Errorf("flags: Options.URLs[%d] repeats URLs[%d] (%s)", i, j, raw)
+		}
 	}
 	if o.Token == "" {
 		return errors.New("flags: Options.Token is required")
@@ -129,6 +147,33 @@ func (o Options) Validate() error {
 		return fmt.Errorf("flags: Options.MinBackoff (%s) is above MaxBackoff (%s)", o.MinBackoff, o.MaxBackoff)
 	}
 	return nil
+}
+
+// parseBaseURL parses a control service's base URL. Its errors read after
+// the name of the option.
+func parseBaseURL(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, errors.New("is empty")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("does not parse: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("must be an http or https URL, got scheme %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("has no host: %s", raw)
+	}
+	return u, nil
+}
+
+// baseURLs returns the control service's base URLs, URL or URLs.
+func (o Options) baseURLs() []string {
+	if o.URL != "" {
+		return []string{o.URL}
+	}
+	return o.URLs
 }
 
 func (o Options) withDefaults() Options {
@@ -159,9 +204,12 @@ func (o Options) withDefaults() Options {
 // A Provider is safe for concurrent use; evaluations never wait for the
 // sync.
 type Provider struct {
-	opts       Options
-	streamURL  string
-	reportURL  string
+	opts Options
+	// replicas are the control service's replicas, in the order of the
+	// Options; active indexes the one the stream uses, or tries next.
+	// Written only by the sync goroutine.
+	replicas   []replica
+	active     atomic.Int32
 	client     *http.Client
 	ownsClient bool
 	log        *slog.Logger
@@ -221,6 +269,11 @@ const (
 	stStale               // STALE: disconnected, within StaleGrace
 	stError               // ERROR: Init failed, or disconnected past StaleGrace
 )
+
+// replica is one control service replica's endpoints.
+type replica struct {
+	base, stream, report string
+}
 
 // held is a snapshot with what evaluation derives from it once.
 type held struct {
@@ -283,22 +336,29 @@ var (
 	_ openfeature.EventHandler             = (*Provider)(nil)
 )
 
-// NewProvider returns a provider for the control service at opts.URL. It
-// does no I/O: Init starts the sync. It returns an error if opts does not
-// validate (see Options.Validate).
+// NewProvider returns a provider for the control service at opts.URL, or
+// its replicas at opts.URLs. It does no I/O: Init starts the sync. It
+// returns an error if opts does not validate (see Options.Validate).
 func NewProvider(opts Options) (*Provider, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	base, err := url.Parse(opts.URL)
-	if err != nil {
-		return nil, fmt.Errorf("flags: Options.URL: %w", err)
+	var replicas []replica
+	for _, raw := range opts.baseURLs() {
+		base, err := parseBaseURL(raw)
+		if err != nil { // Validate parsed it
+			return nil, fmt.Errorf("flags: control URL %w", err)
+		}
+		replicas = append(replicas, replica{
+			base:   raw,
+			stream: base.JoinPath("v1", "snapshot", "stream").String(),
+			report: base.JoinPath("v1", "reports").String(),
+		})
 	}
 	p := &Provider{
 		opts:       opts,
-		streamURL:  base.JoinPath("v1", "snapshot", "stream").String(),
-		reportURL:  base.JoinPath("v1", "reports").String(),
+		replicas:   replicas,
 		client:     opts.HTTPClient,
 		log:        opts.Logger,
 		maxEvent:   maxEventBytes,
@@ -688,6 +748,11 @@ func (p *Provider) Offer(raw []byte) error {
 // disconnected, or refused a snapshot is not current.
 func (p *Provider) Current() bool { return p.current.Load() }
 
+// ControlURL returns the base URL, one of Options.URLs (or Options.URL),
+// of the control service replica whose snapshot stream the provider
+// follows, or tries next while it is disconnected.
+func (p *Provider) ControlURL() string { return p.replicas[p.active.Load()].base }
+
 // Regressions counts the snapshots refused because the control service's
 // store went backwards: a lower version of the store held (or the same
 // version with another history), as after a restore from a backup. Each is
@@ -893,7 +958,8 @@ func (p *Provider) report(ctx context.Context, s *Snapshot) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.reportURL, bytes.NewReader(body))
+	// The replica of the stream: it answers, as far as the provider knows.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.replicas[p.active.Load()].report, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

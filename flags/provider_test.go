@@ -101,6 +101,7 @@ type pvReport struct {
 // test's choosing first.
 type fakeControl struct {
 	srv       *httptest.Server
+	handler   http.Handler // what srv serves; replicas serve it too
 	quit      chan struct{}
 	closeOnce sync.Once
 
@@ -128,6 +129,7 @@ func startFakeControl(t *testing.T) *fakeControl {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/snapshot/stream", f.serveStream)
 	mux.HandleFunc("POST /v1/reports", f.serveReport)
+	f.handler = mux
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.close)
 	return f
@@ -401,11 +403,21 @@ func TestOptionsValidate(t *testing.T) {
 	}{
 		{"valid", func(*Options) {}, ""},
 		{"valid http with durations", func(o *Options) { o.URL, o.MinBackoff, o.MaxBackoff = "http://127.0.0.1:1", time.Second, time.Second }, ""},
-		{"no URL", func(o *Options) { o.URL = "" }, "URL is required"},
+		{"no URL", func(o *Options) { o.URL = "" }, "URL (or URLs) is required"},
 		{"ftp URL", func(o *Options) { o.URL = "ftp://control.example" }, "http or https"},
 		{"relative URL", func(o *Options) { o.URL = "/v1" }, "http or https"},
 		{"no host", func(o *Options) { o.URL = "http://" }, "no host"},
-		{"unparsable URL", func(o *Options) { o.URL = "http://a b\x7f" }, "Options.URL"},
+		{"unparsable URL", func(o *Options) { o.URL = "http://a b\x7f" }, "Options.URL does not parse"},
+		{"replicas", func(o *Options) { o.URL, o.URLs = "", []string{"https://a.example", "http://10.0.0.2:8080/base"} }, ""},
+		{"one replica", func(o *Options) { o.URL, o.URLs = "", []string{"https://a.example"} }, ""},
+		{"URL and URLs", func(o *Options) { o.URLs = []string{"https://a.example"} }, "not both"},
+		{"empty URLs", func(o *Options) { o.URL, o.URLs = "", []string{} }, "URL (or URLs) is required"},
+		{"an empty replica URL", func(o *Options) { o.URL, o.URLs = "", []string{"https://a.example", ""} }, "Options.URLs[1] is empty"},
+		{"a replica URL without scheme", func(o *Options) { o.URL, o.URLs = "", []string{"https://a.example", "b.example:8080"} }, "Options.URLs[1] must be an http or https URL"},
+		{"a replica URL without host", func(o *Options) { o.URL, o.URLs = "", []string{"https://"} }, "Options.URLs[0] has no host"},
+		{"a replica twice", func(o *Options) {
+			o.URL, o.URLs = "", []string{"https://a.example", "https://b.example", "https://a.example"}
+		}, "URLs[2] repeats URLs[0]"},
 		{"no token", func(o *Options) { o.Token = "" }, "Token is required"},
 		{"negative grace", func(o *Options) { o.StaleGrace = -time.Second }, "StaleGrace must not be negative"},
 		{"negative heartbeat", func(o *Options) { o.HeartbeatTimeout = -1 }, "HeartbeatTimeout"},
@@ -447,8 +459,11 @@ func TestOptionsDefaults(t *testing.T) {
 	if p.Metadata().Name != "switchback" {
 		t.Errorf("Metadata().Name: got %q, want switchback", p.Metadata().Name)
 	}
-	if got, want := p.streamURL, "http://control.example/v1/snapshot/stream"; got != want {
-		t.Errorf("stream URL: got %q, want %q", got, want)
+	if got, want := p.replicas, []replica{{"http://control.example", "http://control.example/v1/snapshot/stream", "http://control.example/v1/reports"}}; !slices.Equal(got, want) {
+		t.Errorf("replicas: got %+v, want %+v", got, want)
+	}
+	if got, want := p.ControlURL(), "http://control.example"; got != want {
+		t.Errorf("ControlURL() = %q, want %q", got, want)
 	}
 }
 

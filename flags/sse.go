@@ -52,10 +52,11 @@ type streamMsg struct {
 	raw      []byte
 }
 
-// sync is the provider's sync loop: it keeps one stream open to the control
-// service, applies the snapshots it brings, reconnects with backoff when it
-// ends, and tells the OpenFeature API when the provider goes stale and,
-// after StaleGrace, into error. It returns when ctx is done.
+// sync is the provider's sync loop: it keeps one stream open to a replica
+// of the control service, applies the snapshots it brings, moves to the
+// next replica with backoff when it ends, and tells the OpenFeature API
+// when the provider goes stale and, after StaleGrace, into error. It
+// returns when ctx is done.
 func (p *Provider) sync(ctx context.Context) {
 	// The provider starts disconnected: with a snapshot from the file, the
 	// grace period runs from now.
@@ -63,7 +64,9 @@ func (p *Provider) sync(ctx context.Context) {
 	defer grace.Stop()
 	attempt := 0
 	for {
-		connected, err := p.session(ctx, grace)
+		i := int(p.active.Load())
+		r := p.replicas[i]
+		connected, err := p.session(ctx, r, grace)
 		if ctx.Err() != nil {
 			return
 		}
@@ -72,6 +75,12 @@ func (p *Provider) sync(ctx context.Context) {
 			grace.Reset(p.opts.StaleGrace)
 		}
 		p.onDisconnected(connected, err)
+		// Every failure moves on, a refused token too: replicas share
+		// their tokens, but one may not know a new token yet, or the
+		// address may lead to something else than the control service.
+		n := (i + 1) % len(p.replicas)
+		p.active.Store(int32(n))
+		next := p.replicas[n]
 
 		var delay time.Duration
 		var se *statusError
@@ -79,13 +88,13 @@ func (p *Provider) sync(ctx context.Context) {
 		case errors.As(err, &se) && se.auth():
 			// A bad token stays bad: retry slowly, and say so loudly.
 			delay = p.opts.MaxBackoff/2 + rand.N(p.opts.MaxBackoff/2+1)
-			p.log.Error("flags: control service refused the token", "url", p.streamURL, "status", se.code, "retry_in", delay)
+			p.log.Error("flags: control service refused the token", "url", r.stream, "status", se.code, "next", next.stream, "retry_in", delay)
 		default:
 			delay = backoff(attempt, p.opts.MinBackoff, p.opts.MaxBackoff)
 			if attempt == 0 {
-				p.log.Warn("flags: snapshot stream lost", "url", p.streamURL, "err", err, "retry_in", delay)
+				p.log.Warn("flags: snapshot stream lost", "url", r.stream, "err", err, "next", next.stream, "retry_in", delay)
 			} else {
-				p.log.Debug("flags: snapshot stream reconnect failed", "url", p.streamURL, "err", err, "attempt", attempt, "retry_in", delay)
+				p.log.Debug("flags: snapshot stream reconnect failed", "url", r.stream, "err", err, "attempt", attempt, "next", next.stream, "retry_in", delay)
 			}
 		}
 		attempt++
@@ -126,7 +135,7 @@ func backoff(attempt int, lo, hi time.Duration) time.Duration {
 
 // session runs one stream until it ends, applying what it brings. It
 // reports whether the stream was established, and why it ended.
-func (p *Provider) session(ctx context.Context, grace *time.Timer) (connected bool, err error) {
+func (p *Provider) session(ctx context.Context, r replica, grace *time.Timer) (connected bool, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	msgs := make(chan streamMsg)
@@ -135,7 +144,7 @@ func (p *Provider) session(ctx context.Context, grace *time.Timer) (connected bo
 	if h := p.cur.Load(); h != nil {
 		since = lastEventID(h.snap)
 	}
-	go func() { done <- p.stream(sctx, since, msgs) }()
+	go func() { done <- p.stream(sctx, r.stream, since, msgs) }()
 	for {
 		select {
 		case m := <-msgs:
@@ -143,7 +152,7 @@ func (p *Provider) session(ctx context.Context, grace *time.Timer) (connected bo
 				connected = true
 				grace.Stop()
 				p.onConnected()
-				p.log.Info("flags: connected to the snapshot stream", "url", p.streamURL, "since", since)
+				p.log.Info("flags: connected to the snapshot stream", "url", r.stream, "since", since)
 				continue
 			}
 			if m.upToDate {
@@ -178,10 +187,10 @@ func lastEventID(s *Snapshot) string {
 	return s.StoreID + ":" + v
 }
 
-// stream makes one request to the snapshot stream and reads it until it
-// ends, sending what it reads to out. since, if not empty, names the
+// stream makes one request to the snapshot stream at url and reads it until
+// it ends, sending what it reads to out. since, if not empty, names the
 // snapshot held, sent as Last-Event-ID. It returns why the stream ended.
-func (p *Provider) stream(ctx context.Context, since string, out chan<- streamMsg) error {
+func (p *Provider) stream(ctx context.Context, url, since string, out chan<- streamMsg) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// The watchdog drops the stream when nothing arrives for the heartbeat
@@ -195,7 +204,7 @@ func (p *Provider) stream(ctx context.Context, since string, out chan<- streamMs
 		return err
 	}
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.streamURL, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ func parseIngressConfig(args []string, cfg config.Ingress, getenv func(string) s
 	}
 	fs := flag.NewFlagSet("ingress", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.ControlURL, "control", cfg.ControlURL, "control service URL ($SWITCHBACK_SERVER)")
+	control := fs.String("control", strings.Join(cfg.ControlURLs, ","), "control service URL, or comma-separated URLs of its replicas ($SWITCHBACK_SERVER)")
 	fs.StringVar(&cfg.Data, "data", cfg.Data, "data directory: journal.db and the last snapshot ($SWITCHBACK_DATA)")
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "address to listen on for webhooks ($SWITCHBACK_ADDR)")
 	fs.StringVar(&cfg.RouterID, "router-id", cfg.RouterID, "this router's id in GET /v1/routers ($SWITCHBACK_ROUTER_ID)")
@@ -71,7 +71,7 @@ func parseIngressConfig(args []string, cfg config.Ingress, getenv func(string) s
 	fs.BoolVar(&cfg.Init, "init", cfg.Init, "start even if journal.db is empty or missing while snapshot.json shows the router ran ($SWITCHBACK_INIT)")
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "longest time to read a request; a body still incomplete gets 408 ($SWITCHBACK_READ_TIMEOUT)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: switchback ingress --control URL [flags]
+		fmt.Fprint(fs.Output(), `Usage: switchback ingress --control URL[,URL...] [flags]
 
 Runs an ingress router alone: POST /hooks/{partner} takes partners' webhooks,
 journals them durably, then delivers each through the pipeline the migration
@@ -83,6 +83,13 @@ with status 1 and the way to recover ("switchback journal export" saves what
 can still be read). An empty or missing journal next to a snapshot.json
 stops it too, unless --init says an empty journal is intended.
 
+--control takes one control service, or several replicas of one (all on one
+store), comma-separated. The router follows the snapshot stream of one and
+sends its reports and replay polls to the one that last answered; when a
+replica fails it moves to the next, round robin, and resumes from the
+snapshot version it holds: it never goes back to an older one. A report a
+replica failed to take goes to the next; its counts stay owed until one does.
+
 Each flag may be set in the environment instead, as SWITCHBACK_ and its name
 in capitals with underscores; a flag wins over its variable.
 
@@ -92,6 +99,7 @@ in capitals with underscores; a flag wins over its variable.
 	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
 		return cfg, err
 	}
+	cfg.ControlURLs = ingress.ParseControlURLs(*control)
 	cfg.KeyHosts = nil
 	if *keyHosts != "" {
 		cfg.KeyHosts = strings.Split(*keyHosts, ",")
@@ -142,7 +150,7 @@ func serveIngress(ctx context.Context, cfg config.Ingress, stdout, stderr io.Wri
 		return err
 	}
 	srv := &http.Server{Handler: httpserve.WithReadTimeout(cfg.ReadTimeout, max(cfg.BodyLimit, apiBodyLimit), r), ReadHeaderTimeout: httpserve.ReadHeaderTimeout(cfg.ReadTimeout), IdleTimeout: httpserve.IdleTimeout}
-	fmt.Fprintf(stdout, "switchback ingress: listening on http://%s, routing from %s\n", ln.Addr(), cfg.ControlURL)
+	fmt.Fprintf(stdout, "switchback ingress: listening on http://%s, routing from %s\n", ln.Addr(), strings.Join(cfg.ControlURLs, ", "))
 	// The router stops with the server, also when serving failed on its own.
 	return httpserve.Serve(ctx, srv, ln, log, nil, func() error { cancel(); return in.Close() })
 }

@@ -25,15 +25,17 @@ func TestIngressConfigFromEnv(t *testing.T) {
 		"SWITCHBACK_LOG_LEVEL": "warn", "SWITCHBACK_INIT": "true", "SWITCHBACK_READ_TIMEOUT": "5s",
 	}
 	fromFull := config.Ingress{
-		Config: ingress.Config{Data: "/var/lib/router", ControlURL: "http://control:8080", Token: "router-token", RouterID: "edge-7",
+		Config: ingress.Config{Data: "/var/lib/router", ControlURLs: []string{"http://control:8080"}, Token: "router-token", RouterID: "edge-7",
 			Migration: "psa-webhooks-v2", KeyHosts: []string{"api-na.example", "api-eu.example"}, BodyLimit: 2048,
 			StuckAfter: time.Minute, Retention: 48 * time.Hour, Workers: 4, ComparisonDeadline: 30 * time.Second},
 		Addr: "0.0.0.0:9000", LogFormat: "json", LogLevel: "warn", ReadTimeout: 5 * time.Second, Init: true,
 	}
 	defaults := config.DefaultIngress("Host1")
-	defaults.ControlURL, defaults.Token = "http://control:8080", "router-token"
+	defaults.ControlURLs, defaults.Token = []string{"http://control:8080"}, "router-token"
 	flagged := fromFull
-	flagged.RouterID, flagged.Workers, flagged.KeyHosts, flagged.ControlURL = "edge-8", 8, nil, "http://other:8080"
+	flagged.RouterID, flagged.Workers, flagged.KeyHosts, flagged.ControlURLs = "edge-8", 8, nil, []string{"http://other:8080"}
+	replicas := defaults
+	replicas.ControlURLs = []string{"http://control-a:8080", "https://control-b:8443"}
 
 	tests := []struct {
 		name    string
@@ -54,6 +56,12 @@ func TestIngressConfigFromEnv(t *testing.T) {
 		{"zero read timeout", with(base, "SWITCHBACK_READ_TIMEOUT", "0s"), nil, config.Ingress{}, "--read-timeout"},
 		{"negative workers", with(base, "SWITCHBACK_WORKERS", "-1"), nil, config.Ingress{}, "negative"},
 		{"control URL without a scheme", with(base, "SWITCHBACK_SERVER", "control:8080"), nil, config.Ingress{}, "http or https"},
+		{"replicas from the environment", with(base, "SWITCHBACK_SERVER", "http://control-a:8080, https://control-b:8443"), nil, replicas, ""},
+		{"replicas from --control", base, []string{"--control", "http://control-a:8080,https://control-b:8443"}, replicas, ""},
+		{"a replica URL without a scheme", base, []string{"--control", "http://control-a:8080,control-b:8080"}, config.Ingress{}, `control URL "control-b:8080" must be an http or https URL`},
+		{"an empty replica URL", with(base, "SWITCHBACK_SERVER", "http://control-a:8080,,http://control-b:8080"), nil, config.Ingress{}, "control URL 2 of 3 is empty"},
+		{"a replica twice", base, []string{"--control", "http://control-a:8080,http://control-b:8080,http://control-a:8080"}, config.Ingress{}, `control URL "http://control-a:8080" is given twice`},
+		{"commas only", base, []string{"--control", ","}, config.Ingress{}, "control URL 1 of 2 is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

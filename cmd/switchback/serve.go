@@ -192,7 +192,7 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 		// The embedded router talks to this process over loopback like any
 		// router, with a router token that lives in memory only.
 		in, err = ingress.NewProcess(ingress.Config{
-			Data: ingressDir, ControlURL: controlURL,
+			Data: ingressDir, ControlURLs: []string{controlURL},
 			Token: svc.AddEphemeralToken("ingress-embedded", domain.RoleRouter), RouterID: "embedded",
 			Migration: cfg.Migration, KeyHosts: cfg.KeyHosts, Local: localControl{svc}, Now: now,
 		}, j, reg, log)

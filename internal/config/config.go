@@ -156,8 +156,8 @@ func (c Serve) validateStore() error {
 
 // Ingress is the configuration of "switchback ingress": defaults,
 // then SWITCHBACK_* variables (one per flag: --router-id is
-// SWITCHBACK_ROUTER_ID; the control URL is $SWITCHBACK_SERVER, as for the
-// CLI), then flags.
+// SWITCHBACK_ROUTER_ID; the control URLs are $SWITCHBACK_SERVER, as for the
+// CLI, comma-separated), then flags.
 type Ingress struct {
 	ingress.Config
 	Addr        string
@@ -183,13 +183,16 @@ func DefaultIngress(hostname string) Ingress {
 // returns an error that names the first that does not parse.
 func (c *Ingress) FromEnv(getenv func(string) string) error {
 	for name, dst := range map[string]*string{
-		"SWITCHBACK_SERVER": &c.ControlURL, "SWITCHBACK_TOKEN": &c.Token, "SWITCHBACK_DATA": &c.Data,
+		"SWITCHBACK_TOKEN": &c.Token, "SWITCHBACK_DATA": &c.Data,
 		"SWITCHBACK_ADDR": &c.Addr, "SWITCHBACK_ROUTER_ID": &c.RouterID, "SWITCHBACK_MIGRATION": &c.Migration,
 		"SWITCHBACK_LOG_FORMAT": &c.LogFormat, "SWITCHBACK_LOG_LEVEL": &c.LogLevel,
 	} {
 		if v := getenv(name); v != "" {
 			*dst = v
 		}
+	}
+	if v := getenv("SWITCHBACK_SERVER"); v != "" {
+		c.ControlURLs = ingress.ParseControlURLs(v)
 	}
 	if v := getenv("SWITCHBACK_CONNECTWISE_KEY_HOSTS"); v != "" {
 		c.KeyHosts = strings.Split(v, ",")
@@ -232,13 +235,13 @@ func (c *Ingress) FromEnv(getenv func(string) string) error {
 
 // ErrNoControl means that the ingress router has no control URL or no
 // router token: the command was misused.
-var ErrNoControl = errors.New("switchback ingress needs --control URL and a router token in $SWITCHBACK_TOKEN")
+var ErrNoControl = errors.New("switchback ingress needs --control URL[,URL...] and a router token in $SWITCHBACK_TOKEN")
 
 // Validate checks the configuration: the command's own fields, then the
 // router's (ingress.Config.Validate). It returns ErrNoControl, or an error
 // that names the flag at fault.
 func (c Ingress) Validate() error {
-	if c.ControlURL == "" || c.Token == "" {
+	if len(c.ControlURLs) == 0 || c.Token == "" {
 		return ErrNoControl
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {

@@ -117,7 +117,7 @@ func TestRevertReplayAwaitsLateComparisons(t *testing.T) {
 				followed := make(chan struct{})
 				go func() {
 					defer close(followed)
-					e.router.FollowAsked(fctx, http.DefaultClient, e.control.URL, e.svc.AddEphemeralToken("router-follow", domain.RoleRouter), 20*time.Millisecond)
+					e.router.FollowAsked(fctx, http.DefaultClient, mustControls(t, e.control.URL), e.svc.AddEphemeralToken("router-follow", domain.RoleRouter), 20*time.Millisecond)
 				}()
 				t.Cleanup(func() { cancel(); <-followed })
 				waitFor(t, "the router to take the asked replay", func() bool {

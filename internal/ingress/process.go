@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -39,16 +38,20 @@ const (
 
 // Config configures a router process, embedded in serve or alone.
 type Config struct {
-	Data       string // JournalFile and SnapshotFile
-	ControlURL string
-	Token      string // a router token: the snapshot must carry secrets
-	RouterID   string
-	Migration  string   // "" routes by the migration created first
-	KeyHosts   []string // hosts ConnectWise signing keys may be fetched from
-	BodyLimit  int64
-	StuckAfter time.Duration
-	Retention  time.Duration
-	Workers    int
+	Data string // JournalFile and SnapshotFile
+	// ControlURLs are the base URLs of the control service's replicas,
+	// one store behind them all (a single control service is one URL).
+	// The flags provider, the reports and the replay polls each use one
+	// and move on to the next when it fails: see Controls.
+	ControlURLs []string
+	Token       string // a router token: the snapshot must carry secrets
+	RouterID    string
+	Migration   string   // "" routes by the migration created first
+	KeyHosts    []string // hosts ConnectWise signing keys may be fetched from
+	BodyLimit   int64
+	StuckAfter  time.Duration
+	Retention   time.Duration
+	Workers     int
 	// ComparisonDeadline bounds how long a revert's replay awaits late
 	// comparisons; 0 is the router's default.
 	ComparisonDeadline time.Duration
@@ -77,8 +80,6 @@ func (c Config) Validate() error {
 	switch {
 	case c.Data == "":
 		return errors.New("the data directory must be named")
-	case c.ControlURL == "":
-		return errors.New("the control service's URL must be given")
 	case c.Token == "":
 		return errors.New("a router token is needed")
 	case c.RouterID == "":
@@ -86,10 +87,7 @@ func (c Config) Validate() error {
 	case c.BodyLimit < 0 || c.Workers < 0 || c.StuckAfter < 0 || c.Retention < 0 || c.ComparisonDeadline < 0:
 		return errors.New("body limit, workers, stuck-after, retention and comparison deadline must not be negative")
 	}
-	if u, err := url.Parse(c.ControlURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("control URL %q must be an http or https URL", c.ControlURL)
-	}
-	return nil
+	return CheckControlURLs(c.ControlURLs)
 }
 
 // OpenJournal opens the journal in dir, creating dir, and reads it whole:
@@ -111,6 +109,7 @@ type Process struct {
 	journal  *journal.Journal
 	api      *openfeature.EvaluationAPI
 	provider *flags.Provider
+	controls *Controls
 	wg       sync.WaitGroup
 }
 
@@ -123,14 +122,18 @@ func NewProcess(cfg Config, j *journal.Journal, reg prometheus.Registerer, log *
 		j.Close()
 		return nil, err
 	}
-	p := &Process{cfg: cfg, journal: j, api: isolated.NewAPI()}
+	controls, err := NewControls(cfg.ControlURLs)
+	if err != nil { // Validate checked them
+		j.Close()
+		return nil, err
+	}
+	p := &Process{cfg: cfg, journal: j, api: isolated.NewAPI(), controls: controls}
 	var up Upstream
 	if cfg.Local != nil {
 		up = localUpstream{p}
 	}
 	keys := psa.NewKeyCache(cfg.KeyHosts, nil, time.Hour)
 	keys.Now = cfg.Now
-	var err error
 	p.router, err = New(Options{
 		Upstream: up,
 		// Read at each unknown partner, once the provider exists.
@@ -153,7 +156,7 @@ func NewProcess(cfg Config, j *journal.Journal, reg prometheus.Registerer, log *
 		Now:                cfg.Now,
 	})
 	if err == nil {
-		p.provider, err = flags.NewProvider(flags.Options{URL: cfg.ControlURL, Token: cfg.Token, RouterID: cfg.RouterID,
+		p.provider, err = flags.NewProvider(flags.Options{URLs: cfg.ControlURLs, Token: cfg.Token, RouterID: cfg.RouterID,
 			SnapshotFile: filepath.Join(cfg.Data, SnapshotFile), OnSnapshot: p.router.OnSnapshot,
 			Logger: log.With("component", "flags")})
 	}
@@ -184,9 +187,9 @@ func (p *Process) Start(ctx context.Context) error {
 	client := &http.Client{Timeout: controlTimeout}
 	p.wg.Go(func() { p.router.Run(ctx) })
 	p.wg.Go(func() {
-		p.router.ReportTo(ctx, client, p.cfg.ControlURL, p.cfg.Token, p.cfg.RouterID, reportInterval)
+		p.router.ReportTo(ctx, client, p.controls, p.cfg.Token, p.cfg.RouterID, reportInterval)
 	})
-	p.wg.Go(func() { p.router.FollowAsked(ctx, client, p.cfg.ControlURL, p.cfg.Token, askedInterval) })
+	p.wg.Go(func() { p.router.FollowAsked(ctx, client, p.controls, p.cfg.Token, askedInterval) })
 	return nil
 }
 

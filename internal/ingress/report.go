@@ -18,8 +18,8 @@ import (
 // cost a walk of the journal; comparisons go every interval.
 const figuresEvery = 5 * time.Second
 
-// ReportTo posts to the control service at url, every interval until ctx
-// ends, as router id with a router token: what the router compared (the
+// ReportTo posts to the control service at controls, every interval until
+// ctx ends, as router id with a router token: what the router compared (the
 // gates and the guard judge it) and, every few seconds, its journal's
 // figures (GET /v1/routers shows them). A mismatch or a failure of a
 // partner on the new pipeline is reported at once, for the guard.
@@ -27,15 +27,17 @@ const figuresEvery = 5 * time.Second
 // The counts are owed in the journal until the control service answers:
 // a sealed report is sent again, with the same reportId and counts, until
 // it is acknowledged, across restarts, and the control service counts
-// each reportId once. Mismatch and guard samples are best-effort.
-func (rt *Router) ReportTo(ctx context.Context, client *http.Client, url, token, id string, interval time.Duration) {
+// each reportId once. A report that a replica fails to answer goes at once
+// to the next replica, and to each at most once, then waits for the next
+// interval. Mismatch and guard samples are best-effort.
+func (rt *Router) ReportTo(ctx context.Context, client *http.Client, controls *Controls, token, id string, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var lastFigures time.Time
 	for {
 		// A long outage leaves more owed than one report carries: send
 		// the sealed reports one after another while they are taken.
-		for rt.reportOnce(ctx, client, url, token, id, &lastFigures) && ctx.Err() == nil {
+		for rt.reportOnce(ctx, client, controls, token, id, &lastFigures) && ctx.Err() == nil {
 		}
 		select {
 		case <-t.C:
@@ -49,7 +51,7 @@ func (rt *Router) ReportTo(ctx context.Context, client *http.Client, url, token,
 // reportOnce sends one report: the oldest sealed counts not yet
 // acknowledged, with the samples gathered. It returns true when the
 // control service acknowledged sealed counts, so more may be owed.
-func (rt *Router) reportOnce(ctx context.Context, client *http.Client, url, token, id string, lastFigures *time.Time) bool {
+func (rt *Router) reportOnce(ctx context.Context, client *http.Client, controls *Controls, token, id string, lastFigures *time.Time) bool {
 	sealed, owed, err := rt.opts.Journal.Seal(ctx, maxReportKeys)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -73,7 +75,7 @@ func (rt *Router) reportOnce(ctx context.Context, client *http.Client, url, toke
 	if !withFigures && !owed && noCounts(body) && len(rt.recentReplays()) == 0 {
 		return false
 	}
-	err = rt.report(ctx, client, url, token, id, body, withFigures)
+	err = rt.report(ctx, client, controls, token, id, body, withFigures)
 	var refused *refusedError
 	switch {
 	case errors.As(err, &refused):
@@ -85,7 +87,7 @@ func (rt *Router) reportOnce(ctx context.Context, client *http.Client, url, toke
 		rt.metrics.refused.Inc()
 		rt.log.Error("the control service refused a report; its counts stay owed and are sent again", "report", sealed.Seq, "err", err)
 		if samples := (wire.Report{Mismatches: body.Mismatches, Guard: body.Guard}); owed && !noCounts(samples) {
-			if err := rt.report(ctx, client, url, token, id, samples, false); err != nil && ctx.Err() == nil {
+			if err := rt.report(ctx, client, controls, token, id, samples, false); err != nil && ctx.Err() == nil {
 				rt.log.Error("the samples of a refused report could not be sent either", "err", err)
 			}
 		}
@@ -124,8 +126,9 @@ func (e *refusedError) Error() string {
 }
 
 // report sends msg, the counts and samples of a report, as router id with
-// the snapshot version held and, withFigures, the journal's figures.
-func (rt *Router) report(ctx context.Context, client *http.Client, url, token, id string, msg wire.Report, withFigures bool) error {
+// the snapshot version held and, withFigures, the journal's figures, to the
+// replica that last answered, or the next ones.
+func (rt *Router) report(ctx context.Context, client *http.Client, controls *Controls, token, id string, msg wire.Report, withFigures bool) error {
 	tbl := rt.routing.load()
 	msg.Router, msg.SnapshotVersion, msg.StoreID, msg.Replays = id, tbl.version, tbl.storeID, rt.recentReplays()
 	if withFigures {
@@ -141,9 +144,15 @@ func (rt *Router) report(ctx context.Context, client *http.Client, url, token, i
 	if err != nil {
 		return err
 	}
+	return controls.do(ctx, rt.log, func(base string) error { return postReport(ctx, client, base, token, body) })
+}
+
+// postReport posts a report's body to the control service at base. It
+// returns a *refusedError for an answer that refuses the report itself.
+func postReport(ctx context.Context, client *http.Client, base, token string, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/reports", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/reports", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -170,14 +179,15 @@ func (rt *Router) report(ctx context.Context, client *http.Client, url, token, i
 	}
 }
 
-// FollowAsked polls the control service at url every interval until ctx
-// ends for the replays asked of routers, and runs on this router's journal
-// those it does not run yet. Their progress goes out with the reports.
-func (rt *Router) FollowAsked(ctx context.Context, client *http.Client, url, token string, interval time.Duration) {
+// FollowAsked polls the control service at controls every interval until
+// ctx ends for the replays asked of routers, and runs on this router's
+// journal those it does not run yet. Their progress goes out with the
+// reports. A poll that a replica fails to answer goes to the next.
+func (rt *Router) FollowAsked(ctx context.Context, client *http.Client, controls *Controls, token string, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if err := rt.followAsked(ctx, client, url, token); err != nil && ctx.Err() == nil {
+		if err := rt.followAsked(ctx, client, controls, token); err != nil && ctx.Err() == nil {
 			rt.log.Warn("asking the control service for replays failed", "err", err)
 		}
 		select {
@@ -188,26 +198,20 @@ func (rt *Router) FollowAsked(ctx context.Context, client *http.Client, url, tok
 	}
 }
 
-func (rt *Router) followAsked(ctx context.Context, client *http.Client, url, token string) error {
+func (rt *Router) followAsked(ctx context.Context, client *http.Client, controls *Controls, token string) error {
+	var asked []domain.ReplayJob
+	err := controls.do(ctx, rt.log, func(base string) error {
+		var err error
+		asked, err = fetchAsked(ctx, client, base, token)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	// Starting the replays keeps the bound it had when it shared the
+	// request's.
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/v1/replays/asked", nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("the control service answered %d", resp.StatusCode)
-	}
-	var asked []domain.ReplayJob
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&asked); err != nil {
-		return err
-	}
 	tbl, current := rt.table()
 	for _, j := range asked {
 		if rt.replays.known(j.ID) {
@@ -233,4 +237,29 @@ func (rt *Router) followAsked(ctx context.Context, client *http.Client, url, tok
 		}
 	}
 	return nil
+}
+
+// fetchAsked returns the replays that the control service at base asks of
+// routers.
+func fetchAsked(ctx context.Context, client *http.Client, base, token string) ([]domain.ReplayJob, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/replays/asked", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("the control service answered %d", resp.StatusCode)
+	}
+	var asked []domain.ReplayJob
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&asked); err != nil {
+		return nil, err
+	}
+	return asked, nil
 }

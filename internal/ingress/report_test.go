@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/ingress"
 )
 
 // controlProxy stands between a router's reports and the control service,
@@ -57,18 +58,29 @@ func (p *controlProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(answer)
 }
 
-// report runs the router's reporter towards url until the returned stop.
-func (e *env) report(t *testing.T, url string) (stop func()) {
+// report runs the router's reporter towards the replicas at urls until the
+// returned stop.
+func (e *env) report(t *testing.T, urls ...string) (stop func()) {
 	t.Helper()
 	token := e.svc.AddEphemeralToken("reporter-"+t.Name(), domain.RoleRouter)
+	controls := mustControls(t, urls...)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	rt := e.router
-	wg.Go(func() { rt.ReportTo(ctx, http.DefaultClient, url, token, "edge-1", 20*time.Millisecond) })
+	wg.Go(func() { rt.ReportTo(ctx, http.DefaultClient, controls, token, "edge-1", 20*time.Millisecond) })
 	var once sync.Once
 	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
 	t.Cleanup(stop)
 	return stop
+}
+
+func mustControls(t *testing.T, urls ...string) *ingress.Controls {
+	t.Helper()
+	c, err := ingress.NewControls(urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func (e *env) comparisons(t *testing.T) (compared uint64, byClass map[domain.Class]uint64) {
@@ -198,5 +210,69 @@ func TestComparisonsDueAtShutdownAreMadeAtNextStart(t *testing.T) {
 	})
 	if _, byClass := e.comparisons(t); byClass[domain.ClassEqual] != events {
 		t.Errorf("the control service counted %v, want %d equal", byClass, events)
+	}
+}
+
+// A router given several replicas of the control service reports to the
+// one that last answered. A report whose answer a replica lost goes at
+// once to the next, which counts it once: the reportId is the store's, not
+// the replica's. When that replica dies, the reports go back to the first.
+// No count is lost or counted twice.
+func TestReportsMoveToTheNextControlReplica(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.svc.SetStage(ctx, control.Change{Actor: "t", Reason: "test"}, "psa-webhooks-v2", "acme", domain.StageShadow, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the router to see acme in shadow", func() bool { return e.router.RoutingVersion() == e.svc.State().Version })
+	// Replica a stands behind a proxy that loses the answer to the first
+	// report; replica b is another server of the same service.
+	proxy := &controlProxy{target: e.control.URL}
+	proxy.mode.Store(proxyLoseNext)
+	a := httptest.NewServer(proxy)
+	t.Cleanup(a.Close)
+	var bReports atomic.Int32
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/reports" {
+			bReports.Add(1)
+		}
+		e.control.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(b.Close)
+
+	post := func(from, n int) {
+		t.Helper()
+		for i := from; i < from+n; i++ {
+			if status, _ := e.post(t, "acme", fmt.Sprintf("r%d", i), "ticket.updated", fmt.Sprintf("T-%d", i), nil, ""); status != http.StatusAccepted {
+				t.Fatalf("status = %d, want 202", status)
+			}
+		}
+	}
+	reported := func(what string, want uint64) {
+		t.Helper()
+		waitFor(t, what, func() bool {
+			owed, err := e.journal.Owed(t.Context())
+			compared, _ := e.comparisons(t)
+			return err == nil && len(owed) == 0 && compared >= want
+		})
+		if compared, byClass := e.comparisons(t); compared != want || byClass[domain.ClassEqual] != want {
+			t.Errorf("%s: the control service counted %d comparisons (%v), want %d equal", what, compared, byClass, want)
+		}
+	}
+
+	e.report(t, a.URL, b.URL)
+	post(0, 10)
+	reported("the first events reported through the second replica", 10)
+	if proxy.lost.Load() != 1 || bReports.Load() == 0 {
+		t.Errorf("answers lost by the first replica: %d, reports to the second: %d; want 1 and some", proxy.lost.Load(), bReports.Load())
+	}
+
+	b.CloseClientConnections()
+	b.Close()
+	before := proxy.lost.Load()
+	post(10, 10)
+	reported("the next events reported through the first replica again", 20)
+	if proxy.lost.Load() != before {
+		t.Errorf("the first replica lost %d more answers, want none", proxy.lost.Load()-before)
 	}
 }

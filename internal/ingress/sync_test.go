@@ -382,7 +382,7 @@ func TestReplayAskedBeforeFirstSnapshotWaits(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		sr.router.FollowAsked(fctx, http.DefaultClient, rig.srv.URL, routerToken, 5*time.Millisecond)
+		sr.router.FollowAsked(fctx, http.DefaultClient, mustControls(t, rig.srv.URL), routerToken, 5*time.Millisecond)
 	}()
 	defer func() { cancel(); <-done }()
 
