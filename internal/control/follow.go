@@ -53,12 +53,18 @@ func (s *Service) Follow(ctx context.Context) {
 	}
 }
 
-// follow checks the head and loads the store when it moved.
-func (s *Service) follow(ctx context.Context) {
+// CatchUp publishes the shared store's latest state if another replica
+// changed it since this one last looked; it does nothing for a store
+// that is not Shared. It returns the store's error when it cannot be
+// reached.
+func (s *Service) CatchUp(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.catchUpLocked(ctx)
+	return s.catchUpLocked(ctx)
 }
+
+// follow checks the head and loads the store when it moved.
+func (s *Service) follow(ctx context.Context) { s.CatchUp(ctx) }
 
 // catchUpLocked loads a shared store when its head is past this
 // service's, and notes whether it answered. The caller holds s.mu.

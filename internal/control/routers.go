@@ -66,7 +66,7 @@ func (s *Service) reportRouter(ctx context.Context, r RouterStatus) {
 	r.Conflict = ""
 	if st := s.State(); r.StoreID != "" && r.StoreID != st.StoreID {
 		r.Conflict = "holds a snapshot of another store: it resyncs to this one"
-	} else if r.StoreID != "" && (r.SnapshotVersion > st.Version || r.Refused != 0 && r.SnapshotVersion == st.Version) {
+	} else if r.StoreID != "" && behind(st.Version, r) {
 		r.Conflict = fmt.Sprintf("holds version %d of this store, which went back to version %d (restored from a backup?)", r.SnapshotVersion, st.Version)
 	}
 	if err := s.registry.PutRouter(ctx, r); err != nil {
@@ -96,6 +96,15 @@ func (s *Service) Regressions() (uint64, Regression) {
 	return s.regress.count, s.regress.last
 }
 
+// behind reports whether a router of this store holds a version the
+// store at version does not have: a later one, or this very version with
+// other contents (it refused this version's snapshot as not newer). A
+// router that refused an older version, offered by a replica that had not
+// yet followed the others, holds a version the store has.
+func behind(version uint64, r RouterStatus) bool {
+	return r.SnapshotVersion > version || r.SnapshotVersion == version && r.Refused == version
+}
+
 // fastForwardEvery bounds how often the control service moves its version
 // past a router's; a router's provider reports every 15 s.
 const fastForwardEvery = 10 * time.Second
@@ -112,7 +121,7 @@ func (s *Service) fastForward(ctx context.Context, r RouterStatus) error {
 	if r.StoreID == "" || r.StoreID != st.StoreID {
 		return nil
 	}
-	if r.SnapshotVersion < st.Version || r.SnapshotVersion == st.Version && r.Refused == 0 {
+	if !behind(st.Version, r) {
 		return nil
 	}
 	// A router token may claim any version: at most one fast-forward per
@@ -132,8 +141,11 @@ func (s *Service) fastForward(ctx context.Context, r RouterStatus) error {
 		r.ID, r.SnapshotVersion, st.Version)
 	moved := false
 	next, err := s.apply(ctx, Change{Actor: "control", Reason: reason}, func(cur *State, _ time.Time) (plan, error) {
-		if cur.Version > r.SnapshotVersion {
-			return plan{}, nil // moved past it meanwhile
+		moved = false
+		if !behind(cur.Version, r) {
+			// Moved past it meanwhile, or this replica was only behind
+			// the shared store, which apply caught up with.
+			return plan{}, nil
 		}
 		moved = true
 		to := r.SnapshotVersion + 1

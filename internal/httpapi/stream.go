@@ -23,6 +23,10 @@ import (
 // the write timeout ends the subscription.
 func (a *API) stream(w http.ResponseWriter, r *http.Request, p principal) error {
 	rc := http.NewResponseController(w)
+	// A router moving here from another replica may hold a version this
+	// replica has not followed yet: catch up first rather than offer it
+	// an older one. An unreachable store leaves the last state to serve.
+	a.svc.CatchUp(r.Context())
 	// sent is the version the subscriber holds; -1 when it holds none of
 	// this store's.
 	sent := heldVersion(r.Header.Get("Last-Event-ID"), a.svc.State().StoreID)
