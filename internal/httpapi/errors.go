@@ -17,7 +17,13 @@ import (
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	status := httperr.Status(err)
 	if status >= 500 {
-		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		// A domain error's text is what the client sees: log its cause.
+		cause := err
+		var de *domain.Error
+		if errors.As(err, &de) && de.Err != nil {
+			cause = de.Err
+		}
+		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err, "cause", cause)
 	}
 	if domain.ErrorCode(err) == domain.CodeUnauthenticated {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="switchback"`)
