@@ -4,6 +4,10 @@
 //
 // # Key layout (schema 1)
 //
+// Schema 1 is not released (no switchback serve reads etcd yet), so it was
+// changed in place when stages moved into buckets: no store of the old
+// layout exists to upgrade.
+//
 // Every key is under the store's prefix P (default "/switchback/"); each
 // component written <c> below is escaped with url.PathEscape, so it never
 // holds a "/" and a prefix scan never strays into a neighbour whose name
@@ -17,7 +21,8 @@
 //	P meta/auditHead              decimal seq of the last audit entry (the audit head)
 //	P partners/<id>               JSON domain.Partner; its secret sealed (see Secrets)
 //	P migrations/<key>            JSON domain.Migration
-//	P stages/<mig>/<partner>      JSON domain.PartnerStage: one key per partner per migration
+//	P stages/<mig>/<bucket>       JSON object partner id → {"stage", "since"}: the stages of
+//	                              the partners whose bucket (2 digits) is fnv32a(id) mod 64
 //	P cohorts/<mig>/<name>        JSON domain.Cohort
 //	P tokens/<name>               JSON domain.Token (the secret's SHA-256 only)
 //	P audit/<seq, 20 digits>      JSON domain.AuditEntry: one key per entry
@@ -53,15 +58,37 @@
 //
 // # Limits
 //
-// etcd refuses a transaction of more than 128 operations (--max-txn-ops)
-// or a request over 1.5 MiB (--max-request-bytes) by default. The layout
-// keeps each write small: a stage change is one key per partner, an audit
-// entry one key, a statistics row one key whose count saturates (see
-// domain.AddCounts), a mismatch one key, trimmed to the newest kept. An
-// Update whose writes or compares exceed the limits (WithLimits; etcd's
-// defaults otherwise) is refused before it is sent, with an error wrapping
-// ErrTooLarge that counts them: a cohort advance of more than about 120
-// partners must be split by its caller into several Updates.
+// etcd refuses a transaction of more than 128 compares or 128 writes
+// (--max-txn-ops) or a request over 1.5 MiB (--max-request-bytes) by
+// default. An Update whose writes or compares exceed the limits (WithLimits;
+// etcd's defaults otherwise) is refused whole before it is sent, with an
+// error wrapping ErrTooLarge that counts them and says what to do.
+//
+// A change of stages must be atomic however many partners it moves: a
+// cohort advance moves its whole cohort or nothing. So a migration's
+// stages live in StageBuckets (64) keys, not one key per partner: whatever
+// the number of partners moved, the change costs at most 64 compares and
+// 64 writes, plus its snapshot version, its audit entry and the audit head
+// (three writes, one compare). A cohort advance of 1,000 partners, or of
+// all of a migration's, is thus one transaction, and so is a global kill
+// switch (one write per migration: at most about 120 migrations).
+//
+// What bounds a migration is bytes: an advance touching every bucket
+// rewrites the migration's whole stage table. A partner costs its id plus
+// at most 67 bytes in its bucket ({"stage":…,"since":…} in UTC with
+// nanoseconds), 130 bytes with the longest id (63 characters); the audit
+// entry of an advance lists the partners moved (the id plus 3 bytes each).
+// So a migration holds at most about 11,000 partners with 63-character ids
+// (TestStagesLimit writes 11,000 and is refused 13,000), about 20,000 with
+// 10-character ids; beyond that its advances, and any change to its
+// stages, fail with ErrTooLarge until the cluster's --max-request-bytes is
+// raised (and given to WithLimits). Two changes of different partners in
+// the same bucket conflict, and the later one runs again (see
+// Transactions).
+//
+// Other writes stay small: an audit entry is one key, a statistics row one
+// key whose count saturates (see domain.AddCounts), a mismatch one key,
+// trimmed to the newest kept.
 //
 // # Secrets
 //

@@ -60,8 +60,9 @@ type Store struct {
 
 	maxOps, maxBytes int
 
-	mu     sync.Mutex // serializes Updates
-	closed atomic.Bool
+	mu      sync.Mutex // serializes Updates
+	closed  atomic.Bool
+	commits atomic.Uint64
 }
 
 var (
@@ -161,6 +162,11 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// Commits returns how many transactions Update has committed to etcd
+// (those whose condition failed are not counted), for measuring what a
+// change costs.
+func (s *Store) Commits() uint64 { return s.commits.Load() }
+
 func (s *Store) check(ctx context.Context) error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -204,7 +210,7 @@ func (s *Store) Update(ctx context.Context, fn func(control.Tx) error) error {
 		if err := s.check(ctx); err != nil {
 			return err
 		}
-		t := &tx{s: s, ctx: ctx, writes: map[string]*string{}, reads: map[string]int64{}}
+		t := &tx{s: s, ctx: ctx, writes: map[string]*string{}, reads: map[string]int64{}, stages: map[string]map[string]stageRecord{}, stageReads: map[string]map[string]valueAt{}}
 		if err := fn(t); err != nil {
 			return err
 		}
@@ -235,6 +241,10 @@ type tx struct {
 	writes map[string]*string // key → value, nil to delete
 	reads  map[string]int64   // key → mod revision when read (0: absent)
 	ranges []string           // prefixes scanned
+	// stages are the stage buckets PutStage changed, by key, decoded
+	// once and encoded at commit.
+	stages     map[string]map[string]stageRecord
+	stageReads map[string]map[string]valueAt // by migration's stages prefix
 }
 
 // get returns key's value as this transaction sees it.
@@ -315,6 +325,9 @@ func (t *tx) putJSON(key string, v any) error {
 // commit sends the writes in one etcd transaction, conditional on the
 // reads; it reports false when that condition failed.
 func (t *tx) commit() (bool, error) {
+	if err := t.flushStages(); err != nil {
+		return false, err
+	}
 	if len(t.writes) == 0 {
 		return true, nil // nothing to write: the reads were consistent at rev
 	}
@@ -339,12 +352,16 @@ func (t *tx) commit() (bool, error) {
 		}
 	}
 	if len(ops) > t.s.maxOps || len(cmps) > t.s.maxOps || size > t.s.maxBytes-requestSlack {
-		return false, domain.Internal("etcd update", fmt.Errorf("%w: %d writes and %d compares of about %d bytes; etcd takes at most %d operations of each and %d bytes",
+		return false, domain.Internal("etcd update", fmt.Errorf("%w: %d writes and %d compares of about %d bytes, and etcd takes at most %d operations of each and %d bytes in one request: "+
+			"make the change smaller (fewer partners in the cohort or the migration, fewer rows in the report), or raise the cluster's --max-txn-ops and --max-request-bytes",
 			ErrTooLarge, len(ops), len(cmps), size, t.s.maxOps, t.s.maxBytes))
 	}
 	resp, err := t.s.client.Txn(t.ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		return false, fmt.Errorf("etcd commit: %w", err)
+	}
+	if resp.Succeeded {
+		t.s.commits.Add(1)
 	}
 	return resp.Succeeded, nil
 }
@@ -359,10 +376,6 @@ func (t *tx) PutPartner(p domain.Partner) error {
 
 func (t *tx) PutMigration(m domain.Migration) error {
 	return t.putJSON(t.s.key("migrations", m.Key), m)
-}
-
-func (t *tx) PutStage(migration string, ps domain.PartnerStage) error {
-	return t.putJSON(t.s.key("stages", migration, ps.Partner), ps)
 }
 
 func (t *tx) PutCohort(migration string, c domain.Cohort) error {

@@ -107,7 +107,7 @@ func startEtcd(dir string) (*embed.Etcd, error) {
 	}
 }
 
-func open(t *testing.T, prefix string, opts ...etcdstore.Option) *etcdstore.Store {
+func open(t testing.TB, prefix string, opts ...etcdstore.Option) *etcdstore.Store {
 	t.Helper()
 	s, err := etcdstore.Open(t.Context(), client, prefix, opts...)
 	if err != nil {
@@ -232,18 +232,18 @@ func TestTooLarge(t *testing.T) {
 	s := open(t, newPrefix())
 	err := s.Update(t.Context(), func(tx control.Tx) error {
 		for i := range 200 {
-			if err := tx.PutStage("m", domain.PartnerStage{Partner: fmt.Sprintf("p%d", i), Stage: domain.StageShadow}); err != nil {
+			if err := tx.PutPartner(domain.Partner{ID: fmt.Sprintf("p%d", i), Name: "P", PSA: domain.PSAGeneric}); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if !errors.Is(err, etcdstore.ErrTooLarge) {
-		t.Errorf("Update of 200 stages = %v, want ErrTooLarge", err)
+		t.Errorf("Update of 200 partners = %v, want ErrTooLarge", err)
 	}
 	d, err := s.Load(t.Context())
-	if err != nil || len(d.Stages["m"]) != 0 {
-		t.Errorf("Load = %v, %v; want no stages", d.Stages, err)
+	if err != nil || len(d.Partners) != 0 {
+		t.Errorf("Load = %v, %v; want no partners", d.Partners, err)
 	}
 }
 

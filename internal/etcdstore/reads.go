@@ -200,10 +200,17 @@ func (s *Store) Load(ctx context.Context) (domain.Data, error) {
 		return d, fmt.Errorf("load: %w", err)
 	}
 	for _, m := range d.Migrations {
-		var st []domain.PartnerStage
-		if err := each(r, s.key("stages", m.Key)+"/", &st); err != nil {
+		resp, err := r.get(s.key("stages", m.Key)+"/", clientv3.WithPrefix())
+		if err != nil {
 			return d, fmt.Errorf("load: %w", err)
 		}
+		var st []domain.PartnerStage
+		for _, kv := range resp.Kvs {
+			if st, err = bucketStages(string(kv.Key), kv.Value, st); err != nil {
+				return d, fmt.Errorf("load: %w", err)
+			}
+		}
+		sortStages(st)
 		d.Stages[m.Key] = st
 		var cs []domain.Cohort
 		if err := each(r, s.key("cohorts", m.Key)+"/", &cs); err != nil {
