@@ -268,9 +268,13 @@ func TestRefusesNonEmptyDestination(t *testing.T) {
 		name string
 		fill func(control.Tx) error
 	}{
-		{"a partner", func(tx control.Tx) error { return tx.PutPartner(domain.Partner{ID: "x", Name: "X", PSA: domain.PSAGeneric}) }},
+		{"a partner", func(tx control.Tx) error {
+			return tx.PutPartner(domain.Partner{ID: "x", Name: "X", PSA: domain.PSAGeneric})
+		}},
 		{"a version", func(tx control.Tx) error { return tx.SetVersion(1) }},
-		{"an audit entry", func(tx control.Tx) error { return tx.AppendAudit(audit.Next(domain.AuditEntry{}, domain.AuditEntry{Action: "x"})) }},
+		{"an audit entry", func(tx control.Tx) error {
+			return tx.AppendAudit(audit.Next(domain.AuditEntry{}, domain.AuditEntry{Action: "x"}))
+		}},
 		{"a statistics row", storetest.SampleRows()[0].Put},
 		{"an applied report", func(tx control.Tx) error { return tx.PutAppliedReport("r", "e", 1) }},
 	} {
