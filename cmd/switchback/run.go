@@ -30,6 +30,7 @@ Server:
   simulate --router URL ...      realistic signed PSA webhook traffic, with a ledger
   pipeline --kind legacy|new     a reference pipeline with injectable faults
   journal export --data DIR      a router's journal as JSON lines, what can be read of a damaged one
+  store copy --from A --to B     copy the control store whole: bolt://DIR ⇄ etcd://HOST:PORT[,…]
 
 Release engineering (talk to --server with $SWITCHBACK_TOKEN):
   status                         migrations, partners by stage, cohorts, kill switches
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "journal":
 		return runJournal(rest, stdout, stderr)
+	case "store":
+		return runStore(ctx, rest, getenv, stdout, stderr)
 	case "status", "gate", "advance", "stage", "revert", "resume", "audit", "replay":
 		return runCLI(ctx, cmd, rest, getenv, stdout, stderr)
 	}

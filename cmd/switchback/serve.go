@@ -117,7 +117,7 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	dbPath, ingressDir := filepath.Join(cfg.Data, "switchback.db"), filepath.Join(cfg.Data, "ingress")
+	dbPath, ingressDir := filepath.Join(cfg.Data, controlDBFile), filepath.Join(cfg.Data, "ingress")
 	var stores []string
 	evidence := []string{filepath.Join(ingressDir, "snapshot.json")}
 	if cfg.Store == "" {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/switchbackhq/switchback/internal/boltstore"
 	"github.com/switchbackhq/switchback/internal/config"
 	"github.com/switchbackhq/switchback/internal/control"
@@ -24,26 +26,47 @@ func openStore(ctx context.Context, cfg config.Serve, dbPath string, log *slog.L
 		}
 		return store, nil, func() { store.Close() }, nil
 	}
-	endpoints, err := etcdstore.ParseURL(cfg.Store)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("--store: %w", err)
-	}
 	key, err := etcdstore.ReadKeyFile(cfg.SecretsKeyFile)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("--secrets-key-file: %w", err)
 	}
-	client, err := etcdstore.Dial(ctx, etcdstore.Config{Endpoints: endpoints, CAFile: cfg.EtcdCA, CertFile: cfg.EtcdCert, KeyFile: cfg.EtcdKey,
-		Username: cfg.EtcdUsername, Password: cfg.EtcdPassword})
+	store, closeStore, err := openEtcd(ctx, cfg.Store, etcdSettings{
+		etcdFlags: etcdFlags{prefix: cfg.EtcdPrefix, ca: cfg.EtcdCA, cert: cfg.EtcdCert, key: cfg.EtcdKey},
+		username:  cfg.EtcdUsername, password: cfg.EtcdPassword, secretsKey: key}, etcdstore.Open)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("--store: %w", err)
 	}
-	store, err := etcdstore.Open(ctx, client, cfg.EtcdPrefix, etcdstore.WithSecretsKey(key))
+	log.Info("control store on etcd", "store", cfg.Store, "prefix", cfg.EtcdPrefix)
+	return store, store.Registry(), closeStore, nil
+}
+
+// etcdSettings are how serve and store copy reach an etcd store.
+type etcdSettings struct {
+	etcdFlags
+	username, password string
+	secretsKey         []byte
+}
+
+// openEtcd dials the cluster at u and opens the store under the prefix
+// with open (etcdstore.Open, or OpenExisting for a store that must be
+// there). The returned func closes the store and its client.
+func openEtcd(ctx context.Context, u string, es etcdSettings,
+	open func(context.Context, *clientv3.Client, string, ...etcdstore.Option) (*etcdstore.Store, error)) (*etcdstore.Store, func(), error) {
+	endpoints, err := etcdstore.ParseURL(u)
+	if err != nil {
+		return nil, nil, usageError(err.Error())
+	}
+	client, err := etcdstore.Dial(ctx, etcdstore.Config{Endpoints: endpoints, CAFile: es.ca, CertFile: es.cert, KeyFile: es.key,
+		Username: es.username, Password: es.password})
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := open(ctx, client, es.prefix, etcdstore.WithSecretsKey(es.secretsKey))
 	if err != nil {
 		client.Close()
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	log.Info("control store on etcd", "endpoints", endpoints, "prefix", cfg.EtcdPrefix)
-	return store, store.Registry(), func() { store.Close(); client.Close() }, nil
+	return store, func() { store.Close(); client.Close() }, nil
 }
 
 // storeName names the store for the log: never its credentials, which

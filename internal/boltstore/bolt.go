@@ -108,6 +108,47 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 	return &Store{db: db}, nil
 }
 
+// OpenReadOnly opens the existing file at path for reading only, as
+// Open does but writing nothing to it: Update then fails. It waits at most
+// timeout for a process writing the file (a running serve) to release it
+// and then returns ErrLocked; it returns an error wrapping os.ErrNotExist
+// for a missing file, ErrNewerSchema for a file of a newer schema, and an
+// error for one of an older schema or without the buckets of a store
+// (upgrading is a write: open it once with Open).
+func OpenReadOnly(path string, timeout time.Duration) (*Store, error) {
+	db, err := boltfile.Open(path, &bbolt.Options{Timeout: timeout, ReadOnly: true})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = db.View(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketPartners, bucketMigrations, bucketStages, bucketCohorts, bucketTokens, bucketAudit,
+			bucketStats, bucketCandidate, bucketMismatches, bucketReports} {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("no %s bucket: not a switchback control database", b)
+			}
+		}
+		v := tx.Bucket(bucketMeta).Get(keySchema)
+		n, err := strconv.Atoi(string(v))
+		switch {
+		case err != nil:
+			return fmt.Errorf("schema version %q is unreadable", v)
+		case n > SchemaVersion:
+			return fmt.Errorf("%w (schema %d; this one reads %d)", ErrNewerSchema, n, SchemaVersion)
+		case n < SchemaVersion:
+			return fmt.Errorf("schema %d is older than this switchback's (%d): open it once with switchback serve to upgrade it", n, SchemaVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
 func initSchema(tx *bbolt.Tx) error {
 	for _, b := range [][]byte{bucketMeta, bucketPartners, bucketMigrations, bucketStages, bucketCohorts, bucketTokens, bucketAudit,
 		bucketStats, bucketCandidate, bucketMismatches, bucketReports} {

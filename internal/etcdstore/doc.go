@@ -97,6 +97,20 @@
 // plain text. A partner stored in plain text (before a key was set) still
 // loads; a sealed one without the key, or with another key, is an error.
 //
+// # Connecting
+//
+// ParseURL reads etcd://HOST:PORT[,HOST:PORT…]; Dial makes the client
+// from a Config (TLS when a CA or client certificate is given, etcd auth
+// with a username and password that no error repeats) and returns only
+// once a member has answered, or ErrUnreachable after the dial timeout.
+// ReadKeyFile reads the secrets key of WithSecretsKey from a file.
+//
+// # Copying
+//
+// Store implements control.Copyable (Export and SetStoreID), which
+// package storecopy uses to copy a store into or out of etcd. OpenExisting
+// opens a store to copy from without creating one.
+//
 // # Closing
 //
 // The Store does not own its client: Close only makes every later call

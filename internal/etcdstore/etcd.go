@@ -162,7 +162,7 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Commits returns how many transactions Update has committed to etcd
+// Commits returns how many transactions Update and SetStoreID have committed to etcd
 // (those whose condition failed are not counted), for measuring what a
 // change costs.
 func (s *Store) Commits() uint64 { return s.commits.Load() }

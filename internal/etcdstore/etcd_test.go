@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
@@ -22,6 +19,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/control/storetest"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/etcdstore"
+	"github.com/switchbackhq/switchback/internal/etcdstore/etcdtest"
 )
 
 // client is the test binary's one etcd, started by TestMain; each test
@@ -43,7 +41,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	e, err := startEtcd(dir)
+	e, err := etcdtest.StartOne(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start etcd:", err)
 		return 1
@@ -69,42 +67,6 @@ func run(m *testing.M) int {
 		}
 	}
 	return code
-}
-
-// startEtcd starts a one-member etcd in dir on loopback ports found free.
-func startEtcd(dir string) (*embed.Etcd, error) {
-	cfg := embed.NewConfig()
-	cfg.Dir = dir
-	cfg.Logger = "zap"
-	cfg.LogLevel = "error"
-	cfg.LogOutputs = []string{"stderr"}
-	cfg.TickMs, cfg.ElectionMs = 10, 100 // one member: elected at once
-	var urls [2]url.URL
-	for i := range urls {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		urls[i] = url.URL{Scheme: "http", Host: l.Addr().String()}
-		l.Close()
-	}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = urls[:1], urls[:1]
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = urls[1:], urls[1:]
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case <-e.Server.ReadyNotify():
-		return e, nil
-	case err := <-e.Err():
-		e.Close()
-		return nil, err
-	case <-time.After(30 * time.Second):
-		e.Close()
-		return nil, errors.New("etcd did not become ready in 30s")
-	}
 }
 
 func open(t testing.TB, prefix string, opts ...etcdstore.Option) *etcdstore.Store {

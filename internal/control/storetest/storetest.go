@@ -54,6 +54,7 @@ func Run(t *testing.T, open Opener) {
 		{"Mismatches", testMismatches},
 		{"AppliedReports", testAppliedReports},
 		{"StoreID", testStoreID},
+		{"Export", testExport},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ClosedStore", testClosed},
 	}
@@ -745,5 +746,117 @@ func testClosed(t *testing.T, open Opener) {
 	}
 	if called {
 		t.Error("Update on a closed store ran its fn")
+	}
+}
+
+// SampleRows are statistics rows, mismatches and applied report marks of
+// several stints, partners and routers, one count saturated, as Export
+// would return them from a store they were put in (Row.Put).
+func SampleRows() []control.Row {
+	later := t0.Add(time.Hour)
+	c := func(partner, typ string, class domain.Class, minute time.Time, n uint64) *domain.ComparisonCount {
+		x := comparison(partner, typ, class, minute, n)
+		return &x
+	}
+	cand := func(partner string, calls, errs uint64) *domain.CandidateCount {
+		x := candidate(partner, calls, errs)
+		return &x
+	}
+	m := func(partner, typ string, class domain.Class, at time.Time, id string) *domain.Mismatch {
+		x := mismatch(partner, typ, class, at, id)
+		return &x
+	}
+	return []control.Row{
+		{Since: t0, Comparison: c("acme", "ticket.created", domain.ClassEqual, t0, 5)},
+		{Since: t0, Comparison: c("acme", "ticket/updated", domain.ClassValueDiff, t0.Add(time.Minute), 2)},
+		{Since: later, Comparison: c("acme", "ticket.created", domain.ClassEqual, later, math.MaxUint64)},
+		{Since: t0, Comparison: c("globex", "ticket.created", domain.ClassEqual, t0, 1)},
+		{Since: t0, Candidate: cand("acme", 7, 1)},
+		{Since: later, Candidate: cand("globex", 3, 0)},
+		{Mismatch: m("acme", "ticket.created", domain.ClassValueDiff, t0, "ev-1")},
+		{Mismatch: m("acme", "ticket.created", domain.ClassValueDiff, later, "ev-2")},
+		{Mismatch: m("globex", "ticket/updated", domain.ClassValueDiff, t0, "ev 3")},
+		{Report: &control.AppliedReport{Router: "r1", Epoch: "e1", Seq: 4}},
+		{Report: &control.AppliedReport{Router: "r2", Epoch: "e/2", Seq: 9}},
+	}
+}
+
+// PutRows writes rows into s in one Update.
+func PutRows(t *testing.T, s control.Store, rows []control.Row) {
+	t.Helper()
+	update(t, s, func(tx control.Tx) error {
+		for _, r := range rows {
+			if err := r.Put(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ExportAll returns every row s exports.
+func ExportAll(t *testing.T, s control.Copyable) []control.Row {
+	t.Helper()
+	rows := []control.Row{}
+	if err := s.Export(t.Context(), func(r control.Row) error { rows = append(rows, r); return nil }); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	return rows
+}
+
+// SortRows orders exported rows for comparing them: Export's order is the
+// store's.
+var SortRows = cmpopts.SortSlices(func(a, b control.Row) bool {
+	ka, _ := json.Marshal(a)
+	kb, _ := json.Marshal(b)
+	return string(ka) < string(kb)
+})
+
+// A Copyable store exports every row put in it, exactly; another store
+// given those rows answers StageRows, Mismatches and AppliedReport as the
+// first does, and SetStoreID gives it the first's identity.
+func testExport(t *testing.T, open Opener) {
+	src, ok := mustOpen(t, open).(control.Copyable)
+	if !ok {
+		t.Skip("the store is not control.Copyable")
+	}
+	if rows := ExportAll(t, src); len(rows) != 0 {
+		t.Errorf("Export of an empty store = %v, want nothing", rows)
+	}
+	want := SampleRows()
+	PutRows(t, src, want)
+	got := ExportAll(t, src)
+	if diff := cmp.Diff(want, got, SortRows); diff != "" {
+		t.Errorf("Export (-want +got):\n%s", diff)
+	}
+
+	dst := mustOpen(t, open).(control.Copyable)
+	PutRows(t, dst, got)
+	if diff := cmp.Diff(want, ExportAll(t, dst), SortRows); diff != "" {
+		t.Errorf("Export of the copy (-want +got):\n%s", diff)
+	}
+	for _, p := range []string{"acme", "globex"} {
+		for _, since := range []time.Time{t0, t0.Add(time.Hour)} {
+			if diff := cmp.Diff(stageRows(t, src, p, since), stageRows(t, dst, p, since), sortRows); diff != "" {
+				t.Errorf("StageRows(%s, %v) of the copy (-original +copy):\n%s", p, since, diff)
+			}
+		}
+		if diff := cmp.Diff(mismatches(t, src, p, time.Time{}, 10), mismatches(t, dst, p, time.Time{}, 10)); diff != "" {
+			t.Errorf("Mismatches(%s) of the copy (-original +copy):\n%s", p, diff)
+		}
+	}
+	if got := appliedReport(t, dst, "r2", "e/2"); got != 9 {
+		t.Errorf("AppliedReport of the copy = %d, want 9", got)
+	}
+
+	id := load(t, src).StoreID
+	if err := dst.SetStoreID(t.Context(), id); err != nil {
+		t.Fatalf("SetStoreID: %v", err)
+	}
+	if got := load(t, dst).StoreID; got != id {
+		t.Errorf("StoreID after SetStoreID = %q, want %q", got, id)
+	}
+	if err := dst.SetStoreID(t.Context(), ""); err == nil {
+		t.Error("SetStoreID(\"\") succeeded, want an error")
 	}
 }
