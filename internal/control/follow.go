@@ -56,11 +56,23 @@ func (s *Service) Follow(ctx context.Context) {
 // CatchUp publishes the shared store's latest state if another replica
 // changed it since this one last looked; it does nothing for a store
 // that is not Shared. It returns the store's error when it cannot be
-// reached.
+// reached. The head is read without the change lock, so that a store
+// slow to answer does not hold up changes and reads that need the lock.
 func (s *Service) CatchUp(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.catchUpLocked(ctx)
+	sh, ok := s.store.(Shared)
+	if !ok {
+		return nil
+	}
+	head, err := sh.Head(ctx)
+	if err == nil {
+		s.mu.Lock()
+		if head > s.lastAudit.Seq {
+			err = s.syncLocked(ctx)
+		}
+		s.mu.Unlock()
+	}
+	s.noteSync(err)
+	return err
 }
 
 // follow checks the head and loads the store when it moved.

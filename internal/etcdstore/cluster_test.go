@@ -1,10 +1,13 @@
 package etcdstore_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,4 +144,66 @@ func startReplicaOn(t *testing.T, endpoints []string) *control.Service {
 	t.Helper()
 	svc, _ := clusterReplica(t, endpoints)
 	return svc
+}
+
+// A replica whose cluster lost its majority says so: it turns stale,
+// /readyz answers 503, reads still answer from the last state (marked),
+// and a revert is refused at once with store_unavailable and Retry-After
+// rather than hanging.
+func TestReplicaCutOffFromEtcd(t *testing.T) {
+	cluster := etcdtest.Start(t, 3)
+	svc, url := clusterReplica(t, cluster.Endpoints())
+	if _, _, err := svc.PutMigration(t.Context(), setup, replicaMigration("m")); err != nil {
+		t.Fatal(err)
+	}
+	version := svc.State().Version
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	cluster.StopLeader()
+	cluster.StopLeader()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, stale := svc.Stale(); stale {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the replica never noticed that etcd lost its majority")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, err := svc.Revert(t.Context(), control.Change{Actor: "ops", Reason: "incident"}, "m")
+	if domain.ErrorCode(err) != domain.CodeStoreUnavailable {
+		t.Errorf("revert = %v (%s), want store_unavailable", err, domain.ErrorCode(err))
+	}
+
+	resp, err := http.Get(url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz = %d, want 503", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", url+"/v1/snapshot", nil)
+	req.Header.Set("Authorization", "Bearer "+svc.AddEphemeralToken("viewer", domain.RoleViewer))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap struct{ Version uint64 }
+	json.NewDecoder(resp.Body).Decode(&snap)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || snap.Version != version || resp.Header.Get("Switchback-Stale-Since") == "" {
+		t.Errorf("snapshot = %d, version %d, stale since %q; want 200, %d, a time", resp.StatusCode, snap.Version, resp.Header.Get("Switchback-Stale-Since"), version)
+	}
+	req, _ = http.NewRequest("POST", url+"/v1/migrations/m/revert", strings.NewReader(`{"reason":"incident"}`))
+	req.Header.Set("Authorization", "Bearer "+svc.AddEphemeralToken("ops", domain.RoleOperator))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("revert over HTTP = %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
 }

@@ -79,6 +79,8 @@ var (
 	descReverts  = prometheus.NewDesc("switchback_reverts_total", "Kill switches turned on since start.", nil, nil)
 	descRegress  = prometheus.NewDesc("switchback_snapshot_regressions_total",
 		"Times since start a router held a later snapshot version of this store than the store had (it was restored from a backup?): each time the version was moved past it.", nil, nil)
+	descStale = prometheus.NewDesc("switchback_store_stale_seconds",
+		"How long this replica has not reached its shared store (etcd); 0 while it does, and always with bbolt.", nil, nil)
 )
 
 func (stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -87,6 +89,7 @@ func (stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descReverted
 	ch <- descReverts
 	ch <- descRegress
+	ch <- descStale
 }
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -95,6 +98,11 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descReverts, prometheus.CounterValue, float64(c.svc.Reverts()))
 	regressions, _ := c.svc.Regressions()
 	ch <- prometheus.MustNewConstMetric(descRegress, prometheus.CounterValue, float64(regressions))
+	stale := 0.0
+	if since, ok := c.svc.Stale(); ok {
+		stale = time.Since(since).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(descStale, prometheus.GaugeValue, stale)
 	for _, key := range st.MigrationKeys() {
 		ms := st.Migrations[key]
 		reverted := 0.0
