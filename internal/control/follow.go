@@ -106,6 +106,10 @@ func (s *Service) noteSync(err error) {
 		at := s.now().UTC()
 		s.unreachable.Store(&at)
 		s.log.Error("the shared store cannot be reached: serving the last state, refusing changes", "err", err)
+		// Wake the snapshot streams, which end while the state is stale
+		// so that their routers move to a replica that can follow.
+		ch := make(chan struct{})
+		close(*s.changed.Swap(&ch))
 	}
 }
 
@@ -114,7 +118,8 @@ func ctxErr(err error) bool {
 }
 
 // Stale reports since when the shared store could not be reached, if it
-// cannot now: the published state may be behind the store's.
+// cannot now: the published state may be behind the store's. Becoming
+// stale wakes the Changed channel without a new state.
 func (s *Service) Stale() (since time.Time, stale bool) {
 	if at := s.unreachable.Load(); at != nil {
 		return *at, true
@@ -122,9 +127,10 @@ func (s *Service) Stale() (since time.Time, stale bool) {
 	return time.Time{}, false
 }
 
-// writable refuses a change while the shared store is known unreachable,
-// at once rather than after the store's timeout.
-func (s *Service) writable() error {
+// Available returns a store_unavailable error while the shared store is
+// known unreachable, so that a change (or a router's stream or report) is
+// refused at once rather than after the store's timeout.
+func (s *Service) Available() error {
 	since, stale := s.Stale()
 	if !stale {
 		return nil

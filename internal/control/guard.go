@@ -37,14 +37,17 @@ func (s *Service) observeGuard(ctx context.Context, sample domain.GuardSample) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), guardTimeout)
 	defer cancel()
 	var evidence string
-	var trip bool
+	var tripped []string // the window that tripped, nil if none
 	err := s.registry.UpdateWindow(ctx, sample.Migration, sample.Partner, func(old []string) []string {
 		w := append(slices.Clip(old), sample.Outcomes...)
 		if len(w) > ms.Guard.Window {
 			w = w[len(w)-ms.Guard.Window:]
 		}
+		var trip bool
 		evidence, trip = judgeWindow(ms, w, sample)
+		tripped = nil
 		if trip {
+			tripped = w
 			return nil
 		}
 		return w
@@ -53,8 +56,28 @@ func (s *Service) observeGuard(ctx context.Context, sample domain.GuardSample) {
 		s.log.Error("registry: guard sample dropped", "migration", sample.Migration, "partner", sample.Partner, "err", err)
 		return
 	}
-	if trip {
-		s.guardRevert(ctx, ms, ps, evidence)
+	if tripped == nil {
+		return
+	}
+	// The revert must land: a store that cannot be reached for a moment,
+	// or another replica's change in the way, is waited out. If it never
+	// lands, the tripped window goes back, so that the next sample trips
+	// again at once.
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err = s.guardRevert(ctx, ms, ps, evidence)
+		code := domain.ErrorCode(err)
+		if err == nil || code != domain.CodeStoreUnavailable && code != domain.CodeConflict {
+			break
+		}
+		if sleep(ctx, wait) != nil {
+			break
+		}
+	}
+	if err != nil {
+		s.log.Error("guard revert failed: the window is kept for the next sample", "migration", ms.Key, "partner", ps.Partner, "err", err)
+		restore, cancel := context.WithTimeout(context.Background(), guardTimeout)
+		defer cancel()
+		s.registry.UpdateWindow(restore, sample.Migration, sample.Partner, func([]string) []string { return tripped })
 	}
 }
 
@@ -102,7 +125,7 @@ func judgeWindow(ms *MigrationState, w []string, sample domain.GuardSample) (str
 
 // guardRevert reverts the guard's scope, audited with actor guard and the
 // evidence, and emits one RevertEvent for it, which asks for the replay.
-func (s *Service) guardRevert(ctx context.Context, ms *MigrationState, ps domain.PartnerStage, evidence string) {
+func (s *Service) guardRevert(ctx context.Context, ms *MigrationState, ps domain.PartnerStage, evidence string) error {
 	// The evidence names a router's event id, which may be anything.
 	evidence = domain.SanitizeReason(evidence)
 	c := Change{Actor: "guard", Reason: evidence}
@@ -110,10 +133,11 @@ func (s *Service) guardRevert(ctx context.Context, ms *MigrationState, ps domain
 	var err error
 	switch ms.Guard.Scope {
 	case domain.ScopeMigration:
-		_, _, err = s.setKillSwitch(ctx, c, []string{ms.Key}, true, "migration.revert")
-		st := s.State()
-		for _, id := range st.PartnerIDs() {
-			ev.add(st.Migrations[ms.Key].StageOf(st.Partners[id]))
+		if _, _, err = s.setKillSwitch(ctx, c, []string{ms.Key}, true, "migration.revert"); err == nil {
+			st := s.State()
+			for _, id := range st.PartnerIDs() {
+				ev.add(st.Migrations[ms.Key].StageOf(st.Partners[id]))
+			}
 		}
 	default:
 		partners := []string{ps.Partner}
@@ -129,7 +153,7 @@ func (s *Service) guardRevert(ctx context.Context, ms *MigrationState, ps domain
 			}
 			x := st.Migrations[ms.Key].StageOf(p)
 			if x.Stage != domain.StageNew && x.Stage != domain.StageDone {
-				continue
+				continue // moved already, by hand or by an earlier try
 			}
 			if _, e := s.setStage(ctx, c, ms.Key, id, domain.StageShadow, false); e != nil {
 				err = e
@@ -138,11 +162,11 @@ func (s *Service) guardRevert(ctx context.Context, ms *MigrationState, ps domain
 			ev.add(x)
 		}
 	}
-	if err != nil {
-		s.log.Error("guard revert failed", "migration", ms.Key, "err", err)
-	}
-	s.log.Warn("guard reverted", "migration", ms.Key, "scope", ms.Guard.Scope, "partners", strings.Join(ev.Partners, ","), "evidence", evidence)
+	// Only what was reverted is replayed; a partner still on new would
+	// get its events applied twice.
 	if len(ev.Partners) > 0 {
+		s.log.Warn("guard reverted", "migration", ms.Key, "scope", ms.Guard.Scope, "partners", strings.Join(ev.Partners, ","), "evidence", evidence)
 		s.emit(ev)
 	}
+	return err
 }

@@ -70,7 +70,9 @@ func (s *Service) SetKillSwitch(ctx context.Context, c Change, k KillSwitch) (Ki
 	}
 	// The replay is of the partners on the new pipeline before the call:
 	// a revert keeps their stages, but a resume's replay is of the same
-	// partners too.
+	// partners too. On a shared store, "before" is the latest state: what
+	// another replica moved to new is replayed too.
+	s.CatchUp(ctx)
 	before := s.State()
 	v, flipped, err := s.setKillSwitch(ctx, c, k.Migrations, k.On, action)
 	if err != nil {

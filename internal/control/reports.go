@@ -3,6 +3,7 @@ package control
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -42,6 +43,11 @@ func (s *Service) IngestReport(ctx context.Context, r wire.Report) (duplicate bo
 	if err := r.Validate(s.now()); err != nil {
 		return false, err
 	}
+	// A replica cut off from its shared store refuses at once: the router
+	// sends the report to another, and its counts stay owed until then.
+	if err := s.Available(); err != nil {
+		return false, err
+	}
 	rt := RouterStatus{ID: r.Router, SnapshotVersion: r.SnapshotVersion, StoreID: r.StoreID, Refused: r.Refused, Journal: r.Journal}
 	if err := s.checkVersion(rt); err != nil {
 		return false, err
@@ -62,10 +68,65 @@ func (s *Service) IngestReport(ctx context.Context, r wire.Report) (duplicate bo
 	return duplicate, nil
 }
 
-// recordStats writes a report's counts and mismatches in one transaction,
-// with its ReportID, so that the counts and the record that they were
-// applied land together or not at all.
+// RowLimiter is a Store that takes at most MaxRowsPerUpdate statistics
+// rows and mismatches in one Update (etcd's 128 operations per
+// transaction): a larger report is written in parts.
+type RowLimiter interface {
+	MaxRowsPerUpdate() int
+}
+
+// recordStats writes a report's counts and mismatches with its ReportID,
+// so that the counts and the record that they were applied land together
+// or not at all: in one transaction, or, for a store that limits its rows
+// (RowLimiter), in parts that each carry their own record, so that a
+// resent report applies each part exactly once. Parts are cut the same
+// way every time a sealed report is sent again.
 func (s *Service) recordStats(ctx context.Context, r wire.Report) (duplicate bool, err error) {
+	size := 0
+	if l, ok := s.store.(RowLimiter); ok {
+		size = l.MaxRowsPerUpdate()
+	}
+	duplicate = true
+	for i, part := range splitStats(r, size) {
+		dup, err := s.recordPart(ctx, part, i)
+		if err != nil {
+			return false, err
+		}
+		duplicate = duplicate && dup
+	}
+	return duplicate, nil
+}
+
+// splitStats cuts a report's rows into parts of at most size rows (one
+// part when size is 0), comparisons first, then candidate counts, then
+// mismatches.
+func splitStats(r wire.Report, size int) []wire.Report {
+	n := len(r.Comparisons) + len(r.Candidate) + len(r.Mismatches)
+	if size <= 0 || n <= size {
+		return []wire.Report{r}
+	}
+	var parts []wire.Report
+	for start := 0; start < n; start += size {
+		part := wire.Report{Router: r.Router, ReportID: r.ReportID}
+		for i := start; i < min(start+size, n); i++ {
+			switch {
+			case i < len(r.Comparisons):
+				part.Comparisons = append(part.Comparisons, r.Comparisons[i])
+			case i < len(r.Comparisons)+len(r.Candidate):
+				part.Candidate = append(part.Candidate, r.Candidate[i-len(r.Comparisons)])
+			default:
+				part.Mismatches = append(part.Mismatches, r.Mismatches[i-len(r.Comparisons)-len(r.Candidate)])
+			}
+		}
+		parts = append(parts, part)
+	}
+	return parts
+}
+
+// recordPart writes part i of a report in one transaction. Part 0 keeps
+// its applied record under the report's epoch, as a whole report does;
+// part i under "EPOCH#i".
+func (s *Service) recordPart(ctx context.Context, r wire.Report, i int) (duplicate bool, err error) {
 	st := s.State()
 	current := func(migration, partner string, stage domain.Stage) (time.Time, bool) {
 		ms, ok := st.Migrations[migration]
@@ -79,7 +140,11 @@ func (s *Service) recordStats(ctx context.Context, r wire.Report) (duplicate boo
 	err = s.store.Update(ctx, func(tx Tx) error {
 		duplicate = false
 		if id := r.ReportID; id != nil {
-			last, err := tx.AppliedReport(r.Router, id.Epoch)
+			epoch := id.Epoch
+			if i > 0 {
+				epoch = fmt.Sprintf("%s#%d", id.Epoch, i)
+			}
+			last, err := tx.AppliedReport(r.Router, epoch)
 			if err != nil {
 				return err
 			}
@@ -88,7 +153,7 @@ func (s *Service) recordStats(ctx context.Context, r wire.Report) (duplicate boo
 			// below the last applied one is a resend.
 			duplicate = id.Seq <= last
 			if !duplicate {
-				if err := tx.PutAppliedReport(r.Router, id.Epoch, id.Seq); err != nil {
+				if err := tx.PutAppliedReport(r.Router, epoch, id.Seq); err != nil {
 					return err
 				}
 			}

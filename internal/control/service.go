@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,8 +161,9 @@ type plan struct {
 }
 
 // changeAttempts bounds how often apply decides a change again after the
-// store refused it because another replica changed what it was decided on.
-const changeAttempts = 5
+// store refused it because another replica changed what it was decided on;
+// with its waits, a change gives up after about half a second of losing.
+const changeAttempts = 8
 
 // apply runs decide under the change lock, writes its plan in one
 // transaction and publishes the result. When the store is shared and
@@ -174,7 +176,7 @@ func (s *Service) apply(ctx context.Context, c Change, decide func(cur *State, n
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.writable(); err != nil {
+	if err := s.Available(); err != nil {
 		return nil, err
 	}
 	// A decision that nothing needs doing ("already reverted") must be
@@ -186,6 +188,12 @@ func (s *Service) apply(ctx context.Context, c Change, decide func(cur *State, n
 		st, lost, err := s.applyOnce(ctx, c, decide)
 		if !lost || attempt == changeAttempts {
 			return st, err
+		}
+		// Another replica won: wait a random while, longer each time, so
+		// that two replicas racing do not collide again, then decide on
+		// what it wrote.
+		if err := sleep(ctx, time.Duration(rand.Int64N(int64(time.Millisecond<<attempt)))); err != nil {
+			return nil, err
 		}
 		if err := s.syncLocked(ctx); err != nil {
 			return nil, err
@@ -236,6 +244,9 @@ func (s *Service) applyOnce(ctx context.Context, c Change, decide func(cur *Stat
 		}
 		return nil
 	})
+	if err != nil && domain.ErrorCode(err) == domain.CodeStoreUnavailable && len(entries) > 0 {
+		err = s.outcome(ctx, entries[0], err)
+	}
 	if err != nil {
 		return nil, domain.ErrorCode(err) == domain.CodeConflict, storeError("write change", err)
 	}
@@ -255,12 +266,45 @@ func (s *Service) applyOnce(ctx context.Context, c Change, decide func(cur *Stat
 	return p.next, false, nil
 }
 
+// outcome finds out whether a write that failed with the store
+// unreachable committed all the same (etcd may apply a transaction whose
+// answer was lost): by its first audit entry, which only that write puts
+// at that seq with that hash. It returns nil when the write committed, a
+// conflict when another change took the seq, and otherwise err, saying
+// whether the write is known not to have happened.
+func (s *Service) outcome(ctx context.Context, first domain.AuditEntry, err error) error {
+	got, readErr := s.store.AuditLog(ctx, first.Seq-1, 1)
+	switch {
+	case readErr != nil:
+		return &domain.Error{Code: domain.CodeStoreUnavailable, RetryAfter: 2 * followEvery, Err: err,
+			Message: "the control store cannot be reached and the change may or may not have been made: check the audit log (GET /v1/audit) before sending it again"}
+	case len(got) == 1 && got[0].Seq == first.Seq && got[0].Hash == first.Hash:
+		s.log.Warn("a change whose answer from the store was lost had committed", "seq", first.Seq, "err", err)
+		return nil
+	case len(got) == 1 && got[0].Seq == first.Seq:
+		return &domain.Error{Code: domain.CodeConflict, Message: "another change took the audit seq", Err: err}
+	}
+	return &domain.Error{Code: domain.CodeStoreUnavailable, RetryAfter: 2 * followEvery, Err: err,
+		Message: "the control store cannot be reached; nothing was changed: try again"}
+}
+
 // publish seals next at version and makes it the current state.
 func (s *Service) publish(next *State, version uint64, now time.Time) {
 	next.seal(version, now, s.lastAudit)
 	s.state.Store(next)
 	ch := make(chan struct{})
 	close(*s.changed.Swap(&ch))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func mustJSON(v any) json.RawMessage {

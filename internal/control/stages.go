@@ -43,6 +43,7 @@ func refused(r gate.Report) error {
 // them. Under the lock the move is checked again, so a revert that landed
 // meanwhile wins and the move is refused.
 func (s *Service) SetStage(ctx context.Context, c Change, key, partner string, to domain.Stage, force bool) (domain.PartnerStage, error) {
+	s.CatchUp(ctx) // an unreachable store is the change's to refuse
 	before := s.State()
 	out, err := s.setStage(ctx, c, key, partner, to, force)
 	if err == nil {

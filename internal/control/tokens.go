@@ -143,6 +143,9 @@ func (s *Service) Bootstrap(ctx context.Context, secret string) (string, bool, e
 		secret = NewSecret()
 	}
 	_, sec, err := s.createToken(ctx, Change{Actor: "bootstrap", Reason: "first start"}, "admin", domain.RoleAdmin, secret)
+	if domain.ErrorCode(err) == domain.CodeConflict && len(*s.tokens.Load()) > 0 {
+		return "", false, nil // another replica, starting at the same time, made it
+	}
 	if err != nil {
 		return "", false, err
 	}

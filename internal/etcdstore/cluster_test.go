@@ -146,31 +146,53 @@ func startReplicaOn(t *testing.T, endpoints []string) *control.Service {
 	return svc
 }
 
-// A replica whose cluster lost its majority says so: it turns stale,
-// /readyz answers 503, reads still answer from the last state (marked),
-// and a revert is refused at once with store_unavailable and Retry-After
-// rather than hanging.
+// A replica cut off from etcd (the one member its client knows is gone,
+// while the cluster goes on) says so: it turns stale, /readyz answers 503,
+// reads still answer from the last state (marked), a revert is refused at
+// once with store_unavailable and Retry-After rather than hanging, and its
+// snapshot streams end, so that a provider moves to a replica that follows
+// the cluster and gets the revert made there.
 func TestReplicaCutOffFromEtcd(t *testing.T) {
 	cluster := etcdtest.Start(t, 3)
-	svc, url := clusterReplica(t, cluster.Endpoints())
+	endpoints := cluster.Endpoints()
+	svc, url := clusterReplica(t, endpoints[2:])
+	other, otherURL := clusterReplica(t, endpoints[:2])
 	if _, _, err := svc.PutMigration(t.Context(), setup, replicaMigration("m")); err != nil {
 		t.Fatal(err)
 	}
+	putPartner(t, svc, "acme")
 	version := svc.State().Version
+	waitVersion(t, other, version)
+	// A stored token, which both replicas know (an ephemeral one lives in
+	// one process only).
+	_, token, err := svc.CreateToken(t.Context(), setup, "provider", domain.RoleViewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitVersion(t, other, version)
+	provider, err := flags.NewProvider(flags.Options{URLs: []string{url, otherURL}, Token: token,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := provider.InitWithContext(t.Context(), openfeature.EvaluationContext{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(provider.Shutdown)
 	t.Cleanup(http.DefaultClient.CloseIdleConnections)
-	cluster.StopLeader()
-	cluster.StopLeader()
+
+	cluster.Stop(2)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, stale := svc.Stale(); stale {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the replica never noticed that etcd lost its majority")
+			t.Fatal("the replica never noticed that it lost etcd")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	_, err := svc.Revert(t.Context(), control.Change{Actor: "ops", Reason: "incident"}, "m")
+	_, err = svc.Revert(t.Context(), control.Change{Actor: "ops", Reason: "incident"}, "m")
 	if domain.ErrorCode(err) != domain.CodeStoreUnavailable {
 		t.Errorf("revert = %v (%s), want store_unavailable", err, domain.ErrorCode(err))
 	}
@@ -205,5 +227,20 @@ func TestReplicaCutOffFromEtcd(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("revert over HTTP = %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+
+	v, err := other.Revert(t.Context(), control.Change{Actor: "ops", Reason: "incident"}, "m")
+	if err != nil {
+		t.Fatalf("revert through the replica that reaches etcd: %v", err)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for provider.Snapshot().Version < v {
+		if time.Now().After(deadline) {
+			t.Fatalf("the provider holds version %d from %s, never the revert's %d", provider.Snapshot().Version, provider.ControlURL(), v)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := provider.Resolve("m", "acme").Variant; got != "legacy" {
+		t.Errorf("acme's variant after the revert = %q, want legacy", got)
 	}
 }

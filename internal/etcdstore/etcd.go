@@ -162,6 +162,18 @@ func (s *Store) Close() error {
 	return nil
 }
 
+var _ control.RowLimiter = (*Store)(nil)
+
+// rowsPerUpdate is how many statistics rows and mismatches one Update
+// takes: each costs at most two compares and two writes (a mismatch
+// may push an old one out), so that 40 of them, with the report's
+// applied record, stay well under etcd's 128 operations.
+const rowsPerUpdate = 40
+
+// MaxRowsPerUpdate tells the control service to write a report of more
+// rows than one transaction takes in parts.
+func (s *Store) MaxRowsPerUpdate() int { return rowsPerUpdate }
+
 // Commits returns how many transactions Update and SetStoreID have committed to etcd
 // (those whose condition failed are not counted), for measuring what a
 // change costs.

@@ -89,7 +89,7 @@ func unavailable(err error) error {
 		return err
 	}
 	return &domain.Error{Code: domain.CodeStoreUnavailable, RetryAfter: 2 * time.Second,
-		Message: "the control store (etcd) cannot be reached; nothing was changed: try again", Err: err}
+		Message: "the control store (etcd) cannot be reached: try again", Err: err}
 }
 
 func unreachable(err error) bool {

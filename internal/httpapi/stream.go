@@ -25,8 +25,14 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, p principal) error 
 	rc := http.NewResponseController(w)
 	// A router moving here from another replica may hold a version this
 	// replica has not followed yet: catch up first rather than offer it
-	// an older one. An unreachable store leaves the last state to serve.
-	a.svc.CatchUp(r.Context())
+	// an older one. A replica that cannot reach its shared store sends the
+	// router on to another (503); one that becomes stale ends the stream.
+	if err := a.svc.Available(); err != nil {
+		return err
+	}
+	if err := a.svc.CatchUp(r.Context()); err != nil {
+		return err
+	}
 	// sent is the version the subscriber holds; -1 when it holds none of
 	// this store's.
 	sent := heldVersion(r.Header.Get("Last-Event-ID"), a.svc.State().StoreID)
@@ -70,6 +76,9 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, p principal) error 
 		}
 		select {
 		case <-changed:
+			if _, stale := a.svc.Stale(); stale {
+				return nil
+			}
 		case <-heartbeat.C:
 			if !write([]byte(": ping\n\n")) {
 				return nil

@@ -160,6 +160,17 @@ func (c *Cluster) StopLeader() int {
 	return -1
 }
 
+// Stop stops member i: a replica whose client knows only that member is
+// cut off from the cluster, which goes on with the others.
+func (c *Cluster) Stop(i int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.members[i]; e != nil {
+		e.Close()
+		c.members[i] = nil
+	}
+}
+
 // Close stops every member still running.
 func (c *Cluster) Close() {
 	c.mu.Lock()
