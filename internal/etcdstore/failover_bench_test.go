@@ -37,8 +37,9 @@ const (
 //
 //   - etcd: the change goes through replica A, the providers stream from
 //     replica B, which learns of it by Follow (an etcd watch, then a
-//     load). put-p50-ms and put-p99-ms are a plain Put round trip on the
-//     same etcd, one after each iteration, for etcd's own commit latency.
+//     load); follow-p50-ms and follow-p99-ms are until B publishes it.
+//     put-p50-ms and put-p99-ms are a plain Put round trip on the same
+//     etcd, one after each iteration, for etcd's own commit latency.
 //   - bbolt: one control service on a bbolt file, with its providers.
 //
 // call-p50-ms and call-p99-ms are the revert or resume call alone.
