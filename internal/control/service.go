@@ -111,14 +111,16 @@ func (s *Service) Changed() (*State, <-chan struct{}) {
 // Reverts counts the kill switches turned on since start.
 func (s *Service) Reverts() uint64 { return s.reverts.Load() }
 
-// AuditLog returns up to limit entries with seq > after.
+// AuditLog returns up to limit entries with seq > after. It returns an
+// error of code invalid for a limit outside 1..1000, and of code
+// store_unavailable when a shared store cannot be reached.
 func (s *Service) AuditLog(ctx context.Context, after uint64, limit int) ([]domain.AuditEntry, error) {
 	if limit <= 0 || limit > 1000 {
 		return nil, domain.Errorf(domain.CodeInvalid, "limit must be between 1 and 1000")
 	}
 	entries, err := s.store.AuditLog(ctx, after, limit)
 	if err != nil {
-		return nil, domain.Internal("read audit log", err)
+		return nil, storeError("read audit log", err)
 	}
 	return entries, nil
 }
@@ -172,6 +174,11 @@ const changeAttempts = 8
 // a revert racing an advance still lands, decided on the advanced state.
 func (s *Service) apply(ctx context.Context, c Change, decide func(cur *State, now time.Time) (plan, error)) (*State, error) {
 	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	// Refused before the lock too: Follow holds it while it probes an
+	// unreachable store, and a refusal must not wait for that probe.
+	if err := s.writable(); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()

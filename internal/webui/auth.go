@@ -19,7 +19,7 @@ type loginPage struct {
 // loginPage serves GET /login: the form, or with ?token=T the exchange of
 // the token for a session.
 func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
-	securityHeaders(w)
+	u.headers(w)
 	q := r.URL.Query()
 	next := safeNext(q.Get("next"))
 	if tok := q.Get("token"); tok != "" {
@@ -70,7 +70,7 @@ func (u *UI) crossSite(r *http.Request) bool {
 
 // loginPost serves POST /login: the form with a pasted token.
 func (u *UI) loginPost(w http.ResponseWriter, r *http.Request) {
-	securityHeaders(w)
+	u.headers(w)
 	if err := u.origins.Check(r); err != nil {
 		u.showLogin(w, r, http.StatusForbidden, "/", "Cross-origin sign-in refused: use the form on this page.", "")
 		return

@@ -63,9 +63,9 @@ func (f fakeStats) StageCounts(_ context.Context, migration, partner string, sta
 	return f.counts(migration, partner, stage), nil
 }
 
-// fixture is a control service on a real bbolt store with the API and the
-// UI mounted on one router behind a real HTTP server, one token per role
-// and a migration with three partners in two cohorts.
+// fixture is a control service on a real bbolt store (or the one given)
+// with the API and the UI mounted on one router behind a real HTTP server,
+// one token per role and a migration with three partners in two cohorts.
 type fixture struct {
 	svc   *control.Service
 	ui    *webui.UI
@@ -80,6 +80,8 @@ type fixtureOptions struct {
 	tls   bool
 	stats control.ComparisonStats
 	ui    webui.Options
+	// store is the control service's store; nil for a new bbolt file.
+	store control.Store
 }
 
 func discard() *slog.Logger {
@@ -92,7 +94,11 @@ func discard() *slog.Logger {
 func newFixture(t testing.TB, fo fixtureOptions) *fixture {
 	t.Helper()
 	c := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	svc, err := control.New(ctx, bolttest.Open(t), control.Options{Now: c.Now, Stats: fo.stats, Logger: discard()})
+	store := fo.store
+	if store == nil {
+		store = bolttest.Open(t)
+	}
+	svc, err := control.New(ctx, store, control.Options{Now: c.Now, Stats: fo.stats, Logger: discard()})
 	if err != nil {
 		t.Fatalf("control.New: %v", err)
 	}

@@ -25,6 +25,10 @@ type base struct {
 	LiveKey    string // the state the page was rendered from, in /ui/state.json's terms
 	PollMillis int64
 	Version    uint64
+	// Stale is set while this replica cannot reach its shared store
+	// (etcd), since StaleSince: the page shows the last state it had.
+	Stale      bool
+	StaleSince time.Time
 }
 
 // user is the signed-in token.
@@ -39,6 +43,7 @@ type user struct {
 func (u *UI) base(w http.ResponseWriter, r *http.Request, s *session, nav, live string) base {
 	st := u.svc.State()
 	b := base{Nav: nav, PollMillis: u.opts.PollInterval.Milliseconds(), Version: st.Version}
+	b.StaleSince, b.Stale = u.svc.Stale()
 	if s != nil {
 		b.User = &user{Name: s.name, Role: s.role, CanOperate: s.role.Allows(domain.RoleOperator)}
 		b.CSRF = s.csrf

@@ -180,6 +180,10 @@ type stateView struct {
 	Migrations []migrationState  `json:"migrations"`
 	Routers    routersState      `json:"routers"`
 	Keys       map[string]string `json:"keys"`
+	// Stale is true while this replica cannot reach its shared store,
+	// since StaleSince: the pages show or hide their banner by it.
+	Stale      bool       `json:"stale"`
+	StaleSince *time.Time `json:"staleSince,omitempty"`
 }
 
 type migrationState struct {
@@ -207,6 +211,9 @@ type routerState struct {
 func (u *UI) state(w http.ResponseWriter, r *http.Request, _ session) error {
 	st := u.svc.State()
 	out := stateView{Version: st.Version, BuiltAt: st.BuiltAt, Migrations: []migrationState{}, Keys: u.liveKeys(st.Version)}
+	if since, stale := u.svc.Stale(); stale {
+		out.Stale, out.StaleSince = true, &since
+	}
 	for _, c := range u.migrationCards(st) {
 		ms := migrationState{Key: c.Key, Reverted: c.Reverted, Stages: map[domain.Stage]int{},
 			Primary: map[string]int{flags.Legacy: c.OnLegacy, flags.New: c.OnNew}}

@@ -191,7 +191,7 @@ type actionFunc func(w http.ResponseWriter, r *http.Request, s session) (string,
 // (a script gets 401).
 func (u *UI) page(h pageFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		securityHeaders(w)
+		u.headers(w)
 		s, ok := u.session(w, r)
 		if !ok {
 			if strings.HasPrefix(r.URL.Path, "/ui/") {
@@ -213,7 +213,7 @@ func (u *UI) page(h pageFunc) http.Handler {
 // the next page.
 func (u *UI) action(need domain.Role, h actionFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		securityHeaders(w)
+		u.headers(w)
 		if err := u.origins.Check(r); err != nil {
 			u.fail(w, r, nil, domain.Errorf(domain.CodePermissionDenied, "cross-origin request refused: changes can only be made from switchback's own pages"))
 			return
@@ -346,6 +346,21 @@ func (u *UI) setCookie(w http.ResponseWriter, r *http.Request, s session) {
 func (u *UI) clearCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", HttpOnly: true, Secure: u.secure(r),
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
+}
+
+// headers sets the headers of every UI response but the static files'.
+func (u *UI) headers(w http.ResponseWriter) {
+	securityHeaders(w)
+	u.markStale(w)
+}
+
+// markStale tells the client, as the API does, that the answer comes from
+// the last state this replica had before it lost its shared store: other
+// replicas may have changed it since.
+func (u *UI) markStale(w http.ResponseWriter) {
+	if since, stale := u.svc.Stale(); stale {
+		w.Header().Set("Switchback-Stale-Since", since.Format(time.RFC3339))
+	}
 }
 
 // securityHeaders are set on every UI response: no framing, no inline

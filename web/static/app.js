@@ -78,6 +78,19 @@
     status.classList.toggle('stale', !!stale);
   }
 
+  // The stale banner follows the replica's view of its shared store; the
+  // state itself does not change while it is stale, so no re-render says so.
+  var staleBanner = document.getElementById('stale-banner');
+  function markStale(s) {
+    if (!staleBanner) return;
+    staleBanner.hidden = !s.stale;
+    if (!s.stale) return;
+    var t = staleBanner.querySelector('time');
+    t.dateTime = s.staleSince;
+    // RFC 3339 in UTC to the page's "2006-01-02 15:04:05 UTC".
+    t.textContent = s.staleSince.replace('T', ' ').replace(/(\.\d+)?Z$/, ' UTC');
+  }
+
   function refresh() {
     return fetch(location.href, { credentials: 'same-origin', cache: 'no-store', headers: { 'X-Switchback-Live': '1' } }).then(function (r) {
       if (!r.ok) throw new Error('page ' + r.status);
@@ -113,13 +126,15 @@
       return r.json();
     }).then(function (s) {
       if (!s) return;
+      markStale(s);
       var now = s.keys[follows];
       var text = 'Live: snapshot version ' + s.version;
       if (follows === 'routers' && s.routers.total) {
         text += ' · ' + s.routers.confirmed + ' of ' + s.routers.total + ' routers confirmed';
       }
-      if (now === key) { say(text); return; }
-      return refresh().then(function () { key = now; say(text); });
+      if (s.stale) text += ' · stale: the control store cannot be reached';
+      if (now === key) { say(text, s.stale); return; }
+      return refresh().then(function () { key = now; say(text, s.stale); });
     }).catch(function () {
       say('Connection lost: retrying…', true);
     }).finally(function () { busy = false; });
