@@ -203,6 +203,9 @@ func putMismatches(tx Tx, ms []domain.Mismatch) error {
 
 // Comparisons returns a partner's comparison figures in its current stage.
 func (s *Service) Comparisons(ctx context.Context, migration, partner string) (domain.Comparisons, error) {
+	if err := s.Available(); err != nil {
+		return domain.Comparisons{}, err
+	}
 	st := s.State()
 	ms, err := st.Migration(migration)
 	if err != nil {
@@ -216,7 +219,7 @@ func (s *Service) Comparisons(ctx context.Context, migration, partner string) (d
 	out := domain.Comparisons{Partner: partner, Stage: ps.Stage, Since: ps.Since, Counts: map[string]map[domain.Class]uint64{}}
 	rows, err := s.store.StageRows(ctx, migration, partner, ps.Stage, ps.Since)
 	if err != nil {
-		return domain.Comparisons{}, domain.Internal("read comparisons", err)
+		return domain.Comparisons{}, storeError("read comparisons", err)
 	}
 	for _, r := range rows.Comparisons {
 		if out.Counts[r.EventType] == nil {
@@ -225,7 +228,7 @@ func (s *Service) Comparisons(ctx context.Context, migration, partner string) (d
 		out.Counts[r.EventType][r.Class] = domain.AddCounts(out.Counts[r.EventType][r.Class], r.Count)
 	}
 	if out.Mismatches, err = s.store.Mismatches(ctx, migration, partner, ps.Since, 50); err != nil {
-		return domain.Comparisons{}, domain.Internal("read mismatches", err)
+		return domain.Comparisons{}, storeError("read mismatches", err)
 	}
 	return out, nil
 }
@@ -233,6 +236,9 @@ func (s *Service) Comparisons(ctx context.Context, migration, partner string) (d
 // Timeline returns a partner's comparison counts per minute, event type
 // and class in its current stage, sorted by minute, then type, then class.
 func (s *Service) Timeline(ctx context.Context, migration, partner string) ([]domain.MinuteCount, error) {
+	if err := s.Available(); err != nil {
+		return nil, err
+	}
 	st := s.State()
 	ms, err := st.Migration(migration)
 	if err != nil {
@@ -245,7 +251,7 @@ func (s *Service) Timeline(ctx context.Context, migration, partner string) ([]do
 	ps := ms.StageOf(p)
 	rows, err := s.store.StageRows(ctx, migration, partner, ps.Stage, ps.Since)
 	if err != nil {
-		return nil, domain.Internal("read the comparison timeline", err)
+		return nil, storeError("read the comparison timeline", err)
 	}
 	out := append([]domain.MinuteCount{}, rows.Comparisons...)
 	slices.SortFunc(out, func(a, b domain.MinuteCount) int {

@@ -118,6 +118,9 @@ func (s *Service) AuditLog(ctx context.Context, after uint64, limit int) ([]doma
 	if limit <= 0 || limit > 1000 {
 		return nil, domain.Errorf(domain.CodeInvalid, "limit must be between 1 and 1000")
 	}
+	if err := s.Available(); err != nil {
+		return nil, err
+	}
 	entries, err := s.store.AuditLog(ctx, after, limit)
 	if err != nil {
 		return nil, storeError("read audit log", err)
@@ -174,11 +177,6 @@ const changeAttempts = 8
 // a revert racing an advance still lands, decided on the advanced state.
 func (s *Service) apply(ctx context.Context, c Change, decide func(cur *State, now time.Time) (plan, error)) (*State, error) {
 	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	// Refused before the lock too: Follow holds it while it probes an
-	// unreachable store, and a refusal must not wait for that probe.
-	if err := s.writable(); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -335,10 +333,10 @@ func (s *Service) RecordAction(ctx context.Context, c Change, action, target str
 	return err
 }
 
-// storeError is a failed write: a conflict the store reports (another
-// replica changed what the write was decided on) is the caller's to
-// retry, answered 409; a store that cannot be reached answers 503 with
-// Retry-After; anything else is internal.
+// storeError is a store's failure, of a write or a read: a conflict the
+// store reports (another replica changed what a write was decided on) is
+// the caller's to retry, answered 409; a store that cannot be reached
+// answers 503 with Retry-After; anything else is internal.
 func storeError(what string, err error) error {
 	if code := domain.ErrorCode(err); code == domain.CodeConflict || code == domain.CodeStoreUnavailable {
 		return err

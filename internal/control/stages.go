@@ -144,11 +144,14 @@ func forwardAllowed(ms *MigrationState, c Change, force bool) error {
 
 // judge evaluates gates g for the partners at their current stages.
 func (s *Service) judge(ctx context.Context, key string, g domain.Gates, partners []domain.PartnerStage, now time.Time) (gate.Report, error) {
+	if err := s.Available(); err != nil {
+		return gate.Report{}, err // each read would wait the store's timeout
+	}
 	r := gate.Report{Pass: len(partners) > 0, Partners: make([]gate.PartnerReport, 0, len(partners))}
 	for _, ps := range partners {
 		counts, err := s.stats.StageCounts(ctx, key, ps.Partner, ps.Stage, ps.Since)
 		if err != nil {
-			return gate.Report{}, domain.Internal("read comparison counts", err)
+			return gate.Report{}, storeError("read comparison counts", err)
 		}
 		pr := gate.Judge(g, ps.Partner, ps.Stage, ps.Since, now, counts)
 		r.Pass = r.Pass && pr.Pass
@@ -369,5 +372,8 @@ func (s *Service) PartnerGate(ctx context.Context, key, partner string) (gate.Re
 
 // StageCounts returns the comparison counts of a partner in its stage.
 func (s *Service) StageCounts(ctx context.Context, key string, ps domain.PartnerStage) (gate.Counts, error) {
+	if err := s.Available(); err != nil {
+		return gate.Counts{}, err
+	}
 	return s.stats.StageCounts(ctx, key, ps.Partner, ps.Stage, ps.Since)
 }
