@@ -31,8 +31,8 @@ func newSealer(key []byte) (sealer, error) {
 }
 
 // KeyID names a secrets key without revealing it: the first 8 hex digits
-// of its SHA-256 (for a key file of hex lines, `head -1 FILE | xxd -r -p |
-// sha256sum | cut -c1-8` prints the first key's). A sealed secret records
+// of its SHA-256 (`echo HEXKEY | xxd -r -p | sha256sum | cut -c1-8` prints
+// it for a key in hex). A sealed secret records
 // the id of the key that sealed it, and errors and logs name keys by it.
 func KeyID(key []byte) string {
 	sum := sha256.Sum256(key)
