@@ -62,7 +62,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&cfg.EtcdCert, "etcd-cert", cfg.EtcdCert, "PEM client certificate for etcd ($SWITCHBACK_ETCD_CERT)")
 	fs.StringVar(&cfg.EtcdKey, "etcd-key", cfg.EtcdKey, "PEM private key of --etcd-cert ($SWITCHBACK_ETCD_KEY)")
 	fs.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", cfg.SecretsKeyFile,
-		"file with the key (64 hex digits: openssl rand -hex 32) sealing partners' webhook secrets in etcd ($SWITCHBACK_SECRETS_KEY_FILE)")
+		"file of the keys sealing partners' webhook secrets in etcd, one a line (64 hex digits: openssl rand -hex 32): the first seals, each opens ($SWITCHBACK_SECRETS_KEY_FILE)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: switchback serve [flags]
 

@@ -26,25 +26,37 @@ func openStore(ctx context.Context, cfg config.Serve, dbPath string, log *slog.L
 		}
 		return store, nil, func() { store.Close() }, nil
 	}
-	key, err := etcdstore.ReadKeyFile(cfg.SecretsKeyFile)
+	keys, err := etcdstore.ReadKeysFile(cfg.SecretsKeyFile)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("--secrets-key-file: %w", err)
 	}
 	store, closeStore, err := openEtcd(ctx, cfg.Store, etcdSettings{
 		etcdFlags: etcdFlags{prefix: cfg.EtcdPrefix, ca: cfg.EtcdCA, cert: cfg.EtcdCert, key: cfg.EtcdKey},
-		username:  cfg.EtcdUsername, password: cfg.EtcdPassword, secretsKey: key}, etcdstore.Open)
+		username:  cfg.EtcdUsername, password: cfg.EtcdPassword, secretsKeys: keys}, etcdstore.Open)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("--store: %w", err)
 	}
-	log.Info("control store on etcd", "store", cfg.Store, "prefix", cfg.EtcdPrefix)
+	log.Info("control store on etcd", "store", cfg.Store, "prefix", cfg.EtcdPrefix,
+		"sealingKey", etcdstore.KeyID(keys[0]), "keys", len(keys))
+	// Resealing at each start finishes a key rotation as the replicas
+	// restart. A failure does not stop serve: a partner it could not open
+	// stops the load that follows with the reason, and one that changed
+	// under it is resealed at the next start or by store reseal.
+	n, err := store.Reseal(ctx)
+	switch {
+	case err != nil:
+		log.Warn("could not reseal every partner's secret with the first key of --secrets-key-file", "resealed", n, "sealingKey", etcdstore.KeyID(keys[0]), "err", err)
+	case n > 0:
+		log.Info("resealed partners' secrets with the first key of --secrets-key-file", "resealed", n, "sealingKey", etcdstore.KeyID(keys[0]))
+	}
 	return store, store.Registry(), closeStore, nil
 }
 
-// etcdSettings are how serve and store copy reach an etcd store.
+// etcdSettings are how serve and the store verbs reach an etcd store.
 type etcdSettings struct {
 	etcdFlags
 	username, password string
-	secretsKey         []byte
+	secretsKeys        [][]byte // the first seals
 }
 
 // openEtcd dials the cluster at u and opens the store under the prefix
@@ -61,7 +73,7 @@ func openEtcd(ctx context.Context, u string, es etcdSettings,
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := open(ctx, client, es.prefix, etcdstore.WithSecretsKey(es.secretsKey))
+	store, err := open(ctx, client, es.prefix, etcdstore.WithSecretsKeys(es.secretsKeys...))
 	if err != nil {
 		client.Close()
 		return nil, nil, err

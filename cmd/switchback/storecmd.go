@@ -25,25 +25,35 @@ const controlDBFile = "switchback.db"
 // another process before it says so.
 const storeLockTimeout = 2 * time.Second
 
-// etcdFlags are the options of the etcd side of store copy.
+// etcdFlags are the options of the etcd side of the store verbs.
 type etcdFlags struct {
 	prefix, ca, cert, key, secretsKeyFile string
 }
 
-// runStore runs "switchback store copy".
+// define declares the etcd flags on fset.
+func (ef *etcdFlags) define(fset *flag.FlagSet) {
+	fset.StringVar(&ef.prefix, "etcd-prefix", etcdstore.DefaultPrefix, "the key prefix of the store in etcd")
+	fset.StringVar(&ef.ca, "etcd-ca", "", "a PEM file of the CA that signed the etcd members' certificates (turns TLS on)")
+	fset.StringVar(&ef.cert, "etcd-cert", "", "a PEM client certificate for etcd (with --etcd-key; turns TLS on)")
+	fset.StringVar(&ef.key, "etcd-key", "", "the PEM key of --etcd-cert")
+	fset.StringVar(&ef.secretsKeyFile, "secrets-key-file", "", "a file of the 32-byte keys that seal partners' secrets in etcd, one a line as 64 hex digits or base64, the first sealing (required with etcd)")
+}
+
+// runStore runs "switchback store copy" and "switchback store reseal".
 func runStore(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "reseal" {
+		return runStoreReseal(ctx, args[1:], getenv, stderr)
+	}
 	fset := flag.NewFlagSet("store", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	from := fset.String("from", "", "the store to copy: bolt://DIR or etcd://HOST:PORT[,HOST:PORT…]")
 	to := fset.String("to", "", "the new store to copy into, in the same forms; it must be empty")
 	var ef etcdFlags
-	fset.StringVar(&ef.prefix, "etcd-prefix", etcdstore.DefaultPrefix, "the key prefix of the store in etcd")
-	fset.StringVar(&ef.ca, "etcd-ca", "", "a PEM file of the CA that signed the etcd members' certificates (turns TLS on)")
-	fset.StringVar(&ef.cert, "etcd-cert", "", "a PEM client certificate for etcd (with --etcd-key; turns TLS on)")
-	fset.StringVar(&ef.key, "etcd-key", "", "the PEM key of --etcd-cert")
-	fset.StringVar(&ef.secretsKeyFile, "secrets-key-file", "", "a file holding the 32-byte key that seals partners' secrets in etcd, as 64 hex digits or base64 (required when a side is etcd)")
+	ef.define(fset)
 	fset.Usage = func() {
 		fmt.Fprint(fset.Output(), `Usage: switchback store copy --from URL --to URL [flags]
+       switchback store reseal --store etcd://… --secrets-key-file FILE [flags]
+         (see switchback store reseal -h)
 
 Copies a control store whole into a new, empty one: partners with their
 secrets, migrations, stages, cohorts, tokens, the snapshot version, the
@@ -74,21 +84,21 @@ holds partners' secrets sealed with that key (make one with
 		fset.Usage()
 		return errUsage
 	}
-	var secretsKey []byte
+	var secretsKeys [][]byte
 	if isEtcdURL(*from) || isEtcdURL(*to) {
 		if ef.secretsKeyFile == "" {
 			return usageError("switchback store copy: --secrets-key-file is required when a side is etcd: etcd holds partners' secrets sealed with it")
 		}
-		if secretsKey, err = etcdstore.ReadKeyFile(ef.secretsKeyFile); err != nil {
+		if secretsKeys, err = etcdstore.ReadKeysFile(ef.secretsKeyFile); err != nil {
 			return err
 		}
 	}
-	src, closeSrc, err := openCopyStore(ctx, *from, false, ef, secretsKey, getenv)
+	src, closeSrc, err := openCopyStore(ctx, *from, false, ef, secretsKeys, getenv)
 	if err != nil {
 		return fmt.Errorf("--from %s: %w", safeURL(*from), err)
 	}
 	defer closeSrc(nil)
-	dst, closeDst, err := openCopyStore(ctx, *to, true, ef, secretsKey, getenv)
+	dst, closeDst, err := openCopyStore(ctx, *to, true, ef, secretsKeys, getenv)
 	if err != nil {
 		return fmt.Errorf("--to %s: %w", safeURL(*to), err)
 	}
@@ -99,6 +109,58 @@ holds partners' secrets sealed with that key (make one with
 	}
 	fmt.Fprintf(stderr, "switchback store copy: %s → %s: %d partners, %d migrations, %d stages, %d cohorts, %d tokens, %d audit entries, %d statistics rows\n",
 		safeURL(*from), safeURL(*to), n.Partners, n.Migrations, n.Stages, n.Cohorts, n.Tokens, n.Audit, n.Rows)
+	return nil
+}
+
+// runStoreReseal runs "switchback store reseal".
+func runStoreReseal(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	fset := flag.NewFlagSet("store reseal", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	u := fset.String("store", "", "the etcd store: etcd://HOST:PORT[,HOST:PORT…]")
+	var ef etcdFlags
+	ef.define(fset)
+	fset.Usage = func() {
+		fmt.Fprint(fset.Output(), `Usage: switchback store reseal --store etcd://HOST:PORT[,…] --secrets-key-file FILE [flags]
+
+Rewrites every partner whose webhook secret is not sealed with the first key
+of --secrets-key-file (sealed with another of its keys, or stored in plain
+text) sealed with the first, and prints how many. Secrets do not change, so
+neither do the snapshot version and the audit log. Replicas may keep
+running: each partner is rewritten only if unchanged since it was read.
+serve does the same at each start; run this to finish a key rotation
+without a restart, or to check that it is finished (it then prints 0).
+
+SWITCHBACK_ETCD_USERNAME and SWITCHBACK_ETCD_PASSWORD authenticate when the
+cluster has auth enabled. See "Rotating the secrets key" in the README.
+
+`)
+		fset.PrintDefaults()
+	}
+	if _, err := parseFlags(fset, args, 0, "no arguments"); err != nil {
+		return err
+	}
+	if *u == "" || ef.secretsKeyFile == "" {
+		fset.Usage()
+		return errUsage
+	}
+	if !isEtcdURL(*u) {
+		return usageError(fmt.Sprintf("switchback store reseal: --store %s: want etcd://HOST:PORT[,HOST:PORT…]: only etcd seals secrets", safeURL(*u)))
+	}
+	keys, err := etcdstore.ReadKeysFile(ef.secretsKeyFile)
+	if err != nil {
+		return err
+	}
+	s, closeStore, err := openEtcd(ctx, *u, etcdSettings{etcdFlags: ef, username: getenv("SWITCHBACK_ETCD_USERNAME"),
+		password: getenv("SWITCHBACK_ETCD_PASSWORD"), secretsKeys: keys}, etcdstore.OpenExisting)
+	if err != nil {
+		return fmt.Errorf("--store %s: %w", safeURL(*u), err)
+	}
+	defer closeStore()
+	n, err := s.Reseal(ctx)
+	fmt.Fprintf(stderr, "switchback store reseal: %s %s: %d partners resealed with key %s\n", safeURL(*u), ef.prefix, n, etcdstore.KeyID(keys[0]))
+	if err != nil {
+		return fmt.Errorf("store reseal: %w", err)
+	}
 	return nil
 }
 
@@ -127,7 +189,7 @@ func isEtcdURL(u string) bool { return strings.HasPrefix(strings.ToLower(u), "et
 // openCopyStore opens the store at u: to read only (a source) or new and
 // empty (a destination). Its close function is given the copy's error: a
 // bbolt destination it created is removed when the copy failed.
-func openCopyStore(ctx context.Context, u string, dest bool, ef etcdFlags, secretsKey []byte, getenv func(string) string) (control.Copyable, func(error), error) {
+func openCopyStore(ctx context.Context, u string, dest bool, ef etcdFlags, secretsKeys [][]byte, getenv func(string) string) (control.Copyable, func(error), error) {
 	if dir, ok := strings.CutPrefix(u, "bolt://"); ok {
 		return openBoltStore(dir, dest)
 	}
@@ -139,7 +201,7 @@ func openCopyStore(ctx context.Context, u string, dest bool, ef etcdFlags, secre
 		open = etcdstore.Open
 	}
 	s, closeStore, err := openEtcd(ctx, u, etcdSettings{etcdFlags: ef, username: getenv("SWITCHBACK_ETCD_USERNAME"),
-		password: getenv("SWITCHBACK_ETCD_PASSWORD"), secretsKey: secretsKey}, open)
+		password: getenv("SWITCHBACK_ETCD_PASSWORD"), secretsKeys: secretsKeys}, open)
 	if err != nil {
 		return nil, nil, err
 	}

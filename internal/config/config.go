@@ -50,8 +50,9 @@ type Serve struct {
 	// EtcdUsername and EtcdPassword authenticate to etcd; only from the
 	// environment, like AdminToken.
 	EtcdUsername, EtcdPassword string
-	// SecretsKeyFile holds the key that seals partners' webhook secrets
-	// in etcd; required with an etcd store.
+	// SecretsKeyFile holds the keys that seal partners' webhook secrets
+	// in etcd, the first sealing (etcdstore.ReadKeysFile); required with
+	// an etcd store.
 	SecretsKeyFile string
 	// Now is the process's one clock, given to the control service, the
 	// web UI and the embedded router so that they agree on every bake

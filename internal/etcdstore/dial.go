@@ -177,29 +177,74 @@ func ParseURL(s string) ([]string, error) {
 	return out, nil
 }
 
-// ReadKeyFile reads a secrets key (see WithSecretsKey) from path: 64 hex
-// digits, or 32 bytes in standard base64 (44 characters), either with
-// surrounding white space. Raw bytes are not taken: 32 bytes of text (a
-// 128-bit key in hex, say) would pass for a key. Make one with
-// `openssl rand -hex 32`. It returns an error for an unreadable file or
-// any other content, never quoting the file.
-func ReadKeyFile(path string) ([]byte, error) {
+// ReadKeysFile reads the secrets keys of WithSecretsKeys from path, one a
+// line, the key that seals first: each 64 hex digits, or 32 bytes in
+// standard base64 (44 characters). Blank lines, white space around a key
+// and comments from "#" to the end of a line are ignored. Raw bytes are
+// not taken: 32 bytes of text (a 128-bit key in hex, say) would pass for
+// a key. Make a key with `openssl rand -hex 32`. It returns an error for
+// an unreadable file, a file without a key, a line that is not a key
+// (named by its number), or a key given twice; no error quotes the file.
+func ReadKeysFile(path string) ([][]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("secrets key file: %w", err)
 	}
-	text := bytes.TrimSpace(data)
+	var keys [][]byte
+	lines := map[string]int{} // key id → line
+	for n, line := range bytes.Split(data, []byte("\n")) {
+		if i := bytes.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		text := bytes.TrimSpace(line)
+		if len(text) == 0 {
+			continue
+		}
+		key, ok := decodeKey(text)
+		if !ok {
+			return nil, fmt.Errorf("secrets key file %s: line %d: want a 32-byte key as 64 hex digits or 44 characters of base64; it holds %d characters that are neither (make one with: openssl rand -hex 32)", path, n+1, len(text))
+		}
+		id := KeyID(key)
+		if first, ok := lines[id]; ok {
+			return nil, fmt.Errorf("secrets key file %s: line %d repeats the key of line %d (id %s)", path, n+1, first, id)
+		}
+		lines[id] = n + 1
+		keys = append(keys, key)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("secrets key file %s: no key in it (make one with: openssl rand -hex 32)", path)
+	}
+	return keys, nil
+}
+
+// ReadKeyFile reads a file of one secrets key (see WithSecretsKey) as
+// ReadKeysFile does. It returns ReadKeysFile's errors, and an error for a
+// file of several keys, whose extra keys it would otherwise ignore.
+func ReadKeyFile(path string) ([]byte, error) {
+	keys, err := ReadKeysFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) > 1 {
+		return nil, fmt.Errorf("secrets key file %s: %d keys, want one", path, len(keys))
+	}
+	return keys[0], nil
+}
+
+// decodeKey reads a 32-byte key from 64 hex digits or 44 characters of
+// base64.
+func decodeKey(text []byte) ([]byte, bool) {
 	switch len(text) {
 	case 64:
 		key := make([]byte, 32)
 		if _, err := hex.Decode(key, text); err == nil {
-			return key, nil
+			return key, true
 		}
 	case 44:
 		key, err := base64.StdEncoding.DecodeString(string(text))
 		if err == nil && len(key) == 32 {
-			return key, nil
+			return key, true
 		}
 	}
-	return nil, fmt.Errorf("secrets key file %s: want a 32-byte key as 64 hex digits or 44 characters of base64; it holds %d bytes that are neither (make one with: openssl rand -hex 32)", path, len(data))
+	return nil, false
 }

@@ -19,7 +19,8 @@
 //	P meta/storeId                the store's identity, 32 random hex digits, set once
 //	P meta/version                decimal snapshot version
 //	P meta/auditHead              decimal seq of the last audit entry (the audit head)
-//	P partners/<id>               JSON domain.Partner; its secret sealed (see Secrets)
+//	P partners/<id>               JSON domain.Partner; its secret sealed, with the sealing
+//	                              key's id (see Secrets)
 //	P migrations/<key>            JSON domain.Migration
 //	P stages/<mig>/<bucket>       JSON object partner id → {"stage", "since"}: the stages of
 //	                              the partners whose bucket (2 digits) is fnv32a(id) mod 64
@@ -94,8 +95,19 @@
 //
 // With WithSecretsKey, a partner's webhook secret is sealed with AES-256-GCM
 // (the partner id as additional data) and stored as sealedSecret, never in
-// plain text. A partner stored in plain text (before a key was set) still
-// loads; a sealed one without the key, or with another key, is an error.
+// plain text, beside secretKeyId, the sealing key's KeyID (8 hex digits of
+// its SHA-256, never the key). A partner stored in plain text (before a
+// key was set) still loads; a sealed one without the key is an error that
+// names the missing key's id.
+//
+// Rotation: WithSecretsKeys takes several keys (ReadKeysFile reads them
+// from a file, one a line). The first seals; each opens the secrets
+// sealed with it, picked by id; a secret sealed before key ids is tried
+// with each. Reseal rewrites the partners not sealed with the first key,
+// in conditional transactions within the limits, without touching the
+// snapshot version or the audit log. Replicas may run with different key
+// files meanwhile: each opens what the others seal as long as its file
+// holds their first key.
 //
 // # Connecting
 //
@@ -103,7 +115,7 @@
 // from a Config (TLS when a CA or client certificate is given, etcd auth
 // with a username and password that no error repeats) and returns only
 // once a member has answered, or ErrUnreachable after the dial timeout.
-// ReadKeyFile reads the secrets key of WithSecretsKey from a file.
+// ReadKeysFile reads the secrets keys of WithSecretsKeys from a file.
 //
 // # Copying
 //

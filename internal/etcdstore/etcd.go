@@ -56,7 +56,7 @@ var (
 type Store struct {
 	client *clientv3.Client
 	prefix string
-	aead   sealer // nil: secrets stored as given
+	keys   *keyring // nil: secrets stored as given
 
 	maxOps, maxBytes int
 
@@ -74,18 +74,37 @@ var (
 type Option func(*options) error
 
 type options struct {
-	key              []byte
+	keys             [][]byte
 	maxOps, maxBytes int
 }
 
 // WithSecretsKey seals partners' secrets with key, which must be 32 bytes
-// (AES-256).
-func WithSecretsKey(key []byte) Option {
+// (AES-256): WithSecretsKeys with one key.
+func WithSecretsKey(key []byte) Option { return WithSecretsKeys(key) }
+
+// WithSecretsKeys seals partners' secrets with the first key and opens
+// them with any of the keys, each 32 bytes (AES-256), so that a key can be
+// rotated while replicas run (see Store.Reseal). It makes Open return an
+// error for no key, a key of another length, or two keys of one id (a key
+// given twice).
+func WithSecretsKeys(keys ...[]byte) Option {
 	return func(o *options) error {
-		if len(key) != 32 {
-			return fmt.Errorf("secrets key: %d bytes, want 32", len(key))
+		if len(keys) == 0 {
+			return errors.New("secrets keys: none given")
 		}
-		o.key = append([]byte(nil), key...)
+		seen := map[string]int{}
+		o.keys = nil
+		for i, key := range keys {
+			if len(key) != 32 {
+				return fmt.Errorf("secrets key %d: %d bytes, want 32", i+1, len(key))
+			}
+			id := KeyID(key)
+			if j, ok := seen[id]; ok {
+				return fmt.Errorf("secrets keys %d and %d have one id, %s: the same key given twice", j+1, i+1, id)
+			}
+			seen[id] = i
+			o.keys = append(o.keys, append([]byte(nil), key...))
+		}
 		return nil
 	}
 }
@@ -121,12 +140,12 @@ func Open(ctx context.Context, client *clientv3.Client, prefix string, opts ...O
 		prefix += "/"
 	}
 	s := &Store{client: client, prefix: prefix, maxOps: o.maxOps, maxBytes: o.maxBytes}
-	if o.key != nil {
-		a, err := newSealer(o.key)
+	if o.keys != nil {
+		k, err := newKeyring(o.keys)
 		if err != nil {
 			return nil, err
 		}
-		s.aead = a
+		s.keys = k
 	}
 	var id [16]byte
 	rand.Read(id[:])

@@ -1,11 +1,21 @@
 package etcdstore
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/switchbackhq/switchback/internal/domain"
 )
@@ -20,43 +30,267 @@ func newSealer(key []byte) (sealer, error) {
 	return cipher.NewGCM(block)
 }
 
+// KeyID names a secrets key without revealing it: the first 8 hex digits
+// of its SHA-256 (`echo HEXKEY | xxd -r -p | sha256sum | cut -c1-8` prints
+// it for a key in hex). A sealed secret records
+// the id of the key that sealed it, and errors and logs name keys by it.
+func KeyID(key []byte) string {
+	sum := sha256.Sum256(key)
+	return hex.EncodeToString(sum[:4])
+}
+
+// keyring holds a store's secrets keys in the order given: the first
+// seals, every one opens.
+type keyring struct {
+	ids   []string
+	aeads []sealer
+}
+
+func newKeyring(keys [][]byte) (*keyring, error) {
+	k := &keyring{}
+	for _, key := range keys {
+		a, err := newSealer(key)
+		if err != nil {
+			return nil, err
+		}
+		k.ids = append(k.ids, KeyID(key))
+		k.aeads = append(k.aeads, a)
+	}
+	return k, nil
+}
+
 // partnerRecord is a partner as stored: with a secrets key, Secret is
-// empty and SealedSecret holds nonce and ciphertext.
+// empty, SealedSecret holds nonce and ciphertext, and SecretKeyID names
+// the key that sealed it (empty for a secret sealed before key ids).
 type partnerRecord struct {
 	domain.Partner
 	SealedSecret []byte `json:"sealedSecret,omitempty"`
+	SecretKeyID  string `json:"secretKeyId,omitempty"`
 }
 
 // errUnsealable is wrapped when a sealed secret cannot be opened.
-var errUnsealable = errors.New("a partner's secret is sealed and cannot be opened with this store's secrets key")
+var errUnsealable = errors.New("a partner's secret is sealed and cannot be opened with this store's secrets keys")
 
 func (s *Store) sealPartner(p domain.Partner) (partnerRecord, error) {
-	if s.aead == nil || p.Secret == "" {
+	if s.keys == nil || p.Secret == "" {
 		return partnerRecord{Partner: p}, nil
 	}
-	nonce := make([]byte, s.aead.NonceSize())
+	a := s.keys.aeads[0]
+	nonce := make([]byte, a.NonceSize())
 	rand.Read(nonce)
-	sealed := s.aead.Seal(nonce, nonce, []byte(p.Secret), []byte("partner/"+p.ID))
+	sealed := a.Seal(nonce, nonce, []byte(p.Secret), []byte("partner/"+p.ID))
 	p.Secret = ""
-	return partnerRecord{Partner: p, SealedSecret: sealed}, nil
+	return partnerRecord{Partner: p, SealedSecret: sealed, SecretKeyID: s.keys.ids[0]}, nil
 }
 
+// openPartner opens r's secret with the key its id names; a secret sealed
+// before key ids is tried with each key in turn.
 func (s *Store) openPartner(r partnerRecord) (domain.Partner, error) {
 	p := r.Partner
 	if len(r.SealedSecret) == 0 {
 		return p, nil
 	}
-	if s.aead == nil {
+	if s.keys == nil {
 		return p, fmt.Errorf("partner %q: %w (no key set)", p.ID, errUnsealable)
 	}
-	n := s.aead.NonceSize()
-	if len(r.SealedSecret) < n {
-		return p, fmt.Errorf("partner %q: %w (too short)", p.ID, errUnsealable)
+	if r.SecretKeyID != "" {
+		i := slices.Index(s.keys.ids, r.SecretKeyID)
+		if i < 0 {
+			return p, fmt.Errorf("partner %q: %w: it is sealed with key %s, which is not among this store's keys (%s): add that key to the secrets key file",
+				p.ID, errUnsealable, r.SecretKeyID, strings.Join(s.keys.ids, ", "))
+		}
+		plain, ok := openWith(s.keys.aeads[i], r.SealedSecret, p.ID)
+		if !ok {
+			return p, fmt.Errorf("partner %q: %w: key %s does not open it: the record is damaged", p.ID, errUnsealable, r.SecretKeyID)
+		}
+		p.Secret = plain
+		return p, nil
 	}
-	plain, err := s.aead.Open(nil, r.SealedSecret[:n], r.SealedSecret[n:], []byte("partner/"+p.ID))
+	for _, a := range s.keys.aeads {
+		if plain, ok := openWith(a, r.SealedSecret, p.ID); ok {
+			p.Secret = plain
+			return p, nil
+		}
+	}
+	return p, fmt.Errorf("partner %q: %w: it was sealed before keys had ids, and none of this store's keys (%s) opens it",
+		p.ID, errUnsealable, strings.Join(s.keys.ids, ", "))
+}
+
+func openWith(a sealer, sealed []byte, partner string) (string, bool) {
+	n := a.NonceSize()
+	if len(sealed) < n {
+		return "", false
+	}
+	plain, err := a.Open(nil, sealed[:n], sealed[n:], []byte("partner/"+partner))
+	return string(plain), err == nil
+}
+
+// needsReseal tells whether r is not sealed with the first key: sealed
+// with another, sealed before key ids, or a secret in plain text.
+func (s *Store) needsReseal(r partnerRecord) bool {
+	if len(r.SealedSecret) == 0 {
+		return r.Secret != ""
+	}
+	return r.SecretKeyID != s.keys.ids[0]
+}
+
+// ErrNoSecretsKey is returned by Reseal on a store opened without a
+// secrets key.
+var ErrNoSecretsKey = errors.New("the store has no secrets key to reseal with")
+
+// resealItem is a partner record to rewrite if its key is still at rev.
+type resealItem struct {
+	key, value string
+	rev        int64
+}
+
+// Reseal rewrites every partner whose secret is not sealed with the first
+// secrets key (sealed with another key, sealed before key ids, or stored
+// in plain text) sealed with the first, and returns how many it rewrote.
+// The secrets do not change, so neither do the snapshot version and the
+// audit log: only partner keys are written, which no replica's watch
+// follows. The writes go in transactions within the store's limits, each
+// partner's conditional on it being as read: a partner changed meanwhile
+// (by a replica updating it, or resealing it first) is read again and
+// resealed only if it still needs it, so concurrent Reseals and Updates
+// lose nothing.
+//
+// A partner whose secret none of the keys opens is left as it is; Reseal
+// rewrites the others and then returns an error wrapping the first such
+// failure (naming the partner and the key id). It also returns
+// ErrNoSecretsKey, ErrClosed, ctx's error, an error wrapping the
+// client's, or a domain error of code conflict wrapping ErrConflict when
+// a batch changed under it Attempts times.
+func (s *Store) Reseal(ctx context.Context) (int, error) {
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	if s.keys == nil {
+		return 0, ErrNoSecretsKey
+	}
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	resp, err := s.client.Get(rctx, s.prefix+"partners/", clientv3.WithPrefix())
+	cancel()
 	if err != nil {
-		return p, fmt.Errorf("partner %q: %w", p.ID, errUnsealable)
+		return 0, unavailable(fmt.Errorf("reseal: read partners: %w", err))
 	}
-	p.Secret = string(plain)
-	return p, nil
+	var failed []error
+	plan := func(key string, value []byte, rev int64) (resealItem, bool) {
+		var rec partnerRecord
+		if err := json.Unmarshal(value, &rec); err != nil {
+			failed = append(failed, fmt.Errorf("decode %q: %w", key, err))
+			return resealItem{}, false
+		}
+		if !s.needsReseal(rec) {
+			return resealItem{}, false
+		}
+		p, err := s.openPartner(rec)
+		if err != nil {
+			failed = append(failed, err)
+			return resealItem{}, false
+		}
+		sealed, err := s.sealPartner(p)
+		if err != nil {
+			failed = append(failed, err)
+			return resealItem{}, false
+		}
+		v, err := json.Marshal(sealed)
+		if err != nil {
+			failed = append(failed, fmt.Errorf("encode partner %q: %w", p.ID, err))
+			return resealItem{}, false
+		}
+		return resealItem{key: key, value: string(v), rev: rev}, true
+	}
+	var batch []resealItem
+	size, n := 0, 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		done, err := s.resealBatch(ctx, batch, plan)
+		n += done
+		batch, size = batch[:0], 0
+		return err
+	}
+	for _, kv := range resp.Kvs {
+		it, ok := plan(string(kv.Key), kv.Value, kv.ModRevision)
+		if !ok {
+			continue
+		}
+		// etcd counts a nested transaction's operation against what its
+		// parent leaves: a batch takes one fewer than the limit.
+		if len(batch) >= max(1, s.maxOps-1) || size+it.size() > s.maxBytes-requestSlack {
+			if err := flush(); err != nil {
+				return n, err
+			}
+		}
+		batch = append(batch, it)
+		size += it.size()
+	}
+	if err := flush(); err != nil {
+		return n, err
+	}
+	if len(failed) > 0 {
+		return n, fmt.Errorf("reseal: %d partners left as they were; the first: %w", len(failed), failed[0])
+	}
+	return n, nil
+}
+
+// size estimates an item's share of a transaction as commit does: its
+// compare, its put and its get, in a nested transaction.
+func (it resealItem) size() int { return 3*len(it.key) + len(it.value) + 64 }
+
+// resealBatch writes batch in one transaction of one nested transaction
+// per partner, conditional on its key's mod revision, so that a partner
+// changed meanwhile fails alone; the transaction reads such a partner
+// again instead, and if it still needs resealing it is planned anew and
+// written in the next round, up to Attempts rounds. It returns how many
+// partners it rewrote.
+func (s *Store) resealBatch(ctx context.Context, batch []resealItem, plan func(string, []byte, int64) (resealItem, bool)) (int, error) {
+	n := 0
+	for attempt := range Attempts {
+		if attempt > 0 {
+			// As in update: another replica changed these partners; wait
+			// a random while, longer each time.
+			if err := sleep(ctx, time.Duration(mrand.Int64N(int64(time.Millisecond<<(2*attempt))))); err != nil {
+				return n, err
+			}
+		}
+		if err := s.check(ctx); err != nil {
+			return n, err
+		}
+		ops := make([]clientv3.Op, 0, len(batch))
+		for _, it := range batch {
+			ops = append(ops, clientv3.OpTxn(
+				[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(it.key), "=", it.rev)},
+				[]clientv3.Op{clientv3.OpPut(it.key, it.value)},
+				[]clientv3.Op{clientv3.OpGet(it.key)}))
+		}
+		wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+		resp, err := s.client.Txn(wctx).Then(ops...).Commit()
+		cancel()
+		if err != nil {
+			return n, unavailable(fmt.Errorf("reseal: etcd commit: %w", err))
+		}
+		var again []resealItem
+		for _, r := range resp.Responses {
+			sub := r.GetResponseTxn()
+			if sub.Succeeded {
+				n++
+				continue
+			}
+			kvs := sub.Responses[0].GetResponseRange().Kvs
+			if len(kvs) == 0 {
+				continue // deleted meanwhile
+			}
+			if it, ok := plan(string(kvs[0].Key), kvs[0].Value, kvs[0].ModRevision); ok {
+				again = append(again, it)
+			}
+		}
+		if len(again) == 0 {
+			return n, nil
+		}
+		batch = again
+	}
+	return n, &domain.Error{Code: domain.CodeConflict, Message: "partners changed under every attempt to reseal them; run it again", Err: ErrConflict}
 }
