@@ -46,22 +46,8 @@ func newStoreCopyFixture(t *testing.T) storeCopyFixture {
 	defer s.Close()
 	d := storetest.SampleData()
 	err = s.Update(t.Context(), func(tx control.Tx) error {
-		for _, p := range d.Partners {
-			if err := tx.PutPartner(p); err != nil {
-				return err
-			}
-		}
-		for _, m := range d.Migrations {
-			if err := tx.PutMigration(m); err != nil {
-				return err
-			}
-		}
-		for k, sts := range d.Stages {
-			for _, ps := range sts {
-				if err := tx.PutStage(k, ps); err != nil {
-					return err
-				}
-			}
+		if err := storetest.Write(tx, d); err != nil {
+			return err
 		}
 		var prev domain.AuditEntry
 		for i := range 200 {

@@ -159,38 +159,7 @@ func TestOpenUnreadableSchema(t *testing.T) {
 
 func write(t *testing.T, s *boltstore.Store, d domain.Data) {
 	t.Helper()
-	err := s.Update(context.Background(), func(tx control.Tx) error {
-		for _, p := range d.Partners {
-			if err := tx.PutPartner(p); err != nil {
-				return err
-			}
-		}
-		for _, m := range d.Migrations {
-			if err := tx.PutMigration(m); err != nil {
-				return err
-			}
-		}
-		for k, sts := range d.Stages {
-			for _, ps := range sts {
-				if err := tx.PutStage(k, ps); err != nil {
-					return err
-				}
-			}
-		}
-		for k, cs := range d.Cohorts {
-			for _, c := range cs {
-				if err := tx.PutCohort(k, c); err != nil {
-					return err
-				}
-			}
-		}
-		for _, tok := range d.Tokens {
-			if err := tx.PutToken(tok); err != nil {
-				return err
-			}
-		}
-		return tx.SetVersion(d.Version)
-	})
+	err := s.Update(context.Background(), func(tx control.Tx) error { return storetest.Write(tx, d) })
 	if err != nil {
 		t.Fatalf("Update: %v", err)
 	}

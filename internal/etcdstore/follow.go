@@ -64,13 +64,14 @@ func (s *Store) Changes(ctx context.Context) <-chan struct{} {
 			// WithRequireLeader ends the watch when the member this
 			// client talks to loses the cluster's leader, instead of
 			// going quiet.
-			w := s.client.Watch(clientv3.WithRequireLeader(ctx), s.prefix+"meta/", clientv3.WithPrefix())
-			for resp := range w {
+			watchCtx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+			for resp := range s.client.Watch(watchCtx, s.prefix+"meta/", clientv3.WithPrefix()) {
 				if resp.Err() != nil {
 					break
 				}
 				signal()
 			}
+			cancel() // the client keeps a watch until its context ends
 			signal()
 			if err := sleep(ctx, 200*time.Millisecond); err != nil {
 				return

@@ -98,34 +98,8 @@ func sourceFile(t *testing.T, n int) string {
 	d := storetest.SampleData()
 	var prev domain.AuditEntry
 	err = s.Update(t.Context(), func(tx control.Tx) error {
-		for _, p := range d.Partners {
-			if err := tx.PutPartner(p); err != nil {
-				return err
-			}
-		}
-		for _, m := range d.Migrations {
-			if err := tx.PutMigration(m); err != nil {
-				return err
-			}
-		}
-		for k, sts := range d.Stages {
-			for _, ps := range sts {
-				if err := tx.PutStage(k, ps); err != nil {
-					return err
-				}
-			}
-		}
-		for k, cs := range d.Cohorts {
-			for _, c := range cs {
-				if err := tx.PutCohort(k, c); err != nil {
-					return err
-				}
-			}
-		}
-		for _, tok := range d.Tokens {
-			if err := tx.PutToken(tok); err != nil {
-				return err
-			}
+		if err := storetest.Write(tx, d); err != nil {
+			return err
 		}
 		for i := range n {
 			prev = audit.Next(prev, domain.AuditEntry{

@@ -154,8 +154,9 @@ func SampleData() domain.Data {
 	}
 }
 
-// write puts everything of d but its audit entry.
-func write(tx control.Tx, d domain.Data) error {
+// Write puts everything of d but its audit entry and statistics, for
+// tests that fill a store with SampleData.
+func Write(tx control.Tx, d domain.Data) error {
 	for _, p := range d.Partners {
 		if err := tx.PutPartner(p); err != nil {
 			return err
@@ -211,7 +212,7 @@ func testEmpty(t *testing.T, open Opener) {
 func testLoad(t *testing.T, open Opener) {
 	s := mustOpen(t, open)
 	want := SampleData()
-	update(t, s, func(tx control.Tx) error { return write(tx, want) })
+	update(t, s, func(tx control.Tx) error { return Write(tx, want) })
 	if diff := cmp.Diff(normalized(want), normalized(load(t, s)), cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("Load (-want +got):\n%s", diff)
 	}
@@ -257,7 +258,7 @@ func testAllOrNothing(t *testing.T, open Opener) {
 	boom := errors.New("boom")
 	since := t0.Add(-time.Hour)
 	err := s.Update(t.Context(), func(tx control.Tx) error {
-		if err := write(tx, SampleData()); err != nil {
+		if err := Write(tx, SampleData()); err != nil {
 			return err
 		}
 		if err := tx.AppendAudit(audit.Next(domain.AuditEntry{}, domain.AuditEntry{At: t0, Actor: "a", Action: "x"})); err != nil {
@@ -625,7 +626,7 @@ func testAppliedReports(t *testing.T, open Opener) {
 func testStoreID(t *testing.T, open Opener) {
 	s := mustOpen(t, open)
 	first := load(t, s).StoreID
-	update(t, s, func(tx control.Tx) error { return write(tx, SampleData()) })
+	update(t, s, func(tx control.Tx) error { return Write(tx, SampleData()) })
 	if got := load(t, s).StoreID; got != first || got == "" {
 		t.Errorf("StoreID after a write = %q, want %q", got, first)
 	}
