@@ -49,7 +49,7 @@ func (s *Service) Follow(ctx context.Context) {
 		case <-changes:
 		case <-tick.C:
 		}
-		s.follow(ctx)
+		s.CatchUp(ctx)
 	}
 }
 
@@ -74,9 +74,6 @@ func (s *Service) CatchUp(ctx context.Context) error {
 	s.noteSync(err)
 	return err
 }
-
-// follow checks the head and loads the store when it moved.
-func (s *Service) follow(ctx context.Context) { s.CatchUp(ctx) }
 
 // catchUpLocked loads a shared store when its head is past this
 // service's, and notes whether it answered. The caller holds s.mu.
@@ -136,7 +133,7 @@ func (s *Service) Available() error {
 		return nil
 	}
 	return &domain.Error{Code: domain.CodeStoreUnavailable, RetryAfter: 2 * followEvery,
-		Message: "the control store cannot be reached since " + since.Format(time.RFC3339) + "; nothing was changed: try again"}
+		Message: "the control store cannot be reached since " + since.Format(time.RFC3339) + ": this replica makes no change and reads only its last state; try again, or another replica"}
 }
 
 // syncLocked loads the store and, if its audit head is past this

@@ -230,7 +230,7 @@ func TestStaleReplica(t *testing.T) {
 			// The message waits in the session for the next page shown,
 			// whichever it is.
 			page := c.get("/")
-			if want := "<strong>Refused:</strong> the control store cannot be reached since " + sinceHeader + "; nothing was changed: try again"; !strings.Contains(page.body, want) {
+			if want := "<strong>Refused:</strong> the control store cannot be reached since " + sinceHeader + ": this replica makes no change"; !strings.Contains(page.body, want) {
 				t.Errorf("%s: the next page does not say %q:\n%s", tt.name, want, page.body)
 			}
 		}
