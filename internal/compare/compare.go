@@ -14,6 +14,11 @@ import (
 type Side struct {
 	Effects []pipelineclient.Effect
 	Err     error // non-nil: the call failed (non-2xx, timeout)
+	// New marks the new pipeline's side, the only one whose effects
+	// rules' AllowExtraKinds may excuse. Which side that is depends on the
+	// stage: the shadow in shadow, the primary in new. Two legacy runs
+	// compared with each other mark neither.
+	New bool
 }
 
 // Result is one comparison.
@@ -32,7 +37,15 @@ const unknownType = "unknown"
 
 // Compare compares the primary (applied) side with the shadow (dry-run)
 // side of one event whose entity type is eventType, with rules (nil for
-// none). It returns exactly one class, checked in this order:
+// none). First, effects the new pipeline may add are left out of its side
+// (the Side marked New): those of a kind rules.AllowExtraKinds lists, other
+// than eventType, that the other side has no effect of. They are left out
+// only when the new side keeps an effect of eventType (any effect when
+// eventType is "unknown" or empty): an allowed kind adds to the event's own
+// effect and never stands in for it, so a ticket event answered with a
+// schedule entry instead of the ticket stays a type_mismatch however kinds
+// are allowed. Compare then returns exactly one class, checked in this
+// order:
 //
 //  1. shadow_error when the shadow failed (whether or not the primary did:
 //     the primary's failure is accounted by delivery); when only the
@@ -76,8 +89,16 @@ func Compare(eventType string, primary, shadow Side, rules *Rules) Result {
 	}
 
 	c := comparison{eventType: eventType, rules: rules.trie(eventType), p: sortedEffects(primary.Effects), s: sortedEffects(shadow.Effects)}
-	c.match()
 	known := eventType != unknownType && eventType != ""
+	if rules != nil && len(rules.AllowExtraKinds) > 0 {
+		if shadow.New {
+			c.s = withoutAllowed(c.s, c.p, eventType, known, rules.AllowExtraKinds)
+		}
+		if primary.New {
+			c.p = withoutAllowed(c.p, c.s, eventType, known, rules.AllowExtraKinds)
+		}
+	}
+	c.match()
 	var class domain.Class
 	switch {
 	case (known && (!allOfKind(c.p, eventType) || !allOfKind(c.s, eventType))) ||
@@ -224,6 +245,31 @@ func (c *comparison) pair(a, b int, equal bool) {
 		c.p[a].differs = true
 		c.differ++
 	}
+}
+
+// withoutAllowed returns the new side's effects (sorted by identity, as
+// sortedEffects made them) without those an allowance excuses, as step 0
+// of Compare says: of an allowed kind other than eventType that the other
+// side has none of, and only when an effect of eventType (when known, any
+// effect otherwise) stays. Otherwise it returns them all.
+func withoutAllowed(side, other []effect, eventType string, known bool, allowed []string) []effect {
+	excused := func(e effect) bool {
+		return e.kind != eventType && slices.Contains(allowed, e.kind) &&
+			!slices.ContainsFunc(other, func(o effect) bool { return o.kind == e.kind })
+	}
+	kept := make([]effect, 0, len(side))
+	own := false
+	for _, e := range side {
+		if excused(e) {
+			continue
+		}
+		kept = append(kept, e)
+		own = own || !known || e.kind == eventType
+	}
+	if len(kept) == len(side) || !own {
+		return side
+	}
+	return kept
 }
 
 func allOfKind(es []effect, kind string) bool {

@@ -235,6 +235,78 @@ func TestCompareClasses(t *testing.T) {
 	}
 }
 
+// contact is the contact a rewritten ticket handler also updates.
+func contact() pipelineclient.Effect {
+	return pipelineclient.Effect{Kind: "contact", Op: "upsert", Key: "88", Fields: map[string]any{"name": "Jane Roe", "lastTicket": "12345"}}
+}
+
+// newSide marks a side as the new pipeline's.
+func newSide(s Side) Side {
+	s.New = true
+	return s
+}
+
+func TestCompareAllowExtraKinds(t *testing.T) {
+	allow := func(kinds ...string) *Rules {
+		return NewRules(domain.CompareRules{Ignore: []string{"fields.updatedAt"}, AllowExtraKinds: kinds})
+	}
+	tests := []struct {
+		name            string
+		eventType       string
+		primary, shadow Side
+		rules           *Rules
+		want            domain.Class
+	}{
+		// Stage shadow: legacy applies, new is the shadow.
+		{"shadow stage: ticket and contact on new, contact allowed", "ticket", effects(ticket()), newSide(effects(ticket(), contact())), allow("contact"), domain.ClassEqual},
+		{"shadow stage: the ticket differs, the contact allowed", "ticket", effects(ticket()),
+			newSide(effects(with(ticket(), map[string]any{"status": "closed"}), contact())), allow("contact"), domain.ClassValueDiff},
+		{"shadow stage: contact not allowed", "ticket", effects(ticket()), newSide(effects(ticket(), contact())), allow("company"), domain.ClassTypeMismatch},
+		{"shadow stage: no allowance", "ticket", effects(ticket()), newSide(effects(ticket(), contact())), nil, domain.ClassTypeMismatch},
+		{"shadow stage: several contacts allowed", "ticket", effects(ticket()),
+			newSide(effects(ticket(), contact(), key(contact(), "89", "upsert"))), allow("contact"), domain.ClassEqual},
+		{"shadow stage: ticket missing on new, contact allowed", "ticket", effects(ticket(), key(ticket(), "2", "upsert")),
+			newSide(effects(ticket(), contact())), allow("contact"), domain.ClassMissing},
+		{"shadow stage: new's ticket only, legacy none", "ticket", effects(), newSide(effects(ticket(), contact())), allow("contact"), domain.ClassEmpty},
+
+		// The seed's bug stays a type_mismatch whatever is allowed.
+		{"seed incident, schedule_entry allowed", "ticket", effects(ticket()), newSide(effects(schedule())), allow("schedule_entry"), domain.ClassTypeMismatch},
+		{"seed incident, contact added, schedule_entry allowed", "ticket", effects(ticket()),
+			newSide(effects(schedule(), contact())), allow("schedule_entry", "contact"), domain.ClassTypeMismatch},
+		{"seed incident on an event legacy ignored", "ticket", effects(), newSide(effects(schedule())), allow("schedule_entry"), domain.ClassTypeMismatch},
+		{"seed incident in stage new", "ticket", newSide(effects(schedule())), effects(ticket()), allow("schedule_entry"), domain.ClassTypeMismatch},
+
+		// Stage new: new applies, legacy is the shadow.
+		{"new stage: ticket and contact on new, contact allowed", "ticket", newSide(effects(ticket(), contact())), effects(ticket()), allow("contact"), domain.ClassEqual},
+		{"new stage: the ticket differs, the contact allowed", "ticket", newSide(effects(ticket(), contact())),
+			effects(with(ticket(), map[string]any{"status": "closed"})), allow("contact"), domain.ClassValueDiff},
+
+		// Only the new side is excused.
+		{"legacy's contact is not excused (shadow stage)", "ticket", effects(ticket(), contact()), newSide(effects(ticket())), allow("contact"), domain.ClassTypeMismatch},
+		{"legacy's contact is not excused (new stage)", "ticket", newSide(effects(ticket())), effects(ticket(), contact()), allow("contact"), domain.ClassTypeMismatch},
+		{"neither side new (legacy against itself)", "ticket", effects(ticket()), effects(ticket(), contact()), allow("contact"), domain.ClassTypeMismatch},
+		{"allowing the event's own kind excuses nothing", "ticket", effects(ticket()),
+			newSide(effects(ticket(), key(ticket(), "2", "upsert"))), allow("ticket"), domain.ClassExtra},
+
+		// Unknown events: the kinds must agree, except those new may add.
+		{"unknown event, contact added", "unknown", effects(kind(ticket(), "company")), newSide(effects(kind(ticket(), "company"), contact())), allow("contact"), domain.ClassEqual},
+		{"unknown event, contact instead", "unknown", effects(kind(ticket(), "company")), newSide(effects(contact())), allow("contact"), domain.ClassTypeMismatch},
+		{"unknown event, both sides' contacts compared", "unknown", effects(with(contact(), map[string]any{"name": "J. Roe"})),
+			newSide(effects(contact())), allow("contact"), domain.ClassValueDiff},
+
+		{"errors are untouched", "ticket", Side{Err: errTimeout}, newSide(effects(ticket(), contact())), allow("contact"), domain.ClassPrimaryError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Compare(tt.eventType, tt.primary, tt.shadow, tt.rules)
+			if got.Class != tt.want {
+				t.Errorf("class = %s, want %s; diff:\n%s", got.Class, tt.want, got.Diff)
+			}
+			checkResult(t, got)
+		})
+	}
+}
+
 func TestCompareDiff(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -286,6 +358,9 @@ func TestCompareDiff(t *testing.T) {
 			[]string{`missing: ticket/12346 upsert {"n":2,"status":"open"}`}},
 		{"missing and a value", "ticket", effects(ticket(), key(ticket(), "2", "upsert")), effects(with(ticket(), map[string]any{"status": "closed"})), rules([]string{"company", "tags", "summary", "priority", "board", "contact", "updatedAt"}),
 			[]string{`missing: ticket/2 upsert {"status":"open"}`, `ticket/12345 upsert fields.status: primary "open" → shadow "closed"`}},
+		{"an allowed contact is not in the diff", "ticket", effects(ticket()),
+			newSide(effects(with(ticket(), map[string]any{"status": "closed"}), contact())), NewRules(domain.CompareRules{AllowExtraKinds: []string{"contact"}}),
+			[]string{`ticket/12345 upsert fields.status: primary "open" → shadow "closed"`}},
 		{"shadow failed", "ticket", effects(ticket()), Side{Err: &pipelineclient.Error{Status: 502, Msg: "bad\ngateway"}}, nil,
 			[]string{`shadow failed: pipeline answered 502: bad gateway`}},
 		{"both failed", "ticket", Side{Err: errors.New("no answer")}, Side{Err: errTimeout}, nil,

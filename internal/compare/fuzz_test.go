@@ -19,13 +19,21 @@ const (
 	fuzzPrimaryFails = 1 << iota
 	fuzzShadowFails
 	fuzzUseNumber
+	// fuzzAllowKinds allows as extra every kind either side has (the
+	// event's own too, which must excuse nothing), fuzzNewIsPrimary makes
+	// the primary the new side (stage new) rather than the shadow.
+	fuzzAllowKinds
+	fuzzNewIsPrimary
 )
 
 // FuzzCompare feeds Compare random effects (JSON lists of effects) and
 // rules (comma-separated paths). Compare must never panic and must keep
 // its contract: one known class, a diff exactly when not equal, within
 // 4 KiB; an event compared with itself (decoded again, in reverse order) is
-// equal; the fast equality, the normalized one and go-cmp always agree.
+// equal; the fast equality, the normalized one and go-cmp always agree;
+// allowing kinds as extra never turns a type_mismatch whose event kind is
+// absent from the new side into anything else, and changes nothing on a
+// comparison where neither side is new.
 // Seeds are in testdata/fuzz/FuzzCompare.
 func FuzzCompare(f *testing.F) {
 	f.Add("ticket", []byte(`[{"kind":"ticket","op":"upsert","key":"1","fields":{"status":"open","n":1}}]`),
@@ -63,6 +71,37 @@ func FuzzCompare(f *testing.F) {
 		}
 		if s2, _ := decodeEffects(shadowJSON, useNumber); !reflect.DeepEqual(shadow, s2) {
 			t.Errorf("Compare changed the shadow's effects:\n%#v\nwant\n%#v", shadow, s2)
+		}
+
+		// Allowing kinds as extra on the new side.
+		if flags&fuzzAllowKinds != 0 {
+			cr.AllowExtraKinds = nil
+			for _, e := range slices.Concat(primary, shadow) {
+				if !slices.Contains(cr.AllowExtraKinds, e.Kind) {
+					cr.AllowExtraKinds = append(cr.AllowExtraKinds, e.Kind)
+				}
+			}
+			ar := NewRules(cr)
+			if got2 := Compare(eventType, p, s, ar); got2 != got {
+				t.Errorf("with kinds allowed but no side new: %+v, want %+v", got2, got)
+			}
+			np, ns := p, s
+			newEffects := shadow
+			if flags&fuzzNewIsPrimary != 0 {
+				np.New, newEffects = true, primary
+			} else {
+				ns.New = true
+			}
+			withAllowed := Compare(eventType, np, ns, ar)
+			checkResult(t, withAllowed)
+			ownKind := slices.ContainsFunc(newEffects, func(e pipelineclient.Effect) bool { return e.Kind == eventType })
+			known := eventType != unknownType && eventType != ""
+			if got.Class == domain.ClassTypeMismatch && known && !ownKind && withAllowed.Class != domain.ClassTypeMismatch {
+				t.Errorf("type_mismatch with no %q effect on the new side became %s once kinds were allowed; diff:\n%s", eventType, withAllowed.Class, withAllowed.Diff)
+			}
+			if !got.Class.Compared() && withAllowed != got {
+				t.Errorf("a failed side: %+v with kinds allowed, want %+v", withAllowed, got)
+			}
 		}
 
 		// The same effects on both sides, in another order, are equal, or

@@ -8,7 +8,8 @@ import (
 	"github.com/switchbackhq/switchback/internal/domain"
 )
 
-// Rules normalize effects' fields before they are compared. Build them once
+// Rules normalize effects' fields before they are compared, and name the
+// kinds of effect the new pipeline may add. Build them once
 // per migration with Compile (which refuses invalid paths) or NewRules
 // (which never fails); a *Rules is immutable and safe for concurrent use.
 // A nil *Rules compares fields as they are (numbers by value, times as
@@ -33,6 +34,9 @@ type Rules struct {
 	// Rules are in use.
 	Ignore []string
 	Sets   []string
+	// AllowExtraKinds are the effect kinds the new pipeline may add (see
+	// Compare), as domain.Migration.Validate accepted them.
+	AllowExtraKinds []string
 
 	c atomic.Pointer[compiled]
 }
@@ -69,7 +73,7 @@ func Compile(r domain.CompareRules) (*Rules, error) {
 // is not dropped but applied as written: empty names match fields whose
 // name is empty, and an empty scope matches events whose type is empty.
 func NewRules(r domain.CompareRules) *Rules {
-	rs := &Rules{Ignore: slices.Clone(r.Ignore), Sets: slices.Clone(r.Sets)}
+	rs := &Rules{Ignore: slices.Clone(r.Ignore), Sets: slices.Clone(r.Sets), AllowExtraKinds: slices.Clone(r.AllowExtraKinds)}
 	rs.c.Store(rs.compile())
 	return rs
 }

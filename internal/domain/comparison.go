@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"time"
+	"unicode/utf8"
 )
 
 // Bounds on what a router may report, so that a faulty or hostile router
@@ -54,6 +55,55 @@ type Mismatch struct {
 	Primary   json.RawMessage `json:"primary"`
 	Shadow    json.RawMessage `json:"shadow"`
 	At        time.Time       `json:"at"`
+	// Event is the event both pipelines were given; nil on samples from
+	// routers that predate it.
+	Event *SampleEvent `json:"event,omitempty"`
+}
+
+// MaxSampleEventBody bounds a sample's event body: enough to show most
+// webhook bodies whole, small beside a diff's 4 KiB. A router reports its
+// samples within the control service's 1 MiB body limit, so what a
+// sample carries is what it does not leave to the others.
+const MaxSampleEventBody = 2 << 10
+
+// SampleEvent is a mismatch sample's event as the pipelines received it.
+type SampleEvent struct {
+	Type     string `json:"type"`
+	Action   string `json:"action"`
+	EntityID string `json:"entityId"`
+	// Body is the payload's text, whole when it has at most
+	// MaxSampleEventBody bytes, else cut to that, on a character
+	// boundary: Truncated says so and BodyBytes is the whole size.
+	Body      string `json:"body"`
+	BodyBytes int    `json:"bodyBytes"`
+	Truncated bool   `json:"truncated"`
+}
+
+// maxSampleName bounds a sample event's type, action and entity id, which
+// a partner's payload chose.
+const maxSampleName = 256
+
+// NewSampleEvent is the sample of an event of entity type typ with action,
+// entityID and payload: its body cut to MaxSampleEventBody bytes, and its
+// type, action and entity id to 256 bytes each.
+func NewSampleEvent(typ, action, entityID string, payload []byte) SampleEvent {
+	body, cut := prefix(string(payload), MaxSampleEventBody)
+	typ, _ = prefix(typ, maxSampleName)
+	action, _ = prefix(action, maxSampleName)
+	entityID, _ = prefix(entityID, maxSampleName)
+	return SampleEvent{Type: typ, Action: action, EntityID: entityID, Body: body, BodyBytes: len(payload), Truncated: cut}
+}
+
+// prefix cuts s to at most n bytes on a character boundary, and reports
+// whether it cut.
+func prefix(s string, n int) (string, bool) {
+	if len(s) <= n {
+		return s, false
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n], true
 }
 
 // GuardSample is the outcomes, in order, of a partner's latest events on

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -184,6 +185,15 @@ func validMigration() Migration {
 	}
 }
 
+// kindList returns n distinct effect kinds.
+func kindList(n int) []string {
+	ks := make([]string, n)
+	for i := range ks {
+		ks[i] = "kind" + strconv.Itoa(i)
+	}
+	return ks
+}
+
 func TestMigrationValidate(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -202,6 +212,12 @@ func TestMigrationValidate(t *testing.T) {
 		{"empty ignore path", func(m *Migration) { m.Compare.Ignore = []string{""} }, "compare"},
 		{"ignore path with empty part", func(m *Migration) { m.Compare.Ignore = []string{"fields..x"} }, "compare"},
 		{"set path trailing dot", func(m *Migration) { m.Compare.Sets = []string{"fields."} }, "compare"},
+		{"allowed extra kinds", func(m *Migration) { m.Compare.AllowExtraKinds = []string{"contact", "company"} }, ""},
+		{"allowed extra kind empty", func(m *Migration) { m.Compare.AllowExtraKinds = []string{"contact", ""} }, "allowExtraKinds"},
+		{"allowed extra kind too long", func(m *Migration) { m.Compare.AllowExtraKinds = []string{strings.Repeat("k", 201)} }, "allowExtraKinds"},
+		{"allowed extra kind twice", func(m *Migration) { m.Compare.AllowExtraKinds = []string{"contact", "company", "contact"} }, "twice"},
+		{"allowed extra kinds at the bound", func(m *Migration) { m.Compare.AllowExtraKinds = kindList(MaxAllowExtraKinds) }, ""},
+		{"allowed extra kinds past the bound", func(m *Migration) { m.Compare.AllowExtraKinds = kindList(MaxAllowExtraKinds + 1) }, "at most"},
 		{"negative minComparisons", func(m *Migration) { m.Gates.MinComparisons = -1 }, "gates"},
 		{"negative minBakeSeconds", func(m *Migration) { m.Gates.MinBakeSeconds = -1 }, "gates"},
 		{"negative minComparisonsPerType", func(m *Migration) { m.Gates.MinComparisonsPerType = -1 }, "gates"},

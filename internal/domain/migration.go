@@ -63,6 +63,37 @@ type Pipelines struct {
 type CompareRules struct {
 	Ignore []string `json:"ignore"` // JSON paths such as fields.updatedAt
 	Sets   []string `json:"sets"`   // paths of slices compared as sets
+	// AllowExtraKinds are effect kinds the new pipeline may add to an
+	// event's own effects without a mismatch (a ticket event that also
+	// updates a contact). internal/compare says exactly when they apply.
+	AllowExtraKinds []string `json:"allowExtraKinds,omitempty"`
+}
+
+// MaxAllowExtraKinds bounds CompareRules.AllowExtraKinds: a migration
+// names the few kinds its rewrite touches on purpose, not a catalogue.
+const MaxAllowExtraKinds = 32
+
+// validate checks the paths and the allowed kinds.
+func (r CompareRules) validate() error {
+	for _, p := range append(append([]string(nil), r.Ignore...), r.Sets...) {
+		if !validPath(p) {
+			return Errorf(CodeInvalid, "compare: path %q is invalid: use dot-separated field names such as fields.updatedAt, optionally scoped to an event type as ticket:fields.updatedAt", p)
+		}
+	}
+	if len(r.AllowExtraKinds) > MaxAllowExtraKinds {
+		return Errorf(CodeInvalid, "compare: allowExtraKinds lists %d kinds: at most %d are allowed", len(r.AllowExtraKinds), MaxAllowExtraKinds)
+	}
+	seen := make(map[string]bool, len(r.AllowExtraKinds))
+	for _, k := range r.AllowExtraKinds {
+		switch {
+		case k == "" || len(k) > 200:
+			return Errorf(CodeInvalid, "compare: allowExtraKinds holds a kind of %d characters: each must be 1 to 200 characters, such as contact", len(k))
+		case seen[k]:
+			return Errorf(CodeInvalid, "compare: allowExtraKinds lists the kind %q twice: name each kind once", k)
+		}
+		seen[k] = true
+	}
+	return nil
 }
 
 // Gates decide whether partners may move forward from shadow or new.
@@ -173,10 +204,8 @@ func (m Migration) Validate() error {
 			return Errorf(CodeInvalid, "pipelines.%s.url: %s", name, err.Error())
 		}
 	}
-	for _, p := range append(append([]string(nil), m.Compare.Ignore...), m.Compare.Sets...) {
-		if !validPath(p) {
-			return Errorf(CodeInvalid, "compare: path %q is invalid: use dot-separated field names such as fields.updatedAt, optionally scoped to an event type as ticket:fields.updatedAt", p)
-		}
+	if err := m.Compare.validate(); err != nil {
+		return err
 	}
 	if err := m.Gates.Validate(); err != nil {
 		return err

@@ -1872,6 +1872,38 @@ func TestMigrationView(t *testing.T) {
 	}
 }
 
+// compare.allowExtraKinds is kept, shown and published to routers, and a
+// list the comparator could not use is refused.
+func TestMigrationAllowExtraKinds(t *testing.T) {
+	f := newFixture(t)
+	body := migrationBody("contacts too")
+	body["compare"] = obj{"allowExtraKinds": []string{"contact", "company"}}
+	f.must(t, http.StatusCreated, "admin", http.MethodPut, mig, body, nil)
+	var view struct {
+		Compare map[string]any `json:"compare"`
+	}
+	f.must(t, http.StatusOK, "viewer", http.MethodGet, mig, nil, &view)
+	want := map[string]any{"ignore": []any{}, "sets": []any{}, "allowExtraKinds": []any{"contact", "company"}}
+	if !reflect.DeepEqual(view.Compare, want) {
+		t.Errorf("compare: got %v, want %v", view.Compare, want)
+	}
+	var snap struct {
+		Migrations map[string]struct {
+			Compare map[string]any `json:"compare"`
+		} `json:"migrations"`
+	}
+	f.must(t, http.StatusOK, "viewer", http.MethodGet, "/v1/snapshot", nil, &snap)
+	if got := snap.Migrations["tickets"].Compare["allowExtraKinds"]; !reflect.DeepEqual(got, want["allowExtraKinds"]) {
+		t.Errorf("snapshot's compare.allowExtraKinds: got %v, want %v", got, want["allowExtraKinds"])
+	}
+	for name, kinds := range map[string][]string{"twice": {"contact", "contact"}, "empty": {""}} {
+		body["compare"] = obj{"allowExtraKinds": kinds}
+		if res := f.call(t, "admin", http.MethodPut, mig, body); res.status != http.StatusBadRequest || !bytes.Contains(res.body, []byte("allowExtraKinds")) {
+			t.Errorf("a kind %s: got %s, want 400 naming allowExtraKinds", name, res)
+		}
+	}
+}
+
 func TestListsAreArrays(t *testing.T) {
 	f := newFixture(t)
 	f.must(t, http.StatusCreated, "admin", http.MethodPut, mig, migrationBody("empty"), nil)

@@ -67,6 +67,8 @@ type env struct {
 	newFaults     refpipe.Faults
 	maxAttempts   int
 	now           func() time.Time // the router's clock; nil is time.Now
+	compare       domain.CompareRules
+	wrapNew       func(http.Handler) http.Handler // what the new pipeline's server serves, around refpipe
 }
 
 type envOption func(*env)
@@ -78,6 +80,12 @@ func withFaults(legacy, newer refpipe.Faults) envOption {
 func withAttempts(n int) envOption { return func(e *env) { e.maxAttempts = n } }
 
 func withClock(now func() time.Time) envOption { return func(e *env) { e.now = now } }
+
+func withCompare(r domain.CompareRules) envOption { return func(e *env) { e.compare = r } }
+
+func withNewPipeline(wrap func(http.Handler) http.Handler) envOption {
+	return func(e *env) { e.wrapNew = wrap }
+}
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
@@ -96,12 +104,16 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	e.newer = refpipe.New("new", e.newFaults, 2)
 	e.legacyAt.set(e.legacy)
 	e.legacySrv = httptest.NewServer(&e.legacyAt)
-	newSrv := httptest.NewServer(e.newer)
+	var newer http.Handler = e.newer
+	if e.wrapNew != nil {
+		newer = e.wrapNew(newer)
+	}
+	newSrv := httptest.NewServer(newer)
 	t.Cleanup(e.legacySrv.Close)
 	t.Cleanup(newSrv.Close)
 
 	c := control.Change{Actor: "test"}
-	m := domain.Migration{Key: "psa-webhooks-v2", Gates: domain.DefaultGates(), Guard: domain.DefaultGuard(),
+	m := domain.Migration{Key: "psa-webhooks-v2", Gates: domain.DefaultGates(), Guard: domain.DefaultGuard(), Compare: e.compare,
 		Pipelines: domain.Pipelines{Legacy: domain.Pipeline{URL: e.legacySrv.URL}, New: domain.Pipeline{URL: newSrv.URL}}}
 	if _, _, err := e.svc.PutMigration(ctx, c, m); err != nil {
 		t.Fatal(err)

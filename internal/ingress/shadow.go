@@ -118,8 +118,12 @@ func (rt *Router) runShadow(ctx context.Context, j shadowJob) {
 		rt.stats.candidateCall(j.ev, j.r, err != nil)
 		call = append(call, callTally(j.ev, j.r, err != nil))
 	}
-	shadow := compare.Side{Effects: res.Effects, Err: err}
-	result := compare.Compare(j.ev.Type, j.primary, shadow, tbl.rules[j.r.migration])
+	// The new pipeline is the shadow in shadow and the primary in new: the
+	// migration's allowed extra kinds excuse its side only.
+	primary := j.primary
+	primary.New = j.r.pipeline == "new"
+	shadow := compare.Side{Effects: res.Effects, Err: err, New: j.r.shadow == "new"}
+	result := compare.Compare(j.ev.Type, primary, shadow, tbl.rules[j.r.migration])
 	rt.record(j.ev, j.r, result, j.raw, res.Raw, call)
 }
 

@@ -14,7 +14,12 @@ import (
 // control service holds a bounded amount.
 const (
 	maxReportMismatches = 200
-	maxGuardOutcomes    = 1000
+	// maxReportSampleBytes bounds the mismatches of one report, encoded:
+	// with the counts, a report stays under the control service's 1 MiB
+	// body limit even when pipelines answer with large effects. A sample
+	// that does not fit is dropped, like one past maxReportMismatches.
+	maxReportSampleBytes = 640 << 10
+	maxGuardOutcomes     = 1000
 	// maxReportKeys bounds the owed counts sealed into one report, which
 	// keeps it far below the control service's 1 MiB body limit.
 	maxReportKeys = 1000
@@ -31,7 +36,9 @@ type candKey struct {
 type stats struct {
 	mu         sync.Mutex
 	mismatches []domain.Mismatch
-	guard      map[candKey]*domain.GuardSample
+	// sampleBytes is the encoded size of mismatches.
+	sampleBytes int
+	guard       map[candKey]*domain.GuardSample
 	// urgent asks the reporter to send now: a partner on the new pipeline
 	// just mismatched or failed, and the guard should judge it at once.
 	urgent chan struct{}
@@ -46,12 +53,25 @@ func (s *stats) comparison(ev journal.Event, r route, class domain.Class, diff s
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if class.Mismatched() && len(s.mismatches) < maxReportMismatches {
-		s.mismatches = append(s.mismatches, domain.Mismatch{Migration: r.migration, Partner: ev.Partner, EventID: ev.ID,
-			EventType: ev.Type, Class: class, Diff: diff, Primary: primary, Shadow: shadow, At: at})
+		// The event as toPipelineEvent gave it to both pipelines.
+		event := domain.NewSampleEvent(ev.Type, ev.Action, ev.EntityID, ev.Payload)
+		s.keep(domain.Mismatch{Migration: r.migration, Partner: ev.Partner, EventID: ev.ID,
+			EventType: ev.Type, Class: class, Diff: diff, Primary: primary, Shadow: shadow, At: at, Event: &event})
 	}
 	if r.pipeline == "new" {
 		s.outcome(r, ev, string(class))
 	}
+}
+
+// keep adds m to the mismatches if it fits within maxReportSampleBytes.
+// Call with mu held.
+func (s *stats) keep(m domain.Mismatch) {
+	b, err := json.Marshal(m)
+	if err != nil || s.sampleBytes+len(b) > maxReportSampleBytes {
+		return // effects that do not encode would fail the whole report
+	}
+	s.mismatches = append(s.mismatches, m)
+	s.sampleBytes += len(b)
 }
 
 // candidateCall samples a call to the new pipeline for the guard.
@@ -102,7 +122,7 @@ func (s *stats) take() wire.Report {
 		b.Guard = append(b.Guard, *g)
 	}
 	b.Mismatches = s.mismatches
-	s.guard, s.mismatches = map[candKey]*domain.GuardSample{}, nil
+	s.guard, s.mismatches, s.sampleBytes = map[candKey]*domain.GuardSample{}, nil, 0
 	return b
 }
 
@@ -111,8 +131,11 @@ func (s *stats) take() wire.Report {
 func (s *stats) giveBack(b wire.Report) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if room := maxReportMismatches - len(s.mismatches); room > 0 {
-		s.mismatches = append(s.mismatches, b.Mismatches[:min(room, len(b.Mismatches))]...)
+	for _, m := range b.Mismatches {
+		if len(s.mismatches) == maxReportMismatches {
+			break
+		}
+		s.keep(m)
 	}
 	// Guard samples are only worth sending fresh: the partner has moved on
 	// or the next events will tell the same.

@@ -38,8 +38,10 @@ type Mismatch struct {
 	Diff      string          `json:"diff"`    // readable, as the comparator wrote it
 	Primary   json.RawMessage `json:"primary"` // the effects the primary gave
 	Shadow    json.RawMessage `json:"shadow"`  // the effects the shadow gave
-	Event     json.RawMessage `json:"event,omitempty"`
 	At        time.Time       `json:"at"`
+	// Event is the event both pipelines were given; nil when the router
+	// that compared it predates events in samples.
+	Event *domain.SampleEvent `json:"event,omitempty"`
 }
 
 // classMeaning explains each comparison class in one sentence.

@@ -450,7 +450,7 @@ type mismatchPage struct {
 	Paths        []string
 	Primary      []jsonLine
 	Shadow       []jsonLine
-	Event        []jsonLine
+	Event        []jsonLine // M.Event's body, indented when it is JSON
 }
 
 // eventIDPattern bounds what a mismatch URL may name.
@@ -478,7 +478,11 @@ func (u *UI) mismatch(w http.ResponseWriter, r *http.Request, s session) error {
 			status, data.Found, data.M, data.Meaning = http.StatusOK, true, m, classMeaning[m.Class]
 			d := diffJSON(m.Primary, m.Shadow)
 			data.Paths, data.Primary, data.Shadow = d.Paths, d.Left, d.Right
-			data.Event = jsonLines(m.Event, nil)
+			if m.Event != nil {
+				// A body cut short is not JSON any more: jsonLines shows
+				// it as the text it is.
+				data.Event = jsonLines([]byte(m.Event.Body), nil)
+			}
 		case domain.ErrorCode(err) != domain.CodeNotFound:
 			return err
 		}

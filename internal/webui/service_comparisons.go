@@ -23,7 +23,7 @@ func (c ServiceComparisons) PartnerComparisons(ctx context.Context, migration, p
 	out := PartnerComparisons{Partner: partner, Counts: got.Counts, Mismatches: make([]Mismatch, 0, len(got.Mismatches))}
 	for _, m := range got.Mismatches {
 		out.Mismatches = append(out.Mismatches, Mismatch{EventID: m.EventID, EventType: m.EventType, Class: m.Class,
-			Diff: m.Diff, Primary: m.Primary, Shadow: m.Shadow, At: m.At})
+			Diff: m.Diff, Primary: m.Primary, Shadow: m.Shadow, At: m.At, Event: m.Event})
 	}
 	return out, nil
 }

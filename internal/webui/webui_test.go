@@ -710,11 +710,52 @@ func (f fakeComparisons) Mismatch(_ context.Context, _, _, eventID string) (webu
 	return f.m, nil
 }
 
+// A sample's body cut at the bound is shown as the text it is, said to be
+// cut; a sample from a router that predates events shows the two sides
+// alone.
+func TestDiffViewerEventCutOrAbsent(t *testing.T) {
+	base := webui.Mismatch{EventID: "evt_7", EventType: "ticket", Class: domain.ClassValueDiff, Diff: "fields.status",
+		Primary: json.RawMessage(`[{"kind":"ticket","op":"upsert","key":"1"}]`), Shadow: json.RawMessage(`[]`), At: time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)}
+	cut := base
+	cut.Event = &domain.SampleEvent{Type: "ticket", Action: "updated", EntityID: "1", Body: `{"data":{"notes":"<b>` + strings.Repeat("n", 40), BodyBytes: 9000, Truncated: true}
+	tests := []struct {
+		name          string
+		m             webui.Mismatch
+		want, notWant []string
+	}{
+		{"cut body", cut, []string{`<div class="diff with-event">`, `{&#34;data&#34;:{&#34;notes&#34;:&#34;&lt;b&gt;nnn`, "The body is cut: the first 61 of 9000 bytes are kept with the sample."}, []string{"<b>"}},
+		{"no event", base, []string{`<div class="diff">`}, []string{"Event (as both pipelines received it)", "The body is cut"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOptions{ui: webui.Options{Comparisons: fakeComparisons{tt.m}}})
+			c := f.client(t)
+			c.login("viewer")
+			res := c.get("/migrations/" + mig + "/partners/acme/mismatches/evt_7")
+			if res.status != 200 {
+				t.Fatalf("diff viewer: %d", res.status)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(res.body, want) {
+					t.Errorf("diff viewer lacks %q", want)
+				}
+			}
+			for _, not := range tt.notWant {
+				if strings.Contains(res.body, not) {
+					t.Errorf("diff viewer shows %q", not)
+				}
+			}
+		})
+	}
+}
+
 func TestDiffViewerWithRecordedComparisons(t *testing.T) {
 	m := webui.Mismatch{EventID: "evt_42", EventType: "ticket", Class: domain.ClassTypeMismatch, Diff: "effects[0].kind: ticket != schedule",
 		Primary: json.RawMessage(`[{"kind":"ticket","op":"upsert","key":"12345","fields":{"summary":"Printer <jammed>"}}]`),
 		Shadow:  json.RawMessage(`[{"kind":"schedule","op":"upsert","key":"12345","fields":{"summary":"Printer <jammed>"}}]`),
-		Event:   json.RawMessage(`{"id":"evt_42","type":"ticket"}`), At: time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)}
+		Event: &domain.SampleEvent{Type: "ticket", Action: "updated", EntityID: "12345<i>",
+			Body: `{"type":"ticket.updated","data":{"id":"12345","summary":"</pre><script>alert(1)</script>"}}`, BodyBytes: 88},
+		At: time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)}
 	f := newFixture(t, fixtureOptions{ui: webui.Options{Comparisons: fakeComparisons{m}}})
 	c := f.client(t)
 	c.login("viewer")
@@ -728,13 +769,21 @@ func TestDiffViewerWithRecordedComparisons(t *testing.T) {
 	if res.status != 200 {
 		t.Fatalf("diff viewer: %d", res.status)
 	}
-	for _, want := range []string{`<code class="changed">[0].kind</code>`, `<span class="line changed">    &#34;kind&#34;: &#34;schedule&#34;,`, "Printer &lt;jammed&gt;", "the class of the incident"} {
+	for _, want := range []string{`<code class="changed">[0].kind</code>`, `<span class="line changed">    &#34;kind&#34;: &#34;schedule&#34;,`, "Printer &lt;jammed&gt;", "the class of the incident",
+		// The event, beside the two sides, its body indented and escaped.
+		`<div class="diff with-event">`, "Event (as both pipelines received it)", "entity <code>12345&lt;i&gt;</code>",
+		`    &#34;summary&#34;: &#34;&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;&#34;`} {
 		if !strings.Contains(res.body, want) {
 			t.Errorf("diff viewer lacks %q", want)
 		}
 	}
-	if strings.Contains(res.body, "<jammed>") {
-		t.Errorf("the diff viewer does not escape the effects")
+	for _, raw := range []string{"<jammed>", "<script>alert", "12345<i>"} {
+		if strings.Contains(res.body, raw) {
+			t.Errorf("the diff viewer does not escape %q", raw)
+		}
+	}
+	if strings.Contains(res.body, "The body is cut") {
+		t.Errorf("a whole body is said to be cut")
 	}
 	if res := c.get("/migrations/" + mig + "/partners/acme/mismatches/evt_43"); res.status != 404 || !strings.Contains(res.body, "No comparison is recorded for event evt_43") {
 		t.Errorf("unknown mismatch: %d", res.status)

@@ -48,7 +48,8 @@ func report() wire.Report {
 			EventType: "ticket", Class: domain.ClassEqual, Minute: at.Truncate(time.Minute), Count: 12}},
 		Candidate: []domain.CandidateCount{{Migration: "psa-webhooks-v2", Partner: "globex", Stage: domain.StageNew, Calls: 12, Errors: 1}},
 		Mismatches: []domain.Mismatch{{Migration: "psa-webhooks-v2", Partner: "acme", EventID: "evt_01", EventType: "ticket",
-			Class: domain.ClassMissing, Diff: "- fields.priority", Primary: json.RawMessage(`{"priority":"high"}`), Shadow: json.RawMessage(`{}`), At: at}},
+			Class: domain.ClassMissing, Diff: "- fields.priority", Primary: json.RawMessage(`{"priority":"high"}`), Shadow: json.RawMessage(`{}`), At: at,
+			Event: &domain.SampleEvent{Type: "ticket", Action: "updated", EntityID: "T-1", Body: `{"type":"ticket.updated","data":{"id":"T-1","priority":"high"}}`, BodyBytes: 63}}},
 		Guard: []domain.GuardSample{{Migration: "psa-webhooks-v2", Partner: "globex", Outcomes: []string{"equal", domain.OutcomeError}, EventID: "evt_02"}},
 	}
 }

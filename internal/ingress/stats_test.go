@@ -1,0 +1,67 @@
+package ingress
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/journal"
+)
+
+// However large the events and effects of the mismatches a router samples,
+// the samples of one report stay within maxReportSampleBytes (so the report
+// within the control service's 1 MiB), each with its event.
+func TestMismatchSamplesStayWithinTheBound(t *testing.T) {
+	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	r := route{migration: "m", pipeline: "legacy", shadow: "new", stage: domain.StageShadow}
+	bigBody, _ := json.Marshal(map[string]any{"data": map[string]any{"notes": strings.Repeat("\x01\"", 300<<10)}})
+	bigEffects, _ := json.Marshal([]map[string]any{{"kind": "ticket", "key": "1", "op": "upsert", "fields": map[string]any{"notes": strings.Repeat("x", 8<<10)}}})
+	tests := []struct {
+		name     string
+		payload  []byte
+		diff     int // bytes
+		effects  json.RawMessage
+		samples  int
+		wantKept int // -1: some, not all
+	}{
+		{"small samples: up to the count bound", []byte(`{"data":{"id":"1"}}`), 1 << 10, json.RawMessage(`[]`), maxReportMismatches + 10, maxReportMismatches},
+		{"large samples: up to the byte bound", bigBody, 4 << 10, bigEffects, 60, -1},
+		{"a sample larger than the bound alone: dropped", bigBody, 4 << 10, json.RawMessage(`["` + strings.Repeat("y", maxReportSampleBytes) + `"]`), 3, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStats()
+			for range tt.samples {
+				ev := journal.Event{ID: "evt_1", Partner: "acme", Type: "ticket", Action: "updated", EntityID: "1", Payload: tt.payload}
+				s.comparison(ev, r, domain.ClassValueDiff, strings.Repeat("d", tt.diff), tt.effects, tt.effects, at)
+			}
+			b := s.take()
+			if tt.wantKept >= 0 && len(b.Mismatches) != tt.wantKept {
+				t.Errorf("kept %d samples, want %d", len(b.Mismatches), tt.wantKept)
+			}
+			if tt.wantKept < 0 && (len(b.Mismatches) == 0 || len(b.Mismatches) == tt.samples) {
+				t.Errorf("kept %d samples, want some, fewer than %d", len(b.Mismatches), tt.samples)
+			}
+			enc, err := json.Marshal(b.Mismatches)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(enc) > maxReportSampleBytes+len(b.Mismatches) { // a comma between samples
+				t.Errorf("samples encode to %d bytes, want at most %d", len(enc), maxReportSampleBytes)
+			}
+			for _, m := range b.Mismatches {
+				if m.Event == nil || m.Event.EntityID != "1" || m.Event.BodyBytes != len(tt.payload) {
+					t.Fatalf("sample's event = %+v, want entity 1 with a body of %d bytes", m.Event, len(tt.payload))
+				}
+			}
+			// What could not be sent goes back within the same bounds.
+			s.giveBack(b)
+			s.giveBack(b)
+			if again := s.take(); len(again.Mismatches) != len(b.Mismatches) {
+				t.Errorf("after giving back twice, %d samples, want %d", len(again.Mismatches), len(b.Mismatches))
+			}
+		})
+	}
+}
