@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/console"
 	"github.com/switchbackhq/switchback/internal/controlclient"
+	"github.com/switchbackhq/switchback/internal/gate"
 )
 
 // cliFlags are the flags every API verb takes.
@@ -74,7 +75,7 @@ type verbRun struct {
 
 var verbs = map[string]verb{
 	"status":  {"", 0, "Shows migrations, partners by stage, cohorts and kill switches.", status},
-	"gate":    {"MIGRATION COHORT", 2, "Shows the gate report for advancing a cohort now; exits 1 when the gates refuse.", gateVerb},
+	"gate":    {"MIGRATION COHORT", 2, "Shows the gate report for advancing a cohort now; exits 1 when the gates refuse or wait for data.", gateVerb},
 	"advance": {"MIGRATION COHORT", 2, "Moves the cohort's partners at its lowest stage one stage forward, if the gates pass for each.", advance},
 	"stage":   {"MIGRATION PARTNER STAGE", 3, "Sets one partner's stage. Forward moves go one step and pass the gates unless --force.", stage},
 	"revert":  {"MIGRATION | --all", -1, "Turns the kill switch on: every partner of the migration (or of all, with --all) evaluates to legacy.", revert},
@@ -163,10 +164,14 @@ func gateVerb(ctx context.Context, c *controlclient.Client, r *verbRun) error {
 	} else {
 		console.GateReport(r.out, rep)
 	}
-	if !rep.Pass {
+	switch {
+	case rep.Pass:
+		return nil
+	case rep.Verdict == gate.Inconclusive:
+		return errors.New("waiting for data: the gates cannot pass this cohort yet")
+	default:
 		return errors.New("the gates refuse to advance this cohort")
 	}
-	return nil
 }
 
 func advance(ctx context.Context, c *controlclient.Client, r *verbRun) error {

@@ -36,7 +36,7 @@ func TestSeedIncidentCaughtRevertedReplayed(t *testing.T) {
 	const mig = "/v1/migrations/psa-webhooks-v2"
 	if got := api("PUT", mig, map[string]any{
 		"pipelines": map[string]any{"legacy": map[string]string{"url": legacySrv.URL}, "new": map[string]string{"url": newSrv.URL}},
-		"gates":     map[string]any{"minComparisons": 30, "maxMismatchRate": 0.15, "minBakeSeconds": 0},
+		"gates":     map[string]any{"minComparisons": 30, "maxMismatchRate": 0.15, "minBakeSeconds": 0, "minPerEventType": 30},
 		"guard":     map[string]any{"scope": "partner", "window": 50},
 	}, nil); got != 201 {
 		t.Fatalf("migration = %d", got)

@@ -69,28 +69,39 @@ func Migrations(w io.Writer, ms []controlclient.MigrationStatus) {
 	}
 }
 
-// GateReport writes a gate report partner by partner, check by check.
+// GateReport writes a gate report partner by partner, check by check. A
+// report that is inconclusive says it is waiting for data, and what for,
+// never that it failed.
 func GateReport(w io.Writer, rep gate.Report) {
-	verdict := "PASS: the cohort may advance"
-	if !rep.Pass {
-		verdict = "REFUSED: the cohort may not advance"
+	switch verdictOf(rep.Verdict, rep.Pass) {
+	case gate.Pass:
+		fmt.Fprintln(w, "PASS: the cohort may advance")
+	case gate.Inconclusive:
+		fmt.Fprintln(w, TerminalSafe("WAITING FOR DATA: the cohort may not advance yet: "+rep.Missing()))
+	default:
+		fmt.Fprintln(w, "REFUSED: the cohort may not advance")
 	}
-	fmt.Fprintln(w, verdict)
+	marks := map[gate.Verdict]string{gate.Pass: "ok", gate.Inconclusive: "WAIT", gate.Fail: "FAIL"}
 	for _, p := range rep.Partners {
-		mark := "ok  "
-		if !p.Pass {
-			mark = "FAIL"
-		}
-		fmt.Fprintf(w, "\n%s %s (at %s)\n", mark, p.Partner, p.Stage)
+		fmt.Fprintf(w, "\n%-4s %s (at %s)\n", marks[verdictOf(p.Verdict, p.Pass)], p.Partner, p.Stage)
 		tw := table(w)
 		for _, ch := range p.Checks {
-			m := "ok"
-			if !ch.Pass {
-				m = "FAIL"
-			}
-			fmt.Fprintf(tw, "  %s\t%s\tvalue %s\tlimit %s\t%s\n", m, ch.Name, num(ch.Value), num(ch.Limit), ch.Detail)
+			fmt.Fprintf(tw, "  %s\t%s\tvalue %s\tlimit %s\t%s\n", marks[verdictOf(ch.Verdict, ch.Pass)], ch.Name, num(ch.Value), num(ch.Limit), TerminalSafe(ch.Detail))
 		}
 		tw.Flush()
+	}
+}
+
+// verdictOf is v, or for a report from a control service too old to send
+// verdicts, what its pass meant then: pass or fail.
+func verdictOf(v gate.Verdict, pass bool) gate.Verdict {
+	switch {
+	case v != "":
+		return v
+	case pass:
+		return gate.Pass
+	default:
+		return gate.Fail
 	}
 }
 

@@ -177,8 +177,11 @@ func TestAdvanceAtomicAndBakeTime(t *testing.T) {
 	if want := map[string]bool{"a": true, "b": true, "c": false}; !cmp.Equal(want, pass) {
 		t.Errorf("per-partner verdicts = %v, want %v", pass, want)
 	}
-	if gre.Report.Pass {
-		t.Errorf("report passes with a failing partner")
+	if gre.Report.Pass || gre.Report.Verdict != gate.Fail {
+		t.Errorf("report verdict %s (pass %v) with a failing partner, want fail", gre.Report.Verdict, gre.Report.Pass)
+	}
+	if want := "the gates refuse: c (zeroTolerance)"; err.Error() != want {
+		t.Errorf("refusal = %q, want %q", err, want)
 	}
 	if diff := cmp.Diff(stagesBefore, e.svc.State().Migrations["m"].Stages); diff != "" {
 		t.Errorf("a refused advance moved partners (-before +after):\n%s", diff)
@@ -203,6 +206,14 @@ func TestAdvanceAtomicAndBakeTime(t *testing.T) {
 	_, err = e2.svc.Advance(ctx, ops, "m", "wave-1", false)
 	if !asRefusal(err, &gre) {
 		t.Fatalf("Advance before the bake time = %v, want a gate_refused error with its report", err)
+	}
+	// Not baked yet is a lack of evidence, refused like a fail but said
+	// as what it waits for.
+	if gre.Report.Verdict != gate.Inconclusive {
+		t.Errorf("report verdict before the bake time = %s, want inconclusive", gre.Report.Verdict)
+	}
+	if want := "waiting for data: a: baked 30m0s of 1h0m0s; b: baked 30m0s of 1h0m0s; c: baked 30m0s of 1h0m0s"; err.Error() != want {
+		t.Errorf("refusal = %q, want %q", err, want)
 	}
 	for _, p := range gre.Report.Partners {
 		for _, c := range p.Checks {

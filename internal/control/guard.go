@@ -85,6 +85,11 @@ func (s *Service) observeGuard(ctx context.Context, sample domain.GuardSample) {
 // migration's zero tolerance or in that of the partner's cohort trips at
 // once; past a full window, the raw
 // mismatch and error rates are held to the guard's limits.
+//
+// The guard acts only on a fail, as package gate means it: a zero-tolerance
+// class is one at once, whatever else is known. A window not yet full is
+// the guard's inconclusive, not evidence: however bad its rates, it trips
+// nothing, so a partner is not reverted on its first few events.
 func judgeWindow(ms *MigrationState, w []string, sample domain.GuardSample) (string, bool) {
 	var compared, mismatched, errs int
 	for _, o := range w {

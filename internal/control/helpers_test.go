@@ -48,11 +48,13 @@ func (f fakeStats) StageCounts(_ context.Context, migration, partner string, sta
 }
 
 // goodCounts pass the default gates (except the bake time, which is the
-// clock's).
+// clock's): plenty of clean comparisons of each event type.
 func goodCounts() gate.Counts {
 	return gate.Counts{
 		Eligible:       5000,
 		ByClass:        map[domain.Class]uint64{domain.ClassEqual: 5000},
+		ByType:         map[string]uint64{"ticket": 3000, "contact": 2000},
+		Types:          []string{"contact", "ticket"},
 		CandidateCalls: 5000,
 	}
 }

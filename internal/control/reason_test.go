@@ -148,3 +148,34 @@ func TestGuardKeepsTheCohortsZeroTolerance(t *testing.T) {
 		t.Errorf("acme after a value_diff its cohort holds to zero tolerance: got %s, want shadow (reverted by the guard)", got)
 	}
 }
+
+// The guard acts only on a fail: a window not yet full of outcomes is
+// inconclusive and trips nothing, however bad its rate, while a
+// zero-tolerance class trips at once and a full window over the limit
+// trips too.
+func TestGuardActsOnlyOnAFail(t *testing.T) {
+	e := newEnv(t, nil)
+	e.partner(t, "acme")
+	e.migration(t, "m")
+	e.moveTo(t, "m", "acme", domain.StageNew)
+	window := e.svc.State().Migrations["m"].Guard.Window
+	send := func(n int, class domain.Class) {
+		t.Helper()
+		outcomes := make([]string, n)
+		for i := range outcomes {
+			outcomes[i] = string(class)
+		}
+		if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "r1", Guard: []domain.GuardSample{{Migration: "m", Partner: "acme",
+			EventID: "evt_1", Outcomes: outcomes}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(window-1, domain.ClassValueDiff) // every outcome a mismatch, one short of a window
+	if got := e.stage(t, "m", "acme").Stage; got != domain.StageNew {
+		t.Fatalf("acme after %d value_diffs, a window not yet full: got %s, want new (no trip)", window-1, got)
+	}
+	send(1, domain.ClassValueDiff)
+	if got := e.stage(t, "m", "acme").Stage; got != domain.StageShadow {
+		t.Errorf("acme after a full window of value_diffs: got %s, want shadow (reverted by the guard)", got)
+	}
+}

@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -12,26 +11,11 @@ import (
 )
 
 // refused returns the gate_refused *domain.Error of report r, which carries
-// r as its Detail so that a client sees every check, not only the message.
+// r as its Detail so that a client sees every check and the verdict, not
+// only the message. An inconclusive report is refused like a failing one;
+// its message says what data it waits for instead of what failed.
 func refused(r gate.Report) error {
-	var failed []string
-	for _, p := range r.Partners {
-		if p.Pass {
-			continue
-		}
-		var checks []string
-		for _, c := range p.Checks {
-			if !c.Pass {
-				checks = append(checks, c.Name)
-			}
-		}
-		failed = append(failed, fmt.Sprintf("%s (%s)", p.Partner, strings.Join(checks, ", ")))
-	}
-	msg := "the gates refuse: " + strings.Join(failed, "; ")
-	if len(r.Partners) == 0 {
-		msg = "the gates refuse: no partners to judge"
-	}
-	return &domain.Error{Code: domain.CodeGateRefused, Message: msg, Detail: r}
+	return &domain.Error{Code: domain.CodeGateRefused, Message: r.Explain(), Detail: r}
 }
 
 // SetStage moves one partner of a migration to stage to. A forward move goes
@@ -147,17 +131,15 @@ func (s *Service) judge(ctx context.Context, key string, g domain.Gates, partner
 	if err := s.Available(); err != nil {
 		return gate.Report{}, err // each read would wait the store's timeout
 	}
-	r := gate.Report{Pass: len(partners) > 0, Partners: make([]gate.PartnerReport, 0, len(partners))}
+	reports := make([]gate.PartnerReport, 0, len(partners))
 	for _, ps := range partners {
 		counts, err := s.stats.StageCounts(ctx, key, ps.Partner, ps.Stage, ps.Since)
 		if err != nil {
 			return gate.Report{}, storeError("read comparison counts", err)
 		}
-		pr := gate.Judge(g, ps.Partner, ps.Stage, ps.Since, now, counts)
-		r.Pass = r.Pass && pr.Pass
-		r.Partners = append(r.Partners, pr)
+		reports = append(reports, gate.Judge(g, ps.Partner, ps.Stage, ps.Since, now, counts))
 	}
-	return r, nil
+	return gate.NewReport(reports), nil
 }
 
 // cohortMove is what advancing a cohort would do: the partners at the
@@ -239,9 +221,9 @@ func (s *Service) Gate(ctx context.Context, key, cohort string) (gate.Report, er
 // changes nothing a partner sees), a pass with no checks.
 func (s *Service) moveReport(ctx context.Context, key string, g domain.Gates, from domain.Stage, movers []domain.PartnerStage) (gate.Report, error) {
 	if !from.Gated() {
-		r := gate.Report{Pass: true}
+		r := gate.Report{Verdict: gate.Pass, Pass: true}
 		for _, ps := range movers {
-			r.Partners = append(r.Partners, gate.PartnerReport{Partner: ps.Partner, Stage: ps.Stage, Pass: true, Checks: []gate.Check{}})
+			r.Partners = append(r.Partners, gate.PartnerReport{Partner: ps.Partner, Stage: ps.Stage, Verdict: gate.Pass, Pass: true, Checks: []gate.Check{}})
 		}
 		return r, nil
 	}

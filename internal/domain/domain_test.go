@@ -220,7 +220,7 @@ func TestMigrationValidate(t *testing.T) {
 		{"allowed extra kinds past the bound", func(m *Migration) { m.Compare.AllowExtraKinds = kindList(MaxAllowExtraKinds + 1) }, "at most"},
 		{"negative minComparisons", func(m *Migration) { m.Gates.MinComparisons = -1 }, "gates"},
 		{"negative minBakeSeconds", func(m *Migration) { m.Gates.MinBakeSeconds = -1 }, "gates"},
-		{"negative minComparisonsPerType", func(m *Migration) { m.Gates.MinComparisonsPerType = -1 }, "gates"},
+		{"negative minPerEventType", func(m *Migration) { m.Gates.MinPerEventType = -1 }, "gates"},
 		{"mismatch rate above 1", func(m *Migration) { m.Gates.MaxMismatchRate = 1.5 }, "gates"},
 		{"negative error rate", func(m *Migration) { m.Gates.MaxErrorRate = -0.1 }, "gates"},
 		{"coverage above 1", func(m *Migration) { m.Gates.MinCoverage = 1.01 }, "gates"},
@@ -283,6 +283,7 @@ func TestDefaults(t *testing.T) {
 		MinBakeSeconds:  3600,
 		MaxErrorRate:    0.01,
 		MinCoverage:     0.99,
+		MinPerEventType: 50,
 	}
 	if diff := cmp.Diff(want, DefaultGates()); diff != "" {
 		t.Errorf("DefaultGates() differs from API.md's defaults (-want +got):\n%s", diff)

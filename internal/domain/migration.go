@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"encoding/json"
 	"net/url"
 	"strings"
 	"time"
@@ -98,13 +99,46 @@ func (r CompareRules) validate() error {
 
 // Gates decide whether partners may move forward from shadow or new.
 type Gates struct {
-	MinComparisons        int     `json:"minComparisons"`
-	MaxMismatchRate       float64 `json:"maxMismatchRate"`
-	ZeroTolerance         []Class `json:"zeroTolerance"`
-	MinBakeSeconds        int     `json:"minBakeSeconds"`
-	MaxErrorRate          float64 `json:"maxErrorRate"`
-	MinCoverage           float64 `json:"minCoverage"`
-	MinComparisonsPerType int     `json:"minComparisonsPerType"`
+	MinComparisons  int     `json:"minComparisons"`
+	MaxMismatchRate float64 `json:"maxMismatchRate"`
+	ZeroTolerance   []Class `json:"zeroTolerance"`
+	MinBakeSeconds  int     `json:"minBakeSeconds"`
+	MaxErrorRate    float64 `json:"maxErrorRate"`
+	MinCoverage     float64 `json:"minCoverage"`
+	// MinPerEventType is the comparisons each event type the partner sent
+	// needs before the gates can pass; 0 turns the rule off.
+	MinPerEventType int `json:"minPerEventType"`
+}
+
+// DefaultMinPerEventType is the default of Gates.MinPerEventType: canary
+// analysis (Kayenta) refuses to judge a metric on fewer than about 50
+// data points.
+const DefaultMinPerEventType = 50
+
+// UnmarshalJSON reads gates as stored by any release. Gates written before
+// minPerEventType existed take its default; they may carry the setting it
+// replaced, minComparisonsPerType, whose 0 was its default ("off") and
+// whose other values are kept. It returns the decoder's errors.
+func (g *Gates) UnmarshalJSON(b []byte) error {
+	type plain Gates
+	var in struct {
+		plain
+		MinPerEventType       *int `json:"minPerEventType"`
+		MinComparisonsPerType *int `json:"minComparisonsPerType"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*g = Gates(in.plain)
+	switch {
+	case in.MinPerEventType != nil:
+		g.MinPerEventType = *in.MinPerEventType
+	case in.MinComparisonsPerType != nil && *in.MinComparisonsPerType != 0:
+		g.MinPerEventType = *in.MinComparisonsPerType
+	default:
+		g.MinPerEventType = DefaultMinPerEventType
+	}
+	return nil
 }
 
 // DefaultGates are the gates of API.md.
@@ -116,14 +150,15 @@ func DefaultGates() Gates {
 		MinBakeSeconds:  3600,
 		MaxErrorRate:    0.01,
 		MinCoverage:     0.99,
+		MinPerEventType: DefaultMinPerEventType,
 	}
 }
 
 // Validate checks the gates' ranges.
 func (g Gates) Validate() error {
 	switch {
-	case g.MinComparisons < 0 || g.MinComparisonsPerType < 0 || g.MinBakeSeconds < 0:
-		return Errorf(CodeInvalid, "gates: minComparisons, minComparisonsPerType and minBakeSeconds must not be negative")
+	case g.MinComparisons < 0 || g.MinPerEventType < 0 || g.MinBakeSeconds < 0:
+		return Errorf(CodeInvalid, "gates: minComparisons, minPerEventType and minBakeSeconds must not be negative")
 	case !isRate(g.MaxMismatchRate) || !isRate(g.MaxErrorRate) || !isRate(g.MinCoverage):
 		return Errorf(CodeInvalid, "gates: maxMismatchRate, maxErrorRate and minCoverage must be between 0 and 1")
 	}

@@ -111,12 +111,12 @@ func check(t *testing.T, r PartnerReport, name string) Check {
 
 func TestJudgeNoData(t *testing.T) {
 	// Even with limits that anything would meet, no data never passes a rate.
-	g := domain.Gates{MinComparisons: 0, MaxMismatchRate: 1, MaxErrorRate: 1, MinCoverage: 0, MinComparisonsPerType: 1}
+	g := domain.Gates{MinComparisons: 0, MaxMismatchRate: 1, MaxErrorRate: 1, MinCoverage: 0, MinPerEventType: 1}
 	r := Judge(g, "acme", domain.StageShadow, t0, t0.Add(time.Hour), Counts{})
 	if r.Pass {
 		t.Errorf("Judge(no data).Pass = true, want false: %+v", r)
 	}
-	for _, name := range []string{"minComparisons", "maxMismatchRate", "maxErrorRate", "minCoverage", "minComparisonsPerType"} {
+	for _, name := range []string{"minComparisons", "maxMismatchRate", "maxErrorRate", "minCoverage", "minPerEventType"} {
 		if c := check(t, r, name); c.Pass {
 			t.Errorf("check %s passes with no data: %+v", name, c)
 		}
@@ -143,68 +143,68 @@ func TestJudgeNoData(t *testing.T) {
 func TestJudge(t *testing.T) {
 	gates := domain.DefaultGates()
 	tests := []struct {
-		name   string
-		gates  domain.Gates
-		since  time.Time // now is t0
-		counts Counts
-		pass   bool
-		checks map[string]Check // the checks to compare, by name
+		name    string
+		gates   domain.Gates
+		since   time.Time // now is t0
+		counts  Counts
+		verdict Verdict
+		checks  map[string]Check // the checks to compare, by name
 	}{
 		{
-			name: "good data passes", gates: gates, since: t0.Add(-2 * time.Hour), counts: good(), pass: true,
+			name: "good data passes", gates: gates, since: t0.Add(-2 * time.Hour), counts: good(), verdict: Pass,
 			checks: map[string]Check{
-				"minComparisons":  {Name: "minComparisons", Pass: true, Value: 5000, Limit: 200},
-				"maxMismatchRate": {Name: "maxMismatchRate", Pass: true, Value: 3.8416 / 5003.8416, Limit: 0.001},
-				"zeroTolerance":   {Name: "zeroTolerance", Pass: true, Value: 0, Limit: 0},
-				"minBakeSeconds":  {Name: "minBakeSeconds", Pass: true, Value: 7200, Limit: 3600},
-				"maxErrorRate":    {Name: "maxErrorRate", Pass: true, Value: 0.0002, Limit: 0.01},
-				"minCoverage":     {Name: "minCoverage", Pass: true, Value: 1, Limit: 0.99},
+				"minComparisons":  {Name: "minComparisons", Verdict: Pass, Pass: true, Value: 5000, Limit: 200},
+				"maxMismatchRate": {Name: "maxMismatchRate", Verdict: Pass, Pass: true, Value: 3.8416 / 5003.8416, Limit: 0.001},
+				"zeroTolerance":   {Name: "zeroTolerance", Verdict: Pass, Pass: true, Value: 0, Limit: 0},
+				"minBakeSeconds":  {Name: "minBakeSeconds", Verdict: Pass, Pass: true, Value: 7200, Limit: 3600},
+				"maxErrorRate":    {Name: "maxErrorRate", Verdict: Pass, Pass: true, Value: 0.0002, Limit: 0.01},
+				"minCoverage":     {Name: "minCoverage", Verdict: Pass, Pass: true, Value: 1, Limit: 0.99},
 			},
 		},
 		{
-			name: "bake time not reached", gates: gates, since: t0.Add(-3599 * time.Second), counts: good(), pass: false,
-			checks: map[string]Check{"minBakeSeconds": {Name: "minBakeSeconds", Pass: false, Value: 3599, Limit: 3600}},
+			name: "bake time not reached", gates: gates, since: t0.Add(-3599 * time.Second), counts: good(), verdict: Inconclusive,
+			checks: map[string]Check{"minBakeSeconds": {Name: "minBakeSeconds", Verdict: Inconclusive, Pass: false, Value: 3599, Limit: 3600}},
 		},
 		{
-			name: "bake time exactly reached", gates: gates, since: t0.Add(-3600 * time.Second), counts: good(), pass: true,
-			checks: map[string]Check{"minBakeSeconds": {Name: "minBakeSeconds", Pass: true, Value: 3600, Limit: 3600}},
+			name: "bake time exactly reached", gates: gates, since: t0.Add(-3600 * time.Second), counts: good(), verdict: Pass,
+			checks: map[string]Check{"minBakeSeconds": {Name: "minBakeSeconds", Verdict: Pass, Pass: true, Value: 3600, Limit: 3600}},
 		},
 		{
-			name: "since in the future counts as no bake", gates: gates, since: t0.Add(time.Minute), counts: good(), pass: false,
-			checks: map[string]Check{"minBakeSeconds": {Name: "minBakeSeconds", Pass: false, Value: 0, Limit: 3600}},
+			name: "since in the future counts as no bake", gates: gates, since: t0.Add(time.Minute), counts: good(), verdict: Inconclusive,
+			checks: map[string]Check{"minBakeSeconds": {Name: "minBakeSeconds", Verdict: Inconclusive, Pass: false, Value: 0, Limit: 3600}},
 		},
 		{
 			name: "one type_mismatch fails zero tolerance", gates: withRate(gates, 0.01), since: t0.Add(-2 * time.Hour),
-			counts: withClass(good(), domain.ClassTypeMismatch, 1), pass: false,
-			checks: map[string]Check{"zeroTolerance": {Name: "zeroTolerance", Pass: false, Value: 1, Limit: 0}},
+			counts: withClass(good(), domain.ClassTypeMismatch, 1), verdict: Fail,
+			checks: map[string]Check{"zeroTolerance": {Name: "zeroTolerance", Verdict: Fail, Pass: false, Value: 1, Limit: 0}},
 		},
 		{
 			name: "each zero-tolerance class is summed", gates: withRate(gates, 0.01), since: t0.Add(-2 * time.Hour),
-			counts: withClass(withClass(withClass(good(), domain.ClassMissing, 2), domain.ClassEmpty, 1), domain.ClassErrorAsymmetry, 1), pass: false,
-			checks: map[string]Check{"zeroTolerance": {Name: "zeroTolerance", Pass: false, Value: 4, Limit: 0}},
+			counts: withClass(withClass(withClass(good(), domain.ClassMissing, 2), domain.ClassEmpty, 1), domain.ClassErrorAsymmetry, 1), verdict: Fail,
+			checks: map[string]Check{"zeroTolerance": {Name: "zeroTolerance", Verdict: Fail, Pass: false, Value: 4, Limit: 0}},
 		},
 		{
 			// Counts stored before reports were bounded may be near the
 			// maximum: their sum must not wrap to 0 and pass.
 			name: "zero-tolerance counts that would wrap still fail", gates: withRate(gates, 0.01), since: t0.Add(-2 * time.Hour),
-			counts: withClass(withClass(good(), domain.ClassTypeMismatch, math.MaxUint64-2), domain.ClassMissing, 3), pass: false,
-			checks: map[string]Check{"zeroTolerance": {Name: "zeroTolerance", Pass: false, Value: math.MaxUint64, Limit: 0}},
+			counts: withClass(withClass(good(), domain.ClassTypeMismatch, math.MaxUint64-2), domain.ClassMissing, 3), verdict: Fail,
+			checks: map[string]Check{"zeroTolerance": {Name: "zeroTolerance", Verdict: Fail, Pass: false, Value: math.MaxUint64, Limit: 0}},
 		},
 		{
 			// A legacy outage while the partner is in shadow: the primary
 			// failed, the new pipeline did not; the new pipeline is not blamed.
 			name: "primary_error is a coverage gap, not a mismatch", gates: gates, since: t0.Add(-2 * time.Hour),
-			counts: withClass(good(), domain.ClassPrimaryError, 10), pass: true,
+			counts: withClass(good(), domain.ClassPrimaryError, 10), verdict: Pass,
 			checks: map[string]Check{
-				"maxMismatchRate": {Name: "maxMismatchRate", Pass: true, Value: 3.8416 / 5003.8416, Limit: 0.001},
-				"zeroTolerance":   {Name: "zeroTolerance", Pass: true, Value: 0, Limit: 0},
-				"minCoverage":     {Name: "minCoverage", Pass: true, Value: 5000.0 / 5010, Limit: 0.99},
+				"maxMismatchRate": {Name: "maxMismatchRate", Verdict: Pass, Pass: true, Value: 3.8416 / 5003.8416, Limit: 0.001},
+				"zeroTolerance":   {Name: "zeroTolerance", Verdict: Pass, Pass: true, Value: 0, Limit: 0},
+				"minCoverage":     {Name: "minCoverage", Verdict: Pass, Pass: true, Value: 5000.0 / 5010, Limit: 0.99},
 			},
 		},
 		{
 			name: "value_diff is not zero tolerance by default", gates: withRate(gates, 0.01), since: t0.Add(-2 * time.Hour),
-			counts: withClass(good(), domain.ClassValueDiff, 1), pass: true,
-			checks: map[string]Check{"zeroTolerance": {Name: "zeroTolerance", Pass: true, Value: 0, Limit: 0}},
+			counts: withClass(good(), domain.ClassValueDiff, 1), verdict: Pass,
+			checks: map[string]Check{"zeroTolerance": {Name: "zeroTolerance", Verdict: Pass, Pass: true, Value: 0, Limit: 0}},
 		},
 		{
 			name: "value_diff when listed as zero tolerance", since: t0.Add(-2 * time.Hour),
@@ -213,45 +213,45 @@ func TestJudge(t *testing.T) {
 				g.ZeroTolerance = []domain.Class{domain.ClassValueDiff}
 				return g
 			}(),
-			counts: withClass(good(), domain.ClassValueDiff, 1), pass: false,
-			checks: map[string]Check{"zeroTolerance": {Name: "zeroTolerance", Pass: false, Value: 1, Limit: 0}},
+			counts: withClass(good(), domain.ClassValueDiff, 1), verdict: Fail,
+			checks: map[string]Check{"zeroTolerance": {Name: "zeroTolerance", Verdict: Fail, Pass: false, Value: 1, Limit: 0}},
 		},
 		{
-			name: "mismatch rate judged on the upper bound, not the raw ratio", gates: withRate(gates, 0.001), since: t0.Add(-2 * time.Hour),
+			name: "mismatch rate judged on the upper bound, not the raw ratio: inconclusive", gates: withRate(gates, 0.001), since: t0.Add(-2 * time.Hour),
 			// raw ratio 0.0005 is under 0.001; the upper bound is not.
-			counts: withClass(Counts{Eligible: 2000, ByClass: map[domain.Class]uint64{domain.ClassEqual: 1999}, CandidateCalls: 2000}, domain.ClassValueDiff, 1),
-			pass:   false,
-			checks: map[string]Check{"maxMismatchRate": {Name: "maxMismatchRate", Pass: false, Value: wilsonClosedForm(1, 2000), Limit: 0.001}},
+			counts:  withClass(Counts{Eligible: 2000, ByClass: map[domain.Class]uint64{domain.ClassEqual: 1999}, CandidateCalls: 2000}, domain.ClassValueDiff, 1),
+			verdict: Inconclusive,
+			checks:  map[string]Check{"maxMismatchRate": {Name: "maxMismatchRate", Verdict: Inconclusive, Pass: false, Value: wilsonClosedForm(1, 2000), Limit: 0.001}},
 		},
 		{
-			name: "error rate above the limit", gates: gates, since: t0.Add(-2 * time.Hour),
-			counts: func() Counts { c := good(); c.CandidateErrors = 51; return c }(), pass: false,
-			checks: map[string]Check{"maxErrorRate": {Name: "maxErrorRate", Pass: false, Value: 51.0 / 5000, Limit: 0.01}},
+			name: "error rate just above the limit, within chance", gates: gates, since: t0.Add(-2 * time.Hour),
+			counts: func() Counts { c := good(); c.CandidateErrors = 51; return c }(), verdict: Inconclusive,
+			checks: map[string]Check{"maxErrorRate": {Name: "maxErrorRate", Verdict: Inconclusive, Pass: false, Value: 51.0 / 5000, Limit: 0.01}},
 		},
 		{
 			name: "error rate exactly at the limit", gates: gates, since: t0.Add(-2 * time.Hour),
-			counts: func() Counts { c := good(); c.CandidateErrors = 50; return c }(), pass: true,
-			checks: map[string]Check{"maxErrorRate": {Name: "maxErrorRate", Pass: true, Value: 0.01, Limit: 0.01}},
+			counts: func() Counts { c := good(); c.CandidateErrors = 50; return c }(), verdict: Pass,
+			checks: map[string]Check{"maxErrorRate": {Name: "maxErrorRate", Verdict: Pass, Pass: true, Value: 0.01, Limit: 0.01}},
 		},
 		{
-			name: "no candidate calls fails the error rate", gates: gates, since: t0.Add(-2 * time.Hour),
-			counts: func() Counts { c := good(); c.CandidateCalls, c.CandidateErrors = 0, 0; return c }(), pass: false,
-			checks: map[string]Check{"maxErrorRate": {Name: "maxErrorRate", Pass: false, Value: 0, Limit: 0.01}},
+			name: "no candidate calls leaves the error rate inconclusive", gates: gates, since: t0.Add(-2 * time.Hour),
+			counts: func() Counts { c := good(); c.CandidateCalls, c.CandidateErrors = 0, 0; return c }(), verdict: Inconclusive,
+			checks: map[string]Check{"maxErrorRate": {Name: "maxErrorRate", Verdict: Inconclusive, Pass: false, Value: 0, Limit: 0.01}},
 		},
 		{
 			name: "skipped lowers coverage and is not a comparison", gates: gates, since: t0.Add(-2 * time.Hour),
-			counts: func() Counts { c := good(); c.Eligible = 5100; c.ByClass[domain.ClassSkipped] = 100; return c }(), pass: false,
+			counts: func() Counts { c := good(); c.Eligible = 5100; c.ByClass[domain.ClassSkipped] = 100; return c }(), verdict: Fail,
 			checks: map[string]Check{
-				"minCoverage":    {Name: "minCoverage", Pass: false, Value: 5000.0 / 5100, Limit: 0.99},
-				"minComparisons": {Name: "minComparisons", Pass: true, Value: 5000, Limit: 200},
+				"minCoverage":    {Name: "minCoverage", Verdict: Fail, Pass: false, Value: 5000.0 / 5100, Limit: 0.99},
+				"minComparisons": {Name: "minComparisons", Verdict: Pass, Pass: true, Value: 5000, Limit: 200},
 			},
 		},
 		{
 			name: "shadow_error lowers coverage and is not a mismatch", gates: gates, since: t0.Add(-2 * time.Hour),
-			counts: func() Counts { c := good(); c.Eligible = 5100; c.ByClass[domain.ClassShadowError] = 100; return c }(), pass: false,
+			counts: func() Counts { c := good(); c.Eligible = 5100; c.ByClass[domain.ClassShadowError] = 100; return c }(), verdict: Fail,
 			checks: map[string]Check{
-				"minCoverage":     {Name: "minCoverage", Pass: false, Value: 5000.0 / 5100, Limit: 0.99},
-				"maxMismatchRate": {Name: "maxMismatchRate", Pass: true, Value: 3.8416 / 5003.8416, Limit: 0.001},
+				"minCoverage":     {Name: "minCoverage", Verdict: Fail, Pass: false, Value: 5000.0 / 5100, Limit: 0.99},
+				"maxMismatchRate": {Name: "maxMismatchRate", Verdict: Pass, Pass: true, Value: 3.8416 / 5003.8416, Limit: 0.001},
 			},
 		},
 		{
@@ -261,37 +261,37 @@ func TestJudge(t *testing.T) {
 				c.ByClass[domain.ClassEqual] = 4950
 				c.ByClass[domain.ClassSkipped] = 50
 				return c
-			}(), pass: true,
-			checks: map[string]Check{"minCoverage": {Name: "minCoverage", Pass: true, Value: 0.99, Limit: 0.99}},
+			}(), verdict: Pass,
+			checks: map[string]Check{"minCoverage": {Name: "minCoverage", Verdict: Pass, Pass: true, Value: 0.99, Limit: 0.99}},
 		},
 		{
 			name: "too few comparisons", since: t0.Add(-2 * time.Hour),
 			gates:  func() domain.Gates { g := lenient(); g.MinComparisons = 200; return g }(),
-			counts: Counts{Eligible: 199, ByClass: map[domain.Class]uint64{domain.ClassEqual: 199}, CandidateCalls: 199}, pass: false,
-			checks: map[string]Check{"minComparisons": {Name: "minComparisons", Pass: false, Value: 199, Limit: 200}},
+			counts: Counts{Eligible: 199, ByClass: map[domain.Class]uint64{domain.ClassEqual: 199}, CandidateCalls: 199}, verdict: Inconclusive,
+			checks: map[string]Check{"minComparisons": {Name: "minComparisons", Verdict: Inconclusive, Pass: false, Value: 199, Limit: 200}},
 		},
 		{
 			name: "per-type minimum met", since: t0.Add(-2 * time.Hour),
-			gates:  func() domain.Gates { g := gates; g.MinComparisonsPerType = 2000; return g }(),
-			counts: good(), pass: true,
-			checks: map[string]Check{"minComparisonsPerType": {Name: "minComparisonsPerType", Pass: true, Value: 2000, Limit: 2000}},
+			gates:  func() domain.Gates { g := gates; g.MinPerEventType = 2000; return g }(),
+			counts: good(), verdict: Pass,
+			checks: map[string]Check{"minPerEventType": {Name: "minPerEventType", Verdict: Pass, Pass: true, Value: 2000, Limit: 2000}},
 		},
 		{
 			name: "per-type minimum not met by the rarest type", since: t0.Add(-2 * time.Hour),
-			gates: func() domain.Gates { g := gates; g.MinComparisonsPerType = 100; return g }(),
+			gates: func() domain.Gates { g := gates; g.MinPerEventType = 100; return g }(),
 			counts: func() Counts {
 				c := good()
 				c.ByType = map[string]uint64{"ticket": 4950, "company": 49, "contact": 1}
 				return c
-			}(), pass: false,
-			checks: map[string]Check{"minComparisonsPerType": {Name: "minComparisonsPerType", Pass: false, Value: 1, Limit: 100}},
+			}(), verdict: Inconclusive,
+			checks: map[string]Check{"minPerEventType": {Name: "minPerEventType", Verdict: Inconclusive, Pass: false, Value: 1, Limit: 100}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := Judge(tt.gates, "acme", domain.StageShadow, tt.since, t0, tt.counts)
-			if r.Pass != tt.pass {
-				t.Errorf("Pass = %v, want %v; checks: %+v", r.Pass, tt.pass, r.Checks)
+			if r.Verdict != tt.verdict || r.Pass != (tt.verdict == Pass) {
+				t.Errorf("Verdict, Pass = %s, %v, want %s; checks: %+v", r.Verdict, r.Pass, tt.verdict, r.Checks)
 			}
 			if r.Partner != "acme" || r.Stage != domain.StageShadow {
 				t.Errorf("report names %q at %q, want acme at shadow", r.Partner, r.Stage)
@@ -308,7 +308,7 @@ func TestJudge(t *testing.T) {
 				if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Check{}, "Detail"), cmpopts.EquateApprox(0, 1e-9)); diff != "" {
 					t.Errorf("check %s (-want +got):\n%s", name, diff)
 				}
-				if !got.Pass && got.Detail == "" && name == "minComparisonsPerType" {
+				if !got.Pass && got.Detail == "" && name == "minPerEventType" {
 					t.Errorf("failing check %s has no detail", name)
 				}
 			}
@@ -318,7 +318,7 @@ func TestJudge(t *testing.T) {
 
 func TestJudgeCheckNames(t *testing.T) {
 	// API.md: a gate report names each check after its setting.
-	want := []string{"minComparisons", "maxMismatchRate", "zeroTolerance", "minBakeSeconds", "maxErrorRate", "minCoverage"}
+	want := []string{"minComparisons", "maxMismatchRate", "zeroTolerance", "minBakeSeconds", "maxErrorRate", "minCoverage", "minPerEventType"}
 	r := Judge(domain.DefaultGates(), "acme", domain.StageNew, t0, t0, good())
 	var got []string
 	for _, c := range r.Checks {
@@ -328,10 +328,10 @@ func TestJudgeCheckNames(t *testing.T) {
 		t.Errorf("check names (-want +got):\n%s", diff)
 	}
 	g := domain.DefaultGates()
-	g.MinComparisonsPerType = 1
+	g.MinPerEventType = 0
 	r = Judge(g, "acme", domain.StageNew, t0, t0, good())
-	if got, want := r.Checks[len(r.Checks)-1].Name, "minComparisonsPerType"; got != want {
-		t.Errorf("last check = %q, want %q when minComparisonsPerType is set", got, want)
+	if got, want := r.Checks[len(r.Checks)-1].Name, "minCoverage"; got != want {
+		t.Errorf("last check = %q, want %q when minPerEventType is 0 (off)", got, want)
 	}
 }
 

@@ -29,10 +29,11 @@ func TestTally(t *testing.T) {
 			rows: domain.StageRows{Comparisons: []domain.MinuteCount{
 				row("ticket", domain.ClassEqual, 0, 5), row("ticket", domain.ClassEqual, 1, 7),
 			}},
-			want: Counts{Eligible: 12, ByClass: map[domain.Class]uint64{domain.ClassEqual: 12}, ByType: map[string]uint64{"ticket": 12}},
+			want: Counts{Eligible: 12, ByClass: map[domain.Class]uint64{domain.ClassEqual: 12}, ByType: map[string]uint64{"ticket": 12},
+				Types: []string{"ticket"}},
 		},
 		{
-			name: "coverage gaps are eligible but not counted by type",
+			name: "coverage gaps are eligible, not counted by type, but their type was sent",
 			rows: domain.StageRows{Comparisons: []domain.MinuteCount{
 				row("ticket", domain.ClassEqual, 0, 40), row("ticket", domain.ClassTypeMismatch, 0, 1),
 				row("company", domain.ClassSkipped, 0, 3), row("company", domain.ClassShadowError, 1, 2),
@@ -42,6 +43,7 @@ func TestTally(t *testing.T) {
 				ByClass: map[domain.Class]uint64{domain.ClassEqual: 40, domain.ClassTypeMismatch: 1,
 					domain.ClassSkipped: 3, domain.ClassShadowError: 2},
 				ByType: map[string]uint64{"ticket": 41},
+				Types:  []string{"company", "ticket"},
 			},
 		},
 		{
@@ -55,7 +57,7 @@ func TestTally(t *testing.T) {
 				row("ticket", domain.ClassTypeMismatch, 0, math.MaxUint64-1), row("ticket", domain.ClassTypeMismatch, 1, 5),
 			}},
 			want: Counts{Eligible: math.MaxUint64, ByClass: map[domain.Class]uint64{domain.ClassTypeMismatch: math.MaxUint64},
-				ByType: map[string]uint64{"ticket": math.MaxUint64}},
+				ByType: map[string]uint64{"ticket": math.MaxUint64}, Types: []string{"ticket"}},
 		},
 	}
 	for _, tt := range tests {

@@ -321,15 +321,18 @@ type errorEnvelope struct {
 }
 
 type gateReport struct {
-	Pass     bool `json:"pass"`
+	Verdict  string `json:"verdict"`
+	Pass     bool   `json:"pass"`
 	Partners []struct {
 		Partner string `json:"partner"`
+		Verdict string `json:"verdict"`
 		Pass    bool   `json:"pass"`
 		Checks  []struct {
-			Name  string  `json:"name"`
-			Pass  bool    `json:"pass"`
-			Value float64 `json:"value"`
-			Limit float64 `json:"limit"`
+			Name    string  `json:"name"`
+			Verdict string  `json:"verdict"`
+			Pass    bool    `json:"pass"`
+			Value   float64 `json:"value"`
+			Limit   float64 `json:"limit"`
 		} `json:"checks"`
 	} `json:"partners"`
 }
@@ -1137,20 +1140,40 @@ func messageNames(s string) func(t *testing.T, res response, env errorEnvelope) 
 }
 
 // checkRefusedGate asserts a refused gate report that judged partners with
-// no comparisons under the default gates.
+// no comparisons under the default gates: inconclusive, and, when it came
+// with an error, a message that waits for data rather than one that says
+// the gates failed.
 func checkRefusedGate(t *testing.T, env errorEnvelope, partners ...string) {
 	t.Helper()
 	if env.Gate == nil {
 		t.Fatalf("gate_refused without a gate report")
 	}
-	if env.Gate.Pass {
-		t.Errorf("gate.pass: got true, want false")
+	if env.Gate.Pass || env.Gate.Verdict != "inconclusive" {
+		t.Errorf("gate: got pass=%v verdict=%q, want pass=false verdict inconclusive", env.Gate.Pass, env.Gate.Verdict)
+	}
+	if env.Error != nil {
+		if !strings.HasPrefix(env.Error.Message, "waiting for data: ") {
+			t.Errorf("error message: got %q, want it to start %q", env.Error.Message, "waiting for data: ")
+		}
+		for _, p := range partners {
+			if want := p + ": no comparisons in this stage yet, baked"; !strings.Contains(env.Error.Message, want) {
+				t.Errorf("error message: got %q, want it to say %q", env.Error.Message, want)
+			}
+		}
+		if strings.Contains(env.Error.Message, "refuse") || strings.Contains(env.Error.Message, "fail") {
+			t.Errorf("error message %q says the gates failed, with no data", env.Error.Message)
+		}
 	}
 	var got []string
 	for _, p := range env.Gate.Partners {
 		got = append(got, p.Partner)
-		if p.Pass {
-			t.Errorf("gate partner %s: got pass=true with no comparisons, want false", p.Partner)
+		if p.Pass || p.Verdict != "inconclusive" {
+			t.Errorf("gate partner %s: got pass=%v verdict=%q with no comparisons, want pass=false verdict inconclusive", p.Partner, p.Pass, p.Verdict)
+		}
+		for _, c := range p.Checks {
+			if c.Verdict == "fail" {
+				t.Errorf("gate partner %s: check %s fails with no data, want it inconclusive", p.Partner, c.Name)
+			}
 		}
 		found := false
 		for _, c := range p.Checks {
@@ -1860,7 +1883,7 @@ func TestMigrationView(t *testing.T) {
 		t.Errorf("reverted: got true, want false")
 	}
 	wantGates := map[string]any{"minComparisons": 200.0, "maxMismatchRate": 0.001, "minBakeSeconds": 3600.0, "maxErrorRate": 0.01, "minCoverage": 0.99,
-		"zeroTolerance": []any{"type_mismatch", "missing", "empty", "error_asymmetry"}}
+		"zeroTolerance": []any{"type_mismatch", "missing", "empty", "error_asymmetry"}, "minPerEventType": 50.0}
 	for k, want := range wantGates {
 		if got := m.Gates[k]; !reflect.DeepEqual(got, want) {
 			t.Errorf("default gates.%s: got %v, want %v", k, got, want)
@@ -1901,6 +1924,41 @@ func TestMigrationAllowExtraKinds(t *testing.T) {
 		if res := f.call(t, "admin", http.MethodPut, mig, body); res.status != http.StatusBadRequest || !bytes.Contains(res.body, []byte("allowExtraKinds")) {
 			t.Errorf("a kind %s: got %s, want 400 naming allowExtraKinds", name, res)
 		}
+	}
+}
+
+// gates.minPerEventType defaults to 50, takes 0 to turn the rule off, and
+// still answers to its earlier name, minComparisonsPerType, which the new
+// name overrides.
+func TestMinPerEventType(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name  string
+		gates obj
+		want  float64
+	}{
+		{"left out", obj{}, 50},
+		{"set", obj{"minPerEventType": 80}, 80},
+		{"off", obj{"minPerEventType": 0}, 0},
+		{"by its earlier name", obj{"minComparisonsPerType": 120}, 120},
+		{"both names", obj{"minComparisonsPerType": 120, "minPerEventType": 70}, 70},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if res := f.call(t, "admin", http.MethodPut, mig, withField(migrationBody("x"), "gates", tt.gates)); res.status != http.StatusCreated && res.status != http.StatusOK {
+				t.Fatalf("PUT: got %s, want 201 or 200", res)
+			}
+			var m struct {
+				Gates map[string]any `json:"gates"`
+			}
+			f.must(t, http.StatusOK, "viewer", http.MethodGet, mig, nil, &m)
+			if got := m.Gates["minPerEventType"]; got != tt.want {
+				t.Errorf("gates.minPerEventType = %v, want %v", got, tt.want)
+			}
+			if _, ok := m.Gates["minComparisonsPerType"]; ok {
+				t.Errorf("the view still shows minComparisonsPerType: %v", m.Gates)
+			}
+		})
 	}
 }
 

@@ -161,13 +161,17 @@ func (a *API) getPartner(w http.ResponseWriter, r *http.Request, _ principal) er
 
 // gatesRequest has pointers so that a missing setting takes its default.
 type gatesRequest struct {
-	MinComparisons        *int           `json:"minComparisons"`
-	MaxMismatchRate       *float64       `json:"maxMismatchRate"`
-	ZeroTolerance         []domain.Class `json:"zeroTolerance"`
-	MinBakeSeconds        *int           `json:"minBakeSeconds"`
-	MaxErrorRate          *float64       `json:"maxErrorRate"`
-	MinCoverage           *float64       `json:"minCoverage"`
-	MinComparisonsPerType *int           `json:"minComparisonsPerType"`
+	MinComparisons  *int           `json:"minComparisons"`
+	MaxMismatchRate *float64       `json:"maxMismatchRate"`
+	ZeroTolerance   []domain.Class `json:"zeroTolerance"`
+	MinBakeSeconds  *int           `json:"minBakeSeconds"`
+	MaxErrorRate    *float64       `json:"maxErrorRate"`
+	MinCoverage     *float64       `json:"minCoverage"`
+	MinPerEventType *int           `json:"minPerEventType"`
+	// MinComparisonsPerType is the earlier name of minPerEventType, still
+	// accepted so that a client written for it keeps working; the new name
+	// wins when both are given.
+	MinComparisonsPerType *int `json:"minComparisonsPerType"`
 }
 
 // gates returns the default gates with the request's settings applied.
@@ -185,7 +189,8 @@ func (g *gatesRequest) over(base domain.Gates) domain.Gates {
 	set(&out.MinBakeSeconds, g.MinBakeSeconds)
 	set(&out.MaxErrorRate, g.MaxErrorRate)
 	set(&out.MinCoverage, g.MinCoverage)
-	set(&out.MinComparisonsPerType, g.MinComparisonsPerType)
+	set(&out.MinPerEventType, g.MinComparisonsPerType)
+	set(&out.MinPerEventType, g.MinPerEventType)
 	if g.ZeroTolerance != nil {
 		out.ZeroTolerance = g.ZeroTolerance
 	}

@@ -9,14 +9,14 @@ import (
 // gateTable is a gate report laid out as a table: one row per partner, one
 // column per check.
 type gateTable struct {
-	Pass   bool
-	Checks []string // column names, in the report's order
-	Rows   []gateRow
+	Verdict gate.Verdict
+	Checks  []string // column names, in the report's order
+	Rows    []gateRow
 }
 
 type gateRow struct {
 	Partner string
-	Pass    bool
+	Verdict gate.Verdict
 	Cells   []checkCell
 }
 
@@ -24,18 +24,18 @@ type gateRow struct {
 // limit, with the comparison spelled out so that the cell reads without
 // colour.
 type checkCell struct {
-	Name   string
-	Pass   bool
-	Value  string
-	Op     string
-	Limit  string
-	Detail string
+	Name    string
+	Verdict gate.Verdict
+	Value   string
+	Op      string
+	Limit   string
+	Detail  string
 }
 
 func newGateTable(r gate.Report) gateTable {
-	t := gateTable{Pass: r.Pass}
+	t := gateTable{Verdict: r.Verdict}
 	for i, p := range r.Partners {
-		row := gateRow{Partner: p.Partner, Pass: p.Pass}
+		row := gateRow{Partner: p.Partner, Verdict: p.Verdict}
 		for _, c := range p.Checks {
 			if i == 0 {
 				t.Checks = append(t.Checks, c.Name)
@@ -50,15 +50,16 @@ func newGateTable(r gate.Report) gateTable {
 // newCheckCell formats a check after its setting's unit: counts, rates or
 // seconds.
 func newCheckCell(c gate.Check) checkCell {
-	cell := checkCell{Name: c.Name, Pass: c.Pass}
-	if !c.Pass {
-		// A failing check says why; a passing one needs no more than its
-		// value and limit (the column heading explains the measure).
+	cell := checkCell{Name: c.Name, Verdict: c.Verdict}
+	if c.Verdict != gate.Pass {
+		// A failing check says why, and a waiting one what it waits for;
+		// a passing one needs no more than its value and limit (the
+		// column heading explains the measure).
 		cell.Detail = c.Detail
 	}
 	count := func(v float64) string { return formatCount(int64(v)) }
 	switch c.Name {
-	case "minComparisons", "minComparisonsPerType":
+	case "minComparisons", "minPerEventType":
 		cell.Value, cell.Op, cell.Limit = count(c.Value), "≥", count(c.Limit)
 	case "maxMismatchRate", "maxErrorRate":
 		cell.Value, cell.Op, cell.Limit = formatRate(c.Value), "≤", formatRate(c.Limit)
@@ -76,13 +77,13 @@ func newCheckCell(c gate.Check) checkCell {
 
 // checkLabels are the column headings of the gate checks.
 var checkLabels = map[string]string{
-	"minComparisons":        "Comparisons",
-	"maxMismatchRate":       "Mismatch rate (95% upper bound)",
-	"zeroTolerance":         "Zero-tolerance mismatches",
-	"minBakeSeconds":        "Bake time",
-	"maxErrorRate":          "New pipeline error rate",
-	"minCoverage":           "Coverage",
-	"minComparisonsPerType": "Comparisons per event type",
+	"minComparisons":  "Comparisons",
+	"maxMismatchRate": "Mismatch rate (95% upper bound)",
+	"zeroTolerance":   "Zero-tolerance mismatches",
+	"minBakeSeconds":  "Bake time",
+	"maxErrorRate":    "New pipeline error rate",
+	"minCoverage":     "Coverage",
+	"minPerEventType": "Comparisons per event type",
 }
 
 func checkLabel(name string) string {

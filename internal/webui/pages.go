@@ -71,6 +71,9 @@ type cohortView struct {
 	Blocked    string
 	// CanForce is true when the move is gated, refused, and may be forced.
 	CanForce bool
+	// Waiting is true when the refusal is for want of data (the report is
+	// inconclusive), not a failed check.
+	Waiting bool
 	// ConfirmPattern is the pattern the forced advance's confirmation
 	// field must match: the cohort's name.
 	ConfirmPattern string
@@ -140,6 +143,11 @@ func (u *UI) cohortView(r *http.Request, st *control.State, ms *control.Migratio
 	switch {
 	case ms.Reverted:
 		v.Blocked = "The kill switch is on: resume the migration before moving partners forward."
+	case rep.Verdict == gate.Inconclusive:
+		// Refused like a fail, but said as what to wait for: nothing is
+		// known to be wrong, and an operator should not go hunting.
+		v.Blocked = "Waiting for data: " + rep.Missing() + "."
+		v.Waiting, v.CanForce = true, true
 	case !rep.Pass:
 		v.Blocked = "The gates refuse this advance: see the failing checks."
 		v.CanForce = true

@@ -14,7 +14,8 @@ import (
 // included, and never judges one of its own.
 func TestPartnerPageRendersTheServiceGate(t *testing.T) {
 	good := func(_, _ string, _ domain.Stage) gate.Counts {
-		return gate.Counts{Eligible: 5000, ByClass: map[domain.Class]uint64{domain.ClassEqual: 5000}, CandidateCalls: 5000}
+		return gate.Counts{Eligible: 5000, ByClass: map[domain.Class]uint64{domain.ClassEqual: 5000},
+			ByType: map[string]uint64{"ticket": 5000}, CandidateCalls: 5000}
 	}
 	f := newFixture(t, fixtureOptions{stats: fakeStats{counts: good}})
 	relaxed := domain.DefaultGates()
@@ -35,8 +36,8 @@ func TestPartnerPageRendersTheServiceGate(t *testing.T) {
 		partner string
 		want    string
 	}{
-		{"acme", "passes"},    // canary's own gates: a minute of bake is enough
-		{"globex", "refuses"}, // wave-1 sets none: the migration's hour of bake
+		{"acme", "passes"},             // canary's own gates: a minute of bake is enough
+		{"globex", "waiting for data"}, // wave-1 sets none: the migration's hour of bake
 	}
 	for _, tt := range tests {
 		t.Run(tt.partner, func(t *testing.T) {
@@ -44,7 +45,8 @@ func TestPartnerPageRendersTheServiceGate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := map[bool]string{true: "passes", false: "refuses"}[rep.Pass]; got != tt.want {
+			words := map[gate.Verdict]string{gate.Pass: "passes", gate.Inconclusive: "waiting for data", gate.Fail: "refuses"}
+			if got := words[rep.Verdict]; got != tt.want {
 				t.Fatalf("the service's gate %s, want %s", got, tt.want)
 			}
 			page := c.get("/migrations/" + mig + "/partners/" + tt.partner)

@@ -511,7 +511,8 @@ func TestRevertReasonFollowsTheAPIRule(t *testing.T) {
 
 func TestAdvance(t *testing.T) {
 	good := func(_, _ string, _ domain.Stage) gate.Counts {
-		return gate.Counts{Eligible: 5000, ByClass: map[domain.Class]uint64{domain.ClassEqual: 5000}, CandidateCalls: 5000}
+		return gate.Counts{Eligible: 5000, ByClass: map[domain.Class]uint64{domain.ClassEqual: 5000},
+			ByType: map[string]uint64{"ticket": 5000}, CandidateCalls: 5000}
 	}
 	f := newFixture(t, fixtureOptions{stats: fakeStats{counts: good}})
 	c := f.client(t)
@@ -523,10 +524,11 @@ func TestAdvance(t *testing.T) {
 	if res.status != http.StatusSeeOther || f.stage(t, "acme") != domain.StageShadow {
 		t.Fatalf("advance canary: %d, acme at %s; want 303, shadow", res.status, f.stage(t, "acme"))
 	}
-	// shadow → new: the bake time has not passed.
+	// shadow → new: the bake time has not passed, so the gates wait for
+	// data; they refuse like a fail, and may be forced like one.
 	page := c.get("/migrations/" + mig)
-	if !strings.Contains(page.body, "The gates refuse this advance") || !strings.Contains(page.body, "Force advance") {
-		t.Errorf("the migration page does not show the refusing gate and the force button")
+	if !strings.Contains(page.body, "Waiting for data: acme: baked 0s of 1h0m0s.") || !strings.Contains(page.body, "Force advance") {
+		t.Errorf("the migration page does not show the waiting gate and the force button")
 	}
 	if !strings.Contains(page.body, `id="advance-button-canary" commandfor="advance-canary" command="show-modal" disabled`) {
 		t.Errorf("the Advance button of a refused cohort is not disabled")
@@ -535,7 +537,7 @@ func TestAdvance(t *testing.T) {
 	if res.status != http.StatusSeeOther || f.stage(t, "acme") != domain.StageShadow {
 		t.Fatalf("unforced advance past a refusing gate: %d, acme at %s; want 303 and shadow", res.status, f.stage(t, "acme"))
 	}
-	if page := c.get("/migrations/" + mig); !strings.Contains(page.body, "the gates refuse: acme (minBakeSeconds)") {
+	if page := c.get("/migrations/" + mig); !strings.Contains(page.body, "waiting for data: acme: baked 0s of 1h0m0s") {
 		t.Errorf("the refusal is not shown on the next page")
 	}
 
