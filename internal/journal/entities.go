@@ -30,8 +30,9 @@ import (
 // latest received, since delivery keeps each entity's order) and the latest
 // dead-lettered one received after it, until something later is applied.
 // Each carries the entity's last-updated time as the PSA stamped it in the
-// event's body (Options.UpdatedAt), read once, when the outcome is
-// recorded.
+// event's body (Options.UpdatedAt), read when the event is appended, in
+// the appender's goroutine (Event.EntityUpdatedAt): the committer, which
+// writes for everyone, only copies it.
 //
 // Retention: Sweep leaves the index alone. The reconciliation asks about
 // entities the PSA changed in a window, and an entity changed now may have
@@ -137,7 +138,8 @@ func (j *Journal) Entities(ctx context.Context, partner string, entities []Entit
 	return out, nil
 }
 
-// Entity returns what the journal knows of one entity; see Entities.
+// Entity returns what the journal knows of one entity; see Entities, which
+// to ask about many: each call reads the pending events once.
 func (j *Journal) Entity(ctx context.Context, partner string, e Entity) (EntityRecord, error) {
 	recs, err := j.Entities(ctx, partner, []Entity{e})
 	if err != nil {
@@ -167,15 +169,27 @@ func (j *Journal) pendingOf(ctx context.Context, partner string) (map[Entity][]S
 // pipeline at done.
 func (j *Journal) seen(e Event, state State, pipeline string, done time.Time) Seen {
 	s := Seen{Seq: e.Seq, ID: e.ID, Action: e.Action, State: state, Pipeline: pipeline, Shadow: e.Shadow,
-		ReceivedAt: e.ReceivedAt, DoneAt: done}
-	if j.opts.UpdatedAt != nil {
-		// A stamp beyond what Unix nanoseconds hold (years 1678 to 2262)
-		// is no time a PSA meant: none.
-		if t, ok := j.opts.UpdatedAt(e.PSA, e.Payload); ok && t.Year() > 1678 && t.Year() < 2262 {
-			s.UpdatedAt = t.UTC()
-		}
+		ReceivedAt: e.ReceivedAt, DoneAt: done, UpdatedAt: e.EntityUpdatedAt}
+	if s.UpdatedAt.IsZero() {
+		// Appended before the stamp was read at Append (a schema 1 file),
+		// or without one: read it now. Only payloads without a stamp cost
+		// a second reading.
+		s.UpdatedAt = j.stamp(e)
 	}
 	return s
+}
+
+// stamp is the entity's last update that Options.UpdatedAt reads from e's
+// payload, zero for none. A stamp beyond what Unix nanoseconds hold (years
+// 1678 to 2262) is no time a PSA meant: none.
+func (j *Journal) stamp(e Event) time.Time {
+	if j.opts.UpdatedAt == nil {
+		return time.Time{}
+	}
+	if t, ok := j.opts.UpdatedAt(e.PSA, e.Payload); ok && t.Year() > 1678 && t.Year() < 2262 {
+		return t.UTC()
+	}
+	return time.Time{}
 }
 
 func indexable(e Event) bool { return e.Type != "" && e.Type != "unknown" && e.EntityID != "" }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -62,32 +63,39 @@ func deadLettered(pipeline, shadow string, at time.Time) Outcome {
 
 func TestEntityIndexKeepsTheLatestAppliedAndTheFailureAfterIt(t *testing.T) {
 	j := open(t, tempPath(t), Options{UpdatedAt: psa.UpdatedAt})
-	min := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Minute) }
+	at := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Minute) }
 	res := appendOK(t, j,
-		stamped("acme", "d1", "1", min(0), min(0).Add(-time.Second)),
-		stamped("acme", "d2", "1", min(1), min(1).Add(-time.Second)),
-		stamped("acme", "d3", "1", min(2), time.Time{}),
-		stamped("acme", "d4", "1", min(3), min(3)),
-		stamped("globex", "d5", "1", min(4), min(4)),
+		stamped("acme", "d1", "1", at(0), at(0).Add(-time.Second)),
+		stamped("acme", "d2", "1", at(1), at(1).Add(-time.Second)),
+		stamped("acme", "d3", "1", at(2), time.Time{}),
+		stamped("acme", "d4", "1", at(3), at(3)),
+		stamped("globex", "d5", "1", at(4), at(4)),
 	)
 	s := func(i int) uint64 { return res[i].Seq }
+	// The stamp is read at Append, into the journaled event only.
+	if got := mustGet(t, j, s(0)).EntityUpdatedAt; !got.Equal(at(0).Add(-time.Second)) {
+		t.Errorf("EntityUpdatedAt = %v, want %v", got, at(0).Add(-time.Second))
+	}
+	if got := mustGet(t, j, s(2)).EntityUpdatedAt; !got.IsZero() {
+		t.Errorf("EntityUpdatedAt of an unstamped body = %v, want none", got)
+	}
 
 	if got := seqOf(entityOf(t, j, "acme", "ticket", "1")); !cmp.Equal(got, []uint64{0, 0, s(0), s(1), s(2), s(3)}) {
 		t.Errorf("before any outcome: applied, failed, pending = %v, want none, none and all four", got)
 	}
 
 	// Outcomes out of order: the later event's application stands.
-	complete(t, j, s(1), applied("legacy", min(10)))
-	complete(t, j, s(0), applied("legacy", min(11)))
+	complete(t, j, s(1), applied("legacy", at(10)))
+	complete(t, j, s(0), applied("legacy", at(11)))
 	rec := entityOf(t, j, "acme", "ticket", "1")
 	want := &Seen{Seq: s(1), ID: res[1].ID, Action: "updated", State: StateApplied, Pipeline: "legacy",
-		ReceivedAt: min(1), DoneAt: min(10), UpdatedAt: min(1).Add(-time.Second)}
+		ReceivedAt: at(1), DoneAt: at(10), UpdatedAt: at(1).Add(-time.Second)}
 	if diff := cmp.Diff(want, rec.Applied); diff != "" {
 		t.Errorf("Applied (-want +got):\n%s", diff)
 	}
 
 	// A failure after it is kept beside it, with the shadow that ran.
-	complete(t, j, s(2), deadLettered("new", "legacy", min(12)))
+	complete(t, j, s(2), deadLettered("new", "legacy", at(12)))
 	rec = entityOf(t, j, "acme", "ticket", "1")
 	if got := seqOf(rec); !cmp.Equal(got, []uint64{s(1), s(2), s(3)}) {
 		t.Errorf("after a dead letter: %v, want applied %d, failed %d, pending %d", got, s(1), s(2), s(3))
@@ -98,8 +106,8 @@ func TestEntityIndexKeepsTheLatestAppliedAndTheFailureAfterIt(t *testing.T) {
 
 	// A later application clears it; a replay of the older failure then
 	// changes nothing.
-	complete(t, j, s(3), applied("new", min(13)))
-	complete(t, j, s(2), Outcome{Replay: &Replay{Job: "rpl_1", Pipeline: "legacy", At: min(14), OK: true}})
+	complete(t, j, s(3), applied("new", at(13)))
+	complete(t, j, s(2), Outcome{Replay: &Replay{Job: "rpl_1", Pipeline: "legacy", At: at(14), OK: true}})
 	if got := seqOf(entityOf(t, j, "acme", "ticket", "1")); !cmp.Equal(got, []uint64{s(3), 0}) {
 		t.Errorf("after a later application: %v, want applied %d only", got, s(3))
 	}
@@ -111,7 +119,11 @@ func TestEntityIndexKeepsTheLatestAppliedAndTheFailureAfterIt(t *testing.T) {
 
 func TestEntityIndexReplays(t *testing.T) {
 	j := open(t, tempPath(t), Options{UpdatedAt: psa.UpdatedAt})
-	res := appendOK(t, j, stamped("acme", "d1", "7", t0, t0), stamped("acme", "d2", "8", t0, t0))
+	evs := []Event{stamped("acme", "d1", "7", t0, t0), stamped("acme", "d2", "8", t0, t0)}
+	res := appendOK(t, j, evs...)
+	if !evs[0].EntityUpdatedAt.IsZero() {
+		t.Errorf("Append changed its caller's event: EntityUpdatedAt = %v", evs[0].EntityUpdatedAt)
+	}
 	// A dead letter replayed successfully is applied by the replay's
 	// pipeline, then.
 	complete(t, j, res[0].Seq, deadLettered("new", "", t0.Add(time.Minute)))
@@ -169,12 +181,16 @@ func TestSweepKeepsTheEntityIndex(t *testing.T) {
 
 func TestEntitiesLooksUpManyInChunks(t *testing.T) {
 	j := open(t, tempPath(t), Options{})
+	// Tickets on either side of each chunk's bounds, and a few others.
+	ids := []int{0, 1, 2, entityLookupChunk - 1, entityLookupChunk, entityLookupChunk + 1, 2*entityLookupChunk - 1, 2 * entityLookupChunk, 2*entityLookupChunk + 1}
 	var evs []Event
-	for i := range 3000 {
-		evs = append(evs, stamped("acme", "d"+strconv.Itoa(i), strconv.Itoa(i), t0, time.Time{}))
+	for _, id := range ids {
+		evs = append(evs, stamped("acme", "d"+strconv.Itoa(id), strconv.Itoa(id), t0, time.Time{}))
 	}
 	res := appendOK(t, j, evs...)
+	seqOfID := map[int]uint64{}
 	for i, r := range res {
+		seqOfID[ids[i]] = r.Seq
 		if i%2 == 0 {
 			complete(t, j, r.Seq, applied("legacy", t0))
 		}
@@ -187,19 +203,20 @@ func TestEntitiesLooksUpManyInChunks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, rec := range recs {
+	for id, rec := range recs {
+		i := slices.Index(ids, id)
 		switch {
-		case i >= len(res):
+		case i < 0:
 			if rec.Applied != nil || rec.Pending != nil {
-				t.Fatalf("ticket %d, never received: %+v", i, rec)
+				t.Fatalf("ticket %d, never received: %+v", id, rec)
 			}
 		case i%2 == 0:
-			if rec.Applied == nil || rec.Applied.Seq != res[i].Seq || rec.Pending != nil {
-				t.Fatalf("ticket %d: %+v, want applied %d", i, rec, res[i].Seq)
+			if rec.Applied == nil || rec.Applied.Seq != seqOfID[id] || rec.Pending != nil {
+				t.Fatalf("ticket %d: %+v, want applied %d", id, rec, seqOfID[id])
 			}
 		default:
-			if rec.Applied != nil || len(rec.Pending) != 1 || rec.Pending[0].Seq != res[i].Seq {
-				t.Fatalf("ticket %d: %+v, want pending %d", i, rec, res[i].Seq)
+			if rec.Applied != nil || len(rec.Pending) != 1 || rec.Pending[0].Seq != seqOfID[id] {
+				t.Fatalf("ticket %d: %+v, want pending %d", id, rec, seqOfID[id])
 			}
 		}
 	}

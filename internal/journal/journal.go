@@ -33,6 +33,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -82,18 +83,23 @@ func (s State) Terminal() bool { return s == StateApplied || s == StateDeadLette
 
 // Event is one journaled webhook event and its life.
 type Event struct {
-	Seq        uint64            `json:"seq"`
-	ID         string            `json:"id"`
-	Partner    string            `json:"partner"`
-	PSA        string            `json:"psa"`
-	Type       string            `json:"type"`
-	SourceType string            `json:"sourceType,omitempty"`
-	Action     string            `json:"action"`
-	EntityID   string            `json:"entityId"`
-	DeliveryID string            `json:"deliveryId"`
-	ReceivedAt time.Time         `json:"receivedAt"`
-	Headers    map[string]string `json:"headers,omitempty"`
-	Payload    json.RawMessage   `json:"payload"`
+	Seq        uint64    `json:"seq"`
+	ID         string    `json:"id"`
+	Partner    string    `json:"partner"`
+	PSA        string    `json:"psa"`
+	Type       string    `json:"type"`
+	SourceType string    `json:"sourceType,omitempty"`
+	Action     string    `json:"action"`
+	EntityID   string    `json:"entityId"`
+	DeliveryID string    `json:"deliveryId"`
+	ReceivedAt time.Time `json:"receivedAt"`
+	// EntityUpdatedAt is the entity's last update as the PSA stamped it in
+	// Payload, by the PSA's clock, read by Options.UpdatedAt when the event
+	// is appended (zero when the payload has none, or the journal reads
+	// none): the entity index keeps it (entities.go).
+	EntityUpdatedAt time.Time         `json:"entityUpdatedAt,omitzero"`
+	Headers         map[string]string `json:"headers,omitempty"`
+	Payload         json.RawMessage   `json:"payload"`
 
 	State           State           `json:"state"`
 	Attempts        int             `json:"attempts"`
@@ -163,8 +169,10 @@ type Options struct {
 	LockTimeout time.Duration
 	// UpdatedAt reads, from an event's PSA kind and payload, the entity's
 	// last update as the PSA stamped it (psa.UpdatedAt), for the entity
-	// index. Nil records no stamp: the reconciliation then judges by the
-	// time events were received, within its clock-skew bound.
+	// index. Append calls it in its caller's goroutine, not the
+	// committer's, which writes for every caller. Nil records no stamp:
+	// the reconciliation then judges by the time events were received,
+	// within its clock-skew bound.
 	UpdatedAt func(psa string, payload []byte) (time.Time, bool)
 }
 
@@ -275,10 +283,19 @@ func (j *Journal) DB() *bbolt.DB { return j.db }
 // Append journals a delivery's events durably and returns when they are on
 // disk. An event whose partner and delivery id were journaled before is not
 // journaled again: its result says Duplicate and carries the first one's
-// seq. Seq, ID and State are assigned here.
+// seq. Seq, ID and State are assigned here, and EntityUpdatedAt when it is
+// zero and Options.UpdatedAt reads a stamp; events itself is not changed.
 func (j *Journal) Append(ctx context.Context, events []Event) ([]Appended, error) {
 	if len(events) == 0 {
 		return []Appended{}, nil
+	}
+	if j.opts.UpdatedAt != nil {
+		events = slices.Clone(events)
+		for i := range events {
+			if events[i].EntityUpdatedAt.IsZero() {
+				events[i].EntityUpdatedAt = j.stamp(events[i])
+			}
+		}
 	}
 	o := &op{events: events, done: make(chan struct{})}
 	if err := j.enqueue(o); err != nil {
