@@ -19,7 +19,7 @@ func TestListedEventIsTheJournalRecordWithoutPayload(t *testing.T) {
 	at := time.Date(2026, 11, 30, 14, 3, 51, 0, time.UTC)
 	ev := journal.Event{Seq: 7, ID: "evt_01", Partner: "acme", PSA: "connectwise", Type: "ticket", SourceType: "service/ticket",
 		Action: "updated", EntityID: "4711", DeliveryID: "d-1", ReceivedAt: at, Headers: map[string]string{"X-Event": "ticket"},
-		Payload: json.RawMessage(`{"id":4711}`), State: journal.StateJournaled, Attempts: 3, Pipeline: "new", SnapshotVersion: 13,
+		Payload: json.RawMessage(`{"id":4711}`), EntityUpdatedAt: at.Add(-time.Second), State: journal.StateJournaled, Attempts: 3, Pipeline: "new", SnapshotVersion: 13,
 		Effects: json.RawMessage(`{"updated":1}`), LastError: "pipeline answered 503", LastStatus: 503, DoneAt: at.Add(time.Second),
 		Duplicates: 1, Shadow: "legacy", Comparison: "equal",
 		Replays: []journal.Replay{{Job: "rpl_5f0c2a9e1b7d4c36", Pipeline: "legacy", At: at.Add(time.Minute), OK: true,

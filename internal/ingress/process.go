@@ -91,12 +91,13 @@ func (c Config) Validate() error {
 }
 
 // OpenJournal opens the journal in dir, creating dir, and reads it whole:
-// a damaged file is an error that wraps boltfile.ErrDamaged.
+// a damaged file is an error that wraps boltfile.ErrDamaged. Its entity
+// index keeps each event's last-updated stamp as psa.UpdatedAt reads it.
 func OpenJournal(dir string) (*journal.Journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create ingress data dir: %w", err)
 	}
-	return journal.Open(filepath.Join(dir, JournalFile), journal.Options{})
+	return journal.Open(filepath.Join(dir, JournalFile), journal.Options{UpdatedAt: psa.UpdatedAt})
 }
 
 // Process is a router with what it runs on: its journal, its flags

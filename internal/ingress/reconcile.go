@@ -97,7 +97,7 @@ func (rt *Router) StuckEvents(ctx context.Context) ([]wire.Event, error) {
 // listed is ev as the API lists it, without its payload.
 func listed(ev journal.Event) wire.Event {
 	w := wire.Event{Seq: ev.Seq, ID: ev.ID, Partner: ev.Partner, PSA: ev.PSA, Type: ev.Type, SourceType: ev.SourceType,
-		Action: ev.Action, EntityID: ev.EntityID, DeliveryID: ev.DeliveryID, ReceivedAt: ev.ReceivedAt, Headers: ev.Headers,
+		Action: ev.Action, EntityID: ev.EntityID, DeliveryID: ev.DeliveryID, ReceivedAt: ev.ReceivedAt, EntityUpdatedAt: ev.EntityUpdatedAt, Headers: ev.Headers,
 		State: string(ev.State), Attempts: ev.Attempts, Pipeline: ev.Pipeline, SnapshotVersion: ev.SnapshotVersion,
 		Effects: ev.Effects, LastError: ev.LastError, LastStatus: ev.LastStatus, DoneAt: ev.DoneAt, Duplicates: ev.Duplicates,
 		Shadow: ev.Shadow, Comparison: ev.Comparison}

@@ -7,7 +7,7 @@
 // commit). A full queue is refused at once with ErrBusy, which the ingress
 // answers with 429: every PSA retries that.
 //
-// Bucket layout (schema 1):
+// Bucket layout (schema 2):
 //
 //	meta       "schema" → decimal schema version
 //	events     8-byte big-endian seq → JSON Event
@@ -18,6 +18,10 @@
 //	jobs       job id → JSON state of a background job (replays)
 //	owed       tally key → 8-byte big-endian count not yet sealed into a report
 //	reports    8-byte big-endian report seq → JSON Sealed (the session's epoch, tally key → count): not yet acknowledged
+//	entities   partner id, 0x00, entity type, 0x00, entity id → the entity's latest applied and dead-lettered events (entities.go)
+//
+// Schema 1 had no entities bucket; Open builds it from the events of a
+// schema 1 file, in the transaction that upgrades it.
 package journal
 
 import (
@@ -29,6 +33,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -39,7 +44,7 @@ import (
 )
 
 // SchemaVersion is the layout this package reads and writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 var (
 	bucketMeta    = []byte("meta")
@@ -78,18 +83,23 @@ func (s State) Terminal() bool { return s == StateApplied || s == StateDeadLette
 
 // Event is one journaled webhook event and its life.
 type Event struct {
-	Seq        uint64            `json:"seq"`
-	ID         string            `json:"id"`
-	Partner    string            `json:"partner"`
-	PSA        string            `json:"psa"`
-	Type       string            `json:"type"`
-	SourceType string            `json:"sourceType,omitempty"`
-	Action     string            `json:"action"`
-	EntityID   string            `json:"entityId"`
-	DeliveryID string            `json:"deliveryId"`
-	ReceivedAt time.Time         `json:"receivedAt"`
-	Headers    map[string]string `json:"headers,omitempty"`
-	Payload    json.RawMessage   `json:"payload"`
+	Seq        uint64    `json:"seq"`
+	ID         string    `json:"id"`
+	Partner    string    `json:"partner"`
+	PSA        string    `json:"psa"`
+	Type       string    `json:"type"`
+	SourceType string    `json:"sourceType,omitempty"`
+	Action     string    `json:"action"`
+	EntityID   string    `json:"entityId"`
+	DeliveryID string    `json:"deliveryId"`
+	ReceivedAt time.Time `json:"receivedAt"`
+	// EntityUpdatedAt is the entity's last update as the PSA stamped it in
+	// Payload, by the PSA's clock, read by Options.UpdatedAt when the event
+	// is appended (zero when the payload has none, or the journal reads
+	// none): the entity index keeps it (entities.go).
+	EntityUpdatedAt time.Time         `json:"entityUpdatedAt,omitzero"`
+	Headers         map[string]string `json:"headers,omitempty"`
+	Payload         json.RawMessage   `json:"payload"`
 
 	State           State           `json:"state"`
 	Attempts        int             `json:"attempts"`
@@ -157,6 +167,13 @@ type Options struct {
 	MaxBatch int
 	// LockTimeout bounds the wait for another process to release the file.
 	LockTimeout time.Duration
+	// UpdatedAt reads, from an event's PSA kind and payload, the entity's
+	// last update as the PSA stamped it (psa.UpdatedAt), for the entity
+	// index. Append calls it in its caller's goroutine, not the
+	// committer's, which writes for every caller. Nil records no stamp:
+	// the reconciliation then judges by the time events were received,
+	// within its clock-skew bound.
+	UpdatedAt func(psa string, payload []byte) (time.Time, bool)
 }
 
 // Journal is an open journal file.
@@ -210,17 +227,19 @@ func Open(path string, opts Options) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if err := db.Update(initSchema); err != nil {
+	j := &Journal{db: db, opts: opts, session: newEpoch(), queue: make(chan *op, opts.QueueSize), stop: make(chan struct{}), done: make(chan struct{})}
+	if err := db.Update(j.initSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	j := &Journal{db: db, opts: opts, session: newEpoch(), queue: make(chan *op, opts.QueueSize), stop: make(chan struct{}), done: make(chan struct{})}
 	go j.commit()
 	return j, nil
 }
 
-func initSchema(tx *bbolt.Tx) error {
-	for _, b := range [][]byte{bucketMeta, bucketEvents, bucketPartner, bucketDedup, bucketPending, bucketCompare, bucketJobs, bucketOwed, bucketReports} {
+// initSchema creates the buckets of a new file, and upgrades a file of an
+// older schema in the transaction that opens it: whole or not at all.
+func (j *Journal) initSchema(tx *bbolt.Tx) error {
+	for _, b := range [][]byte{bucketMeta, bucketEvents, bucketPartner, bucketDedup, bucketPending, bucketCompare, bucketJobs, bucketOwed, bucketReports, bucketEntities} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -230,8 +249,17 @@ func initSchema(tx *bbolt.Tx) error {
 	if v == nil {
 		return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
 	}
-	if n, err := strconv.Atoi(string(v)); err != nil || n > SchemaVersion {
+	n, err := strconv.Atoi(string(v))
+	if err != nil || n > SchemaVersion {
 		return fmt.Errorf("journal schema %q is newer than this router's %d", v, SchemaVersion)
+	}
+	if n < 2 {
+		if err := j.buildEntityIndex(tx); err != nil {
+			return fmt.Errorf("upgrade journal schema %d to %d: %w", n, SchemaVersion, err)
+		}
+	}
+	if n < SchemaVersion {
+		return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
 	}
 	return nil
 }
@@ -255,10 +283,19 @@ func (j *Journal) DB() *bbolt.DB { return j.db }
 // Append journals a delivery's events durably and returns when they are on
 // disk. An event whose partner and delivery id were journaled before is not
 // journaled again: its result says Duplicate and carries the first one's
-// seq. Seq, ID and State are assigned here.
+// seq. Seq, ID and State are assigned here, and EntityUpdatedAt when it is
+// zero and Options.UpdatedAt reads a stamp; events itself is not changed.
 func (j *Journal) Append(ctx context.Context, events []Event) ([]Appended, error) {
 	if len(events) == 0 {
 		return []Appended{}, nil
+	}
+	if j.opts.UpdatedAt != nil {
+		events = slices.Clone(events)
+		for i := range events {
+			if events[i].EntityUpdatedAt.IsZero() {
+				events[i].EntityUpdatedAt = j.stamp(events[i])
+			}
+		}
 	}
 	o := &op{events: events, done: make(chan struct{})}
 	if err := j.enqueue(o); err != nil {
@@ -368,7 +405,7 @@ func (j *Journal) write(batch []*op) {
 	err := j.db.Update(func(tx *bbolt.Tx) error {
 		for _, o := range batch {
 			o.result, o.err = nil, nil
-			if err := apply(tx, o); err != nil {
+			if err := j.apply(tx, o); err != nil {
 				return err
 			}
 		}
@@ -392,7 +429,7 @@ func (j *Journal) write(batch []*op) {
 	}
 }
 
-func apply(tx *bbolt.Tx, o *op) error {
+func (j *Journal) apply(tx *bbolt.Tx, o *op) error {
 	if o.events != nil {
 		res, err := appendEvents(tx, o.events)
 		o.result = res
@@ -401,7 +438,7 @@ func apply(tx *bbolt.Tx, o *op) error {
 	if o.seq == 0 {
 		return addTallies(tx, o.tallies)
 	}
-	err := completeEvent(tx, o.seq, o.outcome)
+	err := j.completeEvent(tx, o.seq, o.outcome)
 	switch {
 	case errors.Is(err, errCompared):
 		return nil // counted when it was first recorded
@@ -460,7 +497,7 @@ func appendEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
 	return out, nil
 }
 
-func completeEvent(tx *bbolt.Tx, seq uint64, out Outcome) error {
+func (j *Journal) completeEvent(tx *bbolt.Tx, seq uint64, out Outcome) error {
 	evb := tx.Bucket(bucketEvents)
 	e, err := get(evb, seq)
 	if err != nil {
@@ -482,7 +519,16 @@ func completeEvent(tx *bbolt.Tx, seq uint64, out Outcome) error {
 			// A dead-lettered event replayed successfully is applied at last.
 			e.State, e.Pipeline, e.Effects, e.DoneAt = StateApplied, out.Replay.Pipeline, out.Replay.Effects, out.Replay.At
 		}
-		return put(evb, e)
+		if err := put(evb, e); err != nil {
+			return err
+		}
+		if !out.Replay.OK {
+			return nil
+		}
+		// A replay applies through its pipeline (the primary, once a
+		// revert made it so): the entity's latest application if no later
+		// event was applied.
+		return j.index(tx, e, StateApplied, out.Replay.Pipeline, out.Replay.At)
 	}
 	e.State, e.Attempts, e.Pipeline, e.SnapshotVersion = out.State, out.Attempts, out.Pipeline, out.SnapshotVersion
 	e.Effects, e.LastError, e.LastStatus, e.DoneAt, e.Shadow = out.Effects, out.Error, out.Status, out.At, out.Shadow
@@ -491,6 +537,9 @@ func completeEvent(tx *bbolt.Tx, seq uint64, out Outcome) error {
 	}
 	if !out.State.Terminal() {
 		return nil
+	}
+	if err := j.index(tx, e, out.State, out.Pipeline, out.At); err != nil {
+		return err
 	}
 	if out.Shadow != "" && e.Comparison == "" {
 		// Due until recorded: a router that dies between the outcome and

@@ -50,3 +50,18 @@ func BenchmarkDecodeGeneric(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkUpdatedAt measures reading the entity's stamp from a 1.5 KiB
+// generic body, as the journal does for each event it appends.
+//
+//	go test -run '^$' -bench UpdatedAt -benchmem ./internal/psa/
+func BenchmarkUpdatedAt(b *testing.B) {
+	body := benchBody(b)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := UpdatedAt(KindGeneric, body); !ok {
+			b.Fatal("no stamp")
+		}
+	}
+}

@@ -3,6 +3,9 @@
 // HaloPSA webhooks and the generic Standard Webhooks scheme. Decoder.Decode
 // turns one delivery into Envelopes (one per event) or a *domain.Error whose
 // code says why; internal/httperr maps the code to the HTTP status to answer.
+// UpdatedAt reads, from one event's payload, when the PSA last updated its
+// entity, by the PSA's clock: what the reconciliation compares with the
+// PSA's change API (internal/reconcile).
 //
 // Verification always comes first: a delivery that is unsigned, wrongly
 // signed, or whose partner has no usable secret is refused with 401 and

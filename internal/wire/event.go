@@ -11,17 +11,20 @@ import (
 // file format does; a test in internal/ingress checks that the two still
 // marshal alike.
 type Event struct {
-	Seq        uint64            `json:"seq"`
-	ID         string            `json:"id"`
-	Partner    string            `json:"partner"`
-	PSA        string            `json:"psa"`
-	Type       string            `json:"type"`
-	SourceType string            `json:"sourceType,omitempty"`
-	Action     string            `json:"action"`
-	EntityID   string            `json:"entityId"`
-	DeliveryID string            `json:"deliveryId"`
-	ReceivedAt time.Time         `json:"receivedAt"`
-	Headers    map[string]string `json:"headers,omitempty"`
+	Seq        uint64    `json:"seq"`
+	ID         string    `json:"id"`
+	Partner    string    `json:"partner"`
+	PSA        string    `json:"psa"`
+	Type       string    `json:"type"`
+	SourceType string    `json:"sourceType,omitempty"`
+	Action     string    `json:"action"`
+	EntityID   string    `json:"entityId"`
+	DeliveryID string    `json:"deliveryId"`
+	ReceivedAt time.Time `json:"receivedAt"`
+	// EntityUpdatedAt is the entity's last update as the PSA stamped it in
+	// the body, by the PSA's clock; left out when the body has none.
+	EntityUpdatedAt time.Time         `json:"entityUpdatedAt,omitzero"`
+	Headers         map[string]string `json:"headers,omitempty"`
 	// Payload is always null here: the list is for finding events, not
 	// reading them. The field stays so that an item has the journal
 	// record's shape, as docs/api.md promises.

@@ -1,0 +1,195 @@
+package reconcile
+
+import (
+	"context"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/journal"
+)
+
+// Change is one entity a PSA reports changed, as its change API lists it.
+type Change struct {
+	Type string // canonical entity type: "ticket"…
+	ID   string
+	// UpdatedAt is the entity's last update, by the PSA's clock.
+	UpdatedAt time.Time
+	// Deleted says the PSA reports the entity deleted.
+	Deleted bool
+}
+
+// Class is what the rule says of a change.
+type Class string
+
+const (
+	// Reflected: an event the primary pipeline applied reflects the change.
+	Reflected Class = "reflected"
+	// InFlight: an event that may reflect it is journaled and not yet
+	// applied; not a gap yet.
+	InFlight Class = "in_flight"
+	// Gap: no event the primary pipeline applied reflects the change.
+	Gap Class = "gap"
+	// Uncertain: the clocks cannot tell whether the latest applied event
+	// came before or after the change.
+	Uncertain Class = "uncertain"
+)
+
+// Reason says why a change got its Class.
+type Reason string
+
+const (
+	ReasonApplied          Reason = "applied"            // Reflected
+	ReasonPending          Reason = "pending"            // InFlight
+	ReasonWithinSkew       Reason = "within_skew"        // Uncertain: received within the skew bound of the change, no stamp
+	ReasonPrecision        Reason = "precision"          // Uncertain: the stamps are equal to the coarser precision
+	ReasonDeadLettered     Reason = "dead_lettered"      // Gap: the event that would reflect it failed permanently
+	ReasonShadowOnly       Reason = "shadow_only"        // Gap: the primary failed it; only the shadow ran it, in dry-run
+	ReasonDeleteNotApplied Reason = "delete_not_applied" // Gap: the PSA deleted the entity; no deletion was applied
+	ReasonOlderOnly        Reason = "older_only"         // Gap: only events older than the change were applied
+	ReasonNoEvent          Reason = "no_event"           // Gap: the journal knows no event about the entity
+)
+
+// Verdict is the rule's answer for one change.
+type Verdict struct {
+	Class  Class
+	Reason Reason
+	// LastAppliedAt is when the primary pipeline last applied an event
+	// about the entity (switchback's clock), zero if it never did.
+	LastAppliedAt time.Time
+	// Event is the journaled event the verdict rests on (the applied,
+	// pending or dead-lettered one), nil when there is none.
+	Event *journal.Seen
+}
+
+// IsGap reports whether the verdict is a gap.
+func (v Verdict) IsGap() bool { return v.Class == Gap }
+
+// order is where an event stands against a change.
+type order int
+
+const (
+	before order = iota
+	after
+	unsure
+)
+
+// Judge applies the rule (see the package documentation) to one change
+// and what the journal knows of its entity. skew bounds how far the PSA's
+// clock may be from switchback's; a negative skew counts as 0.
+func Judge(c Change, rec journal.EntityRecord, skew time.Duration) Verdict {
+	skew = max(skew, 0)
+	v := Verdict{}
+	if rec.Applied != nil {
+		v.LastAppliedAt = rec.Applied.DoneAt
+	}
+	appliedOrder, appliedWhy := before, Reason("")
+	if a := rec.Applied; a != nil {
+		switch {
+		case c.Deleted && a.Deleted():
+			appliedOrder = after
+		case c.Deleted:
+			appliedOrder = before // the entity is gone at the PSA, still there downstream
+		default:
+			appliedOrder, appliedWhy = compare(*a, c.UpdatedAt, skew)
+		}
+		if appliedOrder == after {
+			v.Class, v.Reason, v.Event = Reflected, ReasonApplied, a
+			return v
+		}
+	}
+	for i := range rec.Pending {
+		p := &rec.Pending[i]
+		if c.Deleted && !p.Deleted() {
+			continue
+		}
+		if o, _ := compare(*p, c.UpdatedAt, skew); o != before || c.Deleted {
+			v.Class, v.Reason, v.Event = InFlight, ReasonPending, p
+			return v
+		}
+	}
+	if appliedOrder == unsure {
+		v.Class, v.Reason, v.Event = Uncertain, appliedWhy, rec.Applied
+		return v
+	}
+	v.Class = Gap
+	if f := rec.Failed; f != nil && (!c.Deleted || f.Deleted()) {
+		if o, _ := compare(*f, c.UpdatedAt, skew); o != before || c.Deleted {
+			v.Reason, v.Event = ReasonDeadLettered, f
+			if f.Shadow != "" {
+				v.Reason = ReasonShadowOnly
+			}
+			return v
+		}
+	}
+	switch {
+	case c.Deleted:
+		v.Reason, v.Event = ReasonDeleteNotApplied, rec.Applied
+	case rec.Applied != nil:
+		v.Reason, v.Event = ReasonOlderOnly, rec.Applied
+	case rec.Failed != nil || len(rec.Pending) > 0:
+		v.Reason, v.Event = ReasonOlderOnly, rec.Failed
+	default:
+		v.Reason = ReasonNoEvent
+	}
+	return v
+}
+
+// compare places event s against a change made at u by the PSA's clock:
+// by the PSA's own stamp in s when it has one, else by when s was
+// received, within skew.
+func compare(s journal.Seen, u time.Time, skew time.Duration) (order, Reason) {
+	if st := s.UpdatedAt; !st.IsZero() {
+		if !st.Before(u) {
+			return after, ""
+		}
+		p := max(precision(st), precision(u))
+		if st.Truncate(p).Equal(u.Truncate(p)) {
+			return unsure, ReasonPrecision
+		}
+		return before, ""
+	}
+	switch r := s.ReceivedAt; {
+	case !r.Before(u.Add(skew)):
+		return after, ""
+	case r.Before(u.Add(-skew)):
+		return before, ""
+	}
+	return unsure, ReasonWithinSkew
+}
+
+// precision is the coarsest of a second, a millisecond and a microsecond
+// that t is a whole number of; else a nanosecond.
+func precision(t time.Time) time.Duration {
+	ns := t.Nanosecond()
+	for _, p := range []time.Duration{time.Second, time.Millisecond, time.Microsecond} {
+		if ns%int(p) == 0 {
+			return p
+		}
+	}
+	return time.Nanosecond
+}
+
+// Journal is what the rule needs of a router's journal: what it knows of
+// many entities of a partner, by lookup.
+type Journal interface {
+	Entities(ctx context.Context, partner string, entities []journal.Entity) ([]journal.EntityRecord, error)
+}
+
+var _ Journal = (*journal.Journal)(nil)
+
+// Check judges each of partner's changes against j, in order: one lookup
+// per entity. It returns j's error, or ctx's if ctx ends first.
+func Check(ctx context.Context, j Journal, partner string, changes []Change, skew time.Duration) ([]Verdict, error) {
+	entities := make([]journal.Entity, len(changes))
+	for i, c := range changes {
+		entities[i] = journal.Entity{Type: c.Type, ID: c.ID}
+	}
+	recs, err := j.Entities(ctx, partner, entities)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Verdict, len(changes))
+	for i, c := range changes {
+		out[i] = Judge(c, recs[i], skew)
+	}
+	return out, nil
+}
