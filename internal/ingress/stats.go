@@ -45,7 +45,14 @@ func newStats() *stats {
 func (s *stats) comparison(ev journal.Event, r route, class domain.Class, diff string, primary, shadow json.RawMessage, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if class.Mismatched() && len(s.mismatches) < maxReportMismatches {
+	// Noise is sampled too, so that an operator sees what was counted as
+	// noise, but only into the first half of the room: it must not crowd
+	// out the mismatches.
+	room := maxReportMismatches
+	if !class.Mismatched() {
+		room /= 2
+	}
+	if class.Sampled() && len(s.mismatches) < room {
 		s.mismatches = append(s.mismatches, domain.Mismatch{Migration: r.migration, Partner: ev.Partner, EventID: ev.ID,
 			EventType: ev.Type, Class: class, Diff: diff, Primary: primary, Shadow: shadow, At: at})
 	}
