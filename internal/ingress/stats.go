@@ -83,20 +83,22 @@ func (s *stats) outcome(r route, ev journal.Event, o string) {
 	if len(g.Outcomes) < maxGuardOutcomes {
 		g.Outcomes = append(g.Outcomes, o)
 	}
-	if o != string(domain.ClassEqual) {
+	// Noise is as good as equal to the guard: no hurry, no evidence.
+	bad := o == domain.OutcomeError || domain.Class(o).Mismatched()
+	if bad {
 		select {
 		case s.urgent <- struct{}{}:
 		default:
 		}
 	}
-	if g.EventID == "" || (o != string(domain.ClassEqual) && o != domain.OutcomeError) {
+	if g.EventID == "" || (bad && o != domain.OutcomeError) {
 		g.EventID = ev.ID // a mismatching event is the better evidence
 	}
 }
 
 // noCounts reports whether b carries neither counts nor samples.
 func noCounts(b wire.Report) bool {
-	return len(b.Comparisons)+len(b.Candidate)+len(b.Mismatches)+len(b.Guard) == 0
+	return len(b.Comparisons)+len(b.Candidate)+len(b.Mismatches)+len(b.Guard)+len(b.Noise) == 0
 }
 
 // take returns the samples gathered, as a report to fill, and starts
