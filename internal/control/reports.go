@@ -65,6 +65,9 @@ func (s *Service) IngestReport(ctx context.Context, r wire.Report) (duplicate bo
 	for _, g := range r.Guard {
 		s.observeGuard(ctx, g)
 	}
+	if len(r.Noise) > 0 {
+		s.recordNoise(ctx, r.Noise)
+	}
 	return duplicate, nil
 }
 
