@@ -2,9 +2,10 @@ package ingress
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"net/http"
 	"sync"
@@ -47,10 +48,10 @@ func sampledForNoise(id string, rate float64) bool {
 	if rate <= 0 {
 		return false
 	}
-	h := fnv.New64a()
-	h.Write([]byte("switchback/noise\x00"))
-	h.Write([]byte(id))
-	return float64(h.Sum64()>>11)/(1<<53) < rate
+	// SHA-256, not FNV: FNV's high bits are far from uniform over ids that
+	// differ only in their last characters (evt-1, evt-2, …).
+	h := sha256.Sum256([]byte("switchback/noise\x00" + id))
+	return float64(binary.BigEndian.Uint64(h[:8])>>11)/(1<<53) < rate
 }
 
 // observe records the paths that differed between two legacy runs of one
