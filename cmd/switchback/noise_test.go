@@ -15,7 +15,9 @@ type handlerSwap struct{ h atomic.Pointer[http.Handler] }
 
 func (s *handlerSwap) set(h http.Handler) { s.h.Store(&h) }
 
-func (s *handlerSwap) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Load()).ServeHTTP(w, r) }
+func (s *handlerSwap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.h.Load()).ServeHTTP(w, r)
+}
 
 // A legacy pipeline that stamps a fresh time and a random id into every
 // effect differs from itself, and so from any correct rewrite, on every
