@@ -3,13 +3,17 @@ package ingress_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/journal"
 	"github.com/switchbackhq/switchback/internal/pipelineclient"
 	"github.com/switchbackhq/switchback/internal/refpipe"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // A noisy legacy pipeline is run a second time on every sampled event: in
@@ -111,4 +115,54 @@ func TestNoiseLearnedInShadowAndNew(t *testing.T) {
 		t.Errorf("on new: %s, want noise", got)
 	}
 	waitFor(t, "the second legacy dry-run", func() bool { return e.legacy.Calls(pipelineclient.DryRun) == dryRuns+2 })
+}
+
+// A router learns from what other routers saw: with no probes of its own
+// (a sample rate of 0), it follows the noise the control service learned.
+func TestNoiseLearnedByOtherRouters(t *testing.T) {
+	e := newEnv(t, withFaults(refpipe.Faults{Noisy: true}, refpipe.Faults{}))
+	ctx := context.Background()
+	c := control.Change{Actor: "t", Reason: "test"}
+	ms, _ := e.svc.State().Migration("psa-webhooks-v2")
+	m := ms.Migration
+	off := 0.0
+	m.Compare.NoiseSampleRate = &off
+	if _, _, err := e.svc.PutMigration(ctx, c, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.SetStage(ctx, c, "psa-webhooks-v2", "acme", domain.StageShadow, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the router to see acme in shadow", func() bool { return e.router.RoutingVersion() == e.svc.State().Version })
+	obs := func(path string) domain.NoiseObservation {
+		return domain.NoiseObservation{Migration: "psa-webhooks-v2", Partner: "acme", EventType: "ticket", Path: path, Count: domain.NoiseLearnedAfter}
+	}
+	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "edge-2", Noise: []domain.NoiseObservation{obs("fields.processedAt"), obs("fields.requestId")}}); err != nil {
+		t.Fatal(err)
+	}
+	token := e.svc.AddEphemeralToken("follower", domain.RoleRouter)
+	fctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { e.router.FollowNoise(fctx, http.DefaultClient, mustControls(t, e.control.URL), token, 10*time.Millisecond) })
+	defer wg.Wait()
+	defer cancel()
+
+	dryRuns := e.legacy.Calls(pipelineclient.DryRun)
+	for i := 1; ; i++ {
+		if status, _ := e.post(t, "acme", fmt.Sprintf("evt-%d", i), "ticket.updated", "T-1", nil, ""); status != 202 {
+			t.Fatalf("status = %d, want 202", status)
+		}
+		var ev journal.Event
+		waitFor(t, "the comparison recorded", func() bool { ev, _ = e.journal.Get(t.Context(), uint64(i)); return ev.Comparison != "" })
+		if domain.Class(ev.Comparison) == domain.ClassNoise {
+			break
+		}
+		if i == 50 {
+			t.Fatalf("after %d events, still %s: the noise learned elsewhere is not followed", i, ev.Comparison)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := e.legacy.Calls(pipelineclient.DryRun); got != dryRuns {
+		t.Errorf("legacy dry-runs = %d, want none at a sample rate of 0", got-dryRuns)
+	}
 }
