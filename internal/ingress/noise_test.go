@@ -143,7 +143,9 @@ func TestNoiseLearnedByOtherRouters(t *testing.T) {
 	token := e.svc.AddEphemeralToken("follower", domain.RoleRouter)
 	fctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { e.router.FollowNoise(fctx, http.DefaultClient, mustControls(t, e.control.URL), token, 10*time.Millisecond) })
+	wg.Go(func() {
+		e.router.FollowNoise(fctx, http.DefaultClient, mustControls(t, e.control.URL), token, 10*time.Millisecond)
+	})
 	defer wg.Wait()
 	defer cancel()
 
