@@ -87,3 +87,21 @@ func TestNoiseBook(t *testing.T) {
 		t.Errorf("%d observations owed, want at most %d", got, maxReportNoise)
 	}
 }
+
+// BenchmarkNoiseDecision is what noise costs every shadowed event that is
+// not sampled: the sample decision, and the reclassifying test of a
+// value_diff's paths.
+func BenchmarkNoiseDecision(b *testing.B) {
+	book := newNoiseBook()
+	k := noiseKey{"m", "acme", "ticket"}
+	for range domain.NoiseLearnedAfter {
+		book.observe(k, []string{"fields.processedAt", "fields.requestId"})
+	}
+	isNoise := book.isNoise(k, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		sampledForNoise("evt_87c4e424618ef75c899f7b5b", domain.DefaultNoiseSampleRate)
+		isNoise("fields.processedAt")
+		isNoise("fields.requestId")
+	}
+}
