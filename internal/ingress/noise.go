@@ -68,6 +68,12 @@ func (b *noiseBook) observe(k noiseKey, paths []string) {
 		if _, ok := seen[p]; !ok && len(seen) >= domain.NoisePathsKept {
 			continue
 		}
+		// A path the control service would refuse (a field named "a..b",
+		// a path past 200 characters) would have the whole report
+		// refused: such a path is never learned, so it stays a value_diff.
+		if (domain.NoisePin{EventType: k.eventType, Path: p, As: domain.PinNoise}).Validate() != nil {
+			continue
+		}
 		seen[p] = domain.AddCounts(seen[p], 1)
 		o := domain.NoiseObservation{Migration: k.migration, Partner: k.partner, EventType: k.eventType, Path: p}
 		if _, ok := b.owed[o]; ok || len(b.owed) < maxReportNoise {

@@ -3,8 +3,10 @@ package ingress
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // The sample is decided by the event id alone: a restart or a replay
@@ -103,5 +105,26 @@ func BenchmarkNoiseDecision(b *testing.B) {
 		sampledForNoise("evt_87c4e424618ef75c899f7b5b", domain.DefaultNoiseSampleRate)
 		isNoise("fields.processedAt")
 		isNoise("fields.requestId")
+	}
+}
+
+// A path the control service would refuse is never learned nor reported:
+// it would have the whole report, counts and all, refused.
+func TestNoiseBookSkipsPathsTheControlServiceRefuses(t *testing.T) {
+	b := newNoiseBook()
+	k := noiseKey{"m", "acme", "ticket"}
+	odd := "fields.a..b"
+	for range domain.NoiseLearnedAfter {
+		b.observe(k, []string{odd, "fields.ok"})
+	}
+	if b.isNoise(k, nil)(odd) {
+		t.Errorf("%s learned", odd)
+	}
+	r := wire.Report{Router: "r", Noise: b.take()}
+	if len(r.Noise) != 1 {
+		t.Errorf("observations = %+v, want fields.ok only", r.Noise)
+	}
+	if err := r.Validate(time.Now()); err != nil {
+		t.Errorf("the report is refused: %v", err)
 	}
 }
