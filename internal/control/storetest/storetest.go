@@ -781,6 +781,8 @@ func SampleRows() []control.Row {
 		{Mismatch: m("globex", "ticket/updated", domain.ClassValueDiff, t0, "ev 3")},
 		{Report: &control.AppliedReport{Router: "r1", Epoch: "e1", Seq: 4}},
 		{Report: &control.AppliedReport{Router: "r2", Epoch: "e/2", Seq: 9}},
+		{Noise: &domain.NoiseObservation{Migration: "m", Partner: "acme", EventType: "ticket/updated", Path: "fields.processedAt", Count: 3}},
+		{Noise: &domain.NoiseObservation{Migration: "m", Partner: "acme", EventType: "ticket/updated", Path: `fields["a/b"]`, Count: math.MaxUint64}},
 	}
 }
 
@@ -850,6 +852,14 @@ func testExport(t *testing.T, open Opener) {
 	}
 	if got := appliedReport(t, dst, "r2", "e/2"); got != 9 {
 		t.Errorf("AppliedReport of the copy = %d, want 9", got)
+	}
+	srcNoise, err1 := src.Noise(t.Context(), "m")
+	dstNoise, err2 := dst.Noise(t.Context(), "m")
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(srcNoise, dstNoise); diff != "" || len(dstNoise) != 2 {
+		t.Errorf("Noise of the copy (-original +copy):\n%s", diff)
 	}
 
 	id := load(t, src).StoreID
