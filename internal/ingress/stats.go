@@ -84,7 +84,7 @@ func (s *stats) outcome(r route, ev journal.Event, o string) {
 		g.Outcomes = append(g.Outcomes, o)
 	}
 	// Noise is as good as equal to the guard: no hurry, no evidence.
-	bad := o == domain.OutcomeError || domain.Class(o).Mismatched()
+	bad := o != string(domain.ClassEqual) && o != string(domain.ClassNoise)
 	if bad {
 		select {
 		case s.urgent <- struct{}{}:
