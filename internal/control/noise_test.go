@@ -1,7 +1,9 @@
 package control_test
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/gate"
@@ -131,5 +133,29 @@ func TestNoiseIsComparedNotMismatched(t *testing.T) {
 	}, CandidateCalls: 310})
 	if c.Compared() != 310 || c.Mismatched() != 0 {
 		t.Errorf("compared %d, mismatched %d; want 310 and 0", c.Compared(), c.Mismatched())
+	}
+}
+
+// Noise samples are shown, but never in place of a mismatch.
+func TestNoiseSamplesNeverHideMismatches(t *testing.T) {
+	e := newStatsEnv(t)
+	var samples []domain.Mismatch
+	at := e.clock.Now()
+	for i := range 60 {
+		typ := []string{"ticket", "company", "contact"}[i%3]
+		samples = append(samples, domain.Mismatch{Migration: "m", Partner: "acme", EventID: fmt.Sprintf("noise-%d", i), EventType: typ,
+			Class: domain.ClassNoise, At: at.Add(time.Duration(i+2) * time.Second)})
+	}
+	samples = append(samples, domain.Mismatch{Migration: "m", Partner: "acme", EventID: "old-mismatch", EventType: "ticket",
+		Class: domain.ClassTypeMismatch, At: at.Add(time.Second)})
+	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "r1", Mismatches: samples}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.svc.Comparisons(ctx, "m", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Mismatches) != 50 || c.Mismatches[0].EventID != "old-mismatch" || c.Mismatches[1].Class != domain.ClassNoise {
+		t.Errorf("%d samples, first %+v; want 50, the type_mismatch first, then noise", len(c.Mismatches), c.Mismatches[0])
 	}
 }
