@@ -127,9 +127,13 @@ func benchIngress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	partners := fs.Int("partners", 8, "generic partners the deliveries are spread over")
 	workers := fs.Int("workers", 32, "the router's delivery workers")
 	stage := fs.String("stage", "legacy", "the partners' stage: legacy, or shadow to add a dry-run and a comparison to every event")
+	noiseRate := fs.Float64("noise-rate", domain.DefaultNoiseSampleRate, "the migration's compare.noiseSampleRate: the share of shadowed events run through legacy a second time to learn noise (0 for none)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
 		return err
+	}
+	if *noiseRate < 0 || *noiseRate > 1 {
+		return usageError("--noise-rate must be between 0 and 1")
 	}
 	if *stage != "legacy" && *stage != "shadow" {
 		return usageError("--stage must be legacy or shadow")
@@ -138,7 +142,7 @@ func benchIngress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return usageError("bench ingress needs at least one sender, partner and worker, and a positive duration")
 	}
 	fmt.Fprintf(stderr, "%d senders for %s with group commit, then %s with one fsync per event...\n", *senders, *duration, *duration)
-	res, err := bench.Ingress(ctx, bench.IngressConfig{Senders: *senders, Duration: *duration, Partners: *partners, Workers: *workers, Stage: domain.Stage(*stage)})
+	res, err := bench.Ingress(ctx, bench.IngressConfig{Senders: *senders, Duration: *duration, Partners: *partners, Workers: *workers, Stage: domain.Stage(*stage), NoiseSampleRate: noiseRate})
 	if err != nil && res.GroupCommit.Acked == 0 {
 		return err
 	}

@@ -30,7 +30,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	addr := fs.String("addr", "127.0.0.1:9001", "address to listen on")
 	seed := fs.Uint64("seed", 1, "seed of the injected faults")
 	var faults faultFlags
-	fs.Var(&faults, "fault", "inject a fault, repeatable: cached-handler=RATE (the incident's bug), drop-field=PATH, error=RATE, latency=DUR or MIN-MAX, empty=RATE")
+	fs.Var(&faults, "fault", "inject a fault, repeatable: cached-handler=RATE (the incident's bug), drop-field=PATH, error=RATE, latency=DUR or MIN-MAX, empty=RATE, noisy=true (a fresh time and a random id in every effect)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: switchback pipeline [--kind legacy|new] [--fault NAME=VALUE ...]
 

@@ -56,6 +56,11 @@ type IngressConfig struct {
 	// event also runs through the new pipeline in dry-run and is compared:
 	// run both to see what shadowing costs the primary path.
 	Stage domain.Stage
+	// NoiseSampleRate is the migration's compare.noiseSampleRate: the
+	// share of shadowed events run through legacy a second time to learn
+	// noise. Nil takes the default (domain.DefaultNoiseSampleRate); run
+	// with 0 and the default to see what noise sampling costs.
+	NoiseSampleRate *float64
 }
 
 func (c *IngressConfig) defaults() error {
@@ -140,7 +145,7 @@ func Ingress(ctx context.Context, cfg IngressConfig) (IngressResult, error) {
 		return IngressResult{}, err
 	}
 	defer os.RemoveAll(dir)
-	fx, err := startFixture(ctx, dir, cfg.Partners, cfg.Stage)
+	fx, err := startFixture(ctx, dir, cfg.Partners, cfg.Stage, cfg.NoiseSampleRate)
 	if err != nil {
 		return IngressResult{}, err
 	}
@@ -197,7 +202,7 @@ func (f *fixture) close() {
 // startFixture starts the control service and both reference pipelines on
 // loopback, points the migration at the pipelines and adds that many
 // generic partners with a whsec_ secret, at stage (legacy when "").
-func startFixture(ctx context.Context, dir string, partners int, stage domain.Stage) (*fixture, error) {
+func startFixture(ctx context.Context, dir string, partners int, stage domain.Stage, noiseRate *float64) (*fixture, error) {
 	f := &fixture{legacy: refpipe.New("legacy", refpipe.Faults{}, 1), newer: refpipe.New("new", refpipe.Faults{}, 2)}
 	ok := false
 	defer func() {
@@ -221,7 +226,8 @@ func startFixture(ctx context.Context, dir string, partners int, stage domain.St
 	}
 	c := control.Change{Actor: "bench", Reason: "ingress benchmark"}
 	m := domain.Migration{Key: f.srv.Migration, Gates: domain.DefaultGates(), Guard: domain.DefaultGuard(),
-		Pipelines: domain.Pipelines{Legacy: domain.Pipeline{URL: urls[0]}, New: domain.Pipeline{URL: urls[1]}}}
+		Pipelines: domain.Pipelines{Legacy: domain.Pipeline{URL: urls[0]}, New: domain.Pipeline{URL: urls[1]}},
+		Compare:   domain.CompareRules{NoiseSampleRate: noiseRate}}
 	if _, _, err := f.srv.Svc.PutMigration(ctx, c, m); err != nil {
 		return nil, err
 	}

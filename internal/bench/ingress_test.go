@@ -59,7 +59,7 @@ func TestReplayRunRecoversTheWindow(t *testing.T) {
 func TestAcknowledgementDoesNotWaitForDelivery(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	fx, err := startFixture(ctx, dir, 1, "")
+	fx, err := startFixture(ctx, dir, 1, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ func Replay(ctx context.Context, n int) (ReplayResult, error) {
 		return ReplayResult{}, err
 	}
 	defer os.RemoveAll(dir)
-	fx, err := startFixture(ctx, dir, 1, "")
+	fx, err := startFixture(ctx, dir, 1, "", nil)
 	if err != nil {
 		return ReplayResult{}, err
 	}

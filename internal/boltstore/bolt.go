@@ -15,6 +15,9 @@
 //	candidate   stint → 8-byte calls, 8-byte errors of the new pipeline
 //	mismatches  migration 0 partner 0 event type 0 class 0 at(8) event id → JSON domain.Mismatch
 //	reports     router id 0 journal epoch → 8-byte seq of the last report applied
+//	noise       migration 0 partner 0 event type → JSON object field path → count: what
+//	            routers saw differ between two legacy runs (created at the first write, so
+//	            that files of schema 2 written before it need no upgrade; absent reads empty)
 //
 // A stint is a partner's time in a stage, named by
 // migration 0 partner 0 stage 0 since(8), since being when it began. Times
@@ -65,6 +68,7 @@ var (
 	bucketCandidate  = []byte("candidate")
 	bucketMismatches = []byte("mismatches")
 	bucketReports    = []byte("reports")
+	bucketNoise      = []byte("noise")
 
 	keySchema  = []byte("schema")
 	keyVersion = []byte("version")

@@ -67,12 +67,30 @@ func (s *Store) Export(ctx context.Context, fn func(control.Row) error) error {
 		if err != nil {
 			return err
 		}
-		return tx.Bucket(bucketReports).ForEach(func(k, v []byte) error {
+		err = tx.Bucket(bucketReports).ForEach(func(k, v []byte) error {
 			router, epoch, ok := bytes.Cut(k, []byte{0})
 			if !ok || len(v) != 8 {
 				return fmt.Errorf("applied report %q: unexpected key or value", k)
 			}
 			rows = append(rows, control.Row{Report: &control.AppliedReport{Router: string(router), Epoch: string(epoch), Seq: binary.BigEndian.Uint64(v)}})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		b := tx.Bucket(bucketNoise)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			parts := bytes.Split(k, []byte{0})
+			var paths map[string]uint64
+			if len(parts) != 3 || json.Unmarshal(v, &paths) != nil {
+				return fmt.Errorf("noise row %q: unexpected key or value", k)
+			}
+			for p, n := range paths {
+				rows = append(rows, control.Row{Noise: &domain.NoiseObservation{Migration: string(parts[0]), Partner: string(parts[1]), EventType: string(parts[2]), Path: p, Count: n}})
+			}
 			return nil
 		})
 	})

@@ -29,6 +29,13 @@ type Result struct {
 	// missing or extra effect, each effect of the wrong kind, each failure.
 	// It is "" when Class is equal and at most 4 KiB otherwise.
 	Diff string
+	// Paths are the field paths that differ, for a value_diff only (nil
+	// for every other class, which noise never applies to), sorted and
+	// normalized as PathOf says, at most MaxPaths of them.
+	Paths []string
+	// pathsCut is set when more than MaxPaths paths differ: such a
+	// value_diff is never noise, since not every path is known.
+	pathsCut bool
 }
 
 // unknownType is the entity type of an event that psa cannot name; its
@@ -115,7 +122,11 @@ func Compare(eventType string, primary, shadow Side, rules *Rules) Result {
 	default:
 		return Result{Class: domain.ClassEqual}
 	}
-	return Result{Class: class, Diff: c.diff(known)}
+	res := Result{Class: class, Diff: c.diff(known)}
+	if class == domain.ClassValueDiff {
+		res.Paths, res.pathsCut = c.paths.sorted(), c.paths.cut
+	}
+	return res
 }
 
 // effect is a pipelineclient.Effect in the order Compare matches them, with what
@@ -160,6 +171,7 @@ type comparison struct {
 	rules                  *node
 	p, s                   []effect // sorted by identity
 	missing, extra, differ int
+	paths                  pathSet // of the matched effects whose fields differ
 }
 
 // match pairs the primary's effects with the shadow's by identity. Within

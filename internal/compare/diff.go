@@ -70,16 +70,21 @@ func (c *comparison) diff(known bool) string {
 		if !e.differs {
 			continue
 		}
+		x, y := differentFields(e.fields, c.s[e.pair].fields, c.rules)
 		if d.cut > 0 {
-			d.cut++ // full: skip go-cmp, just count
+			// Full: no more lines, just count; but the paths are still
+			// wanted, or a long diff could never be found to be noise.
+			d.cut++
+			cmp.Equal(x, y, cmp.Reporter(&reporter{paths: &c.paths}))
 			continue
 		}
-		x, y := differentFields(e.fields, c.s[e.pair].fields, c.rules)
-		r := &reporter{prefix: ident(e) + " ", d: &d}
+		r := &reporter{prefix: ident(e) + " ", d: &d, paths: &c.paths}
 		if cmp.Equal(x, y, cmp.Reporter(r)) || r.lines == 0 {
 			// equalFields and go-cmp disagree: never expected (the fuzz
-			// test checks), but a value_diff must never come with no line.
+			// test checks), but a value_diff must never come with no line,
+			// nor with no path (and "fields" is noise only if pinned).
 			d.line(ident(e) + " fields: primary " + render(x) + " → shadow " + render(y))
+			c.paths.add("fields")
 		}
 	}
 	return d.String()
@@ -118,10 +123,12 @@ func differentFields(x, y map[string]any, n *node) (dx, dy map[string]any) {
 }
 
 // reporter is a go-cmp Reporter that writes one line per differing leaf:
-// the path and both values.
+// the path and both values (none when d is nil), and adds the leaf's path,
+// as PathOf writes it, to paths.
 type reporter struct {
 	prefix string
 	d      *diffText
+	paths  *pathSet
 	path   cmp.Path
 	lines  int
 }
@@ -134,6 +141,10 @@ func (r *reporter) Report(rs cmp.Result) {
 		return
 	}
 	r.lines++
+	r.paths.add(PathOf(fieldPath(r.path)))
+	if r.d == nil {
+		return
+	}
 	vx, vy := r.path.Last().Values()
 	r.d.line(r.prefix + fieldPath(r.path) + ": primary " + show(vx) + " → shadow " + show(vy))
 }

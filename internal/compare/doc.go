@@ -14,6 +14,11 @@
 // nothing else: a type_mismatch, missing, extra, empty or error_asymmetry
 // verdict never depends on them.
 //
+// Noise works the same way, after Compare: a value_diff returns the field
+// paths that differ (Result.Paths, list indices written [] by PathOf), and
+// Reclassify turns a value_diff whose every path is noise into the class
+// noise. No other class has paths, so no other class can become noise.
+//
 // Compare is on the router's hot path (every shadowed event), so its
 // equal case allocates almost nothing: fields are compared in place, each
 // value normalized on the fly only where it must be (ignored paths skipped,

@@ -82,7 +82,7 @@ func FuzzCompare(f *testing.F) {
 				}
 			}
 			ar := NewRules(cr)
-			if got2 := Compare(eventType, p, s, ar); got2 != got {
+			if got2 := Compare(eventType, p, s, ar); !reflect.DeepEqual(got2, got) {
 				t.Errorf("with kinds allowed but no side new: %+v, want %+v", got2, got)
 			}
 			np, ns := p, s
@@ -99,7 +99,7 @@ func FuzzCompare(f *testing.F) {
 			if got.Class == domain.ClassTypeMismatch && known && !ownKind && withAllowed.Class != domain.ClassTypeMismatch {
 				t.Errorf("type_mismatch with no %q effect on the new side became %s once kinds were allowed; diff:\n%s", eventType, withAllowed.Class, withAllowed.Diff)
 			}
-			if !got.Class.Compared() && withAllowed != got {
+			if !got.Class.Compared() && !reflect.DeepEqual(withAllowed, got) {
 				t.Errorf("a failed side: %+v with kinds allowed, want %+v", withAllowed, got)
 			}
 		}

@@ -15,8 +15,8 @@ import (
 // implement it; internal/control/storetest checks it.
 type Copyable interface {
 	Store
-	// Export calls fn with every statistics row, mismatch and applied
-	// report mark, all as of one moment, in no particular order; it stops
+	// Export calls fn with every statistics row, mismatch, applied
+	// report mark and noise path, all as of one moment, in no particular order; it stops
 	// at fn's first error and returns it.
 	Export(ctx context.Context, fn func(Row) error) error
 	// SetStoreID replaces the store's identity with id, that of the store
@@ -24,8 +24,8 @@ type Copyable interface {
 	SetStoreID(ctx context.Context, id string) error
 }
 
-// Row is one exported row: exactly one of Comparison, Candidate, Mismatch
-// and Report is set.
+// Row is one exported row: exactly one of Comparison, Candidate, Mismatch,
+// Report and Noise is set.
 type Row struct {
 	// Since is when the stint of Comparison or Candidate began.
 	Since      time.Time
@@ -33,6 +33,9 @@ type Row struct {
 	Candidate  *domain.CandidateCount
 	Mismatch   *domain.Mismatch
 	Report     *AppliedReport
+	// Noise is one noise path of a migration's partner and event type,
+	// with its count.
+	Noise *domain.NoiseObservation
 }
 
 // AppliedReport is the mark of the last report applied from a router's
@@ -56,6 +59,9 @@ func (r Row) Put(tx Tx) error {
 		return tx.PutMismatch(*r.Mismatch, math.MaxInt)
 	case r.Report != nil:
 		return tx.PutAppliedReport(r.Report.Router, r.Report.Epoch, r.Report.Seq)
+	case r.Noise != nil:
+		// Its original bounded the paths: keep every one.
+		return tx.AddNoise(*r.Noise, math.MaxInt)
 	}
 	return errors.New("an exported row with nothing in it")
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // PutMigration creates or updates a migration's settings and reports whether
-// it created it. Its kill switch, stages and cohorts are kept.
+// it created it. Its kill switch, stages, cohorts and noise pins are kept.
 func (s *Service) PutMigration(ctx context.Context, c Change, m domain.Migration) (domain.Migration, bool, error) {
 	var out domain.Migration
 	var created bool
@@ -21,8 +21,12 @@ func (s *Service) PutMigration(ctx context.Context, c Change, m domain.Migration
 		for _, o := range cur.Migrations {
 			m.Seq = max(m.Seq, o.Seq+1)
 		}
+		// Pins change through PinNoise only, audited one by one: a PUT
+		// of the migration keeps them.
+		m.Compare.NoisePins = nil
 		if exists {
 			m.CreatedAt, m.Reverted, m.Seq = old.CreatedAt, old.Reverted, old.Seq
+			m.Compare.NoisePins = old.Compare.NoisePins
 		}
 		if err := m.Validate(); err != nil {
 			return plan{}, err

@@ -65,6 +65,9 @@ func (s *Service) IngestReport(ctx context.Context, r wire.Report) (duplicate bo
 	for _, g := range r.Guard {
 		s.observeGuard(ctx, g)
 	}
+	if len(r.Noise) > 0 {
+		s.recordNoise(ctx, r.Noise)
+	}
 	return duplicate, nil
 }
 
@@ -227,10 +230,34 @@ func (s *Service) Comparisons(ctx context.Context, migration, partner string) (d
 		}
 		out.Counts[r.EventType][r.Class] = domain.AddCounts(out.Counts[r.EventType][r.Class], r.Count)
 	}
-	if out.Mismatches, err = s.store.Mismatches(ctx, migration, partner, ps.Since, 50); err != nil {
+	samples, err := s.store.Mismatches(ctx, migration, partner, ps.Since, 4*samplesShown)
+	if err != nil {
 		return domain.Comparisons{}, storeError("read mismatches", err)
 	}
+	out.Mismatches = shownSamples(samples)
 	return out, nil
+}
+
+// samplesShown is how many samples Comparisons returns.
+const samplesShown = 50
+
+// shownSamples keeps, of samples sorted newest first, samplesShown: the
+// mismatches first, then noise samples in the room left, so that a
+// partner whose every event is noise still shows its real mismatches.
+// Each group stays newest first.
+func shownSamples(samples []domain.Mismatch) []domain.Mismatch {
+	out := make([]domain.Mismatch, 0, min(len(samples), samplesShown))
+	for _, m := range samples {
+		if m.Class.Mismatched() && len(out) < samplesShown {
+			out = append(out, m)
+		}
+	}
+	for _, m := range samples {
+		if !m.Class.Mismatched() && len(out) < samplesShown {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Timeline returns a partner's comparison counts per minute, event type

@@ -41,6 +41,10 @@ type Store interface {
 	// At at or after since, newest first; an empty, non-nil slice when
 	// there are none.
 	Mismatches(ctx context.Context, migration, partner string, since time.Time, limit int) ([]domain.Mismatch, error)
+	// Noise returns the noise paths kept for a migration's partners, each
+	// with its count, sorted by partner, event type and path; an empty,
+	// non-nil slice when there are none.
+	Noise(ctx context.Context, migration string) ([]domain.NoiseObservation, error)
 }
 
 // Tx is one write transaction. Its methods return the store's error when
@@ -73,4 +77,9 @@ type Tx interface {
 	// journal epoch, 0 if none; PutAppliedReport records a new one.
 	AppliedReport(router, epoch string) (uint64, error)
 	PutAppliedReport(router, epoch string, seq uint64) error
+	// AddNoise adds o.Count to the count of o's path among the paths kept
+	// for o's migration, partner and event type, saturating like
+	// AddComparisons. A path not kept yet when keep paths already are is
+	// dropped, without an error.
+	AddNoise(o domain.NoiseObservation, keep int) error
 }

@@ -404,6 +404,7 @@ func TestClass(t *testing.T) {
 		{ClassPrimaryError, false, false},
 		{ClassShadowError, false, false},
 		{ClassSkipped, false, false},
+		{ClassNoise, true, false},
 	}
 	if len(tests) != len(Classes) {
 		t.Fatalf("the test covers %d classes, the package lists %d", len(tests), len(Classes))

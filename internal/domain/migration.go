@@ -24,11 +24,17 @@ const (
 	ClassPrimaryError Class = "primary_error"
 	ClassShadowError  Class = "shadow_error"
 	ClassSkipped      Class = "skipped"
+	// ClassNoise is a value_diff whose every differing field path is
+	// noise: a path that differs between two runs of the legacy pipeline
+	// on the same event (learned) or that an operator pinned as noise. It
+	// is compared but not a mismatch: shown and sampled, never counted in
+	// a mismatch rate, never zero-tolerance. No other class becomes noise.
+	ClassNoise Class = "noise"
 )
 
 // Classes lists every class in a stable order.
 var Classes = []Class{ClassEqual, ClassValueDiff, ClassTypeMismatch, ClassMissing, ClassExtra,
-	ClassEmpty, ClassErrorAsymmetry, ClassPrimaryError, ClassShadowError, ClassSkipped}
+	ClassEmpty, ClassErrorAsymmetry, ClassPrimaryError, ClassShadowError, ClassSkipped, ClassNoise}
 
 // Valid reports whether c is a known class.
 func (c Class) Valid() bool {
@@ -46,8 +52,15 @@ func (c Class) Compared() bool {
 	return c != ClassSkipped && c != ClassShadowError && c != ClassPrimaryError
 }
 
-// Mismatched reports whether c is a comparison that did not come out equal.
-func (c Class) Mismatched() bool { return c.Compared() && c != ClassEqual }
+// Mismatched reports whether c is a comparison that did not come out
+// equal: noise, a difference only in fields that differ between two runs
+// of the legacy pipeline, is not one.
+func (c Class) Mismatched() bool { return c.Compared() && c != ClassEqual && c != ClassNoise }
+
+// Sampled reports whether a comparison of class c is kept as a sample
+// with both sides: every mismatch, and noise, so that an operator can see
+// what was counted as noise.
+func (c Class) Sampled() bool { return c.Mismatched() || c == ClassNoise }
 
 // Pipeline is one of a migration's two pipelines.
 type Pipeline struct {
@@ -60,7 +73,8 @@ type Pipelines struct {
 	New    Pipeline `json:"new"`
 }
 
-// CompareRules normalize effects before they are diffed.
+// CompareRules normalize effects before they are diffed, and say how
+// noise is learned.
 type CompareRules struct {
 	Ignore []string `json:"ignore"` // JSON paths such as fields.updatedAt
 	Sets   []string `json:"sets"`   // paths of slices compared as sets
@@ -68,6 +82,16 @@ type CompareRules struct {
 	// event's own effects without a mismatch (a ticket event that also
 	// updates a contact). internal/compare says exactly when they apply.
 	AllowExtraKinds []string `json:"allowExtraKinds,omitempty"`
+	// NoiseSampleRate is the share of events of partners in shadow or new
+	// that routers run through the legacy pipeline a second time, in
+	// dry-run, to learn noise; nil means DefaultNoiseSampleRate (stored
+	// migrations from before the field), 0 turns learning off. Read it
+	// with NoiseRate.
+	NoiseSampleRate *float64 `json:"noiseSampleRate,omitempty"`
+	// NoisePins are the operators' decisions on field paths, which
+	// override what routers learn. They are set with the noise pin
+	// endpoint only: a PUT of the migration keeps them.
+	NoisePins []NoisePin `json:"noisePins,omitempty"`
 }
 
 // MaxAllowExtraKinds bounds CompareRules.AllowExtraKinds: a migration
@@ -95,6 +119,114 @@ func (r CompareRules) validate() error {
 		seen[k] = true
 	}
 	return nil
+}
+
+// DefaultNoiseSampleRate is the noise sample rate of a migration that does
+// not set one.
+const DefaultNoiseSampleRate = 0.05
+
+// NoiseRate returns the noise sample rate in force.
+func (r CompareRules) NoiseRate() float64 {
+	if r.NoiseSampleRate == nil {
+		return DefaultNoiseSampleRate
+	}
+	return *r.NoiseSampleRate
+}
+
+// NoiseLearnedAfter is how many times a field path must have differed
+// between two legacy runs, for one partner and event type, before it is
+// noise: once may be a legacy bug on one event, three times is a habit.
+const NoiseLearnedAfter = 3
+
+// NoisePathsKept bounds the field paths kept per migration, partner and
+// event type, by routers and by the control service alike: a legacy
+// pipeline that stamps fields under ever new names cannot fill a store.
+const NoisePathsKept = 100
+
+// MaxNoisePins bounds a migration's pins.
+const MaxNoisePins = 500
+
+// Pin is what an operator decided about a field path.
+type Pin string
+
+const (
+	// PinNoise makes a path noise even before it is learned.
+	PinNoise Pin = "noise"
+	// PinSignal makes a path never noise, even once learned: a field the
+	// operator knows matters.
+	PinSignal Pin = "signal"
+)
+
+// NoisePin is an operator's decision on one field path of one event
+// type's effects, for every partner of the migration.
+type NoisePin struct {
+	EventType string `json:"eventType"`
+	Path      string `json:"path"`
+	As        Pin    `json:"as"`
+}
+
+// Validate checks a pin: a known decision, an event type and a path as
+// compare.Result.Paths writes them (fields.a.b, fields.list[].id).
+func (p NoisePin) Validate() error {
+	switch {
+	case p.As != PinNoise && p.As != PinSignal:
+		return Errorf(CodeInvalid, "noise pin: as %q is unknown: use noise or signal", p.As)
+	case p.EventType == "" || len(p.EventType) > 200:
+		return Errorf(CodeInvalid, "noise pin: eventType must be 1 to 200 characters")
+	case !noisePath(p.Path):
+		return Errorf(CodeInvalid, "noise pin: path %q is invalid: write it as the noise list shows it, such as fields.processedAt", p.Path)
+	}
+	return nil
+}
+
+// noisePath accepts a field path as compare.Result.Paths writes it:
+// "fields" then names after dots or quoted names and [] in brackets.
+func noisePath(p string) bool {
+	rest, ok := strings.CutPrefix(p, "fields")
+	if !ok || len(p) > 200 || strings.HasSuffix(p, ".") || strings.Contains(p, "..") {
+		return false
+	}
+	return rest == "" || rest[0] == '.' || rest[0] == '['
+}
+
+// NoiseObservation is how many times a field path differed between two
+// runs of the legacy pipeline, for one partner's events of one type, as a
+// router reports it.
+type NoiseObservation struct {
+	Migration string `json:"migration"`
+	Partner   string `json:"partner"`
+	EventType string `json:"eventType"`
+	Path      string `json:"path"`
+	Count     uint64 `json:"count"`
+}
+
+// NoisePath is one field path of a partner's events of one type, as the
+// control service knows it: how many times it differed between two legacy
+// runs (all routers together), whether that makes it noise, and the pin.
+type NoisePath struct {
+	EventType string `json:"eventType"`
+	Path      string `json:"path"`
+	Count     uint64 `json:"count"`
+	// Learned is Count ≥ NoiseLearnedAfter.
+	Learned bool `json:"learned"`
+	// Pin is the operator's decision, "" when none.
+	Pin Pin `json:"pin,omitempty"`
+	// Noise is what comparisons make of the path: pinned noise, or
+	// learned and not pinned signal.
+	Noise bool `json:"noise"`
+}
+
+// IsNoise is the rule that makes a path noise: a pin decides; without
+// one, a path seen count times is noise once count reaches
+// NoiseLearnedAfter.
+func IsNoise(count uint64, pin Pin) bool {
+	switch pin {
+	case PinNoise:
+		return true
+	case PinSignal:
+		return false
+	}
+	return count >= NoiseLearnedAfter
 }
 
 // Gates decide whether partners may move forward from shadow or new.
@@ -241,6 +373,22 @@ func (m Migration) Validate() error {
 	}
 	if err := m.Compare.validate(); err != nil {
 		return err
+	}
+	if r := m.Compare.NoiseSampleRate; r != nil && !isRate(*r) {
+		return Errorf(CodeInvalid, "compare: noiseSampleRate must be between 0 and 1")
+	}
+	if len(m.Compare.NoisePins) > MaxNoisePins {
+		return Errorf(CodeInvalid, "compare: more than %d noise pins", MaxNoisePins)
+	}
+	pinned := make(map[[2]string]bool, len(m.Compare.NoisePins))
+	for _, p := range m.Compare.NoisePins {
+		if err := p.Validate(); err != nil {
+			return err
+		}
+		if pinned[[2]string{p.EventType, p.Path}] {
+			return Errorf(CodeInvalid, "compare: the path %q of %q is pinned twice", p.Path, p.EventType)
+		}
+		pinned[[2]string{p.EventType, p.Path}] = true
 	}
 	if err := m.Gates.Validate(); err != nil {
 		return err

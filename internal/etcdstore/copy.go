@@ -89,6 +89,30 @@ func (s *Store) Export(ctx context.Context, fn func(control.Row) error) error {
 			}
 		}
 	}
+	// Noise keys hold many rows each (a path → count object), so they do
+	// not fit the one-row parsers above.
+	prefix := s.prefix + "noise/"
+	resp, err := r.get(prefix, clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	for _, kv := range resp.Kvs {
+		parts := strings.Split(strings.TrimPrefix(string(kv.Key), prefix), "/")
+		var paths map[string]uint64
+		if len(parts) != 3 || json.Unmarshal(kv.Value, &paths) != nil {
+			return fmt.Errorf("export: noise key %q: unexpected key or value", kv.Key)
+		}
+		for i, p := range parts {
+			if parts[i], err = unescape(p); err != nil {
+				return fmt.Errorf("export: key %q: %w", kv.Key, err)
+			}
+		}
+		for p, n := range paths {
+			if err := fn(control.Row{Noise: &domain.NoiseObservation{Migration: parts[0], Partner: parts[1], EventType: parts[2], Path: p, Count: n}}); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

@@ -31,6 +31,8 @@
 //	P candidate/<stint>           "calls errors" of the new pipeline
 //	P mismatches/<mig>/<partner>/<type>/<class>/<at T>/<event id>   JSON domain.Mismatch
 //	P reports/<router>/<epoch>    decimal seq of the last report applied
+//	P noise/<mig>/<partner>/<type>   JSON object field path → count: what routers saw differ
+//	                              between two legacy runs, at most domain.NoisePathsKept paths
 //
 // A stint, a partner's time in a stage, is <mig>/<partner>/<stage>/<since T>.
 //

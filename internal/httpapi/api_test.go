@@ -438,6 +438,8 @@ func TestRolesByEndpoint(t *testing.T) {
 		{"evaluate", http.MethodPost, "/v1/evaluate", obj{"flag": "tickets", "context": obj{"targetingKey": "acme"}}, "viewer"},
 		{"snapshot", http.MethodGet, "/v1/snapshot", nil, "viewer"},
 		{"audit", http.MethodGet, "/v1/audit?limit=5", nil, "viewer"},
+		{"partner noise", http.MethodGet, mig + "/partners/acme/noise", nil, "viewer"},
+		{"noise pin", http.MethodPut, mig + "/noise", obj{"eventType": "ticket", "path": "fields.processedAt", "as": "noise", "reason": "table"}, "operator"},
 	}
 	callers := []string{"", "bad", "viewer", "operator", "admin", "router"}
 
@@ -1780,6 +1782,7 @@ func TestAuditRecordsEveryMutation(t *testing.T) {
 		{"cohort update", "ops-admin", http.MethodPut, mig + "/cohorts/first", obj{"order": 2, "partners": []string{"acme", "globex"}, "reason": "r-cohort-update"}, "r-cohort-update", http.StatusOK, "first"},
 		{"cohort advance", "operator", http.MethodPost, mig + "/cohorts/first/advance", obj{"reason": "r-advance"}, "r-advance", http.StatusOK, "first"},
 		{"forced cohort advance", "operator", http.MethodPost, mig + "/cohorts/first/advance", obj{"reason": "r-advance-forced", "force": true}, "r-advance-forced", http.StatusOK, "first"},
+		{"noise pin", "operator", http.MethodPut, mig + "/noise", obj{"eventType": "ticket", "path": "fields.processedAt", "as": "noise", "reason": "r-noise-pin"}, "r-noise-pin", http.StatusOK, "fields.processedAt"},
 		{"migration revert", "operator", http.MethodPost, mig + "/revert", obj{"reason": "r-revert"}, "r-revert", http.StatusOK, "tickets"},
 		{"migration resume", "operator", http.MethodPost, mig + "/resume", obj{"reason": "r-resume"}, "r-resume", http.StatusOK, "tickets"},
 		{"global revert", "admin", http.MethodPost, "/v1/revert", obj{"reason": "r-revert-all"}, "r-revert-all", http.StatusOK, "migration"},
@@ -1906,7 +1909,7 @@ func TestMigrationAllowExtraKinds(t *testing.T) {
 		Compare map[string]any `json:"compare"`
 	}
 	f.must(t, http.StatusOK, "viewer", http.MethodGet, mig, nil, &view)
-	want := map[string]any{"ignore": []any{}, "sets": []any{}, "allowExtraKinds": []any{"contact", "company"}}
+	want := map[string]any{"ignore": []any{}, "sets": []any{}, "allowExtraKinds": []any{"contact", "company"}, "noiseSampleRate": 0.05}
 	if !reflect.DeepEqual(view.Compare, want) {
 		t.Errorf("compare: got %v, want %v", view.Compare, want)
 	}
@@ -2131,4 +2134,42 @@ func TestReportsBoundsAndIdempotency(t *testing.T) {
 			checkError(t, res, http.StatusBadRequest, domain.CodeInvalid)
 		}
 	}
+}
+
+// A pin shows in the partner's noise list and in the migration's compare
+// rules; "none" removes it; a path outside fields is refused.
+func TestNoiseEndpoints(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t)
+	var view struct {
+		Partner         string             `json:"partner"`
+		NoiseSampleRate float64            `json:"noiseSampleRate"`
+		LearnedAfter    int                `json:"learnedAfter"`
+		Paths           []domain.NoisePath `json:"paths"`
+	}
+	f.must(t, http.StatusOK, "viewer", http.MethodGet, mig+"/partners/acme/noise", nil, &view)
+	if view.Partner != "acme" || view.NoiseSampleRate != domain.DefaultNoiseSampleRate || view.LearnedAfter != domain.NoiseLearnedAfter || view.Paths == nil || len(view.Paths) != 0 {
+		t.Errorf("noise before anything = %+v, want no paths at the default rate", view)
+	}
+	f.must(t, http.StatusOK, "operator", http.MethodPut, mig+"/noise", obj{"eventType": "ticket", "path": "fields.processedAt", "as": "noise", "reason": "stamped by legacy"}, nil)
+	f.must(t, http.StatusOK, "viewer", http.MethodGet, mig+"/partners/acme/noise", nil, &view)
+	if want := (domain.NoisePath{EventType: "ticket", Path: "fields.processedAt", Pin: domain.PinNoise, Noise: true}); len(view.Paths) != 1 || view.Paths[0] != want {
+		t.Errorf("noise after a pin = %+v, want %+v", view.Paths, want)
+	}
+	var m struct {
+		Compare domain.CompareRules `json:"compare"`
+	}
+	f.must(t, http.StatusOK, "viewer", http.MethodGet, mig, nil, &m)
+	if len(m.Compare.NoisePins) != 1 || m.Compare.NoiseSampleRate == nil || *m.Compare.NoiseSampleRate != domain.DefaultNoiseSampleRate {
+		t.Errorf("migration compare = %+v, want the pin and the default rate shown", m.Compare)
+	}
+	f.must(t, http.StatusOK, "operator", http.MethodPut, mig+"/noise", obj{"eventType": "ticket", "path": "fields.processedAt", "as": "none", "reason": "was wrong"}, nil)
+	f.must(t, http.StatusOK, "viewer", http.MethodGet, mig+"/partners/acme/noise", nil, &view)
+	if len(view.Paths) != 0 {
+		t.Errorf("noise after unpinning = %+v, want none", view.Paths)
+	}
+	res := f.call(t, "operator", http.MethodPut, mig+"/noise", obj{"eventType": "ticket", "path": "kind", "as": "noise", "reason": "r"})
+	checkError(t, res, http.StatusBadRequest, "invalid_argument")
+	res = f.call(t, "operator", http.MethodPut, mig+"/noise", obj{"eventType": "ticket", "path": "fields.x", "as": "maybe", "reason": "r"})
+	checkError(t, res, http.StatusBadRequest, "invalid_argument")
 }

@@ -236,6 +236,10 @@ func viewMigration(st *control.State, ms *control.MigrationState) migrationView 
 	if m.Compare.Sets == nil {
 		m.Compare.Sets = []string{}
 	}
+	if m.Compare.NoiseSampleRate == nil {
+		rate := m.Compare.NoiseRate() // shown, so that the default is no secret
+		m.Compare.NoiseSampleRate = &rate
+	}
 	return migrationView{Migration: m, Stages: st.PartnersByStage(ms), SnapshotVersion: st.Version}
 }
 

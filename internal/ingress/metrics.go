@@ -11,6 +11,7 @@ type metrics struct {
 	stuck       prometheus.Gauge
 	inFlight    prometheus.Gauge
 	refused     prometheus.Counter // reports the control service refused
+	noiseProbes prometheus.Counter // second legacy dry-runs, to learn noise
 
 	journalBytes, journalEvents, journalPending, journalAge prometheus.Gauge
 }
@@ -50,6 +51,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "switchback_ingress_reports_refused_total",
 			Help: "Reports the control service refused (4xx); their counts stay owed and are sent again.",
 		}),
+		noiseProbes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchback_ingress_noise_probes_total",
+			Help: "Second dry-runs of the legacy pipeline on sampled events, to learn which fields differ between two legacy runs (noise).",
+		}),
 	}
 	gauge := func(name, help string) prometheus.Gauge {
 		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
@@ -60,6 +65,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.journalEvents = gauge("switchback_journal_events", "Events in the journal, within retention.")
 	m.journalPending = gauge("switchback_journal_pending_events", "Journaled events without a terminal outcome.")
 	m.journalAge = gauge("switchback_journal_oldest_event_age_seconds", "Age of the oldest event in the journal.")
-	reg.MustRegister(m.webhooks, m.events, m.attempts, m.ackLatency, m.comparisons, m.stuck, m.inFlight, m.refused)
+	reg.MustRegister(m.webhooks, m.events, m.attempts, m.ackLatency, m.comparisons, m.stuck, m.inFlight, m.refused, m.noiseProbes)
 	return m
 }

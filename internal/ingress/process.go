@@ -33,6 +33,9 @@ const SnapshotFile = "snapshot.json"
 const (
 	reportInterval = time.Second
 	askedInterval  = 2 * time.Second
+	// noiseInterval paces the polls for the noise learned by all routers:
+	// a router learns from its own probes at once, the others' can wait.
+	noiseInterval  = 10 * time.Second
 	controlTimeout = 10 * time.Second
 )
 
@@ -179,7 +182,7 @@ func (p *Process) Router() *Router { return p.router }
 // background (a router restarted during a control-plane outage routes
 // from its snapshot file), the workers resume what the journal holds, and
 // the router reports its figures to the control service and follows the
-// replays asked of it. It returns the provider's error if it cannot be
+// replays asked of it and the noise learned by all routers. It returns the provider's error if it cannot be
 // set; nothing runs then.
 func (p *Process) Start(ctx context.Context) error {
 	if err := p.api.SetProvider(ctx, p.provider); err != nil {
@@ -191,6 +194,7 @@ func (p *Process) Start(ctx context.Context) error {
 		p.router.ReportTo(ctx, client, p.controls, p.cfg.Token, p.cfg.RouterID, reportInterval)
 	})
 	p.wg.Go(func() { p.router.FollowAsked(ctx, client, p.controls, p.cfg.Token, askedInterval) })
+	p.wg.Go(func() { p.router.FollowNoise(ctx, client, p.controls, p.cfg.Token, noiseInterval) })
 	return nil
 }
 

@@ -29,7 +29,8 @@ const figuresEvery = 5 * time.Second
 // it is acknowledged, across restarts, and the control service counts
 // each reportId once. A report that a replica fails to answer goes at once
 // to the next replica, and to each at most once, then waits for the next
-// interval. Mismatch and guard samples are best-effort.
+// interval. Mismatch and guard samples, and noise observations, are
+// best-effort.
 func (rt *Router) ReportTo(ctx context.Context, client *http.Client, controls *Controls, token, id string, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -60,6 +61,7 @@ func (rt *Router) reportOnce(ctx context.Context, client *http.Client, controls 
 		owed = false
 	}
 	body := rt.stats.take()
+	body.Noise = rt.noise.take()
 	if owed {
 		counts, dropped := rows(sealed, rt.opts.Now())
 		if dropped > 0 {
@@ -86,7 +88,7 @@ func (rt *Router) reportOnce(ctx context.Context, client *http.Client, controls 
 		// on their own, and only if those are refused too are they lost.
 		rt.metrics.refused.Inc()
 		rt.log.Error("the control service refused a report; its counts stay owed and are sent again", "report", sealed.Seq, "err", err)
-		if samples := (wire.Report{Mismatches: body.Mismatches, Guard: body.Guard}); owed && !noCounts(samples) {
+		if samples := (wire.Report{Mismatches: body.Mismatches, Guard: body.Guard, Noise: body.Noise}); owed && !noCounts(samples) {
 			if err := rt.report(ctx, client, controls, token, id, samples, false); err != nil && ctx.Err() == nil {
 				rt.log.Error("the samples of a refused report could not be sent either", "err", err)
 			}
@@ -94,6 +96,7 @@ func (rt *Router) reportOnce(ctx context.Context, client *http.Client, controls 
 		return false
 	case err != nil:
 		rt.stats.giveBack(body)
+		rt.noise.giveBack(body.Noise)
 		if ctx.Err() == nil {
 			rt.log.Warn("reporting to the control service failed", "err", err)
 		}

@@ -146,6 +146,7 @@ type Router struct {
 
 	replays *replays
 	stats   *stats
+	noise   *noiseBook
 	shadowQ chan shadowJob
 
 	// catchMu serializes catching up with the Upstream; refused is the
@@ -223,6 +224,7 @@ func New(opts Options) (*Router, error) {
 	}
 	rt.replays = newReplays(rt)
 	rt.stats = newStats()
+	rt.noise = newNoiseBook()
 	rt.shadowQ = make(chan shadowJob, opts.ShadowQueue)
 	return rt, nil
 }

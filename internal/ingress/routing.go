@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/compare"
+	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/wire"
 )
 
@@ -20,7 +21,8 @@ type routing struct {
 	// migrations in creation order: the router's default is the first.
 	order      []string
 	migrations map[string]wire.SnapshotMigration
-	rules      map[string]*compare.Rules // compiled once per snapshot
+	rules      map[string]*compare.Rules           // compiled once per snapshot
+	pins       map[string]map[[2]string]domain.Pin // noise pins by migration, then event type and path
 }
 
 // routingTable holds the latest routing; the flags provider feeds it.
@@ -35,10 +37,12 @@ func (t *routingTable) update(raw []byte) error {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return err
 	}
-	r := &routing{version: s.Version, storeID: s.StoreID, partners: s.Partners, migrations: s.Migrations, rules: map[string]*compare.Rules{}}
+	r := &routing{version: s.Version, storeID: s.StoreID, partners: s.Partners, migrations: s.Migrations, rules: map[string]*compare.Rules{},
+		pins: map[string]map[[2]string]domain.Pin{}}
 	for k, m := range s.Migrations {
 		r.order = append(r.order, k)
 		r.rules[k] = compare.NewRules(m.Compare)
+		r.pins[k] = pinsOf(m.Compare.NoisePins)
 	}
 	sort.Slice(r.order, func(i, j int) bool {
 		a, b := s.Migrations[r.order[i]], s.Migrations[r.order[j]]

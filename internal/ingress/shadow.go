@@ -124,7 +124,15 @@ func (rt *Router) runShadow(ctx context.Context, j shadowJob) {
 	primary.New = j.r.pipeline == "new"
 	shadow := compare.Side{Effects: res.Effects, Err: err, New: j.r.shadow == "new"}
 	result := compare.Compare(j.ev.Type, primary, shadow, tbl.rules[j.r.migration])
+	result = compare.Reclassify(result, rt.noise.isNoise(noiseKey{j.r.migration, j.ev.Partner, j.ev.Type}, tbl.pins[j.r.migration]))
 	rt.record(j.ev, j.r, result, j.raw, res.Raw, call)
+	// The other legacy result of the event: the primary's in shadow, this
+	// dry-run's in new.
+	legacy := j.primary
+	if j.r.shadow == "legacy" {
+		legacy = shadow
+	}
+	rt.probeNoise(ctx, j, legacy)
 }
 
 // record keeps a comparison: its class on the event in the journal (for

@@ -52,7 +52,14 @@ func newStats() *stats {
 func (s *stats) comparison(ev journal.Event, r route, class domain.Class, diff string, primary, shadow json.RawMessage, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if class.Mismatched() && len(s.mismatches) < maxReportMismatches {
+	// Noise is sampled too, so that an operator sees what was counted as
+	// noise, but only into the first half of the room: it must not crowd
+	// out the mismatches.
+	room := maxReportMismatches
+	if !class.Mismatched() {
+		room /= 2
+	}
+	if class.Sampled() && len(s.mismatches) < room {
 		// The event as toPipelineEvent gave it to both pipelines.
 		event := domain.NewSampleEvent(ev.Type, ev.Action, ev.EntityID, ev.Payload)
 		s.keep(domain.Mismatch{Migration: r.migration, Partner: ev.Partner, EventID: ev.ID,
@@ -96,20 +103,22 @@ func (s *stats) outcome(r route, ev journal.Event, o string) {
 	if len(g.Outcomes) < maxGuardOutcomes {
 		g.Outcomes = append(g.Outcomes, o)
 	}
-	if o != string(domain.ClassEqual) {
+	// Noise is as good as equal to the guard: no hurry, no evidence.
+	bad := o != string(domain.ClassEqual) && o != string(domain.ClassNoise)
+	if bad {
 		select {
 		case s.urgent <- struct{}{}:
 		default:
 		}
 	}
-	if g.EventID == "" || (o != string(domain.ClassEqual) && o != domain.OutcomeError) {
+	if g.EventID == "" || (bad && o != domain.OutcomeError) {
 		g.EventID = ev.ID // a mismatching event is the better evidence
 	}
 }
 
 // noCounts reports whether b carries neither counts nor samples.
 func noCounts(b wire.Report) bool {
-	return len(b.Comparisons)+len(b.Candidate)+len(b.Mismatches)+len(b.Guard) == 0
+	return len(b.Comparisons)+len(b.Candidate)+len(b.Mismatches)+len(b.Guard)+len(b.Noise) == 0
 }
 
 // take returns the samples gathered, as a report to fill, and starts

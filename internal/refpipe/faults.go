@@ -9,7 +9,8 @@ import (
 
 // ParseFault adds to f the fault s, NAME=VALUE as "switchback pipeline
 // --fault" takes it: cached-handler=RATE, error=RATE, empty=RATE (rates
-// from 0 to 1), drop-field=PATH, or latency=DUR or MIN-MAX. It returns an
+// from 0 to 1), drop-field=PATH, latency=DUR or MIN-MAX, or noisy=BOOL
+// (a fresh time and a random id in every effect). It returns an
 // error that says which form was expected.
 func ParseFault(f *Faults, s string) error {
 	name, value, ok := strings.Cut(s, "=")
@@ -37,6 +38,13 @@ func ParseFault(f *Faults, s string) error {
 		}
 		f.DropField = value
 		return nil
+	case "noisy":
+		v, err := strconv.ParseBool(value)
+		if err != nil {
+			return fmt.Errorf("noisy=%q: want true or false", value)
+		}
+		f.Noisy = v
+		return nil
 	case "latency":
 		lo, hi, ranged := strings.Cut(value, "-")
 		d, err := time.ParseDuration(lo)
@@ -51,5 +59,5 @@ func ParseFault(f *Faults, s string) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("unknown fault %q: use cached-handler, drop-field, error, latency or empty", name)
+	return fmt.Errorf("unknown fault %q: use cached-handler, drop-field, error, latency, empty or noisy", name)
 }

@@ -9,6 +9,7 @@ package refpipe
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"sort"
@@ -32,7 +33,17 @@ type Faults struct {
 	// Latency is added to every call; with LatencyMax above it, a
 	// uniformly random delay between the two.
 	Latency, LatencyMax time.Duration
+	// Noisy stamps every effect, in both modes, with the time of the call
+	// (fields.processedAt) and a random id (fields.requestId): what real
+	// pipelines do, and why two runs of one pipeline never agree exactly.
+	Noisy bool
 }
+
+// The fields that Faults.Noisy stamps into every effect.
+const (
+	NoisyTime = "processedAt"
+	NoisyID   = "requestId"
+)
 
 // Pipeline is a reference pipelineclient. Its zero value is not usable; use New.
 type Pipeline struct {
@@ -124,6 +135,10 @@ func (p *Pipeline) handle(ev pipelineclient.Event, mode pipelineclient.Mode, key
 		return []pipelineclient.Effect{}, false
 	}
 	e := Effect(ev, kind, p.faults.DropField)
+	if p.faults.Noisy {
+		e.Fields[NoisyTime] = time.Now().UTC().Format(time.RFC3339Nano)
+		e.Fields[NoisyID] = fmt.Sprintf("req-%016x", p.rng.Uint64())
+	}
 	if mode == pipelineclient.Apply && !p.seen[key] {
 		p.seen[key] = true
 		p.applied[e.Kind+"/"+e.Key] = e

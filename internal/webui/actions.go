@@ -136,6 +136,43 @@ func (u *UI) advance(w http.ResponseWriter, r *http.Request, s session) (string,
 	return next, nil
 }
 
+// pinNoise serves POST /migrations/{key}/partners/{id}/noise: a field path
+// of an event type pinned as noise or signal, or unpinned (as "none"),
+// for every partner of the migration; back to the partner's page.
+func (u *UI) pinNoise(w http.ResponseWriter, r *http.Request, s session) (string, error) {
+	key, id := mux.Vars(r)["key"], mux.Vars(r)["id"]
+	if err := domain.CheckID("migration", key); err != nil {
+		return "/", err
+	}
+	next := "/migrations/" + key
+	if err := domain.CheckID("partner", id); err != nil {
+		return next, err
+	}
+	next += "/partners/" + id + "#noise-h"
+	c, err := change(r, s)
+	if err != nil {
+		return next, err
+	}
+	typ, path, as := r.PostForm.Get("eventType"), r.PostForm.Get("path"), r.PostForm.Get("as")
+	pin := domain.Pin(as)
+	switch as {
+	case "none":
+		pin = ""
+	case string(domain.PinNoise), string(domain.PinSignal):
+	default:
+		return next, domain.Errorf(domain.CodeInvalid, "pin a path as noise or signal, or none")
+	}
+	if _, err := u.svc.PinNoise(r.Context(), c, key, typ, path, pin); err != nil {
+		return next, err
+	}
+	msg := fmt.Sprintf("Pinned %s of %s events as %s for every partner of %s.", path, typ, as, key)
+	if pin == "" {
+		msg = fmt.Sprintf("Unpinned %s of %s events: what routers learn decides again.", path, typ)
+	}
+	u.sessions.addFlash(s.id, flash{Kind: "ok", Text: msg})
+	return next, nil
+}
+
 func pluralize(n int, one, many string) string {
 	if n == 1 {
 		return one

@@ -98,7 +98,7 @@ func buildTimeline(counts []domain.MinuteCount, since time.Time) *timelineChart 
 			b.Gaps += c.Count
 		case c.Class.Mismatched():
 			b.Mismatched += c.Count
-		default:
+		default: // equal, and noise: compared, not mismatched
 			b.Equal += c.Count
 		}
 	}

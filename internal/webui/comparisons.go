@@ -55,5 +55,6 @@ var classMeaning = map[domain.Class]string{
 	domain.ClassErrorAsymmetry: "One pipeline failed on the event and the other did not.",
 	domain.ClassPrimaryError:   "The primary pipeline was unavailable (no answer, 429 or 5xx) while the shadow answered: a coverage gap, not a finding against the shadow.",
 	domain.ClassShadowError:    "The shadow pipeline failed, so nothing could be compared: a coverage gap, not a match.",
+	domain.ClassNoise:          "The fields that differ are all noise: they differ between two runs of the legacy pipeline too (learned), or an operator pinned them. Not a mismatch.",
 	domain.ClassSkipped:        "The shadow did not run (dropped under load, timed out, too large): a coverage gap, never a match.",
 }

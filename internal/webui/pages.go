@@ -351,6 +351,12 @@ type partnerPage struct {
 	// nothing to draw.
 	Timeline    *timelineChart
 	TimelineErr string
+	// Noise is the field paths seen to differ between two legacy runs of
+	// the partner's events, and the pinned ones, by event type and path.
+	Noise           []domain.NoisePath
+	NoiseErr        string
+	NoiseSampleRate float64
+	LearnedAfter    int
 }
 
 type typeCount struct {
@@ -437,6 +443,13 @@ func (u *UI) partner(w http.ResponseWriter, r *http.Request, s session) error {
 			data.TimelineErr = domain.ErrorMessage(err)
 		}
 		data.Timeline = buildTimeline(tl, ps.Since)
+	}
+	data.NoiseSampleRate, data.LearnedAfter = ms.Compare.NoiseRate(), domain.NoiseLearnedAfter
+	if data.Noise, err = u.svc.Noise(r.Context(), ms.Key, id); err != nil {
+		if domain.ErrorCode(err) == domain.CodeInternal {
+			u.log.Error("ui noise unavailable", "migration", ms.Key, "partner", id, "err", err)
+		}
+		data.NoiseErr = domain.ErrorMessage(err)
 	}
 	data.base = u.base(w, r, &s, "dashboard", "version")
 	u.render(w, r, http.StatusOK, "partner", &data)

@@ -52,7 +52,7 @@ func TestPartnerPageChartsTheTimeline(t *testing.T) {
 	for _, want := range []string{`<svg class="chart"`, `role="img"`, `class="seg-mismatched"`, `fill="url(#hatch-gap)"`,
 		"6 minutes from 2026-03-01 12:00:00 UTC to 12:05 UTC: 78 compared equal, 2 mismatched, 1 coverage gap.",
 		"12:05 UTC: 38 compared equal, 2 mismatched, 1 coverage gap", "minute (UTC)", "comparisons per minute",
-		"compared equal: 78", "mismatched: 2", "coverage gaps (skipped, shadow_error, primary_error): 1", "Comparisons by event type and class"} {
+		"compared equal or noise: 78", "mismatched: 2", "coverage gaps (skipped, shadow_error, primary_error): 1", "Comparisons by event type and class"} {
 		if !strings.Contains(page.body, want) {
 			t.Errorf("partner page lacks %q", want)
 		}

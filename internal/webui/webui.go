@@ -179,6 +179,7 @@ func (u *UI) Mount(r *mux.Router) {
 	r.Handle(mig+"/revert", u.action(domain.RoleOperator, u.revert)).Methods(post)
 	r.Handle(mig+"/resume", u.action(domain.RoleOperator, u.resume)).Methods(post)
 	r.Handle(mig+"/cohorts/{name}/advance", u.action(domain.RoleOperator, u.advance)).Methods(post)
+	r.Handle(mig+"/partners/{id}/noise", u.action(domain.RoleOperator, u.pinNoise)).Methods(post)
 }
 
 // pageFunc renders a page for a signed-in session.

@@ -36,7 +36,15 @@ type Report struct {
 	Candidate   []domain.CandidateCount  `json:"candidate,omitempty"`
 	Mismatches  []domain.Mismatch        `json:"mismatches,omitempty"`
 	Guard       []domain.GuardSample     `json:"guard,omitempty"`
+	// Noise is how many times field paths differed between two runs of
+	// the legacy pipeline since the last report: best-effort counts,
+	// outside the reportId's exactly-once accounting, at most
+	// MaxReportNoise rows.
+	Noise []domain.NoiseObservation `json:"noise,omitempty"`
 }
+
+// MaxReportNoise bounds a report's noise observations.
+const MaxReportNoise = 1000
 
 // ReportID identifies a router's report of counts, so that a report sent
 // again after its answer was lost is not counted twice. Epoch names the
@@ -93,6 +101,15 @@ func (r Report) Validate(now time.Time) error {
 		}
 		if bad != "" {
 			return domain.Errorf(domain.CodeInvalid, "candidate[%d]: %s; nothing of this report was applied", i, bad)
+		}
+	}
+	if len(r.Noise) > MaxReportNoise {
+		return domain.Errorf(domain.CodeInvalid, "noise: %d observations, more than %d; nothing of this report was applied", len(r.Noise), MaxReportNoise)
+	}
+	for i, o := range r.Noise {
+		if o.Count == 0 || o.Count > domain.MaxReportedCount || o.Migration == "" || o.Partner == "" || o.EventType == "" ||
+			(domain.NoisePin{EventType: o.EventType, Path: o.Path, As: domain.PinNoise}).Validate() != nil {
+			return domain.Errorf(domain.CodeInvalid, "noise[%d]: a migration, a partner, an event type of at most 200 characters, a path such as fields.processedAt and a count from 1 to %d are required; nothing of this report was applied", i, domain.MaxReportedCount)
 		}
 	}
 	if id := r.ReportID; id != nil && (id.Seq == 0 || id.Epoch == "" || len(id.Epoch) > 64) {

@@ -53,6 +53,7 @@ func Run(t *testing.T, open Opener) {
 		{"CountsSaturate", testSaturate},
 		{"Mismatches", testMismatches},
 		{"AppliedReports", testAppliedReports},
+		{"Noise", testNoise},
 		{"StoreID", testStoreID},
 		{"Export", testExport},
 		{"ConcurrentWriters", testConcurrentWriters},
@@ -735,6 +736,7 @@ func testClosed(t *testing.T, open Opener) {
 		{"AuditLog", func() error { _, err := s.AuditLog(ctx, 0, 10); return err }},
 		{"StageRows", func() error { _, err := s.StageRows(ctx, "m", "acme", domain.StageShadow, t0); return err }},
 		{"Mismatches", func() error { _, err := s.Mismatches(ctx, "m", "acme", t0, 10); return err }},
+		{"Noise", func() error { _, err := s.Noise(ctx, "m"); return err }},
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
@@ -782,6 +784,8 @@ func SampleRows() []control.Row {
 		{Mismatch: m("globex", "ticket/updated", domain.ClassValueDiff, t0, "ev 3")},
 		{Report: &control.AppliedReport{Router: "r1", Epoch: "e1", Seq: 4}},
 		{Report: &control.AppliedReport{Router: "r2", Epoch: "e/2", Seq: 9}},
+		{Noise: &domain.NoiseObservation{Migration: "m", Partner: "acme", EventType: "ticket/updated", Path: "fields.processedAt", Count: 3}},
+		{Noise: &domain.NoiseObservation{Migration: "m", Partner: "acme", EventType: "ticket/updated", Path: `fields["a/b"]`, Count: math.MaxUint64}},
 	}
 }
 
@@ -852,6 +856,14 @@ func testExport(t *testing.T, open Opener) {
 	if got := appliedReport(t, dst, "r2", "e/2"); got != 9 {
 		t.Errorf("AppliedReport of the copy = %d, want 9", got)
 	}
+	srcNoise, err1 := src.Noise(t.Context(), "m")
+	dstNoise, err2 := dst.Noise(t.Context(), "m")
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(srcNoise, dstNoise); diff != "" || len(dstNoise) != 2 {
+		t.Errorf("Noise of the copy (-original +copy):\n%s", diff)
+	}
 
 	id := load(t, src).StoreID
 	if err := dst.SetStoreID(t.Context(), id); err != nil {
@@ -862,5 +874,61 @@ func testExport(t *testing.T, open Opener) {
 	}
 	if err := dst.SetStoreID(t.Context(), ""); err == nil {
 		t.Error("SetStoreID(\"\") succeeded, want an error")
+	}
+}
+
+// testNoise: counts add up per migration, partner, event type and path,
+// saturate, stay within keep paths per partner and event type, and a
+// failed Update leaves none behind.
+func testNoise(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	obs := func(mig, partner, typ, path string, n uint64) domain.NoiseObservation {
+		return domain.NoiseObservation{Migration: mig, Partner: partner, EventType: typ, Path: path, Count: n}
+	}
+	if got, err := s.Noise(t.Context(), "m"); err != nil || got == nil || len(got) != 0 {
+		t.Fatalf("Noise of an empty store = %#v, %v; want an empty, non-nil slice", got, err)
+	}
+	update(t, s, func(tx control.Tx) error {
+		for _, o := range []domain.NoiseObservation{
+			obs("m", "acme", "ticket", "fields.processedAt", 2),
+			obs("m", "acme", "ticket", "fields.processedAt", 1),
+			obs("m", "acme", "ticket", `fields["odd/name"]`, math.MaxUint64),
+			obs("m", "acme", "ticket", `fields["odd/name"]`, 1),
+			obs("m", "acme", "company", "fields.lines[].id", 1),
+			obs("m", "globex/x", "ticket", "fields.requestId", 4),
+			obs("m2", "acme", "ticket", "fields.processedAt", 9),
+			// Past keep (3) paths of acme's tickets: dropped.
+			obs("m", "acme", "ticket", "fields.a", 1),
+			obs("m", "acme", "ticket", "fields.b", 1),
+		} {
+			if err := tx.AddNoise(o, 3); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	boom := errors.New("boom")
+	err := s.Update(t.Context(), func(tx control.Tx) error {
+		if err := tx.AddNoise(obs("m", "acme", "ticket", "fields.processedAt", 100), 3); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update = %v, want the fn's error", err)
+	}
+	got, err := s.Noise(t.Context(), "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []domain.NoiseObservation{
+		obs("m", "acme", "company", "fields.lines[].id", 1),
+		obs("m", "acme", "ticket", "fields.a", 1),
+		obs("m", "acme", "ticket", "fields.processedAt", 3),
+		obs("m", "acme", "ticket", `fields["odd/name"]`, math.MaxUint64),
+		obs("m", "globex/x", "ticket", "fields.requestId", 4),
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Noise(m) (-want +got):\n%s", diff)
 	}
 }

@@ -1,0 +1,161 @@
+package control_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/gate"
+	"github.com/switchbackhq/switchback/internal/wire"
+)
+
+func noiseObs(partner, path string, n uint64) domain.NoiseObservation {
+	return domain.NoiseObservation{Migration: "m", Partner: partner, EventType: "ticket", Path: path, Count: n}
+}
+
+// Routers' observations add up across reports and routers; a path is
+// learned at domain.NoiseLearnedAfter; observations of unknown partners
+// or migrations are dropped; routers get the learned paths only.
+func TestNoiseAggregatedFromReports(t *testing.T) {
+	e := newStatsEnv(t)
+	for _, r := range []wire.Report{
+		{Router: "r1", Noise: []domain.NoiseObservation{noiseObs("acme", "fields.processedAt", 2), noiseObs("acme", "fields.once", 1)}},
+		{Router: "r2", Noise: []domain.NoiseObservation{noiseObs("acme", "fields.processedAt", 1), noiseObs("nobody", "fields.x", 5),
+			{Migration: "gone", Partner: "acme", EventType: "ticket", Path: "fields.x", Count: 5}}},
+	} {
+		if _, err := e.svc.IngestReport(ctx, r); err != nil {
+			t.Fatalf("IngestReport: %v", err)
+		}
+	}
+	paths, err := e.svc.Noise(ctx, "m", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []domain.NoisePath{
+		{EventType: "ticket", Path: "fields.once", Count: 1},
+		{EventType: "ticket", Path: "fields.processedAt", Count: 3, Learned: true, Noise: true},
+	}
+	if len(paths) != len(want) || paths[0] != want[0] || paths[1] != want[1] {
+		t.Errorf("Noise = %+v, want %+v", paths, want)
+	}
+	learned, err := e.svc.LearnedNoise(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(learned) != 1 || learned[0] != noiseObs("acme", "fields.processedAt", 3) {
+		t.Errorf("LearnedNoise = %+v, want acme's processedAt only", learned)
+	}
+	if _, err := e.svc.Noise(ctx, "m", "nobody"); domain.ErrorCode(err) != domain.CodeNotFound {
+		t.Errorf("Noise of an unknown partner = %v, want not_found", err)
+	}
+	bad := wire.Report{Router: "r1", Noise: []domain.NoiseObservation{noiseObs("acme", "kind", 1)}}
+	if _, err := e.svc.IngestReport(ctx, bad); domain.ErrorCode(err) != domain.CodeInvalid {
+		t.Errorf("a report with a path outside fields = %v, want invalid", err)
+	}
+}
+
+// Pins are compare rules: each is a new snapshot version and an audited
+// change, a PUT of the migration keeps them, and the list shows pinned
+// paths whether seen or not.
+func TestPinNoise(t *testing.T) {
+	e := newStatsEnv(t)
+	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "r1", Noise: []domain.NoiseObservation{noiseObs("acme", "fields.requestId", 5)}}); err != nil {
+		t.Fatal(err)
+	}
+	v := e.svc.State().Version
+	if _, err := e.svc.PinNoise(ctx, ops, "m", "ticket", "fields.requestId", domain.PinSignal); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.PinNoise(ctx, ops, "m", "ticket", "fields.status", domain.PinNoise); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.svc.State().Version; got != v+2 {
+		t.Errorf("version = %d, want %d: a pin changes the snapshot", got, v+2)
+	}
+	// Pinning again as it is changes nothing.
+	if _, err := e.svc.PinNoise(ctx, ops, "m", "ticket", "fields.status", domain.PinNoise); err != nil || e.svc.State().Version != v+2 {
+		t.Errorf("pinning again: %v, version %d; want no change", err, e.svc.State().Version)
+	}
+	paths, err := e.svc.Noise(ctx, "m", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []domain.NoisePath{
+		{EventType: "ticket", Path: "fields.requestId", Count: 5, Learned: true, Pin: domain.PinSignal},
+		{EventType: "ticket", Path: "fields.status", Pin: domain.PinNoise, Noise: true},
+	}
+	if len(paths) != 2 || paths[0] != want[0] || paths[1] != want[1] {
+		t.Errorf("Noise = %+v, want %+v", paths, want)
+	}
+	// A PUT of the migration keeps the pins; the snapshot carries them.
+	if _, _, err := e.svc.PutMigration(ctx, admin, migration("m")); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.svc.State().Migrations["m"].Compare.NoisePins; len(got) != 2 {
+		t.Errorf("pins after a PUT = %+v, want both kept", got)
+	}
+	entries, err := e.svc.AuditLog(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins := 0
+	for _, en := range entries {
+		if en.Action == "noise.pin" && en.Actor == "ops" && en.Reason == ops.Reason {
+			pins++
+		}
+	}
+	if pins != 2 {
+		t.Errorf("%d noise.pin audit entries by ops, want 2", pins)
+	}
+	if _, err := e.svc.PinNoise(ctx, ops, "m", "ticket", "fields.status", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.svc.State().Migrations["m"].Compare.NoisePins; len(got) != 1 || got[0].Path != "fields.requestId" {
+		t.Errorf("pins after unpinning fields.status = %+v", got)
+	}
+	for _, bad := range []struct{ typ, path string }{{"ticket", "kind"}, {"", "fields.x"}} {
+		if _, err := e.svc.PinNoise(ctx, ops, "m", bad.typ, bad.path, domain.PinNoise); domain.ErrorCode(err) != domain.CodeInvalid {
+			t.Errorf("PinNoise(%q, %q) = %v, want invalid", bad.typ, bad.path, err)
+		}
+	}
+	if _, err := e.svc.PinNoise(ctx, ops, "nope", "ticket", "fields.x", domain.PinNoise); domain.ErrorCode(err) != domain.CodeNotFound {
+		t.Errorf("PinNoise on an unknown migration = %v, want not_found", err)
+	}
+}
+
+// Noise counts as compared, never as mismatched: the gates judge a partner
+// whose only differences are noise as clean.
+func TestNoiseIsComparedNotMismatched(t *testing.T) {
+	c := gate.Tally(domain.StageRows{Comparisons: []domain.MinuteCount{
+		{EventType: "ticket", Class: domain.ClassNoise, Count: 300},
+		{EventType: "ticket", Class: domain.ClassEqual, Count: 10},
+	}, CandidateCalls: 310})
+	if c.Compared() != 310 || c.Mismatched() != 0 {
+		t.Errorf("compared %d, mismatched %d; want 310 and 0", c.Compared(), c.Mismatched())
+	}
+}
+
+// Noise samples are shown, but never in place of a mismatch.
+func TestNoiseSamplesNeverHideMismatches(t *testing.T) {
+	e := newStatsEnv(t)
+	var samples []domain.Mismatch
+	at := e.clock.Now()
+	for i := range 60 {
+		typ := []string{"ticket", "company", "contact"}[i%3]
+		samples = append(samples, domain.Mismatch{Migration: "m", Partner: "acme", EventID: fmt.Sprintf("noise-%d", i), EventType: typ,
+			Class: domain.ClassNoise, At: at.Add(time.Duration(i+2) * time.Second)})
+	}
+	samples = append(samples, domain.Mismatch{Migration: "m", Partner: "acme", EventID: "old-mismatch", EventType: "ticket",
+		Class: domain.ClassTypeMismatch, At: at.Add(time.Second)})
+	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "r1", Mismatches: samples}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.svc.Comparisons(ctx, "m", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Mismatches) != 50 || c.Mismatches[0].EventID != "old-mismatch" || c.Mismatches[1].Class != domain.ClassNoise {
+		t.Errorf("%d samples, first %+v; want 50, the type_mismatch first, then noise", len(c.Mismatches), c.Mismatches[0])
+	}
+}

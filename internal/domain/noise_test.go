@@ -1,0 +1,89 @@
+package domain
+
+import "testing"
+
+func TestNoiseSampleRate(t *testing.T) {
+	rate := func(f float64) *float64 { return &f }
+	tests := []struct {
+		name string
+		rate *float64
+		want float64
+		ok   bool
+	}{
+		{"absent: the default", nil, DefaultNoiseSampleRate, true},
+		{"off", rate(0), 0, true},
+		{"every event", rate(1), 1, true},
+		{"negative", rate(-0.1), -0.1, false},
+		{"above one", rate(1.5), 1.5, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := validMigration()
+			m.Compare.NoiseSampleRate = tt.rate
+			if got := m.Compare.NoiseRate(); got != tt.want {
+				t.Errorf("NoiseRate() = %v, want %v", got, tt.want)
+			}
+			if err := m.Validate(); (err == nil) != tt.ok {
+				t.Errorf("Validate() = %v, want ok %v", err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestNoisePinValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		pin  NoisePin
+		ok   bool
+	}{
+		{"noise", NoisePin{EventType: "ticket", Path: "fields.processedAt", As: PinNoise}, true},
+		{"signal in a list", NoisePin{EventType: "ticket", Path: "fields.lines[].id", As: PinSignal}, true},
+		{"a quoted name", NoisePin{EventType: "ticket", Path: `fields["a b"]`, As: PinNoise}, true},
+		{"unknown decision", NoisePin{EventType: "ticket", Path: "fields.x", As: "maybe"}, false},
+		{"no event type", NoisePin{Path: "fields.x", As: PinNoise}, false},
+		{"not under fields", NoisePin{EventType: "ticket", Path: "kind", As: PinNoise}, false},
+		{"a scope", NoisePin{EventType: "ticket", Path: "fieldsx:y", As: PinNoise}, false},
+		{"an empty name", NoisePin{EventType: "ticket", Path: "fields..x", As: PinNoise}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.pin.Validate(); (err == nil) != tt.ok {
+				t.Errorf("Validate() = %v, want ok %v", err, tt.ok)
+			}
+		})
+	}
+	m := validMigration()
+	p := NoisePin{EventType: "ticket", Path: "fields.x", As: PinNoise}
+	m.Compare.NoisePins = []NoisePin{p, p}
+	if err := m.Validate(); ErrorCode(err) != CodeInvalid {
+		t.Errorf("a path pinned twice: Validate() = %v, want invalid", err)
+	}
+}
+
+func TestIsNoise(t *testing.T) {
+	tests := []struct {
+		count uint64
+		pin   Pin
+		want  bool
+	}{
+		{0, "", false},
+		{NoiseLearnedAfter - 1, "", false},
+		{NoiseLearnedAfter, "", true},
+		{0, PinNoise, true},
+		{1000, PinSignal, false},
+	}
+	for _, tt := range tests {
+		if got := IsNoise(tt.count, tt.pin); got != tt.want {
+			t.Errorf("IsNoise(%d, %q) = %v, want %v", tt.count, tt.pin, got, tt.want)
+		}
+	}
+}
+
+// Noise is no mismatch, so no gate may hold it to zero tolerance.
+func TestNoiseIsNeverZeroTolerance(t *testing.T) {
+	g := DefaultGates()
+	g.ZeroTolerance = []Class{ClassNoise}
+	if err := g.Validate(); ErrorCode(err) != CodeInvalid {
+		t.Errorf("zeroTolerance [noise]: Validate() = %v, want invalid", err)
+	}
+}

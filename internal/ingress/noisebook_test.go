@@ -1,0 +1,130 @@
+package ingress
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/wire"
+)
+
+// The sample is decided by the event id alone: a restart or a replay
+// samples the same events, at about the rate asked.
+func TestSampledForNoise(t *testing.T) {
+	if sampledForNoise("evt-1", 0) {
+		t.Error("sampled at rate 0")
+	}
+	const n = 20000
+	for _, rate := range []float64{0.05, 0.3, 1} {
+		hits := 0
+		for i := range n {
+			id := fmt.Sprintf("evt-%d", i)
+			got := sampledForNoise(id, rate)
+			if got != sampledForNoise(id, rate) {
+				t.Fatalf("%s sampled once and not again", id)
+			}
+			if got {
+				hits++
+			}
+		}
+		if share := float64(hits) / n; share < rate*0.9 || share > rate*1.1 {
+			t.Errorf("rate %v: %d of %d sampled (%.3f)", rate, hits, n, share)
+		}
+	}
+}
+
+func TestNoiseBook(t *testing.T) {
+	b := newNoiseBook()
+	k := noiseKey{"m", "acme", "ticket"}
+	isNoise := b.isNoise(k, map[[2]string]domain.Pin{{"ticket", "fields.status"}: domain.PinNoise, {"ticket", "fields.requestId"}: domain.PinSignal})
+	for range domain.NoiseLearnedAfter - 1 {
+		b.observe(k, []string{"fields.processedAt", "fields.requestId"})
+	}
+	if isNoise("fields.processedAt") {
+		t.Errorf("seen %d times: noise already", domain.NoiseLearnedAfter-1)
+	}
+	if !isNoise("fields.status") {
+		t.Error("pinned noise, never seen: not noise")
+	}
+	b.observe(k, []string{"fields.processedAt", "fields.requestId"})
+	if !isNoise("fields.processedAt") {
+		t.Errorf("seen %d times: not noise", domain.NoiseLearnedAfter)
+	}
+	if isNoise("fields.requestId") {
+		t.Error("pinned signal, learned: noise")
+	}
+	if other := b.isNoise(noiseKey{"m", "globex", "ticket"}, nil); other("fields.processedAt") {
+		t.Error("learned for acme, noise for globex too")
+	}
+	// What the control service learned from every router counts too.
+	b.setLearned([]domain.NoiseObservation{{Migration: "m", Partner: "globex", EventType: "ticket", Path: "fields.x", Count: 7}})
+	if other := b.isNoise(noiseKey{"m", "globex", "ticket"}, nil); !other("fields.x") {
+		t.Error("learned by the control service: not noise")
+	}
+
+	obs := b.take()
+	if len(obs) != 2 || obs[0].Count != domain.NoiseLearnedAfter {
+		t.Errorf("take = %+v, want two paths seen %d times", obs, domain.NoiseLearnedAfter)
+	}
+	if again := b.take(); len(again) != 0 {
+		t.Errorf("take again = %+v, want nothing", again)
+	}
+	b.giveBack(obs)
+	if back := b.take(); len(back) != 2 {
+		t.Errorf("after giveBack, take = %+v, want the two again", back)
+	}
+
+	// Bounded: paths per key, and rows owed.
+	for i := range domain.NoisePathsKept + 10 {
+		b.observe(noiseKey{"m", "initech", "ticket"}, []string{fmt.Sprintf("fields.f%d", i)})
+	}
+	if got := len(b.local[noiseKey{"m", "initech", "ticket"}]); got != domain.NoisePathsKept {
+		t.Errorf("%d paths kept, want %d", got, domain.NoisePathsKept)
+	}
+	for i := range maxReportNoise * 2 {
+		b.observe(noiseKey{"m", fmt.Sprintf("p%d", i), "ticket"}, []string{"fields.a"})
+	}
+	if got := len(b.take()); got != maxReportNoise {
+		t.Errorf("%d observations owed, want at most %d", got, maxReportNoise)
+	}
+}
+
+// BenchmarkNoiseDecision is what noise costs every shadowed event that is
+// not sampled: the sample decision, and the reclassifying test of a
+// value_diff's paths.
+func BenchmarkNoiseDecision(b *testing.B) {
+	book := newNoiseBook()
+	k := noiseKey{"m", "acme", "ticket"}
+	for range domain.NoiseLearnedAfter {
+		book.observe(k, []string{"fields.processedAt", "fields.requestId"})
+	}
+	isNoise := book.isNoise(k, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		sampledForNoise("evt_87c4e424618ef75c899f7b5b", domain.DefaultNoiseSampleRate)
+		isNoise("fields.processedAt")
+		isNoise("fields.requestId")
+	}
+}
+
+// A path the control service would refuse is never learned nor reported:
+// it would have the whole report, counts and all, refused.
+func TestNoiseBookSkipsPathsTheControlServiceRefuses(t *testing.T) {
+	b := newNoiseBook()
+	k := noiseKey{"m", "acme", "ticket"}
+	odd := "fields.a..b"
+	for range domain.NoiseLearnedAfter {
+		b.observe(k, []string{odd, "fields.ok"})
+	}
+	if b.isNoise(k, nil)(odd) {
+		t.Errorf("%s learned", odd)
+	}
+	r := wire.Report{Router: "r", Noise: b.take()}
+	if len(r.Noise) != 1 {
+		t.Errorf("observations = %+v, want fields.ok only", r.Noise)
+	}
+	if err := r.Validate(time.Now()); err != nil {
+		t.Errorf("the report is refused: %v", err)
+	}
+}
