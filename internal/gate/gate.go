@@ -189,16 +189,23 @@ func Judge(g domain.Gates, partner string, stage domain.Stage, since, now time.T
 		zero = domain.AddCounts(zero, c.ByClass[class])
 	}
 	bake := math.Max(0, now.Sub(since).Seconds())
+	enough, baked := minComparisons(compared, g.MinComparisons), minBake(bake, g.MinBakeSeconds)
+	evidence := enough.Pass && baked.Pass
+	var types Check
+	if g.MinPerEventType > 0 {
+		types = perType(g.MinPerEventType, c)
+		evidence = evidence && types.Pass
+	}
 	checks := []Check{
-		minComparisons(compared, g.MinComparisons),
-		mismatchRate(mismatched, compared, g.MaxMismatchRate),
+		enough,
+		mismatchRate(mismatched, compared, g.MaxMismatchRate, evidence),
 		zeroTolerance(zero),
-		minBake(bake, g.MinBakeSeconds),
-		ratio("maxErrorRate", "error rate", c.CandidateErrors, c.CandidateCalls, g.MaxErrorRate, false, "no calls to the new pipeline yet"),
-		ratio("minCoverage", "coverage", compared, c.Eligible, g.MinCoverage, true, "no eligible events yet"),
+		baked,
+		ratio("maxErrorRate", "error rate", c.CandidateErrors, c.CandidateCalls, g.MaxErrorRate, false, "no calls to the new pipeline yet", evidence),
+		ratio("minCoverage", "coverage", compared, c.Eligible, g.MinCoverage, true, "no eligible events yet", evidence),
 	}
 	if g.MinPerEventType > 0 {
-		checks = append(checks, perType(g.MinPerEventType, c))
+		checks = append(checks, types)
 	}
 	r := PartnerReport{Partner: partner, Stage: stage, Verdict: Pass, Checks: checks}
 	for _, ch := range checks {
@@ -222,9 +229,21 @@ func minComparisons(compared uint64, limit int) Check {
 	return c.with(Pass, "")
 }
 
+// undecided is the verdict of a rate whose interval straddles its limit:
+// inconclusive while evidence is short, a fail once the minimum evidence
+// (minComparisons, minBakeSeconds, minPerEventType) is in, since those are
+// what the migration says is enough data to judge.
+func undecided(c Check, evidence bool, detail string) Check {
+	if evidence {
+		return c.with(Fail, detail+", with the minimum evidence in")
+	}
+	return c.with(Inconclusive, detail)
+}
+
 // mismatchRate passes when the whole 95% interval of mismatched / compared
-// is at most the limit and fails when the whole of it is above.
-func mismatchRate(mismatched, compared uint64, limit float64) Check {
+// is at most the limit, fails when the whole of it is above, and is
+// undecided in between.
+func mismatchRate(mismatched, compared uint64, limit float64, evidence bool) Check {
 	upper := WilsonUpper(mismatched, compared)
 	c := Check{Name: "maxMismatchRate", Value: upper, Limit: limit}
 	switch lower := WilsonLower(mismatched, compared); {
@@ -236,7 +255,7 @@ func mismatchRate(mismatched, compared uint64, limit float64) Check {
 		return c.with(Fail, fmt.Sprintf("%d mismatched of %d compared: even the lower bound of the 95%% interval, %s, is above %s",
 			mismatched, compared, percent(lower), percent(limit)))
 	default:
-		return c.with(Inconclusive, fmt.Sprintf("mismatch rate not yet shown to be within %s: %d mismatched of %d compared, 95%% upper bound %s",
+		return undecided(c, evidence, fmt.Sprintf("mismatch rate not shown to be within %s: %d mismatched of %d compared, 95%% upper bound %s",
 			percent(limit), mismatched, compared, percent(upper)))
 	}
 }
@@ -262,7 +281,7 @@ func minBake(seconds float64, limit int) Check {
 // ratio checks the raw ratio num/den against limit, as a floor when min is
 // set and as a ceiling otherwise. It fails only when the ratio's 95% Wilson
 // interval lies wholly beyond the limit; den == 0 is inconclusive.
-func ratio(name, what string, num, den uint64, limit float64, min bool, none string) Check {
+func ratio(name, what string, num, den uint64, limit float64, min bool, none string, evidence bool) Check {
 	c := Check{Name: name, Limit: limit}
 	if den == 0 {
 		return c.with(Inconclusive, none)
@@ -278,7 +297,7 @@ func ratio(name, what string, num, den uint64, limit float64, min bool, none str
 	case proven:
 		return c.with(Fail, fmt.Sprintf("%s %s %s %s (%d of %d), beyond its 95%% interval", what, percent(c.Value), side, percent(limit), num, den))
 	default:
-		return c.with(Inconclusive, fmt.Sprintf("%s %s %s %s (%d of %d), within what chance allows", what, percent(c.Value), side, percent(limit), num, den))
+		return undecided(c, evidence, fmt.Sprintf("%s %s %s %s (%d of %d), within what chance allows", what, percent(c.Value), side, percent(limit), num, den))
 	}
 }
 

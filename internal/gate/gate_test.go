@@ -224,9 +224,9 @@ func TestJudge(t *testing.T) {
 			checks:  map[string]Check{"maxMismatchRate": {Name: "maxMismatchRate", Verdict: Inconclusive, Pass: false, Value: wilsonClosedForm(1, 2000), Limit: 0.001}},
 		},
 		{
-			name: "error rate just above the limit, within chance", gates: gates, since: t0.Add(-2 * time.Hour),
-			counts: func() Counts { c := good(); c.CandidateErrors = 51; return c }(), verdict: Inconclusive,
-			checks: map[string]Check{"maxErrorRate": {Name: "maxErrorRate", Verdict: Inconclusive, Pass: false, Value: 51.0 / 5000, Limit: 0.01}},
+			name: "error rate just above the limit, within chance, with the minimum evidence in", gates: gates, since: t0.Add(-2 * time.Hour),
+			counts: func() Counts { c := good(); c.CandidateErrors = 51; return c }(), verdict: Fail,
+			checks: map[string]Check{"maxErrorRate": {Name: "maxErrorRate", Verdict: Fail, Pass: false, Value: 51.0 / 5000, Limit: 0.01}},
 		},
 		{
 			name: "error rate exactly at the limit", gates: gates, since: t0.Add(-2 * time.Hour),
