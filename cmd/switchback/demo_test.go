@@ -14,7 +14,7 @@ import (
 // The demo, every scenario, short: the mismatches are caught, the gate
 // refuses, the guard reverts and its replay completes; with a noisy legacy,
 // the stamps are learned as noise and the clean canary passes its gate and
-// advances; and every update the simulator got acknowledged is held
+// advances while the buggy wave-2 still fails; and every update the simulator got acknowledged is held
 // correctly by a pipeline: 0 lost.
 func TestDemo(t *testing.T) {
 	if testing.Short() {
@@ -27,9 +27,9 @@ func TestDemo(t *testing.T) {
 	}{
 		{"shadow", 8, 6 * time.Second},
 		{"exposed", 8, 6 * time.Second},
-		// One canary partner, at a third of the rate, passes the noisy
+		// One canary partner, sending a third of the 60/s, passes the noisy
 		// scenario's gates (minBakeSeconds 20) well within the run.
-		{"noisy", 3, 27 * time.Second},
+		{"noisy", 3, 30 * time.Second},
 	} {
 		scenario := tc.scenario
 		t.Run(scenario, func(t *testing.T) {
@@ -102,7 +102,9 @@ func TestDemo(t *testing.T) {
 
 // checkNoisy: the canary (acme alone) learned the stamps of both event
 // types as noise, nothing but noise and the warm-up's value_diffs was
-// compared, and its gate passed, so it advanced to new.
+// compared, and its gate passed, so it advanced to new; wave-2 (globex
+// alone), whose new pipeline has the cached-handler bug, failed its gate
+// on type mismatches all the same.
 func checkNoisy(t *testing.T, res *demo.Result, narration string) {
 	t.Helper()
 	learned := res.NoiseLearned["acme"]
@@ -124,7 +126,10 @@ func checkNoisy(t *testing.T, res *demo.Result, narration string) {
 	if !res.Advanced {
 		t.Errorf("the canary did not advance to new")
 	}
-	for _, said := range []string{"NOISE LEARNED acme ticket: fields.processedAt, fields.requestId", "GATE canary: pass", "canary ADVANCED to new"} {
+	if !res.BuggyRefused || res.BuggyTypeMismatches == 0 {
+		t.Errorf("wave-2's gate refused %v, with %d type mismatches; want a refusal on type_mismatch", res.BuggyRefused, res.BuggyTypeMismatches)
+	}
+	for _, said := range []string{"NOISE LEARNED acme ticket: fields.processedAt, fields.requestId", "GATE canary: pass", "canary ADVANCED to new", "GATE wave-2: fail"} {
 		if !strings.Contains(narration, said) {
 			t.Errorf("the narration never says %q", said)
 		}

@@ -1,9 +1,11 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +22,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/controlclient"
 	"github.com/switchbackhq/switchback/internal/gate"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
 	"github.com/switchbackhq/switchback/internal/refpipe"
 	"github.com/switchbackhq/switchback/internal/simulate"
 )
@@ -32,7 +35,7 @@ type Config struct {
 	Partners int
 	Rate     float64
 	Duration time.Duration // 0: until interrupted
-	Fault    float64       // the cached-handler fault rate of the new pipeline; the noisy scenario's is correct
+	Fault    float64       // the cached-handler fault rate of the new pipeline; in the noisy scenario, of wave-2's only
 	Seed     uint64
 }
 
@@ -47,14 +50,20 @@ type Result struct {
 	ReplaysDone  int
 	Acknowledged int
 
-	// The noisy scenario's: the event types whose stamps were learned as
-	// noise, by canary partner; the canary gate's verdicts in the order
-	// they were seen (each once in a row); the comparisons of the canary
-	// by class; whether the canary advanced to new.
+	// The noisy scenario's canary: the event types whose stamps were
+	// learned as noise, by partner; its gate's verdicts in the order they
+	// were seen (each once in a row); its comparisons by class; whether it
+	// advanced to new.
 	NoiseLearned map[string][]string
 	Verdicts     []gate.Verdict
 	Classes      map[string]int
 	Advanced     bool
+	// The noisy scenario's wave-2: its new pipeline, with the cached-handler
+	// bug; whether its gate failed on zero tolerance, and the type
+	// mismatches of the partner it failed for, when it did.
+	Buggy               *refpipe.Pipeline
+	BuggyRefused        bool
+	BuggyTypeMismatches int
 }
 
 // Migration is the key of the demo's migration.
@@ -163,9 +172,13 @@ func Run(ctx context.Context, cfg Config, serve ServeFunc, stdout, stderr io.Wri
 	res := &Result{Token: control.NewSecret(), Caught: map[string]int{}, GuardStages: map[string]string{},
 		NoiseLearned: map[string][]string{}, Classes: map[string]int{},
 		Legacy: refpipe.New("legacy", refpipe.Faults{}, cfg.Seed), New: refpipe.New("new", refpipe.Faults{CachedHandler: cfg.Fault}, cfg.Seed+1)}
+	partners := partnersOf(cfg.Partners)
+	var newPipeline http.Handler = res.New
 	if cfg.Scenario == "noisy" {
 		res.Legacy = refpipe.New("legacy", refpipe.Faults{Noisy: true}, cfg.Seed)
 		res.New = refpipe.New("new", refpipe.Faults{}, cfg.Seed+1)
+		res.Buggy = refpipe.New("new", refpipe.Faults{CachedHandler: cfg.Fault}, cfg.Seed+2)
+		newPipeline = byPartner{buggy: cohortOf(partners, 1), clean: res.New, bug: res.Buggy}
 	}
 
 	var wg sync.WaitGroup
@@ -175,12 +188,13 @@ func Run(ctx context.Context, cfg Config, serve ServeFunc, stdout, stderr io.Wri
 	if err != nil {
 		return nil, err
 	}
-	newURL, err := servePipeline(ctx, &wg, res.New)
+	newURL, err := servePipeline(ctx, &wg, newPipeline)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Scenario == "noisy" {
-		say(stdout, "legacy pipeline on %s, stamping a fresh %s and a random %s into every effect, so that it differs even from itself; rewritten pipeline on %s, correct", legacyURL, refpipe.NoisyTime, refpipe.NoisyID, newURL)
+		say(stdout, "legacy pipeline on %s, stamping a fresh %s and a random %s into every effect, so that it differs even from itself; rewritten pipeline on %s, correct, but for the partners of wave-2 (%s): for them it handles %.0f%% of events with a handler cached by partner alone (the incident's bug)",
+			legacyURL, refpipe.NoisyTime, refpipe.NoisyID, newURL, strings.Join(cohortOf(partners, 1), ", "), cfg.Fault*100)
 	} else {
 		say(stdout, "legacy pipeline on %s; rewritten pipeline on %s, handling %.0f%% of events with a handler cached by partner alone (the incident's bug)", legacyURL, newURL, cfg.Fault*100)
 	}
@@ -199,7 +213,6 @@ func Run(ctx context.Context, cfg Config, serve ServeFunc, stdout, stderr io.Wri
 	say(stdout, "open the UI: %s/login?token=%s", res.URL, res.Token)
 
 	api := controlclient.New(res.URL, res.Token)
-	partners := partnersOf(cfg.Partners)
 	if err := setup(ctx, api, cfg, partners, legacyURL, newURL, stdout); err != nil {
 		return nil, err
 	}
@@ -301,6 +314,12 @@ func setup(ctx context.Context, api *controlclient.Client, cfg Config, partners 
 		return err
 	}
 	say(out, "canary (%s) advanced to shadow: legacy applies, the new pipeline runs in dry-run and is compared", strings.Join(cohortOf(partners, 0), ", "))
+	if cfg.Scenario == "noisy" {
+		if err := api.Do(ctx, http.MethodPost, controlclient.Path("v1", "migrations", Migration, "cohorts", "wave-2", "advance"), map[string]any{"reason": "demo: shadow the buggy cohort too"}, nil); err != nil {
+			return err
+		}
+		say(out, "wave-2 (%s) advanced to shadow as well, against the buggy handler cache", strings.Join(cohortOf(partners, 1), ", "))
+	}
 	if cfg.Scenario == "exposed" {
 		err := api.Do(ctx, http.MethodPost, controlclient.Path("v1", "migrations", Migration, "cohorts", "canary", "advance"), map[string]any{"reason": "demo: vendor insists, skip the bake", "force": true}, nil)
 		if err != nil {
@@ -499,6 +518,58 @@ func (n *noisyNarrator) tick(ctx context.Context) {
 	if !n.res.Advanced {
 		n.gate(ctx)
 	}
+	if !n.res.BuggyRefused {
+		n.buggy(ctx)
+	}
+}
+
+// buggy says once that wave-2's gate fails on zero tolerance: the
+// type_mismatches of the cached-handler bug, which noise never hides.
+func (n *noisyNarrator) buggy(ctx context.Context) {
+	rep, err := n.api.Gate(ctx, Migration, "wave-2")
+	if err != nil {
+		return
+	}
+	for _, p := range rep.Partners {
+		for _, c := range p.Checks {
+			if c.Name != "zeroTolerance" || c.Verdict != gate.Fail {
+				continue
+			}
+			var cmp struct{ Counts map[string]map[string]int }
+			if n.api.Do(ctx, http.MethodGet, controlclient.Path("v1", "migrations", Migration, "partners", p.Partner, "comparisons"), nil, &cmp) != nil {
+				return
+			}
+			for _, byClass := range cmp.Counts {
+				n.res.BuggyTypeMismatches += byClass["type_mismatch"]
+			}
+			n.res.BuggyRefused = true
+			say(n.out, "GATE wave-2: fail: %s has %.0f zero-tolerance mismatches, %d of them type_mismatch (events answered by the handler cached for another event type): the buggy cohort still fails, since noise never hides a wrong event type", p.Partner, c.Value, n.res.BuggyTypeMismatches)
+			return
+		}
+	}
+}
+
+// byPartner sends the events of the partners in buggy to bug and the
+// others' to clean, so that one cohort's rewrite has the bug.
+type byPartner struct {
+	buggy      []string
+	clean, bug http.Handler
+}
+
+func (b byPartner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
+	if err != nil {
+		http.Error(w, "the body is too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	var ev pipelineclient.Event
+	json.Unmarshal(body, &ev) // a bad body is the pipeline's to refuse
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if contains(b.buggy, ev.Partner) {
+		b.bug.ServeHTTP(w, r)
+		return
+	}
+	b.clean.ServeHTTP(w, r)
 }
 
 func (n *noisyNarrator) comparisons(ctx context.Context, partner string, classes map[string]int) {
