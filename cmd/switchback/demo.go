@@ -17,11 +17,11 @@ func runDemoCmd(ctx context.Context, args []string, getenv func(string) string, 
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Data, "data", "", "data directory; default a temporary one, removed at the end")
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "address of the control service, its UI and the ingress router")
-	fs.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "shadow: the canary cohort shadows the buggy pipeline and is caught; exposed: it is forced onto it and the guard reverts it")
+	fs.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "shadow: the canary cohort shadows the buggy pipeline and is caught; exposed: it is forced onto it and the guard reverts it; noisy: legacy stamps every effect, the noise is learned, the canary passes onto a correct new pipeline, and wave-2, whose new pipeline has the bug, fails")
 	fs.IntVar(&cfg.Partners, "partners", cfg.Partners, "partners, in three cohorts")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "webhooks per second from the PSA simulator")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "stop after this long; 0 runs until Ctrl-C")
-	fs.Float64Var(&cfg.Fault, "fault", cfg.Fault, "share of events the new pipeline handles with its cached handler (the incident's bug)")
+	fs.Float64Var(&cfg.Fault, "fault", cfg.Fault, "share of events the new pipeline handles with its cached handler (the incident's bug); in the noisy scenario, for wave-2 only")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "simulator seed")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: switchback demo [flags]
@@ -33,6 +33,14 @@ are handled by the cached schedule handler), and a PSA simulator sending
 ConnectWise, Autotask, HaloPSA and Standard Webhooks traffic for a dozen
 partners in three cohorts. Watch the mismatches get caught, the gate refuse,
 and, with --scenario exposed, the guard revert and replay.
+
+With --scenario noisy, the legacy pipeline stamps a fresh time and a random
+id into every effect, as real pipelines do, and the rewritten one is correct
+but for the partners of wave-2: watch the first comparisons count as
+value_diff, switchback learn the stamps as noise by running legacy twice, the
+canary's gate go from "waiting for data" to pass once the noise outweighs
+those first value_diffs, the canary advance to new, and wave-2, shadowing the
+bug, still fail on type_mismatch.
 
 `)
 		fs.PrintDefaults()

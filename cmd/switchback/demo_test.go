@@ -2,26 +2,41 @@ package main
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/demo"
+	"github.com/switchbackhq/switchback/internal/gate"
 )
 
-// The demo, both scenarios, short: the mismatches are caught, the gate
-// refuses, the guard reverts and its replay completes, and every update the
-// simulator got acknowledged is held correctly by a pipeline: 0 lost.
+// The demo, every scenario, short: the mismatches are caught, the gate
+// refuses, the guard reverts and its replay completes; with a noisy legacy,
+// the stamps are learned as noise and the clean canary passes its gate and
+// advances while the buggy wave-2 still fails; and every update the simulator got acknowledged is held
+// correctly by a pipeline: 0 lost.
 func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole demo")
 	}
-	for _, scenario := range []string{"shadow", "exposed"} {
+	for _, tc := range []struct {
+		scenario string
+		partners int
+		duration time.Duration
+	}{
+		{"shadow", 8, 6 * time.Second},
+		{"exposed", 8, 6 * time.Second},
+		// One canary partner, sending a third of the 60/s, passes the noisy
+		// scenario's gates (minBakeSeconds 20) well within the run.
+		{"noisy", 3, 30 * time.Second},
+	} {
+		scenario := tc.scenario
 		t.Run(scenario, func(t *testing.T) {
 			// One buffer for the narration and the service's logs, written
 			// from several goroutines.
 			out := &syncBuffer{}
-			cfg := demo.Config{Addr: "127.0.0.1:0", Scenario: scenario, Partners: 8, Rate: 60, Duration: 6 * time.Second, Fault: 0.4, Seed: 7}
+			cfg := demo.Config{Addr: "127.0.0.1:0", Scenario: scenario, Partners: tc.partners, Rate: 60, Duration: tc.duration, Fault: 0.4, Seed: 7}
 			res, err := demo.Run(context.Background(), cfg, serveDemo, out, out)
 			t.Log("\n" + out.String())
 			if err != nil {
@@ -31,8 +46,11 @@ func TestDemo(t *testing.T) {
 			for _, n := range res.Caught {
 				caught += n
 			}
-			if caught == 0 {
+			if scenario != "noisy" && caught == 0 {
 				t.Errorf("no type mismatch caught for the canary cohort: %v", res.Caught)
+			}
+			if scenario == "noisy" {
+				checkNoisy(t, res, out.String())
 			}
 			if scenario == "shadow" && !res.GateRefused {
 				t.Errorf("the canary gate did not refuse")
@@ -75,9 +93,45 @@ func TestDemo(t *testing.T) {
 			if lost > 0 {
 				t.Errorf("%d of %d acknowledged updates lost", lost, len(res.Ledger))
 			}
-			if !strings.Contains(out.String(), "CAUGHT") {
+			if scenario != "noisy" && !strings.Contains(out.String(), "CAUGHT") {
 				t.Errorf("the narration never says CAUGHT")
 			}
 		})
+	}
+}
+
+// checkNoisy: the canary (acme alone) learned the stamps of both event
+// types as noise, nothing but noise and the warm-up's value_diffs was
+// compared, and its gate passed, so it advanced to new; wave-2 (globex
+// alone), whose new pipeline has the cached-handler bug, failed its gate
+// on type mismatches all the same.
+func checkNoisy(t *testing.T, res *demo.Result, narration string) {
+	t.Helper()
+	learned := res.NoiseLearned["acme"]
+	slices.Sort(learned)
+	if want := []string{"schedule_entry", "ticket"}; !slices.Equal(learned, want) {
+		t.Errorf("noise learned for acme's event types %v, want %v (all: %v)", learned, want, res.NoiseLearned)
+	}
+	for class, n := range res.Classes {
+		if class != "noise" && class != "value_diff" && n > 0 {
+			t.Errorf("%d comparisons of class %s: a correct new pipeline against a noisy legacy makes only noise (and value_diffs until it is learned)", n, class)
+		}
+	}
+	if res.Classes["noise"] == 0 {
+		t.Errorf("no comparison counted as noise: %v", res.Classes)
+	}
+	if n := len(res.Verdicts); n == 0 || res.Verdicts[n-1] != gate.Pass {
+		t.Errorf("the canary gate's verdicts %v, want them to end on pass", res.Verdicts)
+	}
+	if !res.Advanced {
+		t.Errorf("the canary did not advance to new")
+	}
+	if !res.BuggyRefused || res.BuggyTypeMismatches == 0 {
+		t.Errorf("wave-2's gate refused %v, with %d type mismatches; want a refusal on type_mismatch", res.BuggyRefused, res.BuggyTypeMismatches)
+	}
+	for _, said := range []string{"NOISE LEARNED acme ticket: fields.processedAt, fields.requestId", "GATE canary: pass", "canary ADVANCED to new", "GATE wave-2: fail"} {
+		if !strings.Contains(narration, said) {
+			t.Errorf("the narration never says %q", said)
+		}
 	}
 }

@@ -1,9 +1,11 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +21,8 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/controlclient"
+	"github.com/switchbackhq/switchback/internal/gate"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
 	"github.com/switchbackhq/switchback/internal/refpipe"
 	"github.com/switchbackhq/switchback/internal/simulate"
 )
@@ -26,11 +31,11 @@ import (
 type Config struct {
 	Data     string // "" for a temporary directory, removed at the end
 	Addr     string
-	Scenario string // shadow or exposed
+	Scenario string // shadow, exposed or noisy
 	Partners int
 	Rate     float64
 	Duration time.Duration // 0: until interrupted
-	Fault    float64       // the cached-handler fault rate of the new pipeline
+	Fault    float64       // the cached-handler fault rate of the new pipeline; in the noisy scenario, of wave-2's only
 	Seed     uint64
 }
 
@@ -44,6 +49,21 @@ type Result struct {
 	GuardStages  map[string]string
 	ReplaysDone  int
 	Acknowledged int
+
+	// The noisy scenario's canary: the event types whose stamps were
+	// learned as noise, by partner; its gate's verdicts in the order they
+	// were seen (each once in a row); its comparisons by class; whether it
+	// advanced to new.
+	NoiseLearned map[string][]string
+	Verdicts     []gate.Verdict
+	Classes      map[string]int
+	Advanced     bool
+	// The noisy scenario's wave-2: its new pipeline, with the cached-handler
+	// bug; whether its gate failed on zero tolerance, and the type
+	// mismatches of the partner it failed for, when it did.
+	Buggy               *refpipe.Pipeline
+	BuggyRefused        bool
+	BuggyTypeMismatches int
 }
 
 // Migration is the key of the demo's migration.
@@ -57,8 +77,8 @@ type ServeFunc func(ctx context.Context, data, addr, adminToken string, stdout, 
 
 // Validate checks the scenario and the ranges of the numbers.
 func (c Config) Validate() error {
-	if c.Scenario != "shadow" && c.Scenario != "exposed" {
-		return errors.New("--scenario must be shadow or exposed")
+	if c.Scenario != "shadow" && c.Scenario != "exposed" && c.Scenario != "noisy" {
+		return errors.New("--scenario must be shadow, exposed or noisy")
 	}
 	if c.Partners < 3 || c.Partners > 200 || c.Rate <= 0 || c.Fault < 0 || c.Fault > 1 {
 		return errors.New("--partners must be 3 to 200, --rate positive, --fault between 0 and 1")
@@ -150,7 +170,16 @@ func Run(ctx context.Context, cfg Config, serve ServeFunc, stdout, stderr io.Wri
 		cfg.Data = dir
 	}
 	res := &Result{Token: control.NewSecret(), Caught: map[string]int{}, GuardStages: map[string]string{},
+		NoiseLearned: map[string][]string{}, Classes: map[string]int{},
 		Legacy: refpipe.New("legacy", refpipe.Faults{}, cfg.Seed), New: refpipe.New("new", refpipe.Faults{CachedHandler: cfg.Fault}, cfg.Seed+1)}
+	partners := partnersOf(cfg.Partners)
+	var newPipeline http.Handler = res.New
+	if cfg.Scenario == "noisy" {
+		res.Legacy = refpipe.New("legacy", refpipe.Faults{Noisy: true}, cfg.Seed)
+		res.New = refpipe.New("new", refpipe.Faults{}, cfg.Seed+1)
+		res.Buggy = refpipe.New("new", refpipe.Faults{CachedHandler: cfg.Fault}, cfg.Seed+2)
+		newPipeline = byPartner{buggy: cohortOf(partners, 1), clean: res.New, bug: res.Buggy}
+	}
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -159,11 +188,16 @@ func Run(ctx context.Context, cfg Config, serve ServeFunc, stdout, stderr io.Wri
 	if err != nil {
 		return nil, err
 	}
-	newURL, err := servePipeline(ctx, &wg, res.New)
+	newURL, err := servePipeline(ctx, &wg, newPipeline)
 	if err != nil {
 		return nil, err
 	}
-	say(stdout, "legacy pipeline on %s; rewritten pipeline on %s, handling %.0f%% of events with a handler cached by partner alone (the incident's bug)", legacyURL, newURL, cfg.Fault*100)
+	if cfg.Scenario == "noisy" {
+		say(stdout, "legacy pipeline on %s, stamping a fresh %s and a random %s into every effect, so that it differs even from itself; rewritten pipeline on %s, correct, but for the partners of wave-2 (%s): for them it handles %.0f%% of events with a handler cached by partner alone (the incident's bug)",
+			legacyURL, refpipe.NoisyTime, refpipe.NoisyID, newURL, strings.Join(cohortOf(partners, 1), ", "), cfg.Fault*100)
+	} else {
+		say(stdout, "legacy pipeline on %s; rewritten pipeline on %s, handling %.0f%% of events with a handler cached by partner alone (the incident's bug)", legacyURL, newURL, cfg.Fault*100)
+	}
 
 	watch := &lineWatcher{re: regexp.MustCompile(`listening on (http://\S+)`), found: make(chan string, 1)}
 	serveErr := make(chan error, 1)
@@ -179,7 +213,6 @@ func Run(ctx context.Context, cfg Config, serve ServeFunc, stdout, stderr io.Wri
 	say(stdout, "open the UI: %s/login?token=%s", res.URL, res.Token)
 
 	api := controlclient.New(res.URL, res.Token)
-	partners := partnersOf(cfg.Partners)
 	if err := setup(ctx, api, cfg, partners, legacyURL, newURL, stdout); err != nil {
 		return nil, err
 	}
@@ -192,6 +225,10 @@ func Run(ctx context.Context, cfg Config, serve ServeFunc, stdout, stderr io.Wri
 		simCfg.Duration = cfg.Duration
 	}
 	say(stdout, "PSA simulator: %d partners (ConnectWise, Autotask, HaloPSA, Standard Webhooks) at %.0f webhooks/s", len(partners), cfg.Rate)
+	if cfg.Scenario == "noisy" {
+		simCfg.Mix = noisyMix
+		say(stdout, "only ticket and schedule entry events: each event type counts value_diffs until its own noise is learned, and those stay in the mismatch rate")
+	}
 	wg.Go(func() {
 		st, err := simulate.Run(simCtx, simCfg, nil)
 		if err != nil && simCtx.Err() == nil {
@@ -201,6 +238,10 @@ func Run(ctx context.Context, cfg Config, serve ServeFunc, stdout, stderr io.Wri
 	})
 
 	canary := cohortOf(partners, 0)
+	var noisy *noisyNarrator
+	if cfg.Scenario == "noisy" {
+		noisy = &noisyNarrator{api: api, canary: canary, res: res, out: stdout}
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var sim simulate.Stats
@@ -214,7 +255,11 @@ loop:
 			sim = <-simDone
 			break loop
 		case <-tick.C:
-			narrate(ctx, api, cfg, canary, res, stdout)
+			if noisy != nil {
+				noisy.tick(ctx)
+			} else {
+				narrate(ctx, api, cfg, canary, res, stdout)
+			}
 		}
 	}
 	res.Ledger, res.Acknowledged = sim.Ledger, sim.Acknowledged
@@ -223,7 +268,7 @@ loop:
 		return res, ctx.Err()
 	}
 	// Let delivery, comparisons, the guard and its replay finish.
-	settle(ctx, api, cfg, canary, res, stdout)
+	settle(ctx, api, cfg, canary, noisy, res, stdout)
 	return res, nil
 }
 
@@ -242,13 +287,17 @@ func setup(ctx context.Context, api *controlclient.Client, cfg Config, partners 
 			return err
 		}
 	}
-	err := api.Do(ctx, http.MethodPut, controlclient.Path("v1", "migrations", Migration), map[string]any{
+	mig := map[string]any{
 		"description": "PSA webhooks on the rewritten pipeline",
 		"pipelines":   map[string]any{"legacy": map[string]string{"url": legacyURL}, "new": map[string]string{"url": newURL}},
 		"gates":       map[string]any{"minComparisons": 30, "maxMismatchRate": 0.05, "minBakeSeconds": 20},
 		"guard":       map[string]any{"scope": "partner", "window": 100},
-	}, nil)
-	if err != nil {
+	}
+	if cfg.Scenario == "noisy" {
+		mig["compare"] = map[string]any{"noiseSampleRate": noisySampleRate}
+		mig["gates"] = noisyGates
+	}
+	if err := api.Do(ctx, http.MethodPut, controlclient.Path("v1", "migrations", Migration), mig, nil); err != nil {
 		return err
 	}
 	for i, name := range []string{"canary", "wave-2", "wave-3"} {
@@ -257,10 +306,20 @@ func setup(ctx context.Context, api *controlclient.Client, cfg Config, partners 
 		}
 	}
 	say(out, "migration %s: %d partners in cohorts canary, wave-2, wave-3, all on legacy", Migration, len(partners))
+	if cfg.Scenario == "noisy" {
+		say(out, "compare.noiseSampleRate %g: every event of a partner in shadow is run through legacy a second time, in dry-run, to learn what differs between two legacy runs (the default, 0.05, learns in minutes what the demo learns in seconds)", noisySampleRate)
+		say(out, "gates: minComparisons %v, maxMismatchRate %v%% (of the 95%% Wilson upper bound), minBakeSeconds %v, minPerEventType %v (default 50): loose enough for the demo to pass them within a minute", noisyGates["minComparisons"], noisyGates["maxMismatchRate"].(float64)*100, noisyGates["minBakeSeconds"], noisyGates["minPerEventType"])
+	}
 	if err := api.Do(ctx, http.MethodPost, controlclient.Path("v1", "migrations", Migration, "cohorts", "canary", "advance"), map[string]any{"reason": "demo: start shadowing"}, nil); err != nil {
 		return err
 	}
 	say(out, "canary (%s) advanced to shadow: legacy applies, the new pipeline runs in dry-run and is compared", strings.Join(cohortOf(partners, 0), ", "))
+	if cfg.Scenario == "noisy" {
+		if err := api.Do(ctx, http.MethodPost, controlclient.Path("v1", "migrations", Migration, "cohorts", "wave-2", "advance"), map[string]any{"reason": "demo: shadow the buggy cohort too"}, nil); err != nil {
+			return err
+		}
+		say(out, "wave-2 (%s) advanced to shadow as well, against the buggy handler cache", strings.Join(cohortOf(partners, 1), ", "))
+	}
 	if cfg.Scenario == "exposed" {
 		err := api.Do(ctx, http.MethodPost, controlclient.Path("v1", "migrations", Migration, "cohorts", "canary", "advance"), map[string]any{"reason": "demo: vendor insists, skip the bake", "force": true}, nil)
 		if err != nil {
@@ -384,10 +443,14 @@ func contains(list []string, s string) bool {
 
 // settle waits, after the traffic, until the router has an outcome
 // for every event and, in the exposed scenario, the guard's replays are done.
-func settle(ctx context.Context, api *controlclient.Client, cfg Config, canary []string, res *Result, out io.Writer) {
+func settle(ctx context.Context, api *controlclient.Client, cfg Config, canary []string, noisy *noisyNarrator, res *Result, out io.Writer) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		narrate(ctx, api, cfg, canary, res, out)
+		if noisy != nil {
+			noisy.tick(ctx)
+		} else {
+			narrate(ctx, api, cfg, canary, res, out)
+		}
 		var rs []struct {
 			Journal struct{ Pending, Events int }
 		}
@@ -406,4 +469,233 @@ func settle(ctx context.Context, api *controlclient.Client, cfg Config, canary [
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// The noisy scenario's compare rules and gates: noise learned from every
+// event rather than the default 5%, and gates small enough to be met
+// within a minute at the demo's rate.
+const noisySampleRate = 1.0
+
+var noisyGates = map[string]any{"minComparisons": 50, "maxMismatchRate": 0.15, "minBakeSeconds": 20, "minPerEventType": 20}
+
+// noisyMix sends only the incident's two event types: every event type
+// learns its noise from its own first three samples, and until then its
+// events are value_diffs that stay in the mismatch rate, so fewer types
+// mean fewer of them and a gate met sooner.
+var noisyMix = map[string]float64{simulate.Ticket: 0.6, simulate.ScheduleEntry: 0.4}
+
+// noisyNarrator narrates the noisy scenario: the value_diffs before the
+// stamps are known, the noise learned, the classes counted, the canary
+// gate's verdict, and the canary's advance once it passes.
+type noisyNarrator struct {
+	api      *controlclient.Client
+	canary   []string
+	res      *Result
+	out      io.Writer
+	diffSaid bool
+	counted  string
+	// When the counts and the gate's missing data were last said.
+	countedAt, gateAt time.Time
+}
+
+// tick narrates what changed since the last tick.
+func (n *noisyNarrator) tick(ctx context.Context) {
+	classes := map[string]int{}
+	for _, p := range n.canary {
+		n.comparisons(ctx, p, classes)
+		n.noise(ctx, p)
+	}
+	n.res.Classes = classes
+	counted := classSummary(classes)
+	if counted != "" && counted != n.counted && time.Since(n.countedAt) >= 5*time.Second {
+		stage := "shadow"
+		if n.res.Advanced {
+			stage = "new"
+		}
+		say(n.out, "canary comparisons in %s so far: %s", stage, counted)
+		n.counted, n.countedAt = counted, time.Now()
+	}
+	if !n.res.Advanced {
+		n.gate(ctx)
+	}
+	if !n.res.BuggyRefused {
+		n.buggy(ctx)
+	}
+}
+
+// buggy says once that wave-2's gate fails on zero tolerance: the
+// type_mismatches of the cached-handler bug, which noise never hides.
+func (n *noisyNarrator) buggy(ctx context.Context) {
+	rep, err := n.api.Gate(ctx, Migration, "wave-2")
+	if err != nil {
+		return
+	}
+	for _, p := range rep.Partners {
+		for _, c := range p.Checks {
+			if c.Name != "zeroTolerance" || c.Verdict != gate.Fail {
+				continue
+			}
+			var cmp struct{ Counts map[string]map[string]int }
+			if n.api.Do(ctx, http.MethodGet, controlclient.Path("v1", "migrations", Migration, "partners", p.Partner, "comparisons"), nil, &cmp) != nil {
+				return
+			}
+			for _, byClass := range cmp.Counts {
+				n.res.BuggyTypeMismatches += byClass["type_mismatch"]
+			}
+			n.res.BuggyRefused = true
+			say(n.out, "GATE wave-2: fail: %s has %.0f zero-tolerance mismatches, %d of them type_mismatch (events answered by the handler cached for another event type): the buggy cohort still fails, since noise never hides a wrong event type", p.Partner, c.Value, n.res.BuggyTypeMismatches)
+			return
+		}
+	}
+}
+
+// byPartner sends the events of the partners in buggy to bug and the
+// others' to clean, so that one cohort's rewrite has the bug.
+type byPartner struct {
+	buggy      []string
+	clean, bug http.Handler
+}
+
+func (b byPartner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
+	if err != nil {
+		http.Error(w, "the body is too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	var ev pipelineclient.Event
+	json.Unmarshal(body, &ev) // a bad body is the pipeline's to refuse
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if contains(b.buggy, ev.Partner) {
+		b.bug.ServeHTTP(w, r)
+		return
+	}
+	b.clean.ServeHTTP(w, r)
+}
+
+func (n *noisyNarrator) comparisons(ctx context.Context, partner string, classes map[string]int) {
+	var c struct {
+		Counts     map[string]map[string]int
+		Mismatches []struct{ Class, Diff, EventType string }
+	}
+	if n.api.Do(ctx, http.MethodGet, controlclient.Path("v1", "migrations", Migration, "partners", partner, "comparisons"), nil, &c) != nil {
+		return
+	}
+	for _, byClass := range c.Counts {
+		for class, k := range byClass {
+			classes[class] += k
+		}
+	}
+	if n.diffSaid {
+		return
+	}
+	for _, m := range c.Mismatches {
+		if m.Class == "value_diff" {
+			diff, _, _ := strings.Cut(m.Diff, "\n")
+			say(n.out, "VALUE_DIFF %s on a %s event: %s: the rewrite is right, legacy's stamps differ, and until switchback knows them as noise each such event counts as a mismatch", partner, m.EventType, diff)
+			n.diffSaid = true
+			return
+		}
+	}
+}
+
+// noise says, per partner, the event types whose paths were newly learned
+// as noise.
+func (n *noisyNarrator) noise(ctx context.Context, partner string) {
+	var v struct {
+		Paths []struct {
+			EventType, Path string
+			Count           int
+			Learned, Noise  bool
+		}
+	}
+	if n.api.Do(ctx, http.MethodGet, controlclient.Path("v1", "migrations", Migration, "partners", partner, "noise"), nil, &v) != nil {
+		return
+	}
+	paths, counts := map[string][]string{}, map[string][]int{}
+	for _, p := range v.Paths {
+		if p.Learned && p.Noise && !slices.Contains(n.res.NoiseLearned[partner], p.EventType) {
+			paths[p.EventType] = append(paths[p.EventType], p.Path)
+			counts[p.EventType] = append(counts[p.EventType], p.Count)
+		}
+	}
+	types := make([]string, 0, len(paths))
+	for t := range paths {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	for _, t := range types {
+		lo, hi := slices.Min(counts[t]), slices.Max(counts[t])
+		seen := fmt.Sprint(lo)
+		if hi > lo {
+			seen = fmt.Sprintf("%d to %d", lo, hi)
+		}
+		why := ""
+		if len(n.res.NoiseLearned) == 0 {
+			why = ": from now on, a value_diff of this partner and event type in these fields alone counts as noise, out of the mismatch rate"
+		}
+		say(n.out, "NOISE LEARNED %s %s: %s (seen %s times in two legacy runs)%s", partner, t, strings.Join(paths[t], ", "), seen, why)
+		n.res.NoiseLearned[partner] = append(n.res.NoiseLearned[partner], t)
+	}
+}
+
+// gate says the canary gate's verdict when it changes (and what it still
+// waits for, again every 5 s), and advances the canary once it passes.
+func (n *noisyNarrator) gate(ctx context.Context) {
+	rep, err := n.api.Gate(ctx, Migration, "canary")
+	if err != nil {
+		return
+	}
+	changed := len(n.res.Verdicts) == 0 || n.res.Verdicts[len(n.res.Verdicts)-1] != rep.Verdict
+	if changed {
+		n.res.Verdicts = append(n.res.Verdicts, rep.Verdict)
+	}
+	switch {
+	case rep.Verdict == gate.Inconclusive && (changed || time.Since(n.gateAt) >= 5*time.Second):
+		say(n.out, "GATE canary: inconclusive, %s", rep.Explain())
+		n.gateAt = time.Now()
+	case rep.Verdict == gate.Fail && changed:
+		say(n.out, "GATE canary: fail for now, on the value_diffs counted before the noise was learned: %s", failDetails(rep))
+	case rep.Verdict == gate.Pass:
+		say(n.out, "GATE canary: pass: enough comparisons of every event type, baked, and the mismatch rate within its limit once noise is set aside")
+		if _, _, err := n.api.Advance(ctx, Migration, "canary", "demo: noise learned, the gates pass", false); err != nil {
+			say(n.out, "advancing canary: %v", err)
+			return
+		}
+		n.res.Advanced = true
+		say(n.out, "canary ADVANCED to new: the rewritten pipeline applies their events, legacy runs beside it in dry-run, and its stamps still count as noise, not as mismatches")
+	}
+}
+
+// failDetails names each failing check of rep with its detail.
+func failDetails(rep gate.Report) string {
+	var out []string
+	for _, p := range rep.Partners {
+		for _, c := range p.Checks {
+			if c.Verdict == gate.Fail {
+				out = append(out, fmt.Sprintf("%s %s: %s", p.Partner, c.Name, c.Detail))
+			}
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// classSummary writes counts by class, largest first: "120 noise, 14 value_diff".
+func classSummary(classes map[string]int) string {
+	names := make([]string, 0, len(classes))
+	for c, k := range classes {
+		if k > 0 {
+			names = append(names, c)
+		}
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if classes[names[i]] != classes[names[j]] {
+			return classes[names[i]] > classes[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	parts := make([]string, len(names))
+	for i, c := range names {
+		parts[i] = fmt.Sprintf("%d %s", classes[c], c)
+	}
+	return strings.Join(parts, ", ")
 }
