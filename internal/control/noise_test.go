@@ -20,9 +20,9 @@ func noiseObs(partner, path string, n uint64) domain.NoiseObservation {
 func TestNoiseAggregatedFromReports(t *testing.T) {
 	e := newStatsEnv(t)
 	for _, r := range []wire.Report{
-		{Router: "r1", Noise: []domain.NoiseObservation{noiseObs("acme", "fields.processedAt", 2), noiseObs("acme", "fields.once", 1)}},
-		{Router: "r2", Noise: []domain.NoiseObservation{noiseObs("acme", "fields.processedAt", 1), noiseObs("nobody", "fields.x", 5),
-			{Migration: "gone", Partner: "acme", EventType: "ticket", Path: "fields.x", Count: 5}}},
+		{Router: "r1", Noise: []domain.NoiseObservation{noiseObs("acme", "ticket:fields.processedAt", 2), noiseObs("acme", "ticket:fields.once", 1)}},
+		{Router: "r2", Noise: []domain.NoiseObservation{noiseObs("acme", "ticket:fields.processedAt", 1), noiseObs("nobody", "ticket:fields.x", 5),
+			{Migration: "gone", Partner: "acme", EventType: "ticket", Path: "ticket:fields.x", Count: 5}}},
 	} {
 		if _, err := e.svc.IngestReport(ctx, r); err != nil {
 			t.Fatalf("IngestReport: %v", err)
@@ -33,8 +33,8 @@ func TestNoiseAggregatedFromReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []domain.NoisePath{
-		{EventType: "ticket", Path: "fields.once", Count: 1},
-		{EventType: "ticket", Path: "fields.processedAt", Count: 3, Learned: true, Noise: true},
+		{EventType: "ticket", Path: "ticket:fields.once", Count: 1},
+		{EventType: "ticket", Path: "ticket:fields.processedAt", Count: 3, Learned: true, Noise: true},
 	}
 	if len(paths) != len(want) || paths[0] != want[0] || paths[1] != want[1] {
 		t.Errorf("Noise = %+v, want %+v", paths, want)
@@ -43,7 +43,7 @@ func TestNoiseAggregatedFromReports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(learned) != 1 || learned[0] != noiseObs("acme", "fields.processedAt", 3) {
+	if len(learned) != 1 || learned[0] != noiseObs("acme", "ticket:fields.processedAt", 3) {
 		t.Errorf("LearnedNoise = %+v, want acme's processedAt only", learned)
 	}
 	if _, err := e.svc.Noise(ctx, "m", "nobody"); domain.ErrorCode(err) != domain.CodeNotFound {
@@ -60,21 +60,21 @@ func TestNoiseAggregatedFromReports(t *testing.T) {
 // paths whether seen or not.
 func TestPinNoise(t *testing.T) {
 	e := newStatsEnv(t)
-	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "r1", Noise: []domain.NoiseObservation{noiseObs("acme", "fields.requestId", 5)}}); err != nil {
+	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "r1", Noise: []domain.NoiseObservation{noiseObs("acme", "ticket:fields.requestId", 5)}}); err != nil {
 		t.Fatal(err)
 	}
 	v := e.svc.State().Version
-	if _, err := e.svc.PinNoise(ctx, ops, "m", "ticket", "fields.requestId", domain.PinSignal); err != nil {
+	if _, err := e.svc.PinNoise(ctx, ops, "m", "ticket", "ticket:fields.requestId", domain.PinSignal); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.PinNoise(ctx, ops, "m", "ticket", "fields.status", domain.PinNoise); err != nil {
+	if _, err := e.svc.PinNoise(ctx, ops, "m", "ticket", "ticket:fields.status", domain.PinNoise); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.svc.State().Version; got != v+2 {
 		t.Errorf("version = %d, want %d: a pin changes the snapshot", got, v+2)
 	}
 	// Pinning again as it is changes nothing.
-	if _, err := e.svc.PinNoise(ctx, ops, "m", "ticket", "fields.status", domain.PinNoise); err != nil || e.svc.State().Version != v+2 {
+	if _, err := e.svc.PinNoise(ctx, ops, "m", "ticket", "ticket:fields.status", domain.PinNoise); err != nil || e.svc.State().Version != v+2 {
 		t.Errorf("pinning again: %v, version %d; want no change", err, e.svc.State().Version)
 	}
 	paths, err := e.svc.Noise(ctx, "m", "acme")
@@ -82,8 +82,8 @@ func TestPinNoise(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []domain.NoisePath{
-		{EventType: "ticket", Path: "fields.requestId", Count: 5, Learned: true, Pin: domain.PinSignal},
-		{EventType: "ticket", Path: "fields.status", Pin: domain.PinNoise, Noise: true},
+		{EventType: "ticket", Path: "ticket:fields.requestId", Count: 5, Learned: true, Pin: domain.PinSignal},
+		{EventType: "ticket", Path: "ticket:fields.status", Pin: domain.PinNoise, Noise: true},
 	}
 	if len(paths) != 2 || paths[0] != want[0] || paths[1] != want[1] {
 		t.Errorf("Noise = %+v, want %+v", paths, want)
@@ -108,18 +108,18 @@ func TestPinNoise(t *testing.T) {
 	if pins != 2 {
 		t.Errorf("%d noise.pin audit entries by ops, want 2", pins)
 	}
-	if _, err := e.svc.PinNoise(ctx, ops, "m", "ticket", "fields.status", ""); err != nil {
+	if _, err := e.svc.PinNoise(ctx, ops, "m", "ticket", "ticket:fields.status", ""); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.svc.State().Migrations["m"].Compare.NoisePins; len(got) != 1 || got[0].Path != "fields.requestId" {
+	if got := e.svc.State().Migrations["m"].Compare.NoisePins; len(got) != 1 || got[0].Path != "ticket:fields.requestId" {
 		t.Errorf("pins after unpinning fields.status = %+v", got)
 	}
-	for _, bad := range []struct{ typ, path string }{{"ticket", "kind"}, {"", "fields.x"}} {
+	for _, bad := range []struct{ typ, path string }{{"ticket", "kind"}, {"", "ticket:fields.x"}} {
 		if _, err := e.svc.PinNoise(ctx, ops, "m", bad.typ, bad.path, domain.PinNoise); domain.ErrorCode(err) != domain.CodeInvalid {
 			t.Errorf("PinNoise(%q, %q) = %v, want invalid", bad.typ, bad.path, err)
 		}
 	}
-	if _, err := e.svc.PinNoise(ctx, ops, "nope", "ticket", "fields.x", domain.PinNoise); domain.ErrorCode(err) != domain.CodeNotFound {
+	if _, err := e.svc.PinNoise(ctx, ops, "nope", "ticket", "ticket:fields.x", domain.PinNoise); domain.ErrorCode(err) != domain.CodeNotFound {
 		t.Errorf("PinNoise on an unknown migration = %v, want not_found", err)
 	}
 }

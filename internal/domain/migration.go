@@ -166,24 +166,33 @@ type NoisePin struct {
 }
 
 // Validate checks a pin: a known decision, an event type and a path as
-// compare.Result.Paths writes them (fields.a.b, fields.list[].id).
+// compare.Result.Paths writes them, kind:fields.a.b or
+// kind:fields.list[].id, where kind is the effects' kind.
 func (p NoisePin) Validate() error {
 	switch {
 	case p.As != PinNoise && p.As != PinSignal:
 		return Errorf(CodeInvalid, "noise pin: as %q is unknown: use noise or signal", p.As)
 	case p.EventType == "" || len(p.EventType) > 200:
 		return Errorf(CodeInvalid, "noise pin: eventType must be 1 to 200 characters")
-	case !noisePath(p.Path):
-		return Errorf(CodeInvalid, "noise pin: path %q is invalid: write it as the noise list shows it, such as fields.processedAt", p.Path)
+	case !NoisePathValid(p.Path):
+		return Errorf(CodeInvalid, "noise pin: path %q is invalid: write it as the noise list shows it, the effects' kind, a colon and a field inside them, such as ticket:fields.processedAt or ticket:fields.lines[].price (never a whole list element, [] at the end)", p.Path)
 	}
 	return nil
 }
 
-// noisePath accepts a field path as compare.Result.Paths writes it:
-// "fields" then names after dots or quoted names and [] in brackets.
-func noisePath(p string) bool {
-	rest, ok := strings.CutPrefix(p, "fields")
-	if !ok || len(p) > 200 || strings.HasSuffix(p, ".") || strings.Contains(p, "..") {
+// NoisePathValid reports whether p is a path that may be noise, as
+// compare.Result.Paths writes it: an effect kind without a colon, a colon,
+// "fields", then names after dots or quoted names and [] in brackets, at
+// most 200 characters. A path ending in [] names a whole list element,
+// which is never noise (an element lost, added or moved is what noise
+// must not hide), so it is refused.
+func NoisePathValid(p string) bool {
+	kind, field, ok := strings.Cut(p, ":")
+	if !ok || kind == "" || len(p) > 200 {
+		return false
+	}
+	rest, ok := strings.CutPrefix(field, "fields")
+	if !ok || strings.HasSuffix(field, ".") || strings.HasSuffix(field, "[]") || strings.Contains(field, "..") {
 		return false
 	}
 	return rest == "" || rest[0] == '.' || rest[0] == '['

@@ -36,14 +36,20 @@ func TestNoisePinValidate(t *testing.T) {
 		pin  NoisePin
 		ok   bool
 	}{
-		{"noise", NoisePin{EventType: "ticket", Path: "fields.processedAt", As: PinNoise}, true},
-		{"signal in a list", NoisePin{EventType: "ticket", Path: "fields.lines[].id", As: PinSignal}, true},
-		{"a quoted name", NoisePin{EventType: "ticket", Path: `fields["a b"]`, As: PinNoise}, true},
-		{"unknown decision", NoisePin{EventType: "ticket", Path: "fields.x", As: "maybe"}, false},
-		{"no event type", NoisePin{Path: "fields.x", As: PinNoise}, false},
-		{"not under fields", NoisePin{EventType: "ticket", Path: "kind", As: PinNoise}, false},
-		{"a scope", NoisePin{EventType: "ticket", Path: "fieldsx:y", As: PinNoise}, false},
-		{"an empty name", NoisePin{EventType: "ticket", Path: "fields..x", As: PinNoise}, false},
+		{"noise", NoisePin{EventType: "ticket", Path: "ticket:fields.processedAt", As: PinNoise}, true},
+		{"another kind of effect", NoisePin{EventType: "ticket", Path: "contact:fields.id", As: PinNoise}, true},
+		{"a field inside elements", NoisePin{EventType: "ticket", Path: "ticket:fields.lines[].id", As: PinSignal}, true},
+		{"a quoted name", NoisePin{EventType: "ticket", Path: `ticket:fields["a b"]`, As: PinNoise}, true},
+		{"the whole fields", NoisePin{EventType: "ticket", Path: "ticket:fields", As: PinNoise}, true},
+		{"no kind", NoisePin{EventType: "ticket", Path: "fields.processedAt", As: PinNoise}, false},
+		{"an empty kind", NoisePin{EventType: "ticket", Path: ":fields.processedAt", As: PinNoise}, false},
+		{"a whole list element", NoisePin{EventType: "ticket", Path: "ticket:fields.lines[]", As: PinNoise}, false},
+		{"a whole element of a nested list", NoisePin{EventType: "ticket", Path: "ticket:fields.grid[].row[]", As: PinNoise}, false},
+		{"unknown decision", NoisePin{EventType: "ticket", Path: "ticket:fields.x", As: "maybe"}, false},
+		{"no event type", NoisePin{Path: "ticket:fields.x", As: PinNoise}, false},
+		{"not under fields", NoisePin{EventType: "ticket", Path: "ticket:kind", As: PinNoise}, false},
+		{"not a field", NoisePin{EventType: "ticket", Path: "ticket:fieldsx", As: PinNoise}, false},
+		{"an empty name", NoisePin{EventType: "ticket", Path: "ticket:fields..x", As: PinNoise}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,7 +59,7 @@ func TestNoisePinValidate(t *testing.T) {
 		})
 	}
 	m := validMigration()
-	p := NoisePin{EventType: "ticket", Path: "fields.x", As: PinNoise}
+	p := NoisePin{EventType: "ticket", Path: "ticket:fields.x", As: PinNoise}
 	m.Compare.NoisePins = []NoisePin{p, p}
 	if err := m.Validate(); ErrorCode(err) != CodeInvalid {
 		t.Errorf("a path pinned twice: Validate() = %v, want invalid", err)

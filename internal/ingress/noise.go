@@ -171,8 +171,8 @@ func (rt *Router) probeNoise(ctx context.Context, j shadowJob, legacy compare.Si
 		return // a failed probe says nothing of the fields
 	}
 	r := compare.Compare(j.ev.Type, legacy, compare.Side{Effects: res.Effects}, tbl.rules[j.r.migration])
-	if len(r.Paths) > 0 {
-		rt.noise.observe(noiseKey{j.r.migration, j.ev.Partner, j.ev.Type}, r.Paths)
+	if paths := r.NoisePaths(); len(paths) > 0 {
+		rt.noise.observe(noiseKey{j.r.migration, j.ev.Partner, j.ev.Type}, paths)
 	}
 }
 

@@ -85,7 +85,7 @@ func TestNoiseLearnedInShadowAndNew(t *testing.T) {
 		}
 		learned := 0
 		for _, p := range paths {
-			if p.EventType == "ticket" && p.Learned && (p.Path == "fields.processedAt" || p.Path == "fields.requestId") {
+			if p.EventType == "ticket" && p.Learned && (p.Path == "ticket:fields.processedAt" || p.Path == "ticket:fields.requestId") {
 				learned++
 			}
 		}
@@ -93,14 +93,14 @@ func TestNoiseLearnedInShadowAndNew(t *testing.T) {
 	})
 
 	// An operator says the request id matters: no longer noise.
-	if _, err := e.svc.PinNoise(ctx, c, "psa-webhooks-v2", "ticket", "fields.requestId", domain.PinSignal); err != nil {
+	if _, err := e.svc.PinNoise(ctx, c, "psa-webhooks-v2", "ticket", "ticket:fields.requestId", domain.PinSignal); err != nil {
 		t.Fatal(err)
 	}
 	current()
 	if got := classOfNext(); got != domain.ClassValueDiff {
-		t.Errorf("with fields.requestId pinned as signal: %s, want value_diff", got)
+		t.Errorf("with ticket:fields.requestId pinned as signal: %s, want value_diff", got)
 	}
-	if _, err := e.svc.PinNoise(ctx, c, "psa-webhooks-v2", "ticket", "fields.requestId", ""); err != nil {
+	if _, err := e.svc.PinNoise(ctx, c, "psa-webhooks-v2", "ticket", "ticket:fields.requestId", ""); err != nil {
 		t.Fatal(err)
 	}
 
@@ -137,7 +137,7 @@ func TestNoiseLearnedByOtherRouters(t *testing.T) {
 	obs := func(path string) domain.NoiseObservation {
 		return domain.NoiseObservation{Migration: "psa-webhooks-v2", Partner: "acme", EventType: "ticket", Path: path, Count: domain.NoiseLearnedAfter}
 	}
-	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "edge-2", Noise: []domain.NoiseObservation{obs("fields.processedAt"), obs("fields.requestId")}}); err != nil {
+	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "edge-2", Noise: []domain.NoiseObservation{obs("ticket:fields.processedAt"), obs("ticket:fields.requestId")}}); err != nil {
 		t.Fatal(err)
 	}
 	token := e.svc.AddEphemeralToken("follower", domain.RoleRouter)

@@ -37,29 +37,29 @@ func TestSampledForNoise(t *testing.T) {
 func TestNoiseBook(t *testing.T) {
 	b := newNoiseBook()
 	k := noiseKey{"m", "acme", "ticket"}
-	isNoise := b.isNoise(k, map[[2]string]domain.Pin{{"ticket", "fields.status"}: domain.PinNoise, {"ticket", "fields.requestId"}: domain.PinSignal})
+	isNoise := b.isNoise(k, map[[2]string]domain.Pin{{"ticket", "ticket:fields.status"}: domain.PinNoise, {"ticket", "ticket:fields.requestId"}: domain.PinSignal})
 	for range domain.NoiseLearnedAfter - 1 {
-		b.observe(k, []string{"fields.processedAt", "fields.requestId"})
+		b.observe(k, []string{"ticket:fields.processedAt", "ticket:fields.requestId"})
 	}
-	if isNoise("fields.processedAt") {
+	if isNoise("ticket:fields.processedAt") {
 		t.Errorf("seen %d times: noise already", domain.NoiseLearnedAfter-1)
 	}
-	if !isNoise("fields.status") {
+	if !isNoise("ticket:fields.status") {
 		t.Error("pinned noise, never seen: not noise")
 	}
-	b.observe(k, []string{"fields.processedAt", "fields.requestId"})
-	if !isNoise("fields.processedAt") {
+	b.observe(k, []string{"ticket:fields.processedAt", "ticket:fields.requestId"})
+	if !isNoise("ticket:fields.processedAt") {
 		t.Errorf("seen %d times: not noise", domain.NoiseLearnedAfter)
 	}
-	if isNoise("fields.requestId") {
+	if isNoise("ticket:fields.requestId") {
 		t.Error("pinned signal, learned: noise")
 	}
-	if other := b.isNoise(noiseKey{"m", "globex", "ticket"}, nil); other("fields.processedAt") {
+	if other := b.isNoise(noiseKey{"m", "globex", "ticket"}, nil); other("ticket:fields.processedAt") {
 		t.Error("learned for acme, noise for globex too")
 	}
 	// What the control service learned from every router counts too.
-	b.setLearned([]domain.NoiseObservation{{Migration: "m", Partner: "globex", EventType: "ticket", Path: "fields.x", Count: 7}})
-	if other := b.isNoise(noiseKey{"m", "globex", "ticket"}, nil); !other("fields.x") {
+	b.setLearned([]domain.NoiseObservation{{Migration: "m", Partner: "globex", EventType: "ticket", Path: "ticket:fields.x", Count: 7}})
+	if other := b.isNoise(noiseKey{"m", "globex", "ticket"}, nil); !other("ticket:fields.x") {
 		t.Error("learned by the control service: not noise")
 	}
 
@@ -77,13 +77,13 @@ func TestNoiseBook(t *testing.T) {
 
 	// Bounded: paths per key, and rows owed.
 	for i := range domain.NoisePathsKept + 10 {
-		b.observe(noiseKey{"m", "initech", "ticket"}, []string{fmt.Sprintf("fields.f%d", i)})
+		b.observe(noiseKey{"m", "initech", "ticket"}, []string{fmt.Sprintf("ticket:fields.f%d", i)})
 	}
 	if got := len(b.local[noiseKey{"m", "initech", "ticket"}]); got != domain.NoisePathsKept {
 		t.Errorf("%d paths kept, want %d", got, domain.NoisePathsKept)
 	}
 	for i := range maxReportNoise * 2 {
-		b.observe(noiseKey{"m", fmt.Sprintf("p%d", i), "ticket"}, []string{"fields.a"})
+		b.observe(noiseKey{"m", fmt.Sprintf("p%d", i), "ticket"}, []string{"ticket:fields.a"})
 	}
 	if got := len(b.take()); got != maxReportNoise {
 		t.Errorf("%d observations owed, want at most %d", got, maxReportNoise)
@@ -97,14 +97,14 @@ func BenchmarkNoiseDecision(b *testing.B) {
 	book := newNoiseBook()
 	k := noiseKey{"m", "acme", "ticket"}
 	for range domain.NoiseLearnedAfter {
-		book.observe(k, []string{"fields.processedAt", "fields.requestId"})
+		book.observe(k, []string{"ticket:fields.processedAt", "ticket:fields.requestId"})
 	}
 	isNoise := book.isNoise(k, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		sampledForNoise("evt_87c4e424618ef75c899f7b5b", domain.DefaultNoiseSampleRate)
-		isNoise("fields.processedAt")
-		isNoise("fields.requestId")
+		isNoise("ticket:fields.processedAt")
+		isNoise("ticket:fields.requestId")
 	}
 }
 
@@ -113,9 +113,9 @@ func BenchmarkNoiseDecision(b *testing.B) {
 func TestNoiseBookSkipsPathsTheControlServiceRefuses(t *testing.T) {
 	b := newNoiseBook()
 	k := noiseKey{"m", "acme", "ticket"}
-	odd := "fields.a..b"
+	odd := "ticket:fields.a..b"
 	for range domain.NoiseLearnedAfter {
-		b.observe(k, []string{odd, "fields.ok"})
+		b.observe(k, []string{odd, "ticket:fields.ok"})
 	}
 	if b.isNoise(k, nil)(odd) {
 		t.Errorf("%s learned", odd)
