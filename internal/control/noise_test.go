@@ -15,13 +15,15 @@ func noiseObs(partner, path string, n uint64) domain.NoiseObservation {
 }
 
 // Routers' observations add up across reports and routers; a path is
-// learned at domain.NoiseLearnedAfter; observations of unknown partners
+// learned at domain.NoiseLearnedAfter and in NoiseMinShare of the probes; observations of unknown partners
 // or migrations are dropped; routers get the learned paths only.
 func TestNoiseAggregatedFromReports(t *testing.T) {
 	e := newStatsEnv(t)
 	for _, r := range []wire.Report{
-		{Router: "r1", Noise: []domain.NoiseObservation{noiseObs("acme", "ticket:fields.processedAt", 2), noiseObs("acme", "ticket:fields.once", 1)}},
-		{Router: "r2", Noise: []domain.NoiseObservation{noiseObs("acme", "ticket:fields.processedAt", 1), noiseObs("nobody", "ticket:fields.x", 5),
+		{Router: "r1", Noise: []domain.NoiseObservation{noiseObs("acme", domain.NoiseProbesPath, 3), noiseObs("acme", "ticket:fields.processedAt", 2),
+			noiseObs("acme", "ticket:fields.once", 1)}},
+		{Router: "r2", Noise: []domain.NoiseObservation{noiseObs("acme", domain.NoiseProbesPath, 2), noiseObs("acme", "ticket:fields.processedAt", 1),
+			noiseObs("nobody", "ticket:fields.x", 5),
 			{Migration: "gone", Partner: "acme", EventType: "ticket", Path: "ticket:fields.x", Count: 5}}},
 	} {
 		if _, err := e.svc.IngestReport(ctx, r); err != nil {
@@ -33,8 +35,8 @@ func TestNoiseAggregatedFromReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []domain.NoisePath{
-		{EventType: "ticket", Path: "ticket:fields.once", Count: 1},
-		{EventType: "ticket", Path: "ticket:fields.processedAt", Count: 3, Learned: true, Noise: true},
+		{EventType: "ticket", Path: "ticket:fields.once", Count: 1, Probes: 5},
+		{EventType: "ticket", Path: "ticket:fields.processedAt", Count: 3, Probes: 5, Learned: true, Noise: true},
 	}
 	if len(paths) != len(want) || paths[0] != want[0] || paths[1] != want[1] {
 		t.Errorf("Noise = %+v, want %+v", paths, want)
@@ -43,8 +45,20 @@ func TestNoiseAggregatedFromReports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(learned) != 1 || learned[0] != noiseObs("acme", "ticket:fields.processedAt", 3) {
-		t.Errorf("LearnedNoise = %+v, want acme's processedAt only", learned)
+	if len(learned) != 2 || learned[0] != noiseObs("acme", domain.NoiseProbesPath, 5) || learned[1] != noiseObs("acme", "ticket:fields.processedAt", 3) {
+		t.Errorf("LearnedNoise = %+v, want acme's probes and processedAt only", learned)
+	}
+
+	// More probes where processedAt did not differ: 3 in 7 is under
+	// NoiseMinShare, so no longer learned.
+	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "r1", Noise: []domain.NoiseObservation{noiseObs("acme", domain.NoiseProbesPath, 2)}}); err != nil {
+		t.Fatal(err)
+	}
+	if paths, err = e.svc.Noise(ctx, "m", "acme"); err != nil || len(paths) != 2 || paths[1].Learned || paths[1].Noise || paths[1].Probes != 7 {
+		t.Errorf("after 7 probes, Noise = %+v, %v; want processedAt seen 3 times in 7 probes, not learned", paths, err)
+	}
+	if learned, err = e.svc.LearnedNoise(ctx); err != nil || len(learned) != 0 {
+		t.Errorf("after 7 probes, LearnedNoise = %+v, %v; want none", learned, err)
 	}
 	if _, err := e.svc.Noise(ctx, "m", "nobody"); domain.ErrorCode(err) != domain.CodeNotFound {
 		t.Errorf("Noise of an unknown partner = %v, want not_found", err)
@@ -60,7 +74,7 @@ func TestNoiseAggregatedFromReports(t *testing.T) {
 // paths whether seen or not.
 func TestPinNoise(t *testing.T) {
 	e := newStatsEnv(t)
-	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "r1", Noise: []domain.NoiseObservation{noiseObs("acme", "ticket:fields.requestId", 5)}}); err != nil {
+	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "r1", Noise: []domain.NoiseObservation{noiseObs("acme", domain.NoiseProbesPath, 5), noiseObs("acme", "ticket:fields.requestId", 5)}}); err != nil {
 		t.Fatal(err)
 	}
 	v := e.svc.State().Version
@@ -82,8 +96,8 @@ func TestPinNoise(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []domain.NoisePath{
-		{EventType: "ticket", Path: "ticket:fields.requestId", Count: 5, Learned: true, Pin: domain.PinSignal},
-		{EventType: "ticket", Path: "ticket:fields.status", Pin: domain.PinNoise, Noise: true},
+		{EventType: "ticket", Path: "ticket:fields.requestId", Count: 5, Probes: 5, Learned: true, Pin: domain.PinSignal},
+		{EventType: "ticket", Path: "ticket:fields.status", Probes: 5, Pin: domain.PinNoise, Noise: true},
 	}
 	if len(paths) != 2 || paths[0] != want[0] || paths[1] != want[1] {
 		t.Errorf("Noise = %+v, want %+v", paths, want)

@@ -1,6 +1,9 @@
 package domain
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
 func TestNoiseSampleRate(t *testing.T) {
 	rate := func(f float64) *float64 { return &f }
@@ -68,20 +71,29 @@ func TestNoisePinValidate(t *testing.T) {
 
 func TestIsNoise(t *testing.T) {
 	tests := []struct {
-		count uint64
-		pin   Pin
-		want  bool
+		name          string
+		count, probes uint64
+		pin           Pin
+		want          bool
 	}{
-		{0, "", false},
-		{NoiseLearnedAfter - 1, "", false},
-		{NoiseLearnedAfter, "", true},
-		{0, PinNoise, true},
-		{1000, PinSignal, false},
+		{"never seen", 0, 0, "", false},
+		{"seen too few times", NoiseLearnedAfter - 1, NoiseLearnedAfter - 1, "", false},
+		{"seen in every probe", NoiseLearnedAfter, NoiseLearnedAfter, "", true},
+		{"in half the probes", 50, 100, "", true},
+		{"in less than half", 49, 100, "", false},
+		{"a rare tie-break, seen often", 60, 6000, "", false},
+		{"probes lost: not trusted", 5, 0, "", false},
+		{"saturated", math.MaxUint64, math.MaxUint64, "", true},
+		{"pinned noise, never seen", 0, 0, PinNoise, true},
+		{"pinned noise, rare", 1, 1000, PinNoise, true},
+		{"pinned signal, learned", 1000, 1000, PinSignal, false},
 	}
 	for _, tt := range tests {
-		if got := IsNoise(tt.count, tt.pin); got != tt.want {
-			t.Errorf("IsNoise(%d, %q) = %v, want %v", tt.count, tt.pin, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			if got := IsNoise(tt.count, tt.probes, tt.pin); got != tt.want {
+				t.Errorf("IsNoise(%d, %d, %q) = %v, want %v", tt.count, tt.probes, tt.pin, got, tt.want)
+			}
+		})
 	}
 }
 

@@ -137,7 +137,7 @@ func TestNoiseLearnedByOtherRouters(t *testing.T) {
 	obs := func(path string) domain.NoiseObservation {
 		return domain.NoiseObservation{Migration: "psa-webhooks-v2", Partner: "acme", EventType: "ticket", Path: path, Count: domain.NoiseLearnedAfter}
 	}
-	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "edge-2", Noise: []domain.NoiseObservation{obs("ticket:fields.processedAt"), obs("ticket:fields.requestId")}}); err != nil {
+	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "edge-2", Noise: []domain.NoiseObservation{obs(domain.NoiseProbesPath), obs("ticket:fields.processedAt"), obs("ticket:fields.requestId")}}); err != nil {
 		t.Fatal(err)
 	}
 	token := e.svc.AddEphemeralToken("follower", domain.RoleRouter)

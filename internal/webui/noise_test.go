@@ -16,7 +16,9 @@ import (
 func TestPartnerNoise(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
 	obs := domain.NoiseObservation{Migration: mig, Partner: "acme", EventType: "ticket", Path: "ticket:fields.processedAt", Count: 4}
-	if _, err := f.svc.IngestReport(ctx, wire.Report{Router: "edge-1", Noise: []domain.NoiseObservation{obs}}); err != nil {
+	probes := obs
+	probes.Path = domain.NoiseProbesPath
+	if _, err := f.svc.IngestReport(ctx, wire.Report{Router: "edge-1", Noise: []domain.NoiseObservation{probes, obs}}); err != nil {
 		t.Fatal(err)
 	}
 	page := "/migrations/" + mig + "/partners/acme"
