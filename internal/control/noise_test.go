@@ -150,19 +150,25 @@ func TestNoiseIsComparedNotMismatched(t *testing.T) {
 	}
 }
 
-// Noise samples are shown, but never in place of a mismatch.
+// Noise samples are shown, but never in place of a mismatch: not even
+// when noise of many event types, each within the store's bound per type
+// and class, outnumbers what a first read would take.
 func TestNoiseSamplesNeverHideMismatches(t *testing.T) {
 	e := newStatsEnv(t)
-	var samples []domain.Mismatch
 	at := e.clock.Now()
-	for i := range 60 {
-		typ := []string{"ticket", "company", "contact"}[i%3]
-		samples = append(samples, domain.Mismatch{Migration: "m", Partner: "acme", EventID: fmt.Sprintf("noise-%d", i), EventType: typ,
-			Class: domain.ClassNoise, At: at.Add(time.Duration(i+2) * time.Second)})
+	const types, perType = 12, 20 // 240 noise samples, all newer than the mismatch
+	for typ := range types {
+		var samples []domain.Mismatch
+		for i := range perType {
+			samples = append(samples, domain.Mismatch{Migration: "m", Partner: "acme", EventID: fmt.Sprintf("noise-%d-%d", typ, i),
+				EventType: fmt.Sprintf("type-%02d", typ), Class: domain.ClassNoise, At: at.Add(time.Duration(2+typ*perType+i) * time.Second)})
+		}
+		if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "r1", Mismatches: samples}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	samples = append(samples, domain.Mismatch{Migration: "m", Partner: "acme", EventID: "old-mismatch", EventType: "ticket",
-		Class: domain.ClassTypeMismatch, At: at.Add(time.Second)})
-	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "r1", Mismatches: samples}); err != nil {
+	old := domain.Mismatch{Migration: "m", Partner: "acme", EventID: "old-mismatch", EventType: "ticket", Class: domain.ClassTypeMismatch, At: at.Add(time.Second)}
+	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "r1", Mismatches: []domain.Mismatch{old}}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := e.svc.Comparisons(ctx, "m", "acme")
