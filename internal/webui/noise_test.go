@@ -17,7 +17,7 @@ func TestPartnerNoise(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
 	obs := domain.NoiseObservation{Migration: mig, Partner: "acme", EventType: "ticket", Path: "ticket:fields.processedAt", Count: 4}
 	probes := obs
-	probes.Path = domain.NoiseProbesPath
+	probes.Path, probes.Count = domain.NoiseProbesPath, 6
 	if _, err := f.svc.IngestReport(ctx, wire.Report{Router: "edge-1", Noise: []domain.NoiseObservation{probes, obs}}); err != nil {
 		t.Fatal(err)
 	}
@@ -27,6 +27,9 @@ func TestPartnerNoise(t *testing.T) {
 	body := viewer.get(page).body
 	if !strings.Contains(body, "<code>ticket:fields.processedAt</code>") || !strings.Contains(body, "learned") {
 		t.Errorf("the partner page does not list the learned path")
+	}
+	if !strings.Contains(body, `<td class="num">6</td>`) {
+		t.Errorf("the partner page does not show the 6 probes the path was seen in")
 	}
 	if strings.Contains(body, `/partners/acme/noise"`) {
 		t.Errorf("a viewer is offered the pin buttons")
