@@ -163,8 +163,8 @@ func TestNoisyLegacyLearnedCleanCohortPasses(t *testing.T) {
 	learned, noise := learnedNoise()
 	for _, typ := range []string{"ticket", "schedule_entry"} {
 		for _, f := range []string{refpipe.NoisyTime, refpipe.NoisyID} {
-			if !learned[typ+":fields."+f] {
-				t.Errorf("%s's fields.%s is not listed as learned noise: %+v", typ, f, noise)
+			if !learned[typ+":"+typ+":fields."+f] {
+				t.Errorf("%s events' %s:fields.%s is not listed as learned noise: %+v", typ, typ, f, noise)
 			}
 		}
 	}

@@ -30,12 +30,17 @@ type Result struct {
 	// It is "" when Class is equal and at most 4 KiB otherwise.
 	Diff string
 	// Paths are the field paths that differ, for a value_diff only (nil
-	// for every other class, which noise never applies to), sorted and
-	// normalized as PathOf says, at most MaxPaths of them.
+	// for every other class, which noise never applies to), sorted, each
+	// written kind:path with the kind of the effects it differs in and
+	// the path normalized as PathOf says (ticket:fields.lines[].price), at
+	// most MaxPaths of them.
 	Paths []string
 	// pathsCut is set when more than MaxPaths paths differ: such a
 	// value_diff is never noise, since not every path is known.
 	pathsCut bool
+	// wholeList is set when a path names a whole list element or a whole
+	// list: such a value_diff is never noise (see Reclassify).
+	wholeList bool
 }
 
 // unknownType is the entity type of an event that psa cannot name; its
@@ -124,7 +129,7 @@ func Compare(eventType string, primary, shadow Side, rules *Rules) Result {
 	}
 	res := Result{Class: class, Diff: c.diff(known)}
 	if class == domain.ClassValueDiff {
-		res.Paths, res.pathsCut = c.paths.sorted(), c.paths.cut
+		res.Paths, res.pathsCut, res.wholeList = c.paths.sorted(), c.paths.cut, c.paths.whole
 	}
 	return res
 }

@@ -75,16 +75,16 @@ func (c *comparison) diff(known bool) string {
 			// Full: no more lines, just count; but the paths are still
 			// wanted, or a long diff could never be found to be noise.
 			d.cut++
-			cmp.Equal(x, y, cmp.Reporter(&reporter{paths: &c.paths}))
+			cmp.Equal(x, y, cmp.Reporter(&reporter{kind: e.kind, paths: &c.paths}))
 			continue
 		}
-		r := &reporter{prefix: ident(e) + " ", d: &d, paths: &c.paths}
+		r := &reporter{prefix: ident(e) + " ", kind: e.kind, d: &d, paths: &c.paths}
 		if cmp.Equal(x, y, cmp.Reporter(r)) || r.lines == 0 {
 			// equalFields and go-cmp disagree: never expected (the fuzz
 			// test checks), but a value_diff must never come with no line,
 			// nor with no path (and "fields" is noise only if pinned).
 			d.line(ident(e) + " fields: primary " + render(x) + " → shadow " + render(y))
-			c.paths.add("fields")
+			c.paths.add(e.kind, "fields")
 		}
 	}
 	return d.String()
@@ -124,9 +124,10 @@ func differentFields(x, y map[string]any, n *node) (dx, dy map[string]any) {
 
 // reporter is a go-cmp Reporter that writes one line per differing leaf:
 // the path and both values (none when d is nil), and adds the leaf's path,
-// as PathOf writes it, to paths.
+// as PathOf writes it, under the effects' kind, to paths.
 type reporter struct {
 	prefix string
+	kind   string
 	d      *diffText
 	paths  *pathSet
 	path   cmp.Path
@@ -141,11 +142,15 @@ func (r *reporter) Report(rs cmp.Result) {
 		return
 	}
 	r.lines++
-	r.paths.add(PathOf(fieldPath(r.path)))
+	p := PathOf(fieldPath(r.path))
+	vx, vy := r.path.Last().Values()
+	r.paths.add(r.kind, p)
+	if wholeList(p, vx, vy) {
+		r.paths.whole = true
+	}
 	if r.d == nil {
 		return
 	}
-	vx, vy := r.path.Last().Values()
 	r.d.line(r.prefix + fieldPath(r.path) + ": primary " + show(vx) + " → shadow " + show(vy))
 }
 

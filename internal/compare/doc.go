@@ -15,9 +15,13 @@
 // verdict never depends on them.
 //
 // Noise works the same way, after Compare: a value_diff returns the field
-// paths that differ (Result.Paths, list indices written [] by PathOf), and
-// Reclassify turns a value_diff whose every path is noise into the class
-// noise. No other class has paths, so no other class can become noise.
+// paths that differ (Result.Paths, each named by the kind of the effects
+// it differs in, kind:fields.a, with list indices written [] by PathOf),
+// and Reclassify turns a value_diff whose every path is noise into the
+// class noise. No other class has paths, so no other class can become
+// noise; nor can a value_diff where a whole list element or a whole list
+// differs (an element lost, added or moved), which NoisePaths also keeps
+// from being learned.
 //
 // Compare is on the router's hot path (every shadowed event), so its
 // equal case allocates almost nothing: fields are compared in place, each

@@ -11,13 +11,19 @@ import (
 
 // AddNoisePath adds n to paths[path], saturating, and returns paths
 // (allocated when nil); a path not in paths is dropped when keep paths
-// already are. Stores keep one such map per migration, partner and event
-// type and call this, so that every store bounds them alike.
+// already are. The probes, under domain.NoiseProbesPath, are kept whatever
+// the paths: without them no path is learned. Stores keep one such map
+// per migration, partner and event type and call this, so that every
+// store bounds them alike.
 func AddNoisePath(paths map[string]uint64, path string, n uint64, keep int) map[string]uint64 {
 	if paths == nil {
 		paths = map[string]uint64{}
 	}
-	if _, ok := paths[path]; !ok && len(paths) >= keep {
+	kept := len(paths)
+	if _, ok := paths[domain.NoiseProbesPath]; ok {
+		kept--
+	}
+	if _, ok := paths[path]; !ok && path != domain.NoiseProbesPath && kept >= keep {
 		return paths
 	}
 	paths[path] = domain.AddCounts(paths[path], n)
@@ -73,9 +79,10 @@ func (s *Service) recordNoise(ctx context.Context, obs []domain.NoiseObservation
 
 // Noise returns the noise paths of a partner's events in a migration, by
 // event type and path: each path seen to differ between two legacy runs,
-// with its count over all routers, and each pinned path, seen or not. It
-// returns a not_found error for an unknown migration or partner and
-// store_unavailable when a shared store cannot be reached.
+// with its count over all routers and the probes of its event type, and
+// each pinned path, seen or not. It returns a not_found error for an
+// unknown migration or partner and store_unavailable when a shared store
+// cannot be reached.
 func (s *Service) Noise(ctx context.Context, migration, partner string) ([]domain.NoisePath, error) {
 	if err := s.Available(); err != nil {
 		return nil, err
@@ -96,19 +103,25 @@ func (s *Service) Noise(ctx context.Context, migration, partner string) ([]domai
 	for _, p := range ms.Compare.NoisePins {
 		pins[[2]string{p.EventType, p.Path}] = p.As
 	}
+	probes := map[string]uint64{}
+	for _, r := range rows {
+		if r.Partner == partner && r.Path == domain.NoiseProbesPath {
+			probes[r.EventType] = r.Count
+		}
+	}
 	out := []domain.NoisePath{}
 	seen := map[[2]string]bool{}
 	for _, r := range rows {
-		if r.Partner != partner {
+		if r.Partner != partner || r.Path == domain.NoiseProbesPath {
 			continue
 		}
 		k := [2]string{r.EventType, r.Path}
 		seen[k] = true
-		out = append(out, noisePath(r.EventType, r.Path, r.Count, pins[k]))
+		out = append(out, noisePath(r.EventType, r.Path, r.Count, probes[r.EventType], pins[k]))
 	}
 	for _, p := range ms.Compare.NoisePins {
 		if !seen[[2]string{p.EventType, p.Path}] {
-			out = append(out, noisePath(p.EventType, p.Path, 0, p.As))
+			out = append(out, noisePath(p.EventType, p.Path, 0, probes[p.EventType], p.As))
 		}
 	}
 	slices.SortFunc(out, func(a, b domain.NoisePath) int {
@@ -117,15 +130,17 @@ func (s *Service) Noise(ctx context.Context, migration, partner string) ([]domai
 	return out, nil
 }
 
-func noisePath(eventType, path string, count uint64, pin domain.Pin) domain.NoisePath {
-	return domain.NoisePath{EventType: eventType, Path: path, Count: count, Learned: count >= domain.NoiseLearnedAfter,
-		Pin: pin, Noise: domain.IsNoise(count, pin)}
+func noisePath(eventType, path string, count, probes uint64, pin domain.Pin) domain.NoisePath {
+	return domain.NoisePath{EventType: eventType, Path: path, Count: count, Probes: probes,
+		Learned: domain.NoiseLearned(count, probes), Pin: pin, Noise: domain.IsNoise(count, probes, pin)}
 }
 
-// LearnedNoise returns, for routers, the paths learned as noise (seen at
-// least domain.NoiseLearnedAfter times) of every migration's partners,
-// with their counts; pins reach routers in the snapshot. It returns
-// store_unavailable when a shared store cannot be reached.
+// LearnedNoise returns, for routers, the paths learned as noise of every
+// migration's partners (domain.NoiseLearned) with their counts, and for
+// each partner and event type with such a path, the probes row
+// (domain.NoiseProbesPath) they were weighed against; pins reach routers
+// in the snapshot. It returns store_unavailable when a shared store cannot
+// be reached.
 func (s *Service) LearnedNoise(ctx context.Context) ([]domain.NoiseObservation, error) {
 	if err := s.Available(); err != nil {
 		return nil, err
@@ -136,10 +151,23 @@ func (s *Service) LearnedNoise(ctx context.Context) ([]domain.NoiseObservation, 
 		if err != nil {
 			return nil, storeError("read noise", err)
 		}
+		probes := map[[2]string]domain.NoiseObservation{}
 		for _, r := range rows {
-			if r.Count >= domain.NoiseLearnedAfter {
-				out = append(out, r)
+			if r.Path == domain.NoiseProbesPath {
+				probes[[2]string{r.Partner, r.EventType}] = r
 			}
+		}
+		sent := map[[2]string]bool{}
+		for _, r := range rows {
+			k := [2]string{r.Partner, r.EventType}
+			if r.Path == domain.NoiseProbesPath || !domain.NoiseLearned(r.Count, probes[k].Count) {
+				continue
+			}
+			if !sent[k] {
+				sent[k] = true
+				out = append(out, probes[k])
+			}
+			out = append(out, r)
 		}
 	}
 	return out, nil

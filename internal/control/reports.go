@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -230,7 +231,12 @@ func (s *Service) Comparisons(ctx context.Context, migration, partner string) (d
 		}
 		out.Counts[r.EventType][r.Class] = domain.AddCounts(out.Counts[r.EventType][r.Class], r.Count)
 	}
-	samples, err := s.store.Mismatches(ctx, migration, partner, ps.Since, 4*samplesShown)
+	// Every sample since the stage began, not the newest few: many event
+	// types of noise, each within the store's bound per type and class,
+	// could otherwise push an older mismatch out before shownSamples puts
+	// mismatches first. The bound is the store's (20 per event type and
+	// class), and both stores read them all to sort them anyway.
+	samples, err := s.store.Mismatches(ctx, migration, partner, ps.Since, math.MaxInt)
 	if err != nil {
 		return domain.Comparisons{}, storeError("read mismatches", err)
 	}

@@ -133,6 +133,22 @@ func (r CompareRules) NoiseRate() float64 {
 	return *r.NoiseSampleRate
 }
 
+// NoiseProbesPath is the reserved path of a noise observation that counts
+// probes, the events of a partner and type run through legacy a second
+// time, whether or not any path differed: routers report it beside the
+// paths and stores keep it beside them (outside NoisePathsKept), so that
+// a path's count can be weighed against the probes. It has no kind, so it
+// is never a valid noise path.
+const NoiseProbesPath = "probes"
+
+// NoiseMinShare is the share of a partner and type's probes a path must
+// have differed in to be learned as noise. Timestamps and generated ids
+// differ on every run, so they clear it easily; a field that differs
+// rarely (a random tie-break on 1% of runs) is a legacy bug, not noise,
+// and learning it would hide a new pipeline that gets the field wrong on
+// every event.
+const NoiseMinShare = 0.5
+
 // NoiseLearnedAfter is how many times a field path must have differed
 // between two legacy runs, for one partner and event type, before it is
 // noise: once may be a legacy bug on one event, three times is a habit.
@@ -166,24 +182,33 @@ type NoisePin struct {
 }
 
 // Validate checks a pin: a known decision, an event type and a path as
-// compare.Result.Paths writes them (fields.a.b, fields.list[].id).
+// compare.Result.Paths writes them, kind:fields.a.b or
+// kind:fields.list[].id, where kind is the effects' kind.
 func (p NoisePin) Validate() error {
 	switch {
 	case p.As != PinNoise && p.As != PinSignal:
 		return Errorf(CodeInvalid, "noise pin: as %q is unknown: use noise or signal", p.As)
 	case p.EventType == "" || len(p.EventType) > 200:
 		return Errorf(CodeInvalid, "noise pin: eventType must be 1 to 200 characters")
-	case !noisePath(p.Path):
-		return Errorf(CodeInvalid, "noise pin: path %q is invalid: write it as the noise list shows it, such as fields.processedAt", p.Path)
+	case !NoisePathValid(p.Path):
+		return Errorf(CodeInvalid, "noise pin: path %q is invalid: write it as the noise list shows it, the effects' kind, a colon and a field inside them, such as ticket:fields.processedAt or ticket:fields.lines[].price (never a whole list element, [] at the end)", p.Path)
 	}
 	return nil
 }
 
-// noisePath accepts a field path as compare.Result.Paths writes it:
-// "fields" then names after dots or quoted names and [] in brackets.
-func noisePath(p string) bool {
-	rest, ok := strings.CutPrefix(p, "fields")
-	if !ok || len(p) > 200 || strings.HasSuffix(p, ".") || strings.Contains(p, "..") {
+// NoisePathValid reports whether p is a path that may be noise, as
+// compare.Result.Paths writes it: an effect kind without a colon, a colon,
+// "fields", then names after dots or quoted names and [] in brackets, at
+// most 200 characters. A path ending in [] names a whole list element,
+// which is never noise (an element lost, added or moved is what noise
+// must not hide), so it is refused.
+func NoisePathValid(p string) bool {
+	kind, field, ok := strings.Cut(p, ":")
+	if !ok || kind == "" || len(p) > 200 {
+		return false
+	}
+	rest, ok := strings.CutPrefix(field, "fields")
+	if !ok || strings.HasSuffix(field, ".") || strings.HasSuffix(field, "[]") || strings.Contains(field, "..") {
 		return false
 	}
 	return rest == "" || rest[0] == '.' || rest[0] == '['
@@ -191,7 +216,8 @@ func noisePath(p string) bool {
 
 // NoiseObservation is how many times a field path differed between two
 // runs of the legacy pipeline, for one partner's events of one type, as a
-// router reports it.
+// router reports it; with Path NoiseProbesPath, how many probes there
+// were.
 type NoiseObservation struct {
 	Migration string `json:"migration"`
 	Partner   string `json:"partner"`
@@ -202,12 +228,14 @@ type NoiseObservation struct {
 
 // NoisePath is one field path of a partner's events of one type, as the
 // control service knows it: how many times it differed between two legacy
-// runs (all routers together), whether that makes it noise, and the pin.
+// runs (all routers together) in how many probes of the partner and type,
+// whether that makes it noise, and the pin.
 type NoisePath struct {
 	EventType string `json:"eventType"`
 	Path      string `json:"path"`
 	Count     uint64 `json:"count"`
-	// Learned is Count ≥ NoiseLearnedAfter.
+	Probes    uint64 `json:"probes"`
+	// Learned is what NoiseLearned says of Count and Probes.
 	Learned bool `json:"learned"`
 	// Pin is the operator's decision, "" when none.
 	Pin Pin `json:"pin,omitempty"`
@@ -216,17 +244,24 @@ type NoisePath struct {
 	Noise bool `json:"noise"`
 }
 
+// NoiseLearned reports whether a path that differed count times in probes
+// probes is learned as noise: seen at least NoiseLearnedAfter times, and
+// in at least NoiseMinShare of the probes. A count above probes (probes
+// lost on the way, a report counted twice) is not trusted: not learned.
+func NoiseLearned(count, probes uint64) bool {
+	return count >= NoiseLearnedAfter && count <= probes && float64(count) >= NoiseMinShare*float64(probes)
+}
+
 // IsNoise is the rule that makes a path noise: a pin decides; without
-// one, a path seen count times is noise once count reaches
-// NoiseLearnedAfter.
-func IsNoise(count uint64, pin Pin) bool {
+// one, NoiseLearned of the path's count in probes probes.
+func IsNoise(count, probes uint64, pin Pin) bool {
 	switch pin {
 	case PinNoise:
 		return true
 	case PinSignal:
 		return false
 	}
-	return count >= NoiseLearnedAfter
+	return NoiseLearned(count, probes)
 }
 
 // Gates decide whether partners may move forward from shadow or new.

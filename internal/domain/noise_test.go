@@ -1,6 +1,9 @@
 package domain
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
 func TestNoiseSampleRate(t *testing.T) {
 	rate := func(f float64) *float64 { return &f }
@@ -36,14 +39,20 @@ func TestNoisePinValidate(t *testing.T) {
 		pin  NoisePin
 		ok   bool
 	}{
-		{"noise", NoisePin{EventType: "ticket", Path: "fields.processedAt", As: PinNoise}, true},
-		{"signal in a list", NoisePin{EventType: "ticket", Path: "fields.lines[].id", As: PinSignal}, true},
-		{"a quoted name", NoisePin{EventType: "ticket", Path: `fields["a b"]`, As: PinNoise}, true},
-		{"unknown decision", NoisePin{EventType: "ticket", Path: "fields.x", As: "maybe"}, false},
-		{"no event type", NoisePin{Path: "fields.x", As: PinNoise}, false},
-		{"not under fields", NoisePin{EventType: "ticket", Path: "kind", As: PinNoise}, false},
-		{"a scope", NoisePin{EventType: "ticket", Path: "fieldsx:y", As: PinNoise}, false},
-		{"an empty name", NoisePin{EventType: "ticket", Path: "fields..x", As: PinNoise}, false},
+		{"noise", NoisePin{EventType: "ticket", Path: "ticket:fields.processedAt", As: PinNoise}, true},
+		{"another kind of effect", NoisePin{EventType: "ticket", Path: "contact:fields.id", As: PinNoise}, true},
+		{"a field inside elements", NoisePin{EventType: "ticket", Path: "ticket:fields.lines[].id", As: PinSignal}, true},
+		{"a quoted name", NoisePin{EventType: "ticket", Path: `ticket:fields["a b"]`, As: PinNoise}, true},
+		{"the whole fields", NoisePin{EventType: "ticket", Path: "ticket:fields", As: PinNoise}, true},
+		{"no kind", NoisePin{EventType: "ticket", Path: "fields.processedAt", As: PinNoise}, false},
+		{"an empty kind", NoisePin{EventType: "ticket", Path: ":fields.processedAt", As: PinNoise}, false},
+		{"a whole list element", NoisePin{EventType: "ticket", Path: "ticket:fields.lines[]", As: PinNoise}, false},
+		{"a whole element of a nested list", NoisePin{EventType: "ticket", Path: "ticket:fields.grid[].row[]", As: PinNoise}, false},
+		{"unknown decision", NoisePin{EventType: "ticket", Path: "ticket:fields.x", As: "maybe"}, false},
+		{"no event type", NoisePin{Path: "ticket:fields.x", As: PinNoise}, false},
+		{"not under fields", NoisePin{EventType: "ticket", Path: "ticket:kind", As: PinNoise}, false},
+		{"not a field", NoisePin{EventType: "ticket", Path: "ticket:fieldsx", As: PinNoise}, false},
+		{"an empty name", NoisePin{EventType: "ticket", Path: "ticket:fields..x", As: PinNoise}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,7 +62,7 @@ func TestNoisePinValidate(t *testing.T) {
 		})
 	}
 	m := validMigration()
-	p := NoisePin{EventType: "ticket", Path: "fields.x", As: PinNoise}
+	p := NoisePin{EventType: "ticket", Path: "ticket:fields.x", As: PinNoise}
 	m.Compare.NoisePins = []NoisePin{p, p}
 	if err := m.Validate(); ErrorCode(err) != CodeInvalid {
 		t.Errorf("a path pinned twice: Validate() = %v, want invalid", err)
@@ -62,20 +71,29 @@ func TestNoisePinValidate(t *testing.T) {
 
 func TestIsNoise(t *testing.T) {
 	tests := []struct {
-		count uint64
-		pin   Pin
-		want  bool
+		name          string
+		count, probes uint64
+		pin           Pin
+		want          bool
 	}{
-		{0, "", false},
-		{NoiseLearnedAfter - 1, "", false},
-		{NoiseLearnedAfter, "", true},
-		{0, PinNoise, true},
-		{1000, PinSignal, false},
+		{"never seen", 0, 0, "", false},
+		{"seen too few times", NoiseLearnedAfter - 1, NoiseLearnedAfter - 1, "", false},
+		{"seen in every probe", NoiseLearnedAfter, NoiseLearnedAfter, "", true},
+		{"in half the probes", 50, 100, "", true},
+		{"in less than half", 49, 100, "", false},
+		{"a rare tie-break, seen often", 60, 6000, "", false},
+		{"probes lost: not trusted", 5, 0, "", false},
+		{"saturated", math.MaxUint64, math.MaxUint64, "", true},
+		{"pinned noise, never seen", 0, 0, PinNoise, true},
+		{"pinned noise, rare", 1, 1000, PinNoise, true},
+		{"pinned signal, learned", 1000, 1000, PinSignal, false},
 	}
 	for _, tt := range tests {
-		if got := IsNoise(tt.count, tt.pin); got != tt.want {
-			t.Errorf("IsNoise(%d, %q) = %v, want %v", tt.count, tt.pin, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			if got := IsNoise(tt.count, tt.probes, tt.pin); got != tt.want {
+				t.Errorf("IsNoise(%d, %d, %q) = %v, want %v", tt.count, tt.probes, tt.pin, got, tt.want)
+			}
+		})
 	}
 }
 

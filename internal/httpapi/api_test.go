@@ -439,7 +439,7 @@ func TestRolesByEndpoint(t *testing.T) {
 		{"snapshot", http.MethodGet, "/v1/snapshot", nil, "viewer"},
 		{"audit", http.MethodGet, "/v1/audit?limit=5", nil, "viewer"},
 		{"partner noise", http.MethodGet, mig + "/partners/acme/noise", nil, "viewer"},
-		{"noise pin", http.MethodPut, mig + "/noise", obj{"eventType": "ticket", "path": "fields.processedAt", "as": "noise", "reason": "table"}, "operator"},
+		{"noise pin", http.MethodPut, mig + "/noise", obj{"eventType": "ticket", "path": "ticket:fields.processedAt", "as": "noise", "reason": "table"}, "operator"},
 	}
 	callers := []string{"", "bad", "viewer", "operator", "admin", "router"}
 
@@ -1782,7 +1782,7 @@ func TestAuditRecordsEveryMutation(t *testing.T) {
 		{"cohort update", "ops-admin", http.MethodPut, mig + "/cohorts/first", obj{"order": 2, "partners": []string{"acme", "globex"}, "reason": "r-cohort-update"}, "r-cohort-update", http.StatusOK, "first"},
 		{"cohort advance", "operator", http.MethodPost, mig + "/cohorts/first/advance", obj{"reason": "r-advance"}, "r-advance", http.StatusOK, "first"},
 		{"forced cohort advance", "operator", http.MethodPost, mig + "/cohorts/first/advance", obj{"reason": "r-advance-forced", "force": true}, "r-advance-forced", http.StatusOK, "first"},
-		{"noise pin", "operator", http.MethodPut, mig + "/noise", obj{"eventType": "ticket", "path": "fields.processedAt", "as": "noise", "reason": "r-noise-pin"}, "r-noise-pin", http.StatusOK, "fields.processedAt"},
+		{"noise pin", "operator", http.MethodPut, mig + "/noise", obj{"eventType": "ticket", "path": "ticket:fields.processedAt", "as": "noise", "reason": "r-noise-pin"}, "r-noise-pin", http.StatusOK, "ticket:fields.processedAt"},
 		{"migration revert", "operator", http.MethodPost, mig + "/revert", obj{"reason": "r-revert"}, "r-revert", http.StatusOK, "tickets"},
 		{"migration resume", "operator", http.MethodPost, mig + "/resume", obj{"reason": "r-resume"}, "r-resume", http.StatusOK, "tickets"},
 		{"global revert", "admin", http.MethodPost, "/v1/revert", obj{"reason": "r-revert-all"}, "r-revert-all", http.StatusOK, "migration"},
@@ -2151,9 +2151,9 @@ func TestNoiseEndpoints(t *testing.T) {
 	if view.Partner != "acme" || view.NoiseSampleRate != domain.DefaultNoiseSampleRate || view.LearnedAfter != domain.NoiseLearnedAfter || view.Paths == nil || len(view.Paths) != 0 {
 		t.Errorf("noise before anything = %+v, want no paths at the default rate", view)
 	}
-	f.must(t, http.StatusOK, "operator", http.MethodPut, mig+"/noise", obj{"eventType": "ticket", "path": "fields.processedAt", "as": "noise", "reason": "stamped by legacy"}, nil)
+	f.must(t, http.StatusOK, "operator", http.MethodPut, mig+"/noise", obj{"eventType": "ticket", "path": "ticket:fields.processedAt", "as": "noise", "reason": "stamped by legacy"}, nil)
 	f.must(t, http.StatusOK, "viewer", http.MethodGet, mig+"/partners/acme/noise", nil, &view)
-	if want := (domain.NoisePath{EventType: "ticket", Path: "fields.processedAt", Pin: domain.PinNoise, Noise: true}); len(view.Paths) != 1 || view.Paths[0] != want {
+	if want := (domain.NoisePath{EventType: "ticket", Path: "ticket:fields.processedAt", Pin: domain.PinNoise, Noise: true}); len(view.Paths) != 1 || view.Paths[0] != want {
 		t.Errorf("noise after a pin = %+v, want %+v", view.Paths, want)
 	}
 	var m struct {
@@ -2163,13 +2163,13 @@ func TestNoiseEndpoints(t *testing.T) {
 	if len(m.Compare.NoisePins) != 1 || m.Compare.NoiseSampleRate == nil || *m.Compare.NoiseSampleRate != domain.DefaultNoiseSampleRate {
 		t.Errorf("migration compare = %+v, want the pin and the default rate shown", m.Compare)
 	}
-	f.must(t, http.StatusOK, "operator", http.MethodPut, mig+"/noise", obj{"eventType": "ticket", "path": "fields.processedAt", "as": "none", "reason": "was wrong"}, nil)
+	f.must(t, http.StatusOK, "operator", http.MethodPut, mig+"/noise", obj{"eventType": "ticket", "path": "ticket:fields.processedAt", "as": "none", "reason": "was wrong"}, nil)
 	f.must(t, http.StatusOK, "viewer", http.MethodGet, mig+"/partners/acme/noise", nil, &view)
 	if len(view.Paths) != 0 {
 		t.Errorf("noise after unpinning = %+v, want none", view.Paths)
 	}
 	res := f.call(t, "operator", http.MethodPut, mig+"/noise", obj{"eventType": "ticket", "path": "kind", "as": "noise", "reason": "r"})
 	checkError(t, res, http.StatusBadRequest, "invalid_argument")
-	res = f.call(t, "operator", http.MethodPut, mig+"/noise", obj{"eventType": "ticket", "path": "fields.x", "as": "maybe", "reason": "r"})
+	res = f.call(t, "operator", http.MethodPut, mig+"/noise", obj{"eventType": "ticket", "path": "ticket:fields.x", "as": "maybe", "reason": "r"})
 	checkError(t, res, http.StatusBadRequest, "invalid_argument")
 }

@@ -11,11 +11,12 @@ type noiseView struct {
 	Partner         string             `json:"partner"`
 	NoiseSampleRate float64            `json:"noiseSampleRate"`
 	LearnedAfter    int                `json:"learnedAfter"`
+	LearnedShare    float64            `json:"learnedShare"`
 	Paths           []domain.NoisePath `json:"paths"`
 }
 
 // noise serves the field paths seen to differ between two legacy runs of a
-// partner's events, by event type, with their counts and pins.
+// partner's events, by event type, with their counts, probes and pins.
 func (a *API) noise(w http.ResponseWriter, r *http.Request, _ principal) error {
 	ids, err := pathIDs(r, "key", "migration", "id", "partner")
 	if err != nil {
@@ -31,7 +32,8 @@ func (a *API) noise(w http.ResponseWriter, r *http.Request, _ principal) error {
 	if ms != nil {
 		rate = ms.Compare.NoiseRate()
 	}
-	writeJSON(w, http.StatusOK, noiseView{Partner: id, NoiseSampleRate: rate, LearnedAfter: domain.NoiseLearnedAfter, Paths: paths})
+	writeJSON(w, http.StatusOK, noiseView{Partner: id, NoiseSampleRate: rate, LearnedAfter: domain.NoiseLearnedAfter,
+		LearnedShare: domain.NoiseMinShare, Paths: paths})
 	return nil
 }
 

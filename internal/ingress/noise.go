@@ -31,8 +31,8 @@ type noiseKey struct{ migration, partner, eventType string }
 // router, and the observations not yet reported.
 type noiseBook struct {
 	mu      sync.Mutex
-	local   map[noiseKey]map[string]uint64 // seen here, at most NoisePathsKept paths a key
-	learned map[noiseKey]map[string]uint64 // from the control service, all routers together
+	local   map[noiseKey]map[string]uint64 // seen here, the probes and at most NoisePathsKept paths a key
+	learned map[noiseKey]map[string]uint64 // from the control service, all routers together, with the probes
 	owed    map[domain.NoiseObservation]uint64
 }
 
@@ -54,8 +54,10 @@ func sampledForNoise(id string, rate float64) bool {
 	return float64(binary.BigEndian.Uint64(h[:8])>>11)/(1<<53) < rate
 }
 
-// observe records the paths that differed between two legacy runs of one
-// event.
+// observe records one probe of k's events and the paths that differed
+// between its two legacy runs (none when they agreed): the probes are
+// counted under domain.NoiseProbesPath, so that a path is weighed against
+// them.
 func (b *noiseBook) observe(k noiseKey, paths []string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -64,8 +66,18 @@ func (b *noiseBook) observe(k noiseKey, paths []string) {
 		seen = map[string]uint64{}
 		b.local[k] = seen
 	}
+	seen[domain.NoiseProbesPath] = domain.AddCounts(seen[domain.NoiseProbesPath], 1)
+	// The probe is owed before its paths, and without room for it they
+	// are not owed either: paths reported without their probes would
+	// count for more than they are.
+	probe := domain.NoiseObservation{Migration: k.migration, Partner: k.partner, EventType: k.eventType, Path: domain.NoiseProbesPath}
+	if _, ok := b.owed[probe]; !ok && len(b.owed) >= maxReportNoise {
+		return
+	}
+	b.owed[probe]++
 	for _, p := range paths {
-		if _, ok := seen[p]; !ok && len(seen) >= domain.NoisePathsKept {
+		// seen holds the probes beside at most NoisePathsKept paths.
+		if _, ok := seen[p]; !ok && len(seen) > domain.NoisePathsKept {
 			continue
 		}
 		// A path the control service would refuse (a field named "a..b",
@@ -83,14 +95,17 @@ func (b *noiseBook) observe(k noiseKey, paths []string) {
 }
 
 // isNoise returns the test Reclassify applies to a comparison of k's
-// events: a pin of the migration decides, else the count seen here or by
-// all routers together, whichever is higher.
+// events: a pin of the migration decides, else the count and probes seen
+// here or those of all routers together, whichever makes the path noise.
 func (b *noiseBook) isNoise(k noiseKey, pins map[[2]string]domain.Pin) func(string) bool {
 	return func(path string) bool {
+		pin := pins[[2]string{k.eventType, path}]
 		b.mu.Lock()
-		n := max(b.local[k][path], b.learned[k][path])
+		local, learned := b.local[k], b.learned[k]
+		noise := domain.IsNoise(local[path], local[domain.NoiseProbesPath], pin) ||
+			domain.IsNoise(learned[path], learned[domain.NoiseProbesPath], pin)
 		b.mu.Unlock()
-		return domain.IsNoise(n, pins[[2]string{k.eventType, path}])
+		return noise
 	}
 }
 
@@ -168,12 +183,10 @@ func (rt *Router) probeNoise(ctx context.Context, j shadowJob, legacy compare.Si
 	rt.countCall("legacy", pipelineclient.DryRun, err)
 	rt.metrics.noiseProbes.Inc()
 	if err != nil {
-		return // a failed probe says nothing of the fields
+		return // a failed probe says nothing of the fields, nor is it counted
 	}
 	r := compare.Compare(j.ev.Type, legacy, compare.Side{Effects: res.Effects}, tbl.rules[j.r.migration])
-	if len(r.Paths) > 0 {
-		rt.noise.observe(noiseKey{j.r.migration, j.ev.Partner, j.ev.Type}, r.Paths)
-	}
+	rt.noise.observe(noiseKey{j.r.migration, j.ev.Partner, j.ev.Type}, r.NoisePaths())
 }
 
 // FollowNoise polls the control service at controls every interval until

@@ -36,9 +36,10 @@ type candKey struct {
 type stats struct {
 	mu         sync.Mutex
 	mismatches []domain.Mismatch
-	// sampleBytes is the encoded size of mismatches.
-	sampleBytes int
-	guard       map[candKey]*domain.GuardSample
+	// sampleBytes is the encoded size of mismatches, noiseBytes that of
+	// the noise samples among them.
+	sampleBytes, noiseBytes int
+	guard                   map[candKey]*domain.GuardSample
 	// urgent asks the reporter to send now: a partner on the new pipeline
 	// just mismatched or failed, and the guard should judge it at once.
 	urgent chan struct{}
@@ -53,8 +54,8 @@ func (s *stats) comparison(ev journal.Event, r route, class domain.Class, diff s
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Noise is sampled too, so that an operator sees what was counted as
-	// noise, but only into the first half of the room: it must not crowd
-	// out the mismatches.
+	// noise, but only into the first half of the room, in samples and in
+	// bytes (see keep): it must not crowd out the mismatches.
 	room := maxReportMismatches
 	if !class.Mismatched() {
 		room /= 2
@@ -71,14 +72,23 @@ func (s *stats) comparison(ev journal.Event, r route, class domain.Class, diff s
 }
 
 // keep adds m to the mismatches if it fits within maxReportSampleBytes.
+// A noise sample must also fit within half of it, beside the other noise
+// samples, so that large noisy effects leave the other half to mismatches.
 // Call with mu held.
 func (s *stats) keep(m domain.Mismatch) {
 	b, err := json.Marshal(m)
 	if err != nil || s.sampleBytes+len(b) > maxReportSampleBytes {
 		return // effects that do not encode would fail the whole report
 	}
+	noise := !m.Class.Mismatched()
+	if noise && s.noiseBytes+len(b) > maxReportSampleBytes/2 {
+		return
+	}
 	s.mismatches = append(s.mismatches, m)
 	s.sampleBytes += len(b)
+	if noise {
+		s.noiseBytes += len(b)
+	}
 }
 
 // candidateCall samples a call to the new pipeline for the guard.
@@ -131,7 +141,7 @@ func (s *stats) take() wire.Report {
 		b.Guard = append(b.Guard, *g)
 	}
 	b.Mismatches = s.mismatches
-	s.guard, s.mismatches, s.sampleBytes = map[candKey]*domain.GuardSample{}, nil, 0
+	s.guard, s.mismatches, s.sampleBytes, s.noiseBytes = map[candKey]*domain.GuardSample{}, nil, 0, 0
 	return b
 }
 

@@ -65,3 +65,38 @@ func TestMismatchSamplesStayWithinTheBound(t *testing.T) {
 		})
 	}
 }
+
+// Noise samples get at most half of a report's bytes, as of its count:
+// large noisy effects sampled first leave the other half to mismatches.
+func TestNoiseSamplesLeaveHalfTheBytesToMismatches(t *testing.T) {
+	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	r := route{migration: "m", pipeline: "legacy", shadow: "new", stage: domain.StageShadow}
+	effects, _ := json.Marshal([]map[string]any{{"kind": "ticket", "key": "1", "op": "upsert", "fields": map[string]any{"notes": strings.Repeat("x", 10<<10)}}})
+	ev := journal.Event{ID: "evt_1", Partner: "acme", Type: "ticket", Action: "updated", EntityID: "1", Payload: []byte(`{"data":{"id":"1"}}`)}
+	s := newStats()
+	for range 60 { // 60 samples of over 20 KiB: far more than the bound
+		s.comparison(ev, r, domain.ClassNoise, "d", effects, effects, at)
+	}
+	for range 60 {
+		s.comparison(ev, r, domain.ClassValueDiff, "d", effects, effects, at)
+	}
+	bytesOf := func(ms []domain.Mismatch, noise bool) (n, size int) {
+		for _, m := range ms {
+			if (m.Class == domain.ClassNoise) == noise {
+				b, _ := json.Marshal(m)
+				n, size = n+1, len(b)+size
+			}
+		}
+		return n, size
+	}
+	b := s.take()
+	noise, noiseBytes := bytesOf(b.Mismatches, true)
+	mismatches, mismatchBytes := bytesOf(b.Mismatches, false)
+	one := mismatchBytes / max(mismatches, 1)
+	if noiseBytes > maxReportSampleBytes/2 {
+		t.Errorf("%d noise samples of %d bytes, want at most half of %d", noise, noiseBytes, maxReportSampleBytes)
+	}
+	if mismatchBytes < maxReportSampleBytes/2-one {
+		t.Errorf("%d mismatch samples of %d bytes after %d noise samples of %d: want half of %d to them", mismatches, mismatchBytes, noise, noiseBytes, maxReportSampleBytes)
+	}
+}

@@ -15,16 +15,21 @@ import (
 // buttons.
 func TestPartnerNoise(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
-	obs := domain.NoiseObservation{Migration: mig, Partner: "acme", EventType: "ticket", Path: "fields.processedAt", Count: 4}
-	if _, err := f.svc.IngestReport(ctx, wire.Report{Router: "edge-1", Noise: []domain.NoiseObservation{obs}}); err != nil {
+	obs := domain.NoiseObservation{Migration: mig, Partner: "acme", EventType: "ticket", Path: "ticket:fields.processedAt", Count: 4}
+	probes := obs
+	probes.Path, probes.Count = domain.NoiseProbesPath, 6
+	if _, err := f.svc.IngestReport(ctx, wire.Report{Router: "edge-1", Noise: []domain.NoiseObservation{probes, obs}}); err != nil {
 		t.Fatal(err)
 	}
 	page := "/migrations/" + mig + "/partners/acme"
 	viewer := f.client(t)
 	viewer.login("viewer")
 	body := viewer.get(page).body
-	if !strings.Contains(body, "<code>fields.processedAt</code>") || !strings.Contains(body, "learned") {
+	if !strings.Contains(body, "<code>ticket:fields.processedAt</code>") || !strings.Contains(body, "learned") {
 		t.Errorf("the partner page does not list the learned path")
+	}
+	if !strings.Contains(body, `<td class="num">6</td>`) {
+		t.Errorf("the partner page does not show the 6 probes the path was seen in")
 	}
 	if strings.Contains(body, `/partners/acme/noise"`) {
 		t.Errorf("a viewer is offered the pin buttons")
@@ -35,7 +40,7 @@ func TestPartnerNoise(t *testing.T) {
 	if !strings.Contains(c.get(page).body, `action="/migrations/`+mig+`/partners/acme/noise"`) {
 		t.Fatalf("an operator is not offered the pin buttons")
 	}
-	form := url.Values{"csrf": {c.csrf(page)}, "eventType": {"ticket"}, "path": {"fields.processedAt"}, "as": {"signal"}, "reason": {"it matters"}}
+	form := url.Values{"csrf": {c.csrf(page)}, "eventType": {"ticket"}, "path": {"ticket:fields.processedAt"}, "as": {"signal"}, "reason": {"it matters"}}
 	if res := c.post(page+"/noise", form, nil); res.status != http.StatusSeeOther {
 		t.Fatalf("pin: %d, want 303", res.status)
 	}

@@ -357,6 +357,7 @@ type partnerPage struct {
 	NoiseErr        string
 	NoiseSampleRate float64
 	LearnedAfter    int
+	LearnedShare    float64
 }
 
 type typeCount struct {
@@ -444,7 +445,7 @@ func (u *UI) partner(w http.ResponseWriter, r *http.Request, s session) error {
 		}
 		data.Timeline = buildTimeline(tl, ps.Since)
 	}
-	data.NoiseSampleRate, data.LearnedAfter = ms.Compare.NoiseRate(), domain.NoiseLearnedAfter
+	data.NoiseSampleRate, data.LearnedAfter, data.LearnedShare = ms.Compare.NoiseRate(), domain.NoiseLearnedAfter, domain.NoiseMinShare
 	if data.Noise, err = u.svc.Noise(r.Context(), ms.Key, id); err != nil {
 		if domain.ErrorCode(err) == domain.CodeInternal {
 			u.log.Error("ui noise unavailable", "migration", ms.Key, "partner", id, "err", err)

@@ -37,9 +37,10 @@ type Report struct {
 	Mismatches  []domain.Mismatch        `json:"mismatches,omitempty"`
 	Guard       []domain.GuardSample     `json:"guard,omitempty"`
 	// Noise is how many times field paths differed between two runs of
-	// the legacy pipeline since the last report: best-effort counts,
-	// outside the reportId's exactly-once accounting, at most
-	// MaxReportNoise rows.
+	// the legacy pipeline since the last report, and, in rows with the
+	// path domain.NoiseProbesPath, how many probes there were per
+	// migration, partner and event type: best-effort counts, outside the
+	// reportId's exactly-once accounting, at most MaxReportNoise rows.
 	Noise []domain.NoiseObservation `json:"noise,omitempty"`
 }
 
@@ -108,8 +109,9 @@ func (r Report) Validate(now time.Time) error {
 	}
 	for i, o := range r.Noise {
 		if o.Count == 0 || o.Count > domain.MaxReportedCount || o.Migration == "" || o.Partner == "" || o.EventType == "" ||
-			(domain.NoisePin{EventType: o.EventType, Path: o.Path, As: domain.PinNoise}).Validate() != nil {
-			return domain.Errorf(domain.CodeInvalid, "noise[%d]: a migration, a partner, an event type of at most 200 characters, a path such as fields.processedAt and a count from 1 to %d are required; nothing of this report was applied", i, domain.MaxReportedCount)
+			(o.Path != domain.NoiseProbesPath && (domain.NoisePin{EventType: o.EventType, Path: o.Path, As: domain.PinNoise}).Validate() != nil) ||
+			(o.Path == domain.NoiseProbesPath && (o.EventType == "" || len(o.EventType) > 200)) {
+			return domain.Errorf(domain.CodeInvalid, "noise[%d]: a migration, a partner, an event type of at most 200 characters, a path such as ticket:fields.processedAt (or probes) and a count from 1 to %d are required; nothing of this report was applied", i, domain.MaxReportedCount)
 		}
 	}
 	if id := r.ReportID; id != nil && (id.Seq == 0 || id.Epoch == "" || len(id.Epoch) > 64) {

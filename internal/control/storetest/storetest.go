@@ -878,8 +878,9 @@ func testExport(t *testing.T, open Opener) {
 }
 
 // testNoise: counts add up per migration, partner, event type and path,
-// saturate, stay within keep paths per partner and event type, and a
-// failed Update leaves none behind.
+// saturate, stay within keep paths per partner and event type (the probes
+// row, domain.NoiseProbesPath, kept beside them), and a failed Update
+// leaves none behind.
 func testNoise(t *testing.T, open Opener) {
 	s := mustOpen(t, open)
 	obs := func(mig, partner, typ, path string, n uint64) domain.NoiseObservation {
@@ -900,6 +901,10 @@ func testNoise(t *testing.T, open Opener) {
 			// Past keep (3) paths of acme's tickets: dropped.
 			obs("m", "acme", "ticket", "fields.a", 1),
 			obs("m", "acme", "ticket", "fields.b", 1),
+			// The probes are kept whatever the paths, and add up.
+			obs("m", "acme", "ticket", domain.NoiseProbesPath, 5),
+			obs("m", "acme", "ticket", domain.NoiseProbesPath, 2),
+			obs("m", "acme", "ticket", "fields.c", 1),
 		} {
 			if err := tx.AddNoise(o, 3); err != nil {
 				return err
@@ -926,6 +931,7 @@ func testNoise(t *testing.T, open Opener) {
 		obs("m", "acme", "ticket", "fields.a", 1),
 		obs("m", "acme", "ticket", "fields.processedAt", 3),
 		obs("m", "acme", "ticket", `fields["odd/name"]`, math.MaxUint64),
+		obs("m", "acme", "ticket", domain.NoiseProbesPath, 7),
 		obs("m", "globex/x", "ticket", "fields.requestId", 4),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
