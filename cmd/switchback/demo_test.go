@@ -129,7 +129,7 @@ func checkNoisy(t *testing.T, res *demo.Result, narration string) {
 	if !res.BuggyRefused || res.BuggyTypeMismatches == 0 {
 		t.Errorf("wave-2's gate refused %v, with %d type mismatches; want a refusal on type_mismatch", res.BuggyRefused, res.BuggyTypeMismatches)
 	}
-	for _, said := range []string{"NOISE LEARNED acme ticket: fields.processedAt, fields.requestId", "GATE canary: pass", "canary ADVANCED to new", "GATE wave-2: fail"} {
+	for _, said := range []string{"NOISE LEARNED acme ticket: ticket:fields.processedAt, ticket:fields.requestId", "GATE canary: pass", "canary ADVANCED to new", "GATE wave-2: fail"} {
 		if !strings.Contains(narration, said) {
 			t.Errorf("the narration never says %q", said)
 		}
