@@ -327,16 +327,20 @@ type partnerPage struct {
 	Reverted     bool
 	ID, Name     string
 	PSA          domain.PSA
-	Stage        domain.PartnerStage
-	Cohort       string
-	Eval         flags.Resolution
-	Counts       gate.Counts
-	Compared     uint64
-	Mismatched   uint64
-	Upper        float64
-	Classes      []classCount
-	Types        []typeCount
-	StatsFailed  bool
+	// PSAAPIHost is the host of the partner's PSA API, "" when it has
+	// none: all the UI shows of that access.
+	PSAAPIHost  string
+	PSAAPISet   bool
+	Stage       domain.PartnerStage
+	Cohort      string
+	Eval        flags.Resolution
+	Counts      gate.Counts
+	Compared    uint64
+	Mismatched  uint64
+	Upper       float64
+	Classes     []classCount
+	Types       []typeCount
+	StatsFailed bool
 	// Gate judges the partner's next forward move; nil when that move
 	// needs no gate (legacy → shadow) or there is none (done).
 	Gate   *gateTable
@@ -383,6 +387,7 @@ func (u *UI) partner(w http.ResponseWriter, r *http.Request, s session) error {
 	}
 	ps := ms.StageOf(p)
 	data := partnerPage{MigrationKey: ms.Key, Reverted: ms.Reverted, ID: p.ID, Name: p.Name, PSA: p.PSA, Stage: ps,
+		PSAAPISet: p.PSAAPI != nil, PSAAPIHost: p.PSAAPI.Host(),
 		Cohort: ms.CohortOf(id), Eval: st.Flags().Evaluate(ms.Key, id), CompareClasses: domain.Classes}
 	counts, err := u.svc.StageCounts(r.Context(), ms.Key, ps)
 	if err != nil {
