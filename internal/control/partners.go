@@ -26,6 +26,10 @@ type PartnerInput struct {
 }
 
 // PutPartner creates or updates a partner and reports whether it created it.
+// It returns an invalid_argument error when a field is not valid
+// (domain.Partner.Validate), when the psaApi is not usable for the
+// partner's PSA (psaapi.FromPartner), or when psa changes and the partner's
+// psaApi, kept, was for the old one.
 func (s *Service) PutPartner(ctx context.Context, c Change, in PartnerInput) (domain.Partner, bool, error) {
 	var out domain.Partner
 	var created bool

@@ -327,20 +327,20 @@ type partnerPage struct {
 	Reverted     bool
 	ID, Name     string
 	PSA          domain.PSA
+	Stage        domain.PartnerStage
+	Cohort       string
+	Eval         flags.Resolution
+	Counts       gate.Counts
+	Compared     uint64
+	Mismatched   uint64
+	Upper        float64
+	Classes      []classCount
+	Types        []typeCount
+	StatsFailed  bool
 	// PSAAPIHost is the host of the partner's PSA API, "" when it has
 	// none: all the UI shows of that access.
-	PSAAPIHost  string
-	PSAAPISet   bool
-	Stage       domain.PartnerStage
-	Cohort      string
-	Eval        flags.Resolution
-	Counts      gate.Counts
-	Compared    uint64
-	Mismatched  uint64
-	Upper       float64
-	Classes     []classCount
-	Types       []typeCount
-	StatsFailed bool
+	PSAAPIHost string
+	PSAAPISet  bool
 	// Gate judges the partner's next forward move; nil when that move
 	// needs no gate (legacy → shadow) or there is none (done).
 	Gate   *gateTable
