@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"log/slog"
 	"strings"
 	"time"
 	"unicode"
@@ -28,7 +29,8 @@ func (p PSA) Valid() bool {
 }
 
 // Partner is a tenant whose PSA sends webhooks. Secret verifies them; it is
-// write-only through the API and never logged.
+// write-only through the API and never logged. PSAAPI, when set, reaches
+// the partner's PSA API; write-only and never logged too.
 type Partner struct {
 	ID     string `json:"id"`
 	Name   string `json:"name"`
@@ -41,6 +43,7 @@ type Partner struct {
 	// sent it, not for which company. Empty: not bound. Only for
 	// connectwise partners.
 	CompanyID string    `json:"companyId,omitempty"`
+	PSAAPI    *PSAAPI   `json:"psaApi,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
 }
@@ -73,7 +76,24 @@ func (p Partner) Validate() error {
 			return err
 		}
 	}
+	if p.PSAAPI != nil {
+		if err := p.PSAAPI.Validate(); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// LogValue is what a log/slog record shows of a partner: whether its
+// secret and PSA API access are set, never them. Without it a JSON
+// handler would print every field.
+func (p Partner) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("id", p.ID),
+		slog.String("psa", string(p.PSA)),
+		slog.Bool("secretSet", p.Secret != ""),
+		slog.Bool("psaApiSet", p.PSAAPI != nil),
+	)
 }
 
 // checkCompanyID refuses a company id that no callback could carry: too

@@ -98,18 +98,21 @@
 // With WithSecretsKey, a partner's webhook secret is sealed with AES-256-GCM
 // (the partner id as additional data) and stored as sealedSecret, never in
 // plain text, beside secretKeyId, the sealing key's KeyID (8 hex digits of
-// its SHA-256, never the key). A partner stored in plain text (before a
-// key was set) still loads; a sealed one without the key is an error that
-// names the missing key's id.
+// its SHA-256, never the key). Its PSA API access (psaApi), the whole JSON
+// object with its base URL, is sealed by the same key as sealedPsaApi
+// (additional data: the partner id and "/psaApi"). A partner stored in
+// plain text (before a key was set) still loads; a sealed one without the
+// key is an error that names the missing key's id.
 //
 // Rotation: WithSecretsKeys takes several keys (ReadKeysFile reads them
 // from a file, one a line). The first seals; each opens the secrets
 // sealed with it, picked by id; a secret sealed before key ids is tried
-// with each. Reseal rewrites the partners not sealed with the first key,
-// in conditional transactions within the limits, without touching the
-// snapshot version or the audit log. Replicas may run with different key
-// files meanwhile: each opens what the others seal as long as its file
-// holds their first key.
+// with each. Reseal rewrites the partners not sealed with the first key
+// (their secrets and PSA API access together), in conditional
+// transactions within the limits, without touching the snapshot version
+// or the audit log. Replicas may run with different key files meanwhile:
+// each opens what the others seal as long as its file holds their first
+// key.
 //
 // # Connecting
 //

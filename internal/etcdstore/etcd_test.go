@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -98,13 +99,28 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// With a key, a partner's secret is not in etcd in plain text, and the
-// store reads it back; without the key, it cannot.
+// With a key, a partner's secret and PSA API access (every credential,
+// and the base URL with its path) are not in etcd in plain text, and the
+// store reads them back; without the key, it cannot. A partner with PSA
+// API access and no secret is sealed too.
 func TestSecretsSealed(t *testing.T) {
 	prefix := newPrefix()
 	s := open(t, prefix, etcdstore.WithSecretsKey(testKey))
-	p := domain.Partner{ID: "acme", Name: "Acme", PSA: domain.PSAGeneric, Secret: "whsec_plaintext"}
-	if err := s.Update(t.Context(), func(tx control.Tx) error { return tx.PutPartner(p) }); err != nil {
+	plain := []string{"whsec_plaintext", "cw-company-plaintext", "cw-public-plaintext", "cw-private-plaintext", "cw-client-plaintext",
+		"/path-plaintext", "at-user-plaintext", "at-secret-plaintext", "at-code-plaintext"}
+	acme := domain.Partner{ID: "acme", Name: "Acme", PSA: domain.PSAConnectWise, Secret: "whsec_plaintext",
+		PSAAPI: &domain.PSAAPI{BaseURL: "https://api-na.myconnectwise.net/path-plaintext", CompanyID: "cw-company-plaintext",
+			PublicKey: "cw-public-plaintext", PrivateKey: "cw-private-plaintext", ClientID: "cw-client-plaintext"}}
+	globex := domain.Partner{ID: "globex", Name: "Globex", PSA: domain.PSAAutotask,
+		PSAAPI: &domain.PSAAPI{BaseURL: "https://webservices5.autotask.net/atservicesrest", Username: "at-user-plaintext",
+			Secret: "at-secret-plaintext", IntegrationCode: "at-code-plaintext"}}
+	err := s.Update(t.Context(), func(tx control.Tx) error {
+		if err := tx.PutPartner(acme); err != nil {
+			return err
+		}
+		return tx.PutPartner(globex)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	resp, err := client.Get(t.Context(), prefix, clientv3.WithPrefix())
@@ -112,13 +128,18 @@ func TestSecretsSealed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, kv := range resp.Kvs {
-		if strings.Contains(string(kv.Value), "whsec_plaintext") {
-			t.Errorf("key %s holds the secret in plain text: %s", kv.Key, kv.Value)
+		for _, p := range plain {
+			if strings.Contains(string(kv.Value), p) {
+				t.Errorf("key %s holds %q in plain text: %s", kv.Key, p, kv.Value)
+			}
 		}
 	}
 	d, err := s.Load(t.Context())
-	if err != nil || len(d.Partners) != 1 || d.Partners[0].Secret != p.Secret {
-		t.Errorf("Load = %+v, %v; want the partner with its secret", d.Partners, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]domain.Partner{acme, globex}, d.Partners); diff != "" {
+		t.Errorf("Load: partners (-want +got):\n%s", diff)
 	}
 	if _, err := open(t, prefix).Load(t.Context()); err == nil {
 		t.Error("Load without the key succeeded, want an error")

@@ -28,15 +28,27 @@ var (
 
 func secretOf(id string) string { return "whsec_secret-of-" + id }
 
-// putPartners writes n partners acme-0… with their secrets, and one
-// partner without a secret, through s.
+// psaAPIOf is the PSA API access of partner id; its token and URL path
+// hold "whsec_" too, so that rawPartners finds them if they are in plain
+// text.
+func psaAPIOf(id string) *domain.PSAAPI {
+	return &domain.PSAAPI{BaseURL: "https://feed.example/whsec_path-of-" + id, Token: "whsec_token-of-" + id}
+}
+
+// partnerOf is partner id named name, with its secret and PSA API access.
+func partnerOf(id, name string) domain.Partner {
+	return domain.Partner{ID: id, Name: name, PSA: domain.PSAGeneric, Secret: secretOf(id), PSAAPI: psaAPIOf(id)}
+}
+
+// putPartners writes n partners acme-0… with their secrets and PSA API
+// access, and one partner without either, through s.
 func putPartners(t *testing.T, s *etcdstore.Store, n int) {
 	t.Helper()
 	for lo := 0; lo < n; lo += 100 {
 		err := s.Update(t.Context(), func(tx control.Tx) error {
 			for i := lo; i < min(n, lo+100); i++ {
 				id := fmt.Sprintf("acme-%d", i)
-				if err := tx.PutPartner(domain.Partner{ID: id, Name: "Acme", PSA: domain.PSAGeneric, Secret: secretOf(id)}); err != nil {
+				if err := tx.PutPartner(partnerOf(id, "Acme")); err != nil {
 					return err
 				}
 			}
@@ -54,7 +66,8 @@ func putPartners(t *testing.T, s *etcdstore.Store, n int) {
 	}
 }
 
-// checkSecrets loads s and checks that every partner has its secret.
+// checkSecrets loads s and checks that every partner has its secret and
+// PSA API access.
 func checkSecrets(t *testing.T, s *etcdstore.Store, want int) {
 	t.Helper()
 	d, err := s.Load(t.Context())
@@ -65,12 +78,15 @@ func checkSecrets(t *testing.T, s *etcdstore.Store, want int) {
 		t.Fatalf("Load: %d partners, want %d", len(d.Partners), want+1)
 	}
 	for _, p := range d.Partners {
-		wantSecret := secretOf(p.ID)
+		wantSecret, wantAPI := secretOf(p.ID), psaAPIOf(p.ID)
 		if p.ID == "nosecret" {
-			wantSecret = ""
+			wantSecret, wantAPI = "", nil
 		}
 		if p.Secret != wantSecret {
 			t.Errorf("partner %s: secret %q, want %q", p.ID, p.Secret, wantSecret)
+		}
+		if (p.PSAAPI == nil) != (wantAPI == nil) || p.PSAAPI != nil && *p.PSAAPI != *wantAPI {
+			t.Errorf("partner %s: PSA API access %v, want %v", p.ID, p.PSAAPI, wantAPI)
 		}
 	}
 }
@@ -181,7 +197,7 @@ func TestResealOldRecords(t *testing.T) {
 	}
 	// acme-3 in plain text, as a store without a key wrote it.
 	err = open(t, prefix).Update(t.Context(), func(tx control.Tx) error {
-		return tx.PutPartner(domain.Partner{ID: "acme-3", Name: "Acme", PSA: domain.PSAGeneric, Secret: secretOf("acme-3")})
+		return tx.PutPartner(partnerOf("acme-3", "Acme"))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +222,7 @@ func TestUnknownSecretsKey(t *testing.T) {
 	prefix := newPrefix()
 	putPartners(t, open(t, prefix, etcdstore.WithSecretsKey(keyA)), 2)
 	err := open(t, prefix, etcdstore.WithSecretsKey(keyC)).Update(t.Context(), func(tx control.Tx) error {
-		return tx.PutPartner(domain.Partner{ID: "globex", Name: "Globex", PSA: domain.PSAGeneric, Secret: secretOf("globex")})
+		return tx.PutPartner(partnerOf("globex", "Globex"))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -269,7 +285,7 @@ func TestResealConcurrent(t *testing.T) {
 		for i := n - 1; i >= n-changed; i-- {
 			id := fmt.Sprintf("acme-%d", i)
 			err := writer.Update(t.Context(), func(tx control.Tx) error {
-				return tx.PutPartner(domain.Partner{ID: id, Name: "Renamed", PSA: domain.PSAGeneric, Secret: secretOf(id)})
+				return tx.PutPartner(partnerOf(id, "Renamed"))
 			})
 			if err != nil {
 				errs[2] = err

@@ -59,35 +59,59 @@ func newKeyring(keys [][]byte) (*keyring, error) {
 	return k, nil
 }
 
-// partnerRecord is a partner as stored: with a secrets key, Secret is
-// empty, SealedSecret holds nonce and ciphertext, and SecretKeyID names
-// the key that sealed it (empty for a secret sealed before key ids).
+// partnerRecord is a partner as stored. With a secrets key, Secret is
+// empty and PSAAPI nil; SealedSecret holds the secret's nonce and
+// ciphertext, SealedPSAAPI the PSA API access's (its whole JSON, base URL
+// included), and SecretKeyID names the key that sealed both (empty for a
+// secret sealed before key ids, when there was no PSA API access). Each is
+// sealed with its own associated data, so that neither can be passed off
+// as the other, nor as another partner's.
 type partnerRecord struct {
 	domain.Partner
 	SealedSecret []byte `json:"sealedSecret,omitempty"`
+	SealedPSAAPI []byte `json:"sealedPsaApi,omitempty"`
 	SecretKeyID  string `json:"secretKeyId,omitempty"`
 }
 
+func (r partnerRecord) sealed() bool { return len(r.SealedSecret) > 0 || len(r.SealedPSAAPI) > 0 }
+
 // errUnsealable is wrapped when a sealed secret cannot be opened.
-var errUnsealable = errors.New("a partner's secret is sealed and cannot be opened with this store's secrets keys")
+var errUnsealable = errors.New("a partner's secrets are sealed and cannot be opened with this store's secrets keys")
+
+func secretAD(partner string) []byte { return []byte("partner/" + partner) }
+func psaAPIAD(partner string) []byte { return []byte("partner/" + partner + "/psaApi") }
 
 func (s *Store) sealPartner(p domain.Partner) (partnerRecord, error) {
-	if s.keys == nil || p.Secret == "" {
+	if s.keys == nil || (p.Secret == "" && p.PSAAPI == nil) {
 		return partnerRecord{Partner: p}, nil
 	}
 	a := s.keys.aeads[0]
-	nonce := make([]byte, a.NonceSize())
-	rand.Read(nonce)
-	sealed := a.Seal(nonce, nonce, []byte(p.Secret), []byte("partner/"+p.ID))
-	p.Secret = ""
-	return partnerRecord{Partner: p, SealedSecret: sealed, SecretKeyID: s.keys.ids[0]}, nil
+	seal := func(plain, ad []byte) []byte {
+		nonce := make([]byte, a.NonceSize())
+		rand.Read(nonce)
+		return a.Seal(nonce, nonce, plain, ad)
+	}
+	rec := partnerRecord{SecretKeyID: s.keys.ids[0]}
+	if p.Secret != "" {
+		rec.SealedSecret = seal([]byte(p.Secret), secretAD(p.ID))
+	}
+	if p.PSAAPI != nil {
+		plain, err := json.Marshal(p.PSAAPI)
+		if err != nil {
+			return partnerRecord{}, fmt.Errorf("partner %q: encode its PSA API access: %w", p.ID, err)
+		}
+		rec.SealedPSAAPI = seal(plain, psaAPIAD(p.ID))
+	}
+	p.Secret, p.PSAAPI = "", nil
+	rec.Partner = p
+	return rec, nil
 }
 
-// openPartner opens r's secret with the key its id names; a secret sealed
-// before key ids is tried with each key in turn.
+// openPartner opens r's secret and PSA API access with the key its id
+// names; a record sealed before key ids is tried with each key in turn.
 func (s *Store) openPartner(r partnerRecord) (domain.Partner, error) {
 	p := r.Partner
-	if len(r.SealedSecret) == 0 {
+	if !r.sealed() {
 		return p, nil
 	}
 	if s.keys == nil {
@@ -99,37 +123,60 @@ func (s *Store) openPartner(r partnerRecord) (domain.Partner, error) {
 			return p, fmt.Errorf("partner %q: %w: it is sealed with key %s, which is not among this store's keys (%s): add that key to the secrets key file",
 				p.ID, errUnsealable, r.SecretKeyID, strings.Join(s.keys.ids, ", "))
 		}
-		plain, ok := openWith(s.keys.aeads[i], r.SealedSecret, p.ID)
+		opened, ok := openRecord(s.keys.aeads[i], r)
 		if !ok {
 			return p, fmt.Errorf("partner %q: %w: key %s does not open it: the record is damaged", p.ID, errUnsealable, r.SecretKeyID)
 		}
-		p.Secret = plain
-		return p, nil
+		return opened, nil
 	}
 	for _, a := range s.keys.aeads {
-		if plain, ok := openWith(a, r.SealedSecret, p.ID); ok {
-			p.Secret = plain
-			return p, nil
+		if opened, ok := openRecord(a, r); ok {
+			return opened, nil
 		}
 	}
 	return p, fmt.Errorf("partner %q: %w: it was sealed before keys had ids, and none of this store's keys (%s) opens it",
 		p.ID, errUnsealable, strings.Join(s.keys.ids, ", "))
 }
 
-func openWith(a sealer, sealed []byte, partner string) (string, bool) {
+// openRecord opens every sealed field of r with a, or reports false.
+func openRecord(a sealer, r partnerRecord) (domain.Partner, bool) {
+	p := r.Partner
+	if len(r.SealedSecret) > 0 {
+		plain, ok := openWith(a, r.SealedSecret, secretAD(p.ID))
+		if !ok {
+			return p, false
+		}
+		p.Secret = string(plain)
+	}
+	if len(r.SealedPSAAPI) > 0 {
+		plain, ok := openWith(a, r.SealedPSAAPI, psaAPIAD(p.ID))
+		if !ok {
+			return p, false
+		}
+		var api domain.PSAAPI
+		if json.Unmarshal(plain, &api) != nil {
+			return p, false
+		}
+		p.PSAAPI = &api
+	}
+	return p, true
+}
+
+func openWith(a sealer, sealed, ad []byte) ([]byte, bool) {
 	n := a.NonceSize()
 	if len(sealed) < n {
-		return "", false
+		return nil, false
 	}
-	plain, err := a.Open(nil, sealed[:n], sealed[n:], []byte("partner/"+partner))
-	return string(plain), err == nil
+	plain, err := a.Open(nil, sealed[:n], sealed[n:], ad)
+	return plain, err == nil
 }
 
 // needsReseal tells whether r is not sealed with the first key: sealed
-// with another, sealed before key ids, or a secret in plain text.
+// with another, sealed before key ids, or a secret or PSA API access in
+// plain text.
 func (s *Store) needsReseal(r partnerRecord) bool {
-	if len(r.SealedSecret) == 0 {
-		return r.Secret != ""
+	if !r.sealed() {
+		return r.Secret != "" || r.PSAAPI != nil
 	}
 	return r.SecretKeyID != s.keys.ids[0]
 }
@@ -144,9 +191,10 @@ type resealItem struct {
 	rev        int64
 }
 
-// Reseal rewrites every partner whose secret is not sealed with the first
-// secrets key (sealed with another key, sealed before key ids, or stored
-// in plain text) sealed with the first, and returns how many it rewrote.
+// Reseal rewrites every partner whose secret or PSA API access is not
+// sealed with the first secrets key (sealed with another key, sealed
+// before key ids, or stored in plain text) sealed with the first, and
+// returns how many it rewrote.
 // The secrets do not change, so neither do the snapshot version and the
 // audit log: only partner keys are written, which no replica's watch
 // follows. The writes go in transactions within the store's limits, each
@@ -155,7 +203,7 @@ type resealItem struct {
 // resealed only if it still needs it, so concurrent Reseals and Updates
 // lose nothing.
 //
-// A partner whose secret none of the keys opens is left as it is; Reseal
+// A partner whose secrets none of the keys opens is left as it is; Reseal
 // rewrites the others and then returns an error wrapping the first such
 // failure (naming the partner and the key id). It also returns
 // ErrNoSecretsKey, ErrClosed, ctx's error, an error wrapping the

@@ -101,13 +101,16 @@ type partnerView struct {
 	PSA       domain.PSA `json:"psa"`
 	SecretSet bool       `json:"secretSet"`
 	CompanyID string     `json:"companyId,omitempty"`
-	CreatedAt time.Time  `json:"createdAt"`
-	UpdatedAt time.Time  `json:"updatedAt"`
+	// PSAAPISet says whether the partner has PSA API access: the access
+	// itself, its URL included, is never returned.
+	PSAAPISet bool      `json:"psaApiSet"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 func viewPartner(p *domain.Partner) partnerView {
 	return partnerView{ID: p.ID, Name: p.Name, PSA: p.PSA, SecretSet: p.Secret != "", CompanyID: p.CompanyID,
-		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
+		PSAAPISet: p.PSAAPI != nil, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
 }
 
 func (a *API) putPartner(w http.ResponseWriter, r *http.Request, p principal) error {
@@ -120,13 +123,15 @@ func (a *API) putPartner(w http.ResponseWriter, r *http.Request, p principal) er
 		PSA       string  `json:"psa"`
 		Secret    *string `json:"secret"`
 		CompanyID string  `json:"companyId"`
-		Reason    string  `json:"reason"`
+		// PSAAPI: absent or null keeps the partner's, {} removes it.
+		PSAAPI *domain.PSAAPI `json:"psaApi"`
+		Reason string         `json:"reason"`
 	}
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
 	out, created, err := a.svc.PutPartner(r.Context(), p.change(req.Reason),
-		control.PartnerInput{ID: id, Name: req.Name, PSA: domain.PSA(req.PSA), Secret: req.Secret, CompanyID: req.CompanyID})
+		control.PartnerInput{ID: id, Name: req.Name, PSA: domain.PSA(req.PSA), Secret: req.Secret, CompanyID: req.CompanyID, PSAAPI: req.PSAAPI})
 	if err != nil {
 		return err
 	}

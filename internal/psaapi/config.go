@@ -69,11 +69,20 @@ func (c Config) required() []struct {
 // BaseURL and every credential that PSA needs. The error wraps
 // ErrInvalidConfig and names the missing fields, never their values.
 func (c Config) Validate() error {
+	if p := c.problem(); p != "" {
+		return fmt.Errorf("psaapi: %w: %s", ErrInvalidConfig, p)
+	}
+	return nil
+}
+
+// problem says what Validate refuses in c, "" when nothing, in words that
+// name fields and never print a credential.
+func (c Config) problem() string {
 	if !c.PSA.Valid() {
-		return fmt.Errorf("psaapi: %w: psa %q is unknown: use connectwise, autotask, halopsa or generic", ErrInvalidConfig, truncate(string(c.PSA)))
+		return fmt.Sprintf("psa %q is unknown: use connectwise, autotask, halopsa or generic", truncate(string(c.PSA)))
 	}
 	if _, err := parseBaseURL(c.BaseURL); err != nil {
-		return fmt.Errorf("psaapi: %w: %s: baseUrl %v", ErrInvalidConfig, c.PSA, err)
+		return fmt.Sprintf("%s: baseUrl %v", c.PSA, err)
 	}
 	var missing []string
 	for _, f := range c.required() {
@@ -82,9 +91,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("psaapi: %w: %s needs %s", ErrInvalidConfig, c.PSA, strings.Join(missing, ", "))
+		return fmt.Sprintf("%s needs %s", c.PSA, strings.Join(missing, ", "))
 	}
-	return nil
+	return ""
 }
 
 // parseBaseURL accepts an absolute https URL, or http to a loopback host

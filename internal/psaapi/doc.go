@@ -3,7 +3,10 @@
 // against what the pipelines applied (issue 14). It is the one place that
 // knows the vendors' change APIs; nothing else calls them. A Source is made
 // by New from a Config, whose credentials are never printed: not by
-// String, GoString, Format or LogValue, not in any error.
+// String, GoString, Format or LogValue, not in any error. A partner's
+// Config is FromPartner's, from its psaApi (domain.PSAAPI): the one rule
+// of which fields each PSA takes, which the control service applies when
+// an admin sets them.
 //
 // # The window and what a Source reports
 //

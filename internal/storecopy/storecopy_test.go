@@ -189,6 +189,17 @@ func TestRoundTrip(t *testing.T) {
 	if !strings.Contains(progress.String(), "300 audit entries, the chain verified") {
 		t.Errorf("progress = %q, want the audit count", progress.String())
 	}
+	// The copy seals the partners' secrets and PSA API access as any
+	// write to the store does (SampleData's credentials hold "s3cret").
+	raw, err := client.Get(t.Context(), "/roundtrip/partners/", clientv3.WithPrefix())
+	if err != nil || len(raw.Kvs) != 2 {
+		t.Fatalf("read the copied partners: %d, %v", len(raw.Kvs), err)
+	}
+	for _, kv := range raw.Kvs {
+		if bytes.Contains(kv.Value, []byte("s3cret")) || !bytes.Contains(kv.Value, []byte(`"sealedPsaApi"`)) {
+			t.Errorf("%s as copied into etcd: %s; want its PSA API access sealed, no credential in plain text", kv.Key, kv.Value)
+		}
+	}
 	dst := openBolt(t, filepath.Join(t.TempDir(), "switchback.db"))
 	if _, err := storecopy.Copy(t.Context(), mid, dst, nil); err != nil {
 		t.Fatalf("Copy etcd → bbolt: %v", err)
@@ -197,6 +208,11 @@ func TestRoundTrip(t *testing.T) {
 	wantData, err := src.Load(t.Context())
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range wantData.Partners {
+		if p.PSAAPI == nil {
+			t.Fatalf("source partner %s has no PSA API access: the copy of it would not be checked", p.ID)
+		}
 	}
 	wantLog := auditLog(t, src)
 	wantRows := exported(t, src)

@@ -337,6 +337,10 @@ type partnerPage struct {
 	Classes      []classCount
 	Types        []typeCount
 	StatsFailed  bool
+	// PSAAPIHost is the host of the partner's PSA API, "" when it has
+	// none: all the UI shows of that access.
+	PSAAPIHost string
+	PSAAPISet  bool
 	// Gate judges the partner's next forward move; nil when that move
 	// needs no gate (legacy → shadow) or there is none (done).
 	Gate   *gateTable
@@ -384,6 +388,7 @@ func (u *UI) partner(w http.ResponseWriter, r *http.Request, s session) error {
 	}
 	ps := ms.StageOf(p)
 	data := partnerPage{MigrationKey: ms.Key, Reverted: ms.Reverted, ID: p.ID, Name: p.Name, PSA: p.PSA, Stage: ps,
+		PSAAPISet: p.PSAAPI != nil, PSAAPIHost: p.PSAAPI.Host(),
 		Cohort: ms.CohortOf(id), Eval: st.Flags().Evaluate(ms.Key, id), CompareClasses: domain.Classes}
 	counts, err := u.svc.StageCounts(r.Context(), ms.Key, ps)
 	if err != nil {

@@ -121,7 +121,9 @@ func compare(a, b string) int {
 }
 
 // SampleData is a store's worth of rows for a test to write and load
-// back: partners, two migrations, stages, a cohort and a token.
+// back: partners (with webhook secrets and PSA API access, whose
+// credentials all hold "s3cret"), two migrations, stages, a cohort and a
+// token.
 func SampleData() domain.Data {
 	m := domain.Migration{
 		Key:       "psa-webhooks-v2",
@@ -139,8 +141,13 @@ func SampleData() domain.Data {
 	return domain.Data{
 		Version: 42,
 		Partners: []domain.Partner{
-			{ID: "acme", Name: "Acme", PSA: domain.PSAConnectWise, Secret: "s3cret", CreatedAt: t0, UpdatedAt: t0},
-			{ID: "globex", Name: "Globex", PSA: domain.PSAAutotask, CreatedAt: t0, UpdatedAt: t0},
+			{ID: "acme", Name: "Acme", PSA: domain.PSAConnectWise, Secret: "s3cret", CreatedAt: t0, UpdatedAt: t0,
+				PSAAPI: &domain.PSAAPI{BaseURL: "https://api-na.myconnectwise.net", CompanyID: "acme-company-s3cret",
+					PublicKey: "acme-public-s3cret", PrivateKey: "acme-private-s3cret", ClientID: "acme-client-s3cret"}},
+			// globex has PSA API access and no webhook secret.
+			{ID: "globex", Name: "Globex", PSA: domain.PSAAutotask, CreatedAt: t0, UpdatedAt: t0,
+				PSAAPI: &domain.PSAAPI{BaseURL: "https://webservices5.autotask.net/atservicesrest", Username: "globex-user-s3cret",
+					Secret: "globex-secret-s3cret", IntegrationCode: "globex-code-s3cret"}},
 		},
 		Migrations: []domain.Migration{m, m2},
 		Stages: map[string][]domain.PartnerStage{
