@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 
 	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrDamaged is returned, wrapped with the details, for a file that bbolt
@@ -25,7 +26,7 @@ var ErrDamaged = errors.New("the file is damaged")
 // Open opens the bbolt file at path with opts, then checks it: its size
 // against its pages, every bucket, key and value, and bbolt's own
 // consistency check. A file that fails returns an error wrapping
-// ErrDamaged; other errors of bbolt.Open, bbolt.ErrTimeout among them, are
+// ErrDamaged; other errors of bbolt.Open, bolterrors.ErrTimeout among them, are
 // returned as they are.
 func Open(path string, opts *bbolt.Options) (db *bbolt.DB, err error) {
 	err = Protect(func() error {
@@ -49,7 +50,7 @@ func Open(path string, opts *bbolt.Options) (db *bbolt.DB, err error) {
 // isFormatError reports whether err from bbolt.Open says the file's
 // content is unreadable, as opposed to its lock or the operating system.
 func isFormatError(err error) bool {
-	if errors.Is(err, bbolt.ErrTimeout) || errors.Is(err, os.ErrPermission) || errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, bolterrors.ErrTimeout) || errors.Is(err, os.ErrPermission) || errors.Is(err, os.ErrNotExist) {
 		return false
 	}
 	var pe *os.PathError

@@ -47,6 +47,7 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/switchbackhq/switchback/internal/boltfile"
 	"github.com/switchbackhq/switchback/internal/control"
@@ -99,7 +100,7 @@ var (
 // wrapping boltfile.ErrDamaged.
 func Open(path string, timeout time.Duration) (*Store, error) {
 	db, err := boltfile.Open(path, &bbolt.Options{Timeout: timeout})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
 	}
 	if err != nil {
@@ -121,7 +122,7 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 // (upgrading is a write: open it once with Open).
 func OpenReadOnly(path string, timeout time.Duration) (*Store, error) {
 	db, err := boltfile.Open(path, &bbolt.Options{Timeout: timeout, ReadOnly: true})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
 	}
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/switchbackhq/switchback/internal/boltfile"
 )
@@ -38,7 +39,7 @@ func Export(path string, w io.Writer) (Exported, error) {
 		db, err = bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
 		return err
 	})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return res, fmt.Errorf("open %s: %w", path, ErrLocked)
 	}
 	if err != nil {

@@ -39,6 +39,7 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/switchbackhq/switchback/internal/boltfile"
 )
@@ -221,7 +222,7 @@ func Open(path string, opts Options) (*Journal, error) {
 	// A damaged journal is refused here, before the router listens, not at
 	// the first read that meets the damage.
 	db, err := boltfile.Open(path, &bbolt.Options{Timeout: opts.LockTimeout, FreelistType: bbolt.FreelistMapType})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
 	}
 	if err != nil {
