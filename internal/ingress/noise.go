@@ -4,9 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -220,24 +217,5 @@ func (rt *Router) FollowNoise(ctx context.Context, client *http.Client, controls
 // fetchNoise returns the noise paths that the control service at base
 // learned.
 func fetchNoise(ctx context.Context, client *http.Client, base, token string) ([]domain.NoiseObservation, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/noise/learned", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("the control service answered %d", resp.StatusCode)
-	}
-	var learned []domain.NoiseObservation
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&learned); err != nil {
-		return nil, err
-	}
-	return learned, nil
+	return getJSON[[]domain.NoiseObservation](ctx, client, base+"/v1/noise/learned", token, 16<<20)
 }

@@ -245,24 +245,28 @@ func (rt *Router) followAsked(ctx context.Context, client *http.Client, controls
 // fetchAsked returns the replays that the control service at base asks of
 // routers.
 func fetchAsked(ctx context.Context, client *http.Client, base, token string) ([]domain.ReplayJob, error) {
+	return getJSON[[]domain.ReplayJob](ctx, client, base+"/v1/replays/asked", token, 8<<20)
+}
+
+// getJSON GETs url from the control service with the router's token and
+// decodes at most limit bytes of its 200 answer.
+func getJSON[T any](ctx context.Context, client *http.Client, url, token string, limit int64) (T, error) {
+	var out T
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/replays/asked", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("the control service answered %d", resp.StatusCode)
+		return out, fmt.Errorf("the control service answered %d", resp.StatusCode)
 	}
-	var asked []domain.ReplayJob
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&asked); err != nil {
-		return nil, err
-	}
-	return asked, nil
+	err = json.NewDecoder(io.LimitReader(resp.Body, limit)).Decode(&out)
+	return out, err
 }
