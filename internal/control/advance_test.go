@@ -180,7 +180,7 @@ func TestAdvanceAtomicAndBakeTime(t *testing.T) {
 	if gre.Report.Pass || gre.Report.Verdict != gate.Fail {
 		t.Errorf("report verdict %s (pass %v) with a failing partner, want fail", gre.Report.Verdict, gre.Report.Pass)
 	}
-	if want := "the gates refuse: c (maxMismatchRate, zeroTolerance)"; err.Error() != want {
+	if want := "the gates refuse: c (zeroTolerance)"; err.Error() != want {
 		t.Errorf("refusal = %q, want %q", err, want)
 	}
 	if diff := cmp.Diff(stagesBefore, e.svc.State().Migrations["m"].Stages); diff != "" {

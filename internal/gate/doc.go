@@ -10,8 +10,9 @@
 //   - pass: every check holds.
 //   - fail: a rule is violated: a zero-tolerance class was seen, a rate's
 //     95% Wilson interval lies wholly on the wrong side of its limit, or,
-//     once the minimum evidence is in, a rate not shown to be within its
-//     limit (the upper bound of maxMismatchRate's interval above it, say).
+//     once the minimum evidence is in, a rate observed beyond its limit
+//     whose interval has not shown it within (3 mismatches in 2,000 against
+//     0.1%, say).
 //   - inconclusive: nothing is violated yet, but there is not enough
 //     evidence to pass: fewer than minComparisons comparisons, fewer than
 //     minPerEventType comparisons of an event type the partner sent in the
@@ -28,8 +29,9 @@
 // whose interval straddles its limit is a lack of data (0 mismatches in 50
 // comparisons give an upper bound near 7%), and calling it a fail would
 // teach operators to force past a gate that only wants more traffic; once
-// they are met, the same rate is a fail: waiting longer is no longer what
-// the rule asks for. maxMismatchRate passes when the upper end of the
+// they are met, a rate observed beyond its limit is a fail, while one
+// observed within it (0 of 500 against 0.1%, whose bound is still 0.8%)
+// waits for the bound to close. maxMismatchRate passes when the upper end of the
 // interval of mismatched / compared is at most the limit; the raw ratios
 // maxErrorRate and minCoverage pass on the ratio itself.
 //

@@ -255,7 +255,10 @@ func mismatchRate(mismatched, compared uint64, limit float64, evidence bool) Che
 		return c.with(Fail, fmt.Sprintf("%d mismatched of %d compared: even the lower bound of the 95%% interval, %s, is above %s",
 			mismatched, compared, percent(lower), percent(limit)))
 	default:
-		return undecided(c, evidence, fmt.Sprintf("mismatch rate not shown to be within %s: %d mismatched of %d compared, 95%% upper bound %s",
+		// Past the minimums, an observed rate above the limit is a fail;
+		// one within it (0 of 500, say) only waits for the bound to close.
+		observed := float64(mismatched) / float64(compared)
+		return undecided(c, evidence && observed > limit, fmt.Sprintf("mismatch rate not shown to be within %s: %d mismatched of %d compared, 95%% upper bound %s",
 			percent(limit), mismatched, compared, percent(upper)))
 	}
 }

@@ -87,10 +87,17 @@ func TestVerdicts(t *testing.T) {
 			// bound is 0.28%: more comparisons will tell.
 			// The minimums are what the migration calls enough data: past
 			// them, a rate not shown within its limit is a violated rule.
-			name:   "a mismatch bound above the limit with the minimum evidence in fails",
-			counts: withClass(few(1999), domain.ClassValueDiff, 1), verdict: Fail,
+			name:   "an observed mismatch rate above the limit with the minimum evidence in fails",
+			counts: withClass(few(1997), domain.ClassValueDiff, 3), verdict: Fail,
 			checks: map[string]Verdict{"maxMismatchRate": Fail, "minComparisons": Pass},
 			want:   []string{"the gates refuse: acme (maxMismatchRate)"},
+		},
+		{
+			// Observed 0%: the bound only needs more traffic to close.
+			name:   "no mismatches with the bound still above the limit waits, even with the minimum evidence in",
+			counts: few(500), verdict: Inconclusive,
+			checks: map[string]Verdict{"maxMismatchRate": Inconclusive, "minComparisons": Pass},
+			want:   []string{"waiting for data: acme: mismatch rate not shown to be within 0.1%: 0 mismatched of 500 compared"},
 		},
 		{
 			name:   "a mismatch bound above the limit before the bake time is inconclusive",

@@ -126,7 +126,15 @@ func loopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// String prints the PSA, the base URL and which credentials are set.
+// host is the base URL's host only: a feed's path may hold a token.
+func (c Config) host() string {
+	if u, err := url.Parse(c.BaseURL); err == nil {
+		return u.Host
+	}
+	return "(unparsable)"
+}
+
+// String prints the PSA, the base URL's host and which credentials are set.
 func (c Config) String() string {
 	var set []string
 	for _, f := range c.credentials() {
@@ -134,8 +142,8 @@ func (c Config) String() string {
 			set = append(set, f.name)
 		}
 	}
-	return fmt.Sprintf("psaapi.Config{PSA: %s, BaseURL: %s, Tenant: %s, credentials set: [%s] (redacted)}",
-		c.PSA, c.BaseURL, c.Tenant, strings.Join(set, " "))
+	return fmt.Sprintf("psaapi.Config{PSA: %s, host: %s, Tenant: %s, credentials set: [%s] (redacted)}",
+		c.PSA, c.host(), c.Tenant, strings.Join(set, " "))
 }
 
 // GoString is String, so that %#v redacts too.
@@ -149,7 +157,7 @@ func (c Config) Format(s fmt.State, _ rune) { _, _ = s.Write([]byte(c.String()))
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("psa", string(c.PSA)),
-		slog.String("baseUrl", c.BaseURL),
+		slog.String("host", c.host()),
 		slog.String("tenant", c.Tenant),
 		slog.String("credentials", "redacted"),
 	)

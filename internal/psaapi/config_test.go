@@ -14,7 +14,7 @@ import (
 )
 
 func fullConfig(psa domain.PSA) Config {
-	return Config{PSA: psa, BaseURL: "https://psa.example", CompanyID: cwCompany, PublicKey: cwPublic, PrivateKey: cwPrivate,
+	return Config{PSA: psa, BaseURL: "https://psa.example/feed/path-token-123", CompanyID: cwCompany, PublicKey: cwPublic, PrivateKey: cwPrivate,
 		ClientID: cwClientID, Username: atUser, Secret: atSecret, IntegrationCode: atCode, ClientSecret: haloSecret, Token: genToken}
 }
 
@@ -79,10 +79,13 @@ func TestConfigRedacts(t *testing.T) {
 	outs = append(outs, buf.String())
 	for _, out := range outs {
 		noSecret(t, out)
+		if strings.Contains(out, "path-token-123") {
+			t.Errorf("%s: the base URL's path (it may hold a token) is printed", out)
+		}
 	}
-	if s := cfg.String(); !strings.Contains(s, "connectwise") || !strings.Contains(s, "https://psa.example") ||
+	if s := cfg.String(); !strings.Contains(s, "connectwise") || !strings.Contains(s, "host: psa.example") ||
 		!strings.Contains(s, "privateKey") || !strings.Contains(s, "redacted") {
-		t.Errorf("String %q: want the PSA, the base URL and which credentials are set", s)
+		t.Errorf("String %q: want the PSA, the base URL's host and which credentials are set", s)
 	}
 	if !strings.Contains(buf.String(), `"credentials":"redacted"`) {
 		t.Errorf("slog JSON %s: want credentials redacted", buf.String())
