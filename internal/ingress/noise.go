@@ -125,11 +125,22 @@ func (b *noiseBook) take() []domain.NoiseObservation {
 func (b *noiseBook) giveBack(obs []domain.NoiseObservation) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, o := range obs {
-		n := o.Count
-		o.Count = 0
-		if _, ok := b.owed[o]; ok || len(b.owed) < maxReportNoise {
-			b.owed[o] = domain.AddCounts(b.owed[o], n)
+	// As in observe, a key's probes come back before its paths, and its
+	// paths only with them: paths owed without their probes would count
+	// for more than they are.
+	kept := map[noiseKey]bool{}
+	for _, probes := range []bool{true, false} {
+		for _, o := range obs {
+			k := noiseKey{o.Migration, o.Partner, o.EventType}
+			if (o.Path == domain.NoiseProbesPath) != probes || !probes && !kept[k] {
+				continue
+			}
+			n := o.Count
+			o.Count = 0
+			if _, ok := b.owed[o]; ok || len(b.owed) < maxReportNoise {
+				b.owed[o] = domain.AddCounts(b.owed[o], n)
+				kept[k] = kept[k] || probes
+			}
 		}
 	}
 }

@@ -184,3 +184,34 @@ func TestNoiseBookSkipsPathsTheControlServiceRefuses(t *testing.T) {
 		t.Errorf("the report is refused: %v", err)
 	}
 }
+
+// Rows given back after a failed send into an almost full book keep a
+// key's paths only with its probes, whatever the order they come in.
+func TestNoiseGivenBackKeepsPathsWithTheirProbes(t *testing.T) {
+	b := newNoiseBook()
+	for i := range maxReportNoise - 1 {
+		b.observe(noiseKey{"m", fmt.Sprintf("p%d", i), "ticket"}, nil) // one probe row each
+	}
+	row := func(path string) domain.NoiseObservation {
+		return domain.NoiseObservation{Migration: "m", Partner: "acme", EventType: "ticket", Path: path, Count: 5}
+	}
+	// Paths first, as a map's order may give them: one free slot.
+	b.giveBack([]domain.NoiseObservation{row("ticket:fields.x"), row("ticket:fields.y"), row(domain.NoiseProbesPath)})
+	var paths, probes int
+	for _, o := range b.take() {
+		if o.Partner != "acme" {
+			continue
+		}
+		if o.Path == domain.NoiseProbesPath {
+			probes++
+		} else {
+			paths++
+		}
+	}
+	if paths > 0 && probes == 0 {
+		t.Errorf("%d paths given back without their probes", paths)
+	}
+	if probes != 1 {
+		t.Errorf("%d probe rows given back into the one free slot, want 1", probes)
+	}
+}
