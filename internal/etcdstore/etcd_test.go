@@ -13,8 +13,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/goleak"
-	"go.uber.org/zap"
 
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/control/storetest"
@@ -32,42 +30,7 @@ var prefixes atomic.Int64
 func newPrefix() string { return fmt.Sprintf("/test-%d/", prefixes.Add(1)) }
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "etcdstore-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	e, err := etcdtest.StartOne(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start etcd:", err)
-		return 1
-	}
-	client, err = clientv3.New(clientv3.Config{
-		Endpoints:   []string{e.Clients[0].Addr().String()},
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-	})
-	if err != nil {
-		e.Close()
-		fmt.Fprintln(os.Stderr, "etcd client:", err)
-		return 1
-	}
-	code := m.Run()
-	client.Close()
-	e.Close()
-	if code == 0 {
-		// Every goroutine of the stores, the client and etcd is gone.
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			return 1
-		}
-	}
-	return code
+	os.Exit(etcdtest.Main(m, &client))
 }
 
 func open(t testing.TB, prefix string, opts ...etcdstore.Option) *etcdstore.Store {

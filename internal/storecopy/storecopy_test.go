@@ -15,8 +15,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/goleak"
-	"go.uber.org/zap"
 
 	"github.com/switchbackhq/switchback/internal/audit"
 	"github.com/switchbackhq/switchback/internal/boltstore"
@@ -31,37 +29,7 @@ import (
 var client *clientv3.Client
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "storecopy-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	e, err := etcdtest.StartOne(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start etcd:", err)
-		return 1
-	}
-	client, err = clientv3.New(clientv3.Config{Endpoints: []string{e.Clients[0].Addr().String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		e.Close()
-		fmt.Fprintln(os.Stderr, "etcd client:", err)
-		return 1
-	}
-	code := m.Run()
-	client.Close()
-	e.Close()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			return 1
-		}
-	}
-	return code
+	os.Exit(etcdtest.Main(m, &client))
 }
 
 var key = bytes.Repeat([]byte{7}, 32)

@@ -8,12 +8,16 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
 )
 
 // Cluster is a running cluster of embedded etcd members.
@@ -181,4 +185,38 @@ func (c *Cluster) Close() {
 			c.members[i] = nil
 		}
 	}
+}
+
+// Main runs a package's tests against one embedded etcd member shared by
+// them all: it starts it, sets *client to a client of it, runs m, closes
+// both, and fails a passing run whose goroutines (of the stores, the
+// client, etcd) outlive it. Call it as os.Exit(etcdtest.Main(m, &client)).
+func Main(m *testing.M, client **clientv3.Client) int {
+	dir, err := os.MkdirTemp("", "etcdtest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	e, err := StartOne(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start etcd:", err)
+		return 1
+	}
+	*client, err = clientv3.New(clientv3.Config{Endpoints: []string{e.Clients[0].Addr().String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		e.Close()
+		fmt.Fprintln(os.Stderr, "etcd client:", err)
+		return 1
+	}
+	code := m.Run()
+	(*client).Close()
+	e.Close()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			return 1
+		}
+	}
+	return code
 }
