@@ -205,7 +205,7 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 		}
 		apiOpts = append(apiOpts, httpapi.WithIngress(in.Router()))
 		rec = reconcile.NewRunner(reconcile.Options{Journal: j, Router: in.Router(), Partner: partnerOf(svc),
-			Audit: auditBy(svc), Registerer: reg, Log: log, Now: now})
+			Audit: auditBy(svc), OtherJournals: otherJournals(svc, cfg.Store != ""), Registerer: reg, Log: log, Now: now})
 		apiOpts = append(apiOpts, httpapi.WithReconciler(rec))
 		if cfg.Store == "" {
 			replayRouter = in.Router()
@@ -246,6 +246,8 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	schedDone.Go(func() { sched.Run(schedCtx) })
 	defer func() { stopSched(); schedDone.Wait() }()
 	if rec != nil {
+		auto := control.NewReconcileScheduler(svc, rec, reconcile.DefaultSkew+reconcile.DefaultSettle)
+		schedDone.Go(func() { auto.Run(schedCtx) })
 		schedDone.Go(func() { rec.Run(schedCtx) })
 	}
 	// Replicas on etcd publish each other's changes as their own.
@@ -287,6 +289,20 @@ func partnerOf(svc *control.Service) func(string) (domain.Partner, bool) {
 func auditBy(svc *control.Service) func(context.Context, reconcile.By, string, string, any) error {
 	return func(ctx context.Context, by reconcile.By, action, target string, detail any) error {
 		return svc.RecordAction(ctx, control.Change{Actor: by.Actor, Reason: by.Reason}, action, target, detail)
+	}
+}
+
+// otherJournals names the journals a reconciliation on this process's
+// router cannot read: standalone routers seen in the window, and on a
+// shared store the other replicas' embedded routers, whose reports all
+// carry the id "embedded".
+func otherJournals(svc *control.Service, shared bool) func(time.Time) []string {
+	return func(since time.Time) []string {
+		others := svc.RoutersSeenSince(since, "embedded")
+		if shared {
+			others = append(others, "the embedded routers of the other replicas on this store")
+		}
+		return others
 	}
 }
 

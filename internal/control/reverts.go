@@ -55,6 +55,9 @@ type ScheduledReplay struct {
 func (s *Service) emit(ev RevertEvent) (ScheduledReplay, bool) {
 	s.log.Info("revert", "migration", ev.Migration, "action", ev.Action, "actor", ev.Change.Actor,
 		"partners", strings.Join(ev.Partners, ","), "replay", ev.Replay)
+	if fn := s.onRevert.Load(); fn != nil && len(ev.Partners) > 0 {
+		(*fn)(ev)
+	}
 	if !ev.Replay || len(ev.Partners) == 0 {
 		// Nothing to replay: a kill switch stays instant, never queued
 		// behind another revert's replay.
@@ -66,6 +69,19 @@ func (s *Service) emit(ev RevertEvent) (ScheduledReplay, bool) {
 		return ScheduledReplay{}, false
 	}
 	return sc.submit(ev)
+}
+
+// OnRevert makes fn hear of every revert this service makes that took
+// partners off the new pipeline, as the ReplayScheduler does (the
+// reconciliations after reverts). fn runs on the reverting call's
+// goroutine: it must not block. A later call replaces fn; a nil fn stops
+// it.
+func (s *Service) OnRevert(fn func(RevertEvent)) {
+	if fn == nil {
+		s.onRevert.Store(nil)
+		return
+	}
+	s.onRevert.Store(&fn)
 }
 
 // emitStageRevert emits the event of a partner moved by hand from new or

@@ -88,6 +88,18 @@ func (s *Service) Routers() []RouterStatus {
 	return out
 }
 
+// RoutersSeenSince lists the routers but except that reported at or after
+// since: those whose journals may hold events of a window from since.
+func (s *Service) RoutersSeenSince(since time.Time, except string) []string {
+	var ids []string
+	for _, r := range s.Routers() {
+		if r.ID != except && !r.LastSeen.Before(since) {
+			ids = append(ids, r.ID)
+		}
+	}
+	return ids
+}
+
 // Regressions returns how many times since start a router held a version
 // of this store that the store no longer had, and the last time.
 func (s *Service) Regressions() (uint64, Regression) {

@@ -65,6 +65,7 @@ type Service struct {
 	regress   regressions
 	registry  Registry
 	scheduler atomic.Pointer[ReplayScheduler] // the one running, if any
+	onRevert  atomic.Pointer[func(RevertEvent)]
 	// unreachable is when a shared store stopped answering, nil while
 	// it answers: see Follow.
 	unreachable atomic.Pointer[time.Time]

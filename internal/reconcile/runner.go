@@ -55,6 +55,11 @@ type Options struct {
 	// Audit writes an audit entry; a reconciliation or backfill asked by
 	// a person starts only once its entry is written.
 	Audit func(ctx context.Context, by By, action, target string, detail any) error
+	// OtherJournals names the journals besides Journal that may hold
+	// events received since a time (other routers): a reconciliation that
+	// cannot read them could call their events gaps, so it is refused.
+	// Nil: there are none.
+	OtherJournals func(since time.Time) []string
 	// Registerer takes the open-gaps gauge; nil registers nothing.
 	Registerer prometheus.Registerer
 	Log        *slog.Logger
@@ -180,6 +185,35 @@ func (r *Runner) Start(ctx context.Context, req Request, by By) (Job, error) {
 	return view, nil
 }
 
+// Reconcile starts, as the control service's scheduler asks
+// (control.Reconciler), a reconciliation of the partners with PSA API
+// access among partners over [from, to), by the actor "reconciler" and
+// unaudited (it changes nothing); from is moved up to MaxWindow ago at
+// most. More than MaxPartners make several reconciliations.
+func (r *Runner) Reconcile(ctx context.Context, partners []string, from, to time.Time, trigger string) error {
+	var with []string
+	for _, id := range partners {
+		if p, ok := r.opts.Partner(id); ok {
+			if _, err := psaapi.FromPartner(p); err == nil {
+				with = append(with, id)
+			}
+		}
+	}
+	if oldest := r.opts.Now().Add(-MaxWindow + time.Minute); from.Before(oldest) {
+		from = oldest
+	}
+	var errs []error
+	for part := range slices.Chunk(with, MaxPartners) {
+		job, err := r.Start(ctx, Request{Partners: part, From: from, To: to}, By{Actor: "reconciler", Trigger: trigger})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.opts.Log.Info("reconciliation started", "reconciliation", job.ID, "trigger", trigger, "partners", strings.Join(part, ","))
+	}
+	return errors.Join(errs...)
+}
+
 // check resolves req's defaults and holds it to the limits.
 func (r *Runner) check(req Request) (Request, error) {
 	now := r.opts.Now().UTC()
@@ -219,6 +253,12 @@ func (r *Runner) check(req Request) (Request, error) {
 		return req, domain.Errorf(domain.CodeInvalid, "from must be before to")
 	case req.From.Before(now.Add(-MaxWindow)):
 		return req, domain.Errorf(domain.CodeInvalid, "from: at most %d days ago", int(MaxWindow/(24*time.Hour)))
+	}
+	if r.opts.OtherJournals != nil {
+		if others := r.opts.OtherJournals(req.From); len(others) > 0 {
+			return req, domain.Errorf(domain.CodeConflict, "a reconciliation reads this process's router journal only, and other journals may hold events of the window: %s (GET /v1/routers); a gap here could be an event they applied. Reconcile where one router takes every webhook",
+				strings.Join(others, ", "))
+		}
 	}
 	for name, d := range map[string]**Duration{"skew": &req.Skew, "settle": &req.Settle} {
 		if *d == nil {
