@@ -92,6 +92,11 @@ func TestUpgradeFromSchema1(t *testing.T) {
 	}
 	st := svc.State()
 	ms := st.Migrations["psa-webhooks-v2"]
+	// Schema 1 had no reconcile setting: its migration has none, and is
+	// never reconciled on its own.
+	if ms.Reconcile != nil {
+		t.Errorf("the schema 1 migration has reconcile %+v, want none", *ms.Reconcile)
+	}
 	for id, w := range want.Stages {
 		ps := ms.StageOf(st.Partners[id])
 		counts, err := svc.StageCounts(t.Context(), ms.Key, ps)

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -244,6 +245,17 @@ func TestMigrationValidate(t *testing.T) {
 		{"guard mismatch rate above 1", func(m *Migration) { m.Guard.MaxMismatchRate = 2 }, "guard"},
 		{"guard negative error rate", func(m *Migration) { m.Guard.MaxErrorRate = -1 }, "guard"},
 		{"guard scope migration", func(m *Migration) { m.Guard.Scope = ScopeMigration }, ""},
+		{"reconcile after revert only", func(m *Migration) { m.Reconcile = &ReconcilePolicy{AfterRevert: true} }, ""},
+		{"reconcile all off", func(m *Migration) { m.Reconcile = &ReconcilePolicy{} }, ""},
+		{"reconcile every 5m, the least", func(m *Migration) { m.Reconcile = &ReconcilePolicy{Every: 5 * time.Minute} }, ""},
+		{"reconcile every under 5m", func(m *Migration) { m.Reconcile = &ReconcilePolicy{Every: 5*time.Minute - time.Second} }, "reconcile: every"},
+		{"reconcile every 31 days, the most", func(m *Migration) { m.Reconcile = &ReconcilePolicy{Every: 31 * 24 * time.Hour} }, ""},
+		{"reconcile every over 31 days", func(m *Migration) { m.Reconcile = &ReconcilePolicy{Every: 31*24*time.Hour + time.Second} }, "reconcile: every"},
+		{"reconcile every negative", func(m *Migration) { m.Reconcile = &ReconcilePolicy{Every: -time.Hour} }, "reconcile: every"},
+		{"reconcile window 31 days", func(m *Migration) { m.Reconcile = &ReconcilePolicy{Every: time.Hour, Window: 31 * 24 * time.Hour} }, ""},
+		{"reconcile window over 31 days", func(m *Migration) { m.Reconcile = &ReconcilePolicy{Every: time.Hour, Window: 31*24*time.Hour + 1} }, "reconcile: window"},
+		{"reconcile window negative", func(m *Migration) { m.Reconcile = &ReconcilePolicy{Every: time.Hour, Window: -time.Minute} }, "reconcile: window"},
+		{"reconcile window shorter than every", func(m *Migration) { m.Reconcile = &ReconcilePolicy{Every: time.Hour, Window: time.Minute} }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -386,6 +386,9 @@ type Migration struct {
 	Compare     CompareRules `json:"compare"`
 	Gates       Gates        `json:"gates"`
 	Guard       Guard        `json:"guard"`
+	// Reconcile is when the control service reconciles the migration's
+	// partners on its own; nil is never.
+	Reconcile *ReconcilePolicy `json:"reconcile,omitempty"`
 	// Reverted is the kill switch: while on, every partner evaluates to legacy.
 	Reverted  bool      `json:"reverted"`
 	Seq       uint64    `json:"seq"` // creation order: the ingress default is the first
@@ -427,6 +430,11 @@ func (m Migration) Validate() error {
 	}
 	if err := m.Gates.Validate(); err != nil {
 		return err
+	}
+	if m.Reconcile != nil {
+		if err := m.Reconcile.Validate(); err != nil {
+			return err
+		}
 	}
 	return m.Guard.Validate()
 }

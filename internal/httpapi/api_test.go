@@ -1930,6 +1930,91 @@ func TestMigrationAllowExtraKinds(t *testing.T) {
 	}
 }
 
+// A migration's reconcile setting is taken, kept and shown with durations
+// as Go writes them and the window filled in; left out, the view has no
+// reconcile field, and a setting the reconciler could not use is refused
+// naming its field.
+func TestMigrationReconcile(t *testing.T) {
+	f := newFixture(t)
+	view := func(t *testing.T) map[string]any {
+		t.Helper()
+		var m map[string]any
+		f.must(t, http.StatusOK, "viewer", http.MethodGet, mig, nil, &m)
+		return m
+	}
+	f.must(t, http.StatusCreated, "admin", http.MethodPut, mig, migrationBody("none"), nil)
+	if got, ok := view(t)["reconcile"]; ok {
+		t.Errorf("a migration without the setting shows reconcile %v, want no field", got)
+	}
+
+	set := []struct {
+		name string
+		in   obj
+		want map[string]any
+	}{
+		{"the documented example", obj{"afterRevert": true, "every": "1h", "window": "2h"},
+			map[string]any{"afterRevert": true, "every": "1h0m0s", "window": "2h0m0s"}},
+		{"window left out is every", obj{"every": "90m"},
+			map[string]any{"afterRevert": false, "every": "1h30m0s", "window": "1h30m0s"}},
+		{"after revert only", obj{"afterRevert": true},
+			map[string]any{"afterRevert": true, "every": "0s", "window": "0s"}},
+	}
+	for _, tt := range set {
+		t.Run(tt.name, func(t *testing.T) {
+			var put map[string]any
+			f.must(t, http.StatusOK, "admin", http.MethodPut, mig, withField(migrationBody("x"), "reconcile", tt.in), &put)
+			if got := put["reconcile"]; !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("PUT answers reconcile %v, want %v", got, tt.want)
+			}
+			if got := view(t)["reconcile"]; !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("GET shows reconcile %v, want %v", got, tt.want)
+			}
+		})
+	}
+	var list []map[string]any
+	f.must(t, http.StatusOK, "viewer", http.MethodGet, "/v1/migrations", nil, &list)
+	if len(list) != 1 || !reflect.DeepEqual(list[0]["reconcile"], set[len(set)-1].want) {
+		t.Errorf("GET /v1/migrations: got %v, want the setting on the one migration", list)
+	}
+
+	refused := []struct {
+		name  string
+		in    any
+		names string
+	}{
+		{"every under 5m", obj{"every": "4m"}, "reconcile: every"},
+		{"every over 31 days", obj{"every": "745h"}, "reconcile: every"},
+		{"every negative", obj{"every": "-1h"}, "reconcile: every"},
+		{"window negative", obj{"every": "1h", "window": "-2h"}, "reconcile: window"},
+		{"window over 31 days", obj{"every": "1h", "window": "745h"}, "reconcile: window"},
+		{"every not a duration", obj{"every": "hourly"}, `reconcile: every "hourly" is not a duration`},
+		{"window a number", obj{"every": "1h", "window": 7200}, `field "reconcile.window" must be a string`},
+		{"afterRevert a string", obj{"afterRevert": "yes"}, `field "reconcile.afterRevert" must be true or false`},
+		{"unknown field", obj{"afterRevert": true, "evry": "1h"}, `unknown field "evry" in reconcile`},
+		{"a field's name in another case", obj{"AfterRevert": true}, `unknown field "AfterRevert" in reconcile`},
+		{"not an object", "1h", `field "reconcile" must be an object`},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			res := f.call(t, "admin", http.MethodPut, mig, withField(migrationBody("refused"), "reconcile", tt.in))
+			var env errorEnvelope
+			json.Unmarshal(res.body, &env)
+			if res.status != http.StatusBadRequest || env.Error == nil || !strings.Contains(env.Error.Message, tt.names) {
+				t.Errorf("got %s, want 400 naming %q", res, tt.names)
+			}
+		})
+	}
+	if got := view(t)["reconcile"]; !reflect.DeepEqual(got, set[len(set)-1].want) {
+		t.Errorf("after refused PUTs the view shows reconcile %v, want the last setting kept", got)
+	}
+
+	// A PUT replaces the whole migration: left out, the setting is gone.
+	f.must(t, http.StatusOK, "admin", http.MethodPut, mig, migrationBody("off again"), nil)
+	if got, ok := view(t)["reconcile"]; ok {
+		t.Errorf("a PUT without reconcile left %v, want no field", got)
+	}
+}
+
 // gates.minPerEventType defaults to 50, takes 0 to turn the rule off, and
 // still answers to its earlier name, minComparisonsPerType, which the new
 // name overrides.

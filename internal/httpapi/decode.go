@@ -64,6 +64,7 @@ func decodeError(err error, data []byte, t reflect.Type) error {
 		tooBig    *http.MaxBytesError
 		syntax    *json.SyntaxError
 		typeErr   *json.UnmarshalTypeError
+		domainErr *domain.Error
 		maxBodyKB = maxBody >> 10
 	)
 	switch {
@@ -80,6 +81,10 @@ func decodeError(err error, data []byte, t reflect.Type) error {
 	// encoding/json has no typed error for unknown fields; its text is stable.
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return domain.Errorf(domain.CodeInvalid, "unknown field %s: check the field names in the API reference", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	// A field's own UnmarshalJSON that speaks the domain's words (a
+	// duration of a migration's reconcile setting) names its field itself.
+	case errors.As(err, &domainErr):
+		return domainErr
 	}
 	// A field's own UnmarshalJSON failed (a time that does not parse) and
 	// its error names no field: find the field by walking the body.

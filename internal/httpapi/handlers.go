@@ -245,6 +245,11 @@ func viewMigration(st *control.State, ms *control.MigrationState) migrationView 
 		rate := m.Compare.NoiseRate() // shown, so that the default is no secret
 		m.Compare.NoiseSampleRate = &rate
 	}
+	if p := m.Reconcile; p != nil {
+		shown := *p // a copy: the state's policy is shared
+		shown.Window = p.EffectiveWindow()
+		m.Reconcile = &shown
+	}
 	return migrationView{Migration: m, Stages: st.PartnersByStage(ms), SnapshotVersion: st.Version}
 }
 
@@ -254,18 +259,19 @@ func (a *API) putMigration(w http.ResponseWriter, r *http.Request, p principal) 
 		return err
 	}
 	var req struct {
-		Description string              `json:"description"`
-		Pipelines   domain.Pipelines    `json:"pipelines"`
-		Compare     domain.CompareRules `json:"compare"`
-		Gates       *gatesRequest       `json:"gates"`
-		Guard       *guardRequest       `json:"guard"`
-		Reason      string              `json:"reason"`
+		Description string                  `json:"description"`
+		Pipelines   domain.Pipelines        `json:"pipelines"`
+		Compare     domain.CompareRules     `json:"compare"`
+		Gates       *gatesRequest           `json:"gates"`
+		Guard       *guardRequest           `json:"guard"`
+		Reconcile   *domain.ReconcilePolicy `json:"reconcile"`
+		Reason      string                  `json:"reason"`
 	}
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
 	m := domain.Migration{Key: key, Description: req.Description, Pipelines: req.Pipelines,
-		Compare: req.Compare, Gates: req.Gates.gates(), Guard: req.Guard.guard()}
+		Compare: req.Compare, Gates: req.Gates.gates(), Guard: req.Guard.guard(), Reconcile: req.Reconcile}
 	_, created, err := a.svc.PutMigration(r.Context(), p.change(req.Reason), m)
 	if err != nil {
 		return err

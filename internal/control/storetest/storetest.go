@@ -45,6 +45,7 @@ func Run(t *testing.T, open Opener) {
 	}{
 		{"EmptyStore", testEmpty},
 		{"LoadReturnsWhatWasWritten", testLoad},
+		{"MigrationReconcileSetting", testReconcileSetting},
 		{"UpdateAllOrNothing", testAllOrNothing},
 		{"UpdateCanceledContext", testCanceled},
 		{"AuditOrder", testAuditOrder},
@@ -131,13 +132,14 @@ func SampleData() domain.Data {
 		Gates:     domain.DefaultGates(),
 		Guard:     domain.DefaultGuard(),
 		Compare:   domain.CompareRules{Ignore: []string{"fields.updatedAt"}, AllowExtraKinds: []string{"contact"}},
+		Reconcile: &domain.ReconcilePolicy{AfterRevert: true, Every: time.Hour, Window: 2 * time.Hour},
 		Reverted:  true,
 		Seq:       1,
 		CreatedAt: t0,
 		UpdatedAt: t0.Add(time.Minute),
 	}
 	m2 := m
-	m2.Key, m2.Seq, m2.Reverted = "other", 2, false
+	m2.Key, m2.Seq, m2.Reverted, m2.Reconcile = "other", 2, false, nil
 	return domain.Data{
 		Version: 42,
 		Partners: []domain.Partner{
@@ -248,6 +250,37 @@ func testLoad(t *testing.T, open Opener) {
 	want.Version = 43
 	if diff := cmp.Diff(normalized(want), normalized(load(t, s)), cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("Load after overwrites (-want +got):\n%s", diff)
+	}
+}
+
+// A migration's reconcile setting reads back as written, durations to the
+// nanosecond; a later write of the migration replaces it, and a write
+// without one leaves none behind rather than the earlier one.
+func testReconcileSetting(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	m := SampleData().Migrations[0]
+	reconcileOf := func(t *testing.T) *domain.ReconcilePolicy {
+		t.Helper()
+		for _, got := range load(t, s).Migrations {
+			if got.Key == m.Key {
+				return got.Reconcile
+			}
+		}
+		t.Fatalf("Load lacks migration %q", m.Key)
+		return nil
+	}
+	for _, want := range []*domain.ReconcilePolicy{
+		{AfterRevert: true, Every: time.Hour, Window: 2 * time.Hour},
+		{Every: 90*time.Minute + time.Nanosecond},
+		{AfterRevert: true},
+		nil,
+		{AfterRevert: true, Every: 5 * time.Minute, Window: 31 * 24 * time.Hour},
+	} {
+		m.Reconcile = want
+		update(t, s, func(tx control.Tx) error { return tx.PutMigration(m) })
+		if diff := cmp.Diff(want, reconcileOf(t)); diff != "" {
+			t.Errorf("Load after writing reconcile %+v (-want +got):\n%s", want, diff)
+		}
 	}
 }
 
