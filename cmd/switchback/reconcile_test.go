@@ -235,7 +235,9 @@ func TestReconcileFindsGapsAndBackfillClosesThemOnce(t *testing.T) {
 		t.Errorf("backfill of a reconciliation without gaps = %d, want 409", got)
 	}
 
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	if got := api("POST", "/v1/reconciliations", map[string]any{"partners": []string{"beta"}, "from": "1h"}, &e); got != 400 || !strings.Contains(e.Error.Message, "has no psaApi") {
 		t.Errorf("a partner without psaApi = %d %q, want 400 saying it has no psaApi", got, e.Error.Message)
 	}
