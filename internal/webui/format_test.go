@@ -153,3 +153,25 @@ func TestSessionsBoundedAndExpiring(t *testing.T) {
 		t.Errorf("an empty id found a session")
 	}
 }
+
+func TestFormatReconcile(t *testing.T) {
+	tests := []struct {
+		name string
+		p    *domain.ReconcilePolicy
+		want string
+	}{
+		{"none", nil, "off"},
+		{"all off", &domain.ReconcilePolicy{Window: time.Hour}, "off"},
+		{"after revert", &domain.ReconcilePolicy{AfterRevert: true}, "after revert"},
+		{"scheduled, window left at every", &domain.ReconcilePolicy{Every: 90 * time.Minute}, "every 1h 30m over 1h 30m"},
+		{"both", &domain.ReconcilePolicy{AfterRevert: true, Every: time.Hour, Window: 2 * time.Hour}, "after revert; every 1h over 2h"},
+		{"days", &domain.ReconcilePolicy{Every: 24 * time.Hour, Window: 31 * 24 * time.Hour}, "every 1d over 31d"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := formatReconcile(tt.p); got != tt.want {
+				t.Errorf("formatReconcile(%+v) = %q, want %q", tt.p, got, tt.want)
+			}
+		})
+	}
+}

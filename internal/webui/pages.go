@@ -48,6 +48,7 @@ type migrationPage struct {
 	M          migrationCard
 	Pipelines  domain.Pipelines
 	Gates      domain.Gates
+	Reconcile  string // formatReconcile of the migration's setting
 	Cohorts    []cohortView
 	Uncohorted int
 	Partners   partnersTable
@@ -84,7 +85,8 @@ func (u *UI) migration(w http.ResponseWriter, r *http.Request, s session) error 
 	if err != nil {
 		return err
 	}
-	data := migrationPage{M: card(st, ms), Pipelines: ms.Pipelines, Gates: ms.Gates, Routers: u.routerSummary(st.Version)}
+	data := migrationPage{M: card(st, ms), Pipelines: ms.Pipelines, Gates: ms.Gates, Reconcile: formatReconcile(ms.Reconcile),
+		Routers: u.routerSummary(st.Version)}
 	for _, co := range ms.Cohorts {
 		data.Cohorts = append(data.Cohorts, u.cohortView(r, st, ms, co))
 	}

@@ -192,6 +192,22 @@ func formatSeconds(sec float64) string {
 	return trimZero(fmt.Sprintf("%dd %dh", int(d.Hours())/24, int(d.Hours())%24))
 }
 
+// formatReconcile writes a migration's reconcile setting in one line:
+// "after revert; every 1h over 2h", or "off" when it starts nothing.
+func formatReconcile(p *domain.ReconcilePolicy) string {
+	if p == nil || (!p.AfterRevert && p.Every == 0) {
+		return "off"
+	}
+	var parts []string
+	if p.AfterRevert {
+		parts = append(parts, "after revert")
+	}
+	if p.Every > 0 {
+		parts = append(parts, "every "+formatSeconds(p.Every.Seconds())+" over "+formatSeconds(p.EffectiveWindow().Seconds()))
+	}
+	return strings.Join(parts, "; ")
+}
+
 func trimZero(s string) string {
 	if i := strings.LastIndexByte(s, ' '); i > 0 && s[i+1] == '0' && len(s)-i == 3 {
 		return s[:i]

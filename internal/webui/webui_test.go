@@ -637,6 +637,11 @@ func TestStateJSON(t *testing.T) {
 
 func TestPages(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
+	m := f.svc.State().Migrations[mig].Migration
+	m.Reconcile = &domain.ReconcilePolicy{AfterRevert: true, Every: time.Hour, Window: 2 * time.Hour}
+	if _, _, err := f.svc.PutMigration(ctx, setup, m); err != nil {
+		t.Fatalf("PutMigration: %v", err)
+	}
 	f.svc.ReportRouter(control.RouterStatus{ID: "ingress-1", SnapshotVersion: f.svc.State().Version, Journal: json.RawMessage(`{"pending":3,"deadLettered":0}`)})
 	c := f.client(t)
 	c.login("admin")
@@ -646,7 +651,7 @@ func TestPages(t *testing.T) {
 		want   []string
 	}{
 		{"/", 200, []string{mig, "ConnectWise webhooks on the rewritten pipeline", "legacy <strong>3</strong>", "all 1 router has confirmed version"}},
-		{"/migrations/" + mig, 200, []string{"canary", "wave-1", "No gate: moving from legacy to shadow", `<th scope="col" aria-sort="ascending"><a href="?dir=desc&amp;sort=partner#partners">Partner`, "Initech Services"}},
+		{"/migrations/" + mig, 200, []string{"canary", "wave-1", "No gate: moving from legacy to shadow", `<th scope="col" aria-sort="ascending"><a href="?dir=desc&amp;sort=partner#partners">Partner`, "Initech Services", "<dt>Reconcile</dt><dd>after revert; every 1h over 2h</dd>"}},
 		{"/migrations/" + mig + "?q=globex&sort=partner&dir=desc", 200, []string{`Showing <span data-shown>1</span> of 3 partners`, `data-partner="acme" hidden`}},
 		{"/migrations/" + mig + "/partners/acme", 200, []string{"Acme MSP", "This UI reads no comparisons", "Moving from legacy to shadow needs no gate"}},
 		{"/migrations/" + mig + "/partners/acme/mismatches/evt_1", 404, []string{"This UI reads no comparisons"}},
