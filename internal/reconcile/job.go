@@ -2,6 +2,8 @@ package reconcile
 
 import (
 	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 // The states of a reconciliation, of a partner in it, and of a backfill.
@@ -25,7 +27,7 @@ const (
 // Limits of a reconciliation request and of what a job keeps.
 const (
 	MaxPartners     = 100
-	MaxWindow       = 31 * 24 * time.Hour
+	MaxWindow       = domain.MaxReconcileWindow
 	MaxSkew         = time.Hour
 	DefaultSkew     = 2 * time.Minute
 	DefaultSettle   = time.Minute
