@@ -116,6 +116,7 @@ type apiPartner struct {
 
 type apiEntity struct {
 	held
+	num int64 // id as a number, the order of the vendors' pages
 	seq int64 // when it last changed, in the partner's order of changes
 }
 
@@ -231,7 +232,8 @@ func (a *ChangeAPI) record(partner string, changes []held) {
 			delete(ap.entities, key)
 			continue
 		}
-		ap.entities[key] = &apiEntity{held: c, seq: ap.seq}
+		num, _ := strconv.ParseInt(c.id, 10, 64)
+		ap.entities[key] = &apiEntity{held: c, num: num, seq: ap.seq}
 		if c.action == psa.ActionDeleted {
 			ap.tombs = append(ap.tombs, tomb{key, ap.seq})
 			if len(ap.tombs) > maxTombstones {
@@ -287,9 +289,7 @@ func (ap *apiPartner) listed(keep func(*apiEntity) bool, order func(a, b *apiEnt
 }
 
 func byID(a, b *apiEntity) int {
-	x, _ := strconv.ParseInt(a.id, 10, 64)
-	y, _ := strconv.ParseInt(b.id, 10, 64)
-	return cmp.Or(cmp.Compare(x, y), cmp.Compare(a.id, b.id))
+	return cmp.Or(cmp.Compare(a.num, b.num), cmp.Compare(a.id, b.id))
 }
 
 // --- ConnectWise
@@ -514,10 +514,7 @@ func (a *ChangeAPI) autotask(w http.ResponseWriter, r *http.Request, ap *apiPart
 				return
 			}
 			f := compareTo(op, int64(n), cmp.Compare[int64])
-			keep = append(keep, func(e *apiEntity) bool {
-				id, _ := strconv.ParseInt(e.id, 10, 64)
-				return f(id)
-			})
+			keep = append(keep, func(e *apiEntity) bool { return f(e.num) })
 		default:
 			refuse(fmt.Sprintf("filter field %q: the simulator filters on lastActivityDate and id", c.Field))
 			return
@@ -535,8 +532,7 @@ func (a *ChangeAPI) autotask(w http.ResponseWriter, r *http.Request, ap *apiPart
 	}
 	a.mu.RLock()
 	all := ap.listed(func(e *apiEntity) bool {
-		id, _ := strconv.ParseInt(e.id, 10, 64)
-		if id <= after {
+		if e.num <= after {
 			return false
 		}
 		for _, k := range keep {
