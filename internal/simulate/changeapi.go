@@ -74,8 +74,8 @@ const (
 //   - generic: GET /psa/P?since=RFC3339[&cursor=C] with the bearer token,
 //     answering {"changes": [{"type", "id", "updatedAt", "data"}], "next"},
 //     100 changes a page in the order they were made; a deleted entity
-//     is listed with data {"id", "deleted": true} (the latest 65,536
-//     deletions of a partner).
+//     is listed with data {"id", "updated_at", "deleted": true} (the
+//     latest 65,536 deletions of a partner).
 //
 // The three vendors list tickets only, and not deleted ones: their APIs
 // list what exists. Wrong credentials are 401 (Halo's token endpoint: 400,

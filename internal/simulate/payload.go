@@ -504,14 +504,15 @@ func (g *generator) generic(ps *partnerState, typ, act string, e *entity, now ti
 			data["email"] = e.email()
 			data["title"] = titles[e.title]
 		}
-		// To the 100 ns of the partner's clock: whole seconds would give
-		// two changes of one entity in a second the same stamp, and a
-		// reconciliation could not tell the second was never applied.
-		data["updated_at"] = t.Format(time.RFC3339Nano)
 		if act == psa.ActionUpdated && len(e.changed) > 0 {
 			data["changed"] = e.changed
 		}
 	}
+	// To the 100 ns of the partner's clock, on a deletion too: whole
+	// seconds (or timestamp's milliseconds) would give two changes of one
+	// entity close together the same stamp, and a reconciliation could
+	// not tell the second was never applied.
+	data["updated_at"] = t.Format(time.RFC3339Nano)
 	body := mustJSON(struct {
 		Type      string         `json:"type"`
 		Timestamp string         `json:"timestamp"`
@@ -521,7 +522,7 @@ func (g *generator) generic(ps *partnerState, typ, act string, e *entity, now ti
 	// marked so (see ChangeAPI).
 	api := mustJSON(data)
 	if act == psa.ActionDeleted {
-		api = mustJSON(map[string]any{"id": e.idText(), "deleted": true})
+		api = mustJSON(map[string]any{"id": e.idText(), "updated_at": data["updated_at"], "deleted": true})
 	}
 	return body, LedgerEntry{EntityType: typ, EntityID: e.idText(), Action: act}, api
 }

@@ -219,10 +219,10 @@ type DroppedChange struct {
 	// window holding the run can find the change missing from what the
 	// router received: the ChangeAPI lists it (it is the entity's latest
 	// change, and the partner's API serves it: every change for generic,
-	// tickets not deleted for the vendors), and, but for a deletion, its
-	// stamp is later than that of every webhook sent about the entity
-	// before it (ConnectWise stamps whole seconds: a change dropped in the
-	// second of one sent carries the same stamp).
+	// tickets not deleted for the vendors), and its stamp is later than
+	// that of every webhook sent about the entity before it (ConnectWise
+	// stamps whole seconds: a change dropped in the second of one sent
+	// carries the same stamp).
 	Detectable bool `json:"detectable"`
 }
 
@@ -556,7 +556,7 @@ func (r *run) change(d *delivery) {
 				r.dropped = append(r.dropped, droppedItem{
 					seq: d.seq, sub: i,
 					c:      DroppedChange{LedgerEntry: d.events[i], UpdatedAt: c.updatedAt},
-					listed: c.data != nil && (deleted || c.updatedAt.After(tr.sent)),
+					listed: c.data != nil && c.updatedAt.After(tr.sent),
 					latest: true,
 				})
 				tr.dropped = len(r.dropped)
