@@ -46,6 +46,24 @@
 // generated, as one PSA tenant's webhook queue sends them, so the router sees
 // each entity's changes in order; Config.Concurrency partners send at once.
 //
+// # Outages and the PSAs' change APIs
+//
+// A share Config.Drop of deliveries, picked by the seed apart from the
+// rest of the traffic, is never sent, as a PSA outage loses webhooks: the
+// same seed makes the same changes whatever the share, and a dropped
+// delivery's resend is dropped too. Stats.Dropped counts them and
+// Stats.DroppedChanges lists their events with the stamp each would have
+// carried, marked Detectable when a reconciliation can find it missing.
+//
+// The PSA makes each change before it sends (or drops) its webhook: a
+// ChangeAPI given as Config.ChangeAPI is told every change then, dropped
+// or not, and serves each partner's change API as internal/psaapi reads
+// it (ConnectWise, Autotask and HaloPSA tickets, every entity of a generic
+// feed), with the stamp the router reads in the change's webhook as the
+// entity's updatedAt, under /psa/PARTNER. See ChangeAPI for the routes and
+// the credentials. A delivery drained unsent when the run ends was never
+// made at the PSA either.
+//
 // # Determinism
 //
 // Everything the simulator decides comes from Config.Seed: which partner,
@@ -56,7 +74,8 @@
 // _info.lastUpdated) are the real time, so the hashed delivery ids of
 // Autotask and HaloPSA differ from run to run. Two runs with the same seed
 // and configuration that send the same number of deliveries produce the same
-// Stats.Ledger but for those delivery ids.
+// Stats.Ledger and Stats.DroppedChanges but for those delivery ids and the
+// stamps.
 //
 // # Ledger
 //

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -55,6 +56,23 @@ type delivery struct {
 	events  []LedgerEntry // what the router makes of body
 	msgID   string        // the generic kind's webhook-id
 	dup     bool          // a resend
+	// changes are what the PSA holds after each event, one per event.
+	changes []held
+	// drop: the PSA never sends this delivery, nor its resend.
+	drop bool
+}
+
+// held is one entity as its PSA holds it after a change.
+type held struct {
+	typ, id string
+	action  string
+	// updatedAt is the stamp the router reads in the event
+	// (psa.UpdatedAt), the change API's time for the entity.
+	updatedAt time.Time
+	// data is the entity as the partner's change API serves it; nil when
+	// the API does not list it (the vendors list tickets only, and no
+	// deleted one).
+	data json.RawMessage
 }
 
 type resend struct {
@@ -72,6 +90,10 @@ type generator struct {
 	total    float64
 	dupShare float64
 	burst    Burst
+	// drops decides which deliveries are dropped, apart from rng so that
+	// a seed sends the same traffic whatever the drop rate.
+	drops     *rand.Rand
+	dropShare float64
 
 	n         int // deliveries generated
 	paced     int // of which paced (not part of a burst)
@@ -82,9 +104,11 @@ type generator struct {
 
 func newGenerator(cfg Config) (*generator, error) {
 	g := &generator{
-		rng:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5357_4254_4348_4b31)),
-		dupShare: cfg.Duplicates,
-		burst:    cfg.Burst,
+		rng:       rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5357_4254_4348_4b31)),
+		dupShare:  cfg.Duplicates,
+		burst:     cfg.Burst,
+		drops:     rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x4452_4f50_5045_4431)),
+		dropShare: cfg.Drop,
 	}
 	for _, t := range EntityTypes {
 		if w := cfg.Mix[t]; w > 0 {
@@ -134,6 +158,12 @@ func (g *generator) next(now time.Time) (*delivery, bool) {
 // fresh makes a new delivery of ps and may schedule its resend.
 func (g *generator) fresh(ps *partnerState, burst bool, now time.Time) *delivery {
 	d := &delivery{seq: g.n, partner: ps}
+	// add notes one event: what the router makes of it and what the PSA
+	// holds after it.
+	add := func(body []byte, ev LedgerEntry, api json.RawMessage) {
+		d.events = append(d.events, ev)
+		d.changes = append(d.changes, ps.held(body, ev, api))
+	}
 	switch ps.p.PSA {
 	case psa.KindHaloPSA:
 		n, share := 1, haloBatchShare
@@ -147,8 +177,9 @@ func (g *generator) fresh(ps *partnerState, burst bool, now time.Time) *delivery
 		for i := range items {
 			typ, act, e := g.pick(ps, burst)
 			var ev LedgerEntry
-			items[i], ev = g.haloEvent(ps, typ, act, e, now)
-			d.events = append(d.events, ev)
+			var api json.RawMessage
+			items[i], ev, api = g.haloEvent(ps, typ, act, e, now)
+			add(items[i], ev, api)
 		}
 		if n == 1 {
 			d.body = items[0]
@@ -158,20 +189,24 @@ func (g *generator) fresh(ps *partnerState, burst bool, now time.Time) *delivery
 	default:
 		typ, act, e := g.pick(ps, burst)
 		var ev LedgerEntry
+		var api json.RawMessage
 		switch ps.p.PSA {
 		case psa.KindConnectWise:
-			d.body, ev = g.connectWise(ps, typ, act, e, now)
+			d.body, ev, api = g.connectWise(ps, typ, act, e, now)
 		case psa.KindAutotask:
-			d.body, ev = g.autotask(ps, typ, act, e, now)
+			d.body, ev, api = g.autotask(ps, typ, act, e, now)
 		case psa.KindGeneric:
 			d.msgID = "msg_" + g.token(27)
-			d.body, ev = g.generic(ps, typ, act, e, now)
+			d.body, ev, api = g.generic(ps, typ, act, e, now)
 			ev.DeliveryID = d.msgID
 		}
-		d.events = []LedgerEntry{ev}
+		add(d.body, ev, api)
 	}
 	for i := range d.events {
 		d.events[i].Partner = ps.p.ID
+	}
+	if g.dropShare > 0 {
+		d.drop = g.drops.Float64() < g.dropShare
 	}
 	if g.rng.Float64() < g.dupShare {
 		r := resend{due: g.n + 1 + g.rng.IntN(resendWithin), d: d}
@@ -184,6 +219,19 @@ func (g *generator) fresh(ps *partnerState, burst bool, now time.Time) *delivery
 		g.pending = slices.Insert(g.pending, at, r)
 	}
 	return d
+}
+
+// held is what ps's PSA holds after the event it just made (body, read by
+// the router as ev), given the entity as its change API serves it.
+func (ps *partnerState) held(body []byte, ev LedgerEntry, api json.RawMessage) held {
+	stamp, ok := psa.UpdatedAt(ps.p.PSA, body)
+	if !ok {
+		// A ConnectWise deletion carries no stamp: the time of the
+		// change (the partner's last tick), to the second as ConnectWise
+		// writes its times.
+		stamp = ps.last.Truncate(time.Second)
+	}
+	return held{typ: ev.EntityType, id: ev.EntityID, action: ev.Action, updatedAt: stamp, data: api}
 }
 
 // pick chooses an entity type, an action and the entity it is about, and
@@ -289,12 +337,7 @@ func (g *generator) newPartner(p Partner, worker int) (*partnerState, error) {
 	case psa.KindConnectWise:
 		k := sha256.Sum256([]byte(p.Secret))
 		ps.cwKey = k[:]
-		ps.company = strings.Map(func(r rune) rune {
-			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-				return r
-			}
-			return -1
-		}, p.ID)
+		ps.company = cwCompany(p.ID)
 		ps.keyURL = "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/system/callbackentry/key/" + strconv.Itoa(10+g.rng.IntN(90))
 	case psa.KindAutotask:
 		ps.idBase = 29_000_000
@@ -320,6 +363,17 @@ func (g *generator) newPartner(p Partner, worker int) (*partnerState, error) {
 	}
 	ps.idBase += int64(g.rng.IntN(100)) * 1000
 	return ps, nil
+}
+
+// cwCompany is the ConnectWise CompanyId of partner id: its letters and
+// digits.
+func cwCompany(id string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, id)
 }
 
 // pool returns the partner's pool of typ, made on first use with a few

@@ -207,7 +207,7 @@ type cwMeta struct {
 	KeyURL string `json:"key_url"`
 }
 
-func (g *generator) connectWise(ps *partnerState, typ, act string, e *entity, now time.Time) ([]byte, LedgerEntry) {
+func (g *generator) connectWise(ps *partnerState, typ, act string, e *entity, now time.Time) ([]byte, LedgerEntry, json.RawMessage) {
 	t := ps.tick(now)
 	member := members[e.owner]
 	info := cwInfo{LastUpdated: t.Format(time.RFC3339), UpdatedBy: member}
@@ -278,11 +278,17 @@ func (g *generator) connectWise(ps *partnerState, typ, act string, e *entity, no
 		ID:        e.id,
 		Metadata:  cwMeta{KeyURL: ps.keyURL},
 	}
+	// The REST API's ticket is the record the callback carries.
+	var api json.RawMessage
 	if act != psa.ActionDeleted {
-		s := string(mustJSON(rec))
+		b := mustJSON(rec)
+		s := string(b)
 		cb.Entity = &s
+		if typ == Ticket {
+			api = b
+		}
 	}
-	return mustJSON(cb), LedgerEntry{EntityType: typ, EntityID: e.idText(), Action: act, DeliveryID: cb.MessageID}
+	return mustJSON(cb), LedgerEntry{EntityType: typ, EntityID: e.idText(), Action: act, DeliveryID: cb.MessageID}, api
 }
 
 // --- Autotask
@@ -303,7 +309,7 @@ type atWebhook struct {
 	PersonID       int64          `json:"PersonID"`
 }
 
-func (g *generator) autotask(ps *partnerState, typ, act string, e *entity, now time.Time) ([]byte, LedgerEntry) {
+func (g *generator) autotask(ps *partnerState, typ, act string, e *entity, now time.Time) ([]byte, LedgerEntry, json.RawMessage) {
 	t := ps.tick(now)
 	resource := int64(29682885 + e.owner)
 	companyID := int64(29683601 + e.company)
@@ -368,7 +374,17 @@ func (g *generator) autotask(ps *partnerState, typ, act string, e *entity, now t
 	}
 	did := deliveryHash(psa.KindAutotask, w.GUID, w.EntityType, e.idText(), w.Action,
 		strconv.FormatInt(w.SequenceNumber, 10), w.EventTime)
-	return mustJSON(w), LedgerEntry{EntityType: typ, EntityID: e.idText(), Action: act, DeliveryID: did}
+	// The REST API names the same fields in lower camel case
+	// (lastActivityDate) and holds all of them, not only those changed.
+	var api json.RawMessage
+	if typ == Ticket && act != psa.ActionDeleted {
+		rest := map[string]any{"id": e.id}
+		for k, v := range all {
+			rest[strings.ToLower(k[:1])+k[1:]] = v
+		}
+		api = mustJSON(rest)
+	}
+	return mustJSON(w), LedgerEntry{EntityType: typ, EntityID: e.idText(), Action: act, DeliveryID: did}, api
 }
 
 // --- HaloPSA
@@ -398,7 +414,7 @@ type haloEvent struct {
 	User           any    `json:"user,omitempty"`
 }
 
-func (g *generator) haloEvent(ps *partnerState, typ, act string, e *entity, now time.Time) ([]byte, LedgerEntry) {
+func (g *generator) haloEvent(ps *partnerState, typ, act string, e *entity, now time.Time) ([]byte, LedgerEntry, json.RawMessage) {
 	t := ps.tick(now)
 	event := haloEvents[typ][slices.Index(actions[:], act)]
 	if typ == Ticket && act == psa.ActionUpdated && e.wasChanged("status") && g.rng.IntN(2) == 0 {
@@ -442,12 +458,22 @@ func (g *generator) haloEvent(ps *partnerState, typ, act string, e *entity, now 
 		}
 	}
 	did := deliveryHash(psa.KindHaloPSA, ev.WebhookID, ev.Event, e.idText(), ev.Timestamp)
-	return mustJSON(ev), LedgerEntry{EntityType: typ, EntityID: e.idText(), Action: act, DeliveryID: did}
+	// The API's ticket is whole, whatever the event carried, and its
+	// last_update is the event's timestamp (the router's stamp for it),
+	// written without a zone as Halo writes UTC.
+	var api json.RawMessage
+	if typ == Ticket && act != psa.ActionDeleted {
+		api = mustJSON(map[string]any{"id": e.id, "summary": summaries[e.summary], "status_id": statuses[e.status].halo,
+			"agent_id": 1 + e.owner, "client_id": 10 + e.company, "client_name": companies[e.company],
+			"priority_id": 1 + e.priority, "user_name": e.first() + " " + e.last(), "team": "1st Line",
+			"last_update": t.Format("2006-01-02T15:04:05.0000000")})
+	}
+	return mustJSON(ev), LedgerEntry{EntityType: typ, EntityID: e.idText(), Action: act, DeliveryID: did}, api
 }
 
 // --- generic (Standard Webhooks)
 
-func (g *generator) generic(ps *partnerState, typ, act string, e *entity, now time.Time) ([]byte, LedgerEntry) {
+func (g *generator) generic(ps *partnerState, typ, act string, e *entity, now time.Time) ([]byte, LedgerEntry, json.RawMessage) {
 	t := ps.tick(now)
 	data := map[string]any{"id": e.idText()}
 	if act != psa.ActionDeleted {
@@ -478,15 +504,25 @@ func (g *generator) generic(ps *partnerState, typ, act string, e *entity, now ti
 			data["email"] = e.email()
 			data["title"] = titles[e.title]
 		}
-		data["updated_at"] = t.Format(time.RFC3339)
 		if act == psa.ActionUpdated && len(e.changed) > 0 {
 			data["changed"] = e.changed
 		}
 	}
+	// To the 100 ns of the partner's clock, on a deletion too: whole
+	// seconds (or timestamp's milliseconds) would give two changes of one
+	// entity close together the same stamp, and a reconciliation could
+	// not tell the second was never applied.
+	data["updated_at"] = t.Format(time.RFC3339Nano)
 	body := mustJSON(struct {
 		Type      string         `json:"type"`
 		Timestamp string         `json:"timestamp"`
 		Data      map[string]any `json:"data"`
 	}{typ + "." + act, t.Format("2006-01-02T15:04:05.000Z"), data})
-	return body, LedgerEntry{EntityType: typ, EntityID: e.idText(), Action: act}
+	// The change feed's data is the webhook's; a deletion stays listed,
+	// marked so (see ChangeAPI).
+	api := mustJSON(data)
+	if act == psa.ActionDeleted {
+		api = mustJSON(map[string]any{"id": e.idText(), "updated_at": data["updated_at"], "deleted": true})
+	}
+	return body, LedgerEntry{EntityType: typ, EntityID: e.idText(), Action: act}, api
 }

@@ -38,7 +38,7 @@ func LoadPartners(spec string) ([]Partner, error) {
 	}
 	var ps []Partner
 	if err := json.Unmarshal(data, &ps); err != nil {
-		return nil, fmt.Errorf(`--partners: not a JSON list of {"id", "psa", "secret"}: %v`, err)
+		return nil, fmt.Errorf(`--partners: not a JSON list of {"id", "psa", "secret", optional "psaApi"}: %v`, err)
 	}
 	if len(ps) == 0 {
 		return nil, errors.New("--partners lists no partner")
@@ -78,8 +78,8 @@ func WriteLedger(path string, ledger []LedgerEntry) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// WriteReport writes a run's final counts against router with seed, then
-// one line per partner.
+// WriteReport writes a run's final counts against router with seed (the
+// dropped deliveries when there are some), then one line per partner.
 func WriteReport(w io.Writer, router string, seed uint64, st Stats) {
 	refused := "0"
 	if n := st.RefusedTotal(); n > 0 {
@@ -98,8 +98,7 @@ func WriteReport(w io.Writer, router string, seed uint64, st Stats) {
 	if st.LedgerDropped > 0 {
 		ledger += fmt.Sprintf(" (+%d past the cap)", st.LedgerDropped)
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, r := range [][2]string{
+	rows := [][2]string{
 		{"router", router},
 		{"seed", fmt.Sprint(seed)},
 		{"elapsed", st.Elapsed.Round(time.Millisecond).String()},
@@ -113,7 +112,19 @@ func WriteReport(w io.Writer, router string, seed uint64, st Stats) {
 		{"retried (429 or no answer)", fmt.Sprint(st.Retried)},
 		{"no answer", fmt.Sprint(st.Errors)},
 		{"ledger (acknowledged events)", ledger},
-	} {
+	}
+	if st.Dropped > 0 {
+		detectable := 0
+		for _, d := range st.DroppedChanges {
+			if d.Detectable {
+				detectable++
+			}
+		}
+		rows = append(rows, [2]string{"dropped (never sent)", fmt.Sprintf("%d deliveries, %d events, %d of them detectable",
+			st.Dropped, len(st.DroppedChanges)+st.DroppedChangesPast, detectable)})
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
 	}
 	tw.Flush()
@@ -125,10 +136,10 @@ func WriteReport(w io.Writer, router string, seed uint64, st Stats) {
 	slices.Sort(ids)
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PARTNER\tPSA\tSENT\tACKNOWLEDGED\tREFUSED\tNO ANSWER")
+	fmt.Fprintln(tw, "PARTNER\tPSA\tSENT\tACKNOWLEDGED\tREFUSED\tNO ANSWER\tDROPPED")
 	for _, id := range ids {
 		p := st.Partners[id]
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", id, p.PSA, p.Sent, p.Acknowledged, p.Refused, p.Errors)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\n", id, p.PSA, p.Sent, p.Acknowledged, p.Refused, p.Errors, p.Dropped)
 	}
 	tw.Flush()
 }

@@ -75,6 +75,11 @@ type Partner struct {
 	// empty), the Autotask webhook secret, "basic:USER:PASSWORD" or
 	// "bearer:TOKEN" for HaloPSA, "whsec_" and base64 for generic.
 	Secret string `json:"secret"`
+	// PSAAPI, optional, holds the credentials the ChangeAPI asks of a
+	// client for this partner: the fields the PSA takes in a partner's
+	// psaApi (psaapi.FromPartner); its baseUrl is ignored, the ChangeAPI's
+	// address decides it. Without it they are derived (see ChangeAPI).
+	PSAAPI *domain.PSAAPI `json:"psaApi,omitempty"`
 }
 
 // Burst adds bulk edits: after every Every paced deliveries, Size
@@ -96,14 +101,25 @@ type Config struct {
 	// Duration is how long to send. When both Duration and Count are 0 it
 	// is 30 s; at most 24 h.
 	Duration time.Duration
-	// Count stops the run after this many deliveries (resends and bursts
-	// included; a retry after a 429 is not another delivery), if > 0.
+	// Count stops the run after this many deliveries (resends, bursts and
+	// dropped deliveries included; a retry after a 429 is not another
+	// delivery), if > 0.
 	Count int
 	// Seed decides the whole sequence of deliveries.
 	Seed uint64
 	// Duplicates is the share of deliveries sent again a few deliveries
 	// later as the PSA resends them, with the same delivery id (0 to 1).
 	Duplicates float64
+	// Drop is the share of deliveries the PSA never sends, as in an
+	// outage (0 to 1): picked by the seed, apart from the rest of the
+	// traffic, so a seed sends the same changes whatever Drop is. A
+	// dropped delivery's resend is dropped too. Stats.DroppedChanges lists
+	// their events, and the ChangeAPI still holds the changes.
+	Drop float64
+	// ChangeAPI, if not nil, is told every change as the PSA makes it
+	// (before its webhook is sent or dropped), so that it serves each
+	// partner's change API. It must know every partner (NewChangeAPI).
+	ChangeAPI *ChangeAPI
 	// Burst adds bulk edits; the zero value adds none.
 	Burst Burst
 	// Mix weighs the entity types: "ticket", "schedule_entry",
@@ -142,6 +158,7 @@ type LedgerEntry struct {
 type PartnerStats struct {
 	PSA          string `json:"psa"`
 	Sent         int    `json:"sent"`
+	Dropped      int    `json:"dropped,omitempty"`
 	Acknowledged int    `json:"acknowledged"`
 	Refused      int    `json:"refused"`
 	Errors       int    `json:"errors"`
@@ -179,6 +196,34 @@ type Stats struct {
 	Ledger []LedgerEntry `json:"ledger,omitempty"`
 	// LedgerDropped counts acknowledged events past MaxLedger.
 	LedgerDropped int `json:"ledgerDropped,omitempty"`
+	// Dropped counts the deliveries never sent (Config.Drop), resends of
+	// them included. They are not in Sent.
+	Dropped int `json:"dropped,omitempty"`
+	// DroppedChanges lists the events of the dropped deliveries (not
+	// their resends), in generation order, at most MaxLedger, in Run's
+	// result only.
+	DroppedChanges []DroppedChange `json:"droppedChanges,omitempty"`
+	// DroppedChangesPast counts dropped events past MaxLedger.
+	DroppedChangesPast int `json:"droppedChangesPast,omitempty"`
+}
+
+// DroppedChange is one event of a delivery the PSA never sent: the
+// router's reading of it (LedgerEntry), the stamp it would have carried.
+type DroppedChange struct {
+	LedgerEntry
+	// UpdatedAt is the stamp the event carried (psa.UpdatedAt; for a
+	// ConnectWise deletion, which carries none, the time to the second),
+	// the updatedAt the ChangeAPI reports for the change.
+	UpdatedAt time.Time `json:"updatedAt"`
+	// Detectable says that at the end of the run a reconciliation over a
+	// window holding the run can find the change missing from what the
+	// router received: the ChangeAPI lists it (it is the entity's latest
+	// change, and the partner's API serves it: every change for generic,
+	// tickets not deleted for the vendors), and its stamp is later than
+	// that of every webhook sent about the entity before it (ConnectWise
+	// stamps whole seconds: a change dropped in the second of one sent
+	// carries the same stamp).
+	Detectable bool `json:"detectable"`
 }
 
 // RefusedTotal is the number of deliveries refused, whatever the status.
@@ -236,6 +281,16 @@ func (cfg Config) normalize() (Config, error) {
 	}
 	if !(cfg.Duplicates >= 0 && cfg.Duplicates <= 1) {
 		return cfg, fmt.Errorf("simulate: duplicates %v is not a share between 0 and 1", cfg.Duplicates)
+	}
+	if !(cfg.Drop >= 0 && cfg.Drop <= 1) {
+		return cfg, fmt.Errorf("simulate: drop %v is not a share between 0 and 1", cfg.Drop)
+	}
+	if cfg.ChangeAPI != nil {
+		for _, p := range cfg.Partners {
+			if !cfg.ChangeAPI.serves(p) {
+				return cfg, fmt.Errorf("simulate: the change API does not serve partner %s (%s)", p.ID, p.PSA)
+			}
+		}
 	}
 	if cfg.Burst.Every < 0 || cfg.Burst.Size < 0 || cfg.Burst.Size > MaxBurstSize {
 		return cfg, fmt.Errorf("simulate: a burst needs Every >= 0 and Size between 0 and %d", MaxBurstSize)
@@ -318,6 +373,25 @@ type run struct {
 	stats  Stats
 	seen   map[string]bool // partner "\x00" delivery id, acknowledged
 	ledger []ledgerItem
+	// dropped are the dropped events; tracked follows, per entity that
+	// is live or whose latest change was dropped, what a reconciliation
+	// would hold against it (only when Config.Drop > 0).
+	dropped []droppedItem
+	tracked map[entityKey]tracked
+}
+
+type entityKey struct{ partner, typ, id string }
+
+type tracked struct {
+	sent    time.Time // the latest stamp of a change sent
+	dropped int       // 1 + the index in dropped of its latest change, if dropped
+}
+
+type droppedItem struct {
+	seq, sub int
+	c        DroppedChange
+	listed   bool // the change API lists the change while it is the latest
+	latest   bool
 }
 
 type ledgerItem struct {
@@ -346,7 +420,7 @@ func Run(ctx context.Context, cfg Config, progress func(Stats)) (Stats, error) {
 	}
 	// The simulator sends real traffic on the real clock: its pacing, its
 	// signatures' timestamps and Retry-After are wall-clock time, as a PSA's.
-	r := &run{cfg: cfg, start: time.Now(), seen: map[string]bool{}}
+	r := &run{cfg: cfg, start: time.Now(), seen: map[string]bool{}, tracked: map[entityKey]tracked{}}
 	r.stats.Refused = map[int]int{}
 	r.stats.Partners = map[string]PartnerStats{}
 	for _, p := range cfg.Partners {
@@ -429,14 +503,73 @@ func (r *run) pace(window context.Context, g *generator, queues []chan *delivery
 	}
 }
 
-// work sends its partners' deliveries one at a time, in order. Once the
-// window is closed it only drains its queue.
+// work sends its partners' deliveries one at a time, in order, or drops
+// them. Each delivery's changes are made at the PSA first, as a PSA makes
+// a change before it sends its webhook; once the window is closed it only
+// drains its queue, and the changes it drains are never made.
 func (r *run) work(ctx, window context.Context, q <-chan *delivery) {
 	for d := range q {
 		if window.Err() != nil {
 			continue
 		}
+		if !d.dup {
+			r.change(d)
+		}
+		if d.drop {
+			r.count(func(s *Stats) {
+				s.Dropped++
+				p := s.Partners[d.partner.p.ID]
+				p.Dropped++
+				s.Partners[d.partner.p.ID] = p
+			})
+			continue
+		}
 		r.deliver(ctx, window, d)
+	}
+}
+
+// change makes d's changes at the PSA: it tells the ChangeAPI, and when
+// deliveries are dropped, notes which dropped changes a reconciliation can
+// find.
+func (r *run) change(d *delivery) {
+	id := d.partner.p.ID
+	if r.cfg.ChangeAPI != nil {
+		r.cfg.ChangeAPI.record(id, d.changes)
+	}
+	if r.cfg.Drop == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, c := range d.changes {
+		k := entityKey{id, c.typ, c.id}
+		tr := r.tracked[k]
+		if tr.dropped > 0 {
+			r.dropped[tr.dropped-1].latest = false
+			tr.dropped = 0
+		}
+		deleted := c.action == psa.ActionDeleted
+		if d.drop {
+			if len(r.dropped) >= MaxLedger {
+				r.stats.DroppedChangesPast++
+			} else {
+				r.dropped = append(r.dropped, droppedItem{
+					seq: d.seq, sub: i,
+					c:      DroppedChange{LedgerEntry: d.events[i], UpdatedAt: c.updatedAt},
+					listed: c.data != nil && c.updatedAt.After(tr.sent),
+					latest: true,
+				})
+				tr.dropped = len(r.dropped)
+			}
+		} else if c.updatedAt.After(tr.sent) {
+			tr.sent = c.updatedAt
+		}
+		// ids are never reused: an entity deleted for good is done with.
+		if deleted && tr.dropped == 0 {
+			delete(r.tracked, k)
+		} else {
+			r.tracked[k] = tr
+		}
 	}
 }
 
@@ -560,6 +693,17 @@ func (r *run) snapshot(withLedger bool) Stats {
 		s.Partners[k] = v
 	}
 	s.Ledger = nil
+	if withLedger && len(r.dropped) > 0 {
+		items := slices.Clone(r.dropped)
+		slices.SortFunc(items, func(a, b droppedItem) int {
+			return cmp.Or(cmp.Compare(a.seq, b.seq), cmp.Compare(a.sub, b.sub))
+		})
+		s.DroppedChanges = make([]DroppedChange, len(items))
+		for i, it := range items {
+			s.DroppedChanges[i] = it.c
+			s.DroppedChanges[i].Detectable = it.listed && it.latest
+		}
+	}
 	if withLedger {
 		items := slices.Clone(r.ledger)
 		slices.SortFunc(items, func(a, b ledgerItem) int {

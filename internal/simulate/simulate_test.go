@@ -634,6 +634,8 @@ func TestConfigErrors(t *testing.T) {
 		{"long duration", func(c *Config) { c.Duration = 48 * time.Hour }, "duration"},
 		{"negative count", func(c *Config) { c.Count = -1 }, "count"},
 		{"duplicates over 1", func(c *Config) { c.Duplicates = 1.5 }, "duplicates"},
+		{"drop over 1", func(c *Config) { c.Drop = 1.5 }, "drop"},
+		{"drop negative", func(c *Config) { c.Drop = -0.1 }, "drop"},
 		{"mix name", func(c *Config) { c.Mix = map[string]float64{"invoice": 1} }, "invoice"},
 		{"mix zero", func(c *Config) { c.Mix = map[string]float64{Ticket: 0} }, "no entity type"},
 		{"burst", func(c *Config) { c.Burst = Burst{Every: 1, Size: -1} }, "burst"},
