@@ -37,7 +37,8 @@ const maxGenericField = 256
 //	 "next": "C2" | null}
 //
 // type and id are non-empty strings of at most 256 bytes (id may be a JSON
-// integer), updatedAt is RFC 3339, data any JSON value but absent or null.
+// integer), updatedAt is RFC 3339, data any JSON value but absent or null;
+// "deleted": true says the change deleted the entity.
 // Fields it does not know are ignored, and names match regardless of case
 // (as encoding/json matches them). The error says what is wrong.
 func decodeGenericPage(body []byte) (genericPage, error) {
@@ -46,6 +47,7 @@ func decodeGenericPage(body []byte) (genericPage, error) {
 			Type      *string         `json:"type"`
 			ID        json.RawMessage `json:"id"`
 			UpdatedAt *string         `json:"updatedAt"`
+			Deleted   bool            `json:"deleted"`
 			Data      json.RawMessage `json:"data"`
 		} `json:"changes"`
 		Next *string `json:"next"`
@@ -86,7 +88,7 @@ func decodeGenericPage(body []byte) (genericPage, error) {
 		if len(c.Data) == 0 || string(c.Data) == "null" {
 			return genericPage{}, fmt.Errorf("change %d: data is missing", i)
 		}
-		p.Changes = append(p.Changes, Change{Type: *c.Type, ID: id, UpdatedAt: at.UTC(), Data: c.Data})
+		p.Changes = append(p.Changes, Change{Type: *c.Type, ID: id, UpdatedAt: at.UTC(), Deleted: c.Deleted, Data: c.Data})
 	}
 	return p, nil
 }

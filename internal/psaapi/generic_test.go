@@ -54,6 +54,10 @@ func TestDecodeGenericPage(t *testing.T) {
 	if len(p.Changes) != 1 || !reflect.DeepEqual(p.Changes[0], want) || p.Next != "C2" {
 		t.Errorf("page %+v, want [%+v] next C2", p, want)
 	}
+	p, _ = decodeGenericPage([]byte(`{"changes":[{"type":"ticket","id":"7","updatedAt":"2026-12-03T10:00:00Z","deleted":true,"data":{"id":7}}],"next":null}`))
+	if len(p.Changes) != 1 || !p.Changes[0].Deleted {
+		t.Errorf("page %+v, want ticket 7 deleted", p)
+	}
 }
 
 // FuzzDecodeGenericPage: whatever a feed answers, the decoder neither

@@ -32,6 +32,10 @@ type Change struct {
 	ID string `json:"id"`
 	// UpdatedAt is when the PSA says the entity last changed, in UTC.
 	UpdatedAt time.Time `json:"updatedAt"`
+	// Deleted says that change deleted the entity: only the generic feed
+	// reports deletions (the vendors' APIs no longer list a deleted
+	// ticket).
+	Deleted bool `json:"deleted,omitempty"`
 	// Data is the entity as the PSA sent it.
 	Data json.RawMessage `json:"data"`
 }

@@ -427,7 +427,7 @@ func (r *Runner) partner(j *job, i int, id string) error {
 		list = list[len(chunk):]
 		in := make([]Change, len(chunk))
 		for k, c := range chunk {
-			in[k] = Change{Type: c.Type, ID: c.ID, UpdatedAt: c.UpdatedAt}
+			in[k] = Change{Type: c.Type, ID: c.ID, UpdatedAt: c.UpdatedAt, Deleted: c.Deleted}
 		}
 		rule.AsOf = r.opts.Now()
 		verdicts, err := Check(ctx, r.opts.Journal, id, in, rule)
@@ -563,8 +563,12 @@ func (r *Runner) send(j *job) {
 	events := make([]journal.Event, len(gaps))
 	for i, g := range gaps {
 		id := BackfillID(g.partner, g.change.Type, g.change.ID, g.change.UpdatedAt)
+		action := "updated"
+		if g.change.Deleted {
+			action = "deleted"
+		}
 		events[i] = journal.Event{ID: id, DeliveryID: id, Partner: g.partner, PSA: string(g.psa),
-			Type: g.change.Type, SourceType: g.change.Type, Action: "updated", EntityID: g.change.ID,
+			Type: g.change.Type, SourceType: g.change.Type, Action: action, EntityID: g.change.ID,
 			ReceivedAt: now, EntityUpdatedAt: g.change.UpdatedAt, Payload: g.change.Data, Backfill: true}
 	}
 	type sent struct {

@@ -74,7 +74,8 @@ const (
 //   - generic: GET /psa/P?since=RFC3339[&cursor=C] with the bearer token,
 //     answering {"changes": [{"type", "id", "updatedAt", "data"}], "next"},
 //     100 changes a page in the order they were made; a deleted entity
-//     is listed with data {"id", "updated_at", "deleted": true} (the
+//     is listed with "deleted": true and data {"id", "updated_at",
+//     "deleted": true} (the
 //     latest 65,536 deletions of a partner).
 //
 // The three vendors list tickets only, and not deleted ones: their APIs
@@ -679,6 +680,7 @@ type genericChange struct {
 	Type      string          `json:"type"`
 	ID        string          `json:"id"`
 	UpdatedAt string          `json:"updatedAt"`
+	Deleted   bool            `json:"deleted,omitempty"`
 	Data      json.RawMessage `json:"data"`
 }
 
@@ -713,7 +715,8 @@ func (a *ChangeAPI) generic(w http.ResponseWriter, r *http.Request, ap *apiPartn
 	n := min(a.genericPage, len(all))
 	changes := make([]genericChange, 0, n)
 	for _, e := range all[:n] {
-		changes = append(changes, genericChange{Type: e.typ, ID: e.id, UpdatedAt: e.updatedAt.Format(time.RFC3339Nano), Data: e.data})
+		changes = append(changes, genericChange{Type: e.typ, ID: e.id, UpdatedAt: e.updatedAt.Format(time.RFC3339Nano),
+			Deleted: e.action == psa.ActionDeleted, Data: e.data})
 	}
 	var next *string
 	if len(all) > n {
