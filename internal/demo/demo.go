@@ -23,6 +23,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/controlclient"
 	"github.com/switchbackhq/switchback/internal/gate"
 	"github.com/switchbackhq/switchback/internal/pipelineclient"
+	"github.com/switchbackhq/switchback/internal/reconcile"
 	"github.com/switchbackhq/switchback/internal/refpipe"
 	"github.com/switchbackhq/switchback/internal/simulate"
 )
@@ -31,7 +32,7 @@ import (
 type Config struct {
 	Data     string // "" for a temporary directory, removed at the end
 	Addr     string
-	Scenario string // shadow, exposed or noisy
+	Scenario string // shadow, exposed, noisy or dropped
 	Partners int
 	Rate     float64
 	Duration time.Duration // 0: until interrupted
@@ -64,6 +65,14 @@ type Result struct {
 	Buggy               *refpipe.Pipeline
 	BuggyRefused        bool
 	BuggyTypeMismatches int
+
+	// The dropped scenario: the simulator's run (its dropped changes), the
+	// first reconciliation's gaps, the gaps its backfill applied, and the
+	// gaps a second reconciliation found.
+	Sim               simulate.Stats
+	Gaps              []reconcile.Finding
+	Backfilled        int
+	GapsAfterBackfill int
 }
 
 // Migration is the key of the demo's migration.
@@ -77,8 +86,8 @@ type ServeFunc func(ctx context.Context, data, addr, adminToken string, stdout, 
 
 // Validate checks the scenario and the ranges of the numbers.
 func (c Config) Validate() error {
-	if c.Scenario != "shadow" && c.Scenario != "exposed" && c.Scenario != "noisy" {
-		return errors.New("--scenario must be shadow, exposed or noisy")
+	if c.Scenario != "shadow" && c.Scenario != "exposed" && c.Scenario != "noisy" && c.Scenario != "dropped" {
+		return errors.New("--scenario must be shadow, exposed, noisy or dropped")
 	}
 	if c.Partners < 3 || c.Partners > 200 || c.Rate <= 0 || c.Fault < 0 || c.Fault > 1 {
 		return errors.New("--partners must be 3 to 200, --rate positive, --fault between 0 and 1")
@@ -195,6 +204,8 @@ func Run(ctx context.Context, cfg Config, serve ServeFunc, stdout, stderr io.Wri
 	if cfg.Scenario == "noisy" {
 		say(stdout, "legacy pipeline on %s, stamping a fresh %s and a random %s into every effect, so that it differs even from itself; rewritten pipeline on %s, correct, but for the partners of wave-2 (%s): for them it handles %.0f%% of events with a handler cached by partner alone (the incident's bug)",
 			legacyURL, refpipe.NoisyTime, refpipe.NoisyID, newURL, strings.Join(cohortOf(partners, 1), ", "), cfg.Fault*100)
+	} else if cfg.Scenario == "dropped" {
+		say(stdout, "legacy pipeline on %s, applying every partner's events; rewritten pipeline on %s, unused", legacyURL, newURL)
 	} else {
 		say(stdout, "legacy pipeline on %s; rewritten pipeline on %s, handling %.0f%% of events with a handler cached by partner alone (the incident's bug)", legacyURL, newURL, cfg.Fault*100)
 	}
@@ -216,6 +227,21 @@ func Run(ctx context.Context, cfg Config, serve ServeFunc, stdout, stderr io.Wri
 	if err := setup(ctx, api, cfg, partners, legacyURL, newURL, stdout); err != nil {
 		return nil, err
 	}
+	var changes *simulate.ChangeAPI
+	if cfg.Scenario == "dropped" {
+		if changes, err = simulate.NewChangeAPI(partners); err != nil {
+			return nil, err
+		}
+		root, err := servePipeline(ctx, &wg, changes)
+		if err != nil {
+			return nil, err
+		}
+		if err := setupPSAAPIs(ctx, api, changes, root, partners); err != nil {
+			return nil, err
+		}
+		say(stdout, "each PSA's change API (ConnectWise, Autotask, HaloPSA, the generic feed) on %s/psa/PARTNER, set as the partner's psaApi; the PSAs will drop %.0f%% of their webhooks", root, droppedRate*100)
+	}
+	start := time.Now()
 
 	simDone := make(chan simulate.Stats, 1)
 	simCtx, stopSim := context.WithCancel(ctx)
@@ -223,6 +249,12 @@ func Run(ctx context.Context, cfg Config, serve ServeFunc, stdout, stderr io.Wri
 	simCfg := simulate.Config{URL: res.URL, Partners: partners, Rate: cfg.Rate, Seed: cfg.Seed, Duplicates: 0.02, Duration: simulate.MaxDuration}
 	if cfg.Duration > 0 {
 		simCfg.Duration = cfg.Duration
+	}
+	if cfg.Scenario == "dropped" {
+		simCfg.Drop, simCfg.ChangeAPI = droppedRate, changes
+		if cfg.Duration == 0 {
+			simCfg.Duration = droppedTraffic
+		}
 	}
 	say(stdout, "PSA simulator: %d partners (ConnectWise, Autotask, HaloPSA, Standard Webhooks) at %.0f webhooks/s", len(partners), cfg.Rate)
 	if cfg.Scenario == "noisy" {
@@ -262,13 +294,16 @@ loop:
 			}
 		}
 	}
-	res.Ledger, res.Acknowledged = sim.Ledger, sim.Acknowledged
+	res.Ledger, res.Acknowledged, res.Sim = sim.Ledger, sim.Acknowledged, sim
 	say(stdout, "simulator done: %d webhooks sent, %d acknowledged", sim.Sent, sim.Acknowledged)
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
 	// Let delivery, comparisons, the guard and its replay finish.
 	settle(ctx, api, cfg, canary, noisy, res, stdout)
+	if cfg.Scenario == "dropped" {
+		return res, reconcileDropped(ctx, api, partners, start.Add(-time.Minute), sim, res, stdout)
+	}
 	return res, nil
 }
 
@@ -309,6 +344,9 @@ func setup(ctx context.Context, api *controlclient.Client, cfg Config, partners 
 	if cfg.Scenario == "noisy" {
 		say(out, "compare.noiseSampleRate %g: every event of a partner in shadow is run through legacy a second time, in dry-run, to learn what differs between two legacy runs (the default, 0.05, learns in minutes what the demo learns in seconds)", noisySampleRate)
 		say(out, "gates: minComparisons %v, maxMismatchRate %v%% (of the 95%% Wilson upper bound), minBakeSeconds %v, minPerEventType %v (default 50): loose enough for the demo to pass them within a minute", noisyGates["minComparisons"], noisyGates["maxMismatchRate"].(float64)*100, noisyGates["minBakeSeconds"], noisyGates["minPerEventType"])
+	}
+	if cfg.Scenario == "dropped" {
+		return waitRouters(ctx, api) // every partner stays on legacy
 	}
 	if err := api.Do(ctx, http.MethodPost, controlclient.Path("v1", "migrations", Migration, "cohorts", "canary", "advance"), map[string]any{"reason": "demo: start shadowing"}, nil); err != nil {
 		return err
@@ -355,6 +393,9 @@ func waitRouters(ctx context.Context, api *controlclient.Client) error {
 // narrate reports what changed: mismatches caught, the gate's verdict,
 // the guard's reverts and replays.
 func narrate(ctx context.Context, api *controlclient.Client, cfg Config, canary []string, res *Result, out io.Writer) {
+	if cfg.Scenario == "dropped" {
+		return // nothing shadows: the story is told once the traffic ends
+	}
 	for _, p := range canary {
 		var c struct {
 			Counts     map[string]map[string]int

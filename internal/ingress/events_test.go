@@ -23,7 +23,7 @@ func TestListedEventIsTheJournalRecordWithoutPayload(t *testing.T) {
 		Effects: json.RawMessage(`{"updated":1}`), LastError: "pipeline answered 503", LastStatus: 503, DoneAt: at.Add(time.Second),
 		Duplicates: 1, Shadow: "legacy", Comparison: "equal",
 		Replays: []journal.Replay{{Job: "rpl_5f0c2a9e1b7d4c36", Pipeline: "legacy", At: at.Add(time.Minute), OK: true,
-			Effects: json.RawMessage(`{"updated":1}`), Error: "retried"}}}
+			Effects: json.RawMessage(`{"updated":1}`), Error: "retried"}}, Backfill: true}
 	for _, v := range []reflect.Value{reflect.ValueOf(ev), reflect.ValueOf(ev.Replays[0])} {
 		for i := range v.NumField() {
 			if v.Field(i).IsZero() {

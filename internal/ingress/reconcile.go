@@ -100,7 +100,7 @@ func listed(ev journal.Event) wire.Event {
 		Action: ev.Action, EntityID: ev.EntityID, DeliveryID: ev.DeliveryID, ReceivedAt: ev.ReceivedAt, EntityUpdatedAt: ev.EntityUpdatedAt, Headers: ev.Headers,
 		State: string(ev.State), Attempts: ev.Attempts, Pipeline: ev.Pipeline, SnapshotVersion: ev.SnapshotVersion,
 		Effects: ev.Effects, LastError: ev.LastError, LastStatus: ev.LastStatus, DoneAt: ev.DoneAt, Duplicates: ev.Duplicates,
-		Shadow: ev.Shadow, Comparison: ev.Comparison}
+		Shadow: ev.Shadow, Comparison: ev.Comparison, Backfill: ev.Backfill}
 	for _, r := range ev.Replays {
 		w.Replays = append(w.Replays, wire.EventReplay{Job: r.Job, Pipeline: r.Pipeline, At: r.At, OK: r.OK, Effects: r.Effects, Error: r.Error})
 	}

@@ -188,7 +188,8 @@ func (rt *Router) table() (*routing, bool) {
 	if tbl, ok := rt.caughtUp(up); ok {
 		return tbl, true
 	}
-	if id, v := up.Published(); rt.refused != (published{id, v}) {
+	// Version 0: the control service has published nothing yet.
+	if id, v := up.Published(); v > 0 && rt.refused != (published{id, v}) {
 		if err := up.CatchUp(); err != nil {
 			rt.refused = published{id, v}
 			rt.log.Error("the control service's published snapshot could not be taken", "store", id, "version", v, "err", err)

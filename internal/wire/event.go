@@ -42,6 +42,9 @@ type Event struct {
 	Shadow          string          `json:"shadow,omitempty"`
 	Comparison      string          `json:"comparison,omitempty"`
 	Replays         []EventReplay   `json:"replays,omitempty"`
+	// Backfill marks an event a reconciliation made from the PSA's change
+	// API.
+	Backfill bool `json:"backfill,omitempty"`
 }
 
 // EventReplay is the outcome of one replay of an event.
