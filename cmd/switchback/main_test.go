@@ -40,9 +40,9 @@ func (b *syncBuffer) String() string {
 
 // server is a "switchback serve" started through run, as main starts it.
 type server struct {
-	url    string
-	stdout *syncBuffer
-	stop   func() error
+	url            string
+	stdout, stderr *syncBuffer
+	stop           func() error
 }
 
 var listening = regexp.MustCompile(`listening on (http://\S+)`)
@@ -58,7 +58,7 @@ func startServe(t *testing.T, env map[string]string, args ...string) *server {
 	deadline := time.After(10 * time.Second)
 	for {
 		if m := listening.FindStringSubmatch(stdout.String()); m != nil {
-			s := &server{url: m[1], stdout: stdout}
+			s := &server{url: m[1], stdout: stdout, stderr: stderr}
 			var once sync.Once
 			var stopErr error
 			s.stop = func() error {

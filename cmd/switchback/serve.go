@@ -28,6 +28,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/httpserve"
 	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/reconcile"
 	"github.com/switchbackhq/switchback/internal/webui"
 )
 
@@ -188,6 +189,8 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	// on etcd: the events to replay are in the journals of every replica's
 	// router.
 	var replayRouter control.ReplayStarter
+	// Reconciliations read the embedded router's journal.
+	var rec *reconcile.Runner
 	if !cfg.NoIngress {
 		// The embedded router talks to this process over loopback like any
 		// router, with a router token that lives in memory only.
@@ -201,6 +204,9 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 			return err
 		}
 		apiOpts = append(apiOpts, httpapi.WithIngress(in.Router()))
+		rec = reconcile.NewRunner(reconcile.Options{Journal: j, Router: in.Router(), Partner: partnerOf(svc),
+			Audit: auditBy(svc), Registerer: reg, Log: log, Now: now})
+		apiOpts = append(apiOpts, httpapi.WithReconciler(rec))
 		if cfg.Store == "" {
 			replayRouter = in.Router()
 		}
@@ -239,6 +245,9 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	var schedDone sync.WaitGroup
 	schedDone.Go(func() { sched.Run(schedCtx) })
 	defer func() { stopSched(); schedDone.Wait() }()
+	if rec != nil {
+		schedDone.Go(func() { rec.Run(schedCtx) })
+	}
 	// Replicas on etcd publish each other's changes as their own.
 	followCtx, stopFollow := context.WithCancel(ctx)
 	var following sync.WaitGroup
@@ -260,6 +269,25 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	}
 	// Snapshot streams never go idle by themselves: api.Close ends them.
 	return httpserve.Serve(ctx, srv, ln, log, api.Close, closeIngress)
+}
+
+// partnerOf gives the reconciliations a partner as the control service
+// holds it, with its PSA API access.
+func partnerOf(svc *control.Service) func(string) (domain.Partner, bool) {
+	return func(id string) (domain.Partner, bool) {
+		p, err := svc.State().Partner(id)
+		if err != nil {
+			return domain.Partner{}, false
+		}
+		return *p, true
+	}
+}
+
+// auditBy writes the reconciliations' audit entries.
+func auditBy(svc *control.Service) func(context.Context, reconcile.By, string, string, any) error {
+	return func(ctx context.Context, by reconcile.By, action, target string, detail any) error {
+		return svc.RecordAction(ctx, control.Change{Actor: by.Actor, Reason: by.Reason}, action, target, detail)
+	}
 }
 
 // localControl is the control service as the embedded router sees it.

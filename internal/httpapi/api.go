@@ -32,6 +32,7 @@ type options struct {
 	Heartbeat          time.Duration
 	StreamWriteTimeout time.Duration
 	Ingress            Ingress
+	Reconciler         Reconciler
 }
 
 // Option changes a setting of the API.
@@ -158,6 +159,10 @@ func (a *API) endpoints() []endpoint {
 		{get, "/v1/replays/asked", "replays.asked", router, a.askedReplays},
 		{get, "/v1/replays/{id}", "replays.get", viewer, a.getReplay},
 		{get, "/v1/events", "events", viewer, a.listEvents},
+		{post, "/v1/reconciliations", "reconciliations.start", operator, a.startReconciliation},
+		{get, "/v1/reconciliations", "reconciliations.list", viewer, a.listReconciliations},
+		{get, "/v1/reconciliations/{id}", "reconciliations.get", viewer, a.getReconciliation},
+		{post, "/v1/reconciliations/{id}/backfill", "reconciliations.backfill", operator, a.backfill},
 	}
 }
 

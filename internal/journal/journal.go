@@ -119,6 +119,9 @@ type Event struct {
 	// Comparison is the class of the shadow comparison, once made.
 	Comparison string   `json:"comparison,omitempty"`
 	Replays    []Replay `json:"replays,omitempty"`
+	// Backfill marks an event a reconciliation made from the PSA's
+	// change API rather than a webhook (internal/reconcile).
+	Backfill bool `json:"backfill,omitempty"`
 }
 
 // Replay is the outcome of one replay of an event.
@@ -284,8 +287,10 @@ func (j *Journal) DB() *bbolt.DB { return j.db }
 // Append journals a delivery's events durably and returns when they are on
 // disk. An event whose partner and delivery id were journaled before is not
 // journaled again: its result says Duplicate and carries the first one's
-// seq. Seq, ID and State are assigned here, and EntityUpdatedAt when it is
-// zero and Options.UpdatedAt reads a stamp; events itself is not changed.
+// seq. Seq and State are assigned here, ID unless the event has one (a
+// backfill's id is derived from its change, so that pipelines apply it
+// once), and EntityUpdatedAt when it is zero and Options.UpdatedAt reads a
+// stamp; events itself is not changed.
 func (j *Journal) Append(ctx context.Context, events []Event) ([]Appended, error) {
 	if len(events) == 0 {
 		return []Appended{}, nil
@@ -480,7 +485,10 @@ func appendEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
 		if err != nil {
 			return nil, err
 		}
-		e.Seq, e.ID, e.State = seq, newID(), StateJournaled
+		if e.ID == "" {
+			e.ID = newID()
+		}
+		e.Seq, e.State = seq, StateJournaled
 		if err := put(evb, e); err != nil {
 			return nil, err
 		}

@@ -37,6 +37,11 @@ type Event struct {
 	EntityID   string          `json:"entityId"`
 	ReceivedAt time.Time       `json:"receivedAt"`
 	Payload    json.RawMessage `json:"payload"`
+	// Backfill marks an event a reconciliation made from the PSA's change
+	// API: its payload is the entity as that API returns it, not a
+	// webhook's body. Its ID is derived from the entity and the time of
+	// its change, so that a change backfilled twice is applied once.
+	Backfill bool `json:"backfill,omitempty"`
 }
 
 // Effect is one change a pipeline applied or would apply.

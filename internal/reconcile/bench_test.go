@@ -75,7 +75,7 @@ func BenchmarkCheck100k(b *testing.B) {
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		verdicts, err := Check(ctx, j, "acme", changes, time.Minute)
+		verdicts, err := Check(ctx, j, "acme", changes, Rule{Skew: time.Minute})
 		if err != nil {
 			b.Fatal(err)
 		}

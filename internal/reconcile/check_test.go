@@ -75,7 +75,7 @@ func TestCheckAgainstAJournal(t *testing.T) {
 		{Reflected, ReasonApplied}, {Gap, ReasonOlderOnly}, {InFlight, ReasonPending},
 		{Gap, ReasonShadowOnly}, {Reflected, ReasonApplied}, {Gap, ReasonNoEvent},
 	}
-	got, err := Check(ctx, j, "acme", changes, time.Minute)
+	got, err := Check(ctx, j, "acme", changes, Rule{Skew: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestCheckAgainstAJournal(t *testing.T) {
 
 	ended, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := Check(ended, j, "acme", changes, time.Minute); err != context.Canceled {
+	if _, err := Check(ended, j, "acme", changes, Rule{Skew: time.Minute}); err != context.Canceled {
 		t.Errorf("Check with an ended context: %v, want context.Canceled", err)
 	}
 }

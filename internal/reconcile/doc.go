@@ -47,15 +47,21 @@
 //     it (reflects, or Uncertain): InFlight, not a gap yet: ask again once
 //     delivery is done;
 //   - the latest applied event is Uncertain: Uncertain, with the reason;
-//   - otherwise a Gap, with the reason: a dead-lettered event that would
-//     have reflected it (ReasonDeadLettered, or ReasonShadowOnly when a
-//     shadow ran it in dry-run), a deletion never applied
+//   - a dead-lettered event that would have reflected it: a Gap
+//     (ReasonDeadLettered, or ReasonShadowOnly when a shadow ran it in
+//     dry-run): its webhook came and failed;
+//   - the change was made within Rule.Skew+Rule.Settle of when the PSA
+//     was asked (Rule.AsOf): Uncertain (ReasonRecent), since its webhook
+//     may still be on its way; a gap said now could be invented by a slow
+//     PSA or a clock ahead of switchback's;
+//   - otherwise a Gap, with the reason: a deletion never applied
 //     (ReasonDeleteNotApplied), only older events applied
 //     (ReasonOlderOnly), or nothing about the entity at all
 //     (ReasonNoEvent).
 //
-// Uncertain entities are listed apart from gaps; backfilling them is safe,
-// since a backfill's Idempotency-Key comes from the entity and updatedAt.
+// Uncertain entities are listed apart from gaps and not backfilled: ask
+// again later. Backfilling one would be safe all the same, since a
+// backfill's Idempotency-Key comes from the entity and updatedAt.
 //
 // The journal's entity index keeps, per entity, the latest applied event
 // even once retention has swept it, so lastAppliedAt is known for entities

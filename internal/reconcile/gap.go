@@ -41,6 +41,7 @@ const (
 	ReasonPending          Reason = "pending"            // InFlight
 	ReasonWithinSkew       Reason = "within_skew"        // Uncertain: received within the skew bound of the change, no stamp
 	ReasonPrecision        Reason = "precision"          // Uncertain: the stamps are equal to the coarser precision
+	ReasonRecent           Reason = "recent"             // Uncertain: changed too recently for its webhook to have surely arrived
 	ReasonDeadLettered     Reason = "dead_lettered"      // Gap: the event that would reflect it failed permanently
 	ReasonShadowOnly       Reason = "shadow_only"        // Gap: the primary failed it; only the shadow ran it, in dry-run
 	ReasonDeleteNotApplied Reason = "delete_not_applied" // Gap: the PSA deleted the entity; no deletion was applied
@@ -72,11 +73,31 @@ const (
 	unsure
 )
 
+// Rule is what Judge needs besides a change and its entity's record.
+type Rule struct {
+	// Skew bounds how far the PSA's clock may be from switchback's; a
+	// negative skew counts as 0.
+	Skew time.Duration
+	// Settle is how long a webhook may take from its change to the
+	// journal; negative counts as 0.
+	Settle time.Duration
+	// AsOf is when the PSA was asked, by switchback's clock. A change made
+	// within Skew+Settle of it that nothing reflects is Uncertain
+	// (ReasonRecent): its webhook may still be on its way. Zero: no change
+	// is recent.
+	AsOf time.Time
+}
+
+// recent reports whether a change made at u (the PSA's clock) may still
+// have its webhook on the way at r.AsOf.
+func (r Rule) recent(u time.Time) bool {
+	return !r.AsOf.IsZero() && u.After(r.AsOf.Add(-max(r.Skew, 0)-max(r.Settle, 0)))
+}
+
 // Judge applies the rule (see the package documentation) to one change
-// and what the journal knows of its entity. skew bounds how far the PSA's
-// clock may be from switchback's; a negative skew counts as 0.
-func Judge(c Change, rec journal.EntityRecord, skew time.Duration) Verdict {
-	skew = max(skew, 0)
+// and what the journal knows of its entity.
+func Judge(c Change, rec journal.EntityRecord, r Rule) Verdict {
+	skew := max(r.Skew, 0)
 	v := Verdict{}
 	if rec.Applied != nil {
 		v.LastAppliedAt = rec.Applied.DoneAt
@@ -113,12 +134,19 @@ func Judge(c Change, rec journal.EntityRecord, skew time.Duration) Verdict {
 	v.Class = Gap
 	if f := rec.Failed; f != nil && (!c.Deleted || f.Deleted()) {
 		if o, _ := compare(*f, c.UpdatedAt, skew); o != before || c.Deleted {
+			// The change's webhook came and failed: a gap, however recent.
 			v.Reason, v.Event = ReasonDeadLettered, f
 			if f.Shadow != "" {
 				v.Reason = ReasonShadowOnly
 			}
 			return v
 		}
+	}
+	if r.recent(c.UpdatedAt) {
+		// Nothing reflects it yet and its webhook may still come: a gap
+		// said now could be invented by a slow PSA or a skewed clock.
+		v.Class, v.Reason, v.Event = Uncertain, ReasonRecent, rec.Applied
+		return v
 	}
 	switch {
 	case c.Deleted:
@@ -176,9 +204,9 @@ type Journal interface {
 
 var _ Journal = (*journal.Journal)(nil)
 
-// Check judges each of partner's changes against j, in order: one lookup
-// per entity. It returns j's error, or ctx's if ctx ends first.
-func Check(ctx context.Context, j Journal, partner string, changes []Change, skew time.Duration) ([]Verdict, error) {
+// Check judges each of partner's changes against j by rule r, in order:
+// one lookup per entity. It returns j's error, or ctx's if ctx ends first.
+func Check(ctx context.Context, j Journal, partner string, changes []Change, r Rule) ([]Verdict, error) {
 	entities := make([]journal.Entity, len(changes))
 	for i, c := range changes {
 		entities[i] = journal.Entity{Type: c.Type, ID: c.ID}
@@ -189,7 +217,7 @@ func Check(ctx context.Context, j Journal, partner string, changes []Change, ske
 	}
 	out := make([]Verdict, len(changes))
 	for i, c := range changes {
-		out[i] = Judge(c, recs[i], skew)
+		out[i] = Judge(c, recs[i], r)
 	}
 	return out, nil
 }

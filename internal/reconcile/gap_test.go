@@ -46,10 +46,22 @@ func TestJudge(t *testing.T) {
 		later   time.Duration // the change is this much after u
 		rec     journal.EntityRecord
 		skew    time.Duration
-		class   Class
-		reason  Reason
+		// asOf is when the PSA was asked (none: no change is recent), and
+		// settle how long a webhook may take.
+		asOf   time.Time
+		settle time.Duration
+		class  Class
+		reason Reason
 	}{
 		{name: "no event at all", class: Gap, reason: ReasonNoEvent},
+		{name: "no event yet, changed within skew+settle of asking: its webhook may be on its way",
+			asOf: u.Add(90 * sec), settle: minute, class: Uncertain, reason: ReasonRecent},
+		{name: "no event, changed just past skew+settle before asking",
+			asOf: u.Add(2*minute + sec), settle: minute, class: Gap, reason: ReasonNoEvent},
+		{name: "an older event only, changed recently", rec: journal.EntityRecord{Applied: appliedAt(u.Add(-hour), u.Add(-hour))},
+			asOf: u.Add(sec), settle: minute, class: Uncertain, reason: ReasonRecent},
+		{name: "the change's event dead-lettered, however recent", rec: journal.EntityRecord{Failed: failedAt(u.Add(sec), u)},
+			asOf: u.Add(2 * sec), settle: minute, class: Gap, reason: ReasonDeadLettered},
 
 		{name: "an older event only, stamped", rec: journal.EntityRecord{Applied: appliedAt(u.Add(-hour), u.Add(-hour))},
 			class: Gap, reason: ReasonOlderOnly},
@@ -135,7 +147,7 @@ func TestJudge(t *testing.T) {
 				skew = time.Minute
 			}
 			c := Change{Type: "ticket", ID: "42", UpdatedAt: u.Add(tc.later), Deleted: tc.deleted}
-			got := Judge(c, tc.rec, skew)
+			got := Judge(c, tc.rec, Rule{Skew: skew, Settle: tc.settle, AsOf: tc.asOf})
 			if got.Class != tc.class || got.Reason != tc.reason {
 				t.Errorf("Judge = %s (%s), want %s (%s)", got.Class, got.Reason, tc.class, tc.reason)
 			}
@@ -149,7 +161,7 @@ func TestJudge(t *testing.T) {
 			if !got.LastAppliedAt.Equal(wantLast) {
 				t.Errorf("LastAppliedAt = %v, want %v", got.LastAppliedAt, wantLast)
 			}
-			if (got.Event == nil) != (tc.reason == ReasonNoEvent || (tc.reason == ReasonDeleteNotApplied && tc.rec.Applied == nil)) {
+			if (got.Event == nil) != (tc.reason == ReasonNoEvent || (tc.reason == ReasonDeleteNotApplied || tc.reason == ReasonRecent) && tc.rec.Applied == nil) {
 				t.Errorf("Event = %+v for %s", got.Event, tc.reason)
 			}
 		})

@@ -41,10 +41,12 @@ type Request struct {
 	From     time.Time `json:"from"`
 	To       time.Time `json:"to"`
 	Backfill bool      `json:"backfill"`
-	// Skew bounds how far the PSA's clock may be from switchback's.
-	Skew Duration `json:"skew"`
-	// Settle is how long a webhook may take to arrive after its change.
-	Settle Duration `json:"settle"`
+	// Skew bounds how far the PSA's clock may be from switchback's; nil
+	// is DefaultSkew.
+	Skew *Duration `json:"skew"`
+	// Settle is how long a webhook may take to arrive after its change;
+	// nil is DefaultSettle.
+	Settle *Duration `json:"settle"`
 }
 
 // Duration is a time.Duration written as Go writes it ("2m0s") in JSON.

@@ -1,0 +1,54 @@
+package ingress
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/journal"
+)
+
+// Backfill takes events a reconciliation made from a PSA's change API
+// (internal/reconcile) the way hook takes a webhook's: journaled durably
+// first, each marked Backfill, then handed to delivery, which routes it by
+// the partner's flag at that moment, like any event. An event whose
+// partner and delivery id were journaled before is a duplicate, sent
+// nowhere. The events must come with their ID and DeliveryID.
+//
+// Errors are *domain.Error: not_found for a partner the router does not
+// know, router_backlogged (with RetryAfter) while delivery's backlog is
+// full (nothing of the call was journaled), journal_busy when the journal
+// refuses the batch.
+func (rt *Router) Backfill(ctx context.Context, events []journal.Event) ([]journal.Appended, error) {
+	tbl, _ := rt.table()
+	for _, e := range events {
+		if _, ok := tbl.partners[e.Partner]; !ok {
+			return nil, domain.Errorf(domain.CodeNotFound, "no partner %s is known to this router", quote(e.Partner))
+		}
+	}
+	if rt.backlogged.Load() >= int64(rt.opts.MaxBacklog) {
+		return nil, &domain.Error{Code: domain.CodeRouterBacklogged, RetryAfter: time.Second,
+			Message: "the router's delivery backlog is full: retry"}
+	}
+	events = slices.Clone(events)
+	for i := range events {
+		events[i].Backfill = true
+	}
+	res, err := rt.opts.Journal.Append(ctx, events)
+	if err != nil {
+		return nil, &domain.Error{Code: domain.CodeJournalBusy, RetryAfter: time.Second,
+			Message: "the router cannot journal the backfill now: retry", Err: err}
+	}
+	for i, a := range res {
+		if a.Duplicate {
+			rt.metrics.events.WithLabelValues("duplicate").Inc()
+			continue
+		}
+		rt.metrics.events.WithLabelValues("journaled").Inc()
+		ev := events[i]
+		ev.Seq, ev.ID, ev.State = a.Seq, a.ID, journal.StateJournaled
+		rt.submit(ev)
+	}
+	return res, nil
+}

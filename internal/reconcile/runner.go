@@ -1,0 +1,622 @@
+package reconcile
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/psaapi"
+)
+
+// Router is what a backfill needs of the ingress router that owns the
+// journal: ingress.Router.Backfill.
+type Router interface {
+	Backfill(ctx context.Context, events []journal.Event) ([]journal.Appended, error)
+}
+
+// JobJournal is what a reconciliation needs of the router's journal: the
+// entity index, and an event's outcome for a backfill's.
+type JobJournal interface {
+	Journal
+	Get(ctx context.Context, seq uint64) (journal.Event, error)
+}
+
+// By is who asks for a reconciliation or a backfill, and why.
+type By struct {
+	Actor, Reason string
+	// Trigger is TriggerManual, TriggerRevert or TriggerSchedule.
+	Trigger string
+}
+
+// Options configure a Runner.
+type Options struct {
+	Journal JobJournal
+	Router  Router
+	// Partner returns a partner as the control service holds it, with its
+	// psaApi.
+	Partner func(id string) (domain.Partner, bool)
+	// Source makes the Source of a PSA API configuration; nil is
+	// psaapi.New with a client whose requests time out after a minute.
+	Source func(psaapi.Config) (psaapi.Source, error)
+	// Audit writes an audit entry; a reconciliation or backfill asked by
+	// a person starts only once its entry is written.
+	Audit func(ctx context.Context, by By, action, target string, detail any) error
+	// Registerer takes the open-gaps gauge; nil registers nothing.
+	Registerer prometheus.Registerer
+	Log        *slog.Logger
+	Now        func() time.Time
+	// PollEvery is how often a backfill looks at its events' outcomes;
+	// default 200 ms.
+	PollEvery time.Duration
+}
+
+// Runner runs reconciliations and backfills in the background and keeps
+// the last KeptJobs of them in memory.
+type Runner struct {
+	opts   Options
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	// slots bounds the reconciliations reading PSAs at once.
+	slots chan struct{}
+	gauge *prometheus.GaugeVec
+
+	mu   sync.Mutex
+	jobs []*job // oldest first
+}
+
+// job is a Job and what only the runner needs of it. Guarded by
+// Runner.mu.
+type job struct {
+	Job
+	gaps []gap // every gap, with the entity's state, for a backfill
+	busy bool  // the reconciliation or a backfill of it runs
+	by   By
+	// applied counts, per partner, the gaps a backfill closed.
+	applied map[string]int
+}
+
+type gap struct {
+	partner string
+	psa     domain.PSA
+	change  psaapi.Change
+}
+
+// NewRunner returns a Runner; Run must run for its jobs to end cleanly.
+func NewRunner(opts Options) *Runner {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.PollEvery <= 0 {
+		opts.PollEvery = 200 * time.Millisecond
+	}
+	if opts.Source == nil {
+		hc := &http.Client{Timeout: time.Minute}
+		opts.Source = func(c psaapi.Config) (psaapi.Source, error) { return psaapi.New(c, hc) }
+	}
+	r := &Runner{opts: opts, slots: make(chan struct{}, 2),
+		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "switchback_reconcile_open_gaps",
+			Help: "Gaps of the partner's latest finished reconciliation that no backfill has applied since."}, []string{"partner"})}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(r.gauge)
+	}
+	return r
+}
+
+// Run returns when ctx ends, once the running jobs have stopped.
+func (r *Runner) Run(ctx context.Context) {
+	<-ctx.Done()
+	r.cancel()
+	r.wg.Wait()
+}
+
+// ParseFrom reads a window's start: RFC 3339, or a duration ago such as
+// "2h" before now.
+func ParseFrom(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return time.Time{}, domain.Errorf(domain.CodeInvalid, "from: %q is neither RFC 3339 nor a duration ago such as 2h", truncate(s))
+	}
+	return now.Add(-d), nil
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// Start checks req, writes the audit entry when a person asks, and starts
+// the reconciliation in the background. Its errors are *domain.Error:
+// invalid_argument for a bad request or a partner without psaApi,
+// not_found for an unknown partner, or the audit's error.
+func (r *Runner) Start(ctx context.Context, req Request, by By) (Job, error) {
+	req, err := r.check(req)
+	if err != nil {
+		return Job{}, err
+	}
+	j := &job{Job: Job{ID: "rec_" + randomHex(8), State: StateRunning, Trigger: cmp.Or(by.Trigger, TriggerManual),
+		Actor: by.Actor, Request: req, CreatedAt: r.opts.Now().UTC()}, busy: true, by: by, applied: map[string]int{}}
+	for _, p := range req.Partners {
+		j.Partners = append(j.Partners, PartnerResult{Partner: p, State: PartnerPending})
+	}
+	if j.Trigger == TriggerManual {
+		if err := r.opts.Audit(ctx, by, "reconcile.start", "reconciliation/"+j.ID, req); err != nil {
+			return Job{}, err
+		}
+	}
+	r.mu.Lock()
+	r.jobs = append(r.jobs, j)
+	r.forget()
+	view := j.view(true)
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.reconcile(j)
+	}()
+	return view, nil
+}
+
+// check resolves req's defaults and holds it to the limits.
+func (r *Runner) check(req Request) (Request, error) {
+	now := r.opts.Now().UTC()
+	switch {
+	case len(req.Partners) == 0:
+		return req, domain.Errorf(domain.CodeInvalid, "partners: name at least one")
+	case len(req.Partners) > MaxPartners:
+		return req, domain.Errorf(domain.CodeInvalid, "partners: at most %d in one reconciliation", MaxPartners)
+	}
+	seen := map[string]bool{}
+	for _, id := range req.Partners {
+		if !domain.ValidID(id) {
+			return req, domain.Errorf(domain.CodeInvalid, "partners: %q is not a valid id", truncate(id))
+		}
+		if seen[id] {
+			return req, domain.Errorf(domain.CodeInvalid, "partners: %s is named twice", id)
+		}
+		seen[id] = true
+		p, ok := r.opts.Partner(id)
+		if !ok {
+			return req, domain.Errorf(domain.CodeNotFound, "no partner %s", id)
+		}
+		if _, err := psaapi.FromPartner(p); err != nil {
+			return req, err
+		}
+	}
+	if req.To.IsZero() {
+		req.To = now
+	}
+	req.From, req.To = req.From.UTC(), req.To.UTC()
+	switch {
+	case req.From.IsZero():
+		return req, domain.Errorf(domain.CodeInvalid, "from: required, RFC 3339 or a duration ago such as 2h")
+	case req.To.After(now):
+		return req, domain.Errorf(domain.CodeInvalid, "to: %s is in the future: a PSA cannot have changed anything there yet", req.To.Format(time.RFC3339))
+	case !req.From.Before(req.To):
+		return req, domain.Errorf(domain.CodeInvalid, "from must be before to")
+	case req.From.Before(now.Add(-MaxWindow)):
+		return req, domain.Errorf(domain.CodeInvalid, "from: at most %d days ago", int(MaxWindow/(24*time.Hour)))
+	}
+	for name, d := range map[string]**Duration{"skew": &req.Skew, "settle": &req.Settle} {
+		if *d == nil {
+			def := Duration(DefaultSkew)
+			if name == "settle" {
+				def = Duration(DefaultSettle)
+			}
+			*d = &def
+		}
+		if v := time.Duration(**d); v < 0 || v > MaxSkew {
+			return req, domain.Errorf(domain.CodeInvalid, "%s: between 0s and %s", name, MaxSkew)
+		}
+	}
+	return req, nil
+}
+
+// forget drops the oldest jobs past KeptJobs that are not running.
+func (r *Runner) forget() {
+	for len(r.jobs) > KeptJobs {
+		i := slices.IndexFunc(r.jobs, func(j *job) bool { return !j.busy })
+		if i < 0 {
+			return
+		}
+		r.jobs = slices.Delete(r.jobs, i, i+1)
+	}
+}
+
+// Job returns one job whole, or a not_found error.
+func (r *Runner) Job(id string) (Job, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	j := r.find(id)
+	if j == nil {
+		return Job{}, domain.Errorf(domain.CodeNotFound, "no reconciliation %s", truncate(id))
+	}
+	return j.view(true), nil
+}
+
+// Jobs returns every job kept, newest first, without their lists of gaps
+// and uncertain changes.
+func (r *Runner) Jobs() []Job {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Job, 0, len(r.jobs))
+	for i := len(r.jobs) - 1; i >= 0; i-- {
+		out = append(out, r.jobs[i].view(false))
+	}
+	return out
+}
+
+func (r *Runner) find(id string) *job {
+	for _, j := range r.jobs {
+		if j.ID == id {
+			return j
+		}
+	}
+	return nil
+}
+
+// view copies j for a caller, with its lists or without.
+func (j *job) view(lists bool) Job {
+	v := j.Job
+	v.Partners = slices.Clone(j.Partners)
+	v.Gaps, v.Unsure = nil, nil
+	if lists {
+		v.Gaps, v.Unsure = slices.Clone(j.Gaps), slices.Clone(j.Unsure)
+	}
+	if j.Backfill != nil {
+		b := *j.Backfill
+		v.Backfill = &b
+	}
+	return v
+}
+
+// update changes j under the lock.
+func (r *Runner) update(j *job, fn func(*job)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fn(j)
+}
+
+// checkChunk bounds the changes judged in one journal lookup, so that
+// progress shows and one read transaction stays short.
+const checkChunk = 5000
+
+// reconcile runs j partner by partner, then its backfill if asked.
+func (r *Runner) reconcile(j *job) {
+	select {
+	case r.slots <- struct{}{}:
+		defer func() { <-r.slots }()
+	case <-r.ctx.Done():
+	}
+	var failures []string
+	for i, id := range j.Request.Partners {
+		if err := r.partner(j, i, id); err != nil {
+			r.opts.Log.Warn("reconciliation of a partner failed", "reconciliation", j.ID, "partner", id, "err", err)
+			failures = append(failures, id+": "+err.Error())
+			r.update(j, func(j *job) { j.Partners[i].State, j.Partners[i].Error = StateFailed, err.Error() })
+		}
+	}
+	backfill := false
+	r.update(j, func(j *job) {
+		j.FinishedAt = r.opts.Now().UTC()
+		j.State = StateDone
+		if len(failures) > 0 {
+			j.State, j.Error = StateFailed, strings.Join(failures, "; ")
+		}
+		for _, p := range j.Partners {
+			if p.State == StateDone {
+				r.gauge.WithLabelValues(p.Partner).Set(float64(p.Gaps))
+			}
+		}
+		backfill = j.Request.Backfill && len(j.gaps) > 0 && r.ctx.Err() == nil
+		if backfill {
+			j.Backfill = &BackfillResult{State: StateRunning, StartedAt: r.opts.Now().UTC()}
+		} else {
+			j.busy = false
+		}
+	})
+	r.opts.Log.Info("reconciliation finished", "reconciliation", j.ID, "trigger", j.Trigger,
+		"partners", strings.Join(j.Request.Partners, ","), "state", j.State, "gaps", j.GapCount)
+	if backfill {
+		r.backfill(j, j.by)
+	}
+}
+
+// partner reconciles the i-th partner of j.
+func (r *Runner) partner(j *job, i int, id string) error {
+	ctx := r.ctx
+	set := func(fn func(*PartnerResult)) { r.update(j, func(j *job) { fn(&j.Partners[i]) }) }
+	set(func(p *PartnerResult) { p.State = PartnerReading })
+	p, ok := r.opts.Partner(id)
+	if !ok {
+		return errors.New("the partner no longer exists")
+	}
+	cfg, err := psaapi.FromPartner(p)
+	if err != nil {
+		return err
+	}
+	src, err := r.opts.Source(cfg)
+	if err != nil {
+		return err
+	}
+	changes := map[journal.Entity]psaapi.Change{}
+	read := 0
+	err = src.Changes(ctx, j.Request.From, j.Request.To, func(c psaapi.Change) error {
+		changes[journal.Entity{Type: c.Type, ID: c.ID}] = c // a later page's copy is the newer
+		if read++; read%500 == 0 {
+			set(func(p *PartnerResult) { p.Changes = len(changes) })
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading the PSA's changes: %w", err)
+	}
+	list := make([]psaapi.Change, 0, len(changes))
+	for _, c := range changes {
+		list = append(list, c)
+	}
+	slices.SortFunc(list, func(a, b psaapi.Change) int { return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.ID, b.ID)) })
+	set(func(p *PartnerResult) { p.Changes, p.State = len(list), PartnerChecking })
+
+	rule := Rule{Skew: time.Duration(*j.Request.Skew), Settle: time.Duration(*j.Request.Settle)}
+	for len(list) > 0 {
+		chunk := list[:min(checkChunk, len(list))]
+		list = list[len(chunk):]
+		in := make([]Change, len(chunk))
+		for k, c := range chunk {
+			in[k] = Change{Type: c.Type, ID: c.ID, UpdatedAt: c.UpdatedAt}
+		}
+		rule.AsOf = r.opts.Now()
+		verdicts, err := Check(ctx, r.opts.Journal, id, in, rule)
+		if err != nil {
+			return fmt.Errorf("reading the journal: %w", err)
+		}
+		r.update(j, func(j *job) {
+			pr := &j.Partners[i]
+			for k, v := range verdicts {
+				pr.Checked++
+				j.Checked++
+				switch v.Class {
+				case Reflected:
+					pr.Reflected++
+				case InFlight:
+					pr.InFlight++
+					j.InFlight++
+				case Uncertain:
+					pr.Uncertain++
+					j.Uncertain++
+					if len(j.Unsure) < MaxUncertain {
+						j.Unsure = append(j.Unsure, finding(id, chunk[k], v))
+					}
+				case Gap:
+					pr.Gaps++
+					j.GapCount++
+					j.gaps = append(j.gaps, gap{partner: id, psa: p.PSA, change: chunk[k]})
+					if len(j.Gaps) < MaxGapsShown {
+						j.Gaps = append(j.Gaps, finding(id, chunk[k], v))
+					} else {
+						j.Truncated = true
+					}
+				}
+			}
+		})
+	}
+	set(func(p *PartnerResult) { p.State = StateDone })
+	return nil
+}
+
+func finding(partner string, c psaapi.Change, v Verdict) Finding {
+	f := Finding{Partner: partner, Type: c.Type, ID: c.ID, UpdatedAt: c.UpdatedAt, Reason: v.Reason}
+	if !v.LastAppliedAt.IsZero() {
+		t := v.LastAppliedAt.UTC()
+		f.LastAppliedAt = &t
+	}
+	return f
+}
+
+// Backfill starts the backfill of a finished job's gaps, once its audit
+// entry is written. Its errors are *domain.Error: not_found, conflict
+// while the job or a backfill of it runs or when it found no gaps, or the
+// audit's error.
+func (r *Runner) Backfill(ctx context.Context, id string, by By) (Job, error) {
+	r.mu.Lock()
+	j := r.find(id)
+	switch {
+	case j == nil:
+		r.mu.Unlock()
+		return Job{}, domain.Errorf(domain.CodeNotFound, "no reconciliation %s", truncate(id))
+	case j.busy && j.Backfill != nil && j.Backfill.State == StateRunning:
+		r.mu.Unlock()
+		return Job{}, domain.Errorf(domain.CodeConflict, "reconciliation %s: a backfill of it is running", id)
+	case j.busy:
+		r.mu.Unlock()
+		return Job{}, domain.Errorf(domain.CodeConflict, "reconciliation %s is still running: backfill once it is done", id)
+	case len(j.gaps) == 0:
+		r.mu.Unlock()
+		return Job{}, domain.Errorf(domain.CodeConflict, "reconciliation %s found no gaps: nothing to backfill", id)
+	}
+	j.busy = true // held while the audit entry is written: one backfill at a time
+	r.mu.Unlock()
+	if err := r.audit(ctx, j, by); err != nil {
+		r.update(j, func(j *job) { j.busy = false })
+		return Job{}, err
+	}
+	r.mu.Lock()
+	j.Backfill = &BackfillResult{State: StateRunning, StartedAt: r.opts.Now().UTC()}
+	view := j.view(true)
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.send(j)
+	}()
+	return view, nil
+}
+
+// audit writes a backfill's entry: which reconciliation, how many gaps.
+func (r *Runner) audit(ctx context.Context, j *job, by By) error {
+	r.mu.Lock()
+	detail := map[string]any{"gaps": len(j.gaps), "partners": j.Request.Partners}
+	r.mu.Unlock()
+	return r.opts.Audit(ctx, by, "reconcile.backfill", "reconciliation/"+j.ID, detail)
+}
+
+// backfill audits and sends the backfill a request asked for at its start.
+func (r *Runner) backfill(j *job, by By) {
+	if err := r.audit(r.ctx, j, by); err != nil {
+		r.update(j, func(j *job) {
+			j.Backfill.State, j.Backfill.Error, j.Backfill.FinishedAt = StateFailed, "the audit entry could not be written: "+err.Error(), r.opts.Now().UTC()
+			j.busy = false
+		})
+		return
+	}
+	r.send(j)
+}
+
+// BackfillID is the id of the event that backfills partner's change of
+// an entity made at updatedAt, and its dedup key: "bf_" and 32 hex digits
+// of a SHA-256 of the four. The pipeline sees it as the Idempotency-Key,
+// so a change backfilled twice is applied once.
+func BackfillID(partner, typ, id string, updatedAt time.Time) string {
+	h := sha256.New()
+	for _, s := range []string{partner, typ, id, updatedAt.UTC().Format(time.RFC3339Nano)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return "bf_" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// backfillChunk is how many events one journal append takes.
+const backfillChunk = 500
+
+// send journals j's gaps as events through the router, then awaits their
+// outcomes until BackfillTimeout.
+func (r *Runner) send(j *job) {
+	ctx := r.ctx
+	r.mu.Lock()
+	gaps := slices.Clone(j.gaps)
+	r.mu.Unlock()
+	now := r.opts.Now().UTC()
+	events := make([]journal.Event, len(gaps))
+	for i, g := range gaps {
+		id := BackfillID(g.partner, g.change.Type, g.change.ID, g.change.UpdatedAt)
+		events[i] = journal.Event{ID: id, DeliveryID: id, Partner: g.partner, PSA: string(g.psa),
+			Type: g.change.Type, SourceType: g.change.Type, Action: "updated", EntityID: g.change.ID,
+			ReceivedAt: now, EntityUpdatedAt: g.change.UpdatedAt, Payload: g.change.Data, Backfill: true}
+	}
+	type sent struct {
+		seq     uint64
+		partner string
+	}
+	var pending []sent
+	fail := func(err error) {
+		r.update(j, func(j *job) {
+			j.Backfill.State, j.Backfill.Error, j.Backfill.FinishedAt = StateFailed, err.Error(), r.opts.Now().UTC()
+			j.busy = false
+		})
+	}
+	for len(events) > 0 {
+		chunk := events[:min(backfillChunk, len(events))]
+		res, err := r.opts.Router.Backfill(ctx, chunk)
+		var de *domain.Error
+		if errors.As(err, &de) && de.RetryAfter > 0 {
+			select {
+			case <-time.After(de.RetryAfter):
+				continue
+			case <-ctx.Done():
+				fail(errors.New("switchback stopped while the backfill was being journaled; backfill again: what was journaled is not sent twice"))
+				return
+			}
+		}
+		if err != nil {
+			fail(err)
+			return
+		}
+		events = events[len(chunk):]
+		r.update(j, func(j *job) {
+			for k, a := range res {
+				j.Backfill.Events++
+				if a.Duplicate {
+					j.Backfill.Duplicates++
+					continue
+				}
+				j.Backfill.Journaled++
+				j.Backfill.Pending++
+				pending = append(pending, sent{a.Seq, chunk[k].Partner})
+			}
+		})
+	}
+	r.opts.Log.Info("backfill journaled", "reconciliation", j.ID, "events", len(gaps), "new", len(pending))
+
+	deadline := time.Now().Add(BackfillTimeout)
+	tick := time.NewTicker(r.opts.PollEvery)
+	defer tick.Stop()
+	for len(pending) > 0 && time.Now().Before(deadline) {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			deadline = time.Time{}
+			continue
+		}
+		var left []sent
+		applied, dead := map[string]int{}, 0
+		for _, s := range pending {
+			ev, err := r.opts.Journal.Get(ctx, s.seq)
+			switch {
+			case err == nil && ev.State == journal.StateApplied:
+				applied[s.partner]++
+			case err == nil && ev.State == journal.StateDeadLettered:
+				dead++
+			default:
+				left = append(left, s)
+			}
+		}
+		pending = left
+		r.update(j, func(j *job) {
+			for p, n := range applied {
+				j.Backfill.Applied += n
+				j.applied[p] += n
+			}
+			j.Backfill.DeadLettered += dead
+			j.Backfill.Pending = len(pending)
+		})
+	}
+	r.update(j, func(j *job) {
+		j.Backfill.State, j.Backfill.FinishedAt = StateDone, r.opts.Now().UTC()
+		j.busy = false
+		for _, p := range j.Partners {
+			if p.State == StateDone {
+				r.gauge.WithLabelValues(p.Partner).Set(float64(max(p.Gaps-j.applied[p.Partner], 0)))
+			}
+		}
+	})
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
