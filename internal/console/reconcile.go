@@ -38,7 +38,7 @@ func ReconcileProgress(job reconcile.Job) string {
 func Reconciliation(w io.Writer, job reconcile.Job) {
 	req := job.Request
 	fmt.Fprintf(w, "reconciliation %s (%s, by %s): %s, window %s to %s, skew %s, settle %s\n", TerminalSafe(job.ID),
-		TerminalSafe(job.Trigger), TerminalSafe(job.Actor), TerminalSafe(job.State), stamp(req.From), stamp(req.To), time.Duration(req.Skew), time.Duration(req.Settle))
+		TerminalSafe(job.Trigger), TerminalSafe(job.Actor), TerminalSafe(job.State), stamp(req.From), stamp(req.To), duration(req.Skew), duration(req.Settle))
 	if job.Error != "" {
 		fmt.Fprintln(w, TerminalSafe("error: "+job.Error))
 	}
@@ -109,3 +109,12 @@ func ReconciliationList(w io.Writer, jobs []reconcile.Job) error {
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// duration writes a skew or settle; the service resolves an absent one to
+// its default before it shows a job.
+func duration(d *reconcile.Duration) string {
+	if d == nil {
+		return "default"
+	}
+	return time.Duration(*d).String()
+}

@@ -15,8 +15,9 @@ import (
 func TestReconciliationTables(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	applied := at.Add(-time.Hour)
+	skew, settle := reconcile.Duration(2*time.Minute), reconcile.Duration(time.Minute)
 	job := reconcile.Job{ID: "rec_0123456789abcdef", State: reconcile.StateDone, Trigger: reconcile.TriggerManual, Actor: "ops",
-		Request:  reconcile.Request{Partners: []string{"acme"}, From: at.Add(-2 * time.Hour), To: at, Skew: reconcile.Duration(2 * time.Minute), Settle: reconcile.Duration(time.Minute)},
+		Request:  reconcile.Request{Partners: []string{"acme"}, From: at.Add(-2 * time.Hour), To: at, Skew: &skew, Settle: &settle},
 		Partners: []reconcile.PartnerResult{{Partner: "acme", State: reconcile.StateDone, Changes: 5, Checked: 5, Reflected: 2, Uncertain: 1, Gaps: 2}},
 		Checked:  5, GapCount: 2, Uncertain: 1,
 		Gaps: []reconcile.Finding{
