@@ -1,6 +1,7 @@
 package webui_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
@@ -39,7 +42,12 @@ var _ webui.Reconciler = (*fakeReconciler)(nil)
 func (f *fakeReconciler) Start(_ context.Context, req reconcile.Request, by reconcile.By) (reconcile.Job, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	job := reconcile.Job{ID: fmt.Sprintf("rec_%016x", len(f.jobs)+1), State: reconcile.StateRunning, Trigger: by.Trigger, Actor: by.Actor, Request: req}
+	// Resolved as the runner resolves them, on the fixture's clock.
+	skew, settle := reconcile.Duration(reconcile.DefaultSkew), reconcile.Duration(reconcile.DefaultSettle)
+	shown := req
+	shown.Skew, shown.Settle = cmp.Or(req.Skew, &skew), cmp.Or(req.Settle, &settle)
+	job := reconcile.Job{ID: fmt.Sprintf("rec_%016x", len(f.jobs)+1), State: reconcile.StateRunning, Trigger: by.Trigger, Actor: by.Actor,
+		Request: shown, CreatedAt: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	for _, p := range req.Partners {
 		job.Partners = append(job.Partners, reconcile.PartnerResult{Partner: p, State: reconcile.PartnerPending})
 	}
@@ -167,7 +175,7 @@ func TestReconciliationStartedFromTheForm(t *testing.T) {
 
 	job := c.get("/reconciliations/rec_0000000000000001")
 	for _, want := range []string{"Reconciliation rec_0000000000000001 started for acme", `data-live="reconciliations"`,
-		`<span class="rec-state rec-running">running</span>`, `<tr data-partner="acme">`, "The gaps are not known yet."} {
+		`<span class="rec-state rec-running">running</span>`, `<tr data-partner="acme">`, "2m0s, 1m0s", "The gaps are not known yet."} {
 		if !strings.Contains(job.body, want) {
 			t.Errorf("job page lacks %q", want)
 		}
@@ -345,4 +353,48 @@ func TestReconciliationsNeedTheEmbeddedRouter(t *testing.T) {
 	if next := c.get(res.header.Get("Location")); !strings.Contains(next.body, "need serve&#39;s embedded router") {
 		t.Errorf("a start without a runner: no refusal shown\n%s", next.body)
 	}
+}
+
+// An operator watches a reconciliation run in a real browser: the page
+// follows the partner's progress without a reload, offers the backfill
+// once the gaps are known, sends it with the form's token after a
+// confirmation, and shows the counts as the backfill moves.
+func TestBrowserReconciliationBackfill(t *testing.T) {
+	b := newBrowser(t) // first: it skips when there is no browser
+	rec := &fakeReconciler{}
+	f := newFixture(t, fixtureOptions{ui: webui.Options{Reconciler: rec, PollInterval: 100 * time.Millisecond}})
+	at := f.clock.Now()
+	job, _ := rec.Start(ctx, reconcile.Request{Partners: []string{"acme"}, From: at.Add(-2 * time.Hour), To: at}, reconcile.By{Actor: "ops", Trigger: reconcile.TriggerManual})
+	rec.update(job.ID, func(j *reconcile.Job) { j.Partners[0].State, j.Partners[0].Changes = reconcile.PartnerReading, 4 })
+
+	b.navigate(f.srv.URL + "/login?token=" + url.QueryEscape(f.tok["operator"]))
+	b.waitFor("the dashboard", `location.pathname === "/"`)
+	b.navigate(f.srv.URL + "/reconciliations")
+	b.do(chromedp.Click(chromedp.CSS(`a[href="/reconciliations/` + job.ID + `"]`)))
+	b.waitFor("the job's page, reading", `document.querySelector("tr[data-partner='acme']").innerText.includes("reading")`+
+		` && !document.querySelector("#backfill-button")`)
+
+	rec.update(job.ID, foundGaps(at))
+	b.waitFor("the gaps, live", `document.querySelector("#job-state").innerText === "done"`+
+		` && document.querySelectorAll("#gaps-table tbody tr").length === 2`+
+		` && document.querySelector("#backfill-button").innerText.includes("Backfill 2 gaps")`)
+	if got, _ := eval[string](b, `document.querySelectorAll("#gaps-table code")[1].textContent`); got != `<script>alert(1)</script>` {
+		t.Errorf("the hostile id shows as %q, want its text", got)
+	}
+	b.screenshot("reconciliation.png", "body")
+
+	b.do(chromedp.Click(chromedp.ID("backfill-button")))
+	b.waitFor("the backfill dialog", `document.querySelector("#backfill-dialog").open`)
+	b.do(chromedp.SendKeys(chromedp.ID("backfill-reason"), "close the gaps of INC-1234"),
+		chromedp.Click(chromedp.ID("backfill-confirm")))
+	b.waitFor("the backfill to start", `document.body.innerText.includes("Backfill of 2 gaps started")`)
+	if len(rec.backs) != 1 || rec.backs[0].by.Reason != "close the gaps of INC-1234" || rec.backs[0].by.Actor != "operator" {
+		t.Fatalf("backfills = %+v, want one by operator with the reason typed", rec.backs)
+	}
+
+	rec.update(job.ID, func(j *reconcile.Job) {
+		j.Backfill = &reconcile.BackfillResult{State: reconcile.StateDone, Events: 2, Journaled: 2, Applied: 2, StartedAt: at, FinishedAt: at}
+	})
+	b.waitFor("the backfill's counts, live", `document.querySelector("#backfill-counts").innerText.includes("2 applied")`+
+		` && document.querySelector("#backfill-counts").innerText.includes("done")`)
 }
