@@ -99,8 +99,12 @@ func reconcileVerb(ctx context.Context, c *controlclient.Client, r *verbRun) err
 		return err
 	}
 	if !f.wait {
-		if r.json {
+		switch {
+		case r.json:
 			return console.TerminalSafeJSON(r.out, job)
+		case sub == "show":
+			console.Reconciliation(r.out, job)
+			return nil
 		}
 		fmt.Fprintln(r.stderr, console.ReconcileProgress(job))
 		fmt.Fprintf(r.out, "reconciliation %s %s: follow it with \"switchback reconcile show %s\"\n", job.ID, job.State, job.ID)

@@ -233,6 +233,12 @@ func TestReconcileVerbAgainstServe(t *testing.T) {
 		t.Errorf("--backfill: exit %d, want 0 with the new gap applied\n%s%s", code, out, errOut)
 	}
 
+	out, errOut, code = cli(t, s, "reconcile", "show", id, "--wait=false")
+	all.WriteString(out + errOut)
+	if code != 0 || !strings.Contains(out, "backfill done: 2 events") || !strings.Contains(out, "3 checked, 2 gaps") {
+		t.Errorf("show --wait=false: exit %d, want 0 and the job as it stands\n%s%s", code, out, errOut)
+	}
+
 	out, errOut, code = cli(t, s, "reconcile", "list")
 	all.WriteString(out + errOut)
 	if code != 0 || !strings.Contains(out, id+"  done   manual") || strings.Count(out, "rec_") != 3 {

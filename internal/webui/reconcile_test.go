@@ -253,6 +253,9 @@ func TestReconciliationGapsAndBackfill(t *testing.T) {
 	if strings.Contains(page.body, `id="backfill-button"`) || strings.Contains(page.body, `action="/reconciliations/`+job.ID+`/backfill"`) {
 		t.Error("a viewer is offered the backfill")
 	}
+	if res := viewer.get("/reconciliations/rec_ffffffffffffffff"); res.status != 404 || !strings.Contains(res.body, "no reconciliation rec_ffffffffffffffff") {
+		t.Errorf("an unknown job: %d, want 404 saying so", res.status)
+	}
 	list := viewer.get("/reconciliations")
 	if !strings.Contains(list.body, `<a href="/reconciliations/`+job.ID+`">`) || !strings.Contains(list.body, `<strong class="bad">2</strong>`) {
 		t.Errorf("the list lacks the job with its 2 gaps:\n%s", list.body)
