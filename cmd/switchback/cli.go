@@ -66,7 +66,12 @@ type verbRun struct {
 	limit  int
 	json   bool
 	out    io.Writer
-	replay replayFlags
+	// stderr takes progress, so that out holds only the result.
+	stderr    io.Writer
+	replay    replayFlags
+	reconcile reconcileFlags
+	// set holds the flags given on the command line.
+	set map[string]bool
 	// replayAfter asks a revert to replay the mismatched events.
 	replayAfter bool
 	// witnesses are the files "audit verify" checks the log against.
@@ -74,14 +79,15 @@ type verbRun struct {
 }
 
 var verbs = map[string]verb{
-	"status":  {"", 0, "Shows migrations, partners by stage, cohorts and kill switches.", status},
-	"gate":    {"MIGRATION COHORT", 2, "Shows the gate report for advancing a cohort now; exits 1 when the gates refuse or wait for data.", gateVerb},
-	"advance": {"MIGRATION COHORT", 2, "Moves the cohort's partners at its lowest stage one stage forward, if the gates pass for each.", advance},
-	"stage":   {"MIGRATION PARTNER STAGE", 3, "Sets one partner's stage. Forward moves go one step and pass the gates unless --force.", stage},
-	"revert":  {"MIGRATION | --all", -1, "Turns the kill switch on: every partner of the migration (or of all, with --all) evaluates to legacy.", revert},
-	"resume":  {"MIGRATION", 1, "Turns the kill switch off: partners evaluate to their stages as they were.", resume},
-	"audit":   {"[verify | head]", -1, "Lists the audit log; \"audit verify\" recomputes its hash chain and says where it breaks, and with --witness checks that the log still holds the heads routers saw (their snapshot files) or \"audit head\" exported; \"audit head\" prints the log's head as JSON, to keep elsewhere as a witness.", auditVerb},
-	"replay":  {"", 0, "Sends a window of journaled events again through a pipeline, with their original ids, and follows its progress.", replayVerb},
+	"status":    {"", 0, "Shows migrations, partners by stage, cohorts and kill switches.", status},
+	"gate":      {"MIGRATION COHORT", 2, "Shows the gate report for advancing a cohort now; exits 1 when the gates refuse or wait for data.", gateVerb},
+	"advance":   {"MIGRATION COHORT", 2, "Moves the cohort's partners at its lowest stage one stage forward, if the gates pass for each.", advance},
+	"stage":     {"MIGRATION PARTNER STAGE", 3, "Sets one partner's stage. Forward moves go one step and pass the gates unless --force.", stage},
+	"revert":    {"MIGRATION | --all", -1, "Turns the kill switch on: every partner of the migration (or of all, with --all) evaluates to legacy.", revert},
+	"resume":    {"MIGRATION", 1, "Turns the kill switch off: partners evaluate to their stages as they were.", resume},
+	"audit":     {"[verify | head]", -1, "Lists the audit log; \"audit verify\" recomputes its hash chain and says where it breaks, and with --witness checks that the log still holds the heads routers saw (their snapshot files) or \"audit head\" exported; \"audit head\" prints the log's head as JSON, to keep elsewhere as a witness.", auditVerb},
+	"replay":    {"", 0, "Sends a window of journaled events again through a pipeline, with their original ids, and follows its progress.", replayVerb},
+	"reconcile": {"[show ID | backfill ID | list]", -1, reconcileHelp, reconcileVerb},
 }
 
 func runCLI(ctx context.Context, name string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -90,9 +96,9 @@ func runCLI(ctx context.Context, name string, args []string, getenv func(string)
 	fs.SetOutput(stderr)
 	var cf cliFlags
 	cf.register(fs, getenv)
-	r := &verbRun{out: stdout}
+	r := &verbRun{out: stdout, stderr: stderr, set: map[string]bool{}}
 	switch name {
-	case "advance", "stage", "revert", "resume", "replay":
+	case "advance", "stage", "revert", "resume", "replay", "reconcile":
 		fs.StringVar(&r.reason, "reason", "", "why: written to the audit log")
 	}
 	switch name {
@@ -103,6 +109,8 @@ func runCLI(ctx context.Context, name string, args []string, getenv func(string)
 		fs.BoolVar(&r.replayAfter, "replay", false, "also replay through legacy what the new pipeline got wrong, late comparisons included (on serve's router, or asked of the routers)")
 	case "replay":
 		r.replay.register(fs)
+	case "reconcile":
+		r.reconcile.register(fs)
 	case "audit":
 		fs.Uint64Var(&r.after, "after", 0, "list entries after this sequence number")
 		fs.IntVar(&r.limit, "limit", 100, "list at most this many entries (1 to 1000)")
@@ -120,6 +128,7 @@ func runCLI(ctx context.Context, name string, args []string, getenv func(string)
 		return err
 	}
 	r.args, r.json = pos, cf.json
+	fs.Visit(func(f *flag.Flag) { r.set[f.Name] = true })
 	c, err := cf.client(getenv)
 	if err != nil {
 		return err

@@ -44,6 +44,9 @@ Release engineering (talk to --server with $SWITCHBACK_TOKEN):
                                  chain (and against routers' snapshot files or saved heads);
                                  "audit head" prints the head to keep as a witness
   replay --migration M ...       send journaled events again through a pipeline, with progress
+  reconcile --partners P --from 2h [--backfill]
+                                 hold what each PSA changed against what was applied, list the
+                                 gaps and backfill them; "reconcile show|backfill ID", "reconcile list"
 
 Measurement:
   bench ofrep|propagation        load the OFREP endpoints; time a revert's propagation
@@ -78,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runJournal(rest, stdout, stderr)
 	case "store":
 		return runStore(ctx, rest, getenv, stdout, stderr)
-	case "status", "gate", "advance", "stage", "revert", "resume", "audit", "replay":
+	case "status", "gate", "advance", "stage", "revert", "resume", "audit", "replay", "reconcile":
 		return runCLI(ctx, cmd, rest, getenv, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "switchback: unknown command %q\n\n%s", cmd, usage)

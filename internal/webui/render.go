@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/reconcile"
 )
 
 // base is what every page's template needs.
@@ -123,6 +124,14 @@ func (u *UI) funcs() template.FuncMap {
 		},
 		// The text areas' maxlength is the API's limit on reasons.
 		"maxReason": func() int { return domain.MaxReason },
+		// A reconciliation's skew and settle, as Go writes durations; the
+		// runner resolves nil to its default before a job is shown.
+		"duration": func(d *reconcile.Duration) string {
+			if d == nil {
+				return "default"
+			}
+			return time.Duration(*d).String()
+		},
 	}
 }
 

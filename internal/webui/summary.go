@@ -158,7 +158,8 @@ func journalFigures(raw json.RawMessage) []string {
 }
 
 // liveKeys are what pages follow: "version" changes with every snapshot
-// version, "routers" also with every router report.
+// version, "routers" also with every router report, "reconciliations"
+// with every move of a reconciliation or its backfill.
 func (u *UI) liveKeys(version uint64) map[string]string {
 	h := sha256.New()
 	var b [8]byte
@@ -170,7 +171,8 @@ func (u *UI) liveKeys(version uint64) map[string]string {
 		h.Write(b[:])
 	}
 	v := fmt.Sprintf("v%d", version)
-	return map[string]string{"version": v, "routers": v + "-" + hex.EncodeToString(h.Sum(nil)[:8])}
+	return map[string]string{"version": v, "routers": v + "-" + hex.EncodeToString(h.Sum(nil)[:8]),
+		"reconciliations": u.reconcileKey()}
 }
 
 // stateView is the answer of /ui/state.json.

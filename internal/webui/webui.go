@@ -49,6 +49,10 @@ type Options struct {
 	// first; nil when none runs here, and the page shows the replays asked
 	// of the routers.
 	Replays func() []domain.ReplayJob
+	// Reconciler runs the reconciliations of the router in the same
+	// process; nil when none runs here, and the reconciliation pages say
+	// they need serve's embedded router.
+	Reconciler Reconciler
 	// PollInterval is how often a page checks the state for changes;
 	// default 1 s.
 	PollInterval time.Duration
@@ -85,7 +89,7 @@ const (
 )
 
 // pageNames are the templates under web/templates, one per page.
-var pageNames = []string{"login", "dashboard", "migration", "partner", "mismatch", "routers", "audit", "replays", "error"}
+var pageNames = []string{"login", "dashboard", "migration", "partner", "mismatch", "routers", "audit", "replays", "reconciliations", "reconciliation", "error"}
 
 // New returns the UI of svc. It fails only if the embedded templates or
 // the trusted origins are invalid.
@@ -155,7 +159,8 @@ func (u *UI) parseTemplates() error {
 }
 
 // Mount adds the UI's routes to r. They sit beside the API's (/v1/…):
-// / and /login, /logout, /migrations/…, /routers, /audit, /replays, and
+// / and /login, /logout, /migrations/…, /routers, /audit, /replays,
+// /reconciliations, and
 // /ui/… for the live state and the static files.
 func (u *UI) Mount(r *mux.Router) {
 	const get, post = http.MethodGet, http.MethodPost
@@ -171,6 +176,8 @@ func (u *UI) Mount(r *mux.Router) {
 	r.Handle("/routers", u.page(u.routers)).Methods(get)
 	r.Handle("/audit", u.page(u.audit)).Methods(get)
 	r.Handle("/replays", u.page(u.replays)).Methods(get)
+	r.Handle("/reconciliations", u.page(u.reconciliations)).Methods(get)
+	r.Handle("/reconciliations/{id}", u.page(u.reconciliation)).Methods(get)
 	r.Handle("/ui/state.json", u.page(u.state)).Methods(get)
 	r.PathPrefix("/ui/static/").HandlerFunc(u.static).Methods(get, http.MethodHead)
 
@@ -180,6 +187,8 @@ func (u *UI) Mount(r *mux.Router) {
 	r.Handle(mig+"/resume", u.action(domain.RoleOperator, u.resume)).Methods(post)
 	r.Handle(mig+"/cohorts/{name}/advance", u.action(domain.RoleOperator, u.advance)).Methods(post)
 	r.Handle(mig+"/partners/{id}/noise", u.action(domain.RoleOperator, u.pinNoise)).Methods(post)
+	r.Handle("/reconciliations", u.action(domain.RoleOperator, u.startReconciliation)).Methods(post)
+	r.Handle("/reconciliations/{id}/backfill", u.action(domain.RoleOperator, u.backfillReconciliation)).Methods(post)
 }
 
 // pageFunc renders a page for a signed-in session.
