@@ -17,7 +17,7 @@ func runDemoCmd(ctx context.Context, args []string, getenv func(string) string, 
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Data, "data", "", "data directory; default a temporary one, removed at the end")
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "address of the control service, its UI and the ingress router")
-	fs.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "shadow: the canary cohort shadows the buggy pipeline and is caught; exposed: it is forced onto it and the guard reverts it; noisy: legacy stamps every effect, the noise is learned, the canary passes onto a correct new pipeline, and wave-2, whose new pipeline has the bug, fails")
+	fs.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "shadow: the canary cohort shadows the buggy pipeline and is caught; exposed: it is forced onto it and the guard reverts it; noisy: legacy stamps every effect, the noise is learned, the canary passes onto a correct new pipeline, and wave-2, whose new pipeline has the bug, fails; dropped: the PSAs drop 10% of their webhooks, a reconciliation against their change APIs finds exactly those changes, and a backfill closes every gap")
 	fs.IntVar(&cfg.Partners, "partners", cfg.Partners, "partners, in three cohorts")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "webhooks per second from the PSA simulator")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "stop after this long; 0 runs until Ctrl-C")
@@ -41,6 +41,13 @@ value_diff, switchback learn the stamps as noise by running legacy twice, the
 canary's gate go from "waiting for data" to pass once the noise outweighs
 those first value_diffs, the canary advance to new, and wave-2, shadowing the
 bug, still fail on type_mismatch.
+
+With --scenario dropped, the PSAs drop a tenth of their webhooks, as in an
+outage, and keep every change in their change APIs (served by the simulator
+and set as each partner's psaApi). After the traffic (--duration, default 20s
+here) every partner is reconciled: the gaps are exactly the dropped changes
+still listed by the PSAs, the backfill sends each through the partner's
+primary pipeline, and a second reconciliation finds 0 entities that differ.
 
 `)
 		fs.PrintDefaults()

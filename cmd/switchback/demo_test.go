@@ -14,7 +14,9 @@ import (
 // The demo, every scenario, short: the mismatches are caught, the gate
 // refuses, the guard reverts and its replay completes; with a noisy legacy,
 // the stamps are learned as noise and the clean canary passes its gate and
-// advances while the buggy wave-2 still fails; and every update the simulator got acknowledged is held
+// advances while the buggy wave-2 still fails; with PSAs dropping
+// webhooks, the reconciliation finds exactly what they dropped and the
+// backfill closes it; and every update the simulator got acknowledged is held
 // correctly by a pipeline: 0 lost.
 func TestDemo(t *testing.T) {
 	if testing.Short() {
@@ -30,6 +32,7 @@ func TestDemo(t *testing.T) {
 		// One canary partner, sending a third of the 60/s, passes the noisy
 		// scenario's gates (minBakeSeconds 20) well within the run.
 		{"noisy", 3, 30 * time.Second},
+		{"dropped", 8, 8 * time.Second},
 	} {
 		scenario := tc.scenario
 		t.Run(scenario, func(t *testing.T) {
@@ -46,11 +49,15 @@ func TestDemo(t *testing.T) {
 			for _, n := range res.Caught {
 				caught += n
 			}
-			if scenario != "noisy" && caught == 0 {
+			shadowed := scenario == "shadow" || scenario == "exposed"
+			if shadowed && caught == 0 {
 				t.Errorf("no type mismatch caught for the canary cohort: %v", res.Caught)
 			}
 			if scenario == "noisy" {
 				checkNoisy(t, res, out.String())
+			}
+			if scenario == "dropped" {
+				checkDropped(t, res, out.String())
 			}
 			if scenario == "shadow" && !res.GateRefused {
 				t.Errorf("the canary gate did not refuse")
@@ -93,10 +100,39 @@ func TestDemo(t *testing.T) {
 			if lost > 0 {
 				t.Errorf("%d of %d acknowledged updates lost", lost, len(res.Ledger))
 			}
-			if scenario != "noisy" && !strings.Contains(out.String(), "CAUGHT") {
+			if shadowed && !strings.Contains(out.String(), "CAUGHT") {
 				t.Errorf("the narration never says CAUGHT")
 			}
 		})
+	}
+}
+
+// checkDropped: the reconciliation's gaps are exactly the changes the PSAs
+// dropped that their change APIs still list as the entities' latest, the
+// backfill applied every one, and a second reconciliation found none.
+func checkDropped(t *testing.T, res *demo.Result, narration string) {
+	t.Helper()
+	var want, got []string
+	for _, d := range res.Sim.DroppedChanges {
+		if d.Detectable {
+			want = append(want, d.Partner+"/"+d.EntityType+"/"+d.EntityID)
+		}
+	}
+	for _, g := range res.Gaps {
+		got = append(got, g.Partner+"/"+g.Type+"/"+g.ID)
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if len(want) == 0 || !slices.Equal(got, want) {
+		t.Errorf("gaps %v, want the dropped changes %v", got, want)
+	}
+	if res.Backfilled != len(res.Gaps) || res.GapsAfterBackfill != 0 {
+		t.Errorf("backfill applied %d of %d gaps, %d gaps after it; want all, and none", res.Backfilled, len(res.Gaps), res.GapsAfterBackfill)
+	}
+	for _, said := range []string{"the gaps are exactly the changes the PSAs dropped", "reconciled again: 0 entities differ"} {
+		if !strings.Contains(narration, said) {
+			t.Errorf("the narration never says %q", said)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/console"
 	"github.com/switchbackhq/switchback/internal/controlclient"
 	"github.com/switchbackhq/switchback/internal/reconcile"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // reconcileHelp is the reconcile verb's summary in its usage.
@@ -66,7 +67,7 @@ func reconcileVerb(ctx context.Context, c *controlclient.Client, r *verbRun) err
 			}
 		}
 	}
-	var job reconcile.Job
+	var job wire.Reconciliation
 	var err error
 	switch {
 	case sub == "":
@@ -111,7 +112,7 @@ func reconcileVerb(ctx context.Context, c *controlclient.Client, r *verbRun) err
 		return nil
 	}
 	last := ""
-	job, err = c.FollowReconciliation(ctx, job, f.poll, func(j reconcile.Job) {
+	job, err = c.FollowReconciliation(ctx, job, f.poll, func(j wire.Reconciliation) {
 		// A line when something moved, not one per poll: stderr may be a
 		// log rather than a terminal.
 		if line := console.ReconcileProgress(j); line != last {
@@ -174,8 +175,8 @@ func (f reconcileFlags) request(reason string, now time.Time) (controlclient.Rec
 // reconcileOutcome is the exit status of a followed reconciliation: nil
 // when it found no gap, or when its backfill applied every gap; an error
 // saying what is left otherwise.
-func reconcileOutcome(job reconcile.Job) error {
-	if job.State == reconcile.StateFailed {
+func reconcileOutcome(job wire.Reconciliation) error {
+	if job.State == wire.ReconcileFailed {
 		return fmt.Errorf("reconciliation %s failed%s", job.ID, suffix(console.TerminalSafe(job.Error)))
 	}
 	if job.GapCount == 0 {
@@ -185,7 +186,7 @@ func reconcileOutcome(job reconcile.Job) error {
 	switch {
 	case bf == nil:
 		return fmt.Errorf("%d gaps found and not backfilled: send them with \"switchback reconcile backfill %s\"", job.GapCount, job.ID)
-	case bf.State == reconcile.StateFailed:
+	case bf.State == wire.ReconcileFailed:
 		return fmt.Errorf("the backfill of %s failed%s", job.ID, suffix(console.TerminalSafe(bf.Error)))
 	case bf.DeadLettered > 0 || bf.Pending > 0:
 		return fmt.Errorf("the backfill of %s left %d of %d gaps unapplied: %d dead-lettered, %d still pending",

@@ -19,6 +19,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/reconcile"
 	"github.com/switchbackhq/switchback/internal/refpipe"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // feedToken is the generic change feed's credential: it must appear in no
@@ -29,15 +30,15 @@ const feedToken = "feed-token-SECRET-7f3a9c"
 // paging four changes at a time behind a cursor.
 type changeFeed struct {
 	mu      sync.Mutex
-	changes []reconcile.Finding // type, id, updatedAt
+	changes []wire.Finding // type, id, updatedAt
 	calls   int
 }
 
 func (f *changeFeed) set(typ, id string, at time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.changes = slices.DeleteFunc(f.changes, func(c reconcile.Finding) bool { return c.Type == typ && c.ID == id })
-	f.changes = append(f.changes, reconcile.Finding{Type: typ, ID: id, UpdatedAt: at})
+	f.changes = slices.DeleteFunc(f.changes, func(c wire.Finding) bool { return c.Type == typ && c.ID == id })
+	f.changes = append(f.changes, wire.Finding{Type: typ, ID: id, UpdatedAt: at})
 }
 
 func (f *changeFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -53,7 +54,7 @@ func (f *changeFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
-	var in []reconcile.Finding
+	var in []wire.Finding
 	for _, c := range f.changes {
 		if !c.UpdatedAt.Before(since) {
 			in = append(in, c)
@@ -156,54 +157,54 @@ func TestReconcileFindsGapsAndBackfillClosesThemOnce(t *testing.T) {
 	feed.set("ticket", "11", time.Now().UTC().Add(-10*time.Second)) // its webhook may be on its way
 	waitUntil(t, "the seven webhooks applied", func() bool { return legacy.Applications() == 7 })
 
-	run := func(body map[string]any) reconcile.Job {
+	run := func(body map[string]any) wire.Reconciliation {
 		t.Helper()
-		var j reconcile.Job
+		var j wire.Reconciliation
 		if got := api("POST", "/v1/reconciliations", body, &j); got != 202 {
 			t.Fatalf("POST /v1/reconciliations = %d", got)
 		}
 		waitUntil(t, "the reconciliation to finish", func() bool {
 			api("GET", "/v1/reconciliations/"+j.ID, nil, &j)
-			return j.State != reconcile.StateRunning
+			return j.State != wire.ReconcileRunning
 		})
 		return j
 	}
 	first := run(map[string]any{"partners": []string{"acme"}, "from": "1h", "reason": "INC-1"})
-	if first.State != reconcile.StateDone || first.Checked != 11 || first.GapCount != 4 || first.Uncertain != 1 {
+	if first.State != wire.ReconcileDone || first.Checked != 11 || first.GapCount != 4 || first.Uncertain != 1 {
 		t.Fatalf("reconciliation = %s (%s), checked %d, gaps %d, uncertain %d; want done, 11, 4, 1",
 			first.State, first.Error, first.Checked, first.GapCount, first.Uncertain)
 	}
 	if p := first.Partners[0]; p.Reflected != 6 || p.Gaps != 4 || p.Changes != 11 {
 		t.Errorf("acme = %+v, want 11 changes, 6 reflected, 4 gaps", p)
 	}
-	gaps := map[string]reconcile.Finding{}
+	gaps := map[string]wire.Finding{}
 	for _, g := range first.Gaps {
 		gaps[g.ID] = g
 	}
-	if g := gaps["7"]; g.Reason != reconcile.ReasonOlderOnly || g.LastAppliedAt == nil || !g.UpdatedAt.Equal(at(7).Add(time.Minute)) {
+	if g := gaps["7"]; g.Reason != wire.ReasonOlderOnly || g.LastAppliedAt == nil || !g.UpdatedAt.Equal(at(7).Add(time.Minute)) {
 		t.Errorf("ticket 7 = %+v, want older_only with lastAppliedAt, updatedAt %s", g, at(7).Add(time.Minute))
 	}
 	for _, id := range []string{"8", "9", "10"} {
-		if g := gaps[id]; g.Reason != reconcile.ReasonNoEvent || g.LastAppliedAt != nil || g.Partner != "acme" || g.Type != "ticket" {
+		if g := gaps[id]; g.Reason != wire.ReasonNoEvent || g.LastAppliedAt != nil || g.Partner != "acme" || g.Type != "ticket" {
 			t.Errorf("ticket %s = %+v, want a no_event gap of acme's, lastAppliedAt null", id, g)
 		}
 	}
-	if len(first.Unsure) != 1 || first.Unsure[0].ID != "11" || first.Unsure[0].Reason != reconcile.ReasonRecent {
+	if len(first.Unsure) != 1 || first.Unsure[0].ID != "11" || first.Unsure[0].Reason != wire.ReasonRecent {
 		t.Errorf("uncertain = %+v, want ticket 11, recent", first.Unsure)
 	}
 	if first.Backfill != nil {
 		t.Errorf("backfill = %+v before one was asked", first.Backfill)
 	}
 
-	var j reconcile.Job
+	var j wire.Reconciliation
 	if got := api("POST", "/v1/reconciliations/"+first.ID+"/backfill", map[string]any{"reason": "INC-1"}, &j); got != 202 {
 		t.Fatalf("backfill = %d", got)
 	}
 	waitUntil(t, "the backfill to finish", func() bool {
 		api("GET", "/v1/reconciliations/"+first.ID, nil, &j)
-		return j.Backfill != nil && j.Backfill.State != reconcile.StateRunning
+		return j.Backfill != nil && j.Backfill.State != wire.ReconcileRunning
 	})
-	if b := j.Backfill; b.State != reconcile.StateDone || b.Events != 4 || b.Journaled != 4 || b.Applied != 4 || b.Pending != 0 {
+	if b := j.Backfill; b.State != wire.ReconcileDone || b.Events != 4 || b.Journaled != 4 || b.Applied != 4 || b.Pending != 0 {
 		t.Fatalf("backfill = %+v, want 4 events journaled and applied", b)
 	}
 	if legacy.Applications() != 11 {
@@ -226,7 +227,7 @@ func TestReconcileFindsGapsAndBackfillClosesThemOnce(t *testing.T) {
 	}
 	waitUntil(t, "the second backfill to finish", func() bool {
 		api("GET", "/v1/reconciliations/"+first.ID, nil, &j)
-		return j.Backfill != nil && j.Backfill.State != reconcile.StateRunning
+		return j.Backfill != nil && j.Backfill.State != wire.ReconcileRunning
 	})
 	if b := j.Backfill; b.Duplicates != 4 || b.Journaled != 0 || legacy.Applications() != 11 {
 		t.Errorf("second backfill = %+v, legacy applied %d; want 4 duplicates, nothing journaled or applied again", b, legacy.Applications())
@@ -254,7 +255,7 @@ func TestReconcileFindsGapsAndBackfillClosesThemOnce(t *testing.T) {
 		t.Fatalf("partner update = %d", got)
 	}
 	refused := run(map[string]any{"partners": []string{"acme"}, "from": "1h"})
-	if refused.State != reconcile.StateFailed || !strings.Contains(refused.Error, "credentials refused") {
+	if refused.State != wire.ReconcileFailed || !strings.Contains(refused.Error, "credentials refused") {
 		t.Errorf("with a refused credential: %s %q, want failed, credentials refused", refused.State, refused.Error)
 	}
 

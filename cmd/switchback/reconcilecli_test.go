@@ -14,32 +14,32 @@ import (
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/controlclient"
-	"github.com/switchbackhq/switchback/internal/reconcile"
 	"github.com/switchbackhq/switchback/internal/refpipe"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // The verb exits 0 only when nothing is left to do: no gap, or a backfill
 // that applied every gap; anything else names what is left.
 func TestReconcileOutcome(t *testing.T) {
-	done := func(gaps int, bf *reconcile.BackfillResult) reconcile.Job {
-		return reconcile.Job{ID: "rec_0123456789abcdef", State: reconcile.StateDone, GapCount: gaps, Backfill: bf}
+	done := func(gaps int, bf *wire.BackfillProgress) wire.Reconciliation {
+		return wire.Reconciliation{ID: "rec_0123456789abcdef", State: wire.ReconcileDone, GapCount: gaps, Backfill: bf}
 	}
 	tests := []struct {
 		name    string
-		job     reconcile.Job
+		job     wire.Reconciliation
 		wantErr string // "" for exit 0
 	}{
 		{"no gap", done(0, nil), ""},
-		{"uncertain changes only", reconcile.Job{State: reconcile.StateDone, Uncertain: 3}, ""},
+		{"uncertain changes only", wire.Reconciliation{State: wire.ReconcileDone, Uncertain: 3}, ""},
 		{"gaps not backfilled", done(2, nil), "2 gaps found and not backfilled: send them with \"switchback reconcile backfill rec_0123456789abcdef\""},
-		{"every gap backfilled and applied", done(2, &reconcile.BackfillResult{State: reconcile.StateDone, Events: 2, Journaled: 2, Applied: 2}), ""},
-		{"a gap dead-lettered", done(2, &reconcile.BackfillResult{State: reconcile.StateDone, Events: 2, Journaled: 2, Applied: 1, DeadLettered: 1}),
+		{"every gap backfilled and applied", done(2, &wire.BackfillProgress{State: wire.ReconcileDone, Events: 2, Journaled: 2, Applied: 2}), ""},
+		{"a gap dead-lettered", done(2, &wire.BackfillProgress{State: wire.ReconcileDone, Events: 2, Journaled: 2, Applied: 1, DeadLettered: 1}),
 			"left 1 of 2 gaps unapplied: 1 dead-lettered, 0 still pending"},
-		{"a gap still pending after the wait", done(2, &reconcile.BackfillResult{State: reconcile.StateDone, Events: 2, Journaled: 2, Applied: 1, Pending: 1}),
+		{"a gap still pending after the wait", done(2, &wire.BackfillProgress{State: wire.ReconcileDone, Events: 2, Journaled: 2, Applied: 1, Pending: 1}),
 			"left 1 of 2 gaps unapplied: 0 dead-lettered, 1 still pending"},
-		{"the backfill failed", done(2, &reconcile.BackfillResult{State: reconcile.StateFailed, Error: "journal full"}), "the backfill of rec_0123456789abcdef failed: journal full"},
-		{"the reconciliation failed", reconcile.Job{ID: "rec_1", State: reconcile.StateFailed, Error: "acme: PSA answered 401"}, "reconciliation rec_1 failed: acme: PSA answered 401"},
-		{"an error with an escape sequence", reconcile.Job{ID: "rec_1", State: reconcile.StateFailed, Error: "\x1b[2J"}, `failed: "\x1b[2J"`},
+		{"the backfill failed", done(2, &wire.BackfillProgress{State: wire.ReconcileFailed, Error: "journal full"}), "the backfill of rec_0123456789abcdef failed: journal full"},
+		{"the reconciliation failed", wire.Reconciliation{ID: "rec_1", State: wire.ReconcileFailed, Error: "acme: PSA answered 401"}, "reconciliation rec_1 failed: acme: PSA answered 401"},
+		{"an error with an escape sequence", wire.Reconciliation{ID: "rec_1", State: wire.ReconcileFailed, Error: "\x1b[2J"}, `failed: "\x1b[2J"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,31 +55,6 @@ func TestReconcileOutcome(t *testing.T) {
 			}
 			if exitCode(err) != 1 {
 				t.Errorf("exit code = %d, want 1", exitCode(err))
-			}
-		})
-	}
-}
-
-// A job started with backfill has not ended between its gaps being known
-// and its backfill starting: following it must not stop there.
-func TestReconcileEnded(t *testing.T) {
-	tests := []struct {
-		name string
-		job  reconcile.Job
-		want bool
-	}{
-		{"running", reconcile.Job{State: reconcile.StateRunning}, false},
-		{"done, no backfill asked", reconcile.Job{State: reconcile.StateDone, GapCount: 2}, true},
-		{"done, backfill asked, not started yet", reconcile.Job{State: reconcile.StateDone, GapCount: 2, Request: reconcile.Request{Backfill: true}}, false},
-		{"done, backfill asked, no gap", reconcile.Job{State: reconcile.StateDone, Request: reconcile.Request{Backfill: true}}, true},
-		{"backfill running", reconcile.Job{State: reconcile.StateDone, GapCount: 2, Backfill: &reconcile.BackfillResult{State: reconcile.StateRunning}}, false},
-		{"backfill done", reconcile.Job{State: reconcile.StateDone, GapCount: 2, Backfill: &reconcile.BackfillResult{State: reconcile.StateDone}}, true},
-		{"failed with backfill asked", reconcile.Job{State: reconcile.StateFailed, GapCount: 2, Request: reconcile.Request{Backfill: true}}, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := controlclient.ReconcileEnded(tt.job); got != tt.want {
-				t.Errorf("ReconcileEnded = %v, want %v", got, tt.want)
 			}
 		})
 	}
@@ -206,7 +181,7 @@ func TestReconcileVerbAgainstServe(t *testing.T) {
 
 	out, errOut, code = cli(t, s, "reconcile", "show", id, "--json")
 	all.WriteString(out + errOut)
-	var shown reconcile.Job
+	var shown wire.Reconciliation
 	if err := json.Unmarshal([]byte(out), &shown); err != nil || code != 1 || shown.ID != id || len(shown.Gaps) != 2 {
 		t.Errorf("show --json: exit %d, %v, job %+v; want exit 1 and the job with its 2 gaps", code, err, shown)
 	}

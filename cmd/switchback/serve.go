@@ -221,7 +221,7 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	api := httpapi.New(svc, log, reg, apiOpts...)
 	uiOpts := webui.Options{Comparisons: webui.ServiceComparisons{Svc: svc}, TrustedProxies: proxies, Now: now}
 	if in != nil {
-		uiOpts.Replays = in.Router().Replays
+		uiOpts.Replays, uiOpts.Reconciler = in.Router().Replays, rec
 	}
 	ui, err := webui.New(svc, log, uiOpts)
 	if err != nil {

@@ -6,13 +6,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchbackhq/switchback/internal/reconcile"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // ReconcileProgress is one line of a reconciliation's progress: its state,
 // each partner's state and counts, and its backfill's counts once one
 // runs. Partner ids come from the service and go through TerminalSafe.
-func ReconcileProgress(job reconcile.Job) string {
+func ReconcileProgress(job wire.Reconciliation) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s:", job.ID, job.State)
 	for i, p := range job.Partners {
@@ -20,7 +20,7 @@ func ReconcileProgress(job reconcile.Job) string {
 			b.WriteString(";")
 		}
 		fmt.Fprintf(&b, " %s %s", TerminalSafe(p.Partner), p.State)
-		if p.State != reconcile.PartnerPending {
+		if p.State != wire.PartnerPending {
 			fmt.Fprintf(&b, " %d/%d checked, %d gaps, %d uncertain", p.Checked, p.Changes, p.Gaps, p.Uncertain)
 		}
 	}
@@ -35,7 +35,7 @@ func ReconcileProgress(job reconcile.Job) string {
 // partner, the table of gaps, the uncertain changes, and the backfill's
 // counts. Every text from the service (partner ids, entity types and ids,
 // which a PSA chose, errors) goes through TerminalSafe.
-func Reconciliation(w io.Writer, job reconcile.Job) {
+func Reconciliation(w io.Writer, job wire.Reconciliation) {
 	req := job.Request
 	fmt.Fprintf(w, "reconciliation %s (%s, by %s): %s, window %s to %s, skew %s, settle %s\n", TerminalSafe(job.ID),
 		TerminalSafe(job.Trigger), TerminalSafe(job.Actor), TerminalSafe(job.State), stamp(req.From), stamp(req.To), duration(req.Skew), duration(req.Settle))
@@ -70,7 +70,7 @@ func Reconciliation(w io.Writer, job reconcile.Job) {
 }
 
 // findings writes gaps or uncertain changes as a table under title.
-func findings(w io.Writer, title string, fs []reconcile.Finding) {
+func findings(w io.Writer, title string, fs []wire.Finding) {
 	if len(fs) == 0 {
 		return
 	}
@@ -90,7 +90,7 @@ func findings(w io.Writer, title string, fs []reconcile.Finding) {
 
 // ReconciliationList writes jobs as a table, one line each; it returns the
 // writer's error.
-func ReconciliationList(w io.Writer, jobs []reconcile.Job) error {
+func ReconciliationList(w io.Writer, jobs []wire.Reconciliation) error {
 	tw := table(w)
 	fmt.Fprintln(tw, "RECONCILIATION\tSTATE\tTRIGGER\tCREATED\tPARTNERS\tCHECKED\tGAPS\tUNCERTAIN\tBACKFILL")
 	for _, j := range jobs {
@@ -112,7 +112,7 @@ func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // duration writes a skew or settle; the service resolves an absent one to
 // its default before it shows a job.
-func duration(d *reconcile.Duration) string {
+func duration(d *wire.Duration) string {
 	if d == nil {
 		return "default"
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchbackhq/switchback/internal/reconcile"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // A finished job shows each gap with when the primary last applied
@@ -15,17 +15,17 @@ import (
 func TestReconciliationTables(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	applied := at.Add(-time.Hour)
-	skew, settle := reconcile.Duration(2*time.Minute), reconcile.Duration(time.Minute)
-	job := reconcile.Job{ID: "rec_0123456789abcdef", State: reconcile.StateDone, Trigger: reconcile.TriggerManual, Actor: "ops",
-		Request:  reconcile.Request{Partners: []string{"acme"}, From: at.Add(-2 * time.Hour), To: at, Skew: &skew, Settle: &settle},
-		Partners: []reconcile.PartnerResult{{Partner: "acme", State: reconcile.StateDone, Changes: 5, Checked: 5, Reflected: 2, Uncertain: 1, Gaps: 2}},
+	skew, settle := wire.Duration(2*time.Minute), wire.Duration(time.Minute)
+	job := wire.Reconciliation{ID: "rec_0123456789abcdef", State: wire.ReconcileDone, Trigger: wire.TriggerManual, Actor: "ops",
+		Request:  wire.ReconcileRequest{Partners: []string{"acme"}, From: at.Add(-2 * time.Hour), To: at, Skew: &skew, Settle: &settle},
+		Partners: []wire.ReconcilePartner{{Partner: "acme", State: wire.ReconcileDone, Changes: 5, Checked: 5, Reflected: 2, Uncertain: 1, Gaps: 2}},
 		Checked:  5, GapCount: 2, Uncertain: 1,
-		Gaps: []reconcile.Finding{
+		Gaps: []wire.Finding{
 			{Partner: "acme", Type: "ticket", ID: "101", UpdatedAt: at.Add(-30 * time.Minute), Reason: "no_event"},
 			{Partner: "acme", Type: "ticket", ID: "10\x1b[2J2", UpdatedAt: at.Add(-20 * time.Minute), LastAppliedAt: &applied, Reason: "older_only"},
 		},
-		Unsure:   []reconcile.Finding{{Partner: "acme", Type: "ticket", ID: "103", UpdatedAt: at.Add(-time.Minute), Reason: "recent"}},
-		Backfill: &reconcile.BackfillResult{State: reconcile.StateDone, Events: 2, Journaled: 2, Applied: 2},
+		Unsure:   []wire.Finding{{Partner: "acme", Type: "ticket", ID: "103", UpdatedAt: at.Add(-time.Minute), Reason: "recent"}},
+		Backfill: &wire.BackfillProgress{State: wire.ReconcileDone, Events: 2, Journaled: 2, Applied: 2},
 	}
 	var b strings.Builder
 	Reconciliation(&b, job)

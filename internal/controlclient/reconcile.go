@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/switchbackhq/switchback/internal/reconcile"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // ReconcileRequest is the body of POST /v1/reconciliations. From and To
@@ -26,24 +26,24 @@ type ReconcileRequest struct {
 // started (state running). Errors are *APIError: invalid_argument for a bad
 // window or a partner without a psaApi, not_found for an unknown partner,
 // conflict when the service runs no router (--no-ingress).
-func (c *Client) StartReconciliation(ctx context.Context, req ReconcileRequest) (reconcile.Job, error) {
-	var job reconcile.Job
+func (c *Client) StartReconciliation(ctx context.Context, req ReconcileRequest) (wire.Reconciliation, error) {
+	var job wire.Reconciliation
 	err := c.Do(ctx, http.MethodPost, "/v1/reconciliations", req, &job)
 	return job, err
 }
 
 // Reconciliation returns one job whole, gaps and uncertain changes
 // included; an unknown id is an *APIError of code not_found.
-func (c *Client) Reconciliation(ctx context.Context, id string) (reconcile.Job, error) {
-	var job reconcile.Job
+func (c *Client) Reconciliation(ctx context.Context, id string) (wire.Reconciliation, error) {
+	var job wire.Reconciliation
 	err := c.Do(ctx, http.MethodGet, Path("v1", "reconciliations", id), nil, &job)
 	return job, err
 }
 
 // Reconciliations returns the jobs the service keeps, newest first,
 // without their gaps and uncertain changes.
-func (c *Client) Reconciliations(ctx context.Context) ([]reconcile.Job, error) {
-	var jobs []reconcile.Job
+func (c *Client) Reconciliations(ctx context.Context) ([]wire.Reconciliation, error) {
+	var jobs []wire.Reconciliation
 	err := c.Do(ctx, http.MethodGet, "/v1/reconciliations", nil, &jobs)
 	return jobs, err
 }
@@ -52,8 +52,8 @@ func (c *Client) Reconciliations(ctx context.Context) ([]reconcile.Job, error) {
 // primary pipelines and returns the job, its backfill started. Errors are
 // *APIError: conflict while the job or a backfill of it runs, or when it
 // found no gaps; not_found for an unknown id.
-func (c *Client) Backfill(ctx context.Context, id, reason string) (reconcile.Job, error) {
-	var job reconcile.Job
+func (c *Client) Backfill(ctx context.Context, id, reason string) (wire.Reconciliation, error) {
+	var job wire.Reconciliation
 	var body struct {
 		Reason string `json:"reason,omitempty"`
 	}
@@ -62,28 +62,14 @@ func (c *Client) Backfill(ctx context.Context, id, reason string) (reconcile.Job
 	return job, err
 }
 
-// ReconcileEnded reports whether nothing more will change in job: the
-// reconciliation has ended and so has any backfill of it. A job started
-// with backfill that found gaps has not ended until its backfill has, even
-// in the moment between the gaps being known and the backfill starting.
-func ReconcileEnded(job reconcile.Job) bool {
-	if job.State == reconcile.StateRunning {
-		return false
-	}
-	if job.Backfill != nil {
-		return job.Backfill.State != reconcile.StateRunning
-	}
-	return !(job.Request.Backfill && job.State == reconcile.StateDone && job.GapCount > 0)
-}
-
 // FollowReconciliation asks for job's progress every poll until it ends
-// (ReconcileEnded), calling progress with each answer, the first included.
+// (wire.Reconciliation.Ended), calling progress with each answer, the first included.
 // It returns the last answer, whole (gaps included), and ctx's error when
 // ctx ends first.
-func (c *Client) FollowReconciliation(ctx context.Context, job reconcile.Job, poll time.Duration, progress func(reconcile.Job)) (reconcile.Job, error) {
+func (c *Client) FollowReconciliation(ctx context.Context, job wire.Reconciliation, poll time.Duration, progress func(wire.Reconciliation)) (wire.Reconciliation, error) {
 	for {
 		progress(job)
-		if ReconcileEnded(job) {
+		if job.Ended() {
 			return job, nil
 		}
 		select {

@@ -23,9 +23,9 @@ import (
 	"github.com/switchbackhq/switchback/internal/controlclient"
 	"github.com/switchbackhq/switchback/internal/gate"
 	"github.com/switchbackhq/switchback/internal/pipelineclient"
-	"github.com/switchbackhq/switchback/internal/reconcile"
 	"github.com/switchbackhq/switchback/internal/refpipe"
 	"github.com/switchbackhq/switchback/internal/simulate"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // Config configures a demo run.
@@ -70,7 +70,7 @@ type Result struct {
 	// first reconciliation's gaps, the gaps its backfill applied, and the
 	// gaps a second reconciliation found.
 	Sim               simulate.Stats
-	Gaps              []reconcile.Finding
+	Gaps              []wire.Finding
 	Backfilled        int
 	GapsAfterBackfill int
 }

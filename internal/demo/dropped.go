@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/controlclient"
-	"github.com/switchbackhq/switchback/internal/reconcile"
 	"github.com/switchbackhq/switchback/internal/simulate"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // The dropped scenario: the PSAs drop a share of their webhooks, as in an
@@ -101,11 +101,11 @@ func reconcileDropped(ctx context.Context, api *controlclient.Client, partners [
 		return nil
 	}
 
-	var job reconcile.Job
+	var job wire.Reconciliation
 	if err := api.Do(ctx, http.MethodPost, "/v1/reconciliations/"+first.ID+"/backfill", map[string]any{"reason": "demo: backfill what the outage lost"}, &job); err != nil {
 		return err
 	}
-	for job.Backfill == nil || job.Backfill.State == reconcile.StateRunning {
+	for job.Backfill == nil || job.Backfill.State == wire.ReconcileRunning {
 		if err := pause(ctx); err != nil {
 			return err
 		}
@@ -129,12 +129,12 @@ func reconcileDropped(ctx context.Context, api *controlclient.Client, partners [
 }
 
 // runReconciliation starts one and waits for it, showing its progress.
-func runReconciliation(ctx context.Context, api *controlclient.Client, request map[string]any, out io.Writer) (reconcile.Job, error) {
-	var job reconcile.Job
+func runReconciliation(ctx context.Context, api *controlclient.Client, request map[string]any, out io.Writer) (wire.Reconciliation, error) {
+	var job wire.Reconciliation
 	if err := api.Do(ctx, http.MethodPost, "/v1/reconciliations", request, &job); err != nil {
 		return job, err
 	}
-	for job.State == reconcile.StateRunning {
+	for job.State == wire.ReconcileRunning {
 		if err := pause(ctx); err != nil {
 			return job, err
 		}
@@ -142,7 +142,7 @@ func runReconciliation(ctx context.Context, api *controlclient.Client, request m
 			return job, err
 		}
 	}
-	if job.State == reconcile.StateFailed {
+	if job.State == wire.ReconcileFailed {
 		return job, fmt.Errorf("reconciliation %s failed: %s", job.ID, job.Error)
 	}
 	reflected := 0

@@ -8,16 +8,16 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/switchbackhq/switchback/internal/domain"
-	"github.com/switchbackhq/switchback/internal/reconcile"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // Reconciler runs reconciliations against the journal of the router in
 // the same process: reconcile.Runner.
 type Reconciler interface {
-	Start(ctx context.Context, req reconcile.Request, by reconcile.By) (reconcile.Job, error)
-	Backfill(ctx context.Context, id string, by reconcile.By) (reconcile.Job, error)
-	Job(id string) (reconcile.Job, error)
-	Jobs() []reconcile.Job
+	Start(ctx context.Context, req wire.ReconcileRequest, actor, reason string) (wire.Reconciliation, error)
+	Backfill(ctx context.Context, id, actor, reason string) (wire.Reconciliation, error)
+	Job(id string) (wire.Reconciliation, error)
+	Jobs() []wire.Reconciliation
 }
 
 // WithReconciler serves reconciliations from rec.
@@ -36,13 +36,13 @@ func (a *API) startReconciliation(w http.ResponseWriter, r *http.Request, p prin
 		return err
 	}
 	var req struct {
-		Partners []string            `json:"partners"`
-		From     string              `json:"from"`
-		To       *time.Time          `json:"to"`
-		Backfill bool                `json:"backfill"`
-		Skew     *reconcile.Duration `json:"skew"`
-		Settle   *reconcile.Duration `json:"settle"`
-		Reason   string              `json:"reason"`
+		Partners []string       `json:"partners"`
+		From     string         `json:"from"`
+		To       *time.Time     `json:"to"`
+		Backfill bool           `json:"backfill"`
+		Skew     *wire.Duration `json:"skew"`
+		Settle   *wire.Duration `json:"settle"`
+		Reason   string         `json:"reason"`
 	}
 	if err := decode(w, r, &req, false); err != nil {
 		return err
@@ -53,15 +53,15 @@ func (a *API) startReconciliation(w http.ResponseWriter, r *http.Request, p prin
 	if req.From == "" {
 		return domain.Errorf(domain.CodeInvalid, "from: required, RFC 3339 or a duration ago such as 2h")
 	}
-	from, err := reconcile.ParseFrom(req.From, time.Now())
+	from, err := wire.ParseFrom(req.From, time.Now())
 	if err != nil {
 		return err
 	}
-	in := reconcile.Request{Partners: req.Partners, From: from, Backfill: req.Backfill, Skew: req.Skew, Settle: req.Settle}
+	in := wire.ReconcileRequest{Partners: req.Partners, From: from, Backfill: req.Backfill, Skew: req.Skew, Settle: req.Settle}
 	if req.To != nil {
 		in.To = *req.To
 	}
-	job, err := rec.Start(r.Context(), in, reconcile.By{Actor: p.name, Reason: req.Reason, Trigger: reconcile.TriggerManual})
+	job, err := rec.Start(r.Context(), in, p.name, req.Reason)
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func (a *API) backfill(w http.ResponseWriter, r *http.Request, p principal) erro
 	if err := p.change(req.Reason).Validate(); err != nil {
 		return err
 	}
-	job, err := rec.Backfill(r.Context(), mux.Vars(r)["id"], reconcile.By{Actor: p.name, Reason: req.Reason, Trigger: reconcile.TriggerManual})
+	job, err := rec.Backfill(r.Context(), mux.Vars(r)["id"], p.name, req.Reason)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/journal"
 	"github.com/switchbackhq/switchback/internal/psa"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // BenchmarkCheck100k judges 100,000 changed tickets of one partner against
@@ -82,15 +83,15 @@ func BenchmarkReconcile100k(b *testing.B) {
 	go r.Run(ctx)
 	b.ResetTimer()
 	for b.Loop() {
-		job, err := r.Start(ctx, Request{Partners: []string{"acme"}, From: from, To: from.Add(24 * time.Hour)}, By{Actor: "bench"})
+		job, err := r.Start(ctx, wire.ReconcileRequest{Partners: []string{"acme"}, From: from, To: from.Add(24 * time.Hour)}, "bench", "")
 		if err != nil {
 			b.Fatal(err)
 		}
-		for job.State == StateRunning {
+		for job.State == wire.ReconcileRunning {
 			time.Sleep(time.Millisecond)
 			job, _ = r.Job(job.ID)
 		}
-		if job.State != StateDone || job.GapCount != benchN/10 || job.Checked != benchN {
+		if job.State != wire.ReconcileDone || job.GapCount != benchN/10 || job.Checked != benchN {
 			b.Fatalf("job %s (%s): %d checked, %d gaps; want done, %d, %d", job.State, job.Error, job.Checked, job.GapCount, benchN, benchN/10)
 		}
 	}

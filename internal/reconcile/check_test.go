@@ -12,6 +12,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/boltstore/bolttest"
 	"github.com/switchbackhq/switchback/internal/journal"
 	"github.com/switchbackhq/switchback/internal/psa"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -70,10 +71,10 @@ func TestCheckAgainstAJournal(t *testing.T) {
 	}
 	want := []struct {
 		class  Class
-		reason Reason
+		reason wire.GapReason
 	}{
-		{Reflected, ReasonApplied}, {Gap, ReasonOlderOnly}, {InFlight, ReasonPending},
-		{Gap, ReasonShadowOnly}, {Reflected, ReasonApplied}, {Gap, ReasonNoEvent},
+		{Reflected, wire.ReasonApplied}, {Gap, wire.ReasonOlderOnly}, {InFlight, wire.ReasonPending},
+		{Gap, wire.ReasonShadowOnly}, {Reflected, wire.ReasonApplied}, {Gap, wire.ReasonNoEvent},
 	}
 	got, err := Check(ctx, j, "acme", changes, Rule{Skew: time.Minute})
 	if err != nil {

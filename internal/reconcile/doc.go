@@ -48,16 +48,16 @@
 //     delivery is done;
 //   - the latest applied event is Uncertain: Uncertain, with the reason;
 //   - a dead-lettered event that would have reflected it: a Gap
-//     (ReasonDeadLettered, or ReasonShadowOnly when a shadow ran it in
+//     (wire.ReasonDeadLettered, or wire.ReasonShadowOnly when a shadow ran it in
 //     dry-run): its webhook came and failed;
 //   - the change was made within Rule.Skew+Rule.Settle of when the PSA
-//     was asked (Rule.AsOf): Uncertain (ReasonRecent), since its webhook
+//     was asked (Rule.AsOf): Uncertain (wire.ReasonRecent), since its webhook
 //     may still be on its way; a gap said now could be invented by a slow
 //     PSA or a clock ahead of switchback's;
 //   - otherwise a Gap, with the reason: a deletion never applied
-//     (ReasonDeleteNotApplied), only older events applied
-//     (ReasonOlderOnly), or nothing about the entity at all
-//     (ReasonNoEvent).
+//     (wire.ReasonDeleteNotApplied), only older events applied
+//     (wire.ReasonOlderOnly), or nothing about the entity at all
+//     (wire.ReasonNoEvent).
 //
 // Uncertain entities are listed apart from gaps and not backfilled: ask
 // again later. Backfilling one would be safe all the same, since a

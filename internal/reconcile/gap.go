@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // Change is one entity a PSA reports changed, as its change API lists it.
@@ -33,26 +34,10 @@ const (
 	Uncertain Class = "uncertain"
 )
 
-// Reason says why a change got its Class.
-type Reason string
-
-const (
-	ReasonApplied          Reason = "applied"            // Reflected
-	ReasonPending          Reason = "pending"            // InFlight
-	ReasonWithinSkew       Reason = "within_skew"        // Uncertain: received within the skew bound of the change, no stamp
-	ReasonPrecision        Reason = "precision"          // Uncertain: the stamps are equal to the coarser precision
-	ReasonRecent           Reason = "recent"             // Uncertain: changed too recently for its webhook to have surely arrived
-	ReasonDeadLettered     Reason = "dead_lettered"      // Gap: the event that would reflect it failed permanently
-	ReasonShadowOnly       Reason = "shadow_only"        // Gap: the primary failed it; only the shadow ran it, in dry-run
-	ReasonDeleteNotApplied Reason = "delete_not_applied" // Gap: the PSA deleted the entity; no deletion was applied
-	ReasonOlderOnly        Reason = "older_only"         // Gap: only events older than the change were applied
-	ReasonNoEvent          Reason = "no_event"           // Gap: the journal knows no event about the entity
-)
-
 // Verdict is the rule's answer for one change.
 type Verdict struct {
 	Class  Class
-	Reason Reason
+	Reason wire.GapReason
 	// LastAppliedAt is when the primary pipeline last applied an event
 	// about the entity (switchback's clock), zero if it never did.
 	LastAppliedAt time.Time
@@ -83,7 +68,7 @@ type Rule struct {
 	Settle time.Duration
 	// AsOf is when the PSA was asked, by switchback's clock. A change made
 	// within Skew+Settle of it that nothing reflects is Uncertain
-	// (ReasonRecent): its webhook may still be on its way. Zero: no change
+	// (wire.ReasonRecent): its webhook may still be on its way. Zero: no change
 	// is recent.
 	AsOf time.Time
 }
@@ -102,7 +87,7 @@ func Judge(c Change, rec journal.EntityRecord, r Rule) Verdict {
 	if rec.Applied != nil {
 		v.LastAppliedAt = rec.Applied.DoneAt
 	}
-	appliedOrder, appliedWhy := before, Reason("")
+	appliedOrder, appliedWhy := before, wire.GapReason("")
 	if a := rec.Applied; a != nil {
 		switch {
 		case c.Deleted && a.Deleted():
@@ -113,7 +98,7 @@ func Judge(c Change, rec journal.EntityRecord, r Rule) Verdict {
 			appliedOrder, appliedWhy = compare(*a, c.UpdatedAt, skew)
 		}
 		if appliedOrder == after {
-			v.Class, v.Reason, v.Event = Reflected, ReasonApplied, a
+			v.Class, v.Reason, v.Event = Reflected, wire.ReasonApplied, a
 			return v
 		}
 	}
@@ -123,7 +108,7 @@ func Judge(c Change, rec journal.EntityRecord, r Rule) Verdict {
 			continue
 		}
 		if o, _ := compare(*p, c.UpdatedAt, skew); o != before || c.Deleted {
-			v.Class, v.Reason, v.Event = InFlight, ReasonPending, p
+			v.Class, v.Reason, v.Event = InFlight, wire.ReasonPending, p
 			return v
 		}
 	}
@@ -135,9 +120,9 @@ func Judge(c Change, rec journal.EntityRecord, r Rule) Verdict {
 	if f := rec.Failed; f != nil && (!c.Deleted || f.Deleted()) {
 		if o, _ := compare(*f, c.UpdatedAt, skew); o != before || c.Deleted {
 			// The change's webhook came and failed: a gap, however recent.
-			v.Reason, v.Event = ReasonDeadLettered, f
+			v.Reason, v.Event = wire.ReasonDeadLettered, f
 			if f.Shadow != "" {
-				v.Reason = ReasonShadowOnly
+				v.Reason = wire.ReasonShadowOnly
 			}
 			return v
 		}
@@ -145,18 +130,18 @@ func Judge(c Change, rec journal.EntityRecord, r Rule) Verdict {
 	if r.recent(c.UpdatedAt) {
 		// Nothing reflects it yet and its webhook may still come: a gap
 		// said now could be invented by a slow PSA or a skewed clock.
-		v.Class, v.Reason, v.Event = Uncertain, ReasonRecent, rec.Applied
+		v.Class, v.Reason, v.Event = Uncertain, wire.ReasonRecent, rec.Applied
 		return v
 	}
 	switch {
 	case c.Deleted:
-		v.Reason, v.Event = ReasonDeleteNotApplied, rec.Applied
+		v.Reason, v.Event = wire.ReasonDeleteNotApplied, rec.Applied
 	case rec.Applied != nil:
-		v.Reason, v.Event = ReasonOlderOnly, rec.Applied
+		v.Reason, v.Event = wire.ReasonOlderOnly, rec.Applied
 	case rec.Failed != nil || len(rec.Pending) > 0:
-		v.Reason, v.Event = ReasonOlderOnly, rec.Failed
+		v.Reason, v.Event = wire.ReasonOlderOnly, rec.Failed
 	default:
-		v.Reason = ReasonNoEvent
+		v.Reason = wire.ReasonNoEvent
 	}
 	return v
 }
@@ -164,14 +149,14 @@ func Judge(c Change, rec journal.EntityRecord, r Rule) Verdict {
 // compare places event s against a change made at u by the PSA's clock:
 // by the PSA's own stamp in s when it has one, else by when s was
 // received, within skew.
-func compare(s journal.Seen, u time.Time, skew time.Duration) (order, Reason) {
+func compare(s journal.Seen, u time.Time, skew time.Duration) (order, wire.GapReason) {
 	if st := s.UpdatedAt; !st.IsZero() {
 		if !st.Before(u) {
 			return after, ""
 		}
 		p := max(precision(st), precision(u))
 		if st.Truncate(p).Equal(u.Truncate(p)) {
-			return unsure, ReasonPrecision
+			return unsure, wire.ReasonPrecision
 		}
 		return before, ""
 	}
@@ -181,7 +166,7 @@ func compare(s journal.Seen, u time.Time, skew time.Duration) (order, Reason) {
 	case r.Before(u.Add(-skew)):
 		return before, ""
 	}
-	return unsure, ReasonWithinSkew
+	return unsure, wire.ReasonWithinSkew
 }
 
 // precision is the coarsest of a second, a millisecond and a microsecond

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // u is when the PSA says the entity changed, by its clock.
@@ -51,95 +52,95 @@ func TestJudge(t *testing.T) {
 		asOf   time.Time
 		settle time.Duration
 		class  Class
-		reason Reason
+		reason wire.GapReason
 	}{
-		{name: "no event at all", class: Gap, reason: ReasonNoEvent},
+		{name: "no event at all", class: Gap, reason: wire.ReasonNoEvent},
 		{name: "no event yet, changed within skew+settle of asking: its webhook may be on its way",
-			asOf: u.Add(90 * sec), settle: minute, class: Uncertain, reason: ReasonRecent},
+			asOf: u.Add(90 * sec), settle: minute, class: Uncertain, reason: wire.ReasonRecent},
 		{name: "no event, changed just past skew+settle before asking",
-			asOf: u.Add(2*minute + sec), settle: minute, class: Gap, reason: ReasonNoEvent},
+			asOf: u.Add(2*minute + sec), settle: minute, class: Gap, reason: wire.ReasonNoEvent},
 		{name: "an older event only, changed recently", rec: journal.EntityRecord{Applied: appliedAt(u.Add(-hour), u.Add(-hour))},
-			asOf: u.Add(sec), settle: minute, class: Uncertain, reason: ReasonRecent},
+			asOf: u.Add(sec), settle: minute, class: Uncertain, reason: wire.ReasonRecent},
 		{name: "the change's event dead-lettered, however recent", rec: journal.EntityRecord{Failed: failedAt(u.Add(sec), u)},
-			asOf: u.Add(2 * sec), settle: minute, class: Gap, reason: ReasonDeadLettered},
+			asOf: u.Add(2 * sec), settle: minute, class: Gap, reason: wire.ReasonDeadLettered},
 
 		{name: "an older event only, stamped", rec: journal.EntityRecord{Applied: appliedAt(u.Add(-hour), u.Add(-hour))},
-			class: Gap, reason: ReasonOlderOnly},
+			class: Gap, reason: wire.ReasonOlderOnly},
 		{name: "an older event only, received well before", rec: journal.EntityRecord{Applied: appliedAt(u.Add(-10*minute), none)},
-			class: Gap, reason: ReasonOlderOnly},
+			class: Gap, reason: wire.ReasonOlderOnly},
 		{name: "a newer event, stamped", rec: journal.EntityRecord{Applied: appliedAt(u.Add(-hour), u.Add(minute))},
-			class: Reflected, reason: ReasonApplied},
+			class: Reflected, reason: wire.ReasonApplied},
 		{name: "a newer event, received well after", rec: journal.EntityRecord{Applied: appliedAt(u.Add(5*minute), none)},
-			class: Reflected, reason: ReasonApplied},
+			class: Reflected, reason: wire.ReasonApplied},
 		{name: "an event stamped exactly at updatedAt", rec: journal.EntityRecord{Applied: appliedAt(u.Add(-hour), u)},
-			class: Reflected, reason: ReasonApplied},
+			class: Reflected, reason: wire.ReasonApplied},
 		{name: "an event received exactly at updatedAt, within the skew bound", rec: journal.EntityRecord{Applied: appliedAt(u, none)},
-			class: Uncertain, reason: ReasonWithinSkew},
+			class: Uncertain, reason: wire.ReasonWithinSkew},
 		{name: "an event received exactly at updatedAt, clocks trusted (a negative bound counts as 0)", skew: -1, rec: journal.EntityRecord{Applied: appliedAt(u, none)},
-			class: Reflected, reason: ReasonApplied},
+			class: Reflected, reason: wire.ReasonApplied},
 		{name: "an event received just past the skew bound", rec: journal.EntityRecord{Applied: appliedAt(u.Add(minute), none)},
-			class: Reflected, reason: ReasonApplied},
+			class: Reflected, reason: wire.ReasonApplied},
 		{name: "an event received just before the skew bound", rec: journal.EntityRecord{Applied: appliedAt(u.Add(-minute-time.Nanosecond), none)},
-			class: Gap, reason: ReasonOlderOnly},
+			class: Gap, reason: wire.ReasonOlderOnly},
 
 		// The change's own webhook, 2 s after it, by switchback's clock.
 		{name: "PSA ahead: the change's event, unstamped, looks received before the change: not a gap invented",
 			rec:   journal.EntityRecord{Applied: appliedAt(u.Add(-ahead+2*sec), none)},
-			class: Uncertain, reason: ReasonWithinSkew},
+			class: Uncertain, reason: wire.ReasonWithinSkew},
 		{name: "PSA ahead: the change's event, stamped", rec: journal.EntityRecord{Applied: appliedAt(u.Add(-ahead+2*sec), u)},
-			class: Reflected, reason: ReasonApplied},
+			class: Reflected, reason: wire.ReasonApplied},
 		// An earlier change's webhook, received 10 s before this change.
 		{name: "PSA behind: an earlier event, unstamped, looks received after the change: not a gap hidden",
 			rec:   journal.EntityRecord{Applied: appliedAt(u.Add(-behind-10*sec), none)},
-			class: Uncertain, reason: ReasonWithinSkew},
+			class: Uncertain, reason: wire.ReasonWithinSkew},
 		{name: "PSA behind: an earlier event, stamped", rec: journal.EntityRecord{Applied: appliedAt(u.Add(-behind-10*sec), u.Add(-15*sec))},
-			class: Gap, reason: ReasonOlderOnly},
+			class: Gap, reason: wire.ReasonOlderOnly},
 		{name: "PSA behind: the change's event, stamped, received past the bound",
 			rec:   journal.EntityRecord{Applied: appliedAt(u.Add(-behind+2*sec), u)},
-			class: Reflected, reason: ReasonApplied},
+			class: Reflected, reason: wire.ReasonApplied},
 
 		{name: "stamps equal to the second, the event's in seconds, the change's in milliseconds", later: 400 * time.Millisecond,
-			rec: journal.EntityRecord{Applied: appliedAt(u, u)}, class: Uncertain, reason: ReasonPrecision},
+			rec: journal.EntityRecord{Applied: appliedAt(u, u)}, class: Uncertain, reason: wire.ReasonPrecision},
 		{name: "the event's stamp in milliseconds, after the change's in seconds", rec: journal.EntityRecord{Applied: appliedAt(u, u.Add(400*time.Millisecond))},
-			class: Reflected, reason: ReasonApplied},
+			class: Reflected, reason: wire.ReasonApplied},
 		{name: "stamps a second apart", rec: journal.EntityRecord{Applied: appliedAt(u, u.Add(-sec))},
-			class: Gap, reason: ReasonOlderOnly},
+			class: Gap, reason: wire.ReasonOlderOnly},
 		{name: "stamps to the millisecond, a microsecond apart", rec: journal.EntityRecord{Applied: appliedAt(u, u.Add(-time.Microsecond))},
-			class: Gap, reason: ReasonOlderOnly},
+			class: Gap, reason: wire.ReasonOlderOnly},
 
 		{name: "deleted at the PSA, the deletion applied", deleted: true, rec: journal.EntityRecord{Applied: deleted(appliedAt(u.Add(-hour), none))},
-			class: Reflected, reason: ReasonApplied},
+			class: Reflected, reason: wire.ReasonApplied},
 		{name: "deleted at the PSA, a later update applied", deleted: true, rec: journal.EntityRecord{Applied: appliedAt(u.Add(hour), u.Add(hour))},
-			class: Gap, reason: ReasonDeleteNotApplied},
-		{name: "deleted at the PSA, nothing at all", deleted: true, class: Gap, reason: ReasonDeleteNotApplied},
+			class: Gap, reason: wire.ReasonDeleteNotApplied},
+		{name: "deleted at the PSA, nothing at all", deleted: true, class: Gap, reason: wire.ReasonDeleteNotApplied},
 		{name: "deleted at the PSA, the deletion pending", deleted: true,
 			rec:   journal.EntityRecord{Applied: appliedAt(u.Add(-hour), none), Pending: []journal.Seen{*deleted(ev(journal.StateJournaled, "updated", u.Add(-hour), none))}},
-			class: InFlight, reason: ReasonPending},
+			class: InFlight, reason: wire.ReasonPending},
 		{name: "deleted at the PSA, the deletion dead-lettered", deleted: true,
 			rec:   journal.EntityRecord{Applied: appliedAt(u.Add(-hour), none), Failed: deleted(failedAt(u, none))},
-			class: Gap, reason: ReasonDeadLettered},
+			class: Gap, reason: wire.ReasonDeadLettered},
 		{name: "changed at the PSA, then deleted since: the deletion applied after", rec: journal.EntityRecord{Applied: deleted(appliedAt(u.Add(hour), none))},
-			class: Reflected, reason: ReasonApplied},
+			class: Reflected, reason: wire.ReasonApplied},
 		{name: "changed at the PSA after a deletion applied", rec: journal.EntityRecord{Applied: deleted(appliedAt(u.Add(-hour), none))},
-			class: Gap, reason: ReasonOlderOnly},
+			class: Gap, reason: wire.ReasonOlderOnly},
 
 		{name: "only the shadow ran the change's event (primary dead-lettered it)",
 			rec:   journal.EntityRecord{Applied: appliedAt(u.Add(-hour), u.Add(-hour)), Failed: shadowed(failedAt(u.Add(sec), u))},
-			class: Gap, reason: ReasonShadowOnly},
+			class: Gap, reason: wire.ReasonShadowOnly},
 		{name: "the change's event dead-lettered", rec: journal.EntityRecord{Failed: failedAt(u.Add(sec), u)},
-			class: Gap, reason: ReasonDeadLettered},
+			class: Gap, reason: wire.ReasonDeadLettered},
 		{name: "an older event dead-lettered", rec: journal.EntityRecord{Failed: failedAt(u.Add(-hour), u.Add(-hour))},
-			class: Gap, reason: ReasonOlderOnly},
+			class: Gap, reason: wire.ReasonOlderOnly},
 
 		{name: "the change's event journaled, not yet applied", rec: journal.EntityRecord{Applied: appliedAt(u.Add(-hour), u.Add(-hour)), Pending: pendingAt(u.Add(sec), u)},
-			class: InFlight, reason: ReasonPending},
+			class: InFlight, reason: wire.ReasonPending},
 		{name: "an unstamped event within the bound, not yet applied", rec: journal.EntityRecord{Pending: pendingAt(u, none)},
-			class: InFlight, reason: ReasonPending},
+			class: InFlight, reason: wire.ReasonPending},
 		{name: "only an older event pending", rec: journal.EntityRecord{Applied: appliedAt(u.Add(-hour), u.Add(-hour)), Pending: pendingAt(u.Add(-minute), u.Add(-minute))},
-			class: Gap, reason: ReasonOlderOnly},
+			class: Gap, reason: wire.ReasonOlderOnly},
 		{name: "applied within the bound, and a later failure: uncertain, not guessed",
 			rec:   journal.EntityRecord{Applied: appliedAt(u, none), Failed: failedAt(u.Add(hour), u.Add(hour))},
-			class: Uncertain, reason: ReasonWithinSkew},
+			class: Uncertain, reason: wire.ReasonWithinSkew},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			skew := tc.skew
@@ -161,7 +162,7 @@ func TestJudge(t *testing.T) {
 			if !got.LastAppliedAt.Equal(wantLast) {
 				t.Errorf("LastAppliedAt = %v, want %v", got.LastAppliedAt, wantLast)
 			}
-			if (got.Event == nil) != (tc.reason == ReasonNoEvent || (tc.reason == ReasonDeleteNotApplied || tc.reason == ReasonRecent) && tc.rec.Applied == nil) {
+			if (got.Event == nil) != (tc.reason == wire.ReasonNoEvent || (tc.reason == wire.ReasonDeleteNotApplied || tc.reason == wire.ReasonRecent) && tc.rec.Applied == nil) {
 				t.Errorf("Event = %+v for %s", got.Event, tc.reason)
 			}
 		})

@@ -20,6 +20,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/journal"
 	"github.com/switchbackhq/switchback/internal/psaapi"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // Router is what a backfill needs of the ingress router that owns the
@@ -38,7 +39,7 @@ type JobJournal interface {
 // By is who asks for a reconciliation or a backfill, and why.
 type By struct {
 	Actor, Reason string
-	// Trigger is TriggerManual, TriggerRevert or TriggerSchedule.
+	// Trigger is wire.TriggerManual, wire.TriggerRevert or wire.TriggerSchedule.
 	Trigger string
 }
 
@@ -87,7 +88,7 @@ type Runner struct {
 // job is a Job and what only the runner needs of it. Guarded by
 // Runner.mu.
 type job struct {
-	Job
+	wire.Reconciliation
 	gaps []gap // every gap, with the entity's state, for a backfill
 	busy bool  // the reconciliation or a backfill of it runs
 	by   By
@@ -133,19 +134,6 @@ func (r *Runner) Run(ctx context.Context) {
 	r.wg.Wait()
 }
 
-// ParseFrom reads a window's start: RFC 3339, or a duration ago such as
-// "2h" before now.
-func ParseFrom(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return time.Time{}, domain.Errorf(domain.CodeInvalid, "from: %q is neither RFC 3339 nor a duration ago such as 2h", truncate(s))
-	}
-	return now.Add(-d), nil
-}
-
 func truncate(s string) string {
 	if len(s) > 64 {
 		return s[:64] + "…"
@@ -157,19 +145,23 @@ func truncate(s string) string {
 // the reconciliation in the background. Its errors are *domain.Error:
 // invalid_argument for a bad request or a partner without psaApi,
 // not_found for an unknown partner, or the audit's error.
-func (r *Runner) Start(ctx context.Context, req Request, by By) (Job, error) {
+func (r *Runner) Start(ctx context.Context, req wire.ReconcileRequest, actor, reason string) (wire.Reconciliation, error) {
+	return r.start(ctx, req, By{Actor: actor, Reason: reason, Trigger: wire.TriggerManual})
+}
+
+func (r *Runner) start(ctx context.Context, req wire.ReconcileRequest, by By) (wire.Reconciliation, error) {
 	req, err := r.check(req)
 	if err != nil {
-		return Job{}, err
+		return wire.Reconciliation{}, err
 	}
-	j := &job{Job: Job{ID: "rec_" + randomHex(8), State: StateRunning, Trigger: cmp.Or(by.Trigger, TriggerManual),
+	j := &job{Reconciliation: wire.Reconciliation{ID: "rec_" + randomHex(8), State: wire.ReconcileRunning, Trigger: by.Trigger,
 		Actor: by.Actor, Request: req, CreatedAt: r.opts.Now().UTC()}, busy: true, by: by, applied: map[string]int{}}
 	for _, p := range req.Partners {
-		j.Partners = append(j.Partners, PartnerResult{Partner: p, State: PartnerPending})
+		j.Partners = append(j.Partners, wire.ReconcilePartner{Partner: p, State: wire.PartnerPending})
 	}
-	if j.Trigger == TriggerManual {
+	if j.Trigger == wire.TriggerManual {
 		if err := r.opts.Audit(ctx, by, "reconcile.start", "reconciliation/"+j.ID, req); err != nil {
-			return Job{}, err
+			return wire.Reconciliation{}, err
 		}
 	}
 	r.mu.Lock()
@@ -204,7 +196,7 @@ func (r *Runner) Reconcile(ctx context.Context, partners []string, from, to time
 	}
 	var errs []error
 	for part := range slices.Chunk(with, MaxPartners) {
-		job, err := r.Start(ctx, Request{Partners: part, From: from, To: to}, By{Actor: "reconciler", Trigger: trigger})
+		job, err := r.start(ctx, wire.ReconcileRequest{Partners: part, From: from, To: to}, By{Actor: "reconciler", Trigger: trigger})
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -215,7 +207,7 @@ func (r *Runner) Reconcile(ctx context.Context, partners []string, from, to time
 }
 
 // check resolves req's defaults and holds it to the limits.
-func (r *Runner) check(req Request) (Request, error) {
+func (r *Runner) check(req wire.ReconcileRequest) (wire.ReconcileRequest, error) {
 	now := r.opts.Now().UTC()
 	switch {
 	case len(req.Partners) == 0:
@@ -260,11 +252,11 @@ func (r *Runner) check(req Request) (Request, error) {
 				strings.Join(others, ", "))
 		}
 	}
-	for name, d := range map[string]**Duration{"skew": &req.Skew, "settle": &req.Settle} {
+	for name, d := range map[string]**wire.Duration{"skew": &req.Skew, "settle": &req.Settle} {
 		if *d == nil {
-			def := Duration(DefaultSkew)
+			def := wire.Duration(DefaultSkew)
 			if name == "settle" {
-				def = Duration(DefaultSettle)
+				def = wire.Duration(DefaultSettle)
 			}
 			*d = &def
 		}
@@ -287,22 +279,22 @@ func (r *Runner) forget() {
 }
 
 // Job returns one job whole, or a not_found error.
-func (r *Runner) Job(id string) (Job, error) {
+func (r *Runner) Job(id string) (wire.Reconciliation, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	j := r.find(id)
 	if j == nil {
-		return Job{}, domain.Errorf(domain.CodeNotFound, "no reconciliation %s", truncate(id))
+		return wire.Reconciliation{}, domain.Errorf(domain.CodeNotFound, "no reconciliation %s", truncate(id))
 	}
 	return j.view(true), nil
 }
 
 // Jobs returns every job kept, newest first, without their lists of gaps
 // and uncertain changes.
-func (r *Runner) Jobs() []Job {
+func (r *Runner) Jobs() []wire.Reconciliation {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]Job, 0, len(r.jobs))
+	out := make([]wire.Reconciliation, 0, len(r.jobs))
 	for i := len(r.jobs) - 1; i >= 0; i-- {
 		out = append(out, r.jobs[i].view(false))
 	}
@@ -319,8 +311,8 @@ func (r *Runner) find(id string) *job {
 }
 
 // view copies j for a caller, with its lists or without.
-func (j *job) view(lists bool) Job {
-	v := j.Job
+func (j *job) view(lists bool) wire.Reconciliation {
+	v := j.Reconciliation
 	v.Partners = slices.Clone(j.Partners)
 	v.Gaps, v.Unsure = nil, nil
 	if lists {
@@ -356,24 +348,24 @@ func (r *Runner) reconcile(j *job) {
 		if err := r.partner(j, i, id); err != nil {
 			r.opts.Log.Warn("reconciliation of a partner failed", "reconciliation", j.ID, "partner", id, "err", err)
 			failures = append(failures, id+": "+err.Error())
-			r.update(j, func(j *job) { j.Partners[i].State, j.Partners[i].Error = StateFailed, err.Error() })
+			r.update(j, func(j *job) { j.Partners[i].State, j.Partners[i].Error = wire.ReconcileFailed, err.Error() })
 		}
 	}
 	backfill := false
 	r.update(j, func(j *job) {
 		j.FinishedAt = r.opts.Now().UTC()
-		j.State = StateDone
+		j.State = wire.ReconcileDone
 		if len(failures) > 0 {
-			j.State, j.Error = StateFailed, strings.Join(failures, "; ")
+			j.State, j.Error = wire.ReconcileFailed, strings.Join(failures, "; ")
 		}
 		for _, p := range j.Partners {
-			if p.State == StateDone {
+			if p.State == wire.ReconcileDone {
 				r.gauge.WithLabelValues(p.Partner).Set(float64(p.Gaps))
 			}
 		}
 		backfill = j.Request.Backfill && len(j.gaps) > 0 && r.ctx.Err() == nil
 		if backfill {
-			j.Backfill = &BackfillResult{State: StateRunning, StartedAt: r.opts.Now().UTC()}
+			j.Backfill = &wire.BackfillProgress{State: wire.ReconcileRunning, StartedAt: r.opts.Now().UTC()}
 		} else {
 			j.busy = false
 		}
@@ -388,8 +380,8 @@ func (r *Runner) reconcile(j *job) {
 // partner reconciles the i-th partner of j.
 func (r *Runner) partner(j *job, i int, id string) error {
 	ctx := r.ctx
-	set := func(fn func(*PartnerResult)) { r.update(j, func(j *job) { fn(&j.Partners[i]) }) }
-	set(func(p *PartnerResult) { p.State = PartnerReading })
+	set := func(fn func(*wire.ReconcilePartner)) { r.update(j, func(j *job) { fn(&j.Partners[i]) }) }
+	set(func(p *wire.ReconcilePartner) { p.State = wire.PartnerReading })
 	p, ok := r.opts.Partner(id)
 	if !ok {
 		return errors.New("the partner no longer exists")
@@ -407,7 +399,7 @@ func (r *Runner) partner(j *job, i int, id string) error {
 	err = src.Changes(ctx, j.Request.From, j.Request.To, func(c psaapi.Change) error {
 		changes[journal.Entity{Type: c.Type, ID: c.ID}] = c // a later page's copy is the newer
 		if read++; read%500 == 0 {
-			set(func(p *PartnerResult) { p.Changes = len(changes) })
+			set(func(p *wire.ReconcilePartner) { p.Changes = len(changes) })
 		}
 		return nil
 	})
@@ -419,7 +411,7 @@ func (r *Runner) partner(j *job, i int, id string) error {
 		list = append(list, c)
 	}
 	slices.SortFunc(list, func(a, b psaapi.Change) int { return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.ID, b.ID)) })
-	set(func(p *PartnerResult) { p.Changes, p.State = len(list), PartnerChecking })
+	set(func(p *wire.ReconcilePartner) { p.Changes, p.State = len(list), wire.PartnerChecking })
 
 	rule := Rule{Skew: time.Duration(*j.Request.Skew), Settle: time.Duration(*j.Request.Settle)}
 	for len(list) > 0 {
@@ -464,12 +456,12 @@ func (r *Runner) partner(j *job, i int, id string) error {
 			}
 		})
 	}
-	set(func(p *PartnerResult) { p.State = StateDone })
+	set(func(p *wire.ReconcilePartner) { p.State = wire.ReconcileDone })
 	return nil
 }
 
-func finding(partner string, c psaapi.Change, v Verdict) Finding {
-	f := Finding{Partner: partner, Type: c.Type, ID: c.ID, UpdatedAt: c.UpdatedAt, Reason: v.Reason}
+func finding(partner string, c psaapi.Change, v Verdict) wire.Finding {
+	f := wire.Finding{Partner: partner, Type: c.Type, ID: c.ID, UpdatedAt: c.UpdatedAt, Reason: v.Reason}
 	if !v.LastAppliedAt.IsZero() {
 		t := v.LastAppliedAt.UTC()
 		f.LastAppliedAt = &t
@@ -481,31 +473,32 @@ func finding(partner string, c psaapi.Change, v Verdict) Finding {
 // entry is written. Its errors are *domain.Error: not_found, conflict
 // while the job or a backfill of it runs or when it found no gaps, or the
 // audit's error.
-func (r *Runner) Backfill(ctx context.Context, id string, by By) (Job, error) {
+func (r *Runner) Backfill(ctx context.Context, id, actor, reason string) (wire.Reconciliation, error) {
+	by := By{Actor: actor, Reason: reason, Trigger: wire.TriggerManual}
 	r.mu.Lock()
 	j := r.find(id)
 	switch {
 	case j == nil:
 		r.mu.Unlock()
-		return Job{}, domain.Errorf(domain.CodeNotFound, "no reconciliation %s", truncate(id))
-	case j.busy && j.Backfill != nil && j.Backfill.State == StateRunning:
+		return wire.Reconciliation{}, domain.Errorf(domain.CodeNotFound, "no reconciliation %s", truncate(id))
+	case j.busy && j.Backfill != nil && j.Backfill.State == wire.ReconcileRunning:
 		r.mu.Unlock()
-		return Job{}, domain.Errorf(domain.CodeConflict, "reconciliation %s: a backfill of it is running", id)
+		return wire.Reconciliation{}, domain.Errorf(domain.CodeConflict, "reconciliation %s: a backfill of it is running", id)
 	case j.busy:
 		r.mu.Unlock()
-		return Job{}, domain.Errorf(domain.CodeConflict, "reconciliation %s is still running: backfill once it is done", id)
+		return wire.Reconciliation{}, domain.Errorf(domain.CodeConflict, "reconciliation %s is still running: backfill once it is done", id)
 	case len(j.gaps) == 0:
 		r.mu.Unlock()
-		return Job{}, domain.Errorf(domain.CodeConflict, "reconciliation %s found no gaps: nothing to backfill", id)
+		return wire.Reconciliation{}, domain.Errorf(domain.CodeConflict, "reconciliation %s found no gaps: nothing to backfill", id)
 	}
 	j.busy = true // held while the audit entry is written: one backfill at a time
 	r.mu.Unlock()
 	if err := r.audit(ctx, j, by); err != nil {
 		r.update(j, func(j *job) { j.busy = false })
-		return Job{}, err
+		return wire.Reconciliation{}, err
 	}
 	r.mu.Lock()
-	j.Backfill = &BackfillResult{State: StateRunning, StartedAt: r.opts.Now().UTC()}
+	j.Backfill = &wire.BackfillProgress{State: wire.ReconcileRunning, StartedAt: r.opts.Now().UTC()}
 	view := j.view(true)
 	r.mu.Unlock()
 	r.wg.Add(1)
@@ -528,7 +521,7 @@ func (r *Runner) audit(ctx context.Context, j *job, by By) error {
 func (r *Runner) backfill(j *job, by By) {
 	if err := r.audit(r.ctx, j, by); err != nil {
 		r.update(j, func(j *job) {
-			j.Backfill.State, j.Backfill.Error, j.Backfill.FinishedAt = StateFailed, "the audit entry could not be written: "+err.Error(), r.opts.Now().UTC()
+			j.Backfill.State, j.Backfill.Error, j.Backfill.FinishedAt = wire.ReconcileFailed, "the audit entry could not be written: "+err.Error(), r.opts.Now().UTC()
 			j.busy = false
 		})
 		return
@@ -578,7 +571,7 @@ func (r *Runner) send(j *job) {
 	var pending []sent
 	fail := func(err error) {
 		r.update(j, func(j *job) {
-			j.Backfill.State, j.Backfill.Error, j.Backfill.FinishedAt = StateFailed, err.Error(), r.opts.Now().UTC()
+			j.Backfill.State, j.Backfill.Error, j.Backfill.FinishedAt = wire.ReconcileFailed, err.Error(), r.opts.Now().UTC()
 			j.busy = false
 		})
 	}
@@ -649,10 +642,10 @@ func (r *Runner) send(j *job) {
 		})
 	}
 	r.update(j, func(j *job) {
-		j.Backfill.State, j.Backfill.FinishedAt = StateDone, r.opts.Now().UTC()
+		j.Backfill.State, j.Backfill.FinishedAt = wire.ReconcileDone, r.opts.Now().UTC()
 		j.busy = false
 		for _, p := range j.Partners {
-			if p.State == StateDone {
+			if p.State == wire.ReconcileDone {
 				r.gauge.WithLabelValues(p.Partner).Set(float64(max(p.Gaps-j.applied[p.Partner], 0)))
 			}
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // newCheckRunner is a runner whose requests are checked against two
@@ -49,32 +50,32 @@ func newCheckRunner(t *testing.T, now time.Time, others []string) (*Runner, *[]s
 
 func TestRequestsAreCheckedWhole(t *testing.T) {
 	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
-	d := func(v time.Duration) *Duration { x := Duration(v); return &x }
+	d := func(v time.Duration) *wire.Duration { x := wire.Duration(v); return &x }
 	many := make([]string, MaxPartners+1)
 	for i := range many {
 		many[i] = "p" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + string(rune('a'+i/26))
 	}
 	for _, tc := range []struct {
 		name string
-		req  Request
+		req  wire.ReconcileRequest
 		code string
 		says string
 	}{
-		{"no partners", Request{From: now.Add(-time.Hour)}, domain.CodeInvalid, "at least one"},
-		{"too many partners", Request{Partners: many, From: now.Add(-time.Hour)}, domain.CodeInvalid, "at most 100"},
-		{"a partner twice", Request{Partners: []string{"acme", "acme"}, From: now.Add(-time.Hour)}, domain.CodeInvalid, "named twice"},
-		{"an unknown partner", Request{Partners: []string{"nobody"}, From: now.Add(-time.Hour)}, domain.CodeNotFound, "nobody"},
-		{"a partner without psaApi", Request{Partners: []string{"beta"}, From: now.Add(-time.Hour)}, domain.CodeInvalid, "has no psaApi"},
-		{"no from", Request{Partners: []string{"acme"}}, domain.CodeInvalid, "from: required"},
-		{"to in the future", Request{Partners: []string{"acme"}, From: now.Add(-time.Hour), To: now.Add(time.Minute)}, domain.CodeInvalid, "in the future"},
-		{"from after to", Request{Partners: []string{"acme"}, From: now.Add(-time.Hour), To: now.Add(-2 * time.Hour)}, domain.CodeInvalid, "before to"},
-		{"from too long ago", Request{Partners: []string{"acme"}, From: now.Add(-MaxWindow - time.Hour)}, domain.CodeInvalid, "31 days"},
-		{"negative skew", Request{Partners: []string{"acme"}, From: now.Add(-time.Hour), Skew: d(-time.Second)}, domain.CodeInvalid, "skew"},
-		{"settle over an hour", Request{Partners: []string{"acme"}, From: now.Add(-time.Hour), Settle: d(61 * time.Minute)}, domain.CodeInvalid, "settle"},
+		{"no partners", wire.ReconcileRequest{From: now.Add(-time.Hour)}, domain.CodeInvalid, "at least one"},
+		{"too many partners", wire.ReconcileRequest{Partners: many, From: now.Add(-time.Hour)}, domain.CodeInvalid, "at most 100"},
+		{"a partner twice", wire.ReconcileRequest{Partners: []string{"acme", "acme"}, From: now.Add(-time.Hour)}, domain.CodeInvalid, "named twice"},
+		{"an unknown partner", wire.ReconcileRequest{Partners: []string{"nobody"}, From: now.Add(-time.Hour)}, domain.CodeNotFound, "nobody"},
+		{"a partner without psaApi", wire.ReconcileRequest{Partners: []string{"beta"}, From: now.Add(-time.Hour)}, domain.CodeInvalid, "has no psaApi"},
+		{"no from", wire.ReconcileRequest{Partners: []string{"acme"}}, domain.CodeInvalid, "from: required"},
+		{"to in the future", wire.ReconcileRequest{Partners: []string{"acme"}, From: now.Add(-time.Hour), To: now.Add(time.Minute)}, domain.CodeInvalid, "in the future"},
+		{"from after to", wire.ReconcileRequest{Partners: []string{"acme"}, From: now.Add(-time.Hour), To: now.Add(-2 * time.Hour)}, domain.CodeInvalid, "before to"},
+		{"from too long ago", wire.ReconcileRequest{Partners: []string{"acme"}, From: now.Add(-MaxWindow - time.Hour)}, domain.CodeInvalid, "31 days"},
+		{"negative skew", wire.ReconcileRequest{Partners: []string{"acme"}, From: now.Add(-time.Hour), Skew: d(-time.Second)}, domain.CodeInvalid, "skew"},
+		{"settle over an hour", wire.ReconcileRequest{Partners: []string{"acme"}, From: now.Add(-time.Hour), Settle: d(61 * time.Minute)}, domain.CodeInvalid, "settle"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, audited := newCheckRunner(t, now, nil)
-			_, err := r.Start(context.Background(), tc.req, By{Actor: "ops"})
+			_, err := r.Start(context.Background(), tc.req, "ops", "")
 			var de *domain.Error
 			if !errors.As(err, &de) || de.Code != tc.code || !strings.Contains(de.Message, tc.says) {
 				t.Fatalf("Start = %v, want %s saying %q", err, tc.code, tc.says)
@@ -91,7 +92,7 @@ func TestRequestsAreCheckedWhole(t *testing.T) {
 func TestOtherJournalsRefuseAReconciliation(t *testing.T) {
 	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	r, _ := newCheckRunner(t, now, []string{"router-b"})
-	_, err := r.Start(context.Background(), Request{Partners: []string{"acme"}, From: now.Add(-time.Hour)}, By{Actor: "ops"})
+	_, err := r.Start(context.Background(), wire.ReconcileRequest{Partners: []string{"acme"}, From: now.Add(-time.Hour)}, "ops", "")
 	var de *domain.Error
 	if !errors.As(err, &de) || de.Code != domain.CodeConflict || !strings.Contains(de.Message, "router-b") {
 		t.Fatalf("Start = %v, want a conflict naming router-b", err)
@@ -108,20 +109,20 @@ func TestScheduledReconciliationsTakeThePartnersWithAccess(t *testing.T) {
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	if err := r.Reconcile(ctx, []string{"beta", "nobody"}, now.Add(-time.Hour), now, TriggerSchedule); err != nil || len(r.Jobs()) != 0 {
+	if err := r.Reconcile(ctx, []string{"beta", "nobody"}, now.Add(-time.Hour), now, wire.TriggerSchedule); err != nil || len(r.Jobs()) != 0 {
 		t.Fatalf("Reconcile without a partner with access = %v, %d jobs; want nothing started", err, len(r.Jobs()))
 	}
-	if err := r.Reconcile(ctx, []string{"acme", "beta"}, now.Add(-60*24*time.Hour), now, TriggerRevert); err != nil {
+	if err := r.Reconcile(ctx, []string{"acme", "beta"}, now.Add(-60*24*time.Hour), now, wire.TriggerRevert); err != nil {
 		t.Fatal(err)
 	}
-	var jobs []Job
-	for jobs = r.Jobs(); jobs[0].State == StateRunning; jobs = r.Jobs() {
+	var jobs []wire.Reconciliation
+	for jobs = r.Jobs(); jobs[0].State == wire.ReconcileRunning; jobs = r.Jobs() {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if jobs[0].State != StateDone {
+	if jobs[0].State != wire.ReconcileDone {
 		t.Errorf("the job ended %s (%s)", jobs[0].State, jobs[0].Error)
 	}
-	if len(jobs) != 1 || jobs[0].Trigger != TriggerRevert || jobs[0].Actor != "reconciler" || strings.Join(jobs[0].Request.Partners, ",") != "acme" {
+	if len(jobs) != 1 || jobs[0].Trigger != wire.TriggerRevert || jobs[0].Actor != "reconciler" || strings.Join(jobs[0].Request.Partners, ",") != "acme" {
 		t.Fatalf("jobs = %+v, want one revert-triggered job of acme by reconciler", jobs)
 	}
 	if from := jobs[0].Request.From; from.Before(now.Add(-MaxWindow)) {

@@ -15,25 +15,23 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/switchbackhq/switchback/internal/domain"
-	"github.com/switchbackhq/switchback/internal/reconcile"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
-var _ Reconciler = (*reconcile.Runner)(nil)
-
 // Reconciler runs reconciliations against the journal of the router in
-// this process; *reconcile.Runner is one. The UI asks it everything: it
+// this process (reconcile.Runner). The UI asks it everything: it
 // never judges a gap nor decides whether a backfill may run.
 type Reconciler interface {
 	// Start validates req, audits it and runs it in the background;
 	// errors are *domain.Error (invalid_argument, not_found).
-	Start(ctx context.Context, req reconcile.Request, by reconcile.By) (reconcile.Job, error)
+	Start(ctx context.Context, req wire.ReconcileRequest, actor, reason string) (wire.Reconciliation, error)
 	// Backfill sends job id's gaps; conflict while it runs or when it
 	// found none, not_found for an unknown id.
-	Backfill(ctx context.Context, id string, by reconcile.By) (reconcile.Job, error)
+	Backfill(ctx context.Context, id, actor, reason string) (wire.Reconciliation, error)
 	// Job returns one job whole; not_found for an unknown id.
-	Job(id string) (reconcile.Job, error)
+	Job(id string) (wire.Reconciliation, error)
 	// Jobs returns the jobs kept, newest first, without gaps.
-	Jobs() []reconcile.Job
+	Jobs() []wire.Reconciliation
 }
 
 // errNoReconciler answers a reconciliation asked of a process without a
@@ -77,7 +75,7 @@ type reconciliationsPage struct {
 	base
 	// Enabled is false when no router runs in this process.
 	Enabled  bool
-	Jobs     []reconcile.Job
+	Jobs     []wire.Reconciliation
 	Partners []reconcilePartner
 }
 
@@ -108,12 +106,12 @@ func (u *UI) reconciliations(w http.ResponseWriter, r *http.Request, s session) 
 
 type reconciliationPage struct {
 	base
-	Job reconcile.Job
+	Job wire.Reconciliation
 	// BackfillOffered is true when the Backfill button is shown: the job
 	// found gaps and is done, and no backfill of it runs. Whether one may
 	// run is still the runner's to say when it is pressed.
 	BackfillOffered bool
-	Reasons         map[reconcile.Reason]string
+	Reasons         map[wire.GapReason]string
 }
 
 // reconciliation serves GET /reconciliations/{id}.
@@ -125,9 +123,9 @@ func (u *UI) reconciliation(w http.ResponseWriter, r *http.Request, s session) e
 	if err != nil {
 		return err
 	}
-	bfRunning := job.Backfill != nil && job.Backfill.State == reconcile.StateRunning
+	bfRunning := job.Backfill != nil && job.Backfill.State == wire.ReconcileRunning
 	data := reconciliationPage{Job: job, Reasons: reasonWords,
-		BackfillOffered: job.State == reconcile.StateDone && job.GapCount > 0 && !bfRunning}
+		BackfillOffered: job.State == wire.ReconcileDone && job.GapCount > 0 && !bfRunning}
 	data.base = u.base(w, r, &s, "reconciliations", "reconciliations")
 	u.render(w, r, http.StatusOK, "reconciliation", &data)
 	return nil
@@ -135,7 +133,7 @@ func (u *UI) reconciliation(w http.ResponseWriter, r *http.Request, s session) e
 
 // reasonWords say what each reason of a gap or an uncertain change means,
 // as docs/api.md ("The rule") does.
-var reasonWords = map[reconcile.Reason]string{
+var reasonWords = map[wire.GapReason]string{
 	"no_event":           "no event about the entity was applied",
 	"older_only":         "only events older than the change were applied",
 	"dead_lettered":      "the event of the change was dead-lettered",
@@ -160,11 +158,11 @@ func (u *UI) startReconciliation(w http.ResponseWriter, r *http.Request, s sessi
 	if err != nil {
 		return next, err
 	}
-	req := reconcile.Request{Partners: r.PostForm["partner"], Backfill: r.PostForm.Get("backfill") == "yes"}
+	req := wire.ReconcileRequest{Partners: r.PostForm["partner"], Backfill: r.PostForm.Get("backfill") == "yes"}
 	if len(req.Partners) == 0 {
 		return next, domain.Errorf(domain.CodeInvalid, "tick at least one partner to reconcile")
 	}
-	if req.From, err = reconcile.ParseFrom(strings.TrimSpace(r.PostForm.Get("from")), u.opts.Now()); err != nil {
+	if req.From, err = wire.ParseFrom(strings.TrimSpace(r.PostForm.Get("from")), u.opts.Now()); err != nil {
 		return next, err
 	}
 	if to := strings.TrimSpace(r.PostForm.Get("to")); to != "" {
@@ -172,7 +170,7 @@ func (u *UI) startReconciliation(w http.ResponseWriter, r *http.Request, s sessi
 			return next, domain.Errorf(domain.CodeInvalid, "to must be an RFC 3339 time such as 2026-03-01T12:00:00Z, or empty for now")
 		}
 	}
-	job, err := u.opts.Reconciler.Start(r.Context(), req, reconcile.By{Actor: c.Actor, Reason: c.Reason, Trigger: reconcile.TriggerManual})
+	job, err := u.opts.Reconciler.Start(r.Context(), req, c.Actor, c.Reason)
 	if err != nil {
 		return next, err
 	}
@@ -195,7 +193,7 @@ func (u *UI) backfillReconciliation(w http.ResponseWriter, r *http.Request, s se
 	if err != nil {
 		return next, err
 	}
-	job, err := u.opts.Reconciler.Backfill(r.Context(), id, reconcile.By{Actor: c.Actor, Reason: c.Reason, Trigger: reconcile.TriggerManual})
+	job, err := u.opts.Reconciler.Backfill(r.Context(), id, c.Actor, c.Reason)
 	if err != nil {
 		return next, err
 	}

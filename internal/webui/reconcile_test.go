@@ -18,6 +18,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/reconcile"
 	"github.com/switchbackhq/switchback/internal/webui"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // fakeReconciler is a hand-written webui.Reconciler: it keeps jobs as the
@@ -26,57 +27,59 @@ import (
 // without gaps).
 type fakeReconciler struct {
 	mu      sync.Mutex
-	jobs    []reconcile.Job // newest first
+	jobs    []wire.Reconciliation // newest first
 	started []startCall
 	backs   []startCall
 }
 
 type startCall struct {
-	req reconcile.Request
+	req wire.ReconcileRequest
 	id  string
 	by  reconcile.By
 }
 
 var _ webui.Reconciler = (*fakeReconciler)(nil)
 
-func (f *fakeReconciler) Start(_ context.Context, req reconcile.Request, by reconcile.By) (reconcile.Job, error) {
+func (f *fakeReconciler) Start(_ context.Context, req wire.ReconcileRequest, actor, reason string) (wire.Reconciliation, error) {
+	by := reconcile.By{Actor: actor, Reason: reason, Trigger: wire.TriggerManual}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	// Resolved as the runner resolves them, on the fixture's clock.
-	skew, settle := reconcile.Duration(reconcile.DefaultSkew), reconcile.Duration(reconcile.DefaultSettle)
+	skew, settle := wire.Duration(reconcile.DefaultSkew), wire.Duration(reconcile.DefaultSettle)
 	shown := req
 	shown.Skew, shown.Settle = cmp.Or(req.Skew, &skew), cmp.Or(req.Settle, &settle)
-	job := reconcile.Job{ID: fmt.Sprintf("rec_%016x", len(f.jobs)+1), State: reconcile.StateRunning, Trigger: by.Trigger, Actor: by.Actor,
+	job := wire.Reconciliation{ID: fmt.Sprintf("rec_%016x", len(f.jobs)+1), State: wire.ReconcileRunning, Trigger: by.Trigger, Actor: by.Actor,
 		Request: shown, CreatedAt: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	for _, p := range req.Partners {
-		job.Partners = append(job.Partners, reconcile.PartnerResult{Partner: p, State: reconcile.PartnerPending})
+		job.Partners = append(job.Partners, wire.ReconcilePartner{Partner: p, State: wire.PartnerPending})
 	}
 	f.started = append(f.started, startCall{req: req, by: by})
-	f.jobs = append([]reconcile.Job{job}, f.jobs...)
+	f.jobs = append([]wire.Reconciliation{job}, f.jobs...)
 	return job, nil
 }
 
-func (f *fakeReconciler) Backfill(_ context.Context, id string, by reconcile.By) (reconcile.Job, error) {
+func (f *fakeReconciler) Backfill(_ context.Context, id, actor, reason string) (wire.Reconciliation, error) {
+	by := reconcile.By{Actor: actor, Reason: reason, Trigger: wire.TriggerManual}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, j := range f.jobs {
 		if j.ID != id {
 			continue
 		}
-		if j.State == reconcile.StateRunning || (j.Backfill != nil && j.Backfill.State == reconcile.StateRunning) {
-			return reconcile.Job{}, domain.Errorf(domain.CodeConflict, "reconciliation %s is still running", id)
+		if j.State == wire.ReconcileRunning || (j.Backfill != nil && j.Backfill.State == wire.ReconcileRunning) {
+			return wire.Reconciliation{}, domain.Errorf(domain.CodeConflict, "reconciliation %s is still running", id)
 		}
 		if j.GapCount == 0 {
-			return reconcile.Job{}, domain.Errorf(domain.CodeConflict, "reconciliation %s found no gaps", id)
+			return wire.Reconciliation{}, domain.Errorf(domain.CodeConflict, "reconciliation %s found no gaps", id)
 		}
 		f.backs = append(f.backs, startCall{id: id, by: by})
-		f.jobs[i].Backfill = &reconcile.BackfillResult{State: reconcile.StateRunning, Events: j.GapCount}
+		f.jobs[i].Backfill = &wire.BackfillProgress{State: wire.ReconcileRunning, Events: j.GapCount}
 		return f.jobs[i], nil
 	}
-	return reconcile.Job{}, domain.Errorf(domain.CodeNotFound, "no reconciliation %s", id)
+	return wire.Reconciliation{}, domain.Errorf(domain.CodeNotFound, "no reconciliation %s", id)
 }
 
-func (f *fakeReconciler) Job(id string) (reconcile.Job, error) {
+func (f *fakeReconciler) Job(id string) (wire.Reconciliation, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, j := range f.jobs {
@@ -84,13 +87,13 @@ func (f *fakeReconciler) Job(id string) (reconcile.Job, error) {
 			return j, nil
 		}
 	}
-	return reconcile.Job{}, domain.Errorf(domain.CodeNotFound, "no reconciliation %s", id)
+	return wire.Reconciliation{}, domain.Errorf(domain.CodeNotFound, "no reconciliation %s", id)
 }
 
-func (f *fakeReconciler) Jobs() []reconcile.Job {
+func (f *fakeReconciler) Jobs() []wire.Reconciliation {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]reconcile.Job, len(f.jobs))
+	out := make([]wire.Reconciliation, len(f.jobs))
 	for i, j := range f.jobs {
 		j.Gaps, j.Unsure = nil, nil
 		out[i] = j
@@ -99,7 +102,7 @@ func (f *fakeReconciler) Jobs() []reconcile.Job {
 }
 
 // update changes job id as the runner would while it runs.
-func (f *fakeReconciler) update(id string, fn func(*reconcile.Job)) {
+func (f *fakeReconciler) update(id string, fn func(*wire.Reconciliation)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := range f.jobs {
@@ -111,17 +114,17 @@ func (f *fakeReconciler) update(id string, fn func(*reconcile.Job)) {
 
 // foundGaps is what a finished reconciliation of acme shows: two gaps
 // (one whose PSA id is hostile markup), one uncertain change.
-func foundGaps(at time.Time) func(*reconcile.Job) {
+func foundGaps(at time.Time) func(*wire.Reconciliation) {
 	applied := at.Add(-time.Hour)
-	return func(j *reconcile.Job) {
-		j.State, j.FinishedAt = reconcile.StateDone, at
-		j.Partners = []reconcile.PartnerResult{{Partner: "acme", State: reconcile.StateDone, Changes: 4, Checked: 4, Reflected: 1, Uncertain: 1, Gaps: 2}}
+	return func(j *wire.Reconciliation) {
+		j.State, j.FinishedAt = wire.ReconcileDone, at
+		j.Partners = []wire.ReconcilePartner{{Partner: "acme", State: wire.ReconcileDone, Changes: 4, Checked: 4, Reflected: 1, Uncertain: 1, Gaps: 2}}
 		j.Checked, j.GapCount, j.Uncertain = 4, 2, 1
-		j.Gaps = []reconcile.Finding{
+		j.Gaps = []wire.Finding{
 			{Partner: "acme", Type: "ticket", ID: "101", UpdatedAt: at.Add(-30 * time.Minute), Reason: "no_event"},
 			{Partner: "acme", Type: "ticket", ID: `<script>alert(1)</script>`, UpdatedAt: at.Add(-20 * time.Minute), LastAppliedAt: &applied, Reason: "older_only"},
 		}
-		j.Unsure = []reconcile.Finding{{Partner: "acme", Type: "ticket", ID: "103", UpdatedAt: at.Add(-time.Minute), Reason: "recent"}}
+		j.Unsure = []wire.Finding{{Partner: "acme", Type: "ticket", ID: "103", UpdatedAt: at.Add(-time.Minute), Reason: "recent"}}
 	}
 }
 
@@ -164,8 +167,8 @@ func TestReconciliationStartedFromTheForm(t *testing.T) {
 	}
 	now := f.clock.Now()
 	want := startCall{
-		req: reconcile.Request{Partners: []string{"acme"}, From: now.Add(-2 * time.Hour), To: time.Date(2026, 3, 1, 11, 30, 0, 0, time.UTC), Backfill: true},
-		by:  reconcile.By{Actor: "operator", Reason: "INC-1234", Trigger: reconcile.TriggerManual},
+		req: wire.ReconcileRequest{Partners: []string{"acme"}, From: now.Add(-2 * time.Hour), To: time.Date(2026, 3, 1, 11, 30, 0, 0, time.UTC), Backfill: true},
+		by:  reconcile.By{Actor: "operator", Reason: "INC-1234", Trigger: wire.TriggerManual},
 	}
 	if len(rec.started) != 1 || !slices.Equal(rec.started[0].req.Partners, want.req.Partners) || !rec.started[0].req.From.Equal(want.req.From) ||
 		!rec.started[0].req.To.Equal(want.req.To) || rec.started[0].req.Backfill != want.req.Backfill || rec.started[0].req.Skew != nil ||
@@ -231,7 +234,7 @@ func TestReconciliationGapsAndBackfill(t *testing.T) {
 	rec := &fakeReconciler{}
 	f := newFixture(t, fixtureOptions{ui: webui.Options{Reconciler: rec}})
 	at := f.clock.Now()
-	job, _ := rec.Start(ctx, reconcile.Request{Partners: []string{"acme"}, From: at.Add(-2 * time.Hour), To: at}, reconcile.By{Actor: "ops", Trigger: reconcile.TriggerManual})
+	job, _ := rec.Start(ctx, wire.ReconcileRequest{Partners: []string{"acme"}, From: at.Add(-2 * time.Hour), To: at}, "ops", "")
 	rec.update(job.ID, foundGaps(at))
 	path := "/reconciliations/" + job.ID
 
@@ -274,7 +277,7 @@ func TestReconciliationGapsAndBackfill(t *testing.T) {
 	if res.status != 303 || res.header.Get("Location") != path+"#backfill" {
 		t.Fatalf("backfill: %d to %q, want 303 to %s#backfill", res.status, res.header.Get("Location"), path)
 	}
-	wantBy := reconcile.By{Actor: "operator", Reason: "close INC-1234", Trigger: reconcile.TriggerManual}
+	wantBy := reconcile.By{Actor: "operator", Reason: "close INC-1234", Trigger: wire.TriggerManual}
 	if len(rec.backs) != 1 || rec.backs[0].id != job.ID || rec.backs[0].by != wantBy {
 		t.Fatalf("backfills %+v, want one of %s by %+v", rec.backs, job.ID, wantBy)
 	}
@@ -288,8 +291,8 @@ func TestReconciliationGapsAndBackfill(t *testing.T) {
 		t.Errorf("a second backfill while one runs: no refusal shown")
 	}
 
-	rec.update(job.ID, func(j *reconcile.Job) {
-		j.Backfill = &reconcile.BackfillResult{State: reconcile.StateDone, Events: 2, Journaled: 2, Applied: 1, DeadLettered: 1, StartedAt: at, FinishedAt: at.Add(time.Minute)}
+	rec.update(job.ID, func(j *wire.Reconciliation) {
+		j.Backfill = &wire.BackfillProgress{State: wire.ReconcileDone, Events: 2, Journaled: 2, Applied: 1, DeadLettered: 1, StartedAt: at, FinishedAt: at.Add(time.Minute)}
 	})
 	page = op.get(path)
 	for _, want := range []string{"2 events: 2 journaled, 0 duplicates (already backfilled, sent nowhere), <strong>1 applied</strong>, <span class=\"bad\">1 dead-lettered</span>, 0 pending",
@@ -318,7 +321,7 @@ func TestReconciliationLiveKey(t *testing.T) {
 		return st.Keys["reconciliations"]
 	}
 	k0 := key()
-	job, _ := rec.Start(ctx, reconcile.Request{Partners: []string{"acme"}}, reconcile.By{Actor: "ops", Trigger: reconcile.TriggerManual})
+	job, _ := rec.Start(ctx, wire.ReconcileRequest{Partners: []string{"acme"}}, "ops", "")
 	k1 := key()
 	if k1 == k0 {
 		t.Error("the key did not move with a new job")
@@ -326,13 +329,13 @@ func TestReconciliationLiveKey(t *testing.T) {
 	if key() != k1 {
 		t.Error("the key moved with nothing changed")
 	}
-	rec.update(job.ID, func(j *reconcile.Job) { j.Partners[0].State, j.Partners[0].Changes = reconcile.PartnerReading, 500 })
+	rec.update(job.ID, func(j *wire.Reconciliation) { j.Partners[0].State, j.Partners[0].Changes = wire.PartnerReading, 500 })
 	k2 := key()
 	if k2 == k1 {
 		t.Error("the key did not move with a partner's progress")
 	}
-	rec.update(job.ID, func(j *reconcile.Job) {
-		j.Backfill = &reconcile.BackfillResult{State: reconcile.StateRunning, Applied: 3}
+	rec.update(job.ID, func(j *wire.Reconciliation) {
+		j.Backfill = &wire.BackfillProgress{State: wire.ReconcileRunning, Applied: 3}
 	})
 	if key() == k2 {
 		t.Error("the key did not move with the backfill")
@@ -367,8 +370,8 @@ func TestBrowserReconciliationBackfill(t *testing.T) {
 	rec := &fakeReconciler{}
 	f := newFixture(t, fixtureOptions{ui: webui.Options{Reconciler: rec, PollInterval: 100 * time.Millisecond}})
 	at := f.clock.Now()
-	job, _ := rec.Start(ctx, reconcile.Request{Partners: []string{"acme"}, From: at.Add(-2 * time.Hour), To: at}, reconcile.By{Actor: "ops", Trigger: reconcile.TriggerManual})
-	rec.update(job.ID, func(j *reconcile.Job) { j.Partners[0].State, j.Partners[0].Changes = reconcile.PartnerReading, 4 })
+	job, _ := rec.Start(ctx, wire.ReconcileRequest{Partners: []string{"acme"}, From: at.Add(-2 * time.Hour), To: at}, "ops", "")
+	rec.update(job.ID, func(j *wire.Reconciliation) { j.Partners[0].State, j.Partners[0].Changes = wire.PartnerReading, 4 })
 
 	b.navigate(f.srv.URL + "/login?token=" + url.QueryEscape(f.tok["operator"]))
 	b.waitFor("the dashboard", `location.pathname === "/"`)
@@ -395,8 +398,8 @@ func TestBrowserReconciliationBackfill(t *testing.T) {
 		t.Fatalf("backfills = %+v, want one by operator with the reason typed", rec.backs)
 	}
 
-	rec.update(job.ID, func(j *reconcile.Job) {
-		j.Backfill = &reconcile.BackfillResult{State: reconcile.StateDone, Events: 2, Journaled: 2, Applied: 2, StartedAt: at, FinishedAt: at}
+	rec.update(job.ID, func(j *wire.Reconciliation) {
+		j.Backfill = &wire.BackfillProgress{State: wire.ReconcileDone, Events: 2, Journaled: 2, Applied: 2, StartedAt: at, FinishedAt: at}
 	})
 	b.waitFor("the backfill's counts, live", `document.querySelector("#backfill-counts").innerText.includes("2 applied")`+
 		` && document.querySelector("#backfill-counts").innerText.includes("done")`)

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
-	"github.com/switchbackhq/switchback/internal/reconcile"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // base is what every page's template needs.
@@ -126,7 +126,7 @@ func (u *UI) funcs() template.FuncMap {
 		"maxReason": func() int { return domain.MaxReason },
 		// A reconciliation's skew and settle, as Go writes durations; the
 		// runner resolves nil to its default before a job is shown.
-		"duration": func(d *reconcile.Duration) string {
+		"duration": func(d *wire.Duration) string {
 			if d == nil {
 				return "default"
 			}
