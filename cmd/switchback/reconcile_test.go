@@ -155,7 +155,11 @@ func TestReconcileFindsGapsAndBackfillClosesThemOnce(t *testing.T) {
 		feed.set("ticket", strconv.Itoa(i), at(i)) // no webhook at all
 	}
 	feed.set("ticket", "11", time.Now().UTC().Add(-10*time.Second)) // its webhook may be on its way
-	waitUntil(t, "the seven webhooks applied", func() bool { return legacy.Applications() == 7 })
+	// The journal records an outcome after the pipeline answers: wait for
+	// the records, which the reconciliation reads, not for the pipeline.
+	waitUntil(t, "the seven outcomes journaled", func() bool {
+		return strings.Contains(scrape(t, s.url), `switchback_ingress_events_total{outcome="applied"} 7`+"\n")
+	})
 
 	run := func(body map[string]any) wire.Reconciliation {
 		t.Helper()
@@ -262,22 +266,32 @@ func TestReconcileFindsGapsAndBackfillClosesThemOnce(t *testing.T) {
 	api("GET", "/v1/reconciliations", nil, nil)
 	api("GET", "/v1/partners/acme", nil, nil)
 	api("GET", "/v1/audit?limit=1000", nil, nil)
-	resp, err := http.Get(s.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(metrics), `switchback_reconcile_open_gaps{partner="acme"} 0`) {
+	metrics := scrape(t, s.url)
+	if !strings.Contains(metrics, `switchback_reconcile_open_gaps{partner="acme"} 0`) {
 		t.Errorf("metrics lack acme's open gaps at 0")
 	}
 	if !strings.Contains(answers.String(), `"reconcile.backfill"`) {
 		t.Errorf("the audit log has no reconcile.backfill entry")
 	}
 	s.stop()
-	for what, text := range map[string]string{"an API answer": answers.String(), "stdout": s.stdout.String(), "the log": s.stderr.String(), "metrics": string(metrics)} {
+	for what, text := range map[string]string{"an API answer": answers.String(), "stdout": s.stdout.String(), "the log": s.stderr.String(), "metrics": metrics} {
 		if strings.Contains(text, feedToken) {
 			t.Errorf("%s holds the PSA API token", what)
 		}
 	}
+}
+
+// scrape returns the server's /metrics page.
+func scrape(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

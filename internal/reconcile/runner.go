@@ -267,14 +267,21 @@ func (r *Runner) check(req wire.ReconcileRequest) (wire.ReconcileRequest, error)
 	return req, nil
 }
 
-// forget drops the oldest jobs past KeptJobs that are not running.
+// forget drops the oldest jobs past KeptJobs that are not running, and
+// the entities' states of the jobs older than the newest BackfillableJobs:
+// a job's gaps may hold 100,000 entities as the PSA sent them.
 func (r *Runner) forget() {
 	for len(r.jobs) > KeptJobs {
 		i := slices.IndexFunc(r.jobs, func(j *job) bool { return !j.busy })
 		if i < 0 {
-			return
+			break
 		}
 		r.jobs = slices.Delete(r.jobs, i, i+1)
+	}
+	for _, j := range r.jobs[:max(len(r.jobs)-BackfillableJobs, 0)] {
+		if !j.busy {
+			j.gaps = nil
+		}
 	}
 }
 
@@ -487,9 +494,12 @@ func (r *Runner) Backfill(ctx context.Context, id, actor, reason string) (wire.R
 	case j.busy:
 		r.mu.Unlock()
 		return wire.Reconciliation{}, domain.Errorf(domain.CodeConflict, "reconciliation %s is still running: backfill once it is done", id)
-	case len(j.gaps) == 0:
+	case j.GapCount == 0:
 		r.mu.Unlock()
 		return wire.Reconciliation{}, domain.Errorf(domain.CodeConflict, "reconciliation %s found no gaps: nothing to backfill", id)
+	case len(j.gaps) == 0:
+		r.mu.Unlock()
+		return wire.Reconciliation{}, domain.Errorf(domain.CodeConflict, "reconciliation %s is older than the last %d: its gaps are no longer held; reconcile again", id, BackfillableJobs)
 	}
 	j.busy = true // held while the audit entry is written: one backfill at a time
 	r.mu.Unlock()

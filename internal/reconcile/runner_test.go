@@ -3,7 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -20,9 +20,12 @@ import (
 // partners: acme with PSA API access, beta without.
 func newCheckRunner(t *testing.T, now time.Time, others []string) (*Runner, *[]string) {
 	t.Helper()
-	// acme's PSA has changed nothing.
+	// acme's PSA changed ticket 1 a second into every window, and no
+	// webhook ever said so: a gap.
 	psa := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, `{"changes": [], "next": null}`)
+		since, _ := time.Parse(time.RFC3339Nano, r.URL.Query().Get("since"))
+		fmt.Fprintf(w, `{"changes": [{"type": "ticket", "id": "1", "updatedAt": %q, "data": {"id": 1}}], "next": null}`,
+			since.Add(time.Second).Format(time.RFC3339Nano))
 	}))
 	t.Cleanup(psa.Close)
 	j, err := journal.Open(filepath.Join(t.TempDir(), "journal.db"), journal.Options{})
@@ -130,5 +133,39 @@ func TestScheduledReconciliationsTakeThePartnersWithAccess(t *testing.T) {
 	}
 	if len(*audited) != 0 {
 		t.Errorf("audited %v, want nothing for an automatic reconciliation", *audited)
+	}
+}
+
+// Only the newest BackfillableJobs keep the entities a backfill sends: an
+// older job's backfill is refused with what to do, not sent half-empty.
+func TestOldJobsLetTheirGapsGo(t *testing.T) {
+	now := time.Now().UTC()
+	r, _ := newCheckRunner(t, now, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	var ids []string
+	for range BackfillableJobs + 1 {
+		job, err := r.Start(ctx, wire.ReconcileRequest{Partners: []string{"acme"}, From: now.Add(-time.Hour), To: now.Add(-10 * time.Minute)}, "ops", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for !job.Ended() {
+			time.Sleep(time.Millisecond)
+			job, _ = r.Job(job.ID)
+		}
+		if job.GapCount != 1 {
+			t.Fatalf("job %s: %d gaps (%s), want ticket 1", job.ID, job.GapCount, job.Error)
+		}
+		ids = append(ids, job.ID)
+	}
+	_, err := r.Backfill(ctx, ids[0], "ops", "")
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Code != domain.CodeConflict || !strings.Contains(de.Message, "reconcile again") {
+		t.Errorf("backfill of the oldest = %v, want a conflict saying to reconcile again", err)
+	}
+	if _, err := r.Backfill(ctx, "rec_nope", "ops", ""); !errors.As(err, &de) || de.Code != domain.CodeNotFound {
+		t.Errorf("backfill of an unknown job = %v, want not_found", err)
 	}
 }
