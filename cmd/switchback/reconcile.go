@@ -173,7 +173,8 @@ func (f reconcileFlags) request(reason string, now time.Time) (controlclient.Rec
 }
 
 // reconcileOutcome is the exit status of a followed reconciliation: nil
-// when it found no gap, or when its backfill applied every gap; an error
+// when it found no gap, or when its backfill applied every gap (or found
+// it closed since); an error
 // saying what is left otherwise.
 func reconcileOutcome(job wire.Reconciliation) error {
 	if job.State == wire.ReconcileFailed {
@@ -188,9 +189,9 @@ func reconcileOutcome(job wire.Reconciliation) error {
 		return fmt.Errorf("%d gaps found and not backfilled: send them with \"switchback reconcile backfill %s\"", job.GapCount, job.ID)
 	case bf.State == wire.ReconcileFailed:
 		return fmt.Errorf("the backfill of %s failed%s", job.ID, suffix(console.TerminalSafe(bf.Error)))
-	case bf.DeadLettered > 0 || bf.Pending > 0:
+	case bf.Applied+bf.Skipped < job.GapCount:
 		return fmt.Errorf("the backfill of %s left %d of %d gaps unapplied: %d dead-lettered, %d still pending",
-			job.ID, bf.DeadLettered+bf.Pending, job.GapCount, bf.DeadLettered, bf.Pending)
+			job.ID, job.GapCount-bf.Applied-bf.Skipped, job.GapCount, bf.DeadLettered, bf.Pending)
 	}
 	return nil
 }

@@ -104,7 +104,7 @@ func sendStamped(t *testing.T, base, partner, id string, updatedAt time.Time) {
 // of them older than the PSA's latest change. The reconciliation lists the
 // four gaps, and the one change too recent to judge apart; the backfill
 // closes every gap through the primary pipeline, a second reconciliation
-// finds none, and a second backfill applies nothing again. The feed's
+// finds none, and a second backfill finds them closed and sends nothing. The feed's
 // credential appears nowhere.
 func TestReconcileFindsGapsAndBackfillClosesThemOnce(t *testing.T) {
 	legacy := refpipe.New("legacy", refpipe.Faults{}, 1)
@@ -233,8 +233,8 @@ func TestReconcileFindsGapsAndBackfillClosesThemOnce(t *testing.T) {
 		api("GET", "/v1/reconciliations/"+first.ID, nil, &j)
 		return j.Backfill != nil && j.Backfill.State != wire.ReconcileRunning
 	})
-	if b := j.Backfill; b.Duplicates != 4 || b.Journaled != 0 || legacy.Applications() != 11 {
-		t.Errorf("second backfill = %+v, legacy applied %d; want 4 duplicates, nothing journaled or applied again", b, legacy.Applications())
+	if b := j.Backfill; b.Skipped != 4 || b.Events != 0 || legacy.Applications() != 11 {
+		t.Errorf("second backfill = %+v, legacy applied %d; want the 4 gaps found closed, nothing sent or applied again", b, legacy.Applications())
 	}
 	if got := api("POST", "/v1/reconciliations/"+second.ID+"/backfill", nil, nil); got != 409 {
 		t.Errorf("backfill of a reconciliation without gaps = %d, want 409", got)

@@ -296,13 +296,13 @@ func auditBy(svc *control.Service) func(context.Context, reconcile.By, string, s
 // router cannot read: standalone routers seen in the window, and on a
 // shared store the other replicas' embedded routers, whose reports all
 // carry the id "embedded".
-func otherJournals(svc *control.Service, shared bool) func(time.Time) []string {
-	return func(since time.Time) []string {
-		others := svc.RoutersSeenSince(since, "embedded")
+func otherJournals(svc *control.Service, shared bool) func(context.Context, time.Time) ([]string, error) {
+	return func(ctx context.Context, since time.Time) ([]string, error) {
+		others, err := svc.RoutersSeenSince(ctx, since, "embedded")
 		if shared {
 			others = append(others, "the embedded routers of the other replicas on this store")
 		}
-		return others
+		return others, err
 	}
 }
 

@@ -27,6 +27,9 @@ func ReconcileProgress(job wire.Reconciliation) string {
 	if bf := job.Backfill; bf != nil {
 		fmt.Fprintf(&b, "; backfill %s: %d journaled, %d duplicates, %d applied, %d dead-lettered, %d pending",
 			bf.State, bf.Journaled, bf.Duplicates, bf.Applied, bf.DeadLettered, bf.Pending)
+		if bf.Skipped > 0 {
+			fmt.Fprintf(&b, ", %d closed since", bf.Skipped)
+		}
 	}
 	return b.String()
 }
@@ -63,6 +66,9 @@ func Reconciliation(w io.Writer, job wire.Reconciliation) {
 	if bf := job.Backfill; bf != nil {
 		fmt.Fprintf(w, "\nbackfill %s: %d events, %d journaled, %d duplicates (already backfilled), %d applied, %d dead-lettered, %d pending\n",
 			bf.State, bf.Events, bf.Journaled, bf.Duplicates, bf.Applied, bf.DeadLettered, bf.Pending)
+		if bf.Skipped > 0 {
+			fmt.Fprintf(w, "%d gaps were closed by events since the reconciliation: judged again, not sent\n", bf.Skipped)
+		}
 		if bf.Error != "" {
 			fmt.Fprintln(w, TerminalSafe("backfill error: "+bf.Error))
 		}

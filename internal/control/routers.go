@@ -89,15 +89,23 @@ func (s *Service) Routers() []RouterStatus {
 }
 
 // RoutersSeenSince lists the routers but except that reported at or after
-// since: those whose journals may hold events of a window from since.
-func (s *Service) RoutersSeenSince(since time.Time, except string) []string {
+// since: those whose journals may hold events of a window from since. Its
+// error is the registry's: then nobody can say which journals to read.
+func (s *Service) RoutersSeenSince(ctx context.Context, since time.Time, except string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
+	defer cancel()
+	all, err := s.registry.Routers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the router registry: %w", err)
+	}
 	var ids []string
-	for _, r := range s.Routers() {
+	for _, r := range all {
 		if r.ID != except && !r.LastSeen.Before(since) {
 			ids = append(ids, r.ID)
 		}
 	}
-	return ids
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // Regressions returns how many times since start a router held a version

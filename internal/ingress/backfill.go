@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -16,10 +17,15 @@ import (
 // partner and delivery id were journaled before is a duplicate, sent
 // nowhere. The events must come with their ID and DeliveryID.
 //
+// A backfill may fill half of delivery's backlog at most (one call at
+// least while the backlog is empty), so that live webhooks are not
+// answered 429 because of it.
+//
 // Errors are *domain.Error: not_found for a partner the router does not
-// know, router_backlogged (with RetryAfter) while delivery's backlog is
-// full (nothing of the call was journaled), journal_busy when the journal
-// refuses the batch.
+// know; router_backlogged (with RetryAfter) while the backfill's half of
+// delivery's backlog is full and journal_busy (with RetryAfter) while the
+// journal's queue is, nothing of the call journaled; internal for any
+// other failure of the journal.
 func (rt *Router) Backfill(ctx context.Context, events []journal.Event) ([]journal.Appended, error) {
 	tbl, _ := rt.table()
 	for _, e := range events {
@@ -27,18 +33,21 @@ func (rt *Router) Backfill(ctx context.Context, events []journal.Event) ([]journ
 			return nil, domain.Errorf(domain.CodeNotFound, "no partner %s is known to this router", quote(e.Partner))
 		}
 	}
-	if rt.backlogged.Load() >= int64(rt.opts.MaxBacklog) {
+	if b := rt.backlogged.Load(); b > 0 && b+int64(len(events)) > int64(rt.opts.MaxBacklog/2) {
 		return nil, &domain.Error{Code: domain.CodeRouterBacklogged, RetryAfter: time.Second,
-			Message: "the router's delivery backlog is full: retry"}
+			Message: "the router's delivery backlog is half full: a backfill waits for it to drain"}
 	}
 	events = slices.Clone(events)
 	for i := range events {
 		events[i].Backfill = true
 	}
 	res, err := rt.opts.Journal.Append(ctx, events)
-	if err != nil {
+	switch {
+	case errors.Is(err, journal.ErrBusy):
 		return nil, &domain.Error{Code: domain.CodeJournalBusy, RetryAfter: time.Second,
-			Message: "the router cannot journal the backfill now: retry", Err: err}
+			Message: "the router's journal is busy: retry", Err: err}
+	case err != nil:
+		return nil, &domain.Error{Code: domain.CodeInternal, Message: "the router could not journal the backfill", Err: err}
 	}
 	for i, a := range res {
 		if a.Duplicate {

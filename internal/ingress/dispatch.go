@@ -272,8 +272,13 @@ func (rt *Router) countCall(pipelineName string, mode pipelineclient.Mode, err e
 }
 
 func toPipelineEvent(ev journal.Event) pipelineclient.Event {
-	return pipelineclient.Event{ID: ev.ID, Partner: ev.Partner, PSA: ev.PSA, Type: ev.Type, Action: ev.Action,
+	out := pipelineclient.Event{ID: ev.ID, Partner: ev.Partner, PSA: ev.PSA, Type: ev.Type, Action: ev.Action,
 		EntityID: ev.EntityID, ReceivedAt: ev.ReceivedAt, Payload: ev.Payload, Backfill: ev.Backfill}
+	if ev.Backfill {
+		at := ev.EntityUpdatedAt
+		out.EntityUpdatedAt = &at
+	}
+	return out
 }
 
 // backoff is the delay before attempt+1: capped exponential with full

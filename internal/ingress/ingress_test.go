@@ -66,6 +66,7 @@ type env struct {
 	legacyFaults  refpipe.Faults
 	newFaults     refpipe.Faults
 	maxAttempts   int
+	maxBacklog    int
 	now           func() time.Time // the router's clock; nil is time.Now
 	compare       domain.CompareRules
 	wrapNew       func(http.Handler) http.Handler // what the new pipeline's server serves, around refpipe
@@ -78,6 +79,8 @@ func withFaults(legacy, newer refpipe.Faults) envOption {
 }
 
 func withAttempts(n int) envOption { return func(e *env) { e.maxAttempts = n } }
+
+func withBacklog(n int) envOption { return func(e *env) { e.maxBacklog = n } }
 
 func withClock(now func() time.Time) envOption { return func(e *env) { e.now = now } }
 
@@ -142,7 +145,7 @@ func (e *env) start(t *testing.T) {
 	e.journal = j
 	api := isolated.NewAPI()
 	rt, err := ingress.New(ingress.Options{Journal: j, Flags: api.NewClient(), Logger: quiet, Workers: 4,
-		MaxAttempts: e.maxAttempts, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		MaxAttempts: e.maxAttempts, MaxBacklog: e.maxBacklog, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 		Pipelines: &pipelineclient.Client{Timeout: 5 * time.Second}, ReconcileEvery: 50 * time.Millisecond, Now: e.now})
 	if err != nil {
 		t.Fatal(err)

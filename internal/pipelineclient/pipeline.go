@@ -42,6 +42,9 @@ type Event struct {
 	// webhook's body. Its ID is derived from the entity and the time of
 	// its change, so that a change backfilled twice is applied once.
 	Backfill bool `json:"backfill,omitempty"`
+	// EntityUpdatedAt is a backfill's change time by the PSA's clock:
+	// a pipeline holding a newer state of the entity may keep it.
+	EntityUpdatedAt *time.Time `json:"entityUpdatedAt,omitempty"`
 }
 
 // Effect is one change a pipeline applied or would apply.

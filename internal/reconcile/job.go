@@ -16,6 +16,12 @@ const (
 	MaxGapsShown  = 10000
 	MaxUncertain  = 1000
 	KeptJobs      = 100
+	// MaxRunning bounds the reconciliations and backfills running or
+	// waiting at once.
+	MaxRunning = 10
+	// MaxChanges bounds the entities one partner's window may hold: they
+	// are in memory until judged.
+	MaxChanges = 500_000
 	// BackfillableJobs is how many of the newest jobs keep their gaps'
 	// entity states, which a backfill sends.
 	BackfillableJobs = 10

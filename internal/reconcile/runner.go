@@ -58,9 +58,9 @@ type Options struct {
 	Audit func(ctx context.Context, by By, action, target string, detail any) error
 	// OtherJournals names the journals besides Journal that may hold
 	// events received since a time (other routers): a reconciliation that
-	// cannot read them could call their events gaps, so it is refused.
-	// Nil: there are none.
-	OtherJournals func(since time.Time) []string
+	// cannot read them could call their events gaps, so it is refused, as
+	// it is when OtherJournals cannot say. Nil: there are none.
+	OtherJournals func(ctx context.Context, since time.Time) ([]string, error)
 	// Registerer takes the open-gaps gauge; nil registers nothing.
 	Registerer prometheus.Registerer
 	Log        *slog.Logger
@@ -83,6 +83,9 @@ type Runner struct {
 
 	mu   sync.Mutex
 	jobs []*job // oldest first
+	// latest is each partner's newest finished reconciliation: the one
+	// whose gaps the gauge shows.
+	latest map[string]*job
 }
 
 // job is a Job and what only the runner needs of it. Guarded by
@@ -117,7 +120,7 @@ func NewRunner(opts Options) *Runner {
 		hc := &http.Client{Timeout: time.Minute}
 		opts.Source = func(c psaapi.Config) (psaapi.Source, error) { return psaapi.New(c, hc) }
 	}
-	r := &Runner{opts: opts, slots: make(chan struct{}, 2),
+	r := &Runner{opts: opts, slots: make(chan struct{}, 2), latest: map[string]*job{},
 		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "switchback_reconcile_open_gaps",
 			Help: "Gaps of the partner's latest finished reconciliation that no backfill has applied since."}, []string{"partner"})}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
@@ -130,8 +133,24 @@ func NewRunner(opts Options) *Runner {
 // Run returns when ctx ends, once the running jobs have stopped.
 func (r *Runner) Run(ctx context.Context) {
 	<-ctx.Done()
-	r.cancel()
+	r.mu.Lock()
+	r.cancel() // under mu: no job starts after it (goLocked)
+	r.mu.Unlock()
 	r.wg.Wait()
+}
+
+// goLocked runs fn in the background unless the runner has stopped;
+// r.mu must be held.
+func (r *Runner) goLocked(fn func()) error {
+	if r.ctx.Err() != nil {
+		return domain.Errorf(domain.CodeConflict, "switchback is stopping: nothing new starts")
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		fn()
+	}()
+	return nil
 }
 
 func truncate(s string) string {
@@ -150,8 +169,11 @@ func (r *Runner) Start(ctx context.Context, req wire.ReconcileRequest, actor, re
 }
 
 func (r *Runner) start(ctx context.Context, req wire.ReconcileRequest, by By) (wire.Reconciliation, error) {
-	req, err := r.check(req)
+	req, err := r.check(ctx, req)
 	if err != nil {
+		return wire.Reconciliation{}, err
+	}
+	if err := r.room(); err != nil {
 		return wire.Reconciliation{}, err
 	}
 	j := &job{Reconciliation: wire.Reconciliation{ID: "rec_" + randomHex(8), State: wire.ReconcileRunning, Trigger: by.Trigger,
@@ -165,26 +187,58 @@ func (r *Runner) start(ctx context.Context, req wire.ReconcileRequest, by By) (w
 		}
 	}
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.goLocked(func() { r.reconcile(j) }); err != nil {
+		return wire.Reconciliation{}, err
+	}
 	r.jobs = append(r.jobs, j)
 	r.forget()
-	view := j.view(true)
-	r.mu.Unlock()
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.reconcile(j)
-	}()
-	return view, nil
+	return j.view(true), nil
+}
+
+// room refuses a job while MaxRunning run: each holds its partners'
+// changes in memory, and they wait for two slots anyway.
+func (r *Runner) room() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, j := range r.jobs {
+		if j.busy {
+			n++
+		}
+	}
+	if n >= MaxRunning {
+		return domain.Errorf(domain.CodeConflict, "%d reconciliations or backfills are running, the most at once: start this one when one has ended", n)
+	}
+	return nil
+}
+
+// running reports whether a running reconciliation reads partner.
+func (r *Runner) running(partner string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, j := range r.jobs {
+		if j.State == wire.ReconcileRunning && slices.Contains(j.Request.Partners, partner) {
+			return true
+		}
+	}
+	return false
 }
 
 // Reconcile starts, as the control service's scheduler asks
 // (control.Reconciler), a reconciliation of the partners with PSA API
 // access among partners over [from, to), by the actor "reconciler" and
 // unaudited (it changes nothing); from is moved up to MaxWindow ago at
-// most. More than MaxPartners make several reconciliations.
+// most. A partner that a running reconciliation reads is left out: the
+// next one covers its window. More than MaxPartners make several
+// reconciliations.
 func (r *Runner) Reconcile(ctx context.Context, partners []string, from, to time.Time, trigger string) error {
 	var with []string
 	for _, id := range partners {
+		if r.running(id) {
+			r.opts.Log.Info("reconciliation of a partner skipped: one is running", "partner", id, "trigger", trigger)
+			continue
+		}
 		if p, ok := r.opts.Partner(id); ok {
 			if _, err := psaapi.FromPartner(p); err == nil {
 				with = append(with, id)
@@ -207,7 +261,7 @@ func (r *Runner) Reconcile(ctx context.Context, partners []string, from, to time
 }
 
 // check resolves req's defaults and holds it to the limits.
-func (r *Runner) check(req wire.ReconcileRequest) (wire.ReconcileRequest, error) {
+func (r *Runner) check(ctx context.Context, req wire.ReconcileRequest) (wire.ReconcileRequest, error) {
 	now := r.opts.Now().UTC()
 	switch {
 	case len(req.Partners) == 0:
@@ -247,7 +301,12 @@ func (r *Runner) check(req wire.ReconcileRequest) (wire.ReconcileRequest, error)
 		return req, domain.Errorf(domain.CodeInvalid, "from: at most %d days ago", int(MaxWindow/(24*time.Hour)))
 	}
 	if r.opts.OtherJournals != nil {
-		if others := r.opts.OtherJournals(req.From); len(others) > 0 {
+		others, err := r.opts.OtherJournals(ctx, req.From)
+		if err != nil {
+			return req, &domain.Error{Code: domain.CodeStoreUnavailable, RetryAfter: 5 * time.Second, Err: err,
+				Message: "cannot tell which routers' journals hold events of the window, so no gap could be trusted: retry"}
+		}
+		if len(others) > 0 {
 			return req, domain.Errorf(domain.CodeConflict, "a reconciliation reads this process's router journal only, and other journals may hold events of the window: %s (GET /v1/routers); a gap here could be an event they applied. Reconcile where one router takes every webhook",
 				strings.Join(others, ", "))
 		}
@@ -317,9 +376,26 @@ func (r *Runner) find(id string) *job {
 	return nil
 }
 
+// refuseBackfill says why a backfill of j may not start now, nil if it
+// may; Runner.mu must be held.
+func (j *job) refuseBackfill() error {
+	switch {
+	case j.busy && j.Backfill != nil && j.Backfill.State == wire.ReconcileRunning:
+		return domain.Errorf(domain.CodeConflict, "reconciliation %s: a backfill of it is running", j.ID)
+	case j.busy:
+		return domain.Errorf(domain.CodeConflict, "reconciliation %s is still running: backfill once it is done", j.ID)
+	case j.GapCount == 0:
+		return domain.Errorf(domain.CodeConflict, "reconciliation %s found no gaps: nothing to backfill", j.ID)
+	case len(j.gaps) == 0:
+		return domain.Errorf(domain.CodeConflict, "reconciliation %s is older than the last %d: its gaps are no longer held; reconcile again", j.ID, BackfillableJobs)
+	}
+	return nil
+}
+
 // view copies j for a caller, with its lists or without.
 func (j *job) view(lists bool) wire.Reconciliation {
 	v := j.Reconciliation
+	v.Backfillable = j.refuseBackfill() == nil
 	v.Partners = slices.Clone(j.Partners)
 	v.Gaps, v.Unsure = nil, nil
 	if lists {
@@ -367,9 +443,10 @@ func (r *Runner) reconcile(j *job) {
 		}
 		for _, p := range j.Partners {
 			if p.State == wire.ReconcileDone {
-				r.gauge.WithLabelValues(p.Partner).Set(float64(p.Gaps))
+				r.latest[p.Partner] = j
 			}
 		}
+		r.gaugeLocked(j)
 		backfill = j.Request.Backfill && len(j.gaps) > 0 && r.ctx.Err() == nil
 		if backfill {
 			j.Backfill = &wire.BackfillProgress{State: wire.ReconcileRunning, StartedAt: r.opts.Now().UTC()}
@@ -404,7 +481,14 @@ func (r *Runner) partner(j *job, i int, id string) error {
 	changes := map[journal.Entity]psaapi.Change{}
 	read := 0
 	err = src.Changes(ctx, j.Request.From, j.Request.To, func(c psaapi.Change) error {
-		changes[journal.Entity{Type: c.Type, ID: c.ID}] = c // a later page's copy is the newer
+		e := journal.Entity{Type: c.Type, ID: c.ID}
+		if had, ok := changes[e]; ok && had.UpdatedAt.After(c.UpdatedAt) {
+			return nil // an entity changed while paged comes twice: the newer copy holds
+		}
+		changes[e] = c
+		if len(changes) > MaxChanges {
+			return fmt.Errorf("more than %d entities changed in the window: reconcile a shorter one", MaxChanges)
+		}
 		if read++; read%500 == 0 {
 			set(func(p *wire.ReconcilePartner) { p.Changes = len(changes) })
 		}
@@ -417,6 +501,7 @@ func (r *Runner) partner(j *job, i int, id string) error {
 	for _, c := range changes {
 		list = append(list, c)
 	}
+	clear(changes)
 	slices.SortFunc(list, func(a, b psaapi.Change) int { return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.ID, b.ID)) })
 	set(func(p *wire.ReconcilePartner) { p.Changes, p.State = len(list), wire.PartnerChecking })
 
@@ -441,15 +526,18 @@ func (r *Runner) partner(j *job, i int, id string) error {
 				switch v.Class {
 				case Reflected:
 					pr.Reflected++
+					chunk[k].Data = nil // only a gap's entity is sent again
 				case InFlight:
 					pr.InFlight++
 					j.InFlight++
+					chunk[k].Data = nil
 				case Uncertain:
 					pr.Uncertain++
 					j.Uncertain++
 					if len(j.Unsure) < MaxUncertain {
 						j.Unsure = append(j.Unsure, finding(id, chunk[k], v))
 					}
+					chunk[k].Data = nil
 				case Gap:
 					pr.Gaps++
 					j.GapCount++
@@ -484,22 +572,13 @@ func (r *Runner) Backfill(ctx context.Context, id, actor, reason string) (wire.R
 	by := By{Actor: actor, Reason: reason, Trigger: wire.TriggerManual}
 	r.mu.Lock()
 	j := r.find(id)
-	switch {
-	case j == nil:
+	if j == nil {
 		r.mu.Unlock()
 		return wire.Reconciliation{}, domain.Errorf(domain.CodeNotFound, "no reconciliation %s", truncate(id))
-	case j.busy && j.Backfill != nil && j.Backfill.State == wire.ReconcileRunning:
+	}
+	if err := j.refuseBackfill(); err != nil {
 		r.mu.Unlock()
-		return wire.Reconciliation{}, domain.Errorf(domain.CodeConflict, "reconciliation %s: a backfill of it is running", id)
-	case j.busy:
-		r.mu.Unlock()
-		return wire.Reconciliation{}, domain.Errorf(domain.CodeConflict, "reconciliation %s is still running: backfill once it is done", id)
-	case j.GapCount == 0:
-		r.mu.Unlock()
-		return wire.Reconciliation{}, domain.Errorf(domain.CodeConflict, "reconciliation %s found no gaps: nothing to backfill", id)
-	case len(j.gaps) == 0:
-		r.mu.Unlock()
-		return wire.Reconciliation{}, domain.Errorf(domain.CodeConflict, "reconciliation %s is older than the last %d: its gaps are no longer held; reconcile again", id, BackfillableJobs)
+		return wire.Reconciliation{}, err
 	}
 	j.busy = true // held while the audit entry is written: one backfill at a time
 	r.mu.Unlock()
@@ -508,15 +587,13 @@ func (r *Runner) Backfill(ctx context.Context, id, actor, reason string) (wire.R
 		return wire.Reconciliation{}, err
 	}
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.goLocked(func() { r.send(j) }); err != nil {
+		j.busy = false
+		return wire.Reconciliation{}, err
+	}
 	j.Backfill = &wire.BackfillProgress{State: wire.ReconcileRunning, StartedAt: r.opts.Now().UTC()}
-	view := j.view(true)
-	r.mu.Unlock()
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.send(j)
-	}()
-	return view, nil
+	return j.view(true), nil
 }
 
 // audit writes a backfill's entry: which reconciliation, how many gaps.
@@ -552,16 +629,106 @@ func BackfillID(partner, typ, id string, updatedAt time.Time) string {
 	return "bf_" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// backfillChunk is how many events one journal append takes.
+// backfillChunk is how many gaps are judged again and journaled at once.
 const backfillChunk = 500
 
-// send journals j's gaps as events through the router, then awaits their
-// outcomes until BackfillTimeout.
+// sent is a backfill event whose outcome is awaited: the one journaled,
+// or for a duplicate the one journaled first.
+type sent struct {
+	seq     uint64
+	partner string
+}
+
+// send journals j's gaps as events through the router, each judged again
+// first: a gap that an event has closed since the reconciliation is
+// skipped, so that a backfill never sends an entity older than the one
+// applied. Then it awaits the events' outcomes until BackfillTimeout.
 func (r *Runner) send(j *job) {
-	ctx := r.ctx
+	ctx, cancel := context.WithTimeout(r.ctx, BackfillTimeout)
+	defer cancel()
 	r.mu.Lock()
 	gaps := slices.Clone(j.gaps)
+	rule := Rule{Skew: time.Duration(*j.Request.Skew), Settle: time.Duration(*j.Request.Settle)}
 	r.mu.Unlock()
+	var pending []sent
+	for part := range slices.Chunk(gaps, backfillChunk) {
+		open, err := r.stillOpen(ctx, part, rule)
+		if err == nil {
+			var res []journal.Appended
+			res, err = r.journalEvents(ctx, r.events(open))
+			for k, a := range res {
+				pending = append(pending, sent{a.Seq, open[k].partner})
+			}
+			r.update(j, func(j *job) {
+				b := j.Backfill
+				b.Skipped += len(part) - len(open)
+				for _, g := range part {
+					j.applied[g.partner]++ // closed, by this backfill or before it
+				}
+				for _, g := range open {
+					j.applied[g.partner]--
+				}
+				b.Events += len(res)
+				for _, a := range res {
+					if a.Duplicate {
+						b.Duplicates++
+					} else {
+						b.Journaled++
+					}
+				}
+				b.Pending = len(pending)
+			})
+		}
+		if err != nil {
+			r.end(j, r.stopped(err))
+			return
+		}
+	}
+	r.opts.Log.Info("backfill journaled", "reconciliation", j.ID, "gaps", len(gaps), "events", len(pending))
+	r.end(j, r.await(ctx, j, pending))
+}
+
+// stillOpen returns the gaps of part that are gaps still, judged again on
+// the journal now; a gap made before the reconciliation is not recent.
+func (r *Runner) stillOpen(ctx context.Context, part []gap, rule Rule) ([]gap, error) {
+	var open []gap
+	for run := range runsOfPartner(part) {
+		in := make([]Change, len(run))
+		for k, g := range run {
+			in[k] = Change{Type: g.change.Type, ID: g.change.ID, UpdatedAt: g.change.UpdatedAt, Deleted: g.change.Deleted}
+		}
+		verdicts, err := Check(ctx, r.opts.Journal, run[0].partner, in, rule)
+		if err != nil {
+			return nil, fmt.Errorf("reading the journal: %w", err)
+		}
+		for k, v := range verdicts {
+			if v.IsGap() {
+				open = append(open, run[k])
+			}
+		}
+	}
+	return open, nil
+}
+
+// runsOfPartner yields the runs of gaps of one partner in gaps, which
+// holds each partner's gaps together.
+func runsOfPartner(gaps []gap) func(func([]gap) bool) {
+	return func(yield func([]gap) bool) {
+		for len(gaps) > 0 {
+			n := 1
+			for n < len(gaps) && gaps[n].partner == gaps[0].partner {
+				n++
+			}
+			if !yield(gaps[:n]) {
+				return
+			}
+			gaps = gaps[n:]
+		}
+	}
+}
+
+// events makes the backfill events of gaps.
+func (r *Runner) events(gaps []gap) []journal.Event {
 	now := r.opts.Now().UTC()
 	events := make([]journal.Event, len(gaps))
 	for i, g := range gaps {
@@ -574,59 +741,40 @@ func (r *Runner) send(j *job) {
 			Type: g.change.Type, SourceType: g.change.Type, Action: action, EntityID: g.change.ID,
 			ReceivedAt: now, EntityUpdatedAt: g.change.UpdatedAt, Payload: g.change.Data, Backfill: true}
 	}
-	type sent struct {
-		seq     uint64
-		partner string
-	}
-	var pending []sent
-	fail := func(err error) {
-		r.update(j, func(j *job) {
-			j.Backfill.State, j.Backfill.Error, j.Backfill.FinishedAt = wire.ReconcileFailed, err.Error(), r.opts.Now().UTC()
-			j.busy = false
-		})
-	}
-	for len(events) > 0 {
-		chunk := events[:min(backfillChunk, len(events))]
-		res, err := r.opts.Router.Backfill(ctx, chunk)
-		var de *domain.Error
-		if errors.As(err, &de) && de.RetryAfter > 0 {
-			select {
-			case <-time.After(de.RetryAfter):
-				continue
-			case <-ctx.Done():
-				fail(errors.New("switchback stopped while the backfill was being journaled; backfill again: what was journaled is not sent twice"))
-				return
-			}
-		}
-		if err != nil {
-			fail(err)
-			return
-		}
-		events = events[len(chunk):]
-		r.update(j, func(j *job) {
-			for k, a := range res {
-				j.Backfill.Events++
-				if a.Duplicate {
-					j.Backfill.Duplicates++
-					continue
-				}
-				j.Backfill.Journaled++
-				j.Backfill.Pending++
-				pending = append(pending, sent{a.Seq, chunk[k].Partner})
-			}
-		})
-	}
-	r.opts.Log.Info("backfill journaled", "reconciliation", j.ID, "events", len(gaps), "new", len(pending))
+	return events
+}
 
-	deadline := time.Now().Add(BackfillTimeout)
+// journalEvents hands events to the router, waiting while it asks to (a
+// busy journal, a backlog half full) until ctx ends.
+func (r *Runner) journalEvents(ctx context.Context, events []journal.Event) ([]journal.Appended, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	for {
+		res, err := r.opts.Router.Backfill(ctx, events)
+		var de *domain.Error
+		if !errors.As(err, &de) || de.RetryAfter <= 0 {
+			return res, err
+		}
+		select {
+		case <-time.After(de.RetryAfter):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s, still after %s", de.Message, BackfillTimeout)
+		}
+	}
+}
+
+// await polls the outcomes of pending until none is left or ctx ends; a
+// duplicate's outcome is its first event's.
+func (r *Runner) await(ctx context.Context, j *job, pending []sent) error {
 	tick := time.NewTicker(r.opts.PollEvery)
 	defer tick.Stop()
-	for len(pending) > 0 && time.Now().Before(deadline) {
+	for len(pending) > 0 {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			deadline = time.Time{}
-			continue
+			return r.stopped(fmt.Errorf("%d events of the backfill have no outcome after %s; they stay journaled and are delivered: reconcile again later",
+				len(pending), BackfillTimeout))
 		}
 		var left []sent
 		applied, dead := map[string]int{}, 0
@@ -651,15 +799,48 @@ func (r *Runner) send(j *job) {
 			j.Backfill.Pending = len(pending)
 		})
 	}
+	return nil
+}
+
+// stopped is err, unless switchback is stopping, which is then the reason.
+func (r *Runner) stopped(err error) error {
+	if r.ctx.Err() != nil {
+		return errors.New("switchback stopped during the backfill; backfill again: what was journaled is not sent twice")
+	}
+	return err
+}
+
+// end records the end of j's backfill: failed with err, else done.
+func (r *Runner) end(j *job, err error) {
 	r.update(j, func(j *job) {
-		j.Backfill.State, j.Backfill.FinishedAt = wire.ReconcileDone, r.opts.Now().UTC()
-		j.busy = false
-		for _, p := range j.Partners {
-			if p.State == wire.ReconcileDone {
-				r.gauge.WithLabelValues(p.Partner).Set(float64(max(p.Gaps-j.applied[p.Partner], 0)))
-			}
+		b := j.Backfill
+		b.State, b.FinishedAt = wire.ReconcileDone, r.opts.Now().UTC()
+		if err != nil {
+			b.State, b.Error = wire.ReconcileFailed, err.Error()
 		}
+		j.busy = false
+		r.gaugeLocked(j)
 	})
+	if err != nil {
+		r.opts.Log.Warn("backfill failed", "reconciliation", j.ID, "err", err)
+	}
+}
+
+// gaugeLocked shows on the gauge the gaps j left open for each partner
+// of which j is the newest finished reconciliation, and drops partners
+// that no longer exist; r.mu must be held.
+func (r *Runner) gaugeLocked(j *job) {
+	for _, p := range j.Partners {
+		if r.latest[p.Partner] == j {
+			r.gauge.WithLabelValues(p.Partner).Set(float64(max(p.Gaps-j.applied[p.Partner], 0)))
+		}
+	}
+	for id := range r.latest {
+		if _, ok := r.opts.Partner(id); !ok {
+			delete(r.latest, id)
+			r.gauge.DeleteLabelValues(id)
+		}
+	}
 }
 
 func randomHex(n int) string {

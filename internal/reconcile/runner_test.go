@@ -45,7 +45,7 @@ func newCheckRunner(t *testing.T, now time.Time, others []string) (*Runner, *[]s
 			audited = append(audited, by.Actor+" "+action)
 			return nil
 		},
-		OtherJournals: func(time.Time) []string { return others },
+		OtherJournals: func(context.Context, time.Time) ([]string, error) { return others, nil },
 		Now:           func() time.Time { return now },
 	})
 	return r, &audited

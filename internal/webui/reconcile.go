@@ -61,7 +61,7 @@ func (u *UI) reconcileKey() string {
 		}
 		if bf := j.Backfill; bf != nil {
 			h.Write([]byte(bf.State + "\x00"))
-			for _, v := range []int{bf.Events, bf.Journaled, bf.Duplicates, bf.Applied, bf.DeadLettered, bf.Pending} {
+			for _, v := range []int{bf.Skipped, bf.Events, bf.Journaled, bf.Duplicates, bf.Applied, bf.DeadLettered, bf.Pending} {
 				n(v)
 			}
 		}
@@ -106,12 +106,8 @@ func (u *UI) reconciliations(w http.ResponseWriter, r *http.Request, s session) 
 
 type reconciliationPage struct {
 	base
-	Job wire.Reconciliation
-	// BackfillOffered is true when the Backfill button is shown: the job
-	// found gaps and is done, and no backfill of it runs. Whether one may
-	// run is still the runner's to say when it is pressed.
-	BackfillOffered bool
-	Reasons         map[wire.GapReason]string
+	Job     wire.Reconciliation
+	Reasons map[wire.GapReason]string
 }
 
 // reconciliation serves GET /reconciliations/{id}.
@@ -123,9 +119,7 @@ func (u *UI) reconciliation(w http.ResponseWriter, r *http.Request, s session) e
 	if err != nil {
 		return err
 	}
-	bfRunning := job.Backfill != nil && job.Backfill.State == wire.ReconcileRunning
-	data := reconciliationPage{Job: job, Reasons: reasonWords,
-		BackfillOffered: job.State == wire.ReconcileDone && job.GapCount > 0 && !bfRunning}
+	data := reconciliationPage{Job: job, Reasons: reasonWords}
 	data.base = u.base(w, r, &s, "reconciliations", "reconciliations")
 	u.render(w, r, http.StatusOK, "reconciliation", &data)
 	return nil

@@ -84,6 +84,8 @@ func (f *fakeReconciler) Job(id string) (wire.Reconciliation, error) {
 	defer f.mu.Unlock()
 	for _, j := range f.jobs {
 		if j.ID == id {
+			// The runner's answer, the fake's way: its refusals below.
+			j.Backfillable = j.State != wire.ReconcileRunning && j.GapCount > 0 && (j.Backfill == nil || j.Backfill.State != wire.ReconcileRunning)
 			return j, nil
 		}
 	}

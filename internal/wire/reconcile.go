@@ -95,6 +95,9 @@ type Reconciliation struct {
 	Truncated  bool               `json:"gapsTruncated,omitempty"`
 	Unsure     []Finding          `json:"uncertain,omitempty"`
 	Backfill   *BackfillProgress  `json:"backfill"`
+	// Backfillable says whether POST …/backfill would start one now: the
+	// runner's answer, which the UI shows as a button.
+	Backfillable bool `json:"backfillable"`
 }
 
 // ReconcilePartner is one partner's part of a reconciliation, and its
@@ -124,10 +127,13 @@ type Finding struct {
 // BackfillProgress is a backfill of a reconciliation's gaps, and its
 // progress.
 type BackfillProgress struct {
-	State        string    `json:"state"`
-	Events       int       `json:"events"`
-	Journaled    int       `json:"journaled"`
-	Duplicates   int       `json:"duplicates"`
+	State      string `json:"state"`
+	Events     int    `json:"events"`
+	Journaled  int    `json:"journaled"`
+	Duplicates int    `json:"duplicates"`
+	// Skipped counts the gaps an event closed after the reconciliation:
+	// judged again before sending, they are not sent.
+	Skipped      int       `json:"skipped"`
 	Applied      int       `json:"applied"`
 	DeadLettered int       `json:"deadLettered"`
 	Pending      int       `json:"pending"`
