@@ -66,6 +66,7 @@ type Service struct {
 	registry  Registry
 	scheduler atomic.Pointer[ReplayScheduler] // the one running, if any
 	onRevert  atomic.Pointer[func(RevertEvent)]
+	onNotice  atomic.Pointer[func(domain.Notice)]
 	// unreachable is when a shared store stopped answering, nil while
 	// it answers: see Follow.
 	unreachable atomic.Pointer[time.Time]
