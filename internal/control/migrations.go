@@ -23,10 +23,10 @@ func (s *Service) PutMigration(ctx context.Context, c Change, m domain.Migration
 		}
 		// Pins change through PinNoise only, audited one by one: a PUT
 		// of the migration keeps them.
-		m.Compare.NoisePins = nil
+		m.Compare.NoisePins, m.AutopilotState = nil, nil
 		if exists {
 			m.CreatedAt, m.Reverted, m.Seq = old.CreatedAt, old.Reverted, old.Seq
-			m.Compare.NoisePins = old.Compare.NoisePins
+			m.Compare.NoisePins, m.AutopilotState = old.Compare.NoisePins, old.AutopilotState
 		}
 		if err := m.Validate(); err != nil {
 			return plan{}, err

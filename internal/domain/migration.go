@@ -389,6 +389,12 @@ type Migration struct {
 	// Reconcile is when the control service reconciles the migration's
 	// partners on its own; nil is never.
 	Reconcile *ReconcilePolicy `json:"reconcile,omitempty"`
+	// Autopilot lets the control service advance cohorts on its own; nil
+	// is never.
+	Autopilot *AutopilotPolicy `json:"autopilot,omitempty"`
+	// AutopilotState is the autopilot's pause and its recent moves. The
+	// control service keeps it: a PUT of the migration leaves it as it is.
+	AutopilotState *AutopilotState `json:"autopilotState,omitempty"`
 	// Reverted is the kill switch: while on, every partner evaluates to legacy.
 	Reverted  bool      `json:"reverted"`
 	Seq       uint64    `json:"seq"` // creation order: the ingress default is the first
@@ -433,6 +439,11 @@ func (m Migration) Validate() error {
 	}
 	if m.Reconcile != nil {
 		if err := m.Reconcile.Validate(); err != nil {
+			return err
+		}
+	}
+	if m.Autopilot != nil {
+		if err := m.Autopilot.Validate(); err != nil {
 			return err
 		}
 	}
