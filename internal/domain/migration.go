@@ -389,6 +389,9 @@ type Migration struct {
 	// Reconcile is when the control service reconciles the migration's
 	// partners on its own; nil is never.
 	Reconcile *ReconcilePolicy `json:"reconcile,omitempty"`
+	// Approvals says which forward moves wait for other operators'
+	// approvals as change requests; nil is none.
+	Approvals *ApprovalPolicy `json:"approvals,omitempty"`
 	// Reverted is the kill switch: while on, every partner evaluates to legacy.
 	Reverted  bool      `json:"reverted"`
 	Seq       uint64    `json:"seq"` // creation order: the ingress default is the first
@@ -433,6 +436,11 @@ func (m Migration) Validate() error {
 	}
 	if m.Reconcile != nil {
 		if err := m.Reconcile.Validate(); err != nil {
+			return err
+		}
+	}
+	if m.Approvals != nil {
+		if err := m.Approvals.Validate(); err != nil {
 			return err
 		}
 	}
