@@ -13,16 +13,17 @@ import (
 // change requests"). A migration without one (a nil *ApprovalPolicy, as
 // every migration stored before the setting existed) needs none. A policy
 // in a published State is shared between states and never changed in
-// place.
+// place. Its JSON is approvalJSON's (the tags name the fields for the
+// API's strict decoding).
 type ApprovalPolicy struct {
 	// Required is how many approvals, each of another token than the
 	// requester's, a change request needs.
-	Required int
+	Required int `json:"required"`
 	// Stages are the stages a forward move into needs approvals.
-	Stages []Stage
+	Stages []Stage `json:"stages"`
 	// TTL is how long a change request waits for its approvals before it
 	// expires; 0 is DefaultApprovalTTL (read it with EffectiveTTL).
-	TTL time.Duration
+	TTL time.Duration `json:"ttl"`
 }
 
 // Bounds and default of an ApprovalPolicy.
