@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/console"
 	"github.com/switchbackhq/switchback/internal/controlclient"
+	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/gate"
 )
 
@@ -76,13 +77,18 @@ type verbRun struct {
 	replayAfter bool
 	// witnesses are the files "audit verify" checks the log against.
 	witnesses []string
+	// state and migration select the change requests "changes" lists.
+	state, migration string
 }
 
 var verbs = map[string]verb{
 	"status":    {"", 0, "Shows migrations, partners by stage, cohorts and kill switches.", status},
 	"gate":      {"MIGRATION COHORT", 2, "Shows the gate report for advancing a cohort now; exits 1 when the gates refuse or wait for data.", gateVerb},
-	"advance":   {"MIGRATION COHORT", 2, "Moves the cohort's partners at its lowest stage one stage forward, if the gates pass for each.", advance},
-	"stage":     {"MIGRATION PARTNER STAGE", 3, "Sets one partner's stage. Forward moves go one step and pass the gates unless --force.", stage},
+	"advance":   {"MIGRATION COHORT", 2, "Moves the cohort's partners at its lowest stage one stage forward, if the gates pass for each. When the migration requires approvals for the stage it moves into, files a change request instead and prints it: another operator approves it with \"switchback approve ID\".", advance},
+	"stage":     {"MIGRATION PARTNER STAGE", 3, "Sets one partner's stage. Forward moves go one step and pass the gates unless --force. When the migration requires approvals for that stage, files a change request instead and prints it.", stage},
+	"changes":   {"[ID]", -1, "Lists change requests (moves that wait for approvals), newest first: pending ones unless --state; with an ID, shows that one in full, with its approvals, how it ended and the gate report of a failed one.", changesVerb},
+	"approve":   {"ID", 1, "Approves a change request with your token (not the requester's; each token counts once). The approval that completes it makes the move, with the gates judged again then; exits 1 when the move failed, and prints why.", approveVerb},
+	"reject":    {"ID", 1, "Rejects a pending change request; --reason is required. Nothing moves.", rejectVerb},
 	"revert":    {"MIGRATION | --all", -1, "Turns the kill switch on: every partner of the migration (or of all, with --all) evaluates to legacy.", revert},
 	"resume":    {"MIGRATION", 1, "Turns the kill switch off: partners evaluate to their stages as they were.", resume},
 	"audit":     {"[verify | head]", -1, "Lists the audit log; \"audit verify\" recomputes its hash chain and says where it breaks, and with --witness checks that the log still holds the heads routers saw (their snapshot files) or \"audit head\" exported; \"audit head\" prints the log's head as JSON, to keep elsewhere as a witness.", auditVerb},
@@ -98,8 +104,13 @@ func runCLI(ctx context.Context, name string, args []string, getenv func(string)
 	cf.register(fs, getenv)
 	r := &verbRun{out: stdout, stderr: stderr, set: map[string]bool{}}
 	switch name {
-	case "advance", "stage", "revert", "resume", "replay", "reconcile":
+	case "advance", "stage", "revert", "resume", "replay", "reconcile", "approve":
 		fs.StringVar(&r.reason, "reason", "", "why: written to the audit log")
+	case "reject":
+		fs.StringVar(&r.reason, "reason", "", "why the change is rejected (required): written to the change request and the audit log")
+	case "changes":
+		fs.StringVar(&r.state, "state", "pending", "pending, applied, rejected, expired, failed, or all")
+		fs.StringVar(&r.migration, "migration", "", "only the change requests of this migration")
 	}
 	switch name {
 	case "advance", "stage":
@@ -193,7 +204,14 @@ func advance(ctx context.Context, c *controlclient.Client, r *verbRun) error {
 		return err
 	}
 	if r.json {
+		if res.Change != nil {
+			return console.TerminalSafeJSON(r.out, res.Change)
+		}
 		return console.JSON(r.out, res)
+	}
+	if res.Change != nil {
+		console.ChangeFiled(r.out, *res.Change)
+		return nil
 	}
 	fmt.Fprintf(r.out, "cohort %s advanced from %s to %s: %s\n", res.Cohort, res.From, res.To, strings.Join(res.Partners, ", "))
 	return nil
@@ -205,9 +223,79 @@ func stage(ctx context.Context, c *controlclient.Client, r *verbRun) error {
 		return err
 	}
 	if r.json {
+		if res.Change != nil {
+			return console.TerminalSafeJSON(r.out, res.Change)
+		}
 		return console.JSON(r.out, res)
 	}
+	if res.Change != nil {
+		console.ChangeFiled(r.out, *res.Change)
+		return nil
+	}
 	fmt.Fprintf(r.out, "partner %s is at %s in %s since %s\n", res.Partner, res.Stage, r.args[0], res.Since)
+	return nil
+}
+
+// --- change requests
+
+func changesVerb(ctx context.Context, c *controlclient.Client, r *verbRun) error {
+	if len(r.args) > 1 {
+		return usageError("name at most one change request")
+	}
+	if len(r.args) == 1 {
+		if r.set["state"] || r.set["migration"] {
+			return usageError("--state and --migration select what \"changes\" lists; with an ID it shows that one")
+		}
+		ch, err := c.ChangeRequest(ctx, r.args[0])
+		if err != nil {
+			return err
+		}
+		if r.json {
+			return console.TerminalSafeJSON(r.out, ch)
+		}
+		console.ChangeRequest(r.out, ch)
+		return nil
+	}
+	cs, err := c.Changes(ctx, r.state, r.migration)
+	if err != nil {
+		return err
+	}
+	if r.json {
+		return console.TerminalSafeJSON(r.out, cs)
+	}
+	return console.Changes(r.out, cs)
+}
+
+func approveVerb(ctx context.Context, c *controlclient.Client, r *verbRun) error {
+	ch, err := c.Approve(ctx, r.args[0], r.reason)
+	if err != nil {
+		return err
+	}
+	if r.json {
+		if err := console.TerminalSafeJSON(r.out, ch); err != nil {
+			return err
+		}
+	} else {
+		console.ChangeRequest(r.out, ch)
+	}
+	if ch.State == domain.ChangeFailed {
+		return fmt.Errorf("change request %s was approved but its move failed: %s", ch.ID, console.TerminalSafe(ch.Failure))
+	}
+	return nil
+}
+
+func rejectVerb(ctx context.Context, c *controlclient.Client, r *verbRun) error {
+	if strings.TrimSpace(r.reason) == "" {
+		return usageError("reject needs --reason: say why, for the requester and the audit log")
+	}
+	ch, err := c.Reject(ctx, r.args[0], r.reason)
+	if err != nil {
+		return err
+	}
+	if r.json {
+		return console.TerminalSafeJSON(r.out, ch)
+	}
+	console.ChangeRequest(r.out, ch)
 	return nil
 }
 

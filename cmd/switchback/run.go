@@ -36,8 +36,12 @@ Server:
 Release engineering (talk to --server with $SWITCHBACK_TOKEN):
   status                         migrations, partners by stage, cohorts, kill switches
   gate MIGRATION COHORT          the gate report for advancing a cohort now
-  advance MIGRATION COHORT       move a cohort one stage forward if its gates pass
+  advance MIGRATION COHORT       move a cohort one stage forward if its gates pass (or file a
+                                 change request, where the migration requires approvals)
   stage MIGRATION PARTNER STAGE  set one partner's stage (legacy, shadow, new, done)
+  changes [ID] [--state S]       change requests that wait for approvals (or ended), or one in full
+  approve ID [--reason R]        approve a change request; the last approval makes the move
+  reject ID --reason R           reject a change request
   revert MIGRATION | --all       kill switch on: every partner back to legacy
   resume MIGRATION               kill switch off: stages as they were
   audit                          the audit log; "audit verify [--witness FILE]..." checks its hash
@@ -81,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runJournal(rest, stdout, stderr)
 	case "store":
 		return runStore(ctx, rest, getenv, stdout, stderr)
-	case "status", "gate", "advance", "stage", "revert", "resume", "audit", "replay", "reconcile":
+	case "status", "gate", "advance", "stage", "revert", "resume", "audit", "replay", "reconcile", "changes", "approve", "reject":
 		return runCLI(ctx, cmd, rest, getenv, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "switchback: unknown command %q\n\n%s", cmd, usage)

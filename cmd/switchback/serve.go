@@ -36,6 +36,10 @@ import (
 // router (httpapi's and ingress's default limit).
 const apiBodyLimit = 1 << 20
 
+// changeExpiryEvery is how often serve stores the expiry of change
+// requests past their ttl.
+const changeExpiryEvery = 30 * time.Second
+
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg := config.DefaultServe()
 	if err := cfg.FromEnv(getenv); err != nil {
@@ -254,6 +258,9 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	followCtx, stopFollow := context.WithCancel(ctx)
 	var following sync.WaitGroup
 	following.Go(func() { svc.Follow(followCtx) })
+	// Change requests past their expiry are stored expired (reads show
+	// them so already); every replica may do it, the store keeps it once.
+	following.Go(func() { svc.RunChangeExpiry(followCtx, changeExpiryEvery) })
 	defer func() { stopFollow(); following.Wait() }()
 	srv := &http.Server{Handler: httpserve.WithReadTimeout(cfg.ReadTimeout, apiBodyLimit, api), ReadHeaderTimeout: httpserve.ReadHeaderTimeout(cfg.ReadTimeout),
 		IdleTimeout: httpserve.IdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}

@@ -107,8 +107,8 @@ holds partners' secrets sealed with that key (make one with
 	if err != nil {
 		return fmt.Errorf("store copy: %w", err)
 	}
-	fmt.Fprintf(stderr, "switchback store copy: %s → %s: %d partners, %d migrations, %d stages, %d cohorts, %d tokens, %d audit entries, %d statistics rows\n",
-		safeURL(*from), safeURL(*to), n.Partners, n.Migrations, n.Stages, n.Cohorts, n.Tokens, n.Audit, n.Rows)
+	fmt.Fprintf(stderr, "switchback store copy: %s → %s: %d partners, %d migrations, %d stages, %d cohorts, %d tokens, %d change requests, %d audit entries, %d statistics rows\n",
+		safeURL(*from), safeURL(*to), n.Partners, n.Migrations, n.Stages, n.Cohorts, n.Tokens, n.Changes, n.Audit, n.Rows)
 	return nil
 }
 

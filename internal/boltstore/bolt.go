@@ -18,6 +18,9 @@
 //	noise       migration 0 partner 0 event type → JSON object field path → count: what
 //	            routers saw differ between two legacy runs (created at the first write, so
 //	            that files of schema 2 written before it need no upgrade; absent reads empty)
+//	changes     change request id → JSON domain.ChangeRequest (created at Open when missing,
+//	            so that files of schema 2 written before it need no upgrade; a file opened
+//	            read-only without it reads none)
 //
 // A stint is a partner's time in a stage, named by
 // migration 0 partner 0 stage 0 since(8), since being when it began. Times
@@ -70,6 +73,7 @@ var (
 	bucketMismatches = []byte("mismatches")
 	bucketReports    = []byte("reports")
 	bucketNoise      = []byte("noise")
+	bucketChanges    = []byte("changes")
 
 	keySchema  = []byte("schema")
 	keyVersion = []byte("version")
@@ -156,7 +160,7 @@ func OpenReadOnly(path string, timeout time.Duration) (*Store, error) {
 
 func initSchema(tx *bbolt.Tx) error {
 	for _, b := range [][]byte{bucketMeta, bucketPartners, bucketMigrations, bucketStages, bucketCohorts, bucketTokens, bucketAudit,
-		bucketStats, bucketCandidate, bucketMismatches, bucketReports} {
+		bucketStats, bucketCandidate, bucketMismatches, bucketReports, bucketChanges} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -261,6 +265,9 @@ func (s *Store) Load(ctx context.Context) (domain.Data, error) {
 		if err := each(tx.Bucket(bucketTokens), &d.Tokens); err != nil {
 			return err
 		}
+		if err := each(tx.Bucket(bucketChanges), &d.Changes); err != nil {
+			return err
+		}
 		for _, m := range d.Migrations {
 			var st []domain.PartnerStage
 			if err := each(tx.Bucket(bucketStages).Bucket([]byte(m.Key)), &st); err != nil {
@@ -356,6 +363,14 @@ func (t *tx) PutToken(tok domain.Token) error {
 
 func (t *tx) DeleteToken(name string) error {
 	return t.Bucket(bucketTokens).Delete([]byte(name))
+}
+
+func (t *tx) PutChange(c domain.ChangeRequest) error {
+	return putJSON(t.Bucket(bucketChanges), []byte(c.ID), c)
+}
+
+func (t *tx) DeleteChange(id string) error {
+	return t.Bucket(bucketChanges).Delete([]byte(id))
 }
 
 func (t *tx) SetVersion(v uint64) error {

@@ -35,7 +35,7 @@ func TestOpenCreatesSchema(t *testing.T) {
 	s := bolttest.Open(t)
 	err := s.DB().View(func(tx *bbolt.Tx) error {
 		for _, name := range []string{"meta", "partners", "migrations", "stages", "cohorts", "tokens", "audit",
-			"stats", "candidate", "mismatches", "reports"} {
+			"stats", "candidate", "mismatches", "reports", "changes"} {
 			if tx.Bucket([]byte(name)) == nil {
 				t.Errorf("bucket %q is missing", name)
 			}
@@ -172,6 +172,7 @@ var sortData = cmp.Options{
 	cmpopts.SortSlices(func(a, b domain.PartnerStage) bool { return a.Partner < b.Partner }),
 	cmpopts.SortSlices(func(a, b domain.Cohort) bool { return a.Name < b.Name }),
 	cmpopts.SortSlices(func(a, b domain.Token) bool { return a.Name < b.Name }),
+	cmpopts.SortSlices(func(a, b domain.ChangeRequest) bool { return a.ID < b.ID }),
 }
 
 func TestLoadAfterReopen(t *testing.T) {

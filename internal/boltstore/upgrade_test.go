@@ -13,8 +13,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/switchbackhq/switchback/internal/boltstore"
 	"github.com/switchbackhq/switchback/internal/boltstore/bolttest"
 	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/control/storetest"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/gate"
 	"github.com/switchbackhq/switchback/internal/wire"
@@ -149,4 +151,44 @@ func jsonOf(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// A file of schema 2 written before change requests has no changes
+// bucket: read-only it loads with none, and Open creates the bucket, so
+// that the first change request is stored; its other data is untouched.
+func TestFileWithoutChangesBucket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "switchback.db")
+	s, err := boltstore.Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := storetest.SampleData()
+	d.Changes = nil
+	if err := s.Update(t.Context(), func(tx control.Tx) error { return storetest.Write(tx, d) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DB().Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte("changes")) }); err != nil {
+		t.Fatalf("drop the changes bucket, as a file of an older release: %v", err)
+	}
+	s.Close()
+
+	ro, err := boltstore.OpenReadOnly(path, time.Second)
+	if err != nil {
+		t.Fatalf("OpenReadOnly of a file without the changes bucket: %v", err)
+	}
+	got, err := ro.Load(t.Context())
+	ro.Close()
+	if err != nil || len(got.Changes) != 0 || len(got.Partners) != len(d.Partners) {
+		t.Fatalf("Load read-only = %d changes, %d partners, %v; want none and the partners", len(got.Changes), len(got.Partners), err)
+	}
+
+	rw := bolttest.OpenAt(t, path)
+	c := storetest.SampleChanges()[1]
+	if err := rw.Update(t.Context(), func(tx control.Tx) error { return tx.PutChange(c) }); err != nil {
+		t.Fatalf("PutChange after Open: %v", err)
+	}
+	got, err = rw.Load(t.Context())
+	if err != nil || len(got.Changes) != 1 || got.Changes[0].ID != c.ID || len(got.Migrations) != len(d.Migrations) {
+		t.Errorf("Load after Open = %+v, %v; want the change request and the migrations", got.Changes, err)
+	}
 }

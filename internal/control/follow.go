@@ -149,6 +149,7 @@ func (s *Service) syncLocked(ctx context.Context) error {
 	}
 	s.lastAudit = data.LastAudit
 	s.setTokens(data.Tokens)
+	s.changes.Store(newChangeBook(data.Changes))
 	cur := s.state.Load()
 	if data.Version == cur.Version && data.StoreID == cur.StoreID {
 		return nil // an audited action that changed no state

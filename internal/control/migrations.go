@@ -31,6 +31,13 @@ func (s *Service) PutMigration(ctx context.Context, c Change, m domain.Migration
 		if err := m.Validate(); err != nil {
 			return plan{}, err
 		}
+		if a := m.Approvals; a != nil && a.TTL == 0 {
+			// Stored with the TTL in force, so that a later default
+			// never changes what a migration waits for.
+			withTTL := *a
+			withTTL.TTL = a.EffectiveTTL()
+			m.Approvals = &withTTL
+		}
 		created, out = !exists, m
 		rec := record{action: "migration.create", target: "migration/" + m.Key, after: m}
 		if exists {

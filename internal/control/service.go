@@ -60,6 +60,7 @@ type Service struct {
 	state     atomic.Pointer[State]
 	tokens    atomic.Pointer[map[string]domain.Token] // by hex SHA-256 of the secret
 	ephemeral atomic.Pointer[map[string]domain.Token] // in memory only: see AddEphemeralToken
+	changes   atomic.Pointer[changeBook]              // the change requests kept: see changes.go
 	changed   atomic.Pointer[chan struct{}]           // closed when a new State is published
 	reverts   atomic.Uint64
 	regress   regressions
@@ -95,6 +96,7 @@ func New(ctx context.Context, store Store, opts Options) (*Service, error) {
 	st.seal(data.Version, s.now().UTC(), data.LastAudit)
 	s.state.Store(st)
 	s.setTokens(data.Tokens)
+	s.changes.Store(newChangeBook(data.Changes))
 	ch := make(chan struct{})
 	s.changed.Store(&ch)
 	return s, nil
@@ -149,10 +151,13 @@ type Change struct {
 // with a side effect before its change (starting a replay) checks first.
 func (c Change) Validate() error { return domain.CheckReason(c.Reason) }
 
-// record is one audit entry of a change, before it is chained.
+// record is one audit entry of a change, before it is chained. Its
+// actor and reason are the change's unless set: a change request's move
+// is audited as its requester's, written when another approves it.
 type record struct {
 	action, target string
 	before, after  any
+	actor, reason  string
 }
 
 // plan is what a change does: the next state (nil when the snapshot does not
@@ -162,6 +167,8 @@ type plan struct {
 	writes  func(Tx) error
 	records []record
 	tokens  *map[string]domain.Token
+	// changes, when set, is the change requests once the plan committed.
+	changes *changeBook
 	// minVersion, if above the next version, is the version to publish
 	// instead: see fastForward.
 	minVersion uint64
@@ -223,9 +230,13 @@ func (s *Service) applyOnce(ctx context.Context, c Change, decide func(cur *Stat
 	entries := make([]domain.AuditEntry, len(p.records))
 	prev := s.lastAudit
 	for i, r := range p.records {
+		actor, reason := c.Actor, c.Reason
+		if r.actor != "" {
+			actor, reason = r.actor, r.reason
+		}
 		prev = audit.Next(prev, domain.AuditEntry{
-			At: now, Actor: c.Actor, Action: r.action, Target: r.target,
-			Before: mustJSON(r.before), After: mustJSON(r.after), Reason: c.Reason,
+			At: now, Actor: actor, Action: r.action, Target: r.target,
+			Before: mustJSON(r.before), After: mustJSON(r.after), Reason: reason,
 		})
 		entries[i] = prev
 	}
@@ -262,6 +273,9 @@ func (s *Service) applyOnce(ctx context.Context, c Change, decide func(cur *Stat
 	}
 	if p.tokens != nil {
 		s.tokens.Store(p.tokens)
+	}
+	if p.changes != nil {
+		s.changes.Store(p.changes)
 	}
 	if p.next == nil {
 		return cur, false, nil

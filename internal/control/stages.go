@@ -21,30 +21,72 @@ func refused(r gate.Report) error {
 // SetStage moves one partner of a migration to stage to. A forward move goes
 // one step and passes the gates unless forced with a reason; a backward move
 // always passes. Forward moves are refused while the kill switch is on.
+// A forward move into a stage the migration's approvals policy names is
+// refused with a conflict and files nothing: MoveStage files its change
+// request.
 //
 // The gates are judged on the published state before the change lock is
 // taken, since they read comparison counts: a revert never waits behind
 // them. Under the lock the move is checked again, so a revert that landed
 // meanwhile wins and the move is refused.
 func (s *Service) SetStage(ctx context.Context, c Change, key, partner string, to domain.Stage, force bool) (domain.PartnerStage, error) {
+	res, err := s.moveStage(ctx, c, key, partner, to, force, false)
+	return res.Stage, err
+}
+
+// StageResult is a partner's move, or the change request filed for it.
+type StageResult struct {
+	// Stage is the partner's stage record after the call: its new one,
+	// or, when Change is set, the one it keeps until the change applies.
+	Stage domain.PartnerStage `json:"stage"`
+	// Change is set when the move waits for approvals: nothing moved.
+	Change *domain.ChangeRequest `json:"change,omitempty"`
+}
+
+// MoveStage is SetStage, except that a forward move into a stage the
+// migration's approvals policy names files a change request (or returns
+// the pending one of the same move) instead of moving, once the kill
+// switch and, unless forced, the gates allow it now: see Advance.
+func (s *Service) MoveStage(ctx context.Context, c Change, key, partner string, to domain.Stage, force bool) (StageResult, error) {
+	return s.moveStage(ctx, c, key, partner, to, force, true)
+}
+
+func (s *Service) moveStage(ctx context.Context, c Change, key, partner string, to domain.Stage, force, file bool) (StageResult, error) {
 	s.CatchUp(ctx) // an unreachable store is the change's to refuse
 	before := s.State()
-	out, err := s.setStage(ctx, c, key, partner, to, force)
-	if err == nil {
-		s.emitStageRevert(c, before, key, out)
+	out, filed, err := s.stageChange(ctx, c, key, partner, to, force, file)
+	if err != nil {
+		return out, err
 	}
-	return out, err
+	if filed != nil {
+		s.noticeFiled(*filed)
+		return out, nil
+	}
+	if out.Change == nil {
+		s.emitStageRevert(c, before, key, out.Stage)
+	}
+	return out, nil
 }
 
 // setStage is SetStage without its revert event, for the guard, which
-// emits one event for all the partners it moves.
+// emits one event for all the partners it moves backward (never waiting
+// for approvals).
 func (s *Service) setStage(ctx context.Context, c Change, key, partner string, to domain.Stage, force bool) (domain.PartnerStage, error) {
+	res, _, err := s.stageChange(ctx, c, key, partner, to, force, false)
+	return res.Stage, err
+}
+
+// stageChange makes a partner's move or, with file, files its change
+// request when it needs approvals; filed is the change request when a new
+// one was filed, for its notice.
+func (s *Service) stageChange(ctx context.Context, c Change, key, partner string, to domain.Stage, force, file bool) (_ StageResult, filed *domain.ChangeRequest, _ error) {
 	judged, err := s.prejudgeStage(ctx, c, key, partner, to, force)
 	if err != nil {
-		return domain.PartnerStage{}, err
+		return StageResult{}, nil, err
 	}
-	var out domain.PartnerStage
+	var out StageResult
 	_, err = s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
+		out, filed = StageResult{}, nil // decided again when another replica changed the store first
 		ms, err := cur.Migration(key)
 		if err != nil {
 			return plan{}, err
@@ -58,7 +100,7 @@ func (s *Service) setStage(ctx context.Context, c Change, key, partner string, t
 			return plan{}, err
 		}
 		if from.Stage == to {
-			out = from
+			out.Stage = from
 			return plan{}, nil
 		}
 		forward := to.Index() > from.Stage.Index()
@@ -69,16 +111,36 @@ func (s *Service) setStage(ctx context.Context, c Change, key, partner string, t
 			if judged != nil && *judged != from {
 				return plan{}, domain.Errorf(domain.CodeConflict, "partner %q moved while its gates were judged: try again", partner)
 			}
+			if ms.Approvals.Requires(to) {
+				if !file {
+					return plan{}, domain.Errorf(domain.CodeConflict, "moving partner %q to %s in migration %q needs %d %s: ask for it with PUT /v1/migrations/%s/partners/%s, which files a change request",
+						partner, to, key, ms.Approvals.Required, plural(ms.Approvals.Required, "approval", "approvals"), key, partner)
+				}
+				p, ch, isNew := s.fileChange(cur, now, c, ms, domain.ChangeRequest{Kind: domain.ChangeStage, Partner: partner, From: from.Stage, To: to, Force: force})
+				out = StageResult{Stage: from, Change: &ch}
+				if isNew {
+					filed = &ch
+				}
+				return p, nil
+			}
 		}
-		out = domain.PartnerStage{Partner: partner, Stage: to, Since: now}
-		return plan{
-			next:   cur.withStages(key, []domain.PartnerStage{out}),
-			writes: func(tx Tx) error { return tx.PutStage(key, out) },
-			records: []record{{action: "stage.set", target: "migration/" + key + "/partner/" + partner,
-				before: from, after: map[string]any{"stage": to, "since": now, "forced": force && forward}}},
-		}, nil
+		next, moved := stagePlan(cur, key, from, to, force && forward, now)
+		out.Stage = moved
+		return next, nil
 	})
-	return out, err
+	return out, filed, err
+}
+
+// stagePlan is the plan of moving a partner from its stage record from to
+// stage to, audited as stage.set.
+func stagePlan(cur *State, key string, from domain.PartnerStage, to domain.Stage, forced bool, now time.Time) (plan, domain.PartnerStage) {
+	moved := domain.PartnerStage{Partner: from.Partner, Stage: to, Since: now}
+	return plan{
+		next:   cur.withStages(key, []domain.PartnerStage{moved}),
+		writes: func(tx Tx) error { return tx.PutStage(key, moved) },
+		records: []record{{action: "stage.set", target: "migration/" + key + "/partner/" + from.Partner,
+			before: from, after: map[string]any{"stage": to, "since": now, "forced": forced}}},
+	}, moved
 }
 
 // prejudgeStage judges the gates for a gated forward move on the published
@@ -230,17 +292,29 @@ func (s *Service) moveReport(ctx context.Context, key string, g domain.Gates, fr
 	return s.judge(ctx, key, g, movers, s.now().UTC())
 }
 
-// AdvanceResult is a cohort's move.
+// AdvanceResult is a cohort's move, or the change request filed for it.
 type AdvanceResult struct {
 	Cohort   string       `json:"cohort"`
 	From     domain.Stage `json:"from"`
 	To       domain.Stage `json:"to"`
 	Partners []string     `json:"partners"`
+	// Change is set when the move waits for approvals: nothing moved, and
+	// Partners are those that move once the change is approved.
+	Change *domain.ChangeRequest `json:"change,omitempty"`
 }
 
 // Advance moves the partners at a cohort's lowest stage one stage forward,
 // all of them or none: only if the gates pass for each, unless forced with a
 // reason. Partners already ahead of the others stay where they are.
+//
+// When the move is into a stage the migration's approvals policy names,
+// Advance checks it as it would move (the kill switch, the reason of a
+// forced move, the gates unless forced: a refusal is returned as it is,
+// and nothing is filed) and then files a change request instead of moving:
+// the result's Change is set and nothing moved. While a change request of
+// the same move (migration, cohort, from and to stages) is pending, Advance
+// returns that one and files nothing. Approve makes the move once enough
+// operators approved, judging the gates again then.
 //
 // As with SetStage, the gates are judged before the change lock is taken
 // and the move is checked again under it: a revert that lands while the
@@ -268,7 +342,9 @@ func (s *Service) Advance(ctx context.Context, c Change, key, cohort string, for
 		}
 	}
 	var out AdvanceResult
+	var filed *domain.ChangeRequest
 	_, err = s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
+		out, filed = AdvanceResult{}, nil // decided again when another replica changed the store first
 		ms, err := cur.Migration(key)
 		if err != nil {
 			return plan{}, err
@@ -283,28 +359,54 @@ func (s *Service) Advance(ctx context.Context, c Change, key, cohort string, for
 		if m.from != judged.from || !slices.Equal(m.movers, judged.movers) {
 			return plan{}, domain.Errorf(domain.CodeConflict, "cohort %q changed while its gates were judged: try again", cohort)
 		}
-		moved := make([]domain.PartnerStage, len(m.movers))
-		out = AdvanceResult{Cohort: cohort, From: m.from, To: m.to, Partners: make([]string, len(m.movers))}
-		for i, ps := range m.movers {
-			moved[i] = domain.PartnerStage{Partner: ps.Partner, Stage: m.to, Since: now}
-			out.Partners[i] = ps.Partner
+		if ms.Approvals.Requires(m.to) {
+			p, ch, isNew := s.fileChange(cur, now, c, ms, domain.ChangeRequest{Kind: domain.ChangeAdvance, Cohort: cohort, From: m.from, To: m.to, Force: force})
+			out = AdvanceResult{Cohort: cohort, From: m.from, To: m.to, Partners: partnerIDs(m.movers), Change: &ch}
+			if isNew {
+				filed = &ch
+			}
+			return p, nil
 		}
-		return plan{
-			next: cur.withStages(key, moved),
-			writes: func(tx Tx) error {
-				for _, ps := range moved {
-					if err := tx.PutStage(key, ps); err != nil {
-						return err
-					}
-				}
-				return nil
-			},
-			records: []record{{action: "cohort.advance", target: "migration/" + key + "/cohort/" + cohort,
-				before: map[string]any{"stage": m.from, "partners": out.Partners},
-				after:  map[string]any{"stage": m.to, "forced": force}}},
-		}, nil
+		var p plan
+		p, out = advancePlan(cur, key, m, force, now)
+		return p, nil
 	})
+	if err == nil && filed != nil {
+		s.noticeFiled(*filed)
+	}
 	return out, err
+}
+
+// advancePlan is the plan of cohort move m, audited as cohort.advance.
+func advancePlan(cur *State, key string, m cohortMove, force bool, now time.Time) (plan, AdvanceResult) {
+	moved := make([]domain.PartnerStage, len(m.movers))
+	out := AdvanceResult{Cohort: m.cohort.Name, From: m.from, To: m.to, Partners: partnerIDs(m.movers)}
+	for i, ps := range m.movers {
+		moved[i] = domain.PartnerStage{Partner: ps.Partner, Stage: m.to, Since: now}
+	}
+	return plan{
+		next: cur.withStages(key, moved),
+		writes: func(tx Tx) error {
+			for _, ps := range moved {
+				if err := tx.PutStage(key, ps); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		records: []record{{action: "cohort.advance", target: "migration/" + key + "/cohort/" + m.cohort.Name,
+			before: map[string]any{"stage": m.from, "partners": out.Partners},
+			after:  map[string]any{"stage": m.to, "forced": force}}},
+	}, out
+}
+
+// partnerIDs returns the partners of stage records, in their order.
+func partnerIDs(stages []domain.PartnerStage) []string {
+	out := make([]string, len(stages))
+	for i, ps := range stages {
+		out[i] = ps.Partner
+	}
+	return out
 }
 
 // cohortGates returns the gates that judge a cohort's advance: its own when

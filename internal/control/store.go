@@ -18,7 +18,8 @@ import (
 // store, a broken file or connection); none panics.
 type Store interface {
 	// Load returns everything stored but the audit log's entries (only the
-	// last, as LastAudit) and the statistics, with the store's identity:
+	// last, as LastAudit) and the statistics, change requests included,
+	// with the store's identity:
 	// StoreID is set when the store is created and never changes, and a
 	// copy of the store (a restored backup) keeps it.
 	Load(ctx context.Context) (domain.Data, error)
@@ -59,6 +60,12 @@ type Tx interface {
 	// an error.
 	DeleteToken(name string) error
 	SetVersion(uint64) error
+	// PutChange keeps a change request, replacing the one of its id;
+	// DeleteChange removes one, and removing one that does not exist is
+	// not an error. Load returns those kept; which to keep is the control
+	// service's to decide.
+	PutChange(domain.ChangeRequest) error
+	DeleteChange(id string) error
 	// AppendAudit appends e; it returns an error, and writes nothing, when
 	// e.Seq does not follow the last entry's: the log is append-only.
 	AppendAudit(domain.AuditEntry) error

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
@@ -109,21 +110,25 @@ func (c *Client) Gate(ctx context.Context, migration, cohort string) (gate.Repor
 	return rep, err
 }
 
-// Advanced is the answer of a cohort's advance.
+// Advanced is the answer of a cohort's advance: the move, or, when it
+// waits for approvals, Change (the API answered 202 with it).
 type Advanced struct {
-	Cohort   string   `json:"cohort"`
-	From     string   `json:"from"`
-	To       string   `json:"to"`
-	Partners []string `json:"partners"`
+	Cohort   string                `json:"cohort"`
+	From     string                `json:"from"`
+	To       string                `json:"to"`
+	Partners []string              `json:"partners"`
+	Change   *domain.ChangeRequest `json:"change,omitempty"`
 }
 
-// Advance moves a cohort one stage forward. When the gates refuse, the
-// error is an *APIError of code domain.CodeGateRefused and the report is
-// returned too (nil when the answer carried none).
+// Advance moves a cohort one stage forward, or files the change request
+// of the move when it needs approvals (Advanced.Change). When the gates
+// refuse, the error is an *APIError of code domain.CodeGateRefused and the
+// report is returned too (nil when the answer carried none).
 func (c *Client) Advance(ctx context.Context, migration, cohort, reason string, force bool) (Advanced, *gate.Report, error) {
-	var res Advanced
+	var raw json.RawMessage
 	body := map[string]any{"reason": reason, "force": force}
-	err := c.Do(ctx, http.MethodPost, Path("v1", "migrations", migration, "cohorts", cohort, "advance"), body, &res)
+	status, err := c.DoStatus(ctx, http.MethodPost, Path("v1", "migrations", migration, "cohorts", cohort, "advance"), body, &raw)
+	res, err := advanced(status, raw, err)
 	var apiErr *APIError
 	if errors.As(err, &apiErr) && apiErr.Code == domain.CodeGateRefused && len(apiErr.Gate) > 0 {
 		var rep gate.Report
@@ -134,19 +139,100 @@ func (c *Client) Advance(ctx context.Context, migration, cohort, reason string, 
 	return res, nil, err
 }
 
-// StageSet is the answer of setting a partner's stage.
-type StageSet struct {
-	Partner string `json:"partner"`
-	Stage   string `json:"stage"`
-	Since   string `json:"since"`
+// advanced decodes an advance's answer by its status: 202 is a change
+// request.
+func advanced(status int, raw json.RawMessage, err error) (Advanced, error) {
+	var res Advanced
+	if err != nil || len(raw) == 0 {
+		return res, err
+	}
+	if status == http.StatusAccepted {
+		var ch domain.ChangeRequest
+		if err := json.Unmarshal(raw, &ch); err != nil {
+			return res, fmt.Errorf("decode the change request: %w", err)
+		}
+		return Advanced{Cohort: ch.Cohort, From: string(ch.From), To: string(ch.To), Change: &ch}, nil
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return res, fmt.Errorf("decode the advance: %w", err)
+	}
+	return res, nil
 }
 
-// SetStage sets one partner's stage.
+// StageSet is the answer of setting a partner's stage: the partner's new
+// stage, or, when the move waits for approvals, Change (the API answered
+// 202 with it) and the rest empty.
+type StageSet struct {
+	Partner string                `json:"partner"`
+	Stage   string                `json:"stage"`
+	Since   string                `json:"since"`
+	Change  *domain.ChangeRequest `json:"change,omitempty"`
+}
+
+// SetStage sets one partner's stage, or files the change request of the
+// move when it needs approvals (StageSet.Change).
 func (c *Client) SetStage(ctx context.Context, migration, partner, stage, reason string, force bool) (StageSet, error) {
-	var res StageSet
+	var raw json.RawMessage
 	body := map[string]any{"stage": stage, "reason": reason, "force": force}
-	err := c.Do(ctx, http.MethodPut, Path("v1", "migrations", migration, "partners", partner), body, &res)
-	return res, err
+	status, err := c.DoStatus(ctx, http.MethodPut, Path("v1", "migrations", migration, "partners", partner), body, &raw)
+	if err != nil {
+		return StageSet{}, err
+	}
+	if status == http.StatusAccepted {
+		var ch domain.ChangeRequest
+		if err := json.Unmarshal(raw, &ch); err != nil {
+			return StageSet{}, fmt.Errorf("decode the change request: %w", err)
+		}
+		return StageSet{Partner: ch.Partner, Change: &ch}, nil
+	}
+	var res StageSet
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return res, fmt.Errorf("decode the stage: %w", err)
+	}
+	return res, nil
+}
+
+// Changes returns the change requests in state ("" or "all" for every
+// state) of migration ("" for every one), newest first.
+func (c *Client) Changes(ctx context.Context, state, migration string) ([]domain.ChangeRequest, error) {
+	q := url.Values{}
+	if state != "" {
+		q.Set("state", state)
+	}
+	if migration != "" {
+		q.Set("migration", migration)
+	}
+	path := "/v1/changes"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out []domain.ChangeRequest
+	err := c.Do(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
+// ChangeRequest returns one change request.
+func (c *Client) ChangeRequest(ctx context.Context, id string) (domain.ChangeRequest, error) {
+	var out domain.ChangeRequest
+	err := c.Do(ctx, http.MethodGet, Path("v1", "changes", id), nil, &out)
+	return out, err
+}
+
+// Approve approves a change request with reason (optional) and returns it
+// as it stands after: pending, applied or failed.
+func (c *Client) Approve(ctx context.Context, id, reason string) (domain.ChangeRequest, error) {
+	return c.endChange(ctx, id, "approve", reason)
+}
+
+// Reject rejects a change request with reason (required).
+func (c *Client) Reject(ctx context.Context, id, reason string) (domain.ChangeRequest, error) {
+	return c.endChange(ctx, id, "reject", reason)
+}
+
+func (c *Client) endChange(ctx context.Context, id, verb, reason string) (domain.ChangeRequest, error) {
+	var out domain.ChangeRequest
+	err := c.Do(ctx, http.MethodPost, Path("v1", "changes", id, verb), map[string]any{"reason": reason}, &out)
+	return out, err
 }
 
 // KillSwitchAnswer is the answer of a revert or a resume.

@@ -34,5 +34,8 @@ type Data struct {
 	Stages     map[string][]PartnerStage // by migration key
 	Cohorts    map[string][]Cohort       // by migration key
 	Tokens     []Token
-	LastAudit  AuditEntry // zero when the log is empty
+	// Changes are the change requests kept: every pending one and the
+	// latest ended ones (the control service bounds them).
+	Changes   []ChangeRequest
+	LastAudit AuditEntry // zero when the log is empty
 }

@@ -256,6 +256,27 @@ func TestMigrationValidate(t *testing.T) {
 		{"reconcile window over 31 days", func(m *Migration) { m.Reconcile = &ReconcilePolicy{Every: time.Hour, Window: 31*24*time.Hour + 1} }, "reconcile: window"},
 		{"reconcile window negative", func(m *Migration) { m.Reconcile = &ReconcilePolicy{Every: time.Hour, Window: -time.Minute} }, "reconcile: window"},
 		{"reconcile window shorter than every", func(m *Migration) { m.Reconcile = &ReconcilePolicy{Every: time.Hour, Window: time.Minute} }, ""},
+		{"approvals of 1 into new and done", func(m *Migration) {
+			m.Approvals = &ApprovalPolicy{Required: 1, Stages: []Stage{StageNew, StageDone}, TTL: time.Hour}
+		}, ""},
+		{"approvals without a ttl", func(m *Migration) { m.Approvals = &ApprovalPolicy{Required: 10, Stages: []Stage{StageShadow}} }, ""},
+		{"approvals ttl 720h, the most", func(m *Migration) {
+			m.Approvals = &ApprovalPolicy{Required: 2, Stages: []Stage{StageNew}, TTL: 720 * time.Hour}
+		}, ""},
+		{"approvals ttl over 720h", func(m *Migration) {
+			m.Approvals = &ApprovalPolicy{Required: 2, Stages: []Stage{StageNew}, TTL: 720*time.Hour + time.Second}
+		}, "approvals: ttl"},
+		{"approvals ttl negative", func(m *Migration) {
+			m.Approvals = &ApprovalPolicy{Required: 2, Stages: []Stage{StageNew}, TTL: -time.Second}
+		}, "approvals: ttl"},
+		{"approvals required 0", func(m *Migration) { m.Approvals = &ApprovalPolicy{Stages: []Stage{StageNew}} }, "approvals: required"},
+		{"approvals required 11", func(m *Migration) { m.Approvals = &ApprovalPolicy{Required: 11, Stages: []Stage{StageNew}} }, "approvals: required"},
+		{"approvals of no stage", func(m *Migration) { m.Approvals = &ApprovalPolicy{Required: 1, Stages: []Stage{}} }, "approvals: stages"},
+		{"approvals into legacy", func(m *Migration) { m.Approvals = &ApprovalPolicy{Required: 1, Stages: []Stage{StageLegacy}} }, "approvals: stage"},
+		{"approvals into an unknown stage", func(m *Migration) { m.Approvals = &ApprovalPolicy{Required: 1, Stages: []Stage{"canary"}} }, "approvals: stage"},
+		{"approvals stage twice", func(m *Migration) {
+			m.Approvals = &ApprovalPolicy{Required: 1, Stages: []Stage{StageNew, StageDone, StageNew}}
+		}, "twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

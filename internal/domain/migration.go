@@ -395,6 +395,9 @@ type Migration struct {
 	// AutopilotState is the autopilot's pause and its recent moves. The
 	// control service keeps it: a PUT of the migration leaves it as it is.
 	AutopilotState *AutopilotState `json:"autopilotState,omitempty"`
+	// Approvals says which forward moves wait for other operators'
+	// approvals as change requests; nil is none.
+	Approvals *ApprovalPolicy `json:"approvals,omitempty"`
 	// Reverted is the kill switch: while on, every partner evaluates to legacy.
 	Reverted  bool      `json:"reverted"`
 	Seq       uint64    `json:"seq"` // creation order: the ingress default is the first
@@ -444,6 +447,11 @@ func (m Migration) Validate() error {
 	}
 	if m.Autopilot != nil {
 		if err := m.Autopilot.Validate(); err != nil {
+			return err
+		}
+	}
+	if m.Approvals != nil {
+		if err := m.Approvals.Validate(); err != nil {
 			return err
 		}
 	}

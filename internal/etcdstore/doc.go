@@ -26,6 +26,8 @@
 //	                              the partners whose bucket (2 digits) is fnv32a(id) mod 64
 //	P cohorts/<mig>/<name>        JSON domain.Cohort
 //	P tokens/<name>               JSON domain.Token (the secret's SHA-256 only)
+//	P changes/<id>                JSON domain.ChangeRequest: every pending one and the latest
+//	                              ended ones (control.MaxEndedChanges); Load reads them all
 //	P audit/<seq, 20 digits>      JSON domain.AuditEntry: one key per entry
 //	P stats/<stint>/<type>/<class>/<minute T>   decimal count: one key per row
 //	P candidate/<stint>           "calls errors" of the new pipeline
@@ -88,6 +90,10 @@
 // raised (and given to WithLimits). Two changes of different partners in
 // the same bucket conflict, and the later one runs again (see
 // Transactions).
+//
+// A change request is one key; the one of a cohort advance lists the
+// partners it moved, as the advance's audit entry does, and a failed
+// one's gate report holds at most domain.MaxChangeReportPartners partners.
 //
 // Other writes stay small: an audit entry is one key, a statistics row one
 // key whose count saturates (see domain.AddCounts), a mismatch one key,

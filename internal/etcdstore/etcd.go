@@ -422,6 +422,17 @@ func (t *tx) DeleteToken(name string) error {
 	return nil
 }
 
+// PutChange keeps a change request under its id.
+func (t *tx) PutChange(c domain.ChangeRequest) error {
+	return t.putJSON(t.s.key("changes", c.ID), c)
+}
+
+// DeleteChange removes a change request.
+func (t *tx) DeleteChange(id string) error {
+	t.del(t.s.key("changes", id))
+	return nil
+}
+
 func (t *tx) SetVersion(v uint64) error {
 	t.put(t.s.key("meta", "version"), strconv.FormatUint(v, 10))
 	return nil

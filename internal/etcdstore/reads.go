@@ -199,6 +199,9 @@ func (s *Store) load(ctx context.Context) (domain.Data, error) {
 	if err := each(r, s.prefix+"tokens/", &d.Tokens); err != nil {
 		return d, fmt.Errorf("load: %w", err)
 	}
+	if err := each(r, s.prefix+"changes/", &d.Changes); err != nil {
+		return d, fmt.Errorf("load: %w", err)
+	}
 	for _, m := range d.Migrations {
 		resp, err := r.get(s.key("stages", m.Key)+"/", clientv3.WithPrefix())
 		if err != nil {

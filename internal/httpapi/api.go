@@ -163,6 +163,10 @@ func (a *API) endpoints() []endpoint {
 		{get, "/v1/reconciliations", "reconciliations.list", viewer, a.listReconciliations},
 		{get, "/v1/reconciliations/{id}", "reconciliations.get", viewer, a.getReconciliation},
 		{post, "/v1/reconciliations/{id}/backfill", "reconciliations.backfill", operator, a.backfill},
+		{get, "/v1/changes", "changes.list", viewer, a.listChanges},
+		{get, "/v1/changes/{id}", "changes.get", viewer, a.getChange},
+		{post, "/v1/changes/{id}/approve", "changes.approve", operator, a.approveChange},
+		{post, "/v1/changes/{id}/reject", "changes.reject", operator, a.rejectChange},
 	}
 }
 

@@ -440,6 +440,10 @@ func TestRolesByEndpoint(t *testing.T) {
 		{"audit", http.MethodGet, "/v1/audit?limit=5", nil, "viewer"},
 		{"partner noise", http.MethodGet, mig + "/partners/acme/noise", nil, "viewer"},
 		{"noise pin", http.MethodPut, mig + "/noise", obj{"eventType": "ticket", "path": "ticket:fields.processedAt", "as": "noise", "reason": "table"}, "operator"},
+		{"changes list", http.MethodGet, "/v1/changes?state=pending", nil, "viewer"},
+		{"changes get", http.MethodGet, "/v1/changes/chg_000000000000000000000000", nil, "viewer"},
+		{"changes approve", http.MethodPost, "/v1/changes/chg_000000000000000000000000/approve", obj{"reason": "table"}, "operator"},
+		{"changes reject", http.MethodPost, "/v1/changes/chg_000000000000000000000000/reject", obj{"reason": "table"}, "operator"},
 	}
 	callers := []string{"", "bad", "viewer", "operator", "admin", "router"}
 

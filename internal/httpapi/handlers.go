@@ -265,13 +265,15 @@ func (a *API) putMigration(w http.ResponseWriter, r *http.Request, p principal) 
 		Gates       *gatesRequest           `json:"gates"`
 		Guard       *guardRequest           `json:"guard"`
 		Reconcile   *domain.ReconcilePolicy `json:"reconcile"`
+		Approvals   *domain.ApprovalPolicy  `json:"approvals"`
 		Reason      string                  `json:"reason"`
 	}
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
 	m := domain.Migration{Key: key, Description: req.Description, Pipelines: req.Pipelines,
-		Compare: req.Compare, Gates: req.Gates.gates(), Guard: req.Guard.guard(), Reconcile: req.Reconcile}
+		Compare: req.Compare, Gates: req.Gates.gates(), Guard: req.Guard.guard(), Reconcile: req.Reconcile,
+		Approvals: req.Approvals}
 	_, created, err := a.svc.PutMigration(r.Context(), p.change(req.Reason), m)
 	if err != nil {
 		return err
@@ -344,10 +346,15 @@ func (a *API) putStage(w http.ResponseWriter, r *http.Request, p principal) erro
 	if err != nil {
 		return err
 	}
-	ps, err := a.svc.SetStage(r.Context(), p.change(req.Reason), key, id, to, req.Force)
+	res, err := a.svc.MoveStage(r.Context(), p.change(req.Reason), key, id, to, req.Force)
 	if err != nil {
 		return err
 	}
+	if res.Change != nil {
+		writeFiled(w, res.Change)
+		return nil
+	}
+	ps := res.Stage
 	st := a.svc.State()
 	cohort := ""
 	if ms, ok := st.Migrations[key]; ok {
@@ -480,6 +487,10 @@ func (a *API) advance(w http.ResponseWriter, r *http.Request, p principal) error
 	res, err := a.svc.Advance(r.Context(), p.change(req.Reason), key, name, req.Force)
 	if err != nil {
 		return err
+	}
+	if res.Change != nil {
+		writeFiled(w, res.Change)
+		return nil
 	}
 	writeJSON(w, http.StatusOK, res)
 	return nil

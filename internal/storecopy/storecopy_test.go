@@ -127,6 +127,7 @@ var sortData = cmp.Options{
 	cmpopts.SortSlices(func(a, b domain.Migration) bool { return a.Key < b.Key }),
 	cmpopts.SortSlices(func(a, b domain.PartnerStage) bool { return a.Partner < b.Partner }),
 	cmpopts.SortSlices(func(a, b domain.Cohort) bool { return a.Name < b.Name }),
+	cmpopts.SortSlices(func(a, b domain.ChangeRequest) bool { return a.ID < b.ID }),
 	cmpopts.EquateEmpty(),
 }
 
@@ -150,7 +151,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Copy bbolt → etcd: %v", err)
 	}
-	want := storecopy.Counts{Partners: 2, Migrations: 2, Stages: 2, Cohorts: 1, Tokens: 1, Audit: 300, Rows: len(storetest.SampleRows())}
+	want := storecopy.Counts{Partners: 2, Migrations: 2, Stages: 2, Cohorts: 1, Tokens: 1, Changes: 2, Audit: 300, Rows: len(storetest.SampleRows())}
 	if n != want {
 		t.Errorf("Copy counts = %+v, want %+v", n, want)
 	}

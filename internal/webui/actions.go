@@ -127,6 +127,10 @@ func (u *UI) advance(w http.ResponseWriter, r *http.Request, s session) (string,
 	if err != nil {
 		return next, err
 	}
+	if res.Change != nil {
+		u.sessions.addFlash(s.id, flash{Kind: "ok", Text: filedFlash(*res.Change)})
+		return "/migrations/" + key + "#change-" + res.Change.ID, nil
+	}
 	how := "Advanced"
 	if force {
 		how = "Forced past the gates:"

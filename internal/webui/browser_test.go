@@ -406,3 +406,60 @@ func TestBrowserCrossSitePostRefused(t *testing.T) {
 		t.Errorf("the browser died")
 	}
 }
+
+// Four eyes in the browser: an operator asks to move the canary to done,
+// which files a change request; a second operator signs in, sees it
+// counted in the header and on the migration page, approves it in its
+// dialog, and the partner moves.
+func TestBrowserApproveChangeRequest(t *testing.T) {
+	b := newBrowser(t) // first: it skips when there is no browser
+	f := rolloutFixture(t)
+	f.requireApprovals(t, 1, domain.StageNew, domain.StageDone)
+
+	b.navigate(f.srv.URL + "/login?token=" + url.QueryEscape(f.tok["operator"]))
+	b.waitFor("the dashboard", `location.pathname === "/"`)
+	b.navigate(f.srv.URL + "/migrations/" + mig)
+	b.waitFor("the canary's button asking to advance", `document.querySelector("#advance-button-canary").innerText.includes("Ask to advance 1 partner to done")`+
+		` && !document.querySelector("#advance-button-canary").disabled`)
+	b.do(chromedp.Click(chromedp.ID("advance-button-canary")))
+	b.waitFor("the advance dialog", `document.querySelector("#advance-canary").open`+
+		` && document.querySelector("#advance-canary").innerText.includes("confirming files a change request")`)
+	b.do(chromedp.SendKeys(chromedp.ID("advance-canary-reason"), "canary is clean"),
+		chromedp.Click(chromedp.ID("advance-confirm-canary")))
+	b.waitFor("the filed change", `document.body.innerText.includes("is waiting for 1 approval from other operators")`+
+		` && document.querySelector("#changes-badge").innerText.includes("1")`)
+	pending := f.svc.Changes(control.ChangeFilter{State: domain.ChangePending})
+	if len(pending) != 1 {
+		t.Fatalf("pending changes after the advance = %d, want 1", len(pending))
+	}
+	id := pending[0].ID
+	b.waitFor("no approve button for the requester", `document.querySelector("#change-`+id+`").innerText.includes("You asked for it")`+
+		` && !document.querySelector("#approve-button-`+id+`")`)
+	if got := f.stage(t, "acme"); got != domain.StageNew {
+		t.Fatalf("acme at %s before the approval, want new", got)
+	}
+	b.screenshot("change-pending.png", "#changes")
+
+	// The second operator, in the same browser.
+	b.navigate(f.srv.URL + "/login?token=" + url.QueryEscape(f.tok["operator2"]))
+	b.waitFor("the dashboard with the pending count", `location.pathname === "/" && document.querySelector("#changes-badge [data-pending='1']")`)
+	b.do(chromedp.Click(chromedp.ID("changes-badge")))
+	b.waitFor("the changes page", `location.pathname === "/changes" && document.querySelector("#change-`+id+`")`)
+	b.navigate(f.srv.URL + "/migrations/" + mig)
+	b.waitFor("the approve button", `document.querySelector("#approve-button-`+id+`")`)
+	b.do(chromedp.Click(chromedp.ID("approve-button-" + id)))
+	b.waitFor("the approve dialog", `document.querySelector("#approve-`+id+`").open`)
+	b.do(chromedp.SendKeys(chromedp.ID("approve-"+id+"-reason"), "dashboards are clean"),
+		chromedp.Click(chromedp.ID("approve-confirm-"+id)))
+	b.waitFor("the applied change", `document.body.innerText.includes("Approved change `+id+`")`+
+		` && document.querySelector("tr[data-partner='acme'] .stage").innerText === "done"`+
+		` && document.querySelector("#change-`+id+`").dataset.state === "applied"`+
+		` && !document.querySelector("#changes-badge [data-pending]")`)
+	if got := f.stage(t, "acme"); got != domain.StageDone {
+		t.Errorf("the service has acme at %s after the approval, want done", got)
+	}
+	log := f.auditLog(t)
+	if last := log[len(log)-1]; last.Action != "cohort.advance" || last.Actor != "operator" || !strings.Contains(last.Reason, "approved by operator2") {
+		t.Errorf("the move audited as %s by %s (%q), want cohort.advance by operator, approved by operator2", last.Action, last.Actor, last.Reason)
+	}
+}

@@ -53,6 +53,7 @@ type migrationPage struct {
 	Uncohorted int
 	Partners   partnersTable
 	Routers    routerSummary
+	Changes    changeLists
 }
 
 // cohortView is a cohort with what advancing it now would do.
@@ -78,6 +79,11 @@ type cohortView struct {
 	// ConfirmPattern is the pattern the forced advance's confirmation
 	// field must match: the cohort's name.
 	ConfirmPattern string
+	// Approvals is how many approvals its next move waits for, 0 when it
+	// needs none; Pending is the change request of that move that waits
+	// now, if any.
+	Approvals int
+	Pending   *changeView
 }
 
 func (u *UI) migration(w http.ResponseWriter, r *http.Request, s session) error {
@@ -96,6 +102,19 @@ func (u *UI) migration(w http.ResponseWriter, r *http.Request, s session) error 
 		}
 	}
 	data.Partners = u.partnersTable(r, st, ms)
+	data.Changes = u.changeLists(ms.Key, s.name, recentEnded)
+	data.Changes.Policy = formatApprovals(ms.Approvals)
+	for i := range data.Cohorts {
+		co := &data.Cohorts[i]
+		if co.Next != "" && ms.Approvals.Requires(co.Next) {
+			co.Approvals = ms.Approvals.Required
+		}
+		for j, c := range data.Changes.Pending {
+			if c.Kind == domain.ChangeAdvance && c.Cohort == co.Name && c.To == co.Next {
+				co.Pending = &data.Changes.Pending[j]
+			}
+		}
+	}
 	data.base = u.base(w, r, &s, "dashboard", "routers")
 	u.render(w, r, http.StatusOK, "migration", &data)
 	return nil

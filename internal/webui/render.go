@@ -30,6 +30,9 @@ type base struct {
 	// (etcd), since StaleSince: the page shows the last state it had.
 	Stale      bool
 	StaleSince time.Time
+	// PendingChanges counts the change requests waiting for approvals,
+	// in every migration: the header's badge.
+	PendingChanges int
 }
 
 // user is the signed-in token.
@@ -55,6 +58,7 @@ func (u *UI) base(w http.ResponseWriter, r *http.Request, s *session, nav, live 
 		}
 		b.Live = live
 		b.LiveKey = u.liveKeys(st.Version)[live]
+		b.PendingChanges = u.pendingChanges()
 	}
 	return b
 }

@@ -159,7 +159,9 @@ func journalFigures(raw json.RawMessage) []string {
 
 // liveKeys are what pages follow: "version" changes with every snapshot
 // version, "routers" also with every router report, "reconciliations"
-// with every move of a reconciliation or its backfill.
+// with every move of a reconciliation or its backfill; every one also
+// with every change request filed, approved or ended, which the header's
+// badge counts.
 func (u *UI) liveKeys(version uint64) map[string]string {
 	h := sha256.New()
 	var b [8]byte
@@ -170,9 +172,9 @@ func (u *UI) liveKeys(version uint64) map[string]string {
 		binary.BigEndian.PutUint64(b[:], uint64(rt.LastSeen.UnixNano()))
 		h.Write(b[:])
 	}
-	v := fmt.Sprintf("v%d", version)
+	v := fmt.Sprintf("v%d-c%s", version, u.svc.ChangesKey())
 	return map[string]string{"version": v, "routers": v + "-" + hex.EncodeToString(h.Sum(nil)[:8]),
-		"reconciliations": u.reconcileKey()}
+		"reconciliations": u.reconcileKey() + "-c" + u.svc.ChangesKey()}
 }
 
 // stateView is the answer of /ui/state.json.

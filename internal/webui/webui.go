@@ -89,7 +89,7 @@ const (
 )
 
 // pageNames are the templates under web/templates, one per page.
-var pageNames = []string{"login", "dashboard", "migration", "partner", "mismatch", "routers", "audit", "replays", "reconciliations", "reconciliation", "error"}
+var pageNames = []string{"login", "dashboard", "migration", "partner", "mismatch", "routers", "audit", "replays", "reconciliations", "reconciliation", "changes", "error"}
 
 // New returns the UI of svc. It fails only if the embedded templates or
 // the trusted origins are invalid.
@@ -160,7 +160,7 @@ func (u *UI) parseTemplates() error {
 
 // Mount adds the UI's routes to r. They sit beside the API's (/v1/…):
 // / and /login, /logout, /migrations/…, /routers, /audit, /replays,
-// /reconciliations, and
+// /reconciliations, /changes, and
 // /ui/… for the live state and the static files.
 func (u *UI) Mount(r *mux.Router) {
 	const get, post = http.MethodGet, http.MethodPost
@@ -178,6 +178,7 @@ func (u *UI) Mount(r *mux.Router) {
 	r.Handle("/replays", u.page(u.replays)).Methods(get)
 	r.Handle("/reconciliations", u.page(u.reconciliations)).Methods(get)
 	r.Handle("/reconciliations/{id}", u.page(u.reconciliation)).Methods(get)
+	r.Handle("/changes", u.page(u.changes)).Methods(get)
 	r.Handle("/ui/state.json", u.page(u.state)).Methods(get)
 	r.PathPrefix("/ui/static/").HandlerFunc(u.static).Methods(get, http.MethodHead)
 
@@ -189,6 +190,8 @@ func (u *UI) Mount(r *mux.Router) {
 	r.Handle(mig+"/partners/{id}/noise", u.action(domain.RoleOperator, u.pinNoise)).Methods(post)
 	r.Handle("/reconciliations", u.action(domain.RoleOperator, u.startReconciliation)).Methods(post)
 	r.Handle("/reconciliations/{id}/backfill", u.action(domain.RoleOperator, u.backfillReconciliation)).Methods(post)
+	r.Handle("/changes/{id}/approve", u.action(domain.RoleOperator, u.approveChange)).Methods(post)
+	r.Handle("/changes/{id}/reject", u.action(domain.RoleOperator, u.rejectChange)).Methods(post)
 }
 
 // pageFunc renders a page for a signed-in session.

@@ -46,6 +46,8 @@ func Run(t *testing.T, open Opener) {
 		{"EmptyStore", testEmpty},
 		{"LoadReturnsWhatWasWritten", testLoad},
 		{"MigrationReconcileSetting", testReconcileSetting},
+		{"MigrationApprovalsSetting", testApprovalsSetting},
+		{"ChangeRequests", testChanges},
 		{"UpdateAllOrNothing", testAllOrNothing},
 		{"UpdateCanceledContext", testCanceled},
 		{"AuditOrder", testAuditOrder},
@@ -96,6 +98,7 @@ func normalized(d domain.Data) domain.Data {
 	slices.SortFunc(d.Partners, func(a, b domain.Partner) int { return compare(a.ID, b.ID) })
 	slices.SortFunc(d.Migrations, func(a, b domain.Migration) int { return compare(a.Key, b.Key) })
 	slices.SortFunc(d.Tokens, func(a, b domain.Token) int { return compare(a.Name, b.Name) })
+	slices.SortFunc(d.Changes, func(a, b domain.ChangeRequest) int { return compare(a.ID, b.ID) })
 	stages, cohorts := map[string][]domain.PartnerStage{}, map[string][]domain.Cohort{}
 	for k, v := range d.Stages {
 		if len(v) > 0 {
@@ -123,8 +126,9 @@ func compare(a, b string) int {
 
 // SampleData is a store's worth of rows for a test to write and load
 // back: partners (with webhook secrets and PSA API access, whose
-// credentials all hold "s3cret"), two migrations, stages, a cohort and a
-// token.
+// credentials all hold "s3cret"), two migrations (one with an approvals
+// policy), stages, a cohort, a token and two change requests, one pending
+// and one applied.
 func SampleData() domain.Data {
 	m := domain.Migration{
 		Key:       "psa-webhooks-v2",
@@ -133,13 +137,14 @@ func SampleData() domain.Data {
 		Guard:     domain.DefaultGuard(),
 		Compare:   domain.CompareRules{Ignore: []string{"fields.updatedAt"}, AllowExtraKinds: []string{"contact"}},
 		Reconcile: &domain.ReconcilePolicy{AfterRevert: true, Every: time.Hour, Window: 2 * time.Hour},
+		Approvals: &domain.ApprovalPolicy{Required: 2, Stages: []domain.Stage{domain.StageNew, domain.StageDone}, TTL: 24 * time.Hour},
 		Reverted:  true,
 		Seq:       1,
 		CreatedAt: t0,
 		UpdatedAt: t0.Add(time.Minute),
 	}
 	m2 := m
-	m2.Key, m2.Seq, m2.Reverted, m2.Reconcile = "other", 2, false, nil
+	m2.Key, m2.Seq, m2.Reverted, m2.Reconcile, m2.Approvals = "other", 2, false, nil, nil
 	return domain.Data{
 		Version: 42,
 		Partners: []domain.Partner{
@@ -161,8 +166,25 @@ func SampleData() domain.Data {
 		Cohorts: map[string][]domain.Cohort{
 			"psa-webhooks-v2": {{Name: "wave-1", Order: 1, Partners: []string{"acme", "globex"}, UpdatedAt: t0}},
 		},
-		Tokens: []domain.Token{{Name: "admin", Role: domain.RoleAdmin, Hash: []byte{1, 2, 3}, CreatedAt: t0}},
+		Tokens:  []domain.Token{{Name: "admin", Role: domain.RoleAdmin, Hash: []byte{1, 2, 3}, CreatedAt: t0}},
+		Changes: SampleChanges(),
 	}
+}
+
+// SampleChanges are two change requests of SampleData's first migration:
+// chg_…01 applied (with its result), chg_…02 pending with one approval.
+func SampleChanges() []domain.ChangeRequest {
+	applied := domain.ChangeRequest{ID: "chg_000000000000000000000001", Migration: "psa-webhooks-v2", Kind: domain.ChangeAdvance,
+		Cohort: "wave-1", From: domain.StageShadow, To: domain.StageNew, RequestedBy: "alice", Reason: "wave 1 to new",
+		RequestedAt: t0, ExpiresAt: t0.Add(24 * time.Hour), State: domain.ChangePending, Required: 2,
+		Approvals: []domain.Approval{{By: "bob", At: t0.Add(time.Minute)}, {By: "carol", At: t0.Add(2 * time.Minute), Reason: "looks good"}}}
+	applied = applied.End(domain.ChangeApplied, domain.ChangeEnd{By: "carol", At: t0.Add(2 * time.Minute), Reason: "looks good"})
+	applied.Result = json.RawMessage(`{"cohort":"wave-1","from":"shadow","to":"new","partners":["acme"]}`)
+	pending := domain.ChangeRequest{ID: "chg_000000000000000000000002", Migration: "psa-webhooks-v2", Kind: domain.ChangeStage,
+		Partner: "globex", From: domain.StageShadow, To: domain.StageNew, Force: true, RequestedBy: "alice", Reason: "forced: the gate waits for data",
+		RequestedAt: t0.Add(time.Hour), ExpiresAt: t0.Add(25 * time.Hour), State: domain.ChangePending, Required: 2,
+		Approvals: []domain.Approval{{By: "bob", At: t0.Add(61 * time.Minute)}}}
+	return []domain.ChangeRequest{applied, pending}
 }
 
 // Write puts everything of d but its audit entry and statistics, for
@@ -194,6 +216,11 @@ func Write(tx control.Tx, d domain.Data) error {
 	}
 	for _, tok := range d.Tokens {
 		if err := tx.PutToken(tok); err != nil {
+			return err
+		}
+	}
+	for _, c := range d.Changes {
+		if err := tx.PutChange(c); err != nil {
 			return err
 		}
 	}
@@ -281,6 +308,93 @@ func testReconcileSetting(t *testing.T, open Opener) {
 		if diff := cmp.Diff(want, reconcileOf(t)); diff != "" {
 			t.Errorf("Load after writing reconcile %+v (-want +got):\n%s", want, diff)
 		}
+	}
+}
+
+// A migration's approvals setting reads back as written, its TTL to the
+// nanosecond; a later write without one leaves none behind.
+func testApprovalsSetting(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	m := SampleData().Migrations[0]
+	for _, want := range []*domain.ApprovalPolicy{
+		{Required: 2, Stages: []domain.Stage{domain.StageNew, domain.StageDone}, TTL: 24 * time.Hour},
+		{Required: 10, Stages: []domain.Stage{domain.StageShadow}, TTL: 90*time.Minute + time.Nanosecond},
+		nil,
+		{Required: 1, Stages: []domain.Stage{domain.StageDone}, TTL: 720 * time.Hour},
+	} {
+		m.Approvals = want
+		update(t, s, func(tx control.Tx) error { return tx.PutMigration(m) })
+		var got *domain.ApprovalPolicy
+		for _, x := range load(t, s).Migrations {
+			if x.Key == m.Key {
+				got = x.Approvals
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Load after writing approvals %+v (-want +got):\n%s", want, diff)
+		}
+	}
+}
+
+// Change requests read back as written, every field; a later write of an
+// id replaces it, a deleted one is gone (deleting one that does not exist
+// is not an error), and an Update that fails leaves none of its change
+// requests behind.
+func testChanges(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	changesOf := func(t *testing.T) []domain.ChangeRequest {
+		t.Helper()
+		return normalized(load(t, s)).Changes
+	}
+	want := SampleChanges()
+	update(t, s, func(tx control.Tx) error {
+		for _, c := range want {
+			if err := tx.PutChange(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if diff := cmp.Diff(want, changesOf(t), cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("Load (-want +got):\n%s", diff)
+	}
+
+	failed := want[1]
+	failed.Approvals = append(slices.Clone(failed.Approvals), domain.Approval{By: "carol", At: t0.Add(2 * time.Hour)})
+	failed = failed.End(domain.ChangeFailed, domain.ChangeEnd{By: "carol", At: t0.Add(2 * time.Hour)})
+	failed.Failure = "the gates refuse: globex (zeroTolerance)"
+	failed.Report = json.RawMessage(`{"verdict":"fail","pass":false,"partners":[{"partner":"globex","stage":"shadow","verdict":"fail","pass":false,"checks":[]}]}`)
+	update(t, s, func(tx control.Tx) error {
+		if err := tx.PutChange(failed); err != nil {
+			return err
+		}
+		if err := tx.DeleteChange(want[0].ID); err != nil {
+			return err
+		}
+		if err := tx.DeleteChange("chg_ffffffffffffffffffffffff"); err != nil {
+			return fmt.Errorf("deleting a change request that does not exist: %w", err)
+		}
+		return nil
+	})
+	if diff := cmp.Diff([]domain.ChangeRequest{failed}, changesOf(t), cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("Load after a replace and a delete (-want +got):\n%s", diff)
+	}
+
+	boom := errors.New("boom")
+	err := s.Update(t.Context(), func(tx control.Tx) error {
+		if err := tx.PutChange(want[0]); err != nil {
+			return err
+		}
+		if err := tx.DeleteChange(failed.ID); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update = %v, want boom", err)
+	}
+	if diff := cmp.Diff([]domain.ChangeRequest{failed}, changesOf(t), cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("Load after a failed Update (-want +got):\n%s", diff)
 	}
 }
 

@@ -1,0 +1,105 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/domain"
+)
+
+// writeFiled answers a move that waits for approvals: 202 Accepted with
+// the change request, and where to follow it.
+func writeFiled(w http.ResponseWriter, c *domain.ChangeRequest) {
+	w.Header().Set("Location", "/v1/changes/"+c.ID)
+	writeJSON(w, http.StatusAccepted, c)
+}
+
+// changeID returns the path's change request id: an id that is not one
+// is unknown, as a 404, like any other that does not exist.
+func changeID(r *http.Request) (string, error) {
+	id := mux.Vars(r)["id"]
+	if !domain.ValidChangeID(id) {
+		return "", domain.Errorf(domain.CodeNotFound, "change request %q does not exist: ids look like chg_ and 24 hex digits", id)
+	}
+	return id, nil
+}
+
+// listChanges serves GET /v1/changes?state=pending|applied|rejected|expired|failed|all&migration=K,
+// newest first; without state, every state.
+func (a *API) listChanges(w http.ResponseWriter, r *http.Request, _ principal) error {
+	q := r.URL.Query()
+	var f control.ChangeFilter
+	if s := q.Get("state"); s != "" && s != "all" {
+		st, err := domain.ParseChangeState(s)
+		if err != nil {
+			return domain.Errorf(domain.CodeInvalid, "%s (or all)", domain.ErrorMessage(err))
+		}
+		f.State = st
+	}
+	if m := q.Get("migration"); m != "" {
+		if err := domain.CheckID("migration", m); err != nil {
+			return err
+		}
+		f.Migration = m
+	}
+	writeJSON(w, http.StatusOK, a.svc.Changes(f))
+	return nil
+}
+
+func (a *API) getChange(w http.ResponseWriter, r *http.Request, _ principal) error {
+	id, err := changeID(r)
+	if err != nil {
+		return err
+	}
+	c, err := a.svc.ChangeRequest(id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+// approveChange serves POST /v1/changes/{id}/approve, body {"reason"}
+// (optional): the change request after the approval, applied or failed
+// when it was the last one needed.
+func (a *API) approveChange(w http.ResponseWriter, r *http.Request, p principal) error {
+	id, err := changeID(r)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if err := decode(w, r, &req, true); err != nil {
+		return err
+	}
+	c, err := a.svc.Approve(r.Context(), p.change(req.Reason), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+// rejectChange serves POST /v1/changes/{id}/reject, body {"reason"}
+// (required).
+func (a *API) rejectChange(w http.ResponseWriter, r *http.Request, p principal) error {
+	id, err := changeID(r)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if err := decode(w, r, &req, true); err != nil {
+		return err
+	}
+	c, err := a.svc.Reject(r.Context(), p.change(req.Reason), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
