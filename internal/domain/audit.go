@@ -35,4 +35,6 @@ type Data struct {
 	Cohorts    map[string][]Cohort       // by migration key
 	Tokens     []Token
 	LastAudit  AuditEntry // zero when the log is empty
+	// Notifiers are the notification targets, with their secrets.
+	Notifiers []Notifier
 }
