@@ -31,7 +31,7 @@ Server:
   pipeline --kind legacy|new     a reference pipeline with injectable faults
   journal export --data DIR      a router's journal as JSON lines, what can be read of a damaged one
   store copy --from A --to B     copy the control store whole: bolt://DIR ⇄ etcd://HOST:PORT[,…]
-  store reseal --store etcd://…  seal partners' secrets with the first key of --secrets-key-file
+  store reseal --store etcd://…  seal partners' and notification targets' secrets with the first key of --secrets-key-file
 
 Release engineering (talk to --server with $SWITCHBACK_TOKEN):
   status                         migrations, partners by stage, cohorts, kill switches

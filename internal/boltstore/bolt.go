@@ -18,6 +18,8 @@
 //	noise       migration 0 partner 0 event type → JSON object field path → count: what
 //	            routers saw differ between two legacy runs (created at the first write, so
 //	            that files of schema 2 written before it need no upgrade; absent reads empty)
+//	notifiers   notification target name → JSON domain.Notifier (created by Open, and at
+//	            the first write, in files of schema 2 written before it; absent reads empty)
 //
 // A stint is a partner's time in a stage, named by
 // migration 0 partner 0 stage 0 since(8), since being when it began. Times
@@ -156,7 +158,7 @@ func OpenReadOnly(path string, timeout time.Duration) (*Store, error) {
 
 func initSchema(tx *bbolt.Tx) error {
 	for _, b := range [][]byte{bucketMeta, bucketPartners, bucketMigrations, bucketStages, bucketCohorts, bucketTokens, bucketAudit,
-		bucketStats, bucketCandidate, bucketMismatches, bucketReports} {
+		bucketStats, bucketCandidate, bucketMismatches, bucketReports, bucketNotifiers} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -259,6 +261,9 @@ func (s *Store) Load(ctx context.Context) (domain.Data, error) {
 			return err
 		}
 		if err := each(tx.Bucket(bucketTokens), &d.Tokens); err != nil {
+			return err
+		}
+		if err := loadNotifiers(tx, &d.Notifiers); err != nil {
 			return err
 		}
 		for _, m := range d.Migrations {

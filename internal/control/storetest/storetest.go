@@ -55,6 +55,7 @@ func Run(t *testing.T, open Opener) {
 		{"Mismatches", testMismatches},
 		{"AppliedReports", testAppliedReports},
 		{"Noise", testNoise},
+		{"Notifiers", testNotifiers},
 		{"StoreID", testStoreID},
 		{"Export", testExport},
 		{"ConcurrentWriters", testConcurrentWriters},
@@ -96,6 +97,7 @@ func normalized(d domain.Data) domain.Data {
 	slices.SortFunc(d.Partners, func(a, b domain.Partner) int { return compare(a.ID, b.ID) })
 	slices.SortFunc(d.Migrations, func(a, b domain.Migration) int { return compare(a.Key, b.Key) })
 	slices.SortFunc(d.Tokens, func(a, b domain.Token) int { return compare(a.Name, b.Name) })
+	slices.SortFunc(d.Notifiers, func(a, b domain.Notifier) int { return compare(a.Name, b.Name) })
 	stages, cohorts := map[string][]domain.PartnerStage{}, map[string][]domain.Cohort{}
 	for k, v := range d.Stages {
 		if len(v) > 0 {
@@ -123,8 +125,9 @@ func compare(a, b string) int {
 
 // SampleData is a store's worth of rows for a test to write and load
 // back: partners (with webhook secrets and PSA API access, whose
-// credentials all hold "s3cret"), two migrations, stages, a cohort and a
-// token.
+// credentials all hold "s3cret"), two migrations, stages, a cohort, a
+// token and notification targets (by name; the secret holds "s3cret"
+// too).
 func SampleData() domain.Data {
 	m := domain.Migration{
 		Key:       "psa-webhooks-v2",
@@ -162,8 +165,18 @@ func SampleData() domain.Data {
 			"psa-webhooks-v2": {{Name: "wave-1", Order: 1, Partners: []string{"acme", "globex"}, UpdatedAt: t0}},
 		},
 		Tokens: []domain.Token{{Name: "admin", Role: domain.RoleAdmin, Hash: []byte{1, 2, 3}, CreatedAt: t0}},
+		Notifiers: []domain.Notifier{
+			{Name: "chat", URL: "https://hooks.slack.com/services/T0/B0/X0", Events: []string{domain.NoticeRevert, domain.NoticeResume},
+				Format: domain.FormatSlack, CreatedAt: t0, UpdatedAt: t0},
+			{Name: "ops", URL: "https://hooks.example.com/switchback", Events: []string{domain.NoticeGuardRevert},
+				Format: domain.FormatStandard, Secret: sampleNotifierSecret, CreatedAt: t0, UpdatedAt: t0.Add(time.Minute)},
+		},
 	}
 }
+
+// sampleNotifierSecret is the secret of SampleData's standard target:
+// "whsec_" and the base64 of 24 bytes, holding "s3cret".
+const sampleNotifierSecret = "whsec_s3cretAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 // Write puts everything of d but its audit entry and statistics, for
 // tests that fill a store with SampleData.
@@ -194,6 +207,11 @@ func Write(tx control.Tx, d domain.Data) error {
 	}
 	for _, tok := range d.Tokens {
 		if err := tx.PutToken(tok); err != nil {
+			return err
+		}
+	}
+	for _, n := range d.Notifiers {
+		if err := tx.PutNotifier(n); err != nil {
 			return err
 		}
 	}
