@@ -29,22 +29,32 @@ func refused(r gate.Report) error {
 func (s *Service) SetStage(ctx context.Context, c Change, key, partner string, to domain.Stage, force bool) (domain.PartnerStage, error) {
 	s.CatchUp(ctx) // an unreachable store is the change's to refuse
 	before := s.State()
-	out, err := s.setStage(ctx, c, key, partner, to, force)
+	out, from, err := s.setStageFrom(ctx, c, key, partner, to, force)
 	if err == nil {
 		s.emitStageRevert(c, before, key, out)
 	}
+	s.noticeStage(c, before, key, partner, from, to, force, out, err)
 	return out, err
 }
 
-// setStage is SetStage without its revert event, for the guard, which
-// emits one event for all the partners it moves.
+// setStage is SetStage without its revert event and notices, for the
+// guard, which emits one event and one notice for all the partners it
+// moves.
 func (s *Service) setStage(ctx context.Context, c Change, key, partner string, to domain.Stage, force bool) (domain.PartnerStage, error) {
+	out, _, err := s.setStageFrom(ctx, c, key, partner, to, force)
+	return out, err
+}
+
+// setStageFrom is setStage that also returns the stage the partner moved
+// from, as decided under the change lock (zero when it did not move).
+func (s *Service) setStageFrom(ctx context.Context, c Change, key, partner string, to domain.Stage, force bool) (domain.PartnerStage, domain.PartnerStage, error) {
 	judged, err := s.prejudgeStage(ctx, c, key, partner, to, force)
 	if err != nil {
-		return domain.PartnerStage{}, err
+		return domain.PartnerStage{}, domain.PartnerStage{}, err
 	}
-	var out domain.PartnerStage
+	var out, moved domain.PartnerStage
 	_, err = s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
+		moved = domain.PartnerStage{}
 		ms, err := cur.Migration(key)
 		if err != nil {
 			return plan{}, err
@@ -70,7 +80,7 @@ func (s *Service) setStage(ctx context.Context, c Change, key, partner string, t
 				return plan{}, domain.Errorf(domain.CodeConflict, "partner %q moved while its gates were judged: try again", partner)
 			}
 		}
-		out = domain.PartnerStage{Partner: partner, Stage: to, Since: now}
+		out, moved = domain.PartnerStage{Partner: partner, Stage: to, Since: now}, from
 		return plan{
 			next:   cur.withStages(key, []domain.PartnerStage{out}),
 			writes: func(tx Tx) error { return tx.PutStage(key, out) },
@@ -78,7 +88,7 @@ func (s *Service) setStage(ctx context.Context, c Change, key, partner string, t
 				before: from, after: map[string]any{"stage": to, "since": now, "forced": force && forward}}},
 		}, nil
 	})
-	return out, err
+	return out, moved, err
 }
 
 // prejudgeStage judges the gates for a gated forward move on the published
@@ -246,6 +256,13 @@ type AdvanceResult struct {
 // and the move is checked again under it: a revert that lands while the
 // gates are judged wins, and the advance is refused.
 func (s *Service) Advance(ctx context.Context, c Change, key, cohort string, force bool) (AdvanceResult, error) {
+	out, err := s.advance(ctx, c, key, cohort, force)
+	s.noticeAdvance(c, key, cohort, force, out, err)
+	return out, err
+}
+
+// advance is Advance without its notices.
+func (s *Service) advance(ctx context.Context, c Change, key, cohort string, force bool) (AdvanceResult, error) {
 	pre := s.State()
 	ms, err := pre.Migration(key)
 	if err != nil {
