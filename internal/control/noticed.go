@@ -114,7 +114,7 @@ func (s *Service) noticeAdvance(c Change, key, cohort string, force bool, out Ad
 	target := "migration/" + key + "/cohort/" + cohort
 	if err == nil {
 		s.notice(domain.Notice{Event: domain.NoticeAdvance, Actor: c.Actor, Migration: key, Target: target, Reason: c.Reason,
-			Text: oneLine(fmt.Sprintf("%s advanced cohort %s of %s from %s to %s (%s)%s", c.Actor, cohort, key, out.From, out.To, listed(out.Partners), reasonSuffix(c.Reason))),
+			Text:   oneLine(fmt.Sprintf("%s advanced cohort %s of %s from %s to %s (%s)%s", c.Actor, cohort, key, out.From, out.To, listed(out.Partners), reasonSuffix(c.Reason))),
 			Detail: AdvanceDetail{Migration: key, Cohort: cohort, Partners: out.Partners, From: out.From, To: out.To, Forced: force}})
 		return
 	}
