@@ -33,6 +33,7 @@ type options struct {
 	StreamWriteTimeout time.Duration
 	Ingress            Ingress
 	Reconciler         Reconciler
+	Notifications      Notifications
 }
 
 // Option changes a setting of the API.
@@ -163,6 +164,11 @@ func (a *API) endpoints() []endpoint {
 		{get, "/v1/reconciliations", "reconciliations.list", viewer, a.listReconciliations},
 		{get, "/v1/reconciliations/{id}", "reconciliations.get", viewer, a.getReconciliation},
 		{post, "/v1/reconciliations/{id}/backfill", "reconciliations.backfill", operator, a.backfill},
+		{put, "/v1/notifications/{name}", "notifications.put", admin, a.putNotification},
+		{get, "/v1/notifications", "notifications.list", admin, a.listNotifications},
+		{get, "/v1/notifications/{name}", "notifications.get", admin, a.getNotification},
+		{del, "/v1/notifications/{name}", "notifications.delete", admin, a.deleteNotification},
+		{post, "/v1/notifications/{name}/test", "notifications.test", admin, a.testNotification},
 	}
 }
 
