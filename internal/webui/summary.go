@@ -172,7 +172,7 @@ func (u *UI) liveKeys(version uint64) map[string]string {
 	}
 	v := fmt.Sprintf("v%d", version)
 	return map[string]string{"version": v, "routers": v + "-" + hex.EncodeToString(h.Sum(nil)[:8]),
-		"reconciliations": u.reconcileKey()}
+		"reconciliations": u.reconcileKey(), "notifications": u.notificationsKey()}
 }
 
 // stateView is the answer of /ui/state.json.
