@@ -47,6 +47,9 @@ Release engineering (talk to --server with $SWITCHBACK_TOKEN):
   reconcile --partners P --from 2h [--backfill]
                                  hold what each PSA changed against what was applied, list the
                                  gaps and backfill them; "reconcile show|backfill ID", "reconcile list"
+  notifications [show|put|delete|test NAME]
+                                 the notification targets and their deliveries (admin); "put NAME
+                                 --url U --events a,b [--format slack] [--secret-file F]"
 
 Measurement:
   bench ofrep|propagation        load the OFREP endpoints; time a revert's propagation
@@ -81,7 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runJournal(rest, stdout, stderr)
 	case "store":
 		return runStore(ctx, rest, getenv, stdout, stderr)
-	case "status", "gate", "advance", "stage", "revert", "resume", "audit", "replay", "reconcile":
+	case "status", "gate", "advance", "stage", "revert", "resume", "audit", "replay", "reconcile", "notifications":
 		return runCLI(ctx, cmd, rest, getenv, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "switchback: unknown command %q\n\n%s", cmd, usage)

@@ -42,17 +42,25 @@ func (e *APIError) Error() string {
 // Do sends method path with body (nil for none) and decodes a 2xx answer
 // into out (nil to discard). A non-2xx answer is an *APIError.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	_, err := c.DoStatus(ctx, method, path, body, out)
+	return err
+}
+
+// DoStatus is Do that also returns the answer's status (0 when none came),
+// for calls whose 2xx statuses differ in meaning (201 created, 200
+// replaced).
+func (c *Client) DoStatus(ctx context.Context, method, path string, body, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -60,12 +68,12 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the control service at %s: %w", c.base, err)
+		return 0, fmt.Errorf("cannot reach the control service at %s: %w", c.base, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return err
+		return resp.StatusCode, err
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {
@@ -73,18 +81,18 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 			Gate  json.RawMessage `json:"gate"`
 		}
 		if json.Unmarshal(data, &e) != nil || e.Error == nil {
-			return &APIError{Status: resp.StatusCode, Code: "http_error", Message: strings.TrimSpace(string(data))}
+			return resp.StatusCode, &APIError{Status: resp.StatusCode, Code: "http_error", Message: strings.TrimSpace(string(data))}
 		}
 		e.Error.Status, e.Error.Gate = resp.StatusCode, e.Gate
-		return e.Error
+		return resp.StatusCode, e.Error
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return nil
+		return resp.StatusCode, nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+		return resp.StatusCode, fmt.Errorf("decode answer of %s %s: %w", method, path, err)
 	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 // Path joins escaped segments into an API path.
