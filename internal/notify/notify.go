@@ -34,8 +34,10 @@ type Options struct {
 	// control service's (State().NotifierList). It is called by Send and
 	// before each attempt, so it must be cheap and must not block.
 	Targets func() []domain.Notifier
-	// Client posts the deliveries; its redirects are never followed. The
-	// default has no timeout of its own: Timeout bounds each attempt.
+	// Client posts the deliveries (a copy of it: its redirects are never
+	// followed). The default uses http.DefaultTransport, so HTTPS_PROXY and
+	// HTTP_PROXY are honoured, and has no timeout of its own: Timeout
+	// bounds each attempt.
 	Client *http.Client
 	// Timeout bounds one attempt, connection to answer; default 15 s,
 	// what Standard Webhooks asks receivers to answer within.
@@ -94,9 +96,14 @@ type item struct {
 
 // New returns a Notifier; its deliveries start with Run.
 func New(opts Options) *Notifier {
-	if opts.Client == nil {
-		opts.Client = &http.Client{CheckRedirect: noRedirects}
+	// A client's own redirect policy is replaced too: a redirect fails
+	// the attempt (see noRedirects).
+	client := http.Client{}
+	if opts.Client != nil {
+		client = *opts.Client
 	}
+	client.CheckRedirect = noRedirects
+	opts.Client = &client
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
