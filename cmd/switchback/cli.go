@@ -71,6 +71,7 @@ type verbRun struct {
 	stderr    io.Writer
 	replay    replayFlags
 	reconcile reconcileFlags
+	notify    notificationsFlags
 	// set holds the flags given on the command line.
 	set map[string]bool
 	// replayAfter asks a revert to replay the mismatched events.
@@ -94,6 +95,9 @@ var verbs = map[string]verb{
 	"audit":     {"[verify | head]", -1, "Lists the audit log; \"audit verify\" recomputes its hash chain and says where it breaks, and with --witness checks that the log still holds the heads routers saw (their snapshot files) or \"audit head\" exported; \"audit head\" prints the log's head as JSON, to keep elsewhere as a witness.", auditVerb},
 	"replay":    {"", 0, "Sends a window of journaled events again through a pipeline, with their original ids, and follows its progress.", replayVerb},
 	"reconcile": {"[show ID | backfill ID | list]", -1, reconcileHelp, reconcileVerb},
+
+	// The targets of notices (notifications.go).
+	"notifications": {"[show NAME | put NAME | delete NAME | test NAME]", -1, notificationsHelp, notificationsVerb},
 }
 
 func runCLI(ctx context.Context, name string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -104,7 +108,7 @@ func runCLI(ctx context.Context, name string, args []string, getenv func(string)
 	cf.register(fs, getenv)
 	r := &verbRun{out: stdout, stderr: stderr, set: map[string]bool{}}
 	switch name {
-	case "advance", "stage", "revert", "resume", "replay", "reconcile", "approve":
+	case "advance", "stage", "revert", "resume", "replay", "reconcile", "approve", "notifications":
 		fs.StringVar(&r.reason, "reason", "", "why: written to the audit log")
 	case "reject":
 		fs.StringVar(&r.reason, "reason", "", "why the change is rejected (required): written to the change request and the audit log")
@@ -122,6 +126,8 @@ func runCLI(ctx context.Context, name string, args []string, getenv func(string)
 		r.replay.register(fs)
 	case "reconcile":
 		r.reconcile.register(fs)
+	case "notifications":
+		r.notify.register(fs)
 	case "audit":
 		fs.Uint64Var(&r.after, "after", 0, "list entries after this sequence number")
 		fs.IntVar(&r.limit, "limit", 100, "list at most this many entries (1 to 1000)")

@@ -42,10 +42,17 @@ func writeKeys(t *testing.T, keys ...[]byte) string {
 	return path
 }
 
-func sealedPartners() int {
+// sealedRecords counts SampleData's partners and notification targets
+// whose secrets a store seals.
+func sealedRecords() int {
 	n := 0
 	for _, p := range storetest.SampleData().Partners {
 		if p.Secret != "" || p.PSAAPI != nil { // both are sealed
+			n++
+		}
+	}
+	for _, nt := range storetest.SampleData().Notifiers {
+		if nt.Secret != "" {
 			n++
 		}
 	}
@@ -62,10 +69,10 @@ func TestStoreReseal(t *testing.T) {
 	}
 	rotated := writeKeys(t, keyB, keyA)
 	out, err := storeReseal(t, "--store", f.etcd, "--etcd-prefix", "/r/", "--secrets-key-file", rotated)
-	if want := fmt.Sprintf(": %d partners resealed with key %s\n", sealedPartners(), etcdstore.KeyID(keyB)); err != nil || !strings.HasSuffix(out, want) {
+	if want := fmt.Sprintf(": %d partners and notification targets resealed with key %s\n", sealedRecords(), etcdstore.KeyID(keyB)); err != nil || !strings.HasSuffix(out, want) {
 		t.Fatalf("store reseal = %v, %q; want it to end with %q", err, out, want)
 	}
-	if out, err := storeReseal(t, "--store", f.etcd, "--etcd-prefix", "/r/", "--secrets-key-file", rotated); err != nil || !strings.Contains(out, ": 0 partners resealed") {
+	if out, err := storeReseal(t, "--store", f.etcd, "--etcd-prefix", "/r/", "--secrets-key-file", rotated); err != nil || !strings.Contains(out, ": 0 partners and notification targets resealed") {
 		t.Errorf("store reseal again = %v, %q; want 0 partners", err, out)
 	}
 
@@ -138,7 +145,7 @@ func TestServeReseals(t *testing.T) {
 		return logs.String()
 	}
 	logs := open(writeKeys(t, keyB, keyA))
-	if want := fmt.Sprintf("resealed=%d sealingKey=%s", sealedPartners(), etcdstore.KeyID(keyB)); !strings.Contains(logs, want) {
+	if want := fmt.Sprintf("resealed=%d sealingKey=%s", sealedRecords(), etcdstore.KeyID(keyB)); !strings.Contains(logs, want) {
 		t.Errorf("serve's log lacks %q:\n%s", want, logs)
 	}
 	if logs := open(writeKeys(t, keyB)); strings.Contains(logs, "resealed") {

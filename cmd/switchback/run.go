@@ -31,7 +31,7 @@ Server:
   pipeline --kind legacy|new     a reference pipeline with injectable faults
   journal export --data DIR      a router's journal as JSON lines, what can be read of a damaged one
   store copy --from A --to B     copy the control store whole: bolt://DIR ⇄ etcd://HOST:PORT[,…]
-  store reseal --store etcd://…  seal partners' secrets with the first key of --secrets-key-file
+  store reseal --store etcd://…  seal partners' and notification targets' secrets with the first key of --secrets-key-file
 
 Release engineering (talk to --server with $SWITCHBACK_TOKEN):
   status                         migrations, partners by stage, cohorts, kill switches
@@ -51,6 +51,9 @@ Release engineering (talk to --server with $SWITCHBACK_TOKEN):
   reconcile --partners P --from 2h [--backfill]
                                  hold what each PSA changed against what was applied, list the
                                  gaps and backfill them; "reconcile show|backfill ID", "reconcile list"
+  notifications [show|put|delete|test NAME]
+                                 the notification targets and their deliveries (admin); "put NAME
+                                 --url U --events a,b [--format slack] [--secret-file F]"
 
 Measurement:
   bench ofrep|propagation        load the OFREP endpoints; time a revert's propagation
@@ -85,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runJournal(rest, stdout, stderr)
 	case "store":
 		return runStore(ctx, rest, getenv, stdout, stderr)
-	case "status", "gate", "advance", "stage", "revert", "resume", "audit", "replay", "reconcile", "changes", "approve", "reject":
+	case "status", "gate", "advance", "stage", "revert", "resume", "audit", "replay", "reconcile", "changes", "approve", "reject", "notifications":
 		return runCLI(ctx, cmd, rest, getenv, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "switchback: unknown command %q\n\n%s", cmd, usage)

@@ -28,9 +28,14 @@ import (
 	"github.com/switchbackhq/switchback/internal/httpserve"
 	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/notify"
 	"github.com/switchbackhq/switchback/internal/reconcile"
 	"github.com/switchbackhq/switchback/internal/webui"
 )
+
+// routerWatchEvery is how often serve looks for routers that stopped
+// reporting (control.RouterStaleAfter), to notice router.stale.
+const routerWatchEvery = 15 * time.Second
 
 // apiBodyLimit is the largest body of the API and of serve's embedded
 // router (httpapi's and ingress's default limit).
@@ -170,6 +175,11 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Notices go to the notification targets in the background: a
+	// change hands its notice over and returns (see package notify).
+	notifier := notify.New(notify.Options{Targets: func() []domain.Notifier { return svc.State().NotifierList() },
+		Registerer: reg, Log: log, Now: now})
+	svc.OnNotice(notifier.Send)
 
 	proxies, _ := webui.ParseProxies(cfg.TrustedProxies) // checked by Validate
 	var tlsConfig *tls.Config
@@ -209,7 +219,8 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 		}
 		apiOpts = append(apiOpts, httpapi.WithIngress(in.Router()))
 		rec = reconcile.NewRunner(reconcile.Options{Journal: j, Router: in.Router(), Partner: partnerOf(svc),
-			Audit: auditBy(svc), OtherJournals: otherJournals(svc, cfg.Store != ""), Registerer: reg, Log: log, Now: now})
+			Audit: auditBy(svc), OtherJournals: otherJournals(svc, cfg.Store != ""), Registerer: reg, Log: log, Now: now,
+			Notify: notifier.Send})
 		apiOpts = append(apiOpts, httpapi.WithReconciler(rec))
 		if cfg.Store == "" {
 			replayRouter = in.Router()
@@ -222,8 +233,9 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 		cancel()
 		return in.Close()
 	}
+	apiOpts = append(apiOpts, httpapi.WithNotifications(notifier))
 	api := httpapi.New(svc, log, reg, apiOpts...)
-	uiOpts := webui.Options{Comparisons: webui.ServiceComparisons{Svc: svc}, TrustedProxies: proxies, Now: now}
+	uiOpts := webui.Options{Comparisons: webui.ServiceComparisons{Svc: svc}, TrustedProxies: proxies, Now: now, Notifications: notifier}
 	if in != nil {
 		uiOpts.Replays, uiOpts.Reconciler = in.Router().Replays, rec
 	}
@@ -248,6 +260,11 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	schedCtx, stopSched := context.WithCancel(context.WithoutCancel(ctx))
 	var schedDone sync.WaitGroup
 	schedDone.Go(func() { sched.Run(schedCtx) })
+	// So does the notifier, for the notices of those last changes, and
+	// the watch of routers that stop reporting.
+	schedDone.Go(func() { notifier.Run(schedCtx) })
+	routers := control.NewRouterWatch(svc)
+	schedDone.Go(func() { routers.Run(schedCtx, routerWatchEvery) })
 	defer func() { stopSched(); schedDone.Wait() }()
 	if rec != nil {
 		auto := control.NewReconcileScheduler(svc, rec, reconcile.DefaultSkew+reconcile.DefaultSettle)

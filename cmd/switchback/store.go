@@ -39,15 +39,15 @@ func openStore(ctx context.Context, cfg config.Serve, dbPath string, log *slog.L
 	log.Info("control store on etcd", "store", cfg.Store, "prefix", cfg.EtcdPrefix,
 		"sealingKey", etcdstore.KeyID(keys[0]), "keys", len(keys))
 	// Resealing at each start finishes a key rotation as the replicas
-	// restart. A failure does not stop serve: a partner it could not open
+	// restart. A failure does not stop serve: a partner (or target) it could not open
 	// stops the load that follows with the reason, and one that changed
 	// under it is resealed at the next start or by store reseal.
 	n, err := store.Reseal(ctx)
 	switch {
 	case err != nil:
-		log.Warn("could not reseal every partner's secret with the first key of --secrets-key-file", "resealed", n, "sealingKey", etcdstore.KeyID(keys[0]), "err", err)
+		log.Warn("could not reseal every partner's and notification target's secret with the first key of --secrets-key-file", "resealed", n, "sealingKey", etcdstore.KeyID(keys[0]), "err", err)
 	case n > 0:
-		log.Info("resealed partners' secrets with the first key of --secrets-key-file", "resealed", n, "sealingKey", etcdstore.KeyID(keys[0]))
+		log.Info("resealed partners' and notification targets' secrets with the first key of --secrets-key-file", "resealed", n, "sealingKey", etcdstore.KeyID(keys[0]))
 	}
 	return store, store.Registry(), closeStore, nil
 }

@@ -124,7 +124,8 @@ func runStoreReseal(ctx context.Context, args []string, getenv func(string) stri
 
 Rewrites every partner whose webhook secret is not sealed with the first key
 of --secrets-key-file (sealed with another of its keys, or stored in plain
-text) sealed with the first, and prints how many. Secrets do not change, so
+text) sealed with the first, and every notification target's secret likewise,
+and prints how many. Secrets do not change, so
 neither do the snapshot version and the audit log. Replicas may keep
 running: each partner is rewritten only if unchanged since it was read.
 serve does the same at each start; run this to finish a key rotation
@@ -157,7 +158,7 @@ cluster has auth enabled. See "Rotating the secrets key" in the README.
 	}
 	defer closeStore()
 	n, err := s.Reseal(ctx)
-	fmt.Fprintf(stderr, "switchback store reseal: %s %s: %d partners resealed with key %s\n", safeURL(*u), ef.prefix, n, etcdstore.KeyID(keys[0]))
+	fmt.Fprintf(stderr, "switchback store reseal: %s %s: %d partners and notification targets resealed with key %s\n", safeURL(*u), ef.prefix, n, etcdstore.KeyID(keys[0]))
 	if err != nil {
 		return fmt.Errorf("store reseal: %w", err)
 	}

@@ -21,6 +21,8 @@
 //	changes     change request id → JSON domain.ChangeRequest (created at Open when missing,
 //	            so that files of schema 2 written before it need no upgrade; a file opened
 //	            read-only without it reads none)
+//	notifiers   notification target name → JSON domain.Notifier (created by Open, and at
+//	            the first write, in files of schema 2 written before it; absent reads empty)
 //
 // A stint is a partner's time in a stage, named by
 // migration 0 partner 0 stage 0 since(8), since being when it began. Times
@@ -160,7 +162,7 @@ func OpenReadOnly(path string, timeout time.Duration) (*Store, error) {
 
 func initSchema(tx *bbolt.Tx) error {
 	for _, b := range [][]byte{bucketMeta, bucketPartners, bucketMigrations, bucketStages, bucketCohorts, bucketTokens, bucketAudit,
-		bucketStats, bucketCandidate, bucketMismatches, bucketReports, bucketChanges} {
+		bucketStats, bucketCandidate, bucketMismatches, bucketReports, bucketChanges, bucketNotifiers} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -266,6 +268,9 @@ func (s *Store) Load(ctx context.Context) (domain.Data, error) {
 			return err
 		}
 		if err := each(tx.Bucket(bucketChanges), &d.Changes); err != nil {
+			return err
+		}
+		if err := loadNotifiers(tx, &d.Notifiers); err != nil {
 			return err
 		}
 		for _, m := range d.Migrations {

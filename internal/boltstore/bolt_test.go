@@ -35,7 +35,7 @@ func TestOpenCreatesSchema(t *testing.T) {
 	s := bolttest.Open(t)
 	err := s.DB().View(func(tx *bbolt.Tx) error {
 		for _, name := range []string{"meta", "partners", "migrations", "stages", "cohorts", "tokens", "audit",
-			"stats", "candidate", "mismatches", "reports", "changes"} {
+			"stats", "candidate", "mismatches", "reports", "changes", "notifiers"} {
 			if tx.Bucket([]byte(name)) == nil {
 				t.Errorf("bucket %q is missing", name)
 			}

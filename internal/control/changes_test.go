@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,28 +36,6 @@ func (s *switchStats) StageCounts() control.ComparisonStats {
 	}}
 }
 
-// notices records what the service announces.
-type notices struct {
-	mu   sync.Mutex
-	list []domain.Notice
-}
-
-func (n *notices) hear(x domain.Notice) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.list = append(n.list, x)
-}
-
-func (n *notices) events() []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var out []string
-	for _, x := range n.list {
-		out = append(out, x.Event)
-	}
-	return out
-}
-
 // approvalsEnv is a migration "m" whose moves into new and done need
 // required approvals within a day, with cohort wave-1 (a, b) in shadow
 // for two hours on good counts: its gates pass.
@@ -79,9 +56,7 @@ func approvalsEnv(t *testing.T, required int) (*env, *switchStats, *notices) {
 		t.Fatalf("Advance(legacy → shadow), which needs no approval: %v", err)
 	}
 	e.clock.Advance(2 * time.Hour)
-	heard := &notices{}
-	e.svc.OnNotice(heard.hear)
-	return e, stats, heard
+	return e, stats, hear(e.svc)
 }
 
 func lastEntries(t *testing.T, e *env, n int) []domain.AuditEntry {
@@ -267,8 +242,8 @@ func TestChangeRequestNotFiledWhenGatesRefuse(t *testing.T) {
 	if got := e.svc.Changes(control.ChangeFilter{}); len(got) != 0 {
 		t.Errorf("Changes = %d after a refusal, want none", len(got))
 	}
-	if got := heard.events(); len(got) != 0 {
-		t.Errorf("notices = %v, want none", got)
+	if got := heard.events(); len(got) != 1 || got[0] != domain.NoticeGateRefused {
+		t.Errorf("notices = %v, want the refusal's %s alone (no %s)", got, domain.NoticeGateRefused, domain.NoticeChangePending)
 	}
 	// Forced, it is filed (with a reason), and its approval skips the gates.
 	res, err := e.svc.Advance(ctx, alice, "m", "wave-1", true)

@@ -172,6 +172,7 @@ func (s *Service) guardRevert(ctx context.Context, ms *MigrationState, ps domain
 	if len(ev.Partners) > 0 {
 		s.log.Warn("guard reverted", "migration", ms.Key, "scope", ms.Guard.Scope, "partners", strings.Join(ev.Partners, ","), "evidence", evidence)
 		s.emit(ev)
+		s.noticeGuardRevert(ms, ev, evidence)
 	}
 	return err
 }

@@ -79,6 +79,7 @@ func (s *Service) SetKillSwitch(ctx context.Context, c Change, k KillSwitch) (Ki
 		return KillSwitchResult{}, err
 	}
 	res := KillSwitchResult{Version: v}
+	s.noticeKillSwitch(c, k, v, flipped)
 	keys := k.Migrations
 	if keys == nil {
 		keys = before.MigrationKeys()

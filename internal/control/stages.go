@@ -54,39 +54,40 @@ func (s *Service) MoveStage(ctx context.Context, c Change, key, partner string, 
 func (s *Service) moveStage(ctx context.Context, c Change, key, partner string, to domain.Stage, force, file bool) (StageResult, error) {
 	s.CatchUp(ctx) // an unreachable store is the change's to refuse
 	before := s.State()
-	out, filed, err := s.stageChange(ctx, c, key, partner, to, force, file)
-	if err != nil {
-		return out, err
-	}
+	out, moved, filed, err := s.stageChange(ctx, c, key, partner, to, force, file)
 	if filed != nil {
 		s.noticeFiled(*filed)
-		return out, nil
 	}
-	if out.Change == nil {
+	if err == nil && out.Change == nil {
 		s.emitStageRevert(c, before, key, out.Stage)
 	}
-	return out, nil
+	if out.Change == nil {
+		s.noticeStage(c, before, key, partner, moved, to, force, out.Stage, err)
+	}
+	return out, err
 }
 
-// setStage is SetStage without its revert event, for the guard, which
-// emits one event for all the partners it moves backward (never waiting
-// for approvals).
+// setStage is SetStage without its revert event and notices, for the
+// guard, which emits one event and one notice for all the partners it
+// moves backward (never waiting for approvals).
 func (s *Service) setStage(ctx context.Context, c Change, key, partner string, to domain.Stage, force bool) (domain.PartnerStage, error) {
-	res, _, err := s.stageChange(ctx, c, key, partner, to, force, false)
+	res, _, _, err := s.stageChange(ctx, c, key, partner, to, force, false)
 	return res.Stage, err
 }
 
 // stageChange makes a partner's move or, with file, files its change
-// request when it needs approvals; filed is the change request when a new
-// one was filed, for its notice.
-func (s *Service) stageChange(ctx context.Context, c Change, key, partner string, to domain.Stage, force, file bool) (_ StageResult, filed *domain.ChangeRequest, _ error) {
+// request when it needs approvals. moved is the stage record the partner
+// left, as decided under the change lock (zero when it did not move);
+// filed is the change request when a new one was filed, for its notice.
+func (s *Service) stageChange(ctx context.Context, c Change, key, partner string, to domain.Stage, force, file bool) (_ StageResult, moved domain.PartnerStage, filed *domain.ChangeRequest, _ error) {
 	judged, err := s.prejudgeStage(ctx, c, key, partner, to, force)
 	if err != nil {
-		return StageResult{}, nil, err
+		return StageResult{}, moved, nil, err
 	}
 	var out StageResult
 	_, err = s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
-		out, filed = StageResult{}, nil // decided again when another replica changed the store first
+		// decided again when another replica changed the store first
+		out, moved, filed = StageResult{}, domain.PartnerStage{}, nil
 		ms, err := cur.Migration(key)
 		if err != nil {
 			return plan{}, err
@@ -124,11 +125,14 @@ func (s *Service) stageChange(ctx context.Context, c Change, key, partner string
 				return p, nil
 			}
 		}
-		next, moved := stagePlan(cur, key, from, to, force && forward, now)
-		out.Stage = moved
+		next, st := stagePlan(cur, key, from, to, force && forward, now)
+		out.Stage, moved = st, from
 		return next, nil
 	})
-	return out, filed, err
+	if err != nil {
+		filed = nil
+	}
+	return out, moved, filed, err
 }
 
 // stagePlan is the plan of moving a partner from its stage record from to
@@ -320,6 +324,13 @@ type AdvanceResult struct {
 // and the move is checked again under it: a revert that lands while the
 // gates are judged wins, and the advance is refused.
 func (s *Service) Advance(ctx context.Context, c Change, key, cohort string, force bool) (AdvanceResult, error) {
+	out, err := s.advance(ctx, c, key, cohort, force)
+	s.noticeAdvance(c, key, cohort, force, out, err)
+	return out, err
+}
+
+// advance is Advance without its notices.
+func (s *Service) advance(ctx context.Context, c Change, key, cohort string, force bool) (AdvanceResult, error) {
 	pre := s.State()
 	ms, err := pre.Migration(key)
 	if err != nil {

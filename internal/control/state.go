@@ -23,6 +23,9 @@ type State struct {
 	Audit      flags.AuditHead
 	Partners   map[string]*domain.Partner
 	Migrations map[string]*MigrationState
+	// Notifiers are the notification targets by name, with their
+	// secrets: see Notifier and NotifierList.
+	Notifiers map[string]*domain.Notifier
 
 	order        []string // migration keys, oldest first
 	flagPartners map[string]flags.Partner
@@ -96,6 +99,11 @@ func (m *MigrationState) Cohort(name string) (domain.Cohort, error) {
 // newState builds a State from what storage loaded.
 func newState(d domain.Data) *State {
 	s := &State{Version: d.Version, StoreID: d.StoreID, Partners: map[string]*domain.Partner{}, Migrations: map[string]*MigrationState{}}
+	s.Notifiers = make(map[string]*domain.Notifier, len(d.Notifiers))
+	for i := range d.Notifiers {
+		n := d.Notifiers[i]
+		s.Notifiers[n.Name] = &n
+	}
 	for i := range d.Partners {
 		p := d.Partners[i]
 		s.Partners[p.ID] = &p

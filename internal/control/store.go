@@ -89,4 +89,11 @@ type Tx interface {
 	// AddComparisons. A path not kept yet when keep paths already are is
 	// dropped, without an error.
 	AddNoise(o domain.NoiseObservation, keep int) error
+
+	// PutNotifier keeps a notification target, with its secret (a store
+	// that seals secrets seals it); DeleteNotifier removes one, and
+	// removing one that does not exist is not an error. Load returns them
+	// in Data.Notifiers.
+	PutNotifier(domain.Notifier) error
+	DeleteNotifier(name string) error
 }

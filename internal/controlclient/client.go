@@ -46,9 +46,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	return err
 }
 
-// DoStatus is Do, and returns the status of a 2xx answer too: for the
-// calls whose answer says by its status what it holds (202 Accepted: a
-// change request instead of the move).
+// DoStatus is Do that also returns the answer's status (0 when none came),
+// for calls whose 2xx statuses differ in meaning (201 created, 200
+// replaced, 202 a change request instead of the move).
 func (c *Client) DoStatus(ctx context.Context, method, path string, body, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
@@ -73,7 +73,7 @@ func (c *Client) DoStatus(ctx context.Context, method, path string, body, out an
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return 0, err
+		return resp.StatusCode, err
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {

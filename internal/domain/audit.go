@@ -38,4 +38,6 @@ type Data struct {
 	// latest ended ones (the control service bounds them).
 	Changes   []ChangeRequest
 	LastAudit AuditEntry // zero when the log is empty
+	// Notifiers are the notification targets, with their secrets.
+	Notifiers []Notifier
 }

@@ -28,6 +28,8 @@
 //	P tokens/<name>               JSON domain.Token (the secret's SHA-256 only)
 //	P changes/<id>                JSON domain.ChangeRequest: every pending one and the latest
 //	                              ended ones (control.MaxEndedChanges); Load reads them all
+//	P notifiers/<name>            JSON domain.Notifier, a notification target; its secret
+//	                              sealed, with the sealing key's id (see Secrets)
 //	P audit/<seq, 20 digits>      JSON domain.AuditEntry: one key per entry
 //	P stats/<stint>/<type>/<class>/<minute T>   decimal count: one key per row
 //	P candidate/<stint>           "calls errors" of the new pipeline
@@ -110,11 +112,17 @@
 // plain text (before a key was set) still loads; a sealed one without the
 // key is an error that names the missing key's id.
 //
+// A notification target's secret is sealed the same way, as sealedSecret
+// beside secretKeyId (additional data: "notifier/" and its name), so that
+// neither a partner's secret nor another target's can be passed off as
+// it.
+//
 // Rotation: WithSecretsKeys takes several keys (ReadKeysFile reads them
 // from a file, one a line). The first seals; each opens the secrets
 // sealed with it, picked by id; a secret sealed before key ids is tried
 // with each. Reseal rewrites the partners not sealed with the first key
-// (their secrets and PSA API access together), in conditional
+// (their secrets and PSA API access together), and the notification
+// targets likewise, in conditional
 // transactions within the limits, without touching the snapshot version
 // or the audit log. Replicas may run with different key files meanwhile:
 // each opens what the others seal as long as its file holds their first

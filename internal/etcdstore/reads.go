@@ -202,6 +202,17 @@ func (s *Store) load(ctx context.Context) (domain.Data, error) {
 	if err := each(r, s.prefix+"changes/", &d.Changes); err != nil {
 		return d, fmt.Errorf("load: %w", err)
 	}
+	var notifiers []notifierRecord
+	if err := each(r, s.prefix+"notifiers/", &notifiers); err != nil {
+		return d, fmt.Errorf("load: %w", err)
+	}
+	for _, rec := range notifiers {
+		n, err := s.openNotifier(rec)
+		if err != nil {
+			return d, fmt.Errorf("load: %w", err)
+		}
+		d.Notifiers = append(d.Notifiers, n)
+	}
 	for _, m := range d.Migrations {
 		resp, err := r.get(s.key("stages", m.Key)+"/", clientv3.WithPrefix())
 		if err != nil {

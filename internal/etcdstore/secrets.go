@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/switchbackhq/switchback/internal/domain"
@@ -194,7 +195,8 @@ type resealItem struct {
 // Reseal rewrites every partner whose secret or PSA API access is not
 // sealed with the first secrets key (sealed with another key, sealed
 // before key ids, or stored in plain text) sealed with the first, and
-// returns how many it rewrote.
+// every notification target's secret likewise, and returns how many
+// partners and targets it rewrote.
 // The secrets do not change, so neither do the snapshot version and the
 // audit log: only partner keys are written, which no replica's watch
 // follows. The writes go in transactions within the store's limits, each
@@ -216,14 +218,25 @@ func (s *Store) Reseal(ctx context.Context) (int, error) {
 	if s.keys == nil {
 		return 0, ErrNoSecretsKey
 	}
-	rctx, cancel := context.WithTimeout(ctx, readTimeout)
-	resp, err := s.client.Get(rctx, s.prefix+"partners/", clientv3.WithPrefix())
-	cancel()
-	if err != nil {
-		return 0, unavailable(fmt.Errorf("reseal: read partners: %w", err))
+	var kvs []*mvccpb.KeyValue
+	for _, table := range []string{"partners", "notifiers"} {
+		rctx, cancel := context.WithTimeout(ctx, readTimeout)
+		resp, err := s.client.Get(rctx, s.prefix+table+"/", clientv3.WithPrefix())
+		cancel()
+		if err != nil {
+			return 0, unavailable(fmt.Errorf("reseal: read %s: %w", table, err))
+		}
+		kvs = append(kvs, resp.Kvs...)
 	}
 	var failed []error
 	plan := func(key string, value []byte, rev int64) (resealItem, bool) {
+		if strings.HasPrefix(key, s.prefix+"notifiers/") {
+			v, needed, err := s.resealNotifier(key, value)
+			if err != nil {
+				failed = append(failed, err)
+			}
+			return resealItem{key: key, value: string(v), rev: rev}, needed
+		}
 		var rec partnerRecord
 		if err := json.Unmarshal(value, &rec); err != nil {
 			failed = append(failed, fmt.Errorf("decode %q: %w", key, err))
@@ -260,7 +273,7 @@ func (s *Store) Reseal(ctx context.Context) (int, error) {
 		batch, size = batch[:0], 0
 		return err
 	}
-	for _, kv := range resp.Kvs {
+	for _, kv := range kvs {
 		it, ok := plan(string(kv.Key), kv.Value, kv.ModRevision)
 		if !ok {
 			continue
@@ -279,7 +292,7 @@ func (s *Store) Reseal(ctx context.Context) (int, error) {
 		return n, err
 	}
 	if len(failed) > 0 {
-		return n, fmt.Errorf("reseal: %d partners left as they were; the first: %w", len(failed), failed[0])
+		return n, fmt.Errorf("reseal: %d partners or notification targets left as they were; the first: %w", len(failed), failed[0])
 	}
 	return n, nil
 }

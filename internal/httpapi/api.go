@@ -33,6 +33,7 @@ type options struct {
 	StreamWriteTimeout time.Duration
 	Ingress            Ingress
 	Reconciler         Reconciler
+	Notifications      Notifications
 }
 
 // Option changes a setting of the API.
@@ -167,6 +168,11 @@ func (a *API) endpoints() []endpoint {
 		{get, "/v1/changes/{id}", "changes.get", viewer, a.getChange},
 		{post, "/v1/changes/{id}/approve", "changes.approve", operator, a.approveChange},
 		{post, "/v1/changes/{id}/reject", "changes.reject", operator, a.rejectChange},
+		{put, "/v1/notifications/{name}", "notifications.put", admin, a.putNotification},
+		{get, "/v1/notifications", "notifications.list", admin, a.listNotifications},
+		{get, "/v1/notifications/{name}", "notifications.get", admin, a.getNotification},
+		{del, "/v1/notifications/{name}", "notifications.delete", admin, a.deleteNotification},
+		{post, "/v1/notifications/{name}/test", "notifications.test", admin, a.testNotification},
 	}
 }
 

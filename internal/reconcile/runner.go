@@ -68,6 +68,9 @@ type Options struct {
 	// PollEvery is how often a backfill looks at its events' outcomes;
 	// default 200 ms.
 	PollEvery time.Duration
+	// Notify hears a reconcile.gaps notice when a reconciliation ends
+	// with gaps; it must not block (notify.Notifier.Send). Nil: none.
+	Notify func(domain.Notice)
 }
 
 // Runner runs reconciliations and backfills in the background and keeps
@@ -456,6 +459,7 @@ func (r *Runner) reconcile(j *job) {
 	})
 	r.opts.Log.Info("reconciliation finished", "reconciliation", j.ID, "trigger", j.Trigger,
 		"partners", strings.Join(j.Request.Partners, ","), "state", j.State, "gaps", j.GapCount)
+	r.noticeGaps(j)
 	if backfill {
 		r.backfill(j, j.by)
 	}

@@ -1,6 +1,7 @@
 // Package storecopy copies a control store whole into an empty one, from
 // bbolt to etcd or back (switchback store copy): partners with their
-// secrets, migrations, stages, cohorts, tokens, change requests, the snapshot version, the
+// secrets, migrations, stages, cohorts, tokens, change requests, notification targets
+// with their secrets, the snapshot version, the
 // audit log entry for entry (seqs and hashes unchanged, so the chain still
 // verifies), the statistics rows, mismatches and applied report marks, and
 // last the store's identity, so that routers and witnesses see the copy as
@@ -36,6 +37,7 @@ var ErrNotEmpty = errors.New("the destination store is not empty")
 type Counts struct {
 	Partners, Migrations, Stages, Cohorts, Tokens int
 	Changes                                       int // change requests
+	Notifiers                                     int // notification targets
 	Audit                                         int // entries
 	Rows                                          int // statistics rows, mismatches and applied report marks
 }
@@ -86,11 +88,14 @@ func Copy(ctx context.Context, from, to control.Copyable, progress io.Writer) (C
 	for _, c := range d.Changes {
 		b.add(size(c), func(tx control.Tx) error { return tx.PutChange(c) })
 	}
+	for _, nt := range d.Notifiers {
+		b.add(size(nt), func(tx control.Tx) error { return tx.PutNotifier(nt) })
+	}
 	if err := b.flush(); err != nil {
 		return n, err
 	}
-	n.Partners, n.Migrations, n.Tokens, n.Changes = len(d.Partners), len(d.Migrations), len(d.Tokens), len(d.Changes)
-	say("%d partners, %d migrations, %d cohorts, %d tokens, %d change requests", n.Partners, n.Migrations, n.Cohorts, n.Tokens, n.Changes)
+	n.Partners, n.Migrations, n.Tokens, n.Changes, n.Notifiers = len(d.Partners), len(d.Migrations), len(d.Tokens), len(d.Changes), len(d.Notifiers)
+	say("%d partners, %d migrations, %d cohorts, %d tokens, %d change requests, %d notification targets", n.Partners, n.Migrations, n.Cohorts, n.Tokens, n.Changes, n.Notifiers)
 
 	// A migration's stages go in one Update: in etcd they share a few
 	// keys (see package etcdstore), which splitting would rewrite again
@@ -176,9 +181,9 @@ func checkEmpty(ctx context.Context, s control.Copyable) error {
 	if err != nil {
 		return fmt.Errorf("read the destination: %w", err)
 	}
-	if len(d.Partners)+len(d.Migrations)+len(d.Tokens)+len(d.Changes) > 0 || d.Version > 0 || d.LastAudit.Seq > 0 {
-		return fmt.Errorf("%w: it holds %d partners, %d migrations, %d tokens, %d change requests, %d audit entries at version %d; copy into a new one",
-			ErrNotEmpty, len(d.Partners), len(d.Migrations), len(d.Tokens), len(d.Changes), d.LastAudit.Seq, d.Version)
+	if len(d.Partners)+len(d.Migrations)+len(d.Tokens)+len(d.Changes)+len(d.Notifiers) > 0 || d.Version > 0 || d.LastAudit.Seq > 0 {
+		return fmt.Errorf("%w: it holds %d partners, %d migrations, %d tokens, %d change requests, %d notification targets, %d audit entries at version %d; copy into a new one",
+			ErrNotEmpty, len(d.Partners), len(d.Migrations), len(d.Tokens), len(d.Changes), len(d.Notifiers), d.LastAudit.Seq, d.Version)
 	}
 	err = s.Export(ctx, func(control.Row) error { return errHasRows })
 	if errors.Is(err, errHasRows) {

@@ -151,7 +151,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Copy bbolt → etcd: %v", err)
 	}
-	want := storecopy.Counts{Partners: 2, Migrations: 2, Stages: 2, Cohorts: 1, Tokens: 1, Changes: 2, Audit: 300, Rows: len(storetest.SampleRows())}
+	want := storecopy.Counts{Partners: 2, Migrations: 2, Stages: 2, Cohorts: 1, Tokens: 1, Changes: 2, Notifiers: 2, Audit: 300, Rows: len(storetest.SampleRows())}
 	if n != want {
 		t.Errorf("Copy counts = %+v, want %+v", n, want)
 	}
@@ -167,6 +167,16 @@ func TestRoundTrip(t *testing.T) {
 	for _, kv := range raw.Kvs {
 		if bytes.Contains(kv.Value, []byte("s3cret")) || !bytes.Contains(kv.Value, []byte(`"sealedPsaApi"`)) {
 			t.Errorf("%s as copied into etcd: %s; want its PSA API access sealed, no credential in plain text", kv.Key, kv.Value)
+		}
+	}
+	// So are the notification targets' secrets.
+	raw, err = client.Get(t.Context(), "/roundtrip/notifiers/", clientv3.WithPrefix())
+	if err != nil || len(raw.Kvs) != 2 {
+		t.Fatalf("read the copied notification targets: %d, %v", len(raw.Kvs), err)
+	}
+	for _, kv := range raw.Kvs {
+		if bytes.Contains(kv.Value, []byte("s3cret")) || bytes.Contains(kv.Value, []byte("whsec_")) {
+			t.Errorf("%s as copied into etcd: %s; want its secret sealed", kv.Key, kv.Value)
 		}
 	}
 	dst := openBolt(t, filepath.Join(t.TempDir(), "switchback.db"))

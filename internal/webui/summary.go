@@ -174,7 +174,7 @@ func (u *UI) liveKeys(version uint64) map[string]string {
 	}
 	v := fmt.Sprintf("v%d-c%s", version, u.svc.ChangesKey())
 	return map[string]string{"version": v, "routers": v + "-" + hex.EncodeToString(h.Sum(nil)[:8]),
-		"reconciliations": u.reconcileKey() + "-c" + u.svc.ChangesKey()}
+		"reconciliations": u.reconcileKey() + "-c" + u.svc.ChangesKey(), "notifications": u.notificationsKey()}
 }
 
 // stateView is the answer of /ui/state.json.

@@ -53,6 +53,9 @@ type Options struct {
 	// process; nil when none runs here, and the reconciliation pages say
 	// they need serve's embedded router.
 	Reconciler Reconciler
+	// Notifications keeps the notification targets' deliveries (given by
+	// serve); nil lists the targets without deliveries.
+	Notifications Notifications
 	// PollInterval is how often a page checks the state for changes;
 	// default 1 s.
 	PollInterval time.Duration
@@ -89,7 +92,7 @@ const (
 )
 
 // pageNames are the templates under web/templates, one per page.
-var pageNames = []string{"login", "dashboard", "migration", "partner", "mismatch", "routers", "audit", "replays", "reconciliations", "reconciliation", "changes", "error"}
+var pageNames = []string{"login", "dashboard", "migration", "partner", "mismatch", "routers", "audit", "replays", "reconciliations", "reconciliation", "changes", "notifications", "error"}
 
 // New returns the UI of svc. It fails only if the embedded templates or
 // the trusted origins are invalid.
@@ -179,6 +182,7 @@ func (u *UI) Mount(r *mux.Router) {
 	r.Handle("/reconciliations", u.page(u.reconciliations)).Methods(get)
 	r.Handle("/reconciliations/{id}", u.page(u.reconciliation)).Methods(get)
 	r.Handle("/changes", u.page(u.changes)).Methods(get)
+	r.Handle("/notifications", u.page(u.notifications)).Methods(get)
 	r.Handle("/ui/state.json", u.page(u.state)).Methods(get)
 	r.PathPrefix("/ui/static/").HandlerFunc(u.static).Methods(get, http.MethodHead)
 

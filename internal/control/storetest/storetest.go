@@ -57,6 +57,7 @@ func Run(t *testing.T, open Opener) {
 		{"Mismatches", testMismatches},
 		{"AppliedReports", testAppliedReports},
 		{"Noise", testNoise},
+		{"Notifiers", testNotifiers},
 		{"StoreID", testStoreID},
 		{"Export", testExport},
 		{"ConcurrentWriters", testConcurrentWriters},
@@ -99,6 +100,7 @@ func normalized(d domain.Data) domain.Data {
 	slices.SortFunc(d.Migrations, func(a, b domain.Migration) int { return compare(a.Key, b.Key) })
 	slices.SortFunc(d.Tokens, func(a, b domain.Token) int { return compare(a.Name, b.Name) })
 	slices.SortFunc(d.Changes, func(a, b domain.ChangeRequest) int { return compare(a.ID, b.ID) })
+	slices.SortFunc(d.Notifiers, func(a, b domain.Notifier) int { return compare(a.Name, b.Name) })
 	stages, cohorts := map[string][]domain.PartnerStage{}, map[string][]domain.Cohort{}
 	for k, v := range d.Stages {
 		if len(v) > 0 {
@@ -127,8 +129,9 @@ func compare(a, b string) int {
 // SampleData is a store's worth of rows for a test to write and load
 // back: partners (with webhook secrets and PSA API access, whose
 // credentials all hold "s3cret"), two migrations (one with an approvals
-// policy), stages, a cohort, a token and two change requests, one pending
-// and one applied.
+// policy), stages, a cohort, a token, two change requests (one pending
+// and one applied) and notification targets (by name; the secret holds
+// "s3cret" too).
 func SampleData() domain.Data {
 	m := domain.Migration{
 		Key:       "psa-webhooks-v2",
@@ -168,8 +171,18 @@ func SampleData() domain.Data {
 		},
 		Tokens:  []domain.Token{{Name: "admin", Role: domain.RoleAdmin, Hash: []byte{1, 2, 3}, CreatedAt: t0}},
 		Changes: SampleChanges(),
+		Notifiers: []domain.Notifier{
+			{Name: "chat", URL: "https://hooks.slack.com/services/T0/B0/X0", Events: []string{domain.NoticeRevert, domain.NoticeResume},
+				Format: domain.FormatSlack, CreatedAt: t0, UpdatedAt: t0},
+			{Name: "ops", URL: "https://hooks.example.com/switchback", Events: []string{domain.NoticeGuardRevert},
+				Format: domain.FormatStandard, Secret: sampleNotifierSecret, CreatedAt: t0, UpdatedAt: t0.Add(time.Minute)},
+		},
 	}
 }
+
+// sampleNotifierSecret is the secret of SampleData's standard target:
+// "whsec_" and the base64 of 24 bytes, holding "s3cret".
+const sampleNotifierSecret = "whsec_s3cretAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 // SampleChanges are two change requests of SampleData's first migration:
 // chg_…01 applied (with its result), chg_…02 pending with one approval.
@@ -221,6 +234,11 @@ func Write(tx control.Tx, d domain.Data) error {
 	}
 	for _, c := range d.Changes {
 		if err := tx.PutChange(c); err != nil {
+			return err
+		}
+	}
+	for _, n := range d.Notifiers {
+		if err := tx.PutNotifier(n); err != nil {
 			return err
 		}
 	}
