@@ -145,6 +145,14 @@ func (s *Service) guardRevert(ctx context.Context, ms *MigrationState, ps domain
 			}
 		}
 	default:
+		// The autopilot stops before the reverts: it never moves the next
+		// cohort while this one goes back. (A kill switch pauses it in its
+		// own write.)
+		if autopilotRunning(ms) {
+			if e := s.pauseAutopilot(ctx, c, ms.Key); e != nil {
+				s.log.Error("the guard could not pause the autopilot; reverting all the same", "migration", ms.Key, "err", e)
+			}
+		}
 		partners := []string{ps.Partner}
 		if name := ms.CohortOf(ps.Partner); name != "" && ms.Guard.Scope == domain.ScopeCohort {
 			co, _ := ms.Cohort(name)

@@ -108,7 +108,7 @@ func (s *Service) SetKillSwitch(ctx context.Context, c Change, k KillSwitch) (Ki
 // keys is nil, and returns the snapshot version that holds them and the
 // keys whose switch it flipped.
 func (s *Service) setKillSwitch(ctx context.Context, c Change, keys []string, on bool, action string) (uint64, []string, error) {
-	var flipped []string
+	var flipped, paused []string
 	st, err := s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
 		flipped = nil // decided again when another replica changed the store first
 		all, decide := keys == nil, keys
@@ -134,6 +134,18 @@ func (s *Service) setKillSwitch(ctx context.Context, c Change, keys []string, on
 		if all {
 			target = "migrations"
 		}
+		records := []record{{action: action, target: target,
+			before: map[string]any{"reverted": !on, "migrations": flip},
+			after:  map[string]any{"reverted": on, "migrations": flip}}}
+		// A kill switch turned on pauses the autopilot in the same write:
+		// it never moves a partner between the revert and its pause.
+		paused = nil
+		for _, k := range flip {
+			if on && autopilotRunning(next.Migrations[k]) {
+				records = append(records, pausePlan(next, k, Change{Actor: c.Actor, Reason: "kill switch on: " + c.Reason}, now))
+				paused = append(paused, k)
+			}
+		}
 		return plan{
 			next: next,
 			writes: func(tx Tx) error {
@@ -144,13 +156,14 @@ func (s *Service) setKillSwitch(ctx context.Context, c Change, keys []string, on
 				}
 				return nil
 			},
-			records: []record{{action: action, target: target,
-				before: map[string]any{"reverted": !on, "migrations": flip},
-				after:  map[string]any{"reverted": on, "migrations": flip}}},
+			records: records,
 		}, nil
 	})
 	if err != nil {
 		return 0, nil, err
+	}
+	for _, k := range paused {
+		s.noticeAutopilotPaused(Change{Actor: c.Actor, Reason: "kill switch on: " + c.Reason}, k)
 	}
 	if on && flipped != nil {
 		s.reverts.Add(1)

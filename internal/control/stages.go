@@ -324,13 +324,15 @@ type AdvanceResult struct {
 // and the move is checked again under it: a revert that lands while the
 // gates are judged wins, and the advance is refused.
 func (s *Service) Advance(ctx context.Context, c Change, key, cohort string, force bool) (AdvanceResult, error) {
-	out, err := s.advance(ctx, c, key, cohort, force)
+	out, err := s.advance(ctx, c, key, cohort, force, false)
 	s.noticeAdvance(c, key, cohort, force, out, err)
 	return out, err
 }
 
-// advance is Advance without its notices.
-func (s *Service) advance(ctx context.Context, c Change, key, cohort string, force bool) (AdvanceResult, error) {
+// advance is Advance without its notices. With auto, the move is the
+// autopilot's: under the change lock it checks that the autopilot may
+// move now and counts the move (or the change request filed).
+func (s *Service) advance(ctx context.Context, c Change, key, cohort string, force, auto bool) (AdvanceResult, error) {
 	pre := s.State()
 	ms, err := pre.Migration(key)
 	if err != nil {
@@ -370,16 +372,27 @@ func (s *Service) advance(ctx context.Context, c Change, key, cohort string, for
 		if m.from != judged.from || !slices.Equal(m.movers, judged.movers) {
 			return plan{}, domain.Errorf(domain.CodeConflict, "cohort %q changed while its gates were judged: try again", cohort)
 		}
-		if ms.Approvals.Requires(m.to) {
-			p, ch, isNew := s.fileChange(cur, now, c, ms, domain.ChangeRequest{Kind: domain.ChangeAdvance, Cohort: cohort, From: m.from, To: m.to, Force: force})
-			out = AdvanceResult{Cohort: cohort, From: m.from, To: m.to, Partners: partnerIDs(m.movers), Change: &ch}
-			if isNew {
-				filed = &ch
+		if auto {
+			if err := autopilotMayMove(ms, now); err != nil {
+				return plan{}, err
 			}
-			return p, nil
 		}
 		var p plan
-		p, out = advancePlan(cur, key, m, force, now)
+		if ms.Approvals.Requires(m.to) {
+			var ch domain.ChangeRequest
+			var isNew bool
+			p, ch, isNew = s.fileChange(cur, now, c, ms, domain.ChangeRequest{Kind: domain.ChangeAdvance, Cohort: cohort, From: m.from, To: m.to, Force: force})
+			out = AdvanceResult{Cohort: cohort, From: m.from, To: m.to, Partners: partnerIDs(m.movers), Change: &ch}
+			if !isNew {
+				return p, nil // the pending one: nothing moved, nothing counted
+			}
+			filed = &ch
+		} else {
+			p, out = advancePlan(cur, key, m, force, now)
+		}
+		if auto {
+			p = withAutopilotMove(cur, p, key, now)
+		}
 		return p, nil
 	})
 	if err == nil && filed != nil {
