@@ -45,6 +45,10 @@ const apiBodyLimit = 1 << 20
 // requests past their ttl.
 const changeExpiryEvery = 30 * time.Second
 
+// autopilotEvery is how often serve steps the migrations' autopilots: a
+// gate that starts passing is acted on within it.
+const autopilotEvery = 15 * time.Second
+
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg := config.DefaultServe()
 	if err := cfg.FromEnv(getenv); err != nil {
@@ -278,6 +282,9 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	// Change requests past their expiry are stored expired (reads show
 	// them so already); every replica may do it, the store keeps it once.
 	following.Go(func() { svc.RunChangeExpiry(followCtx, changeExpiryEvery) })
+	// So may the autopilots step: each move is checked again under the
+	// change lock, so two replicas never make the same one twice.
+	following.Go(func() { svc.RunAutopilot(followCtx, autopilotEvery) })
 	defer func() { stopFollow(); following.Wait() }()
 	srv := &http.Server{Handler: httpserve.WithReadTimeout(cfg.ReadTimeout, apiBodyLimit, api), ReadHeaderTimeout: httpserve.ReadHeaderTimeout(cfg.ReadTimeout),
 		IdleTimeout: httpserve.IdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}

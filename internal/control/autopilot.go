@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
-	"github.com/switchbackhq/switchback/internal/gate"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // The autopilot advances a migration's cohorts on its own (docs/api.md,
@@ -20,68 +21,22 @@ import (
 // AutopilotActor is the audit actor of the autopilot's moves.
 const AutopilotActor = "autopilot"
 
-// What an autopilot waits for, or that it moves: AutopilotStatus.State.
-const (
-	AutopilotOff      = "off"            // no policy, or not enabled
-	AutopilotPaused   = "paused"         // until an operator resumes it
-	AutopilotReverted = "reverted"       // the kill switch is on
-	AutopilotClosed   = "outside_window" // until the next window opens
-	AutopilotLimit    = "daily_limit"    // maxAdvancesPerDay moves in the last 24 hours
-	AutopilotDone     = "done"           // every cohort is done, or there is none
-	AutopilotApproval = "approval"       // a change request of its next move is pending
-	AutopilotGates    = "gates"          // the gates of its next move do not pass yet
-	AutopilotReady    = "ready"          // it moves at its next step
-)
-
-// AutopilotStatus is what a migration's autopilot does now, and why.
-type AutopilotStatus struct {
-	Migration string                  `json:"migration"`
-	Policy    *domain.AutopilotPolicy `json:"policy"`
-	// State is one of the Autopilot… constants; Explanation says it in
-	// words, with what it waits for.
-	State        string                 `json:"state"`
-	Explanation  string                 `json:"explanation"`
-	Paused       *domain.AutopilotState `json:"paused,omitempty"` // set while paused: by whom, when, why
-	InWindow     bool                   `json:"inWindow"`
-	WindowCloses *time.Time             `json:"windowCloses,omitempty"`
-	NextWindow   *time.Time             `json:"nextWindow,omitempty"` // when outside a window
-	// MovesToday are the autopilot's moves (advances and change requests
-	// filed) in the last 24 hours, against MaxAdvancesPerDay.
-	MovesToday        int        `json:"movesToday"`
-	MaxAdvancesPerDay int        `json:"maxAdvancesPerDay"`
-	LastMove          *time.Time `json:"lastMove,omitempty"`
-	// Next is the move the autopilot makes next, when there is one.
-	Next *AutopilotMove `json:"next,omitempty"`
-	// Change is the pending change request of the next move (approval).
-	Change string `json:"change,omitempty"`
-	// Gate is the report of the next move's gates when it was judged.
-	Gate *gate.Report `json:"gate,omitempty"`
-}
-
-// AutopilotMove is a cohort's next step.
-type AutopilotMove struct {
-	Cohort   string       `json:"cohort"`
-	From     domain.Stage `json:"from"`
-	To       domain.Stage `json:"to"`
-	Partners []string     `json:"partners"`
-}
-
 // AutopilotStatus says what the autopilot of migration key does now. It
 // judges the gates of the next move, as a step would.
-func (s *Service) AutopilotStatus(ctx context.Context, key string) (AutopilotStatus, error) {
+func (s *Service) AutopilotStatus(ctx context.Context, key string) (wire.AutopilotStatus, error) {
 	return s.autopilotStatus(ctx, s.State(), key, s.now().UTC())
 }
 
-func (s *Service) autopilotStatus(ctx context.Context, cur *State, key string, now time.Time) (AutopilotStatus, error) {
+func (s *Service) autopilotStatus(ctx context.Context, cur *State, key string, now time.Time) (wire.AutopilotStatus, error) {
 	ms, err := cur.Migration(key)
 	if err != nil {
-		return AutopilotStatus{}, err
+		return wire.AutopilotStatus{}, err
 	}
 	st, m := autopilotNext(cur, ms, now)
 	if m != nil {
-		st.Next = &AutopilotMove{Cohort: m.cohort.Name, From: m.from, To: m.to, Partners: partnerIDs(m.movers)}
+		st.Next = &wire.AutopilotMove{Cohort: m.cohort.Name, From: m.from, To: m.to, Partners: partnerIDs(m.movers)}
 		if ch, ok := s.pendingChange(ms.Key, m, now); ok {
-			st.State, st.Change = AutopilotApproval, ch.ID
+			st.State, st.Change = wire.AutopilotApproval, ch.ID
 			st.Explanation = fmt.Sprintf("waits for the approvals of change %s: cohort %s from %s to %s", ch.ID, m.cohort.Name, m.from, m.to)
 			return st, nil
 		}
@@ -91,10 +46,10 @@ func (s *Service) autopilotStatus(ctx context.Context, cur *State, key string, n
 		}
 		st.Gate = &r
 		if r.Pass {
-			st.State = AutopilotReady
+			st.State = wire.AutopilotReady
 			st.Explanation = fmt.Sprintf("moves cohort %s from %s to %s at its next step", m.cohort.Name, m.from, m.to)
 		} else {
-			st.State = AutopilotGates
+			st.State = wire.AutopilotGates
 			st.Explanation = fmt.Sprintf("waits for the gates of cohort %s from %s to %s: %s", m.cohort.Name, m.from, m.to, r.Explain())
 		}
 	}
@@ -107,7 +62,7 @@ func (s *Service) autopilotStatus(ctx context.Context, cur *State, key string, n
 // else. The move is that of the cohort furthest behind, the first in
 // order among equals: every cohort reaches shadow before any reaches new,
 // and new before any is done.
-func autopilotNext(cur *State, ms *MigrationState, now time.Time) (AutopilotStatus, *cohortMove) {
+func autopilotNext(cur *State, ms *MigrationState, now time.Time) (wire.AutopilotStatus, *cohortMove) {
 	st, ok := autopilotAllowed(ms, now)
 	if !ok {
 		return st, nil
@@ -123,7 +78,7 @@ func autopilotNext(cur *State, ms *MigrationState, now time.Time) (AutopilotStat
 		}
 	}
 	if next == nil {
-		st.State, st.Explanation = AutopilotDone, "has nothing left to move: every cohort is done"
+		st.State, st.Explanation = wire.AutopilotDone, "has nothing left to move: every cohort is done"
 		return st, nil
 	}
 	return st, next
@@ -132,11 +87,11 @@ func autopilotNext(cur *State, ms *MigrationState, now time.Time) (AutopilotStat
 // autopilotAllowed is the part of the rule that the policy, its state
 // and the clock decide: whether the autopilot may move now, and if not,
 // the status that says why.
-func autopilotAllowed(ms *MigrationState, now time.Time) (AutopilotStatus, bool) {
-	st := AutopilotStatus{Migration: ms.Key, Policy: ms.Autopilot}
+func autopilotAllowed(ms *MigrationState, now time.Time) (wire.AutopilotStatus, bool) {
+	st := wire.AutopilotStatus{Migration: ms.Key, Policy: ms.Autopilot}
 	pol := ms.Autopilot
 	if pol == nil || !pol.Enabled {
-		st.State, st.Explanation = AutopilotOff, "is off: the migration's autopilot policy is absent or not enabled"
+		st.State, st.Explanation = wire.AutopilotOff, "is off: the migration's autopilot policy is absent or not enabled"
 		return st, false
 	}
 	aps := ms.AutopilotState
@@ -154,17 +109,17 @@ func autopilotAllowed(ms *MigrationState, now time.Time) (AutopilotStatus, bool)
 	switch {
 	case aps != nil && aps.Paused:
 		st.Paused = aps
-		st.State = AutopilotPaused
+		st.State = wire.AutopilotPaused
 		st.Explanation = fmt.Sprintf("is paused since %s by %s (%s) until an operator resumes it", aps.PausedAt.Format(time.RFC3339), aps.PausedBy, aps.PausedReason)
 	case ms.Reverted:
-		st.State, st.Explanation = AutopilotReverted, "waits: the kill switch is on"
+		st.State, st.Explanation = wire.AutopilotReverted, "waits: the kill switch is on"
 	case !st.InWindow:
-		st.State, st.Explanation = AutopilotClosed, "waits outside its windows"
+		st.State, st.Explanation = wire.AutopilotClosed, "waits outside its windows"
 		if st.NextWindow != nil {
 			st.Explanation += ": the next opens at " + st.NextWindow.Format(time.RFC3339)
 		}
 	case st.MovesToday >= st.MaxAdvancesPerDay:
-		st.State = AutopilotLimit
+		st.State = wire.AutopilotLimit
 		st.Explanation = fmt.Sprintf("made %d of its %d moves in the last 24 hours: the next may come at %s", st.MovesToday, st.MaxAdvancesPerDay,
 			aps.Moves[len(aps.Moves)-st.MovesToday].Add(24*time.Hour).Format(time.RFC3339))
 	default:
@@ -188,10 +143,10 @@ func (s *Service) pendingChange(key string, m *cohortMove, now time.Time) (domai
 // if any, and returns its status before the move. A move is Advance's
 // (or its change request, where approvals are required), audited with
 // the actor AutopilotActor.
-func (s *Service) AutopilotStep(ctx context.Context, key string) (AutopilotStatus, error) {
+func (s *Service) AutopilotStep(ctx context.Context, key string) (wire.AutopilotStatus, error) {
 	s.CatchUp(ctx)
 	st, err := s.AutopilotStatus(ctx, key)
-	if err != nil || st.State != AutopilotReady {
+	if err != nil || st.State != wire.AutopilotReady {
 		return st, err
 	}
 	c := Change{Actor: AutopilotActor, Reason: fmt.Sprintf("autopilot: the gates of cohort %s pass (%s to %s)", st.Next.Cohort, st.Next.From, st.Next.To)}
@@ -271,12 +226,16 @@ func withAutopilotMove(cur *State, p plan, key string, now time.Time) plan {
 }
 
 // PauseAutopilot stops the autopilot of migration key until an operator
-// resumes it; c.Reason says why. Pausing a paused autopilot changes
-// nothing. Errors: not_found for an unknown migration; conflict when it
+// resumes it; c.Reason, required, says why to whoever finds it paused.
+// Pausing a paused autopilot changes nothing. Errors: invalid_argument
+// without a reason; not_found for an unknown migration; conflict when it
 // has no autopilot policy.
-func (s *Service) PauseAutopilot(ctx context.Context, c Change, key string) (AutopilotStatus, error) {
+func (s *Service) PauseAutopilot(ctx context.Context, c Change, key string) (wire.AutopilotStatus, error) {
+	if strings.TrimSpace(c.Reason) == "" {
+		return wire.AutopilotStatus{}, domain.Errorf(domain.CodeInvalid, "pausing an autopilot needs a reason: say why, for whoever finds it paused")
+	}
 	if err := s.pauseAutopilot(ctx, c, key); err != nil {
-		return AutopilotStatus{}, err
+		return wire.AutopilotStatus{}, err
 	}
 	return s.AutopilotStatus(ctx, key)
 }
@@ -334,7 +293,7 @@ func autopilotRunning(ms *MigrationState) bool {
 // Resuming one that is not paused changes nothing. Errors: not_found for
 // an unknown migration; conflict when it has no autopilot policy or its
 // kill switch is on (resume the migration first).
-func (s *Service) ResumeAutopilot(ctx context.Context, c Change, key string) (AutopilotStatus, error) {
+func (s *Service) ResumeAutopilot(ctx context.Context, c Change, key string) (wire.AutopilotStatus, error) {
 	_, err := s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
 		ms, err := cur.Migration(key)
 		if err != nil {
@@ -360,7 +319,7 @@ func (s *Service) ResumeAutopilot(ctx context.Context, c Change, key string) (Au
 			records: []record{{action: "autopilot.resume", target: "migration/" + key, before: *ms.AutopilotState, after: aps}}}, nil
 	})
 	if err != nil {
-		return AutopilotStatus{}, err
+		return wire.AutopilotStatus{}, err
 	}
 	return s.AutopilotStatus(ctx, key)
 }

@@ -38,7 +38,7 @@ func autopilotEnv(t *testing.T, windows []domain.AutopilotWindow, maxPerDay int,
 }
 
 // step runs one autopilot step and checks the state it reported.
-func (e *env) step(t *testing.T, want string) control.AutopilotStatus {
+func (e *env) step(t *testing.T, want string) wire.AutopilotStatus {
 	t.Helper()
 	st, err := e.svc.AutopilotStep(ctx, "m")
 	if err != nil {
@@ -61,7 +61,7 @@ func TestAutopilotAdvancesInOrderInsideWindowsOnly(t *testing.T) {
 	L, S, N := domain.StageLegacy, domain.StageShadow, domain.StageNew
 
 	// Sunday: outside the windows, it waits for Monday 09:00 in Amsterdam.
-	st := e.step(t, control.AutopilotClosed)
+	st := e.step(t, wire.AutopilotClosed)
 	if want := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC); st.NextWindow == nil || !st.NextWindow.Equal(want) {
 		t.Errorf("NextWindow = %v, want %s", st.NextWindow, want)
 	}
@@ -72,37 +72,37 @@ func TestAutopilotAdvancesInOrderInsideWindowsOnly(t *testing.T) {
 	// Monday 09:30 in Amsterdam: the cohort furthest behind moves, the
 	// first in order among equals, one step at a time.
 	e.clock.Advance(20*time.Hour + 30*time.Minute)
-	if st := e.step(t, control.AutopilotReady); st.Next.Cohort != "wave-1" || !st.InWindow {
+	if st := e.step(t, wire.AutopilotReady); st.Next.Cohort != "wave-1" || !st.InWindow {
 		t.Errorf("first step = %+v, want wave-1 in a window", st)
 	}
 	if got := e.stages(t); got != [3]domain.Stage{S, S, L} {
 		t.Fatalf("stages after the first step = %v", got)
 	}
-	e.step(t, control.AutopilotReady)
+	e.step(t, wire.AutopilotReady)
 	if got := e.stages(t); got != [3]domain.Stage{S, S, S} {
 		t.Fatalf("stages after the second step = %v, want wave-2 in shadow before wave-1 goes further", got)
 	}
 	// Shadow → new waits for the bake time (an hour by default).
-	if st := e.step(t, control.AutopilotGates); st.Gate == nil || st.Gate.Pass {
+	if st := e.step(t, wire.AutopilotGates); st.Gate == nil || st.Gate.Pass {
 		t.Errorf("step before the bake time = %+v, want the gates' report refusing", st)
 	}
 	e.clock.Advance(61 * time.Minute)
-	e.step(t, control.AutopilotReady)
+	e.step(t, wire.AutopilotReady)
 	if got := e.stages(t); got != [3]domain.Stage{N, N, S} {
 		t.Fatalf("stages after the bake time = %v", got)
 	}
 	// Three moves in 24 hours is its bound.
-	if st := e.step(t, control.AutopilotLimit); st.MovesToday != 3 || st.MaxAdvancesPerDay != 3 {
+	if st := e.step(t, wire.AutopilotLimit); st.MovesToday != 3 || st.MaxAdvancesPerDay != 3 {
 		t.Errorf("status at the bound = %+v", st)
 	}
 	// 16:00 in Amsterdam closes the window.
 	e.clock.Advance(6 * time.Hour)
-	e.step(t, control.AutopilotClosed)
+	e.step(t, wire.AutopilotClosed)
 
 	// Tuesday 09:32: the two moves of Monday 09:30 are more than a day
 	// old, the one of 10:31 is not.
 	e.clock.Advance(17*time.Hour + 1*time.Minute)
-	if st := e.step(t, control.AutopilotReady); st.MovesToday != 1 {
+	if st := e.step(t, wire.AutopilotReady); st.MovesToday != 1 {
 		t.Errorf("moves in the last 24 hours = %d, want 1", st.MovesToday)
 	}
 	if got := e.stages(t); got != [3]domain.Stage{N, N, N} {
@@ -125,12 +125,12 @@ func TestAutopilotAdvancesInOrderInsideWindowsOnly(t *testing.T) {
 
 func TestAutopilotWaitsForFailingGates(t *testing.T) {
 	e, stats := autopilotEnv(t, allDay, 10, nil)
-	e.step(t, control.AutopilotReady)
-	e.step(t, control.AutopilotReady)
+	e.step(t, wire.AutopilotReady)
+	e.step(t, wire.AutopilotReady)
 	e.clock.Advance(2 * time.Hour)
 	stats.bad.Store(true)
 	v := e.svc.State().Version
-	if st := e.step(t, control.AutopilotGates); st.Next == nil || st.Next.Cohort != "wave-1" || st.Next.To != domain.StageNew {
+	if st := e.step(t, wire.AutopilotGates); st.Next == nil || st.Next.Cohort != "wave-1" || st.Next.To != domain.StageNew {
 		t.Errorf("status = %+v, want waiting on wave-1's move to new", st)
 	}
 	if e.svc.State().Version != v {
@@ -140,10 +140,10 @@ func TestAutopilotWaitsForFailingGates(t *testing.T) {
 
 func TestAutopilotPausesOnGuardRevertUntilResumed(t *testing.T) {
 	e, _ := autopilotEnv(t, allDay, 10, nil)
-	e.step(t, control.AutopilotReady)
+	e.step(t, wire.AutopilotReady)
 	e.clock.Advance(2 * time.Hour)
-	e.step(t, control.AutopilotReady) // wave-2 to shadow
-	e.step(t, control.AutopilotReady) // wave-1 to new
+	e.step(t, wire.AutopilotReady) // wave-2 to shadow
+	e.step(t, wire.AutopilotReady) // wave-1 to new
 	heard := hear(e.svc)
 	if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "r1", Guard: []domain.GuardSample{{Migration: "m", Partner: "a",
 		EventID: "evt_1", Outcomes: []string{string(domain.ClassMissing)}}}}); err != nil {
@@ -156,7 +156,7 @@ func TestAutopilotPausesOnGuardRevertUntilResumed(t *testing.T) {
 		t.Errorf("notices = %v, want %s then %s", ev, domain.NoticeAutopilotPaused, domain.NoticeGuardRevert)
 	}
 	e.clock.Advance(2 * time.Hour)
-	st := e.step(t, control.AutopilotPaused)
+	st := e.step(t, wire.AutopilotPaused)
 	if st.Paused == nil || st.Paused.PausedBy != "guard" {
 		t.Errorf("paused = %+v, want by the guard", st.Paused)
 	}
@@ -169,12 +169,12 @@ func TestAutopilotPausesOnGuardRevertUntilResumed(t *testing.T) {
 	if _, _, err := e.svc.PutMigration(ctx, admin, m); err != nil {
 		t.Fatal(err)
 	}
-	e.step(t, control.AutopilotPaused)
+	e.step(t, wire.AutopilotPaused)
 
 	if _, err := e.svc.ResumeAutopilot(ctx, ops, "m"); err != nil {
 		t.Fatal(err)
 	}
-	e.step(t, control.AutopilotReady)
+	e.step(t, wire.AutopilotReady)
 	log := e.auditLog(t)
 	var pause, resume bool
 	for _, a := range log {
@@ -205,11 +205,11 @@ func TestAutopilotPausedByKillSwitch(t *testing.T) {
 	if _, err := e.svc.Resume(ctx, ops, "m"); err != nil {
 		t.Fatal(err)
 	}
-	e.step(t, control.AutopilotPaused) // resuming the migration leaves the autopilot paused
+	e.step(t, wire.AutopilotPaused) // resuming the migration leaves the autopilot paused
 	if _, err := e.svc.ResumeAutopilot(ctx, ops, "m"); err != nil {
 		t.Fatal(err)
 	}
-	e.step(t, control.AutopilotReady)
+	e.step(t, wire.AutopilotReady)
 	if got := e.stage(t, "m", "a").Stage; got != domain.StageShadow {
 		t.Errorf("a at %s, want shadow", got)
 	}
@@ -217,11 +217,11 @@ func TestAutopilotPausedByKillSwitch(t *testing.T) {
 
 func TestAutopilotFilesChangeRequestsWhereApprovalsAreRequired(t *testing.T) {
 	e, _ := autopilotEnv(t, allDay, 10, &domain.ApprovalPolicy{Required: 1, Stages: []domain.Stage{domain.StageNew}})
-	e.step(t, control.AutopilotReady) // legacy → shadow needs none
-	e.step(t, control.AutopilotReady)
+	e.step(t, wire.AutopilotReady) // legacy → shadow needs none
+	e.step(t, wire.AutopilotReady)
 	e.clock.Advance(2 * time.Hour)
 	heard := hear(e.svc)
-	e.step(t, control.AutopilotReady)
+	e.step(t, wire.AutopilotReady)
 	if got := e.stage(t, "m", "a").Stage; got != domain.StageShadow {
 		t.Fatalf("a moved to %s, want a change request instead", got)
 	}
@@ -233,7 +233,7 @@ func TestAutopilotFilesChangeRequestsWhereApprovalsAreRequired(t *testing.T) {
 		t.Errorf("notices = %v, want %s alone", ev, domain.NoticeChangePending)
 	}
 	// It waits for the approval and files nothing more.
-	if st := e.step(t, control.AutopilotApproval); st.Change != pending[0].ID || st.MovesToday != 3 {
+	if st := e.step(t, wire.AutopilotApproval); st.Change != pending[0].ID || st.MovesToday != 3 {
 		t.Errorf("status = %+v, want waiting on %s with 3 moves counted", st, pending[0].ID)
 	}
 	if got := e.svc.Changes(control.ChangeFilter{}); len(got) != 1 {
@@ -254,25 +254,27 @@ func TestAutopilotFilesChangeRequestsWhereApprovalsAreRequired(t *testing.T) {
 func TestAutopilotPauseResume(t *testing.T) {
 	e, _ := autopilotEnv(t, allDay, 10, nil)
 	st, err := e.svc.PauseAutopilot(ctx, control.Change{Actor: "ops", Reason: "holiday freeze"}, "m")
-	if err != nil || st.State != control.AutopilotPaused || st.Paused.PausedReason != "holiday freeze" {
+	if err != nil || st.State != wire.AutopilotPaused || st.Paused.PausedReason != "holiday freeze" {
 		t.Fatalf("PauseAutopilot = %+v, %v", st, err)
 	}
 	v := e.svc.State().Version
 	if _, err := e.svc.PauseAutopilot(ctx, ops, "m"); err != nil || e.svc.State().Version != v {
 		t.Errorf("pausing again: %v, version %d → %d; want nothing changed", err, v, e.svc.State().Version)
 	}
-	e.step(t, control.AutopilotPaused)
+	e.step(t, wire.AutopilotPaused)
 	if _, err := e.svc.ResumeAutopilot(ctx, ops, "m"); err != nil {
 		t.Fatal(err)
 	}
-	e.step(t, control.AutopilotReady)
+	e.step(t, wire.AutopilotReady)
 
+	_, err = e.svc.PauseAutopilot(ctx, control.Change{Actor: "ops"}, "m")
+	wantCode(t, err, domain.CodeInvalid)
 	e.migration(t, "plain")
 	_, err = e.svc.PauseAutopilot(ctx, ops, "plain")
 	wantCode(t, err, domain.CodeConflict)
 	_, err = e.svc.AutopilotStatus(ctx, "nope")
 	wantCode(t, err, domain.CodeNotFound)
-	if st, err := e.svc.AutopilotStatus(ctx, "plain"); err != nil || st.State != control.AutopilotOff {
+	if st, err := e.svc.AutopilotStatus(ctx, "plain"); err != nil || st.State != wire.AutopilotOff {
 		t.Errorf("status without a policy = %+v, %v", st, err)
 	}
 }

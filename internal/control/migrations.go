@@ -10,7 +10,8 @@ import (
 )
 
 // PutMigration creates or updates a migration's settings and reports whether
-// it created it. Its kill switch, stages, cohorts and noise pins are kept.
+// it created it. Its kill switch, stages, cohorts, noise pins and
+// autopilot state are kept.
 func (s *Service) PutMigration(ctx context.Context, c Change, m domain.Migration) (domain.Migration, bool, error) {
 	var out domain.Migration
 	var created bool
@@ -37,6 +38,11 @@ func (s *Service) PutMigration(ctx context.Context, c Change, m domain.Migration
 			withTTL := *a
 			withTTL.TTL = a.EffectiveTTL()
 			m.Approvals = &withTTL
+		}
+		if a := m.Autopilot; a != nil && a.MaxAdvancesPerDay == 0 {
+			withMax := *a // stored with the bound in force, as the TTL above
+			withMax.MaxAdvancesPerDay = a.MaxPerDay()
+			m.Autopilot = &withMax
 		}
 		created, out = !exists, m
 		rec := record{action: "migration.create", target: "migration/" + m.Key, after: m}

@@ -266,6 +266,7 @@ func (a *API) putMigration(w http.ResponseWriter, r *http.Request, p principal) 
 		Guard       *guardRequest           `json:"guard"`
 		Reconcile   *domain.ReconcilePolicy `json:"reconcile"`
 		Approvals   *domain.ApprovalPolicy  `json:"approvals"`
+		Autopilot   *domain.AutopilotPolicy `json:"autopilot"`
 		Reason      string                  `json:"reason"`
 	}
 	if err := decode(w, r, &req, false); err != nil {
@@ -273,7 +274,7 @@ func (a *API) putMigration(w http.ResponseWriter, r *http.Request, p principal) 
 	}
 	m := domain.Migration{Key: key, Description: req.Description, Pipelines: req.Pipelines,
 		Compare: req.Compare, Gates: req.Gates.gates(), Guard: req.Guard.guard(), Reconcile: req.Reconcile,
-		Approvals: req.Approvals}
+		Approvals: req.Approvals, Autopilot: req.Autopilot}
 	_, created, err := a.svc.PutMigration(r.Context(), p.change(req.Reason), m)
 	if err != nil {
 		return err

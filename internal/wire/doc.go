@@ -2,9 +2,9 @@
 // routers both speak, declared once: the snapshot the control service
 // publishes (GET /v1/snapshot and its stream), the report a router posts
 // (POST /v1/reports) and the journal events the API lists
-// (GET /v1/events), the reconciliations, and the notification targets
+// (GET /v1/events), the reconciliations, the notification targets
 // with their deliveries (GET /v1/notifications) and the bodies posted to
-// them. docs/api.md documents each field; the golden files
+// them, and an autopilot's status (GET /v1/migrations/{key}/autopilot). docs/api.md documents each field; the golden files
 // under testdata pin the bytes.
 //
 // Both ends use these types, so a router needs this package and the
