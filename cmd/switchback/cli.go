@@ -15,6 +15,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/controlclient"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/gate"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // cliFlags are the flags every API verb takes.
@@ -90,6 +91,7 @@ var verbs = map[string]verb{
 	"changes":   {"[ID]", -1, "Lists change requests (moves that wait for approvals), newest first: pending ones unless --state; with an ID, shows that one in full, with its approvals, how it ended and the gate report of a failed one.", changesVerb},
 	"approve":   {"ID", 1, "Approves a change request with your token (not the requester's; each token counts once). The approval that completes it makes the move, with the gates judged again then; exits 1 when the move failed, and prints why.", approveVerb},
 	"reject":    {"ID", 1, "Rejects a pending change request; --reason is required. Nothing moves.", rejectVerb},
+	"autopilot": {"on|off|status [MIGRATION]", -1, autopilotHelp, autopilotVerb},
 	"revert":    {"MIGRATION | --all", -1, "Turns the kill switch on: every partner of the migration (or of all, with --all) evaluates to legacy.", revert},
 	"resume":    {"MIGRATION", 1, "Turns the kill switch off: partners evaluate to their stages as they were.", resume},
 	"audit":     {"[verify | head]", -1, "Lists the audit log; \"audit verify\" recomputes its hash chain and says where it breaks, and with --witness checks that the log still holds the heads routers saw (their snapshot files) or \"audit head\" exported; \"audit head\" prints the log's head as JSON, to keep elsewhere as a witness.", auditVerb},
@@ -110,6 +112,8 @@ func runCLI(ctx context.Context, name string, args []string, getenv func(string)
 	switch name {
 	case "advance", "stage", "revert", "resume", "replay", "reconcile", "approve", "notifications":
 		fs.StringVar(&r.reason, "reason", "", "why: written to the audit log")
+	case "autopilot":
+		fs.StringVar(&r.reason, "reason", "", "why (required by off): written to the audit log and shown while it is paused")
 	case "reject":
 		fs.StringVar(&r.reason, "reason", "", "why the change is rejected (required): written to the change request and the audit log")
 	case "changes":
@@ -302,6 +306,79 @@ func rejectVerb(ctx context.Context, c *controlclient.Client, r *verbRun) error 
 		return console.TerminalSafeJSON(r.out, ch)
 	}
 	console.ChangeRequest(r.out, ch)
+	return nil
+}
+
+// --- autopilot
+
+const autopilotHelp = `Shows or switches the autopilot of a migration: inside its windows it advances the next cohort whenever its gates pass (docs/api.md, "Autopilot").
+  status [MIGRATION]      what it does now and why; without MIGRATION, every migration's that has a policy
+  off MIGRATION --reason  pauses it until someone turns it on again
+  on MIGRATION            lets a paused autopilot move again (the guard and the kill switch pause it)
+The policy itself (enabled, windows, maxAdvancesPerDay) is the migration's "autopilot" field: PUT /v1/migrations/{key}.`
+
+func autopilotVerb(ctx context.Context, c *controlclient.Client, r *verbRun) error {
+	if len(r.args) == 0 || len(r.args) > 2 {
+		return usageError("say on, off or status, and the migration (status alone shows them all)")
+	}
+	var st wire.AutopilotStatus
+	var err error
+	switch r.args[0] {
+	case "status":
+		if len(r.args) == 1 {
+			return autopilotStatuses(ctx, c, r)
+		}
+		st, err = c.Autopilot(ctx, r.args[1])
+	case "on", "off":
+		if len(r.args) != 2 {
+			return usageError("name the migration: switchback autopilot " + r.args[0] + " MIGRATION")
+		}
+		if r.args[0] == "on" {
+			st, err = c.ResumeAutopilot(ctx, r.args[1], r.reason)
+			break
+		}
+		if strings.TrimSpace(r.reason) == "" {
+			return usageError("autopilot off needs --reason: say why, for whoever finds it paused")
+		}
+		st, err = c.PauseAutopilot(ctx, r.args[1], r.reason)
+	default:
+		return usageError(fmt.Sprintf("%q: say on, off or status", r.args[0]))
+	}
+	if err != nil {
+		return err
+	}
+	if r.json {
+		return console.TerminalSafeJSON(r.out, st)
+	}
+	console.Autopilot(r.out, st)
+	return nil
+}
+
+// autopilotStatuses shows the autopilot of every migration with a policy.
+func autopilotStatuses(ctx context.Context, c *controlclient.Client, r *verbRun) error {
+	ms, err := c.Migrations(ctx)
+	if err != nil {
+		return err
+	}
+	var all []wire.AutopilotStatus
+	for _, m := range ms {
+		st, err := c.Autopilot(ctx, m.Key)
+		if err != nil {
+			return err
+		}
+		if st.Policy != nil {
+			all = append(all, st)
+		}
+	}
+	if r.json {
+		return console.TerminalSafeJSON(r.out, all)
+	}
+	if len(all) == 0 {
+		fmt.Fprintln(r.out, "no migration has an autopilot policy: add \"autopilot\" to one with PUT /v1/migrations/{key}")
+	}
+	for _, st := range all {
+		console.Autopilot(r.out, st)
+	}
 	return nil
 }
 

@@ -42,6 +42,9 @@ Release engineering (talk to --server with $SWITCHBACK_TOKEN):
   changes [ID] [--state S]       change requests that wait for approvals (or ended), or one in full
   approve ID [--reason R]        approve a change request; the last approval makes the move
   reject ID --reason R           reject a change request
+  autopilot status|on|off [MIGRATION]
+                                 what the autopilot does and waits for; "off M --reason R" pauses
+                                 it, "on M" lets it move again
   revert MIGRATION | --all       kill switch on: every partner back to legacy
   resume MIGRATION               kill switch off: stages as they were
   audit                          the audit log; "audit verify [--witness FILE]..." checks its hash
@@ -88,7 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runJournal(rest, stdout, stderr)
 	case "store":
 		return runStore(ctx, rest, getenv, stdout, stderr)
-	case "status", "gate", "advance", "stage", "revert", "resume", "audit", "replay", "reconcile", "changes", "approve", "reject", "notifications":
+	case "status", "gate", "advance", "stage", "revert", "resume", "audit", "replay", "reconcile", "changes", "approve", "reject", "autopilot", "notifications":
 		return runCLI(ctx, cmd, rest, getenv, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "switchback: unknown command %q\n\n%s", cmd, usage)

@@ -37,7 +37,7 @@ func (s *Service) autopilotStatus(ctx context.Context, cur *State, key string, n
 		st.Next = &wire.AutopilotMove{Cohort: m.cohort.Name, From: m.from, To: m.to, Partners: partnerIDs(m.movers)}
 		if ch, ok := s.pendingChange(ms.Key, m, now); ok {
 			st.State, st.Change = wire.AutopilotApproval, ch.ID
-			st.Explanation = fmt.Sprintf("waits for the approvals of change %s: cohort %s from %s to %s", ch.ID, m.cohort.Name, m.from, m.to)
+			st.Explanation = fmt.Sprintf("Waits for the approvals of change %s: cohort %s from %s to %s.", ch.ID, m.cohort.Name, m.from, m.to)
 			return st, nil
 		}
 		r, err := s.moveReport(ctx, ms.Key, cohortGates(ms, m.cohort), m.from, m.movers)
@@ -47,10 +47,10 @@ func (s *Service) autopilotStatus(ctx context.Context, cur *State, key string, n
 		st.Gate = &r
 		if r.Pass {
 			st.State = wire.AutopilotReady
-			st.Explanation = fmt.Sprintf("moves cohort %s from %s to %s at its next step", m.cohort.Name, m.from, m.to)
+			st.Explanation = fmt.Sprintf("Moves cohort %s from %s to %s at its next step.", m.cohort.Name, m.from, m.to)
 		} else {
 			st.State = wire.AutopilotGates
-			st.Explanation = fmt.Sprintf("waits for the gates of cohort %s from %s to %s: %s", m.cohort.Name, m.from, m.to, r.Explain())
+			st.Explanation = fmt.Sprintf("Waits for the gates of cohort %s from %s to %s: %s", m.cohort.Name, m.from, m.to, r.Explain())
 		}
 	}
 	return st, nil
@@ -78,7 +78,7 @@ func autopilotNext(cur *State, ms *MigrationState, now time.Time) (wire.Autopilo
 		}
 	}
 	if next == nil {
-		st.State, st.Explanation = wire.AutopilotDone, "has nothing left to move: every cohort is done"
+		st.State, st.Explanation = wire.AutopilotDone, "Nothing left to move: every cohort is done."
 		return st, nil
 	}
 	return st, next
@@ -91,7 +91,7 @@ func autopilotAllowed(ms *MigrationState, now time.Time) (wire.AutopilotStatus, 
 	st := wire.AutopilotStatus{Migration: ms.Key, Policy: ms.Autopilot}
 	pol := ms.Autopilot
 	if pol == nil || !pol.Enabled {
-		st.State, st.Explanation = wire.AutopilotOff, "is off: the migration's autopilot policy is absent or not enabled"
+		st.State, st.Explanation = wire.AutopilotOff, "Off: the migration has no enabled autopilot policy."
 		return st, false
 	}
 	aps := ms.AutopilotState
@@ -110,17 +110,18 @@ func autopilotAllowed(ms *MigrationState, now time.Time) (wire.AutopilotStatus, 
 	case aps != nil && aps.Paused:
 		st.Paused = aps
 		st.State = wire.AutopilotPaused
-		st.Explanation = fmt.Sprintf("is paused since %s by %s (%s) until an operator resumes it", aps.PausedAt.Format(time.RFC3339), aps.PausedBy, aps.PausedReason)
+		st.Explanation = fmt.Sprintf("Paused by %[2]s at %[1]s (%[3]s) until an operator resumes it.", aps.PausedAt.Format(time.RFC3339), aps.PausedBy, aps.PausedReason)
 	case ms.Reverted:
-		st.State, st.Explanation = wire.AutopilotReverted, "waits: the kill switch is on"
+		st.State, st.Explanation = wire.AutopilotReverted, "Waits: the kill switch is on. Resume the migration first."
 	case !st.InWindow:
-		st.State, st.Explanation = wire.AutopilotClosed, "waits outside its windows"
+		st.State, st.Explanation = wire.AutopilotClosed, "Waits outside its windows"
 		if st.NextWindow != nil {
 			st.Explanation += ": the next opens at " + st.NextWindow.Format(time.RFC3339)
 		}
+		st.Explanation += "."
 	case st.MovesToday >= st.MaxAdvancesPerDay:
 		st.State = wire.AutopilotLimit
-		st.Explanation = fmt.Sprintf("made %d of its %d moves in the last 24 hours: the next may come at %s", st.MovesToday, st.MaxAdvancesPerDay,
+		st.Explanation = fmt.Sprintf("Made %d of its %d moves in the last 24 hours: the next may come at %s.", st.MovesToday, st.MaxAdvancesPerDay,
 			aps.Moves[len(aps.Moves)-st.MovesToday].Add(24*time.Hour).Format(time.RFC3339))
 	default:
 		return st, true
@@ -191,7 +192,7 @@ func autopilotMayMove(ms *MigrationState, now time.Time) error {
 	if ok {
 		return nil
 	}
-	return domain.Errorf(domain.CodeConflict, "the autopilot of migration %q %s", ms.Key, st.Explanation)
+	return domain.Errorf(domain.CodeConflict, "the autopilot of migration %q may not move now: %s", ms.Key, st.Explanation)
 }
 
 // withAutopilotMove adds to p the autopilot's move at now: it is counted

@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/gate"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // MigrationStatus is one migration of GET /v1/migrations, with its cohorts.
@@ -343,4 +344,28 @@ func (c *Client) FollowReplay(ctx context.Context, job ReplayJob, poll time.Dura
 		}
 		job = next
 	}
+}
+
+// Autopilot returns what the autopilot of migration key does now.
+func (c *Client) Autopilot(ctx context.Context, key string) (wire.AutopilotStatus, error) {
+	var out wire.AutopilotStatus
+	err := c.Do(ctx, http.MethodGet, Path("v1", "migrations", key, "autopilot"), nil, &out)
+	return out, err
+}
+
+// PauseAutopilot pauses the autopilot of migration key (reason required);
+// ResumeAutopilot lets it move again. Both return its status after.
+func (c *Client) PauseAutopilot(ctx context.Context, key, reason string) (wire.AutopilotStatus, error) {
+	return c.flipAutopilot(ctx, key, "pause", reason)
+}
+
+// ResumeAutopilot: see PauseAutopilot.
+func (c *Client) ResumeAutopilot(ctx context.Context, key, reason string) (wire.AutopilotStatus, error) {
+	return c.flipAutopilot(ctx, key, "resume", reason)
+}
+
+func (c *Client) flipAutopilot(ctx context.Context, key, verb, reason string) (wire.AutopilotStatus, error) {
+	var out wire.AutopilotStatus
+	err := c.Do(ctx, http.MethodPost, Path("v1", "migrations", key, "autopilot", verb), map[string]any{"reason": reason}, &out)
+	return out, err
 }
