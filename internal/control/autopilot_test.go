@@ -278,3 +278,13 @@ func TestAutopilotPauseResume(t *testing.T) {
 		t.Errorf("status without a policy = %+v, %v", st, err)
 	}
 }
+
+// No token takes the name of an actor switchback audits its own changes
+// with.
+func TestTokensCannotTakeSystemActorNames(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, name := range []string{"autopilot", "guard", "switchback", "reconciler"} {
+		_, _, err := e.svc.CreateToken(ctx, admin, name, domain.RoleOperator)
+		wantCode(t, err, domain.CodeInvalid)
+	}
+}

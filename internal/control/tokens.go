@@ -67,6 +67,12 @@ func (s *Service) Tokens() []domain.Token {
 	return ts
 }
 
+// systemActors are the audit actors of what switchback does itself: no
+// token may take their names, so that the audit log never leaves in doubt
+// whether a person or switchback acted (and an approval of the
+// autopilot's change request never counts as the autopilot's own).
+var systemActors = []string{"guard", "control", "bootstrap", "reconciler", AutopilotActor, domain.ChangeActor}
+
 // CreateToken creates a token and returns it with its secret, which is
 // shown only here. An existing name is a conflict.
 func (s *Service) CreateToken(ctx context.Context, c Change, name string, role domain.Role) (domain.Token, string, error) {
@@ -76,6 +82,9 @@ func (s *Service) CreateToken(ctx context.Context, c Change, name string, role d
 func (s *Service) createToken(ctx context.Context, c Change, name string, role domain.Role, secret string) (domain.Token, string, error) {
 	if err := domain.CheckID("token", name); err != nil {
 		return domain.Token{}, "", err
+	}
+	if slices.Contains(systemActors, name) {
+		return domain.Token{}, "", domain.Errorf(domain.CodeInvalid, "token name %q is the actor switchback audits its own changes with: choose another name", name)
 	}
 	if _, err := domain.ParseRole(string(role)); err != nil {
 		return domain.Token{}, "", err
