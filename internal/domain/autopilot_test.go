@@ -52,7 +52,9 @@ func TestAutopilotWindowsOnTheirWallClock(t *testing.T) {
 }
 
 func TestAutopilotPolicyValidate(t *testing.T) {
-	day := func(w AutopilotWindow) AutopilotPolicy { return AutopilotPolicy{Enabled: true, Windows: []AutopilotWindow{w}} }
+	day := func(w AutopilotWindow) AutopilotPolicy {
+		return AutopilotPolicy{Enabled: true, Windows: []AutopilotWindow{w}}
+	}
 	ok := AutopilotWindow{Days: []string{"mon"}, From: "09:00", To: "24:00"}
 	if err := day(ok).Validate(); err != nil {
 		t.Errorf("a window to 24:00: %v", err)
