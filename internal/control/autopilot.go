@@ -226,6 +226,18 @@ func withAutopilotMove(cur *State, p plan, key string, now time.Time) plan {
 	return p
 }
 
+// statusAfter is the status answered after a pause or a resume committed:
+// when the gates cannot be judged now, the change still happened, so the
+// answer says the gates are unknown instead of failing.
+func (s *Service) statusAfter(ctx context.Context, key string) wire.AutopilotStatus {
+	st, err := s.AutopilotStatus(ctx, key)
+	if err != nil && st.Next != nil {
+		st.State = wire.AutopilotGates
+		st.Explanation = fmt.Sprintf("Waits for the gates of cohort %s from %s to %s, which cannot be judged now: %v", st.Next.Cohort, st.Next.From, st.Next.To, err)
+	}
+	return st
+}
+
 // PauseAutopilot stops the autopilot of migration key until an operator
 // resumes it; c.Reason, required, says why to whoever finds it paused.
 // Pausing a paused autopilot changes nothing. Errors: invalid_argument
@@ -238,7 +250,7 @@ func (s *Service) PauseAutopilot(ctx context.Context, c Change, key string) (wir
 	if err := s.pauseAutopilot(ctx, c, key); err != nil {
 		return wire.AutopilotStatus{}, err
 	}
-	return s.AutopilotStatus(ctx, key)
+	return s.statusAfter(ctx, key), nil
 }
 
 // pauseAutopilot is PauseAutopilot without the status, for the guard.
@@ -322,7 +334,7 @@ func (s *Service) ResumeAutopilot(ctx context.Context, c Change, key string) (wi
 	if err != nil {
 		return wire.AutopilotStatus{}, err
 	}
-	return s.AutopilotStatus(ctx, key)
+	return s.statusAfter(ctx, key), nil
 }
 
 // noticeAutopilotPaused notices a pause, once it committed.
