@@ -463,3 +463,64 @@ func TestBrowserApproveChangeRequest(t *testing.T) {
 		t.Errorf("the move audited as %s by %s (%q), want cohort.advance by operator, approved by operator2", last.Action, last.Actor, last.Reason)
 	}
 }
+
+// The autopilot in the browser: an operator pauses it through its dialog,
+// which will not send without a reason, sees it paused with the reason,
+// resumes it through the other dialog, and the panel follows a pause made
+// elsewhere (the guard's, another replica's) without a reload.
+func TestBrowserAutopilotPauseResume(t *testing.T) {
+	b := newBrowser(t) // first: it skips when there is no browser
+	f := rolloutFixture(t)
+	allDay := []domain.AutopilotWindow{{Days: []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}, From: "00:00", To: "24:00"}}
+	f.setAutopilot(t, &domain.AutopilotPolicy{Enabled: true, Windows: allDay, MaxAdvancesPerDay: 2})
+	state := `document.querySelector("#autopilot [data-autopilot-state]").dataset.autopilotState`
+
+	b.navigate(f.srv.URL + "/login?token=" + url.QueryEscape(f.tok["operator"]))
+	b.waitFor("the dashboard", `location.pathname === "/"`)
+	b.navigate(f.srv.URL + "/migrations/" + mig)
+	b.waitFor("the autopilot ready to move wave-2", state+` === "ready"`+
+		` && document.querySelector("#autopilot").innerText.includes("moves cohort wave-2 from legacy to shadow")`)
+
+	b.do(chromedp.Click(chromedp.ID("autopilot-pause-button")))
+	b.waitFor("the pause dialog", `document.querySelector("#autopilot-pause").open`)
+	// Without a reason the form does not send.
+	b.do(chromedp.Click(chromedp.ID("autopilot-pause-confirm")))
+	b.waitFor("the dialog still open", `document.querySelector("#autopilot-pause").open && document.querySelector("#autopilot-pause-reason").matches(":invalid")`)
+	if aps := f.svc.State().Migrations[mig].AutopilotState; aps != nil && aps.Paused {
+		t.Fatal("the pause was sent without a reason")
+	}
+	b.do(chromedp.SendKeys(chromedp.ID("autopilot-pause-reason"), "quarter-end freeze"),
+		chromedp.Click(chromedp.ID("autopilot-pause-confirm")))
+	b.waitFor("the paused autopilot", state+` === "paused"`+
+		` && document.body.innerText.includes("Paused the autopilot of `+mig+`")`+
+		` && document.querySelector("#autopilot-paused").innerText.includes("by operator")`+
+		` && document.querySelector("#autopilot-paused").innerText.includes("quarter-end freeze")`+
+		` && document.querySelector("#autopilot-resume-button") && !document.querySelector("#autopilot-pause-button")`)
+	b.screenshot("autopilot-paused.png", "#autopilot")
+
+	b.do(chromedp.Click(chromedp.ID("autopilot-resume-button")))
+	b.waitFor("the resume dialog", `document.querySelector("#autopilot-resume").open`)
+	b.do(chromedp.SendKeys(chromedp.ID("autopilot-resume-reason"), "freeze over"),
+		chromedp.Click(chromedp.ID("autopilot-resume-confirm")))
+	b.waitFor("the resumed autopilot", state+` === "ready"`+
+		` && document.body.innerText.includes("Resumed the autopilot of `+mig+`")`+
+		` && !document.querySelector("#autopilot-paused") && document.querySelector("#autopilot-pause-button")`)
+	var actions []string
+	for _, e := range f.auditLog(t) {
+		if strings.HasPrefix(e.Action, "autopilot.") {
+			actions = append(actions, e.Action+" by "+e.Actor+": "+e.Reason)
+		}
+	}
+	if want := []string{"autopilot.pause by operator: quarter-end freeze", "autopilot.resume by operator: freeze over"}; strings.Join(actions, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audited %q, want %q", actions, want)
+	}
+
+	// A pause made elsewhere shows without a reload.
+	b.do(chromedp.Evaluate[chromedp.Void](`window.__sameDocument = true`))
+	if _, err := f.svc.PauseAutopilot(ctx, control.Change{Actor: "operator2", Reason: "elsewhere"}, mig); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor("the pause made elsewhere", state+` === "paused"`+
+		` && document.querySelector("#autopilot-paused").innerText.includes("elsewhere")`+
+		` && window.__sameDocument === true`)
+}

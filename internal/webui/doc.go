@@ -1,6 +1,7 @@
 // Package webui serves switchback's web UI: the dashboard, cohorts with
 // their gate reports, partners, routers, the audit log and replays, with the
-// global revert, per-migration revert and resume, and cohort advance.
+// global revert, per-migration revert and resume, cohort advance, change
+// requests, and each migration's autopilot with its pause and resume.
 //
 // Pages are rendered on the server with html/template from the files that
 // package web embeds; a small script adds confirmation dialogs, the partner

@@ -54,6 +54,8 @@ type migrationPage struct {
 	Partners   partnersTable
 	Routers    routerSummary
 	Changes    changeLists
+	// Autopilot is nil when the migration has no autopilot policy.
+	Autopilot *autopilotView
 }
 
 // cohortView is a cohort with what advancing it now would do.
@@ -104,6 +106,7 @@ func (u *UI) migration(w http.ResponseWriter, r *http.Request, s session) error 
 	data.Partners = u.partnersTable(r, st, ms)
 	data.Changes = u.changeLists(ms.Key, s.name, recentEnded)
 	data.Changes.Policy = formatApprovals(ms.Approvals)
+	data.Autopilot = u.autopilotView(r, ms)
 	for i := range data.Cohorts {
 		co := &data.Cohorts[i]
 		if co.Next != "" && ms.Approvals.Requires(co.Next) {

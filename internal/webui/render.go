@@ -57,7 +57,7 @@ func (u *UI) base(w http.ResponseWriter, r *http.Request, s *session, nav, live 
 			b.Flashes = u.sessions.takeFlashes(s.id)
 		}
 		b.Live = live
-		b.LiveKey = u.liveKeys(st.Version)[live]
+		b.LiveKey = u.liveKeys(st)[live]
 		b.PendingChanges = u.pendingChanges()
 	}
 	return b
@@ -101,6 +101,7 @@ func (u *UI) funcs() template.FuncMap {
 		"when":  formatTime,
 		"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"ago":   func(t time.Time) string { return formatAgo(u.opts.Now().Sub(t)) },
+		"until": func(t time.Time) string { return formatUntil(t.Sub(u.opts.Now())) },
 		"check": checkLabel,
 		"pad":   pad,
 		"pathName": func(p string) string {

@@ -158,11 +158,11 @@ func journalFigures(raw json.RawMessage) []string {
 }
 
 // liveKeys are what pages follow: "version" changes with every snapshot
-// version, "routers" also with every router report, "reconciliations"
-// with every move of a reconciliation or its backfill; every one also
-// with every change request filed, approved or ended, which the header's
-// badge counts.
-func (u *UI) liveKeys(version uint64) map[string]string {
+// version and whenever an autopilot's window opens or closes, "routers"
+// also with every router report, "reconciliations" with every move of a
+// reconciliation or its backfill; every one also with every change
+// request filed, approved or ended, which the header's badge counts.
+func (u *UI) liveKeys(st *control.State) map[string]string {
 	h := sha256.New()
 	var b [8]byte
 	for _, rt := range u.svc.Routers() {
@@ -172,9 +172,36 @@ func (u *UI) liveKeys(version uint64) map[string]string {
 		binary.BigEndian.PutUint64(b[:], uint64(rt.LastSeen.UnixNano()))
 		h.Write(b[:])
 	}
-	v := fmt.Sprintf("v%d-c%s", version, u.svc.ChangesKey())
+	v := fmt.Sprintf("v%d-c%s", st.Version, u.svc.ChangesKey()) + u.windowsKey(st)
 	return map[string]string{"version": v, "routers": v + "-" + hex.EncodeToString(h.Sum(nil)[:8]),
 		"reconciliations": u.reconcileKey() + "-c" + u.svc.ChangesKey(), "notifications": u.notificationsKey()}
+}
+
+// windowsKey moves when the window of an enabled autopilot opens or
+// closes: its status changes then without a new snapshot version. It is
+// "" while no migration has an enabled autopilot.
+func (u *UI) windowsKey(st *control.State) string {
+	now := u.opts.Now()
+	h := sha256.New()
+	found := false
+	for _, k := range st.MigrationKeys() {
+		p := st.Migrations[k].Autopilot
+		if p == nil || !p.Enabled {
+			continue
+		}
+		found = true
+		_, open := p.Open(now)
+		h.Write([]byte(k))
+		if open {
+			h.Write([]byte{1})
+		} else {
+			h.Write([]byte{0})
+		}
+	}
+	if !found {
+		return ""
+	}
+	return "-w" + hex.EncodeToString(h.Sum(nil)[:4])
 }
 
 // stateView is the answer of /ui/state.json.
@@ -214,7 +241,7 @@ type routerState struct {
 // state serves GET /ui/state.json: what the pages poll.
 func (u *UI) state(w http.ResponseWriter, r *http.Request, _ session) error {
 	st := u.svc.State()
-	out := stateView{Version: st.Version, BuiltAt: st.BuiltAt, Migrations: []migrationState{}, Keys: u.liveKeys(st.Version)}
+	out := stateView{Version: st.Version, BuiltAt: st.BuiltAt, Migrations: []migrationState{}, Keys: u.liveKeys(st)}
 	if since, stale := u.svc.Stale(); stale {
 		out.Stale, out.StaleSince = true, &since
 	}

@@ -190,6 +190,8 @@ func (u *UI) Mount(r *mux.Router) {
 	r.Handle("/revert", u.action(domain.RoleOperator, u.revertAll)).Methods(post)
 	r.Handle(mig+"/revert", u.action(domain.RoleOperator, u.revert)).Methods(post)
 	r.Handle(mig+"/resume", u.action(domain.RoleOperator, u.resume)).Methods(post)
+	r.Handle(mig+"/autopilot/pause", u.action(domain.RoleOperator, u.pauseAutopilot)).Methods(post)
+	r.Handle(mig+"/autopilot/resume", u.action(domain.RoleOperator, u.resumeAutopilot)).Methods(post)
 	r.Handle(mig+"/cohorts/{name}/advance", u.action(domain.RoleOperator, u.advance)).Methods(post)
 	r.Handle(mig+"/partners/{id}/noise", u.action(domain.RoleOperator, u.pinNoise)).Methods(post)
 	r.Handle("/reconciliations", u.action(domain.RoleOperator, u.startReconciliation)).Methods(post)
