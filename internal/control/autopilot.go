@@ -91,7 +91,7 @@ func autopilotAllowed(ms *MigrationState, now time.Time) (wire.AutopilotStatus, 
 	st := wire.AutopilotStatus{Migration: ms.Key, Policy: ms.Autopilot}
 	pol := ms.Autopilot
 	if pol == nil || !pol.Enabled {
-		st.State, st.Explanation = wire.AutopilotOff, "Off: the migration has no enabled autopilot policy."
+		st.State, st.Explanation = wire.AutopilotOff, "The migration has no enabled autopilot policy."
 		return st, false
 	}
 	aps := ms.AutopilotState

@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // The autopilot in the UI: a panel on the migration page with what the
@@ -20,7 +21,7 @@ import (
 
 // autopilotView is a migration's autopilot as its page shows it.
 type autopilotView struct {
-	control.AutopilotStatus
+	wire.AutopilotStatus
 	// Enabled is the policy's switch: an autopilot that is off has no
 	// pause button, only a resume one if it was paused.
 	Enabled bool
@@ -39,18 +40,18 @@ type windowView struct {
 	TimeZone string // "UTC" when the policy leaves it empty
 }
 
-// autopilotLabels word each state of control.AutopilotStatus; tones are
+// autopilotLabels word each state of wire.AutopilotStatus; tones are
 // CSS classes, never the only signal.
 var autopilotLabels = map[string]struct{ label, tone string }{
-	control.AutopilotOff:      {"Off", "ap-off"},
-	control.AutopilotPaused:   {"Paused", "ap-stopped"},
-	control.AutopilotReverted: {"Waiting: kill switch on", "ap-stopped"},
-	control.AutopilotClosed:   {"Waiting for its window", "ap-wait"},
-	control.AutopilotLimit:    {"Daily limit reached", "ap-wait"},
-	control.AutopilotDone:     {"Done", "ap-off"},
-	control.AutopilotApproval: {"Waiting for approvals", "ap-wait"},
-	control.AutopilotGates:    {"Waiting for the gates", "ap-wait"},
-	control.AutopilotReady:    {"Ready to move", "ap-ready"},
+	wire.AutopilotOff:      {"Off", "ap-off"},
+	wire.AutopilotPaused:   {"Paused", "ap-stopped"},
+	wire.AutopilotReverted: {"Waiting: kill switch on", "ap-stopped"},
+	wire.AutopilotClosed:   {"Waiting for its window", "ap-wait"},
+	wire.AutopilotLimit:    {"Daily limit reached", "ap-wait"},
+	wire.AutopilotDone:     {"Done", "ap-off"},
+	wire.AutopilotApproval: {"Waiting for approvals", "ap-wait"},
+	wire.AutopilotGates:    {"Waiting for the gates", "ap-wait"},
+	wire.AutopilotReady:    {"Ready to move", "ap-ready"},
 }
 
 // autopilotView returns the autopilot of ms, nil when it has no policy.
@@ -116,7 +117,7 @@ func (u *UI) autopilotSwitch(r *http.Request, s session, pause bool) (string, er
 	if ms, err := u.svc.State().Migration(key); err == nil && ms.AutopilotState != nil {
 		was = ms.AutopilotState.Paused
 	}
-	var st control.AutopilotStatus
+	var st wire.AutopilotStatus
 	if pause {
 		st, err = u.svc.PauseAutopilot(r.Context(), c, key)
 	} else {
@@ -134,7 +135,7 @@ func (u *UI) autopilotSwitch(r *http.Request, s session, pause bool) (string, er
 	case !was:
 		msg = fmt.Sprintf("The autopilot of %s was not paused: nothing changed.", key)
 	default:
-		msg = fmt.Sprintf("Resumed the autopilot of %s: it %s.", key, st.Explanation)
+		msg = fmt.Sprintf("Resumed the autopilot of %s. %s", key, st.Explanation)
 	}
 	u.sessions.addFlash(s.id, flash{Kind: "ok", Text: msg})
 	return next, nil

@@ -77,7 +77,7 @@ func TestAutopilotPanel(t *testing.T) {
 
 	// Sunday noon: it waits for Monday 09:00 in Amsterdam.
 	wantAll(t, "the panel on Sunday", autopilotPanel(t, op),
-		"Waiting for its window The autopilot waits outside its windows: the next opens at 2026-03-02T09:00:00+01:00.",
+		"Waiting for its window Waits outside its windows: the next opens at 2026-03-02T09:00:00+01:00.",
 		"Windows mon, tue, wed, thu, 09:00–16:00 Europe/Amsterdam",
 		"Now outside its windows: the next opens 2026-03-02 08:00:00 UTC (in 20h)",
 		"Moves in the last 24 hours 0 of at most 3",
@@ -87,7 +87,7 @@ func TestAutopilotPanel(t *testing.T) {
 	// Monday 09:30 in Amsterdam: the canary moves first.
 	f.clock.Advance(20*time.Hour + 30*time.Minute)
 	wantAll(t, "the panel in the window", autopilotPanel(t, op),
-		"Ready to move The autopilot moves cohort canary from legacy to shadow at its next step.",
+		"Ready to move Moves cohort canary from legacy to shadow at its next step.",
 		"Now in a window, which closes 2026-03-02 15:00:00 UTC (in 6h 30m)",
 		"Next move cohort canary from legacy to shadow, 1 partner")
 	if _, err := f.svc.AutopilotStep(ctx, mig); err != nil {
@@ -109,7 +109,7 @@ func TestAutopilotPanel(t *testing.T) {
 	}
 	id := pending[0].ID
 	wantAll(t, "the panel waiting for approvals", autopilotPanel(t, op),
-		"Waiting for approvals The autopilot waits for the approvals of change "+id,
+		"Waiting for approvals Waits for the approvals of change "+id,
 		"Its next move waits for change request "+id+" to be approved.",
 		"Moves in the last 24 hours 2 of at most 3")
 	if body := op.get("/migrations/" + mig).body; !strings.Contains(body, `<a href="#change-`+id+`"><code>`+id) || !strings.Contains(body, `id="change-`+id+`"`) {
@@ -129,7 +129,7 @@ func TestAutopilotPanel(t *testing.T) {
 	// A policy that is not enabled shows its windows and says it is off.
 	f.setAutopilot(t, &domain.AutopilotPolicy{Windows: workingHours})
 	got := autopilotPanel(t, op)
-	wantAll(t, "the panel of a disabled autopilot", got, "Off The autopilot is off", "mon, tue, wed, thu, 09:00–16:00 Europe/Amsterdam")
+	wantAll(t, "the panel of a disabled autopilot", got, "Off The migration has no enabled autopilot policy", "mon, tue, wed, thu, 09:00–16:00 Europe/Amsterdam")
 	if strings.Contains(got, "Pause autopilot") || strings.Contains(got, "Moves in the last 24 hours") {
 		t.Errorf("the panel of a disabled autopilot offers a pause or counts moves:\n%s", got)
 	}
@@ -220,7 +220,7 @@ func TestAutopilotPauseResume(t *testing.T) {
 		t.Fatalf("resume: %d, paused %v", res.status, paused())
 	}
 	wantAll(t, "the page after the resume", html.UnescapeString(op.get(page).body),
-		"Resumed the autopilot of "+mig+": it waits outside its windows", `id="autopilot-pause-button"`)
+		"Resumed the autopilot of "+mig+". Waits outside its windows", `id="autopilot-pause-button"`)
 	log = f.auditLog(t)
 	if last := log[len(log)-1]; last.Action != "autopilot.resume" || last.Actor != "operator" || last.Reason != "back to work" {
 		t.Errorf("the resume audited as %s by %s (%q), want autopilot.resume by operator with the reason", last.Action, last.Actor, last.Reason)

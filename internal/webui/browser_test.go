@@ -479,7 +479,7 @@ func TestBrowserAutopilotPauseResume(t *testing.T) {
 	b.waitFor("the dashboard", `location.pathname === "/"`)
 	b.navigate(f.srv.URL + "/migrations/" + mig)
 	b.waitFor("the autopilot ready to move wave-2", state+` === "ready"`+
-		` && document.querySelector("#autopilot").innerText.includes("moves cohort wave-2 from legacy to shadow")`)
+		` && document.querySelector("#autopilot").innerText.includes("Moves cohort wave-2 from legacy to shadow")`)
 
 	b.do(chromedp.Click(chromedp.ID("autopilot-pause-button")))
 	b.waitFor("the pause dialog", `document.querySelector("#autopilot-pause").open`)
