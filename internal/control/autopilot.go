@@ -284,16 +284,22 @@ func (s *Service) pauseAutopilot(ctx context.Context, c Change, key string) erro
 // the published state the caller may change, and returns its audit
 // record.
 func pausePlan(next *State, key string, c Change, now time.Time) record {
+	before, after := pauseIn(next, key, c, now)
+	return record{action: "autopilot.pause", target: "migration/" + key, before: before, after: after}
+}
+
+// pauseIn pauses the autopilot of migration key in next and returns its
+// state before and after.
+func pauseIn(next *State, key string, c Change, now time.Time) (before, after domain.AutopilotState) {
 	ms := *next.Migrations[key]
-	aps := domain.AutopilotState{}
 	if ms.AutopilotState != nil {
-		aps = *ms.AutopilotState
+		before = *ms.AutopilotState
 	}
-	before := aps
-	aps.Paused, aps.PausedAt, aps.PausedBy, aps.PausedReason = true, now, c.Actor, c.Reason
-	ms.AutopilotState = &aps
+	after = before
+	after.Paused, after.PausedAt, after.PausedBy, after.PausedReason = true, now, c.Actor, c.Reason
+	ms.AutopilotState = &after
 	next.Migrations[key] = &ms
-	return record{action: "autopilot.pause", target: "migration/" + key, before: before, after: aps}
+	return before, after
 }
 
 // autopilotRunning reports whether the autopilot of ms is enabled and not

@@ -35,8 +35,10 @@ const MaxEndedChanges = 500
 const pruneAtOnce = 32
 
 // expireAtOnce bounds the requests one ExpireChanges call ends: each is a
-// write and an audit entry of one transaction.
-const expireAtOnce = 50
+// write and an audit entry of one transaction, which also writes the audit
+// head and prunes up to pruneAtOnce ended requests. etcd takes at most 128
+// operations in a transaction: 2×40 + 1 + 32 = 113 leaves room.
+const expireAtOnce = 40
 
 // approveAttempts bounds how often Approve judges the gates again when the
 // move changed between its judgment and the change lock (another approval,

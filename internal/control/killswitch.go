@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
@@ -104,6 +105,15 @@ func (s *Service) SetKillSwitch(ctx context.Context, c Change, k KillSwitch) (Ki
 	return res, nil
 }
 
+// killSwitchPause is the reason of the autopilot pauses a kill switch
+// makes.
+func killSwitchPause(c Change) string {
+	if strings.TrimSpace(c.Reason) == "" {
+		return "kill switch on"
+	}
+	return "kill switch on: " + c.Reason
+}
+
 // setKillSwitch sets the kill switches of keys, or of every migration when
 // keys is nil, and returns the snapshot version that holds them and the
 // keys whose switch it flipped.
@@ -137,14 +147,24 @@ func (s *Service) setKillSwitch(ctx context.Context, c Change, keys []string, on
 		records := []record{{action: action, target: target,
 			before: map[string]any{"reverted": !on, "migrations": flip},
 			after:  map[string]any{"reverted": on, "migrations": flip}}}
-		// A kill switch turned on pauses the autopilot in the same write:
-		// it never moves a partner between the revert and its pause.
+		// A kill switch turned on pauses the autopilots in the same write:
+		// none moves a partner between the revert and its pause. One audit
+		// entry for them all: etcd bounds a transaction's operations, and
+		// revert.all must fit whatever the number of migrations.
 		paused = nil
 		for _, k := range flip {
 			if on && autopilotRunning(next.Migrations[k]) {
-				records = append(records, pausePlan(next, k, Change{Actor: c.Actor, Reason: "kill switch on: " + c.Reason}, now))
+				pauseIn(next, k, Change{Actor: c.Actor, Reason: killSwitchPause(c)}, now)
 				paused = append(paused, k)
 			}
+		}
+		if len(paused) > 0 {
+			pt := "migration/" + paused[0]
+			if len(paused) > 1 {
+				pt = "migrations"
+			}
+			records = append(records, record{action: "autopilot.pause", target: pt,
+				after: map[string]any{"paused": true, "migrations": paused}, reason: killSwitchPause(c), actor: c.Actor})
 		}
 		return plan{
 			next: next,
@@ -163,7 +183,7 @@ func (s *Service) setKillSwitch(ctx context.Context, c Change, keys []string, on
 		return 0, nil, err
 	}
 	for _, k := range paused {
-		s.noticeAutopilotPaused(Change{Actor: c.Actor, Reason: "kill switch on: " + c.Reason}, k)
+		s.noticeAutopilotPaused(Change{Actor: c.Actor, Reason: killSwitchPause(c)}, k)
 	}
 	if on && flipped != nil {
 		s.reverts.Add(1)

@@ -116,6 +116,7 @@ func TestMigrationCarriesApprovals(t *testing.T) {
 		{"ttl not a duration", obj{"required": 1, "stages": []string{"new"}, "ttl": "tomorrow"}, "not a duration"},
 		{"ttl too long", obj{"required": 1, "stages": []string{"new"}, "ttl": "721h"}, "approvals: ttl"},
 		{"misspelled field", obj{"Required": 1, "stages": []string{"new"}}, "unknown field"},
+		{"misspelled ttl", obj{"required": 1, "stages": []string{"new"}, "tll": "1h"}, "unknown field"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			body := migrationBody("ticket sync")
