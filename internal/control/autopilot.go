@@ -63,7 +63,7 @@ func (s *Service) autopilotStatus(ctx context.Context, cur *State, key string, n
 // order among equals: every cohort reaches shadow before any reaches new,
 // and new before any is done.
 func autopilotNext(cur *State, ms *MigrationState, now time.Time) (wire.AutopilotStatus, *cohortMove) {
-	st, ok := autopilotAllowed(ms, now)
+	st, ok := autopilotAllowed(ms, now, true)
 	if !ok {
 		return st, nil
 	}
@@ -86,8 +86,9 @@ func autopilotNext(cur *State, ms *MigrationState, now time.Time) (wire.Autopilo
 
 // autopilotAllowed is the part of the rule that the policy, its state
 // and the clock decide: whether the autopilot may move now, and if not,
-// the status that says why.
-func autopilotAllowed(ms *MigrationState, now time.Time) (wire.AutopilotStatus, bool) {
+// the status that says why. Without counting, the day's bound is left
+// out.
+func autopilotAllowed(ms *MigrationState, now time.Time, counting bool) (wire.AutopilotStatus, bool) {
 	st := wire.AutopilotStatus{Migration: ms.Key, Policy: ms.Autopilot}
 	pol := ms.Autopilot
 	if pol == nil || !pol.Enabled {
@@ -119,7 +120,7 @@ func autopilotAllowed(ms *MigrationState, now time.Time) (wire.AutopilotStatus, 
 			st.Explanation += ": the next opens at " + st.NextWindow.Format(time.RFC3339)
 		}
 		st.Explanation += "."
-	case st.MovesToday >= st.MaxAdvancesPerDay:
+	case counting && st.MovesToday >= st.MaxAdvancesPerDay:
 		st.State = wire.AutopilotLimit
 		st.Explanation = fmt.Sprintf("Made %d of its %d moves in the last 24 hours: the next may come at %s.", st.MovesToday, st.MaxAdvancesPerDay,
 			aps.Moves[len(aps.Moves)-st.MovesToday].Add(24*time.Hour).Format(time.RFC3339))
@@ -186,13 +187,28 @@ func (s *Service) RunAutopilot(ctx context.Context, period time.Duration) {
 }
 
 // autopilotMayMove checks under the change lock what AutopilotStep
-// decided on the published state: the policy still lets it move now.
-func autopilotMayMove(ms *MigrationState, now time.Time) error {
-	st, ok := autopilotAllowed(ms, now)
-	if ok {
-		return nil
+// decided on the published state: the policy still lets the autopilot
+// move now, and cohort is still the one it moves next.
+func autopilotMayMove(cur *State, ms *MigrationState, cohort string, now time.Time) error {
+	st, next := autopilotNext(cur, ms, now)
+	switch {
+	case next == nil:
+		return domain.Errorf(domain.CodeConflict, "the autopilot of migration %q may not move now: %s", ms.Key, st.Explanation)
+	case next.cohort.Name != cohort:
+		return domain.Errorf(domain.CodeConflict, "cohort %q is no longer the autopilot's next move in migration %q: %q is", cohort, ms.Key, next.cohort.Name)
 	}
-	return domain.Errorf(domain.CodeConflict, "the autopilot of migration %q may not move now: %s", ms.Key, st.Explanation)
+	return nil
+}
+
+// autopilotMayApply checks, when an approval completes a change request
+// the autopilot filed, that the autopilot may still move: enabled, not
+// paused, a window open. The move was counted against the day's bound
+// when it was filed.
+func autopilotMayApply(ms *MigrationState, now time.Time) error {
+	if st, ok := autopilotAllowed(ms, now, false); !ok {
+		return domain.Errorf(domain.CodeConflict, "the autopilot filed this change and may not move now: %s", st.Explanation)
+	}
+	return nil
 }
 
 // withAutopilotMove adds to p the autopilot's move at now: it is counted
@@ -247,20 +263,25 @@ func (s *Service) PauseAutopilot(ctx context.Context, c Change, key string) (wir
 	if strings.TrimSpace(c.Reason) == "" {
 		return wire.AutopilotStatus{}, domain.Errorf(domain.CodeInvalid, "pausing an autopilot needs a reason: say why, for whoever finds it paused")
 	}
-	if err := s.pauseAutopilot(ctx, c, key); err != nil {
+	if err := s.pauseAutopilot(ctx, c, key, false); err != nil {
 		return wire.AutopilotStatus{}, err
 	}
 	return s.statusAfter(ctx, key), nil
 }
 
-// pauseAutopilot is PauseAutopilot without the status, for the guard.
-func (s *Service) pauseAutopilot(ctx context.Context, c Change, key string) error {
+// pauseAutopilot is PauseAutopilot without the status, for the guard;
+// ifRunning makes it pause only an enabled autopilot, decided under the
+// change lock, and nothing otherwise.
+func (s *Service) pauseAutopilot(ctx context.Context, c Change, key string, ifRunning bool) error {
 	var paused bool
 	_, err := s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
 		paused = false
 		ms, err := cur.Migration(key)
 		if err != nil {
 			return plan{}, err
+		}
+		if ifRunning && !autopilotRunning(ms) {
+			return plan{}, nil
 		}
 		if ms.Autopilot == nil {
 			return plan{}, domain.Errorf(domain.CodeConflict, "migration %q has no autopilot policy: set one with PUT /v1/migrations/%s", key, key)

@@ -1,6 +1,7 @@
 package control_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -286,5 +287,34 @@ func TestTokensCannotTakeSystemActorNames(t *testing.T) {
 	for _, name := range []string{"autopilot", "guard", "switchback", "reconciler"} {
 		_, _, err := e.svc.CreateToken(ctx, admin, name, domain.RoleOperator)
 		wantCode(t, err, domain.CodeInvalid)
+	}
+}
+
+// A change request the autopilot filed is applied only while the
+// autopilot may move: paused (or outside its windows) it fails, and the
+// audit never shows a paused autopilot moving.
+func TestAutopilotChangeFailsWhileAutopilotPaused(t *testing.T) {
+	e, _ := autopilotEnv(t, workingHours, 10, &domain.ApprovalPolicy{Required: 1, Stages: []domain.Stage{domain.StageNew}})
+	e.clock.Advance(20*time.Hour + 30*time.Minute) // Monday 09:30 in Amsterdam
+	e.step(t, wire.AutopilotReady)
+	e.step(t, wire.AutopilotReady)
+	e.clock.Advance(2 * time.Hour)
+	e.step(t, wire.AutopilotReady) // files wave-1 shadow → new
+	pending := e.svc.Changes(control.ChangeFilter{State: domain.ChangePending})
+	if len(pending) != 1 {
+		t.Fatalf("pending = %d, want the autopilot's", len(pending))
+	}
+	if _, err := e.svc.Revert(ctx, ops, "m"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Resume(ctx, ops, "m"); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := e.svc.Approve(ctx, control.Change{Actor: "bob", Reason: "looks fine"}, pending[0].ID)
+	if err != nil || ch.State != domain.ChangeFailed || !strings.Contains(ch.Failure, "Paused by ops") {
+		t.Fatalf("Approve while the autopilot is paused = %s (%s), %v; want failed, saying it is paused", ch.State, ch.Failure, err)
+	}
+	if got := e.stage(t, "m", "a").Stage; got != domain.StageShadow {
+		t.Errorf("a moved to %s", got)
 	}
 }

@@ -388,6 +388,9 @@ func (s *Service) Approve(ctx context.Context, c Change, id string) (domain.Chan
 func completeChange(cur *State, book *changeBook, now time.Time, c Change, ch domain.ChangeRequest, judged *changeJudgment) (plan, domain.ChangeRequest, error) {
 	end := domain.ChangeEnd{By: c.Actor, At: now, Reason: c.Reason}
 	mv, err := changeMoveOf(cur, ch)
+	if err == nil && ch.RequestedBy == AutopilotActor {
+		err = autopilotMayApply(cur.Migrations[ch.Migration], now)
+	}
 	var report *gate.Report
 	if err == nil && mv.gated {
 		if judged == nil || !slices.Equal(judged.movers, mv.movers) {

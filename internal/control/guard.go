@@ -135,7 +135,7 @@ func (s *Service) guardRevert(ctx context.Context, ms *MigrationState, ps domain
 	evidence = domain.SanitizeReason(evidence)
 	c := Change{Actor: "guard", Reason: evidence}
 	ev := RevertEvent{Migration: ms.Key, Since: ps.Since, At: s.now().UTC(), Change: c, Action: "guard.revert", Replay: true}
-	var err error
+	var err, pauseErr error
 	switch ms.Guard.Scope {
 	case domain.ScopeMigration:
 		if _, _, err = s.setKillSwitch(ctx, c, []string{ms.Key}, true, "migration.revert"); err == nil {
@@ -148,9 +148,11 @@ func (s *Service) guardRevert(ctx context.Context, ms *MigrationState, ps domain
 		// The autopilot stops before the reverts: it never moves the next
 		// cohort while this one goes back. (A kill switch pauses it in its
 		// own write.)
-		if autopilotRunning(ms) {
-			if e := s.pauseAutopilot(ctx, c, ms.Key); e != nil {
-				s.log.Error("the guard could not pause the autopilot; reverting all the same", "migration", ms.Key, "err", e)
+		// A pause that fails is returned with the reverts' errors, so that
+		// the guard tries again (a pause is safe to repeat).
+		if cur := s.State().Migrations[ms.Key]; cur != nil && cur.Autopilot != nil && cur.Autopilot.Enabled {
+			if pauseErr = s.pauseAutopilot(ctx, c, ms.Key, true); pauseErr != nil {
+				s.log.Error("the guard could not pause the autopilot; reverting all the same", "migration", ms.Key, "err", pauseErr)
 			}
 		}
 		partners := []string{ps.Partner}
@@ -181,6 +183,9 @@ func (s *Service) guardRevert(ctx context.Context, ms *MigrationState, ps domain
 		s.log.Warn("guard reverted", "migration", ms.Key, "scope", ms.Guard.Scope, "partners", strings.Join(ev.Partners, ","), "evidence", evidence)
 		s.emit(ev)
 		s.noticeGuardRevert(ms, ev, evidence)
+	}
+	if err == nil {
+		err = pauseErr
 	}
 	return err
 }

@@ -373,7 +373,7 @@ func (s *Service) advance(ctx context.Context, c Change, key, cohort string, for
 			return plan{}, domain.Errorf(domain.CodeConflict, "cohort %q changed while its gates were judged: try again", cohort)
 		}
 		if auto {
-			if err := autopilotMayMove(ms, now); err != nil {
+			if err := autopilotMayMove(cur, ms, cohort, now); err != nil {
 				return plan{}, err
 			}
 		}

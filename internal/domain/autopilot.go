@@ -97,6 +97,9 @@ func (w AutopilotWindow) validate() error {
 	if to <= from {
 		return fmt.Errorf("to (%s) must be after from (%s) on the same day: split a window across midnight in two", w.To, w.From)
 	}
+	if strings.EqualFold(w.TimeZone, "Local") {
+		return fmt.Errorf("timeZone \"Local\" is each replica's own zone: name the zone, such as Europe/Amsterdam")
+	}
 	if _, err := w.location(); err != nil {
 		return fmt.Errorf("timeZone %q is not an IANA time zone such as Europe/Amsterdam", w.TimeZone)
 	}

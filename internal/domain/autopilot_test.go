@@ -73,6 +73,7 @@ func TestAutopilotPolicyValidate(t *testing.T) {
 		"empty":              day(AutopilotWindow{Days: []string{"mon"}, From: "10:00", To: "10:00"}),
 		"across midnight":    day(AutopilotWindow{Days: []string{"mon"}, From: "22:00", To: "02:00"}),
 		"zone":               day(AutopilotWindow{Days: []string{"mon"}, From: "09:00", To: "10:00", TimeZone: "Europe/Atlantis"}),
+		"Local":              day(AutopilotWindow{Days: []string{"mon"}, From: "09:00", To: "10:00", TimeZone: "Local"}),
 		"negative bound":     {MaxAdvancesPerDay: -1},
 		"bound too high":     {MaxAdvancesPerDay: MaxAutopilotAdvancesInDay + 1},
 	} {
