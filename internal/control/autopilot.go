@@ -161,14 +161,7 @@ func (s *Service) AutopilotStep(ctx context.Context, key string) (wire.Autopilot
 // ends. Replicas may all run it: a step that lost to another's is refused
 // under the change lock and logged at debug level.
 func (s *Service) RunAutopilot(ctx context.Context, period time.Duration) {
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, period, func() {
 		cur := s.State()
 		for _, key := range cur.order {
 			if a := cur.Migrations[key].Autopilot; a == nil || !a.Enabled {
@@ -183,7 +176,7 @@ func (s *Service) RunAutopilot(ctx context.Context, period time.Duration) {
 				s.log.Warn("autopilot step failed; trying again", "migration", key, "err", err)
 			}
 		}
-	}
+	})
 }
 
 // autopilotMayMove checks under the change lock what AutopilotStep

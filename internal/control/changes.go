@@ -551,18 +551,11 @@ func (s *Service) ExpireChanges(ctx context.Context) (int, error) {
 // RunChangeExpiry calls ExpireChanges every period until ctx ends; serve
 // runs it. A failure is logged and tried again at the next period.
 func (s *Service) RunChangeExpiry(ctx context.Context, period time.Duration) {
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, period, func() {
 		if _, err := s.ExpireChanges(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("expiring change requests failed; trying again", "err", err)
 		}
-	}
+	})
 }
 
 func plural(n int, one, many string) string {

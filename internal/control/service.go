@@ -359,3 +359,19 @@ func storeError(what string, err error) error {
 	}
 	return domain.Internal(what, err)
 }
+
+// every calls fn each period until ctx ends: the loop of the service's
+// background work (expiring change requests, the autopilots, the watch of
+// routers).
+func every(ctx context.Context, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}

@@ -53,17 +53,8 @@ func NewRouterWatch(svc *Service) *RouterWatch {
 }
 
 // Run looks every interval until ctx ends.
-func (w *RouterWatch) Run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			w.Check(ctx)
-		}
-	}
+func (w *RouterWatch) Run(ctx context.Context, period time.Duration) {
+	every(ctx, period, func() { w.Check(ctx) })
 }
 
 // Check looks at the routers once, by the service's clock, and notices

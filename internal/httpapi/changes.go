@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/gorilla/mux"
@@ -65,27 +66,17 @@ func (a *API) getChange(w http.ResponseWriter, r *http.Request, _ principal) err
 // (optional): the change request after the approval, applied or failed
 // when it was the last one needed.
 func (a *API) approveChange(w http.ResponseWriter, r *http.Request, p principal) error {
-	id, err := changeID(r)
-	if err != nil {
-		return err
-	}
-	var req struct {
-		Reason string `json:"reason"`
-	}
-	if err := decode(w, r, &req, true); err != nil {
-		return err
-	}
-	c, err := a.svc.Approve(r.Context(), p.change(req.Reason), id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, c)
-	return nil
+	return a.endChange(w, r, p, a.svc.Approve)
 }
 
 // rejectChange serves POST /v1/changes/{id}/reject, body {"reason"}
 // (required).
 func (a *API) rejectChange(w http.ResponseWriter, r *http.Request, p principal) error {
+	return a.endChange(w, r, p, a.svc.Reject)
+}
+
+func (a *API) endChange(w http.ResponseWriter, r *http.Request, p principal,
+	act func(ctx context.Context, c control.Change, id string) (domain.ChangeRequest, error)) error {
 	id, err := changeID(r)
 	if err != nil {
 		return err
@@ -96,7 +87,7 @@ func (a *API) rejectChange(w http.ResponseWriter, r *http.Request, p principal) 
 	if err := decode(w, r, &req, true); err != nil {
 		return err
 	}
-	c, err := a.svc.Reject(r.Context(), p.change(req.Reason), id)
+	c, err := act(r.Context(), p.change(req.Reason), id)
 	if err != nil {
 		return err
 	}
