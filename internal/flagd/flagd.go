@@ -211,3 +211,12 @@ func (c *Cache) Get(s *flags.Snapshot, selector string) (Doc, error) {
 	}
 	return d, err
 }
+
+// SetMetadata returns the flag set's metadata of s, as Encode writes it.
+func SetMetadata(s *flags.Snapshot) map[string]any {
+	m := map[string]any{"flagSetId": FlagSetID, "version": strconv.FormatUint(s.Version, 10)}
+	if s.StoreID != "" {
+		m["storeId"] = s.StoreID
+	}
+	return m
+}
