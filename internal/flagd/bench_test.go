@@ -121,3 +121,31 @@ func BenchmarkEncode(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLoad measures what each flagd provider pays to take a new
+// configuration of a 1,000-partner migration (flagd's SetState: schema
+// validation, decoding, its store), and of the same migration reverted.
+func BenchmarkLoad(b *testing.B) {
+	s := benchSnapshot(1000)
+	reverted := benchSnapshot(1000)
+	reverted.Migrations["m"].Reverted = true
+	for _, tc := range []struct {
+		name string
+		s    *flags.Snapshot
+	}{{"partners=1000", s}, {"reverted", reverted}} {
+		doc, err := flagd.Encode(tc.s, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			ev := flagdtest.New(b)
+			ev.Load(b, doc.JSON)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := ev.Set(doc.JSON); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/switchbackhq/switchback/flags"
+	"github.com/switchbackhq/switchback/internal/boltstore"
 	"github.com/switchbackhq/switchback/internal/boltstore/bolttest"
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
@@ -41,8 +42,9 @@ var (
 // env is a control service on a real bbolt file (without fsync, for
 // speed) and its flag sync service on a loopback listener.
 type env struct {
-	svc  *control.Service
-	addr *net.TCPAddr
+	svc   *control.Service
+	store *boltstore.Store
+	addr  *net.TCPAddr
 }
 
 func newEnv(t testing.TB) *env {
@@ -54,7 +56,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{svc: svc, addr: serveSync(t, flagdsync.ControlSource(svc))}
+	return &env{svc: svc, store: store, addr: serveSync(t, flagdsync.ControlSource(svc))}
 }
 
 // serveSync serves the sync service of src on 127.0.0.1 until the test

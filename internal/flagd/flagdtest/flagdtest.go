@@ -42,12 +42,18 @@ func New(tb testing.TB) *Evaluator {
 func (e *Evaluator) Load(tb testing.TB, doc []byte) {
 	tb.Helper()
 	Validate(tb, doc)
-	if err := e.json.SetState(sync.DataSync{FlagData: string(doc), Source: "switchback"}); err != nil {
+	if err := e.Set(doc); err != nil {
 		tb.Fatalf("flagd refused the configuration: %v", err)
 	}
 	for _, l := range e.logs.TakeAll() {
 		tb.Errorf("flagd warned while loading the configuration: %s %v", l.Message, l.ContextMap())
 	}
+}
+
+// Set gives doc to flagd as a sync message, without Load's checks: what a
+// flagd provider does with each configuration it receives.
+func (e *Evaluator) Set(doc []byte) error {
+	return e.json.SetState(sync.DataSync{FlagData: string(doc), Source: "switchback"})
 }
 
 // String evaluates a string flag for targetingKey ("" for none) as
