@@ -24,6 +24,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/datadir"
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/flagdsync"
 	"github.com/switchbackhq/switchback/internal/httpapi"
 	"github.com/switchbackhq/switchback/internal/httpserve"
 	"github.com/switchbackhq/switchback/internal/ingress"
@@ -68,6 +69,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "longest time to read a request; a body still incomplete gets 408 ($SWITCHBACK_READ_TIMEOUT)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate (chain) file: serve HTTPS ($SWITCHBACK_TLS_CERT)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key file for --tls-cert ($SWITCHBACK_TLS_KEY)")
+	fs.StringVar(&cfg.FlagdSync, "flagd-sync", cfg.FlagdSync,
+		"host:port of the flagd sync service for flagd's in-process providers, such as 127.0.0.1:8015; none when empty ($SWITCHBACK_FLAGD_SYNC)")
+	fs.StringVar(&cfg.FlagdSyncTLSCert, "flagd-sync-tls-cert", cfg.FlagdSyncTLSCert, "PEM certificate (chain) file: the flagd sync service speaks TLS ($SWITCHBACK_FLAGD_SYNC_TLS_CERT)")
+	fs.StringVar(&cfg.FlagdSyncTLSKey, "flagd-sync-tls-key", cfg.FlagdSyncTLSKey, "PEM private key file for --flagd-sync-tls-cert ($SWITCHBACK_FLAGD_SYNC_TLS_KEY)")
 	proxies := fs.String("trusted-proxies", strings.Join(cfg.TrustedProxies, ","),
 		"comma-separated CIDRs of proxies whose X-Forwarded-Proto is believed ($SWITCHBACK_TRUSTED_PROXIES)")
 	fs.StringVar(&cfg.Store, "store", cfg.Store, "control store: empty for bbolt in --data, or etcd://HOST:PORT[,HOST:PORT…] shared by replicas ($SWITCHBACK_STORE)")
@@ -101,6 +106,13 @@ snapshot versions, and refuses changes (503, Retry-After) while it cannot
 reach etcd. The data directory then holds only this replica's ingress
 journal. etcd credentials come from $SWITCHBACK_ETCD_USERNAME and
 $SWITCHBACK_ETCD_PASSWORD. See the README, "Run it highly available".
+
+With --flagd-sync ADDR, serve also serves flagd's sync protocol
+(flagd.sync.v1.FlagSyncService, gRPC) on ADDR, for flagd's providers in
+in-process mode in any language: each migration KEY as the flags KEY and
+KEY:shadow. It asks for no token and exposes partner ids and stages: keep
+ADDR on loopback (127.0.0.1:8015), or use --flagd-sync-tls-cert and
+--flagd-sync-tls-key. See the README, "Routers in other languages".
 
 The session cookie of the web UI is Secure on HTTPS requests: with
 --tls-cert and --tls-key, or behind a proxy in --trusted-proxies that sends
@@ -198,6 +210,13 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 		closeJournal()
 		return err
 	}
+	stopFlagdSync, err := startFlagdSync(ctx, cfg, svc, reg, log, stdout)
+	if err != nil {
+		ln.Close()
+		closeJournal()
+		return err
+	}
+	defer stopFlagdSync()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var apiOpts []httpapi.Option
@@ -300,8 +319,49 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	// Snapshot streams never go idle by themselves: api.Close ends them.
-	return httpserve.Serve(ctx, srv, ln, log, api.Close, closeIngress)
+	// Snapshot streams never go idle by themselves: api.Close ends them,
+	// and the flagd sync service's stop ends its own.
+	return httpserve.Serve(ctx, srv, ln, log, func() { api.Close(); stopFlagdSync() }, closeIngress)
+}
+
+// startFlagdSync serves the flagd sync service on cfg.FlagdSync, if set,
+// until the returned stop is called (stop may be called again). Its errors
+// are the TLS files' and the listen's.
+func startFlagdSync(ctx context.Context, cfg config.Serve, svc *control.Service, reg prometheus.Registerer, log *slog.Logger, stdout io.Writer) (stop func(), err error) {
+	if cfg.FlagdSync == "" {
+		return func() {}, nil
+	}
+	var tlsConfig *tls.Config
+	if cfg.FlagdSyncTLSCert != "" {
+		if tlsConfig, err = httpserve.LoadTLS(cfg.FlagdSyncTLSCert, cfg.FlagdSyncTLSKey); err != nil {
+			return nil, fmt.Errorf("--flagd-sync-tls-cert/--flagd-sync-tls-key: %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.FlagdSync)
+	if err != nil {
+		return nil, fmt.Errorf("--flagd-sync: listen on %s: %w", cfg.FlagdSync, err)
+	}
+	tcp, _ := ln.Addr().(*net.TCPAddr)
+	if tlsConfig == nil && (tcp == nil || !tcp.IP.IsLoopback()) {
+		log.Warn("the flagd sync service listens beyond loopback without TLS: whoever reaches it reads partner ids and stages; give --flagd-sync-tls-cert and --flagd-sync-tls-key",
+			"addr", ln.Addr().String())
+	}
+	mode := "plaintext"
+	if tlsConfig != nil {
+		mode = "TLS"
+	}
+	fmt.Fprintf(stdout, "switchback: flagd sync (%s) on %s\n", mode, ln.Addr())
+	srv := flagdsync.New(flagdsync.ControlSource(svc), log, reg)
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(sctx, ln, tlsConfig); err != nil {
+			log.Error("the flagd sync service stopped", "err", err)
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); <-done }) }, nil
 }
 
 // partnerOf gives the reconciliations a partner as the control service

@@ -50,6 +50,12 @@ type Serve struct {
 	// EtcdUsername and EtcdPassword authenticate to etcd; only from the
 	// environment, like AdminToken.
 	EtcdUsername, EtcdPassword string
+	// FlagdSync is the host:port of the flagd sync service (package
+	// flagdsync) for flagd's in-process providers; "" serves none. It
+	// exposes partner ids and stages without authentication: loopback,
+	// or TLS with FlagdSyncTLSCert and FlagdSyncTLSKey (PEM files).
+	FlagdSync                         string
+	FlagdSyncTLSCert, FlagdSyncTLSKey string
 	// SecretsKeyFile holds the keys that seal partners' webhook secrets
 	// in etcd, the first sealing (etcdstore.ReadKeysFile); required with
 	// an etcd store.
@@ -78,6 +84,8 @@ func (c *Serve) FromEnv(getenv func(string) string) error {
 		"SWITCHBACK_ETCD_CA": &c.EtcdCA, "SWITCHBACK_ETCD_CERT": &c.EtcdCert, "SWITCHBACK_ETCD_KEY": &c.EtcdKey,
 		"SWITCHBACK_ETCD_USERNAME": &c.EtcdUsername, "SWITCHBACK_ETCD_PASSWORD": &c.EtcdPassword,
 		"SWITCHBACK_SECRETS_KEY_FILE": &c.SecretsKeyFile,
+		"SWITCHBACK_FLAGD_SYNC":       &c.FlagdSync, "SWITCHBACK_FLAGD_SYNC_TLS_CERT": &c.FlagdSyncTLSCert,
+		"SWITCHBACK_FLAGD_SYNC_TLS_KEY": &c.FlagdSyncTLSKey,
 	} {
 		if v := getenv(name); v != "" {
 			*dst = v
@@ -129,7 +137,27 @@ func (c Serve) Validate() error {
 	if _, err := webui.ParseProxies(c.TrustedProxies); err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
+	if err := c.validateFlagdSync(); err != nil {
+		return err
+	}
 	return c.validateStore()
+}
+
+// validateFlagdSync checks the flagd sync service's settings.
+func (c Serve) validateFlagdSync() error {
+	if c.FlagdSync == "" {
+		if c.FlagdSyncTLSCert != "" || c.FlagdSyncTLSKey != "" {
+			return errors.New("--flagd-sync-tls-cert and --flagd-sync-tls-key go with --flagd-sync ADDR")
+		}
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(c.FlagdSync); err != nil {
+		return fmt.Errorf("--flagd-sync %q must be host:port, such as 127.0.0.1:8015: %w", c.FlagdSync, err)
+	}
+	if (c.FlagdSyncTLSCert == "") != (c.FlagdSyncTLSKey == "") {
+		return errors.New("--flagd-sync-tls-cert and --flagd-sync-tls-key go together: give both or neither")
+	}
+	return nil
 }
 
 // validateStore checks the etcd settings, which only an etcd store takes.

@@ -63,3 +63,37 @@ func TestServeConfigTLSAndProxies(t *testing.T) {
 		})
 	}
 }
+
+func TestServeConfigFlagdSync(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    string
+		wantErr string
+	}{
+		{"off by default", nil, "", ""},
+		{"from the environment", map[string]string{"SWITCHBACK_FLAGD_SYNC": "127.0.0.1:8015"}, "127.0.0.1:8015", ""},
+		{"with TLS", map[string]string{"SWITCHBACK_FLAGD_SYNC": "127.0.0.1:8015",
+			"SWITCHBACK_FLAGD_SYNC_TLS_CERT": "c.pem", "SWITCHBACK_FLAGD_SYNC_TLS_KEY": "k.pem"}, "127.0.0.1:8015", ""},
+		{"no port", map[string]string{"SWITCHBACK_FLAGD_SYNC": "localhost"}, "", "host:port"},
+		{"a cert without its key", map[string]string{"SWITCHBACK_FLAGD_SYNC": "127.0.0.1:8015",
+			"SWITCHBACK_FLAGD_SYNC_TLS_CERT": "c.pem"}, "", "go together"},
+		{"TLS without the service", map[string]string{"SWITCHBACK_FLAGD_SYNC_TLS_CERT": "c.pem",
+			"SWITCHBACK_FLAGD_SYNC_TLS_KEY": "k.pem"}, "", "go with --flagd-sync"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultServe()
+			err := cfg.FromEnv(func(k string) string { return tt.env[k] })
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if tt.wantErr == "" && (err != nil || cfg.FlagdSync != tt.want) {
+				t.Fatalf("FlagdSync = %q, err = %v; want %q and no error", cfg.FlagdSync, err, tt.want)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want one with %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/flagd"
 )
 
 // API is the control service's HTTP API.
@@ -26,6 +27,9 @@ type API struct {
 	opts        options
 	closing     chan struct{}
 	closeOnce   sync.Once
+	// flagd holds GET /v1/flagd/flags.json's documents of the current
+	// snapshot, encoded once per version.
+	flagd flagd.Cache
 }
 
 type options struct {
@@ -152,6 +156,7 @@ func (a *API) endpoints() []endpoint {
 		{post, "/v1/evaluate", "evaluate", viewer, a.evaluate},
 		{get, "/v1/snapshot", "snapshot", viewer, a.snapshot},
 		{get, "/v1/snapshot/stream", "snapshot.stream", viewer, a.stream},
+		{get, "/v1/flagd/flags.json", "flagd.flags", viewer, a.flagdFlags},
 		{post, "/v1/reports", "reports", router, a.report},
 		{get, "/v1/routers", "routers", viewer, a.listRouters},
 		{post, "/ofrep/v1/evaluate/flags/{key}", "ofrep.evaluate", viewer, a.ofrepEvaluate},

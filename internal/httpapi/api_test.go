@@ -437,6 +437,7 @@ func TestRolesByEndpoint(t *testing.T) {
 		{"global revert", http.MethodPost, "/v1/revert", obj{"reason": "table"}, "operator"},
 		{"evaluate", http.MethodPost, "/v1/evaluate", obj{"flag": "tickets", "context": obj{"targetingKey": "acme"}}, "viewer"},
 		{"snapshot", http.MethodGet, "/v1/snapshot", nil, "viewer"},
+		{"flagd flags", http.MethodGet, "/v1/flagd/flags.json", nil, "viewer"},
 		{"audit", http.MethodGet, "/v1/audit?limit=5", nil, "viewer"},
 		{"partner noise", http.MethodGet, mig + "/partners/acme/noise", nil, "viewer"},
 		{"noise pin", http.MethodPut, mig + "/noise", obj{"eventType": "ticket", "path": "ticket:fields.processedAt", "as": "noise", "reason": "table"}, "operator"},
