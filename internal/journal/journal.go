@@ -28,6 +28,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -485,7 +486,11 @@ func appendEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
 		if err != nil {
 			return nil, err
 		}
-		if e.ID == "" {
+		switch {
+		case e.ID != "":
+		case e.DeliveryID != "":
+			e.ID = EventID(e.Partner, e.DeliveryID)
+		default:
 			e.ID = newID()
 		}
 		e.Seq, e.State = seq, StateJournaled
@@ -775,8 +780,24 @@ func partnerKey(partner string, at time.Time, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(k, seq)
 }
 
-// newID returns a random event id: ids must be unique across routers,
-// whose sequences are their own.
+// EventID is the id of the event of a partner's delivery, the
+// Idempotency-Key pipelines see: derived from the partner and the
+// delivery's dedup key alone, so that two routers that both journal a
+// retried delivery give it the same id, and a pipeline applies it once.
+// The derivation is part of the contract (docs/api.md, "Webhook
+// endpoint"): "evt_" and the first 12 bytes, in hex, of the SHA-256 of
+// "switchback.event.v1", the partner id and the dedup key, each followed
+// by a zero byte.
+func EventID(partner, delivery string) string {
+	h := sha256.New()
+	for _, part := range []string{"switchback.event.v1", partner, delivery} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return "evt_" + hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// newID returns a random event id, for an event without a dedup key.
 func newID() string {
 	var b [12]byte
 	rand.Read(b[:])
