@@ -53,24 +53,25 @@ func sign(id string, ts int64, body []byte) string {
 // env is a control service, both reference pipelines and a router wired as
 // serve wires them, all on real HTTP servers.
 type env struct {
-	svc           *control.Service
-	control       *httptest.Server
-	hooks         *httptest.Server
-	router        *ingress.Router
-	journal       *journal.Journal
-	legacy, newer *refpipe.Pipeline
-	legacySrv     *httptest.Server
-	legacyAt      swappable // what legacySrv serves, replaceable while it runs
-	stop          func()
-	journalPath   string
-	legacyFaults  refpipe.Faults
-	newFaults     refpipe.Faults
-	maxAttempts   int
-	maxBacklog    int
-	workers       int
-	now           func() time.Time // the router's clock; nil is time.Now
-	compare       domain.CompareRules
-	wrapNew       func(http.Handler) http.Handler // what the new pipeline's server serves, around refpipe
+	svc            *control.Service
+	control        *httptest.Server
+	hooks          *httptest.Server
+	router         *ingress.Router
+	journal        *journal.Journal
+	legacy, newer  *refpipe.Pipeline
+	legacySrv      *httptest.Server
+	legacyAt       swappable // what legacySrv serves, replaceable while it runs
+	stop           func()
+	journalPath    string
+	legacyFaults   refpipe.Faults
+	newFaults      refpipe.Faults
+	maxAttempts    int
+	maxBacklog     int
+	partnerBacklog int
+	workers        int
+	now            func() time.Time // the router's clock; nil is time.Now
+	compare        domain.CompareRules
+	wrapNew        func(http.Handler) http.Handler // what the new pipeline's server serves, around refpipe
 }
 
 type envOption func(*env)
@@ -84,6 +85,8 @@ func withAttempts(n int) envOption { return func(e *env) { e.maxAttempts = n } }
 func withBacklog(n int) envOption { return func(e *env) { e.maxBacklog = n } }
 
 func withWorkers(n int) envOption { return func(e *env) { e.workers = n } }
+
+func withPartnerBacklog(n int) envOption { return func(e *env) { e.partnerBacklog = n } }
 
 func withClock(now func() time.Time) envOption { return func(e *env) { e.now = now } }
 
@@ -151,7 +154,7 @@ func (e *env) start(t testing.TB) {
 	// would dial anew.
 	transport := &http.Transport{MaxIdleConnsPerHost: e.workers}
 	rt, err := ingress.New(ingress.Options{Journal: j, Flags: api.NewClient(), Logger: quiet, Workers: e.workers,
-		MaxAttempts: e.maxAttempts, MaxBacklog: e.maxBacklog, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		MaxAttempts: e.maxAttempts, MaxBacklog: e.maxBacklog, PartnerBacklog: e.partnerBacklog, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 		Pipelines:      &pipelineclient.Client{HTTP: &http.Client{Transport: transport}, Timeout: 5 * time.Second},
 		ReconcileEvery: 50 * time.Millisecond, Now: e.now})
 	if err != nil {

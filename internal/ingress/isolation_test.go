@@ -1,0 +1,153 @@
+package ingress_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
+)
+
+// holdHot holds the pipeline calls for hotEntity until release is closed,
+// and records the n of each in the order the calls came; it passes the
+// others on at once.
+type holdHot struct {
+	next    http.Handler
+	release chan struct{}
+	mu      sync.Mutex
+	order   []int
+}
+
+func (h *holdHot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var ev pipelineclient.Event
+	body, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err == nil {
+		err = json.Unmarshal(body, &ev)
+	}
+	if err != nil {
+		http.Error(w, "the body is not an event", http.StatusBadRequest)
+		return
+	}
+	if ev.EntityID == hotEntity {
+		var p struct {
+			Data struct{ N int } `json:"data"`
+		}
+		json.Unmarshal(ev.Payload, &p)
+		h.mu.Lock()
+		h.order = append(h.order, p.Data.N)
+		h.mu.Unlock()
+		select {
+		case <-h.release:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	h.next.ServeHTTP(w, r)
+}
+
+// calls returns the n of the hot entity's calls, a call retried after a
+// timeout counted once: what the pipeline applied, in order.
+func (h *holdHot) calls() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Compact(slices.Clone(h.order))
+}
+
+// A partner updating one ticket over and over, while the pipeline holds
+// that ticket's deliveries, fills its share of the backlog and is answered
+// 429 with Retry-After; ten other partners' webhooks are taken meanwhile,
+// and delivered; once the pipeline lets the ticket's deliveries through,
+// it sees them in the order they were sent, and the partner is taken
+// again.
+func TestAHotEntityBurstIsRefusedForItsPartnerOnly(t *testing.T) {
+	const share, others, perPartner = 20, 10, 15
+	e := newEnv(t, withBacklog(200), withPartnerBacklog(share), withAttempts(1000))
+	hold := &holdHot{next: e.legacy, release: make(chan struct{})}
+	e.legacyAt.set(hold)
+	released := false
+	defer func() {
+		if !released {
+			close(hold.release)
+		}
+	}()
+	e.putPartner(t, "hot", domain.PSAGeneric, whsec)
+	for p := range others {
+		e.putPartner(t, fmt.Sprintf("steady-%02d", p), domain.PSAGeneric, whsec)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: others}}
+	defer client.CloseIdleConnections()
+	hot := func(n int) (int, string) {
+		t.Helper()
+		status, retryAfter, err := postHook(client, e.hooks.URL+"/hooks/hot", fmt.Sprintf("hot-%d", n), hotEntity, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return status, retryAfter
+	}
+
+	// One sender, one webhook after another: their order is the ticket's.
+	acked := 0
+	for ; ; acked++ {
+		status, retryAfter := hot(acked)
+		if status == http.StatusTooManyRequests {
+			if retryAfter == "" {
+				t.Errorf("429 to the hot partner without Retry-After")
+			}
+			break
+		}
+		if status != http.StatusAccepted {
+			t.Fatalf("hot webhook %d = %d, want 202 until its share is full", acked, status)
+		}
+		if acked > share+1 {
+			t.Fatalf("%d hot webhooks taken, more than the partner's share of %d and the one with a worker", acked, share)
+		}
+	}
+	if acked < share {
+		t.Errorf("the hot partner was refused after %d webhooks, before its share of %d was full", acked, share)
+	}
+
+	var wg sync.WaitGroup
+	for p := range others {
+		wg.Go(func() {
+			url := fmt.Sprintf("%s/hooks/steady-%02d", e.hooks.URL, p)
+			for i := range perPartner {
+				id := fmt.Sprintf("steady-%d-%d", p, i)
+				status, _, err := postHook(client, url, id, id, i)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if status != http.StatusAccepted {
+					t.Errorf("partner steady-%02d's webhook %d = %d beside the hot partner's burst, want 202", p, i, status)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Delivered too: the held ticket holds one worker, not the others.
+	waitFor(t, "the other partners' events applied", func() bool { return e.legacy.Applications() == others*perPartner })
+	if status, retryAfter := hot(acked); status != http.StatusTooManyRequests || retryAfter == "" {
+		t.Errorf("hot webhook while its share is full = %d with Retry-After %q, want 429 with one", status, retryAfter)
+	}
+
+	close(hold.release)
+	released = true
+	waitFor(t, "every event applied", func() bool { return e.pendingCount(t) == 0 })
+	want := make([]int, acked)
+	for i := range want {
+		want[i] = i
+	}
+	if got := hold.calls(); !slices.Equal(got, want) {
+		t.Errorf("the pipeline saw the hot ticket's updates in the order %v, want %v", got, want)
+	}
+	if status, _ := hot(acked + 1); status != http.StatusAccepted {
+		t.Errorf("hot webhook once drained = %d, want 202", status)
+	}
+}
