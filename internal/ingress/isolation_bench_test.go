@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/refpipe"
 )
 
 // hotEntity is the ticket a bursting partner updates over and over.
@@ -56,9 +58,11 @@ func countHot(next http.Handler, hot *atomic.Int64) http.Handler {
 
 // BenchmarkHotEntityBesideSteadyTraffic: ten partners send steady
 // traffic (one closed-loop sender each, a new ticket per webhook) to a
-// router with 32 workers, the reference pipeline and a journal on disk;
+// router with 32 workers, the reference pipeline answering in 2 ms and a
+// journal on disk;
 // in "burst", an eleventh partner updates one ticket over and over from
-// eight senders meanwhile. b.N is the ten partners' webhooks. The
+// 32 senders meanwhile, each waiting as long as a 429's Retry-After
+// says (and up to as long again), as a PSA does. b.N is the ten partners' webhooks. The
 // backlog is bounded at 2,000 events so that the burst meets the bounds
 // within seconds. It reports the ten partners' ack p99 and their 429s,
 // the hot partner's 429s, and the hot entity's deliveries per second.
@@ -73,8 +77,9 @@ func BenchmarkHotEntityBesideSteadyTraffic(b *testing.B) {
 }
 
 func benchHotEntity(b *testing.B, burst bool) {
-	const others, hotSenders, maxBacklog = 10, 8, 2000
-	e := newEnv(b, withWorkers(32), withBacklog(maxBacklog), withAttempts(1000))
+	const others, hotSenders, maxBacklog = 10, 32, 2000
+	e := newEnv(b, withWorkers(32), withBacklog(maxBacklog), withAttempts(1000),
+		withFaults(refpipe.Faults{Latency: 2 * time.Millisecond}, refpipe.Faults{}))
 	var hotDelivered atomic.Int64
 	e.legacyAt.set(countHot(e.legacy, &hotDelivered))
 	for i := range others {
@@ -96,7 +101,7 @@ func benchHotEntity(b *testing.B, burst bool) {
 						return
 					default:
 					}
-					status, _, err := postHook(client, e.hooks.URL+"/hooks/hot", fmt.Sprintf("hot-%d-%d", s, i), hotEntity, i)
+					status, retryAfter, err := postHook(client, e.hooks.URL+"/hooks/hot", fmt.Sprintf("hot-%d-%d", s, i), hotEntity, i)
 					switch {
 					case err != nil:
 						b.Error(err)
@@ -104,7 +109,15 @@ func benchHotEntity(b *testing.B, burst bool) {
 					case status == http.StatusAccepted:
 						hotAcked.Add(1)
 					case status == http.StatusTooManyRequests:
+						// As a PSA does, with jitter.
 						hotRefused.Add(1)
+						secs, _ := strconv.Atoi(retryAfter)
+						wait := time.Duration(secs) * time.Second
+						select {
+						case <-time.After(wait + rand.N(wait+1)):
+						case <-stop:
+							return
+						}
 					}
 				}
 			})
