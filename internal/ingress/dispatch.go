@@ -142,11 +142,11 @@ func (b *backlog) push(ev journal.Event) {
 func (b *backlog) take(ctx context.Context) (*entityQueue, journal.Event, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for len(b.ready) == 0 {
-		if ctx.Err() != nil {
-			return nil, journal.Event{}, false
-		}
+	for len(b.ready) == 0 && ctx.Err() == nil {
 		b.cond.Wait()
+	}
+	if ctx.Err() != nil {
+		return nil, journal.Event{}, false
 	}
 	q := b.ready[0]
 	b.ready[0] = nil
@@ -191,6 +191,23 @@ func (rt *Router) submit(ev journal.Event) {
 	rt.backlog.push(ev)
 }
 
+// resubmit hands back to delivery a pending event read from the journal
+// (at start, or by the reconciler), unless delivery holds it or its
+// outcome was written since it was read: delivery lets go of an event
+// once its outcome is written, and handing it out again would deliver it
+// twice, after its entity's later events.
+func (rt *Router) resubmit(ctx context.Context, ev journal.Event) {
+	if !rt.claim(ev.Seq) {
+		return
+	}
+	rt.metrics.inFlight.Inc()
+	if now, err := rt.opts.Journal.Get(ctx, ev.Seq); err != nil || now.State.Terminal() {
+		rt.settle(ev.Seq) // swept, or done
+		return
+	}
+	rt.backlog.push(ev)
+}
+
 // admit decides whether delivery's backlog takes a webhook of partner: nil,
 // or router_backlogged with a Retry-After while MaxBacklog events wait, or
 // PartnerBacklog of the partner's. The partner's own bound keeps one
@@ -210,8 +227,8 @@ func (rt *Router) admit(partner string) error {
 }
 
 // admitBackfill decides whether delivery's backlog takes a backfill's
-// events: while they would fill more than half of the backlog, or of a
-// partner's share, it answers router_backlogged with a Retry-After, so
+// events: while they would fill more than half of the backlog, or half of
+// a partner's share, it answers router_backlogged with a Retry-After, so
 // that live webhooks are not answered 429 because of a backfill. One call
 // goes in at least while the backlog (or the partner's share) is empty.
 func (rt *Router) admitBackfill(events []journal.Event) error {
@@ -226,7 +243,7 @@ func (rt *Router) admitBackfill(events []journal.Event) error {
 	for p, k := range n {
 		if b := rt.backlog.partner(p); b > 0 && b+k > rt.opts.PartnerBacklog/2 {
 			return &domain.Error{Code: domain.CodeRouterBacklogged, RetryAfter: time.Second,
-				Message: "partner " + quote(p) + "'s share of the router's delivery backlog is half full: a backfill waits for it to drain"}
+				Message: "the share of partner " + quote(p) + " in the router's delivery backlog is half full: a backfill waits for it to drain"}
 		}
 	}
 	return nil

@@ -53,7 +53,7 @@ func (rt *Router) reconcile(ctx context.Context) {
 		// A pending event no worker holds was dropped between journal and
 		// delivery (a cancelled request, a shutdown): deliver it.
 		if now.Sub(ev.ReceivedAt) > rt.opts.ReconcileEvery && rt.backlog.len() < int64(rt.opts.MaxBacklog) {
-			rt.submit(ev)
+			rt.resubmit(ctx, ev)
 		}
 	}
 	rt.metrics.stuck.Set(float64(stuck))

@@ -289,7 +289,7 @@ func (rt *Router) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		rt.submit(ev)
+		rt.resubmit(ctx, ev)
 	}
 	rt.resumeComparisons(ctx, due)
 	wg.Wait()
