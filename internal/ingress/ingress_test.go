@@ -53,25 +53,25 @@ func sign(id string, ts int64, body []byte) string {
 // env is a control service, both reference pipelines and a router wired as
 // serve wires them, all on real HTTP servers.
 type env struct {
-	svc            *control.Service
-	control        *httptest.Server
-	hooks          *httptest.Server
-	router         *ingress.Router
-	journal        *journal.Journal
-	legacy, newer  *refpipe.Pipeline
-	legacySrv      *httptest.Server
-	legacyAt       swappable // what legacySrv serves, replaceable while it runs
-	stop           func()
-	journalPath    string
-	legacyFaults   refpipe.Faults
-	newFaults      refpipe.Faults
-	maxAttempts    int
-	maxBacklog     int
-	partnerBacklog int
-	workers        int
-	now            func() time.Time // the router's clock; nil is time.Now
-	compare        domain.CompareRules
-	wrapNew        func(http.Handler) http.Handler // what the new pipeline's server serves, around refpipe
+	svc           *control.Service
+	control       *httptest.Server
+	hooks         *httptest.Server
+	router        *ingress.Router
+	journal       *journal.Journal
+	legacy, newer *refpipe.Pipeline
+	legacySrv     *httptest.Server
+	legacyAt      swappable // what legacySrv serves, replaceable while it runs
+	stop          func()
+	journalPath   string
+	legacyFaults  refpipe.Faults
+	newFaults     refpipe.Faults
+	maxAttempts   int
+	maxBacklog    int
+	now           func() time.Time // the router's clock; nil is time.Now
+	compare       domain.CompareRules
+	wrapNew       func(http.Handler) http.Handler // what the new pipeline's server serves, around refpipe
+
+	workers, partnerBacklog int // the router's delivery workers and a partner's share of its backlog
 }
 
 type envOption func(*env)

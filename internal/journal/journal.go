@@ -329,8 +329,8 @@ func (j *Journal) Complete(ctx context.Context, seq uint64, out Outcome) error {
 // room in the queue, not for the outcome to be written: done is called
 // with what Complete would return once it is written or failed. Outcomes
 // are written in the order they are queued (one transaction, or one
-// after another), so that when one is on disk, so is every outcome queued
-// before it. done runs on the committer's goroutine: it must be quick and
+// after another), so that when one is on disk, every outcome queued
+// before it is on disk too, or failed. done runs on the committer's goroutine: it must be quick and
 // must not call the journal. If the outcome cannot be queued (ctx ends
 // while the queue is full, or the journal is closed), CompleteLater
 // returns the error and done is not called.
