@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/refpipe"
 )
 
@@ -288,7 +287,7 @@ func TestKill9RedeliversAnEntityInOrder(t *testing.T) {
 
 	// What the journal holds: the updates without an outcome must be the
 	// last ones, from some k on.
-	j, err := ingress.OpenJournal(filepath.Join(data, "ingress"))
+	j, err := openJournal(filepath.Join(data, "ingress"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,10 +303,10 @@ func TestKill9RedeliversAnEntityInOrder(t *testing.T) {
 		}
 	}
 	k := acked - len(left)
-	if !slices.Equal(left, count(k, acked)) {
+	if !slices.Equal(left, ints(k, acked)) {
 		t.Fatalf("updates without an outcome after the kill = %v, want %d to %d", left, k, acked-1)
 	}
-	if len(before) < k || !slices.Equal(before, count(0, len(before))) {
+	if len(before) < k || !slices.Equal(before, ints(0, len(before))) {
 		t.Fatalf("before the kill the pipeline saw %v, want 0 to at least %d in order", before, k-1)
 	}
 	t.Logf("killed with %d updates acknowledged, %d delivered, %d of them with their outcome on disk", acked, len(before), k)
@@ -320,7 +319,7 @@ func TestKill9RedeliversAnEntityInOrder(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if after := called(restart); !slices.Equal(after, count(k, acked)) {
+	if after := called(restart); !slices.Equal(after, ints(k, acked)) {
 		t.Errorf("after the restart the pipeline saw %v, want %d to %d in order", after, k, acked-1)
 	}
 }
@@ -348,8 +347,8 @@ func mustJSON(t *testing.T, v any) []byte {
 	return b
 }
 
-// count returns from, from+1, …, to-1.
-func count(from, to int) []int {
+// ints returns from, from+1, …, to-1.
+func ints(from, to int) []int {
 	out := []int{}
 	for i := from; i < to; i++ {
 		out = append(out, i)

@@ -17,32 +17,6 @@ import (
 	"github.com/switchbackhq/switchback/internal/refpipe"
 )
 
-// hotEntity is the ticket a bursting partner updates over and over.
-const hotEntity = "HOT-1"
-
-// postHook sends a signed Standard Webhooks delivery updating ticket
-// entity, with n in its data, and returns the status and Retry-After.
-func postHook(client *http.Client, url, id, entity string, n int) (int, string, error) {
-	body := fmt.Appendf(nil, `{"type":"ticket.updated","timestamp":%q,"data":{"id":%q,"n":%d}}`,
-		time.Now().UTC().Format(time.RFC3339), entity, n)
-	ts := time.Now().Unix()
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("webhook-id", id)
-	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	req.Header.Set("webhook-signature", sign(id, ts, body))
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get("Retry-After"), nil
-}
-
 // countHot counts the pipeline calls for hotEntity before passing them on.
 func countHot(next http.Handler, hot *atomic.Int64) http.Handler {
 	marker := []byte(`"entityId":"` + hotEntity + `"`)
