@@ -75,7 +75,7 @@ func benchHotEntity(b *testing.B, burst bool) {
 						return
 					default:
 					}
-					status, retryAfter, err := postHook(client, e.hooks.URL+"/hooks/hot", fmt.Sprintf("hot-%d-%d", s, i), hotEntity, i)
+					status, why, err := postHook(client, e.hooks.URL+"/hooks/hot", fmt.Sprintf("hot-%d-%d", s, i), hotEntity, i)
 					switch {
 					case err != nil:
 						b.Error(err)
@@ -85,7 +85,7 @@ func benchHotEntity(b *testing.B, burst bool) {
 					case status == http.StatusTooManyRequests:
 						// As a PSA does, with jitter.
 						hotRefused.Add(1)
-						secs, _ := strconv.Atoi(retryAfter)
+						secs, _ := strconv.Atoi(why.retryAfter)
 						wait := time.Duration(secs) * time.Second
 						select {
 						case <-time.After(wait + rand.N(wait+1)):

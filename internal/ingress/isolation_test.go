@@ -19,15 +19,19 @@ import (
 // hotEntity is the ticket a bursting partner updates over and over.
 const hotEntity = "HOT-1"
 
+// refusal is what a webhook's answer says when it is not 202.
+type refusal struct{ code, retryAfter string }
+
 // postHook sends a signed Standard Webhooks delivery updating ticket
-// entity, with n in its data, and returns the status and Retry-After.
-func postHook(client *http.Client, url, id, entity string, n int) (int, string, error) {
+// entity, with n in its data, and returns the status and, unless 202, the
+// error code and Retry-After.
+func postHook(client *http.Client, url, id, entity string, n int) (int, refusal, error) {
 	body := fmt.Appendf(nil, `{"type":"ticket.updated","timestamp":%q,"data":{"id":%q,"n":%d}}`,
 		time.Now().UTC().Format(time.RFC3339), entity, n)
 	ts := time.Now().Unix()
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return 0, "", err
+		return 0, refusal{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("webhook-id", id)
@@ -35,11 +39,18 @@ func postHook(client *http.Client, url, id, entity string, n int) (int, string, 
 	req.Header.Set("webhook-signature", sign(id, ts, body))
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, "", err
+		return 0, refusal{}, err
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get("Retry-After"), nil
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusAccepted {
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, refusal{}, nil
+	}
+	var ans struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	json.NewDecoder(resp.Body).Decode(&ans)
+	return resp.StatusCode, refusal{ans.Error.Code, resp.Header.Get("Retry-After")}, nil
 }
 
 // holdHot holds the pipeline calls for hotEntity until release is closed,
@@ -111,22 +122,23 @@ func TestAHotEntityBurstIsRefusedForItsPartnerOnly(t *testing.T) {
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: others}}
 	defer client.CloseIdleConnections()
-	hot := func(n int) (int, string) {
+	hot := func(n int) (int, refusal) {
 		t.Helper()
-		status, retryAfter, err := postHook(client, e.hooks.URL+"/hooks/hot", fmt.Sprintf("hot-%d", n), hotEntity, n)
+		status, why, err := postHook(client, e.hooks.URL+"/hooks/hot", fmt.Sprintf("hot-%d", n), hotEntity, n)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return status, retryAfter
+		return status, why
 	}
+	backlogged := refusal{domain.CodeRouterBacklogged, "5"}
 
 	// One sender, one webhook after another: their order is the ticket's.
 	acked := 0
 	for ; ; acked++ {
-		status, retryAfter := hot(acked)
+		status, why := hot(acked)
 		if status == http.StatusTooManyRequests {
-			if retryAfter == "" {
-				t.Errorf("429 to the hot partner without Retry-After")
+			if why != backlogged {
+				t.Errorf("429 to the hot partner with %+v, want %+v", why, backlogged)
 			}
 			break
 		}
@@ -147,13 +159,13 @@ func TestAHotEntityBurstIsRefusedForItsPartnerOnly(t *testing.T) {
 			url := fmt.Sprintf("%s/hooks/steady-%02d", e.hooks.URL, p)
 			for i := range perPartner {
 				id := fmt.Sprintf("steady-%d-%d", p, i)
-				status, _, err := postHook(client, url, id, id, i)
+				status, why, err := postHook(client, url, id, id, i)
 				if err != nil {
 					t.Error(err)
 					return
 				}
 				if status != http.StatusAccepted {
-					t.Errorf("partner steady-%02d's webhook %d = %d beside the hot partner's burst, want 202", p, i, status)
+					t.Errorf("partner steady-%02d's webhook %d = %d %+v beside the hot partner's burst, want 202", p, i, status, why)
 				}
 			}
 		})
@@ -161,8 +173,8 @@ func TestAHotEntityBurstIsRefusedForItsPartnerOnly(t *testing.T) {
 	wg.Wait()
 	// Delivered too: the held ticket holds one worker, not the others.
 	waitFor(t, "the other partners' events applied", func() bool { return e.legacy.Applications() == others*perPartner })
-	if status, retryAfter := hot(acked); status != http.StatusTooManyRequests || retryAfter == "" {
-		t.Errorf("hot webhook while its share is full = %d with Retry-After %q, want 429 with one", status, retryAfter)
+	if status, why := hot(acked); status != http.StatusTooManyRequests || why != backlogged {
+		t.Errorf("hot webhook while its share is full = %d %+v, want 429 %+v", status, why, backlogged)
 	}
 
 	close(hold.release)
