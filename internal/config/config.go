@@ -245,12 +245,14 @@ func (c *Ingress) FromEnv(getenv func(string) string) error {
 		}
 		c.BodyLimit = n
 	}
-	if v := getenv("SWITCHBACK_WORKERS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("SWITCHBACK_WORKERS: %w", err)
+	for name, dst := range map[string]*int{"SWITCHBACK_WORKERS": &c.Workers, "SWITCHBACK_PARTNER_BACKLOG": &c.PartnerBacklog} {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			*dst = n
 		}
-		c.Workers = n
 	}
 	if v := getenv("SWITCHBACK_INIT"); v != "" {
 		b, err := strconv.ParseBool(v)

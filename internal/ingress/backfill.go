@@ -17,15 +17,16 @@ import (
 // partner and delivery id were journaled before is a duplicate, sent
 // nowhere. The events must come with their ID and DeliveryID.
 //
-// A backfill may fill half of delivery's backlog at most (one call at
-// least while the backlog is empty), so that live webhooks are not
-// answered 429 because of it.
+// A backfill may fill half of delivery's backlog, and half of each
+// partner's share of it, at most (one call at least while they are
+// empty), so that live webhooks are not answered 429 because of it
+// (admitBackfill).
 //
 // Errors are *domain.Error: not_found for a partner the router does not
 // know; router_backlogged (with RetryAfter) while the backfill's half of
-// delivery's backlog is full and journal_busy (with RetryAfter) while the
-// journal's queue is, nothing of the call journaled; internal for any
-// other failure of the journal.
+// delivery's backlog, or of a partner's share, is full and journal_busy
+// (with RetryAfter) while the journal's queue is, nothing of the call
+// journaled; internal for any other failure of the journal.
 func (rt *Router) Backfill(ctx context.Context, events []journal.Event) ([]journal.Appended, error) {
 	tbl, _ := rt.table()
 	for _, e := range events {
@@ -33,9 +34,8 @@ func (rt *Router) Backfill(ctx context.Context, events []journal.Event) ([]journ
 			return nil, domain.Errorf(domain.CodeNotFound, "no partner %s is known to this router", quote(e.Partner))
 		}
 	}
-	if b := rt.backlogged.Load(); b > 0 && b+int64(len(events)) > int64(rt.opts.MaxBacklog/2) {
-		return nil, &domain.Error{Code: domain.CodeRouterBacklogged, RetryAfter: time.Second,
-			Message: "the router's delivery backlog is half full: a backfill waits for it to drain"}
+	if err := rt.admitBackfill(events); err != nil {
+		return nil, err
 	}
 	events = slices.Clone(events)
 	for i := range events {

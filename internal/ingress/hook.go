@@ -62,12 +62,11 @@ func (rt *Router) hook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kind := string(p.PSA)
-	if rt.backlogged.Load() >= int64(rt.opts.MaxBacklog) {
+	if err := rt.admit(id); err != nil {
 		// The pipelines are slower than the PSAs: hold new deliveries back
 		// at the door, where the PSAs retry, rather than in memory.
 		rt.metrics.webhooks.WithLabelValues(kind, "busy").Inc()
-		httperr.Write(w, &domain.Error{Code: domain.CodeRouterBacklogged, RetryAfter: 5 * time.Second,
-			Message: "the router's delivery backlog is full: retry"})
+		httperr.Write(w, err)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.opts.BodyLimit))

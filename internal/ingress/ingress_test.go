@@ -70,6 +70,8 @@ type env struct {
 	now           func() time.Time // the router's clock; nil is time.Now
 	compare       domain.CompareRules
 	wrapNew       func(http.Handler) http.Handler // what the new pipeline's server serves, around refpipe
+
+	workers, partnerBacklog int // the router's delivery workers and a partner's share of its backlog
 }
 
 type envOption func(*env)
@@ -82,6 +84,10 @@ func withAttempts(n int) envOption { return func(e *env) { e.maxAttempts = n } }
 
 func withBacklog(n int) envOption { return func(e *env) { e.maxBacklog = n } }
 
+func withWorkers(n int) envOption { return func(e *env) { e.workers = n } }
+
+func withPartnerBacklog(n int) envOption { return func(e *env) { e.partnerBacklog = n } }
+
 func withClock(now func() time.Time) envOption { return func(e *env) { e.now = now } }
 
 func withCompare(r domain.CompareRules) envOption { return func(e *env) { e.compare = r } }
@@ -90,9 +96,9 @@ func withNewPipeline(wrap func(http.Handler) http.Handler) envOption {
 	return func(e *env) { e.wrapNew = wrap }
 }
 
-func newEnv(t *testing.T, opts ...envOption) *env {
+func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
-	e := &env{maxAttempts: 3}
+	e := &env{maxAttempts: 3, workers: 4}
 	for _, o := range opts {
 		o(e)
 	}
@@ -136,7 +142,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 }
 
 // start runs a router on the env's journal file.
-func (e *env) start(t *testing.T) {
+func (e *env) start(t testing.TB) {
 	t.Helper()
 	j, err := journal.Open(e.journalPath, journal.Options{})
 	if err != nil {
@@ -144,9 +150,13 @@ func (e *env) start(t *testing.T) {
 	}
 	e.journal = j
 	api := isolated.NewAPI()
-	rt, err := ingress.New(ingress.Options{Journal: j, Flags: api.NewClient(), Logger: quiet, Workers: 4,
-		MaxAttempts: e.maxAttempts, MaxBacklog: e.maxBacklog, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
-		Pipelines: &pipelineclient.Client{Timeout: 5 * time.Second}, ReconcileEvery: 50 * time.Millisecond, Now: e.now})
+	// One idle connection per worker, as a process has, or every call
+	// would dial anew.
+	transport := &http.Transport{MaxIdleConnsPerHost: e.workers}
+	rt, err := ingress.New(ingress.Options{Journal: j, Flags: api.NewClient(), Logger: quiet, Workers: e.workers,
+		MaxAttempts: e.maxAttempts, MaxBacklog: e.maxBacklog, PartnerBacklog: e.partnerBacklog, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		Pipelines:      &pipelineclient.Client{HTTP: &http.Client{Transport: transport}, Timeout: 5 * time.Second},
+		ReconcileEvery: 50 * time.Millisecond, Now: e.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,6 +182,7 @@ func (e *env) start(t *testing.T) {
 			cancel()
 			<-done
 			api.Shutdown(context.Background())
+			transport.CloseIdleConnections()
 			j.Close()
 		})
 	}
@@ -206,7 +217,7 @@ func (e *env) post(t *testing.T, partner, id, typ, entity string, fields map[str
 }
 
 // waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {

@@ -55,6 +55,9 @@ type Config struct {
 	StuckAfter  time.Duration
 	Retention   time.Duration
 	Workers     int
+	// PartnerBacklog bounds one partner's events waiting for a worker:
+	// Options.PartnerBacklog; 0 is the router's default.
+	PartnerBacklog int
 	// ComparisonDeadline bounds how long a revert's replay awaits late
 	// comparisons; 0 is the router's default.
 	ComparisonDeadline time.Duration
@@ -87,8 +90,8 @@ func (c Config) Validate() error {
 		return errors.New("a router token is needed")
 	case c.RouterID == "":
 		return errors.New("the router id must not be empty")
-	case c.BodyLimit < 0 || c.Workers < 0 || c.StuckAfter < 0 || c.Retention < 0 || c.ComparisonDeadline < 0:
-		return errors.New("body limit, workers, stuck-after, retention and comparison deadline must not be negative")
+	case c.BodyLimit < 0 || c.Workers < 0 || c.PartnerBacklog < 0 || c.StuckAfter < 0 || c.Retention < 0 || c.ComparisonDeadline < 0:
+		return errors.New("body limit, workers, partner backlog, stuck-after, retention and comparison deadline must not be negative")
 	}
 	return CheckControlURLs(c.ControlURLs)
 }
@@ -156,6 +159,7 @@ func NewProcess(cfg Config, j *journal.Journal, reg prometheus.Registerer, log *
 		StuckAfter: cfg.StuckAfter,
 		Retention:  cfg.Retention,
 
+		PartnerBacklog:     cfg.PartnerBacklog,
 		ComparisonDeadline: cfg.ComparisonDeadline,
 		Now:                cfg.Now,
 	})

@@ -23,14 +23,14 @@ const (
 
 // putPartner adds a partner of kind psa with secret and waits until the
 // router routes by a snapshot that holds it.
-func (e *env) putPartner(t *testing.T, id string, psa domain.PSA, secret string) {
+func (e *env) putPartner(t testing.TB, id string, psa domain.PSA, secret string) {
 	t.Helper()
 	e.putPartnerInput(t, control.PartnerInput{ID: id, Name: id, PSA: psa, Secret: &secret})
 }
 
 // putPartnerInput puts a partner and waits until the router routes by a
 // snapshot that holds it.
-func (e *env) putPartnerInput(t *testing.T, in control.PartnerInput) {
+func (e *env) putPartnerInput(t testing.TB, in control.PartnerInput) {
 	t.Helper()
 	id := in.ID
 	if _, _, err := e.svc.PutPartner(context.Background(), control.Change{Actor: "test"}, in); err != nil {

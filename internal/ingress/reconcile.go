@@ -52,8 +52,8 @@ func (rt *Router) reconcile(ctx context.Context) {
 		}
 		// A pending event no worker holds was dropped between journal and
 		// delivery (a cancelled request, a shutdown): deliver it.
-		if now.Sub(ev.ReceivedAt) > rt.opts.ReconcileEvery && rt.backlogged.Load() < int64(rt.opts.MaxBacklog) {
-			rt.submit(ev)
+		if now.Sub(ev.ReceivedAt) > rt.opts.ReconcileEvery && rt.backlog.len() < int64(rt.opts.MaxBacklog) {
+			rt.resubmit(ctx, ev)
 		}
 	}
 	rt.metrics.stuck.Set(float64(stuck))

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -65,6 +64,11 @@ type Options struct {
 	// past it, webhooks are answered 429 (PSAs retry) until the workers
 	// catch up. Default 20000.
 	MaxBacklog int
+	// PartnerBacklog bounds one partner's events among them: past it, that
+	// partner's webhooks are answered 429 while the other partners' are
+	// still taken, so that one partner's burst does not refuse everyone's.
+	// Default MaxBacklog/4.
+	PartnerBacklog int
 	// ShadowWorkers run shadow pipelines in dry-run; ShadowQueue bounds
 	// the events waiting for them, past which comparisons are skipped.
 	// Defaults 16 and 1024.
@@ -104,6 +108,9 @@ func (o *Options) defaults() {
 	if o.MaxBacklog <= 0 {
 		o.MaxBacklog = 20000
 	}
+	if o.PartnerBacklog <= 0 {
+		o.PartnerBacklog = max(1, o.MaxBacklog/4)
+	}
 	if o.ShadowWorkers <= 0 {
 		o.ShadowWorkers = 16
 	}
@@ -136,10 +143,13 @@ type Router struct {
 	log     *slog.Logger
 	metrics *metrics
 	routing routingTable
-	lanes   []*lane
-	// backlogged counts events waiting in lanes' backlogs; past
-	// MaxBacklog, webhooks are answered 429 before they are journaled.
-	backlogged atomic.Int64
+	// backlog holds the events waiting for a worker; past MaxBacklog of
+	// them, or PartnerBacklog of a partner's, webhooks are answered 429
+	// before they are journaled (admit).
+	backlog *backlog
+	// recording counts the outcomes queued for the journal and not yet
+	// written: Run waits for them.
+	recording sync.WaitGroup
 
 	flightMu sync.Mutex
 	inFlight map[uint64]struct{}
@@ -219,10 +229,7 @@ func New(opts Options) (*Router, error) {
 	}
 	opts.defaults()
 	rt := &Router{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry), inFlight: map[uint64]struct{}{}}
-	rt.lanes = make([]*lane, opts.Workers)
-	for i := range rt.lanes {
-		rt.lanes[i] = &lane{ch: make(chan journal.Event, 256), wake: make(chan struct{}, 1)}
-	}
+	rt.backlog = newBacklog()
 	rt.replays = newReplays(rt)
 	rt.stats = newStats()
 	rt.noise = newNoiseBook()
@@ -254,9 +261,9 @@ func (rt *Router) Run(ctx context.Context) error {
 		rt.log.Error("reading the comparisons due failed", "err", err)
 	}
 	var wg sync.WaitGroup
-	for _, l := range rt.lanes {
-		wg.Go(func() { rt.worker(ctx, l.ch) })
-		wg.Go(func() { rt.feed(ctx, l) })
+	defer context.AfterFunc(ctx, rt.backlog.wake)()
+	for range rt.opts.Workers {
+		wg.Go(func() { rt.worker(ctx) })
 	}
 	for range rt.opts.ShadowWorkers {
 		wg.Go(func() { rt.shadowWorker(ctx) })
@@ -274,7 +281,7 @@ func (rt *Router) Run(ctx context.Context) error {
 	for _, ev := range pending {
 		// A long outage can leave more pending events than the backlog
 		// should hold in memory: hand them over as the workers catch up.
-		for rt.backlogged.Load() >= int64(rt.opts.MaxBacklog) {
+		for rt.backlog.len() >= int64(rt.opts.MaxBacklog) {
 			if !sleep(ctx, 10*time.Millisecond) {
 				break
 			}
@@ -282,10 +289,13 @@ func (rt *Router) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		rt.submit(ev)
+		rt.resubmit(ctx, ev)
 	}
 	rt.resumeComparisons(ctx, due)
 	wg.Wait()
+	// The outcomes queued are written before Run returns, so that a
+	// router started next on this journal does not deliver them again.
+	rt.recording.Wait()
 	return nil
 }
 

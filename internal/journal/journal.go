@@ -209,6 +209,9 @@ type op struct {
 	result  []Appended
 	err     error
 	done    chan struct{}
+	// then, if set, is called with err by the committer once the op is
+	// written (or failed): CompleteLater's waiter.
+	then func(error)
 }
 
 // Open opens or creates the journal at path and starts its committer. A
@@ -323,6 +326,19 @@ func (j *Journal) Complete(ctx context.Context, seq uint64, out Outcome) error {
 	return j.write1(ctx, &op{seq: seq, outcome: out, done: make(chan struct{})})
 }
 
+// CompleteLater queues an event's outcome like Complete, waiting only for
+// room in the queue, not for the outcome to be written: done is called
+// with what Complete would return once it is written or failed. Outcomes
+// are written in the order they are queued (one transaction, or one
+// after another), so that when one is on disk, every outcome queued
+// before it is on disk too, or failed. done runs on the committer's goroutine: it must be quick and
+// must not call the journal. If the outcome cannot be queued (ctx ends
+// while the queue is full, or the journal is closed), CompleteLater
+// returns the error and done is not called.
+func (j *Journal) CompleteLater(ctx context.Context, seq uint64, out Outcome, done func(error)) error {
+	return j.enqueueWait(ctx, &op{seq: seq, outcome: out, done: make(chan struct{}), then: done})
+}
+
 // write1 queues o, waiting for room, and waits until it is committed.
 func (j *Journal) write1(ctx context.Context, o *op) error {
 	if err := j.enqueueWait(ctx, o); err != nil {
@@ -433,6 +449,9 @@ func (j *Journal) write(batch []*op) {
 			o.err, o.result = err, nil
 		}
 		close(o.done)
+		if o.then != nil {
+			o.then(o.err)
+		}
 	}
 }
 

@@ -473,6 +473,62 @@ func TestCompleteRecordsTheOutcome(t *testing.T) {
 	}
 }
 
+// Outcomes queued with CompleteLater are written in the order queued,
+// and each caller hears of its own: done is called once, in that order,
+// with ErrNotFound for an unknown seq and nil for the others.
+func TestCompleteLaterWritesInOrderAndAnswersEach(t *testing.T) {
+	j := open(t, tempPath(t), Options{})
+	for i := range 40 {
+		appendOK(t, j, event("acme", fmt.Sprintf("m%d", i), t0))
+	}
+	release := holdWriter(t, j)
+	var mu sync.Mutex
+	var heard []uint64
+	errs := map[uint64]error{}
+	queue := func(seq uint64) {
+		err := j.CompleteLater(t.Context(), seq, Outcome{State: StateApplied, Attempts: 1, Pipeline: "legacy", At: t0}, func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			heard = append(heard, seq)
+			errs[seq] = err
+		})
+		if err != nil {
+			t.Fatalf("CompleteLater(%d): %v", seq, err)
+		}
+	}
+	var want []uint64
+	for seq := uint64(1); seq <= 40; seq++ {
+		queue(seq)
+		want = append(want, seq)
+		if seq == 20 {
+			queue(999) // fails its transaction, which is then retried op by op
+			want = append(want, 999)
+		}
+	}
+	release()
+	waitUntil(t, "every outcome is answered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(heard) == len(want)
+	})
+	if !slices.Equal(heard, want) {
+		t.Errorf("answered in the order %v, want %v", heard, want)
+	}
+	for seq, err := range errs {
+		if wantErr := seq == 999; errors.Is(err, ErrNotFound) != wantErr || (!wantErr && err != nil) {
+			t.Errorf("outcome of %d: err = %v", seq, err)
+		}
+	}
+	if p := mustPending(t, j); len(p) != 0 {
+		t.Errorf("pending = %v, want none", seqs(p))
+	}
+	closeAndCheck(t, j)
+	called := false
+	if err := j.CompleteLater(t.Context(), 1, Outcome{State: StateApplied}, func(error) { called = true }); !errors.Is(err, ErrClosed) || called {
+		t.Errorf("CompleteLater after Close = %v (done called: %v), want ErrClosed and no call", err, called)
+	}
+}
+
 func TestReplayOutcomes(t *testing.T) {
 	j := open(t, tempPath(t), Options{})
 	appendOK(t, j, event("acme", "dead", t0), event("acme", "applied", t0), event("acme", "pending", t0))
