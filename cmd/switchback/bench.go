@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -44,6 +45,8 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return benchIngress(ctx, args[1:], stdout, stderr)
 	case "replay":
 		return benchReplay(ctx, args[1:], stdout, stderr)
+	case "ceiling-server":
+		return benchCeilingServer(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "switchback bench: unknown measure %q\n\n%s", args[0], benchUsage)
 	return errUsage
@@ -123,11 +126,14 @@ func benchIngress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := flag.NewFlagSet("bench ingress", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	senders := fs.Int("senders", 64, "concurrent keep-alive clients posting webhooks")
-	duration := fs.Duration("duration", 10*time.Second, "how long to send, for each of the two journal modes")
+	duration := fs.Duration("duration", 10*time.Second, "how long to send, for each of the two journal modes (with --separate, for the ceiling and each stage)")
 	partners := fs.Int("partners", 8, "generic partners the deliveries are spread over")
 	workers := fs.Int("workers", 32, "the router's delivery workers")
-	stage := fs.String("stage", "legacy", "the partners' stage: legacy, or shadow to add a dry-run and a comparison to every event")
+	stage := fs.String("stage", "legacy", "the partners' stage: legacy, or shadow to add a dry-run and a comparison to every event; with --separate also legacy,shadow for both, one after the other")
 	noiseRate := fs.Float64("noise-rate", domain.DefaultNoiseSampleRate, "the migration's compare.noiseSampleRate: the share of shadowed events run through legacy a second time to learn noise (0 for none)")
+	separate := fs.Bool("separate", false, "run the router (switchback ingress), the pipelines and a bare server (the ceiling) each in its own process, and charge each its CPU from /proc (Linux)")
+	drain := fs.Duration("drain", time.Minute, "with --separate: how long to wait after the load for every acknowledged webhook to be applied; what is not is lost")
+	binary := fs.String("binary", "", "with --separate: the switchback binary to start the parts from (default: this one)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
 		return err
@@ -135,11 +141,25 @@ func benchIngress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *noiseRate < 0 || *noiseRate > 1 {
 		return usageError("--noise-rate must be between 0 and 1")
 	}
-	if *stage != "legacy" && *stage != "shadow" {
-		return usageError("--stage must be legacy or shadow")
-	}
 	if *senders < 1 || *duration <= 0 || *partners < 1 || *workers < 1 {
 		return usageError("bench ingress needs at least one sender, partner and worker, and a positive duration")
+	}
+	if *separate {
+		var stages []domain.Stage
+		for st := range strings.SplitSeq(*stage, ",") {
+			if st != "legacy" && st != "shadow" {
+				return usageError("--stage must be legacy, shadow or legacy,shadow")
+			}
+			stages = append(stages, domain.Stage(st))
+		}
+		if *drain <= 0 {
+			return usageError("--drain must be positive")
+		}
+		return benchIngressSeparate(ctx, bench.SeparateConfig{Binary: *binary, Senders: *senders, Duration: *duration, Partners: *partners,
+			Workers: *workers, Stages: stages, NoiseSampleRate: noiseRate, Drain: *drain, Progress: stderr}, *asJSON, stdout)
+	}
+	if *stage != "legacy" && *stage != "shadow" {
+		return usageError("--stage must be legacy or shadow")
 	}
 	fmt.Fprintf(stderr, "%d senders for %s with group commit, then %s with one fsync per event...\n", *senders, *duration, *duration)
 	res, err := bench.Ingress(ctx, bench.IngressConfig{Senders: *senders, Duration: *duration, Partners: *partners, Workers: *workers, Stage: domain.Stage(*stage), NoiseSampleRate: noiseRate})
@@ -183,4 +203,40 @@ func benchReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	bench.WriteReplay(stdout, res)
 	return err
+}
+
+// benchIngressSeparate runs bench ingress --separate, with this binary as
+// the parts' unless cfg names one.
+func benchIngressSeparate(ctx context.Context, cfg bench.SeparateConfig, asJSON bool, stdout io.Writer) error {
+	if cfg.Binary == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find this binary to start the router from (or pass --binary): %w", err)
+		}
+		cfg.Binary = self
+	}
+	res, err := bench.IngressSeparate(ctx, cfg)
+	if err != nil && len(res.Stages) == 0 {
+		return err
+	}
+	if asJSON {
+		if perr := console.JSON(stdout, res); perr != nil {
+			return perr
+		}
+		return err
+	}
+	bench.WriteSeparate(stdout, res)
+	return err
+}
+
+// benchCeilingServer is the bare server of bench ingress --separate, in a
+// process of its own: not listed in the usage.
+func benchCeilingServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench ceiling-server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:0", "address to listen on")
+	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
+		return err
+	}
+	return bench.ServeCeiling(ctx, *addr, stdout)
 }
