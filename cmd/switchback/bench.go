@@ -47,6 +47,8 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return benchReplay(ctx, args[1:], stdout, stderr)
 	case "ceiling-server":
 		return benchCeilingServer(ctx, args[1:], stdout, stderr)
+	case "providers":
+		return benchProviders(ctx, args[1:], getenv, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "switchback bench: unknown measure %q\n\n%s", args[0], benchUsage)
 	return errUsage
@@ -101,9 +103,22 @@ func benchPropagation(ctx context.Context, args []string, stdout, stderr io.Writ
 	providers := fs.Int("providers", 100, "flags providers connected to the snapshot stream")
 	rounds := fs.Int("rounds", 20, "kill switch flips (revert, resume, ...)")
 	partners := fs.Int("partners", 100, "partners in the started service (each snapshot carries them all)")
+	processes := fs.Int("processes", 0, "spread the providers over this many processes of their own (Linux), so that their decoding is not the control service's CPU; 0 runs them in this one")
+	binary := fs.String("binary", "", "with --processes: the switchback binary to start them from (default: this one)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
 		return err
+	}
+	if *processes < 0 || *processes > *providers {
+		return usageError("--processes must be between 0 and --providers")
+	}
+	cfg := bench.PropagationConfig{Providers: *providers, Rounds: *rounds, Processes: *processes, Binary: *binary}
+	if cfg.Processes > 0 && cfg.Binary == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find this binary to start the providers from (or pass --binary): %w", err)
+		}
+		cfg.Binary = self
 	}
 	fmt.Fprintf(stderr, "starting a control service with %d partners and %d providers...\n", *partners, *providers)
 	srv, err := bench.StartTempServer(ctx, *partners)
@@ -111,7 +126,7 @@ func benchPropagation(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	defer srv.Close()
-	res, err := bench.Propagation(ctx, srv, bench.PropagationConfig{Providers: *providers, Rounds: *rounds})
+	res, err := bench.Propagation(ctx, srv, cfg)
 	if err != nil {
 		return err
 	}
@@ -239,4 +254,21 @@ func benchCeilingServer(ctx context.Context, args []string, stdout, stderr io.Wr
 		return err
 	}
 	return bench.ServeCeiling(ctx, *addr, stdout)
+}
+
+// benchProviders is a process of bench propagation --processes: flags
+// providers that print when they see each version. Not listed in the
+// usage.
+func benchProviders(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench providers", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("control", "", "control service URL")
+	count := fs.Int("count", 1, "providers to connect")
+	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
+		return err
+	}
+	if *url == "" || *count < 1 {
+		return usageError("bench providers needs --control and a --count of at least one, and a token in $SWITCHBACK_TOKEN")
+	}
+	return bench.RunProviders(ctx, *url, getenv("SWITCHBACK_TOKEN"), *count, stdout)
 }

@@ -27,14 +27,24 @@ func WriteOFREP(w io.Writer, cfg OFREPConfig, res OFREPResult) {
 
 // WritePropagation prints the result of Propagation as a table.
 func WritePropagation(w io.Writer, res PropagationResult) {
-	Table(w, [][2]string{
-		{"providers", fmt.Sprint(res.Providers)},
+	where := "in this process"
+	if res.Processes > 0 {
+		where = fmt.Sprintf("in %d processes of their own", res.Processes)
+	}
+	rows := [][2]string{
+		{"providers", fmt.Sprintf("%d, %s (%d CPUs shared, load average %s before)", res.Providers, where, res.CPUs, res.LoadAverage)},
 		{"rounds", fmt.Sprint(res.Rounds)},
 		{"revert call p50 / p99", res.Call.P50.String() + " / " + res.Call.P99.String()},
 		{"to every provider p50", res.Latency.P50.String()},
 		{"p99", res.Latency.P99.String()},
 		{"max", res.Latency.Max.String()},
-	})
+	}
+	if res.Processes > 0 {
+		rows = append(rows,
+			[2]string{"CPU per round: control service", fmt.Sprintf("%.1f ms", res.ControlCPUMsPerRound)},
+			[2]string{"CPU per round: providers, all processes", fmt.Sprintf("%.1f ms", res.ProvidersCPUMsPerRound)})
+	}
+	Table(w, rows)
 }
 
 // WriteIngress prints the result of Ingress as a table, the two journal
