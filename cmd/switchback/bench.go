@@ -196,6 +196,8 @@ func benchReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.SetOutput(stderr)
 	events := fs.Int("events", 100000, "events in the replayed window")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
+	separate := fs.Bool("separate", false, "run the reference pipeline in a process of its own (Linux), so that this process's CPU is the router's and the control service's")
+	binary := fs.String("binary", "", "with --separate: the switchback binary to start the pipeline from (default: this one)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
 		return err
@@ -203,10 +205,21 @@ func benchReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *events < 1 {
 		return usageError("bench replay needs at least one event")
 	}
+	cfg := bench.ReplayConfig{Events: *events}
+	if *separate {
+		cfg.Binary = *binary
+		if cfg.Binary == "" {
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find this binary to start the pipeline from (or pass --binary): %w", err)
+			}
+			cfg.Binary = self
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	fmt.Fprintf(stderr, "journaling %d dead-lettered events, then replaying them...\n", *events)
-	res, err := bench.Replay(ctx, *events)
+	res, err := bench.Replay(ctx, cfg)
 	if err != nil && res.Done == 0 {
 		return err
 	}

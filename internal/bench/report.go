@@ -89,6 +89,9 @@ func WriteReplay(w io.Writer, res ReplayResult) {
 		{"failed", fmt.Sprint(res.Failed)},
 		{"applied by the pipeline", fmt.Sprint(res.Applied)},
 		{"applied in the journal", fmt.Sprint(res.Recovered)},
+		{"CPU per event", fmt.Sprintf("%.1f µs: %s", res.CPUMicrosPerEvent, res.CPUIncludes)},
+		{"the pipeline's CPU per event", pipelineCPU(res)},
+		{"machine", fmt.Sprintf("%d CPUs shared, load average %s before", res.CPUs, res.LoadAverage)},
 	})
 }
 
@@ -119,4 +122,11 @@ func WriteSeparate(w io.Writer, res SeparateResult) {
 		)
 	}
 	Table(w, rows)
+}
+
+func pipelineCPU(res ReplayResult) string {
+	if res.PipelineCPUMicrosPerEvent == 0 {
+		return "- (in this process: --separate)"
+	}
+	return fmt.Sprintf("%.1f µs (its own process)", res.PipelineCPUMicrosPerEvent)
 }
