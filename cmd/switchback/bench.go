@@ -22,13 +22,28 @@ starts on 127.0.0.1 with a temporary data dir (or, for ofrep, --server).
   ofrep         OFREP single evaluations (or --bulk with If-None-Match) from
                 --clients concurrent keep-alive clients: requests/s and latency
   propagation   --providers flags providers on the snapshot stream; time from
-                each revert call to every provider holding the new version
+                each revert call to every provider holding the new version.
+                --processes N spreads the providers over N processes of
+                their own and reports the control service's and the
+                providers' CPU per revert
   ingress       signed webhooks from --senders keep-alive clients to a full
                 ingress router on loopback: durable acknowledgements/s and ack
                 latency with group commit and with one fsync per event, then
-                a check that every acknowledged delivery is in the journal
+                a check that every acknowledged delivery is in the journal.
+                --separate runs the router ("switchback ingress"), the
+                reference pipelines and a bare HTTP server (the ceiling) as
+                processes of their own, sends the same load to the ceiling
+                and to the router (--stage legacy, shadow or legacy,shadow),
+                and reports each one's CPU per request from /proc, the
+                primary deliveries, and what was acknowledged but not
+                delivered after --drain (lost)
   replay        replay of a journaled window of --events dead-lettered events
-                through the reference pipeline on loopback: events/s
+                through the reference pipeline on loopback: events/s and CPU
+                per event (--separate: the pipeline in its own process)
+
+The separate-process measurements need Linux; they start this binary (or
+--binary) for each part. Every process shares this machine's CPUs: their CPU
+per request is each one's own, their rates are not.
 `
 
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
