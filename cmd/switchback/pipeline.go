@@ -38,7 +38,9 @@ Serves a reference webhook pipeline that follows the pipeline contract: POST /
 with an event, Idempotency-Key and Switchback-Mode (apply or dry-run) answers
 the effects applied or that would be; nothing is written in dry-run, and an
 event id applied once is not applied again. GET /applied lists the entities
-it holds. Faults reproduce what goes wrong in rewrites.
+it holds; GET /counts the events applied and the calls by mode; GET
+/applied/ids the ids of the events applied. Faults reproduce what goes wrong
+in rewrites.
 
 `)
 		fs.PrintDefaults()

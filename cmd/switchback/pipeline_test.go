@@ -64,4 +64,24 @@ func TestPipelineVerb(t *testing.T) {
 	if applied.Events != 2 || !strings.Contains(out.String(), "CachedHandler:1") {
 		t.Errorf("applied = %+v, output %q", applied, out.String())
 	}
+	// The reads a benchmark in another process polls.
+	var counts struct{ Events, Apply, DryRun int }
+	var ids struct{ IDs []string }
+	for path, into := range map[string]any{"/counts": &counts, "/applied/ids": &ids} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(into)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+	}
+	if counts.Events != 2 || counts.Apply != 2 || counts.DryRun != 0 {
+		t.Errorf("GET /counts = %+v, want 2 events applied in 2 apply calls", counts)
+	}
+	if got := strings.Join(ids.IDs, ","); got != "e1,e2" {
+		t.Errorf("GET /applied/ids = %s, want e1,e2", got)
+	}
 }

@@ -60,7 +60,9 @@ Release engineering (talk to --server with $SWITCHBACK_TOKEN):
 
 Measurement:
   bench ofrep|propagation        load the OFREP endpoints; time a revert's propagation
+                                 (--processes N: the providers in processes of their own)
   bench ingress|replay           durable acknowledgements and replay throughput of a router
+                                 (--separate: each part in its own process, its CPU from /proc)
 
 Run "switchback COMMAND -h" for a command's flags.
 `

@@ -188,9 +188,12 @@ type fixture struct {
 	routerToken string
 	partners    []string
 	key         []byte // the partners' Standard Webhooks key
-	legacy      *refpipe.Pipeline
-	newer       *refpipe.Pipeline
-	closers     []func()
+	// legacy and newer are the pipelines when they run in this process;
+	// nil when they run in their own (separate.go).
+	legacy  *refpipe.Pipeline
+	newer   *refpipe.Pipeline
+	stage   domain.Stage // the partners'
+	closers []func()
 }
 
 func (f *fixture) close() {
@@ -204,32 +207,47 @@ func (f *fixture) close() {
 // generic partners with a whsec_ secret, at stage (legacy when "").
 func startFixture(ctx context.Context, dir string, partners int, stage domain.Stage, noiseRate *float64) (*fixture, error) {
 	f := &fixture{legacy: refpipe.New("legacy", refpipe.Faults{}, 1), newer: refpipe.New("new", refpipe.Faults{}, 2)}
-	ok := false
-	defer func() {
-		if !ok {
-			f.close()
-		}
-	}()
-	var err error
-	if f.srv, err = StartServer(ctx, dir, 0); err != nil {
-		return nil, err
-	}
-	f.closers = append(f.closers, f.srv.Close)
 	var urls [2]string
 	for i, p := range []*refpipe.Pipeline{f.legacy, f.newer} {
 		url, stop, err := serveLoopback(p)
 		if err != nil {
+			f.close()
 			return nil, err
 		}
 		urls[i] = url
 		f.closers = append(f.closers, stop)
 	}
+	if err := f.seed(ctx, dir, partners, stage, noiseRate, urls); err != nil {
+		f.close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// startControl starts the control service as startFixture does, for
+// pipelines that run elsewhere at urls (legacy, new).
+func startControl(ctx context.Context, dir string, partners int, stage domain.Stage, noiseRate *float64, urls [2]string) (*fixture, error) {
+	f := &fixture{}
+	if err := f.seed(ctx, dir, partners, stage, noiseRate, urls); err != nil {
+		f.close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// seed starts the control service with its data in dir and seeds it.
+func (f *fixture) seed(ctx context.Context, dir string, partners int, stage domain.Stage, noiseRate *float64, urls [2]string) error {
+	var err error
+	if f.srv, err = StartServer(ctx, dir, 0); err != nil {
+		return err
+	}
+	f.closers = append(f.closers, f.srv.Close)
 	c := control.Change{Actor: "bench", Reason: "ingress benchmark"}
 	m := domain.Migration{Key: f.srv.Migration, Gates: domain.DefaultGates(), Guard: domain.DefaultGuard(),
 		Pipelines: domain.Pipelines{Legacy: domain.Pipeline{URL: urls[0]}, New: domain.Pipeline{URL: urls[1]}},
 		Compare:   domain.CompareRules{NoiseSampleRate: noiseRate}}
 	if _, _, err := f.srv.Svc.PutMigration(ctx, c, m); err != nil {
-		return nil, err
+		return err
 	}
 	f.key = make([]byte, 32)
 	rand.Read(f.key)
@@ -237,21 +255,42 @@ func startFixture(ctx context.Context, dir string, partners int, stage domain.St
 	for i := range partners {
 		id := fmt.Sprintf("bench-psa-%03d", i)
 		if _, _, err := f.srv.Svc.PutPartner(ctx, c, control.PartnerInput{ID: id, Name: id, PSA: domain.PSAGeneric, Secret: &secret}); err != nil {
-			return nil, err
+			return err
 		}
 		f.partners = append(f.partners, id)
-		for st := domain.StageLegacy; stage != "" && st != stage; {
-			st, _ = st.Next()
-			if _, err := f.srv.Svc.SetStage(ctx, c, m.Key, id, st, true); err != nil {
-				return nil, err
-			}
+	}
+	f.stage = domain.StageLegacy
+	if stage != "" {
+		if err := f.setStage(ctx, stage); err != nil {
+			return err
 		}
 	}
-	if f.routerToken, err = f.srv.Token(ctx, "bench-router", domain.RoleRouter); err != nil {
-		return nil, err
+	f.routerToken, err = f.srv.Token(ctx, "bench-router", domain.RoleRouter)
+	return err
+}
+
+// setStage moves every partner to stage: forward one stage at a time (as
+// the service moves them), back in one step.
+func (f *fixture) setStage(ctx context.Context, stage domain.Stage) error {
+	c := control.Change{Actor: "bench", Reason: "ingress benchmark"}
+	var path []domain.Stage
+	if stage.Index() > f.stage.Index() {
+		for st := f.stage; st != stage; {
+			st, _ = st.Next()
+			path = append(path, st)
+		}
+	} else if stage != f.stage {
+		path = []domain.Stage{stage}
 	}
-	ok = true
-	return f, nil
+	for _, st := range path {
+		for _, id := range f.partners {
+			if _, err := f.srv.Svc.SetStage(ctx, c, f.srv.Migration, id, st, true); err != nil {
+				return err
+			}
+		}
+		f.stage = st
+	}
+	return nil
 }
 
 // serveLoopback serves h on 127.0.0.1 and returns its URL and a stop.
@@ -350,34 +389,104 @@ func (f *fixture) ingressRun(ctx context.Context, dir string, cfg IngressConfig,
 		return out, err
 	}
 
-	tr := &http.Transport{MaxIdleConns: cfg.Senders, MaxIdleConnsPerHost: cfg.Senders, MaxConnsPerHost: cfg.Senders}
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	type senderResult struct {
-		lat, status           []time.Duration
-		acks                  []ack
-		sent, refused, errors int
-		firstErr              error
-	}
-	results := make([]senderResult, cfg.Senders)
-	tag := strconv.Itoa(maxBatch)
 	start := time.Now()
-	deadline := start.Add(cfg.Duration)
+	lr := load{url: rtr.url, partners: f.partners, key: f.key, senders: cfg.Senders, duration: cfg.Duration, tag: strconv.Itoa(maxBatch)}.run(ctx)
+	out.Elapsed = lr.elapsed
+
+	st, statsErr := j.Stats(ctx)
+	rtr.stop()
+	closeErr := j.Close()
+	if err := errors.Join(statsErr, closeErr); err != nil {
+		return out, err
+	}
+	acks := lr.acks
+	out.Sent, out.Refused, out.Errors = lr.sent, lr.refused, lr.errors
+	if lr.firstErr != nil {
+		out.FirstErr = lr.firstErr.Error()
+	}
+	out.Acked = len(acks)
+	out.PerSecond = float64(out.Acked) / out.Elapsed.Seconds()
+	out.Latency, out.Status = Summarize(lr.lat), Summarize(lr.status)
+	out.Commits, out.Committed = st.Commits, st.Committed
+	if st.Commits > 0 {
+		out.WritesPerSync = float64(st.Committed) / float64(st.Commits)
+	}
+	out.Delivered = st.Events - st.Pending
+
+	// Nothing acknowledged may be missing from the file.
+	found, err := journaledDeliveries(ctx, path, f.partners, start.Add(-time.Minute), time.Now().Add(time.Minute))
+	if err != nil {
+		return out, fmt.Errorf("reading the journal back: %w", err)
+	}
+	for _, a := range acks {
+		if found[a.delivery] == a.event {
+			out.Journaled++
+		} else {
+			out.Lost++
+		}
+	}
+	if out.Acked == 0 {
+		return out, fmt.Errorf("no delivery was acknowledged (%d sent, %d refused, %d errors, the first: %s)", out.Sent, out.Refused, out.Errors, out.FirstErr)
+	}
+	return out, nil
+}
+
+// load is a closed-loop load of signed Standard Webhooks deliveries: each
+// of senders keep-alive clients posts one delivery to url/hooks/PARTNER,
+// reads the answer to the end, and posts the next, for duration.
+type load struct {
+	url      string
+	partners []string
+	key      []byte // the partners' signing key
+	senders  int
+	duration time.Duration
+	// tag makes the webhook-ids of this load differ from other loads'.
+	tag string
+	// entityEach makes each delivery about an entity of its own, rather
+	// than about one of 50 per sender.
+	entityEach bool
+}
+
+// loadResult is what the senders saw: the acknowledgements (202 with one
+// event) and their latencies, the 429s and anything else.
+type loadResult struct {
+	// lat is from sending to having read the 202 answer to the end;
+	// status to its status line.
+	lat, status           []time.Duration
+	acks                  []ack
+	sent, refused, errors int
+	firstErr              error
+	elapsed               time.Duration
+}
+
+// run sends until the duration is over or ctx ends.
+func (l load) run(ctx context.Context) loadResult {
+	tr := &http.Transport{MaxIdleConns: l.senders, MaxIdleConnsPerHost: l.senders, MaxConnsPerHost: l.senders}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	results := make([]loadResult, l.senders)
+	start := time.Now()
+	deadline := start.Add(l.duration)
 	var wg sync.WaitGroup
-	for s := range cfg.Senders {
+	for s := range l.senders {
 		wg.Go(func() {
 			r := &results[s]
 			var body []byte
 			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
-				id := "msg_" + tag + "_" + strconv.Itoa(s) + "_" + strconv.Itoa(i)
-				partner := f.partners[(s+i)%len(f.partners)]
-				body = deliveryBody(body[:0], s, i)
+				id := "msg_" + l.tag + "_" + strconv.Itoa(s) + "_" + strconv.Itoa(i)
+				partner := l.partners[(s+i)%len(l.partners)]
+				entity := i % 50
+				if l.entityEach {
+					entity = i
+				}
+				body = appendDelivery(body[:0], s, i, entity)
 				ts := strconv.FormatInt(time.Now().Unix(), 10)
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, rtr.url+"/hooks/"+partner, bytes.NewReader(body))
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, l.url+"/hooks/"+partner, bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("User-Agent", "switchback-bench")
 				req.Header.Set("Webhook-Id", id)
 				req.Header.Set("Webhook-Timestamp", ts)
-				req.Header.Set("Webhook-Signature", signStandardWebhooks(f.key, id, ts, body))
+				req.Header.Set("Webhook-Signature", signStandardWebhooks(l.key, id, ts, body))
 				r.sent++
 				t0 := time.Now()
 				resp, err := client.Do(req)
@@ -415,54 +524,17 @@ func (f *fixture) ingressRun(ctx context.Context, dir string, cfg IngressConfig,
 		})
 	}
 	wg.Wait()
-	out.Elapsed = time.Since(start)
-	tr.CloseIdleConnections()
-
-	st, statsErr := j.Stats(ctx)
-	rtr.stop()
-	closeErr := j.Close()
-	if err := errors.Join(statsErr, closeErr); err != nil {
-		return out, err
-	}
-	var lat, status []time.Duration
-	var acks []ack
-	var firstErr error
+	var out loadResult
+	out.elapsed = time.Since(start)
 	for _, r := range results {
-		lat, status = append(lat, r.lat...), append(status, r.status...)
-		acks = append(acks, r.acks...)
-		out.Sent += r.sent
-		out.Refused += r.refused
-		out.Errors += r.errors
-		firstErr = cmpErr(firstErr, r.firstErr)
+		out.lat, out.status = append(out.lat, r.lat...), append(out.status, r.status...)
+		out.acks = append(out.acks, r.acks...)
+		out.sent += r.sent
+		out.refused += r.refused
+		out.errors += r.errors
+		out.firstErr = cmpErr(out.firstErr, r.firstErr)
 	}
-	if firstErr != nil {
-		out.FirstErr = firstErr.Error()
-	}
-	out.Acked = len(acks)
-	out.PerSecond = float64(out.Acked) / out.Elapsed.Seconds()
-	out.Latency, out.Status = Summarize(lat), Summarize(status)
-	out.Commits, out.Committed = st.Commits, st.Committed
-	if st.Commits > 0 {
-		out.WritesPerSync = float64(st.Committed) / float64(st.Commits)
-	}
-	out.Delivered = st.Events - st.Pending
-
-	// Nothing acknowledged may be missing from the file.
-	found, err := journaledDeliveries(ctx, path, f.partners, start.Add(-time.Minute), time.Now().Add(time.Minute))
-	if err != nil {
-		return out, fmt.Errorf("reading the journal back: %w", err)
-	}
-	for _, a := range acks {
-		if found[a.delivery] == a.event {
-			out.Journaled++
-		} else {
-			out.Lost++
-		}
-	}
-	if out.Acked == 0 {
-		return out, fmt.Errorf("no delivery was acknowledged (%d sent, %d refused, %d errors, the first: %s)", out.Sent, out.Refused, out.Errors, out.FirstErr)
-	}
-	return out, nil
+	return out
 }
 
 // cmpErr keeps the first error.
@@ -503,10 +575,14 @@ var notes = strings.Repeat("Customer reports the printer on the third floor is o
 
 // deliveryBody appends to b the body of sender s's i-th delivery: a
 // Standard Webhooks JSON object of 1-2 KiB about one of 50 entities.
-func deliveryBody(b []byte, s, i int) []byte {
+func deliveryBody(b []byte, s, i int) []byte { return appendDelivery(b, s, i, i%50) }
+
+// appendDelivery appends to b the body of sender s's i-th delivery, of
+// 1-2 KiB, about the sender's entity number entity.
+func appendDelivery(b []byte, s, i, entity int) []byte {
 	typ := deliveryTypes[i%len(deliveryTypes)]
 	b = fmt.Appendf(b, `{"type":%q,"timestamp":%q,"data":{"id":"E-%d-%d","status":"open","priority":%d,"summary":"bench delivery %d","notes":"`,
-		typ, time.Now().UTC().Format(time.RFC3339), s, i%50, i%5, i)
+		typ, time.Now().UTC().Format(time.RFC3339), s, entity, i%5, i)
 	size := 1024 + (s*131+i*37)%1024 // the whole body, 1-2 KiB
 	pad := max(0, size-len(b)-3)
 	b = append(b, notes[:min(pad, len(notes))]...)

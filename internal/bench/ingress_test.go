@@ -36,7 +36,7 @@ func TestIngressLoadRunFindsEveryAcknowledgementInTheJournal(t *testing.T) {
 }
 
 func TestReplayRunRecoversTheWindow(t *testing.T) {
-	res, err := Replay(context.Background(), 300)
+	res, err := Replay(context.Background(), ReplayConfig{Events: 300})
 	if err != nil {
 		t.Fatal(err)
 	}

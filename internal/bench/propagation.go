@@ -1,12 +1,18 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"regexp"
+	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -14,12 +20,19 @@ import (
 
 	"github.com/switchbackhq/switchback/flags"
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/procstat"
 )
 
 // PropagationConfig is one propagation run against a Server.
 type PropagationConfig struct {
 	Providers int // flags providers connected to the snapshot stream
 	Rounds    int // kill switch flips (revert, resume, revert…)
+	// Processes, if above 0, spreads the providers over that many
+	// processes of Binary (switchback bench providers), so that their
+	// decoding is not charged to the control service's process. Linux
+	// only: each process's CPU is read from /proc.
+	Processes int
+	Binary    string
 }
 
 // PropagationResult is what a run measured: for every provider and round,
@@ -28,61 +41,74 @@ type PropagationConfig struct {
 type PropagationResult struct {
 	Providers int       `json:"providers"`
 	Rounds    int       `json:"rounds"`
+	Processes int       `json:"processes,omitempty"`
 	Latency   Latencies `json:"latency"`
 	// Call is the API call alone: durably stored and answered.
 	Call Latencies `json:"call"`
+	// With Processes: the CPU per round of this process (the control
+	// service, and the benchmark reading the providers' lines) and of
+	// every provider process together.
+	ControlCPUMsPerRound   float64 `json:"controlCpuMsPerRound,omitempty"`
+	ProvidersCPUMsPerRound float64 `json:"providersCpuMsPerRound,omitempty"`
+	CPUs                   int     `json:"cpus"`
+	LoadAverage            string  `json:"loadAverage"`
 }
 
-// Propagation connects cfg.Providers providers to srv and flips srv's
-// migration's kill switch cfg.Rounds times through the HTTP API.
+// seen is a provider holding a version, at a time.
+type seen struct {
+	version uint64
+	at      time.Time
+}
+
+// Propagation connects cfg.Providers providers to srv, in this process or
+// in cfg.Processes others, and flips srv's migration's kill switch
+// cfg.Rounds times through the HTTP API. In other processes, the arrival
+// times are their wall clock, which on one machine is this one's.
 func Propagation(ctx context.Context, srv *Server, cfg PropagationConfig) (PropagationResult, error) {
-	if cfg.Providers < 1 || cfg.Rounds < 1 {
-		return PropagationResult{}, fmt.Errorf("propagation: want at least one provider and one round")
+	if cfg.Providers < 1 || cfg.Rounds < 1 || cfg.Processes < 0 || cfg.Processes > cfg.Providers {
+		return PropagationResult{}, fmt.Errorf("propagation: want at least one provider and one round, and at most one process per provider")
+	}
+	if cfg.Processes > 0 && runtime.GOOS != "linux" {
+		return PropagationResult{}, errNotLinux
 	}
 	token, err := srv.Token(ctx, "bench-providers", domain.RoleViewer)
 	if err != nil {
 		return PropagationResult{}, err
 	}
-	// Each provider gets its own connection, as providers in separate
-	// processes would.
-	tr := &http.Transport{MaxIdleConnsPerHost: cfg.Providers + 4}
+	tr := &http.Transport{MaxIdleConnsPerHost: 4}
 	defer tr.CloseIdleConnections()
-	log := slog.New(slog.DiscardHandler)
-
-	type seen struct {
-		version uint64
-		at      time.Time
-	}
 	arrivals := make(chan seen, cfg.Providers*cfg.Rounds*2)
-	var wg sync.WaitGroup
-	readers, cancel := context.WithCancel(ctx)
-	defer func() { cancel(); wg.Wait() }()
-	for i := range cfg.Providers {
-		p, err := flags.NewProvider(flags.Options{URL: srv.URL, Token: token, Logger: log, HTTPClient: &http.Client{Transport: tr}})
+	var children []*child
+	if cfg.Processes == 0 {
+		stop, err := startProviders(ctx, srv.URL, token, cfg.Providers, func(s seen) { arrivals <- s })
 		if err != nil {
 			return PropagationResult{}, err
 		}
-		if err := p.InitWithContext(ctx, openfeature.EvaluationContext{}); err != nil {
-			return PropagationResult{}, fmt.Errorf("provider %d: %w", i, err)
+		defer stop()
+	} else {
+		if children, err = startProviderProcesses(ctx, srv.URL, token, cfg, arrivals); err != nil {
+			return PropagationResult{}, err
 		}
-		defer p.Shutdown()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case ev := <-p.EventChannel():
-					if ev.EventType != openfeature.ProviderConfigChange {
-						continue
-					}
-					v, _ := ev.EventMetadata["snapshotVersion"].(int64)
-					arrivals <- seen{uint64(v), time.Now()}
-				case <-readers.Done():
-					return
-				}
+		defer func() {
+			for _, c := range children {
+				c.stop()
 			}
 		}()
 	}
+	cpu := func() (self, providers time.Duration, err error) {
+		if self, err = procstat.CPU(0); err != nil || len(children) == 0 {
+			return self, 0, err
+		}
+		for _, c := range children {
+			d, err := procstat.CPU(c.pid())
+			if err != nil {
+				return 0, 0, err
+			}
+			providers += d
+		}
+		return self, providers, nil
+	}
+	self0, prov0, cpuErr := cpu()
 
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	var lat, calls []time.Duration
@@ -109,7 +135,149 @@ func Propagation(ctx context.Context, srv *Server, cfg PropagationConfig) (Propa
 			}
 		}
 	}
-	return PropagationResult{Providers: cfg.Providers, Rounds: cfg.Rounds, Latency: Summarize(lat), Call: Summarize(calls)}, nil
+	out := PropagationResult{Providers: cfg.Providers, Rounds: cfg.Rounds, Processes: cfg.Processes, Latency: Summarize(lat), Call: Summarize(calls),
+		CPUs: runtime.NumCPU(), LoadAverage: loadAverage()}
+	if len(children) > 0 {
+		self1, prov1, err := cpu()
+		if err := errors.Join(cpuErr, err); err != nil {
+			return out, err
+		}
+		out.ControlCPUMsPerRound = ms(self1-self0) / float64(cfg.Rounds)
+		out.ProvidersCPUMsPerRound = ms(prov1-prov0) / float64(cfg.Rounds)
+	}
+	return out, nil
+}
+
+// startProviders connects n flags providers to the control service at
+// url, each on a connection of its own as providers in separate processes
+// would have, and hands arrive every CONFIGURATION_CHANGED they see, from
+// their readers' goroutines. stop disconnects them.
+func startProviders(ctx context.Context, url, token string, n int, arrive func(seen)) (stop func(), err error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: n + 4}
+	log := slog.New(slog.DiscardHandler)
+	var wg sync.WaitGroup
+	readers, cancel := context.WithCancel(context.Background())
+	var providers []*flags.Provider
+	stop = func() {
+		cancel()
+		wg.Wait()
+		for _, p := range providers {
+			p.Shutdown()
+		}
+		tr.CloseIdleConnections()
+	}
+	for i := range n {
+		p, err := flags.NewProvider(flags.Options{URL: url, Token: token, Logger: log, HTTPClient: &http.Client{Transport: tr}})
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		if err := p.InitWithContext(ctx, openfeature.EvaluationContext{}); err != nil {
+			stop()
+			return nil, fmt.Errorf("provider %d: %w", i, err)
+		}
+		providers = append(providers, p)
+		wg.Go(func() {
+			for {
+				select {
+				case ev := <-p.EventChannel():
+					if ev.EventType != openfeature.ProviderConfigChange {
+						continue
+					}
+					v, _ := ev.EventMetadata["snapshotVersion"].(int64)
+					arrive(seen{uint64(v), time.Now()})
+				case <-readers.Done():
+					return
+				}
+			}
+		})
+	}
+	return stop, nil
+}
+
+// providersReady starts the line RunProviders prints once its providers
+// hold a snapshot; seenLine is the format of each arrival it prints.
+const (
+	providersReady = "switchback bench providers: ready "
+	seenLine       = "seen %d %d"
+)
+
+var providersLine = regexp.MustCompile(regexp.QuoteMeta(providersReady) + `(\d+)`)
+
+// RunProviders is the process of "bench propagation --processes": it
+// connects n flags providers to the control service at url with token,
+// prints a ready line, then, for every CONFIGURATION_CHANGED a provider
+// sees, a line "seen VERSION UNIXNANO" (its wall clock then), until ctx
+// ends.
+func RunProviders(ctx context.Context, url, token string, n int, stdout io.Writer) error {
+	if n < 1 {
+		return fmt.Errorf("providers: want at least one")
+	}
+	lines := make(chan seen, 4*n)
+	stop, err := startProviders(ctx, url, token, n, func(s seen) {
+		select {
+		case lines <- s:
+		case <-ctx.Done():
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer stop()
+	// One writer, with one write per batch of lines that are waiting, so
+	// that the arrivals of a version do not queue behind each other's
+	// system calls.
+	w := bufio.NewWriter(stdout)
+	fmt.Fprintf(w, "%s%d\n", providersReady, n)
+	for {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case s := <-lines:
+			fmt.Fprintf(w, seenLine+"\n", s.version, s.at.UnixNano())
+		}
+		for more := true; more; {
+			select {
+			case s := <-lines:
+				fmt.Fprintf(w, seenLine+"\n", s.version, s.at.UnixNano())
+			default:
+				more = false
+			}
+		}
+	}
+}
+
+// startProviderProcesses spreads cfg.Providers over cfg.Processes
+// processes of RunProviders and hands arrivals what they print.
+func startProviderProcesses(ctx context.Context, url, token string, cfg PropagationConfig, arrivals chan<- seen) ([]*child, error) {
+	var children []*child
+	for i := range cfg.Processes {
+		n := cfg.Providers / cfg.Processes
+		if i < cfg.Providers%cfg.Processes {
+			n++
+		}
+		c, _, err := startChild(ctx, childStart{name: fmt.Sprintf("providers process %d", i), bin: cfg.Binary,
+			args: []string{"bench", "providers", "--control", url, "--count", strconv.Itoa(n)},
+			env:  []string{"SWITCHBACK_TOKEN=" + token}, ready: providersLine,
+			onLine: func(line string) {
+				var v uint64
+				var at int64
+				if _, err := fmt.Sscanf(line, seenLine, &v, &at); err == nil {
+					arrivals <- seen{v, time.Unix(0, at)}
+				}
+			}})
+		if err != nil {
+			for _, c := range children {
+				c.stop()
+			}
+			return nil, err
+		}
+		children = append(children, c)
+	}
+	return children, nil
 }
 
 // flip calls revert or resume on srv's migration and returns the version.

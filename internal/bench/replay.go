@@ -3,14 +3,18 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/procstat"
 )
 
 // maxReplayEvents bounds the window a replay run journals first.
@@ -43,24 +47,62 @@ type ReplayResult struct {
 	// must equal Events.
 	Applied   int `json:"applied"`
 	Recovered int `json:"recovered"`
+	// CPUMicrosPerEvent is this process's CPU from the StartReplay call
+	// to the job finished, per event replayed; CPUIncludes says what runs
+	// in it. PipelineCPUMicrosPerEvent is the pipeline's, when it runs in
+	// its own process.
+	CPUMicrosPerEvent         float64 `json:"cpuMicrosPerEvent"`
+	CPUIncludes               string  `json:"cpuIncludes"`
+	PipelineCPUMicrosPerEvent float64 `json:"pipelineCpuMicrosPerEvent,omitempty"`
+	CPUs                      int     `json:"cpus"`
+	LoadAverage               string  `json:"loadAverage"`
+}
+
+// ReplayConfig is one replay run.
+type ReplayConfig struct {
+	// Events is the window's size, 1-1,000,000.
+	Events int
+	// Binary, if set, runs the reference pipeline as a process of its
+	// own (switchback pipeline), so that this process's CPU is the
+	// router's and the control service's alone. Linux only.
+	Binary string
 }
 
 // Replay journals a window of n dead-lettered events of one partner (1-2
 // KiB payloads), starts a router on them, then replays the window's failed
 // events through the reference legacy pipeline on loopback at the highest
 // rate cap a request may set, and measures events per second. The router,
-// the control service and the pipeline run as in Ingress. It returns an
-// error if any event was not replayed and applied.
-func Replay(ctx context.Context, n int) (ReplayResult, error) {
+// the control service and the pipeline run as in Ingress, the pipeline in
+// a process of its own if cfg.Binary is set. It returns an error if any
+// event was not replayed and applied.
+func Replay(ctx context.Context, cfg ReplayConfig) (ReplayResult, error) {
+	n := cfg.Events
 	if n < 1 || n > maxReplayEvents {
 		return ReplayResult{}, fmt.Errorf("replay: want 1-%d events", maxReplayEvents)
+	}
+	if runtime.GOOS != "linux" && cfg.Binary != "" {
+		return ReplayResult{}, errNotLinux
 	}
 	dir, err := os.MkdirTemp("", "switchback-bench-replay-")
 	if err != nil {
 		return ReplayResult{}, err
 	}
 	defer os.RemoveAll(dir)
-	fx, err := startFixture(ctx, dir, 1, "", nil)
+	var fx *fixture
+	var pipe *child
+	var pipeURL string
+	if cfg.Binary == "" {
+		fx, err = startFixture(ctx, dir, 1, "", nil)
+	} else {
+		pipe, pipeURL, err = startChild(ctx, childStart{name: "legacy pipeline", bin: cfg.Binary,
+			args: []string{"pipeline", "--kind", "legacy", "--addr", "127.0.0.1:0"}, ready: pipelineReady})
+		if err != nil {
+			return ReplayResult{}, err
+		}
+		defer pipe.stop()
+		// The replay goes through legacy alone: nothing calls "new".
+		fx, err = startControl(ctx, dir, 1, "", nil, [2]string{pipeURL, "http://127.0.0.1:9/new"})
+	}
 	if err != nil {
 		return ReplayResult{}, err
 	}
@@ -72,7 +114,25 @@ func Replay(ctx context.Context, n int) (ReplayResult, error) {
 		return ReplayResult{}, err
 	}
 	defer j.Close()
-	out := ReplayResult{Events: n}
+	out := ReplayResult{Events: n, CPUs: runtime.NumCPU(), LoadAverage: loadAverage(),
+		CPUIncludes: "the router, the control service and the reference pipeline, all in this process"}
+	if pipe != nil {
+		out.CPUIncludes = "the router and the control service (the pipeline runs in its own process)"
+	}
+	// cpu reads this process's CPU and the pipeline's, if it has its own.
+	if runtime.GOOS != "linux" {
+		out.CPUIncludes = "not measured: it needs Linux's /proc"
+	}
+	cpu := func() (self, pipeline time.Duration, err error) {
+		if runtime.GOOS != "linux" {
+			return 0, 0, nil
+		}
+		if self, err = procstat.CPU(0); err != nil || pipe == nil {
+			return self, 0, err
+		}
+		pipeline, err = procstat.CPU(pipe.pid())
+		return self, pipeline, err
+	}
 	t0 := time.Now()
 	from, to, err := fillDeadLettered(ctx, j, partner, n)
 	if err != nil {
@@ -86,6 +146,7 @@ func Replay(ctx context.Context, n int) (ReplayResult, error) {
 	}
 	defer rtr.stop()
 	t0 = time.Now()
+	self0, pipe0, cpuErr := cpu()
 	job, err := rtr.rt.StartReplay(ctx, domain.ReplayRequest{Migration: fx.srv.Migration, Partners: []string{partner},
 		From: from, To: to, Pipeline: "legacy", Filter: domain.ReplayFailed, Rate: replayRate})
 	if err != nil {
@@ -123,6 +184,12 @@ func Replay(ctx context.Context, n int) (ReplayResult, error) {
 		}
 	}
 	late[1] = sample{job.Done, job.FinishedAt}
+	self1, pipe1, err := cpu()
+	if err := errors.Join(cpuErr, err); err != nil {
+		return out, err
+	}
+	out.CPUMicrosPerEvent = perEach(self1-self0, job.Done)
+	out.PipelineCPUMicrosPerEvent = perEach(pipe1-pipe0, job.Done)
 	rate := func(s [2]sample) float64 {
 		if d := s[1].at.Sub(s[0].at); d > 0 && !s[0].at.IsZero() {
 			return float64(s[1].done-s[0].done) / d.Seconds()
@@ -133,7 +200,15 @@ func Replay(ctx context.Context, n int) (ReplayResult, error) {
 	out.Elapsed = job.FinishedAt.Sub(t0)
 	out.Done, out.Failed = job.Done, job.Failed
 	out.PerSecond = float64(job.Done) / out.Elapsed.Seconds()
-	out.Applied = fx.legacy.Applications()
+	if fx.legacy != nil {
+		out.Applied = fx.legacy.Applications()
+	} else {
+		c, err := pipelineCounts(ctx, &http.Client{Timeout: 10 * time.Second}, pipeURL)
+		if err != nil {
+			return out, err
+		}
+		out.Applied = c.Events
+	}
 
 	err = j.Scan(ctx, partner, journal.Position{At: from}, to, func(e journal.Event) bool {
 		if e.State == journal.StateApplied && len(e.Replays) == 1 && e.Replays[0].OK {

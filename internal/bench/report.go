@@ -27,14 +27,24 @@ func WriteOFREP(w io.Writer, cfg OFREPConfig, res OFREPResult) {
 
 // WritePropagation prints the result of Propagation as a table.
 func WritePropagation(w io.Writer, res PropagationResult) {
-	Table(w, [][2]string{
-		{"providers", fmt.Sprint(res.Providers)},
+	where := "in this process"
+	if res.Processes > 0 {
+		where = fmt.Sprintf("in %d processes of their own", res.Processes)
+	}
+	rows := [][2]string{
+		{"providers", fmt.Sprintf("%d, %s (%d CPUs shared, load average %s before)", res.Providers, where, res.CPUs, res.LoadAverage)},
 		{"rounds", fmt.Sprint(res.Rounds)},
 		{"revert call p50 / p99", res.Call.P50.String() + " / " + res.Call.P99.String()},
 		{"to every provider p50", res.Latency.P50.String()},
 		{"p99", res.Latency.P99.String()},
 		{"max", res.Latency.Max.String()},
-	})
+	}
+	if res.Processes > 0 {
+		rows = append(rows,
+			[2]string{"CPU per round: control service", fmt.Sprintf("%.1f ms", res.ControlCPUMsPerRound)},
+			[2]string{"CPU per round: providers, all processes", fmt.Sprintf("%.1f ms", res.ProvidersCPUMsPerRound)})
+	}
+	Table(w, rows)
 }
 
 // WriteIngress prints the result of Ingress as a table, the two journal
@@ -79,5 +89,44 @@ func WriteReplay(w io.Writer, res ReplayResult) {
 		{"failed", fmt.Sprint(res.Failed)},
 		{"applied by the pipeline", fmt.Sprint(res.Applied)},
 		{"applied in the journal", fmt.Sprint(res.Recovered)},
+		{"CPU per event", fmt.Sprintf("%.1f µs: %s", res.CPUMicrosPerEvent, res.CPUIncludes)},
+		{"the pipeline's CPU per event", pipelineCPU(res)},
+		{"machine", fmt.Sprintf("%d CPUs shared, load average %s before", res.CPUs, res.LoadAverage)},
 	})
+}
+
+// WriteSeparate prints the result of IngressSeparate as a table: the
+// ceiling, then each stage.
+func WriteSeparate(w io.Writer, res SeparateResult) {
+	c := res.Ceiling
+	f := func(v float64) string { return fmt.Sprintf("%.0f", v) }
+	rows := [][2]string{
+		{"ingress, each part in its own process", fmt.Sprintf("%d senders, %s per run, %d CPUs shared, load average %s before", res.Senders, res.Duration, res.CPUs, res.LoadAverage)},
+		{"ceiling (bare server) requests/s", f(c.RequestsPerSecond)},
+		{"ceiling p50 / p99", fmt.Sprintf("%.2f ms / %.2f ms", c.P50Ms, c.P99Ms)},
+		{"ceiling CPU per request", fmt.Sprintf("%.1f µs", c.CPUMicrosPerRequest)},
+	}
+	for _, r := range res.Stages {
+		p := "router at " + r.Stage + ": "
+		rows = append(rows,
+			[2]string{p + "acknowledged (202)", fmt.Sprintf("%d of %d sent", r.Acked, r.Sent)},
+			[2]string{p + "refused (429) / errors", fmt.Sprintf("%d / %d", r.Refused, r.Errors)},
+			[2]string{p + "acks/s", f(r.AcksPerSecond)},
+			[2]string{p + "ack p50 / p99", fmt.Sprintf("%.2f ms / %.2f ms", r.AckP50Ms, r.AckP99Ms)},
+			[2]string{p + "router CPU per ack (to delivered)", fmt.Sprintf("%.1f µs: %.1fx the ceiling", r.RouterCPUMicrosPerAck, r.CPURatio)},
+			[2]string{p + "router CPU per ack (sending only)", fmt.Sprintf("%.1f µs", r.RouterCPUMicrosPerAckSending)},
+			[2]string{p + "pipelines / bench CPU per ack", fmt.Sprintf("%.1f µs / %.1f µs", r.PipelinesCPUMicrosPerAck, r.BenchCPUMicrosPerAck)},
+			[2]string{p + "primary deliveries while sending", fmt.Sprint(r.PrimaryDeliveries)},
+			[2]string{p + "delivered after the drain", fmt.Sprintf("%d in %.1f s", r.Delivered, r.DrainMs/1000)},
+			[2]string{p + "acknowledged, then lost", fmt.Sprint(r.Lost)},
+		)
+	}
+	Table(w, rows)
+}
+
+func pipelineCPU(res ReplayResult) string {
+	if res.PipelineCPUMicrosPerEvent == 0 {
+		return "- (in this process: --separate)"
+	}
+	return fmt.Sprintf("%.1f µs (its own process)", res.PipelineCPUMicrosPerEvent)
 }

@@ -69,7 +69,9 @@ func New(name string, faults Faults, seed uint64) *Pipeline {
 
 // Handler serves the pipeline contract at POST / and, at GET /applied,
 // the pipeline's name, how many events it applied and the entities it
-// holds.
+// holds. Two lighter reads serve what a benchmark in another process
+// polls: GET /counts, the events applied and the calls by mode, and
+// GET /applied/ids, the ids (Idempotency-Keys) of the events applied.
 func (p *Pipeline) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /", p)
@@ -77,7 +79,45 @@ func (p *Pipeline) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"pipeline": p.name, "events": p.Applications(), "entities": p.Applied()})
 	})
+	mux.HandleFunc("GET /counts", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(p.Counts())
+	})
+	mux.HandleFunc("GET /applied/ids", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"pipeline": p.name, "ids": p.AppliedIDs()})
+	})
 	return mux
+}
+
+// Counts is what GET /counts answers.
+type Counts struct {
+	Pipeline string `json:"pipeline"`
+	// Events is how many distinct events were applied.
+	Events int `json:"events"`
+	// Apply and DryRun are the calls in each mode, repeated ones included.
+	Apply  int `json:"apply"`
+	DryRun int `json:"dryRun"`
+}
+
+// Counts returns the pipeline's counts.
+func (p *Pipeline) Counts() Counts {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Counts{Pipeline: p.name, Events: len(p.seen), Apply: p.calls[pipelineclient.Apply], DryRun: p.calls[pipelineclient.DryRun]}
+}
+
+// AppliedIDs returns the idempotency keys (event ids) of the events
+// applied, sorted.
+func (p *Pipeline) AppliedIDs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids := make([]string, 0, len(p.seen))
+	for id := range p.seen {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 // ServeHTTP answers one pipeline call.

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBenchSeparateProcessesRunEndToEnd runs, from the real binary, the
+// measurements whose parts are processes of their own, briefly: "bench
+// ingress --separate" for a second (the router, the pipelines and the
+// ceiling start, the load is acknowledged and delivered, nothing is lost,
+// the JSON has the figures the docs quote), "bench propagation
+// --processes" and "bench replay --separate". It checks that the
+// measurements work, not what they measure.
+func TestBenchSeparateProcessesRunEndToEnd(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("bench ingress --separate reads each process's CPU from Linux's /proc")
+	}
+	if testing.Short() {
+		t.Skip("starts five processes")
+	}
+	bin := binary(t)
+	t.Run("ingress", func(t *testing.T) { benchIngressSeparateRuns(t, bin) })
+	t.Run("propagation", func(t *testing.T) { benchPropagationInProcessesRuns(t, bin) })
+	t.Run("replay", func(t *testing.T) { benchReplaySeparateRuns(t, bin) })
+}
+
+// runBenchBinary runs bin with args and returns its stdout.
+func runBenchBinary(t *testing.T, bin string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v: %v\n%s\n%s", args, err, out, stderr)
+	}
+	return out
+}
+
+func benchIngressSeparateRuns(t *testing.T, bin string) {
+	out := runBenchBinary(t, bin, "bench", "ingress", "--separate", "--duration", "1s", "--senders", "4", "--partners", "2", "--json")
+	var res struct {
+		AcksPerSecond              *float64 `json:"acksPerSecond"`
+		AckP99Ms                   *float64 `json:"ackP99Ms"`
+		RouterCPUMicrosPerAck      *float64 `json:"routerCpuMicrosPerAck"`
+		CeilingCPUMicrosPerRequest *float64 `json:"ceilingCpuMicrosPerRequest"`
+		Lost                       *int     `json:"lost"`
+		PrimaryDeliveries          *int     `json:"primaryDeliveries"`
+		Stages                     []struct {
+			Stage     string `json:"stage"`
+			Acked     int    `json:"acked"`
+			Delivered int    `json:"delivered"`
+			Lost      int    `json:"lost"`
+		} `json:"stages"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("the JSON does not parse: %v\n%s", err, out)
+	}
+	if res.AcksPerSecond == nil || res.AckP99Ms == nil || res.RouterCPUMicrosPerAck == nil || res.CeilingCPUMicrosPerRequest == nil || res.Lost == nil || res.PrimaryDeliveries == nil {
+		t.Errorf("a figure is missing from the JSON:\n%s", out)
+	}
+	if len(res.Stages) != 1 {
+		t.Fatalf("stages = %+v, want legacy's run alone", res.Stages)
+	}
+	if s := res.Stages[0]; s.Stage != "legacy" || s.Acked == 0 || s.Lost != 0 || s.Delivered != s.Acked {
+		t.Errorf("stage run = %+v, want acknowledgements at legacy, each delivered, none lost", s)
+	}
+}
+
+func benchPropagationInProcessesRuns(t *testing.T, bin string) {
+	out := runBenchBinary(t, bin, "bench", "propagation", "--providers", "6", "--processes", "2", "--rounds", "2", "--partners", "4", "--json")
+	var res struct {
+		Processes int `json:"processes"`
+		Latency   struct {
+			N int `json:"n"`
+		} `json:"latency"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("the JSON does not parse: %v\n%s", err, out)
+	}
+	if res.Processes != 2 || res.Latency.N != 12 {
+		t.Errorf("got %d processes and %d arrivals, want 2 and 6 providers × 2 rounds:\n%s", res.Processes, res.Latency.N, out)
+	}
+}
+
+func benchReplaySeparateRuns(t *testing.T, bin string) {
+	out := runBenchBinary(t, bin, "bench", "replay", "--separate", "--events", "200", "--json")
+	var res struct {
+		Done        int    `json:"done"`
+		Applied     int    `json:"applied"`
+		CPUIncludes string `json:"cpuIncludes"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("the JSON does not parse: %v\n%s", err, out)
+	}
+	if res.Done != 200 || res.Applied != 200 || !strings.Contains(res.CPUIncludes, "its own process") {
+		t.Errorf("replay = %+v, want 200 done and applied by a pipeline in its own process", res)
+	}
+}

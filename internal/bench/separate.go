@@ -1,0 +1,469 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/procstat"
+	"github.com/switchbackhq/switchback/internal/refpipe"
+)
+
+// SeparateConfig is an ingress run with each part in its own process: the
+// router (switchback ingress), the two reference pipelines (switchback
+// pipeline), a bare HTTP server for the ceiling, and the load and the
+// control service in the calling process. Zero fields take the defaults.
+type SeparateConfig struct {
+	// Binary is the switchback binary the parts are started from.
+	Binary string
+	// Senders are the closed-loop keep-alive clients. Default 32.
+	Senders int
+	// Duration is how long each stage, and the ceiling, is driven.
+	// Default 10 s, at most 5 min.
+	Duration time.Duration
+	// Partners are the generic partners the deliveries are spread over.
+	// Default 8.
+	Partners int
+	// Workers are the router's delivery workers. Default 32.
+	Workers int
+	// Stages are run one after the other, each on a router of its own
+	// with a fresh journal, against the same ceiling. Default legacy.
+	Stages []domain.Stage
+	// NoiseSampleRate is the migration's compare.noiseSampleRate (nil:
+	// the default).
+	NoiseSampleRate *float64
+	// Drain bounds the wait, after the senders stop, for every
+	// acknowledged webhook to be applied by the primary pipeline; what is
+	// still not applied then is lost. Default 60 s.
+	Drain time.Duration
+	// Progress takes a line per step; nil for none.
+	Progress io.Writer
+}
+
+func (c *SeparateConfig) defaults() error {
+	if c.Senders == 0 {
+		c.Senders = 32
+	}
+	if c.Duration == 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Partners == 0 {
+		c.Partners = 8
+	}
+	if c.Workers == 0 {
+		c.Workers = 32
+	}
+	if len(c.Stages) == 0 {
+		c.Stages = []domain.Stage{domain.StageLegacy}
+	}
+	if c.Drain == 0 {
+		c.Drain = time.Minute
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	if c.Binary == "" {
+		return errors.New("ingress --separate: no switchback binary to start the router from")
+	}
+	for _, st := range c.Stages {
+		if st != domain.StageLegacy && st != domain.StageShadow {
+			return fmt.Errorf("ingress --separate: stage %q: want legacy or shadow", st)
+		}
+	}
+	if c.Senders < 1 || c.Senders > maxSenders || c.Duration < 0 || c.Duration > maxIngressPeriod || c.Partners < 1 || c.Workers < 1 || c.Drain < 0 {
+		return fmt.Errorf("ingress --separate: want 1-%d senders, a duration up to %s, at least one partner and one worker", maxSenders, maxIngressPeriod)
+	}
+	return nil
+}
+
+// SeparateResult is what an ingress run with separate processes measured.
+// Its top-level stage figures are the first stage's, repeated from Stages
+// so that a one-stage run reads flat.
+type SeparateResult struct {
+	Senders  int           `json:"senders"`
+	Duration time.Duration `json:"duration"`
+	Partners int           `json:"partners"`
+	Workers  int           `json:"workers"`
+	// CPUs are the machine's, shared by every process of the run: the
+	// figures per request are each process's own CPU, the rates are not.
+	CPUs int `json:"cpus"`
+	// LoadAverage is /proc/loadavg's first three fields before the run:
+	// how busy the machine already was.
+	LoadAverage string `json:"loadAverage"`
+	// Ceiling is the bare server driven by the same load.
+	Ceiling                    SeparateCeiling `json:"ceiling"`
+	CeilingCPUMicrosPerRequest float64         `json:"ceilingCpuMicrosPerRequest"`
+	SeparateRun
+	Stages []SeparateRun `json:"stages"`
+}
+
+// SeparateCeiling is the bare server's run.
+type SeparateCeiling struct {
+	Sent     int `json:"sent"`
+	Answered int `json:"answered"` // 202
+	Errors   int `json:"errors"`
+	// RequestsPerSecond, P50Ms and P99Ms are as the router's acks.
+	RequestsPerSecond float64 `json:"requestsPerSecond"`
+	P50Ms             float64 `json:"p50Ms"`
+	P99Ms             float64 `json:"p99Ms"`
+	// CPUMicrosPerRequest is the bare server's CPU (utime+stime) over
+	// the load, per answered request.
+	CPUMicrosPerRequest float64 `json:"cpuMicrosPerRequest"`
+}
+
+// SeparateRun is one stage's run against a router in its own process.
+type SeparateRun struct {
+	Stage    string `json:"stage"`
+	Sent     int    `json:"sent"`
+	Acked    int    `json:"acked"`   // 202: durably journaled
+	Refused  int    `json:"refused"` // 429
+	Errors   int    `json:"errors"`
+	FirstErr string `json:"firstError,omitempty"`
+	// AcksPerSecond is durable acknowledgements per second of the load.
+	AcksPerSecond float64 `json:"acksPerSecond"`
+	// AckP50Ms and AckP99Ms are from sending a webhook to having read its
+	// 202 answer to the end.
+	AckP50Ms float64 `json:"ackP50Ms"`
+	AckP99Ms float64 `json:"ackP99Ms"`
+	// RouterCPUMicrosPerAck is the router process's CPU from the first
+	// webhook sent to the last acknowledged one applied by the primary
+	// pipeline (the drain), per acknowledgement: HTTP, signature, parse,
+	// journal, delivery, and for shadow the dry-run and the comparison.
+	RouterCPUMicrosPerAck float64 `json:"routerCpuMicrosPerAck"`
+	// RouterCPUMicrosPerAckSending is the same over the sending alone:
+	// delivery that lags behind is not in it.
+	RouterCPUMicrosPerAckSending float64 `json:"routerCpuMicrosPerAckSending"`
+	// CPURatio is RouterCPUMicrosPerAck over the ceiling's per request.
+	CPURatio float64 `json:"cpuRatio"`
+	// PipelinesCPUMicrosPerAck is both pipeline processes' CPU over the
+	// same window; BenchCPUMicrosPerAck the calling process's (the load
+	// generator and the control service).
+	PipelinesCPUMicrosPerAck float64 `json:"pipelinesCpuMicrosPerAck"`
+	BenchCPUMicrosPerAck     float64 `json:"benchCpuMicrosPerAck"`
+	// PrimaryDeliveries are the events the primary (legacy) pipeline
+	// applied while the senders sent: what delivery kept up with.
+	PrimaryDeliveries int `json:"primaryDeliveries"`
+	// Delivered are the acknowledged webhooks the primary pipeline had
+	// applied when the drain ended, DrainMs after the senders stopped;
+	// Lost those it had not. Lost must be 0.
+	Delivered int     `json:"delivered"`
+	DrainMs   float64 `json:"drainMs"`
+	Lost      int     `json:"lost"`
+}
+
+// The lines the started processes print once they listen.
+var (
+	pipelineReady = regexp.MustCompile(`pipeline on (http://\S+) `)
+	routerReady   = regexp.MustCompile(`listening on (http://[^,\s]+)`)
+	ceilingLine   = regexp.MustCompile(regexp.QuoteMeta(ceilingReady) + `(\S+)`)
+)
+
+// IngressSeparate runs the ingress load against a router in its own
+// process, and the same load against a bare server in its own process for
+// the ceiling, and charges each its CPU from /proc/PID/stat. It needs
+// Linux. Each stage runs a fresh router on a fresh journal: a 200 ms
+// warm-up that must be delivered, then cfg.Duration of load, then the
+// drain. An acknowledged webhook that the primary pipeline has not applied
+// when the drain ends is lost, and makes an error, returned with the
+// figures.
+func IngressSeparate(ctx context.Context, cfg SeparateConfig) (SeparateResult, error) {
+	if runtime.GOOS != "linux" {
+		return SeparateResult{}, errNotLinux
+	}
+	if err := cfg.defaults(); err != nil {
+		return SeparateResult{}, err
+	}
+	out := SeparateResult{Senders: cfg.Senders, Duration: cfg.Duration, Partners: cfg.Partners, Workers: cfg.Workers,
+		CPUs: runtime.NumCPU(), LoadAverage: loadAverage()}
+	dir, err := os.MkdirTemp("", "switchback-bench-separate-")
+	if err != nil {
+		return out, err
+	}
+	defer os.RemoveAll(dir)
+
+	var pipes [2]*child
+	var urls [2]string
+	for i, kind := range []string{"legacy", "new"} {
+		c, url, err := startChild(ctx, childStart{name: kind + " pipeline", bin: cfg.Binary,
+			args: []string{"pipeline", "--kind", kind, "--addr", "127.0.0.1:0"}, ready: pipelineReady})
+		if err != nil {
+			return out, err
+		}
+		defer c.stop()
+		pipes[i], urls[i] = c, url
+	}
+	fx, err := startControl(ctx, dir, cfg.Partners, cfg.Stages[0], cfg.NoiseSampleRate, urls)
+	if err != nil {
+		return out, err
+	}
+	defer fx.close()
+
+	fmt.Fprintf(cfg.Progress, "ceiling: a bare server, %d senders for %s...\n", cfg.Senders, cfg.Duration)
+	if out.Ceiling, err = runCeiling(ctx, cfg, fx); err != nil {
+		return out, err
+	}
+	out.CeilingCPUMicrosPerRequest = out.Ceiling.CPUMicrosPerRequest
+	var errs []error
+	for _, st := range cfg.Stages {
+		if err := fx.setStage(ctx, st); err != nil {
+			return out, err
+		}
+		fmt.Fprintf(cfg.Progress, "router at %s: %d senders for %s, then the drain...\n", st, cfg.Senders, cfg.Duration)
+		run, err := fx.separateRun(ctx, cfg, filepath.Join(dir, "router-"+string(st)), pipes, urls[0])
+		if out.Ceiling.CPUMicrosPerRequest > 0 {
+			run.CPURatio = run.RouterCPUMicrosPerAck / out.Ceiling.CPUMicrosPerRequest
+		}
+		out.Stages = append(out.Stages, run)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", st, err))
+			if run.Acked == 0 {
+				break
+			}
+		}
+	}
+	if len(out.Stages) > 0 {
+		out.SeparateRun = out.Stages[0]
+	}
+	return out, errors.Join(errs...)
+}
+
+// runCeiling drives a bare server in its own process with cfg's load.
+func runCeiling(ctx context.Context, cfg SeparateConfig, fx *fixture) (SeparateCeiling, error) {
+	var out SeparateCeiling
+	c, url, err := startChild(ctx, childStart{name: "ceiling server", bin: cfg.Binary,
+		args: []string{"bench", "ceiling-server", "--addr", "127.0.0.1:0"}, ready: ceilingLine})
+	if err != nil {
+		return out, err
+	}
+	l := load{url: url, partners: fx.partners, key: fx.key, senders: cfg.Senders, duration: cfg.Duration, tag: "ceiling", entityEach: true}
+	cpu0, err := procstat.CPU(c.pid())
+	if err != nil {
+		c.kill()
+		return out, err
+	}
+	lr := l.run(ctx)
+	cpu1, err := procstat.CPU(c.pid())
+	stopErr := c.stop()
+	if err := errors.Join(err, stopErr); err != nil {
+		return out, err
+	}
+	out.Sent, out.Answered, out.Errors = lr.sent, len(lr.acks), lr.errors+lr.refused
+	if out.Answered == 0 {
+		return out, fmt.Errorf("the ceiling server answered none of %d requests: %v", out.Sent, lr.firstErr)
+	}
+	lat := Summarize(lr.lat)
+	out.RequestsPerSecond = float64(out.Answered) / lr.elapsed.Seconds()
+	out.P50Ms, out.P99Ms = ms(lat.P50), ms(lat.P99)
+	out.CPUMicrosPerRequest = perEach(cpu1-cpu0, out.Answered)
+	return out, nil
+}
+
+// separateRun starts a router in its own process with its data in dir,
+// warms it up, drives it, drains it and stops it.
+func (f *fixture) separateRun(ctx context.Context, cfg SeparateConfig, dir string, pipes [2]*child, primary string) (SeparateRun, error) {
+	out := SeparateRun{Stage: string(f.stage)}
+	rtr, url, err := startChild(ctx, childStart{name: "router", bin: cfg.Binary,
+		args: []string{"ingress", "--control", f.srv.URL, "--data", dir, "--addr", "127.0.0.1:0", "--router-id", "bench-" + string(f.stage),
+			"--workers", strconv.Itoa(cfg.Workers), "--log-level", "error"},
+		env: []string{"SWITCHBACK_TOKEN=" + f.routerToken}, ready: routerReady})
+	if err != nil {
+		return out, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			rtr.kill()
+		}
+	}()
+	pc := &http.Client{Timeout: 10 * time.Second}
+	if err := f.warmUp(ctx, pc, url, primary, string(f.stage)); err != nil {
+		return out, err
+	}
+
+	before, err := pipelineCounts(ctx, pc, primary)
+	if err != nil {
+		return out, err
+	}
+	// cpu reads the router's, both pipelines' and this process's CPU.
+	cpu := func() (router, pipelines, self time.Duration, err error) {
+		var t [4]time.Duration
+		var errs [4]error
+		for i, pid := range []int{rtr.pid(), pipes[0].pid(), pipes[1].pid(), 0} {
+			t[i], errs[i] = procstat.CPU(pid)
+		}
+		return t[0], t[1] + t[2], t[3], errors.Join(errs[:]...)
+	}
+	r0, p0, s0, err := cpu()
+	if err != nil {
+		return out, err
+	}
+	lr := load{url: url, partners: f.partners, key: f.key, senders: cfg.Senders, duration: cfg.Duration, tag: string(f.stage), entityEach: true}.run(ctx)
+	rSending, err := procstat.CPU(rtr.pid())
+	if err != nil {
+		return out, fmt.Errorf("the router is gone: %w (%s)", err, rtr.stderr)
+	}
+	sending, err := pipelineCounts(ctx, pc, primary)
+	if err != nil {
+		return out, err
+	}
+
+	// The drain: until the primary pipeline has applied as many events
+	// as were acknowledged, or nothing moved for 10 s, or cfg.Drain.
+	want := before.Events + len(lr.acks)
+	drainStart := time.Now()
+	last, lastMove := sending.Events, drainStart
+	for last < want && time.Since(drainStart) < cfg.Drain && time.Since(lastMove) < 10*time.Second {
+		select {
+		case <-ctx.Done():
+			return out, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		c, err := pipelineCounts(ctx, pc, primary)
+		if err != nil {
+			return out, err
+		}
+		if c.Events != last {
+			last, lastMove = c.Events, time.Now()
+		}
+	}
+	out.DrainMs = ms(time.Since(drainStart))
+	r1, p1, s1, err := cpu()
+	if err != nil {
+		return out, err
+	}
+	applied, err := appliedIDs(ctx, pc, primary)
+	if err != nil {
+		return out, err
+	}
+	stopped = true
+	stopErr := rtr.stop()
+
+	out.Sent, out.Acked, out.Refused, out.Errors = lr.sent, len(lr.acks), lr.refused, lr.errors
+	if lr.firstErr != nil {
+		out.FirstErr = lr.firstErr.Error()
+	}
+	lat := Summarize(lr.lat)
+	out.AcksPerSecond = float64(out.Acked) / lr.elapsed.Seconds()
+	out.AckP50Ms, out.AckP99Ms = ms(lat.P50), ms(lat.P99)
+	out.RouterCPUMicrosPerAck = perEach(r1-r0, out.Acked)
+	out.RouterCPUMicrosPerAckSending = perEach(rSending-r0, out.Acked)
+	out.PipelinesCPUMicrosPerAck = perEach(p1-p0, out.Acked)
+	out.BenchCPUMicrosPerAck = perEach(s1-s0, out.Acked)
+	out.PrimaryDeliveries = sending.Events - before.Events
+	for _, a := range lr.acks {
+		if applied[a.event] {
+			out.Delivered++
+		} else {
+			out.Lost++
+		}
+	}
+	switch {
+	case stopErr != nil:
+		return out, stopErr
+	case out.Acked == 0:
+		return out, fmt.Errorf("no webhook was acknowledged (%d sent, %d refused, %d errors, the first: %s)", out.Sent, out.Refused, out.Errors, out.FirstErr)
+	case out.Lost > 0:
+		return out, fmt.Errorf("%d of %d acknowledged webhooks were not applied by the primary pipeline %.1fs after the senders stopped", out.Lost, out.Acked, out.DrainMs/1000)
+	}
+	return out, nil
+}
+
+// warmUp sends 200 ms of load from four senders to the router at url and
+// waits until the primary pipeline has applied it: the router routes by
+// the migration's snapshot and its connections are open before the clock
+// starts. A router still without its first snapshot may refuse or hold
+// webhooks; it is given 30 s.
+func (f *fixture) warmUp(ctx context.Context, pc *http.Client, url, primary, tag string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for round := 0; ; round++ {
+		before, err := pipelineCounts(ctx, pc, primary)
+		if err != nil {
+			return err
+		}
+		lr := load{url: url, partners: f.partners, key: f.key, senders: 4, duration: 200 * time.Millisecond,
+			tag: "warm-" + tag + "-" + strconv.Itoa(round), entityEach: true}.run(ctx)
+		for len(lr.acks) > 0 && time.Now().Before(deadline) {
+			c, err := pipelineCounts(ctx, pc, primary)
+			if err != nil {
+				return err
+			}
+			if c.Events >= before.Events+len(lr.acks) {
+				return nil
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("warming up, the router acknowledged %d of %d webhooks and delivered fewer within 30s (the first error: %v)", len(lr.acks), lr.sent, lr.firstErr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// pipelineCounts reads GET /counts of the pipeline at base.
+func pipelineCounts(ctx context.Context, c *http.Client, base string) (refpipe.Counts, error) {
+	var out refpipe.Counts
+	return out, getJSON(ctx, c, base+"/counts", &out)
+}
+
+// appliedIDs reads GET /applied/ids of the pipeline at base.
+func appliedIDs(ctx context.Context, c *http.Client, base string) (map[string]bool, error) {
+	var ans struct {
+		IDs []string `json:"ids"`
+	}
+	if err := getJSON(ctx, c, base+"/applied/ids", &ans); err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(ans.IDs))
+	for _, id := range ans.IDs {
+		out[id] = true
+	}
+	return out, nil
+}
+
+func getJSON(ctx context.Context, c *http.Client, url string, into any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(into)
+}
+
+// perEach is d in µs per n, 0 for no n.
+func perEach(d time.Duration, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(d.Microseconds()) / float64(n)
+}
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// loadAverage is /proc/loadavg's three averages, "" where there is none.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
