@@ -309,10 +309,17 @@ func (s *Service) outcome(ctx context.Context, first domain.AuditEntry, err erro
 		Message: "the control store cannot be reached; nothing was changed: try again"}
 }
 
-// publish seals next at version and makes it the current state.
+// publish seals next at version and makes it the current state. The
+// caller holds s.mu.
 func (s *Service) publish(next *State, version uint64, now time.Time) {
 	next.seal(version, now, s.lastAudit)
+	// next's delta is from prev, known before anyone can ask for it;
+	// prev's own predecessor is let go.
+	prev := s.state.Load()
+	next.enc.deltaBase = prev.Version
+	next.enc.base.Store(prev)
 	s.state.Store(next)
+	prev.enc.base.Store(nil)
 	ch := make(chan struct{})
 	close(*s.changed.Swap(&ch))
 }

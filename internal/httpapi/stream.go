@@ -17,6 +17,12 @@ import (
 // does not have now (it went back), gets the current snapshot, so that the
 // subscriber learns it.
 //
+// A subscriber that asks for deltas (?deltas=1) gets, after a whole
+// snapshot, an event "delta" for each new version whose predecessor it
+// holds: the changes alone, computed once per version however many
+// subscribers there are. When it holds anything else (it fell behind, the
+// store changed), it gets the whole snapshot as everyone else.
+//
 // Each subscriber is served by its own goroutine that, when woken, sends the
 // newest state: a subscriber that falls behind skips to the newest version,
 // and a slow one delays nobody else. A write that cannot complete within
@@ -36,6 +42,10 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, p principal) error 
 	// sent is the version the subscriber holds; -1 when it holds none of
 	// this store's.
 	sent := heldVersion(r.Header.Get("Last-Event-ID"), a.svc.State().StoreID)
+	// sentStore is the store of the version sent, for deltas: a delta
+	// applies only to its base version of its own store.
+	sentStore := a.svc.State().StoreID
+	deltas := r.URL.Query().Get("deltas") == "1"
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -65,10 +75,19 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, p principal) error 
 		st, changed := a.svc.Changed()
 		if int64(st.Version) != sent {
 			id := strconv.AppendUint([]byte("id: "), st.Version, 10)
-			if !write(id, []byte("\nevent: snapshot\ndata: "), st.SnapshotJSON(secrets), []byte("\n\n")) {
+			event, data := "\nevent: snapshot\ndata: ", []byte(nil)
+			if deltas && sent >= 0 && st.StoreID == sentStore {
+				if b, base, ok := st.DeltaJSON(secrets); ok && int64(base) == sent {
+					event, data = "\nevent: delta\ndata: ", b
+				}
+			}
+			if data == nil {
+				data = st.SnapshotJSON(secrets)
+			}
+			if !write(id, []byte(event), data, []byte("\n\n")) {
 				return nil
 			}
-			sent = int64(st.Version)
+			sent, sentStore = int64(st.Version), st.StoreID
 		} else if first {
 			if !write(strconv.AppendUint([]byte("event: current\ndata: "), st.Version, 10), []byte("\n\n")) {
 				return nil
