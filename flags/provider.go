@@ -75,6 +75,14 @@ type Options struct {
 	// do not modify raw.
 	OnSnapshot func(version uint64, raw []byte)
 
+	// WholeSnapshots makes the provider take a whole snapshot for every
+	// new version. Otherwise, after the first, it asks for deltas: each
+	// new version's changes alone, far cheaper to decode when a snapshot
+	// holds many partners (a control service that predates deltas sends
+	// whole snapshots anyway). A provider with OnSnapshot or SnapshotFile
+	// set always takes whole snapshots: they need the snapshot's JSON.
+	WholeSnapshots bool
+
 	// HTTPClient makes the requests; nil means a client of the provider's
 	// own. It must have no Timeout: the snapshot stream is a request that
 	// lasts. The provider bounds its requests itself.
@@ -192,6 +200,11 @@ func (o Options) withDefaults() Options {
 		o.MinBackoff = o.MaxBackoff
 	}
 	return o
+}
+
+// deltas reports whether the provider asks for deltas: see WholeSnapshots.
+func (o Options) deltas() bool {
+	return !o.WholeSnapshots && o.OnSnapshot == nil && o.SnapshotFile == ""
 }
 
 // Provider is an OpenFeature provider that evaluates switchback migration
@@ -350,9 +363,13 @@ func NewProvider(opts Options) (*Provider, error) {
 		if err != nil { // Validate parsed it
 			return nil, fmt.Errorf("flags: control URL %w", err)
 		}
+		stream := base.JoinPath("v1", "snapshot", "stream")
+		if opts.deltas() {
+			stream.RawQuery = "deltas=1"
+		}
 		replicas = append(replicas, replica{
 			base:   raw,
-			stream: base.JoinPath("v1", "snapshot", "stream").String(),
+			stream: stream.String(),
 			report: base.JoinPath("v1", "reports").String(),
 		})
 	}
@@ -650,6 +667,29 @@ func judge(held, s *Snapshot) verdict {
 func (p *Provider) apply(s *Snapshot, raw []byte, fromStream bool) verdict {
 	p.applyMu.Lock()
 	defer p.applyMu.Unlock()
+	return p.applyLocked(s, raw, fromStream)
+}
+
+// applyDelta applies a delta from the stream to the snapshot held, and
+// reports false when it does not apply to it (another version or store
+// held): the provider must then get the whole snapshot.
+func (p *Provider) applyDelta(d *snapshotDelta) bool {
+	p.applyMu.Lock()
+	defer p.applyMu.Unlock()
+	h := p.cur.Load()
+	if h == nil {
+		return false
+	}
+	s, ok := h.snap.patch(d)
+	if !ok {
+		return false
+	}
+	p.applyLocked(s, nil, true)
+	return true
+}
+
+// applyLocked is apply; the caller holds applyMu.
+func (p *Provider) applyLocked(s *Snapshot, raw []byte, fromStream bool) verdict {
 	old := p.cur.Load()
 	var held *Snapshot
 	if old != nil {

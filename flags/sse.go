@@ -28,6 +28,7 @@ const (
 	errEventTooLarge streamError = "stream event larger than the limit"
 	errStreamClosed  streamError = "control service closed the stream"
 	errHeartbeat     streamError = "no data, not even a heartbeat, within the heartbeat timeout"
+	errDeltaGap      streamError = "delta for another version than the one held: reconnecting for the whole snapshot"
 )
 
 // statusError is a non-200 answer to the stream request.
@@ -50,6 +51,7 @@ type streamMsg struct {
 	upToDate bool
 	snap     *Snapshot
 	raw      []byte
+	delta    *snapshotDelta
 }
 
 // sync is the provider's sync loop: it keeps one stream open to a replica
@@ -69,6 +71,14 @@ func (p *Provider) sync(ctx context.Context) {
 		connected, err := p.session(ctx, r, grace)
 		if ctx.Err() != nil {
 			return
+		}
+		if connected && errors.Is(err, errDeltaGap) {
+			// Not a failure of the replica: ask it again, at once, for
+			// the whole snapshot.
+			p.log.Info("flags: "+err.Error(), "url", r.stream)
+			attempt = 0
+			grace.Reset(p.opts.StaleGrace)
+			continue
 		}
 		if connected {
 			attempt = 0
@@ -161,6 +171,14 @@ func (p *Provider) session(ctx context.Context, r replica, grace *time.Timer) (c
 				}
 				continue
 			}
+			if m.delta != nil {
+				if !p.applyDelta(m.delta) {
+					cancel()
+					<-done
+					return connected, errDeltaGap
+				}
+				continue
+			}
 			p.apply(m.snap, m.raw, true)
 		case err := <-done:
 			return connected, err
@@ -244,6 +262,21 @@ func (p *Provider) stream(ctx context.Context, url, since string, out chan<- str
 		if ev.typ == "current" {
 			select {
 			case out <- streamMsg{upToDate: true}:
+			case <-ctx.Done():
+				return cause(ctx.Err())
+			}
+			continue
+		}
+		if ev.typ == "delta" {
+			d, err := decodeDelta(ev.data)
+			if err != nil {
+				// The next version will not apply either: reconnect for
+				// the whole snapshot.
+				p.log.Warn("flags: undecodable delta event", "id", ev.id, "bytes", len(ev.data), "err", err)
+				return errDeltaGap
+			}
+			select {
+			case out <- streamMsg{delta: d}:
 			case <-ctx.Done():
 				return cause(ctx.Err())
 			}
