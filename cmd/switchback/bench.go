@@ -120,6 +120,7 @@ func benchPropagation(ctx context.Context, args []string, stdout, stderr io.Writ
 	partners := fs.Int("partners", 100, "partners in the started service (each snapshot carries them all)")
 	processes := fs.Int("processes", 0, "spread the providers over this many processes of their own (Linux), so that their decoding is not the control service's CPU; 0 runs them in this one")
 	binary := fs.String("binary", "", "with --processes: the switchback binary to start them from (default: this one)")
+	whole := fs.Bool("whole-snapshots", false, "providers take a whole snapshot for every version rather than deltas")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
 		return err
@@ -127,7 +128,7 @@ func benchPropagation(ctx context.Context, args []string, stdout, stderr io.Writ
 	if *processes < 0 || *processes > *providers {
 		return usageError("--processes must be between 0 and --providers")
 	}
-	cfg := bench.PropagationConfig{Providers: *providers, Rounds: *rounds, Processes: *processes, Binary: *binary}
+	cfg := bench.PropagationConfig{Providers: *providers, Rounds: *rounds, Processes: *processes, Binary: *binary, WholeSnapshots: *whole}
 	if cfg.Processes > 0 && cfg.Binary == "" {
 		self, err := os.Executable()
 		if err != nil {
@@ -292,11 +293,12 @@ func benchProviders(ctx context.Context, args []string, getenv func(string) stri
 	fs.SetOutput(stderr)
 	url := fs.String("control", "", "control service URL")
 	count := fs.Int("count", 1, "providers to connect")
+	whole := fs.Bool("whole-snapshots", false, "take a whole snapshot for every version rather than deltas")
 	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
 		return err
 	}
 	if *url == "" || *count < 1 {
 		return usageError("bench providers needs --control and a --count of at least one, and a token in $SWITCHBACK_TOKEN")
 	}
-	return bench.RunProviders(ctx, *url, getenv("SWITCHBACK_TOKEN"), *count, stdout)
+	return bench.RunProviders(ctx, *url, getenv("SWITCHBACK_TOKEN"), *count, *whole, stdout)
 }

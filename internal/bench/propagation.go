@@ -33,16 +33,21 @@ type PropagationConfig struct {
 	// only: each process's CPU is read from /proc.
 	Processes int
 	Binary    string
+	// WholeSnapshots makes the providers take a whole snapshot for every
+	// version instead of deltas (flags.Options.WholeSnapshots).
+	WholeSnapshots bool
 }
 
 // PropagationResult is what a run measured: for every provider and round,
 // the time from sending the revert (or resume) call to the provider's
 // CONFIGURATION_CHANGED event for the new version.
 type PropagationResult struct {
-	Providers int       `json:"providers"`
-	Rounds    int       `json:"rounds"`
-	Processes int       `json:"processes,omitempty"`
-	Latency   Latencies `json:"latency"`
+	Providers int `json:"providers"`
+	Rounds    int `json:"rounds"`
+	Processes int `json:"processes,omitempty"`
+	// Deltas says the providers took deltas rather than whole snapshots.
+	Deltas  bool      `json:"deltas"`
+	Latency Latencies `json:"latency"`
 	// Call is the API call alone: durably stored and answered.
 	Call Latencies `json:"call"`
 	// With Processes: the CPU per round of this process (the control
@@ -80,7 +85,7 @@ func Propagation(ctx context.Context, srv *Server, cfg PropagationConfig) (Propa
 	arrivals := make(chan seen, cfg.Providers*cfg.Rounds*2)
 	var children []*child
 	if cfg.Processes == 0 {
-		stop, err := startProviders(ctx, srv.URL, token, cfg.Providers, func(s seen) { arrivals <- s })
+		stop, err := startProviders(ctx, srv.URL, token, cfg.Providers, cfg.WholeSnapshots, func(s seen) { arrivals <- s })
 		if err != nil {
 			return PropagationResult{}, err
 		}
@@ -135,7 +140,7 @@ func Propagation(ctx context.Context, srv *Server, cfg PropagationConfig) (Propa
 			}
 		}
 	}
-	out := PropagationResult{Providers: cfg.Providers, Rounds: cfg.Rounds, Processes: cfg.Processes, Latency: Summarize(lat), Call: Summarize(calls),
+	out := PropagationResult{Providers: cfg.Providers, Rounds: cfg.Rounds, Processes: cfg.Processes, Deltas: !cfg.WholeSnapshots, Latency: Summarize(lat), Call: Summarize(calls),
 		CPUs: runtime.NumCPU(), LoadAverage: loadAverage()}
 	if len(children) > 0 {
 		self1, prov1, err := cpu()
@@ -152,7 +157,7 @@ func Propagation(ctx context.Context, srv *Server, cfg PropagationConfig) (Propa
 // url, each on a connection of its own as providers in separate processes
 // would have, and hands arrive every CONFIGURATION_CHANGED they see, from
 // their readers' goroutines. stop disconnects them.
-func startProviders(ctx context.Context, url, token string, n int, arrive func(seen)) (stop func(), err error) {
+func startProviders(ctx context.Context, url, token string, n int, whole bool, arrive func(seen)) (stop func(), err error) {
 	tr := &http.Transport{MaxIdleConnsPerHost: n + 4}
 	log := slog.New(slog.DiscardHandler)
 	var wg sync.WaitGroup
@@ -167,7 +172,7 @@ func startProviders(ctx context.Context, url, token string, n int, arrive func(s
 		tr.CloseIdleConnections()
 	}
 	for i := range n {
-		p, err := flags.NewProvider(flags.Options{URL: url, Token: token, Logger: log, HTTPClient: &http.Client{Transport: tr}})
+		p, err := flags.NewProvider(flags.Options{URL: url, Token: token, Logger: log, HTTPClient: &http.Client{Transport: tr}, WholeSnapshots: whole})
 		if err != nil {
 			stop()
 			return nil, err
@@ -209,12 +214,12 @@ var providersLine = regexp.MustCompile(regexp.QuoteMeta(providersReady) + `(\d+)
 // prints a ready line, then, for every CONFIGURATION_CHANGED a provider
 // sees, a line "seen VERSION UNIXNANO" (its wall clock then), until ctx
 // ends.
-func RunProviders(ctx context.Context, url, token string, n int, stdout io.Writer) error {
+func RunProviders(ctx context.Context, url, token string, n int, whole bool, stdout io.Writer) error {
 	if n < 1 {
 		return fmt.Errorf("providers: want at least one")
 	}
 	lines := make(chan seen, 4*n)
-	stop, err := startProviders(ctx, url, token, n, func(s seen) {
+	stop, err := startProviders(ctx, url, token, n, whole, func(s seen) {
 		select {
 		case lines <- s:
 		case <-ctx.Done():
@@ -259,8 +264,12 @@ func startProviderProcesses(ctx context.Context, url, token string, cfg Propagat
 		if i < cfg.Providers%cfg.Processes {
 			n++
 		}
+		args := []string{"bench", "providers", "--control", url, "--count", strconv.Itoa(n)}
+		if cfg.WholeSnapshots {
+			args = append(args, "--whole-snapshots")
+		}
 		c, _, err := startChild(ctx, childStart{name: fmt.Sprintf("providers process %d", i), bin: cfg.Binary,
-			args: []string{"bench", "providers", "--control", url, "--count", strconv.Itoa(n)},
+			args: args,
 			env:  []string{"SWITCHBACK_TOKEN=" + token}, ready: providersLine,
 			onLine: func(line string) {
 				var v uint64

@@ -31,8 +31,12 @@ func WritePropagation(w io.Writer, res PropagationResult) {
 	if res.Processes > 0 {
 		where = fmt.Sprintf("in %d processes of their own", res.Processes)
 	}
+	took := "whole snapshots"
+	if res.Deltas {
+		took = "deltas"
+	}
 	rows := [][2]string{
-		{"providers", fmt.Sprintf("%d, %s (%d CPUs shared, load average %s before)", res.Providers, where, res.CPUs, res.LoadAverage)},
+		{"providers", fmt.Sprintf("%d, %s, taking %s (%d CPUs shared, load average %s before)", res.Providers, where, took, res.CPUs, res.LoadAverage)},
 		{"rounds", fmt.Sprint(res.Rounds)},
 		{"revert call p50 / p99", res.Call.P50.String() + " / " + res.Call.P99.String()},
 		{"to every provider p50", res.Latency.P50.String()},
