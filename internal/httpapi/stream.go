@@ -21,7 +21,9 @@ import (
 // snapshot, an event "delta" for each new version whose predecessor it
 // holds: the changes alone, computed once per version however many
 // subscribers there are. When it holds anything else (it fell behind, the
-// store changed), it gets the whole snapshot as everyone else.
+// store changed), it gets the whole snapshot as everyone else, and so on
+// connect: a version named by Last-Event-ID is trusted for "current", not
+// as the base of changes.
 //
 // Each subscriber is served by its own goroutine that, when woken, sends the
 // newest state: a subscriber that falls behind skips to the newest version,
@@ -76,7 +78,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, p principal) error 
 		if int64(st.Version) != sent {
 			id := strconv.AppendUint([]byte("id: "), st.Version, 10)
 			event, data := "\nevent: snapshot\ndata: ", []byte(nil)
-			if deltas && sent >= 0 && st.StoreID == sentStore {
+			if deltas && !first && sent >= 0 && st.StoreID == sentStore {
 				if b, base, ok := st.DeltaJSON(secrets); ok && int64(base) == sent {
 					event, data = "\nevent: delta\ndata: ", b
 				}
