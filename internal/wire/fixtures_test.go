@@ -53,3 +53,46 @@ func report() wire.Report {
 		Guard: []domain.GuardSample{{Migration: "psa-webhooks-v2", Partner: "globex", Outcomes: []string{"equal", domain.OutcomeError}, EventID: "evt_02"}},
 	}
 }
+
+// delta is a router's delta from snapshot() to the next version with
+// every kind of change: a migration reverted with a stage changed and one
+// back at legacy, a migration removed and one added, a partner added and
+// one removed. deltaApplied is snapshot() with those changes.
+func delta() wire.SnapshotDelta {
+	shadow, done := "shadow", "done"
+	return wire.SnapshotDelta{
+		Version: 14, Base: 13, BuiltAt: at.Add(time.Second), StoreID: "5f0c1d2e3a4b5c6d7e8f90a1b2c3d4e5",
+		Audit: wire.AuditHead{Seq: 42, Hash: "b7c2"},
+		Migrations: map[string]*wire.MigrationDelta{
+			"psa-webhooks-v2": {Seq: 1, Reverted: true,
+				Pipelines: domain.Pipelines{Legacy: domain.Pipeline{URL: "http://legacy:9001/apply"}, New: domain.Pipeline{URL: "http://new:9002/apply"}},
+				Compare:   domain.CompareRules{Ignore: []string{"fields.updatedAt"}, Sets: []string{"tags"}},
+				Guard:     domain.DefaultGuard(),
+				Stages:    map[string]*string{"globex": &done, "acme": nil}},
+			"billing-v3": nil,
+			"contracts-v1": {Seq: 3,
+				Pipelines: domain.Pipelines{Legacy: domain.Pipeline{URL: "http://legacy:9001/apply"}, New: domain.Pipeline{URL: "http://contracts:9004/apply"}},
+				Guard:     domain.DefaultGuard(),
+				Stages:    map[string]*string{"hooli": &shadow}},
+		},
+		Partners: map[string]*wire.SnapshotPartner{
+			"hooli":   {Name: "Hooli", PSA: domain.PSAGeneric, Secret: "whsec-hooli"},
+			"initech": nil,
+		},
+	}
+}
+
+func deltaApplied() wire.Snapshot {
+	s := snapshot()
+	d := delta()
+	s.Version, s.BuiltAt, s.Audit = d.Version, d.BuiltAt, d.Audit
+	m := s.Migrations["psa-webhooks-v2"]
+	m.Reverted, m.Stages = true, map[string]string{"globex": "done"}
+	s.Migrations["psa-webhooks-v2"] = m
+	delete(s.Migrations, "billing-v3")
+	s.Migrations["contracts-v1"] = wire.SnapshotMigration{Seq: 3, Stages: map[string]string{"hooli": "shadow"},
+		Pipelines: d.Migrations["contracts-v1"].Pipelines, Guard: domain.DefaultGuard()}
+	s.Partners["hooli"] = *d.Partners["hooli"]
+	delete(s.Partners, "initech")
+	return s
+}

@@ -172,3 +172,58 @@ func flagsPart(t *testing.T, raw []byte) map[string]any {
 	}
 	return m
 }
+
+// A provider that takes a wire.SnapshotDelta on top of a wire.Snapshot
+// holds what it would hold with the whole next snapshot: the flags
+// package's copy of the delta's fields agrees with wire's. It asks for
+// deltas, as docs/api.md says, with ?deltas=1.
+func TestFlagsDeltaAgreesWithWire(t *testing.T) {
+	snap, d := snapshot(), delta()
+	raw, err := json.Marshal(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawDelta, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/snapshot/stream", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("deltas") != "1" {
+			t.Errorf("stream asked as %q, want deltas=1", r.URL.RawQuery)
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "id: %d\nevent: snapshot\ndata: %s\n\n", snap.Version, raw)
+		fmt.Fprintf(w, "id: %d\nevent: delta\ndata: %s\n\n", d.Version, rawDelta)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	p, err := flags.NewProvider(flags.Options{URL: srv.URL, Token: "viewer-token", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.InitWithContext(context.Background(), openfeature.EvaluationContext{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Shutdown)
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Snapshot().Version != d.Version {
+		if time.Now().After(deadline) {
+			t.Fatalf("provider holds version %d, want the delta's %d", p.Snapshot().Version, d.Version)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	whole, err := json.Marshal(deltaApplied())
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := json.Marshal(p.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(flagsPart(t, whole), decodeObject(t, held)); diff != "" {
+		t.Errorf("the snapshot after the delta and the whole snapshot disagree (-whole +after delta):\n%s", diff)
+	}
+}

@@ -39,6 +39,9 @@ func TestGolden(t *testing.T) {
 		// An empty store before its first audit entry: no audit, and empty
 		// maps, never null.
 		{"snapshot-empty", wire.Snapshot{Version: 1, BuiltAt: at, Migrations: map[string]wire.SnapshotMigration{}, Partners: map[string]wire.SnapshotPartner{}}},
+		// A router's delta (secrets included) with every kind of change:
+		// null for what is removed, changed stages only.
+		{"snapshot-delta-router", delta()},
 		{"report-ingress", report()},
 		// What a flags provider sends: no counts, no journal, no store id
 		// before store ids; router and snapshotVersion are always sent.
