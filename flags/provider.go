@@ -293,24 +293,31 @@ type held struct {
 	snap *Snapshot
 	// meta holds one FlagMetadata per (stage, shadow) pair, so evaluation
 	// hands out a shared map instead of building one per call. Indexed by
-	// stageIndex and shadowIndex.
-	meta [5][3]openfeature.FlagMetadata
+	// stageIndex and shadowIndex; built by the first evaluation that needs
+	// it, not by the sync: a provider taking many versions between
+	// evaluations builds it only for those evaluated.
+	metaOnce sync.Once
+	meta     [5][3]openfeature.FlagMetadata
 }
 
-func newHeld(s *Snapshot) *held {
-	h := &held{snap: s}
-	stages := [...]string{"", StageLegacy, StageShadow, StageNew, StageDone}
-	shadows := [...]string{"", Legacy, New}
-	for i, st := range stages {
-		for j, sh := range shadows {
-			h.meta[i][j] = openfeature.FlagMetadata{
-				"stage":           st,
-				"shadow":          sh,
-				"snapshotVersion": int64(s.Version),
+func newHeld(s *Snapshot) *held { return &held{snap: s} }
+
+// metadata returns the FlagMetadata of the (stage, shadow) pair i, j.
+func (h *held) metadata(i, j int) openfeature.FlagMetadata {
+	h.metaOnce.Do(func() {
+		stages := [...]string{"", StageLegacy, StageShadow, StageNew, StageDone}
+		shadows := [...]string{"", Legacy, New}
+		for i, st := range stages {
+			for j, sh := range shadows {
+				h.meta[i][j] = openfeature.FlagMetadata{
+					"stage":           st,
+					"shadow":          sh,
+					"snapshotVersion": int64(h.snap.Version),
+				}
 			}
 		}
-	}
-	return h
+	})
+	return h.meta[i][j]
 }
 
 func stageIndex(s string) int {
@@ -465,11 +472,11 @@ func (p *Provider) StringEvaluation(_ context.Context, flag string, defaultValue
 		default:
 			re = openfeature.NewGeneralResolutionError("evaluation failed")
 		}
-		return stringError(defaultValue, re, h.meta[0][0])
+		return stringError(defaultValue, re, h.metadata(0, 0))
 	}
 	var meta openfeature.FlagMetadata
 	if i, j := stageIndex(r.Stage), shadowIndex(r.Shadow); i >= 0 && j >= 0 {
-		meta = h.meta[i][j]
+		meta = h.metadata(i, j)
 	}
 	return openfeature.StringResolutionDetail{
 		Value: r.Value,
@@ -667,7 +674,7 @@ func judge(held, s *Snapshot) verdict {
 func (p *Provider) apply(s *Snapshot, raw []byte, fromStream bool) verdict {
 	p.applyMu.Lock()
 	defer p.applyMu.Unlock()
-	return p.applyLocked(s, raw, fromStream)
+	return p.applyLocked(s, raw, fromStream, nil)
 }
 
 // applyDelta applies a delta from the stream to the snapshot held, and
@@ -680,16 +687,17 @@ func (p *Provider) applyDelta(d *snapshotDelta) bool {
 	if h == nil {
 		return false
 	}
-	s, ok := h.snap.patch(d)
+	s, changed, ok := h.snap.patch(d)
 	if !ok {
 		return false
 	}
-	p.applyLocked(s, nil, true)
+	p.applyLocked(s, nil, true, changed)
 	return true
 }
 
-// applyLocked is apply; the caller holds applyMu.
-func (p *Provider) applyLocked(s *Snapshot, raw []byte, fromStream bool) verdict {
+// applyLocked is apply; the caller holds applyMu. changed, if not nil,
+// are the flags whose answers s changes, as flagChanges would tell them.
+func (p *Provider) applyLocked(s *Snapshot, raw []byte, fromStream bool, changed []string) verdict {
 	old := p.cur.Load()
 	var held *Snapshot
 	if old != nil {
@@ -733,8 +741,7 @@ func (p *Provider) applyLocked(s *Snapshot, raw []byte, fromStream bool) verdict
 		p.persist(raw, slices.Clone(p.heads))
 	}
 	p.signalReport()
-	var changed []string
-	if old != nil {
+	if old != nil && changed == nil {
 		changed = flagChanges(old.snap, s)
 	}
 	p.log.Info("flags: snapshot applied", "version", s.Version, "changed", len(changed))

@@ -459,7 +459,7 @@ func TestOptionsDefaults(t *testing.T) {
 	if p.Metadata().Name != "switchback" {
 		t.Errorf("Metadata().Name: got %q, want switchback", p.Metadata().Name)
 	}
-	if got, want := p.replicas, []replica{{"http://control.example", "http://control.example/v1/snapshot/stream", "http://control.example/v1/reports"}}; !slices.Equal(got, want) {
+	if got, want := p.replicas, []replica{{"http://control.example", "http://control.example/v1/snapshot/stream?deltas=1", "http://control.example/v1/reports"}}; !slices.Equal(got, want) {
 		t.Errorf("replicas: got %+v, want %+v", got, want)
 	}
 	if got, want := p.ControlURL(), "http://control.example"; got != want {

@@ -76,6 +76,7 @@ func (p *Provider) sync(ctx context.Context) {
 			// Not a failure of the replica: ask it again, at once, for
 			// the whole snapshot.
 			p.log.Info("flags: "+err.Error(), "url", r.stream)
+			p.current.Store(false)
 			attempt = 0
 			grace.Reset(p.opts.StaleGrace)
 			continue
