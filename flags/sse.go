@@ -43,7 +43,8 @@ func (e *statusError) auth() bool {
 }
 
 // streamMsg goes from the stream reader to the sync loop: either the news
-// that the stream is established, or a decoded snapshot and its JSON.
+// that the stream is established, or a decoded snapshot and its JSON, or a
+// decoded delta.
 type streamMsg struct {
 	connected bool
 	// upToDate says the control service holds no newer snapshot than the
