@@ -559,6 +559,13 @@ func (p *Provider) InitWithContext(ctx context.Context, _ openfeature.Evaluation
 	p.lc.Unlock()
 
 	if p.cur.Load() != nil {
+		// The sync may have taken the first snapshot since the status was
+		// set: seeing stInit, it left the READY to this answer.
+		p.mu.Lock()
+		if p.status == stInit {
+			p.status = stReady
+		}
+		p.mu.Unlock()
 		return nil
 	}
 	timer := time.NewTimer(p.opts.InitTimeout)
