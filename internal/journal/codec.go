@@ -34,6 +34,9 @@ func compactRaw(raw json.RawMessage) (json.RawMessage, error) {
 	if raw == nil {
 		return nil, nil
 	}
+	if storable(raw) {
+		return bytes.Clone(raw), nil
+	}
 	var b bytes.Buffer
 	b.Grow(len(raw))
 	if err := json.Compact(&b, raw); err != nil {
@@ -258,4 +261,156 @@ func skipValue(v []byte, i int) int {
 		return -1
 	}
 	return i
+}
+
+// maxFastDepth bounds the nesting storable follows; deeper documents take
+// encoding/json's path (which refuses beyond 10,000).
+const maxFastDepth = 1000
+
+// storable reports whether raw is one JSON value that json.Marshal would
+// store unchanged: no whitespace outside its strings, nothing it escapes
+// for HTML. Most payloads and effects are; checking that is several times
+// quicker than encoding/json's scanner. False sends raw to json.Compact,
+// which compacts it or says why it is not JSON.
+func storable(raw []byte) bool {
+	i, ok := fastValue(raw, 0, 0)
+	return ok && i == len(raw)
+}
+
+func fastValue(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) {
+		return i, false
+	}
+	switch c := b[i]; c {
+	case '{', '[':
+		if depth >= maxFastDepth {
+			return i, false
+		}
+		end := byte('}')
+		if c == '[' {
+			end = ']'
+		}
+		i++
+		if i < len(b) && b[i] == end {
+			return i + 1, true
+		}
+		for {
+			var ok bool
+			if c == '{' {
+				if i >= len(b) || b[i] != '"' {
+					return i, false
+				}
+				if i, ok = fastString(b, i); !ok || i >= len(b) || b[i] != ':' {
+					return i, false
+				}
+				i++
+			}
+			if i, ok = fastValue(b, i, depth+1); !ok || i >= len(b) {
+				return i, false
+			}
+			switch b[i] {
+			case ',':
+				i++
+			case end:
+				return i + 1, true
+			default:
+				return i, false
+			}
+		}
+	case '"':
+		return fastString(b, i)
+	case 't':
+		return fastLiteral(b, i, "true")
+	case 'f':
+		return fastLiteral(b, i, "false")
+	case 'n':
+		return fastLiteral(b, i, "null")
+	}
+	return fastNumber(b, i)
+}
+
+func fastLiteral(b []byte, i int, lit string) (int, bool) {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return i, false
+	}
+	return i + len(lit), true
+}
+
+// fastString returns the index after the string at b[i]; false for a
+// string that is not JSON or that json.Marshal would escape further.
+func fastString(b []byte, i int) (int, bool) {
+	for i++; i < len(b); {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, true
+		case c < 0x20, c == '<', c == '>', c == '&':
+			return i, false
+		case c == 0xE2 && i+2 < len(b) && b[i+1] == 0x80 && b[i+2]&^1 == 0xA8: // U+2028, U+2029
+			return i, false
+		case c == '\\':
+			if i+1 >= len(b) {
+				return i, false
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) {
+					return i, false
+				}
+				for _, h := range b[i+2 : i+6] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return i, false
+					}
+				}
+				i += 6
+			default:
+				return i, false
+			}
+		default:
+			i++
+		}
+	}
+	return i, false
+}
+
+// fastNumber returns the index after the number at b[i]:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func fastNumber(b []byte, i int) (int, bool) {
+	digits := func(i int) (int, bool) {
+		start := i
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		return i, i > start
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(b):
+		return i, false
+	case b[i] == '0':
+		i++
+	case '1' <= b[i] && b[i] <= '9':
+		i, _ = digits(i)
+	default:
+		return i, false
+	}
+	var ok bool
+	if i < len(b) && b[i] == '.' {
+		if i, ok = digits(i + 1); !ok {
+			return i, false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i, ok = digits(i); !ok {
+			return i, false
+		}
+	}
+	return i, true
 }

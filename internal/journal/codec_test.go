@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -87,5 +88,43 @@ func TestAppendRefusesAPayloadThatIsNotJSON(t *testing.T) {
 	j := open(t, filepath.Join(t.TempDir(), "j.db"), Options{})
 	if _, err := j.Append(t.Context(), []Event{{Partner: "p", DeliveryID: "d", Payload: json.RawMessage(`{"a":`)}}); err == nil {
 		t.Fatal("Append took a payload that is not JSON")
+	}
+}
+
+// compactRaw stores what json.Marshal stores for a json.RawMessage, and
+// refuses what it refuses, whether or not the quick path takes it.
+func FuzzCompactRaw(f *testing.F) {
+	for _, s := range []string{
+		`{"a":1}`, `[1,2.5e-3,-0,"x",true,false,null,{},[]]`, `{"a": 1}`, " [1] ", `"<&>"`, `"\u2028"`, "\"\u2028\u2029\"",
+		`"\"\\\/\b\f\n\r\t\u00e9\uD834"`, `"\x"`, `"\u12"`, `01`, `1.`, `1e`, `-`, `1.5E+10`, `tru`, `nul`, `{"a":}`, `{"a"1}`,
+		`[1,]`, `{,}`, `{"a":1,}`, `"abc`, "\"a\x01\"", `[` + strings.Repeat(`[`, 1100) + strings.Repeat(`]`, 1101), `1 2`, `{}x`,
+		"\"\xff\xfe\"", `{"a":[{"b":{"c":"d"}}],"e":-12.34e+5}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) == 0 {
+			return
+		}
+		want, wantErr := json.Marshal(json.RawMessage(in))
+		got, err := compactRaw(in)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("compactRaw(%q): error %v; json.Marshal's %v", in, err, wantErr)
+		}
+		if err == nil && !bytes.Equal(got, want) {
+			t.Fatalf("compactRaw(%q) = %q; json.Marshal stores %q", in, got, want)
+		}
+		if storable(in) && !bytes.Equal(in, want) {
+			t.Fatalf("storable(%q), but json.Marshal stores %q", in, want)
+		}
+	})
+}
+
+// What json.Marshal wrote takes the quick path.
+func TestMarshalledJSONIsStorable(t *testing.T) {
+	v, _ := json.Marshal(map[string]any{"type": "ticket.updated", "n": -1.5e300, "z": 0, "ok": true, "no": nil,
+		"data": map[string]any{"id": "T-1", "s": "é \" \\ \n \u00e9 \x01 <a>", "list": []any{1, "two", []any{}, map[string]any{}}}})
+	if !storable(v) {
+		t.Fatalf("storable(%s) = false", v)
 	}
 }
