@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -43,8 +44,20 @@ func runIngress(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
+	if getenv("GOGC") == "" {
+		// The router's live heap is small (the delivery backlog), and a
+		// webhook allocates its body, its JSON and its journal pages
+		// several times over: at Go's default of 100 the collector took
+		// ~10% of the router's CPU. Four times the live heap between
+		// collections trades some tens of MB for most of it. GOGC set in
+		// the environment wins.
+		debug.SetGCPercent(ingressGCPercent)
+	}
 	return serveIngress(ctx, cfg, stdout, stderr)
 }
+
+// ingressGCPercent is the router process's GOGC unless the environment sets one.
+const ingressGCPercent = 400
 
 // parseIngressConfig reads the configuration of "switchback ingress" over
 // the defaults cfg: the environment, then args; it returns a usage error,
@@ -93,6 +106,9 @@ replica failed to take goes to the next; its counts stay owed until one does.
 
 Each flag may be set in the environment instead, as SWITCHBACK_ and its name
 in capitals with underscores; a flag wins over its variable.
+
+The router collects garbage when its heap has grown by 400% (GOGC=400), not
+Go's 100%: less CPU per webhook for a few tens of MB. $GOGC, if set, wins.
 
 `)
 		fs.PrintDefaults()

@@ -296,7 +296,12 @@ func (rt *Router) deliver(ctx context.Context, ev journal.Event) bool {
 		r, err = rt.resolve(ctx, ev)
 		if err == nil {
 			var res pipelineclient.Result
-			res, err = rt.opts.Pipelines.Call(ctx, r.url, pipelineclient.Apply, toPipelineEvent(ev))
+			if r.shadow == "" {
+				// Nothing compares the effects: they are journaled as sent.
+				res, err = rt.opts.Pipelines.CallRaw(ctx, r.url, pipelineclient.Apply, toPipelineEvent(ev))
+			} else {
+				res, err = rt.opts.Pipelines.Call(ctx, r.url, pipelineclient.Apply, toPipelineEvent(ev))
+			}
 			if ctx.Err() != nil {
 				return false
 			}

@@ -299,12 +299,16 @@ func (j *Journal) Append(ctx context.Context, events []Event) ([]Appended, error
 	if len(events) == 0 {
 		return []Appended{}, nil
 	}
-	if j.opts.UpdatedAt != nil {
-		events = slices.Clone(events)
-		for i := range events {
-			if events[i].EntityUpdatedAt.IsZero() {
-				events[i].EntityUpdatedAt = j.stamp(events[i])
-			}
+	events = slices.Clone(events)
+	for i := range events {
+		// Compacted here, once, and spliced as it is from then on (codec.go).
+		p, err := compactRaw(events[i].Payload)
+		if err != nil {
+			return nil, fmt.Errorf("event %d of the delivery: payload: %w", i, err)
+		}
+		events[i].Payload = p
+		if j.opts.UpdatedAt != nil && events[i].EntityUpdatedAt.IsZero() {
+			events[i].EntityUpdatedAt = j.stamp(events[i])
 		}
 	}
 	o := &op{events: events, done: make(chan struct{})}
@@ -323,6 +327,10 @@ func (j *Journal) Append(ctx context.Context, events []Event) ([]Appended, error
 
 // Complete records an event's outcome durably.
 func (j *Journal) Complete(ctx context.Context, seq uint64, out Outcome) error {
+	out, err := compactOutcome(out)
+	if err != nil {
+		return err
+	}
 	return j.write1(ctx, &op{seq: seq, outcome: out, done: make(chan struct{})})
 }
 
@@ -336,7 +344,28 @@ func (j *Journal) Complete(ctx context.Context, seq uint64, out Outcome) error {
 // while the queue is full, or the journal is closed), CompleteLater
 // returns the error and done is not called.
 func (j *Journal) CompleteLater(ctx context.Context, seq uint64, out Outcome, done func(error)) error {
+	out, err := compactOutcome(out)
+	if err != nil {
+		return err
+	}
 	return j.enqueueWait(ctx, &op{seq: seq, outcome: out, done: make(chan struct{}), then: done})
+}
+
+// compactOutcome compacts the raw effects an outcome brings into the
+// journal, once, in the caller's goroutine (codec.go).
+func compactOutcome(out Outcome) (Outcome, error) {
+	var err error
+	if out.Effects, err = compactRaw(out.Effects); err != nil {
+		return out, fmt.Errorf("the outcome's effects: %w", err)
+	}
+	if out.Replay != nil && out.Replay.Effects != nil {
+		r := *out.Replay
+		if r.Effects, err = compactRaw(r.Effects); err != nil {
+			return out, fmt.Errorf("the replay's effects: %w", err)
+		}
+		out.Replay = &r
+	}
+	return out, nil
 }
 
 // write1 queues o, waiting for room, and waits until it is committed.
@@ -772,15 +801,15 @@ func get(b *bbolt.Bucket, seq uint64) (Event, error) {
 	if v == nil {
 		return Event{}, ErrNotFound
 	}
-	var e Event
-	if err := json.Unmarshal(v, &e); err != nil {
+	e, err := decodeEvent(v)
+	if err != nil {
 		return Event{}, fmt.Errorf("decode event %d: %w", seq, err)
 	}
 	return e, nil
 }
 
 func put(b *bbolt.Bucket, e Event) error {
-	v, err := json.Marshal(e)
+	v, err := encodeEvent(e)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"time"
 )
 
@@ -105,6 +106,18 @@ type Client struct {
 
 // Call sends ev to the pipeline at url in mode.
 func (c *Client) Call(ctx context.Context, url string, mode Mode, ev Event) (Result, error) {
+	return c.call(ctx, url, mode, ev, true)
+}
+
+// CallRaw is Call for a caller that needs the effects only as sent: the
+// answer is checked as Call checks it, and refused for the same reasons,
+// but Result.Effects is left nil (decoding every effect's fields into
+// maps is most of a call's own CPU).
+func (c *Client) CallRaw(ctx context.Context, url string, mode Mode, ev Event) (Result, error) {
+	return c.call(ctx, url, mode, ev, false)
+}
+
+func (c *Client) call(ctx context.Context, url string, mode Mode, ev Event, decode bool) (Result, error) {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return Result{}, &Error{Msg: "encode event", Err: err}
@@ -135,7 +148,12 @@ func (c *Client) Call(ctx context.Context, url string, mode Mode, ev Event) (Res
 		return Result{}, &Error{Msg: msg, Err: err}
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	var buf bytes.Buffer
+	if n := resp.ContentLength; n > 0 && n <= maxAnswer {
+		buf.Grow(int(n) + bytes.MinRead) // rather than grown from 512 bytes by doubling
+	}
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxAnswer+1))
+	data := buf.Bytes()
 	if err != nil {
 		return Result{}, &Error{Status: resp.StatusCode, Msg: "answer cut short", Err: err}
 	}
@@ -145,22 +163,54 @@ func (c *Client) Call(ctx context.Context, url string, mode Mode, ev Event) (Res
 	if len(data) > maxAnswer {
 		return Result{}, &Error{Status: resp.StatusCode, Msg: "answer larger than 4 MiB"}
 	}
+	return decodeAnswer(resp.StatusCode, data, decode)
+}
+
+// decodeAnswer reads a 2xx answer: the effects as sent and, if decode,
+// decoded.
+func decodeAnswer(status int, data []byte, decode bool) (Result, error) {
 	var raw struct {
 		Effects json.RawMessage `json:"effects"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return Result{}, &Error{Status: resp.StatusCode, Msg: "answer is not the contract's JSON", Err: err}
+		return Result{}, &Error{Status: status, Msg: "answer is not the contract's JSON", Err: err}
 	}
 	var effects []Effect
 	if len(raw.Effects) > 0 && string(raw.Effects) != "null" {
-		if err := json.Unmarshal(raw.Effects, &effects); err != nil {
-			return Result{}, &Error{Status: resp.StatusCode, Msg: "effects are not a list of effects", Err: err}
+		var err error
+		if decode {
+			err = json.Unmarshal(raw.Effects, &effects)
+		} else {
+			var shapes []effectShape
+			err = json.Unmarshal(raw.Effects, &shapes)
+		}
+		if err != nil {
+			return Result{}, &Error{Status: status, Msg: "effects are not a list of effects", Err: err}
 		}
 	}
 	if raw.Effects == nil || string(raw.Effects) == "null" {
 		raw.Effects = json.RawMessage("[]")
 	}
 	return Result{Effects: effects, Raw: raw.Effects}, nil
+}
+
+// effectShape is an Effect as far as decoding one can fail: Fields must
+// be an object (any values) or null.
+type effectShape struct {
+	Kind   string      `json:"kind"`
+	Op     string      `json:"op"`
+	Key    string      `json:"key"`
+	Fields objectShape `json:"fields,omitempty"`
+}
+
+// objectShape takes what a map[string]any takes, without building it.
+type objectShape struct{}
+
+func (*objectShape) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && (b[0] == '{' || string(b) == "null") {
+		return nil
+	}
+	return &json.UnmarshalTypeError{Value: "non-object", Type: reflect.TypeFor[map[string]any](), Field: "fields"}
 }
 
 func snippet(b []byte) string {

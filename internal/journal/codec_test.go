@@ -1,0 +1,130 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/json"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The journal's codec must store what json.Marshal stores and read what
+// json.Unmarshal reads, for every shape of event.
+func TestCodecMatchesEncodingJSON(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	tricky := json.RawMessage(`{"payload":0,"effects":0,"s":"\"payload\":0 } ] \\","a":[1,{"b":null}],"n":-1.5e3}`)
+	for name, e := range map[string]Event{
+		"empty":               {},
+		"payload":             {Seq: 1, ID: "evt_1", Partner: "p", Payload: json.RawMessage(`{"a":1}`)},
+		"null payload":        {Seq: 2, Payload: json.RawMessage(`null`)},
+		"payload and effects": {Seq: 3, Payload: tricky, Effects: json.RawMessage(`[{"kind":"ticket","op":"upsert","key":"1","fields":{"x":"}"}}]`), State: StateApplied, Attempts: 1, Pipeline: "legacy", SnapshotVersion: 7, DoneAt: at},
+		"effects alone":       {Seq: 4, Effects: json.RawMessage(`[]`), LastError: `"payload":0,`},
+		"headers like keys":   {Seq: 5, Headers: map[string]string{"payload": "0", `"effects":0`: "x"}, Payload: json.RawMessage(`"s"`), Effects: json.RawMessage(`[1]`)},
+		"replays":             {Seq: 6, Payload: json.RawMessage(`[]`), Replays: []Replay{{Job: "j", At: at, OK: true, Effects: json.RawMessage(`0`)}}},
+		"replays alone":       {Seq: 7, Replays: []Replay{{Job: "j", Effects: json.RawMessage(`[0]`)}}, Comparison: "match"},
+		"html":                {Seq: 8, Payload: json.RawMessage(`{"h":"<a&b>"}`), ReceivedAt: at, Backfill: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			want, err := json.Marshal(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// As the event enters the journal: its raw documents compacted.
+			in := e
+			if in.Payload, err = compactRaw(e.Payload); err != nil {
+				t.Fatal(err)
+			}
+			if in.Effects, err = compactRaw(e.Effects); err != nil {
+				t.Fatal(err)
+			}
+			got, err := encodeEvent(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("encodeEvent:\n got %s\nwant %s", got, want)
+			}
+			var wantEv Event
+			if err := json.Unmarshal(want, &wantEv); err != nil {
+				t.Fatal(err)
+			}
+			gotEv, err := decodeEvent(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(gotEv, wantEv) {
+				t.Fatalf("decodeEvent:\n got %+v\nwant %+v", gotEv, wantEv)
+			}
+			// With whitespace, as another encoder might have stored it.
+			var indented bytes.Buffer
+			json.Indent(&indented, want, "", "  ")
+			gotEv, err = decodeEvent(indented.Bytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wantIndented Event
+			json.Unmarshal(indented.Bytes(), &wantIndented)
+			if !reflect.DeepEqual(gotEv, wantIndented) {
+				t.Fatalf("decodeEvent, indented:\n got %+v\nwant %+v", gotEv, wantIndented)
+			}
+		})
+	}
+}
+
+func TestDecodeEventRefusesWhatUnmarshalRefuses(t *testing.T) {
+	for _, v := range []string{``, `{`, `{"payload":{}`, `{"payload":{},"seq":"x"}`, `[]`, `{"payload":"a}`, `{"payload":1,"payload":2}`} {
+		var e Event
+		wantErr := json.Unmarshal([]byte(v), &e) != nil
+		_, err := decodeEvent([]byte(v))
+		if (err != nil) != wantErr {
+			t.Errorf("decodeEvent(%q) error %v; json.Unmarshal refuses it: %v", v, err, wantErr)
+		}
+	}
+}
+
+func TestAppendRefusesAPayloadThatIsNotJSON(t *testing.T) {
+	j := open(t, filepath.Join(t.TempDir(), "j.db"), Options{})
+	if _, err := j.Append(t.Context(), []Event{{Partner: "p", DeliveryID: "d", Payload: json.RawMessage(`{"a":`)}}); err == nil {
+		t.Fatal("Append took a payload that is not JSON")
+	}
+}
+
+// compactRaw stores what json.Marshal stores for a json.RawMessage, and
+// refuses what it refuses, whether or not the quick path takes it.
+func FuzzCompactRaw(f *testing.F) {
+	for _, s := range []string{
+		`{"a":1}`, `[1,2.5e-3,-0,"x",true,false,null,{},[]]`, `{"a": 1}`, " [1] ", `"<&>"`, `"\u2028"`, "\"\u2028\u2029\"",
+		`"\"\\\/\b\f\n\r\t\u00e9\uD834"`, `"\x"`, `"\u12"`, `01`, `1.`, `1e`, `-`, `1.5E+10`, `tru`, `nul`, `{"a":}`, `{"a"1}`,
+		`[1,]`, `{,}`, `{"a":1,}`, `"abc`, "\"a\x01\"", `[` + strings.Repeat(`[`, 1100) + strings.Repeat(`]`, 1101), `1 2`, `{}x`,
+		"\"\xff\xfe\"", `{"a":[{"b":{"c":"d"}}],"e":-12.34e+5}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) == 0 {
+			return
+		}
+		want, wantErr := json.Marshal(json.RawMessage(in))
+		got, err := compactRaw(in)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("compactRaw(%q): error %v; json.Marshal's %v", in, err, wantErr)
+		}
+		if err == nil && !bytes.Equal(got, want) {
+			t.Fatalf("compactRaw(%q) = %q; json.Marshal stores %q", in, got, want)
+		}
+		if storable(in) && !bytes.Equal(in, want) {
+			t.Fatalf("storable(%q), but json.Marshal stores %q", in, want)
+		}
+	})
+}
+
+// What json.Marshal wrote takes the quick path.
+func TestMarshalledJSONIsStorable(t *testing.T) {
+	v, _ := json.Marshal(map[string]any{"type": "ticket.updated", "n": -1.5e300, "z": 0, "ok": true, "no": nil,
+		"data": map[string]any{"id": "T-1", "s": "é \" \\ \n \u00e9 \x01 <a>", "list": []any{1, "two", []any{}, map[string]any{}}}})
+	if !storable(v) {
+		t.Fatalf("storable(%s) = false", v)
+	}
+}
