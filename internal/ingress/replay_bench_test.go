@@ -3,6 +3,7 @@ package ingress_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -49,9 +50,9 @@ func BenchmarkReplay(b *testing.B) {
 }
 
 // fillReplayWindow journals n events of partner on the journal file at
-// path, spread over entities tickets (event i updates ticket i mod
-// entities) and received a microsecond apart from from on, with an
-// outcome each (dead-lettered), and returns the end of the window
+// path, each updating one of entities tickets picked at random (seeded:
+// the same tickets every run), received a microsecond apart from from on,
+// with an outcome each (dead-lettered), and returns the end of the window
 // [from, to) holding them.
 func fillReplayWindow(tb testing.TB, path, partner string, from time.Time, n, entities int) (to time.Time) {
 	tb.Helper()
@@ -70,10 +71,11 @@ func fillReplayWindow(tb testing.TB, path, partner string, from time.Time, n, en
 	var mu sync.Mutex
 	var failed error
 	const chunk = 500
+	rng := rand.New(rand.NewPCG(uint64(n), uint64(entities)))
 	for c := 0; c < n; c += chunk {
 		batch := make([]journal.Event, 0, chunk)
 		for i := c; i < min(n, c+chunk); i++ {
-			entity := fmt.Sprintf("T-%d", i%entities)
+			entity := fmt.Sprintf("T-%d", rng.IntN(entities))
 			pad := 1024 + (i*37)%1024
 			body := fmt.Appendf(nil, `{"type":"ticket.updated","timestamp":%q,"data":{"id":%q,"status":"open","summary":"replayed %d","notes":%q}}`,
 				from.Format(time.RFC3339), entity, i, notes[:pad-100])

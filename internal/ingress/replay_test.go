@@ -255,7 +255,33 @@ func TestReplayResumesFromRecordedOutcomes(t *testing.T) {
 				t.Fatal(err)
 			}
 			held := windowEvents(t, j, partners, from, to)
+			stored, err := j.Jobs(context.Background())
 			j.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The saved cursor is only past events whose outcome is on
+			// disk, and the saved count is theirs.
+			var saved domain.ReplayJob
+			if err := json.Unmarshal(stored[job.ID], &saved); err != nil {
+				t.Fatal(err)
+			}
+			upTo := 0
+			for entity, evs := range held {
+				for _, ev := range evs {
+					c, ok := saved.Cursor[ev.Partner]
+					if !ok || ev.ReceivedAt.After(c.At) || ev.ReceivedAt.Equal(c.At) && ev.Seq > c.Seq {
+						continue
+					}
+					upTo++
+					if !slices.ContainsFunc(ev.Replays, func(r journal.Replay) bool { return r.Job == job.ID }) {
+						t.Errorf("%s: the saved cursor %+v is past event %s (seq %d), whose outcome is not on disk", entity, c, ev.ID, ev.Seq)
+					}
+				}
+			}
+			if saved.Done != upTo {
+				t.Errorf("the saved job counts %d done, want the %d events up to its cursor", saved.Done, upTo)
+			}
 			e.start(t)
 			e.legacyAt.set(log)
 			got := waitReplay(t, e.router, job.ID, replayDone)
