@@ -68,6 +68,9 @@ func (l *callLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	json.Unmarshal(body, &ev)
 	entity := ev.Partner + "/" + ev.EntityID
+	if r.Context().Err() != nil {
+		return // the sender gave up on it (a router stopping): not a send
+	}
 	l.mu.Lock()
 	if l.inFlight[entity] {
 		l.t.Errorf("two events of entity %s sent at once (%s among them)", entity, ev.ID)
@@ -301,11 +304,19 @@ func TestReplayResumesFromRecordedOutcomes(t *testing.T) {
 					}
 					unrecorded = append(unrecorded, evs[i])
 				}
-				if !slices.Equal(after[entity], ids(unrecorded)) {
-					t.Errorf("%s: sent after the restart %v, want the events without an outcome, in order: %v", entity, after[entity], ids(unrecorded))
+				sent := after[entity]
+				// A call the stop cut short may reach the pipeline's
+				// handler after the restart, just before the same event
+				// sent again: the event the entity had in flight.
+				if len(sent) > 1 && len(sent) == len(unrecorded)+1 && sent[0] == sent[1] && !slices.Contains(before[entity], sent[0]) {
+					before[entity] = append(before[entity], sent[0])
+					sent = sent[1:]
 				}
-				if sent := before[entity]; !slices.Equal(sent, ids(evs)[:min(len(sent), len(evs))]) {
-					t.Errorf("%s: sent before the restart %v, want a start of %v", entity, sent, ids(evs))
+				if !slices.Equal(sent, ids(unrecorded)) {
+					t.Errorf("%s: sent after the restart %v, want the events without an outcome, in order: %v", entity, sent, ids(unrecorded))
+				}
+				if b := before[entity]; !slices.Equal(b, ids(evs)[:min(len(b), len(evs))]) {
+					t.Errorf("%s: sent before the restart %v, want a start of %v", entity, b, ids(evs))
 				}
 				resent += len(unrecorded)
 			}
