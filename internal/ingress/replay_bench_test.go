@@ -28,13 +28,16 @@ import (
 // control service together). refpipe: 50,000 events of 5,000 tickets, the
 // pipeline answering at once; refpipe-2ms: 10,000 events of 1,000
 // tickets, the pipeline answering each call after 2 ms, as a pipeline
-// that writes somewhere does.
+// that writes somewhere does. -short replays a tenth of each.
 func BenchmarkReplay(b *testing.B) {
 	b.Run("refpipe", func(b *testing.B) { benchReplay(b, 50_000, 5_000, 0) })
 	b.Run("refpipe-2ms", func(b *testing.B) { benchReplay(b, 10_000, 1_000, 2*time.Millisecond) })
 }
 
 func benchReplay(b *testing.B, events, entities int, latency time.Duration) {
+	if testing.Short() {
+		events, entities = events/10, entities/10 // compiles and runs, for CI
+	}
 	e := newEnv(b, withWorkers(32), withFaults(refpipe.Faults{Latency: latency}, refpipe.Faults{}))
 	e.stop()
 	from := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
