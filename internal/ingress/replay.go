@@ -27,10 +27,14 @@ type replays struct {
 	mu   sync.Mutex
 	jobs map[string]*domain.ReplayJob
 	wake chan struct{}
+	// now and sleep pace the sends (guarded by mu): the real clock, like
+	// a ticker, whatever Options.Now says; tests replace them.
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) bool
 }
 
 func newReplays(rt *Router) *replays {
-	return &replays{rt: rt, jobs: map[string]*domain.ReplayJob{}, wake: make(chan struct{}, 1)}
+	return &replays{rt: rt, jobs: map[string]*domain.ReplayJob{}, wake: make(chan struct{}, 1), now: time.Now, sleep: sleep}
 }
 
 // StartReplay validates and queues a replay and returns the job.
@@ -143,11 +147,14 @@ func start(j *domain.ReplayJob, p string) journal.Position {
 	return journal.Position{At: j.Request.From}
 }
 
-// batch returns up to n of the job's events of partner p from pos on.
+// batch returns up to n of the job's events of partner p from pos on:
+// those its filter takes, and those its outcome is on already (replayed
+// before a restart, past the saved cursor), which the filter may no longer
+// take (a failed event replayed successfully is applied).
 func (r *replays) batch(ctx context.Context, j *domain.ReplayJob, p string, pos journal.Position, n int) ([]journal.Event, error) {
 	var out []journal.Event
 	err := r.rt.opts.Journal.Scan(ctx, p, pos, j.Request.To, func(ev journal.Event) bool {
-		if matches(j.Request.Filter, ev) {
+		if matches(j.Request.Filter, ev) || replayedBy(ev, j.ID) >= 0 {
 			out = append(out, ev)
 		}
 		return len(out) < n
@@ -222,64 +229,21 @@ func (r *replays) next() *domain.ReplayJob {
 	return oldest
 }
 
-// execute sends the job's events through its pipeline, throttled, with the
-// same retries as live delivery, and marks each outcome on the event.
+// execute sends the job's events through its pipeline (replayRun: up to
+// ReplayWorkers at a time, one event of an entity at a time, at most rate
+// a second), with the same retries as live delivery, and records each
+// outcome on its event.
 func (r *replays) execute(ctx context.Context, j *domain.ReplayJob) {
 	rt := r.rt
 	r.update(j, func(j *domain.ReplayJob) { j.Status = domain.ReplayRunning })
-	rate := j.Request.Rate
-	if rate == 0 {
-		rate = defaultReplayRate
-	}
-	tick := time.NewTicker(time.Second / time.Duration(rate))
-	defer tick.Stop()
-	// The progress is saved on the real clock, like the ticker that paces
-	// the sends: it bounds the work a restart repeats, not a decision.
-	lastSave := time.Now()
-	marks := rt.newMarkWriter()
-	var err error
-partners:
-	for _, p := range j.Request.Partners {
-		for {
-			var evs []journal.Event
-			evs, err = r.batch(ctx, j, p, start(j, p), replayBatch)
-			if err != nil {
-				break partners
-			}
-			for _, ev := range evs {
-				select {
-				case <-tick.C:
-				case <-ctx.Done():
-					break partners
-				}
-				ok := rt.replayOne(ctx, j, ev, marks)
-				if ctx.Err() != nil {
-					break partners // not sent: resumed from the cursor after a restart
-				}
-				r.update(j, func(j *domain.ReplayJob) {
-					j.Done++
-					if !ok {
-						j.Failed++
-					}
-					j.Cursor[p] = domain.ReplayCursor{At: ev.ReceivedAt, Seq: ev.Seq}
-				})
-				if time.Since(lastSave) > time.Second {
-					marks.flush()
-					r.persist(ctx, j)
-					lastSave = time.Now()
-				}
-			}
-			if len(evs) < replayBatch {
-				break
-			}
-		}
-	}
+	run := r.newRun(ctx, j)
+	err := r.pass(run)
 	if err == nil && ctx.Err() == nil && j.Request.AwaitComparisons {
-		err = r.await(ctx, j, marks, tick)
+		err = r.await(ctx, j, run)
 	}
-	marks.close()
+	run.close()
 	if ctx.Err() != nil {
-		r.persist(ctx, j)
+		run.persist() // resumed from its cursor after a restart
 		return
 	}
 	r.update(j, func(j *domain.ReplayJob) {
@@ -292,23 +256,68 @@ partners:
 	rt.log.Info("replay finished", "job", j.ID, "done", j.Done, "failed", j.Failed, "unknown", j.Unknown)
 }
 
+// pass reads the job's window partner by partner, in the request's
+// order, each partner's events in the order received from its saved
+// cursor on, and hands them to the senders; it returns once every outcome
+// is settled, or the router stops.
+func (r *replays) pass(run *replayRun) error {
+	j := run.j
+	// The progress is saved on the real clock, like the pacing: it bounds
+	// the work a restart repeats, not a decision.
+	lastSave := time.Now()
+	for _, p := range j.Request.Partners {
+		r.mu.Lock()
+		pos := start(j, p)
+		r.mu.Unlock()
+		for {
+			evs, err := r.batch(run.ctx, j, p, pos, replayBatch)
+			if err != nil {
+				return err
+			}
+			for _, ev := range evs {
+				if !run.read(p, ev) {
+					return nil
+				}
+				if time.Since(lastSave) > time.Second {
+					run.persist()
+					lastSave = time.Now()
+				}
+			}
+			if len(evs) < replayBatch {
+				break
+			}
+			last := evs[len(evs)-1]
+			pos = journal.Position{At: last.ReceivedAt, Seq: last.Seq}.After()
+		}
+	}
+	run.drain()
+	return nil
+}
+
 func (r *replays) update(j *domain.ReplayJob, fn func(*domain.ReplayJob)) {
 	r.mu.Lock()
 	fn(j)
 	r.mu.Unlock()
 }
 
-// persist stores the job's progress. It is stored even once ctx has ended:
-// it is what a restarted router resumes from.
+// persist stores a job that nothing runs any more, as it is.
 func (r *replays) persist(ctx context.Context, j *domain.ReplayJob) {
 	r.mu.Lock()
-	data, err := json.Marshal(j)
+	data, err := jsonJob(j)
 	r.mu.Unlock()
+	r.store(ctx, j.ID, data, err)
+}
+
+func jsonJob(j *domain.ReplayJob) ([]byte, error) { return json.Marshal(j) }
+
+// store writes a job's state, marshalled with err. It is stored even once
+// ctx has ended: it is what a restarted router resumes from.
+func (r *replays) store(ctx context.Context, id string, data []byte, err error) {
 	if err == nil {
-		err = r.rt.opts.Journal.PutJob(context.WithoutCancel(ctx), j.ID, data)
+		err = r.rt.opts.Journal.PutJob(context.WithoutCancel(ctx), id, data)
 	}
 	if err != nil {
-		r.rt.log.Error("storing replay progress failed", "job", j.ID, "err", err)
+		r.rt.log.Error("storing replay progress failed", "job", id, "err", err)
 	}
 }
 
@@ -363,7 +372,7 @@ func judge(j *domain.ReplayJob, ev journal.Event, expired bool) verdict {
 // recorded after the pass went by its event, and waits for the events of
 // the window whose comparison is still due, until none is left or the
 // job's AwaitUntil, when judge calls the rest unknown.
-func (r *replays) await(ctx context.Context, j *domain.ReplayJob, marks *markWriter, tick *time.Ticker) error {
+func (r *replays) await(ctx context.Context, j *domain.ReplayJob, run *replayRun) error {
 	rt := r.rt
 	type dueEvent struct {
 		ev      journal.Event
@@ -376,7 +385,7 @@ func (r *replays) await(ctx context.Context, j *domain.ReplayJob, marks *markWri
 	for {
 		// This job's outcomes on the events first, or a scan would send
 		// them again.
-		marks.flush()
+		run.drain()
 		expired := !rt.opts.Now().Before(j.AwaitUntil)
 		if expired {
 			rescan = true // the last look takes in the whole window
@@ -420,36 +429,23 @@ func (r *replays) await(ctx context.Context, j *domain.ReplayJob, marks *markWri
 			j.Total += len(due)
 			j.AwaitingComparison = len(watch)
 		})
+		// In the order scanned: each entity's events in its order.
 		unknowns := 0
 		for _, d := range due {
-			select {
-			case <-tick.C:
-			case <-ctx.Done():
+			if !run.hand(d.ev, replayItem{slot: -1, unknown: d.unknown, id: d.ev.ID}) {
 				return nil
 			}
-			ok := rt.replayOne(ctx, j, d.ev, marks)
-			if ctx.Err() != nil {
-				return nil
-			}
-			r.update(j, func(j *domain.ReplayJob) {
-				j.Done++
-				if !ok {
-					j.Failed++
-				}
-				if d.unknown {
-					j.Unknown++
-					if len(j.UnknownEvents) < domain.MaxUnknownEvents {
-						j.UnknownEvents = append(j.UnknownEvents, d.ev.ID)
-					}
-				}
-			})
 			if d.unknown {
 				unknowns++
 			}
 		}
 		if len(due) > 0 {
+			run.drain()
+			if ctx.Err() != nil {
+				return nil
+			}
 			rt.log.Info("replay took events compared late or never", "job", j.ID, "events", len(due), "unknown", unknowns)
-			r.persist(ctx, j)
+			run.persist()
 		}
 		if expired {
 			return nil
@@ -471,8 +467,9 @@ func (r *replays) await(ctx context.Context, j *domain.ReplayJob, marks *markWri
 }
 
 // replayOne sends one event again, with its original id, retrying like a
-// live delivery, and records the outcome on the event.
-func (rt *Router) replayOne(ctx context.Context, j *domain.ReplayJob, ev journal.Event, marks *markWriter) bool {
+// live delivery, and returns the outcome to record on the event; false if
+// the router stopped first, with nothing to record.
+func (rt *Router) replayOne(ctx context.Context, j *domain.ReplayJob, ev journal.Event) (journal.Replay, bool) {
 	m := rt.routing.load().migrations[j.Request.Migration]
 	url := m.Pipelines.Legacy.URL
 	if j.Request.Pipeline == "new" {
@@ -491,7 +488,7 @@ func (rt *Router) replayOne(ctx context.Context, j *domain.ReplayJob, ev journal
 		}
 	}
 	if ctx.Err() != nil {
-		return false
+		return journal.Replay{}, false
 	}
 	mark := journal.Replay{Job: j.ID, Pipeline: j.Request.Pipeline, At: rt.opts.Now().UTC(), OK: err == nil}
 	if err == nil {
@@ -499,55 +496,8 @@ func (rt *Router) replayOne(ctx context.Context, j *domain.ReplayJob, ev journal
 	} else {
 		mark.Error = err.Error()
 	}
-	marks.pending.Add(1)
-	marks.ch <- markReq{seq: ev.Seq, id: ev.ID, mark: mark}
 	rt.metrics.events.WithLabelValues("replayed").Inc()
-	return err == nil
-}
-
-// markWriter records replay outcomes in the journal behind the sends, from
-// several goroutines so that group commit batches them: a replay does not
-// wait for one fsync per event. If the router dies first, the events after
-// the job's last saved cursor are sent again, with their original ids.
-type markWriter struct {
-	ch      chan markReq
-	wg      sync.WaitGroup
-	pending sync.WaitGroup // outcomes handed over and not yet recorded
-}
-
-type markReq struct {
-	seq  uint64
-	id   string
-	mark journal.Replay
-}
-
-const markWriters = 16
-
-func (rt *Router) newMarkWriter() *markWriter {
-	m := &markWriter{ch: make(chan markReq, 1024)}
-	for range markWriters {
-		m.wg.Go(func() {
-			for r := range m.ch {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				if err := rt.opts.Journal.Complete(ctx, r.seq, journal.Outcome{Replay: &r.mark}); err != nil {
-					rt.log.Error("recording a replay outcome failed", "event", r.id, "err", err)
-				}
-				cancel()
-				m.pending.Done()
-			}
-		})
-	}
-	return m
-}
-
-// flush waits until every outcome handed over so far is recorded: call it
-// from the goroutine that hands them over, before saving a cursor past them.
-func (m *markWriter) flush() { m.pending.Wait() }
-
-// close waits until every outcome handed over is recorded.
-func (m *markWriter) close() {
-	close(m.ch)
-	m.wg.Wait()
+	return mark, true
 }
 
 // known reports whether the router has a job with id.

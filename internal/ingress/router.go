@@ -73,6 +73,10 @@ type Options struct {
 	// the events waiting for them, past which comparisons are skipped.
 	// Defaults 16 and 1024.
 	ShadowWorkers, ShadowQueue int
+	// ReplayWorkers bound a replay's sends in flight: up to this many of
+	// its events go at once, one event of an entity at a time (each
+	// entity's in its order), within the job's rate. Default Workers.
+	ReplayWorkers int
 	// ComparisonDeadline is how long a replay that awaits comparisons (a
 	// revert's replay) stays open, from its creation, for the comparisons
 	// still to come; past it, the events without one are replayed as
@@ -116,6 +120,9 @@ func (o *Options) defaults() {
 	}
 	if o.ShadowQueue <= 0 {
 		o.ShadowQueue = 1024
+	}
+	if o.ReplayWorkers <= 0 {
+		o.ReplayWorkers = o.Workers
 	}
 	if o.ComparisonDeadline <= 0 {
 		o.ComparisonDeadline = 2 * time.Minute
