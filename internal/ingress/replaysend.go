@@ -47,8 +47,9 @@ type replayRun struct {
 	outstanding int                   // handed over and not yet settled
 	window      []windowSlot          // the pass's events from the cursor on, in the order read
 	base        int                   // the index of window[0]
-	done        int                   // the job's done and failed up to its cursor, and of its
-	failed      int                   // awaited events once recorded: what persist stores
+	// done and failed are the job's counts up to its cursor, and of its
+	// awaited events once recorded: what persist stores.
+	done, failed int
 }
 
 // replayItem is what a sender must know of an event besides the event.
