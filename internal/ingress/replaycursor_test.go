@@ -21,7 +21,8 @@ func TestReplayCursorOnlyPastRecordedOutcomes(t *testing.T) {
 		return journal.Event{Seq: seq, ID: "evt_" + entity, Partner: partner, Type: "ticket", EntityID: entity,
 			ReceivedAt: at.Add(time.Duration(seq) * time.Second)}
 	}
-	j := &domain.ReplayJob{ID: "rpl_1", Cursor: map[string]domain.ReplayCursor{}, Done: 10, Failed: 1}
+	j := &domain.ReplayJob{ID: "rpl_1", Cursor: map[string]domain.ReplayCursor{}, Done: 10, Failed: 1,
+		Request: domain.ReplayRequest{Partners: []string{"acme", "globex"}, From: at, To: at.Add(time.Hour)}}
 	r := &replays{}
 	run := &replayRun{r: r, j: j, ctx: context.Background(), queue: newBacklog(), limit: 100, items: map[uint64]replayItem{},
 		done: j.Done, failed: j.Failed}
@@ -59,6 +60,9 @@ func TestReplayCursorOnlyPastRecordedOutcomes(t *testing.T) {
 	}
 	for _, s := range steps {
 		s.do()
+		if s.what == "the journal fails to write the last one" && run.passed() {
+			t.Error("the pass is over with an outcome not written")
+		}
 		if cursor("acme") != s.acme || cursor("globex") != s.globex || run.done != s.done || run.failed != s.failed {
 			t.Errorf("%s: cursors acme %d, globex %d, stored done %d failed %d; want %d, %d, %d, %d",
 				s.what, cursor("acme"), cursor("globex"), run.done, run.failed, s.acme, s.globex, s.done, s.failed)
@@ -83,5 +87,18 @@ func TestReplayCursorOnlyPastRecordedOutcomes(t *testing.T) {
 	settle(7, true, true, journal.ErrNotFound)
 	if cursor("globex") != 7 {
 		t.Errorf("globex's cursor = %d after its last event was swept, want 7", cursor("globex"))
+	}
+	// Every outcome written: the pass is over, and a restarted job reads
+	// none of the window again, not even what was journaled since.
+	if !run.passed() {
+		t.Fatal("the pass is not over with every outcome written")
+	}
+	for _, p := range j.Request.Partners {
+		if c := j.Cursor[p]; !c.At.Equal(j.Request.To) || c.Seq != 0 {
+			t.Errorf("%s's cursor after the pass = %+v, want the window's end %v", p, c, j.Request.To)
+		}
+		if pos := start(j, p); pos.At != j.Request.To || pos.Seq == 0 {
+			t.Errorf("%s resumes at %+v, want past the window's end", p, pos)
+		}
 	}
 }

@@ -47,8 +47,9 @@ type replayRun struct {
 	outstanding int                   // handed over and not yet settled
 	window      []windowSlot          // the pass's events from the cursor on, in the order read
 	base        int                   // the index of window[0]
-	done        int                   // the job's done and failed up to its cursor, and of its
-	failed      int                   // awaited events once recorded: what persist stores
+	// done and failed are the job's counts up to its cursor, and of its
+	// awaited events once recorded: what persist stores.
+	done, failed int
 }
 
 // replayItem is what a sender must know of an event besides the event.
@@ -248,6 +249,26 @@ func (run *replayRun) settle(it replayItem, sent, ok bool, err error) {
 	}
 	run.outstanding--
 	run.idle.Broadcast()
+}
+
+// passed closes the pass once every outcome of it is written: the cursor
+// of every partner moves to the window's end, so that a restarted job
+// reads none of it again. The events the job awaits are judged by a scan
+// of the whole window instead, and an event it replays while awaiting
+// (wherever it stands in the window) is counted once, when recorded, not
+// again by a restarted pass. False if an outcome is not written (the
+// router stopped, or the journal failed): the cursor stays.
+func (run *replayRun) passed() bool {
+	r := run.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(run.window) > 0 || run.ctx.Err() != nil {
+		return false
+	}
+	for _, p := range run.j.Request.Partners {
+		run.j.Cursor[p] = domain.ReplayCursor{At: run.j.Request.To}
+	}
+	return true
 }
 
 // drain waits until every event handed over is settled, or the router
