@@ -150,14 +150,20 @@ func putChanges(book *changeBook, cs ...domain.ChangeRequest) (*changeBook, func
 
 // fileChange returns the plan that files ch, a change request of the
 // move it describes in migration ms for c, at now; or, when a request of
-// the same move is pending, an empty plan and that request. isNew reports
-// which. The caller holds the change lock and has checked the move.
-func (s *Service) fileChange(cur *State, now time.Time, c Change, ms *MigrationState, ch domain.ChangeRequest) (_ plan, _ domain.ChangeRequest, isNew bool) {
+// the same move is pending, an empty plan and that request (a conflict
+// when it differs in force). isNew reports which. The caller holds the
+// change lock and has checked the move.
+func (s *Service) fileChange(cur *State, now time.Time, c Change, ms *MigrationState, ch domain.ChangeRequest) (_ plan, _ domain.ChangeRequest, isNew bool, _ error) {
 	ch.Migration = ms.Key
 	book := s.changes.Load()
 	for _, o := range book.all {
 		if o.Pending(now) && o.SameMove(ch) {
-			return plan{}, o, false
+			if o.Force != ch.Force {
+				// Returning it would drop the caller's force (or its gates)
+				// without a word.
+				return plan{}, o, false, domain.Errorf(domain.CodeConflict, "change request %s of the same move is pending with force %v: approve or reject it before asking with force %v", o.ID, o.Force, ch.Force)
+			}
+			return plan{}, o, false, nil
 		}
 	}
 	pol := *ms.Approvals
@@ -167,7 +173,7 @@ func (s *Service) fileChange(cur *State, now time.Time, c Change, ms *MigrationS
 	ch.State, ch.Required, ch.Approvals = domain.ChangePending, pol.Required, []domain.Approval{}
 	next, writes := putChanges(book, ch)
 	return plan{changes: next, writes: writes,
-		records: []record{{action: "change.request", target: ch.Target(), after: ch}}}, ch, true
+		records: []record{{action: "change.request", target: ch.Target(), after: ch}}}, ch, true, nil
 }
 
 // noticeFiled reports a new change request, once it committed.

@@ -548,3 +548,18 @@ func TestEndedChangeRequestsBounded(t *testing.T) {
 		t.Errorf("Changes = %d, want %d", got, control.MaxEndedChanges)
 	}
 }
+
+// Asking with force for a move whose request is pending without force (or
+// the reverse) is a conflict: the pending request would drop the force.
+func TestChangeRequestOfAnotherForceIsAConflict(t *testing.T) {
+	e, _, _ := approvalsEnv(t, 1)
+	res, err := e.svc.Advance(ctx, alice, "m", "wave-1", false)
+	if err != nil || res.Change == nil {
+		t.Fatalf("Advance = %+v, %v; want a change request", res, err)
+	}
+	_, err = e.svc.Advance(ctx, control.Change{Actor: "bob", Reason: "skip the gates"}, "m", "wave-1", true)
+	wantCode(t, err, domain.CodeConflict)
+	if again, err := e.svc.Advance(ctx, control.Change{Actor: "bob"}, "m", "wave-1", false); err != nil || again.Change == nil || again.Change.ID != res.Change.ID {
+		t.Errorf("the same move without force = %+v, %v; want the pending %s", again.Change, err, res.Change.ID)
+	}
+}

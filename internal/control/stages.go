@@ -117,7 +117,10 @@ func (s *Service) stageChange(ctx context.Context, c Change, key, partner string
 					return plan{}, domain.Errorf(domain.CodeConflict, "moving partner %q to %s in migration %q needs %d %s: ask for it with PUT /v1/migrations/%s/partners/%s, which files a change request",
 						partner, to, key, ms.Approvals.Required, plural(ms.Approvals.Required, "approval", "approvals"), key, partner)
 				}
-				p, ch, isNew := s.fileChange(cur, now, c, ms, domain.ChangeRequest{Kind: domain.ChangeStage, Partner: partner, From: from.Stage, To: to, Force: force})
+				p, ch, isNew, err := s.fileChange(cur, now, c, ms, domain.ChangeRequest{Kind: domain.ChangeStage, Partner: partner, From: from.Stage, To: to, Force: force})
+				if err != nil {
+					return plan{}, err
+				}
 				out = StageResult{Stage: from, Change: &ch}
 				if isNew {
 					filed = &ch
@@ -381,7 +384,11 @@ func (s *Service) advance(ctx context.Context, c Change, key, cohort string, for
 		if ms.Approvals.Requires(m.to) {
 			var ch domain.ChangeRequest
 			var isNew bool
-			p, ch, isNew = s.fileChange(cur, now, c, ms, domain.ChangeRequest{Kind: domain.ChangeAdvance, Cohort: cohort, From: m.from, To: m.to, Force: force})
+			var err error
+			p, ch, isNew, err = s.fileChange(cur, now, c, ms, domain.ChangeRequest{Kind: domain.ChangeAdvance, Cohort: cohort, From: m.from, To: m.to, Force: force})
+			if err != nil {
+				return plan{}, err
+			}
 			out = AdvanceResult{Cohort: cohort, From: m.from, To: m.to, Partners: partnerIDs(m.movers), Change: &ch}
 			if !isNew {
 				return p, nil // the pending one: nothing moved, nothing counted
