@@ -23,6 +23,35 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // files decode back to the same values. A change to a golden file is a
 // change of the HTTP contract: docs/api.md must say it, and old routers
 // must still be understood.
+// checkGolden compares v's JSON, indented, with testdata/NAME.json (which
+// -update rewrites) and returns the golden bytes and their path.
+func checkGolden(t *testing.T, name string, v any) ([]byte, string) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if err := json.Indent(&got, b, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	got.WriteByte('\n')
+	path := filepath.Join("testdata", name+".json")
+	if *update {
+		if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to write it)", err)
+	}
+	if diff := cmp.Diff(string(want), got.String()); diff != "" {
+		t.Errorf("JSON of %s (-golden +got):\n%s", name, diff)
+	}
+	return want, path
+}
+
 func TestGolden(t *testing.T) {
 	public := snapshot()
 	for id, p := range public.Partners {
@@ -49,28 +78,7 @@ func TestGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := json.Marshal(tt.v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got bytes.Buffer
-			if err := json.Indent(&got, b, "", "  "); err != nil {
-				t.Fatal(err)
-			}
-			got.WriteByte('\n')
-			path := filepath.Join("testdata", tt.name+".json")
-			if *update {
-				if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to write it)", err)
-			}
-			if diff := cmp.Diff(string(want), got.String()); diff != "" {
-				t.Errorf("JSON of %s (-golden +got):\n%s", tt.name, diff)
-			}
+			want, path := checkGolden(t, tt.name, tt.v)
 			// Decode the bytes as sent, unindented, so that raw fields
 			// (journal figures, mismatch sides) compare as sent too.
 			var sent bytes.Buffer

@@ -1,14 +1,8 @@
 package wire_test
 
 import (
-	"bytes"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/wire"
@@ -40,30 +34,7 @@ func TestNotificationGolden(t *testing.T) {
 		{"notice-slack", wire.SlackMessage{Text: "guard reverted acme in psa-webhooks-v2 to shadow: &lt;!channel&gt;"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			b, err := json.Marshal(tt.v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got bytes.Buffer
-			if err := json.Indent(&got, b, "", "  "); err != nil {
-				t.Fatal(err)
-			}
-			got.WriteByte('\n')
-			path := filepath.Join("testdata", tt.name+".json")
-			if *update {
-				if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to write it)", err)
-			}
-			if diff := cmp.Diff(string(want), got.String()); diff != "" {
-				t.Errorf("JSON of %s (-golden +got):\n%s", tt.name, diff)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkGolden(t, tt.name, tt.v) })
 	}
 }
 
