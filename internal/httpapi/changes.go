@@ -81,16 +81,23 @@ func (a *API) endChange(w http.ResponseWriter, r *http.Request, p principal,
 	if err != nil {
 		return err
 	}
+	return withReason(w, r, p, id, act)
+}
+
+// withReason serves a POST whose body is an optional {"reason"} (act
+// checks whether it must be there): act's answer on target, as 200.
+func withReason[T any](w http.ResponseWriter, r *http.Request, p principal, target string,
+	act func(ctx context.Context, c control.Change, target string) (T, error)) error {
 	var req struct {
 		Reason string `json:"reason"`
 	}
 	if err := decode(w, r, &req, true); err != nil {
 		return err
 	}
-	c, err := act(r.Context(), p.change(req.Reason), id)
+	out, err := act(r.Context(), p.change(req.Reason), target)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, c)
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
