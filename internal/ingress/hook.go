@@ -113,7 +113,7 @@ func (rt *Router) hook(w http.ResponseWriter, r *http.Request) {
 	events := make([]journal.Event, len(envs))
 	for i, e := range envs {
 		events[i] = journal.Event{Partner: id, PSA: kind, Type: e.EntityType, SourceType: e.SourceType, Action: e.Action,
-			EntityID: e.EntityID, DeliveryID: e.DeliveryID, ReceivedAt: now, Headers: headers, Payload: e.Payload}
+			EntityID: e.EntityID, DeliveryID: e.DeliveryID, ReceivedAt: now, EntityUpdatedAt: e.UpdatedAt, Headers: headers, Payload: e.Payload}
 	}
 	res, err := rt.opts.Journal.Append(r.Context(), events)
 	if err != nil {

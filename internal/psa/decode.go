@@ -61,6 +61,11 @@ type Envelope struct {
 	// HaloPSA delivery, that item). It is a copy: it never shares memory
 	// with the body passed to Decode.
 	Payload json.RawMessage
+	// UpdatedAt is UpdatedAt(kind, Payload) where the decoder reads it in
+	// the pass that reads the rest of the delivery (generic), so that the
+	// journal need not parse the payload again for it; zero where it does
+	// not, or the payload carries no stamp.
+	UpdatedAt time.Time
 }
 
 // Decoder verifies and parses deliveries. The zero value is ready to use,

@@ -86,6 +86,13 @@ func FuzzDecodeGeneric(f *testing.F) {
 		if len(envs) == 1 && (envs[0].DeliveryID != "msg_1" || string(envs[0].Payload) != string(body)) {
 			t.Fatalf("envelope %+v: not this delivery", envs[0])
 		}
+		if len(envs) == 1 {
+			// The stamp read in passing is the one the journal would read.
+			want, _ := UpdatedAt(KindGeneric, envs[0].Payload)
+			if !envs[0].UpdatedAt.Equal(want) {
+				t.Fatalf("envelope's UpdatedAt %v, UpdatedAt of its payload %v", envs[0].UpdatedAt, want)
+			}
+		}
 
 		if strings.Contains(sig, strings.TrimPrefix(good, "v1,")) {
 			return // the fuzzer found the signature itself

@@ -124,9 +124,11 @@ func verifyStandardWebhooks(key []byte, h http.Header, body []byte, now time.Tim
 
 // genericBody is the part of a Standard Webhooks body the router reads.
 type genericBody struct {
-	Type string `json:"type"`
-	Data struct {
+	Type      string          `json:"type"`
+	Timestamp json.RawMessage `json:"timestamp"`
+	Data      struct {
 		ID json.RawMessage `json:"id"`
+		genericDataStamp
 	} `json:"data"`
 }
 
@@ -155,7 +157,9 @@ func (d *Decoder) decodeGeneric(secret string, h http.Header, body []byte) ([]En
 		return nil, malformed(`the body has no "data.id" string or number`)
 	}
 	src := b.Type[:dot]
+	updated, _ := genericStamp(b.Timestamp, b.Data.genericDataStamp)
 	return []Envelope{{
+		UpdatedAt:  updated,
 		EntityType: entity(src, genericEntities),
 		SourceType: src,
 		Action:     action(b.Type[dot+1:], genericActions),

@@ -18,16 +18,17 @@ func TestDecodeGeneric(t *testing.T) {
 	tests := []struct {
 		fixture string
 		want    Envelope // without DeliveryID and Payload, which are the test's
+		updated string   // the stamp read in passing, RFC 3339
 	}{
-		{"ticket_created.json", Envelope{EntityType: "ticket", SourceType: "ticket", Action: "created", EntityID: "12345"}},
-		{"ticket_updated.json", Envelope{EntityType: "ticket", SourceType: "ticket", Action: "updated", EntityID: "12345"}},
-		{"ticket_deleted.json", Envelope{EntityType: "ticket", SourceType: "ticket", Action: "deleted", EntityID: "12346"}},
-		{"schedule_entry_created.json", Envelope{EntityType: "schedule_entry", SourceType: "schedule_entry", Action: "created", EntityID: "778"}},
-		{"schedule_updated.json", Envelope{EntityType: "schedule_entry", SourceType: "schedule", Action: "updated", EntityID: "778"}},
-		{"time_entry_created.json", Envelope{EntityType: "time_entry", SourceType: "time_entry", Action: "created", EntityID: "te_90211"}},
-		{"company_updated.json", Envelope{EntityType: "company", SourceType: "company", Action: "updated", EntityID: "250"}},
-		{"contact_created.json", Envelope{EntityType: "contact", SourceType: "contact", Action: "created", EntityID: "4711"}},
-		{"invoice_paid.json", Envelope{EntityType: "unknown", SourceType: "invoice", Action: "paid", EntityID: "INV-2026-0042"}},
+		{"ticket_created.json", Envelope{EntityType: "ticket", SourceType: "ticket", Action: "created", EntityID: "12345"}, "2026-03-02T09:14:07.512Z"},
+		{"ticket_updated.json", Envelope{EntityType: "ticket", SourceType: "ticket", Action: "updated", EntityID: "12345"}, "2026-03-02T09:31:43Z"},
+		{"ticket_deleted.json", Envelope{EntityType: "ticket", SourceType: "ticket", Action: "deleted", EntityID: "12346"}, "2026-03-02T11:02:19Z"},
+		{"schedule_entry_created.json", Envelope{EntityType: "schedule_entry", SourceType: "schedule_entry", Action: "created", EntityID: "778"}, "2026-03-02T10:00:00Z"},
+		{"schedule_updated.json", Envelope{EntityType: "schedule_entry", SourceType: "schedule", Action: "updated", EntityID: "778"}, "2026-03-02T10:05:00Z"},
+		{"time_entry_created.json", Envelope{EntityType: "time_entry", SourceType: "time_entry", Action: "created", EntityID: "te_90211"}, "2026-03-02T17:45:12Z"},
+		{"company_updated.json", Envelope{EntityType: "company", SourceType: "company", Action: "updated", EntityID: "250"}, "2026-03-01T08:00:00Z"},
+		{"contact_created.json", Envelope{EntityType: "contact", SourceType: "contact", Action: "created", EntityID: "4711"}, "2026-03-01T08:10:00Z"},
+		{"invoice_paid.json", Envelope{EntityType: "unknown", SourceType: "invoice", Action: "paid", EntityID: "INV-2026-0042"}, "2026-03-04T12:00:00Z"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
@@ -40,6 +41,7 @@ func TestDecodeGeneric(t *testing.T) {
 			}
 			want := tt.want
 			want.DeliveryID, want.Payload = id, body
+			want.UpdatedAt, _ = time.Parse(time.RFC3339Nano, tt.updated)
 			if diff := cmp.Diff([]Envelope{want}, got); diff != "" {
 				t.Errorf("Decode (-want +got):\n%s", diff)
 			}

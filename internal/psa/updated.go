@@ -122,16 +122,25 @@ func haloUpdatedAt(payload []byte) (time.Time, bool) {
 
 func genericUpdatedAt(payload []byte) (time.Time, bool) {
 	var b struct {
-		Timestamp json.RawMessage `json:"timestamp"`
-		Data      struct {
-			UpdatedAt      json.RawMessage `json:"updatedAt"`
-			UpdatedAtSnake json.RawMessage `json:"updated_at"`
-		} `json:"data"`
+		Timestamp json.RawMessage  `json:"timestamp"`
+		Data      genericDataStamp `json:"data"`
 	}
 	if json.Unmarshal(payload, &b) != nil {
 		return time.Time{}, false
 	}
-	return firstStamp(b.Data.UpdatedAt, b.Data.UpdatedAtSnake, b.Timestamp)
+	return genericStamp(b.Timestamp, b.Data)
+}
+
+// genericDataStamp is the part of a Standard Webhooks body's data read for
+// its stamp; the generic decoder embeds it to read the stamp in the pass
+// that reads the rest of the body.
+type genericDataStamp struct {
+	UpdatedAt      json.RawMessage `json:"updatedAt"`
+	UpdatedAtSnake json.RawMessage `json:"updated_at"`
+}
+
+func genericStamp(timestamp json.RawMessage, data genericDataStamp) (time.Time, bool) {
+	return firstStamp(data.UpdatedAt, data.UpdatedAtSnake, timestamp)
 }
 
 func firstStamp(raws ...json.RawMessage) (time.Time, bool) {
