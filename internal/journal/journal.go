@@ -710,6 +710,35 @@ func (j *Journal) Scan(ctx context.Context, partner string, start Position, to t
 	})
 }
 
+// Count returns how many events Scan would call fn with for partner,
+// start and to (every one: fn returning true), from the partner index's
+// keys alone, without reading the events. It returns ctx's error if ctx
+// ends first, checked every few thousand keys.
+func (j *Journal) Count(ctx context.Context, partner string, start Position, to time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	err := j.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketPartner).Cursor()
+		prefix := append([]byte(partner), 0)
+		end := partnerKey(partner, to, 0)
+		for k, _ := c.Seek(partnerKey(partner, start.At, start.Seq)); k != nil && bytes.HasPrefix(k, prefix) && bytes.Compare(k, end) < 0; k, _ = c.Next() {
+			if n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
 // Stats are the journal's figures.
 type Stats struct {
 	Events    int       `json:"events"`

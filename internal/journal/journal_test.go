@@ -660,6 +660,10 @@ func TestScan(t *testing.T) {
 			if got := seqs(scan(t, tt.partner, tt.start, tt.to, 1<<30)); !slices.Equal(got, tt.want) {
 				t.Errorf("seqs = %v, want %v", got, tt.want)
 			}
+			n, err := j.Count(t.Context(), tt.partner, tt.start, tt.to)
+			if err != nil || n != len(tt.want) {
+				t.Errorf("Count = %d, %v; want %d, nil", n, err, len(tt.want))
+			}
 		})
 	}
 
