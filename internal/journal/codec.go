@@ -116,10 +116,65 @@ func keyAt(v, key []byte) int {
 // json.Unmarshal whole.
 func decodeEvent(v []byte) (Event, error) {
 	var e Event
+	raw, err := decodeCut(v, &e)
+	if err != nil {
+		return Event{}, err
+	}
+	if raw[0] != nil {
+		e.Payload = raw[0]
+	}
+	if raw[1] != nil {
+		e.Effects = raw[1]
+	}
+	return e, nil
+}
+
+// encodeReplay is json.Marshal(r) for a replay whose Effects are compact
+// JSON (compactRaw's), spliced in as encodeEvent splices an event's.
+func encodeReplay(r Replay) ([]byte, error) {
+	effects := r.Effects
+	if len(effects) == 0 {
+		return json.Marshal(r)
+	}
+	r.Effects = sentinel
+	v, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	i := keyAt(v, effectsKey)
+	if i < 0 {
+		r.Effects = effects
+		return json.Marshal(r)
+	}
+	out := make([]byte, 0, len(v)+len(effects))
+	out = append(append(out, v[:i+len(effectsKey)]...), effects...)
+	return append(out, v[i+len(effectsKey)+len(sentinel):]...), nil
+}
+
+// decodeReplay is json.Unmarshal(v, &r) for a stored replay, its effects
+// cut out as decodeEvent cuts an event's.
+func decodeReplay(v []byte) (Replay, error) {
+	var r Replay
+	raw, err := decodeCut(v, &r)
+	if err != nil {
+		return Replay{}, err
+	}
+	if raw[1] != nil {
+		r.Effects = raw[1]
+	}
+	return r, nil
+}
+
+// decodeCut decodes the object v into dst with json.Unmarshal, less the
+// values of its top-level "payload" and "effects" members, which it
+// returns as copies (nil for a member absent): encoding/json does not
+// scan them. An object whose top level rawSpans does not follow is
+// decoded whole, and nothing is returned beside it.
+func decodeCut(v []byte, dst any) ([2]json.RawMessage, error) {
+	var raw [2]json.RawMessage
 	spans, ok := rawSpans(v)
 	if !ok {
-		err := json.Unmarshal(v, &e)
-		return e, err
+		return raw, json.Unmarshal(v, dst)
 	}
 	rest := make([]byte, 0, len(v))
 	at := 0
@@ -130,16 +185,15 @@ func decodeEvent(v []byte) (Event, error) {
 		}
 	}
 	rest = append(rest, v[at:]...)
-	if err := json.Unmarshal(rest, &e); err != nil {
-		return Event{}, err
+	if err := json.Unmarshal(rest, dst); err != nil {
+		return raw, err
 	}
-	if s := spans[0]; s.end > s.start {
-		e.Payload = bytes.Clone(v[s.start:s.end])
+	for i, s := range spans {
+		if s.end > s.start {
+			raw[i] = bytes.Clone(v[s.start:s.end])
+		}
 	}
-	if s := spans[1]; s.end > s.start {
-		e.Effects = bytes.Clone(v[s.start:s.end])
-	}
-	return e, nil
+	return raw, nil
 }
 
 type span struct{ start, end int }
