@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+
+	"github.com/switchbackhq/switchback/internal/rawjson"
 )
 
 // An event is stored as its JSON (encoding/json's, field for field), and
@@ -18,11 +20,6 @@ import (
 // before encoding/json reads the rest. The bytes stored are the same as
 // json.Marshal's.
 
-// sentinel stands for a raw document while the rest of the event is
-// encoded: a number, so the key followed by it cannot occur inside a
-// string (a quote within a string is escaped).
-var sentinel = json.RawMessage("0")
-
 var (
 	payloadKey = []byte(`"payload":`)
 	effectsKey = []byte(`"effects":`)
@@ -34,7 +31,7 @@ func compactRaw(raw json.RawMessage) (json.RawMessage, error) {
 	if raw == nil {
 		return nil, nil
 	}
-	if storable(raw) {
+	if rawjson.Storable(raw) {
 		return bytes.Clone(raw), nil
 	}
 	var b bytes.Buffer
@@ -58,35 +55,38 @@ func encodeEvent(e Event) ([]byte, error) {
 	if len(payload) == 0 {
 		payload = nil // nil or empty: json.Marshal's own answer
 	} else {
-		e.Payload = sentinel
+		e.Payload = rawjson.Sentinel
 	}
 	if len(effects) > 0 {
-		e.Effects = sentinel
+		e.Effects = rawjson.Sentinel
 	}
 	v, err := json.Marshal(e)
 	if err != nil {
 		return nil, err
 	}
-	if payload == nil && effects == nil {
+	if payload == nil && len(effects) == 0 {
 		return v, nil
 	}
+	// Payload comes before effects in the event, and the members before
+	// either are strings, numbers, times and a map of strings: neither
+	// key followed by the sentinel can occur before its own place.
 	out := make([]byte, 0, len(v)+len(payload)+len(effects))
 	rest := v
 	if payload != nil {
-		i := keyAt(rest, payloadKey)
-		if i < 0 {
+		before, after, ok := rawjson.Cut(rest, payloadKey)
+		if !ok {
 			return json.Marshal(withRaw(e, payload, effects))
 		}
-		out = append(append(out, rest[:i+len(payloadKey)]...), payload...)
-		rest = rest[i+len(payloadKey)+len(sentinel):]
+		out = append(append(out, before...), payload...)
+		rest = after
 	}
 	if len(effects) > 0 {
-		i := keyAt(rest, effectsKey)
-		if i < 0 {
+		before, after, ok := rawjson.Cut(rest, effectsKey)
+		if !ok {
 			return json.Marshal(withRaw(e, payload, effects))
 		}
-		out = append(append(out, rest[:i+len(effectsKey)]...), effects...)
-		rest = rest[i+len(effectsKey)+len(sentinel):]
+		out = append(append(out, before...), effects...)
+		rest = after
 	}
 	return append(out, rest...), nil
 }
@@ -94,20 +94,6 @@ func encodeEvent(e Event) ([]byte, error) {
 func withRaw(e Event, payload, effects json.RawMessage) Event {
 	e.Payload, e.Effects = payload, effects
 	return e
-}
-
-// keyAt is the index in v of key followed by the sentinel and the end of
-// a member, or -1.
-func keyAt(v, key []byte) int {
-	i := bytes.Index(v, key)
-	if i < 0 {
-		return -1
-	}
-	end := i + len(key) + len(sentinel)
-	if end >= len(v) || !bytes.Equal(v[i+len(key):end], sentinel) || (v[end] != ',' && v[end] != '}') {
-		return -1
-	}
-	return i
 }
 
 // decodeEvent is json.Unmarshal(v, &e) for a stored event: the top-level
@@ -136,19 +122,18 @@ func encodeReplay(r Replay) ([]byte, error) {
 	if len(effects) == 0 {
 		return json.Marshal(r)
 	}
-	r.Effects = sentinel
+	r.Effects = rawjson.Sentinel
 	v, err := json.Marshal(r)
 	if err != nil {
 		return nil, err
 	}
-	i := keyAt(v, effectsKey)
-	if i < 0 {
+	before, after, ok := rawjson.Cut(v, effectsKey)
+	if !ok {
 		r.Effects = effects
 		return json.Marshal(r)
 	}
 	out := make([]byte, 0, len(v)+len(effects))
-	out = append(append(out, v[:i+len(effectsKey)]...), effects...)
-	return append(out, v[i+len(effectsKey)+len(sentinel):]...), nil
+	return append(append(append(out, before...), effects...), after...), nil
 }
 
 // decodeReplay is json.Unmarshal(v, &r) for a stored replay, its effects
@@ -180,7 +165,7 @@ func decodeCut(v []byte, dst any) ([2]json.RawMessage, error) {
 	at := 0
 	for _, s := range spans {
 		if s.end > s.start {
-			rest = append(append(rest, v[at:s.start]...), sentinel...)
+			rest = append(append(rest, v[at:s.start]...), rawjson.Sentinel...)
 			at = s.end
 		}
 	}
@@ -315,156 +300,4 @@ func skipValue(v []byte, i int) int {
 		return -1
 	}
 	return i
-}
-
-// maxFastDepth bounds the nesting storable follows; deeper documents take
-// encoding/json's path (which refuses beyond 10,000).
-const maxFastDepth = 1000
-
-// storable reports whether raw is one JSON value that json.Marshal would
-// store unchanged: no whitespace outside its strings, nothing it escapes
-// for HTML. Most payloads and effects are; checking that is several times
-// quicker than encoding/json's scanner. False sends raw to json.Compact,
-// which compacts it or says why it is not JSON.
-func storable(raw []byte) bool {
-	i, ok := fastValue(raw, 0, 0)
-	return ok && i == len(raw)
-}
-
-func fastValue(b []byte, i, depth int) (int, bool) {
-	if i >= len(b) {
-		return i, false
-	}
-	switch c := b[i]; c {
-	case '{', '[':
-		if depth >= maxFastDepth {
-			return i, false
-		}
-		end := byte('}')
-		if c == '[' {
-			end = ']'
-		}
-		i++
-		if i < len(b) && b[i] == end {
-			return i + 1, true
-		}
-		for {
-			var ok bool
-			if c == '{' {
-				if i >= len(b) || b[i] != '"' {
-					return i, false
-				}
-				if i, ok = fastString(b, i); !ok || i >= len(b) || b[i] != ':' {
-					return i, false
-				}
-				i++
-			}
-			if i, ok = fastValue(b, i, depth+1); !ok || i >= len(b) {
-				return i, false
-			}
-			switch b[i] {
-			case ',':
-				i++
-			case end:
-				return i + 1, true
-			default:
-				return i, false
-			}
-		}
-	case '"':
-		return fastString(b, i)
-	case 't':
-		return fastLiteral(b, i, "true")
-	case 'f':
-		return fastLiteral(b, i, "false")
-	case 'n':
-		return fastLiteral(b, i, "null")
-	}
-	return fastNumber(b, i)
-}
-
-func fastLiteral(b []byte, i int, lit string) (int, bool) {
-	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-		return i, false
-	}
-	return i + len(lit), true
-}
-
-// fastString returns the index after the string at b[i]; false for a
-// string that is not JSON or that json.Marshal would escape further.
-func fastString(b []byte, i int) (int, bool) {
-	for i++; i < len(b); {
-		switch c := b[i]; {
-		case c == '"':
-			return i + 1, true
-		case c < 0x20, c == '<', c == '>', c == '&':
-			return i, false
-		case c == 0xE2 && i+2 < len(b) && b[i+1] == 0x80 && b[i+2]&^1 == 0xA8: // U+2028, U+2029
-			return i, false
-		case c == '\\':
-			if i+1 >= len(b) {
-				return i, false
-			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(b) {
-					return i, false
-				}
-				for _, h := range b[i+2 : i+6] {
-					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
-						return i, false
-					}
-				}
-				i += 6
-			default:
-				return i, false
-			}
-		default:
-			i++
-		}
-	}
-	return i, false
-}
-
-// fastNumber returns the index after the number at b[i]:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func fastNumber(b []byte, i int) (int, bool) {
-	digits := func(i int) (int, bool) {
-		start := i
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
-		}
-		return i, i > start
-	}
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i >= len(b):
-		return i, false
-	case b[i] == '0':
-		i++
-	case '1' <= b[i] && b[i] <= '9':
-		i, _ = digits(i)
-	default:
-		return i, false
-	}
-	var ok bool
-	if i < len(b) && b[i] == '.' {
-		if i, ok = digits(i + 1); !ok {
-			return i, false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i, ok = digits(i); !ok {
-			return i, false
-		}
-	}
-	return i, true
 }
