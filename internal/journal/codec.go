@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/switchbackhq/switchback/internal/rawjson"
 )
@@ -96,11 +98,15 @@ func withRaw(e Event, payload, effects json.RawMessage) Event {
 	return e
 }
 
-// decodeEvent is json.Unmarshal(v, &e) for a stored event: the top-level
+// decodeEvent is json.Unmarshal(v, &e) for a stored event. A record as
+// encodeEvent writes it is read by quickEvent; otherwise the top-level
 // payload and effects are cut out (as copies) and the rest is decoded by
 // encoding/json. Anything it does not recognize is left to
 // json.Unmarshal whole.
 func decodeEvent(v []byte) (Event, error) {
+	if e, ok := quickEvent(v); ok {
+		return e, nil
+	}
 	var e Event
 	raw, err := decodeCut(v, &e)
 	if err != nil {
@@ -249,13 +255,22 @@ func skipSpace(v []byte, i int) int {
 
 // skipString returns the index after the string starting at v[i], or -1.
 func skipString(v []byte, i int) int {
-	for i++; i < len(v); i++ {
-		switch v[i] {
-		case '\\':
-			i++
-		case '"':
+	for i++; i < len(v); {
+		// Most of a payload is long strings: find the next quote at
+		// once, and see whether an odd run of backslashes escapes it.
+		q := bytes.IndexByte(v[i:], '"')
+		if q < 0 {
+			return -1
+		}
+		i += q
+		n := 0
+		for n < q && v[i-1-n] == '\\' {
+			n++
+		}
+		if n%2 == 0 {
 			return i + 1
 		}
+		i++
 	}
 	return -1
 }
@@ -300,4 +315,233 @@ func skipValue(v []byte, i int) int {
 		return -1
 	}
 	return i
+}
+
+// quickEvent is decodeEvent for a record as json.Marshal writes an Event:
+// an object of the Event's members, each named as its tag spells it and
+// at most once, each value of its field's JSON type or null. It reads
+// the members itself, where encoding/json would find every field by
+// reflection and parse every number and time through its scanner. The
+// payload and effects are copied as they are, unchecked, as decodeCut
+// copies them. False, for anything else (a name in another case or
+// unknown, a value of another type), leaves the record to encoding/json,
+// which gives the same event or the error.
+func quickEvent(v []byte) (Event, bool) {
+	var e Event
+	i := rawjson.Space(v, 0)
+	if i >= len(v) || v[i] != '{' {
+		return e, false
+	}
+	var seen uint32 // a bit per member: a name twice is left to encoding/json
+	i = rawjson.Space(v, i+1)
+	if i < len(v) && v[i] == '}' {
+		return e, rawjson.Space(v, i+1) == len(v)
+	}
+	for {
+		if i >= len(v) || v[i] != '"' {
+			return e, false
+		}
+		end, escaped, ok := rawjson.String(v, i)
+		if !ok || escaped {
+			return e, false
+		}
+		name := v[i+1 : end-1]
+		if i = rawjson.Space(v, end); i >= len(v) || v[i] != ':' {
+			return e, false
+		}
+		start := rawjson.Space(v, i+1)
+		m, ok := eventMembers[string(name)]
+		if !ok || seen&(1<<m) != 0 {
+			return e, false
+		}
+		seen |= 1 << m
+		if m == memberPayload || m == memberEffects {
+			i = skipValue(v, start)
+			if i < 0 {
+				return e, false
+			}
+			raw := json.RawMessage(bytes.Clone(v[start:i]))
+			if m == memberPayload {
+				e.Payload = raw
+			} else {
+				e.Effects = raw
+			}
+		} else {
+			if i, ok = rawjson.Value(v, start); !ok || !e.set(m, v[start:i]) {
+				return e, false
+			}
+		}
+		if i = rawjson.Space(v, i); i >= len(v) {
+			return e, false
+		}
+		switch v[i] {
+		case ',':
+			i = rawjson.Space(v, i+1)
+		case '}':
+			return e, rawjson.Space(v, i+1) == len(v)
+		default:
+			return e, false
+		}
+	}
+}
+
+// The members of a stored event, as quickEvent reads them.
+const (
+	memberSeq = iota
+	memberID
+	memberPartner
+	memberPSA
+	memberType
+	memberSourceType
+	memberAction
+	memberEntityID
+	memberDeliveryID
+	memberReceivedAt
+	memberEntityUpdatedAt
+	memberHeaders
+	memberPayload
+	memberState
+	memberAttempts
+	memberPipeline
+	memberSnapshotVersion
+	memberEffects
+	memberLastError
+	memberLastStatus
+	memberDoneAt
+	memberDuplicates
+	memberShadow
+	memberComparison
+	memberReplays
+	memberBackfill
+)
+
+// eventMembers are Event's JSON names; TestQuickEventKnowsEveryMember
+// holds them to its tags.
+var eventMembers = map[string]int{
+	"seq": memberSeq, "id": memberID, "partner": memberPartner, "psa": memberPSA, "type": memberType,
+	"sourceType": memberSourceType, "action": memberAction, "entityId": memberEntityID, "deliveryId": memberDeliveryID,
+	"receivedAt": memberReceivedAt, "entityUpdatedAt": memberEntityUpdatedAt, "headers": memberHeaders, "payload": memberPayload,
+	"state": memberState, "attempts": memberAttempts, "pipeline": memberPipeline, "snapshotVersion": memberSnapshotVersion,
+	"effects": memberEffects, "lastError": memberLastError, "lastStatus": memberLastStatus, "doneAt": memberDoneAt,
+	"duplicates": memberDuplicates, "shadow": memberShadow, "comparison": memberComparison, "replays": memberReplays,
+	"backfill": memberBackfill,
+}
+
+// set sets member m of e from its JSON value, as encoding/json would;
+// false if encoding/json would refuse it. null leaves a field as it is,
+// as encoding/json does.
+func (e *Event) set(m int, val []byte) bool {
+	if string(val) == "null" {
+		// encoding/json: a map or a slice set to nil, the rest unchanged;
+		// both are nil here already.
+		return true
+	}
+	switch m {
+	case memberSeq:
+		return setUint(&e.Seq, val)
+	case memberSnapshotVersion:
+		return setUint(&e.SnapshotVersion, val)
+	case memberAttempts:
+		return setInt(&e.Attempts, val)
+	case memberLastStatus:
+		return setInt(&e.LastStatus, val)
+	case memberDuplicates:
+		return setInt(&e.Duplicates, val)
+	case memberReceivedAt:
+		return val[0] == '"' && e.ReceivedAt.UnmarshalJSON(val) == nil
+	case memberEntityUpdatedAt:
+		return val[0] == '"' && e.EntityUpdatedAt.UnmarshalJSON(val) == nil
+	case memberDoneAt:
+		return val[0] == '"' && e.DoneAt.UnmarshalJSON(val) == nil
+	case memberHeaders:
+		return val[0] == '{' && json.Unmarshal(val, &e.Headers) == nil
+	case memberReplays:
+		return val[0] == '[' && json.Unmarshal(val, &e.Replays) == nil
+	case memberBackfill:
+		switch string(val) {
+		case "true":
+			e.Backfill = true
+		case "false":
+			e.Backfill = false
+		default:
+			return false
+		}
+		return true
+	case memberState:
+		var s string
+		if !setString(&s, val) {
+			return false
+		}
+		e.State = State(s)
+		return true
+	}
+	if dst := e.stringField(m); dst != nil {
+		return setString(dst, val)
+	}
+	return false
+}
+
+func (e *Event) stringField(m int) *string {
+	switch m {
+	case memberID:
+		return &e.ID
+	case memberPartner:
+		return &e.Partner
+	case memberPSA:
+		return &e.PSA
+	case memberType:
+		return &e.Type
+	case memberSourceType:
+		return &e.SourceType
+	case memberAction:
+		return &e.Action
+	case memberEntityID:
+		return &e.EntityID
+	case memberDeliveryID:
+		return &e.DeliveryID
+	case memberPipeline:
+		return &e.Pipeline
+	case memberLastError:
+		return &e.LastError
+	case memberShadow:
+		return &e.Shadow
+	case memberComparison:
+		return &e.Comparison
+	}
+	return nil
+}
+
+// setString sets *dst from a JSON string (checked by rawjson.Value): its
+// bytes if plain, else as encoding/json unescapes it (and replaces bytes
+// that are not UTF-8).
+func setString(dst *string, val []byte) bool {
+	if val[0] != '"' {
+		return false
+	}
+	s := val[1 : len(val)-1]
+	if bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
+		*dst = string(s)
+		return true
+	}
+	return json.Unmarshal(val, dst) == nil
+}
+
+// setInt and setUint set *dst from a JSON number (checked by
+// rawjson.Value) as encoding/json does: an integer in range, nothing else.
+func setInt(dst *int, val []byte) bool {
+	n, err := strconv.ParseInt(string(val), 10, 0)
+	if err != nil {
+		return false
+	}
+	*dst = int(n)
+	return true
+}
+
+func setUint(dst *uint64, val []byte) bool {
+	n, err := strconv.ParseUint(string(val), 10, 64)
+	if err != nil {
+		return false
+	}
+	*dst = n
+	return true
 }
