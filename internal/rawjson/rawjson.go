@@ -135,7 +135,18 @@ func literal(b []byte, i int, lit string) (int, bool) {
 // Bytes that are not UTF-8 are JSON to encoding/json, which takes them.
 func str(b []byte, i int, storable bool) (int, bool, bool) {
 	escaped := false
+	plain := &plainValid
+	if storable {
+		plain = &plainStorable
+	}
 	for i++; i < len(b); {
+		// Most of a document is long runs of plain bytes.
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		switch c := b[i]; {
 		case c == '"':
 			return i + 1, escaped, true
@@ -171,6 +182,22 @@ func str(b []byte, i int, storable bool) (int, bool, bool) {
 		}
 	}
 	return i, escaped, false
+}
+
+// plainValid and plainStorable are the bytes a string may hold as they
+// are, in a valid and in a storable document: not a quote, a backslash
+// or a control character, nor, in a storable one, a byte json.Marshal
+// escapes for HTML or the first byte of U+2028 and U+2029.
+var plainValid, plainStorable = plainBytes(""), plainBytes("<>&\xE2")
+
+func plainBytes(also string) (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	for _, c := range []byte(also) {
+		t[c] = false
+	}
+	return t
 }
 
 // number returns the index after the number at b[i]:
