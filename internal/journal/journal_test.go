@@ -994,12 +994,13 @@ func TestStats(t *testing.T) {
 	}
 	appendOK(t, j, event("acme", "m1", t0), event("acme", "m2", t0.Add(time.Second)))
 	complete(t, j, 1, Outcome{State: StateApplied, At: t0})
+	appendOK(t, j, event("acme", "m1", t0)) // a duplicate: no event
 	s := stats(t, j)
 	if s.Events != 2 || s.Pending != 1 || !s.Oldest.Equal(t0) {
 		t.Errorf("stats = %+v, want 2 events, 1 pending, oldest %v", s, t0)
 	}
-	if s.Committed != 2 || s.Commits != 2 {
-		t.Errorf("stats = %d writes in %d commits, want 2 in 2", s.Committed, s.Commits)
+	if s.Committed != 3 || s.Commits != 3 {
+		t.Errorf("stats = %d writes in %d commits, want 3 in 3", s.Committed, s.Commits)
 	}
 }
 
