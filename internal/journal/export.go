@@ -57,7 +57,7 @@ func Export(path string, w io.Writer) (Exported, error) {
 			if json.Unmarshal(v, &e) != nil || e.Seq != seq {
 				return true // garbage where an event was: counted lost below if indexed
 			}
-			if !salvageReplays(tx, &e) {
+			if !salvageReplays(tx, seq, &e) {
 				res.Skipped++ // the event is written without the replays past the damage
 			}
 			line, err := json.Marshal(e)
@@ -82,26 +82,10 @@ func Export(path string, w io.Writer) (Exported, error) {
 	return res, err
 }
 
-// salvageReplays appends to e.Replays the replays bucket's replays of e
-// (none in a file of schema 2 or older, which has no such bucket), as far
-// as they can be read; false if some could not be.
-func salvageReplays(tx *bbolt.Tx, e *Event) bool {
-	return boltfile.Protect(func() error {
-		b := tx.Bucket(bucketReplays)
-		if b == nil {
-			return nil
-		}
-		prefix := seqKey(e.Seq)
-		c := b.Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var r Replay
-			if err := json.Unmarshal(v, &r); err != nil {
-				return err
-			}
-			e.Replays = append(e.Replays, r)
-		}
-		return nil
-	}) == nil
+// salvageReplays adds to e, the event with seq, what readReplays adds,
+// as far as it can be read; false if some could not be.
+func salvageReplays(tx *bbolt.Tx, seq uint64, e *Event) bool {
+	return boltfile.Protect(func() error { return readReplays(tx, seq, e) }) == nil
 }
 
 // indexedSeqs returns the seqs named by the partner index and the pending

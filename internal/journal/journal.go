@@ -12,6 +12,7 @@
 //	meta       "schema" → decimal schema version
 //	events     8-byte big-endian seq → JSON Event, without the replays recorded since schema 3
 //	replays    8-byte seq, 8-byte big-endian replay seq (the bucket's sequence) → JSON Replay: an event's replays, in the order recorded
+//	applied    8-byte seq of a dead-lettered event → 8-byte replay seq of the replay that applied it (replays.go)
 //	partner    partner id, 0x00, 8-byte big-endian received-at (Unix ns), 8-byte seq → empty: time-window scans per partner
 //	dedup      partner id, 0x00, delivery id → 8-byte seq of the first delivery
 //	pending    8-byte seq → empty: events without a terminal outcome
@@ -24,11 +25,11 @@
 // Schema 1 had no entities bucket; Open builds it from the events of a
 // schema 1 file, in the transaction that upgrades it. Up to schema 2 an
 // event's replays were kept in its record, which recording one decoded
-// and encoded whole (payload, effects and every replay before it); since
-// schema 3 a replay is a record of its own, and the event is rewritten
-// only when the replay changes its state (a dead letter applied). The
-// replays an older router stored in an event's record stay there: readers
-// see those, then the replays bucket's (see get).
+// and encoded whole (payload, effects and every replay before it), as
+// did a replay that applied a dead letter; since schema 3 a replay is a
+// record of its own, and the event's record is not rewritten for it
+// (replays.go). The replays an older router stored in an event's record
+// stay there: readers see those, then the replays bucket's (see get).
 package journal
 
 import (
@@ -63,6 +64,7 @@ var (
 	bucketPending = []byte("pending")
 	bucketCompare = []byte("compare")
 	bucketReplays = []byte("replays")
+	bucketApplied = []byte("applied")
 	keySchema     = []byte("schema")
 )
 
@@ -258,7 +260,7 @@ func Open(path string, opts Options) (*Journal, error) {
 // initSchema creates the buckets of a new file, and upgrades a file of an
 // older schema in the transaction that opens it: whole or not at all.
 func (j *Journal) initSchema(tx *bbolt.Tx) error {
-	for _, b := range [][]byte{bucketMeta, bucketEvents, bucketReplays, bucketPartner, bucketDedup, bucketPending, bucketCompare, bucketJobs, bucketOwed, bucketReports, bucketEntities} {
+	for _, b := range [][]byte{bucketMeta, bucketEvents, bucketReplays, bucketApplied, bucketPartner, bucketDedup, bucketPending, bucketCompare, bucketJobs, bucketOwed, bucketReports, bucketEntities} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -596,15 +598,8 @@ func (j *Journal) completeEvent(tx *bbolt.Tx, seq uint64, out Outcome, replay []
 		return tx.Bucket(bucketCompare).Delete(seqKey(seq))
 	}
 	if out.Replay != nil {
-		if err := addReplay(tx.Bucket(bucketReplays), seq, replay); err != nil {
+		if err := addReplay(tx, e, out.Replay.OK, replay); err != nil {
 			return err
-		}
-		if out.Replay.OK && e.State == StateDeadLettered {
-			// A dead-lettered event replayed successfully is applied at last.
-			e.State, e.Pipeline, e.Effects, e.DoneAt = StateApplied, out.Replay.Pipeline, out.Replay.Effects, out.Replay.At
-			if err := put(evb, e); err != nil {
-				return err
-			}
 		}
 		if !out.Replay.OK {
 			return nil
@@ -613,6 +608,13 @@ func (j *Journal) completeEvent(tx *bbolt.Tx, seq uint64, out Outcome, replay []
 		// revert made it so): the entity's latest application if no later
 		// event was applied.
 		return j.index(tx, e, StateApplied, out.Replay.Pipeline, out.Replay.At)
+	}
+	if e.State == StateDeadLettered {
+		// This outcome is the event's latest: it reads as written, not as
+		// applied by a replay before it (replays.go).
+		if err := tx.Bucket(bucketApplied).Delete(seqKey(seq)); err != nil {
+			return err
+		}
 	}
 	e.State, e.Attempts, e.Pipeline, e.SnapshotVersion = out.State, out.Attempts, out.Pipeline, out.SnapshotVersion
 	e.Effects, e.LastError, e.LastStatus, e.DoneAt, e.Shadow = out.Effects, out.Error, out.Status, out.At, out.Shadow
@@ -829,7 +831,7 @@ func (j *Journal) Sweep(ctx context.Context, cutoff time.Time, limit int) (int, 
 			if err := evb.Delete(seqKey(e.Seq)); err != nil {
 				return err
 			}
-			if err := deleteReplays(tx.Bucket(bucketReplays), e.Seq); err != nil {
+			if err := deleteReplays(tx, e.Seq); err != nil {
 				return err
 			}
 			if err := tx.Bucket(bucketCompare).Delete(seqKey(e.Seq)); err != nil {
@@ -851,22 +853,23 @@ func (j *Journal) Sweep(ctx context.Context, cutoff time.Time, limit int) (int, 
 	return n, err
 }
 
-// get returns the event with seq as readers see it: its record and its
-// replays. What the committer rewrites it reads with load instead: the
-// replays bucket's must not be copied into the record.
+// get returns the event with seq as readers see it: its record, with its
+// replays (readReplays). What the committer rewrites it reads with load
+// instead: the replays must not be copied into the record.
 func get(tx *bbolt.Tx, seq uint64) (Event, error) {
 	e, err := load(tx.Bucket(bucketEvents), seq)
 	if err != nil {
 		return Event{}, err
 	}
-	if e.Replays, err = appendReplays(e.Replays, tx.Bucket(bucketReplays), seq); err != nil {
+	if err := readReplays(tx, seq, &e); err != nil {
 		return Event{}, err
 	}
 	return e, nil
 }
 
 // load returns the event with seq as its record holds it: without the
-// replays recorded since schema 3.
+// replays recorded since schema 3, and dead-lettered if it is applied by
+// one of them.
 func load(b *bbolt.Bucket, seq uint64) (Event, error) {
 	v := b.Get(seqKey(seq))
 	if v == nil {
@@ -888,48 +891,6 @@ func put(b *bbolt.Bucket, e Event) error {
 }
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq) }
-
-// addReplay stores the encoded replay v of the event with seq, after its
-// others.
-func addReplay(b *bbolt.Bucket, seq uint64, v []byte) error {
-	n, err := b.NextSequence()
-	if err != nil {
-		return err
-	}
-	return b.Put(binary.BigEndian.AppendUint64(seqKey(seq), n), v)
-}
-
-// appendReplays appends the replays bucket's replays of the event with
-// seq to out, in the order recorded.
-func appendReplays(out []Replay, b *bbolt.Bucket, seq uint64) ([]Replay, error) {
-	prefix := seqKey(seq)
-	c := b.Cursor()
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		r, err := decodeReplay(v)
-		if err != nil {
-			return nil, fmt.Errorf("decode a replay of event %d: %w", seq, err)
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
-// deleteReplays deletes the replays bucket's replays of the event with
-// seq.
-func deleteReplays(b *bbolt.Bucket, seq uint64) error {
-	prefix := seqKey(seq)
-	var keys [][]byte
-	c := b.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		keys = append(keys, bytes.Clone(k)) // deleting under a cursor skips keys
-	}
-	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 func dedupKey(partner, delivery string) []byte {
 	return append(append(append(make([]byte, 0, len(partner)+1+len(delivery)), partner...), 0), delivery...)

@@ -936,7 +936,7 @@ func TestOpenWritesTheSchemaVersion(t *testing.T) {
 		}
 		// Every bucket of the layout exists from Open on, so no read
 		// has to allow for a missing one.
-		for _, name := range []string{"meta", "events", "replays", "partner", "dedup", "pending", "compare", "jobs", "owed", "reports", "entities"} {
+		for _, name := range []string{"meta", "events", "replays", "applied", "partner", "dedup", "pending", "compare", "jobs", "owed", "reports", "entities"} {
 			if tx.Bucket([]byte(name)) == nil {
 				t.Errorf("bucket %q is missing", name)
 			}

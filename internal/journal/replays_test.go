@@ -43,18 +43,28 @@ func record(t *testing.T, j *Journal, seq uint64) Event {
 
 func replayKeys(t *testing.T, j *Journal) int {
 	t.Helper()
+	return keys(j, bucketReplays)
+}
+
+func appliedMarks(t *testing.T, j *Journal) int {
+	t.Helper()
+	return keys(j, bucketApplied)
+}
+
+func keys(j *Journal, bucket []byte) int {
 	n := 0
 	j.DB().View(func(tx *bbolt.Tx) error {
-		n = tx.Bucket(bucketReplays).Stats().KeyN
+		n = tx.Bucket(bucket).Stats().KeyN
 		return nil
 	})
 	return n
 }
 
-// A replay is recorded beside its event, not in its record: the record is
-// rewritten only when the replay changes its state, and no rewrite of the
-// record (a comparison, a duplicate delivery, a state change) copies the
-// replays into it. Every read sees them, in the order recorded.
+// A replay is recorded beside its event, not in its record, which it
+// does not rewrite, even to apply a dead letter; no rewrite of the record
+// (a comparison, a duplicate delivery, an outcome) copies the replays
+// into it. Every read sees them, in the order recorded, and the dead
+// letter applied.
 func TestReplaysAreRecordedBesideTheEvent(t *testing.T) {
 	j := open(t, tempPath(t), Options{})
 	appendOK(t, j, event("acme", "dead", t0), event("acme", "applied", t0.Add(time.Second)), event("acme", "pending", t0.Add(2*time.Second)))
@@ -71,8 +81,8 @@ func TestReplaysAreRecordedBesideTheEvent(t *testing.T) {
 	if got := record(t, j, 2); !reflect.DeepEqual(got, before) {
 		t.Errorf("the record of an applied event replayed changed:\n got %+v\nwant %+v", got, before)
 	}
-	if got := record(t, j, 1); got.State != StateApplied || len(got.Replays) != 0 {
-		t.Errorf("the record of a dead letter replayed = %s with replays %v; want applied, no replays in it", got.State, jobs(got.Replays))
+	if got := record(t, j, 1); got.State != StateDeadLettered || len(got.Replays) != 0 || got.Effects != nil {
+		t.Errorf("the record of a dead letter replayed = %s with replays %v, effects %s; want as it was", got.State, jobs(got.Replays), got.Effects)
 	}
 	// Rewrites of the records after the replays.
 	complete(t, j, 2, Outcome{Comparison: "equal"})
@@ -96,8 +106,9 @@ func TestReplaysAreRecordedBesideTheEvent(t *testing.T) {
 	if diff := cmp.Diff(want, e.Replays); diff != "" {
 		t.Errorf("Get(1).Replays (-want +got):\n%s", diff)
 	}
-	if e.State != StateApplied || e.Duplicates != 1 || string(e.Effects) != string(want[1].Effects) {
-		t.Errorf("Get(1) = %s, %d duplicates, effects %s; want applied by the replay, 1 duplicate, the replay's effects", e.State, e.Duplicates, e.Effects)
+	if e.State != StateApplied || e.Pipeline != "legacy" || !e.DoneAt.Equal(want[1].At) || e.Duplicates != 1 || string(e.Effects) != string(want[1].Effects) {
+		t.Errorf("Get(1) = %s by %s at %v, %d duplicates, effects %s; want applied by rpl_2's replay at its time, 1 duplicate, its effects",
+			e.State, e.Pipeline, e.DoneAt, e.Duplicates, e.Effects)
 	}
 	if got := mustGet(t, j, 2); got.Comparison != "equal" || !slices.Equal(jobs(got.Replays), []string{"rpl_1"}) {
 		t.Errorf("Get(2) = comparison %q, replays %v; want equal, [rpl_1]", got.Comparison, jobs(got.Replays))
@@ -114,6 +125,51 @@ func TestReplaysAreRecordedBesideTheEvent(t *testing.T) {
 	}
 }
 
+// A dead letter is applied by the first replay that succeeds on it, and
+// reads so until an outcome recorded after it, the latest, says else.
+func TestADeadLetterIsAppliedByItsFirstSuccessfulReplay(t *testing.T) {
+	j := open(t, tempPath(t), Options{})
+	appendOK(t, j, event("acme", "a", t0), event("acme", "b", t0.Add(time.Second)))
+	ok := func(job, pipeline string, at time.Time) Outcome {
+		return Outcome{Replay: &Replay{Job: job, Pipeline: pipeline, At: at, OK: true, Effects: json.RawMessage(`["` + job + `"]`)}}
+	}
+	complete(t, j, 1, deadLettered("legacy", "", t0))
+	complete(t, j, 1, Outcome{Replay: &Replay{Job: "rpl_1", Pipeline: "legacy", At: t0.Add(time.Minute), Error: "503"}})
+	complete(t, j, 1, ok("rpl_2", "new", t0.Add(2*time.Minute)))
+	complete(t, j, 1, ok("rpl_3", "legacy", t0.Add(3*time.Minute)))
+	if e := mustGet(t, j, 1); e.State != StateApplied || e.Pipeline != "new" || string(e.Effects) != `["rpl_2"]` || !e.DoneAt.Equal(t0.Add(2*time.Minute)) {
+		t.Errorf("after two successful replays: %s by %s with %s at %v; want applied by rpl_2", e.State, e.Pipeline, e.Effects, e.DoneAt)
+	}
+	if rec := entityOf(t, j, "acme", "ticket", "T-a"); rec.Applied == nil || rec.Applied.Pipeline != "legacy" || rec.Failed != nil {
+		t.Errorf("entity T-a = %+v; want applied, by rpl_3's pipeline last", rec)
+	}
+	// A replay before the event was dead-lettered applies nothing.
+	complete(t, j, 2, ok("rpl_1", "legacy", t0))
+	complete(t, j, 2, deadLettered("legacy", "", t0.Add(time.Minute)))
+	if e := mustGet(t, j, 2); e.State != StateDeadLettered {
+		t.Errorf("event replayed before its dead letter = %s, want dead-lettered", e.State)
+	}
+	// An outcome recorded after the replay that applied it is the latest.
+	complete(t, j, 1, deadLettered("legacy", "", t0.Add(4*time.Minute)))
+	if e := mustGet(t, j, 1); e.State != StateDeadLettered || !e.DoneAt.Equal(t0.Add(4*time.Minute)) || len(e.Replays) != 3 {
+		t.Errorf("after a later outcome: %s at %v with %d replays; want dead-lettered at its time, 3 replays", e.State, e.DoneAt, len(e.Replays))
+	}
+	complete(t, j, 1, ok("rpl_4", "legacy", t0.Add(5*time.Minute)))
+	if e := mustGet(t, j, 1); e.State != StateApplied || string(e.Effects) != `["rpl_4"]` {
+		t.Errorf("replayed again: %s with %s; want applied by rpl_4", e.State, e.Effects)
+	}
+	var applied []Event
+	if err := j.Scan(t.Context(), "acme", Position{At: t0}, t0.Add(time.Hour), func(e Event) bool {
+		applied = append(applied, e)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != 2 || applied[0].State != StateApplied || applied[1].State != StateDeadLettered {
+		t.Errorf("Scan = %v; want 1 applied, 2 dead-lettered", seqs(applied))
+	}
+}
+
 // A replay outcome for an event swept meanwhile is ErrNotFound and stores
 // nothing; Sweep deletes an event's replays with it.
 func TestSweepDeletesTheReplays(t *testing.T) {
@@ -121,7 +177,7 @@ func TestSweepDeletesTheReplays(t *testing.T) {
 	cutoff := t0.Add(time.Hour)
 	appendOK(t, j, event("acme", "old", t0), event("acme", "young", cutoff.Add(time.Minute)))
 	for seq := uint64(1); seq <= 2; seq++ {
-		complete(t, j, seq, applied("legacy", cutoff))
+		complete(t, j, seq, deadLettered("legacy", "", cutoff))
 		for _, job := range []string{"rpl_1", "rpl_2"} {
 			complete(t, j, seq, Outcome{Replay: &Replay{Job: job, Pipeline: "legacy", At: cutoff, OK: true, Effects: json.RawMessage(`[]`)}})
 		}
@@ -131,6 +187,9 @@ func TestSweepDeletesTheReplays(t *testing.T) {
 	}
 	if got := replayKeys(t, j); got != 2 {
 		t.Errorf("the replays bucket holds %d replays after the sweep, want the young event's 2", got)
+	}
+	if got := appliedMarks(t, j); got != 1 {
+		t.Errorf("the applied bucket holds %d marks after the sweep, want the young event's", got)
 	}
 	if got := jobs(mustGet(t, j, 2).Replays); !slices.Equal(got, []string{"rpl_1", "rpl_2"}) {
 		t.Errorf("the young event's replays = %v, want [rpl_1 rpl_2]", got)
@@ -220,6 +279,9 @@ func TestUpgradeFromSchema2KeepsTheReplaysInTheRecords(t *testing.T) {
 	exported := map[uint64][]string{}
 	for _, e := range events {
 		exported[e.Seq] = jobs(e.Replays)
+		if e.Seq == 5 && (e.State != StateApplied || e.Pipeline != "new" || string(e.Effects) != string(eff("5"))) {
+			t.Errorf("exported event 5 = %s by %s with %s; want applied by rpl_c", e.State, e.Pipeline, e.Effects)
+		}
 	}
 	if want := map[uint64][]string{1: {"rpl_a", "rpl_b", "rpl_c"}, 2: {"rpl_b"}, 3: nil, 4: nil, 5: {"rpl_c"}}; !reflect.DeepEqual(exported, want) {
 		t.Errorf("exported replays = %v, want %v", exported, want)
@@ -229,8 +291,8 @@ func TestUpgradeFromSchema2KeepsTheReplaysInTheRecords(t *testing.T) {
 	if n, err := j.Sweep(t.Context(), m(60), 100); err != nil || n != 4 {
 		t.Fatalf("Sweep = %d, %v; want the 4 terminal events", n, err)
 	}
-	if got := replayKeys(t, j); got != 0 {
-		t.Errorf("the replays bucket holds %d replays after the sweep, want none", got)
+	if got, marks := replayKeys(t, j), appliedMarks(t, j); got != 0 || marks != 0 {
+		t.Errorf("the replays and applied buckets hold %d and %d keys after the sweep, want none", got, marks)
 	}
 }
 
