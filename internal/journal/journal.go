@@ -51,6 +51,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/switchbackhq/switchback/internal/boltfile"
+	"github.com/switchbackhq/switchback/internal/rawjson"
 )
 
 // SchemaVersion is the layout this package reads and writes.
@@ -376,12 +377,17 @@ func completion(seq uint64, out Outcome) (*op, error) {
 	}
 	if out.Replay != nil {
 		r := *out.Replay
-		if r.Effects, err = compactRaw(r.Effects); err != nil {
-			return nil, fmt.Errorf("the replay's effects: %w", err)
+		// encodeReplay copies the effects into the record: compacted
+		// only if they are not already, never copied twice.
+		if r.Effects != nil && !rawjson.Storable(r.Effects) {
+			if r.Effects, err = compactRaw(r.Effects); err != nil {
+				return nil, fmt.Errorf("the replay's effects: %w", err)
+			}
 		}
 		if o.replay, err = encodeReplay(r); err != nil {
 			return nil, fmt.Errorf("the replay: %w", err)
 		}
+		r.Effects = nil // the committer stores o.replay, and reads only the rest of r
 		out.Replay = &r
 	}
 	o.outcome = out

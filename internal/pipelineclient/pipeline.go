@@ -267,7 +267,8 @@ func quickRaw(data []byte) (json.RawMessage, bool) {
 	if effects == nil || string(effects) == "null" {
 		return json.RawMessage("[]"), true
 	}
-	return bytes.Clone(effects), true
+	// data is the caller's own: the effects keep it, no copy.
+	return json.RawMessage(effects[:len(effects):len(effects)]), true
 }
 
 // effectList returns the index after the effects list (or null) at
