@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/switchbackhq/switchback/internal/rawjson"
 )
 
 // An event is stored as its JSON (encoding/json's, field for field), and
@@ -18,11 +22,6 @@ import (
 // before encoding/json reads the rest. The bytes stored are the same as
 // json.Marshal's.
 
-// sentinel stands for a raw document while the rest of the event is
-// encoded: a number, so the key followed by it cannot occur inside a
-// string (a quote within a string is escaped).
-var sentinel = json.RawMessage("0")
-
 var (
 	payloadKey = []byte(`"payload":`)
 	effectsKey = []byte(`"effects":`)
@@ -34,7 +33,7 @@ func compactRaw(raw json.RawMessage) (json.RawMessage, error) {
 	if raw == nil {
 		return nil, nil
 	}
-	if storable(raw) {
+	if rawjson.Storable(raw) {
 		return bytes.Clone(raw), nil
 	}
 	var b bytes.Buffer
@@ -58,35 +57,38 @@ func encodeEvent(e Event) ([]byte, error) {
 	if len(payload) == 0 {
 		payload = nil // nil or empty: json.Marshal's own answer
 	} else {
-		e.Payload = sentinel
+		e.Payload = rawjson.Sentinel
 	}
 	if len(effects) > 0 {
-		e.Effects = sentinel
+		e.Effects = rawjson.Sentinel
 	}
 	v, err := json.Marshal(e)
 	if err != nil {
 		return nil, err
 	}
-	if payload == nil && effects == nil {
+	if payload == nil && len(effects) == 0 {
 		return v, nil
 	}
+	// Payload comes before effects in the event, and the members before
+	// either are strings, numbers, times and a map of strings: neither
+	// key followed by the sentinel can occur before its own place.
 	out := make([]byte, 0, len(v)+len(payload)+len(effects))
 	rest := v
 	if payload != nil {
-		i := keyAt(rest, payloadKey)
-		if i < 0 {
+		before, after, ok := rawjson.Cut(rest, payloadKey)
+		if !ok {
 			return json.Marshal(withRaw(e, payload, effects))
 		}
-		out = append(append(out, rest[:i+len(payloadKey)]...), payload...)
-		rest = rest[i+len(payloadKey)+len(sentinel):]
+		out = append(append(out, before...), payload...)
+		rest = after
 	}
 	if len(effects) > 0 {
-		i := keyAt(rest, effectsKey)
-		if i < 0 {
+		before, after, ok := rawjson.Cut(rest, effectsKey)
+		if !ok {
 			return json.Marshal(withRaw(e, payload, effects))
 		}
-		out = append(append(out, rest[:i+len(effectsKey)]...), effects...)
-		rest = rest[i+len(effectsKey)+len(sentinel):]
+		out = append(append(out, before...), effects...)
+		rest = after
 	}
 	return append(out, rest...), nil
 }
@@ -96,50 +98,93 @@ func withRaw(e Event, payload, effects json.RawMessage) Event {
 	return e
 }
 
-// keyAt is the index in v of key followed by the sentinel and the end of
-// a member, or -1.
-func keyAt(v, key []byte) int {
-	i := bytes.Index(v, key)
-	if i < 0 {
-		return -1
-	}
-	end := i + len(key) + len(sentinel)
-	if end >= len(v) || !bytes.Equal(v[i+len(key):end], sentinel) || (v[end] != ',' && v[end] != '}') {
-		return -1
-	}
-	return i
-}
-
-// decodeEvent is json.Unmarshal(v, &e) for a stored event: the top-level
+// decodeEvent is json.Unmarshal(v, &e) for a stored event. A record as
+// encodeEvent writes it is read by quickEvent; otherwise the top-level
 // payload and effects are cut out (as copies) and the rest is decoded by
 // encoding/json. Anything it does not recognize is left to
 // json.Unmarshal whole.
 func decodeEvent(v []byte) (Event, error) {
+	if e, ok := quickEvent(v); ok {
+		return e, nil
+	}
 	var e Event
+	raw, err := decodeCut(v, &e)
+	if err != nil {
+		return Event{}, err
+	}
+	if raw[0] != nil {
+		e.Payload = raw[0]
+	}
+	if raw[1] != nil {
+		e.Effects = raw[1]
+	}
+	return e, nil
+}
+
+// encodeReplay is json.Marshal(r) for a replay whose Effects are compact
+// JSON (compactRaw's), spliced in as encodeEvent splices an event's.
+func encodeReplay(r Replay) ([]byte, error) {
+	effects := r.Effects
+	if len(effects) == 0 {
+		return json.Marshal(r)
+	}
+	r.Effects = rawjson.Sentinel
+	v, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	before, after, ok := rawjson.Cut(v, effectsKey)
+	if !ok {
+		r.Effects = effects
+		return json.Marshal(r)
+	}
+	out := make([]byte, 0, len(v)+len(effects))
+	return append(append(append(out, before...), effects...), after...), nil
+}
+
+// decodeReplay is json.Unmarshal(v, &r) for a stored replay, its effects
+// cut out as decodeEvent cuts an event's.
+func decodeReplay(v []byte) (Replay, error) {
+	var r Replay
+	raw, err := decodeCut(v, &r)
+	if err != nil {
+		return Replay{}, err
+	}
+	if raw[1] != nil {
+		r.Effects = raw[1]
+	}
+	return r, nil
+}
+
+// decodeCut decodes the object v into dst with json.Unmarshal, less the
+// values of its top-level "payload" and "effects" members, which it
+// returns as copies (nil for a member absent): encoding/json does not
+// scan them. An object whose top level rawSpans does not follow is
+// decoded whole, and nothing is returned beside it.
+func decodeCut(v []byte, dst any) ([2]json.RawMessage, error) {
+	var raw [2]json.RawMessage
 	spans, ok := rawSpans(v)
 	if !ok {
-		err := json.Unmarshal(v, &e)
-		return e, err
+		return raw, json.Unmarshal(v, dst)
 	}
 	rest := make([]byte, 0, len(v))
 	at := 0
 	for _, s := range spans {
 		if s.end > s.start {
-			rest = append(append(rest, v[at:s.start]...), sentinel...)
+			rest = append(append(rest, v[at:s.start]...), rawjson.Sentinel...)
 			at = s.end
 		}
 	}
 	rest = append(rest, v[at:]...)
-	if err := json.Unmarshal(rest, &e); err != nil {
-		return Event{}, err
+	if err := json.Unmarshal(rest, dst); err != nil {
+		return raw, err
 	}
-	if s := spans[0]; s.end > s.start {
-		e.Payload = bytes.Clone(v[s.start:s.end])
+	for i, s := range spans {
+		if s.end > s.start {
+			raw[i] = bytes.Clone(v[s.start:s.end])
+		}
 	}
-	if s := spans[1]; s.end > s.start {
-		e.Effects = bytes.Clone(v[s.start:s.end])
-	}
-	return e, nil
+	return raw, nil
 }
 
 type span struct{ start, end int }
@@ -210,13 +255,22 @@ func skipSpace(v []byte, i int) int {
 
 // skipString returns the index after the string starting at v[i], or -1.
 func skipString(v []byte, i int) int {
-	for i++; i < len(v); i++ {
-		switch v[i] {
-		case '\\':
-			i++
-		case '"':
+	for i++; i < len(v); {
+		// Most of a payload is long strings: find the next quote at
+		// once, and see whether an odd run of backslashes escapes it.
+		q := bytes.IndexByte(v[i:], '"')
+		if q < 0 {
+			return -1
+		}
+		i += q
+		n := 0
+		for n < q && v[i-1-n] == '\\' {
+			n++
+		}
+		if n%2 == 0 {
 			return i + 1
 		}
+		i++
 	}
 	return -1
 }
@@ -263,154 +317,231 @@ func skipValue(v []byte, i int) int {
 	return i
 }
 
-// maxFastDepth bounds the nesting storable follows; deeper documents take
-// encoding/json's path (which refuses beyond 10,000).
-const maxFastDepth = 1000
-
-// storable reports whether raw is one JSON value that json.Marshal would
-// store unchanged: no whitespace outside its strings, nothing it escapes
-// for HTML. Most payloads and effects are; checking that is several times
-// quicker than encoding/json's scanner. False sends raw to json.Compact,
-// which compacts it or says why it is not JSON.
-func storable(raw []byte) bool {
-	i, ok := fastValue(raw, 0, 0)
-	return ok && i == len(raw)
-}
-
-func fastValue(b []byte, i, depth int) (int, bool) {
-	if i >= len(b) {
-		return i, false
+// quickEvent is decodeEvent for a record as json.Marshal writes an Event:
+// an object of the Event's members, each named as its tag spells it and
+// at most once, each value of its field's JSON type or null. It reads
+// the members itself, where encoding/json would find every field by
+// reflection and parse every number and time through its scanner. The
+// payload and effects are copied as they are, unchecked, as decodeCut
+// copies them. False, for anything else (a name in another case or
+// unknown, a value of another type), leaves the record to encoding/json,
+// which gives the same event or the error.
+func quickEvent(v []byte) (Event, bool) {
+	var e Event
+	i := rawjson.Space(v, 0)
+	if i >= len(v) || v[i] != '{' {
+		return e, false
 	}
-	switch c := b[i]; c {
-	case '{', '[':
-		if depth >= maxFastDepth {
-			return i, false
-		}
-		end := byte('}')
-		if c == '[' {
-			end = ']'
-		}
-		i++
-		if i < len(b) && b[i] == end {
-			return i + 1, true
-		}
-		for {
-			var ok bool
-			if c == '{' {
-				if i >= len(b) || b[i] != '"' {
-					return i, false
-				}
-				if i, ok = fastString(b, i); !ok || i >= len(b) || b[i] != ':' {
-					return i, false
-				}
-				i++
-			}
-			if i, ok = fastValue(b, i, depth+1); !ok || i >= len(b) {
-				return i, false
-			}
-			switch b[i] {
-			case ',':
-				i++
-			case end:
-				return i + 1, true
-			default:
-				return i, false
-			}
-		}
-	case '"':
-		return fastString(b, i)
-	case 't':
-		return fastLiteral(b, i, "true")
-	case 'f':
-		return fastLiteral(b, i, "false")
-	case 'n':
-		return fastLiteral(b, i, "null")
+	var seen uint32 // a bit per member: a name twice is left to encoding/json
+	i = rawjson.Space(v, i+1)
+	if i < len(v) && v[i] == '}' {
+		return e, rawjson.Space(v, i+1) == len(v)
 	}
-	return fastNumber(b, i)
-}
-
-func fastLiteral(b []byte, i int, lit string) (int, bool) {
-	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-		return i, false
-	}
-	return i + len(lit), true
-}
-
-// fastString returns the index after the string at b[i]; false for a
-// string that is not JSON or that json.Marshal would escape further.
-func fastString(b []byte, i int) (int, bool) {
-	for i++; i < len(b); {
-		switch c := b[i]; {
-		case c == '"':
-			return i + 1, true
-		case c < 0x20, c == '<', c == '>', c == '&':
-			return i, false
-		case c == 0xE2 && i+2 < len(b) && b[i+1] == 0x80 && b[i+2]&^1 == 0xA8: // U+2028, U+2029
-			return i, false
-		case c == '\\':
-			if i+1 >= len(b) {
-				return i, false
+	for {
+		if i >= len(v) || v[i] != '"' {
+			return e, false
+		}
+		end, escaped, ok := rawjson.String(v, i)
+		if !ok || escaped {
+			return e, false
+		}
+		name := v[i+1 : end-1]
+		if i = rawjson.Space(v, end); i >= len(v) || v[i] != ':' {
+			return e, false
+		}
+		start := rawjson.Space(v, i+1)
+		m, ok := eventMembers[string(name)]
+		if !ok || seen&(1<<m) != 0 {
+			return e, false
+		}
+		seen |= 1 << m
+		if m == memberPayload || m == memberEffects {
+			i = skipValue(v, start)
+			if i < 0 {
+				return e, false
 			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(b) {
-					return i, false
-				}
-				for _, h := range b[i+2 : i+6] {
-					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
-						return i, false
-					}
-				}
-				i += 6
-			default:
-				return i, false
+			raw := json.RawMessage(bytes.Clone(v[start:i]))
+			if m == memberPayload {
+				e.Payload = raw
+			} else {
+				e.Effects = raw
 			}
+		} else {
+			if i, ok = rawjson.Value(v, start); !ok || !e.set(m, v[start:i]) {
+				return e, false
+			}
+		}
+		if i = rawjson.Space(v, i); i >= len(v) {
+			return e, false
+		}
+		switch v[i] {
+		case ',':
+			i = rawjson.Space(v, i+1)
+		case '}':
+			return e, rawjson.Space(v, i+1) == len(v)
 		default:
-			i++
+			return e, false
 		}
 	}
-	return i, false
 }
 
-// fastNumber returns the index after the number at b[i]:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func fastNumber(b []byte, i int) (int, bool) {
-	digits := func(i int) (int, bool) {
-		start := i
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
+// The members of a stored event, as quickEvent reads them.
+const (
+	memberSeq = iota
+	memberID
+	memberPartner
+	memberPSA
+	memberType
+	memberSourceType
+	memberAction
+	memberEntityID
+	memberDeliveryID
+	memberReceivedAt
+	memberEntityUpdatedAt
+	memberHeaders
+	memberPayload
+	memberState
+	memberAttempts
+	memberPipeline
+	memberSnapshotVersion
+	memberEffects
+	memberLastError
+	memberLastStatus
+	memberDoneAt
+	memberDuplicates
+	memberShadow
+	memberComparison
+	memberReplays
+	memberBackfill
+)
+
+// eventMembers are Event's JSON names; TestQuickEventKnowsEveryMember
+// holds them to its tags.
+var eventMembers = map[string]int{
+	"seq": memberSeq, "id": memberID, "partner": memberPartner, "psa": memberPSA, "type": memberType,
+	"sourceType": memberSourceType, "action": memberAction, "entityId": memberEntityID, "deliveryId": memberDeliveryID,
+	"receivedAt": memberReceivedAt, "entityUpdatedAt": memberEntityUpdatedAt, "headers": memberHeaders, "payload": memberPayload,
+	"state": memberState, "attempts": memberAttempts, "pipeline": memberPipeline, "snapshotVersion": memberSnapshotVersion,
+	"effects": memberEffects, "lastError": memberLastError, "lastStatus": memberLastStatus, "doneAt": memberDoneAt,
+	"duplicates": memberDuplicates, "shadow": memberShadow, "comparison": memberComparison, "replays": memberReplays,
+	"backfill": memberBackfill,
+}
+
+// set sets member m of e from its JSON value, as encoding/json would;
+// false if encoding/json would refuse it. null leaves a field as it is,
+// as encoding/json does.
+func (e *Event) set(m int, val []byte) bool {
+	if string(val) == "null" {
+		// encoding/json: a map or a slice set to nil, the rest unchanged;
+		// both are nil here already.
+		return true
+	}
+	switch m {
+	case memberSeq:
+		return setUint(&e.Seq, val)
+	case memberSnapshotVersion:
+		return setUint(&e.SnapshotVersion, val)
+	case memberAttempts:
+		return setInt(&e.Attempts, val)
+	case memberLastStatus:
+		return setInt(&e.LastStatus, val)
+	case memberDuplicates:
+		return setInt(&e.Duplicates, val)
+	case memberReceivedAt:
+		return val[0] == '"' && e.ReceivedAt.UnmarshalJSON(val) == nil
+	case memberEntityUpdatedAt:
+		return val[0] == '"' && e.EntityUpdatedAt.UnmarshalJSON(val) == nil
+	case memberDoneAt:
+		return val[0] == '"' && e.DoneAt.UnmarshalJSON(val) == nil
+	case memberHeaders:
+		return val[0] == '{' && json.Unmarshal(val, &e.Headers) == nil
+	case memberReplays:
+		return val[0] == '[' && json.Unmarshal(val, &e.Replays) == nil
+	case memberBackfill:
+		switch string(val) {
+		case "true":
+			e.Backfill = true
+		case "false":
+			e.Backfill = false
+		default:
+			return false
 		}
-		return i, i > start
-	}
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i >= len(b):
-		return i, false
-	case b[i] == '0':
-		i++
-	case '1' <= b[i] && b[i] <= '9':
-		i, _ = digits(i)
-	default:
-		return i, false
-	}
-	var ok bool
-	if i < len(b) && b[i] == '.' {
-		if i, ok = digits(i + 1); !ok {
-			return i, false
+		return true
+	case memberState:
+		var s string
+		if !setString(&s, val) {
+			return false
 		}
+		e.State = State(s)
+		return true
 	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i, ok = digits(i); !ok {
-			return i, false
-		}
+	if dst := e.stringField(m); dst != nil {
+		return setString(dst, val)
 	}
-	return i, true
+	return false
+}
+
+func (e *Event) stringField(m int) *string {
+	switch m {
+	case memberID:
+		return &e.ID
+	case memberPartner:
+		return &e.Partner
+	case memberPSA:
+		return &e.PSA
+	case memberType:
+		return &e.Type
+	case memberSourceType:
+		return &e.SourceType
+	case memberAction:
+		return &e.Action
+	case memberEntityID:
+		return &e.EntityID
+	case memberDeliveryID:
+		return &e.DeliveryID
+	case memberPipeline:
+		return &e.Pipeline
+	case memberLastError:
+		return &e.LastError
+	case memberShadow:
+		return &e.Shadow
+	case memberComparison:
+		return &e.Comparison
+	}
+	return nil
+}
+
+// setString sets *dst from a JSON string (checked by rawjson.Value): its
+// bytes if plain, else as encoding/json unescapes it (and replaces bytes
+// that are not UTF-8).
+func setString(dst *string, val []byte) bool {
+	if val[0] != '"' {
+		return false
+	}
+	s := val[1 : len(val)-1]
+	if bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
+		*dst = string(s)
+		return true
+	}
+	return json.Unmarshal(val, dst) == nil
+}
+
+// setInt and setUint set *dst from a JSON number (checked by
+// rawjson.Value) as encoding/json does: an integer in range, nothing else.
+func setInt(dst *int, val []byte) bool {
+	n, err := strconv.ParseInt(string(val), 10, 0)
+	if err != nil {
+		return false
+	}
+	*dst = int(n)
+	return true
+}
+
+func setUint(dst *uint64, val []byte) bool {
+	n, err := strconv.ParseUint(string(val), 10, 64)
+	if err != nil {
+		return false
+	}
+	*dst = n
+	return true
 }

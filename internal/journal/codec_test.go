@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchbackhq/switchback/internal/rawjson"
 )
 
 // The journal's codec must store what json.Marshal stores and read what
@@ -114,17 +116,103 @@ func FuzzCompactRaw(f *testing.F) {
 		if err == nil && !bytes.Equal(got, want) {
 			t.Fatalf("compactRaw(%q) = %q; json.Marshal stores %q", in, got, want)
 		}
-		if storable(in) && !bytes.Equal(in, want) {
-			t.Fatalf("storable(%q), but json.Marshal stores %q", in, want)
+		if rawjson.Storable(in) && !bytes.Equal(in, want) {
+			t.Fatalf("rawjson.Storable(%q), but json.Marshal stores %q", in, want)
 		}
 	})
 }
 
-// What json.Marshal wrote takes the quick path.
-func TestMarshalledJSONIsStorable(t *testing.T) {
-	v, _ := json.Marshal(map[string]any{"type": "ticket.updated", "n": -1.5e300, "z": 0, "ok": true, "no": nil,
-		"data": map[string]any{"id": "T-1", "s": "é \" \\ \n \u00e9 \x01 <a>", "list": []any{1, "two", []any{}, map[string]any{}}}})
-	if !storable(v) {
-		t.Fatalf("storable(%s) = false", v)
+// quickEvent reads every member of Event by the name its tag gives, and
+// reads a record json.Marshal wrote, every member set, without help.
+func TestQuickEventKnowsEveryMember(t *testing.T) {
+	typ := reflect.TypeFor[Event]()
+	if got, want := len(eventMembers), typ.NumField(); got != want {
+		t.Errorf("quickEvent knows %d members; Event has %d fields", got, want)
+	}
+	for f := range typ.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if _, ok := eventMembers[name]; !ok {
+			t.Errorf("quickEvent does not know %s (%q)", f.Name, name)
+		}
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("x", 3600))
+	e := Event{Seq: 1 << 60, ID: "evt_1", Partner: "p", PSA: "generic", Type: "ticket", SourceType: "Ticket", Action: "updated",
+		EntityID: "T-1", DeliveryID: "d", ReceivedAt: at, EntityUpdatedAt: at.UTC(), Headers: map[string]string{"A": "é\"<"},
+		Payload: json.RawMessage(`{"a":[1,"]"]}`), State: StateApplied, Attempts: -3, Pipeline: "legacy", SnapshotVersion: 7,
+		Effects: json.RawMessage(`[]`), LastError: "e\n\u2028", LastStatus: 503, DoneAt: at, Duplicates: 2, Shadow: "new",
+		Comparison: "equal", Replays: []Replay{{Job: "j", At: at, OK: true, Effects: json.RawMessage(`[0]`)}}, Backfill: true}
+	v, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := quickEvent(v)
+	var want Event
+	if err := json.Unmarshal(v, &want); err != nil {
+		t.Fatal(err)
+	}
+	if !ok || !reflect.DeepEqual(got, want) {
+		t.Fatalf("quickEvent = %v:\n got %+v\nwant %+v", ok, got, want)
+	}
+}
+
+// What quickEvent reads, json.Unmarshal reads the same; what it leaves,
+// decodeEvent leaves to encoding/json.
+func FuzzQuickEvent(f *testing.F) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	for _, e := range []Event{
+		{},
+		{Seq: 3, ID: "evt_1", Partner: "p", ReceivedAt: at, Payload: json.RawMessage(`{"a":"\u00e9"}`), State: StateDeadLettered, Attempts: 8},
+		{Seq: 4, Headers: map[string]string{"k": "v"}, Effects: json.RawMessage(`[{"k":1}]`), Replays: []Replay{{Job: "j"}}, Backfill: true},
+	} {
+		v, _ := json.Marshal(e)
+		f.Add(v)
+	}
+	for _, s := range []string{
+		`{"seq":1,"seq":2}`, `{"Seq":1}`, `{"seq":-1}`, `{"seq":1.0}`, `{"attempts":1e2}`, `{"attempts":99999999999999999999}`,
+		`{"id":null,"headers":null,"replays":null,"backfill":null,"receivedAt":null}`, `{"id":"a\u0000b"}`, "{\"id\":\"\xff\"}",
+		`{"receivedAt":"2026-13-01T00:00:00Z"}`, `{"receivedAt":1}`, `{"backfill":"true"}`, `{"state":1}`, `{"x":1}`,
+		`{"payload":{"a":1}, "effects" : [ ] }`, `{"payload":"a}`, `{"headers":{"a":1}}`, ` {} `, `{}x`, `[]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		got, ok := quickEvent(v)
+		if !ok {
+			return
+		}
+		var want Event
+		if err := json.Unmarshal(v, &want); err != nil {
+			// The payload and effects are not checked, as decodeCut does
+			// not check them: a record is never written with either not
+			// JSON (compactRaw).
+			if !json.Valid(got.Payload) && got.Payload != nil || !json.Valid(got.Effects) && got.Effects != nil {
+				return
+			}
+			t.Fatalf("quickEvent(%q) took it; json.Unmarshal: %v", v, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("quickEvent(%q):\n got %+v\nwant %+v", v, got, want)
+		}
+	})
+}
+
+// skipString ends a string where a byte-by-byte reading of its escapes
+// does.
+func TestSkipString(t *testing.T) {
+	byByte := func(v []byte, i int) int {
+		for i++; i < len(v); i++ {
+			switch v[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+		return -1
+	}
+	for _, v := range []string{`"abc"x`, `"a\"b"`, `"a\\"b"`, `"a\\\"b"`, `"\\\\"`, `"\\\\\""x"`, `"abc`, `"a\"`, `"\`, `""`, `"é\u0022"`} {
+		if got, want := skipString([]byte(v), 0), byByte([]byte(v), 0); got != want {
+			t.Errorf("skipString(%s) = %d, want %d", v, got, want)
+		}
 	}
 }

@@ -238,7 +238,7 @@ func (j *Journal) index(tx *bbolt.Tx, e Event, state State, pipeline string, don
 // would have: the latest successful replay counts as the application.
 func (j *Journal) buildEntityIndex(tx *bbolt.Tx) error {
 	return tx.Bucket(bucketEvents).ForEach(func(k, _ []byte) error {
-		e, err := get(tx.Bucket(bucketEvents), binary.BigEndian.Uint64(k))
+		e, err := get(tx, binary.BigEndian.Uint64(k))
 		if err != nil {
 			return err
 		}

@@ -266,8 +266,8 @@ func TestUpgradeFromSchema1BuildsTheEntityIndex(t *testing.T) {
 	}
 	j := open(t, path, Options{UpdatedAt: psa.UpdatedAt})
 	j.DB().View(func(tx *bbolt.Tx) error {
-		if got := string(tx.Bucket(bucketMeta).Get(keySchema)); got != "2" {
-			t.Errorf("schema after the upgrade = %q, want 2", got)
+		if got, want := string(tx.Bucket(bucketMeta).Get(keySchema)), strconv.Itoa(SchemaVersion); got != want {
+			t.Errorf("schema after the upgrade = %q, want %q", got, want)
 		}
 		return nil
 	})

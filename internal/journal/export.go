@@ -22,12 +22,14 @@ type Exported struct {
 	// that could not be read: a lower bound when an index is damaged too.
 	Lost int
 	// Skipped is the number of damaged stretches of the events bucket
-	// that were passed over.
+	// that were passed over, and of events whose replays could not all be
+	// read (written with those read before the damage).
 	Skipped int
 }
 
 // Export writes every event of the journal file at path that can still be
-// read to w, one JSON object a line, in seq order. It reads a damaged file
+// read to w, one JSON object a line, in seq order, with its replays (see
+// Event.Replays). It reads a damaged file
 // without trusting it: a stretch that panics or faults is skipped and
 // counted, and reading goes on after it. The file is opened read-only; it
 // returns an error only if the file cannot be opened at all, or if w fails.
@@ -55,6 +57,9 @@ func Export(path string, w io.Writer) (Exported, error) {
 			if json.Unmarshal(v, &e) != nil || e.Seq != seq {
 				return true // garbage where an event was: counted lost below if indexed
 			}
+			if !salvageReplays(tx, seq, &e) {
+				res.Skipped++ // the event is written without the replays past the damage
+			}
 			line, err := json.Marshal(e)
 			if err == nil {
 				_, err = w.Write(append(line, '\n'))
@@ -75,6 +80,12 @@ func Export(path string, w io.Writer) (Exported, error) {
 		return werr
 	})
 	return res, err
+}
+
+// salvageReplays adds to e, the event with seq, what readReplays adds,
+// as far as it can be read; false if some could not be.
+func salvageReplays(tx *bbolt.Tx, seq uint64, e *Event) bool {
+	return boltfile.Protect(func() error { return readReplays(tx, seq, e) }) == nil
 }
 
 // indexedSeqs returns the seqs named by the partner index and the pending

@@ -53,7 +53,7 @@ func BenchmarkOutcomeInTx(b *testing.B) {
 		b.ResetTimer()
 		if err := j.db.Update(func(tx *bbolt.Tx) error {
 			for _, e := range events {
-				if err := j.completeEvent(tx, e.Seq, out); err != nil {
+				if err := j.completeEvent(tx, e.Seq, out, nil); err != nil {
 					return err
 				}
 			}

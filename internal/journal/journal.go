@@ -7,10 +7,12 @@
 // commit). A full queue is refused at once with ErrBusy, which the ingress
 // answers with 429: every PSA retries that.
 //
-// Bucket layout (schema 2):
+// Bucket layout (schema 3):
 //
 //	meta       "schema" → decimal schema version
-//	events     8-byte big-endian seq → JSON Event
+//	events     8-byte big-endian seq → JSON Event, without the replays recorded since schema 3
+//	replays    8-byte seq, 8-byte big-endian replay seq (the bucket's sequence) → JSON Replay: an event's replays, in the order recorded
+//	applied    8-byte seq of a dead-lettered event → 8-byte replay seq of the replay that applied it (replays.go)
 //	partner    partner id, 0x00, 8-byte big-endian received-at (Unix ns), 8-byte seq → empty: time-window scans per partner
 //	dedup      partner id, 0x00, delivery id → 8-byte seq of the first delivery
 //	pending    8-byte seq → empty: events without a terminal outcome
@@ -21,7 +23,13 @@
 //	entities   partner id, 0x00, entity type, 0x00, entity id → the entity's latest applied and dead-lettered events (entities.go)
 //
 // Schema 1 had no entities bucket; Open builds it from the events of a
-// schema 1 file, in the transaction that upgrades it.
+// schema 1 file, in the transaction that upgrades it. Up to schema 2 an
+// event's replays were kept in its record, which recording one decoded
+// and encoded whole (payload, effects and every replay before it), as
+// did a replay that applied a dead letter; since schema 3 a replay is a
+// record of its own, and the event's record is not rewritten for it
+// (replays.go). The replays an older router stored in an event's record
+// stay there: readers see those, then the replays bucket's (see get).
 package journal
 
 import (
@@ -43,10 +51,11 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/switchbackhq/switchback/internal/boltfile"
+	"github.com/switchbackhq/switchback/internal/rawjson"
 )
 
 // SchemaVersion is the layout this package reads and writes.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 var (
 	bucketMeta    = []byte("meta")
@@ -55,6 +64,8 @@ var (
 	bucketDedup   = []byte("dedup")
 	bucketPending = []byte("pending")
 	bucketCompare = []byte("compare")
+	bucketReplays = []byte("replays")
+	bucketApplied = []byte("applied")
 	keySchema     = []byte("schema")
 )
 
@@ -118,8 +129,10 @@ type Event struct {
 	// when one was: its Comparison is due.
 	Shadow string `json:"shadow,omitempty"`
 	// Comparison is the class of the shadow comparison, once made.
-	Comparison string   `json:"comparison,omitempty"`
-	Replays    []Replay `json:"replays,omitempty"`
+	Comparison string `json:"comparison,omitempty"`
+	// Replays are the event's replays in the order recorded: those stored
+	// in its record before schema 3, then those of the replays bucket.
+	Replays []Replay `json:"replays,omitempty"`
 	// Backfill marks an event a reconciliation made from the PSA's
 	// change API rather than a webhook (internal/reconcile).
 	Backfill bool `json:"backfill,omitempty"`
@@ -206,6 +219,7 @@ type op struct {
 	seq     uint64  // complete
 	outcome Outcome
 	tallies []Tally // tally alone: no event, no seq
+	replay  []byte  // outcome.Replay, encoded in the caller's goroutine
 	result  []Appended
 	err     error
 	done    chan struct{}
@@ -247,7 +261,7 @@ func Open(path string, opts Options) (*Journal, error) {
 // initSchema creates the buckets of a new file, and upgrades a file of an
 // older schema in the transaction that opens it: whole or not at all.
 func (j *Journal) initSchema(tx *bbolt.Tx) error {
-	for _, b := range [][]byte{bucketMeta, bucketEvents, bucketPartner, bucketDedup, bucketPending, bucketCompare, bucketJobs, bucketOwed, bucketReports, bucketEntities} {
+	for _, b := range [][]byte{bucketMeta, bucketEvents, bucketReplays, bucketApplied, bucketPartner, bucketDedup, bucketPending, bucketCompare, bucketJobs, bucketOwed, bucketReports, bucketEntities} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -327,11 +341,11 @@ func (j *Journal) Append(ctx context.Context, events []Event) ([]Appended, error
 
 // Complete records an event's outcome durably.
 func (j *Journal) Complete(ctx context.Context, seq uint64, out Outcome) error {
-	out, err := compactOutcome(out)
+	o, err := completion(seq, out)
 	if err != nil {
 		return err
 	}
-	return j.write1(ctx, &op{seq: seq, outcome: out, done: make(chan struct{})})
+	return j.write1(ctx, o)
 }
 
 // CompleteLater queues an event's outcome like Complete, waiting only for
@@ -344,28 +358,40 @@ func (j *Journal) Complete(ctx context.Context, seq uint64, out Outcome) error {
 // while the queue is full, or the journal is closed), CompleteLater
 // returns the error and done is not called.
 func (j *Journal) CompleteLater(ctx context.Context, seq uint64, out Outcome, done func(error)) error {
-	out, err := compactOutcome(out)
+	o, err := completion(seq, out)
 	if err != nil {
 		return err
 	}
-	return j.enqueueWait(ctx, &op{seq: seq, outcome: out, done: make(chan struct{}), then: done})
+	o.then = done
+	return j.enqueueWait(ctx, o)
 }
 
-// compactOutcome compacts the raw effects an outcome brings into the
-// journal, once, in the caller's goroutine (codec.go).
-func compactOutcome(out Outcome) (Outcome, error) {
+// completion is the write of an outcome, with the raw effects it brings
+// into the journal compacted, and a replay encoded, once, in the caller's
+// goroutine rather than the committer's (codec.go).
+func completion(seq uint64, out Outcome) (*op, error) {
+	o := &op{seq: seq, done: make(chan struct{})}
 	var err error
 	if out.Effects, err = compactRaw(out.Effects); err != nil {
-		return out, fmt.Errorf("the outcome's effects: %w", err)
+		return nil, fmt.Errorf("the outcome's effects: %w", err)
 	}
-	if out.Replay != nil && out.Replay.Effects != nil {
+	if out.Replay != nil {
 		r := *out.Replay
-		if r.Effects, err = compactRaw(r.Effects); err != nil {
-			return out, fmt.Errorf("the replay's effects: %w", err)
+		// encodeReplay copies the effects into the record: compacted
+		// only if they are not already, never copied twice.
+		if r.Effects != nil && !rawjson.Storable(r.Effects) {
+			if r.Effects, err = compactRaw(r.Effects); err != nil {
+				return nil, fmt.Errorf("the replay's effects: %w", err)
+			}
 		}
+		if o.replay, err = encodeReplay(r); err != nil {
+			return nil, fmt.Errorf("the replay: %w", err)
+		}
+		r.Effects = nil // the committer stores o.replay, and reads only the rest of r
 		out.Replay = &r
 	}
-	return out, nil
+	o.outcome = out
+	return o, nil
 }
 
 // write1 queues o, waiting for room, and waits until it is committed.
@@ -493,7 +519,7 @@ func (j *Journal) apply(tx *bbolt.Tx, o *op) error {
 	if o.seq == 0 {
 		return addTallies(tx, o.tallies)
 	}
-	err := j.completeEvent(tx, o.seq, o.outcome)
+	err := j.completeEvent(tx, o.seq, o.outcome, o.replay)
 	switch {
 	case errors.Is(err, errCompared):
 		return nil // counted when it was first recorded
@@ -519,7 +545,7 @@ func appendEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
 		dk := dedupKey(e.Partner, e.DeliveryID)
 		if v := dedup.Get(dk); v != nil {
 			seq := binary.BigEndian.Uint64(v)
-			orig, err := get(evb, seq)
+			orig, err := load(evb, seq)
 			if err == nil {
 				orig.Duplicates++
 				if err := put(evb, orig); err != nil {
@@ -559,9 +585,11 @@ func appendEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
 	return out, nil
 }
 
-func (j *Journal) completeEvent(tx *bbolt.Tx, seq uint64, out Outcome) error {
+// completeEvent records out, and replay (out.Replay encoded), on the
+// event with seq.
+func (j *Journal) completeEvent(tx *bbolt.Tx, seq uint64, out Outcome, replay []byte) error {
 	evb := tx.Bucket(bucketEvents)
-	e, err := get(evb, seq)
+	e, err := load(evb, seq)
 	if err != nil {
 		return err
 	}
@@ -576,12 +604,7 @@ func (j *Journal) completeEvent(tx *bbolt.Tx, seq uint64, out Outcome) error {
 		return tx.Bucket(bucketCompare).Delete(seqKey(seq))
 	}
 	if out.Replay != nil {
-		e.Replays = append(e.Replays, *out.Replay)
-		if out.Replay.OK && e.State == StateDeadLettered {
-			// A dead-lettered event replayed successfully is applied at last.
-			e.State, e.Pipeline, e.Effects, e.DoneAt = StateApplied, out.Replay.Pipeline, out.Replay.Effects, out.Replay.At
-		}
-		if err := put(evb, e); err != nil {
+		if err := addReplay(tx, e, out.Replay.OK, replay); err != nil {
 			return err
 		}
 		if !out.Replay.OK {
@@ -591,6 +614,13 @@ func (j *Journal) completeEvent(tx *bbolt.Tx, seq uint64, out Outcome) error {
 		// revert made it so): the entity's latest application if no later
 		// event was applied.
 		return j.index(tx, e, StateApplied, out.Replay.Pipeline, out.Replay.At)
+	}
+	if e.State == StateDeadLettered {
+		// This outcome is the event's latest: it reads as written, not as
+		// applied by a replay before it (replays.go).
+		if err := tx.Bucket(bucketApplied).Delete(seqKey(seq)); err != nil {
+			return err
+		}
 	}
 	e.State, e.Attempts, e.Pipeline, e.SnapshotVersion = out.State, out.Attempts, out.Pipeline, out.SnapshotVersion
 	e.Effects, e.LastError, e.LastStatus, e.DoneAt, e.Shadow = out.Effects, out.Error, out.Status, out.At, out.Shadow
@@ -622,7 +652,7 @@ func (j *Journal) Get(ctx context.Context, seq uint64) (Event, error) {
 	var e Event
 	err := j.db.View(func(tx *bbolt.Tx) error {
 		var err error
-		e, err = get(tx.Bucket(bucketEvents), seq)
+		e, err = get(tx, seq)
 		return err
 	})
 	return e, err
@@ -651,12 +681,11 @@ func (j *Journal) indexed(ctx context.Context, index []byte) ([]Event, error) {
 	}
 	var out []Event
 	err := j.db.View(func(tx *bbolt.Tx) error {
-		evb := tx.Bucket(bucketEvents)
 		return tx.Bucket(index).ForEach(func(k, _ []byte) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			e, err := get(evb, binary.BigEndian.Uint64(k))
+			e, err := get(tx, binary.BigEndian.Uint64(k))
 			if err != nil {
 				return err
 			}
@@ -687,7 +716,6 @@ func (j *Journal) Scan(ctx context.Context, partner string, start Position, to t
 		return err
 	}
 	return j.db.View(func(tx *bbolt.Tx) error {
-		evb := tx.Bucket(bucketEvents)
 		c := tx.Bucket(bucketPartner).Cursor()
 		prefix := append([]byte(partner), 0)
 		end := partnerKey(partner, to, 0)
@@ -695,7 +723,7 @@ func (j *Journal) Scan(ctx context.Context, partner string, start Position, to t
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			e, err := get(evb, binary.BigEndian.Uint64(k[len(k)-8:]))
+			e, err := get(tx, binary.BigEndian.Uint64(k[len(k)-8:]))
 			if errors.Is(err, ErrNotFound) {
 				continue // swept
 			}
@@ -708,6 +736,35 @@ func (j *Journal) Scan(ctx context.Context, partner string, start Position, to t
 		}
 		return nil
 	})
+}
+
+// Count returns how many events Scan would call fn with for partner,
+// start and to (every one: fn returning true), from the partner index's
+// keys alone, without reading the events. It returns ctx's error if ctx
+// ends first, checked every few thousand keys.
+func (j *Journal) Count(ctx context.Context, partner string, start Position, to time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	err := j.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketPartner).Cursor()
+		prefix := append([]byte(partner), 0)
+		end := partnerKey(partner, to, 0)
+		for k, _ := c.Seek(partnerKey(partner, start.At, start.Seq)); k != nil && bytes.HasPrefix(k, prefix) && bytes.Compare(k, end) < 0; k, _ = c.Next() {
+			if n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // Stats are the journal's figures.
@@ -727,7 +784,10 @@ func (j *Journal) Stats(ctx context.Context) (Stats, error) {
 	}
 	var s Stats
 	err := j.db.View(func(tx *bbolt.Tx) error {
-		s.Events = tx.Bucket(bucketEvents).Stats().KeyN
+		// One partner index key per event, and ~100 keys a page where
+		// the events take a page or two each: counting the index reads a
+		// hundredth of the pages (routers measure every ReconcileEvery).
+		s.Events = tx.Bucket(bucketPartner).Stats().KeyN
 		s.Pending = tx.Bucket(bucketPending).Stats().KeyN
 		s.SizeBytes = tx.Size()
 		if _, v := tx.Bucket(bucketEvents).Cursor().First(); v != nil {
@@ -745,7 +805,7 @@ func (j *Journal) Stats(ctx context.Context) (Stats, error) {
 }
 
 // Sweep deletes events with a terminal outcome received before cutoff,
-// with their index and dedup entries, at most limit of them, and returns
+// with their replays, index and dedup entries, at most limit of them, and returns
 // how many it deleted. Events without an outcome are never swept. It
 // returns ctx's error, having deleted nothing, if ctx ends first: ctx is
 // checked between the events it looks at.
@@ -777,6 +837,9 @@ func (j *Journal) Sweep(ctx context.Context, cutoff time.Time, limit int) (int, 
 			if err := evb.Delete(seqKey(e.Seq)); err != nil {
 				return err
 			}
+			if err := deleteReplays(tx, e.Seq); err != nil {
+				return err
+			}
 			if err := tx.Bucket(bucketCompare).Delete(seqKey(e.Seq)); err != nil {
 				return err
 			}
@@ -796,7 +859,24 @@ func (j *Journal) Sweep(ctx context.Context, cutoff time.Time, limit int) (int, 
 	return n, err
 }
 
-func get(b *bbolt.Bucket, seq uint64) (Event, error) {
+// get returns the event with seq as readers see it: its record, with its
+// replays (readReplays). What the committer rewrites it reads with load
+// instead: the replays must not be copied into the record.
+func get(tx *bbolt.Tx, seq uint64) (Event, error) {
+	e, err := load(tx.Bucket(bucketEvents), seq)
+	if err != nil {
+		return Event{}, err
+	}
+	if err := readReplays(tx, seq, &e); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+// load returns the event with seq as its record holds it: without the
+// replays recorded since schema 3, and dead-lettered if it is applied by
+// one of them.
+func load(b *bbolt.Bucket, seq uint64) (Event, error) {
 	v := b.Get(seqKey(seq))
 	if v == nil {
 		return Event{}, ErrNotFound

@@ -660,6 +660,10 @@ func TestScan(t *testing.T) {
 			if got := seqs(scan(t, tt.partner, tt.start, tt.to, 1<<30)); !slices.Equal(got, tt.want) {
 				t.Errorf("seqs = %v, want %v", got, tt.want)
 			}
+			n, err := j.Count(t.Context(), tt.partner, tt.start, tt.to)
+			if err != nil || n != len(tt.want) {
+				t.Errorf("Count = %d, %v; want %d, nil", n, err, len(tt.want))
+			}
 		})
 	}
 
@@ -932,7 +936,7 @@ func TestOpenWritesTheSchemaVersion(t *testing.T) {
 		}
 		// Every bucket of the layout exists from Open on, so no read
 		// has to allow for a missing one.
-		for _, name := range []string{"meta", "events", "partner", "dedup", "pending", "compare", "jobs", "owed", "reports", "entities"} {
+		for _, name := range []string{"meta", "events", "replays", "applied", "partner", "dedup", "pending", "compare", "jobs", "owed", "reports", "entities"} {
 			if tx.Bucket([]byte(name)) == nil {
 				t.Errorf("bucket %q is missing", name)
 			}
@@ -990,12 +994,13 @@ func TestStats(t *testing.T) {
 	}
 	appendOK(t, j, event("acme", "m1", t0), event("acme", "m2", t0.Add(time.Second)))
 	complete(t, j, 1, Outcome{State: StateApplied, At: t0})
+	appendOK(t, j, event("acme", "m1", t0)) // a duplicate: no event
 	s := stats(t, j)
 	if s.Events != 2 || s.Pending != 1 || !s.Oldest.Equal(t0) {
 		t.Errorf("stats = %+v, want 2 events, 1 pending, oldest %v", s, t0)
 	}
-	if s.Committed != 2 || s.Commits != 2 {
-		t.Errorf("stats = %d writes in %d commits, want 2 in 2", s.Committed, s.Commits)
+	if s.Committed != 3 || s.Commits != 3 {
+		t.Errorf("stats = %d writes in %d commits, want 3 in 3", s.Committed, s.Commits)
 	}
 }
 

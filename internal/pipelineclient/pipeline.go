@@ -16,7 +16,10 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"strings"
 	"time"
+
+	"github.com/switchbackhq/switchback/internal/rawjson"
 )
 
 // Mode says whether the pipeline applies the event or only says what it
@@ -118,7 +121,7 @@ func (c *Client) CallRaw(ctx context.Context, url string, mode Mode, ev Event) (
 }
 
 func (c *Client) call(ctx context.Context, url string, mode Mode, ev Event, decode bool) (Result, error) {
-	body, err := json.Marshal(ev)
+	body, err := encodeEvent(ev)
 	if err != nil {
 		return Result{}, &Error{Msg: "encode event", Err: err}
 	}
@@ -166,9 +169,44 @@ func (c *Client) call(ctx context.Context, url string, mode Mode, ev Event, deco
 	return decodeAnswer(resp.StatusCode, data, decode)
 }
 
+// encodeEvent is json.Marshal(ev). A payload that json.Marshal would
+// write unchanged (as the journal stores it) is spliced in rather than
+// scanned and compacted again.
+func encodeEvent(ev Event) ([]byte, error) {
+	payload := ev.Payload
+	if len(payload) == 0 || !rawjson.Storable(payload) {
+		return json.Marshal(ev)
+	}
+	ev.Payload = rawjson.Sentinel
+	v, err := json.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	// The members before the payload are strings and a time.
+	before, after, ok := rawjson.Cut(v, payloadKey)
+	if !ok {
+		ev.Payload = payload
+		return json.Marshal(ev)
+	}
+	out := make([]byte, 0, len(v)+len(payload))
+	return append(append(append(out, before...), payload...), after...), nil
+}
+
+var payloadKey = []byte(`"payload":`)
+
 // decodeAnswer reads a 2xx answer: the effects as sent and, if decode,
 // decoded.
 func decodeAnswer(status int, data []byte, decode bool) (Result, error) {
+	if !decode {
+		if raw, ok := quickRaw(data); ok {
+			return Result{Raw: raw}, nil
+		}
+	}
+	return readAnswer(status, data, decode)
+}
+
+// readAnswer is decodeAnswer by encoding/json.
+func readAnswer(status int, data []byte, decode bool) (Result, error) {
 	var raw struct {
 		Effects json.RawMessage `json:"effects"`
 	}
@@ -192,6 +230,147 @@ func decodeAnswer(status int, data []byte, decode bool) (Result, error) {
 		raw.Effects = json.RawMessage("[]")
 	}
 	return Result{Effects: effects, Raw: raw.Effects}, nil
+}
+
+// quickRaw returns the effects of an answer as decodeAnswer does without
+// decoding them, for an answer of the shape most pipelines send, which it
+// checks without encoding/json: an object (at most one "effects" member),
+// its effects null or a list of objects or nulls, each effect's kind, op
+// and key a string or null and its fields an object or null. Any other
+// member is only checked to be JSON. False leaves the answer to
+// encoding/json, which gives the verdict and the error: quickRaw takes
+// no answer that decodeAnswer refuses, and returns the same effects.
+//
+// encoding/json matches member names without regard to case (Unicode's
+// folding: "ſ" is an "s"), and unescapes them first; a name that is not
+// plain ASCII, or is one of the contract's in another case, is left to it.
+func quickRaw(data []byte) (json.RawMessage, bool) {
+	var effects []byte
+	i := rawjson.Space(data, 0)
+	end, ok := members(data, i, func(name []byte, j int) (int, bool) {
+		switch {
+		case string(name) == "effects":
+			if effects != nil {
+				return j, false
+			}
+			k, ok := effectList(data, j)
+			effects = data[j:k]
+			return k, ok
+		case strings.EqualFold(string(name), "effects"):
+			return j, false
+		}
+		return rawjson.Value(data, j)
+	})
+	if !ok || rawjson.Space(data, end) != len(data) {
+		return nil, false
+	}
+	if effects == nil || string(effects) == "null" {
+		return json.RawMessage("[]"), true
+	}
+	// data is the caller's own: the effects keep it, no copy.
+	return json.RawMessage(effects[:len(effects):len(effects)]), true
+}
+
+// effectList returns the index after the effects list (or null) at
+// data[i], as quickRaw takes it.
+func effectList(data []byte, i int) (int, bool) {
+	if i < len(data) && data[i] == 'n' {
+		return rawjson.Value(data, i)
+	}
+	if i >= len(data) || data[i] != '[' {
+		return i, false
+	}
+	i = rawjson.Space(data, i+1)
+	if i < len(data) && data[i] == ']' {
+		return i + 1, true
+	}
+	for {
+		var ok bool
+		if i < len(data) && data[i] == 'n' {
+			i, ok = rawjson.Value(data, i)
+		} else {
+			i, ok = members(data, i, func(name []byte, j int) (int, bool) {
+				switch n := string(name); n {
+				case "kind", "op", "key":
+					if j < len(data) && (data[j] == '"' || data[j] == 'n') {
+						return rawjson.Value(data, j)
+					}
+					return j, false
+				case "fields":
+					if j < len(data) && (data[j] == '{' || data[j] == 'n') {
+						return rawjson.Value(data, j)
+					}
+					return j, false
+				default:
+					if strings.EqualFold(n, "kind") || strings.EqualFold(n, "op") || strings.EqualFold(n, "key") || strings.EqualFold(n, "fields") {
+						return j, false
+					}
+				}
+				return rawjson.Value(data, j)
+			})
+		}
+		if !ok {
+			return i, false
+		}
+		if i = rawjson.Space(data, i); i >= len(data) {
+			return i, false
+		}
+		switch data[i] {
+		case ',':
+			i = rawjson.Space(data, i+1)
+		case ']':
+			return i + 1, true
+		default:
+			return i, false
+		}
+	}
+}
+
+// members walks the object at data[i], calling value with each member's
+// name, unquoted, and the index of its value, which value returns the
+// index after; it returns the index after the object. False for an
+// object it does not take: a name with an escape or a byte beyond ASCII,
+// or value's false.
+func members(data []byte, i int, value func(name []byte, at int) (int, bool)) (int, bool) {
+	if i >= len(data) || data[i] != '{' {
+		return i, false
+	}
+	i = rawjson.Space(data, i+1)
+	if i < len(data) && data[i] == '}' {
+		return i + 1, true
+	}
+	for {
+		if i >= len(data) || data[i] != '"' {
+			return i, false
+		}
+		end, escaped, ok := rawjson.String(data, i)
+		if !ok || escaped {
+			return i, false
+		}
+		name := data[i+1 : end-1]
+		for _, c := range name {
+			if c >= 0x80 {
+				return i, false
+			}
+		}
+		if i = rawjson.Space(data, end); i >= len(data) || data[i] != ':' {
+			return i, false
+		}
+		if i, ok = value(name, rawjson.Space(data, i+1)); !ok {
+			return i, false
+		}
+		if i = rawjson.Space(data, i); i >= len(data) {
+			return i, false
+		}
+		switch data[i] {
+		case ',':
+			i = rawjson.Space(data, i+1)
+		case '}':
+			return i + 1, true
+		default:
+			return i, false
+		}
+	}
 }
 
 // effectShape is an Effect as far as decoding one can fail: Fields must

@@ -1,11 +1,14 @@
 package pipelineclient
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // CallRaw refuses exactly the answers Call refuses, and returns the same
@@ -89,5 +92,65 @@ func BenchmarkDecodeAnswer(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// quickRaw takes no answer that encoding/json's reading refuses (Call's
+// or CallRaw's), and returns the effects that reading returns.
+func FuzzQuickRaw(f *testing.F) {
+	for _, s := range []string{
+		`{"effects":[{"kind":"ticket","op":"upsert","key":"1","fields":{"a":1,"b":{"c":[null]}}}]}`,
+		"{ \"effects\" : [ { \"kind\" : \"t\" , \"fields\" : null } , null ] , \"x\" : [1, {\"y\": \"<&>\"}] }\n",
+		`{"effects":[]}`, `{"effects":null}`, `{}`, `null`, `{"effects":[null]}`, `{"effects":[{"fields":null}]}`,
+		`{"effects":[{"Fields":{}}]}`, `{"effects":[{"fields":[]}]}`, `{"effects":[{"fields":"x"}]}`, `{"effects":[{"kind":1}]}`,
+		`{"effects":{}}`, `{"effects":"x"}`, `{"effects":[1]}`, `[]`, `{"effects":[`, ``, `{"effects":[],"effects":null}`,
+		`{"Effects":[]}`, `{"effectſ":[{"kind":1}]}`, `{"\u0065ffects":[1]}`, `{"effects":[{"KIND":1}]}`, `{"effects":[{"kind":"a\u00e9\n"}]}`,
+		`{"effects":[{"kind":"t"}]} x`, `{"a":01}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		raw, ok := quickRaw(answer)
+		if !ok {
+			return
+		}
+		for _, decode := range []bool{false, true} {
+			res, err := readAnswer(200, answer, decode)
+			if err != nil {
+				t.Fatalf("quickRaw(%q) took it; reading it with decode %v fails: %v", answer, decode, err)
+			}
+			if !bytes.Equal(res.Raw, raw) {
+				t.Fatalf("quickRaw(%q) = %s; reading it with decode %v gives %s", answer, raw, decode, res.Raw)
+			}
+		}
+	})
+}
+
+// The body sent is json.Marshal's, whether or not the payload is spliced.
+func TestEncodeEventIsJSONMarshal(t *testing.T) {
+	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	for _, payload := range []string{`{"a":1}`, `{"a": 1}`, `{"h":"<a>"}`, `"payload":0`, `null`, ``, `[1,{"payload":0}]`} {
+		ev := Event{ID: "evt_1", Partner: `"payload":0`, PSA: "generic", Type: "ticket", Action: "updated", EntityID: "T-1",
+			ReceivedAt: at, Payload: json.RawMessage(payload), Backfill: true, EntityUpdatedAt: &at}
+		want, wantErr := json.Marshal(ev)
+		got, err := encodeEvent(ev)
+		if (err != nil) != (wantErr != nil) || !bytes.Equal(got, want) {
+			t.Errorf("payload %s: encodeEvent = %s, %v; json.Marshal = %s, %v", payload, got, err, want, wantErr)
+		}
+	}
+}
+
+// Answers as encoders commonly write them take the quick path: Go's
+// (a newline after, HTML escaped), indented, and unescaped.
+func TestQuickRawTakesCommonAnswers(t *testing.T) {
+	for _, answer := range []string{
+		"{\"effects\":[{\"kind\":\"ticket\",\"op\":\"upsert\",\"key\":\"T-1\",\"fields\":{\"data.notes\":\"\\u003cb\\u003e\",\"n\":1.5}}]}\n",
+		"{\n  \"effects\": [\n    {\n      \"kind\": \"ticket\",\n      \"op\": \"delete\",\n      \"key\": \"T-1\",\n      \"fields\": null\n    }\n  ]\n}",
+		`{"effects":[{"kind":"ticket","op":"upsert","key":"T-1","fields":{"s":"<a> & é"}}],"requestId":"r-1"}`,
+		`{"effects":[]}`, `{}`,
+	} {
+		if _, ok := quickRaw([]byte(answer)); !ok {
+			t.Errorf("quickRaw(%s) = false, want it taken", answer)
+		}
 	}
 }
