@@ -1,8 +1,6 @@
 package main
 
 import (
-	"runtime/pprof"
-	"strconv"
 	"context"
 	"errors"
 	"flag"
@@ -54,17 +52,6 @@ func runIngress(ctx context.Context, args []string, getenv func(string) string, 
 		// collections trades some tens of MB for most of it. GOGC set in
 		// the environment wins.
 		debug.SetGCPercent(ingressGCPercent)
-	}
-	if f := os.Getenv("TMP_CPUPROFILE"); f != "" {
-		pf, _ := os.Create(f + "." + strconv.Itoa(os.Getpid()))
-		pprof.StartCPUProfile(pf)
-		defer func() {
-			pprof.StopCPUProfile()
-			pf.Close()
-			mf, _ := os.Create(f + ".mem." + strconv.Itoa(os.Getpid()))
-			pprof.Lookup("allocs").WriteTo(mf, 0)
-			mf.Close()
-		}()
 	}
 	return serveIngress(ctx, cfg, stdout, stderr)
 }
