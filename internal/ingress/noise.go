@@ -181,7 +181,7 @@ func pinsOf(m []domain.NoisePin) map[[2]string]domain.Pin {
 func (rt *Router) probeNoise(ctx context.Context, j shadowJob, legacy compare.Side) {
 	tbl := rt.routing.load()
 	m, ok := tbl.migrations[j.r.migration]
-	if !ok || legacy.Err != nil || !sampledForNoise(j.ev.ID, m.Compare.NoiseRate()) || len(rt.shadowQ) > cap(rt.shadowQ)/2 {
+	if !ok || legacy.Err != nil || !sampledForNoise(j.ev.ID, m.Compare.NoiseRate()) || rt.shadowPool.waiting() > rt.opts.ShadowQueue/2 {
 		return
 	}
 	res, err := rt.opts.Pipelines.Call(ctx, m.Pipelines.Legacy.URL, pipelineclient.DryRun, toPipelineEvent(j.ev))

@@ -70,8 +70,8 @@ type Options struct {
 	// Default MaxBacklog/4.
 	PartnerBacklog int
 	// ShadowWorkers run shadow pipelines in dry-run; ShadowQueue bounds
-	// the events waiting for them, past which comparisons are skipped.
-	// Defaults 16 and 1024.
+	// the comparisons waiting for them: past it, an event's comparison is
+	// shed, recorded as skipped with its outcome. Defaults 16 and 1024.
 	ShadowWorkers, ShadowQueue int
 	// ReplayWorkers bound a replay's sends in flight: up to this many of
 	// its events go at once, one event of an entity at a time (each
@@ -164,7 +164,8 @@ type Router struct {
 	replays *replays
 	stats   *stats
 	noise   *noiseBook
-	shadowQ chan shadowJob
+	// shadowPool holds the comparisons waiting for a shadow worker.
+	shadowPool *shadowPool
 
 	// catchMu serializes catching up with the Upstream; refused is the
 	// published snapshot it last failed to take, not tried again.
@@ -240,7 +241,11 @@ func New(opts Options) (*Router, error) {
 	rt.replays = newReplays(rt)
 	rt.stats = newStats()
 	rt.noise = newNoiseBook()
-	rt.shadowQ = make(chan shadowJob, opts.ShadowQueue)
+	rt.shadowPool = newShadowPool(opts.ShadowQueue)
+	opts.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "switchback_ingress_shadow_queue",
+		Help: "Comparisons waiting for a shadow worker; while ShadowQueue wait, each new one is shed (counted as skipped).",
+	}, func() float64 { return float64(rt.shadowPool.waiting()) }))
 	return rt, nil
 }
 
