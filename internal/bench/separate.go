@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -160,6 +161,15 @@ type SeparateRun struct {
 	Delivered int     `json:"delivered"`
 	DrainMs   float64 `json:"drainMs"`
 	Lost      int     `json:"lost"`
+	// Comparisons are the router's shadow comparisons of the acknowledged
+	// webhooks, by class, counted once each applied event has one, SettleMs
+	// after the drain (none at legacy). skipped ones were shed: the shadow
+	// fell behind and the event was not compared.
+	Comparisons map[string]int `json:"comparisons,omitempty"`
+	SettleMs    float64        `json:"settleMs,omitempty"`
+	// RouterCPUMicrosPerAckSettled is RouterCPUMicrosPerAck through the
+	// settling: the comparisons made after the drain included.
+	RouterCPUMicrosPerAckSettled float64 `json:"routerCpuMicrosPerAckSettled,omitempty"`
 }
 
 // The lines the started processes print once they listen.
@@ -290,6 +300,14 @@ func (f *fixture) separateRun(ctx context.Context, cfg SeparateConfig, dir strin
 	if err := f.warmUp(ctx, pc, url, primary, string(f.stage)); err != nil {
 		return out, err
 	}
+	// The warm-up's comparisons are not the load's.
+	shadowed := f.stage != domain.StageLegacy
+	var compared0 routerCounts
+	if shadowed {
+		if compared0, err = settleComparisons(ctx, pc, url, cfg.Drain); err != nil {
+			return out, err
+		}
+	}
 
 	before, err := pipelineCounts(ctx, pc, primary)
 	if err != nil {
@@ -341,6 +359,25 @@ func (f *fixture) separateRun(ctx context.Context, cfg SeparateConfig, dir strin
 	r1, p1, s1, err := cpu()
 	if err != nil {
 		return out, err
+	}
+	if shadowed {
+		settleStart := time.Now()
+		compared, err := settleComparisons(ctx, pc, url, cfg.Drain)
+		if err != nil {
+			return out, err
+		}
+		out.SettleMs = ms(time.Since(settleStart))
+		r2, err := procstat.CPU(rtr.pid())
+		if err != nil {
+			return out, fmt.Errorf("the router is gone: %w (%s)", err, rtr.stderr)
+		}
+		out.RouterCPUMicrosPerAckSettled = perEach(r2-r0, len(lr.acks))
+		out.Comparisons = map[string]int{}
+		for class, n := range compared.comparisons {
+			if d := n - compared0.comparisons[class]; d > 0 {
+				out.Comparisons[class] = d
+			}
+		}
 	}
 	applied, err := appliedIDs(ctx, pc, primary)
 	if err != nil {
@@ -408,6 +445,77 @@ func (f *fixture) warmUp(ctx context.Context, pc *http.Client, url, primary, tag
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// routerCounts are what a router's metrics say of its work so far.
+type routerCounts struct {
+	applied     int            // events applied by the primary
+	comparisons map[string]int // by class, shed ones (skipped) included
+}
+
+// settleComparisons waits until the router at base has a comparison for
+// every event it applied, or until nothing moved for 10 s or limit
+// passed, and returns its counts then.
+func settleComparisons(ctx context.Context, c *http.Client, base string, limit time.Duration) (routerCounts, error) {
+	start := time.Now()
+	last, lastMove := -1, start
+	for {
+		rc, err := readRouterCounts(ctx, c, base)
+		if err != nil {
+			return rc, err
+		}
+		n := 0
+		for _, k := range rc.comparisons {
+			n += k
+		}
+		if n >= rc.applied || time.Since(start) >= limit || time.Since(lastMove) >= 10*time.Second {
+			return rc, nil
+		}
+		if n != last {
+			last, lastMove = n, time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return rc, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// readRouterCounts reads the router's GET /metrics (Prometheus' text
+// format).
+func readRouterCounts(ctx context.Context, c *http.Client, base string) (routerCounts, error) {
+	out := routerCounts{comparisons: map[string]int{}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return out, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return out, fmt.Errorf("GET %s/metrics: status %d", base, resp.StatusCode)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		series, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue // a comment, or a value this reader needs not
+		}
+		if class, ok := strings.CutPrefix(series, `switchback_ingress_comparisons_total{class="`); ok {
+			out.comparisons[strings.TrimSuffix(class, `"}`)] = int(v)
+		} else if series == `switchback_ingress_events_total{outcome="applied"}` {
+			out.applied = int(v)
+		}
+	}
+	return out, sc.Err()
 }
 
 // pipelineCounts reads GET /counts of the pipeline at base.
