@@ -44,6 +44,10 @@ type SeparateConfig struct {
 	// NoiseSampleRate is the migration's compare.noiseSampleRate (nil:
 	// the default).
 	NoiseSampleRate *float64
+	// ShadowMinShare is the router's --shadow-min-share: below 1, the share
+	// of shadowed events still compared while its CPU is contended. 0 is
+	// the router's default.
+	ShadowMinShare float64
 	// Drain bounds the wait, after the senders stop, for every
 	// acknowledged webhook to be applied by the primary pipeline; what is
 	// still not applied then is lost. Default 60 s.
@@ -84,6 +88,9 @@ func (c *SeparateConfig) defaults() error {
 	}
 	if c.Senders < 1 || c.Senders > maxSenders || c.Duration < 0 || c.Duration > maxIngressPeriod || c.Partners < 1 || c.Workers < 1 || c.Drain < 0 {
 		return fmt.Errorf("ingress --separate: want 1-%d senders, a duration up to %s, at least one partner and one worker", maxSenders, maxIngressPeriod)
+	}
+	if !(c.ShadowMinShare >= 0 && c.ShadowMinShare <= 1) {
+		return fmt.Errorf("ingress --separate: the shadow's minimum share %v is not between 0 and 1", c.ShadowMinShare)
 	}
 	return nil
 }
@@ -283,9 +290,12 @@ func runCeiling(ctx context.Context, cfg SeparateConfig, fx *fixture) (SeparateC
 // warms it up, drives it, drains it and stops it.
 func (f *fixture) separateRun(ctx context.Context, cfg SeparateConfig, dir string, pipes [2]*child, primary string) (SeparateRun, error) {
 	out := SeparateRun{Stage: string(f.stage)}
-	rtr, url, err := startChild(ctx, childStart{name: "router", bin: cfg.Binary,
-		args: []string{"ingress", "--control", f.srv.URL, "--data", dir, "--addr", "127.0.0.1:0", "--router-id", "bench-" + string(f.stage),
-			"--workers", strconv.Itoa(cfg.Workers), "--log-level", "error"},
+	args := []string{"ingress", "--control", f.srv.URL, "--data", dir, "--addr", "127.0.0.1:0", "--router-id", "bench-" + string(f.stage),
+		"--workers", strconv.Itoa(cfg.Workers), "--log-level", "error"}
+	if cfg.ShadowMinShare > 0 {
+		args = append(args, "--shadow-min-share", strconv.FormatFloat(cfg.ShadowMinShare, 'g', -1, 64))
+	}
+	rtr, url, err := startChild(ctx, childStart{name: "router", bin: cfg.Binary, args: args,
 		env: []string{"SWITCHBACK_TOKEN=" + f.routerToken}, ready: routerReady})
 	if err != nil {
 		return out, err

@@ -90,18 +90,26 @@ func (p *shadowPool) waiting() int { return len(p.room) }
 // planShadow decides, before ev's outcome out is queued for the journal,
 // what becomes of its comparison if its route has a shadow: true when a
 // place in the shadow pool is reserved (hand the job over once the
-// outcome is queued). The pool is bounded and never slows the primary
-// path: when it is full, the comparison is shed, and out carries its
-// class, skipped, and its tally, written with the outcome in one
-// transaction: a coverage gap, never a match.
+// outcome is queued). The shadow never slows the primary path: while the
+// router's CPU is contended, only the shadow budget's share of the events
+// is compared, and the pool is bounded. A comparison left out is shed,
+// and out carries its class, skipped, and its tally, written with the
+// outcome in one transaction: a coverage gap, never a match.
 func (rt *Router) planShadow(ev journal.Event, r route, out *journal.Outcome) bool {
 	if r.shadow == "" {
 		return false
 	}
-	if rt.shadowPool.reserve() {
+	var why, reason string
+	switch {
+	case !rt.shadowBudget.admit():
+		why, reason = "the router's CPU was contended: the event was outside the shadow's share", "contended"
+	case !rt.shadowPool.reserve():
+		why, reason = "the shadow work fell behind: its queue was full", "queue_full"
+	default:
 		return true
 	}
-	res := compare.Result{Class: domain.ClassSkipped, Diff: "the shadow work fell behind: its queue was full"}
+	rt.metrics.shadowShed.WithLabelValues(reason).Inc()
+	res := compare.Result{Class: domain.ClassSkipped, Diff: why}
 	rt.noteComparison(ev, r, res, out.Effects, nil)
 	out.Comparison = string(res.Class)
 	out.Tallies = append(out.Tallies, comparisonTally(ev, r, res.Class))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
 )
 
 // A shadow that falls behind never holds primary delivery. With the
@@ -130,4 +132,71 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, label, value str
 		}
 	}
 	return 0
+}
+
+// A router allowed to compare only a share of the shadowed events while
+// its CPU is contended does so: while contended, an eighth of the events
+// is compared and the others are shed, recorded as skipped with their
+// outcome and counted with their reason; no noise probe runs. Once the CPU
+// is free again, every event is compared.
+func TestUnderContentionOnlyTheShadowsShareIsCompared(t *testing.T) {
+	var contended atomic.Bool
+	contended.Store(true)
+	e := newEnv(t, withShadowBudget(1.0/8, contended.Load))
+	ctx := context.Background()
+	c := control.Change{Actor: "t", Reason: "test"}
+	ms, _ := e.svc.State().Migration("psa-webhooks-v2")
+	m := ms.Migration
+	every := 1.0
+	m.Compare.NoiseSampleRate = &every // a probe for every event compared, unless contended
+	if _, _, err := e.svc.PutMigration(ctx, c, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.SetStage(ctx, c, "psa-webhooks-v2", "acme", domain.StageShadow, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the router to see acme in shadow", func() bool { return e.router.RoutingVersion() == e.svc.State().Version })
+	share := func() float64 { return counterValue(t, e.metrics, "switchback_ingress_shadow_share", "", "") }
+	waitFor(t, "the shadow's share down to its minimum", func() bool { return share() == 1.0/8 })
+
+	seq := uint64(0)
+	send := func(n int) map[string]int {
+		t.Helper()
+		from := seq + 1
+		for range n {
+			seq++
+			if status, _ := e.post(t, "acme", fmt.Sprintf("c%d", seq), "ticket.updated", fmt.Sprintf("T-%d", seq), nil, ""); status != http.StatusAccepted {
+				t.Fatalf("status = %d, want 202", status)
+			}
+		}
+		byClass := map[string]int{}
+		waitFor(t, "every event applied and compared or shed", func() bool {
+			clear(byClass)
+			for s := from; s <= seq; s++ {
+				ev, err := e.journal.Get(t.Context(), s)
+				if err != nil || ev.Comparison == "" {
+					return false
+				}
+				byClass[ev.Comparison]++
+			}
+			return true
+		})
+		return byClass
+	}
+	const events = 16
+	if got := send(events); got[string(domain.ClassEqual)] != events/8 || got[string(domain.ClassSkipped)] != events-events/8 {
+		t.Errorf("while contended: %v, want %d equal and %d skipped", got, events/8, events-events/8)
+	}
+	if got := counterValue(t, e.metrics, "switchback_ingress_shadow_shed_total", "reason", "contended"); got != events-events/8 {
+		t.Errorf("shed as contended = %v, want %d", got, events-events/8)
+	}
+	if n := e.legacy.Calls(pipelineclient.DryRun); n != 0 {
+		t.Errorf("%d noise probes while contended, want none", n)
+	}
+
+	contended.Store(false)
+	waitFor(t, "the shadow's share back to every event", func() bool { return share() == 1 })
+	if got := send(events); got[string(domain.ClassEqual)] != events {
+		t.Errorf("once free: %v, want %d equal", got, events)
+	}
 }
