@@ -35,8 +35,9 @@ starts on 127.0.0.1 with a temporary data dir (or, for ofrep, --server).
                 processes of their own, sends the same load to the ceiling
                 and to the router (--stage legacy, shadow or legacy,shadow),
                 and reports each one's CPU per request from /proc, the
-                primary deliveries, and what was acknowledged but not
-                delivered after --drain (lost)
+                primary deliveries, the comparisons by class (skipped: shed;
+                --shadow-min-share sets the router's), and what was
+                acknowledged but not delivered after --drain (lost)
   replay        replay of a journaled window of --events dead-lettered events
                 through the reference pipeline on loopback: events/s and CPU
                 per event (--separate: the pipeline in its own process)
@@ -163,6 +164,7 @@ func benchIngress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	stage := fs.String("stage", "legacy", "the partners' stage: legacy, or shadow to add a dry-run and a comparison to every event; with --separate also legacy,shadow for both, one after the other")
 	noiseRate := fs.Float64("noise-rate", domain.DefaultNoiseSampleRate, "the migration's compare.noiseSampleRate: the share of shadowed events run through legacy a second time to learn noise (0 for none)")
 	separate := fs.Bool("separate", false, "run the router (switchback ingress), the pipelines and a bare server (the ceiling) each in its own process, and charge each its CPU from /proc (Linux)")
+	shadowShare := fs.Float64("shadow-min-share", 0, "with --separate: the router's --shadow-min-share, below 1 the share of shadowed events still compared while its CPU is contended (0: the router's default, every event)")
 	drain := fs.Duration("drain", time.Minute, "with --separate: how long to wait after the load for every acknowledged webhook to be applied; what is not is lost")
 	binary := fs.String("binary", "", "with --separate: the switchback binary to start the parts from (default: this one)")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -187,7 +189,7 @@ func benchIngress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return usageError("--drain must be positive")
 		}
 		return benchIngressSeparate(ctx, bench.SeparateConfig{Binary: *binary, Senders: *senders, Duration: *duration, Partners: *partners,
-			Workers: *workers, Stages: stages, NoiseSampleRate: noiseRate, Drain: *drain, Progress: stderr}, *asJSON, stdout)
+			Workers: *workers, Stages: stages, NoiseSampleRate: noiseRate, ShadowMinShare: *shadowShare, Drain: *drain, Progress: stderr}, *asJSON, stdout)
 	}
 	if *stage != "legacy" && *stage != "shadow" {
 		return usageError("--stage must be legacy or shadow")

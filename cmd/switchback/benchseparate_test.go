@@ -46,7 +46,7 @@ func runBenchBinary(t *testing.T, bin string, args ...string) []byte {
 }
 
 func benchIngressSeparateRuns(t *testing.T, bin string) {
-	out := runBenchBinary(t, bin, "bench", "ingress", "--separate", "--duration", "1s", "--senders", "4", "--partners", "2", "--json")
+	out := runBenchBinary(t, bin, "bench", "ingress", "--separate", "--duration", "1s", "--senders", "4", "--partners", "2", "--stage", "legacy,shadow", "--json")
 	var res struct {
 		AcksPerSecond              *float64 `json:"acksPerSecond"`
 		AckP99Ms                   *float64 `json:"ackP99Ms"`
@@ -55,10 +55,11 @@ func benchIngressSeparateRuns(t *testing.T, bin string) {
 		Lost                       *int     `json:"lost"`
 		PrimaryDeliveries          *int     `json:"primaryDeliveries"`
 		Stages                     []struct {
-			Stage     string `json:"stage"`
-			Acked     int    `json:"acked"`
-			Delivered int    `json:"delivered"`
-			Lost      int    `json:"lost"`
+			Stage       string         `json:"stage"`
+			Acked       int            `json:"acked"`
+			Delivered   int            `json:"delivered"`
+			Lost        int            `json:"lost"`
+			Comparisons map[string]int `json:"comparisons"`
 		} `json:"stages"`
 	}
 	if err := json.Unmarshal(out, &res); err != nil {
@@ -67,11 +68,19 @@ func benchIngressSeparateRuns(t *testing.T, bin string) {
 	if res.AcksPerSecond == nil || res.AckP99Ms == nil || res.RouterCPUMicrosPerAck == nil || res.CeilingCPUMicrosPerRequest == nil || res.Lost == nil || res.PrimaryDeliveries == nil {
 		t.Errorf("a figure is missing from the JSON:\n%s", out)
 	}
-	if len(res.Stages) != 1 {
-		t.Fatalf("stages = %+v, want legacy's run alone", res.Stages)
+	if len(res.Stages) != 2 {
+		t.Fatalf("stages = %+v, want legacy's run and shadow's", res.Stages)
 	}
-	if s := res.Stages[0]; s.Stage != "legacy" || s.Acked == 0 || s.Lost != 0 || s.Delivered != s.Acked {
-		t.Errorf("stage run = %+v, want acknowledgements at legacy, each delivered, none lost", s)
+	for i, want := range []string{"legacy", "shadow"} {
+		if s := res.Stages[i]; s.Stage != want || s.Acked == 0 || s.Lost != 0 || s.Delivered != s.Acked {
+			t.Errorf("stage run = %+v, want acknowledgements at %s, each delivered, none lost", s, want)
+		}
+	}
+	if c := res.Stages[0].Comparisons; len(c) != 0 {
+		t.Errorf("comparisons at legacy = %v, want none", c)
+	}
+	if c := res.Stages[1].Comparisons; len(c) == 0 {
+		t.Errorf("no comparisons reported at shadow:\n%s", out)
 	}
 }
 

@@ -79,6 +79,7 @@ func parseIngressConfig(args []string, cfg config.Ingress, getenv func(string) s
 	fs.DurationVar(&cfg.Retention, "retention", cfg.Retention, "keep events with an outcome this long ($SWITCHBACK_RETENTION)")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "delivery workers ($SWITCHBACK_WORKERS)")
 	fs.IntVar(&cfg.PartnerBacklog, "partner-backlog", cfg.PartnerBacklog, "events of one partner that may wait for a worker before its webhooks get 429; 0 is a quarter of the router's backlog of 20000 ($SWITCHBACK_PARTNER_BACKLOG)")
+	fs.Float64Var(&cfg.ShadowMinShare, "shadow-min-share", cfg.ShadowMinShare, "below 1, the share of shadowed events still compared while the router's CPU is contended; the others are shed, counted as skipped (coverage gaps). 1 compares every event however busy the router is ($SWITCHBACK_SHADOW_MIN_SHARE)")
 	fs.DurationVar(&cfg.ComparisonDeadline, "comparison-deadline", cfg.ComparisonDeadline, "how long a revert's replay awaits late comparisons before replaying the events still without one as unknown ($SWITCHBACK_COMPARISON_DEADLINE)")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json ($SWITCHBACK_LOG_FORMAT)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level ($SWITCHBACK_LOG_LEVEL)")

@@ -22,19 +22,21 @@ func TestIngressConfigFromEnv(t *testing.T) {
 		"SWITCHBACK_MIGRATION": "psa-webhooks-v2", "SWITCHBACK_CONNECTWISE_KEY_HOSTS": "api-na.example,api-eu.example",
 		"SWITCHBACK_BODY_LIMIT": "2048", "SWITCHBACK_STUCK_AFTER": "1m", "SWITCHBACK_RETENTION": "48h",
 		"SWITCHBACK_WORKERS": "4", "SWITCHBACK_PARTNER_BACKLOG": "1000", "SWITCHBACK_COMPARISON_DEADLINE": "30s", "SWITCHBACK_LOG_FORMAT": "json",
-		"SWITCHBACK_LOG_LEVEL": "warn", "SWITCHBACK_INIT": "true", "SWITCHBACK_READ_TIMEOUT": "5s",
+		"SWITCHBACK_SHADOW_MIN_SHARE": "0.25",
+		"SWITCHBACK_LOG_LEVEL":        "warn", "SWITCHBACK_INIT": "true", "SWITCHBACK_READ_TIMEOUT": "5s",
 	}
 	fromFull := config.Ingress{
 		Config: ingress.Config{Data: "/var/lib/router", ControlURLs: []string{"http://control:8080"}, Token: "router-token", RouterID: "edge-7",
 			Migration: "psa-webhooks-v2", KeyHosts: []string{"api-na.example", "api-eu.example"}, BodyLimit: 2048,
-			StuckAfter: time.Minute, Retention: 48 * time.Hour, Workers: 4, PartnerBacklog: 1000, ComparisonDeadline: 30 * time.Second},
+			StuckAfter: time.Minute, Retention: 48 * time.Hour, Workers: 4, PartnerBacklog: 1000, ComparisonDeadline: 30 * time.Second,
+			ShadowMinShare: 0.25},
 		Addr: "0.0.0.0:9000", LogFormat: "json", LogLevel: "warn", ReadTimeout: 5 * time.Second, Init: true,
 	}
 	defaults := config.DefaultIngress("Host1")
 	defaults.ControlURLs, defaults.Token = []string{"http://control:8080"}, "router-token"
 	flagged := fromFull
 	flagged.RouterID, flagged.Workers, flagged.KeyHosts, flagged.ControlURLs = "edge-8", 8, nil, []string{"http://other:8080"}
-	flagged.PartnerBacklog = 2000
+	flagged.PartnerBacklog, flagged.ShadowMinShare = 2000, 0.125
 	replicas := defaults
 	replicas.ControlURLs = []string{"http://control-a:8080", "https://control-b:8443"}
 
@@ -48,7 +50,7 @@ func TestIngressConfigFromEnv(t *testing.T) {
 		{"defaults", base, nil, defaults, ""},
 		{"every flag from the environment", full, nil, fromFull, ""},
 		{"flags win over the environment", full,
-			[]string{"--router-id", "edge-8", "--workers", "8", "--partner-backlog", "2000", "--connectwise-key-hosts", "", "--control", "http://other:8080"}, flagged, ""},
+			[]string{"--router-id", "edge-8", "--workers", "8", "--partner-backlog", "2000", "--shadow-min-share", "0.125", "--connectwise-key-hosts", "", "--control", "http://other:8080"}, flagged, ""},
 		{"no token", map[string]string{"SWITCHBACK_SERVER": "http://control:8080"}, nil, config.Ingress{}, "router token"},
 		{"unparsable duration", with(base, "SWITCHBACK_RETENTION", "a month"), nil, config.Ingress{}, "SWITCHBACK_RETENTION"},
 		{"unparsable number", with(base, "SWITCHBACK_WORKERS", "many"), nil, config.Ingress{}, "SWITCHBACK_WORKERS"},
@@ -58,6 +60,8 @@ func TestIngressConfigFromEnv(t *testing.T) {
 		{"negative workers", with(base, "SWITCHBACK_WORKERS", "-1"), nil, config.Ingress{}, "negative"},
 		{"negative partner backlog", base, []string{"--partner-backlog", "-1"}, config.Ingress{}, "negative"},
 		{"unparsable partner backlog", with(base, "SWITCHBACK_PARTNER_BACKLOG", "lots"), nil, config.Ingress{}, "SWITCHBACK_PARTNER_BACKLOG"},
+		{"shadow share above 1", base, []string{"--shadow-min-share", "1.5"}, config.Ingress{}, "between 0 and 1"},
+		{"unparsable shadow share", with(base, "SWITCHBACK_SHADOW_MIN_SHARE", "half"), nil, config.Ingress{}, "SWITCHBACK_SHADOW_MIN_SHARE"},
 		{"control URL without a scheme", with(base, "SWITCHBACK_SERVER", "control:8080"), nil, config.Ingress{}, "http or https"},
 		{"replicas from the environment", with(base, "SWITCHBACK_SERVER", "http://control-a:8080, https://control-b:8443"), nil, replicas, ""},
 		{"replicas from --control", base, []string{"--control", "http://control-a:8080,https://control-b:8443"}, replicas, ""},

@@ -3,7 +3,10 @@ package bench
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
 )
 
 // WriteOFREP prints the result of OFREP with cfg as a table.
@@ -124,8 +127,33 @@ func WriteSeparate(w io.Writer, res SeparateResult) {
 			[2]string{p + "delivered after the drain", fmt.Sprintf("%d in %.1f s", r.Delivered, r.DrainMs/1000)},
 			[2]string{p + "acknowledged, then lost", fmt.Sprint(r.Lost)},
 		)
+		if r.Comparisons != nil {
+			rows = append(rows,
+				[2]string{p + "comparisons", comparisonCounts(r.Comparisons)},
+				[2]string{p + "router CPU per ack (to the last comparison)", fmt.Sprintf("%.1f µs, %.1f s after the drain", r.RouterCPUMicrosPerAckSettled, r.SettleMs/1000)},
+			)
+		}
 	}
 	Table(w, rows)
+}
+
+// comparisonCounts writes a stage's comparisons by class, and the share
+// shed (skipped) of all.
+func comparisonCounts(byClass map[string]int) string {
+	total := 0
+	for _, n := range byClass {
+		total += n
+	}
+	var parts []string
+	for _, c := range domain.Classes {
+		if n := byClass[string(c)]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", c, n))
+		}
+	}
+	if total == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%s: %.1f%% shed (skipped)", strings.Join(parts, ", "), 100*float64(byClass[string(domain.ClassSkipped)])/float64(total))
 }
 
 func pipelineCPU(res ReplayResult) string {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,6 +44,10 @@ type SeparateConfig struct {
 	// NoiseSampleRate is the migration's compare.noiseSampleRate (nil:
 	// the default).
 	NoiseSampleRate *float64
+	// ShadowMinShare is the router's --shadow-min-share: below 1, the share
+	// of shadowed events still compared while its CPU is contended. 0 is
+	// the router's default.
+	ShadowMinShare float64
 	// Drain bounds the wait, after the senders stop, for every
 	// acknowledged webhook to be applied by the primary pipeline; what is
 	// still not applied then is lost. Default 60 s.
@@ -83,6 +88,9 @@ func (c *SeparateConfig) defaults() error {
 	}
 	if c.Senders < 1 || c.Senders > maxSenders || c.Duration < 0 || c.Duration > maxIngressPeriod || c.Partners < 1 || c.Workers < 1 || c.Drain < 0 {
 		return fmt.Errorf("ingress --separate: want 1-%d senders, a duration up to %s, at least one partner and one worker", maxSenders, maxIngressPeriod)
+	}
+	if !(c.ShadowMinShare >= 0 && c.ShadowMinShare <= 1) {
+		return fmt.Errorf("ingress --separate: the shadow's minimum share %v is not between 0 and 1", c.ShadowMinShare)
 	}
 	return nil
 }
@@ -160,6 +168,15 @@ type SeparateRun struct {
 	Delivered int     `json:"delivered"`
 	DrainMs   float64 `json:"drainMs"`
 	Lost      int     `json:"lost"`
+	// Comparisons are the router's shadow comparisons of the acknowledged
+	// webhooks, by class, counted once each applied event has one, SettleMs
+	// after the drain (none at legacy). skipped ones were shed: the shadow
+	// fell behind and the event was not compared.
+	Comparisons map[string]int `json:"comparisons,omitempty"`
+	SettleMs    float64        `json:"settleMs,omitempty"`
+	// RouterCPUMicrosPerAckSettled is RouterCPUMicrosPerAck through the
+	// settling: the comparisons made after the drain included.
+	RouterCPUMicrosPerAckSettled float64 `json:"routerCpuMicrosPerAckSettled,omitempty"`
 }
 
 // The lines the started processes print once they listen.
@@ -273,9 +290,12 @@ func runCeiling(ctx context.Context, cfg SeparateConfig, fx *fixture) (SeparateC
 // warms it up, drives it, drains it and stops it.
 func (f *fixture) separateRun(ctx context.Context, cfg SeparateConfig, dir string, pipes [2]*child, primary string) (SeparateRun, error) {
 	out := SeparateRun{Stage: string(f.stage)}
-	rtr, url, err := startChild(ctx, childStart{name: "router", bin: cfg.Binary,
-		args: []string{"ingress", "--control", f.srv.URL, "--data", dir, "--addr", "127.0.0.1:0", "--router-id", "bench-" + string(f.stage),
-			"--workers", strconv.Itoa(cfg.Workers), "--log-level", "error"},
+	args := []string{"ingress", "--control", f.srv.URL, "--data", dir, "--addr", "127.0.0.1:0", "--router-id", "bench-" + string(f.stage),
+		"--workers", strconv.Itoa(cfg.Workers), "--log-level", "error"}
+	if cfg.ShadowMinShare > 0 {
+		args = append(args, "--shadow-min-share", strconv.FormatFloat(cfg.ShadowMinShare, 'g', -1, 64))
+	}
+	rtr, url, err := startChild(ctx, childStart{name: "router", bin: cfg.Binary, args: args,
 		env: []string{"SWITCHBACK_TOKEN=" + f.routerToken}, ready: routerReady})
 	if err != nil {
 		return out, err
@@ -289,6 +309,14 @@ func (f *fixture) separateRun(ctx context.Context, cfg SeparateConfig, dir strin
 	pc := &http.Client{Timeout: 10 * time.Second}
 	if err := f.warmUp(ctx, pc, url, primary, string(f.stage)); err != nil {
 		return out, err
+	}
+	// The warm-up's comparisons are not the load's.
+	shadowed := f.stage != domain.StageLegacy
+	var compared0 routerCounts
+	if shadowed {
+		if compared0, err = settleComparisons(ctx, pc, url, cfg.Drain); err != nil {
+			return out, err
+		}
 	}
 
 	before, err := pipelineCounts(ctx, pc, primary)
@@ -341,6 +369,25 @@ func (f *fixture) separateRun(ctx context.Context, cfg SeparateConfig, dir strin
 	r1, p1, s1, err := cpu()
 	if err != nil {
 		return out, err
+	}
+	if shadowed {
+		settleStart := time.Now()
+		compared, err := settleComparisons(ctx, pc, url, cfg.Drain)
+		if err != nil {
+			return out, err
+		}
+		out.SettleMs = ms(time.Since(settleStart))
+		r2, err := procstat.CPU(rtr.pid())
+		if err != nil {
+			return out, fmt.Errorf("the router is gone: %w (%s)", err, rtr.stderr)
+		}
+		out.RouterCPUMicrosPerAckSettled = perEach(r2-r0, len(lr.acks))
+		out.Comparisons = map[string]int{}
+		for class, n := range compared.comparisons {
+			if d := n - compared0.comparisons[class]; d > 0 {
+				out.Comparisons[class] = d
+			}
+		}
 	}
 	applied, err := appliedIDs(ctx, pc, primary)
 	if err != nil {
@@ -408,6 +455,77 @@ func (f *fixture) warmUp(ctx context.Context, pc *http.Client, url, primary, tag
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// routerCounts are what a router's metrics say of its work so far.
+type routerCounts struct {
+	applied     int            // events applied by the primary
+	comparisons map[string]int // by class, shed ones (skipped) included
+}
+
+// settleComparisons waits until the router at base has a comparison for
+// every event it applied, or until nothing moved for 10 s or limit
+// passed, and returns its counts then.
+func settleComparisons(ctx context.Context, c *http.Client, base string, limit time.Duration) (routerCounts, error) {
+	start := time.Now()
+	last, lastMove := -1, start
+	for {
+		rc, err := readRouterCounts(ctx, c, base)
+		if err != nil {
+			return rc, err
+		}
+		n := 0
+		for _, k := range rc.comparisons {
+			n += k
+		}
+		if n >= rc.applied || time.Since(start) >= limit || time.Since(lastMove) >= 10*time.Second {
+			return rc, nil
+		}
+		if n != last {
+			last, lastMove = n, time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return rc, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// readRouterCounts reads the router's GET /metrics (Prometheus' text
+// format).
+func readRouterCounts(ctx context.Context, c *http.Client, base string) (routerCounts, error) {
+	out := routerCounts{comparisons: map[string]int{}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return out, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return out, fmt.Errorf("GET %s/metrics: status %d", base, resp.StatusCode)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		series, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue // a comment, or a value this reader needs not
+		}
+		if class, ok := strings.CutPrefix(series, `switchback_ingress_comparisons_total{class="`); ok {
+			out.comparisons[strings.TrimSuffix(class, `"}`)] = int(v)
+		} else if series == `switchback_ingress_events_total{outcome="applied"}` {
+			out.applied = int(v)
+		}
+	}
+	return out, sc.Err()
 }
 
 // pipelineCounts reads GET /counts of the pipeline at base.

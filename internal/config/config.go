@@ -203,7 +203,7 @@ func DefaultIngress(hostname string) Ingress {
 	return Ingress{
 		Config: ingress.Config{Data: "./switchback-ingress", RouterID: "router-" + strings.ToLower(hostname),
 			BodyLimit: 1 << 20, StuckAfter: 5 * time.Minute, Retention: 30 * 24 * time.Hour, Workers: 32,
-			ComparisonDeadline: 2 * time.Minute},
+			ComparisonDeadline: 2 * time.Minute, ShadowMinShare: 1},
 		Addr: "127.0.0.1:8081", LogFormat: "text", LogLevel: "info", ReadTimeout: httpserve.DefaultReadTimeout,
 	}
 }
@@ -253,6 +253,13 @@ func (c *Ingress) FromEnv(getenv func(string) string) error {
 			}
 			*dst = n
 		}
+	}
+	if v := getenv("SWITCHBACK_SHADOW_MIN_SHARE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("SWITCHBACK_SHADOW_MIN_SHARE: %w", err)
+		}
+		c.ShadowMinShare = f
 	}
 	if v := getenv("SWITCHBACK_INIT"); v != "" {
 		b, err := strconv.ParseBool(v)

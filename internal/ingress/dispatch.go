@@ -11,7 +11,6 @@ import (
 
 	"github.com/open-feature/go-sdk/openfeature"
 
-	"github.com/switchbackhq/switchback/internal/compare"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/journal"
 	"github.com/switchbackhq/switchback/internal/pipelineclient"
@@ -295,13 +294,10 @@ func (rt *Router) deliver(ctx context.Context, ev journal.Event) bool {
 		var err error
 		r, err = rt.resolve(ctx, ev)
 		if err == nil {
+			// The effects are journaled as sent; a comparison decodes them
+			// in the shadow worker, off the primary path.
 			var res pipelineclient.Result
-			if r.shadow == "" {
-				// Nothing compares the effects: they are journaled as sent.
-				res, err = rt.opts.Pipelines.CallRaw(ctx, r.url, pipelineclient.Apply, toPipelineEvent(ev))
-			} else {
-				res, err = rt.opts.Pipelines.Call(ctx, r.url, pipelineclient.Apply, toPipelineEvent(ev))
-			}
+			res, err = rt.opts.Pipelines.CallRaw(ctx, r.url, pipelineclient.Apply, toPipelineEvent(ev))
 			if ctx.Err() != nil {
 				return false
 			}
@@ -312,9 +308,13 @@ func (rt *Router) deliver(ctx context.Context, ev journal.Event) bool {
 				call = append(call, callTally(ev, r, err != nil))
 			}
 			if err == nil {
-				rt.finish(ev, journal.Outcome{State: journal.StateApplied, Attempts: attempt, Pipeline: r.pipeline,
-					SnapshotVersion: r.version, Effects: res.Raw, At: rt.opts.Now().UTC(), Tallies: call, Shadow: r.shadow})
-				rt.shadow(ev, r, compare.Side{Effects: res.Effects}, res.Raw)
+				out := journal.Outcome{State: journal.StateApplied, Attempts: attempt, Pipeline: r.pipeline,
+					SnapshotVersion: r.version, Effects: res.Raw, At: rt.opts.Now().UTC(), Tallies: call, Shadow: r.shadow}
+				compared := rt.planShadow(ev, r, &out)
+				rt.finish(ev, out)
+				if compared {
+					rt.shadowPool.put(shadowJob{ev: ev, r: r, raw: res.Raw})
+				}
 				return true
 			}
 			// A failed attempt has no outcome of its own to carry its tally.
@@ -339,13 +339,15 @@ func (rt *Router) deliver(ctx context.Context, ev journal.Event) bool {
 	if errors.As(lastErr, &pe) {
 		out.Status = pe.Status
 	}
+	// Did the other pipeline fail too? An asymmetry is a finding.
+	compared := false
 	if r.url != "" {
 		out.Shadow = r.shadow
+		compared = rt.planShadow(ev, r, &out)
 	}
 	rt.finish(ev, out)
-	if r.url != "" {
-		// Did the other pipeline fail too? An asymmetry is a finding.
-		rt.shadow(ev, r, compare.Side{Err: lastErr}, nil)
+	if compared {
+		rt.shadowPool.put(shadowJob{ev: ev, r: r, primaryErr: lastErr})
 	}
 	return true
 }

@@ -12,3 +12,7 @@ func (rt *Router) SetReplayClock(now func() time.Time, sleep func(context.Contex
 	defer rt.replays.mu.Unlock()
 	rt.replays.now, rt.replays.sleep = now, sleep
 }
+
+// SetContention replaces the judge of the router's CPU for the shadow's
+// budget, called every 100 ms; call it before Run.
+func (rt *Router) SetContention(contended func() bool) { rt.contended = contended }

@@ -71,7 +71,11 @@ type env struct {
 	compare       domain.CompareRules
 	wrapNew       func(http.Handler) http.Handler // what the new pipeline's server serves, around refpipe
 
-	workers, partnerBacklog int // the router's delivery workers and a partner's share of its backlog
+	workers, partnerBacklog    int // the router's delivery workers and a partner's share of its backlog
+	shadowWorkers, shadowQueue int
+	shadowMinShare             float64
+	contended                  func() bool          // the router's judge of its CPU; nil is the runtime's
+	metrics                    *prometheus.Registry // the running router's
 }
 
 type envOption func(*env)
@@ -87,6 +91,14 @@ func withBacklog(n int) envOption { return func(e *env) { e.maxBacklog = n } }
 func withWorkers(n int) envOption { return func(e *env) { e.workers = n } }
 
 func withPartnerBacklog(n int) envOption { return func(e *env) { e.partnerBacklog = n } }
+
+func withShadowPool(workers, queue int) envOption {
+	return func(e *env) { e.shadowWorkers, e.shadowQueue = workers, queue }
+}
+
+func withShadowBudget(minShare float64, contended func() bool) envOption {
+	return func(e *env) { e.shadowMinShare, e.contended = minShare, contended }
+}
 
 func withClock(now func() time.Time) envOption { return func(e *env) { e.now = now } }
 
@@ -153,14 +165,19 @@ func (e *env) start(t testing.TB) {
 	// One idle connection per worker, as a process has, or every call
 	// would dial anew.
 	transport := &http.Transport{MaxIdleConnsPerHost: e.workers}
-	rt, err := ingress.New(ingress.Options{Journal: j, Flags: api.NewClient(), Logger: quiet, Workers: e.workers,
+	e.metrics = prometheus.NewRegistry()
+	rt, err := ingress.New(ingress.Options{Journal: j, Flags: api.NewClient(), Logger: quiet, Workers: e.workers, Registry: e.metrics,
 		MaxAttempts: e.maxAttempts, MaxBacklog: e.maxBacklog, PartnerBacklog: e.partnerBacklog, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		ShadowWorkers: e.shadowWorkers, ShadowQueue: e.shadowQueue, ShadowMinShare: e.shadowMinShare,
 		Pipelines:      &pipelineclient.Client{HTTP: &http.Client{Transport: transport}, Timeout: 5 * time.Second},
 		ReconcileEvery: 50 * time.Millisecond, Now: e.now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.router = rt
+	if e.contended != nil {
+		rt.SetContention(e.contended)
+	}
 	token := e.svc.AddEphemeralToken("router-test", domain.RoleRouter)
 	p, err := flags.NewProvider(flags.Options{URL: e.control.URL, Token: token, Logger: quiet, OnSnapshot: rt.OnSnapshot})
 	if err != nil {

@@ -10,8 +10,9 @@ type metrics struct {
 	comparisons *prometheus.CounterVec
 	stuck       prometheus.Gauge
 	inFlight    prometheus.Gauge
-	refused     prometheus.Counter // reports the control service refused
-	noiseProbes prometheus.Counter // second legacy dry-runs, to learn noise
+	refused     prometheus.Counter     // reports the control service refused
+	noiseProbes prometheus.Counter     // second legacy dry-runs, to learn noise
+	shadowShed  *prometheus.CounterVec // comparisons shed, by reason
 
 	journalBytes, journalEvents, journalPending, journalAge prometheus.Gauge
 }
@@ -55,6 +56,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "switchback_ingress_noise_probes_total",
 			Help: "Second dry-runs of the legacy pipeline on sampled events, to learn which fields differ between two legacy runs (noise).",
 		}),
+		shadowShed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchback_ingress_shadow_shed_total",
+			Help: "Comparisons shed, each counted as skipped: reason contended (the router's CPU was, and the event was outside the shadow's share) or queue_full (the shadow workers fell ShadowQueue behind).",
+		}, []string{"reason"}),
 	}
 	gauge := func(name, help string) prometheus.Gauge {
 		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
@@ -65,6 +70,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.journalEvents = gauge("switchback_journal_events", "Events in the journal, within retention.")
 	m.journalPending = gauge("switchback_journal_pending_events", "Journaled events without a terminal outcome.")
 	m.journalAge = gauge("switchback_journal_oldest_event_age_seconds", "Age of the oldest event in the journal.")
-	reg.MustRegister(m.webhooks, m.events, m.attempts, m.ackLatency, m.comparisons, m.stuck, m.inFlight, m.refused, m.noiseProbes)
+	reg.MustRegister(m.webhooks, m.events, m.attempts, m.ackLatency, m.comparisons, m.stuck, m.inFlight, m.refused, m.noiseProbes, m.shadowShed)
 	return m
 }

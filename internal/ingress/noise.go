@@ -177,11 +177,12 @@ func pinsOf(m []domain.NoisePin) map[[2]string]domain.Pin {
 // result of the event, legacy: the primary's applied effects in shadow,
 // the shadow's dry-run in new. It runs in the shadow worker after the
 // comparison was recorded, and not at all while the shadow queue is half
-// full, so that it never costs a comparison, let alone a delivery.
+// full or the router's CPU is contended (the shadow's share is not
+// whole), so that it never costs a comparison, let alone a delivery.
 func (rt *Router) probeNoise(ctx context.Context, j shadowJob, legacy compare.Side) {
 	tbl := rt.routing.load()
 	m, ok := tbl.migrations[j.r.migration]
-	if !ok || legacy.Err != nil || !sampledForNoise(j.ev.ID, m.Compare.NoiseRate()) || len(rt.shadowQ) > cap(rt.shadowQ)/2 {
+	if !ok || legacy.Err != nil || !sampledForNoise(j.ev.ID, m.Compare.NoiseRate()) || rt.shadowPool.waiting() > rt.opts.ShadowQueue/2 || !rt.shadowBudget.full() {
 		return
 	}
 	res, err := rt.opts.Pipelines.Call(ctx, m.Pipelines.Legacy.URL, pipelineclient.DryRun, toPipelineEvent(j.ev))

@@ -61,6 +61,10 @@ type Config struct {
 	// ComparisonDeadline bounds how long a revert's replay awaits late
 	// comparisons; 0 is the router's default.
 	ComparisonDeadline time.Duration
+	// ShadowMinShare, below 1, lets the router compare only a share of the
+	// shadowed events, down to this one, while its CPU is contended:
+	// Options.ShadowMinShare; 0 is the router's default, 1.
+	ShadowMinShare float64
 	// Local, set for the router embedded in serve, is the control service
 	// of the same process: the router catches up with it before judging a
 	// webhook, so it knows every change the API has answered.
@@ -92,6 +96,8 @@ func (c Config) Validate() error {
 		return errors.New("the router id must not be empty")
 	case c.BodyLimit < 0 || c.Workers < 0 || c.PartnerBacklog < 0 || c.StuckAfter < 0 || c.Retention < 0 || c.ComparisonDeadline < 0:
 		return errors.New("body limit, workers, partner backlog, stuck-after, retention and comparison deadline must not be negative")
+	case !(c.ShadowMinShare >= 0 && c.ShadowMinShare <= 1):
+		return errors.New("the shadow's minimum share must be between 0 and 1")
 	}
 	return CheckControlURLs(c.ControlURLs)
 }
@@ -161,6 +167,7 @@ func NewProcess(cfg Config, j *journal.Journal, reg prometheus.Registerer, log *
 
 		PartnerBacklog:     cfg.PartnerBacklog,
 		ComparisonDeadline: cfg.ComparisonDeadline,
+		ShadowMinShare:     cfg.ShadowMinShare,
 		Now:                cfg.Now,
 	})
 	if err == nil {

@@ -37,7 +37,10 @@ func (rt *Router) ReportTo(ctx context.Context, client *http.Client, controls *C
 	var lastFigures time.Time
 	for {
 		// A long outage leaves more owed than one report carries: send
-		// the sealed reports one after another while they are taken.
+		// full sealed reports one after another while they are taken.
+		// Counts owed at the pace of live traffic wait for the next tick:
+		// sent back to back, they would keep a report (and the journal's
+		// and the control service's fsyncs for it) always under way.
 		for rt.reportOnce(ctx, client, controls, token, id, &lastFigures) && ctx.Err() == nil {
 		}
 		select {
@@ -51,7 +54,8 @@ func (rt *Router) ReportTo(ctx context.Context, client *http.Client, controls *C
 
 // reportOnce sends one report: the oldest sealed counts not yet
 // acknowledged, with the samples gathered. It returns true when the
-// control service acknowledged sealed counts, so more may be owed.
+// control service acknowledged a full report of sealed counts, so more
+// may be owed than the next one carries.
 func (rt *Router) reportOnce(ctx context.Context, client *http.Client, controls *Controls, token, id string, lastFigures *time.Time) bool {
 	sealed, owed, err := rt.opts.Journal.Seal(ctx, maxReportKeys)
 	if err != nil {
@@ -114,7 +118,7 @@ func (rt *Router) reportOnce(ctx context.Context, client *http.Client, controls 
 		rt.log.Error("recording a report as acknowledged failed", "report", sealed.Seq, "err", err)
 		return false
 	}
-	return true
+	return len(sealed.Counts) >= maxReportKeys
 }
 
 // refusedError is a report the control service answered with a 4xx other

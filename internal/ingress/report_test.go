@@ -15,6 +15,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/ingress"
+	"github.com/switchbackhq/switchback/internal/journal"
 )
 
 // controlProxy stands between a router's reports and the control service,
@@ -274,5 +275,39 @@ func TestReportsMoveToTheNextControlReplica(t *testing.T) {
 	reported("the next events reported through the first replica again", 20)
 	if proxy.lost.Load() != before {
 		t.Errorf("the first replica lost %d more answers, want none", proxy.lost.Load()-before)
+	}
+}
+
+// Counts owed beyond what one report carries (a long outage's) go in full
+// reports one after another, without waiting for the next interval.
+func TestOwedCountsBeyondOneReportGoBackToBack(t *testing.T) {
+	const keys = 2500 // two full reports and a part
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.svc.SetStage(ctx, control.Change{Actor: "t", Reason: "test"}, "psa-webhooks-v2", "acme", domain.StageShadow, true); err != nil {
+		t.Fatal(err)
+	}
+	minute := time.Now().UTC().Truncate(time.Minute).Unix()
+	var tallies []journal.Tally
+	for i := range keys {
+		tallies = append(tallies, journal.Tally{N: 1,
+			Key: fmt.Sprintf(`{"k":"c","m":"psa-webhooks-v2","p":"acme","s":"shadow","t":"type-%d","c":"equal","u":%d}`, i, minute)})
+	}
+	if err := e.journal.Tally(ctx, tallies); err != nil {
+		t.Fatal(err)
+	}
+	token := e.svc.AddEphemeralToken("reporter-"+t.Name(), domain.RoleRouter)
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		e.router.ReportTo(rctx, http.DefaultClient, mustControls(t, e.control.URL), token, "edge-1", time.Hour)
+	})
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	waitFor(t, "every count reported before the next interval", func() bool {
+		owed, err := e.journal.Owed(t.Context())
+		return err == nil && len(owed) == 0
+	})
+	if compared, _ := e.comparisons(t); compared != keys {
+		t.Errorf("the control service counted %d comparisons, want %d", compared, keys)
 	}
 }

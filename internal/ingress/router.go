@@ -70,9 +70,15 @@ type Options struct {
 	// Default MaxBacklog/4.
 	PartnerBacklog int
 	// ShadowWorkers run shadow pipelines in dry-run; ShadowQueue bounds
-	// the events waiting for them, past which comparisons are skipped.
-	// Defaults 16 and 1024.
+	// the comparisons waiting for them: past it, an event's comparison is
+	// shed, recorded as skipped with its outcome. Defaults 16 and 1024.
 	ShadowWorkers, ShadowQueue int
+	// ShadowMinShare, below 1, lets the router compare only a share of
+	// the events while its CPU is contended, down to this share
+	// (shadowbudget.go): the others are shed, recorded as skipped with
+	// their outcome. Default 1: every event is compared however busy the
+	// router is, as the gates' minCoverage expects.
+	ShadowMinShare float64
 	// ReplayWorkers bound a replay's sends in flight: up to this many of
 	// its events go at once, one event of an entity at a time (each
 	// entity's in its order), within the job's rate. Default Workers.
@@ -121,6 +127,9 @@ func (o *Options) defaults() {
 	if o.ShadowQueue <= 0 {
 		o.ShadowQueue = 1024
 	}
+	if o.ShadowMinShare <= 0 || o.ShadowMinShare > 1 {
+		o.ShadowMinShare = 1
+	}
 	if o.ReplayWorkers <= 0 {
 		o.ReplayWorkers = o.Workers
 	}
@@ -164,7 +173,13 @@ type Router struct {
 	replays *replays
 	stats   *stats
 	noise   *noiseBook
-	shadowQ chan shadowJob
+	// shadowPool holds the comparisons waiting for a shadow worker;
+	// shadowBudget decides which events' comparisons may be made.
+	shadowPool   *shadowPool
+	shadowBudget *shadowBudget
+	// contended judges the CPU for the shadow's budget; nil is the
+	// runtime's scheduling latencies (cpuContended).
+	contended func() bool
 
 	// catchMu serializes catching up with the Upstream; refused is the
 	// published snapshot it last failed to take, not tried again.
@@ -240,7 +255,15 @@ func New(opts Options) (*Router, error) {
 	rt.replays = newReplays(rt)
 	rt.stats = newStats()
 	rt.noise = newNoiseBook()
-	rt.shadowQ = make(chan shadowJob, opts.ShadowQueue)
+	rt.shadowPool = newShadowPool(opts.ShadowQueue)
+	rt.shadowBudget = newShadowBudget(opts.ShadowMinShare)
+	opts.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "switchback_ingress_shadow_queue",
+		Help: "Comparisons waiting for a shadow worker; while ShadowQueue wait, each new one is shed (counted as skipped).",
+	}, func() float64 { return float64(rt.shadowPool.waiting()) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "switchback_ingress_shadow_share",
+		Help: "The share of shadowed events whose comparison is made: 1 while the router's CPU has room, down to its minimum while it is contended.",
+	}, func() float64 { return float64(rt.shadowBudget.share.Load()) / shareUnit }))
 	return rt, nil
 }
 
@@ -274,6 +297,9 @@ func (rt *Router) Run(ctx context.Context) error {
 	}
 	for range rt.opts.ShadowWorkers {
 		wg.Go(func() { rt.shadowWorker(ctx) })
+	}
+	if rt.shadowBudget.adapts() {
+		wg.Go(func() { rt.budgetLoop(ctx) })
 	}
 	wg.Go(func() { rt.reconcileLoop(ctx) })
 	wg.Go(func() { rt.replays.run(ctx) })

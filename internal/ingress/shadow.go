@@ -3,6 +3,7 @@ package ingress
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/switchbackhq/switchback/internal/compare"
 	"github.com/switchbackhq/switchback/internal/domain"
@@ -12,31 +13,115 @@ import (
 
 // shadowJob is one event to run through its shadow pipeline in dry-run.
 type shadowJob struct {
-	ev      journal.Event
-	r       route
-	primary compare.Side
-	raw     json.RawMessage // the primary's effects as it sent them
+	ev journal.Event
+	r  route
+	// The primary's side: its effects as its pipeline sent them, decoded
+	// only once the comparison is made, or its failure.
+	raw        json.RawMessage
+	primaryErr error
 }
 
-// shadow queues ev for its shadow pipeline, if its stage has one. The pool
-// is bounded and never slows the primary path: when it is full, the
-// comparison is skipped, and counted as a coverage gap, never a match.
-func (rt *Router) shadow(ev journal.Event, r route, primary compare.Side, raw json.RawMessage) {
-	if r.shadow == "" {
-		return
+// primary returns the primary's side of j for compare.
+func (j shadowJob) primary() (compare.Side, error) {
+	if j.primaryErr != nil {
+		return compare.Side{Err: j.primaryErr}, nil
 	}
+	var effects []pipelineclient.Effect
+	if err := json.Unmarshal(j.raw, &effects); err != nil {
+		return compare.Side{}, err
+	}
+	return compare.Side{Effects: effects}, nil
+}
+
+// shadowPool holds the comparisons waiting for a shadow worker, at most
+// Options.ShadowQueue of them. Delivery reserves a place before it queues
+// an event's outcome for the journal, and hands the job over after, so
+// that a comparison is always written after its outcome; a comparison
+// that finds no place is shed, and recorded with the outcome.
+type shadowPool struct {
+	room chan struct{} // a token per place reserved or taken by a waiting job
+	jobs chan shadowJob
+}
+
+func newShadowPool(size int) *shadowPool {
+	return &shadowPool{room: make(chan struct{}, size), jobs: make(chan shadowJob, size)}
+}
+
+// reserve takes a place for a job without waiting; false when every
+// place is taken.
+func (p *shadowPool) reserve() bool {
 	select {
-	case rt.shadowQ <- shadowJob{ev: ev, r: r, primary: primary, raw: raw}:
+	case p.room <- struct{}{}:
+		return true
 	default:
-		rt.record(ev, r, compare.Result{Class: domain.ClassSkipped, Diff: "the shadow pool was full"}, raw, nil, nil)
+		return false
 	}
+}
+
+// reserveWait takes a place for a job, waiting for one; false if ctx ends
+// first.
+func (p *shadowPool) reserveWait(ctx context.Context) bool {
+	select {
+	case p.room <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// put queues j in the place reserved for it: it never waits, as jobs
+// holds as many as room.
+func (p *shadowPool) put(j shadowJob) { p.jobs <- j }
+
+// take waits for a job and frees its place; false once ctx ends.
+func (p *shadowPool) take(ctx context.Context) (shadowJob, bool) {
+	select {
+	case j := <-p.jobs:
+		<-p.room
+		return j, true
+	case <-ctx.Done():
+		return shadowJob{}, false
+	}
+}
+
+// waiting is the number of places reserved or taken.
+func (p *shadowPool) waiting() int { return len(p.room) }
+
+// planShadow decides, before ev's outcome out is queued for the journal,
+// what becomes of its comparison if its route has a shadow: true when a
+// place in the shadow pool is reserved (hand the job over once the
+// outcome is queued). The shadow never slows the primary path: while the
+// router's CPU is contended, only the shadow budget's share of the events
+// is compared, and the pool is bounded. A comparison left out is shed,
+// and out carries its class, skipped, and its tally, written with the
+// outcome in one transaction: a coverage gap, never a match.
+func (rt *Router) planShadow(ev journal.Event, r route, out *journal.Outcome) bool {
+	if r.shadow == "" {
+		return false
+	}
+	var why, reason string
+	switch {
+	case !rt.shadowBudget.admit():
+		why, reason = "the router's CPU was contended: the event was outside the shadow's share", "contended"
+	case !rt.shadowPool.reserve():
+		why, reason = "the shadow work fell behind: its queue was full", "queue_full"
+	default:
+		return true
+	}
+	rt.metrics.shadowShed.WithLabelValues(reason).Inc()
+	res := compare.Result{Class: domain.ClassSkipped, Diff: why}
+	rt.noteComparison(ev, r, res, out.Effects, nil)
+	out.Comparison = string(res.Class)
+	out.Tallies = append(out.Tallies, comparisonTally(ev, r, res.Class))
+	return false
 }
 
 // resumeComparisons queues again the comparisons due, read when the router
 // started, that were due when it last stopped: the outcome was journaled, the comparison was not
 // (a crash, or a shutdown while the shadow pipeline was called). The
 // primary side is what the journal recorded. Without a snapshot yet it
-// waits for one: the shadow's URL and the rules come from it.
+// waits for one: the shadow's URL and the rules come from it. They wait
+// for room in the shadow pool rather than being shed.
 func (rt *Router) resumeComparisons(ctx context.Context, due []journal.Event) {
 	if len(due) == 0 {
 		return
@@ -47,22 +132,13 @@ func (rt *Router) resumeComparisons(ctx context.Context, due []journal.Event) {
 	}
 	for _, ev := range due {
 		j := shadowJob{ev: ev, r: resumedRoute(rt.routing.load(), rt.opts.Migration, ev), raw: ev.Effects}
-		if ev.State == journal.StateApplied {
-			var effects []pipelineclient.Effect
-			if err := json.Unmarshal(ev.Effects, &effects); err != nil {
-				rt.log.Error("the recorded effects do not decode; the comparison is skipped", "event", ev.ID, "err", err)
-				rt.record(ev, j.r, compare.Result{Class: domain.ClassSkipped, Diff: "the recorded primary effects do not decode"}, ev.Effects, nil, nil)
-				continue
-			}
-			j.primary = compare.Side{Effects: effects}
-		} else {
-			j.primary = compare.Side{Err: recordedError{msg: ev.LastError, pe: &pipelineclient.Error{Status: ev.LastStatus}}}
+		if ev.State != journal.StateApplied {
+			j.primaryErr = recordedError{msg: ev.LastError, pe: &pipelineclient.Error{Status: ev.LastStatus}}
 		}
-		select {
-		case rt.shadowQ <- j:
-		case <-ctx.Done():
+		if !rt.shadowPool.reserveWait(ctx) {
 			return
 		}
+		rt.shadowPool.put(j)
 	}
 }
 
@@ -90,18 +166,23 @@ func (e recordedError) Unwrap() error { return e.pe }
 
 func (rt *Router) shadowWorker(ctx context.Context) {
 	for {
-		select {
-		case j := <-rt.shadowQ:
-			rt.runShadow(ctx, j)
-		case <-ctx.Done():
+		j, ok := rt.shadowPool.take(ctx)
+		if !ok {
 			return
 		}
+		rt.runShadow(ctx, j)
 	}
 }
 
 // runShadow calls the shadow pipeline once, in dry-run (never retried: it
 // applies nothing), and compares its effects with the primary's.
 func (rt *Router) runShadow(ctx context.Context, j shadowJob) {
+	primary, err := j.primary()
+	if err != nil {
+		rt.log.Error("the primary's effects do not decode; the comparison is skipped", "event", j.ev.ID, "err", err)
+		rt.record(j.ev, j.r, compare.Result{Class: domain.ClassSkipped, Diff: "the primary's effects do not decode"}, j.raw, nil, nil)
+		return
+	}
 	tbl := rt.routing.load()
 	m := tbl.migrations[j.r.migration]
 	url := m.Pipelines.Legacy.URL
@@ -120,7 +201,6 @@ func (rt *Router) runShadow(ctx context.Context, j shadowJob) {
 	}
 	// The new pipeline is the shadow in shadow and the primary in new: the
 	// migration's allowed extra kinds excuse its side only.
-	primary := j.primary
 	primary.New = j.r.pipeline == "new"
 	shadow := compare.Side{Effects: res.Effects, Err: err, New: j.r.shadow == "new"}
 	result := compare.Compare(j.ev.Type, primary, shadow, tbl.rules[j.r.migration])
@@ -128,7 +208,7 @@ func (rt *Router) runShadow(ctx context.Context, j shadowJob) {
 	rt.record(j.ev, j.r, result, j.raw, res.Raw, call)
 	// The other legacy result of the event: the primary's in shadow, this
 	// dry-run's in new.
-	legacy := j.primary
+	legacy := primary
 	if j.r.shadow == "legacy" {
 		legacy = shadow
 	}
@@ -138,16 +218,35 @@ func (rt *Router) runShadow(ctx context.Context, j shadowJob) {
 // record keeps a comparison: its class on the event in the journal (for
 // replays of mismatched events) and, in the same transaction, its count
 // and tallies owed to the control service until it acknowledges them; and
-// samples for the next report.
+// samples for the next report. The write is queued for the journal's next
+// group commit, not waited for: the comparison stays due until it is on
+// disk, so a router that dies first compares the event again at its next
+// start.
 func (rt *Router) record(ev journal.Event, r route, res compare.Result, primary, shadow json.RawMessage, tallies []journal.Tally) {
+	rt.noteComparison(ev, r, res, primary, shadow)
+	out := journal.Outcome{Comparison: string(res.Class), Tallies: append(tallies, comparisonTally(ev, r, res.Class))}
+	failed := func(err error) { rt.log.Error("recording a comparison failed", "event", ev.ID, "err", err) }
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rt.recording.Add(1)
+	err := rt.opts.Journal.CompleteLater(ctx, ev.Seq, out, func(err error) {
+		defer rt.recording.Done()
+		if err != nil {
+			failed(err)
+		}
+	})
+	if err != nil {
+		rt.recording.Done()
+		failed(err)
+	}
+}
+
+// noteComparison counts a comparison in the router's metrics, samples it
+// for the next report and logs a mismatch: what is kept of it besides the
+// journal.
+func (rt *Router) noteComparison(ev journal.Event, r route, res compare.Result, primary, shadow json.RawMessage) {
 	rt.metrics.comparisons.WithLabelValues(string(res.Class)).Inc()
 	rt.stats.comparison(ev, r, res.Class, res.Diff, primary, shadow, rt.opts.Now().UTC())
-	ctx, cancel := context.WithTimeout(context.Background(), 10e9)
-	defer cancel()
-	out := journal.Outcome{Comparison: string(res.Class), Tallies: append(tallies, comparisonTally(ev, r, res.Class))}
-	if err := rt.opts.Journal.Complete(ctx, ev.Seq, out); err != nil {
-		rt.log.Error("recording a comparison failed", "event", ev.ID, "err", err)
-	}
 	if res.Class.Mismatched() {
 		rt.log.Warn("shadow mismatch", "event", ev.ID, "partner", ev.Partner, "type", ev.Type, "class", res.Class, "stage", r.stage)
 	}

@@ -113,8 +113,10 @@ func (s *stats) outcome(r route, ev journal.Event, o string) {
 	if len(g.Outcomes) < maxGuardOutcomes {
 		g.Outcomes = append(g.Outcomes, o)
 	}
-	// Noise is as good as equal to the guard: no hurry, no evidence.
-	bad := o != string(domain.ClassEqual) && o != string(domain.ClassNoise)
+	// Noise is as good as equal to the guard: no hurry, no evidence; nor is
+	// a comparison shed (skipped), which says nothing of the new pipeline
+	// and, while the router sheds, would ask for a report per event.
+	bad := o != string(domain.ClassEqual) && o != string(domain.ClassNoise) && o != string(domain.ClassSkipped)
 	if bad {
 		select {
 		case s.urgent <- struct{}{}:

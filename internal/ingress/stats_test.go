@@ -100,3 +100,33 @@ func TestNoiseSamplesLeaveHalfTheBytesToMismatches(t *testing.T) {
 		t.Errorf("%d mismatch samples of %d bytes after %d noise samples of %d: want half of %d to them", mismatches, mismatchBytes, noise, noiseBytes, maxReportSampleBytes)
 	}
 }
+
+// For the guard, a partner on the new pipeline whose comparison was shed
+// (skipped) is no news: no report is asked for at once, and the event is
+// not the evidence; a mismatch is both.
+func TestAShedComparisonIsNoNewsForTheGuard(t *testing.T) {
+	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	r := route{migration: "m", pipeline: "new", shadow: "legacy", stage: domain.StageNew}
+	urgent := func(s *stats) bool {
+		select {
+		case <-s.urgent:
+			return true
+		default:
+			return false
+		}
+	}
+	s := newStats()
+	s.comparison(journal.Event{ID: "evt_equal", Partner: "acme"}, r, domain.ClassEqual, "", nil, nil, at)
+	s.comparison(journal.Event{ID: "evt_shed", Partner: "acme"}, r, domain.ClassSkipped, "shed", nil, nil, at)
+	if urgent(s) {
+		t.Error("a shed comparison asked for a report at once")
+	}
+	s.comparison(journal.Event{ID: "evt_diff", Partner: "acme"}, r, domain.ClassValueDiff, "d", nil, nil, at)
+	if !urgent(s) {
+		t.Error("a mismatch did not ask for a report at once")
+	}
+	g := s.take().Guard
+	if len(g) != 1 || g[0].EventID != "evt_diff" || len(g[0].Outcomes) != 3 {
+		t.Errorf("guard samples = %+v, want one with the mismatch as evidence and 3 outcomes", g)
+	}
+}

@@ -167,7 +167,10 @@ type Outcome struct {
 	At              time.Time
 	Shadow          string  // the pipeline that will compare it, if one will
 	Replay          *Replay // set for a replay's outcome: appended, the state is kept
-	// Comparison, set alone, records the shadow comparison's class.
+	// Comparison, set alone, records the shadow comparison's class. Set
+	// with a terminal State, it is the class of a comparison decided before
+	// the outcome was written (one shed by a router whose shadow work fell
+	// behind): it is recorded with the outcome, and never due.
 	Comparison string
 	// Tallies are added to what the router owes the control service, in
 	// the transaction that records the outcome, so a comparison is either
@@ -624,6 +627,11 @@ func (j *Journal) completeEvent(tx *bbolt.Tx, seq uint64, out Outcome, replay []
 	}
 	e.State, e.Attempts, e.Pipeline, e.SnapshotVersion = out.State, out.Attempts, out.Pipeline, out.SnapshotVersion
 	e.Effects, e.LastError, e.LastStatus, e.DoneAt, e.Shadow = out.Effects, out.Error, out.Status, out.At, out.Shadow
+	if out.State.Terminal() && e.Comparison == "" {
+		// A comparison decided with the outcome (shed) costs no second
+		// read and rewrite of the event, and is never due.
+		e.Comparison = out.Comparison
+	}
 	if err := put(evb, e); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -1097,6 +1098,45 @@ func TestComparisonRecordedTwiceIsOwedOnce(t *testing.T) {
 	}
 	if ev.Comparison != "equal" {
 		t.Errorf("comparison = %q, want the first, equal", ev.Comparison)
+	}
+}
+
+// A comparison decided before its event's outcome is written (shed by a
+// router whose shadow work fell behind) is recorded with the outcome, in
+// its transaction, with its tallies: it is never due, and a comparison
+// recorded later for the event is owed nothing.
+func TestComparisonWithTheOutcomeIsNeverDue(t *testing.T) {
+	path := tempPath(t)
+	j := open(t, path, Options{})
+	ctx := context.Background()
+	res := appendOK(t, j, event("acme", "a", t0))
+	out := Outcome{State: StateApplied, Attempts: 1, Pipeline: "legacy", Effects: json.RawMessage(`[]`), At: t0,
+		Shadow: "new", Comparison: "skipped", Tallies: []Tally{{Key: "skipped", N: 1}}}
+	if err := j.CompleteLater(ctx, res[0].Seq, out, func(error) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Complete(ctx, res[0].Seq, Outcome{Comparison: "equal", Tallies: []Tally{{Key: "equal", N: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	closeAndCheck(t, j)
+	j = open(t, path, Options{})
+	ev := mustGet(t, j, res[0].Seq)
+	if ev.State != StateApplied || ev.Shadow != "new" || ev.Comparison != "skipped" {
+		t.Errorf("event = %s, shadow %q, comparison %q; want applied, shadow new, skipped", ev.State, ev.Shadow, ev.Comparison)
+	}
+	due, err := j.ComparisonsDue(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 0 {
+		t.Errorf("%d comparisons due, want none", len(due))
+	}
+	owed, err := j.Owed(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]uint64{"skipped": 1}; !maps.Equal(owed, want) {
+		t.Errorf("owed = %v, want %v", owed, want)
 	}
 }
 
