@@ -38,7 +38,14 @@ const (
 	genToken     = "gen-token-SECRET10"
 )
 
-var secrets = []string{cwCompany, cwPublic, cwPrivate, cwClientID, atUser, atSecret, atCode, haloClientID, haloSecret, genToken}
+// pathToken and queryToken stand for the secrets a URL may carry: a
+// generic feed's path, a tenant or an opaque cursor in a query.
+const (
+	pathToken  = "CRED-pathtoken"
+	queryToken = "CRED-querytoken"
+)
+
+var secrets = []string{cwCompany, cwPublic, cwPrivate, cwClientID, atUser, atSecret, atCode, haloClientID, haloSecret, genToken, pathToken, queryToken}
 
 // t0 starts the window of the tests; the window is [t0, t0+1h).
 var t0 = time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
@@ -72,6 +79,11 @@ type faults struct {
 	malformedPage int
 	// loop makes paging never advance.
 	loop bool
+	// hangUpPage closes the connection, unanswered, on every request for
+	// that page.
+	hangUpPage int
+	// unreachable: the test sends every request to a closed port.
+	unreachable bool
 }
 
 // fake is one PSA API server and what it saw.
@@ -97,6 +109,14 @@ func (fk *fake) data(w http.ResponseWriter, page int) bool {
 	}
 	fk.mu.Unlock()
 	switch {
+	case fk.f.hangUpPage != 0 && fk.f.hangUpPage == page:
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			fk.t.Errorf("hijack: %v", err)
+			return true
+		}
+		conn.Close()
+		return true
 	case fk.f.status != 0:
 		w.WriteHeader(fk.f.status)
 		fmt.Fprint(w, `{"message":"refused"}`)
@@ -370,7 +390,8 @@ func newGenericFake(t *testing.T, tickets []fakeTicket, f faults) *fake {
 		fk.saw(q.Get("since"))
 		page := 1
 		if c := q.Get("cursor"); c != "" {
-			page, _ = strconv.Atoi(strings.TrimPrefix(c, "C"))
+			n, _, _ := strings.Cut(strings.TrimPrefix(c, "C"), ".")
+			page, _ = strconv.Atoi(n)
 		}
 		if fk.data(w, page) {
 			return
@@ -384,9 +405,11 @@ func newGenericFake(t *testing.T, tickets []fakeTicket, f faults) *fake {
 		}
 		var next any
 		if page*genPageSize < len(match) {
-			next = "C" + strconv.Itoa(page+1)
+			// An opaque cursor may be a token: a transport error must not
+			// quote it.
+			next = "C" + strconv.Itoa(page+1) + "." + queryToken
 			if fk.f.loop {
-				next = "C2"
+				next = "C2." + queryToken
 			}
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"changes": pageOf(match, page, genPageSize), "next": next})

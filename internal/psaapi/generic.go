@@ -139,7 +139,7 @@ func (s *generic) Changes(ctx context.Context, since, until time.Time, fn func(C
 			return nil
 		}
 		if seen[p.Next] || p.Next == cursor {
-			return fmt.Errorf("psaapi: %s: %s: %w: cursor %q given before", s.c.psa, what, ErrCursorLoop, truncate(p.Next))
+			return fmt.Errorf("psaapi: %s: %s: %w: the next cursor was given before", s.c.psa, what, ErrCursorLoop)
 		}
 		seen[p.Next] = true
 		cursor = p.Next

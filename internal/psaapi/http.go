@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -143,9 +144,7 @@ func (c *caller) get(ctx context.Context, what string, build func(context.Contex
 func (c *caller) once(req *http.Request) (wait time.Duration, retryable bool, body []byte, err error) {
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		// The transport's error names the URL, which holds no credential
-		// (they travel in headers and in the token request's body).
-		return -1, true, nil, err
+		return -1, true, nil, redactURL(err)
 	}
 	defer resp.Body.Close()
 	switch code := resp.StatusCode; {
@@ -173,6 +172,24 @@ func (c *caller) once(req *http.Request) (wait time.Duration, retryable bool, bo
 		drain(resp.Body)
 		return 0, false, nil, &statusError{code: code, kind: ErrRefused}
 	}
+}
+
+// redactURL makes the URL that net/http quotes in a transport error the
+// scheme and host alone. A generic feed's path may be its token, and a
+// query may hold a tenant or a PSA's opaque cursor; the error reaches the
+// log and a reconciliation's answer, which show neither.
+func redactURL(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	host := "(unparsable URL)"
+	if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+		host = (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
+	}
+	// A copy keeps Timeout and Unwrap; ue.Err names a host at most
+	// (dial tcp 10.0.0.1:443, x509 …), never a path.
+	return &url.Error{Op: ue.Op, URL: host, Err: ue.Err}
 }
 
 // statusError is a refusal by HTTP status; it wraps its kind.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -117,11 +118,20 @@ func TestChangesErrors(t *testing.T) {
 		{"always 503", faults{status: 503}, ErrUnavailable, "after 6 attempts"},
 		{"malformed page", faults{malformedPage: 2}, ErrMalformed, "page 2"},
 		{"cursor loop", faults{loop: true}, ErrCursorLoop, "does not advance"},
+		// A transport error: net/http quotes the request's URL, whose path
+		// and query may hold a token; only the scheme and host are left.
+		{"unreachable", faults{unreachable: true}, ErrUnavailable, `"http://127.0.0.1:1": dial tcp 127.0.0.1:1`},
+		{"hang up on page 2", faults{hangUpPage: 2}, ErrUnavailable, `"http://127.0.0.1:`},
 	}
 	for _, pc := range psaCases {
 		for _, tc := range cases {
 			t.Run(string(pc.psa)+"/"+tc.name, func(t *testing.T) {
 				fk, cfg := pc.start(t, dataset(), tc.f)
+				if tc.f.unreachable {
+					base, _ := url.Parse(cfg.BaseURL)
+					cfg.BaseURL = "http://127.0.0.1:1/feed/" + pathToken + base.Path
+					cfg.Tenant = queryToken // HaloPSA's token request sends it as ?tenant=
+				}
 				var slept []time.Duration
 				_, err := collect(t, context.Background(), open(t, cfg, fk.srv.Client(), testPolicy(&slept)))
 				if !errors.Is(err, tc.want) {
@@ -131,6 +141,11 @@ func TestChangesErrors(t *testing.T) {
 					t.Errorf("err %q: want the PSA named and %q", err, tc.text)
 				}
 				noSecret(t, err.Error())
+				for _, part := range []string{"?", "/feed", "since=", "cursor=", "page=", "page_no=", "paging=", "tenant=", "conditions=", "/auth/token"} {
+					if strings.Contains(strings.ToLower(err.Error()), part) {
+						t.Errorf("err %q quotes %q of the URL: want its scheme and host only", err, part)
+					}
+				}
 				if tc.want == ErrUnavailable {
 					if len(slept) != 5 {
 						t.Errorf("waited %d times, want 5 (6 attempts)", len(slept))
