@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,11 +41,49 @@ func (busyRouter) Backfill(context.Context, []journal.Event) ([]journal.Appended
 	return nil, &domain.Error{Code: domain.CodeJournalBusy, RetryAfter: 10 * time.Millisecond, Message: "busy"}
 }
 
-// backfillRunner is a runner over a real journal whose partner acme's PSA
-// changed tickets 1, 2 and 3 at changedAt, an hour ago.
-func backfillRunner(t *testing.T, router func(*journal.Journal) Router) (*Runner, *journal.Journal, time.Time) {
+// auditLog holds the audit entries a runner wrote.
+type auditLog struct {
+	mu      sync.Mutex
+	entries []auditEntry
+}
+
+type auditEntry struct {
+	by             By
+	action, target string
+	detail         any
+}
+
+func (a *auditLog) write(_ context.Context, by By, action, target string, detail any) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.entries = append(a.entries, auditEntry{by, action, target, detail})
+	return nil
+}
+
+// find returns the one entry of action, failing t unless there is one.
+func (a *auditLog) find(t *testing.T, action string) auditEntry {
 	t.Helper()
-	changedAt := time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var found []auditEntry
+	for _, e := range a.entries {
+		if e.action == action {
+			found = append(found, e)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d audit entries %s in %+v, want 1", len(found), action, a.entries)
+	}
+	return found[0]
+}
+
+// backfillRunner is a runner over a real journal whose partner acme's PSA
+// changed tickets 1, 2 and 3 at changedAt, an hour ago; audit holds the
+// entries it writes.
+func backfillRunner(t *testing.T, router func(*journal.Journal) Router) (r *Runner, j *journal.Journal, changedAt time.Time, audit *auditLog) {
+	t.Helper()
+	changedAt = time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
+	audit = &auditLog{}
 	psa := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var items []string
 		for _, id := range []string{"1", "2", "3"} {
@@ -58,15 +98,15 @@ func backfillRunner(t *testing.T, router func(*journal.Journal) Router) (*Runner
 	}
 	t.Cleanup(func() { j.Close() })
 	acme := domain.Partner{ID: "acme", Name: "Acme", PSA: domain.PSAGeneric, PSAAPI: &domain.PSAAPI{BaseURL: psa.URL, Token: "t0ken"}}
-	r := NewRunner(Options{
+	r = NewRunner(Options{
 		Journal:    j,
 		Router:     router(j),
 		Partner:    func(id string) (domain.Partner, bool) { return acme, id == "acme" },
-		Audit:      func(context.Context, By, string, string, any) error { return nil },
+		Audit:      audit.write,
 		Registerer: prometheus.NewRegistry(),
 		PollEvery:  time.Millisecond,
 	})
-	return r, j, changedAt
+	return r, j, changedAt, audit
 }
 
 func waitEnded(t *testing.T, r *Runner, id string) wire.Reconciliation {
@@ -90,7 +130,7 @@ func waitEnded(t *testing.T, r *Runner, id string) wire.Reconciliation {
 // outcome is the dead-lettered one's, not a success, and ticket 3 is
 // applied. The gauge shows the one gap still open.
 func TestBackfillJudgesAgainAndFollowsDuplicates(t *testing.T) {
-	r, j, changedAt := backfillRunner(t, func(j *journal.Journal) Router { return deliveringRouter{j} })
+	r, j, changedAt, audit := backfillRunner(t, func(j *journal.Journal) Router { return deliveringRouter{j} })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
@@ -134,12 +174,20 @@ func TestBackfillJudgesAgainAndFollowsDuplicates(t *testing.T) {
 	if got := testutil.ToFloat64(r.gauge.WithLabelValues("acme")); got != 1 {
 		t.Errorf("open gaps after the backfill = %v, want 1 (ticket 2, dead-lettered)", got)
 	}
+	// The counts outlive the job: audited at its end, in the name of who
+	// asked for the backfill.
+	e := audit.find(t, "reconcile.backfill.done")
+	wantDetail := map[string]any{"reconciliation": job.ID, "partners": []string{"acme"}, "state": wire.ReconcileDone,
+		"gaps": 3, "events": 2, "journaled": 1, "duplicates": 1, "skipped": 1, "applied": 1, "deadLettered": 1, "pending": 0}
+	if e.by.Actor != "ops" || e.by.Reason != "INC-7" || e.target != "reconciliation/"+job.ID || !reflect.DeepEqual(e.detail, wantDetail) {
+		t.Errorf("audited %+v\nwant by ops for INC-7, target reconciliation/%s, detail %v", e, job.ID, wantDetail)
+	}
 }
 
 // A backfill that switchback's stopping cuts off ends failed, saying so,
 // never done.
 func TestABackfillCutOffEndsFailed(t *testing.T) {
-	r, _, changedAt := backfillRunner(t, func(*journal.Journal) Router { return busyRouter{} })
+	r, _, changedAt, audit := backfillRunner(t, func(*journal.Journal) Router { return busyRouter{} })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
@@ -156,6 +204,13 @@ func TestABackfillCutOffEndsFailed(t *testing.T) {
 	job, _ = r.Job(job.ID)
 	if b := job.Backfill; b.State != wire.ReconcileFailed || !strings.Contains(b.Error, "stopped") {
 		t.Errorf("backfill cut off = %s %q, want failed, saying switchback stopped", b.State, b.Error)
+	}
+	// Audited although the runner's context had ended: what was sent
+	// before the cut is what an operator needs to know.
+	e := audit.find(t, "reconcile.backfill.done")
+	if d, _ := e.detail.(map[string]any); d["state"] != wire.ReconcileFailed || !strings.Contains(fmt.Sprint(d["error"]), "stopped") ||
+		d["journaled"] != 0 || d["pending"] != 0 || d["gaps"] != 3 {
+		t.Errorf("audited %+v, want the failure and its counts", e)
 	}
 	if _, err := r.Start(context.Background(), wire.ReconcileRequest{Partners: []string{"acme"}, From: changedAt.Add(-time.Minute)}, "ops", ""); err == nil {
 		t.Errorf("a reconciliation started after the runner stopped")

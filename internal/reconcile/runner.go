@@ -592,7 +592,7 @@ func (r *Runner) Backfill(ctx context.Context, id, actor, reason string) (wire.R
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.goLocked(func() { r.send(j) }); err != nil {
+	if err := r.goLocked(func() { r.send(j, by) }); err != nil {
 		j.busy = false
 		return wire.Reconciliation{}, err
 	}
@@ -617,7 +617,7 @@ func (r *Runner) backfill(j *job, by By) {
 		})
 		return
 	}
-	r.send(j)
+	r.send(j, by)
 }
 
 // BackfillID is the id of the event that backfills partner's change of
@@ -646,8 +646,9 @@ type sent struct {
 // send journals j's gaps as events through the router, each judged again
 // first: a gap that an event has closed since the reconciliation is
 // skipped, so that a backfill never sends an entity older than the one
-// applied. Then it awaits the events' outcomes until BackfillTimeout.
-func (r *Runner) send(j *job) {
+// applied. Then it awaits the events' outcomes until BackfillTimeout. by
+// asked for the backfill; its end is audited in its name.
+func (r *Runner) send(j *job, by By) {
 	ctx, cancel := context.WithTimeout(r.ctx, BackfillTimeout)
 	defer cancel()
 	r.mu.Lock()
@@ -684,12 +685,12 @@ func (r *Runner) send(j *job) {
 			})
 		}
 		if err != nil {
-			r.end(j, r.stopped(err))
+			r.end(j, by, r.stopped(err))
 			return
 		}
 	}
 	r.opts.Log.Info("backfill journaled", "reconciliation", j.ID, "gaps", len(gaps), "events", len(pending))
-	r.end(j, r.await(ctx, j, pending))
+	r.end(j, by, r.await(ctx, j, pending))
 }
 
 // stillOpen returns the gaps of part that are gaps still, judged again on
@@ -814,14 +815,36 @@ func (r *Runner) stopped(err error) error {
 	return err
 }
 
-// end records the end of j's backfill: failed with err, else done.
-func (r *Runner) end(j *job, err error) {
+// end records the end of j's backfill: failed with err, else done. Its
+// counts are audited first (reconcile.backfill.done), so that they
+// outlive the job, which is kept in memory only, and so that whoever sees
+// the backfill ended finds them in the audit log.
+func (r *Runner) end(j *job, by By, err error) {
+	state, errText := wire.ReconcileDone, ""
+	if err != nil {
+		state, errText = wire.ReconcileFailed, err.Error()
+	}
+	r.mu.Lock()
+	b := *j.Backfill
+	detail := map[string]any{"reconciliation": j.ID, "partners": j.Request.Partners, "state": state,
+		"gaps": len(j.gaps), "events": b.Events, "journaled": b.Journaled, "duplicates": b.Duplicates,
+		"skipped": b.Skipped, "applied": b.Applied, "deadLettered": b.DeadLettered, "pending": b.Pending}
+	if errText != "" {
+		detail["error"] = errText
+	}
+	r.mu.Unlock()
+	// Written even while switchback stops (the backfill it cut off is
+	// what most needs its counts kept), within a bound of its own.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 10*time.Second)
+	if aerr := r.opts.Audit(actx, by, "reconcile.backfill.done", "reconciliation/"+j.ID, detail); aerr != nil {
+		r.opts.Log.Error("the audit entry of a backfill's end could not be written", "reconciliation", j.ID,
+			"journaled", b.Journaled, "applied", b.Applied, "deadLettered", b.DeadLettered, "skipped", b.Skipped,
+			"duplicates", b.Duplicates, "pending", b.Pending, "err", aerr)
+	}
+	cancel()
 	r.update(j, func(j *job) {
 		b := j.Backfill
-		b.State, b.FinishedAt = wire.ReconcileDone, r.opts.Now().UTC()
-		if err != nil {
-			b.State, b.Error = wire.ReconcileFailed, err.Error()
-		}
+		b.State, b.FinishedAt, b.Error = state, r.opts.Now().UTC(), errText
 		j.busy = false
 		r.gaugeLocked(j)
 	})
