@@ -178,7 +178,8 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	if now == nil {
 		now = time.Now
 	}
-	svc, err := control.New(ctx, store, control.Options{Logger: log, Now: now, Registry: registry})
+	svc, err := control.New(ctx, store, control.Options{Logger: log, Now: now, Registry: registry,
+		CannotReconcile: cannotReconcile(cfg)})
 	if err != nil {
 		closeJournal()
 		return err
@@ -395,6 +396,20 @@ func otherJournals(svc *control.Service, shared bool) func(context.Context, time
 		}
 		return others, err
 	}
+}
+
+// cannotReconcile says why every reconciliation of this process would be
+// refused, "" when none need be: on etcd (otherJournals always names the
+// other replicas' routers) or without the embedded router, whose journal
+// a reconciliation reads.
+func cannotReconcile(cfg config.Serve) string {
+	switch {
+	case cfg.NoIngress:
+		return "it runs with --no-ingress, and a reconciliation reads the embedded router's journal"
+	case cfg.Store != "":
+		return "its store is shared (etcd), and a reconciliation reads this replica's router journal only, where the events the other replicas' routers took are not"
+	}
+	return ""
 }
 
 // localControl is the control service as the embedded router sees it.

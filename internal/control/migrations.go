@@ -32,6 +32,11 @@ func (s *Service) PutMigration(ctx context.Context, c Change, m domain.Migration
 		if err := m.Validate(); err != nil {
 			return plan{}, err
 		}
+		if r := m.Reconcile; r != nil && (r.AfterRevert || r.Every > 0) && s.cannotReconcile != "" {
+			return plan{}, domain.Errorf(domain.CodeConflict,
+				"reconcile: this switchback cannot reconcile, so no reconciliation it asks for would start: %s. Leave reconcile out (or off), and reconcile where one router takes every webhook",
+				s.cannotReconcile)
+		}
 		if a := m.Approvals; a != nil && a.TTL == 0 {
 			// Stored with the TTL in force, so that a later default
 			// never changes what a migration waits for.

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -30,15 +31,22 @@ type ReconcileScheduler struct {
 	Delay time.Duration
 	// Tick is how often the periods are checked; default a minute.
 	Tick time.Duration
+	// Log defaults to the service's logger.
+	Log *slog.Logger
 
 	wg   sync.WaitGroup
 	last map[string]time.Time // when each migration was last reconciled by its period
+	// refused is why each migration's last scheduled reconciliation could
+	// not start: a refusal is logged when it differs from the one before,
+	// not every period (on etcd every one is refused, the same way).
+	refused map[string]string
 }
 
 // NewReconcileScheduler returns the scheduler of svc's automatic
 // reconciliations, started on rec. Run it.
 func NewReconcileScheduler(svc *Service, rec Reconciler, delay time.Duration) *ReconcileScheduler {
-	return &ReconcileScheduler{svc: svc, rec: rec, Delay: delay, Tick: time.Minute, last: map[string]time.Time{}}
+	return &ReconcileScheduler{svc: svc, rec: rec, Delay: delay, Tick: time.Minute, Log: svc.log,
+		last: map[string]time.Time{}, refused: map[string]string{}}
 }
 
 // Run hears the service's reverts and keeps the periods until ctx ends.
@@ -77,7 +85,7 @@ func (sc *ReconcileScheduler) afterRevert(ctx context.Context, ev RevertEvent) {
 			return
 		}
 		if err := sc.rec.Reconcile(ctx, ev.Partners, ev.Since, ev.At, "revert"); err != nil {
-			sc.svc.log.Error("the reconciliation after a revert could not start", "migration", ev.Migration, "err", err)
+			sc.Log.Error("the reconciliation after a revert could not start", "migration", ev.Migration, "err", err)
 		}
 	}()
 }
@@ -91,6 +99,7 @@ func (sc *ReconcileScheduler) periodic(ctx context.Context) {
 		p := ms.Migration.Reconcile
 		if p == nil || p.Every <= 0 {
 			delete(sc.last, key)
+			delete(sc.refused, key)
 			continue
 		}
 		last, seen := sc.last[key]
@@ -112,8 +121,28 @@ func (sc *ReconcileScheduler) periodic(ctx context.Context) {
 		if len(partners) == 0 {
 			continue
 		}
-		if err := sc.rec.Reconcile(ctx, partners, now.Add(-p.EffectiveWindow()), now, "schedule"); err != nil {
-			sc.svc.log.Error("a scheduled reconciliation could not start", "migration", key, "err", err)
+		sc.refusal(key, sc.rec.Reconcile(ctx, partners, now.Add(-p.EffectiveWindow()), now, "schedule"))
+	}
+	for key := range sc.refused {
+		if _, ok := st.Migrations[key]; !ok {
+			delete(sc.refused, key)
 		}
+	}
+}
+
+// refusal logs err, the answer to key's scheduled reconciliation, at
+// error level when it is a new reason, and the end of a run of refusals.
+func (sc *ReconcileScheduler) refusal(key string, err error) {
+	before, wasRefused := sc.refused[key]
+	switch {
+	case err == nil && wasRefused:
+		delete(sc.refused, key)
+		sc.Log.Info("scheduled reconciliations of the migration start again", "migration", key, "refusedBefore", before)
+	case err == nil:
+	case err.Error() == before:
+		sc.Log.Debug("a scheduled reconciliation could not start, as before", "migration", key, "err", err)
+	default:
+		sc.refused[key] = err.Error()
+		sc.Log.Error("a scheduled reconciliation could not start; logged again only when the reason changes", "migration", key, "err", err)
 	}
 }

@@ -1,8 +1,11 @@
 package control_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -131,4 +134,104 @@ func TestPeriodicReconciliations(t *testing.T) {
 	}
 	e.clock.Advance(30 * time.Minute)
 	waitAsked(t, rec, 2)
+}
+
+// refusingReconciler answers the n-th reconciliation (from 1) with
+// answer(n), counting them.
+type refusingReconciler struct {
+	mu     sync.Mutex
+	n      int
+	answer func(n int) error
+}
+
+func (r *refusingReconciler) Reconcile(context.Context, []string, time.Time, time.Time, string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n++
+	return r.answer(r.n)
+}
+
+func (r *refusingReconciler) calls() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n
+}
+
+// logBuffer is a log's text, written and read from several goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A scheduled reconciliation refused period after period (as on etcd,
+// where every one is) is logged at error level once, and again only when
+// the reason changes or after one has started since.
+func TestRefusedScheduledReconciliationLoggedOnce(t *testing.T) {
+	e := newEnv(t, nil)
+	e.partner(t, "acme")
+	withPolicy(t, e, "m", &domain.ReconcilePolicy{Every: time.Hour})
+	e.moveTo(t, "m", "acme", domain.StageNew)
+	otherJournals := domain.Errorf(domain.CodeConflict, "other journals may hold events of the window")
+	rec := &refusingReconciler{answer: func(n int) error {
+		switch {
+		case n <= 3 || n >= 7:
+			return otherJournals
+		case n <= 5:
+			return domain.Errorf(domain.CodeStoreUnavailable, "cannot tell which routers' journals hold events")
+		}
+		return nil // the sixth starts
+	}}
+	logs := &logBuffer{}
+	sc := control.NewReconcileScheduler(e.svc, rec, time.Millisecond)
+	sc.Tick = time.Millisecond
+	sc.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { sc.Run(runCtx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// Periods until the eighth is asked, which happens only once the
+	// seventh's answer is logged (one goroutine keeps the periods). The
+	// answers depend on the count alone, so an hour the scheduler sees
+	// late (a period more or fewer) changes nothing logged.
+	deadline := time.Now().Add(10 * time.Second)
+	for rec.calls() < 8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d scheduled reconciliations asked, want 8", rec.calls())
+		}
+		e.clock.Advance(time.Hour)
+		time.Sleep(time.Millisecond)
+	}
+	var errs []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "level=ERROR") {
+			errs = append(errs, line)
+		}
+	}
+	// Periods 1 (other journals), 4 (a new reason) and 7 (refused again
+	// after the sixth started); 2, 3 and 5 repeat the reason before.
+	want := []string{"other journals", "cannot tell", "other journals"}
+	if len(errs) != len(want) {
+		t.Fatalf("%d refusals logged at error level, want %d:\n%s", len(errs), len(want), strings.Join(errs, "\n"))
+	}
+	for i, w := range want {
+		if !strings.Contains(errs[i], w) || !strings.Contains(errs[i], "migration=m") {
+			t.Errorf("error %d: %s\nwant migration m and %q", i+1, errs[i], w)
+		}
+	}
+	if n := strings.Count(logs.String(), "start again"); n != 1 {
+		t.Errorf("the end of the refusals logged %d times, want once (period 6):\n%s", n, logs.String())
+	}
 }

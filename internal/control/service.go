@@ -45,6 +45,12 @@ type Options struct {
 	// guard's windows; it defaults to a MemoryRegistry. Replicas sharing a
 	// store share one registry.
 	Registry Registry
+	// CannotReconcile says why reconciliations would be refused wherever
+	// this service runs (a shared store, whose replicas' routers keep
+	// journals of their own; no embedded router), "" when they can run.
+	// A migration's reconcile setting is then refused (PutMigration):
+	// accepted, its reconciliations would fail at every period unseen.
+	CannotReconcile string
 }
 
 // Service is the control service.
@@ -53,6 +59,8 @@ type Service struct {
 	now   func() time.Time
 	stats ComparisonStats
 	log   *slog.Logger
+	// cannotReconcile is Options.CannotReconcile.
+	cannotReconcile string
 
 	mu        sync.Mutex // serializes changes; guards lastAudit
 	lastAudit domain.AuditEntry
@@ -91,7 +99,8 @@ func New(ctx context.Context, store Store, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, domain.Internal("load store", err)
 	}
-	s := &Service{store: store, now: opts.Now, stats: opts.Stats, log: opts.Logger, registry: opts.Registry, lastAudit: data.LastAudit}
+	s := &Service{store: store, now: opts.Now, stats: opts.Stats, log: opts.Logger, registry: opts.Registry, lastAudit: data.LastAudit,
+		cannotReconcile: opts.CannotReconcile}
 	st := newState(data)
 	st.seal(data.Version, s.now().UTC(), data.LastAudit)
 	s.state.Store(st)
