@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/wire"
 )
 
 // reconciliations records what a ReconcileScheduler starts.
@@ -72,36 +73,74 @@ func withPolicy(t *testing.T, e *env, key string, p *domain.ReconcilePolicy) {
 }
 
 // A revert reconciles the partners it took off the new pipeline over the
-// time they were on it, when the migration asks for it; never otherwise.
+// time they were on it, when the migration asks for it; never otherwise:
+// whichever way it reverts (a kill switch, revert-all, a partner set back
+// to legacy by hand, the guard).
 func TestRevertReconcilesThePartnersItMoved(t *testing.T) {
-	e := newEnv(t, nil)
-	e.partner(t, "acme")
-	e.partner(t, "globex")
-	withPolicy(t, e, "m", &domain.ReconcilePolicy{AfterRevert: true})
-	withPolicy(t, e, "quiet", nil)
-	for _, key := range []string{"m", "quiet"} {
-		e.moveTo(t, key, "acme", domain.StageNew)
-		e.moveTo(t, key, "globex", domain.StageShadow)
-	}
-	since := e.stage(t, "m", "acme").Since
-	rec := &reconciliations{}
-	e.runReconcileScheduler(t, rec)
+	alice := func(reason string) control.Change { return control.Change{Actor: "alice", Reason: reason} }
+	for _, tt := range []struct {
+		name   string
+		revert func(t *testing.T, e *env) error
+	}{
+		{"kill switch", func(t *testing.T, e *env) error {
+			if _, err := e.svc.SetKillSwitch(ctx, alice("INC-1"), control.KillSwitch{Migrations: []string{"quiet"}, On: true}); err != nil {
+				return err
+			}
+			_, err := e.svc.SetKillSwitch(ctx, alice("INC-2"), control.KillSwitch{Migrations: []string{"m"}, On: true})
+			return err
+		}},
+		{"revert-all", func(t *testing.T, e *env) error {
+			_, err := e.svc.RevertAll(ctx, alice("INC-3"))
+			return err
+		}},
+		{"stage set back to legacy", func(t *testing.T, e *env) error {
+			if _, err := e.svc.SetStage(ctx, alice("INC-4"), "quiet", "acme", domain.StageLegacy, false); err != nil {
+				return err
+			}
+			_, err := e.svc.SetStage(ctx, alice("INC-4"), "m", "acme", domain.StageLegacy, false)
+			return err
+		}},
+		{"guard", func(t *testing.T, e *env) error {
+			for _, key := range []string{"quiet", "m"} {
+				if _, err := e.svc.IngestReport(ctx, wire.Report{Router: "r1", Guard: []domain.GuardSample{{Migration: key, Partner: "acme",
+					EventID: "evt_" + key, Outcomes: []string{string(domain.ClassMissing)}}}}); err != nil {
+					return err
+				}
+			}
+			if st := e.stage(t, "m", "acme").Stage; st != domain.StageShadow {
+				t.Fatalf("the guard left acme at %s", st)
+			}
+			return nil
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			e.partner(t, "acme")
+			e.partner(t, "globex")
+			withPolicy(t, e, "m", &domain.ReconcilePolicy{AfterRevert: true})
+			withPolicy(t, e, "quiet", nil)
+			for _, key := range []string{"m", "quiet"} {
+				e.moveTo(t, key, "acme", domain.StageNew)
+				e.moveTo(t, key, "globex", domain.StageShadow)
+			}
+			since := e.stage(t, "m", "acme").Since
+			rec := &reconciliations{}
+			e.runReconcileScheduler(t, rec)
 
-	e.clock.Advance(time.Hour)
-	if _, err := e.svc.SetKillSwitch(ctx, control.Change{Actor: "alice", Reason: "INC-1"}, control.KillSwitch{Migrations: []string{"quiet"}, On: true}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.svc.SetKillSwitch(ctx, control.Change{Actor: "alice", Reason: "INC-2"}, control.KillSwitch{Migrations: []string{"m"}, On: true}); err != nil {
-		t.Fatal(err)
-	}
-	got := waitAsked(t, rec, 1)
-	time.Sleep(20 * time.Millisecond) // a second one, for "quiet", would have come by now
-	if got = rec.list(); len(got) != 1 {
-		t.Fatalf("reconciliations = %+v, want only m's", got)
-	}
-	a := got[0]
-	if !slices.Equal(a.partners, []string{"acme"}) || !a.from.Equal(since) || !a.to.Equal(e.clock.Now().UTC()) || a.trigger != "revert" {
-		t.Errorf("reconciliation = %+v, want acme (globex was in shadow) from %s to the revert at %s", a, since, e.clock.Now())
+			e.clock.Advance(time.Hour)
+			if err := tt.revert(t, e); err != nil {
+				t.Fatal(err)
+			}
+			got := waitAsked(t, rec, 1)
+			time.Sleep(20 * time.Millisecond) // a second one, for "quiet", would have come by now
+			if got = rec.list(); len(got) != 1 {
+				t.Fatalf("reconciliations = %+v, want only m's", got)
+			}
+			a := got[0]
+			if !slices.Equal(a.partners, []string{"acme"}) || !a.from.Equal(since) || !a.to.Equal(e.clock.Now().UTC()) || a.trigger != "revert" {
+				t.Errorf("reconciliation = %+v, want acme (globex was in shadow) from %s to the revert at %s", a, since, e.clock.Now())
+			}
+		})
 	}
 }
 
