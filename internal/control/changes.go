@@ -344,9 +344,9 @@ func (s *Service) Approve(ctx context.Context, c Change, id string) (domain.Chan
 			}
 		}
 		var out domain.ChangeRequest
-		var moved bool
+		var news *domain.Notice
 		_, err = s.apply(ctx, c, func(cur *State, now time.Time) (plan, error) {
-			moved = false
+			news = nil
 			book := s.changes.Load()
 			stored, ok := book.get(id)
 			if !ok {
@@ -365,11 +365,11 @@ func (s *Service) Approve(ctx context.Context, c Change, id string) (domain.Chan
 				next, writes := putChanges(book, ch)
 				return plan{changes: next, writes: writes, records: []record{approve}}, nil
 			}
-			p, ended, err := completeChange(cur, book, now, c, ch, judged)
+			p, ended, n, err := completeChange(cur, book, now, c, ch, judged)
 			if err != nil {
 				return plan{}, err
 			}
-			out, moved = ended, ended.State == domain.ChangeApplied
+			out, news = ended, n
 			p.records = append([]record{approve}, p.records...)
 			return p, nil
 		})
@@ -382,7 +382,10 @@ func (s *Service) Approve(ctx context.Context, c Change, id string) (domain.Chan
 			return pre, err
 		}
 		if out.State != domain.ChangePending {
-			s.noticeEnded(out, moved)
+			s.log.Info("change request ended", "change", out.ID, "migration", out.Migration, "state", out.State, "failure", out.Failure)
+		}
+		if news != nil {
+			s.notice(*news)
 		}
 		return out, nil
 	}
@@ -390,8 +393,11 @@ func (s *Service) Approve(ctx context.Context, c Change, id string) (domain.Chan
 
 // completeChange is the plan of the approval that completes ch: its move,
 // or its failure. judged must be the gate report of the move as it is on
-// cur, else it returns errRejudge.
-func completeChange(cur *State, book *changeBook, now time.Time, c Change, ch domain.ChangeRequest, judged *changeJudgment) (plan, domain.ChangeRequest, error) {
+// cur, else it returns errRejudge. Its notice, to send once the plan
+// committed, is the move's advance or the gates' gate.refused, as the
+// same move asked directly would send (changeNotice); nil for a failure
+// that is not the gates'.
+func completeChange(cur *State, book *changeBook, now time.Time, c Change, ch domain.ChangeRequest, judged *changeJudgment) (plan, domain.ChangeRequest, *domain.Notice, error) {
 	end := domain.ChangeEnd{By: c.Actor, At: now, Reason: c.Reason}
 	mv, err := changeMoveOf(cur, ch)
 	if err == nil && ch.RequestedBy == AutopilotActor {
@@ -400,7 +406,7 @@ func completeChange(cur *State, book *changeBook, now time.Time, c Change, ch do
 	var report *gate.Report
 	if err == nil && mv.gated {
 		if judged == nil || !slices.Equal(judged.movers, mv.movers) {
-			return plan{}, ch, errRejudge
+			return plan{}, ch, nil, errRejudge
 		}
 		if !judged.report.Pass {
 			err, report = refused(judged.report), &judged.report
@@ -409,21 +415,32 @@ func completeChange(cur *State, book *changeBook, now time.Time, c Change, ch do
 	if err != nil {
 		failed := ch.End(domain.ChangeFailed, end)
 		failed.Failure = domain.SanitizeReason(domain.ErrorMessage(err))
+		var news *domain.Notice
 		if report != nil {
 			failed.Report = mustJSON(boundReport(*report))
+			d := GateRefusedDetail{Migration: ch.Migration, Cohort: ch.Cohort, Partners: partnerIDs(mv.movers), From: ch.From, To: ch.To,
+				Verdict: report.Verdict, Explanation: report.Explain(), Change: ch.ID}
+			news = changeNotice(ch, now, domain.NoticeGateRefused, d,
+				fmt.Sprintf("gates refused %s's move of %s in %s, approved in change %s: %s", ch.RequestedBy, ch.What(), ch.Migration, ch.ID, d.Explanation))
 		}
 		next, writes := putChanges(book, failed)
 		return plan{changes: next, writes: writes, records: []record{{action: "change.fail", target: ch.Target(),
-			after: map[string]any{"state": failed.State, "failure": failed.Failure}, actor: domain.ChangeActor, reason: failed.Failure}}}, failed, nil
+			after: map[string]any{"state": failed.State, "failure": failed.Failure}, actor: domain.ChangeActor, reason: failed.Failure}}}, failed, news, nil
 	}
 	var p plan
 	var result any
+	var d AdvanceDetail
 	switch ch.Kind {
 	case domain.ChangeAdvance:
-		p, result = advancePlan(cur, ch.Migration, mv.cohort, ch.Force, now)
+		var out AdvanceResult
+		p, out = advancePlan(cur, ch.Migration, mv.cohort, ch.Force, now)
+		result, d = out, AdvanceDetail{Cohort: out.Cohort, Partners: out.Partners, From: out.From, To: out.To}
 	default:
-		p, result = stagePlan(cur, ch.Migration, mv.from, ch.To, ch.Force, now)
+		var moved domain.PartnerStage
+		p, moved = stagePlan(cur, ch.Migration, mv.from, ch.To, ch.Force, now)
+		result, d = moved, AdvanceDetail{Partners: []string{moved.Partner}, From: mv.from.Stage, To: moved.Stage}
 	}
+	d.Migration, d.Forced, d.Change = ch.Migration, ch.Force, ch.ID
 	approvers := make([]string, len(ch.Approvals))
 	for i, a := range ch.Approvals {
 		approvers[i] = a.By
@@ -446,7 +463,21 @@ func completeChange(cur *State, book *changeBook, now time.Time, c Change, ch do
 		return writes(tx)
 	}
 	p.changes = next
-	return p, applied, nil
+	news := changeNotice(ch, now, domain.NoticeAdvance, d,
+		fmt.Sprintf("%s moved %s in %s, approved by %s in change %s%s", ch.RequestedBy, ch.What(), ch.Migration, strings.Join(approvers, ", "), ch.ID, reasonSuffix(ch.Reason)))
+	return p, applied, news, nil
+}
+
+// changeNotice is the notice of ch's move, made or refused at now: that
+// of the same move asked for directly by its requester (the actor the
+// move's audit entry names), with its target, and detail that names ch.
+func changeNotice(ch domain.ChangeRequest, now time.Time, event string, detail any, text string) *domain.Notice {
+	target := "migration/" + ch.Migration + "/cohort/" + ch.Cohort
+	if ch.Kind == domain.ChangeStage {
+		target = "migration/" + ch.Migration + "/partner/" + ch.Partner
+	}
+	return &domain.Notice{Event: event, At: now, Actor: ch.RequestedBy, Migration: ch.Migration, Target: target,
+		Reason: ch.Reason, Text: oneLine(text), Detail: detail}
 }
 
 // boundReport keeps the partners of r that did not pass, at most
@@ -460,24 +491,6 @@ func boundReport(r gate.Report) gate.Report {
 	}
 	r.Partners = kept
 	return r
-}
-
-// noticeEnded reports a change request that an approval ended: its move
-// made (advance), or refused (gate.refused when the gates refused).
-func (s *Service) noticeEnded(ch domain.ChangeRequest, moved bool) {
-	s.log.Info("change request ended", "change", ch.ID, "migration", ch.Migration, "state", ch.State, "failure", ch.Failure)
-	n := domain.Notice{Event: domain.NoticeAdvance, Actor: ch.RequestedBy, Migration: ch.Migration, Target: ch.Target(),
-		Reason: ch.Reason, Detail: ch,
-		Text: fmt.Sprintf("%s moved %s in %s, approved in change %s", ch.RequestedBy, ch.What(), ch.Migration, ch.ID)}
-	switch {
-	case moved:
-	case ch.Report != nil:
-		n.Event, n.Actor = domain.NoticeGateRefused, domain.ChangeActor
-		n.Text = fmt.Sprintf("change %s (%s in %s) was approved and failed: %s", ch.ID, ch.What(), ch.Migration, ch.Failure)
-	default:
-		return
-	}
-	s.notice(n)
 }
 
 // Reject ends pending change request id as rejected by c.Actor, with
@@ -514,9 +527,10 @@ func (s *Service) Reject(ctx context.Context, c Change, id string) (domain.Chang
 }
 
 // ExpireChanges stores as expired the pending change requests past their
-// expiry (at most 50 a call), audited as change.expire by switchback, and
-// returns how many. Reads show them expired already; this makes the store
-// say so, so that replicas and exports agree. serve runs it every 30 s.
+// expiry (at most expireAtOnce, 40, a call: the rest at the next),
+// audited as change.expire by switchback, and returns how many. Reads show
+// them expired already; this makes the store say so, so that replicas and
+// exports agree. serve runs it every 30 s.
 func (s *Service) ExpireChanges(ctx context.Context) (int, error) {
 	due := func(now time.Time) []domain.ChangeRequest {
 		var out []domain.ChangeRequest

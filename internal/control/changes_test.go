@@ -41,10 +41,16 @@ func (s *switchStats) StageCounts() control.ComparisonStats {
 // for two hours on good counts: its gates pass.
 func approvalsEnv(t *testing.T, required int) (*env, *switchStats, *notices) {
 	t.Helper()
+	return movesEnv(t, &domain.ApprovalPolicy{Required: required, Stages: []domain.Stage{domain.StageNew, domain.StageDone}})
+}
+
+// movesEnv is approvalsEnv with approvals policy pol: nil for none.
+func movesEnv(t *testing.T, pol *domain.ApprovalPolicy) (*env, *switchStats, *notices) {
+	t.Helper()
 	stats := &switchStats{}
 	e := newEnv(t, stats.StageCounts())
 	m := migration("m")
-	m.Approvals = &domain.ApprovalPolicy{Required: required, Stages: []domain.Stage{domain.StageNew, domain.StageDone}}
+	m.Approvals = pol
 	if _, _, err := e.svc.PutMigration(ctx, admin, m); err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,9 @@ type AdvanceDetail struct {
 	From      domain.Stage `json:"from"`
 	To        domain.Stage `json:"to"`
 	Forced    bool         `json:"forced"`
+	// Change is the change request whose approval made the move; empty
+	// for a move made when asked.
+	Change string `json:"change,omitempty"`
 }
 
 // GateRefusedDetail is the detail of a gate.refused notice: a forward
@@ -57,6 +60,9 @@ type GateRefusedDetail struct {
 	// Explanation is the report's Explain: what failed, or what data the
 	// gates wait for.
 	Explanation string `json:"explanation"`
+	// Change is the change request whose approval found the gates
+	// refusing; empty for a move refused when asked.
+	Change string `json:"change,omitempty"`
 }
 
 // listed names up to 10 ids for a notice's text, and how many more.
@@ -114,7 +120,7 @@ func (s *Service) noticeAdvance(c Change, key, cohort string, force bool, out Ad
 	target := "migration/" + key + "/cohort/" + cohort
 	if err == nil {
 		if out.Change != nil {
-			return // noticeFiled said change.pending; the advance, if approved, is noticeEnded's
+			return // noticeFiled said change.pending; the advance, if approved, is completeChange's
 		}
 		s.notice(domain.Notice{Event: domain.NoticeAdvance, Actor: c.Actor, Migration: key, Target: target, Reason: c.Reason,
 			Text:   oneLine(fmt.Sprintf("%s advanced cohort %s of %s from %s to %s (%s)%s", c.Actor, cohort, key, out.From, out.To, listed(out.Partners), reasonSuffix(c.Reason))),

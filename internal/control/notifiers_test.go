@@ -2,6 +2,7 @@ package control_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/switchbackhq/switchback/internal/boltstore/bolttest"
 	"github.com/switchbackhq/switchback/internal/control"
@@ -361,5 +363,85 @@ func TestRouterWatch(t *testing.T) {
 	}
 	if len(ids) != 2 {
 		t.Errorf("a second watch heard %v, want r1 and r2", ids)
+	}
+}
+
+// A move an approval makes, or finds refused by the gates, is noticed as
+// the same move asked for directly by the requester would be (docs/api.md,
+// "Events and their detail"): the event, actor, target and detail, with
+// the detail naming the change request besides. Only the notice's id, its
+// time and its text may differ.
+func TestNoticeOfApprovedMoveIsTheDirectMovesNotice(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		partner       bool // a partner's stage change, else the cohort's advance
+		refused       bool // the gates refuse at the approval
+		event, target string
+	}{
+		{"advance applied", false, false, domain.NoticeAdvance, "migration/m/cohort/wave-1"},
+		{"advance refused", false, true, domain.NoticeGateRefused, "migration/m/cohort/wave-1"},
+		{"stage applied", true, false, domain.NoticeAdvance, "migration/m/partner/a"},
+		{"stage refused", true, true, domain.NoticeGateRefused, "migration/m/partner/a"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			move := func(e *env) (*domain.ChangeRequest, error) {
+				if tc.partner {
+					res, err := e.svc.MoveStage(ctx, alice, "m", "a", domain.StageNew, false)
+					return res.Change, err
+				}
+				res, err := e.svc.Advance(ctx, alice, "m", "wave-1", false)
+				return res.Change, err
+			}
+
+			direct, dstats, dheard := movesEnv(t, nil)
+			dstats.bad.Store(tc.refused)
+			if ch, err := move(direct); ch != nil || (err != nil) != tc.refused {
+				t.Fatalf("the direct move = %+v, %v; want it made, or refused when the gates refuse", ch, err)
+			}
+			want := dheard.one(t)
+
+			approved, astats, aheard := approvalsEnv(t, 1)
+			ch, err := move(approved)
+			if err != nil || ch == nil {
+				t.Fatalf("the move = %+v, %v; want a change request", ch, err)
+			}
+			aheard.take() // change.pending
+			astats.bad.Store(tc.refused)
+			if _, err := approved.svc.Approve(ctx, bob, ch.ID); err != nil {
+				t.Fatal(err)
+			}
+			got := aheard.one(t)
+
+			switch d := want.Detail.(type) {
+			case control.AdvanceDetail:
+				d.Change = ch.ID
+				want.Detail = d
+			case control.GateRefusedDetail:
+				d.Change = ch.ID
+				want.Detail = d
+			default:
+				t.Fatalf("direct notice's detail is a %T", want.Detail)
+			}
+			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(domain.Notice{}, "ID", "At", "Text")); diff != "" {
+				t.Errorf("the approved move's notice differs from the direct move's (-direct +approved):\n%s", diff)
+			}
+			if got.Event != tc.event || got.Target != tc.target || got.Actor != "alice" {
+				t.Errorf("notice %s of %s by %s, want %s of %s by alice", got.Event, got.Target, got.Actor, tc.event, tc.target)
+			}
+			if !got.At.Equal(approved.clock.Now()) || !strings.Contains(got.Text, ch.ID) {
+				t.Errorf("notice at %s, text %q; want the approval's time and the change's id", got.At, got.Text)
+			}
+			raw, err := json.Marshal(got.Detail)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var detail map[string]any
+			if err := json.Unmarshal(raw, &detail); err != nil {
+				t.Fatal(err)
+			}
+			if detail["change"] != ch.ID || detail["partners"] == nil || detail["force"] != nil || detail["requestedBy"] != nil {
+				t.Errorf("detail on the wire = %s, want the move's detail naming change %s", raw, ch.ID)
+			}
+		})
 	}
 }

@@ -407,9 +407,11 @@ func allowedByContract(role, need string) bool {
 }
 
 func TestRolesByEndpoint(t *testing.T) {
-	f := newFixture(t)
+	// With a notifier, so that a test notification is sent, not refused.
+	f, _ := newNotifyFixture(t)
 	f.seed(t)
 	f.putCohort(t, "tickets", "first", 1, "acme", "globex")
+	f.must(t, http.StatusCreated, "admin", http.MethodPut, "/v1/notifications/ops", obj{"url": notifyURL, "events": []string{"revert"}, "secret": notifySecret}, nil)
 
 	endpoints := []struct {
 		name         string
@@ -445,6 +447,14 @@ func TestRolesByEndpoint(t *testing.T) {
 		{"changes get", http.MethodGet, "/v1/changes/chg_000000000000000000000000", nil, "viewer"},
 		{"changes approve", http.MethodPost, "/v1/changes/chg_000000000000000000000000/approve", obj{"reason": "table"}, "operator"},
 		{"changes reject", http.MethodPost, "/v1/changes/chg_000000000000000000000000/reject", obj{"reason": "table"}, "operator"},
+		{"autopilot status", http.MethodGet, mig + "/autopilot", nil, "viewer"},
+		{"autopilot pause", http.MethodPost, mig + "/autopilot/pause", obj{"reason": "table"}, "operator"},
+		{"autopilot resume", http.MethodPost, mig + "/autopilot/resume", obj{"reason": "table"}, "operator"},
+		{"notifications put", http.MethodPut, "/v1/notifications/ops", obj{"url": notifyURL, "events": []string{"revert", "resume"}, "secret": notifySecret}, "admin"},
+		{"notifications list", http.MethodGet, "/v1/notifications", nil, "admin"},
+		{"notifications get", http.MethodGet, "/v1/notifications/ops", nil, "admin"},
+		{"notifications test", http.MethodPost, "/v1/notifications/ops/test", obj{"reason": "table"}, "admin"},
+		{"notifications delete", http.MethodDelete, "/v1/notifications/no-such-target?reason=table", nil, "admin"},
 	}
 	callers := []string{"", "bad", "viewer", "operator", "admin", "router"}
 
@@ -1757,7 +1767,8 @@ func TestCohortAdvanceAllOrNothing(t *testing.T) {
 }
 
 func TestAuditRecordsEveryMutation(t *testing.T) {
-	f := newFixture(t)
+	// With a notifier, so that a test notification is sent (and audited).
+	f, _ := newNotifyFixture(t)
 	f.seed(t)
 	// A second admin, so that actors differ between steps.
 	var ops struct {
@@ -1792,6 +1803,18 @@ func TestAuditRecordsEveryMutation(t *testing.T) {
 		{"migration resume", "operator", http.MethodPost, mig + "/resume", obj{"reason": "r-resume"}, "r-resume", http.StatusOK, "tickets"},
 		{"global revert", "admin", http.MethodPost, "/v1/revert", obj{"reason": "r-revert-all"}, "r-revert-all", http.StatusOK, "migration"},
 		{"resume without a body", "operator", http.MethodPost, "/v1/migrations/billing/resume", nil, "", http.StatusOK, "billing"},
+		// After the reverts: a revert pauses an autopilot in its own write, with its own reason.
+		{"autopilot set", "admin", http.MethodPut, "/v1/migrations/billing", withField(withField(migrationBody("billing v2"), "autopilot",
+			obj{"enabled": true, "windows": []obj{{"days": []string{"mon"}, "from": "09:00", "to": "16:00", "timeZone": "UTC"}}}), "reason", "r-autopilot-set"),
+			"r-autopilot-set", http.StatusOK, "billing"},
+		{"autopilot pause", "operator", http.MethodPost, "/v1/migrations/billing/autopilot/pause", obj{"reason": "r-autopilot-pause"}, "r-autopilot-pause", http.StatusOK, "billing"},
+		{"autopilot resume", "ops-admin", http.MethodPost, "/v1/migrations/billing/autopilot/resume", obj{"reason": "r-autopilot-resume"}, "r-autopilot-resume", http.StatusOK, "billing"},
+		{"notification create", "admin", http.MethodPut, "/v1/notifications/ops", obj{"url": notifyURL, "events": []string{"revert"}, "secret": notifySecret, "reason": "r-notify-create"},
+			"r-notify-create", http.StatusCreated, "notification/ops"},
+		{"notification update", "ops-admin", http.MethodPut, "/v1/notifications/ops", obj{"events": []string{"revert", "advance"}, "reason": "r-notify-update"},
+			"r-notify-update", http.StatusOK, "notification/ops"},
+		{"notification test", "admin", http.MethodPost, "/v1/notifications/ops/test", obj{"reason": "r-notify-test"}, "r-notify-test", http.StatusAccepted, "notification/ops"},
+		{"notification delete", "ops-admin", http.MethodDelete, "/v1/notifications/ops?reason=r-notify-delete", nil, "r-notify-delete", http.StatusNoContent, "notification/ops"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
