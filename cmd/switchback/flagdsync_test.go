@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
+	"net"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,10 +16,14 @@ import (
 	flagdprovider "github.com/open-feature/go-sdk-contrib/providers/flagd/pkg"
 	"github.com/open-feature/go-sdk/openfeature"
 	"github.com/open-feature/go-sdk/openfeature/isolated"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/switchbackhq/switchback/flags"
+	"github.com/switchbackhq/switchback/internal/boltstore/bolttest"
+	"github.com/switchbackhq/switchback/internal/config"
+	"github.com/switchbackhq/switchback/internal/control"
 )
 
 var flagdSyncOn = regexp.MustCompile(`flagd sync \((\w+)\) on 127\.0\.0\.1:(\d+)`)
@@ -154,5 +161,69 @@ func TestServeFlagdSyncOverTLS(t *testing.T) {
 	}
 	if _, err := stream.Recv(); err == nil {
 		t.Errorf("the stream is still open after serve stopped")
+	}
+}
+
+// The flagd sync service answers anyone who reaches it with partner ids
+// and stages: an address with no host listens on loopback only, every
+// interface must be named, and then, without TLS, serve warns.
+func TestFlagdSyncListensOnLoopbackUnlessTold(t *testing.T) {
+	ctx := context.Background()
+	svc, err := control.New(ctx, bolttest.Open(t), control.Options{Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, _ := selfSigned(t, t.TempDir())
+	announced := regexp.MustCompile(`flagd sync \((\w+)\) on (\S+)\n`)
+	for _, tt := range []struct {
+		name, addr, cert, key string
+		loopback, wantWarning bool
+	}{
+		{"no host", ":0", "", "", true, false},
+		{"loopback named", "127.0.0.1:0", "", "", true, false},
+		{"every interface, plaintext", "0.0.0.0:0", "", "", false, true},
+		{"every interface, TLS", "0.0.0.0:0", certFile, keyFile, false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs, stdout syncBuffer
+			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			cfg := config.Serve{FlagdSync: tt.addr, FlagdSyncTLSCert: tt.cert, FlagdSyncTLSKey: tt.key}
+			stop, err := startFlagdSync(ctx, cfg, svc, prometheus.NewRegistry(), log, &stdout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+			m := announced.FindStringSubmatch(stdout.String())
+			if m == nil {
+				t.Fatalf("no announcement of the flagd sync service: %q", stdout.String())
+			}
+			host, port, err := net.SplitHostPort(m[2])
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Go binds 0.0.0.0 dual-stack, announced as [::].
+			if ip := net.ParseIP(host); tt.loopback && !ip.Equal(net.IPv4(127, 0, 0, 1)) || !tt.loopback && !ip.IsUnspecified() {
+				t.Errorf("listening on %s, want loopback %v", m[2], tt.loopback)
+			}
+			warned := strings.Contains(logs.String(), "listens beyond loopback without TLS")
+			if warned != tt.wantWarning {
+				t.Errorf("warned = %v, want %v; log: %q", warned, tt.wantWarning, logs.String())
+			}
+			if !tt.loopback {
+				return
+			}
+			// Loopback only: this host's other addresses refuse the port.
+			addrs, _ := net.InterfaceAddrs()
+			for _, a := range addrs {
+				ipn, ok := a.(*net.IPNet)
+				if !ok || ipn.IP.IsLoopback() || ipn.IP.IsLinkLocalUnicast() {
+					continue
+				}
+				if c, err := net.Dial("tcp", net.JoinHostPort(ipn.IP.String(), port)); err == nil {
+					c.Close()
+					t.Errorf("the flagd sync service on %s answers on %s too", m[2], ipn.IP)
+				}
+			}
+		})
 	}
 }

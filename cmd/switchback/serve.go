@@ -70,7 +70,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate (chain) file: serve HTTPS ($SWITCHBACK_TLS_CERT)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key file for --tls-cert ($SWITCHBACK_TLS_KEY)")
 	fs.StringVar(&cfg.FlagdSync, "flagd-sync", cfg.FlagdSync,
-		"host:port of the flagd sync service for flagd's in-process providers, such as 127.0.0.1:8015; none when empty ($SWITCHBACK_FLAGD_SYNC)")
+		"host:port of the flagd sync service for flagd's in-process providers, such as 127.0.0.1:8015; no host means loopback, 0.0.0.0:PORT every interface; none when empty ($SWITCHBACK_FLAGD_SYNC)")
 	fs.StringVar(&cfg.FlagdSyncTLSCert, "flagd-sync-tls-cert", cfg.FlagdSyncTLSCert, "PEM certificate (chain) file: the flagd sync service speaks TLS ($SWITCHBACK_FLAGD_SYNC_TLS_CERT)")
 	fs.StringVar(&cfg.FlagdSyncTLSKey, "flagd-sync-tls-key", cfg.FlagdSyncTLSKey, "PEM private key file for --flagd-sync-tls-cert ($SWITCHBACK_FLAGD_SYNC_TLS_KEY)")
 	proxies := fs.String("trusted-proxies", strings.Join(cfg.TrustedProxies, ","),
@@ -110,9 +110,12 @@ $SWITCHBACK_ETCD_PASSWORD. See the README, "Run it highly available".
 With --flagd-sync ADDR, serve also serves flagd's sync protocol
 (flagd.sync.v1.FlagSyncService, gRPC) on ADDR, for flagd's providers in
 in-process mode in any language: each migration KEY as the flags KEY and
-KEY:shadow. It asks for no token and exposes partner ids and stages: keep
-ADDR on loopback (127.0.0.1:8015), or use --flagd-sync-tls-cert and
---flagd-sync-tls-key. See the README, "Routers in other languages".
+KEY:shadow. It asks for no token and exposes partner ids and stages, so
+ADDR with no host (:8015) listens on loopback (127.0.0.1:8015) only; every
+interface must be named (0.0.0.0:8015 or [::]:8015), and without
+--flagd-sync-tls-cert and --flagd-sync-tls-key serve then logs a warning
+that anyone who reaches it reads them. See the README, "Routers in other
+languages".
 
 The session cookie of the web UI is Secure on HTTPS requests: with
 --tls-cert and --tls-key, or behind a proxy in --trusted-proxies that sends
@@ -338,9 +341,10 @@ func startFlagdSync(ctx context.Context, cfg config.Serve, svc *control.Service,
 			return nil, fmt.Errorf("--flagd-sync-tls-cert/--flagd-sync-tls-key: %w", err)
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.FlagdSync)
+	addr := flagdSyncAddr(cfg.FlagdSync)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--flagd-sync: listen on %s: %w", cfg.FlagdSync, err)
+		return nil, fmt.Errorf("--flagd-sync: listen on %s: %w", addr, err)
 	}
 	tcp, _ := ln.Addr().(*net.TCPAddr)
 	if tlsConfig == nil && (tcp == nil || !tcp.IP.IsLoopback()) {
@@ -363,6 +367,19 @@ func startFlagdSync(ctx context.Context, cfg config.Serve, svc *control.Service,
 	}()
 	var once sync.Once
 	return func() { once.Do(func() { cancel(); <-done }) }, nil
+}
+
+// flagdSyncAddr is the address the flagd sync service listens on: an
+// empty host (":8015") means loopback, not every interface as Go would
+// read it, because the service answers anyone it can reach with partner
+// ids and stages and asks for no token. Every interface must be asked
+// for by name (0.0.0.0:8015, [::]:8015).
+func flagdSyncAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host != "" {
+		return addr
+	}
+	return net.JoinHostPort("127.0.0.1", port)
 }
 
 // partnerOf gives the reconciliations a partner as the control service

@@ -52,8 +52,10 @@ type Serve struct {
 	EtcdUsername, EtcdPassword string
 	// FlagdSync is the host:port of the flagd sync service (package
 	// flagdsync) for flagd's in-process providers; "" serves none. It
-	// exposes partner ids and stages without authentication: loopback,
-	// or TLS with FlagdSyncTLSCert and FlagdSyncTLSKey (PEM files).
+	// exposes partner ids and stages without authentication: an empty
+	// host means loopback (serve binds 127.0.0.1), every interface must be
+	// named (0.0.0.0:PORT), and beyond loopback it wants TLS with
+	// FlagdSyncTLSCert and FlagdSyncTLSKey (PEM files).
 	FlagdSync                         string
 	FlagdSyncTLSCert, FlagdSyncTLSKey string
 	// SecretsKeyFile holds the keys that seal partners' webhook secrets

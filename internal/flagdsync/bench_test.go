@@ -2,6 +2,7 @@ package flagdsync_test
 
 import (
 	"runtime"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -39,9 +40,10 @@ func benchEnv(b *testing.B) *env {
 // reverts and are measured the same way (to new), reported apart
 // ("resume-"). Everything shares the machine: the control service, the
 // sync service and the 100 providers, each decoding and validating every
-// configuration; the heap is collected between rounds, untimed.
+// configuration; one revert and one resume warm up untimed, and the heap
+// is collected between rounds, untimed.
 //
-//	go test -run '^$' -bench RevertToFlagdProviders -benchtime 20x ./internal/flagdsync/
+//	go test -run '^$' -bench RevertToFlagdProviders -benchtime 40x -count 3 ./internal/flagdsync/
 //
 // It reports the p50, p99 and maximum of the providers' arrivals over the
 // reverts, of the last provider's arrival in each ("all-"), and of the
@@ -87,41 +89,48 @@ func BenchmarkRevertToFlagdProviders(b *testing.B) {
 			}
 		}()
 	}
-	var each, all, resumed, calls []time.Duration
-	b.ResetTimer()
-	for round := 0; b.Loop(); round++ {
-		want, flip := "legacy", e.svc.Revert
-		if round%2 == 1 {
-			want, flip = "new", e.svc.Resume
+	// flip reverts (or resumes) and returns, once all the providers have
+	// answered, each one's arrival after the start and the call's own time.
+	flip := func(round int, revert bool) (arrivedAfter []time.Duration, call time.Duration) {
+		want, change := "legacy", e.svc.Revert
+		if !revert {
+			want, change = "new", e.svc.Resume
 		}
 		start := time.Now()
-		if _, err := flip(ctx, admin, "m"); err != nil {
+		if _, err := change(ctx, admin, "m"); err != nil {
 			b.Fatal(err)
 		}
-		if want == "legacy" {
-			calls = append(calls, time.Since(start))
-		}
-		var last time.Duration
-		for got := 0; got < providers; {
+		call = time.Since(start)
+		for len(arrivedAfter) < providers {
 			select {
 			case a := <-arrivals:
 				if a.value != want || a.at.Before(start) {
 					continue
 				}
-				d := a.at.Sub(start)
-				if want == "legacy" {
-					each = append(each, d)
-				} else {
-					resumed = append(resumed, d)
-				}
-				last = max(last, d)
-				got++
+				arrivedAfter = append(arrivedAfter, a.at.Sub(start))
 			case <-time.After(10 * time.Second):
-				b.Fatalf("round %d: %d of %d providers answered %s within 10 s", round, got, providers, want)
+				b.Fatalf("round %d: %d of %d providers answered %s within 10 s", round, len(arrivedAfter), providers, want)
 			}
 		}
-		if want == "legacy" {
-			all = append(all, last)
+		return arrivedAfter, call
+	}
+	// One revert and one resume untimed first, so that a run measures
+	// reverts in a running installation, not the first ones after 100
+	// providers connected.
+	flip(-2, true)
+	flip(-1, false)
+	runtime.GC()
+	var each, all, resumed, calls []time.Duration
+	b.ResetTimer()
+	for round := 0; b.Loop(); round++ {
+		revert := round%2 == 0
+		arrived, call := flip(round, revert)
+		if revert {
+			each = append(each, arrived...)
+			all = append(all, slices.Max(arrived))
+			calls = append(calls, call)
+		} else {
+			resumed = append(resumed, arrived...)
 		}
 		// The 100 providers share this process's heap: let a round's
 		// garbage (a resume's is ~1.5 MB per provider) be collected

@@ -1,6 +1,7 @@
 package flagdsync_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync"
 	"testing"
@@ -18,6 +21,7 @@ import (
 	flagdprovider "github.com/open-feature/go-sdk-contrib/providers/flagd/pkg"
 	"github.com/open-feature/go-sdk/openfeature"
 	"github.com/open-feature/go-sdk/openfeature/isolated"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -32,6 +36,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/flagd"
 	"github.com/switchbackhq/switchback/internal/flagd/flagdtest"
 	"github.com/switchbackhq/switchback/internal/flagdsync"
+	"github.com/switchbackhq/switchback/internal/httpapi"
 )
 
 var (
@@ -180,7 +185,8 @@ func (e *env) eventually(t testing.TB, c *openfeature.Client, key string, partne
 
 // flagd's provider answers every partner of 1,000, at random stages, and
 // of a reverted migration as Evaluate (/v1/evaluate, the flags provider)
-// does, for KEY and KEY:shadow.
+// does, for KEY and KEY:shadow; a random 50 of them also as POST
+// /v1/evaluate over HTTP and the flags provider answer.
 func TestProviderAnswersAsEvaluate(t *testing.T) {
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
@@ -228,6 +234,90 @@ func TestProviderAnswersAsEvaluate(t *testing.T) {
 			t.Errorf("no partner answered %+v: the property checked too little", a)
 		}
 	}
+
+	// A sample, through what routers actually call: POST /v1/evaluate
+	// over HTTP and the public flags provider on the snapshot stream, so
+	// that Evaluate above is known to be what they answer.
+	api := httpapi.New(e.svc, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	hs := httptest.NewServer(api)
+	t.Cleanup(func() { api.Close(); hs.Close() })
+	_, viewer, err := e.svc.CreateToken(ctx, admin, "viewer", domain.RoleViewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl, err := flags.NewProvider(flags.Options{URL: hs.URL, Token: viewer, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagsAPI := isolated.NewAPI()
+	if err := flagsAPI.SetProviderAndWait(ctx, fl); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { flagsAPI.Shutdown(ctx) })
+	flagsClient := flagsAPI.NewClient()
+	sample := []string{"unknown"}
+	for _, i := range rng.Perm(len(partners))[:50] {
+		sample = append(sample, partners[i])
+	}
+	for _, key := range []string{"tickets", "billing"} {
+		for _, p := range sample {
+			got := flagdAnswer(c, key, p)
+			if viaHTTP := evaluateOverHTTP(t, hs.URL, viewer, key, p); got != viaHTTP {
+				t.Errorf("%s for %q: flagd answers %+v, POST /v1/evaluate %+v", key, p, got, viaHTTP)
+			}
+			if viaFlags := flagsAnswer(flagsClient, key, p); got != viaFlags {
+				t.Errorf("%s for %q: flagd answers %+v, the flags provider %+v", key, p, got, viaFlags)
+			}
+		}
+	}
+}
+
+// evaluateOverHTTP asks POST /v1/evaluate for the partner's answer.
+func evaluateOverHTTP(t *testing.T, base, token, key, partner string) answer {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"flag": key, "context": map[string]any{"targetingKey": partner}})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/evaluate", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /v1/evaluate %s for %q = %d: %s", key, partner, resp.StatusCode, data)
+	}
+	var e struct {
+		Value    string `json:"value"`
+		Metadata struct {
+			Shadow string `json:"shadow"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(data, &e); err != nil {
+		t.Fatalf("POST /v1/evaluate: %v: %s", err, data)
+	}
+	return answer{e.Value, noShadow(e.Metadata.Shadow)}
+}
+
+// flagsAnswer is the flags provider's answer: KEY's value, and the
+// pipeline to dry-run from its metadata.
+func flagsAnswer(c *openfeature.Client, key, partner string) answer {
+	d, _ := c.StringValueDetails(ctx, key, "code-default", openfeature.NewEvaluationContext(partner, nil))
+	s, _ := d.FlagMetadata.GetString("shadow")
+	return answer{d.Value, noShadow(s)}
+}
+
+// noShadow spells "no dry-run" as KEY:shadow does: Evaluate's metadata
+// leaves shadow out.
+func noShadow(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // A revert, a resume, an advance and a new partner reach a connected
