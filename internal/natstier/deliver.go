@@ -15,11 +15,6 @@ import (
 	"github.com/switchbackhq/switchback/internal/journal"
 )
 
-// Take is handed a batch of the tier's events, in the order of their
-// shards' messages, and returns once the router's journal holds them; an
-// error hands them out again (to this router, while it holds the shard).
-type Take func(ctx context.Context, events []journal.Event) error
-
 // Outcome is what the tier's outcome bucket holds of an event, under its
 // id: its terminal state and who reached it.
 type Outcome struct {
@@ -47,9 +42,12 @@ type heldMsg struct {
 const maxBatch = 512
 
 // Run pulls the shards JetStream pins to this router and hands their
-// events to take, until ctx ends. Release, once the router has written
-// the outcomes it could, hands back what it still holds.
-func (t *Tier) Run(ctx context.Context, take Take) error {
+// events to take, until ctx ends: a batch at a time, in the order of each
+// shard's messages. take returns once the router's journal holds them; an
+// error hands them out again (to this router, while it holds the shard).
+// Release, once the router has written the outcomes it could, hands back
+// what it still holds.
+func (t *Tier) Run(ctx context.Context, take func(context.Context, []journal.Event) error) error {
 	in := make(chan jetstream.Msg, maxBatch)
 	var consuming []jetstream.ConsumeContext
 	defer func() {
@@ -110,7 +108,7 @@ func (t *Tier) Run(ctx context.Context, take Take) error {
 // rest and gives them to take. The first message of a shard this router
 // did not hold a moment ago is preceded by what the shard's last router
 // left (takeOver).
-func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take Take) {
+func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(context.Context, []journal.Event) error) {
 	events := make([]journal.Event, 0, len(batch))
 	held := make([]heldMsg, 0, len(batch))
 	index := map[string]int{} // event id → its place in events, for those takeOver read
@@ -220,34 +218,73 @@ func (t *Tier) takeOver(ctx context.Context, shard int) ([]journal.Event, []held
 		t.log.Warn("reading a shard's unacknowledged messages on taking it over", "shard", shard, "err", err)
 		return nil, nil
 	}
+	// Fetched in batches of what is there, not a request per message: a
+	// takeover holds up the router's other shards while it reads.
 	var events []journal.Event
 	var held []heldMsg
-	for {
-		m, err := oc.Next(jetstream.FetchMaxWait(2 * time.Second))
+	for past := false; !past; {
+		batch, err := oc.FetchNoWait(256)
 		if err != nil {
-			break
+			t.log.Warn("reading a shard's unacknowledged messages on taking it over", "shard", shard, "err", err)
+			return nil, nil
 		}
-		md, err := m.Metadata()
-		if err != nil || md.Sequence.Stream > to {
-			break
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			if md.Sequence.Stream >= to {
+				past = true
+			}
+			if md.Sequence.Stream > to {
+				continue
+			}
+			var ev journal.Event
+			if json.Unmarshal(m.Data(), &ev) != nil || ev.ID == "" {
+				continue // terminated when the consumer hands it out
+			}
+			ev.Seq, ev.State = 0, ""
+			events = append(events, ev)
+			held = append(held, heldMsg{seq: md.Sequence.Stream, since: time.Now()})
 		}
-		var ev journal.Event
-		if json.Unmarshal(m.Data(), &ev) != nil || ev.ID == "" {
-			continue // terminated when the consumer hands it out
-		}
-		if _, err := t.outcomes.Get(ctx, ev.ID); err == nil {
-			continue // applied; the consumer's copy is acknowledged then
-		}
-		ev.Seq, ev.State = 0, ""
-		events = append(events, ev)
-		held = append(held, heldMsg{seq: md.Sequence.Stream, since: time.Now()})
-		if md.Sequence.Stream == to {
+		if n == 0 {
 			break
 		}
 	}
+	// Those the last router applied and recorded, but did not get to
+	// acknowledge, are not delivered again.
+	done := t.recorded(ctx, events)
+	keep := 0
+	for i, ev := range events {
+		if !done[i] {
+			events[keep], held[keep] = ev, held[i]
+			keep++
+		}
+	}
+	events, held = events[:keep], held[:keep]
 	t.metrics.takeOvers.Inc()
 	t.log.Info("took over a shard", "shard", shard, "unacknowledged", len(events), "from", from, "to", to)
 	return events, held
+}
+
+// recorded tells, for each event, whether the outcome bucket holds its
+// outcome, asking for up to 32 at a time.
+func (t *Tier) recorded(ctx context.Context, events []journal.Event) []bool {
+	done := make([]bool, len(events))
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for i, ev := range events {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_, err := t.outcomes.Get(ctx, ev.ID)
+			done[i] = err == nil
+		})
+	}
+	wg.Wait()
+	return done
 }
 
 // shardOf reads a shard's number from its consumer's name.

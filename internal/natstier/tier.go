@@ -271,9 +271,15 @@ func (t *Tier) provision(ctx context.Context) error {
 	return nil
 }
 
-// Close drains the connection: acknowledgements sent are flushed.
+// Close closes the connection once the acknowledgements sent have
+// reached the server.
 func (t *Tier) Close() error {
-	return t.nc.Drain()
+	err := t.nc.FlushTimeout(2 * time.Second)
+	t.nc.Close()
+	if errors.Is(err, nats.ErrConnectionClosed) {
+		return nil
+	}
+	return err
 }
 
 // Shards is the number of shards the stream was created with.
