@@ -102,6 +102,22 @@ func (c *Cluster) Stop(i int) {
 	c.Nodes[i].WaitForShutdown()
 }
 
+// StreamLeader returns the index of the node that leads stream.
+func (c *Cluster) StreamLeader(t testing.TB, stream string) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for i, s := range c.Nodes {
+			if s.Running() && s.JetStreamIsStreamLeader("$G", stream) {
+				return i
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no node leads the stream %s", stream)
+	return -1
+}
+
 func freePorts(t testing.TB, n int) []int {
 	var ports []int
 	var ls []net.Listener

@@ -2,11 +2,13 @@ package natstier_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/journal"
 	"github.com/switchbackhq/switchback/internal/natstest"
 	"github.com/switchbackhq/switchback/internal/natstier"
@@ -151,4 +153,81 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// A NATS node stopped during a burst, the stream's leader: publishing
+// goes on (or is refused with a Retry-After, never acknowledged and then
+// lost), and every event acknowledged is handed to a router.
+func TestNodeStoppedDuringBurstLosesNothingAcknowledged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a three-node cluster")
+	}
+	cluster := natstest.Start(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr, err := natstier.Open(ctx, natstier.Options{URLs: cluster.URLs(), Name: "a", Replicas: 3, Shards: 4,
+		AckWait: 500 * time.Millisecond, PinnedTTL: 800 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	refused := 0
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ev := event("acme", w, n)
+				res, err := tr.Publish(context.Background(), []journal.Event{ev})
+				mu.Lock()
+				if err != nil {
+					var de *domain.Error
+					if !errors.As(err, &de) || de.RetryAfter <= 0 {
+						t.Errorf("a refusal without a Retry-After: %v", err)
+					}
+					refused++
+				} else {
+					acked[res[0].ID] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(time.Second)
+	leader := cluster.StreamLeader(t, natstier.DefaultStream)
+	cluster.Stop(leader)
+	t.Logf("stopped node %d, the stream's leader", leader+1)
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	t.Logf("%d acknowledged, %d refused with a Retry-After", len(acked), refused)
+	mu.Unlock()
+
+	k := &taker{tier: tr, apply: func(journal.Event) bool { return true }}
+	rctx, rstop := context.WithCancel(context.Background())
+	defer rstop()
+	go tr.Run(rctx, k.take)
+	waitFor(t, func() bool {
+		seen := map[string]bool{}
+		for _, ev := range k.events() {
+			seen[ev.ID] = true
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for id := range acked {
+			if !seen[id] {
+				return false
+			}
+		}
+		return true
+	})
 }
