@@ -6,12 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +25,7 @@ import (
 	"github.com/switchbackhq/switchback/internal/httpserve"
 	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/natstier"
 )
 
 // journalFile is the journal's name in a router's data directory.
@@ -56,6 +59,15 @@ func runIngress(ctx context.Context, args []string, getenv func(string) string, 
 	return serveIngress(ctx, cfg, stdout, stderr)
 }
 
+// openTier connects to the tier's NATS servers, waiting up to a minute
+// for a cluster that is still electing its leaders.
+func openTier(ctx context.Context, urls string, cfg config.Ingress, reg prometheus.Registerer, log *slog.Logger) (*natstier.Tier, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return natstier.Open(ctx, natstier.Options{URLs: urls, Name: cfg.RouterID, Replicas: cfg.JournalReplicas,
+		MaxAge: cfg.Retention, Registry: reg, Logger: log.With("component", "tier", "router", cfg.RouterID)})
+}
+
 // ingressGCPercent is the router process's GOGC unless the environment sets one.
 const ingressGCPercent = 400
 
@@ -85,6 +97,8 @@ func parseIngressConfig(args []string, cfg config.Ingress, getenv func(string) s
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level ($SWITCHBACK_LOG_LEVEL)")
 	fs.BoolVar(&cfg.Init, "init", cfg.Init, "start even if journal.db is empty or missing while snapshot.json shows the router ran ($SWITCHBACK_INIT)")
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "longest time to read a request; a body still incomplete gets 408 ($SWITCHBACK_READ_TIMEOUT)")
+	fs.StringVar(&cfg.Journal, "journal", cfg.Journal, "where webhooks are made durable before the 202: bbolt (journal.db in --data), or nats://HOST:PORT[,nats://HOST:PORT...] for the NATS JetStream stream shared by a tier of routers ($SWITCHBACK_JOURNAL)")
+	fs.IntVar(&cfg.JournalReplicas, "journal-replicas", cfg.JournalReplicas, "replicas of the NATS stream and outcome bucket when this router creates them; 0 is 3 ($SWITCHBACK_JOURNAL_REPLICAS)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: switchback ingress --control URL[,URL...] [flags]
 
@@ -104,6 +118,13 @@ sends its reports and replay polls to the one that last answered; when a
 replica fails it moves to the next, round robin, and resumes from the
 snapshot version it holds: it never goes back to an older one. A report a
 replica failed to take goes to the next; its counts stay owed until one does.
+
+--journal nats://… makes the router one of a tier that shares a NATS JetStream
+stream (docs/api.md, "Many routers"): a webhook is answered 202 once the
+stream holds it on a quorum of its replicas, a delivery resent to another
+router is a duplicate, and each entity's events are delivered by one router
+at a time, in order; journal.db in --data is then the router's working set.
+A router that dies hands its shards to the others after about 15 s.
 
 Each flag may be set in the environment instead, as SWITCHBACK_ and its name
 in capitals with underscores; a flag wins over its variable.
@@ -151,6 +172,12 @@ func serveIngress(ctx context.Context, cfg config.Ingress, stdout, stderr io.Wri
 	j, err := openJournal(cfg.Data)
 	if err != nil {
 		return err
+	}
+	if urls := cfg.TierURLs(); urls != "" {
+		if cfg.Config.Tier, err = openTier(ctx, urls, cfg, reg, log); err != nil {
+			j.Close()
+			return err
+		}
 	}
 	in, err := ingress.NewProcess(cfg.Config, j, reg, log)
 	if err != nil {

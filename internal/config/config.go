@@ -197,6 +197,22 @@ type Ingress struct {
 	ReadTimeout time.Duration
 	// Init allows starting with an empty journal next to a snapshot.json.
 	Init bool
+	// Journal is where webhooks are made durable before the 202: "" (or
+	// "bbolt") for the journal in Data alone, or nats://HOST:PORT[,…] for
+	// the NATS JetStream stream a tier of routers shares (natstier).
+	Journal string
+	// JournalReplicas are the replicas of the stream and its outcome
+	// bucket when this router creates them. Default 3.
+	JournalReplicas int
+}
+
+// TierURLs returns the NATS servers of Journal, or "" for the bbolt
+// journal alone.
+func (c Ingress) TierURLs() string {
+	if c.Journal == "" || c.Journal == "bbolt" {
+		return ""
+	}
+	return c.Journal
 }
 
 // DefaultIngress returns the defaults of "switchback ingress" on the host
@@ -216,7 +232,7 @@ func (c *Ingress) FromEnv(getenv func(string) string) error {
 	for name, dst := range map[string]*string{
 		"SWITCHBACK_TOKEN": &c.Token, "SWITCHBACK_DATA": &c.Data,
 		"SWITCHBACK_ADDR": &c.Addr, "SWITCHBACK_ROUTER_ID": &c.RouterID, "SWITCHBACK_MIGRATION": &c.Migration,
-		"SWITCHBACK_LOG_FORMAT": &c.LogFormat, "SWITCHBACK_LOG_LEVEL": &c.LogLevel,
+		"SWITCHBACK_LOG_FORMAT": &c.LogFormat, "SWITCHBACK_LOG_LEVEL": &c.LogLevel, "SWITCHBACK_JOURNAL": &c.Journal,
 	} {
 		if v := getenv(name); v != "" {
 			*dst = v
@@ -247,7 +263,8 @@ func (c *Ingress) FromEnv(getenv func(string) string) error {
 		}
 		c.BodyLimit = n
 	}
-	for name, dst := range map[string]*int{"SWITCHBACK_WORKERS": &c.Workers, "SWITCHBACK_PARTNER_BACKLOG": &c.PartnerBacklog} {
+	for name, dst := range map[string]*int{"SWITCHBACK_WORKERS": &c.Workers, "SWITCHBACK_PARTNER_BACKLOG": &c.PartnerBacklog,
+		"SWITCHBACK_JOURNAL_REPLICAS": &c.JournalReplicas} {
 		if v := getenv(name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil {
@@ -293,7 +310,27 @@ func (c Ingress) Validate() error {
 	if c.ReadTimeout <= 0 {
 		return errors.New("--read-timeout must be positive")
 	}
+	if err := CheckJournal(c.Journal); err != nil {
+		return err
+	}
+	if c.JournalReplicas < 0 || c.JournalReplicas > 5 {
+		return errors.New("--journal-replicas must be between 1 and 5 (JetStream's limit), or 0 for 3")
+	}
 	return c.Config.Validate()
+}
+
+// CheckJournal checks a --journal: "", bbolt, or NATS server URLs.
+func CheckJournal(j string) error {
+	if j == "" || j == "bbolt" {
+		return nil
+	}
+	for u := range strings.SplitSeq(j, ",") {
+		scheme, hostport, ok := strings.Cut(strings.TrimSpace(u), "://")
+		if !ok || (scheme != "nats" && scheme != "tls") || hostport == "" {
+			return fmt.Errorf("--journal: %q is neither bbolt nor nats://HOST:PORT[,nats://HOST:PORT…] (tls:// for TLS)", j)
+		}
+	}
+	return nil
 }
 
 // CheckLog checks the --log-format and --log-level of a process.

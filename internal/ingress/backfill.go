@@ -41,23 +41,23 @@ func (rt *Router) Backfill(ctx context.Context, events []journal.Event) ([]journ
 	for i := range events {
 		events[i].Backfill = true
 	}
-	res, err := rt.opts.Journal.Append(ctx, events)
+	res, err := rt.journalEvents(ctx, events)
+	var de *domain.Error
 	switch {
+	case errors.As(err, &de):
+		return nil, de
 	case errors.Is(err, journal.ErrBusy):
 		return nil, &domain.Error{Code: domain.CodeJournalBusy, RetryAfter: time.Second,
 			Message: "the router's journal is busy: retry", Err: err}
 	case err != nil:
 		return nil, &domain.Error{Code: domain.CodeInternal, Message: "the router could not journal the backfill", Err: err}
 	}
-	for i, a := range res {
+	for _, a := range res {
 		if a.Duplicate {
 			rt.metrics.events.WithLabelValues("duplicate").Inc()
-			continue
+		} else {
+			rt.metrics.events.WithLabelValues("journaled").Inc()
 		}
-		rt.metrics.events.WithLabelValues("journaled").Inc()
-		ev := events[i]
-		ev.Seq, ev.ID, ev.State = a.Seq, a.ID, journal.StateJournaled
-		rt.submit(ev)
 	}
 	return res, nil
 }

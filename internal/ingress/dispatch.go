@@ -378,6 +378,9 @@ func (rt *Router) finish(ev journal.Event, out journal.Outcome) {
 			return
 		}
 		rt.metrics.events.WithLabelValues(string(out.State)).Inc()
+		if rt.opts.Tier != nil {
+			rt.opts.Tier.Done(ev, out)
+		}
 	})
 	if err != nil {
 		rt.recording.Done()

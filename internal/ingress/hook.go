@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -115,12 +116,16 @@ func (rt *Router) hook(w http.ResponseWriter, r *http.Request) {
 		events[i] = journal.Event{Partner: id, PSA: kind, Type: e.EntityType, SourceType: e.SourceType, Action: e.Action,
 			EntityID: e.EntityID, DeliveryID: e.DeliveryID, ReceivedAt: now, EntityUpdatedAt: e.UpdatedAt, Headers: headers, Payload: e.Payload}
 	}
-	res, err := rt.opts.Journal.Append(r.Context(), events)
+	res, err := rt.journalEvents(r.Context(), events)
 	if err != nil {
 		rt.metrics.webhooks.WithLabelValues(kind, "busy").Inc()
 		rt.log.Warn("journal refused a delivery", "partner", id, "err", err)
-		httperr.Write(w, &domain.Error{Code: domain.CodeJournalBusy, RetryAfter: time.Second,
-			Message: "the router cannot journal this delivery now: retry"})
+		var de *domain.Error
+		if !errors.As(err, &de) {
+			de = &domain.Error{Code: domain.CodeJournalBusy, RetryAfter: time.Second,
+				Message: "the router cannot journal this delivery now: retry"}
+		}
+		httperr.Write(w, de)
 		return
 	}
 	rt.metrics.ackLatency.Observe(time.Since(start).Seconds())
@@ -140,19 +145,33 @@ func (rt *Router) hook(w http.ResponseWriter, r *http.Request) {
 		outcome = "duplicate"
 	}
 	rt.metrics.webhooks.WithLabelValues(kind, outcome).Inc()
-	// Hand the new events to delivery; this never blocks. If the process
-	// dies now, they are pending in the journal and resumed at start.
-	for i, a := range res {
-		if a.Duplicate {
-			continue
-		}
-		ev := events[i]
-		ev.Seq, ev.ID, ev.State = a.Seq, a.ID, journal.StateJournaled
-		rt.submit(ev)
-	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	json.NewEncoder(w).Encode(ans)
+}
+
+// journalEvents makes events durable and has the new ones delivered: in
+// the router's journal, handed to delivery at once (this never blocks; if
+// the process dies now, they are pending in the journal and resumed at
+// start), or in the tier's journal, whose routers are handed them
+// (takeFromTier). Errors from the tier are *domain.Error; the journal's
+// are its own.
+func (rt *Router) journalEvents(ctx context.Context, events []journal.Event) ([]journal.Appended, error) {
+	if rt.opts.Tier != nil {
+		return rt.opts.Tier.Publish(ctx, events)
+	}
+	res, err := rt.opts.Journal.Append(ctx, events)
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range res {
+		if !a.Duplicate {
+			ev := events[i]
+			ev.Seq, ev.ID, ev.State = a.Seq, a.ID, journal.StateJournaled
+			rt.submit(ev)
+		}
+	}
+	return res, nil
 }
 
 // readBody is io.ReadAll with room for the declared length made at once

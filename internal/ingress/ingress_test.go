@@ -76,6 +76,9 @@ type env struct {
 	shadowMinShare             float64
 	contended                  func() bool          // the router's judge of its CPU; nil is the runtime's
 	metrics                    *prometheus.Registry // the running router's
+	// tierURLs, if set, are the NATS servers of the routers' shared
+	// journal (natstier); routerName names this env's router there.
+	tierURLs, routerName string
 }
 
 type envOption func(*env)
@@ -166,7 +169,11 @@ func (e *env) start(t testing.TB) {
 	// would dial anew.
 	transport := &http.Transport{MaxIdleConnsPerHost: e.workers}
 	e.metrics = prometheus.NewRegistry()
-	rt, err := ingress.New(ingress.Options{Journal: j, Flags: api.NewClient(), Logger: quiet, Workers: e.workers, Registry: e.metrics,
+	var tier ingress.Tier
+	if e.tierURLs != "" {
+		tier = openTier(t, e.tierURLs, e.routerName, e.metrics)
+	}
+	rt, err := ingress.New(ingress.Options{Journal: j, Tier: tier, Flags: api.NewClient(), Logger: quiet, Workers: e.workers, Registry: e.metrics,
 		MaxAttempts: e.maxAttempts, MaxBacklog: e.maxBacklog, PartnerBacklog: e.partnerBacklog, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 		ShadowWorkers: e.shadowWorkers, ShadowQueue: e.shadowQueue, ShadowMinShare: e.shadowMinShare,
 		Pipelines:      &pipelineclient.Client{HTTP: &http.Client{Transport: transport}, Timeout: 5 * time.Second},
@@ -200,6 +207,9 @@ func (e *env) start(t testing.TB) {
 			<-done
 			api.Shutdown(context.Background())
 			transport.CloseIdleConnections()
+			if tier != nil {
+				tier.Close()
+			}
 			j.Close()
 		})
 	}

@@ -65,6 +65,9 @@ type Config struct {
 	// shadowed events, down to this one, while its CPU is contended:
 	// Options.ShadowMinShare; 0 is the router's default, 1.
 	ShadowMinShare float64
+	// Tier, if set, is the journal the router shares with a tier of
+	// routers (Options.Tier); the process closes it.
+	Tier Tier
 	// Local, set for the router embedded in serve, is the control service
 	// of the same process: the router catches up with it before judging a
 	// webhook, so it knows every change the API has answered.
@@ -152,6 +155,7 @@ func NewProcess(cfg Config, j *journal.Journal, reg prometheus.Registerer, log *
 		// Read at each unknown partner, once the provider exists.
 		Current: func() bool { return p.provider.Current() },
 		Journal: j,
+		Tier:    cfg.Tier,
 		Flags:   p.api.NewClient(),
 		Decoder: &psa.Decoder{Keys: keys, Now: cfg.Now},
 		// One idle connection per worker, or every call would dial anew.
@@ -217,6 +221,9 @@ func (p *Process) Close() error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	p.api.Shutdown(sctx)
+	if p.cfg.Tier != nil {
+		p.cfg.Tier.Close()
+	}
 	return p.journal.Close()
 }
 

@@ -18,7 +18,12 @@ import (
 
 // Options configure a Router.
 type Options struct {
-	Journal   *journal.Journal
+	Journal *journal.Journal
+	// Tier, if set, is the journal this router shares with others: a
+	// webhook is acknowledged once the tier holds it, and the router
+	// delivers what the tier hands it (tier.go). Journal is then the
+	// router's working set.
+	Tier      Tier
 	Flags     Evaluator // the migration flag, through OpenFeature
 	Decoder   *psa.Decoder
 	Pipelines *pipelineclient.Client
@@ -303,6 +308,13 @@ func (rt *Router) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { rt.reconcileLoop(ctx) })
 	wg.Go(func() { rt.replays.run(ctx) })
+	if rt.opts.Tier != nil {
+		wg.Go(func() {
+			if err := rt.opts.Tier.Run(ctx, rt.takeFromTier); err != nil && ctx.Err() == nil {
+				rt.log.Error("taking the tier's events stopped", "err", err)
+			}
+		})
+	}
 
 	pending, err := rt.opts.Journal.Pending(ctx)
 	if err != nil && ctx.Err() == nil {
@@ -329,6 +341,11 @@ func (rt *Router) Run(ctx context.Context) error {
 	// The outcomes queued are written before Run returns, so that a
 	// router started next on this journal does not deliver them again.
 	rt.recording.Wait()
+	if rt.opts.Tier != nil {
+		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		rt.opts.Tier.Release(rctx)
+	}
 	return nil
 }
 

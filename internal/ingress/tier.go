@@ -1,0 +1,68 @@
+package ingress
+
+import (
+	"context"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/journal"
+)
+
+// Tier is a journal shared by a tier of routers (internal/natstier). A
+// webhook is acknowledged once the tier holds it, and the tier hands each
+// router the events it is to deliver: the router journals them in its own
+// journal, its working set, delivers them as it delivers its own, and
+// tells the tier each terminal outcome.
+type Tier interface {
+	// Publish makes a delivery's events durable in the tier. Its errors
+	// are *domain.Error with a RetryAfter: the PSA is told to retry.
+	Publish(ctx context.Context, events []journal.Event) ([]journal.Appended, error)
+	// Run hands take the tier's events for this router, in their
+	// entities' order, until ctx ends.
+	Run(ctx context.Context, take func(context.Context, []journal.Event) error) error
+	// Done records an event's terminal outcome in the tier, without
+	// waiting.
+	Done(ev journal.Event, out journal.Outcome)
+	// Release hands back what the router holds without an outcome, once
+	// it has stopped delivering.
+	Release(ctx context.Context)
+	Close() error
+}
+
+// takeFromTier journals the tier's events in the router's journal and
+// hands the new ones to delivery, in order. An event the tier hands out
+// again (this router held it before a restart, or a resend came after the
+// tier's duplicate window) is a duplicate here: its outcome, if it has
+// one, is given to the tier again, else it goes back to delivery unless
+// delivery holds it.
+func (rt *Router) takeFromTier(ctx context.Context, events []journal.Event) error {
+	// Taking more while delivery's backlog is full would only hold them
+	// in memory: the tier keeps them meanwhile.
+	for rt.backlog.len() >= int64(rt.opts.MaxBacklog) {
+		if !sleep(ctx, 10*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+	res, err := rt.opts.Journal.Append(ctx, events)
+	if err != nil {
+		return err
+	}
+	for i, a := range res {
+		ev := events[i]
+		ev.Seq, ev.ID, ev.State = a.Seq, a.ID, journal.StateJournaled
+		if !a.Duplicate {
+			rt.submit(ev)
+			continue
+		}
+		cur, err := rt.opts.Journal.Get(ctx, a.Seq)
+		if err != nil {
+			continue // swept meanwhile: the tier hands it out again
+		}
+		if cur.State.Terminal() {
+			rt.opts.Tier.Done(cur, journal.Outcome{State: cur.State, Pipeline: cur.Pipeline, Attempts: cur.Attempts,
+				Error: cur.LastError, At: cur.DoneAt})
+			continue
+		}
+		rt.resubmit(ctx, cur)
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+package ingress_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchbackhq/switchback/internal/natstest"
+	"github.com/switchbackhq/switchback/internal/natstier"
+	"github.com/switchbackhq/switchback/internal/pipelineclient"
+)
+
+func withTier(urls, name string) envOption {
+	return func(e *env) { e.tierURLs, e.routerName = urls, name }
+}
+
+func openTier(t testing.TB, urls, name string, reg prometheus.Registerer) *natstier.Tier {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tier, err := natstier.Open(ctx, natstier.Options{URLs: urls, Name: name, Replicas: 1, Shards: 4, Registry: reg,
+		AckWait: 500 * time.Millisecond, PinnedTTL: 800 * time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tier
+}
+
+// another runs a second router beside e's, on a journal of its own, with
+// e's control service and pipelines.
+func (e *env) another(t *testing.T, name string) *env {
+	t.Helper()
+	o := &env{svc: e.svc, control: e.control, legacy: e.legacy, newer: e.newer, maxAttempts: e.maxAttempts, workers: e.workers,
+		tierURLs: e.tierURLs, routerName: name, journalPath: filepath.Join(t.TempDir(), "journal.db")}
+	o.start(t)
+	return o
+}
+
+// The same delivery sent to two routers of a tier: journaled once in the
+// tier, applied once, the second answered as a duplicate.
+func TestTierSameDeliveryToTwoRoutersAppliedOnce(t *testing.T) {
+	nats := natstest.Start(t, 1)
+	a := newEnv(t, withTier(nats.URLs(), "a"))
+	b := a.another(t, "b")
+	for i := range 20 {
+		id := fmt.Sprintf("msg_%d", i)
+		fields := map[string]any{"summary": fmt.Sprint("update ", i)}
+		if st, _ := a.post(t, "acme", id, "ticket.updated", fmt.Sprint(100+i%3), fields, ""); st != 202 {
+			t.Fatalf("router a answered %d", st)
+		}
+		st, out := b.post(t, "acme", id, "ticket.updated", fmt.Sprint(100+i%3), fields, "")
+		if st != 202 || out["events"].([]any)[0].(map[string]any)["duplicate"] != true {
+			t.Fatalf("router b answered %d %v, want 202 and the event a duplicate", st, out)
+		}
+	}
+	start := time.Now()
+	waitFor(t, "20 applications", func() bool { return a.legacy.Applications() >= 20 })
+	t.Logf("applied in %v", time.Since(start))
+	time.Sleep(time.Second) // anything more would be a second application
+	if n, ids := a.legacy.Calls(pipelineclient.Apply), a.legacy.AppliedIDs(); n != 20 || len(ids) != 20 {
+		t.Fatalf("legacy was called %d times to apply %d events, want 20 and 20: each delivery once", n, len(ids))
+	}
+}

@@ -1,0 +1,418 @@
+package natstier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchbackhq/switchback/internal/journal"
+)
+
+// Outcome is what the tier's outcome bucket holds of an event, under its
+// id: its terminal state and who reached it.
+type Outcome struct {
+	Partner  string        `json:"partner"`
+	Type     string        `json:"type,omitempty"`
+	EntityID string        `json:"entityId,omitempty"`
+	State    journal.State `json:"state"`
+	Pipeline string        `json:"pipeline,omitempty"`
+	Attempts int           `json:"attempts,omitempty"`
+	Error    string        `json:"error,omitempty"`
+	At       time.Time     `json:"at"`
+	Router   string        `json:"router,omitempty"`
+	// Seq is the event's sequence in the stream.
+	Seq uint64 `json:"seq"`
+}
+
+type heldMsg struct {
+	msg   jetstream.Msg
+	seq   uint64 // in the stream
+	since time.Time
+}
+
+// maxBatch bounds the events handed to Take at once: one journal
+// transaction.
+const maxBatch = 512
+
+// Run pulls the shards JetStream pins to this router and hands their
+// events to take, until ctx ends: a batch at a time, in the order of each
+// shard's messages. take returns once the router's journal holds them; an
+// error hands them out again (to this router, while it holds the shard).
+// Release, once the router has written the outcomes it could, hands back
+// what it still holds.
+func (t *Tier) Run(ctx context.Context, take func(context.Context, []journal.Event) error) error {
+	in := make(chan jetstream.Msg, maxBatch)
+	var consuming []jetstream.ConsumeContext
+	defer func() {
+		for _, cc := range consuming {
+			cc.Stop()
+		}
+	}()
+	for i := range t.shards {
+		c, err := t.stream.Consumer(ctx, consumerName(i))
+		if err != nil {
+			return err
+		}
+		cc, err := c.Consume(func(m jetstream.Msg) {
+			select {
+			case in <- m:
+			case <-ctx.Done():
+			}
+		}, jetstream.PullPriorityGroup(group), jetstream.PullMaxMessages(256),
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				// A shard pinned to another router answers each pull so;
+				// the client keeps asking, and takes over when it is free.
+				if !errors.Is(err, jetstream.ErrPinIDMismatch) {
+					t.log.Debug("pulling a shard", "shard", i, "err", err)
+				}
+			}))
+		if err != nil {
+			return err
+		}
+		consuming = append(consuming, cc)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { t.progressLoop(ctx) })
+	wg.Go(func() { t.lagLoop(ctx) })
+	batch := make([]jetstream.Msg, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-in:
+			batch = append(batch, m)
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case m := <-in:
+				batch = append(batch, m)
+			default:
+				break more
+			}
+		}
+		t.hand(ctx, batch, take)
+	}
+}
+
+// hand decodes a batch, drops what the tier has an outcome of, holds the
+// rest and gives them to take. The first message of a shard this router
+// did not hold a moment ago is preceded by what the shard's last router
+// left (takeOver).
+func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(context.Context, []journal.Event) error) {
+	events := make([]journal.Event, 0, len(batch))
+	held := make([]heldMsg, 0, len(batch))
+	index := map[string]int{} // event id → its place in events, for those takeOver read
+	now := time.Now()
+	for _, m := range batch {
+		md, err := m.Metadata()
+		if err != nil {
+			continue // not a JetStream message: nothing to acknowledge
+		}
+		if shard, ok := shardOf(md.Consumer); ok {
+			if now.Sub(t.lastTaken[shard]) > t.opts.PinnedTTL {
+				evs, hs := t.takeOver(ctx, shard)
+				for i, ev := range evs {
+					index[ev.ID] = len(events)
+					events, held = append(events, ev), append(held, hs[i])
+				}
+			}
+			t.lastTaken[shard] = now
+		}
+		ev, ok := t.decode(m, md)
+		if !ok {
+			continue
+		}
+		if i, ok := index[ev.ID]; ok {
+			held[i].msg = m // read by takeOver: acknowledged through this copy
+			continue
+		}
+		if md.NumDelivered > 1 {
+			t.metrics.redeliveries.Inc()
+			// Handed out before, maybe to a router that applied it and
+			// died before its acknowledgement.
+			if _, err := t.outcomes.Get(ctx, ev.ID); err == nil {
+				t.metrics.alreadyDone.Inc()
+				m.Ack()
+				continue
+			}
+		}
+		events = append(events, ev)
+		held = append(held, heldMsg{msg: m, seq: md.Sequence.Stream, since: now})
+	}
+	if len(events) == 0 {
+		return
+	}
+	t.mu.Lock()
+	for i, h := range held {
+		// A message read by takeOver has none to acknowledge: keep the
+		// one the consumer hands out, if it came first.
+		if h.msg != nil || t.held[events[i].ID].msg == nil {
+			t.held[events[i].ID] = h
+		}
+	}
+	t.mu.Unlock()
+	if err := take(ctx, events); err != nil {
+		if ctx.Err() == nil {
+			t.log.Error("the router's journal did not take the tier's events; they are handed out again", "events", len(events), "err", err)
+		}
+		t.mu.Lock()
+		for _, ev := range events {
+			delete(t.held, ev.ID)
+		}
+		t.mu.Unlock()
+		for _, h := range held {
+			if h.msg != nil {
+				h.msg.NakWithDelay(time.Second)
+			}
+		}
+	}
+}
+
+// decode reads a message's event; a message that is not one is
+// terminated, as handing it out again would stop its shard.
+func (t *Tier) decode(m jetstream.Msg, md *jetstream.MsgMetadata) (journal.Event, bool) {
+	var ev journal.Event
+	if err := json.Unmarshal(m.Data(), &ev); err != nil || ev.ID == "" || ev.Partner == "" {
+		t.log.Error("a message in the stream is not a switchback event; terminated", "subject", m.Subject(), "seq", md.Sequence.Stream, "err", err)
+		t.metrics.poison.Inc()
+		m.Term()
+		return journal.Event{}, false
+	}
+	ev.Seq, ev.State = 0, ""
+	return ev, true
+}
+
+// takeOver reads what a shard's last router was handed and did not
+// acknowledge, in stream order, for a router the shard was just pinned
+// to. JetStream hands those messages out again on its own, but in the
+// order their acknowledgement deadlines passed, which need not be an
+// entity's order, and maybe after the shard's newer messages: read here
+// first, each entity's events go to delivery in order, and the
+// consumer's copies that follow are duplicates in the router's journal.
+func (t *Tier) takeOver(ctx context.Context, shard int) ([]journal.Event, []heldMsg) {
+	c, err := t.stream.Consumer(ctx, consumerName(shard))
+	if err != nil {
+		t.log.Warn("reading a shard's state on taking it over", "shard", shard, "err", err)
+		return nil, nil
+	}
+	info := c.CachedInfo()
+	from, to := info.AckFloor.Stream+1, info.Delivered.Stream
+	if from > to {
+		return nil, nil
+	}
+	oc, err := t.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{SubjectPrefix + "*." + shardToken(shard)},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
+	})
+	if err != nil {
+		t.log.Warn("reading a shard's unacknowledged messages on taking it over", "shard", shard, "err", err)
+		return nil, nil
+	}
+	// Fetched in batches of what is there, not a request per message: a
+	// takeover holds up the router's other shards while it reads.
+	var events []journal.Event
+	var held []heldMsg
+	for past := false; !past; {
+		batch, err := oc.FetchNoWait(256)
+		if err != nil {
+			t.log.Warn("reading a shard's unacknowledged messages on taking it over", "shard", shard, "err", err)
+			return nil, nil
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			if md.Sequence.Stream >= to {
+				past = true
+			}
+			if md.Sequence.Stream > to {
+				continue
+			}
+			var ev journal.Event
+			if json.Unmarshal(m.Data(), &ev) != nil || ev.ID == "" {
+				continue // terminated when the consumer hands it out
+			}
+			ev.Seq, ev.State = 0, ""
+			events = append(events, ev)
+			held = append(held, heldMsg{seq: md.Sequence.Stream, since: time.Now()})
+		}
+		if n == 0 {
+			break
+		}
+	}
+	// Those the last router applied and recorded, but did not get to
+	// acknowledge, are not delivered again.
+	done := t.recorded(ctx, events)
+	keep := 0
+	for i, ev := range events {
+		if !done[i] {
+			events[keep], held[keep] = ev, held[i]
+			keep++
+		}
+	}
+	events, held = events[:keep], held[:keep]
+	t.metrics.takeOvers.Inc()
+	t.log.Info("took over a shard", "shard", shard, "unacknowledged", len(events), "from", from, "to", to)
+	return events, held
+}
+
+// recorded tells, for each event, whether the outcome bucket holds its
+// outcome, asking for up to 32 at a time.
+func (t *Tier) recorded(ctx context.Context, events []journal.Event) []bool {
+	done := make([]bool, len(events))
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for i, ev := range events {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_, err := t.outcomes.Get(ctx, ev.ID)
+			done[i] = err == nil
+		})
+	}
+	wg.Wait()
+	return done
+}
+
+// shardOf reads a shard's number from its consumer's name.
+func shardOf(consumer string) (int, bool) {
+	n, ok := strings.CutPrefix(consumer, "shard-")
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(n)
+	return i, err == nil
+}
+
+// Done records ev's terminal outcome in the tier's bucket, then
+// acknowledges its message. It does not wait. If the bucket does not take
+// it, the message is handed out again after AckWait, and its event, found
+// terminal in the router's journal, comes back to Done.
+func (t *Tier) Done(ev journal.Event, out journal.Outcome) {
+	t.mu.Lock()
+	h := t.held[ev.ID]
+	delete(t.held, ev.ID)
+	t.mu.Unlock()
+	rec := Outcome{Partner: ev.Partner, Type: ev.Type, EntityID: ev.EntityID, State: out.State, Pipeline: out.Pipeline,
+		Attempts: out.Attempts, Error: out.Error, At: out.At, Router: t.opts.Name, Seq: h.seq}
+	t.recording.Go(func() {
+		body, err := json.Marshal(rec)
+		if err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := t.outcomes.Put(ctx, ev.ID, body); err != nil {
+			t.metrics.outcomeErrors.Inc()
+			t.log.Warn("the tier's outcome bucket did not take an outcome; the event will be handed out again", "event", ev.ID, "err", err)
+			return
+		}
+		if h.msg != nil {
+			h.msg.Ack()
+		}
+	})
+}
+
+// OutcomeOf returns what the tier's bucket holds of event id, and whether
+// it holds anything.
+func (t *Tier) OutcomeOf(ctx context.Context, id string) (Outcome, bool, error) {
+	e, err := t.outcomes.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Outcome{}, false, nil
+	}
+	if err != nil {
+		return Outcome{}, false, err
+	}
+	var o Outcome
+	return o, true, json.Unmarshal(e.Value(), &o)
+}
+
+// Release hands back the messages this router holds without an outcome,
+// in stream order, and lets go of its shards, so that the next router is
+// handed them at once, before the shards' newer messages. Call it once
+// Run has returned and the router has written the outcomes it will.
+func (t *Tier) Release(ctx context.Context) {
+	t.recording.Wait()
+	t.mu.Lock()
+	held := make([]heldMsg, 0, len(t.held))
+	for _, h := range t.held {
+		held = append(held, h)
+	}
+	clear(t.held)
+	t.mu.Unlock()
+	slices.SortFunc(held, func(a, b heldMsg) int { return int(a.seq) - int(b.seq) })
+	for _, h := range held {
+		if h.msg != nil {
+			h.msg.Nak()
+		}
+	}
+	for i := range t.shards {
+		// Only the pinned router's unpin changes anything; another's is
+		// refused, which is fine.
+		t.stream.UnpinConsumer(ctx, consumerName(i), group)
+	}
+}
+
+// progressLoop tells JetStream that the messages held longer than a third
+// of AckWait are in progress, so that a router with a deep backlog is not
+// handed its own messages again.
+func (t *Tier) progressLoop(ctx context.Context) {
+	every := t.opts.AckWait / 3
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			t.mu.Lock()
+			for id, h := range t.held {
+				if h.msg != nil && now.Sub(h.since) >= every {
+					h.msg.InProgress()
+					h.since = now
+					t.held[id] = h
+				}
+			}
+			t.mu.Unlock()
+		}
+	}
+}
+
+// lagLoop reads the shards' consumers every 2 s: the messages not yet
+// handed out and those out without an acknowledgement.
+func (t *Tier) lagLoop(ctx context.Context) {
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		var lag int64
+		for i := range t.shards {
+			c, err := t.stream.Consumer(ctx, consumerName(i))
+			if err != nil {
+				continue
+			}
+			info := c.CachedInfo()
+			lag += int64(info.NumPending) + int64(info.NumAckPending)
+			t.metrics.lag.WithLabelValues(shardToken(i)).Set(float64(info.NumPending))
+			t.metrics.unacked.WithLabelValues(shardToken(i)).Set(float64(info.NumAckPending))
+		}
+		t.lag.Store(lag)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,60 @@
+package natstier
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	lag, unacked  *prometheus.GaugeVec // by shard
+	redeliveries  prometheus.Counter
+	alreadyDone   prometheus.Counter
+	takeOvers     prometheus.Counter
+	poison        prometheus.Counter
+	outcomeErrors prometheus.Counter
+	publishErrors *prometheus.CounterVec // by kind
+}
+
+func newMetrics(reg prometheus.Registerer, t *Tier) *metrics {
+	m := &metrics{
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchback_tier_lag_messages",
+			Help: "Messages of a shard of the tier's stream not yet handed to a router, read every 2 s.",
+		}, []string{"shard"}),
+		unacked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchback_tier_unacked_messages",
+			Help: "Messages of a shard handed to a router and not yet acknowledged (their outcome not yet recorded), read every 2 s.",
+		}, []string{"shard"}),
+		redeliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchback_tier_redeliveries_total",
+			Help: "Messages this router was handed again: a router died or gave them back, or one went unacknowledged past AckWait.",
+		}),
+		alreadyDone: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchback_tier_already_done_total",
+			Help: "Messages handed out again whose outcome the tier already held: acknowledged without a delivery.",
+		}),
+		takeOvers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchback_tier_takeovers_total",
+			Help: "Shards this router began to deliver, each time reading first what the shard's last router left unacknowledged.",
+		}),
+		poison: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchback_tier_foreign_messages_total",
+			Help: "Messages in the stream that are not switchback events: terminated, never delivered.",
+		}),
+		outcomeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchback_tier_outcome_errors_total",
+			Help: "Outcomes the tier's bucket did not take; their events are handed out again and recorded then.",
+		}),
+		publishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchback_tier_publish_errors_total",
+			Help: "Deliveries the tier's stream did not take (answered 429), by kind: full, unavailable, timeout, other.",
+		}, []string{"kind"}),
+	}
+	reg.MustRegister(m.lag, m.unacked, m.redeliveries, m.alreadyDone, m.takeOvers, m.poison, m.outcomeErrors, m.publishErrors,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "switchback_tier_held_messages",
+			Help: "Messages this router holds: taken into its journal, their outcome not yet recorded.",
+		}, func() float64 {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			return float64(len(t.held))
+		}))
+	return m
+}

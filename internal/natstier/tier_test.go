@@ -1,0 +1,233 @@
+package natstier_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/natstest"
+	"github.com/switchbackhq/switchback/internal/natstier"
+)
+
+func open(t *testing.T, urls, name string) *natstier.Tier {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr, err := natstier.Open(ctx, natstier.Options{URLs: urls, Name: name, Replicas: 1, Shards: 4,
+		AckWait: 500 * time.Millisecond, PinnedTTL: 800 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+func event(partner string, entity, n int) journal.Event {
+	return journal.Event{Partner: partner, PSA: "generic", Type: "ticket", Action: "updated",
+		EntityID: fmt.Sprint(entity), DeliveryID: fmt.Sprintf("d-%d-%d", entity, n),
+		ReceivedAt: time.Now().UTC(), Payload: []byte(fmt.Sprintf(`{"n":%d}`, n))}
+}
+
+func TestPublishDeduplicatesAcrossRouters(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	a, b := open(t, nc.URLs(), "a"), open(t, nc.URLs(), "b")
+	ctx := context.Background()
+	first, err := a.Publish(ctx, []journal.Event{event("acme", 1, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := b.Publish(ctx, []journal.Event{event("acme", 1, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first[0].Duplicate || !again[0].Duplicate || again[0].Seq != first[0].Seq || again[0].ID != first[0].ID {
+		t.Fatalf("first %+v, resent to another router %+v: want one message, the resend a duplicate", first[0], again[0])
+	}
+	if first[0].ID != journal.EventID("acme", "d-1-1") {
+		t.Fatalf("id %s, want journal.EventID's", first[0].ID)
+	}
+	other, err := b.Publish(ctx, []journal.Event{event("globex", 1, 1)})
+	if err != nil || other[0].Duplicate {
+		t.Fatalf("the same delivery id of another partner: %+v, %v", other, err)
+	}
+}
+
+// taker records what a router was handed, and applies (Done) only while
+// apply says so. Like a router's journal, it knows an event handed to it
+// again: it records it once, and gives its outcome again if it has one.
+type taker struct {
+	tier    *natstier.Tier
+	mu      sync.Mutex
+	got     []journal.Event
+	applied map[string]bool
+	apply   func(journal.Event) bool
+}
+
+func (k *taker) take(_ context.Context, events []journal.Event) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.applied == nil {
+		k.applied = map[string]bool{}
+	}
+	for _, ev := range events {
+		applied, seen := k.applied[ev.ID]
+		if !seen {
+			k.got = append(k.got, ev)
+			applied = k.apply(ev)
+			k.applied[ev.ID] = applied
+		}
+		if applied {
+			k.tier.Done(ev, journal.Outcome{State: journal.StateApplied, Pipeline: "legacy", Attempts: 1, At: time.Now()})
+		}
+	}
+	return nil
+}
+
+func (k *taker) events() []journal.Event {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]journal.Event(nil), k.got...)
+}
+
+// A router that dies holding messages: the other router is handed each of
+// them, each entity's in order, and none that was applied and recorded.
+func TestDeadRoutersWorkGoesToAnotherInOrder(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	a, b := open(t, nc.URLs(), "a"), open(t, nc.URLs(), "b")
+	const entities, per = 8, 25
+	var want []journal.Event
+	for n := range per {
+		for e := range entities {
+			want = append(want, event("acme", e, n))
+		}
+	}
+	if _, err := a.Publish(context.Background(), want); err != nil {
+		t.Fatal(err)
+	}
+	// Router a applies every event whose number is below 10, and dies
+	// holding the rest.
+	ka := &taker{tier: a}
+	ka.apply = func(ev journal.Event) bool { var n int; fmt.Sscanf(string(ev.Payload), `{"n":%d}`, &n); return n < 10 }
+	actx, akill := context.WithCancel(context.Background())
+	go a.Run(actx, ka.take)
+	waitFor(t, func() bool { return len(ka.events()) == len(want) })
+	time.Sleep(200 * time.Millisecond) // the outcomes reach the bucket
+	akill()
+	a.Close() // no Release: it died
+
+	kb := &taker{tier: b, apply: func(journal.Event) bool { return true }}
+	bctx, bstop := context.WithCancel(context.Background())
+	defer bstop()
+	go b.Run(bctx, kb.take)
+	waitFor(t, func() bool { return len(kb.events()) >= entities*(per-10) })
+	time.Sleep(time.Second) // anything more would be a duplicate
+	got := kb.events()
+	if len(got) != entities*(per-10) {
+		t.Fatalf("router b was handed %d events, want the %d router a held", len(got), entities*(per-10))
+	}
+	last := map[string]int{}
+	for _, ev := range got {
+		var n int
+		fmt.Sscanf(string(ev.Payload), `{"n":%d}`, &n)
+		if n < 10 {
+			t.Fatalf("router b was handed %s #%d, which router a applied", ev.EntityID, n)
+		}
+		if p, ok := last[ev.EntityID]; ok && n != p+1 {
+			t.Fatalf("entity %s: #%d after #%d", ev.EntityID, n, p)
+		}
+		last[ev.EntityID] = n
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A NATS node stopped during a burst, the stream's leader: publishing
+// goes on (or is refused with a Retry-After, never acknowledged and then
+// lost), and every event acknowledged is handed to a router.
+func TestNodeStoppedDuringBurstLosesNothingAcknowledged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a three-node cluster")
+	}
+	cluster := natstest.Start(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr, err := natstier.Open(ctx, natstier.Options{URLs: cluster.URLs(), Name: "a", Replicas: 3, Shards: 4,
+		AckWait: 500 * time.Millisecond, PinnedTTL: 800 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	refused := 0
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ev := event("acme", w, n)
+				res, err := tr.Publish(context.Background(), []journal.Event{ev})
+				mu.Lock()
+				if err != nil {
+					var de *domain.Error
+					if !errors.As(err, &de) || de.RetryAfter <= 0 {
+						t.Errorf("a refusal without a Retry-After: %v", err)
+					}
+					refused++
+				} else {
+					acked[res[0].ID] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(time.Second)
+	leader := cluster.StreamLeader(t, natstier.DefaultStream)
+	cluster.Stop(leader)
+	t.Logf("stopped node %d, the stream's leader", leader+1)
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	t.Logf("%d acknowledged, %d refused with a Retry-After", len(acked), refused)
+	mu.Unlock()
+
+	k := &taker{tier: tr, apply: func(journal.Event) bool { return true }}
+	rctx, rstop := context.WithCancel(context.Background())
+	defer rstop()
+	go tr.Run(rctx, k.take)
+	waitFor(t, func() bool {
+		seen := map[string]bool{}
+		for _, ev := range k.events() {
+			seen[ev.ID] = true
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for id := range acked {
+			if !seen[id] {
+				return false
+			}
+		}
+		return true
+	})
+}
