@@ -61,11 +61,11 @@ func runIngress(ctx context.Context, args []string, getenv func(string) string, 
 
 // openTier connects to the tier's NATS servers, waiting up to a minute
 // for a cluster that is still electing its leaders.
-func openTier(ctx context.Context, urls string, cfg config.Ingress, reg prometheus.Registerer, log *slog.Logger) (*natstier.Tier, error) {
+func openTier(ctx context.Context, urls, routerID string, replicas int, retention time.Duration, reg prometheus.Registerer, log *slog.Logger) (*natstier.Tier, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	return natstier.Open(ctx, natstier.Options{URLs: urls, Name: cfg.RouterID, Replicas: cfg.JournalReplicas,
-		MaxAge: cfg.Retention, Registry: reg, Logger: log.With("component", "tier", "router", cfg.RouterID)})
+	return natstier.Open(ctx, natstier.Options{URLs: urls, Name: routerID, Replicas: replicas,
+		MaxAge: retention, Registry: reg, Logger: log.With("component", "tier", "router", routerID)})
 }
 
 // ingressGCPercent is the router process's GOGC unless the environment sets one.
@@ -174,7 +174,7 @@ func serveIngress(ctx context.Context, cfg config.Ingress, stdout, stderr io.Wri
 		return err
 	}
 	if urls := cfg.TierURLs(); urls != "" {
-		if cfg.Config.Tier, err = openTier(ctx, urls, cfg, reg, log); err != nil {
+		if cfg.Config.Tier, err = openTier(ctx, urls, cfg.RouterID, cfg.JournalReplicas, cfg.Retention, reg, log); err != nil {
 			j.Close()
 			return err
 		}

@@ -73,6 +73,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		"host:port of the flagd sync service for flagd's in-process providers, such as 127.0.0.1:8015; no host means loopback, 0.0.0.0:PORT every interface; none when empty ($SWITCHBACK_FLAGD_SYNC)")
 	fs.StringVar(&cfg.FlagdSyncTLSCert, "flagd-sync-tls-cert", cfg.FlagdSyncTLSCert, "PEM certificate (chain) file: the flagd sync service speaks TLS ($SWITCHBACK_FLAGD_SYNC_TLS_CERT)")
 	fs.StringVar(&cfg.FlagdSyncTLSKey, "flagd-sync-tls-key", cfg.FlagdSyncTLSKey, "PEM private key file for --flagd-sync-tls-cert ($SWITCHBACK_FLAGD_SYNC_TLS_KEY)")
+	fs.StringVar(&cfg.Journal, "journal", cfg.Journal, "where the embedded router makes webhooks durable: bbolt (in --data/ingress), or nats://HOST:PORT[,…] for the NATS JetStream stream a tier of routers shares ($SWITCHBACK_JOURNAL)")
+	fs.IntVar(&cfg.JournalReplicas, "journal-replicas", cfg.JournalReplicas, "replicas of the NATS stream and outcome bucket when this process creates them; 0 is 3 ($SWITCHBACK_JOURNAL_REPLICAS)")
 	proxies := fs.String("trusted-proxies", strings.Join(cfg.TrustedProxies, ","),
 		"comma-separated CIDRs of proxies whose X-Forwarded-Proto is believed ($SWITCHBACK_TRUSTED_PROXIES)")
 	fs.StringVar(&cfg.Store, "store", cfg.Store, "control store: empty for bbolt in --data, or etcd://HOST:PORT[,HOST:PORT…] shared by replicas ($SWITCHBACK_STORE)")
@@ -235,11 +237,19 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 	if !cfg.NoIngress {
 		// The embedded router talks to this process over loopback like any
 		// router, with a router token that lives in memory only.
-		in, err = ingress.NewProcess(ingress.Config{
+		icfg := ingress.Config{
 			Data: ingressDir, ControlURLs: []string{controlURL},
 			Token: svc.AddEphemeralToken("ingress-embedded", domain.RoleRouter), RouterID: "embedded",
 			Migration: cfg.Migration, KeyHosts: cfg.KeyHosts, Local: localControl{svc}, Now: now,
-		}, j, reg, log)
+		}
+		if urls := cfg.TierURLs(); urls != "" {
+			if icfg.Tier, err = openTier(ctx, urls, "embedded", cfg.JournalReplicas, 0, reg, log); err != nil {
+				ln.Close()
+				closeJournal()
+				return err
+			}
+		}
+		in, err = ingress.NewProcess(icfg, j, reg, log)
 		if err != nil {
 			ln.Close()
 			return err

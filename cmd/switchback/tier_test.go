@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchbackhq/switchback/internal/journal"
 	"github.com/switchbackhq/switchback/internal/natstest"
 	"github.com/switchbackhq/switchback/internal/refpipe"
 )
@@ -184,4 +185,38 @@ func TestTierKill9RouterOthersApplyInOrder(t *testing.T) {
 		}
 	}
 	t.Logf("%d calls repeated an update already applied (same Idempotency-Key), the pipeline applying it once", repeats)
+}
+
+// serve --journal nats://…: the embedded router is one of the tier.
+func TestServeWithTierJournal(t *testing.T) {
+	cluster := natstest.Start(t, 1)
+	legacy := refpipe.New("legacy", refpipe.Faults{}, 1)
+	pipe := httptest.NewServer(legacy)
+	defer pipe.Close()
+	s := startServe(t, map[string]string{"SWITCHBACK_ADMIN_TOKEN": crashAdmin}, "--data", t.TempDir(),
+		"--journal", cluster.URLs(), "--journal-replicas", "1")
+	call(t, "PUT", s.url+"/v1/partners/acme", crashAdmin, map[string]any{"name": "Acme", "psa": "generic", "secret": crashSecret}, nil)
+	call(t, "PUT", s.url+"/v1/migrations/psa-webhooks-v2", crashAdmin, map[string]any{"pipelines": map[string]any{
+		"legacy": map[string]string{"url": pipe.URL}, "new": map[string]string{"url": pipe.URL + "/new"}}}, nil)
+	for _, id := range []string{"t-1", "t-2", "t-1"} {
+		req, _ := signedHook(t, s.url+"/hooks/acme", id)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("webhook %s answered %d", id, resp.StatusCode)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !legacy.HasApplied(journal.EventID("acme", "t-1")) || !legacy.HasApplied(journal.EventID("acme", "t-2")) {
+		if time.Now().After(deadline) {
+			t.Fatal("the webhooks taken through the tier were not applied in 20 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := legacy.Calls("apply"); n != 2 {
+		t.Fatalf("legacy was called %d times to apply, want 2: the resent t-1 is a duplicate", n)
+	}
 }

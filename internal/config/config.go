@@ -62,6 +62,9 @@ type Serve struct {
 	// in etcd, the first sealing (etcdstore.ReadKeysFile); required with
 	// an etcd store.
 	SecretsKeyFile string
+	// Journal and JournalReplicas are the embedded router's, as Ingress's.
+	Journal         string
+	JournalReplicas int
 	// Now is the process's one clock, given to the control service, the
 	// web UI and the embedded router so that they agree on every bake
 	// time, expiry and stamp; nil is time.Now. Neither a flag nor a
@@ -87,7 +90,7 @@ func (c *Serve) FromEnv(getenv func(string) string) error {
 		"SWITCHBACK_ETCD_USERNAME": &c.EtcdUsername, "SWITCHBACK_ETCD_PASSWORD": &c.EtcdPassword,
 		"SWITCHBACK_SECRETS_KEY_FILE": &c.SecretsKeyFile,
 		"SWITCHBACK_FLAGD_SYNC":       &c.FlagdSync, "SWITCHBACK_FLAGD_SYNC_TLS_CERT": &c.FlagdSyncTLSCert,
-		"SWITCHBACK_FLAGD_SYNC_TLS_KEY": &c.FlagdSyncTLSKey,
+		"SWITCHBACK_FLAGD_SYNC_TLS_KEY": &c.FlagdSyncTLSKey, "SWITCHBACK_JOURNAL": &c.Journal,
 	} {
 		if v := getenv(name); v != "" {
 			*dst = v
@@ -110,8 +113,19 @@ func (c *Serve) FromEnv(getenv func(string) string) error {
 	if v := getenv("SWITCHBACK_TRUSTED_PROXIES"); v != "" {
 		c.TrustedProxies = strings.Split(v, ",")
 	}
+	if v := getenv("SWITCHBACK_JOURNAL_REPLICAS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("SWITCHBACK_JOURNAL_REPLICAS: %w", err)
+		}
+		c.JournalReplicas = n
+	}
 	return nil
 }
+
+// TierURLs returns the NATS servers of the embedded router's Journal, or
+// "" for the bbolt journal alone.
+func (c Serve) TierURLs() string { return tierURLs(c.Journal) }
 
 // Validate checks the configuration; its errors name the flag at fault.
 func (c Serve) Validate() error {
@@ -126,6 +140,9 @@ func (c Serve) Validate() error {
 	}
 	if c.LockTimeout <= 0 {
 		return errors.New("--lock-timeout must be positive")
+	}
+	if err := checkJournal(c.Journal, c.JournalReplicas); err != nil {
+		return err
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		return errors.New("SWITCHBACK_ADMIN_TOKEN must be at least 16 characters")
@@ -208,11 +225,13 @@ type Ingress struct {
 
 // TierURLs returns the NATS servers of Journal, or "" for the bbolt
 // journal alone.
-func (c Ingress) TierURLs() string {
-	if c.Journal == "" || c.Journal == "bbolt" {
+func (c Ingress) TierURLs() string { return tierURLs(c.Journal) }
+
+func tierURLs(journal string) string {
+	if journal == "bbolt" {
 		return ""
 	}
-	return c.Journal
+	return journal
 }
 
 // DefaultIngress returns the defaults of "switchback ingress" on the host
@@ -310,18 +329,19 @@ func (c Ingress) Validate() error {
 	if c.ReadTimeout <= 0 {
 		return errors.New("--read-timeout must be positive")
 	}
-	if err := CheckJournal(c.Journal); err != nil {
+	if err := checkJournal(c.Journal, c.JournalReplicas); err != nil {
 		return err
-	}
-	if c.JournalReplicas < 0 || c.JournalReplicas > 5 {
-		return errors.New("--journal-replicas must be between 1 and 5 (JetStream's limit), or 0 for 3")
 	}
 	return c.Config.Validate()
 }
 
-// CheckJournal checks a --journal: "", bbolt, or NATS server URLs.
-func CheckJournal(j string) error {
-	if j == "" || j == "bbolt" {
+// checkJournal checks a --journal ("", bbolt, or NATS server URLs) and
+// --journal-replicas.
+func checkJournal(j string, replicas int) error {
+	if replicas < 0 || replicas > 5 {
+		return errors.New("--journal-replicas must be between 1 and 5 (JetStream's limit), or 0 for 3")
+	}
+	if tierURLs(j) == "" {
 		return nil
 	}
 	for u := range strings.SplitSeq(j, ",") {

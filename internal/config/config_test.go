@@ -97,3 +97,39 @@ func TestServeConfigFlagdSync(t *testing.T) {
 		})
 	}
 }
+
+func TestServeConfigJournal(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      map[string]string
+		wantURLs string
+		wantErr  string
+	}{
+		{"default: bbolt", nil, "", ""},
+		{"bbolt named", map[string]string{"SWITCHBACK_JOURNAL": "bbolt"}, "", ""},
+		{"a NATS cluster", map[string]string{"SWITCHBACK_JOURNAL": "nats://a:4222,nats://b:4222"}, "nats://a:4222,nats://b:4222", ""},
+		{"TLS", map[string]string{"SWITCHBACK_JOURNAL": "tls://a:4222"}, "tls://a:4222", ""},
+		{"no scheme", map[string]string{"SWITCHBACK_JOURNAL": "a:4222"}, "", "--journal"},
+		{"another engine", map[string]string{"SWITCHBACK_JOURNAL": "kafka://a:9092"}, "", "--journal"},
+		{"an empty URL in the list", map[string]string{"SWITCHBACK_JOURNAL": "nats://a:4222,"}, "", "--journal"},
+		{"replicas beyond JetStream's limit", map[string]string{"SWITCHBACK_JOURNAL_REPLICAS": "7"}, "", "--journal-replicas"},
+		{"replicas unparsable", map[string]string{"SWITCHBACK_JOURNAL_REPLICAS": "three"}, "", "SWITCHBACK_JOURNAL_REPLICAS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultServe()
+			err := cfg.FromEnv(func(k string) string { return tt.env[k] })
+			if err == nil {
+				err = cfg.Validate()
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("err = %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+			case err == nil && cfg.TierURLs() != tt.wantURLs:
+				t.Errorf("TierURLs = %q, want %q", cfg.TierURLs(), tt.wantURLs)
+			}
+		})
+	}
+}

@@ -130,18 +130,23 @@ type Process struct {
 }
 
 // NewProcess builds the router on the journal j, which the process then
-// owns (it is closed if NewProcess fails), and its flags provider, and
+// owns with cfg.Tier (both are closed if NewProcess fails), and its flags provider, and
 // registers the process's metrics on reg. Mount the router's endpoint,
 // then Start. It returns Validate's error for a bad cfg.
 func NewProcess(cfg Config, j *journal.Journal, reg prometheus.Registerer, log *slog.Logger) (*Process, error) {
-	if err := cfg.Validate(); err != nil {
+	fail := func(err error) (*Process, error) {
 		j.Close()
+		if cfg.Tier != nil {
+			cfg.Tier.Close()
+		}
 		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fail(err)
 	}
 	controls, err := NewControls(cfg.ControlURLs)
 	if err != nil { // Validate checked them
-		j.Close()
-		return nil, err
+		return fail(err)
 	}
 	p := &Process{cfg: cfg, journal: j, api: isolated.NewAPI(), controls: controls}
 	var up Upstream
@@ -180,8 +185,7 @@ func NewProcess(cfg Config, j *journal.Journal, reg prometheus.Registerer, log *
 			Logger: log.With("component", "flags")})
 	}
 	if err != nil {
-		j.Close()
-		return nil, err
+		return fail(err)
 	}
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "switchback_ingress_snapshot_regressions_total",
