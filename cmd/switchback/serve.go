@@ -256,7 +256,7 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 		}
 		apiOpts = append(apiOpts, httpapi.WithIngress(in.Router()))
 		rec = reconcile.NewRunner(reconcile.Options{Journal: j, Router: in.Router(), Partner: partnerOf(svc),
-			Audit: auditBy(svc), OtherJournals: otherJournals(svc, cfg.Store != ""), Registerer: reg, Log: log, Now: now,
+			Audit: auditBy(svc), OtherJournals: otherJournals(svc, journalsElsewhere(cfg)), Registerer: reg, Log: log, Now: now,
 			Notify: notifier.Send})
 		apiOpts = append(apiOpts, httpapi.WithReconciler(rec))
 		if cfg.Store == "" {
@@ -412,17 +412,32 @@ func auditBy(svc *control.Service) func(context.Context, reconcile.By, string, s
 }
 
 // otherJournals names the journals a reconciliation on this process's
-// router cannot read: standalone routers seen in the window, and on a
-// shared store the other replicas' embedded routers, whose reports all
-// carry the id "embedded".
-func otherJournals(svc *control.Service, shared bool) func(context.Context, time.Time) ([]string, error) {
+// router cannot read: standalone routers seen in the window, and
+// elsewhere, if not "", the journals the deployment keeps besides this
+// router's that no report names (journalsElsewhere).
+func otherJournals(svc *control.Service, elsewhere string) func(context.Context, time.Time) ([]string, error) {
 	return func(ctx context.Context, since time.Time) ([]string, error) {
 		others, err := svc.RoutersSeenSince(ctx, since, "embedded")
-		if shared {
-			others = append(others, "the embedded routers of the other replicas on this store")
+		if elsewhere != "" {
+			others = append(others, elsewhere)
 		}
 		return others, err
 	}
+}
+
+// journalsElsewhere names the journals that may hold events besides the
+// embedded router's while no router report says so: on a shared store the
+// other replicas' embedded routers, whose reports all carry the id
+// "embedded"; on a NATS tier the stream, whose events other routers may
+// have delivered.
+func journalsElsewhere(cfg config.Serve) string {
+	switch {
+	case cfg.Store != "":
+		return "the embedded routers of the other replicas on this store"
+	case cfg.TierURLs() != "":
+		return "the NATS tier's stream, whose events other routers may have delivered"
+	}
+	return ""
 }
 
 // cannotReconcile says why every reconciliation of this process would be
@@ -435,6 +450,11 @@ func cannotReconcile(cfg config.Serve) string {
 		return "it runs with --no-ingress, and a reconciliation reads the embedded router's journal"
 	case cfg.Store != "":
 		return "its store is shared (etcd), and a reconciliation reads this replica's router journal only, where the events the other replicas' routers took are not"
+	case cfg.TierURLs() != "":
+		// Reading the tier's stream and outcome bucket instead is issue
+		// 18's next step; a backfill would also have to follow its
+		// events' outcomes there, not in this router's journal.
+		return "its embedded router journals in a NATS tier (--journal), and a reconciliation reads this router's journal only, where the events the tier's other routers delivered are not"
 	}
 	return ""
 }

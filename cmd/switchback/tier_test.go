@@ -220,3 +220,19 @@ func TestServeWithTierJournal(t *testing.T) {
 		t.Fatalf("legacy was called %d times to apply, want 2: the resent t-1 is a duplicate", n)
 	}
 }
+
+// A reconciliation reads one router's journal: on a tier it is refused,
+// saying why, rather than calling the events other routers delivered
+// gaps.
+func TestServeWithTierRefusesReconcileSetting(t *testing.T) {
+	cluster := natstest.Start(t, 1)
+	s := startServe(t, map[string]string{"SWITCHBACK_ADMIN_TOKEN": crashAdmin}, "--data", t.TempDir(),
+		"--journal", cluster.URLs(), "--journal-replicas", "1")
+	var out map[string]any
+	got := call(t, "PUT", s.url+"/v1/migrations/psa-webhooks-v2", crashAdmin, map[string]any{
+		"pipelines": map[string]any{"legacy": map[string]string{"url": "http://127.0.0.1:9"}, "new": map[string]string{"url": "http://127.0.0.1:9/new"}},
+		"reconcile": map[string]any{"afterRevert": true}}, &out)
+	if got != http.StatusConflict || !strings.Contains(fmt.Sprint(out), "NATS tier") {
+		t.Fatalf("a reconcile setting on a tier = %d %v, want 409 saying the journal is a NATS tier's", got, out)
+	}
+}
