@@ -218,6 +218,10 @@ func (rt *Router) admit(partner string) error {
 		return &domain.Error{Code: domain.CodeRouterBacklogged, RetryAfter: 5 * time.Second,
 			Message: "this partner's events fill its share of the router's delivery backlog: retry"}
 	}
+	if rt.opts.Tier != nil && rt.opts.Tier.Throttled(partner) {
+		return &domain.Error{Code: domain.CodeRouterBacklogged, RetryAfter: 5 * time.Second,
+			Message: "this partner's events fill its share of the delivery backlog of the router that delivers them: retry"}
+	}
 	if rt.backlog.len() >= int64(rt.opts.MaxBacklog) {
 		return &domain.Error{Code: domain.CodeRouterBacklogged, RetryAfter: 5 * time.Second,
 			Message: "the router's delivery backlog is full: retry"}

@@ -25,6 +25,11 @@ type Tier interface {
 	// Release hands back what the router holds without an outcome, once
 	// it has stopped delivering.
 	Release(ctx context.Context)
+	// Throttle tells every router of the tier to refuse partner's
+	// webhooks for a while: its events fill its share of this router's
+	// backlog. Throttled reports whether a router said so lately.
+	Throttle(partner string)
+	Throttled(partner string) bool
 	Close() error
 }
 
@@ -51,6 +56,10 @@ func (rt *Router) takeFromTier(ctx context.Context, events []journal.Event) erro
 		ev.Seq, ev.ID, ev.State = a.Seq, a.ID, journal.StateJournaled
 		if !a.Duplicate {
 			rt.submit(ev)
+			if rt.backlog.partner(ev.Partner) >= rt.opts.PartnerBacklog {
+				// The other routers take this partner's webhooks too.
+				rt.opts.Tier.Throttle(ev.Partner)
+			}
 			continue
 		}
 		cur, err := rt.opts.Journal.Get(ctx, a.Seq)

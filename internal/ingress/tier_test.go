@@ -3,7 +3,9 @@ package ingress_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +36,7 @@ func openTier(t testing.TB, urls, name string, reg prometheus.Registerer) *natst
 // e's control service and pipelines.
 func (e *env) another(t *testing.T, name string) *env {
 	t.Helper()
-	o := &env{svc: e.svc, control: e.control, legacy: e.legacy, newer: e.newer, maxAttempts: e.maxAttempts, workers: e.workers,
+	o := &env{svc: e.svc, control: e.control, legacy: e.legacy, newer: e.newer, maxAttempts: e.maxAttempts, workers: e.workers, partnerBacklog: e.partnerBacklog,
 		tierURLs: e.tierURLs, routerName: name, journalPath: filepath.Join(t.TempDir(), "journal.db")}
 	o.start(t)
 	return o
@@ -63,5 +65,63 @@ func TestTierSameDeliveryToTwoRoutersAppliedOnce(t *testing.T) {
 	time.Sleep(time.Second) // anything more would be a second application
 	if n, ids := a.legacy.Calls(pipelineclient.Apply), a.legacy.AppliedIDs(); n != 20 || len(ids) != 20 {
 		t.Fatalf("legacy was called %d times to apply %d events, want 20 and 20: each delivery once", n, len(ids))
+	}
+}
+
+// A partner whose events fill its share of the backlog of the router that
+// delivers them is refused (429) by every router of the tier, while the
+// other partners' webhooks are taken; nothing it was told 202 is lost.
+func TestTierThrottlesAFloodingPartnerOnEveryRouter(t *testing.T) {
+	nats := natstest.Start(t, 1)
+	a := newEnv(t, withTier(nats.URLs(), "a"), withPartnerBacklog(5), withWorkers(2))
+	// Router a delivers: it holds the shards of the entities below.
+	for i := range 4 {
+		if st, _ := a.post(t, "acme", fmt.Sprint("warm-", i), "ticket.updated", fmt.Sprint(i), nil, ""); st != 202 {
+			t.Fatalf("warm-up answered %d", st)
+		}
+	}
+	waitFor(t, "the warm-up applied", func() bool { return a.legacy.Applications() == 4 })
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // a failed test must not leave the pipeline holding its calls
+	a.legacyAt.set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		a.legacy.ServeHTTP(w, r)
+	}))
+	b := a.another(t, "b")
+
+	accepted := 4
+	var refused map[string]any
+	for i := 0; refused == nil; i++ {
+		if i == 200 {
+			t.Fatal("200 webhooks of acme to router b, none refused while router a's share for acme is full")
+		}
+		st, out := b.post(t, "acme", fmt.Sprint("flood-", i), "ticket.updated", fmt.Sprint(i%4), nil, "")
+		switch st {
+		case 202:
+			accepted++
+		case 429:
+			refused = out
+		default:
+			t.Fatalf("router b answered %d %v", st, out)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if code := refused["error"].(map[string]any)["code"]; code != "router_backlogged" {
+		t.Fatalf("refusal %v, want router_backlogged", refused)
+	}
+	if st, out := b.post(t, "globex", "g-1", "ticket.updated", "1", nil, ""); st != 202 {
+		t.Fatalf("globex's webhook to router b answered %d %v while acme is throttled, want 202", st, out)
+	}
+	unblock()
+	waitFor(t, "every acknowledged webhook applied", func() bool { return a.legacy.Applications() == accepted+1 })
+	time.Sleep(500 * time.Millisecond)
+	if n := a.legacy.Calls(pipelineclient.Apply); n != accepted+1 {
+		t.Fatalf("legacy was called %d times to apply, want %d: each acknowledged webhook once", n, accepted+1)
 	}
 }

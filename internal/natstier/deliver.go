@@ -82,6 +82,7 @@ func (t *Tier) Run(ctx context.Context, take func(context.Context, []journal.Eve
 	defer wg.Wait()
 	wg.Go(func() { t.progressLoop(ctx) })
 	wg.Go(func() { t.lagLoop(ctx) })
+	wg.Go(func() { t.watchThrottles(ctx) })
 	batch := make([]jetstream.Msg, 0, maxBatch)
 	for {
 		batch = batch[:0]

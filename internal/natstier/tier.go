@@ -66,9 +66,10 @@ type Options struct {
 	URLs string
 	// Name names this router's connection, as NATS monitoring shows it.
 	Name string
-	// Stream and Outcomes name the event stream and the outcome bucket.
-	// Defaults DefaultStream, DefaultOutcomes.
-	Stream, Outcomes string
+	// Stream, Outcomes and Throttle name the event stream, the outcome
+	// bucket and the throttle bucket. Defaults DefaultStream,
+	// DefaultOutcomes, DefaultThrottle.
+	Stream, Outcomes, Throttle string
 	// Replicas of the stream, the bucket and the consumers when this
 	// router creates them. Default 3; a stream that exists keeps its own.
 	Replicas int
@@ -109,6 +110,9 @@ func (o *Options) defaults() {
 	}
 	if o.Outcomes == "" {
 		o.Outcomes = DefaultOutcomes
+	}
+	if o.Throttle == "" {
+		o.Throttle = DefaultThrottle
 	}
 	if o.Replicas <= 0 {
 		o.Replicas = 3
@@ -157,8 +161,14 @@ type Tier struct {
 
 	mu   sync.Mutex
 	held map[string]heldMsg // event id → its message, until Done
-	// recording counts the outcomes on their way to the bucket.
+	// recording counts the outcomes (and throttles) on their way to their
+	// bucket.
 	recording sync.WaitGroup
+
+	throttles  jetstream.KeyValue
+	throttleMu sync.Mutex
+	throttled  map[string]time.Time // partner → until when (throttle.go)
+	said       map[string]time.Time // partner → when this router last throttled it
 
 	// lastTaken is when Run last took a message of each shard (Run's
 	// goroutine only).
@@ -188,7 +198,8 @@ func Open(ctx context.Context, opts Options) (*Tier, error) {
 		nc.Close()
 		return nil, err
 	}
-	t := &Tier{opts: opts, log: opts.Logger, nc: nc, js: js, held: map[string]heldMsg{}}
+	t := &Tier{opts: opts, log: opts.Logger, nc: nc, js: js, held: map[string]heldMsg{},
+		throttled: map[string]time.Time{}, said: map[string]time.Time{}}
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		err = t.provision(ctx)
 		if err == nil {
@@ -248,6 +259,20 @@ func (t *Tier) provision(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	throttles, err := t.js.KeyValue(rctx, o.Throttle)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		throttles, err = t.js.CreateKeyValue(rctx, jetstream.KeyValueConfig{
+			Bucket:      o.Throttle,
+			Description: "switchback: partners whose webhooks the routers refuse for now (their share of the delivery backlog is full)",
+			History:     1,
+			TTL:         throttleFor,
+			Storage:     jetstream.FileStorage,
+			Replicas:    o.Replicas,
+		})
+	}
+	if err != nil {
+		return err
+	}
 	for i := range shards {
 		_, err := s.CreateOrUpdateConsumer(rctx, jetstream.ConsumerConfig{
 			Durable:        consumerName(i),
@@ -266,7 +291,7 @@ func (t *Tier) provision(ctx context.Context) error {
 			return err
 		}
 	}
-	t.stream, t.outcomes, t.shards = s, kv, shards
+	t.stream, t.outcomes, t.throttles, t.shards = s, kv, throttles, shards
 	t.lastTaken = make([]time.Time, shards)
 	return nil
 }
