@@ -37,7 +37,9 @@ starts on 127.0.0.1 with a temporary data dir (or, for ofrep, --server).
                 and reports each one's CPU per request from /proc, the
                 primary deliveries, the comparisons by class (skipped: shed;
                 --shadow-min-share sets the router's), and what was
-                acknowledged but not delivered after --drain (lost)
+                acknowledged but not delivered after --drain (lost).
+                --journal nats://… gives the router a NATS JetStream
+                journal (a cluster run apart) rather than its bbolt one
   replay        replay of a journaled window of --events dead-lettered events
                 through the reference pipeline on loopback: events/s and CPU
                 per event (--separate: the pipeline in its own process)
@@ -167,9 +169,14 @@ func benchIngress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	shadowShare := fs.Float64("shadow-min-share", 0, "with --separate: the router's --shadow-min-share, below 1 the share of shadowed events still compared while its CPU is contended (0: the router's default, every event)")
 	drain := fs.Duration("drain", time.Minute, "with --separate: how long to wait after the load for every acknowledged webhook to be applied; what is not is lost")
 	binary := fs.String("binary", "", "with --separate: the switchback binary to start the parts from (default: this one)")
+	journalURLs := fs.String("journal", "", "with --separate: the router's --journal, nats://HOST:PORT[,...] of a NATS JetStream cluster run apart (its CPU is not the router's); empty for the router's bbolt journal")
+	journalReplicas := fs.Int("journal-replicas", 0, "with --journal: the router's --journal-replicas (0 is 3)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
 		return err
+	}
+	if *journalURLs != "" && !*separate {
+		return usageError("--journal needs --separate")
 	}
 	if *noiseRate < 0 || *noiseRate > 1 {
 		return usageError("--noise-rate must be between 0 and 1")
@@ -189,7 +196,8 @@ func benchIngress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return usageError("--drain must be positive")
 		}
 		return benchIngressSeparate(ctx, bench.SeparateConfig{Binary: *binary, Senders: *senders, Duration: *duration, Partners: *partners,
-			Workers: *workers, Stages: stages, NoiseSampleRate: noiseRate, ShadowMinShare: *shadowShare, Drain: *drain, Progress: stderr}, *asJSON, stdout)
+			Workers: *workers, Stages: stages, NoiseSampleRate: noiseRate, ShadowMinShare: *shadowShare, Drain: *drain,
+			Journal: *journalURLs, JournalReplicas: *journalReplicas, Progress: stderr}, *asJSON, stdout)
 	}
 	if *stage != "legacy" && *stage != "shadow" {
 		return usageError("--stage must be legacy or shadow")

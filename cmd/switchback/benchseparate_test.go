@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchbackhq/switchback/internal/natstest"
 )
 
 // TestBenchSeparateProcessesRunEndToEnd runs, from the real binary, the
@@ -26,6 +28,7 @@ func TestBenchSeparateProcessesRunEndToEnd(t *testing.T) {
 	}
 	bin := binary(t)
 	t.Run("ingress", func(t *testing.T) { benchIngressSeparateRuns(t, bin) })
+	t.Run("ingress on a NATS journal", func(t *testing.T) { benchIngressSeparateOnNATSRuns(t, bin) })
 	t.Run("propagation", func(t *testing.T) { benchPropagationInProcessesRuns(t, bin) })
 	t.Run("replay", func(t *testing.T) { benchReplaySeparateRuns(t, bin) })
 }
@@ -81,6 +84,27 @@ func benchIngressSeparateRuns(t *testing.T, bin string) {
 	}
 	if c := res.Stages[1].Comparisons; len(c) == 0 {
 		t.Errorf("no comparisons reported at shadow:\n%s", out)
+	}
+}
+
+// benchIngressSeparateOnNATSRuns: with --journal nats://…, the router
+// started by the bench acknowledges through the tier's stream and
+// delivers what the tier hands it, none lost.
+func benchIngressSeparateOnNATSRuns(t *testing.T, bin string) {
+	cluster := natstest.Start(t, 1)
+	out := runBenchBinary(t, bin, "bench", "ingress", "--separate", "--duration", "1s", "--senders", "4", "--partners", "2",
+		"--journal", cluster.URLs(), "--journal-replicas", "1", "--json")
+	var res struct {
+		Journal string `json:"journal"`
+		Acked   int    `json:"acked"`
+		Deliv   int    `json:"delivered"`
+		Lost    int    `json:"lost"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("the JSON does not parse: %v\n%s", err, out)
+	}
+	if res.Journal != cluster.URLs() || res.Acked == 0 || res.Lost != 0 || res.Deliv != res.Acked {
+		t.Errorf("run = %+v, want acknowledgements through %s, each delivered, none lost", res, cluster.URLs())
 	}
 }
 

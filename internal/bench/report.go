@@ -109,6 +109,7 @@ func WriteSeparate(w io.Writer, res SeparateResult) {
 	f := func(v float64) string { return fmt.Sprintf("%.0f", v) }
 	rows := [][2]string{
 		{"ingress, each part in its own process", fmt.Sprintf("%d senders, %s per run, %d CPUs shared, load average %s before", res.Senders, res.Duration, res.CPUs, res.LoadAverage)},
+		{"journal", res.Journal},
 		{"ceiling (bare server) requests/s", f(c.RequestsPerSecond)},
 		{"ceiling p50 / p99", fmt.Sprintf("%.2f ms / %.2f ms", c.P50Ms, c.P99Ms)},
 		{"ceiling CPU per request", fmt.Sprintf("%.1f µs", c.CPUMicrosPerRequest)},

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,6 +53,13 @@ type SeparateConfig struct {
 	// acknowledged webhook to be applied by the primary pipeline; what is
 	// still not applied then is lost. Default 60 s.
 	Drain time.Duration
+	// Journal is the router's --journal: empty for its bbolt journal, or
+	// the nats:// URLs of a JetStream cluster the caller runs (in a
+	// process of its own, so that its CPU is not the router's), and
+	// JournalReplicas the stream's replicas if the router creates it.
+	// Every stage's router shares the one stream.
+	Journal         string
+	JournalReplicas int
 	// Progress takes a line per step; nil for none.
 	Progress io.Writer
 }
@@ -78,6 +86,9 @@ func (c *SeparateConfig) defaults() error {
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
+	if c.Journal != "" && !strings.HasPrefix(c.Journal, "nats://") {
+		return fmt.Errorf("ingress --separate: journal %q: want nats://HOST:PORT[,...], or none for bbolt", c.Journal)
+	}
 	if c.Binary == "" {
 		return errors.New("ingress --separate: no switchback binary to start the router from")
 	}
@@ -103,6 +114,8 @@ type SeparateResult struct {
 	Duration time.Duration `json:"duration"`
 	Partners int           `json:"partners"`
 	Workers  int           `json:"workers"`
+	// Journal is the routers' journal: bbolt, or the NATS URLs.
+	Journal string `json:"journal"`
 	// CPUs are the machine's, shared by every process of the run: the
 	// figures per request are each process's own CPU, the rates are not.
 	CPUs int `json:"cpus"`
@@ -202,7 +215,7 @@ func IngressSeparate(ctx context.Context, cfg SeparateConfig) (SeparateResult, e
 		return SeparateResult{}, err
 	}
 	out := SeparateResult{Senders: cfg.Senders, Duration: cfg.Duration, Partners: cfg.Partners, Workers: cfg.Workers,
-		CPUs: runtime.NumCPU(), LoadAverage: loadAverage()}
+		Journal: cmp.Or(cfg.Journal, "bbolt"), CPUs: runtime.NumCPU(), LoadAverage: loadAverage()}
 	dir, err := os.MkdirTemp("", "switchback-bench-separate-")
 	if err != nil {
 		return out, err
@@ -292,6 +305,9 @@ func (f *fixture) separateRun(ctx context.Context, cfg SeparateConfig, dir strin
 	out := SeparateRun{Stage: string(f.stage)}
 	args := []string{"ingress", "--control", f.srv.URL, "--data", dir, "--addr", "127.0.0.1:0", "--router-id", "bench-" + string(f.stage),
 		"--workers", strconv.Itoa(cfg.Workers), "--log-level", "error"}
+	if cfg.Journal != "" {
+		args = append(args, "--journal", cfg.Journal, "--journal-replicas", strconv.Itoa(cfg.JournalReplicas))
+	}
 	if cfg.ShadowMinShare > 0 {
 		args = append(args, "--shadow-min-share", strconv.FormatFloat(cfg.ShadowMinShare, 'g', -1, 64))
 	}

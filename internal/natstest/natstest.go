@@ -4,6 +4,7 @@
 package natstest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -24,8 +25,29 @@ type Cluster struct {
 // as production should), and stops them when the test ends.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
+	dirs := make([]string, n)
+	for i := range dirs {
+		dirs[i] = t.TempDir()
+	}
+	c, err := Run(n, dirs)
+	if c != nil {
+		t.Cleanup(c.Shutdown)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Run is Start outside a test, for a process that serves the NATS nodes
+// to others (cmd/natsnodes): node i keeps its data in dirs[i]. The caller
+// shuts the cluster down, also when Run returns an error with it.
+func Run(n int, dirs []string) (*Cluster, error) {
 	c := &Cluster{}
-	clusterPorts := freePorts(t, n)
+	clusterPorts, err := freePorts(n)
+	if err != nil {
+		return nil, err
+	}
 	var routes []string
 	for _, p := range clusterPorts {
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
@@ -36,7 +58,7 @@ func Start(t testing.TB, n int) *Cluster {
 			Host:       "127.0.0.1",
 			Port:       -1,
 			JetStream:  true,
-			StoreDir:   t.TempDir(),
+			StoreDir:   dirs[i],
 			SyncAlways: true,
 			NoLog:      true,
 			NoSigs:     true,
@@ -47,33 +69,35 @@ func Start(t testing.TB, n int) *Cluster {
 		}
 		s, err := server.NewServer(o)
 		if err != nil {
-			t.Fatal(err)
+			return c, err
 		}
 		go s.Start()
 		c.Nodes = append(c.Nodes, s)
 		c.opts = append(c.opts, o)
 	}
-	t.Cleanup(func() {
-		for _, s := range c.Nodes {
-			s.Shutdown()
-			s.WaitForShutdown()
-		}
-	})
 	for _, s := range c.Nodes {
 		if !s.ReadyForConnections(20 * time.Second) {
-			t.Fatal("a NATS server did not start")
+			return c, errors.New("a NATS server did not start")
 		}
 	}
 	if n > 1 {
 		deadline := time.Now().Add(30 * time.Second)
 		for !c.hasMetaLeader() {
 			if time.Now().After(deadline) {
-				t.Fatal("the NATS cluster elected no JetStream leader in 30 s")
+				return c, errors.New("the NATS cluster elected no JetStream leader in 30 s")
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	return c
+	return c, nil
+}
+
+// Shutdown stops every node.
+func (c *Cluster) Shutdown() {
+	for _, s := range c.Nodes {
+		s.Shutdown()
+		s.WaitForShutdown()
+	}
 }
 
 func (c *Cluster) hasMetaLeader() bool {
@@ -118,19 +142,21 @@ func (c *Cluster) StreamLeader(t testing.TB, stream string) int {
 	return -1
 }
 
-func freePorts(t testing.TB, n int) []int {
+func freePorts(n int) ([]int, error) {
 	var ports []int
 	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
+	return ports, nil
 }
