@@ -54,6 +54,17 @@ func (rt *Router) startReplay(ctx context.Context, id string, req domain.ReplayR
 	if _, ok := tbl.migrations[req.Migration]; !ok {
 		return domain.ReplayJob{}, domain.Errorf(domain.CodeNotFound, "migration %q is not in this router's snapshot", req.Migration)
 	}
+	if rt.opts.Tier != nil {
+		// Bounded on its own: the caller's bound is for starting a job,
+		// and a long window takes longer to read.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
+		err := rt.adoptWindow(actx, req)
+		cancel()
+		if err != nil {
+			return domain.ReplayJob{}, &domain.Error{Code: domain.CodeJournalBusy, RetryAfter: 5 * time.Second,
+				Message: "the tier's history of the replay's window could not be read: retry", Err: err}
+		}
+	}
 	job := &domain.ReplayJob{ID: id, Status: domain.ReplayQueued, Request: req,
 		CreatedAt: rt.opts.Now().UTC(), Cursor: map[string]domain.ReplayCursor{}}
 	if req.AwaitComparisons {

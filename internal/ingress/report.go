@@ -229,7 +229,27 @@ func (rt *Router) followAsked(ctx context.Context, client *http.Client, controls
 			rt.log.Debug("a replay asked by the control service waits for the first snapshot", "replay", j.ID)
 			continue
 		}
+		if rt.opts.Tier != nil {
+			// Asked of every router of the tier, run by one: it reads the
+			// window's events the others delivered into its journal.
+			runner, err := rt.opts.Tier.Claim(ctx, j.ID)
+			if err != nil {
+				rt.log.Warn("claiming a replay in the tier failed; asked again at the next poll", "replay", j.ID, "err", err)
+				continue
+			}
+			if runner != rt.opts.Tier.Name() {
+				rt.log.Info("a replay asked of the tier runs on another router", "replay", j.ID, "router", runner)
+				now := rt.opts.Now().UTC()
+				rt.replays.save(ctx, &domain.ReplayJob{ID: j.ID, Status: domain.ReplayDone, Request: j.Request,
+					CreatedAt: j.CreatedAt, FinishedAt: now})
+				continue
+			}
+		}
 		_, err := rt.startReplay(ctx, j.ID, j.Request)
+		if domain.ErrorCode(err) == domain.CodeJournalBusy {
+			rt.log.Warn("a replay asked by the control service waits for the tier", "replay", j.ID, "err", err)
+			continue
+		}
 		if domain.ErrorCode(err) == domain.CodeNotFound && !current {
 			// The migration may be newer than the snapshot held.
 			rt.log.Debug("a replay asked by the control service waits for a current snapshot", "replay", j.ID, "err", err)

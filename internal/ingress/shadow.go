@@ -233,6 +233,11 @@ func (rt *Router) record(ev journal.Event, r route, res compare.Result, primary,
 		defer rt.recording.Done()
 		if err != nil {
 			failed(err)
+			return
+		}
+		if rt.opts.Tier != nil {
+			// A replay on another router of the tier reads it there.
+			rt.opts.Tier.Compared(ev.ID, out.Comparison)
 		}
 	})
 	if err != nil {

@@ -2,8 +2,10 @@ package ingress
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/journal"
 )
 
@@ -25,11 +27,23 @@ type Tier interface {
 	// Release hands back what the router holds without an outcome, once
 	// it has stopped delivering.
 	Release(ctx context.Context)
+	// Name is this router's name in the tier.
+	Name() string
 	// Throttle tells every router of the tier to refuse partner's
 	// webhooks for a while: its events fill its share of this router's
 	// backlog. Throttled reports whether a router said so lately.
 	Throttle(partner string)
 	Throttled(partner string) bool
+	// Compared records the class of an event's comparison in the tier,
+	// without waiting.
+	Compared(id, class string)
+	// Claim makes this router the one that runs a replay asked of every
+	// router, unless one did first; it returns the name of the one that
+	// runs it.
+	Claim(ctx context.Context, job string) (string, error)
+	// Window hands fn partner's events received in [from, to) that the
+	// tier's routers brought to a terminal outcome, each with it.
+	Window(ctx context.Context, partner string, from, to time.Time, fn func([]journal.Event) error) error
 	Close() error
 }
 
@@ -72,6 +86,34 @@ func (rt *Router) takeFromTier(ctx context.Context, events []journal.Event) erro
 			continue
 		}
 		rt.resubmit(ctx, cur)
+	}
+	return nil
+}
+
+// adoptWindow reads into the router's journal the events of a replay's
+// window that the tier's other routers delivered, with their outcomes
+// (journal.Adopt), so that the replay run here takes every event of the
+// tier: those this router delivered are in its journal already. It may
+// take a while for a long window: one read of the stream and one of the
+// outcome bucket per event.
+func (rt *Router) adoptWindow(ctx context.Context, req domain.ReplayRequest) error {
+	adopted := 0
+	for _, p := range req.Partners {
+		err := rt.opts.Tier.Window(ctx, p, req.From, req.To, func(events []journal.Event) error {
+			res, err := rt.opts.Journal.Adopt(ctx, events)
+			for _, a := range res {
+				if !a.Duplicate {
+					adopted++
+				}
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("reading partner %s's window from the tier: %w", p, err)
+		}
+	}
+	if adopted > 0 {
+		rt.log.Info("took the tier's history of a replay's window", "events", adopted, "migration", req.Migration)
 	}
 	return nil
 }

@@ -11,6 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchbackhq/switchback/internal/control"
+	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/natstest"
 	"github.com/switchbackhq/switchback/internal/natstier"
 	"github.com/switchbackhq/switchback/internal/pipelineclient"
@@ -123,5 +126,112 @@ func TestTierThrottlesAFloodingPartnerOnEveryRouter(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if n := a.legacy.Calls(pipelineclient.Apply); n != accepted+1 {
 		t.Fatalf("legacy was called %d times to apply, want %d: each acknowledged webhook once", n, accepted+1)
+	}
+}
+
+// A replay run on one router of a tier takes the events of its window
+// that another router delivered: it reads them, with their outcomes, from
+// the tier into its own journal first.
+func TestTierReplayTakesWhatOtherRoutersDelivered(t *testing.T) {
+	nats := natstest.Start(t, 1)
+	a := newEnv(t, withTier(nats.URLs(), "a"))
+	ctx := context.Background()
+	for _, st := range []domain.Stage{domain.StageShadow, domain.StageNew} {
+		if _, err := a.svc.SetStage(ctx, control.Change{Actor: "t", Reason: "test"}, "psa-webhooks-v2", "acme", st, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := a.another(t, "b")
+	for _, e := range []*env{a, b} {
+		waitFor(t, "the routers to see acme on new", func() bool { return e.router.RoutingVersion() == a.svc.State().Version })
+	}
+	from := time.Now().Add(-time.Minute)
+	for i := range 10 {
+		if st, _ := a.post(t, "acme", fmt.Sprint("a-", i), "ticket.updated", fmt.Sprint(i), nil, ""); st != 202 {
+			t.Fatalf("router a answered %d", st)
+		}
+	}
+	waitFor(t, "router a's deliveries", func() bool { return a.newer.Applications() == 10 })
+	a.stop() // gracefully: its shards go to router b at once
+	for i := range 10 {
+		if st, _ := b.post(t, "acme", fmt.Sprint("b-", i), "ticket.updated", fmt.Sprint(i), nil, ""); st != 202 {
+			t.Fatalf("router b answered %d", st)
+		}
+	}
+	waitFor(t, "router b's deliveries", func() bool { return a.newer.Applications() == 20 })
+
+	job, err := b.router.StartReplay(ctx, domain.ReplayRequest{Migration: "psa-webhooks-v2", Partners: []string{"acme"},
+		From: from, To: time.Now().Add(time.Minute), Pipeline: "legacy", Filter: domain.ReplayAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Total != 20 {
+		t.Fatalf("the replay counts %d events, want the tier's 20: 10 delivered by router a, 10 by b", job.Total)
+	}
+	waitFor(t, "the replay done", func() bool { j, _ := b.router.Replay(job.ID); return j.Status == domain.ReplayDone })
+	if j, _ := b.router.Replay(job.ID); j.Done != 20 || j.Failed != 0 {
+		t.Fatalf("replay %+v, want 20 done", j)
+	}
+	if ids := a.legacy.AppliedIDs(); len(ids) != 20 {
+		t.Fatalf("legacy applied %d events on the replay, want 20", len(ids))
+	}
+}
+
+// A replay the control service asks of every router runs on one router of
+// the tier, the one that claims it; the others count it done with
+// nothing to send. Each event is replayed once.
+func TestTierAskedReplayRunsOnOneRouter(t *testing.T) {
+	nats := natstest.Start(t, 1)
+	a := newEnv(t, withTier(nats.URLs(), "a"))
+	ctx := context.Background()
+	for _, st := range []domain.Stage{domain.StageShadow, domain.StageNew} {
+		if _, err := a.svc.SetStage(ctx, control.Change{Actor: "t", Reason: "test"}, "psa-webhooks-v2", "acme", st, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := a.another(t, "b")
+	for _, e := range []*env{a, b} {
+		waitFor(t, "the routers to see acme on new", func() bool { return e.router.RoutingVersion() == a.svc.State().Version })
+	}
+	from := time.Now().Add(-time.Minute)
+	for i := range 10 {
+		e := []*env{a, b}[i%2]
+		if st, _ := e.post(t, "acme", fmt.Sprint("m-", i), "ticket.updated", fmt.Sprint(i), nil, ""); st != 202 {
+			t.Fatalf("answered %d", st)
+		}
+	}
+	waitFor(t, "the deliveries", func() bool { return a.newer.Applications() == 10 })
+	job, err := a.svc.AskReplay(ctx, control.Change{Actor: "t", Reason: "test"}, domain.ReplayRequest{Migration: "psa-webhooks-v2",
+		Partners: []string{"acme"}, From: from, To: time.Now().Add(time.Minute), Pipeline: "legacy", Filter: domain.ReplayAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	controls, err := ingress.NewControls([]string{a.control.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := a.svc.AddEphemeralToken("routers", domain.RoleRouter)
+	fctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }()
+	for _, e := range []*env{a, b} {
+		wg.Go(func() { e.router.FollowAsked(fctx, http.DefaultClient, controls, token, 20*time.Millisecond) })
+	}
+	finished := func(e *env) (domain.ReplayJob, bool) {
+		j, err := e.router.Replay(job.ID)
+		return j, err == nil && j.Status == domain.ReplayDone
+	}
+	waitFor(t, "both routers to finish the replay", func() bool {
+		_, okA := finished(a)
+		_, okB := finished(b)
+		return okA && okB
+	})
+	ja, _ := finished(a)
+	jb, _ := finished(b)
+	if ja.Total+jb.Total != 10 || ja.Done+jb.Done != 10 || (ja.Total != 0 && jb.Total != 0) {
+		t.Fatalf("router a's job %+v, b's %+v: want one of them to replay all 10", ja, jb)
+	}
+	if n := a.legacy.Calls(pipelineclient.Apply); n != 10 {
+		t.Fatalf("legacy was called %d times to apply, want 10: each event replayed once", n)
 	}
 }

@@ -219,6 +219,7 @@ type Journal struct {
 // op is one write waiting for the committer.
 type op struct {
 	events  []Event // append
+	adopt   bool    // the events come with their outcome (adopt.go)
 	seq     uint64  // complete
 	outcome Outcome
 	tallies []Tally // tally alone: no event, no seq
@@ -514,6 +515,11 @@ func (j *Journal) write(batch []*op) {
 }
 
 func (j *Journal) apply(tx *bbolt.Tx, o *op) error {
+	if o.events != nil && o.adopt {
+		res, err := adoptEvents(tx, o.events)
+		o.result = res
+		return err
+	}
 	if o.events != nil {
 		res, err := appendEvents(tx, o.events)
 		o.result = res

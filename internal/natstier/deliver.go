@@ -25,8 +25,12 @@ type Outcome struct {
 	Pipeline string        `json:"pipeline,omitempty"`
 	Attempts int           `json:"attempts,omitempty"`
 	Error    string        `json:"error,omitempty"`
-	At       time.Time     `json:"at"`
-	Router   string        `json:"router,omitempty"`
+	// Shadow is the pipeline that compares it; Comparison the class, when
+	// decided with the outcome (later ones are under comparedKey).
+	Shadow     string    `json:"shadow,omitempty"`
+	Comparison string    `json:"comparison,omitempty"`
+	At         time.Time `json:"at"`
+	Router     string    `json:"router,omitempty"`
 	// Seq is the event's sequence in the stream.
 	Seq uint64 `json:"seq"`
 }
@@ -308,7 +312,7 @@ func (t *Tier) Done(ev journal.Event, out journal.Outcome) {
 	delete(t.held, ev.ID)
 	t.mu.Unlock()
 	rec := Outcome{Partner: ev.Partner, Type: ev.Type, EntityID: ev.EntityID, State: out.State, Pipeline: out.Pipeline,
-		Attempts: out.Attempts, Error: out.Error, At: out.At, Router: t.opts.Name, Seq: h.seq}
+		Attempts: out.Attempts, Error: out.Error, Shadow: out.Shadow, Comparison: out.Comparison, At: out.At, Router: t.opts.Name, Seq: h.seq}
 	t.recording.Go(func() {
 		body, err := json.Marshal(rec)
 		if err != nil {

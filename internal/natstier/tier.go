@@ -307,6 +307,9 @@ func (t *Tier) Close() error {
 	return err
 }
 
+// Name is this router's name in the tier (Options.Name).
+func (t *Tier) Name() string { return t.opts.Name }
+
 // Shards is the number of shards the stream was created with.
 func (t *Tier) Shards() int { return t.shards }
 

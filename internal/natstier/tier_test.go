@@ -231,3 +231,29 @@ func TestNodeStoppedDuringBurstLosesNothingAcknowledged(t *testing.T) {
 		return true
 	})
 }
+
+// A replay asked of every router runs on one: the first to claim it, as
+// every router is told.
+func TestClaimHasOneWinner(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	a, b := open(t, nc.URLs(), "a"), open(t, nc.URLs(), "b")
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	got := make([]string, 2)
+	for i, tr := range []*natstier.Tier{a, b} {
+		wg.Go(func() {
+			w, err := tr.Claim(ctx, "rpl_1")
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = w
+		})
+	}
+	wg.Wait()
+	if got[0] != got[1] || (got[0] != "a" && got[0] != "b") {
+		t.Fatalf("claims answered %q and %q, want the same winner", got[0], got[1])
+	}
+	if w, _ := b.Claim(ctx, "rpl_2"); w != "b" {
+		t.Fatalf("a job nobody claimed went to %q", w)
+	}
+}

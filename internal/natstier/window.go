@@ -1,0 +1,157 @@
+package natstier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchbackhq/switchback/internal/journal"
+)
+
+// Reading the tier's history: a replay asked of every router runs on one
+// of them (Claim), which first reads the window's events that any router
+// delivered, with their outcomes (Window), into its own journal
+// (journal.Adopt). A comparison made after its event's outcome was
+// recorded is kept under its own key (Compared), so that recording it is
+// one write and not a read of the outcome and a rewrite.
+
+// comparedKey is the outcome bucket's key for an event's comparison class.
+func comparedKey(id string) string { return "cmp." + id }
+
+// claimKey is the outcome bucket's key for the router that runs a job.
+func claimKey(job string) string { return "job." + job }
+
+// Compared records the class of ev's comparison in the tier, without
+// waiting.
+func (t *Tier) Compared(id, class string) {
+	t.recording.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := t.outcomes.PutString(ctx, comparedKey(id), class); err != nil {
+			t.metrics.outcomeErrors.Inc()
+			t.log.Warn("the tier's outcome bucket did not take a comparison; a replay on another router will take the event as never compared", "event", id, "err", err)
+		}
+	})
+}
+
+// Claim makes this router the one that runs job, unless another did
+// first: it returns the name of the router that runs it.
+func (t *Tier) Claim(ctx context.Context, job string) (string, error) {
+	_, err := t.outcomes.Create(ctx, claimKey(job), []byte(t.opts.Name))
+	if err == nil {
+		return t.opts.Name, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return "", err
+	}
+	e, err := t.outcomes.Get(ctx, claimKey(job))
+	if err != nil {
+		return "", err
+	}
+	return string(e.Value()), nil
+}
+
+// Window hands fn, a batch at a time in stream order, partner's events
+// received in [from, to) that a router of the tier brought to a terminal
+// outcome, each with it. Events without one (still with a router, or not
+// yet handed to one) are left out: they are not history yet.
+func (t *Tier) Window(ctx context.Context, partner string, from, to time.Time, fn func([]journal.Event) error) error {
+	oc, err := t.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{SubjectPrefix + strings.ReplaceAll(partner, ".", "~") + ".*"},
+		// The stream stamps a message when it stores it, after the
+		// router received it: a little earlier covers the window's start.
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: ptr(from.Add(-time.Minute)),
+	})
+	if err != nil {
+		return err
+	}
+	for {
+		batch, err := oc.FetchNoWait(256)
+		if err != nil {
+			return err
+		}
+		var events []journal.Event
+		past, n := false, 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			if md.Timestamp.After(to.Add(time.Minute)) {
+				past = true
+				break
+			}
+			var ev journal.Event
+			if json.Unmarshal(m.Data(), &ev) != nil || ev.ID == "" || ev.ReceivedAt.Before(from) || !ev.ReceivedAt.Before(to) {
+				continue
+			}
+			events = append(events, ev)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return err
+		}
+		done, err := t.withOutcomes(ctx, events)
+		if err != nil {
+			return err
+		}
+		if len(done) > 0 {
+			if err := fn(done); err != nil {
+				return err
+			}
+		}
+		if past || n == 0 {
+			return nil
+		}
+	}
+}
+
+// withOutcomes returns the events the bucket holds a terminal outcome of,
+// each with it, asking for up to 32 at a time.
+func (t *Tier) withOutcomes(ctx context.Context, events []journal.Event) ([]journal.Event, error) {
+	found := make([]bool, len(events))
+	errs := make([]error, len(events))
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for i := range events {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			o, ok, err := t.OutcomeOf(ctx, events[i].ID)
+			if err != nil || !ok || !o.State.Terminal() {
+				errs[i] = err
+				return
+			}
+			ev := &events[i]
+			ev.Seq, ev.State, ev.Pipeline, ev.Attempts, ev.LastError, ev.DoneAt = 0, o.State, o.Pipeline, o.Attempts, o.Error, o.At
+			ev.Shadow, ev.Comparison = o.Shadow, o.Comparison
+			if ev.Comparison == "" && ev.Shadow != "" {
+				if c, err := t.outcomes.Get(ctx, comparedKey(ev.ID)); err == nil {
+					ev.Comparison = string(c.Value())
+				} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+					errs[i] = err
+					return
+				}
+			}
+			found[i] = true
+		})
+	}
+	wg.Wait()
+	var out []journal.Event
+	for i, ev := range events {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		if found[i] {
+			out = append(out, ev)
+		}
+	}
+	return out, nil
+}
+
+func ptr[T any](v T) *T { return &v }
