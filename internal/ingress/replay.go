@@ -349,6 +349,10 @@ func (r *replays) store(ctx context.Context, id string, data []byte, err error) 
 // it waits for.
 const awaitPoll = 200 * time.Millisecond
 
+// tierAdoptEvery paces a waiting replay's reads of the tier's history of
+// its window (adoptWindow), which reads the whole window each time.
+const tierAdoptEvery = 5 * time.Second
+
 // verdict is what a job that awaits comparisons makes of an event.
 type verdict int
 
@@ -406,6 +410,7 @@ func (r *replays) await(ctx context.Context, j *domain.ReplayJob, run *replayRun
 	// looks again once it is empty, for events journaled since the last.
 	var watch []uint64
 	rescan := true
+	var adopted time.Time
 	for {
 		// This job's outcomes on the events first, or a scan would send
 		// them again.
@@ -413,6 +418,14 @@ func (r *replays) await(ctx context.Context, j *domain.ReplayJob, run *replayRun
 		expired := !rt.opts.Now().Before(j.AwaitUntil)
 		if expired {
 			rescan = true // the last look takes in the whole window
+		}
+		if rt.opts.Tier != nil && (expired || time.Since(adopted) >= tierAdoptEvery) {
+			// The tier's other routers go on delivering and comparing the
+			// window's events: take in what they did since.
+			if err := rt.adoptWindow(ctx, j.Request); err != nil {
+				rt.log.Warn("reading the tier's history of a replay's window again failed", "job", j.ID, "err", err)
+			}
+			adopted, rescan = time.Now(), true
 		}
 		var due []dueEvent
 		watched := watch

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -14,9 +15,11 @@ import (
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/ingress"
+	"github.com/switchbackhq/switchback/internal/journal"
 	"github.com/switchbackhq/switchback/internal/natstest"
 	"github.com/switchbackhq/switchback/internal/natstier"
 	"github.com/switchbackhq/switchback/internal/pipelineclient"
+	"github.com/switchbackhq/switchback/internal/refpipe"
 )
 
 func withTier(urls, name string) envOption {
@@ -233,5 +236,60 @@ func TestTierAskedReplayRunsOnOneRouter(t *testing.T) {
 	}
 	if n := a.legacy.Calls(pipelineclient.Apply); n != 10 {
 		t.Fatalf("legacy was called %d times to apply, want 10: each event replayed once", n)
+	}
+}
+
+// The seed incident on a tier: the new pipeline sometimes handles a ticket
+// with its cached schedule handler, on router a; a revert's replay run on
+// router b replays exactly the events a's comparisons found mismatched,
+// read with their comparisons from the tier.
+func TestTierRevertReplayTakesMismatchesComparedOnAnotherRouter(t *testing.T) {
+	nats := natstest.Start(t, 1)
+	a := newEnv(t, withTier(nats.URLs(), "a"), withFaults(refpipe.Faults{}, refpipe.Faults{CachedHandler: 0.3}))
+	ctx := context.Background()
+	for _, st := range []domain.Stage{domain.StageShadow, domain.StageNew} {
+		if _, err := a.svc.SetStage(ctx, control.Change{Actor: "t", Reason: "test"}, "psa-webhooks-v2", "acme", st, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "router a to see acme on new", func() bool { return a.router.RoutingVersion() == a.svc.State().Version })
+	from := time.Now().Add(-time.Minute)
+	for i := range 40 {
+		typ := []string{"ticket.updated", "schedule_entry.updated"}[i%2]
+		if st, _ := a.post(t, "acme", fmt.Sprint("m-", i), typ, fmt.Sprint(i), nil, ""); st != 202 {
+			t.Fatalf("answered %d", st)
+		}
+	}
+	var mismatched []string
+	waitFor(t, "every event applied and compared on router a", func() bool {
+		mismatched = nil
+		compared := 0
+		a.journal.Scan(ctx, "acme", journal.Position{At: from}, time.Now().Add(time.Minute), func(ev journal.Event) bool {
+			if ev.Comparison != "" {
+				compared++
+			}
+			if ev.Comparison != "" && domain.Class(ev.Comparison).Mismatched() {
+				mismatched = append(mismatched, ev.ID)
+			}
+			return true
+		})
+		return compared == 40
+	})
+	if len(mismatched) == 0 {
+		t.Fatal("the cached handler caused no mismatch in 40 events")
+	}
+	b := a.another(t, "b")
+	waitFor(t, "router b's snapshot", func() bool { return b.router.RoutingVersion() == a.svc.State().Version })
+	job, err := b.router.StartReplay(ctx, domain.ReplayRequest{Migration: "psa-webhooks-v2", Partners: []string{"acme"},
+		From: from, To: time.Now().Add(time.Minute), Pipeline: "legacy", Filter: domain.ReplayMismatched, AwaitComparisons: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the replay done", func() bool { j, _ := b.router.Replay(job.ID); return j.Status == domain.ReplayDone })
+	j, _ := b.router.Replay(job.ID)
+	got := a.legacy.AppliedIDs()
+	slices.Sort(mismatched)
+	if !slices.Equal(got, mismatched) || j.Unknown != 0 {
+		t.Fatalf("router b replayed %v (unknown %d), want the %d events router a found mismatched: %v", got, j.Unknown, len(mismatched), mismatched)
 	}
 }

@@ -17,7 +17,9 @@ import (
 // index is left alone: its order is this journal's, and an adopted event
 // may be older than the entity's latest applied here. An event this
 // journal holds already (its partner and delivery id) is left as it is
-// and answered Duplicate.
+// and answered Duplicate, except that it takes the adopted event's
+// comparison if it has none and none is due here: adopting a window again
+// brings in the comparisons the other routers made since.
 func (j *Journal) Adopt(ctx context.Context, events []Event) ([]Appended, error) {
 	if len(events) == 0 {
 		return []Appended{}, nil
@@ -53,6 +55,9 @@ func adoptEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
 		if v := dedup.Get(dk); v != nil {
 			seq := binary.BigEndian.Uint64(v)
 			if orig, err := load(evb, seq); err == nil {
+				if err := takeComparison(tx, orig, e); err != nil {
+					return nil, err
+				}
 				out[i] = Appended{Seq: seq, ID: orig.ID, Duplicate: true}
 				continue
 			}
@@ -74,4 +79,23 @@ func adoptEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
 		out[i] = Appended{Seq: seq, ID: e.ID}
 	}
 	return out, nil
+}
+
+// takeComparison records on orig, an event this journal holds, the class
+// of the comparison another router made of it, if orig has none and is
+// not due for one here (a comparison this router owes is its own to make
+// and count).
+func takeComparison(tx *bbolt.Tx, orig, adopted Event) error {
+	if orig.Comparison != "" || adopted.Comparison == "" || !orig.State.Terminal() || orig.Shadow != adopted.Shadow {
+		return nil
+	}
+	if tx.Bucket(bucketCompare).Get(seqKey(orig.Seq)) != nil {
+		return nil
+	}
+	e, err := load(tx.Bucket(bucketEvents), orig.Seq)
+	if err != nil {
+		return err
+	}
+	e.Comparison = adopted.Comparison
+	return put(tx.Bucket(bucketEvents), e)
 }
