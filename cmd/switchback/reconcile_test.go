@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchbackhq/switchback/internal/natstest"
 	"github.com/switchbackhq/switchback/internal/reconcile"
 	"github.com/switchbackhq/switchback/internal/refpipe"
 	"github.com/switchbackhq/switchback/internal/wire"
@@ -107,6 +108,18 @@ func sendStamped(t *testing.T, base, partner, id string, updatedAt time.Time) {
 // finds none, and a second backfill finds them closed and sends nothing. The feed's
 // credential appears nowhere.
 func TestReconcileFindsGapsAndBackfillClosesThemOnce(t *testing.T) {
+	reconcileFindsGaps(t, nil)
+}
+
+// The same on a NATS tier: the reconciliation reads the tier's history
+// (the stream and the outcomes the routers recorded), and the backfill's
+// events go through the tier.
+func TestReconcileOnATierFindsGapsAndBackfillClosesThemOnce(t *testing.T) {
+	cluster := natstest.Start(t, 1)
+	reconcileFindsGaps(t, cluster)
+}
+
+func reconcileFindsGaps(t *testing.T, cluster *natstest.Cluster) {
 	legacy := refpipe.New("legacy", refpipe.Faults{}, 1)
 	legacySrv := httptest.NewServer(legacy)
 	defer legacySrv.Close()
@@ -116,7 +129,11 @@ func TestReconcileFindsGapsAndBackfillClosesThemOnce(t *testing.T) {
 	feedSrv := httptest.NewServer(feed)
 	defer feedSrv.Close()
 
-	s := startServe(t, map[string]string{"SWITCHBACK_ADMIN_TOKEN": crashAdmin}, "--data", t.TempDir())
+	args := []string{"--data", t.TempDir()}
+	if cluster != nil {
+		args = append(args, "--journal", cluster.URLs(), "--journal-replicas", "1")
+	}
+	s := startServe(t, map[string]string{"SWITCHBACK_ADMIN_TOKEN": crashAdmin}, args...)
 	var answers bytes.Buffer // every answer of the API, searched for the credential
 	api := func(method, path string, body any, out any) int {
 		t.Helper()
@@ -160,6 +177,10 @@ func TestReconcileFindsGapsAndBackfillClosesThemOnce(t *testing.T) {
 	waitUntil(t, "the seven outcomes journaled", func() bool {
 		return strings.Contains(scrape(t, s.url), `switchback_ingress_events_total{outcome="applied"} 7`+"\n")
 	})
+	if cluster != nil {
+		// The router records each outcome in the tier after its journal.
+		waitTierOutcomes(t, cluster, "acme", "msg-1", "msg-2", "msg-3", "msg-4", "msg-5", "msg-6", "msg-7")
+	}
 
 	run := func(body map[string]any) wire.Reconciliation {
 		t.Helper()

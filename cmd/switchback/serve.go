@@ -29,7 +29,9 @@ import (
 	"github.com/switchbackhq/switchback/internal/httpserve"
 	"github.com/switchbackhq/switchback/internal/ingress"
 	"github.com/switchbackhq/switchback/internal/journal"
+	"github.com/switchbackhq/switchback/internal/natstier"
 	"github.com/switchbackhq/switchback/internal/notify"
+	"github.com/switchbackhq/switchback/internal/psa"
 	"github.com/switchbackhq/switchback/internal/reconcile"
 	"github.com/switchbackhq/switchback/internal/webui"
 )
@@ -255,8 +257,16 @@ func serve(ctx context.Context, cfg config.Serve, stdout, stderr io.Writer) erro
 			return err
 		}
 		apiOpts = append(apiOpts, httpapi.WithIngress(in.Router()))
-		rec = reconcile.NewRunner(reconcile.Options{Journal: j, Router: in.Router(), Partner: partnerOf(svc),
-			Audit: auditBy(svc), OtherJournals: otherJournals(svc, journalsElsewhere(cfg)), Registerer: reg, Log: log, Now: now,
+		// On a tier a reconciliation reads the tier's history: every
+		// router's events, from the stream, with their outcomes.
+		var recJournal reconcile.JobJournal = j
+		others := otherJournals(svc, journalsElsewhere(cfg))
+		if tier, ok := icfg.Tier.(*natstier.Tier); ok {
+			// The standalone routers of the tier journal there too.
+			recJournal, others = &natstier.History{Tier: tier, UpdatedAt: psa.UpdatedAt}, nil
+		}
+		rec = reconcile.NewRunner(reconcile.Options{Journal: recJournal, Router: in.Router(), Partner: partnerOf(svc),
+			Audit: auditBy(svc), OtherJournals: others, Registerer: reg, Log: log, Now: now,
 			Notify: notifier.Send})
 		apiOpts = append(apiOpts, httpapi.WithReconciler(rec))
 		if cfg.Store == "" {
@@ -428,14 +438,11 @@ func otherJournals(svc *control.Service, elsewhere string) func(context.Context,
 // journalsElsewhere names the journals that may hold events besides the
 // embedded router's while no router report says so: on a shared store the
 // other replicas' embedded routers, whose reports all carry the id
-// "embedded"; on a NATS tier the stream, whose events other routers may
-// have delivered.
+// "embedded". On a NATS tier there are none: a reconciliation reads the
+// tier's history, where every router of the tier journals.
 func journalsElsewhere(cfg config.Serve) string {
-	switch {
-	case cfg.Store != "":
+	if cfg.Store != "" {
 		return "the embedded routers of the other replicas on this store"
-	case cfg.TierURLs() != "":
-		return "the NATS tier's stream, whose events other routers may have delivered"
 	}
 	return ""
 }
@@ -450,11 +457,6 @@ func cannotReconcile(cfg config.Serve) string {
 		return "it runs with --no-ingress, and a reconciliation reads the embedded router's journal"
 	case cfg.Store != "":
 		return "its store is shared (etcd), and a reconciliation reads this replica's router journal only, where the events the other replicas' routers took are not"
-	case cfg.TierURLs() != "":
-		// Reading the tier's stream and outcome bucket instead is issue
-		// 18's next step; a backfill would also have to follow its
-		// events' outcomes there, not in this router's journal.
-		return "its embedded router journals in a NATS tier (--journal), and a reconciliation reads this router's journal only, where the events the tier's other routers delivered are not"
 	}
 	return ""
 }

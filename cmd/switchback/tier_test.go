@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/journal"
 	"github.com/switchbackhq/switchback/internal/natstest"
+	"github.com/switchbackhq/switchback/internal/natstier"
 	"github.com/switchbackhq/switchback/internal/refpipe"
 )
 
@@ -221,18 +223,26 @@ func TestServeWithTierJournal(t *testing.T) {
 	}
 }
 
-// A reconciliation reads one router's journal: on a tier it is refused,
-// saying why, rather than calling the events other routers delivered
-// gaps.
-func TestServeWithTierRefusesReconcileSetting(t *testing.T) {
-	cluster := natstest.Start(t, 1)
-	s := startServe(t, map[string]string{"SWITCHBACK_ADMIN_TOKEN": crashAdmin}, "--data", t.TempDir(),
-		"--journal", cluster.URLs(), "--journal-replicas", "1")
-	var out map[string]any
-	got := call(t, "PUT", s.url+"/v1/migrations/psa-webhooks-v2", crashAdmin, map[string]any{
-		"pipelines": map[string]any{"legacy": map[string]string{"url": "http://127.0.0.1:9"}, "new": map[string]string{"url": "http://127.0.0.1:9/new"}},
-		"reconcile": map[string]any{"afterRevert": true}}, &out)
-	if got != http.StatusConflict || !strings.Contains(fmt.Sprint(out), "NATS tier") {
-		t.Fatalf("a reconcile setting on a tier = %d %v, want 409 saying the journal is a NATS tier's", got, out)
+// waitTierOutcomes waits until the tier holds the outcome of each of
+// partner's deliveries.
+func waitTierOutcomes(t *testing.T, cluster *natstest.Cluster, partner string, deliveries ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tier, err := natstier.Open(ctx, natstier.Options{URLs: cluster.URLs(), Name: "test", Replicas: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tier.Close()
+	for _, d := range deliveries {
+		for {
+			if _, ok, err := tier.OutcomeOf(ctx, journal.EventID(partner, d)); err == nil && ok {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("the tier holds no outcome of %s's delivery %s", partner, d)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }

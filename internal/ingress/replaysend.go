@@ -202,6 +202,9 @@ func (run *replayRun) send(ev journal.Event) {
 		if err != nil && !errors.Is(err, journal.ErrNotFound) {
 			rt.log.Error("recording a replay outcome failed; the job's saved cursor stays before the event", "job", run.j.ID, "event", ev.ID, "err", err)
 		}
+		if err == nil && mark.OK && ev.State == journal.StateDeadLettered && rt.opts.Tier != nil {
+			rt.opts.Tier.Replayed(ev.ID, mark.Pipeline)
+		}
 		run.settle(it, true, mark.OK, err)
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package ingress
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/switchbackhq/switchback/internal/domain"
@@ -37,12 +38,15 @@ type Tier interface {
 	// Compared records the class of an event's comparison in the tier,
 	// without waiting.
 	Compared(id, class string)
+	// Replayed records in the tier that a replay through pipeline applied
+	// a dead-lettered event, without waiting.
+	Replayed(id, pipeline string)
 	// Claim makes this router the one that runs a replay asked of every
 	// router, unless one did first; it returns the name of the one that
 	// runs it.
 	Claim(ctx context.Context, job string) (string, error)
-	// Window hands fn partner's events received in [from, to) that the
-	// tier's routers brought to a terminal outcome, each with it.
+	// Window hands fn partner's events received in [from, to), each with
+	// its terminal outcome if the tier holds one.
 	Window(ctx context.Context, partner string, from, to time.Time, fn func([]journal.Event) error) error
 	Close() error
 }
@@ -100,6 +104,12 @@ func (rt *Router) adoptWindow(ctx context.Context, req domain.ReplayRequest) err
 	adopted := 0
 	for _, p := range req.Partners {
 		err := rt.opts.Tier.Window(ctx, p, req.From, req.To, func(events []journal.Event) error {
+			// Those without an outcome are still on their way, on this
+			// router or another: history once they have one.
+			events = slices.DeleteFunc(events, func(e journal.Event) bool { return !e.State.Terminal() })
+			for i := range events {
+				events[i].Seq = 0
+			}
 			res, err := rt.opts.Journal.Adopt(ctx, events)
 			for _, a := range res {
 				if !a.Duplicate {

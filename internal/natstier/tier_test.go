@@ -257,3 +257,54 @@ func TestClaimHasOneWinner(t *testing.T) {
 		t.Fatalf("a job nobody claimed went to %q", w)
 	}
 }
+
+// The tier's history answers as a router's entity index would, from what
+// any router recorded: the latest event applied, a dead letter after it
+// (applied once a replay applies it), and what has no outcome yet.
+func TestHistoryReadsWhatAnyRouterRecorded(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	a, b := open(t, nc.URLs(), "a"), open(t, nc.URLs(), "b")
+	ctx := context.Background()
+	since := time.Now().Add(-time.Minute)
+	evs := []journal.Event{event("acme", 1, 0), event("acme", 1, 1), event("acme", 2, 0), event("acme", 3, 0), event("acme", 3, 1)}
+	if _, err := a.Publish(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	outcome := map[string]journal.State{ // by "entity-n"; 3-1 gets none
+		"1-0": journal.StateApplied, "1-1": journal.StateApplied, "2-0": journal.StateDeadLettered, "3-0": journal.StateApplied,
+	}
+	k := &taker{tier: b}
+	k.apply = func(journal.Event) bool { return false }
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go b.Run(rctx, k.take)
+	waitFor(t, func() bool { return len(k.events()) == len(evs) })
+	for _, ev := range k.events() {
+		var n int
+		fmt.Sscanf(string(ev.Payload), `{"n":%d}`, &n)
+		if st, ok := outcome[fmt.Sprintf("%s-%d", ev.EntityID, n)]; ok {
+			b.Done(ev, journal.Outcome{State: st, Pipeline: "new", Attempts: 1, At: time.Now()})
+		}
+	}
+	b.Replayed(journal.EventID("acme", "d-2-0"), "legacy")
+	entities := []journal.Entity{{Type: "ticket", ID: "1"}, {Type: "ticket", ID: "2"}, {Type: "ticket", ID: "3"}, {Type: "ticket", ID: "4"}}
+	var recs []journal.EntityRecord
+	waitFor(t, func() bool {
+		var err error // a new History: one reads a window once for a run of lookups
+		recs, err = (&natstier.History{Tier: a}).EntitiesSince(ctx, "acme", since, entities)
+		return err == nil && recs[0].Applied != nil && recs[1].Applied != nil && recs[2].Applied != nil && recs[0].Applied.ID == journal.EventID("acme", "d-1-1")
+	})
+	if r := recs[1]; r.Applied.Pipeline != "legacy" || r.Failed != nil {
+		t.Errorf("entity 2 (dead-lettered, then applied by a replay): %+v", r)
+	}
+	if r := recs[2]; r.Applied.ID != journal.EventID("acme", "d-3-0") || len(r.Pending) != 1 || r.Pending[0].ID != journal.EventID("acme", "d-3-1") {
+		t.Errorf("entity 3: %+v, want #0 applied and #1 pending", r)
+	}
+	if r := recs[3]; r.Applied != nil || r.Failed != nil || len(r.Pending) != 0 {
+		t.Errorf("entity 4, never sent: %+v", r)
+	}
+	ev, err := (&natstier.History{Tier: a}).Get(ctx, recs[0].Applied.Seq)
+	if err != nil || ev.ID != journal.EventID("acme", "d-1-1") || ev.State != journal.StateApplied {
+		t.Fatalf("Get(%d) = %+v, %v", recs[0].Applied.Seq, ev, err)
+	}
+}

@@ -23,6 +23,10 @@ import (
 // comparedKey is the outcome bucket's key for an event's comparison class.
 func comparedKey(id string) string { return "cmp." + id }
 
+// replayedKey is the outcome bucket's key for a replay that applied a
+// dead-lettered event: the pipeline that did.
+func replayedKey(id string) string { return "rpl." + id }
+
 // claimKey is the outcome bucket's key for the router that runs a job.
 func claimKey(job string) string { return "job." + job }
 
@@ -35,6 +39,20 @@ func (t *Tier) Compared(id, class string) {
 		if _, err := t.outcomes.PutString(ctx, comparedKey(id), class); err != nil {
 			t.metrics.outcomeErrors.Inc()
 			t.log.Warn("the tier's outcome bucket did not take a comparison; a replay on another router will take the event as never compared", "event", id, "err", err)
+		}
+	})
+}
+
+// Replayed records in the tier that a replay through pipeline applied
+// the dead-lettered event id, without waiting: the tier's history reads
+// it applied, as a router's journal does.
+func (t *Tier) Replayed(id, pipeline string) {
+	t.recording.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := t.outcomes.PutString(ctx, replayedKey(id), pipeline); err != nil {
+			t.metrics.outcomeErrors.Inc()
+			t.log.Warn("the tier's outcome bucket did not take a replay's application; the tier's history reads the event dead-lettered", "event", id, "err", err)
 		}
 	})
 }
@@ -57,9 +75,9 @@ func (t *Tier) Claim(ctx context.Context, job string) (string, error) {
 }
 
 // Window hands fn, a batch at a time in stream order, partner's events
-// received in [from, to) that a router of the tier brought to a terminal
-// outcome, each with it. Events without one (still with a router, or not
-// yet handed to one) are left out: they are not history yet.
+// received in [from, to), each with its terminal outcome if a router of
+// the tier recorded one, else journaled (still with a router, or not yet
+// handed to one). Seq is the event's sequence in the stream.
 func (t *Tier) Window(ctx context.Context, partner string, from, to time.Time, fn func([]journal.Event) error) error {
 	oc, err := t.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{SubjectPrefix + strings.ReplaceAll(partner, ".", "~") + ".*"},
@@ -91,17 +109,17 @@ func (t *Tier) Window(ctx context.Context, partner string, from, to time.Time, f
 			if json.Unmarshal(m.Data(), &ev) != nil || ev.ID == "" || ev.ReceivedAt.Before(from) || !ev.ReceivedAt.Before(to) {
 				continue
 			}
+			ev.Seq, ev.State = md.Sequence.Stream, journal.StateJournaled
 			events = append(events, ev)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return err
 		}
-		done, err := t.withOutcomes(ctx, events)
-		if err != nil {
+		if err := t.withOutcomes(ctx, events); err != nil {
 			return err
 		}
-		if len(done) > 0 {
-			if err := fn(done); err != nil {
+		if len(events) > 0 {
+			if err := fn(events); err != nil {
 				return err
 			}
 		}
@@ -111,10 +129,9 @@ func (t *Tier) Window(ctx context.Context, partner string, from, to time.Time, f
 	}
 }
 
-// withOutcomes returns the events the bucket holds a terminal outcome of,
-// each with it, asking for up to 32 at a time.
-func (t *Tier) withOutcomes(ctx context.Context, events []journal.Event) ([]journal.Event, error) {
-	found := make([]bool, len(events))
+// withOutcomes gives each event its terminal outcome where the bucket
+// holds one, asking for up to 32 at a time.
+func (t *Tier) withOutcomes(ctx context.Context, events []journal.Event) error {
 	errs := make([]error, len(events))
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
@@ -122,36 +139,39 @@ func (t *Tier) withOutcomes(ctx context.Context, events []journal.Event) ([]jour
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			o, ok, err := t.OutcomeOf(ctx, events[i].ID)
-			if err != nil || !ok || !o.State.Terminal() {
-				errs[i] = err
-				return
-			}
-			ev := &events[i]
-			ev.Seq, ev.State, ev.Pipeline, ev.Attempts, ev.LastError, ev.DoneAt = 0, o.State, o.Pipeline, o.Attempts, o.Error, o.At
-			ev.Shadow, ev.Comparison = o.Shadow, o.Comparison
-			if ev.Comparison == "" && ev.Shadow != "" {
-				if c, err := t.outcomes.Get(ctx, comparedKey(ev.ID)); err == nil {
-					ev.Comparison = string(c.Value())
-				} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-					errs[i] = err
-					return
-				}
-			}
-			found[i] = true
+			errs[i] = t.outcomeInto(ctx, &events[i])
 		})
 	}
 	wg.Wait()
-	var out []journal.Event
-	for i, ev := range events {
-		if errs[i] != nil {
-			return nil, errs[i]
-		}
-		if found[i] {
-			out = append(out, ev)
+	return errors.Join(errs...)
+}
+
+// outcomeInto sets ev's outcome fields from the bucket, if it holds a
+// terminal outcome of ev, with the comparison recorded since.
+func (t *Tier) outcomeInto(ctx context.Context, ev *journal.Event) error {
+	o, ok, err := t.OutcomeOf(ctx, ev.ID)
+	if err != nil || !ok || !o.State.Terminal() {
+		return err
+	}
+	ev.State, ev.Pipeline, ev.Attempts, ev.LastError, ev.DoneAt = o.State, o.Pipeline, o.Attempts, o.Error, o.At
+	ev.Shadow, ev.Comparison = o.Shadow, o.Comparison
+	if ev.State == journal.StateDeadLettered {
+		r, err := t.outcomes.Get(ctx, replayedKey(ev.ID))
+		if err == nil {
+			ev.State, ev.Pipeline = journal.StateApplied, string(r.Value())
+		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return err
 		}
 	}
-	return out, nil
+	if ev.Comparison == "" && ev.Shadow != "" {
+		c, err := t.outcomes.Get(ctx, comparedKey(ev.ID))
+		if err == nil {
+			ev.Comparison = string(c.Value())
+		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -71,6 +71,10 @@ type Rule struct {
 	// (wire.ReasonRecent): its webhook may still be on its way. Zero: no change
 	// is recent.
 	AsOf time.Time
+	// Since is the start of the window whose changes are judged, less
+	// Skew and Settle: a journal that reads a window of events
+	// (WindowJournal) reads from there. Zero: the journal's whole index.
+	Since time.Time
 }
 
 // recent reports whether a change made at u (the PSA's clock) may still
@@ -189,6 +193,13 @@ type Journal interface {
 
 var _ Journal = (*journal.Journal)(nil)
 
+// WindowJournal is a Journal that answers from the events received since a
+// time rather than from an index (natstier.History, a tier's stream): an
+// event received before the window cannot reflect a change made in it.
+type WindowJournal interface {
+	EntitiesSince(ctx context.Context, partner string, since time.Time, entities []journal.Entity) ([]journal.EntityRecord, error)
+}
+
 // Check judges each of partner's changes against j by rule r, in order:
 // one lookup per entity. It returns j's error, or ctx's if ctx ends first.
 func Check(ctx context.Context, j Journal, partner string, changes []Change, r Rule) ([]Verdict, error) {
@@ -196,7 +207,13 @@ func Check(ctx context.Context, j Journal, partner string, changes []Change, r R
 	for i, c := range changes {
 		entities[i] = journal.Entity{Type: c.Type, ID: c.ID}
 	}
-	recs, err := j.Entities(ctx, partner, entities)
+	var recs []journal.EntityRecord
+	var err error
+	if w, ok := j.(WindowJournal); ok && !r.Since.IsZero() {
+		recs, err = w.EntitiesSince(ctx, partner, r.Since, entities)
+	} else {
+		recs, err = j.Entities(ctx, partner, entities)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -509,7 +509,7 @@ func (r *Runner) partner(j *job, i int, id string) error {
 	slices.SortFunc(list, func(a, b psaapi.Change) int { return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.ID, b.ID)) })
 	set(func(p *wire.ReconcilePartner) { p.Changes, p.State = len(list), wire.PartnerChecking })
 
-	rule := Rule{Skew: time.Duration(*j.Request.Skew), Settle: time.Duration(*j.Request.Settle)}
+	rule := ruleOf(j.Request)
 	for len(list) > 0 {
 		chunk := list[:min(checkChunk, len(list))]
 		list = list[len(chunk):]
@@ -653,7 +653,7 @@ func (r *Runner) send(j *job, by By) {
 	defer cancel()
 	r.mu.Lock()
 	gaps := slices.Clone(j.gaps)
-	rule := Rule{Skew: time.Duration(*j.Request.Skew), Settle: time.Duration(*j.Request.Settle)}
+	rule := ruleOf(j.Request)
 	r.mu.Unlock()
 	var pending []sent
 	for part := range slices.Chunk(gaps, backfillChunk) {
@@ -874,4 +874,12 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// ruleOf is the gap rule of a request: its skew and settle, and the
+// window's start less both for a journal that reads a window.
+func ruleOf(req wire.ReconcileRequest) Rule {
+	r := Rule{Skew: time.Duration(*req.Skew), Settle: time.Duration(*req.Settle)}
+	r.Since = req.From.Add(-max(r.Skew, 0) - max(r.Settle, 0))
+	return r
 }
