@@ -292,6 +292,21 @@ func (t *Tier) recorded(ctx context.Context, events []journal.Event) []bool {
 	return done
 }
 
+// oldestWaiting is how long the oldest message of a shard not yet handed
+// to any router has waited in the stream: 0 when none waits. Every router
+// watches every shard, so that events no router takes (all of them down,
+// or the one holding the shard stuck) show on the routers that are up.
+func (t *Tier) oldestWaiting(ctx context.Context, shard int, info *jetstream.ConsumerInfo) time.Duration {
+	if info.NumPending == 0 {
+		return 0
+	}
+	m, err := t.stream.GetMsg(ctx, info.Delivered.Stream+1, jetstream.WithGetMsgSubject(SubjectPrefix+"*."+shardToken(shard)))
+	if err != nil {
+		return 0
+	}
+	return time.Since(m.Time)
+}
+
 // shardOf reads a shard's number from its consumer's name.
 func shardOf(consumer string) (int, bool) {
 	n, ok := strings.CutPrefix(consumer, "shard-")
@@ -412,6 +427,7 @@ func (t *Tier) lagLoop(ctx context.Context) {
 			lag += int64(info.NumPending) + int64(info.NumAckPending)
 			t.metrics.lag.WithLabelValues(shardToken(i)).Set(float64(info.NumPending))
 			t.metrics.unacked.WithLabelValues(shardToken(i)).Set(float64(info.NumAckPending))
+			t.metrics.waiting.WithLabelValues(shardToken(i)).Set(t.oldestWaiting(ctx, i, info).Seconds())
 		}
 		t.lag.Store(lag)
 		select {

@@ -4,6 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
 	lag, unacked  *prometheus.GaugeVec // by shard
+	waiting       *prometheus.GaugeVec // by shard
 	redeliveries  prometheus.Counter
 	alreadyDone   prometheus.Counter
 	takeOvers     prometheus.Counter
@@ -21,6 +22,10 @@ func newMetrics(reg prometheus.Registerer, t *Tier) *metrics {
 		unacked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "switchback_tier_unacked_messages",
 			Help: "Messages of a shard handed to a router and not yet acknowledged (their outcome not yet recorded), read every 2 s.",
+		}, []string{"shard"}),
+		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchback_tier_oldest_waiting_seconds",
+			Help: "How long the oldest message of a shard not yet handed to any router has waited, read every 2 s: 0 when none waits. Events the tier holds but no router delivers show here on every router.",
 		}, []string{"shard"}),
 		redeliveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchback_tier_redeliveries_total",
@@ -47,7 +52,7 @@ func newMetrics(reg prometheus.Registerer, t *Tier) *metrics {
 			Help: "Deliveries the tier's stream did not take (answered 429), by kind: full, unavailable, timeout, other.",
 		}, []string{"kind"}),
 	}
-	reg.MustRegister(m.lag, m.unacked, m.redeliveries, m.alreadyDone, m.takeOvers, m.poison, m.outcomeErrors, m.publishErrors,
+	reg.MustRegister(m.lag, m.unacked, m.waiting, m.redeliveries, m.alreadyDone, m.takeOvers, m.poison, m.outcomeErrors, m.publishErrors,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchback_tier_held_messages",
 			Help: "Messages this router holds: taken into its journal, their outcome not yet recorded.",
