@@ -48,6 +48,18 @@ func (e *env) another(t *testing.T, name string) *env {
 	return o
 }
 
+// acmeOnNew moves acme to the new pipeline (shadow first, where legacy is
+// compared in dry-run) and waits for e's router to route by it.
+func (e *env) acmeOnNew(t *testing.T) {
+	t.Helper()
+	for _, st := range []domain.Stage{domain.StageShadow, domain.StageNew} {
+		if _, err := e.svc.SetStage(context.Background(), control.Change{Actor: "t", Reason: "test"}, "psa-webhooks-v2", "acme", st, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the router to see acme on new", func() bool { return e.router.RoutingVersion() == e.svc.State().Version })
+}
+
 // The same delivery sent to two routers of a tier: journaled once in the
 // tier, applied once, the second answered as a duplicate.
 func TestTierSameDeliveryToTwoRoutersAppliedOnce(t *testing.T) {
@@ -139,15 +151,9 @@ func TestTierReplayTakesWhatOtherRoutersDelivered(t *testing.T) {
 	nats := natstest.Start(t, 1)
 	a := newEnv(t, withTier(nats.URLs(), "a"))
 	ctx := context.Background()
-	for _, st := range []domain.Stage{domain.StageShadow, domain.StageNew} {
-		if _, err := a.svc.SetStage(ctx, control.Change{Actor: "t", Reason: "test"}, "psa-webhooks-v2", "acme", st, true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a.acmeOnNew(t)
 	b := a.another(t, "b")
-	for _, e := range []*env{a, b} {
-		waitFor(t, "the routers to see acme on new", func() bool { return e.router.RoutingVersion() == a.svc.State().Version })
-	}
+	waitFor(t, "router b's snapshot", func() bool { return b.router.RoutingVersion() == a.svc.State().Version })
 	from := time.Now().Add(-time.Minute)
 	for i := range 10 {
 		if st, _ := a.post(t, "acme", fmt.Sprint("a-", i), "ticket.updated", fmt.Sprint(i), nil, ""); st != 202 {
@@ -187,15 +193,9 @@ func TestTierAskedReplayRunsOnOneRouter(t *testing.T) {
 	nats := natstest.Start(t, 1)
 	a := newEnv(t, withTier(nats.URLs(), "a"))
 	ctx := context.Background()
-	for _, st := range []domain.Stage{domain.StageShadow, domain.StageNew} {
-		if _, err := a.svc.SetStage(ctx, control.Change{Actor: "t", Reason: "test"}, "psa-webhooks-v2", "acme", st, true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a.acmeOnNew(t)
 	b := a.another(t, "b")
-	for _, e := range []*env{a, b} {
-		waitFor(t, "the routers to see acme on new", func() bool { return e.router.RoutingVersion() == a.svc.State().Version })
-	}
+	waitFor(t, "router b's snapshot", func() bool { return b.router.RoutingVersion() == a.svc.State().Version })
 	from := time.Now().Add(-time.Minute)
 	for i := range 10 {
 		e := []*env{a, b}[i%2]
@@ -247,12 +247,7 @@ func TestTierRevertReplayTakesMismatchesComparedOnAnotherRouter(t *testing.T) {
 	nats := natstest.Start(t, 1)
 	a := newEnv(t, withTier(nats.URLs(), "a"), withFaults(refpipe.Faults{}, refpipe.Faults{CachedHandler: 0.3}))
 	ctx := context.Background()
-	for _, st := range []domain.Stage{domain.StageShadow, domain.StageNew} {
-		if _, err := a.svc.SetStage(ctx, control.Change{Actor: "t", Reason: "test"}, "psa-webhooks-v2", "acme", st, true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitFor(t, "router a to see acme on new", func() bool { return a.router.RoutingVersion() == a.svc.State().Version })
+	a.acmeOnNew(t)
 	from := time.Now().Add(-time.Minute)
 	for i := range 40 {
 		typ := []string{"ticket.updated", "schedule_entry.updated"}[i%2]

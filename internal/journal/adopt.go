@@ -48,7 +48,7 @@ func (j *Journal) Adopt(ctx context.Context, events []Event) ([]Appended, error)
 }
 
 func adoptEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
-	evb, dedup, byPartner := tx.Bucket(bucketEvents), tx.Bucket(bucketDedup), tx.Bucket(bucketPartner)
+	evb, dedup := tx.Bucket(bucketEvents), tx.Bucket(bucketDedup)
 	out := make([]Appended, len(events))
 	for i, e := range events {
 		dk := dedupKey(e.Partner, e.DeliveryID)
@@ -62,18 +62,9 @@ func adoptEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
 				continue
 			}
 		}
-		seq, err := evb.NextSequence()
+		e.Replays = nil
+		seq, err := putNew(tx, e)
 		if err != nil {
-			return nil, err
-		}
-		e.Seq, e.Replays = seq, nil
-		if err := put(evb, e); err != nil {
-			return nil, err
-		}
-		if err := dedup.Put(dk, seqKey(seq)); err != nil {
-			return nil, err
-		}
-		if err := byPartner.Put(partnerKey(e.Partner, e.ReceivedAt, seq), nil); err != nil {
 			return nil, err
 		}
 		out[i] = Appended{Seq: seq, ID: e.ID}

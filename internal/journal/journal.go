@@ -548,7 +548,7 @@ func (j *Journal) apply(tx *bbolt.Tx, o *op) error {
 var errCompared = errors.New("journal: comparison already recorded")
 
 func appendEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
-	evb, dedup, byPartner, pending := tx.Bucket(bucketEvents), tx.Bucket(bucketDedup), tx.Bucket(bucketPartner), tx.Bucket(bucketPending)
+	evb, dedup, pending := tx.Bucket(bucketEvents), tx.Bucket(bucketDedup), tx.Bucket(bucketPending)
 	out := make([]Appended, len(events))
 	for i, e := range events {
 		dk := dedupKey(e.Partner, e.DeliveryID)
@@ -565,10 +565,6 @@ func appendEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
 			}
 			// The original was swept by retention: journal this one anew.
 		}
-		seq, err := evb.NextSequence()
-		if err != nil {
-			return nil, err
-		}
 		switch {
 		case e.ID != "":
 		case e.DeliveryID != "":
@@ -576,14 +572,9 @@ func appendEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
 		default:
 			e.ID = newID()
 		}
-		e.Seq, e.State = seq, StateJournaled
-		if err := put(evb, e); err != nil {
-			return nil, err
-		}
-		if err := dedup.Put(dk, seqKey(seq)); err != nil {
-			return nil, err
-		}
-		if err := byPartner.Put(partnerKey(e.Partner, e.ReceivedAt, seq), nil); err != nil {
+		e.State = StateJournaled
+		seq, err := putNew(tx, e)
+		if err != nil {
 			return nil, err
 		}
 		if err := pending.Put(seqKey(seq), nil); err != nil {
@@ -592,6 +583,24 @@ func appendEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
 		out[i] = Appended{Seq: seq, ID: e.ID}
 	}
 	return out, nil
+}
+
+// putNew stores e under the events bucket's next sequence, which it
+// returns, with its dedup key and its place among its partner's events.
+func putNew(tx *bbolt.Tx, e Event) (uint64, error) {
+	evb := tx.Bucket(bucketEvents)
+	seq, err := evb.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	e.Seq = seq
+	if err := put(evb, e); err != nil {
+		return 0, err
+	}
+	if err := tx.Bucket(bucketDedup).Put(dedupKey(e.Partner, e.DeliveryID), seqKey(seq)); err != nil {
+		return 0, err
+	}
+	return seq, tx.Bucket(bucketPartner).Put(partnerKey(e.Partner, e.ReceivedAt, seq), nil)
 }
 
 // completeEvent records out, and replay (out.Replay encoded), on the
