@@ -229,6 +229,8 @@ type op struct {
 	// then, if set, is called with err by the committer once the op is
 	// written (or failed): CompleteLater's waiter.
 	then func(error)
+	// imported marks events that may carry their outcome (Import).
+	imported bool
 }
 
 // Open opens or creates the journal at path and starts its committer. A
@@ -514,6 +516,11 @@ func (j *Journal) write(batch []*op) {
 }
 
 func (j *Journal) apply(tx *bbolt.Tx, o *op) error {
+	if o.events != nil && o.imported {
+		res, err := j.importEvents(tx, o.events)
+		o.result = res
+		return err
+	}
 	if o.events != nil {
 		res, err := appendEvents(tx, o.events)
 		o.result = res
