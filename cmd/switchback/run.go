@@ -30,6 +30,7 @@ Server:
   simulate --router URL ...      realistic signed PSA webhook traffic, with a ledger
   pipeline --kind legacy|new     a reference pipeline with injectable faults
   journal export --data DIR      a router's journal as JSON lines, what can be read of a damaged one
+  journal copy --from A --to B   a router's journal into a tier's NATS stream, or back: bolt://DIR ⇄ nats://HOST:PORT[,…]
   store copy --from A --to B     copy the control store whole: bolt://DIR ⇄ etcd://HOST:PORT[,…]
   store reseal --store etcd://…  seal partners' and notification targets' secrets with the first key of --secrets-key-file
 
@@ -90,7 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "bench":
 		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "journal":
-		return runJournal(rest, stdout, stderr)
+		return runJournal(ctx, rest, stdout, stderr)
 	case "store":
 		return runStore(ctx, rest, getenv, stdout, stderr)
 	case "status", "gate", "advance", "stage", "revert", "resume", "audit", "replay", "reconcile", "changes", "approve", "reject", "autopilot", "notifications":

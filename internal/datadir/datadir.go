@@ -61,7 +61,7 @@ func Journal(dir, file string) (string, error) {
 		}
 	}
 	if FileSize(path) == 0 {
-		return "", fmt.Errorf("%s is missing or empty: no events to export", path)
+		return "", fmt.Errorf("%s is missing or empty: no events to read", path)
 	}
 	return path, nil
 }

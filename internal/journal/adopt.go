@@ -47,23 +47,49 @@ func (j *Journal) Adopt(ctx context.Context, events []Event) ([]Appended, error)
 	}
 }
 
-func adoptEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
+// carryEvents writes events that come with their outcome: copied from
+// another journal (Import: terminal ones indexed, the others pending, in
+// the order given, which is theirs) or adopted from a tier (Adopt: all
+// terminal, not indexed, and a duplicate takes its comparison).
+func (j *Journal) carryEvents(tx *bbolt.Tx, events []Event, adopt bool) ([]Appended, error) {
 	evb, dedup := tx.Bucket(bucketEvents), tx.Bucket(bucketDedup)
 	out := make([]Appended, len(events))
 	for i, e := range events {
-		dk := dedupKey(e.Partner, e.DeliveryID)
-		if v := dedup.Get(dk); v != nil {
+		if v := dedup.Get(dedupKey(e.Partner, e.DeliveryID)); v != nil {
 			seq := binary.BigEndian.Uint64(v)
 			if orig, err := load(evb, seq); err == nil {
-				if err := takeComparison(tx, orig, e); err != nil {
-					return nil, err
+				if adopt {
+					if err := takeComparison(tx, orig, e); err != nil {
+						return nil, err
+					}
 				}
 				out[i] = Appended{Seq: seq, ID: orig.ID, Duplicate: true}
 				continue
 			}
+			// The original was swept by retention: write this one anew.
+		}
+		switch {
+		case e.ID != "":
+		case e.DeliveryID != "":
+			e.ID = EventID(e.Partner, e.DeliveryID)
+		default:
+			e.ID = newID()
+		}
+		if !e.State.Terminal() {
+			e.State = StateJournaled
 		}
 		e.Replays = nil
 		seq, err := putNew(tx, e)
+		if err != nil {
+			return nil, err
+		}
+		e.Seq = seq
+		switch {
+		case !e.State.Terminal():
+			err = tx.Bucket(bucketPending).Put(seqKey(seq), nil)
+		case !adopt:
+			err = j.index(tx, e, e.State, e.Pipeline, e.DoneAt)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -218,15 +218,17 @@ type Journal struct {
 
 // op is one write waiting for the committer.
 type op struct {
-	events  []Event // append
-	adopt   bool    // the events come with their outcome (adopt.go)
-	seq     uint64  // complete
-	outcome Outcome
-	tallies []Tally // tally alone: no event, no seq
-	replay  []byte  // outcome.Replay, encoded in the caller's goroutine
-	result  []Appended
-	err     error
-	done    chan struct{}
+	events []Event // append
+	// imported and adopt mark events that may carry their outcome:
+	// Import's and Adopt's (carryEvents).
+	imported, adopt bool
+	seq             uint64 // complete
+	outcome         Outcome
+	tallies         []Tally // tally alone: no event, no seq
+	replay          []byte  // outcome.Replay, encoded in the caller's goroutine
+	result          []Appended
+	err             error
+	done            chan struct{}
 	// then, if set, is called with err by the committer once the op is
 	// written (or failed): CompleteLater's waiter.
 	then func(error)
@@ -515,8 +517,8 @@ func (j *Journal) write(batch []*op) {
 }
 
 func (j *Journal) apply(tx *bbolt.Tx, o *op) error {
-	if o.events != nil && o.adopt {
-		res, err := adoptEvents(tx, o.events)
+	if o.events != nil && (o.adopt || o.imported) {
+		res, err := j.carryEvents(tx, o.events, o.adopt)
 		o.result = res
 		return err
 	}

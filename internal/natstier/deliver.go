@@ -141,6 +141,9 @@ func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(contex
 			held[i].msg = m // read by takeOver: acknowledged through this copy
 			continue
 		}
+		if t.skipCopied(ctx, m, ev.ID) {
+			continue // copied with its outcome (copy.go)
+		}
 		if md.NumDelivered > 1 {
 			t.metrics.redeliveries.Inc()
 			// Handed out before, maybe to a router that applied it and
@@ -259,7 +262,8 @@ func (t *Tier) takeOver(ctx context.Context, shard int) ([]journal.Event, []held
 		}
 	}
 	// Those the last router applied and recorded, but did not get to
-	// acknowledge, are not delivered again.
+	// acknowledge, are not delivered again, nor those journal copy
+	// published with their outcome.
 	done := t.recorded(ctx, events)
 	keep := 0
 	for i, ev := range events {

@@ -33,7 +33,7 @@ func newMetrics(reg prometheus.Registerer, t *Tier) *metrics {
 		}),
 		alreadyDone: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchback_tier_already_done_total",
-			Help: "Messages handed out again whose outcome the tier already held: acknowledged without a delivery.",
+			Help: "Messages handed out again, or copied from a router's journal with their outcome (journal copy), whose outcome the tier already held: acknowledged without a delivery.",
 		}),
 		takeOvers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchback_tier_takeovers_total",

@@ -20,7 +20,9 @@
 // has passed (longer than AckWait) the shard is pinned to another router,
 // which is handed those messages first, in stream order, then the rest.
 // An event whose outcome the bucket already holds (the router that applied
-// it died before its acknowledgement) is acknowledged without a delivery.
+// it died before its acknowledgement, or journal copy brought it from a
+// router's bbolt journal with its outcome: copy.go) is acknowledged
+// without a delivery.
 package natstier
 
 import (
