@@ -132,6 +132,9 @@ func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(contex
 				}
 			}
 			t.lastTaken[shard] = now
+			if pin := m.Headers().Get(pinHeader); pin != "" {
+				t.pins[shard] = pin
+			}
 		}
 		ev, ok := t.decode(m, md)
 		if !ok {
@@ -383,10 +386,21 @@ func (t *Tier) Release(ctx context.Context) {
 			h.msg.Nak()
 		}
 	}
-	for i := range t.shards {
-		// Only the pinned router's unpin changes anything; another's is
-		// refused, which is fine.
-		t.stream.UnpinConsumer(ctx, consumerName(i), group)
+	// An unpin moves a shard whoever holds it: only the shards pinned to
+	// this router now, by the pin its last message of each carried.
+	for i, pin := range t.pins {
+		if pin == "" {
+			continue
+		}
+		c, err := t.stream.Consumer(ctx, consumerName(i))
+		if err != nil {
+			continue
+		}
+		for _, g := range c.CachedInfo().PriorityGroups {
+			if g.Group == group && g.PinnedClientID == pin {
+				t.stream.UnpinConsumer(ctx, consumerName(i), group)
+			}
+		}
 	}
 }
 

@@ -57,6 +57,9 @@ const (
 	SubjectPrefix = "switchback.events."
 	// group is the priority group every router pulls in.
 	group = "routers"
+	// pinHeader carries, on each message a pinned consumer hands out, the
+	// pin of the router it is pinned to.
+	pinHeader = "Nats-Pin-Id"
 	// shardsKey in the stream's metadata is the number of shards the
 	// stream was created with: every router reads it from there.
 	shardsKey = "switchback.shards"
@@ -175,6 +178,9 @@ type Tier struct {
 	// lastTaken is when Run last took a message of each shard (Run's
 	// goroutine only).
 	lastTaken []time.Time
+	// pins is the pin each shard's last message to this router carried
+	// (Run's goroutine, then Release).
+	pins []string
 
 	lag     atomic.Int64
 	metrics *metrics
@@ -294,7 +300,7 @@ func (t *Tier) provision(ctx context.Context) error {
 		}
 	}
 	t.stream, t.outcomes, t.throttles, t.shards = s, kv, throttles, shards
-	t.lastTaken = make([]time.Time, shards)
+	t.lastTaken, t.pins = make([]time.Time, shards), make([]string, shards)
 	return nil
 }
 
