@@ -517,8 +517,8 @@ func (f *fixture) separateRun(ctx context.Context, cfg SeparateConfig, dir strin
 	out.PipelinesCPUMicrosPerAck = perEach(p1-p0, out.Acked)
 	out.BenchCPUMicrosPerAck = perEach(s1-s0, out.Acked)
 	out.PrimaryDeliveries = sending.Events - before.Events
-	if len(rtrs) > 1 {
-		for i := range rtrs {
+	if len(ids) > 1 {
+		for i := range ids {
 			spent := each1[i] - each0[i]
 			r := SeparateRouter{ID: ids[i], Acked: len(lr.perURL[i]), AckP99Ms: ms(Summarize(lr.perURL[i]).P99),
 				CPUMs: ms(spent), Applied: applied1[i].applied - applied0[i].applied}
