@@ -366,16 +366,18 @@ func (f *fixture) separateRun(ctx context.Context, cfg SeparateConfig, dir strin
 	// One after the other, each warmed up before the next starts: the
 	// first holds every shard (JetStream pins each to the first router
 	// that pulls it) and the others only journal what they acknowledge, as
-	// routers added to a running tier do. Started at once, the pins split
-	// between them, and delivery stalled for longer than the tier's
-	// PinnedTTL (see docs/performance.md).
+	// routers added to a running tier do.
+	// A tier's stream outlives a run and deduplicates webhook-ids for
+	// minutes: this run's must be new to it, or its webhooks would be
+	// answered as duplicates of an earlier run's and never delivered.
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	for i := range cfg.Routers {
 		rtr, url, id, err := f.startRouterProcess(ctx, cfg, dir, i)
 		if err != nil {
 			return out, err
 		}
 		rtrs, urls, ids = append(rtrs, rtr), append(urls, url), append(ids, id)
-		tag := string(f.stage)
+		tag := run + "-" + string(f.stage)
 		if cfg.Routers > 1 {
 			tag += "-" + strconv.Itoa(i+1)
 		}
@@ -431,7 +433,7 @@ func (f *fixture) separateRun(ctx context.Context, cfg SeparateConfig, dir strin
 	if err != nil {
 		return out, err
 	}
-	lr := load{urls: urls, partners: f.partners, key: f.key, senders: cfg.Senders, duration: cfg.Duration, tag: string(f.stage), entityEach: true}.run(ctx)
+	lr := load{urls: urls, partners: f.partners, key: f.key, senders: cfg.Senders, duration: cfg.Duration, tag: run + "-" + string(f.stage), entityEach: true}.run(ctx)
 	_, rSending, err := routersCPU()
 	if err != nil {
 		return out, err
