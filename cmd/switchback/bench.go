@@ -39,7 +39,10 @@ starts on 127.0.0.1 with a temporary data dir (or, for ofrep, --server).
                 --shadow-min-share sets the router's), and what was
                 acknowledged but not delivered after --drain (lost).
                 --journal nats://… gives the router a NATS JetStream
-                journal (a cluster run apart) rather than its bbolt one
+                journal (a cluster run apart) rather than its bbolt one;
+                --routers N then starts N routers on its one stream, sends
+                the webhooks to them in turn and reports their CPU per ack
+                summed and each one's
   replay        replay of a journaled window of --events dead-lettered events
                 through the reference pipeline on loopback: events/s and CPU
                 per event (--separate: the pipeline in its own process)
@@ -171,12 +174,16 @@ func benchIngress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	binary := fs.String("binary", "", "with --separate: the switchback binary to start the parts from (default: this one)")
 	journalURLs := fs.String("journal", "", "with --separate: the router's --journal, nats://HOST:PORT[,...] of a NATS JetStream cluster run apart (its CPU is not the router's); empty for the router's bbolt journal")
 	journalReplicas := fs.Int("journal-replicas", 0, "with --journal: the router's --journal-replicas (0 is 3)")
+	routers := fs.Int("routers", 1, "with --journal: this many routers on the one stream, each a process of its own, the webhooks sent to them in turn (as a round-robin load balancer would)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parseFlags(fs, args, 0, "no arguments"); err != nil {
 		return err
 	}
 	if *journalURLs != "" && !*separate {
 		return usageError("--journal needs --separate")
+	}
+	if *routers != 1 && (*journalURLs == "" || *routers < 1 || *routers > 8) {
+		return usageError("--routers must be between 1 and 8, and above 1 needs --separate and --journal nats://… (routers share a NATS journal, not a bbolt one)")
 	}
 	if *noiseRate < 0 || *noiseRate > 1 {
 		return usageError("--noise-rate must be between 0 and 1")
@@ -197,7 +204,7 @@ func benchIngress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		return benchIngressSeparate(ctx, bench.SeparateConfig{Binary: *binary, Senders: *senders, Duration: *duration, Partners: *partners,
 			Workers: *workers, Stages: stages, NoiseSampleRate: noiseRate, ShadowMinShare: *shadowShare, Drain: *drain,
-			Journal: *journalURLs, JournalReplicas: *journalReplicas, Progress: stderr}, *asJSON, stdout)
+			Journal: *journalURLs, JournalReplicas: *journalReplicas, Routers: *routers, Progress: stderr}, *asJSON, stdout)
 	}
 	if *stage != "legacy" && *stage != "shadow" {
 		return usageError("--stage must be legacy or shadow")

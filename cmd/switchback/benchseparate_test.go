@@ -89,7 +89,8 @@ func benchIngressSeparateRuns(t *testing.T, bin string) {
 
 // benchIngressSeparateOnNATSRuns: with --journal nats://…, the router
 // started by the bench acknowledges through the tier's stream and
-// delivers what the tier hands it, none lost.
+// delivers what the tier hands it, none lost; with --routers 2, two
+// routers share the stream and the load.
 func benchIngressSeparateOnNATSRuns(t *testing.T, bin string) {
 	cluster := natstest.Start(t, 1)
 	out := runBenchBinary(t, bin, "bench", "ingress", "--separate", "--duration", "1s", "--senders", "4", "--partners", "2",
@@ -105,6 +106,47 @@ func benchIngressSeparateOnNATSRuns(t *testing.T, bin string) {
 	}
 	if res.Journal != cluster.URLs() || res.Acked == 0 || res.Lost != 0 || res.Deliv != res.Acked {
 		t.Errorf("run = %+v, want acknowledgements through %s, each delivered, none lost", res, cluster.URLs())
+	}
+
+	// Two routers on the same stream: the webhooks go to both, and what
+	// either acknowledged is applied whichever router holds its shard.
+	out = runBenchBinary(t, bin, "bench", "ingress", "--separate", "--duration", "1s", "--senders", "4", "--partners", "2",
+		"--journal", cluster.URLs(), "--journal-replicas", "1", "--routers", "2", "--json")
+	var two struct {
+		Routers   int     `json:"routers"`
+		Acked     int     `json:"acked"`
+		Deliv     int     `json:"delivered"`
+		Lost      int     `json:"lost"`
+		CPU       float64 `json:"routerCpuMicrosPerAck"`
+		PerRouter []struct {
+			ID    string  `json:"id"`
+			Acked int     `json:"acked"`
+			CPUMs float64 `json:"cpuMs"`
+		} `json:"perRouter"`
+	}
+	if err := json.Unmarshal(out, &two); err != nil {
+		t.Fatalf("the JSON does not parse: %v\n%s", err, out)
+	}
+	if two.Routers != 2 || two.Acked == 0 || two.Lost != 0 || two.Deliv != two.Acked || two.CPU <= 0 || len(two.PerRouter) != 2 {
+		t.Fatalf("two routers' run = %+v, want 2 routers' acknowledgements, each delivered, none lost, their CPU:\n%s", two, out)
+	}
+	acked := 0
+	for _, r := range two.PerRouter {
+		if r.Acked == 0 || r.CPUMs <= 0 {
+			t.Errorf("router %+v acknowledged nothing or spent no CPU, want the webhooks spread over both", r)
+		}
+		acked += r.Acked
+	}
+	if acked != two.Acked || two.PerRouter[0].ID == two.PerRouter[1].ID {
+		t.Errorf("routers %+v: want two routers whose acknowledgements add up to %d", two.PerRouter, two.Acked)
+	}
+
+	// Routers share a NATS journal, never a bbolt one.
+	cmd := exec.Command(bin, "bench", "ingress", "--separate", "--routers", "2")
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Run(); err == nil || !strings.Contains(stderr.String(), "--routers") {
+		t.Errorf("--routers 2 without --journal: err %v, stderr %q; want a usage error naming --routers", err, stderr)
 	}
 }
 

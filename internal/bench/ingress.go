@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -390,7 +391,7 @@ func (f *fixture) ingressRun(ctx context.Context, dir string, cfg IngressConfig,
 	}
 
 	start := time.Now()
-	lr := load{url: rtr.url, partners: f.partners, key: f.key, senders: cfg.Senders, duration: cfg.Duration, tag: strconv.Itoa(maxBatch)}.run(ctx)
+	lr := load{urls: []string{rtr.url}, partners: f.partners, key: f.key, senders: cfg.Senders, duration: cfg.Duration, tag: strconv.Itoa(maxBatch)}.run(ctx)
 	out.Elapsed = lr.elapsed
 
 	st, statsErr := j.Stats(ctx)
@@ -435,7 +436,10 @@ func (f *fixture) ingressRun(ctx context.Context, dir string, cfg IngressConfig,
 // of senders keep-alive clients posts one delivery to url/hooks/PARTNER,
 // reads the answer to the end, and posts the next, for duration.
 type load struct {
-	url      string
+	// urls are the servers the webhooks go to, one after the other over
+	// all the senders' requests, as a round-robin load balancer would
+	// spread them.
+	urls     []string
 	partners []string
 	key      []byte // the partners' signing key
 	senders  int
@@ -457,20 +461,24 @@ type loadResult struct {
 	sent, refused, errors int
 	firstErr              error
 	elapsed               time.Duration
+	// perURL are the acknowledgements' latencies by urls' index.
+	perURL [][]time.Duration
 }
 
 // run sends until the duration is over or ctx ends.
 func (l load) run(ctx context.Context) loadResult {
-	tr := &http.Transport{MaxIdleConns: l.senders, MaxIdleConnsPerHost: l.senders, MaxConnsPerHost: l.senders}
+	tr := &http.Transport{MaxIdleConns: l.senders * len(l.urls), MaxIdleConnsPerHost: l.senders, MaxConnsPerHost: l.senders}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	results := make([]loadResult, l.senders)
+	var next atomic.Uint64 // the round robin over l.urls
 	start := time.Now()
 	deadline := start.Add(l.duration)
 	var wg sync.WaitGroup
 	for s := range l.senders {
 		wg.Go(func() {
 			r := &results[s]
+			r.perURL = make([][]time.Duration, len(l.urls))
 			var body []byte
 			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 				id := "msg_" + l.tag + "_" + strconv.Itoa(s) + "_" + strconv.Itoa(i)
@@ -481,7 +489,11 @@ func (l load) run(ctx context.Context) loadResult {
 				}
 				body = appendDelivery(body[:0], s, i, entity)
 				ts := strconv.FormatInt(time.Now().Unix(), 10)
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, l.url+"/hooks/"+partner, bytes.NewReader(body))
+				u := 0
+				if len(l.urls) > 1 {
+					u = int((next.Add(1) - 1) % uint64(len(l.urls)))
+				}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, l.urls[u]+"/hooks/"+partner, bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("User-Agent", "switchback-bench")
 				req.Header.Set("Webhook-Id", id)
@@ -513,6 +525,7 @@ func (l load) run(ctx context.Context) loadResult {
 						continue
 					}
 					r.lat, r.status = append(r.lat, lat), append(r.status, status)
+					r.perURL[u] = append(r.perURL[u], lat)
 					r.acks = append(r.acks, ack{id, a.Events[0].ID})
 				case resp.StatusCode == http.StatusTooManyRequests:
 					r.refused++
@@ -524,9 +537,12 @@ func (l load) run(ctx context.Context) loadResult {
 		})
 	}
 	wg.Wait()
-	var out loadResult
+	out := loadResult{perURL: make([][]time.Duration, len(l.urls))}
 	out.elapsed = time.Since(start)
 	for _, r := range results {
+		for u, lat := range r.perURL {
+			out.perURL[u] = append(out.perURL[u], lat...)
+		}
 		out.lat, out.status = append(out.lat, r.lat...), append(out.status, r.status...)
 		out.acks = append(out.acks, r.acks...)
 		out.sent += r.sent

@@ -110,24 +110,36 @@ func WriteSeparate(w io.Writer, res SeparateResult) {
 	rows := [][2]string{
 		{"ingress, each part in its own process", fmt.Sprintf("%d senders, %s per run, %d CPUs shared, load average %s before", res.Senders, res.Duration, res.CPUs, res.LoadAverage)},
 		{"journal", res.Journal},
+	}
+	if res.Routers > 1 {
+		rows = append(rows, [2]string{"routers", fmt.Sprintf("%d processes on one stream, the webhooks sent to them in turn", res.Routers)})
+	}
+	rows = append(rows, [][2]string{
 		{"ceiling (bare server) requests/s", f(c.RequestsPerSecond)},
 		{"ceiling p50 / p99", fmt.Sprintf("%.2f ms / %.2f ms", c.P50Ms, c.P99Ms)},
 		{"ceiling CPU per request", fmt.Sprintf("%.1f µs", c.CPUMicrosPerRequest)},
-	}
+	}...)
 	for _, r := range res.Stages {
 		p := "router at " + r.Stage + ": "
+		if res.Routers > 1 {
+			p = "routers at " + r.Stage + ": "
+		}
 		rows = append(rows,
 			[2]string{p + "acknowledged (202)", fmt.Sprintf("%d of %d sent", r.Acked, r.Sent)},
 			[2]string{p + "refused (429) / errors", fmt.Sprintf("%d / %d", r.Refused, r.Errors)},
 			[2]string{p + "acks/s", f(r.AcksPerSecond)},
 			[2]string{p + "ack p50 / p99", fmt.Sprintf("%.2f ms / %.2f ms", r.AckP50Ms, r.AckP99Ms)},
-			[2]string{p + "router CPU per ack (to delivered)", fmt.Sprintf("%.1f µs: %.1fx the ceiling", r.RouterCPUMicrosPerAck, r.CPURatio)},
-			[2]string{p + "router CPU per ack (sending only)", fmt.Sprintf("%.1f µs", r.RouterCPUMicrosPerAckSending)},
+			[2]string{p + cpuRowName(res.Routers) + " (to delivered)", fmt.Sprintf("%.1f µs: %.1fx the ceiling", r.RouterCPUMicrosPerAck, r.CPURatio)},
+			[2]string{p + cpuRowName(res.Routers) + " (sending only)", fmt.Sprintf("%.1f µs", r.RouterCPUMicrosPerAckSending)},
 			[2]string{p + "pipelines / bench CPU per ack", fmt.Sprintf("%.1f µs / %.1f µs", r.PipelinesCPUMicrosPerAck, r.BenchCPUMicrosPerAck)},
 			[2]string{p + "primary deliveries while sending", fmt.Sprint(r.PrimaryDeliveries)},
 			[2]string{p + "delivered after the drain", fmt.Sprintf("%d in %.1f s", r.Delivered, r.DrainMs/1000)},
 			[2]string{p + "acknowledged, then lost", fmt.Sprint(r.Lost)},
 		)
+		for _, e := range r.PerRouter {
+			rows = append(rows, [2]string{p + e.ID, fmt.Sprintf("%d acks (p99 %.2f ms), %.0f ms CPU (%.0f%% of the routers'), %.1f µs per its ack, %d events applied",
+				e.Acked, e.AckP99Ms, e.CPUMs, 100*e.CPUShare, e.CPUMicrosPerAck, e.Applied)})
+		}
 		if r.Comparisons != nil {
 			rows = append(rows,
 				[2]string{p + "comparisons", comparisonCounts(r.Comparisons)},
@@ -136,6 +148,15 @@ func WriteSeparate(w io.Writer, res SeparateResult) {
 		}
 	}
 	Table(w, rows)
+}
+
+// cpuRowName names the routers' CPU per ack: summed over them when there
+// are several.
+func cpuRowName(routers int) string {
+	if routers > 1 {
+		return "routers' CPU per ack, summed"
+	}
+	return "router CPU per ack"
 }
 
 // comparisonCounts writes a stage's comparisons by class, and the share

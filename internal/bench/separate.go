@@ -60,6 +60,12 @@ type SeparateConfig struct {
 	// Every stage's router shares the one stream.
 	Journal         string
 	JournalReplicas int
+	// Routers are the router processes of each stage, all on the one
+	// stream (each with its own data and router id): the senders' webhooks
+	// go to them in turn, as a round-robin load balancer would send them,
+	// and each delivers the shards JetStream pins to it. Above 1 only with
+	// a nats Journal. Default 1.
+	Routers int
 	// Progress takes a line per step; nil for none.
 	Progress io.Writer
 }
@@ -86,6 +92,15 @@ func (c *SeparateConfig) defaults() error {
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
+	if c.Routers == 0 {
+		c.Routers = 1
+	}
+	if c.Routers < 1 || c.Routers > maxSeparateRouters {
+		return fmt.Errorf("ingress --separate: want 1-%d routers", maxSeparateRouters)
+	}
+	if c.Routers > 1 && c.Journal == "" {
+		return errors.New("ingress --separate: more than one router needs a journal they share: --journal nats://…")
+	}
 	if c.Journal != "" && !strings.HasPrefix(c.Journal, "nats://") {
 		return fmt.Errorf("ingress --separate: journal %q: want nats://HOST:PORT[,...], or none for bbolt", c.Journal)
 	}
@@ -106,6 +121,9 @@ func (c *SeparateConfig) defaults() error {
 	return nil
 }
 
+// maxSeparateRouters bounds --routers: each is a process on this machine.
+const maxSeparateRouters = 8
+
 // SeparateResult is what an ingress run with separate processes measured.
 // Its top-level stage figures are the first stage's, repeated from Stages
 // so that a one-stage run reads flat.
@@ -116,6 +134,8 @@ type SeparateResult struct {
 	Workers  int           `json:"workers"`
 	// Journal is the routers' journal: bbolt, or the NATS URLs.
 	Journal string `json:"journal"`
+	// Routers are the router processes of each stage when more than one.
+	Routers int `json:"routers,omitempty"`
 	// CPUs are the machine's, shared by every process of the run: the
 	// figures per request are each process's own CPU, the rates are not.
 	CPUs int `json:"cpus"`
@@ -157,10 +177,11 @@ type SeparateRun struct {
 	// 202 answer to the end.
 	AckP50Ms float64 `json:"ackP50Ms"`
 	AckP99Ms float64 `json:"ackP99Ms"`
-	// RouterCPUMicrosPerAck is the router process's CPU from the first
-	// webhook sent to the last acknowledged one applied by the primary
-	// pipeline (the drain), per acknowledgement: HTTP, signature, parse,
-	// journal, delivery, and for shadow the dry-run and the comparison.
+	// RouterCPUMicrosPerAck is the router process's CPU (all the router
+	// processes', summed, when more than one) from the first webhook sent
+	// to the last acknowledged one applied by the primary pipeline (the
+	// drain), per acknowledgement: HTTP, signature, parse, journal,
+	// delivery, and for shadow the dry-run and the comparison.
 	RouterCPUMicrosPerAck float64 `json:"routerCpuMicrosPerAck"`
 	// RouterCPUMicrosPerAckSending is the same over the sending alone:
 	// delivery that lags behind is not in it.
@@ -190,6 +211,28 @@ type SeparateRun struct {
 	// RouterCPUMicrosPerAckSettled is RouterCPUMicrosPerAck through the
 	// settling: the comparisons made after the drain included.
 	RouterCPUMicrosPerAckSettled float64 `json:"routerCpuMicrosPerAckSettled,omitempty"`
+	// PerRouter are each router's figures when there is more than one.
+	PerRouter []SeparateRouter `json:"perRouter,omitempty"`
+}
+
+// SeparateRouter is one router process's share of a stage's run with
+// several routers on one stream.
+type SeparateRouter struct {
+	ID string `json:"id"`
+	// Acked are the webhooks it acknowledged, AckP99Ms their p99.
+	Acked    int     `json:"acked"`
+	AckP99Ms float64 `json:"ackP99Ms"`
+	// CPUMs is its CPU over the same window as the run's
+	// RouterCPUMicrosPerAck; CPUMicrosPerAck is that per webhook it
+	// acknowledged, CPUShare its part of all the routers' CPU.
+	CPUMs           float64 `json:"cpuMs"`
+	CPUMicrosPerAck float64 `json:"cpuMicrosPerAck"`
+	CPUShare        float64 `json:"cpuShare"`
+	// Applied are the events its delivery applied over the load and the
+	// drain (its switchback_ingress_events_total{outcome="applied"}): the
+	// events of the shards JetStream pinned to it, whichever router
+	// acknowledged them.
+	Applied int `json:"applied"`
 }
 
 // The lines the started processes print once they listen.
@@ -216,6 +259,9 @@ func IngressSeparate(ctx context.Context, cfg SeparateConfig) (SeparateResult, e
 	}
 	out := SeparateResult{Senders: cfg.Senders, Duration: cfg.Duration, Partners: cfg.Partners, Workers: cfg.Workers,
 		Journal: cmp.Or(cfg.Journal, "bbolt"), CPUs: runtime.NumCPU(), LoadAverage: loadAverage()}
+	if cfg.Routers > 1 {
+		out.Routers = cfg.Routers
+	}
 	dir, err := os.MkdirTemp("", "switchback-bench-separate-")
 	if err != nil {
 		return out, err
@@ -249,7 +295,11 @@ func IngressSeparate(ctx context.Context, cfg SeparateConfig) (SeparateResult, e
 		if err := fx.setStage(ctx, st); err != nil {
 			return out, err
 		}
-		fmt.Fprintf(cfg.Progress, "router at %s: %d senders for %s, then the drain...\n", st, cfg.Senders, cfg.Duration)
+		if cfg.Routers > 1 {
+			fmt.Fprintf(cfg.Progress, "%d routers at %s: %d senders for %s, then the drain...\n", cfg.Routers, st, cfg.Senders, cfg.Duration)
+		} else {
+			fmt.Fprintf(cfg.Progress, "router at %s: %d senders for %s, then the drain...\n", st, cfg.Senders, cfg.Duration)
+		}
 		run, err := fx.separateRun(ctx, cfg, filepath.Join(dir, "router-"+string(st)), pipes, urls[0])
 		if out.Ceiling.CPUMicrosPerRequest > 0 {
 			run.CPURatio = run.RouterCPUMicrosPerAck / out.Ceiling.CPUMicrosPerRequest
@@ -276,7 +326,7 @@ func runCeiling(ctx context.Context, cfg SeparateConfig, fx *fixture) (SeparateC
 	if err != nil {
 		return out, err
 	}
-	l := load{url: url, partners: fx.partners, key: fx.key, senders: cfg.Senders, duration: cfg.Duration, tag: "ceiling", entityEach: true}
+	l := load{urls: []string{url}, partners: fx.partners, key: fx.key, senders: cfg.Senders, duration: cfg.Duration, tag: "ceiling", entityEach: true}
 	cpu0, err := procstat.CPU(c.pid())
 	if err != nil {
 		c.kill()
@@ -299,63 +349,94 @@ func runCeiling(ctx context.Context, cfg SeparateConfig, fx *fixture) (SeparateC
 	return out, nil
 }
 
-// separateRun starts a router in its own process with its data in dir,
-// warms it up, drives it, drains it and stops it.
+// separateRun starts cfg.Routers routers, each in its own process with its
+// data under dir, warms them up, drives them, drains them and stops them.
 func (f *fixture) separateRun(ctx context.Context, cfg SeparateConfig, dir string, pipes [2]*child, primary string) (SeparateRun, error) {
 	out := SeparateRun{Stage: string(f.stage)}
-	args := []string{"ingress", "--control", f.srv.URL, "--data", dir, "--addr", "127.0.0.1:0", "--router-id", "bench-" + string(f.stage),
-		"--workers", strconv.Itoa(cfg.Workers), "--log-level", "error"}
-	if cfg.Journal != "" {
-		args = append(args, "--journal", cfg.Journal, "--journal-replicas", strconv.Itoa(cfg.JournalReplicas))
-	}
-	if cfg.ShadowMinShare > 0 {
-		args = append(args, "--shadow-min-share", strconv.FormatFloat(cfg.ShadowMinShare, 'g', -1, 64))
-	}
-	rtr, url, err := startChild(ctx, childStart{name: "router", bin: cfg.Binary, args: args,
-		env: []string{"SWITCHBACK_TOKEN=" + f.routerToken}, ready: routerReady})
-	if err != nil {
-		return out, err
-	}
-	stopped := false
+	var rtrs []*child
+	var urls, ids []string
 	defer func() {
-		if !stopped {
-			rtr.kill()
+		if rtrs != nil {
+			for _, r := range rtrs {
+				r.kill()
+			}
 		}
 	}()
 	pc := &http.Client{Timeout: 10 * time.Second}
-	if err := f.warmUp(ctx, pc, url, primary, string(f.stage)); err != nil {
-		return out, err
-	}
-	// The warm-up's comparisons are not the load's.
-	shadowed := f.stage != domain.StageLegacy
-	var compared0 routerCounts
-	if shadowed {
-		if compared0, err = settleComparisons(ctx, pc, url, cfg.Drain); err != nil {
+	// One after the other, each warmed up before the next starts: the
+	// first holds every shard (JetStream pins each to the first router
+	// that pulls it) and the others only journal what they acknowledge, as
+	// routers added to a running tier do.
+	// A tier's stream outlives a run and deduplicates webhook-ids for
+	// minutes: this run's must be new to it, or its webhooks would be
+	// answered as duplicates of an earlier run's and never delivered.
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	for i := range cfg.Routers {
+		rtr, url, id, err := f.startRouterProcess(ctx, cfg, dir, i)
+		if err != nil {
 			return out, err
 		}
+		rtrs, urls, ids = append(rtrs, rtr), append(urls, url), append(ids, id)
+		tag := run + "-" + string(f.stage)
+		if cfg.Routers > 1 {
+			tag += "-" + strconv.Itoa(i+1)
+		}
+		if err := f.warmUp(ctx, pc, url, primary, tag); err != nil {
+			return out, fmt.Errorf("%s: %w", id, err)
+		}
+	}
+	// The warm-up's comparisons are not the load's, nor its applied
+	// events the routers' shares of the load's.
+	shadowed := f.stage != domain.StageLegacy
+	var compared0 routerCounts
+	var err error
+	if shadowed {
+		if compared0, err = settleComparisons(ctx, pc, urls, cfg.Drain); err != nil {
+			return out, err
+		}
+	}
+	applied0, err := readEachRouter(ctx, pc, urls)
+	if err != nil {
+		return out, err
 	}
 
 	before, err := pipelineCounts(ctx, pc, primary)
 	if err != nil {
 		return out, err
 	}
-	// cpu reads the router's, both pipelines' and this process's CPU.
-	cpu := func() (router, pipelines, self time.Duration, err error) {
-		var t [4]time.Duration
-		var errs [4]error
-		for i, pid := range []int{rtr.pid(), pipes[0].pid(), pipes[1].pid(), 0} {
+	// routersCPU reads each router's CPU.
+	routersCPU := func() ([]time.Duration, time.Duration, error) {
+		each := make([]time.Duration, len(rtrs))
+		var sum time.Duration
+		for i, r := range rtrs {
+			t, err := procstat.CPU(r.pid())
+			if err != nil {
+				return nil, 0, fmt.Errorf("%s is gone: %w (%s)", ids[i], err, r.stderr)
+			}
+			each[i], sum = t, sum+t
+		}
+		return each, sum, nil
+	}
+	// cpu reads the routers', both pipelines' and this process's CPU.
+	cpu := func() (routers []time.Duration, router, pipelines, self time.Duration, err error) {
+		if routers, router, err = routersCPU(); err != nil {
+			return nil, 0, 0, 0, err
+		}
+		var t [3]time.Duration
+		var errs [3]error
+		for i, pid := range []int{pipes[0].pid(), pipes[1].pid(), 0} {
 			t[i], errs[i] = procstat.CPU(pid)
 		}
-		return t[0], t[1] + t[2], t[3], errors.Join(errs[:]...)
+		return routers, router, t[0] + t[1], t[2], errors.Join(errs[:]...)
 	}
-	r0, p0, s0, err := cpu()
+	each0, r0, p0, s0, err := cpu()
 	if err != nil {
 		return out, err
 	}
-	lr := load{url: url, partners: f.partners, key: f.key, senders: cfg.Senders, duration: cfg.Duration, tag: string(f.stage), entityEach: true}.run(ctx)
-	rSending, err := procstat.CPU(rtr.pid())
+	lr := load{urls: urls, partners: f.partners, key: f.key, senders: cfg.Senders, duration: cfg.Duration, tag: run + "-" + string(f.stage), entityEach: true}.run(ctx)
+	_, rSending, err := routersCPU()
 	if err != nil {
-		return out, fmt.Errorf("the router is gone: %w (%s)", err, rtr.stderr)
+		return out, err
 	}
 	sending, err := pipelineCounts(ctx, pc, primary)
 	if err != nil {
@@ -363,11 +444,17 @@ func (f *fixture) separateRun(ctx context.Context, cfg SeparateConfig, dir strin
 	}
 
 	// The drain: until the primary pipeline has applied as many events
-	// as were acknowledged, or nothing moved for 10 s, or cfg.Drain.
+	// as were acknowledged, or nothing moved for 10 s, or cfg.Drain. On a
+	// tier, a shard's messages wait out the tier's PinnedTTL (15 s) when
+	// its pin moves to another router: nothing moves meanwhile.
 	want := before.Events + len(lr.acks)
+	still := 10 * time.Second
+	if cfg.Journal != "" {
+		still = 40 * time.Second
+	}
 	drainStart := time.Now()
 	last, lastMove := sending.Events, drainStart
-	for last < want && time.Since(drainStart) < cfg.Drain && time.Since(lastMove) < 10*time.Second {
+	for last < want && time.Since(drainStart) < cfg.Drain && time.Since(lastMove) < still {
 		select {
 		case <-ctx.Done():
 			return out, ctx.Err()
@@ -382,20 +469,24 @@ func (f *fixture) separateRun(ctx context.Context, cfg SeparateConfig, dir strin
 		}
 	}
 	out.DrainMs = ms(time.Since(drainStart))
-	r1, p1, s1, err := cpu()
+	each1, r1, p1, s1, err := cpu()
+	if err != nil {
+		return out, err
+	}
+	applied1, err := readEachRouter(ctx, pc, urls)
 	if err != nil {
 		return out, err
 	}
 	if shadowed {
 		settleStart := time.Now()
-		compared, err := settleComparisons(ctx, pc, url, cfg.Drain)
+		compared, err := settleComparisons(ctx, pc, urls, cfg.Drain)
 		if err != nil {
 			return out, err
 		}
 		out.SettleMs = ms(time.Since(settleStart))
-		r2, err := procstat.CPU(rtr.pid())
+		_, r2, err := routersCPU()
 		if err != nil {
-			return out, fmt.Errorf("the router is gone: %w (%s)", err, rtr.stderr)
+			return out, err
 		}
 		out.RouterCPUMicrosPerAckSettled = perEach(r2-r0, len(lr.acks))
 		out.Comparisons = map[string]int{}
@@ -409,8 +500,12 @@ func (f *fixture) separateRun(ctx context.Context, cfg SeparateConfig, dir strin
 	if err != nil {
 		return out, err
 	}
-	stopped = true
-	stopErr := rtr.stop()
+	var stopErrs []error
+	for _, r := range rtrs {
+		stopErrs = append(stopErrs, r.stop())
+	}
+	rtrs = nil
+	stopErr := errors.Join(stopErrs...)
 
 	out.Sent, out.Acked, out.Refused, out.Errors = lr.sent, len(lr.acks), lr.refused, lr.errors
 	if lr.firstErr != nil {
@@ -424,6 +519,18 @@ func (f *fixture) separateRun(ctx context.Context, cfg SeparateConfig, dir strin
 	out.PipelinesCPUMicrosPerAck = perEach(p1-p0, out.Acked)
 	out.BenchCPUMicrosPerAck = perEach(s1-s0, out.Acked)
 	out.PrimaryDeliveries = sending.Events - before.Events
+	if len(ids) > 1 {
+		for i := range ids {
+			spent := each1[i] - each0[i]
+			r := SeparateRouter{ID: ids[i], Acked: len(lr.perURL[i]), AckP99Ms: ms(Summarize(lr.perURL[i]).P99),
+				CPUMs: ms(spent), Applied: applied1[i].applied - applied0[i].applied}
+			r.CPUMicrosPerAck = perEach(spent, r.Acked)
+			if r1 > r0 {
+				r.CPUShare = float64(spent) / float64(r1-r0)
+			}
+			out.PerRouter = append(out.PerRouter, r)
+		}
+	}
 	for _, a := range lr.acks {
 		if applied[a.event] {
 			out.Delivered++
@@ -442,6 +549,28 @@ func (f *fixture) separateRun(ctx context.Context, cfg SeparateConfig, dir strin
 	return out, nil
 }
 
+// startRouterProcess starts router i of cfg.Routers at f's stage. One router is
+// bench-STAGE with its data in dir, as it always was; several are
+// bench-STAGE-1… with theirs in dir-1….
+func (f *fixture) startRouterProcess(ctx context.Context, cfg SeparateConfig, dir string, i int) (*child, string, string, error) {
+	id, data, name := "bench-"+string(f.stage), dir, "router"
+	if cfg.Routers > 1 {
+		id, data = id+"-"+strconv.Itoa(i+1), dir+"-"+strconv.Itoa(i+1)
+		name = "router " + id
+	}
+	args := []string{"ingress", "--control", f.srv.URL, "--data", data, "--addr", "127.0.0.1:0", "--router-id", id,
+		"--workers", strconv.Itoa(cfg.Workers), "--log-level", "error"}
+	if cfg.Journal != "" {
+		args = append(args, "--journal", cfg.Journal, "--journal-replicas", strconv.Itoa(cfg.JournalReplicas))
+	}
+	if cfg.ShadowMinShare > 0 {
+		args = append(args, "--shadow-min-share", strconv.FormatFloat(cfg.ShadowMinShare, 'g', -1, 64))
+	}
+	rtr, url, err := startChild(ctx, childStart{name: name, bin: cfg.Binary, args: args,
+		env: []string{"SWITCHBACK_TOKEN=" + f.routerToken}, ready: routerReady})
+	return rtr, url, id, err
+}
+
 // warmUp sends 200 ms of load from four senders to the router at url and
 // waits until the primary pipeline has applied it: the router routes by
 // the migration's snapshot and its connections are open before the clock
@@ -454,7 +583,7 @@ func (f *fixture) warmUp(ctx context.Context, pc *http.Client, url, primary, tag
 		if err != nil {
 			return err
 		}
-		lr := load{url: url, partners: f.partners, key: f.key, senders: 4, duration: 200 * time.Millisecond,
+		lr := load{urls: []string{url}, partners: f.partners, key: f.key, senders: 4, duration: 200 * time.Millisecond,
 			tag: "warm-" + tag + "-" + strconv.Itoa(round), entityEach: true}.run(ctx)
 		for len(lr.acks) > 0 && time.Now().Before(deadline) {
 			c, err := pipelineCounts(ctx, pc, primary)
@@ -479,16 +608,23 @@ type routerCounts struct {
 	comparisons map[string]int // by class, shed ones (skipped) included
 }
 
-// settleComparisons waits until the router at base has a comparison for
-// every event it applied, or until nothing moved for 10 s or limit
-// passed, and returns its counts then.
-func settleComparisons(ctx context.Context, c *http.Client, base string, limit time.Duration) (routerCounts, error) {
+// settleComparisons waits until the routers at bases have a comparison
+// for every event they applied, or until nothing moved for 10 s or limit
+// passed, and returns their counts, summed, then.
+func settleComparisons(ctx context.Context, c *http.Client, bases []string, limit time.Duration) (routerCounts, error) {
 	start := time.Now()
 	last, lastMove := -1, start
 	for {
-		rc, err := readRouterCounts(ctx, c, base)
+		each, err := readEachRouter(ctx, c, bases)
 		if err != nil {
-			return rc, err
+			return routerCounts{}, err
+		}
+		rc := routerCounts{comparisons: map[string]int{}}
+		for _, e := range each {
+			rc.applied += e.applied
+			for class, n := range e.comparisons {
+				rc.comparisons[class] += n
+			}
 		}
 		n := 0
 		for _, k := range rc.comparisons {
@@ -506,6 +642,18 @@ func settleComparisons(ctx context.Context, c *http.Client, base string, limit t
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// readEachRouter reads the counts of each router at bases.
+func readEachRouter(ctx context.Context, c *http.Client, bases []string) ([]routerCounts, error) {
+	out := make([]routerCounts, len(bases))
+	for i, base := range bases {
+		var err error
+		if out[i], err = readRouterCounts(ctx, c, base); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // readRouterCounts reads the router's GET /metrics (Prometheus' text
