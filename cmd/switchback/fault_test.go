@@ -58,7 +58,9 @@ type faultJournal struct {
 // during the kills. Every invariant is read from the pipelines and the
 // control service, never from the router's journal, so the same checks
 // hold on the tier: what the tier acknowledged is applied once per
-// Idempotency-Key, whichever incarnation of the router delivers it.
+// Idempotency-Key, whichever incarnation of the router delivers it. A
+// replay reads the router's own journal on both (on the tier, the events
+// it was handed: docs/api.md, "Not tier-wide yet"), and must finish.
 func TestFaultInjectionKillsRouter(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the binary")
@@ -206,9 +208,9 @@ func faultInjection(t *testing.T, j faultJournal, seed uint64) {
 	// On the tier, a router restarted within tierPinnedTTL of its kill
 	// is not handed its shards: one life, halfway, outlasts the pin, so
 	// that a kill also lands while the router takes over the shards and
-	// delivers the backlog of the kills before it. The draws are the tier
-	// variants' own, after the bbolt variant's, whose kills stay as they
-	// were for a seed.
+	// delivers the backlog of the kills before it. Its extra draw is made
+	// on the tier only, so that a seed's kills on bbolt stay what they
+	// were.
 	holdAt := 0
 	if j.nodes > 0 {
 		holdAt = faultKills / 2
