@@ -50,40 +50,35 @@ const maxBatch = 512
 // shard's messages. take returns once the router's journal holds them; an
 // error hands them out again (to this router, while it holds the shard).
 // Release, once the router has written the outcomes it could, hands back
-// what it still holds.
+// what it still holds. A shard that cannot be pulled yet (its consumer
+// unreadable while the cluster elects a leader) is retried: Run returns
+// only when ctx ends.
 func (t *Tier) Run(ctx context.Context, take func(context.Context, []journal.Event) error) error {
 	in := make(chan jetstream.Msg, maxBatch)
+	var mu sync.Mutex
 	var consuming []jetstream.ConsumeContext
 	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
 		for _, cc := range consuming {
 			cc.Stop()
 		}
 	}()
-	for i := range t.shards {
-		c, err := t.stream.Consumer(ctx, consumerName(i))
-		if err != nil {
-			return err
-		}
-		cc, err := c.Consume(func(m jetstream.Msg) {
-			select {
-			case in <- m:
-			case <-ctx.Done():
-			}
-		}, jetstream.PullPriorityGroup(group), jetstream.PullMaxMessages(256),
-			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-				// A shard pinned to another router answers each pull so;
-				// the client keeps asking, and takes over when it is free.
-				if !errors.Is(err, jetstream.ErrPinIDMismatch) {
-					t.log.Debug("pulling a shard", "shard", i, "err", err)
-				}
-			}))
-		if err != nil {
-			return err
-		}
-		consuming = append(consuming, cc)
-	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// A shard whose consumer cannot be read now (a stream leader being
+	// elected, a node down) is retried until it can: a router that gave
+	// up here would acknowledge webhooks and never deliver one. The
+	// shards that can be pulled are taken meanwhile.
+	for i := range t.shards {
+		wg.Go(func() {
+			if cc, ok := t.consume(ctx, i, in); ok {
+				mu.Lock()
+				consuming = append(consuming, cc)
+				mu.Unlock()
+			}
+		})
+	}
 	wg.Go(func() { t.progressLoop(ctx) })
 	wg.Go(func() { t.lagLoop(ctx) })
 	wg.Go(func() { t.watchThrottles(ctx) })
@@ -106,6 +101,43 @@ func (t *Tier) Run(ctx context.Context, take func(context.Context, []journal.Eve
 			}
 		}
 		t.hand(ctx, batch, take)
+	}
+}
+
+// consume starts pulling shard i into in, retrying until ctx ends; false
+// when it ended first.
+func (t *Tier) consume(ctx context.Context, i int, in chan<- jetstream.Msg) (jetstream.ConsumeContext, bool) {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		c, err := t.stream.Consumer(ctx, consumerName(i))
+		if err == nil {
+			var cc jetstream.ConsumeContext
+			cc, err = c.Consume(func(m jetstream.Msg) {
+				select {
+				case in <- m:
+				case <-ctx.Done():
+				}
+			}, jetstream.PullPriorityGroup(group), jetstream.PullMaxMessages(256),
+				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+					// A shard pinned to another router answers each pull
+					// so; the client keeps asking, and takes over when it
+					// is free.
+					if !errors.Is(err, jetstream.ErrPinIDMismatch) {
+						t.log.Debug("pulling a shard", "shard", i, "err", err)
+					}
+				}))
+			if err == nil {
+				return cc, true
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, false
+		}
+		t.log.Warn("a shard cannot be pulled yet; retrying", "shard", i, "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-time.After(wait):
+		}
 	}
 }
 

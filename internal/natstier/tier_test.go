@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchbackhq/switchback/internal/domain"
 	"github.com/switchbackhq/switchback/internal/journal"
@@ -307,4 +311,57 @@ func TestHistoryReadsWhatAnyRouterRecorded(t *testing.T) {
 	if err != nil || ev.ID != journal.EventID("acme", "d-1-1") || ev.State != journal.StateApplied {
 		t.Fatalf("Get(%d) = %+v, %v", recs[0].Applied.Seq, ev, err)
 	}
+}
+
+// A router whose shard cannot be pulled when it starts (its consumer
+// unreadable, as while a three-node cluster elects a stream leader after
+// a node stopped) keeps trying, and delivers the shard once it can: it
+// does not go on acknowledging webhooks that it never delivers.
+func TestRunRetriesAShardItCannotPullYet(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	a := open(t, nc.URLs(), "a")
+	conn, err := nats.Connect(nc.URLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	js, err := jetstream.New(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := js.DeleteConsumer(ctx, natstier.DefaultStream, "shard-00"); err != nil {
+		t.Fatal(err)
+	}
+	var want []journal.Event
+	onShard0 := 0
+	for e := range 16 {
+		ev := event("acme", e, 0)
+		if strings.HasSuffix(natstier.Subject(ev, a.Shards()), ".00") {
+			onShard0++
+		}
+		want = append(want, ev)
+	}
+	if onShard0 == 0 || onShard0 == len(want) {
+		t.Fatalf("%d of %d events on shard 00: the test needs some on it and some on others", onShard0, len(want))
+	}
+	if _, err := a.Publish(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	k := &taker{tier: a, apply: func(journal.Event) bool { return true }}
+	rctx, rstop := context.WithCancel(ctx)
+	defer rstop()
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(rctx, k.take) }()
+	// The shards that can be pulled are delivered meanwhile.
+	waitFor(t, func() bool { return len(k.events()) > 0 })
+	select {
+	case err := <-ran:
+		t.Fatalf("Run gave up on a shard it could not pull yet: %v", err)
+	case <-time.After(time.Second):
+	}
+	// The consumer is back (another router provisions it): its events
+	// are delivered too.
+	open(t, nc.URLs(), "b")
+	waitFor(t, func() bool { return len(k.events()) == len(want) })
 }
