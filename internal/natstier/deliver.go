@@ -148,7 +148,8 @@ func (t *Tier) consume(ctx context.Context, i int, in chan<- jetstream.Msg) (jet
 func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(context.Context, []journal.Event) error) {
 	events := make([]journal.Event, 0, len(batch))
 	held := make([]heldMsg, 0, len(batch))
-	index := map[string]int{} // event id → its place in events, for those takeOver read
+	index := map[string]int{}  // event id → its place in events, for those takeOver read
+	deferred := map[int]bool{} // shards whose takeover failed: their messages wait
 	now := time.Now()
 	for _, m := range batch {
 		md, err := m.Metadata()
@@ -156,8 +157,21 @@ func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(contex
 			continue // not a JetStream message: nothing to acknowledge
 		}
 		if shard, ok := shardOf(md.Consumer); ok {
+			if deferred[shard] {
+				m.NakWithDelay(time.Second) // behind the message deferred before it
+				continue
+			}
 			if now.Sub(t.lastTaken[shard]) > t.opts.PinnedTTL {
-				evs, hs := t.takeOver(ctx, shard)
+				evs, hs, err := t.takeOver(ctx, shard)
+				if err != nil {
+					// Delivered now, the shard's messages could overtake
+					// those its last router left, which JetStream hands out
+					// again in no entity's order: try again shortly.
+					t.log.Warn("reading what a shard's last router left undone failed; its messages wait", "shard", shard, "err", err)
+					deferred[shard] = true
+					m.NakWithDelay(time.Second)
+					continue
+				}
 				for i, ev := range evs {
 					index[ev.ID] = len(events)
 					events, held = append(events, ev), append(held, hs[i])
@@ -242,24 +256,22 @@ func (t *Tier) decode(m jetstream.Msg, md *jetstream.MsgMetadata) (journal.Event
 // entity's order, and maybe after the shard's newer messages: read here
 // first, each entity's events go to delivery in order, and the
 // consumer's copies that follow are duplicates in the router's journal.
-func (t *Tier) takeOver(ctx context.Context, shard int) ([]journal.Event, []heldMsg) {
+func (t *Tier) takeOver(ctx context.Context, shard int) ([]journal.Event, []heldMsg, error) {
 	c, err := t.stream.Consumer(ctx, consumerName(shard))
 	if err != nil {
-		t.log.Warn("reading a shard's state on taking it over", "shard", shard, "err", err)
-		return nil, nil
+		return nil, nil, err
 	}
 	info := c.CachedInfo()
 	from, to := info.AckFloor.Stream+1, info.Delivered.Stream
 	if from > to {
-		return nil, nil
+		return nil, nil, nil
 	}
 	oc, err := t.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{SubjectPrefix + "*." + shardToken(shard)},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
 	})
 	if err != nil {
-		t.log.Warn("reading a shard's unacknowledged messages on taking it over", "shard", shard, "err", err)
-		return nil, nil
+		return nil, nil, err
 	}
 	// Fetched in batches of what is there, not a request per message: a
 	// takeover holds up the router's other shards while it reads.
@@ -268,8 +280,7 @@ func (t *Tier) takeOver(ctx context.Context, shard int) ([]journal.Event, []held
 	for past := false; !past; {
 		batch, err := oc.FetchNoWait(256)
 		if err != nil {
-			t.log.Warn("reading a shard's unacknowledged messages on taking it over", "shard", shard, "err", err)
-			return nil, nil
+			return nil, nil, err
 		}
 		n := 0
 		for m := range batch.Messages() {
@@ -310,7 +321,7 @@ func (t *Tier) takeOver(ctx context.Context, shard int) ([]journal.Event, []held
 	events, held = events[:keep], held[:keep]
 	t.metrics.takeOvers.Inc()
 	t.log.Info("took over a shard", "shard", shard, "unacknowledged", len(events), "from", from, "to", to)
-	return events, held
+	return events, held, nil
 }
 
 // recorded tells, for each event, whether the outcome bucket holds its
