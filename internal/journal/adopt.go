@@ -68,13 +68,7 @@ func (j *Journal) carryEvents(tx *bbolt.Tx, events []Event, adopt bool) ([]Appen
 			}
 			// The original was swept by retention: write this one anew.
 		}
-		switch {
-		case e.ID != "":
-		case e.DeliveryID != "":
-			e.ID = EventID(e.Partner, e.DeliveryID)
-		default:
-			e.ID = newID()
-		}
+		e.ID = IDOf(e)
 		if !e.State.Terminal() {
 			e.State = StateJournaled
 		}

@@ -567,13 +567,7 @@ func appendEvents(tx *bbolt.Tx, events []Event) ([]Appended, error) {
 			}
 			// The original was swept by retention: journal this one anew.
 		}
-		switch {
-		case e.ID != "":
-		case e.DeliveryID != "":
-			e.ID = EventID(e.Partner, e.DeliveryID)
-		default:
-			e.ID = newID()
-		}
+		e.ID = IDOf(e)
 		e.State = StateJournaled
 		seq, err := putNew(tx, e)
 		if err != nil {
@@ -950,8 +944,16 @@ func EventID(partner, delivery string) string {
 	return "evt_" + hex.EncodeToString(h.Sum(nil)[:12])
 }
 
-// newID returns a random event id, for an event without a dedup key.
-func newID() string {
+// IDOf is the id an event is journaled under, on any journal: its own if
+// it has one, else EventID's, else, for an event without a dedup key, a
+// random one.
+func IDOf(e Event) string {
+	switch {
+	case e.ID != "":
+		return e.ID
+	case e.DeliveryID != "":
+		return EventID(e.Partner, e.DeliveryID)
+	}
 	var b [12]byte
 	rand.Read(b[:])
 	return "evt_" + hex.EncodeToString(b[:])

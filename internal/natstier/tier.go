@@ -27,8 +27,6 @@ package natstier
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -315,11 +313,11 @@ func (t *Tier) Close() error {
 	return err
 }
 
-// Name is this router's name in the tier (Options.Name).
-func (t *Tier) Name() string { return t.opts.Name }
-
 // Shards is the number of shards the stream was created with.
 func (t *Tier) Shards() int { return t.shards }
+
+// Name is this router's name in the tier (Options.Name).
+func (t *Tier) Name() string { return t.opts.Name }
 
 func consumerName(i int) string { return "shard-" + shardToken(i) }
 func shardToken(i int) string   { return fmt.Sprintf("%02d", i) }
@@ -354,9 +352,7 @@ func (t *Tier) Publish(ctx context.Context, events []journal.Event) ([]journal.A
 	out := make([]journal.Appended, len(events))
 	for i := range events {
 		e := &events[i]
-		if e.ID == "" {
-			e.ID = eventID(e.Partner, e.DeliveryID)
-		}
+		e.ID = journal.IDOf(*e)
 		body, err := json.Marshal(e)
 		if err != nil {
 			return nil, err
@@ -373,17 +369,6 @@ func (t *Tier) Publish(ctx context.Context, events []journal.Event) ([]journal.A
 		out[i] = journal.Appended{Seq: ack.Sequence, ID: e.ID, Duplicate: ack.Duplicate}
 	}
 	return out, nil
-}
-
-// eventID is journal.EventID, or a random id for an event without a
-// delivery id (the PSA decoders give every event one).
-func eventID(partner, delivery string) string {
-	if delivery != "" {
-		return journal.EventID(partner, delivery)
-	}
-	var b [12]byte
-	rand.Read(b[:])
-	return "evt_" + hex.EncodeToString(b[:])
 }
 
 // refusal is the error a webhook is answered with when the stream did not
