@@ -48,6 +48,18 @@ func (e *env) another(t *testing.T, name string) *env {
 	return o
 }
 
+// tierOnNew runs two routers, a and b, on one NATS node, with acme on the
+// new pipeline.
+func tierOnNew(t *testing.T) (a, b *env) {
+	t.Helper()
+	nats := natstest.Start(t, 1)
+	a = newEnv(t, withTier(nats.URLs(), "a"))
+	a.acmeOnNew(t)
+	b = a.another(t, "b")
+	waitFor(t, "router b's snapshot", func() bool { return b.router.RoutingVersion() == a.svc.State().Version })
+	return a, b
+}
+
 // acmeOnNew moves acme to the new pipeline (shadow first, where legacy is
 // compared in dry-run) and waits for e's router to route by it.
 func (e *env) acmeOnNew(t *testing.T) {
@@ -148,12 +160,8 @@ func TestTierThrottlesAFloodingPartnerOnEveryRouter(t *testing.T) {
 // that another router delivered: it reads them, with their outcomes, from
 // the tier into its own journal first.
 func TestTierReplayTakesWhatOtherRoutersDelivered(t *testing.T) {
-	nats := natstest.Start(t, 1)
-	a := newEnv(t, withTier(nats.URLs(), "a"))
+	a, b := tierOnNew(t)
 	ctx := context.Background()
-	a.acmeOnNew(t)
-	b := a.another(t, "b")
-	waitFor(t, "router b's snapshot", func() bool { return b.router.RoutingVersion() == a.svc.State().Version })
 	from := time.Now().Add(-time.Minute)
 	for i := range 10 {
 		if st, _ := a.post(t, "acme", fmt.Sprint("a-", i), "ticket.updated", fmt.Sprint(i), nil, ""); st != 202 {
@@ -190,12 +198,8 @@ func TestTierReplayTakesWhatOtherRoutersDelivered(t *testing.T) {
 // the tier, the one that claims it; the others count it done with
 // nothing to send. Each event is replayed once.
 func TestTierAskedReplayRunsOnOneRouter(t *testing.T) {
-	nats := natstest.Start(t, 1)
-	a := newEnv(t, withTier(nats.URLs(), "a"))
+	a, b := tierOnNew(t)
 	ctx := context.Background()
-	a.acmeOnNew(t)
-	b := a.another(t, "b")
-	waitFor(t, "router b's snapshot", func() bool { return b.router.RoutingVersion() == a.svc.State().Version })
 	from := time.Now().Add(-time.Minute)
 	for i := range 10 {
 		e := []*env{a, b}[i%2]
