@@ -129,6 +129,7 @@ func (b AskedJob) sum() domain.ReplayJob {
 		out.Failed += p.Failed
 		out.AwaitingComparison += p.AwaitingComparison
 		out.Unknown += p.Unknown
+		out.InFlight += p.InFlight
 		for _, id := range p.UnknownEvents {
 			if len(out.UnknownEvents) < domain.MaxUnknownEvents {
 				out.UnknownEvents = append(out.UnknownEvents, id)

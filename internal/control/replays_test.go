@@ -40,18 +40,19 @@ func TestAskedReplaySumsAwaitedAndUnknownEvents(t *testing.T) {
 		progress                             domain.ReplayJob
 		wantStatus                           string
 		wantAwaiting, wantUnknown, wantTotal int
+		wantInFlight                         int
 		wantUnknownEvents                    []string
 		wantAwaitUntil                       time.Time
 	}{
 		{"one router awaits", "r1",
 			domain.ReplayJob{Status: domain.ReplayRunning, Total: 2, Done: 2, AwaitUntil: until, AwaitingComparison: 3},
-			domain.ReplayRunning, 3, 0, 2, nil, until},
+			domain.ReplayRunning, 3, 0, 2, 0, nil, until},
 		{"another is done with unknown events", "r2",
-			domain.ReplayJob{Status: domain.ReplayDone, Total: 1, Done: 1, AwaitUntil: until.Add(time.Second), Unknown: 1, UnknownEvents: []string{"evt_b"}},
-			domain.ReplayRunning, 3, 1, 3, []string{"evt_b"}, until.Add(time.Second)},
+			domain.ReplayJob{Status: domain.ReplayDone, Total: 1, Done: 1, AwaitUntil: until.Add(time.Second), Unknown: 1, UnknownEvents: []string{"evt_b"}, InFlight: 2},
+			domain.ReplayRunning, 3, 1, 3, 2, []string{"evt_b"}, until.Add(time.Second)},
 		{"the first ends past its deadline", "r1",
 			domain.ReplayJob{Status: domain.ReplayDone, Total: 4, Done: 4, AwaitUntil: until, Unknown: 2, UnknownEvents: []string{"evt_a1", "evt_a2"}},
-			domain.ReplayDone, 0, 3, 5, []string{"evt_a1", "evt_a2", "evt_b"}, until.Add(time.Second)},
+			domain.ReplayDone, 0, 3, 5, 2, []string{"evt_a1", "evt_a2", "evt_b"}, until.Add(time.Second)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,6 +64,9 @@ func TestAskedReplaySumsAwaitedAndUnknownEvents(t *testing.T) {
 			if got.Status != tt.wantStatus || got.AwaitingComparison != tt.wantAwaiting || got.Unknown != tt.wantUnknown || got.Total != tt.wantTotal {
 				t.Errorf("got status %s, awaiting %d, unknown %d, total %d; want %s, %d, %d, %d",
 					got.Status, got.AwaitingComparison, got.Unknown, got.Total, tt.wantStatus, tt.wantAwaiting, tt.wantUnknown, tt.wantTotal)
+			}
+			if got.InFlight != tt.wantInFlight {
+				t.Errorf("in flight = %d, want %d: the routers' sum", got.InFlight, tt.wantInFlight)
 			}
 			if !slices.Equal(got.UnknownEvents, tt.wantUnknownEvents) {
 				t.Errorf("unknown events = %v, want %v", got.UnknownEvents, tt.wantUnknownEvents)

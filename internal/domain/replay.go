@@ -93,6 +93,11 @@ type ReplayJob struct {
 	Unknown int `json:"unknown"`
 	// UnknownEvents are the first MaxUnknownEvents of their ids.
 	UnknownEvents []string `json:"unknownEvents,omitempty"`
+	// InFlight counts, on a tier of routers, the events of the window
+	// that other routers still held without an outcome when the job
+	// started: live delivery takes them, routed as of its moment, and
+	// the job does not.
+	InFlight int `json:"inFlight,omitempty"`
 	// Cursor is where the last event sent stands among each partner's
 	// events: a restarted router resumes after it.
 	Cursor map[string]ReplayCursor `json:"cursor,omitempty"`

@@ -79,6 +79,7 @@ type env struct {
 	// tierURLs, if set, are the NATS servers of the routers' shared
 	// journal (natstier); routerName names this env's router there.
 	tierURLs, routerName string
+	wrapTier             func(ingress.Tier) ingress.Tier // around the router's tier, if set
 }
 
 type envOption func(*env)
@@ -172,6 +173,9 @@ func (e *env) start(t testing.TB) {
 	var tier ingress.Tier
 	if e.tierURLs != "" {
 		tier = openTier(t, e.tierURLs, e.routerName, e.metrics)
+		if e.wrapTier != nil {
+			tier = e.wrapTier(tier)
+		}
 	}
 	rt, err := ingress.New(ingress.Options{Journal: j, Tier: tier, Flags: api.NewClient(), Logger: quiet, Workers: e.workers, Registry: e.metrics,
 		MaxAttempts: e.maxAttempts, MaxBacklog: e.maxBacklog, PartnerBacklog: e.partnerBacklog, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,

@@ -54,11 +54,13 @@ func (rt *Router) startReplay(ctx context.Context, id string, req domain.ReplayR
 	if _, ok := tbl.migrations[req.Migration]; !ok {
 		return domain.ReplayJob{}, domain.Errorf(domain.CodeNotFound, "migration %q is not in this router's snapshot", req.Migration)
 	}
+	inFlight := 0
 	if rt.opts.Tier != nil {
 		// Bounded on its own: the caller's bound is for starting a job,
 		// and a long window takes longer to read.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
-		err := rt.adoptWindow(actx, req)
+		var err error
+		inFlight, err = rt.adoptWindow(actx, req, tierSettle)
 		cancel()
 		if err != nil {
 			return domain.ReplayJob{}, &domain.Error{Code: domain.CodeJournalBusy, RetryAfter: 5 * time.Second,
@@ -66,7 +68,7 @@ func (rt *Router) startReplay(ctx context.Context, id string, req domain.ReplayR
 		}
 	}
 	job := &domain.ReplayJob{ID: id, Status: domain.ReplayQueued, Request: req,
-		CreatedAt: rt.opts.Now().UTC(), Cursor: map[string]domain.ReplayCursor{}}
+		CreatedAt: rt.opts.Now().UTC(), Cursor: map[string]domain.ReplayCursor{}, InFlight: inFlight}
 	if req.AwaitComparisons {
 		job.AwaitUntil = job.CreatedAt.Add(rt.opts.ComparisonDeadline)
 	}
@@ -349,6 +351,10 @@ func (r *replays) store(ctx context.Context, id string, data []byte, err error) 
 // it waits for.
 const awaitPoll = 200 * time.Millisecond
 
+// tierSettle bounds how long a replay on a tier waits, as it starts, for
+// the outcomes of its window's events that other routers hold.
+const tierSettle = 5 * time.Second
+
 // tierAdoptEvery paces a waiting replay's reads of the tier's history of
 // its window (adoptWindow), which reads the whole window each time.
 const tierAdoptEvery = 5 * time.Second
@@ -422,7 +428,7 @@ func (r *replays) await(ctx context.Context, j *domain.ReplayJob, run *replayRun
 		if rt.opts.Tier != nil && (expired || time.Since(adopted) >= tierAdoptEvery) {
 			// The tier's other routers go on delivering and comparing the
 			// window's events: take in what they did since.
-			if err := rt.adoptWindow(ctx, j.Request); err != nil {
+			if _, err := rt.adoptWindow(ctx, j.Request, 0); err != nil {
 				rt.log.Warn("reading the tier's history of a replay's window again failed", "job", j.ID, "err", err)
 			}
 			adopted, rescan = time.Now(), true

@@ -48,6 +48,9 @@ type Tier interface {
 	// Window hands fn partner's events received in [from, to), each with
 	// its terminal outcome if the tier holds one.
 	Window(ctx context.Context, partner string, from, to time.Time, fn func([]journal.Event) error) error
+	// Outcomes gives each event its terminal outcome if the tier holds
+	// one.
+	Outcomes(ctx context.Context, events []journal.Event) error
 	Close() error
 }
 
@@ -97,33 +100,94 @@ func (rt *Router) takeFromTier(ctx context.Context, events []journal.Event) erro
 // adoptWindow reads into the router's journal the events of a replay's
 // window that the tier's other routers delivered, with their outcomes
 // (journal.Adopt), so that the replay run here takes every event of the
-// tier: those this router delivered are in its journal already. It may
-// take a while for a long window: one read of the stream and one of the
-// outcome bucket per event.
-func (rt *Router) adoptWindow(ctx context.Context, req domain.ReplayRequest) error {
+// tier: those this router holds are in its journal already. It may take a
+// while for a long window: one read of the stream and one of the outcome
+// bucket per event.
+//
+// An event another router holds without an outcome yet is waited for, up
+// to settle: its outcome is usually on its way (the pipeline answered, the
+// bucket not yet written). It returns how many were still on their way
+// then: live delivery takes those, by the routing of its moment, and the
+// replay does not.
+func (rt *Router) adoptWindow(ctx context.Context, req domain.ReplayRequest, settle time.Duration) (int, error) {
 	adopted := 0
+	adopt := func(events []journal.Event) error {
+		for i := range events {
+			events[i].Seq = 0
+		}
+		res, err := rt.opts.Journal.Adopt(ctx, events)
+		for _, a := range res {
+			if !a.Duplicate {
+				adopted++
+			}
+		}
+		return err
+	}
+	var elsewhere []journal.Event
 	for _, p := range req.Partners {
 		err := rt.opts.Tier.Window(ctx, p, req.From, req.To, func(events []journal.Event) error {
-			// Those without an outcome are still on their way, on this
-			// router or another: history once they have one.
-			events = slices.DeleteFunc(events, func(e journal.Event) bool { return !e.State.Terminal() })
-			for i := range events {
-				events[i].Seq = 0
+			open, err := rt.notHeld(ctx, events)
+			if err != nil {
+				return err
 			}
-			res, err := rt.opts.Journal.Adopt(ctx, events)
-			for _, a := range res {
-				if !a.Duplicate {
-					adopted++
-				}
-			}
-			return err
+			elsewhere = append(elsewhere, open...)
+			return adopt(slices.DeleteFunc(events, func(e journal.Event) bool { return !e.State.Terminal() }))
 		})
 		if err != nil {
-			return fmt.Errorf("reading partner %s's window from the tier: %w", p, err)
+			return 0, fmt.Errorf("reading partner %s's window from the tier: %w", p, err)
+		}
+	}
+	for deadline := time.Now().Add(settle); len(elsewhere) > 0 && time.Now().Before(deadline); {
+		if !sleep(ctx, 50*time.Millisecond) {
+			return 0, ctx.Err()
+		}
+		if err := rt.opts.Tier.Outcomes(ctx, elsewhere); err != nil {
+			return 0, fmt.Errorf("reading the tier's outcomes of a replay's window: %w", err)
+		}
+		var settled, still []journal.Event
+		for _, e := range elsewhere {
+			if e.State.Terminal() {
+				settled = append(settled, e)
+			} else {
+				still = append(still, e)
+			}
+		}
+		elsewhere = still
+		if err := adopt(settled); err != nil {
+			return 0, err
 		}
 	}
 	if adopted > 0 {
 		rt.log.Info("took the tier's history of a replay's window", "events", adopted, "migration", req.Migration)
 	}
-	return nil
+	if len(elsewhere) > 0 && settle > 0 {
+		rt.log.Warn("events of a replay's window are still on their way on other routers: live delivery takes them, not the replay",
+			"events", len(elsewhere), "migration", req.Migration)
+	}
+	return len(elsewhere), nil
+}
+
+// notHeld returns those of events without an outcome that this router's
+// journal does not hold: another router of the tier has them.
+func (rt *Router) notHeld(ctx context.Context, events []journal.Event) ([]journal.Event, error) {
+	var open []journal.Event
+	for _, e := range events {
+		if !e.State.Terminal() {
+			open = append(open, e)
+		}
+	}
+	if len(open) == 0 {
+		return nil, nil
+	}
+	held, err := rt.opts.Journal.Holds(ctx, open)
+	if err != nil {
+		return nil, err
+	}
+	var elsewhere []journal.Event
+	for i, e := range open {
+		if !held[i] {
+			elsewhere = append(elsewhere, e)
+		}
+	}
+	return elsewhere, nil
 }

@@ -243,6 +243,73 @@ func TestTierAskedReplayRunsOnOneRouter(t *testing.T) {
 	}
 }
 
+// lateOutcomes records a router's outcomes in the tier only once open is
+// closed: the pipeline has answered, the tier does not know it yet.
+type lateOutcomes struct {
+	ingress.Tier
+	open chan struct{}
+}
+
+func (l lateOutcomes) Done(ev journal.Event, out journal.Outcome) {
+	go func() { <-l.open; l.Tier.Done(ev, out) }()
+}
+
+// A replay started on router b while router a's outcomes are still on
+// their way to the tier waits for them and takes every event of the
+// window; one whose outcome does not come in time is counted in flight,
+// never dropped from the count unsaid.
+func TestTierReplayWaitsForOutcomesOnTheirWay(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		openIn   time.Duration // when router a's outcomes reach the tier
+		inFlight bool
+	}{
+		{name: "outcomes come", openIn: 300 * time.Millisecond},
+		{name: "outcomes late", openIn: time.Minute, inFlight: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nats := natstest.Start(t, 1)
+			late := make(chan struct{})
+			a := newEnv(t, withTier(nats.URLs(), "a"), func(e *env) {
+				e.wrapTier = func(tier ingress.Tier) ingress.Tier { return lateOutcomes{Tier: tier, open: late} }
+			})
+			var once sync.Once
+			open := func() { once.Do(func() { close(late) }) }
+			t.Cleanup(open) // before the routers stop
+			a.acmeOnNew(t)
+			b := a.another(t, "b")
+			waitFor(t, "router b's snapshot", func() bool { return b.router.RoutingVersion() == a.svc.State().Version })
+
+			from := time.Now().Add(-time.Minute)
+			for i := range 10 {
+				if st, _ := a.post(t, "acme", fmt.Sprint("l-", i), "ticket.updated", fmt.Sprint(i), nil, ""); st != 202 {
+					t.Fatalf("answered %d", st)
+				}
+			}
+			waitFor(t, "the deliveries", func() bool { return a.newer.Applications() == 10 })
+			held, err := a.journal.Count(context.Background(), "acme", journal.Position{At: from}, time.Now().Add(time.Minute))
+			if err != nil || held == 0 {
+				t.Fatalf("router a delivered %d events (%v), want some for the test to mean anything", held, err)
+			}
+			timer := time.AfterFunc(tc.openIn, open)
+			defer timer.Stop()
+
+			job, err := b.router.StartReplay(context.Background(), domain.ReplayRequest{Migration: "psa-webhooks-v2", Partners: []string{"acme"},
+				From: from, To: time.Now().Add(time.Minute), Pipeline: "legacy", Filter: domain.ReplayAll})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := domain.ReplayJob{Total: 10}
+			if tc.inFlight {
+				want = domain.ReplayJob{Total: 10 - held, InFlight: held}
+			}
+			if job.Total != want.Total || job.InFlight != want.InFlight {
+				t.Fatalf("the replay counts %d events with %d in flight, want %d and %d", job.Total, job.InFlight, want.Total, want.InFlight)
+			}
+		})
+	}
+}
+
 // The seed incident on a tier: the new pipeline sometimes handles a ticket
 // with its cached schedule handler, on router a; a revert's replay run on
 // router b replays exactly the events a's comparisons found mismatched,

@@ -677,6 +677,24 @@ func (j *Journal) Get(ctx context.Context, seq uint64) (Event, error) {
 	return e, err
 }
 
+// Holds reports, for each event, whether this journal holds a delivery
+// with its partner and delivery id, in whatever state.
+func (j *Journal) Holds(ctx context.Context, events []Event) ([]bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(events))
+	err := j.db.View(func(tx *bbolt.Tx) error {
+		dedup, evb := tx.Bucket(bucketDedup), tx.Bucket(bucketEvents)
+		for i, e := range events {
+			v := dedup.Get(dedupKey(e.Partner, e.DeliveryID))
+			out[i] = v != nil && evb.Get(v) != nil
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Pending returns every event without a terminal outcome, oldest first:
 // what a restarted router must still deliver. It returns ctx's error if
 // ctx ends before it has read them all.

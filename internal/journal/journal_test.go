@@ -277,6 +277,21 @@ func TestAppendRecognizesDuplicateDeliveries(t *testing.T) {
 	}
 }
 
+// Holds tells the deliveries the journal has, by partner and delivery id,
+// from those it does not: another partner's delivery with the same id is
+// not held.
+func TestHolds(t *testing.T) {
+	j := open(t, tempPath(t), Options{})
+	appendOK(t, j, event("acme", "msg-1", t0))
+	got, err := j.Holds(t.Context(), []Event{event("acme", "msg-1", t0), event("acme", "msg-2", t0), event("globex", "msg-1", t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{true, false, false}; !slices.Equal(got, want) {
+		t.Errorf("holds = %v, want %v", got, want)
+	}
+}
+
 func TestConcurrentAppendsJournalEachDeliveryOnce(t *testing.T) {
 	j := open(t, tempPath(t), Options{})
 	const goroutines, perGoroutine, distinct = 64, 40, 300

@@ -115,7 +115,7 @@ func (t *Tier) Window(ctx context.Context, partner string, from, to time.Time, f
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return err
 		}
-		if err := t.withOutcomes(ctx, events); err != nil {
+		if err := t.Outcomes(ctx, events); err != nil {
 			return err
 		}
 		if len(events) > 0 {
@@ -129,9 +129,9 @@ func (t *Tier) Window(ctx context.Context, partner string, from, to time.Time, f
 	}
 }
 
-// withOutcomes gives each event its terminal outcome where the bucket
-// holds one, asking for up to 32 at a time.
-func (t *Tier) withOutcomes(ctx context.Context, events []journal.Event) error {
+// Outcomes gives each event its terminal outcome where the tier holds
+// one, asking for up to 32 at a time.
+func (t *Tier) Outcomes(ctx context.Context, events []journal.Event) error {
 	errs := make([]error, len(events))
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup

@@ -12,14 +12,15 @@ import (
 )
 
 // The replays page says what a revert's replay still awaits and which
-// events it replayed as unknown, whether the replay runs on the router of
+// events it replayed as unknown, and how many it left to live delivery on
+// other routers of a tier, whether the replay runs on the router of
 // this process or was asked of standalone routers.
 func TestReplaysPageShowsAwaitedAndUnknownEvents(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	req := domain.ReplayRequest{Migration: mig, Partners: []string{"acme"}, From: at.Add(-time.Hour), To: at,
 		Pipeline: "legacy", Filter: domain.ReplayMismatched, AwaitComparisons: true}
 	progress := domain.ReplayJob{ID: "rpl_0123456789abcdef", Status: domain.ReplayRunning, Request: req, Total: 3, Done: 2,
-		CreatedAt: at, AwaitUntil: at.Add(2 * time.Minute), AwaitingComparison: 4, Unknown: 1, UnknownEvents: []string{"evt_unknown1"}}
+		CreatedAt: at, AwaitUntil: at.Add(2 * time.Minute), AwaitingComparison: 4, Unknown: 1, UnknownEvents: []string{"evt_unknown1"}, InFlight: 2}
 	tests := []struct {
 		name  string
 		setup func(t *testing.T) fixtureOptions
@@ -50,7 +51,7 @@ func TestReplaysPageShowsAwaitedAndUnknownEvents(t *testing.T) {
 			if res.status != 200 {
 				t.Fatalf("status = %d, want 200\n%s", res.status, res.body)
 			}
-			for _, want := range []string{"2/3", "awaiting 4 comparisons until", `datetime="2026-03-01T12:02:00Z"`, "<code>evt_unknown1</code>"} {
+			for _, want := range []string{"2/3", "awaiting 4 comparisons until", `datetime="2026-03-01T12:02:00Z"`, "<code>evt_unknown1</code>", "2 in flight on other routers"} {
 				if !strings.Contains(res.body, want) {
 					t.Errorf("page lacks %q", want)
 				}
