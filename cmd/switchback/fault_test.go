@@ -8,12 +8,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/switchbackhq/switchback/internal/journal"
 	"github.com/switchbackhq/switchback/internal/natstest"
 	"github.com/switchbackhq/switchback/internal/natstier"
 	"github.com/switchbackhq/switchback/internal/pipelineclient"
@@ -59,8 +61,8 @@ type faultJournal struct {
 // control service, never from the router's journal, so the same checks
 // hold on the tier: what the tier acknowledged is applied once per
 // Idempotency-Key, whichever incarnation of the router delivers it. A
-// replay reads the router's own journal on both (on the tier, the events
-// it was handed: docs/api.md, "Not tier-wide yet"), and must finish.
+// replay must finish on both (on the tier it reads the tier's window:
+// docs/api.md, "Reading the whole tier").
 func TestFaultInjectionKillsRouter(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the binary")
@@ -306,6 +308,12 @@ func faultInjection(t *testing.T, j faultJournal, seed uint64) {
 			break
 		}
 		if time.Now().After(deadline) {
+			if n < uint64(len(ids)) {
+				proc.Process.Kill()
+				proc.Wait()
+				proc = nil
+				explainUncompared(t, data, ids)
+			}
 			t.Fatalf("after %d kills, of %d acknowledged webhooks %d were never applied (%v), %d comparisons counted; unfinished replays: %v",
 				faultKills, len(ids), len(missing), missing[:min(len(missing), 10)], n, open)
 		}
@@ -323,6 +331,39 @@ func faultInjection(t *testing.T, j faultJournal, seed uint64) {
 	}
 	t.Logf("%d SIGKILLs in %s: %d webhooks acknowledged, all applied (%d apply calls: %d redeliveries and replays), %d comparisons counted, %d replays finished",
 		faultKills, killing.Round(100*time.Millisecond), len(ids), legacy.Calls(pipelineclient.Apply), legacy.Calls(pipelineclient.Apply)-len(ids), compared(), len(replays))
+}
+
+// explainUncompared logs, from the killed router's journal in data, what
+// it holds of the acknowledged events without a comparison, and the
+// reports it still owes the control service: where a comparison the
+// control service never counted was lost.
+func explainUncompared(t *testing.T, data string, ids []string) {
+	t.Helper()
+	j, err := journal.Open(filepath.Join(data, "journal.db"), journal.Options{})
+	if err != nil {
+		t.Logf("the router's journal: %v", err)
+		return
+	}
+	defer j.Close()
+	acked := map[string]bool{}
+	for _, id := range ids {
+		acked[id] = true
+	}
+	ctx := t.Context()
+	err = j.Scan(ctx, "acme", journal.Position{}, time.Now().Add(time.Hour), func(ev journal.Event) bool {
+		if acked[ev.ID] && ev.Comparison == "" {
+			t.Logf("no comparison: %s seq %d state %s pipeline %q shadow %q attempts %d duplicates %d replays %d",
+				ev.ID, ev.Seq, ev.State, ev.Pipeline, ev.Shadow, ev.Attempts, ev.Duplicates, len(ev.Replays))
+		}
+		return true
+	})
+	if err != nil {
+		t.Logf("scanning the router's journal: %v", err)
+	}
+	due, err := j.ComparisonsDue(ctx)
+	t.Logf("comparisons due: %d (%v)", len(due), err)
+	owed, err := j.Owed(ctx)
+	t.Logf("reports owed: %v (%v)", owed, err)
 }
 
 // hookAnswer is the webhook endpoint's answer.
