@@ -31,7 +31,7 @@ func openTier(t testing.TB, urls, name string, reg prometheus.Registerer) *natst
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tier, err := natstier.Open(ctx, natstier.Options{URLs: urls, Name: name, Replicas: 1, Shards: 4, Registry: reg,
-		AckWait: 500 * time.Millisecond, PinnedTTL: 800 * time.Millisecond, Logger: quiet})
+		AckWait: 500 * time.Millisecond, PinnedTTL: 2 * time.Second, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ const maxBatch = 512
 // unreadable while the cluster elects a leader) is retried: Run returns
 // only when ctx ends.
 func (t *Tier) Run(ctx context.Context, take func(context.Context, []journal.Event) error) error {
-	in := make(chan jetstream.Msg, maxBatch)
+	in := newInbox()
 	var mu sync.Mutex
 	var consuming []jetstream.ConsumeContext
 	defer func() {
@@ -84,39 +84,67 @@ func (t *Tier) Run(ctx context.Context, take func(context.Context, []journal.Eve
 	wg.Go(func() { t.watchThrottles(ctx) })
 	batch := make([]jetstream.Msg, 0, maxBatch)
 	for {
-		batch = batch[:0]
 		select {
 		case <-ctx.Done():
 			return nil
-		case m := <-in:
-			batch = append(batch, m)
+		case <-in.ready:
 		}
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case m := <-in:
-				batch = append(batch, m)
-			default:
-				break more
+		for batch = in.take(batch[:0], maxBatch); len(batch) > 0; batch = in.take(batch[:0], maxBatch) {
+			t.hand(ctx, batch, take)
+			if ctx.Err() != nil {
+				return nil
 			}
 		}
-		t.hand(ctx, batch, take)
 	}
+}
+
+// inbox holds the shards' messages until Run hands them on. Putting never
+// blocks: a consume callback that blocks stops the client's pulls too
+// (their expiries and heartbeats are read by the same callback), and a
+// router that does not pull loses its pin on the shard PinnedTTL later,
+// while its delivery still holds the shard's events, which the next router
+// would then deliver at the same time. JetStream bounds what waits here:
+// at most MaxAckPending unacknowledged messages per shard.
+type inbox struct {
+	mu    sync.Mutex
+	msgs  []jetstream.Msg
+	ready chan struct{} // a token while msgs is not empty
+}
+
+func newInbox() *inbox { return &inbox{ready: make(chan struct{}, 1)} }
+
+func (b *inbox) put(m jetstream.Msg) {
+	b.mu.Lock()
+	b.msgs = append(b.msgs, m)
+	b.mu.Unlock()
+	select {
+	case b.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take appends up to n of the oldest messages to into.
+func (b *inbox) take(into []jetstream.Msg, n int) []jetstream.Msg {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n = min(n, len(b.msgs))
+	into = append(into, b.msgs[:n]...)
+	b.msgs = append(b.msgs[:0], b.msgs[n:]...)
+	return into
 }
 
 // consume starts pulling shard i into in, retrying until ctx ends; false
 // when it ended first.
-func (t *Tier) consume(ctx context.Context, i int, in chan<- jetstream.Msg) (jetstream.ConsumeContext, bool) {
+func (t *Tier) consume(ctx context.Context, i int, in *inbox) (jetstream.ConsumeContext, bool) {
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		c, err := t.stream.Consumer(ctx, consumerName(i))
 		if err == nil {
 			var cc jetstream.ConsumeContext
-			cc, err = c.Consume(func(m jetstream.Msg) {
-				select {
-				case in <- m:
-				case <-ctx.Done():
-				}
-			}, jetstream.PullPriorityGroup(group), jetstream.PullMaxMessages(256),
+			// Pulls that expire well within PinnedTTL: JetStream keeps a
+			// shard pinned to a router only while it pulls again, and an
+			// idle shard is pulled again only when its pull expires.
+			cc, err = c.Consume(in.put, jetstream.PullPriorityGroup(group), jetstream.PullMaxMessages(256),
+				jetstream.PullExpiry(t.opts.pullExpiry()),
 				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 					// A shard pinned to another router answers each pull
 					// so; the client keeps asking, and takes over when it
@@ -150,6 +178,7 @@ func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(contex
 	held := make([]heldMsg, 0, len(batch))
 	index := map[string]int{}  // event id → its place in events, for those takeOver read
 	deferred := map[int]bool{} // shards whose takeover failed: their messages wait
+	taken := map[int]bool{}    // shards of the batch
 	now := time.Now()
 	for _, m := range batch {
 		md, err := m.Metadata()
@@ -157,6 +186,7 @@ func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(contex
 			continue // not a JetStream message: nothing to acknowledge
 		}
 		if shard, ok := shardOf(md.Consumer); ok {
+			taken[shard] = true
 			if deferred[shard] {
 				m.NakWithDelay(time.Second) // behind the message deferred before it
 				continue
@@ -222,6 +252,11 @@ func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(contex
 		if ctx.Err() == nil {
 			t.log.Error("the router's journal did not take the tier's events; they are handed out again", "events", len(events), "err", err)
 		}
+		// The shards' next messages must not overtake these: each shard
+		// starts again with a takeover, which reads them in stream order.
+		for shard := range taken {
+			t.lastTaken[shard] = time.Time{}
+		}
 		t.mu.Lock()
 		for _, ev := range events {
 			delete(t.held, ev.ID)
@@ -277,8 +312,12 @@ func (t *Tier) takeOver(ctx context.Context, shard int) ([]journal.Event, []held
 	// takeover holds up the router's other shards while it reads.
 	var events []journal.Event
 	var held []heldMsg
-	for past := false; !past; {
-		batch, err := oc.FetchNoWait(256)
+	for past, waited := false, false; !past; {
+		fetch := oc.FetchNoWait
+		if waited {
+			fetch = func(n int) (jetstream.MessageBatch, error) { return oc.Fetch(n, jetstream.FetchMaxWait(2*time.Second)) }
+		}
+		batch, err := fetch(256)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -303,9 +342,22 @@ func (t *Tier) takeOver(ctx context.Context, shard int) ([]journal.Event, []held
 			events = append(events, ev)
 			held = append(held, heldMsg{seq: md.Sequence.Stream, since: time.Now()})
 		}
-		if n == 0 {
-			break
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			// Read in part, the range would let the rest come later,
+			// after the shard's newer messages.
+			return nil, nil, err
 		}
+		if n == 0 && !past {
+			if waited {
+				// Waited for and not there: gone from the stream (its age
+				// limit), not late.
+				t.log.Warn("a shard's unacknowledged range ends early; the rest is no longer in the stream", "shard", shard, "to", to)
+				break
+			}
+			waited = true // a stream leader being elected answers nothing for a moment
+			continue
+		}
+		waited = false
 	}
 	// Those the last router applied and recorded, but did not get to
 	// acknowledge, are not delivered again, nor those journal copy

@@ -16,7 +16,7 @@ func TestReleaseUnpinsOnlyItsOwnShards(t *testing.T) {
 	ctx := context.Background()
 	openTier := func(name string) *Tier {
 		tr, err := Open(ctx, Options{URLs: nc.URLs(), Name: name, Replicas: 1, Shards: 2,
-			AckWait: 500 * time.Millisecond, PinnedTTL: 800 * time.Millisecond})
+			AckWait: 500 * time.Millisecond, PinnedTTL: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -92,7 +92,8 @@ type Options struct {
 	// hands it out again; a router holding one longer tells JetStream it
 	// is in progress. PinnedTTL is how long a shard stays pinned to a
 	// router that stopped pulling; it must be longer than AckWait, so that
-	// the next router gets the dead router's messages before newer ones.
+	// the next router gets the dead router's messages before newer ones,
+	// and at least 2 s, as a router renews its pin by pulling again.
 	// Defaults 10 s and 15 s.
 	AckWait, PinnedTTL time.Duration
 	// MaxAckPending bounds the messages of a shard out with its router.
@@ -138,6 +139,7 @@ func (o *Options) defaults() {
 	if o.PinnedTTL <= o.AckWait {
 		o.PinnedTTL = o.AckWait + o.AckWait/2
 	}
+	o.PinnedTTL = max(o.PinnedTTL, minPinnedTTL)
 	if o.MaxAckPending <= 0 {
 		o.MaxAckPending = 1024
 	}
@@ -301,6 +303,14 @@ func (t *Tier) provision(ctx context.Context) error {
 	t.lastTaken, t.pins = make([]time.Time, shards), make([]string, shards)
 	return nil
 }
+
+// minPinnedTTL leaves room for two pulls within a pin's TTL: a pull
+// expires after a second at the least.
+const minPinnedTTL = 2 * time.Second
+
+// pullExpiry is how long a shard's pull waits: a third of PinnedTTL, so
+// that a router pulls again, and keeps its pin, long before it lapses.
+func (o Options) pullExpiry() time.Duration { return max(time.Second, o.PinnedTTL/3) }
 
 // Close closes the connection once the acknowledgements sent have
 // reached the server.

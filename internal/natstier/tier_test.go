@@ -23,7 +23,7 @@ func open(t *testing.T, urls, name string) *natstier.Tier {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tr, err := natstier.Open(ctx, natstier.Options{URLs: urls, Name: name, Replicas: 1, Shards: 4,
-		AckWait: 500 * time.Millisecond, PinnedTTL: 800 * time.Millisecond})
+		AckWait: 500 * time.Millisecond, PinnedTTL: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestNodeStoppedDuringBurstLosesNothingAcknowledged(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tr, err := natstier.Open(ctx, natstier.Options{URLs: cluster.URLs(), Name: "a", Replicas: 3, Shards: 4,
-		AckWait: 500 * time.Millisecond, PinnedTTL: 800 * time.Millisecond})
+		AckWait: 500 * time.Millisecond, PinnedTTL: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
