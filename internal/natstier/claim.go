@@ -177,6 +177,20 @@ func (t *Tier) heldClaim(ctx context.Context, job string) (held, domain.ReplayCl
 		return h, h.claim, true, nil
 	}
 	e, err := t.outcomes.Get(ctx, claimKey(job))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		// Gone from the bucket (recreated, or past its TTL) while this
+		// router runs the job: claimed again, as at the start.
+		c := domain.ReplayClaim{Router: t.opts.Name}
+		v, err := json.Marshal(c)
+		if err != nil {
+			return held{}, domain.ReplayClaim{}, false, err
+		}
+		rev, err := t.outcomes.Create(ctx, claimKey(job), v)
+		if err != nil {
+			return held{}, domain.ReplayClaim{}, false, err // another router's now, or a failure: read at the next call
+		}
+		return held{rev: rev, claim: c}, c, true, nil
+	}
 	if err != nil {
 		return held{}, domain.ReplayClaim{}, false, err
 	}
