@@ -82,11 +82,11 @@ func (s *Service) recordReplays(ctx context.Context, router string, jobs []domai
 }
 
 // AskedReplay returns a replay's progress summed over the routers that
-// report it: queued until one does, running while any runs (a router
-// awaiting comparisons runs), failed if any failed, done when all that
-// report it are done. Counts are sums; awaitUntil is the latest. It
-// returns CodeNotFound for a replay the board does not hold and
-// CodeInternal when the registry fails.
+// run it (sum): queued until one reports, running while any runs (a
+// router awaiting comparisons runs), failed if any failed, done when all
+// are done. Counts are sums; awaitUntil is the latest. It returns
+// CodeNotFound for a replay the board does not hold and CodeInternal
+// when the registry fails.
 func (s *Service) AskedReplay(id string) (domain.ReplayJob, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), registryTimeout)
 	defer cancel()
@@ -114,16 +114,48 @@ func (s *Service) AskedReplayList() []domain.ReplayJob {
 	return out
 }
 
+// sum adds up the progress of the routers that run the replay. On a tier
+// of routers one runs it: the others report it done with nothing to send
+// and runBy naming the router that does, and are left out. A router the
+// job was taken over from (it stopped renewing its claim: dead, or cut
+// off) may have left progress that it never finishes; the routers that
+// ran it report the claim's takeover count, and only those with the
+// highest are counted: the one that runs it now, whatever the chain of
+// takeovers before it (a router taken over from may take it back).
 func (b AskedJob) sum() domain.ReplayJob {
 	out := b.Job
 	out.Status = domain.ReplayQueued
 	if len(b.Progress) == 0 {
 		return out
 	}
-	done, failed, running := 0, 0, 0
 	// By router id, so the list of unknown events reads the same each time.
-	for _, router := range slices.Sorted(maps.Keys(b.Progress)) {
+	routers := slices.Sorted(maps.Keys(b.Progress))
+	latest, elsewhere := -1, domain.ReplayJob{Takeover: -1}
+	for _, router := range routers {
 		p := b.Progress[router]
+		switch {
+		case p.RunBy != "" && p.RunBy != router:
+			if p.Takeover > elsewhere.Takeover {
+				elsewhere = p
+			}
+		case p.Takeover > latest:
+			latest = p.Takeover
+		}
+	}
+	if latest < 0 {
+		// Claimed by a router that has not reported yet.
+		out.Status, out.RunBy = domain.ReplayRunning, elsewhere.RunBy
+		return out
+	}
+	done, failed, running := 0, 0, 0
+	for _, router := range routers {
+		p := b.Progress[router]
+		if (p.RunBy != "" && p.RunBy != router) || p.Takeover != latest {
+			continue
+		}
+		if p.RunBy != "" {
+			out.RunBy, out.TakenFrom, out.Takeover = p.RunBy, p.TakenFrom, p.Takeover
+		}
 		out.Total += p.Total
 		out.Done += p.Done
 		out.Failed += p.Failed

@@ -98,9 +98,32 @@ type ReplayJob struct {
 	// started: live delivery takes them, routed as of its moment, and
 	// the job does not.
 	InFlight int `json:"inFlight,omitempty"`
+	// RunBy, TakenFrom and Takeover are set on a tier of routers, for a
+	// replay asked of every router (ReplayClaim). RunBy is the router
+	// that runs it: this one, or another, in which case this router
+	// records the job done with nothing to send and watches the claim, to
+	// take it over should that router stop renewing it. TakenFrom is the
+	// router this one took the job over from, and Takeover the claim's
+	// count of takeovers then (as last seen, when RunBy is another
+	// router): the control service's sum counts only the runner with the
+	// highest.
+	RunBy     string `json:"runBy,omitempty"`
+	TakenFrom string `json:"takenFrom,omitempty"`
+	Takeover  int    `json:"takeover,omitempty"`
 	// Cursor is where the last event sent stands among each partner's
 	// events: a restarted router resumes after it.
 	Cursor map[string]ReplayCursor `json:"cursor,omitempty"`
+}
+
+// ReplayClaim is, on a tier of routers, which router runs a replay asked
+// of every router: Router, until it marks the claim Done; a claim its
+// router stopped renewing is taken over by another router, which counts
+// the takeover and names the router it took it From.
+type ReplayClaim struct {
+	Router   string `json:"router"`
+	Done     bool   `json:"done,omitempty"`
+	Takeover int    `json:"takeover,omitempty"`
+	From     string `json:"from,omitempty"`
 }
 
 // MaxUnknownEvents bounds the ids a job lists in UnknownEvents: the count

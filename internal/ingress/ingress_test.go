@@ -80,6 +80,7 @@ type env struct {
 	// journal (natstier); routerName names this env's router there.
 	tierURLs, routerName string
 	wrapTier             func(ingress.Tier) ingress.Tier // around the router's tier, if set
+	claimLease           time.Duration                   // the tier's ClaimLease; 0 is natstier's default
 }
 
 type envOption func(*env)
@@ -172,7 +173,7 @@ func (e *env) start(t testing.TB) {
 	e.metrics = prometheus.NewRegistry()
 	var tier ingress.Tier
 	if e.tierURLs != "" {
-		tier = openTier(t, e.tierURLs, e.routerName, e.metrics)
+		tier = openTier(t, e.tierURLs, e.routerName, e.metrics, e.claimLease)
 		if e.wrapTier != nil {
 			tier = e.wrapTier(tier)
 		}

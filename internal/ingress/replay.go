@@ -27,6 +27,11 @@ type replays struct {
 	mu   sync.Mutex
 	jobs map[string]*domain.ReplayJob
 	wake chan struct{}
+	// running cancels the job being executed (a tier's claim on it lost:
+	// claim.go); unmarked are jobs run here whose claim the tier did not
+	// take as done yet.
+	running  map[string]context.CancelFunc
+	unmarked map[string]bool
 	// now and sleep pace the sends (guarded by mu): the real clock, like
 	// a ticker, whatever Options.Now says; tests replace them.
 	now   func() time.Time
@@ -34,19 +39,21 @@ type replays struct {
 }
 
 func newReplays(rt *Router) *replays {
-	return &replays{rt: rt, jobs: map[string]*domain.ReplayJob{}, wake: make(chan struct{}, 1), now: time.Now, sleep: sleep}
+	return &replays{rt: rt, jobs: map[string]*domain.ReplayJob{}, wake: make(chan struct{}, 1), now: time.Now, sleep: sleep,
+		running: map[string]context.CancelFunc{}, unmarked: map[string]bool{}}
 }
 
 // StartReplay validates and queues a replay and returns the job.
 func (rt *Router) StartReplay(ctx context.Context, req domain.ReplayRequest) (domain.ReplayJob, error) {
 	var b [8]byte
 	rand.Read(b[:])
-	return rt.startReplay(ctx, "rpl_"+hex.EncodeToString(b[:]), req)
+	return rt.startReplay(ctx, "rpl_"+hex.EncodeToString(b[:]), req, domain.ReplayClaim{})
 }
 
 // startReplay queues a replay under id, which the control service chose
-// when it asked routers to run it.
-func (rt *Router) startReplay(ctx context.Context, id string, req domain.ReplayRequest) (domain.ReplayJob, error) {
+// when it asked routers to run it; on a tier, under this router's claim
+// on it.
+func (rt *Router) startReplay(ctx context.Context, id string, req domain.ReplayRequest, claim domain.ReplayClaim) (domain.ReplayJob, error) {
 	if err := req.Validate(); err != nil {
 		return domain.ReplayJob{}, err
 	}
@@ -68,7 +75,8 @@ func (rt *Router) startReplay(ctx context.Context, id string, req domain.ReplayR
 		}
 	}
 	job := &domain.ReplayJob{ID: id, Status: domain.ReplayQueued, Request: req,
-		CreatedAt: rt.opts.Now().UTC(), Cursor: map[string]domain.ReplayCursor{}, InFlight: inFlight}
+		CreatedAt: rt.opts.Now().UTC(), Cursor: map[string]domain.ReplayCursor{}, InFlight: inFlight,
+		RunBy: claim.Router, TakenFrom: claim.From, Takeover: claim.Takeover}
 	if req.AwaitComparisons {
 		job.AwaitUntil = job.CreatedAt.Add(rt.opts.ComparisonDeadline)
 	}
@@ -86,7 +94,8 @@ func (rt *Router) startReplay(ctx context.Context, id string, req domain.ReplayR
 	case rt.replays.wake <- struct{}{}:
 	default:
 	}
-	rt.log.Info("replay queued", "job", queued.ID, "migration", req.Migration, "pipeline", req.Pipeline, "filter", req.Filter, "events", total)
+	rt.log.Info("replay queued", "job", queued.ID, "migration", req.Migration, "pipeline", req.Pipeline, "filter", req.Filter, "events", total,
+		"takenFrom", claim.From)
 	return queued, nil
 }
 
@@ -258,7 +267,25 @@ func (r *replays) next() *domain.ReplayJob {
 // outcome on its event.
 func (r *replays) execute(ctx context.Context, j *domain.ReplayJob) {
 	rt := r.rt
-	r.update(j, func(j *domain.ReplayJob) { j.Status = domain.ReplayRunning })
+	if rt.claimed(j) && !rt.renewClaim(ctx, j.ID) {
+		return // another router took it over while this one was down
+	}
+	// The job's own context: a claim lost while it runs stops it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.mu.Lock()
+	if j.Status != domain.ReplayQueued && j.Status != domain.ReplayRunning {
+		r.mu.Unlock()
+		return
+	}
+	j.Status = domain.ReplayRunning
+	r.running[j.ID] = cancel
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.running, j.ID)
+		r.mu.Unlock()
+	}()
 	run := r.newRun(ctx, j)
 	err := r.pass(run)
 	if err == nil && ctx.Err() == nil && j.Request.AwaitComparisons {
@@ -266,7 +293,7 @@ func (r *replays) execute(ctx context.Context, j *domain.ReplayJob) {
 	}
 	run.close()
 	if ctx.Err() != nil {
-		run.persist() // resumed from its cursor after a restart
+		run.persist() // resumed from its cursor after a restart, or lost to another router
 		return
 	}
 	r.update(j, func(j *domain.ReplayJob) {
@@ -276,6 +303,7 @@ func (r *replays) execute(ctx context.Context, j *domain.ReplayJob) {
 		}
 	})
 	r.persist(ctx, j)
+	rt.finishClaim(ctx, j)
 	rt.log.Info("replay finished", "job", j.ID, "done", j.Done, "failed", j.Failed, "unknown", j.Unknown)
 }
 

@@ -189,7 +189,10 @@ func postReport(ctx context.Context, client *http.Client, base, token string, bo
 // FollowAsked polls the control service at controls every interval until
 // ctx ends for the replays asked of routers, and runs on this router's
 // journal those it does not run yet. Their progress goes out with the
-// reports. A poll that a replica fails to answer goes to the next.
+// reports. A poll that a replica fails to answer goes to the next. On a
+// tier, each poll also looks again at the claims of the jobs asked that
+// another router runs, and takes over one whose router stopped renewing
+// it (claimAsked).
 func (rt *Router) FollowAsked(ctx context.Context, client *http.Client, controls *Controls, token string, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -221,7 +224,8 @@ func (rt *Router) followAsked(ctx context.Context, client *http.Client, controls
 	defer cancel()
 	tbl, current := rt.table()
 	for _, j := range asked {
-		if rt.replays.known(j.ID) {
+		local, known := rt.replays.get(j.ID)
+		if known && !rt.watches(local) {
 			continue
 		}
 		if tbl.version == 0 {
@@ -229,23 +233,16 @@ func (rt *Router) followAsked(ctx context.Context, client *http.Client, controls
 			rt.log.Debug("a replay asked by the control service waits for the first snapshot", "replay", j.ID)
 			continue
 		}
+		var claim domain.ReplayClaim
 		if rt.opts.Tier != nil {
 			// Asked of every router of the tier, run by one: it reads the
 			// window's events the others delivered into its journal.
-			runner, err := rt.opts.Tier.Claim(ctx, j.ID)
-			if err != nil {
-				rt.log.Warn("claiming a replay in the tier failed; asked again at the next poll", "replay", j.ID, "err", err)
-				continue
-			}
-			if runner != rt.opts.Tier.Name() {
-				rt.log.Info("a replay asked of the tier runs on another router", "replay", j.ID, "router", runner)
-				now := rt.opts.Now().UTC()
-				rt.replays.save(ctx, &domain.ReplayJob{ID: j.ID, Status: domain.ReplayDone, Request: j.Request,
-					CreatedAt: j.CreatedAt, FinishedAt: now})
+			var run bool
+			if claim, run = rt.claimAsked(ctx, j, local, known); !run {
 				continue
 			}
 		}
-		_, err := rt.startReplay(ctx, j.ID, j.Request)
+		_, err := rt.startReplay(ctx, j.ID, j.Request, claim)
 		if domain.ErrorCode(err) == domain.CodeJournalBusy {
 			rt.log.Warn("a replay asked by the control service waits for the tier", "replay", j.ID, "err", err)
 			continue
@@ -259,8 +256,12 @@ func (rt *Router) followAsked(ctx context.Context, client *http.Client, controls
 			// Keep it as failed, with why, so it is reported, not retried.
 			rt.log.Warn("a replay asked by the control service cannot run here", "replay", j.ID, "err", err)
 			now := rt.opts.Now().UTC()
-			rt.replays.save(ctx, &domain.ReplayJob{ID: j.ID, Status: domain.ReplayFailedS, Request: j.Request, Error: domain.ErrorMessage(err),
-				CreatedAt: j.CreatedAt, FinishedAt: now})
+			failed := &domain.ReplayJob{ID: j.ID, Status: domain.ReplayFailedS, Request: j.Request, Error: domain.ErrorMessage(err),
+				CreatedAt: j.CreatedAt, FinishedAt: now, RunBy: claim.Router, TakenFrom: claim.From, Takeover: claim.Takeover}
+			rt.replays.save(ctx, failed)
+			// As before claims were renewed: the job ends failed, and no
+			// other router takes it over.
+			rt.finishClaim(ctx, failed)
 		}
 	}
 	return nil

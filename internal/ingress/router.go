@@ -314,6 +314,7 @@ func (rt *Router) Run(ctx context.Context) error {
 				rt.log.Error("taking the tier's events stopped", "err", err)
 			}
 		})
+		wg.Go(func() { rt.holdClaims(ctx) })
 	}
 
 	pending, err := rt.opts.Journal.Pending(ctx)

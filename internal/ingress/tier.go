@@ -42,9 +42,17 @@ type Tier interface {
 	// a dead-lettered event, without waiting.
 	Replayed(id, pipeline string)
 	// Claim makes this router the one that runs a replay asked of every
-	// router, unless one did first; it returns the name of the one that
-	// runs it.
-	Claim(ctx context.Context, job string) (string, error)
+	// router, unless another router does: one that renews its claim, or
+	// marked it done. A claim this router has seen unrenewed for
+	// ClaimLease is taken over. It returns the claim as it stands.
+	Claim(ctx context.Context, job string) (domain.ReplayClaim, error)
+	// Renew tells the tier this router still runs job, every third of
+	// ClaimLease while the job is queued or running; it returns the claim
+	// as it stands, another router's once one took it over.
+	Renew(ctx context.Context, job string) (domain.ReplayClaim, error)
+	// Finished marks this router's claim on job done.
+	Finished(ctx context.Context, job string) error
+	ClaimLease() time.Duration
 	// Window hands fn partner's events received in [from, to), each with
 	// its terminal outcome if the tier holds one.
 	Window(ctx context.Context, partner string, from, to time.Time, fn func([]journal.Event) error) error

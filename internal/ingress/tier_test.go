@@ -26,12 +26,12 @@ func withTier(urls, name string) envOption {
 	return func(e *env) { e.tierURLs, e.routerName = urls, name }
 }
 
-func openTier(t testing.TB, urls, name string, reg prometheus.Registerer) *natstier.Tier {
+func openTier(t testing.TB, urls, name string, reg prometheus.Registerer, claimLease time.Duration) *natstier.Tier {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tier, err := natstier.Open(ctx, natstier.Options{URLs: urls, Name: name, Replicas: 1, Shards: 4, Registry: reg,
-		AckWait: 500 * time.Millisecond, PinnedTTL: 2 * time.Second, Logger: quiet})
+		AckWait: 500 * time.Millisecond, PinnedTTL: 2 * time.Second, ClaimLease: claimLease, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,17 +43,17 @@ func openTier(t testing.TB, urls, name string, reg prometheus.Registerer) *natst
 func (e *env) another(t *testing.T, name string) *env {
 	t.Helper()
 	o := &env{svc: e.svc, control: e.control, legacy: e.legacy, newer: e.newer, maxAttempts: e.maxAttempts, workers: e.workers, partnerBacklog: e.partnerBacklog,
-		tierURLs: e.tierURLs, routerName: name, journalPath: filepath.Join(t.TempDir(), "journal.db")}
+		tierURLs: e.tierURLs, routerName: name, claimLease: e.claimLease, journalPath: filepath.Join(t.TempDir(), "journal.db")}
 	o.start(t)
 	return o
 }
 
 // tierOnNew runs two routers, a and b, on one NATS node, with acme on the
 // new pipeline.
-func tierOnNew(t *testing.T) (a, b *env) {
+func tierOnNew(t *testing.T, opts ...envOption) (a, b *env) {
 	t.Helper()
 	nats := natstest.Start(t, 1)
-	a = newEnv(t, withTier(nats.URLs(), "a"))
+	a = newEnv(t, append([]envOption{withTier(nats.URLs(), "a")}, opts...)...)
 	a.acmeOnNew(t)
 	b = a.another(t, "b")
 	waitFor(t, "router b's snapshot", func() bool { return b.router.RoutingVersion() == a.svc.State().Version })

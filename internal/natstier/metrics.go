@@ -8,6 +8,7 @@ type metrics struct {
 	redeliveries  prometheus.Counter
 	alreadyDone   prometheus.Counter
 	takeOvers     prometheus.Counter
+	replayTakes   prometheus.Counter
 	poison        prometheus.Counter
 	outcomeErrors prometheus.Counter
 	publishErrors *prometheus.CounterVec // by kind
@@ -39,6 +40,10 @@ func newMetrics(reg prometheus.Registerer, t *Tier) *metrics {
 			Name: "switchback_tier_takeovers_total",
 			Help: "Shards this router began to deliver, each time reading first what the shard's last router left unacknowledged.",
 		}),
+		replayTakes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchback_tier_replay_takeovers_total",
+			Help: "Replays this router took over from a router that stopped renewing its claim, to run them again from the start.",
+		}),
 		poison: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchback_tier_foreign_messages_total",
 			Help: "Messages in the stream that are not switchback events: terminated, never delivered.",
@@ -52,7 +57,7 @@ func newMetrics(reg prometheus.Registerer, t *Tier) *metrics {
 			Help: "Deliveries the tier's stream did not take (answered 429), by kind: full, unavailable, timeout, other.",
 		}, []string{"kind"}),
 	}
-	reg.MustRegister(m.lag, m.unacked, m.waiting, m.redeliveries, m.alreadyDone, m.takeOvers, m.poison, m.outcomeErrors, m.publishErrors,
+	reg.MustRegister(m.lag, m.unacked, m.waiting, m.redeliveries, m.alreadyDone, m.takeOvers, m.replayTakes, m.poison, m.outcomeErrors, m.publishErrors,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchback_tier_held_messages",
 			Help: "Messages this router holds: taken into its journal, their outcome not yet recorded.",

@@ -99,6 +99,10 @@ type Options struct {
 	// MaxAckPending bounds the messages of a shard out with its router.
 	// Default 1024.
 	MaxAckPending int
+	// ClaimLease is how long a replay's claim may go unrenewed, as
+	// another router watches it, before that router takes the replay over
+	// (claim.go). Its router renews it every third of it. Default 30 s.
+	ClaimLease time.Duration
 	// MaxLag, when the shards' consumers lag the stream by more messages,
 	// refuses new deliveries (429): the routers are behind. Default 200,000.
 	MaxLag int
@@ -140,6 +144,9 @@ func (o *Options) defaults() {
 		o.PinnedTTL = o.AckWait + o.AckWait/2
 	}
 	o.PinnedTTL = max(o.PinnedTTL, minPinnedTTL)
+	if o.ClaimLease <= 0 {
+		o.ClaimLease = 30 * time.Second
+	}
 	if o.MaxAckPending <= 0 {
 		o.MaxAckPending = 1024
 	}
@@ -182,6 +189,14 @@ type Tier struct {
 	// (Run's goroutine, then Release).
 	pins []string
 
+	// claimOps serializes this router's reads and writes of replay claims
+	// (claim.go), so that a renewal never races the write that marks the
+	// claim done; claimMu guards the maps.
+	claimOps sync.Mutex
+	claimMu  sync.Mutex
+	mine     map[string]held      // job → this router's claim, to renew
+	watched  map[string]watchedAt // job → another router's claim, as first seen
+
 	lag     atomic.Int64
 	metrics *metrics
 }
@@ -207,7 +222,7 @@ func Open(ctx context.Context, opts Options) (*Tier, error) {
 		return nil, err
 	}
 	t := &Tier{opts: opts, log: opts.Logger, nc: nc, js: js, held: map[string]heldMsg{},
-		throttled: map[string]time.Time{}, said: map[string]time.Time{}}
+		throttled: map[string]time.Time{}, said: map[string]time.Time{}, mine: map[string]held{}, watched: map[string]watchedAt{}}
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		err = t.provision(ctx)
 		if err == nil {

@@ -250,15 +250,15 @@ func TestClaimHasOneWinner(t *testing.T) {
 			if err != nil {
 				t.Error(err)
 			}
-			got[i] = w
+			got[i] = w.Router
 		})
 	}
 	wg.Wait()
 	if got[0] != got[1] || (got[0] != "a" && got[0] != "b") {
 		t.Fatalf("claims answered %q and %q, want the same winner", got[0], got[1])
 	}
-	if w, _ := b.Claim(ctx, "rpl_2"); w != "b" {
-		t.Fatalf("a job nobody claimed went to %q", w)
+	if w, _ := b.Claim(ctx, "rpl_2"); w.Router != "b" {
+		t.Fatalf("a job nobody claimed went to %q", w.Router)
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 )
 
 // Reading the tier's history: a replay asked of every router runs on one
-// of them (Claim), which first reads the window's events that any router
+// of them (Claim, claim.go), which first reads the window's events that any router
 // delivered, with their outcomes (Window), into its own journal
 // (journal.Adopt). A comparison made after its event's outcome was
 // recorded is kept under its own key (Compared), so that recording it is
@@ -26,9 +26,6 @@ func comparedKey(id string) string { return "cmp." + id }
 // replayedKey is the outcome bucket's key for a replay that applied a
 // dead-lettered event: the pipeline that did.
 func replayedKey(id string) string { return "rpl." + id }
-
-// claimKey is the outcome bucket's key for the router that runs a job.
-func claimKey(job string) string { return "job." + job }
 
 // Compared records the class of ev's comparison in the tier, without
 // waiting.
@@ -55,23 +52,6 @@ func (t *Tier) Replayed(id, pipeline string) {
 			t.log.Warn("the tier's outcome bucket did not take a replay's application; the tier's history reads the event dead-lettered", "event", id, "err", err)
 		}
 	})
-}
-
-// Claim makes this router the one that runs job, unless another did
-// first: it returns the name of the router that runs it.
-func (t *Tier) Claim(ctx context.Context, job string) (string, error) {
-	_, err := t.outcomes.Create(ctx, claimKey(job), []byte(t.opts.Name))
-	if err == nil {
-		return t.opts.Name, nil
-	}
-	if !errors.Is(err, jetstream.ErrKeyExists) {
-		return "", err
-	}
-	e, err := t.outcomes.Get(ctx, claimKey(job))
-	if err != nil {
-		return "", err
-	}
-	return string(e.Value()), nil
 }
 
 // Window hands fn, a batch at a time in stream order, partner's events

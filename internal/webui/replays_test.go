@@ -59,3 +59,35 @@ func TestReplaysPageShowsAwaitedAndUnknownEvents(t *testing.T) {
 		})
 	}
 }
+
+// On a tier of routers, the replays page says which router runs a replay
+// and, once one took it over, from which router.
+func TestReplaysPageShowsTheRouterThatRunsIt(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	req := domain.ReplayRequest{Migration: mig, Partners: []string{"acme"}, From: at.Add(-time.Hour), To: at, Pipeline: "legacy", Filter: domain.ReplayAll}
+	f := newFixture(t, fixtureOptions{})
+	job, err := f.svc.AskReplay(ctx, control.Change{Actor: "ops"}, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for router, p := range map[string]domain.ReplayJob{
+		"ingress-1": {Status: domain.ReplayRunning, Total: 5, Done: 1, RunBy: "ingress-1"},
+		"ingress-2": {Status: domain.ReplayRunning, Total: 5, Done: 3, RunBy: "ingress-2", TakenFrom: "ingress-1", Takeover: 1},
+	} {
+		p.ID, p.Request, p.CreatedAt = job.ID, req, at
+		if _, err := f.svc.IngestReport(ctx, wire.Report{Router: router, Replays: []domain.ReplayJob{p}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := f.client(t)
+	c.login("viewer")
+	res := c.get("/replays")
+	if res.status != 200 {
+		t.Fatalf("status = %d, want 200\n%s", res.status, res.body)
+	}
+	for _, want := range []string{"3/5", "on ingress-2, taken over from ingress-1"} {
+		if !strings.Contains(res.body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}
