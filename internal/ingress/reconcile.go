@@ -46,7 +46,12 @@ func (rt *Router) reconcile(ctx context.Context) {
 	}
 	now := rt.opts.Now()
 	stuck := 0
+	var others []journal.Event
 	for _, ev := range pending {
+		if !rt.ours(ev) {
+			others = append(others, ev)
+			continue
+		}
 		if now.Sub(ev.ReceivedAt) > rt.opts.StuckAfter {
 			stuck++
 		}
@@ -56,6 +61,9 @@ func (rt *Router) reconcile(ctx context.Context) {
 			rt.resubmit(ctx, ev)
 		}
 	}
+	if rt.opts.Tier != nil {
+		rt.settleFromTier(ctx, others)
+	}
 	rt.metrics.stuck.Set(float64(stuck))
 	if stuck > 0 {
 		rt.log.Warn("events without an outcome past the stuck threshold", "events", stuck, "threshold", rt.opts.StuckAfter)
@@ -63,7 +71,8 @@ func (rt *Router) reconcile(ctx context.Context) {
 }
 
 // Stuck returns the events without an outcome past StuckAfter, oldest
-// first; the journal's error, or ctx's if ctx ends first.
+// first (on a tier, those the tier holds with this router: the others are
+// the tier's to hand out, and show in its oldest-waiting gauge); the journal's error, or ctx's if ctx ends first.
 func (rt *Router) Stuck(ctx context.Context) ([]journal.Event, error) {
 	pending, err := rt.opts.Journal.Pending(ctx)
 	if err != nil {
@@ -72,7 +81,7 @@ func (rt *Router) Stuck(ctx context.Context) ([]journal.Event, error) {
 	now := rt.opts.Now()
 	var out []journal.Event
 	for _, ev := range pending {
-		if now.Sub(ev.ReceivedAt) > rt.opts.StuckAfter {
+		if now.Sub(ev.ReceivedAt) > rt.opts.StuckAfter && rt.ours(ev) {
 			out = append(out, ev)
 		}
 	}

@@ -321,6 +321,14 @@ func (rt *Router) Run(ctx context.Context) error {
 	if err != nil && ctx.Err() == nil {
 		rt.log.Error("reading pending events failed", "err", err)
 	}
+	if rt.opts.Tier != nil {
+		// The tier hands out again what this router held before its
+		// restart, to it or another router: delivered from here as
+		// well, an event would go out twice at once. Those another
+		// router has ended meanwhile are recorded here.
+		rt.settleFromTier(ctx, pending)
+		pending = nil
+	}
 	if len(pending) > 0 {
 		rt.log.Info("resuming journaled events without an outcome", "events", len(pending))
 	}

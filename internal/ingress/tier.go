@@ -59,6 +59,9 @@ type Tier interface {
 	// Outcomes gives each event its terminal outcome if the tier holds
 	// one.
 	Outcomes(ctx context.Context, events []journal.Event) error
+	// Holds reports whether the tier handed event id to this router and
+	// awaits its outcome from it.
+	Holds(id string) bool
 	Close() error
 }
 
@@ -198,4 +201,52 @@ func (rt *Router) notHeld(ctx context.Context, events []journal.Event) ([]journa
 		}
 	}
 	return elsewhere, nil
+}
+
+// ours reports whether this router is to deliver ev, pending in its
+// journal. On a tier, only while the tier holds ev's message with this
+// router: one it held before a restart, or handed back, the tier hands
+// out again, maybe to another router, which must not be delivering it at
+// the same time as this one.
+func (rt *Router) ours(ev journal.Event) bool {
+	return rt.opts.Tier == nil || rt.opts.Tier.Holds(ev.ID)
+}
+
+// settleFromTier records in the router's journal the outcomes the tier
+// holds of events pending here that another router brought to an end
+// (handed out again after a restart or a release): they are no longer
+// this router's to deliver, nor stuck here. A comparison the other router
+// owes is not owed here.
+func (rt *Router) settleFromTier(ctx context.Context, pending []journal.Event) {
+	if len(pending) == 0 {
+		return
+	}
+	events := slices.Clone(pending)
+	if err := rt.opts.Tier.Outcomes(ctx, events); err != nil {
+		if ctx.Err() == nil {
+			rt.log.Warn("reading the tier's outcomes of events pending here failed", "events", len(events), "err", err)
+		}
+		return
+	}
+	settled := 0
+	for _, ev := range events {
+		if !ev.State.Terminal() {
+			continue
+		}
+		out := journal.Outcome{State: ev.State, Attempts: ev.Attempts, Pipeline: ev.Pipeline, Error: ev.LastError, At: ev.DoneAt,
+			Comparison: ev.Comparison}
+		if ev.Comparison != "" {
+			out.Shadow = ev.Shadow
+		}
+		if err := rt.opts.Journal.Complete(ctx, ev.Seq, out); err != nil {
+			if ctx.Err() == nil {
+				rt.log.Warn("recording the tier's outcome of an event pending here failed", "event", ev.ID, "err", err)
+			}
+			return
+		}
+		settled++
+	}
+	if settled > 0 {
+		rt.log.Info("events pending here were brought to an end by other routers of the tier", "events", settled)
+	}
 }

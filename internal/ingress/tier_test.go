@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,6 +241,57 @@ func TestTierAskedReplayRunsOnOneRouter(t *testing.T) {
 	}
 	if n := a.legacy.Calls(pipelineclient.Apply); n != 10 {
 		t.Fatalf("legacy was called %d times to apply, want 10: each event replayed once", n)
+	}
+}
+
+// A router restarted on its journal does not deliver again what it held
+// before it stopped: the tier handed those events to another router,
+// which applied them. The restarted router records their outcomes from
+// the tier instead of sending them to the pipeline a second time.
+func TestTierRestartedRouterLeavesWhatAnotherApplied(t *testing.T) {
+	nats := natstest.Start(t, 1)
+	var failing atomic.Bool
+	a := newEnv(t, withTier(nats.URLs(), "a"), withAttempts(1<<20), withNewPipeline(func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if failing.Load() {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}))
+	a.acmeOnNew(t)
+	b := a.another(t, "b")
+	waitFor(t, "router b's snapshot", func() bool { return b.router.RoutingVersion() == a.svc.State().Version })
+	ctx := context.Background()
+
+	failing.Store(true)
+	for i := range 5 {
+		if st, _ := a.post(t, "acme", fmt.Sprint("r-", i), "ticket.updated", fmt.Sprint(i), nil, ""); st != 202 {
+			t.Fatalf("answered %d", st)
+		}
+	}
+	held := func(e *env) int {
+		p, err := e.journal.Pending(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(p)
+	}
+	waitFor(t, "the events pending with the routers", func() bool { return held(a)+held(b) == 5 })
+	if held(a) == 0 {
+		t.Fatal("router a holds none of the events: the test would mean nothing")
+	}
+	a.stop() // its events go back to the tier, and on to router b
+	failing.Store(false)
+	waitFor(t, "router b's applications", func() bool { return a.newer.Applications() == 5 })
+	calls := a.newer.Calls(pipelineclient.Apply)
+
+	a.start(t)
+	waitFor(t, "router a's journal to hold the tier's outcomes", func() bool { return held(a) == 0 })
+	time.Sleep(300 * time.Millisecond) // anything router a sent would be on its way
+	if got := a.newer.Calls(pipelineclient.Apply); got != calls {
+		t.Fatalf("the new pipeline was called %d times to apply after router a restarted, want none: b applied them", got-calls)
 	}
 }
 

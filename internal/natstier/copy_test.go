@@ -267,3 +267,34 @@ func TestReadAllGivesEventsWithTheirOutcomes(t *testing.T) {
 		}
 	}
 }
+
+// A window of the past reads the events a copy brought into the stream
+// after newer ones: the stream stores a copied event when the copy runs,
+// long after it was received.
+func TestWindowReadsEventsCopiedLater(t *testing.T) {
+	nc := natstest.Start(t, 1)
+	ctx := context.Background()
+	tr := open(t, nc.URLs(), "copy")
+	if _, err := tr.Publish(ctx, []journal.Event{event("acme", 1, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	old := event("acme", 2, 1)
+	old.ReceivedAt = time.Now().Add(-2 * time.Hour).UTC()
+	copied := boltJournal(t, []journal.Event{old}, func(journal.Event) *journal.Outcome {
+		return &journal.Outcome{State: journal.StateApplied, Pipeline: "legacy", Attempts: 1, At: old.ReceivedAt}
+	})
+	if err := tr.Copier().Copy(ctx, copied); err != nil {
+		t.Fatal(err)
+	}
+	var got []journal.Event
+	err := tr.Window(ctx, "acme", time.Now().Add(-3*time.Hour), time.Now().Add(-time.Hour), func(evs []journal.Event) error {
+		got = append(got, evs...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ID != copied[0].ID || got[0].State != journal.StateApplied {
+		t.Fatalf("the window of two hours ago read %+v, want the copied event, applied", got)
+	}
+}

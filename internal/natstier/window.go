@@ -57,7 +57,9 @@ func (t *Tier) Replayed(id, pipeline string) {
 // Window hands fn, a batch at a time in stream order, partner's events
 // received in [from, to), each with its terminal outcome if a router of
 // the tier recorded one, else journaled (still with a router, or not yet
-// handed to one). Seq is the event's sequence in the stream.
+// handed to one). Seq is the event's sequence in the stream. It reads the
+// partner's messages to the stream's end, not to the window's: `journal
+// copy` stores events received long before it ran.
 func (t *Tier) Window(ctx context.Context, partner string, from, to time.Time, fn func([]journal.Event) error) error {
 	oc, err := t.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{SubjectPrefix + strings.ReplaceAll(partner, ".", "~") + ".*"},
@@ -74,16 +76,12 @@ func (t *Tier) Window(ctx context.Context, partner string, from, to time.Time, f
 			return err
 		}
 		var events []journal.Event
-		past, n := false, 0
+		n := 0
 		for m := range batch.Messages() {
 			n++
 			md, err := m.Metadata()
 			if err != nil {
 				continue
-			}
-			if md.Timestamp.After(to.Add(time.Minute)) {
-				past = true
-				break
 			}
 			var ev journal.Event
 			if json.Unmarshal(m.Data(), &ev) != nil || ev.ID == "" || ev.ReceivedAt.Before(from) || !ev.ReceivedAt.Before(to) {
@@ -103,7 +101,7 @@ func (t *Tier) Window(ctx context.Context, partner string, from, to time.Time, f
 				return err
 			}
 		}
-		if past || n == 0 {
+		if n == 0 {
 			return nil
 		}
 	}
@@ -155,3 +153,12 @@ func (t *Tier) outcomeInto(ctx context.Context, ev *journal.Event) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Holds reports whether this router holds event id's message: handed to
+// it, without an outcome yet.
+func (t *Tier) Holds(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.held[id]
+	return ok
+}
