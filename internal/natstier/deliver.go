@@ -38,6 +38,7 @@ type Outcome struct {
 type heldMsg struct {
 	msg   jetstream.Msg
 	seq   uint64 // in the stream
+	shard int
 	since time.Time
 }
 
@@ -52,18 +53,15 @@ const maxBatch = 512
 // Release, once the router has written the outcomes it could, hands back
 // what it still holds. A shard that cannot be pulled yet (its consumer
 // unreadable while the cluster elects a leader) is retried: Run returns
-// only when ctx ends.
+// only when ctx ends. Meanwhile the router announces itself to the tier
+// and gives away the shards it holds beyond its share (spread.go).
 func (t *Tier) Run(ctx context.Context, take func(context.Context, []journal.Event) error) error {
-	in := make(chan jetstream.Msg, maxBatch)
-	var mu sync.Mutex
-	var consuming []jetstream.ConsumeContext
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, cc := range consuming {
-			cc.Stop()
-		}
-	}()
+	in := make(chan pulled, maxBatch)
+	p := &puller{t: t, ctx: ctx, in: in, shards: make([]shardPull, t.shards)}
+	for i := range p.shards {
+		p.shards[i].want = true
+	}
+	defer p.stopAll()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// A shard whose consumer cannot be read now (a stream leader being
@@ -71,18 +69,15 @@ func (t *Tier) Run(ctx context.Context, take func(context.Context, []journal.Eve
 	// up here would acknowledge webhooks and never deliver one. The
 	// shards that can be pulled are taken meanwhile.
 	for i := range t.shards {
-		wg.Go(func() {
-			if cc, ok := t.consume(ctx, i, in); ok {
-				mu.Lock()
-				consuming = append(consuming, cc)
-				mu.Unlock()
-			}
-		})
+		wg.Go(func() { p.open(i) })
 	}
 	wg.Go(func() { t.progressLoop(ctx) })
 	wg.Go(func() { t.lagLoop(ctx) })
 	wg.Go(func() { t.watchThrottles(ctx) })
-	batch := make([]jetstream.Msg, 0, maxBatch)
+	wg.Go(func() { t.watchRouters(ctx) })
+	wg.Go(func() { t.spreadLoop(ctx, p) })
+	batch := make([]pulled, 0, maxBatch)
+	msgs := make([]jetstream.Msg, 0, maxBatch)
 	for {
 		batch = batch[:0]
 		select {
@@ -100,43 +95,15 @@ func (t *Tier) Run(ctx context.Context, take func(context.Context, []journal.Eve
 				break more
 			}
 		}
-		t.hand(ctx, batch, take)
-	}
-}
-
-// consume starts pulling shard i into in, retrying until ctx ends; false
-// when it ended first.
-func (t *Tier) consume(ctx context.Context, i int, in chan<- jetstream.Msg) (jetstream.ConsumeContext, bool) {
-	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		c, err := t.stream.Consumer(ctx, consumerName(i))
-		if err == nil {
-			var cc jetstream.ConsumeContext
-			cc, err = c.Consume(func(m jetstream.Msg) {
-				select {
-				case in <- m:
-				case <-ctx.Done():
-				}
-			}, jetstream.PullPriorityGroup(group), jetstream.PullMaxMessages(256),
-				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-					// A shard pinned to another router answers each pull
-					// so; the client keeps asking, and takes over when it
-					// is free.
-					if !errors.Is(err, jetstream.ErrPinIDMismatch) {
-						t.log.Debug("pulling a shard", "shard", i, "err", err)
-					}
-				}))
-			if err == nil {
-				return cc, true
-			}
+		msgs = msgs[:0]
+		for _, m := range batch {
+			msgs = append(msgs, m.msg)
 		}
-		if ctx.Err() != nil {
-			return nil, false
-		}
-		t.log.Warn("a shard cannot be pulled yet; retrying", "shard", i, "err", err, "in", wait)
-		select {
-		case <-ctx.Done():
-			return nil, false
-		case <-time.After(wait):
+		t.hand(ctx, msgs, take)
+		// Held, acknowledged or handed back: a shard being given away
+		// waits for these (spread.go).
+		for _, m := range batch {
+			t.inflight[m.shard].Add(-1)
 		}
 	}
 }
@@ -161,7 +128,11 @@ func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(contex
 				m.NakWithDelay(time.Second) // behind the message deferred before it
 				continue
 			}
-			if now.Sub(t.lastTaken[shard]) > t.opts.PinnedTTL {
+			pin := m.Headers().Get(pinHeader)
+			// A new pin is a shard pinned to this router afresh: another
+			// router may have held it a moment ago (given away, released or
+			// dead), and what it left comes first.
+			if now.Sub(t.lastTaken[shard]) > t.opts.PinnedTTL || (pin != "" && pin != t.pin(shard)) {
 				evs, hs, err := t.takeOver(ctx, shard)
 				if err != nil {
 					// Delivered now, the shard's messages could overtake
@@ -178,8 +149,10 @@ func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(contex
 				}
 			}
 			t.lastTaken[shard] = now
-			if pin := m.Headers().Get(pinHeader); pin != "" {
+			if pin != "" {
+				t.pinMu.Lock()
 				t.pins[shard] = pin
+				t.pinMu.Unlock()
 			}
 		}
 		ev, ok := t.decode(m, md)
@@ -203,8 +176,9 @@ func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(contex
 				continue
 			}
 		}
+		shard, _ := shardOf(md.Consumer)
 		events = append(events, ev)
-		held = append(held, heldMsg{msg: m, seq: md.Sequence.Stream, since: now})
+		held = append(held, heldMsg{msg: m, seq: md.Sequence.Stream, shard: shard, since: now})
 	}
 	if len(events) == 0 {
 		return
@@ -301,7 +275,7 @@ func (t *Tier) takeOver(ctx context.Context, shard int) ([]journal.Event, []held
 			}
 			ev.Seq, ev.State = 0, ""
 			events = append(events, ev)
-			held = append(held, heldMsg{seq: md.Sequence.Stream, since: time.Now()})
+			held = append(held, heldMsg{seq: md.Sequence.Stream, shard: shard, since: time.Now()})
 		}
 		if n == 0 {
 			break
@@ -373,12 +347,21 @@ func shardOf(consumer string) (int, bool) {
 // terminal in the router's journal, comes back to Done.
 func (t *Tier) Done(ev journal.Event, out journal.Outcome) {
 	t.mu.Lock()
-	h := t.held[ev.ID]
+	h, held := t.held[ev.ID]
 	delete(t.held, ev.ID)
+	if held {
+		// Counted before the message leaves held, so that a shard being
+		// given away is never seen with nothing of it outstanding
+		// (spread.go).
+		t.recordingOf[h.shard].Add(1)
+	}
 	t.mu.Unlock()
 	rec := Outcome{Partner: ev.Partner, Type: ev.Type, EntityID: ev.EntityID, State: out.State, Pipeline: out.Pipeline,
 		Attempts: out.Attempts, Error: out.Error, Shadow: out.Shadow, Comparison: out.Comparison, At: out.At, Router: t.opts.Name, Seq: h.seq}
 	t.recording.Go(func() {
+		if held {
+			defer t.recordingOf[h.shard].Add(-1)
+		}
 		body, err := json.Marshal(rec)
 		if err != nil {
 			return
@@ -429,9 +412,15 @@ func (t *Tier) Release(ctx context.Context) {
 			h.msg.Nak()
 		}
 	}
+	// The others need not wait for this router's word to expire before
+	// they pull the shards let go of below.
+	t.depart(ctx)
 	// An unpin moves a shard whoever holds it: only the shards pinned to
 	// this router now, by the pin its last message of each carried.
-	for i, pin := range t.pins {
+	t.pinMu.Lock()
+	pins := slices.Clone(t.pins)
+	t.pinMu.Unlock()
+	for i, pin := range pins {
 		if pin == "" {
 			continue
 		}
