@@ -132,7 +132,7 @@ func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(contex
 			// A new pin is a shard pinned to this router afresh: another
 			// router may have held it a moment ago (given away, released or
 			// dead), and what it left comes first.
-			if now.Sub(t.lastTaken[shard]) > t.opts.PinnedTTL || (pin != "" && pin != t.pin(shard)) {
+			if now.Sub(t.lastTaken[shard]) > t.opts.PinnedTTL || (pin != "" && pin != t.pins[shard]) || t.retake[shard].Load() {
 				evs, hs, err := t.takeOver(ctx, shard)
 				if err != nil {
 					// Delivered now, the shard's messages could overtake
@@ -149,10 +149,9 @@ func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(contex
 				}
 			}
 			t.lastTaken[shard] = now
+			t.retake[shard].Store(false)
 			if pin != "" {
-				t.pinMu.Lock()
 				t.pins[shard] = pin
-				t.pinMu.Unlock()
 			}
 		}
 		ev, ok := t.decode(m, md)
@@ -418,7 +417,7 @@ func (t *Tier) Release(ctx context.Context) {
 	// An unpin moves a shard whoever holds it: only the shards pinned to
 	// this router now, by the pin its last message of each carried.
 	t.pinMu.Lock()
-	pins := slices.Clone(t.pins)
+	pins := slices.Clone(t.seen)
 	t.pinMu.Unlock()
 	for i, pin := range pins {
 		if pin == "" {

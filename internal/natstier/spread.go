@@ -93,9 +93,10 @@ type pulled struct {
 
 // shardPull is this router's pulling of one shard.
 type shardPull struct {
-	c    jetstream.Consumer       // nil until its consumer could be read
-	cc   jetstream.ConsumeContext // nil while not pulling
-	live *atomic.Bool             // cc's messages go to Run; cleared before cc stops
+	c       jetstream.Consumer       // nil until its consumer could be read
+	cc      jetstream.ConsumeContext // nil while not pulling
+	stopped bool                     // it was pulled, then stopped
+	live    *atomic.Bool             // cc's messages go to Run; cleared before cc stops
 	// want: pull it (spreadLoop's say); giving: being given away; rest:
 	// not pulled before then, but for a shard unattended.
 	want, giving bool
@@ -149,6 +150,12 @@ func (p *puller) startLocked(i int) error {
 	live := new(atomic.Bool)
 	live.Store(true)
 	cc, err := s.c.Consume(func(m jetstream.Msg) {
+		// Whether taken or not, a message says the shard is pinned here.
+		if pin := m.Headers().Get(pinHeader); pin != "" {
+			t.pinMu.Lock()
+			t.seen[i] = pin
+			t.pinMu.Unlock()
+		}
 		// Counted before live is read: a router giving the shard away
 		// clears live, then waits for the count to fall.
 		t.inflight[i].Add(1)
@@ -175,6 +182,9 @@ func (p *puller) startLocked(i int) error {
 	if err != nil {
 		return err
 	}
+	if s.stopped {
+		t.retake[i].Store(true)
+	}
 	s.cc, s.live = cc, live
 	return nil
 }
@@ -186,7 +196,7 @@ func (p *puller) stopLocked(i int) {
 	}
 	s.live.Store(false)
 	s.cc.Stop()
-	s.cc = nil
+	s.cc, s.stopped = nil, true
 }
 
 // set starts or stops pulling shard i, unless it is being given away or
@@ -369,11 +379,11 @@ func pinnedTo(info *jetstream.ConsumerInfo) string {
 	return ""
 }
 
-// pin is the pin shard i's last message to this router carried.
+// pin is the pin shard i's last message to arrive here carried.
 func (t *Tier) pin(i int) string {
 	t.pinMu.Lock()
 	defer t.pinMu.Unlock()
-	return t.pins[i]
+	return t.seen[i]
 }
 
 // outstanding is how many messages of each shard this router has pulled
@@ -432,6 +442,7 @@ func (t *Tier) spreadLoop(ctx context.Context, p *puller) {
 		}
 		others, read := t.livePeers(now)
 		pull, give := share(t.shards, len(sv.held), t.key, others)
+		out := t.outstanding()
 		// Spread only on what this router knows: otherwise it pulls every
 		// shard, as one router alone does.
 		spreading := t.spreads() && announced && read
@@ -446,7 +457,10 @@ func (t *Tier) spreadLoop(ctx context.Context, p *puller) {
 				unattended[i] = time.Time{}
 			}
 			want := true
-			if spreading && sv.known[i] && !slices.Contains(sv.held, i) && !rescue {
+			// A shard with messages outstanding here may be pinned here
+			// afresh, since the survey: pulled on until the next one
+			// says, since a pin lapses once its router stops pulling.
+			if spreading && sv.known[i] && !slices.Contains(sv.held, i) && out[i] == 0 && !rescue {
 				want = pull && !p.resting(i, now)
 			}
 			p.set(i, want)

@@ -183,13 +183,19 @@ type Tier struct {
 	throttled  map[string]time.Time // partner → until when (throttle.go)
 	said       map[string]time.Time // partner → when this router last throttled it
 
-	// lastTaken is when Run last took a message of each shard (Run's
-	// goroutine only).
+	// lastTaken is when Run last took a message of each shard, and pins
+	// the pin the last one carried (Run's goroutine only).
 	lastTaken []time.Time
-	// pins is the pin each shard's last message to this router carried
-	// (written by Run's goroutine).
+	pins      []string
+	// seen is the pin each shard's last message to arrive here carried,
+	// taken or not: the shard is pinned to this router while its
+	// consumer says that pin.
 	pinMu sync.Mutex
-	pins  []string
+	seen  []string
+	// retake is set for a shard this router pulls again after it stopped:
+	// a message it was sent meanwhile and dropped comes back after newer
+	// ones, so its next message begins with a takeover.
+	retake []atomic.Bool
 
 	// Spreading the shards (spread.go). inflight counts each shard's
 	// messages pulled and not yet held or let go; recordingOf the
@@ -335,7 +341,8 @@ func (t *Tier) provision(ctx context.Context) error {
 		}
 	}
 	t.stream, t.outcomes, t.throttles, t.routers, t.shards = s, kv, throttles, routers, shards
-	t.lastTaken, t.pins = make([]time.Time, shards), make([]string, shards)
+	t.lastTaken, t.pins, t.seen = make([]time.Time, shards), make([]string, shards), make([]string, shards)
+	t.retake = make([]atomic.Bool, shards)
 	t.inflight, t.recordingOf = make([]atomic.Int64, shards), make([]atomic.Int64, shards)
 	return nil
 }
