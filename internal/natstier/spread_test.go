@@ -3,6 +3,7 @@ package natstier_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,8 @@ type fleet struct {
 // each event once (an event handed again is given its outcome again if it
 // has one, else left to the delivery that holds it), and like its
 // delivery it applies each entity's events one at a time, in the order
-// taken, each call to the pipeline taking applyLatency.
+// taken, each call to the pipeline taking applyLatency. Like
+// takeFromTier, take waits while maxBacklog events wait to be applied.
 type router struct {
 	name    string
 	tier    *natstier.Tier
@@ -46,6 +48,10 @@ type router struct {
 	cancel  context.CancelFunc
 	ran     chan struct{}
 	lanesWG sync.WaitGroup
+	// latency is each pipeline call's, applyLatency unless a test slows
+	// the router down.
+	latency atomic.Int64
+	backlog atomic.Int64
 }
 
 type lane struct {
@@ -54,15 +60,20 @@ type lane struct {
 	wake chan struct{}
 }
 
-const applyLatency = 200 * time.Millisecond
+const (
+	applyLatency = 200 * time.Millisecond
+	maxBacklog   = 300
+)
 
-func (f *fleet) start(name string) *router {
+func (f *fleet) start(name string) *router { return f.startLogging(name, slog.Default()) }
+
+func (f *fleet) startLogging(name string, log *slog.Logger) *router {
 	f.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	reg := prometheus.NewRegistry()
 	tr, err := natstier.Open(ctx, natstier.Options{URLs: f.urls, Name: name, Replicas: 1, Shards: spreadShards, Registry: reg,
-		AckWait: time.Second, PinnedTTL: 4 * time.Second})
+		AckWait: 2 * time.Second, PinnedTTL: 4 * time.Second, Logger: log})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -70,12 +81,20 @@ func (f *fleet) start(name string) *router {
 	r := &router{name: name, tier: tr, reg: reg, f: f, taken: map[string]bool{}, lanes: map[string]*lane{}, ran: make(chan struct{})}
 	rctx, rcancel := context.WithCancel(context.Background())
 	r.cancel = rcancel
+	r.latency.Store(int64(applyLatency))
 	f.t.Cleanup(r.halted)
 	go func() { defer close(r.ran); tr.Run(rctx, r.take) }()
 	return r
 }
 
-func (r *router) take(_ context.Context, events []journal.Event) error {
+func (r *router) take(ctx context.Context, events []journal.Event) error {
+	for r.backlog.Load() >= maxBacklog {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, ev := range events {
@@ -89,6 +108,7 @@ func (r *router) take(_ context.Context, events []journal.Event) error {
 				r.lanes[ev.EntityID] = l
 				r.lanesWG.Go(func() { r.work(l) })
 			}
+			r.backlog.Add(1)
 			l.mu.Lock()
 			l.q = append(l.q, ev)
 			l.mu.Unlock()
@@ -118,11 +138,12 @@ func (r *router) work(l *lane) {
 		ev := l.q[0]
 		l.q = l.q[1:]
 		l.mu.Unlock()
-		time.Sleep(applyLatency)
+		time.Sleep(time.Duration(r.latency.Load()))
 		if r.halt.Load() {
 			return
 		}
 		r.f.applied(r.name, ev)
+		r.backlog.Add(-1)
 		r.mu.Lock()
 		r.taken[ev.ID] = true
 		r.mu.Unlock()
@@ -370,4 +391,50 @@ func TestShardsOfARouterStoppedOrDeadGoToTheOthers(t *testing.T) {
 	// tier before it died: it is applied again, with the same
 	// Idempotency-Key.
 	f.delivered(t, sent, func(_ string, by []string) bool { return len(by) == 2 && by[0] == "b" })
+}
+
+// counting passes records on, counting those whose message is the one
+// watched.
+type counting struct {
+	slog.Handler
+	msg string
+	n   *atomic.Int64
+}
+
+func (c counting) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == c.msg {
+		c.n.Add(1)
+	}
+	return c.Handler.Handle(ctx, r)
+}
+
+func (c counting) WithAttrs(as []slog.Attr) slog.Handler {
+	return counting{Handler: c.Handler.WithAttrs(as), msg: c.msg, n: c.n}
+}
+
+func (c counting) WithGroup(g string) slog.Handler {
+	return counting{Handler: c.Handler.WithGroup(g), msg: c.msg, n: c.n}
+}
+
+// A router whose pipeline is too slow for what it holds of a shard to be
+// delivered before the shard's pin would lapse keeps the shard, pulling it
+// again, and gives shards away once its pipeline is quick again: nothing
+// is applied twice or out of order meanwhile.
+func TestAGiveNotDeliveredInTimeKeepsTheShard(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the tier to settle")
+	}
+	f := newFleet(t)
+	var kept atomic.Int64
+	a := f.startLogging("a", slog.New(counting{Handler: slog.Default().Handler(), msg: "kept a shard it meant to give away: what it holds of it was not delivered in time", n: &kept}))
+	a.latency.Store(int64(1500 * time.Millisecond)) // the drain waits 1 s (PinnedTTL 4 s)
+	b := startFlow(t, func() *natstier.Tier { return a.tier })
+	settle(t, a)
+	rb := f.start("b")
+	waitFor(t, func() bool { return kept.Load() >= 2 })
+	a.latency.Store(int64(applyLatency))
+	settle(t, a, rb)
+	sent := b.end()
+	f.delivered(t, sent, func(string, []string) bool { return false })
+	t.Logf("router a kept a shard it meant to give %d times", kept.Load())
 }
