@@ -414,6 +414,7 @@ func (t *Tier) Release(ctx context.Context) {
 	// The others need not wait for this router's word to expire before
 	// they pull the shards let go of below.
 	t.depart(ctx)
+	t.metrics.shardsHeld.Set(0)
 	// An unpin moves a shard whoever holds it: only the shards pinned to
 	// this router now, by the pin its last message of each carried.
 	t.pinMu.Lock()

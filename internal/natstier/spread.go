@@ -457,9 +457,10 @@ func (t *Tier) spreadLoop(ctx context.Context, p *puller) {
 				unattended[i] = time.Time{}
 			}
 			want := true
-			// A shard with messages outstanding here may be pinned here
-			// afresh, since the survey: pulled on until the next one
-			// says, since a pin lapses once its router stops pulling.
+			// A shard with messages outstanding here may have been pinned
+			// here since the survey read it: it is pulled on until a
+			// survey says, as its pin would lapse unpulled while this
+			// router delivers them.
 			if spreading && sv.known[i] && !slices.Contains(sv.held, i) && out[i] == 0 && !rescue {
 				want = pull && !p.resting(i, now)
 			}
