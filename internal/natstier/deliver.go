@@ -38,6 +38,7 @@ type Outcome struct {
 type heldMsg struct {
 	msg   jetstream.Msg
 	seq   uint64 // in the stream
+	shard int
 	since time.Time
 }
 
@@ -52,18 +53,15 @@ const maxBatch = 512
 // Release, once the router has written the outcomes it could, hands back
 // what it still holds. A shard that cannot be pulled yet (its consumer
 // unreadable while the cluster elects a leader) is retried: Run returns
-// only when ctx ends.
+// only when ctx ends. Meanwhile the router announces itself to the tier
+// and gives away the shards it holds beyond its share (spread.go).
 func (t *Tier) Run(ctx context.Context, take func(context.Context, []journal.Event) error) error {
 	in := newInbox()
-	var mu sync.Mutex
-	var consuming []jetstream.ConsumeContext
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, cc := range consuming {
-			cc.Stop()
-		}
-	}()
+	p := &puller{t: t, ctx: ctx, in: in, shards: make([]shardPull, t.shards)}
+	for i := range p.shards {
+		p.shards[i].want = true
+	}
+	defer p.stopAll()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// A shard whose consumer cannot be read now (a stream leader being
@@ -71,18 +69,15 @@ func (t *Tier) Run(ctx context.Context, take func(context.Context, []journal.Eve
 	// up here would acknowledge webhooks and never deliver one. The
 	// shards that can be pulled are taken meanwhile.
 	for i := range t.shards {
-		wg.Go(func() {
-			if cc, ok := t.consume(ctx, i, in); ok {
-				mu.Lock()
-				consuming = append(consuming, cc)
-				mu.Unlock()
-			}
-		})
+		wg.Go(func() { p.open(i) })
 	}
 	wg.Go(func() { t.progressLoop(ctx) })
 	wg.Go(func() { t.lagLoop(ctx) })
 	wg.Go(func() { t.watchThrottles(ctx) })
-	batch := make([]jetstream.Msg, 0, maxBatch)
+	wg.Go(func() { t.watchRouters(ctx) })
+	wg.Go(func() { t.spreadLoop(ctx, p) })
+	batch := make([]pulled, 0, maxBatch)
+	msgs := make([]jetstream.Msg, 0, maxBatch)
 	for {
 		select {
 		case <-ctx.Done():
@@ -90,7 +85,16 @@ func (t *Tier) Run(ctx context.Context, take func(context.Context, []journal.Eve
 		case <-in.ready:
 		}
 		for batch = in.take(batch[:0], maxBatch); len(batch) > 0; batch = in.take(batch[:0], maxBatch) {
-			t.hand(ctx, batch, take)
+			msgs = msgs[:0]
+			for _, m := range batch {
+				msgs = append(msgs, m.msg)
+			}
+			t.hand(ctx, msgs, take)
+			// Held, acknowledged or handed back: a shard being given away
+			// waits for these (spread.go).
+			for _, m := range batch {
+				t.inflight[m.shard].Add(-1)
+			}
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -107,13 +111,13 @@ func (t *Tier) Run(ctx context.Context, take func(context.Context, []journal.Eve
 // at most MaxAckPending unacknowledged messages per shard.
 type inbox struct {
 	mu    sync.Mutex
-	msgs  []jetstream.Msg
+	msgs  []pulled
 	ready chan struct{} // a token while msgs is not empty
 }
 
 func newInbox() *inbox { return &inbox{ready: make(chan struct{}, 1)} }
 
-func (b *inbox) put(m jetstream.Msg) {
+func (b *inbox) put(m pulled) {
 	b.mu.Lock()
 	b.msgs = append(b.msgs, m)
 	b.mu.Unlock()
@@ -124,49 +128,13 @@ func (b *inbox) put(m jetstream.Msg) {
 }
 
 // take appends up to n of the oldest messages to into.
-func (b *inbox) take(into []jetstream.Msg, n int) []jetstream.Msg {
+func (b *inbox) take(into []pulled, n int) []pulled {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n = min(n, len(b.msgs))
 	into = append(into, b.msgs[:n]...)
 	b.msgs = append(b.msgs[:0], b.msgs[n:]...)
 	return into
-}
-
-// consume starts pulling shard i into in, retrying until ctx ends; false
-// when it ended first.
-func (t *Tier) consume(ctx context.Context, i int, in *inbox) (jetstream.ConsumeContext, bool) {
-	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		c, err := t.stream.Consumer(ctx, consumerName(i))
-		if err == nil {
-			var cc jetstream.ConsumeContext
-			// Pulls that expire well within PinnedTTL: JetStream keeps a
-			// shard pinned to a router only while it pulls again, and an
-			// idle shard is pulled again only when its pull expires.
-			cc, err = c.Consume(in.put, jetstream.PullPriorityGroup(group), jetstream.PullMaxMessages(256),
-				jetstream.PullExpiry(t.opts.pullExpiry()),
-				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-					// A shard pinned to another router answers each pull
-					// so; the client keeps asking, and takes over when it
-					// is free.
-					if !errors.Is(err, jetstream.ErrPinIDMismatch) {
-						t.log.Debug("pulling a shard", "shard", i, "err", err)
-					}
-				}))
-			if err == nil {
-				return cc, true
-			}
-		}
-		if ctx.Err() != nil {
-			return nil, false
-		}
-		t.log.Warn("a shard cannot be pulled yet; retrying", "shard", i, "err", err, "in", wait)
-		select {
-		case <-ctx.Done():
-			return nil, false
-		case <-time.After(wait):
-		}
-	}
 }
 
 // hand decodes a batch, drops what the tier has an outcome of, holds the
@@ -191,7 +159,11 @@ func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(contex
 				m.NakWithDelay(time.Second) // behind the message deferred before it
 				continue
 			}
-			if now.Sub(t.lastTaken[shard]) > t.opts.PinnedTTL {
+			pin := m.Headers().Get(pinHeader)
+			// A new pin is a shard pinned to this router afresh: another
+			// router may have held it a moment ago (given away, released or
+			// dead), and what it left comes first.
+			if now.Sub(t.lastTaken[shard]) > t.opts.PinnedTTL || (pin != "" && pin != t.pins[shard]) || t.retake[shard].Load() {
 				evs, hs, err := t.takeOver(ctx, shard)
 				if err != nil {
 					// Delivered now, the shard's messages could overtake
@@ -208,7 +180,8 @@ func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(contex
 				}
 			}
 			t.lastTaken[shard] = now
-			if pin := m.Headers().Get(pinHeader); pin != "" {
+			t.retake[shard].Store(false)
+			if pin != "" {
 				t.pins[shard] = pin
 			}
 		}
@@ -233,8 +206,9 @@ func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(contex
 				continue
 			}
 		}
+		shard, _ := shardOf(md.Consumer)
 		events = append(events, ev)
-		held = append(held, heldMsg{msg: m, seq: md.Sequence.Stream, since: now})
+		held = append(held, heldMsg{msg: m, seq: md.Sequence.Stream, shard: shard, since: now})
 	}
 	if len(events) == 0 {
 		return
@@ -340,7 +314,7 @@ func (t *Tier) takeOver(ctx context.Context, shard int) ([]journal.Event, []held
 			}
 			ev.Seq, ev.State = 0, ""
 			events = append(events, ev)
-			held = append(held, heldMsg{seq: md.Sequence.Stream, since: time.Now()})
+			held = append(held, heldMsg{seq: md.Sequence.Stream, shard: shard, since: time.Now()})
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			// Read in part, the range would let the rest come later,
@@ -425,12 +399,21 @@ func shardOf(consumer string) (int, bool) {
 // terminal in the router's journal, comes back to Done.
 func (t *Tier) Done(ev journal.Event, out journal.Outcome) {
 	t.mu.Lock()
-	h := t.held[ev.ID]
+	h, held := t.held[ev.ID]
 	delete(t.held, ev.ID)
+	if held {
+		// Counted before the message leaves held, so that a shard being
+		// given away is never seen with nothing of it outstanding
+		// (spread.go).
+		t.recordingOf[h.shard].Add(1)
+	}
 	t.mu.Unlock()
 	rec := Outcome{Partner: ev.Partner, Type: ev.Type, EntityID: ev.EntityID, State: out.State, Pipeline: out.Pipeline,
 		Attempts: out.Attempts, Error: out.Error, Shadow: out.Shadow, Comparison: out.Comparison, At: out.At, Router: t.opts.Name, Seq: h.seq}
 	t.recording.Go(func() {
+		if held {
+			defer t.recordingOf[h.shard].Add(-1)
+		}
 		body, err := json.Marshal(rec)
 		if err != nil {
 			return
@@ -481,9 +464,16 @@ func (t *Tier) Release(ctx context.Context) {
 			h.msg.Nak()
 		}
 	}
+	// The others need not wait for this router's word to expire before
+	// they pull the shards let go of below.
+	t.depart(ctx)
+	t.metrics.shardsHeld.Set(0)
 	// An unpin moves a shard whoever holds it: only the shards pinned to
 	// this router now, by the pin its last message of each carried.
-	for i, pin := range t.pins {
+	t.pinMu.Lock()
+	pins := slices.Clone(t.seen)
+	t.pinMu.Unlock()
+	for i, pin := range pins {
 		if pin == "" {
 			continue
 		}

@@ -12,6 +12,8 @@ type metrics struct {
 	poison        prometheus.Counter
 	outcomeErrors prometheus.Counter
 	publishErrors *prometheus.CounterVec // by kind
+	shardsHeld    prometheus.Gauge
+	shardsGiven   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, t *Tier) *metrics {
@@ -56,8 +58,17 @@ func newMetrics(reg prometheus.Registerer, t *Tier) *metrics {
 			Name: "switchback_tier_publish_errors_total",
 			Help: "Deliveries the tier's stream did not take (answered 429), by kind: full, unavailable, timeout, other.",
 		}, []string{"kind"}),
+		shardsHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchback_tier_shards_held",
+			Help: "Shards pinned to this router (it delivers their events), read every second.",
+		}),
+		shardsGiven: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchback_tier_shards_given_total",
+			Help: "Shards this router gave away, holding more than its share of the tier's shards, once it had delivered what it held of each.",
+		}),
 	}
 	reg.MustRegister(m.lag, m.unacked, m.waiting, m.redeliveries, m.alreadyDone, m.takeOvers, m.replayTakes, m.poison, m.outcomeErrors, m.publishErrors,
+		m.shardsHeld, m.shardsGiven,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchback_tier_held_messages",
 			Help: "Messages this router holds: taken into its journal, their outcome not yet recorded.",

@@ -23,6 +23,11 @@
 // it died before its acknowledgement, or journal copy brought it from a
 // router's bbolt journal with its outcome: copy.go) is acknowledged
 // without a delivery.
+//
+// The shards are spread over the routers that deliver (spread.go): each
+// announces itself and the shards it holds in the routers bucket, and one
+// that holds more than its share gives a shard away once it has delivered
+// what it holds of it.
 package natstier
 
 import (
@@ -69,10 +74,10 @@ type Options struct {
 	URLs string
 	// Name names this router's connection, as NATS monitoring shows it.
 	Name string
-	// Stream, Outcomes and Throttle name the event stream, the outcome
-	// bucket and the throttle bucket. Defaults DefaultStream,
-	// DefaultOutcomes, DefaultThrottle.
-	Stream, Outcomes, Throttle string
+	// Stream, Outcomes, Throttle and Routers name the event stream, the
+	// outcome bucket, the throttle bucket and the routers bucket. Defaults
+	// DefaultStream, DefaultOutcomes, DefaultThrottle, DefaultRouters.
+	Stream, Outcomes, Throttle, Routers string
 	// Replicas of the stream, the bucket and the consumers when this
 	// router creates them. Default 3; a stream that exists keeps its own.
 	Replicas int
@@ -94,7 +99,9 @@ type Options struct {
 	// router that stopped pulling; it must be longer than AckWait, so that
 	// the next router gets the dead router's messages before newer ones,
 	// and at least 2 s, as a router renews its pin by pulling again.
-	// Defaults 10 s and 15 s.
+	// Defaults 10 s and 15 s. The shards are spread over the routers only
+	// with a PinnedTTL of 4 s or more (spread.go); with a shorter one each
+	// stays with the router it was first pinned to.
 	AckWait, PinnedTTL time.Duration
 	// MaxAckPending bounds the messages of a shard out with its router.
 	// Default 1024.
@@ -121,6 +128,9 @@ func (o *Options) defaults() {
 	}
 	if o.Throttle == "" {
 		o.Throttle = DefaultThrottle
+	}
+	if o.Routers == "" {
+		o.Routers = DefaultRouters
 	}
 	if o.Replicas <= 0 {
 		o.Replicas = 3
@@ -182,12 +192,31 @@ type Tier struct {
 	throttled  map[string]time.Time // partner → until when (throttle.go)
 	said       map[string]time.Time // partner → when this router last throttled it
 
-	// lastTaken is when Run last took a message of each shard (Run's
-	// goroutine only).
+	// lastTaken is when Run last took a message of each shard, and pins
+	// the pin the last one carried (Run's goroutine only).
 	lastTaken []time.Time
-	// pins is the pin each shard's last message to this router carried
-	// (Run's goroutine, then Release).
-	pins []string
+	pins      []string
+	// seen is the pin each shard's last message to arrive here carried,
+	// taken or not: the shard is pinned to this router while its
+	// consumer says that pin.
+	pinMu sync.Mutex
+	seen  []string
+	// retake is set for a shard this router pulls again after it stopped:
+	// a message it was sent meanwhile and dropped comes back after newer
+	// ones, so its next message begins with a takeover.
+	retake []atomic.Bool
+
+	// Spreading the shards (spread.go). inflight counts each shard's
+	// messages pulled and not yet held or let go; recordingOf the
+	// outcomes of each shard's messages on their way to the bucket (added
+	// to under mu, as their message leaves held).
+	routers     jetstream.KeyValue
+	key         string // this router's key in routers
+	inflight    []atomic.Int64
+	recordingOf []atomic.Int64
+	peerMu      sync.Mutex
+	peers       map[string]peer
+	peersRead   bool // the bucket's entries have been read once
 
 	// claimOps serializes this router's reads and writes of replay claims
 	// (claim.go), so that a renewal never races the write that marks the
@@ -222,7 +251,8 @@ func Open(ctx context.Context, opts Options) (*Tier, error) {
 		return nil, err
 	}
 	t := &Tier{opts: opts, log: opts.Logger, nc: nc, js: js, held: map[string]heldMsg{},
-		throttled: map[string]time.Time{}, said: map[string]time.Time{}, mine: map[string]held{}, watched: map[string]watchedAt{}}
+		throttled: map[string]time.Time{}, said: map[string]time.Time{}, mine: map[string]held{}, watched: map[string]watchedAt{},
+		key: routerKey(opts.Name), peers: map[string]peer{}}
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		err = t.provision(ctx)
 		if err == nil {
@@ -296,6 +326,20 @@ func (t *Tier) provision(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	routers, err := t.js.KeyValue(rctx, o.Routers)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		routers, err = t.js.CreateKeyValue(rctx, jetstream.KeyValueConfig{
+			Bucket:      o.Routers,
+			Description: "switchback: the routers delivering " + o.Stream + ", each with the shards it holds, as each said in the last seconds",
+			History:     1,
+			TTL:         presenceFor,
+			Storage:     jetstream.FileStorage,
+			Replicas:    o.Replicas,
+		})
+	}
+	if err != nil {
+		return err
+	}
 	for i := range shards {
 		_, err := s.CreateOrUpdateConsumer(rctx, jetstream.ConsumerConfig{
 			Durable:        consumerName(i),
@@ -314,18 +358,16 @@ func (t *Tier) provision(ctx context.Context) error {
 			return err
 		}
 	}
-	t.stream, t.outcomes, t.throttles, t.shards = s, kv, throttles, shards
-	t.lastTaken, t.pins = make([]time.Time, shards), make([]string, shards)
+	t.stream, t.outcomes, t.throttles, t.routers, t.shards = s, kv, throttles, routers, shards
+	t.lastTaken, t.pins, t.seen = make([]time.Time, shards), make([]string, shards), make([]string, shards)
+	t.retake = make([]atomic.Bool, shards)
+	t.inflight, t.recordingOf = make([]atomic.Int64, shards), make([]atomic.Int64, shards)
 	return nil
 }
 
 // minPinnedTTL leaves room for two pulls within a pin's TTL: a pull
 // expires after a second at the least.
 const minPinnedTTL = 2 * time.Second
-
-// pullExpiry is how long a shard's pull waits: a third of PinnedTTL, so
-// that a router pulls again, and keeps its pin, long before it lapses.
-func (o Options) pullExpiry() time.Duration { return max(time.Second, o.PinnedTTL/3) }
 
 // Close closes the connection once the acknowledgements sent have
 // reached the server.
