@@ -327,7 +327,9 @@ func TestTierReplayWaitsForOutcomesOnTheirWay(t *testing.T) {
 			})
 			var once sync.Once
 			open := func() { once.Do(func() { close(late) }) }
-			t.Cleanup(open) // before the routers stop
+			// Router a stops first: the outcomes it held back then meet a
+			// closed tier, never one being released.
+			t.Cleanup(func() { a.stop(); open() })
 			a.acmeOnNew(t)
 			b := a.another(t, "b")
 			waitFor(t, "router b's snapshot", func() bool { return b.router.RoutingVersion() == a.svc.State().Version })
