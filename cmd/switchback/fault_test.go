@@ -293,10 +293,11 @@ func faultInjection(t *testing.T, j faultJournal, seed uint64) {
 			var job struct {
 				Status        string
 				Total, Failed int
+				Error         string
 			}
 			call(t, "GET", s.url+"/v1/replays/"+id, crashAdmin, nil, &job)
 			if job.Status != "done" || job.Failed != 0 {
-				out = append(out, fmt.Sprintf("%s %s (%d failed)", id, job.Status, job.Failed))
+				out = append(out, fmt.Sprintf("%s %s (%d failed) %s", id, job.Status, job.Failed, job.Error))
 			}
 		}
 		return out

@@ -95,8 +95,9 @@ type ReplayJob struct {
 	UnknownEvents []string `json:"unknownEvents,omitempty"`
 	// InFlight counts, on a tier of routers, the events of the window
 	// that other routers still held without an outcome when the job
-	// started: live delivery takes them, routed as of its moment, and
-	// the job does not.
+	// started (a job that awaits comparisons waits for them, and counts
+	// those left at its deadline): live delivery takes them, routed as of
+	// its moment, and the job does not.
 	InFlight int `json:"inFlight,omitempty"`
 	// RunBy, TakenFrom and Takeover are set on a tier of routers, for a
 	// replay asked of every router (ReplayClaim). RunBy is the router

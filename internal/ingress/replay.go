@@ -80,7 +80,9 @@ func (rt *Router) startReplay(ctx context.Context, id string, req domain.ReplayR
 	if req.AwaitComparisons {
 		job.AwaitUntil = job.CreatedAt.Add(rt.opts.ComparisonDeadline)
 	}
-	total, err := rt.replays.count(ctx, job)
+	// The caller's bound may have run out on the tier's reading: the
+	// job is ready by now, and counting it is the router's own quick read.
+	total, err := rt.replays.count(context.WithoutCancel(ctx), job)
 	if err != nil {
 		return domain.ReplayJob{}, domain.Internal("count replay events", err)
 	}
@@ -445,6 +447,10 @@ func (r *replays) await(ctx context.Context, j *domain.ReplayJob, run *replayRun
 	var watch []uint64
 	rescan := true
 	var adopted time.Time
+	// elsewhere counts, on a tier, the window's events other routers hold
+	// without an outcome: not in this router's journal yet, waited for all
+	// the same, as the new pipeline may apply them.
+	elsewhere := 0
 	for {
 		// This job's outcomes on the events first, or a scan would send
 		// them again.
@@ -456,8 +462,11 @@ func (r *replays) await(ctx context.Context, j *domain.ReplayJob, run *replayRun
 		if rt.opts.Tier != nil && (expired || time.Since(adopted) >= tierAdoptEvery) {
 			// The tier's other routers go on delivering and comparing the
 			// window's events: take in what they did since.
-			if _, err := rt.adoptWindow(ctx, j.Request, 0); err != nil {
+			n, err := rt.adoptWindow(ctx, j.Request, 0)
+			if err != nil {
 				rt.log.Warn("reading the tier's history of a replay's window again failed", "job", j.ID, "err", err)
+			} else {
+				elsewhere = n
 			}
 			adopted, rescan = time.Now(), true
 		}
@@ -499,6 +508,11 @@ func (r *replays) await(ctx context.Context, j *domain.ReplayJob, run *replayRun
 		r.update(j, func(j *domain.ReplayJob) {
 			j.Total += len(due)
 			j.AwaitingComparison = len(watch)
+			if !expired {
+				j.AwaitingComparison += elsewhere
+			} else if rt.opts.Tier != nil {
+				j.InFlight = elsewhere // left to live delivery, as the job's start left them
+			}
 		})
 		// In the order scanned: each entity's events in its order.
 		unknowns := 0
@@ -521,7 +535,7 @@ func (r *replays) await(ctx context.Context, j *domain.ReplayJob, run *replayRun
 		if expired {
 			return nil
 		}
-		if len(watch) == 0 {
+		if len(watch) == 0 && elsewhere == 0 {
 			if rescan && len(due) == 0 {
 				return nil
 			}

@@ -413,3 +413,63 @@ func TestTierRevertReplayTakesMismatchesComparedOnAnotherRouter(t *testing.T) {
 		t.Fatalf("router b replayed %v (unknown %d), want the %d events router a found mismatched: %v", got, j.Unknown, len(mismatched), mismatched)
 	}
 }
+
+// A revert's replay run on router b waits for the events router a holds
+// without an outcome in the tier yet, past the 5 s a replay waits as it
+// starts: those the new pipeline got wrong are replayed once their
+// outcomes and comparisons reach the tier, none left out.
+func TestTierRevertReplayWaitsForEventsOtherRoutersHold(t *testing.T) {
+	nats := natstest.Start(t, 1)
+	late := make(chan struct{})
+	a := newEnv(t, withTier(nats.URLs(), "a"), withFaults(refpipe.Faults{}, refpipe.Faults{CachedHandler: 0.3}), func(e *env) {
+		e.wrapTier = func(tier ingress.Tier) ingress.Tier { return lateOutcomes{Tier: tier, open: late} }
+	})
+	var once sync.Once
+	open := func() { once.Do(func() { close(late) }) }
+	t.Cleanup(func() { a.stop(); open() })
+	ctx := context.Background()
+	a.acmeOnNew(t)
+	from := time.Now().Add(-time.Minute)
+	for i := range 20 {
+		typ := []string{"ticket.updated", "schedule_entry.updated"}[i%2]
+		if st, _ := a.post(t, "acme", fmt.Sprint("w-", i), typ, fmt.Sprint(i), nil, ""); st != 202 {
+			t.Fatalf("answered %d", st)
+		}
+	}
+	var mismatched []string
+	waitFor(t, "every event applied and compared on router a", func() bool {
+		mismatched = nil
+		compared := 0
+		a.journal.Scan(ctx, "acme", journal.Position{At: from}, time.Now().Add(time.Minute), func(ev journal.Event) bool {
+			if ev.Comparison != "" {
+				compared++
+			}
+			if ev.Comparison != "" && domain.Class(ev.Comparison).Mismatched() {
+				mismatched = append(mismatched, ev.ID)
+			}
+			return true
+		})
+		return compared == 20
+	})
+	if len(mismatched) == 0 {
+		t.Fatal("the cached handler caused no mismatch in 20 events")
+	}
+	b := a.another(t, "b")
+	waitFor(t, "router b's snapshot", func() bool { return b.router.RoutingVersion() == a.svc.State().Version })
+	timer := time.AfterFunc(7*time.Second, open)
+	defer timer.Stop()
+	job, err := b.router.StartReplay(ctx, domain.ReplayRequest{Migration: "psa-webhooks-v2", Partners: []string{"acme"},
+		From: from, To: time.Now().Add(time.Minute), Pipeline: "legacy", Filter: domain.ReplayMismatched, AwaitComparisons: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.InFlight == 0 {
+		t.Fatal("router b's replay found every event's outcome in the tier at once: the test would mean nothing")
+	}
+	waitFor(t, "the replay done", func() bool { j, _ := b.router.Replay(job.ID); return j.Status == domain.ReplayDone })
+	got := a.legacy.AppliedIDs()
+	slices.Sort(mismatched)
+	if !slices.Equal(got, mismatched) {
+		t.Fatalf("router b replayed %v, want the %d events router a found mismatched: %v", got, len(mismatched), mismatched)
+	}
+}
