@@ -364,6 +364,40 @@ func TestTierReplayWaitsForOutcomesOnTheirWay(t *testing.T) {
 	}
 }
 
+// postCompared posts n tickets and schedule entries of acme to e's router,
+// alternately, and waits until the router has compared each: it returns
+// a moment before the first and the ids of those found mismatched, at
+// least one.
+func (e *env) postCompared(t *testing.T, n int) (time.Time, []string) {
+	t.Helper()
+	from := time.Now().Add(-time.Minute)
+	for i := range n {
+		typ := []string{"ticket.updated", "schedule_entry.updated"}[i%2]
+		if st, _ := e.post(t, "acme", fmt.Sprint("m-", i), typ, fmt.Sprint(i), nil, ""); st != 202 {
+			t.Fatalf("answered %d", st)
+		}
+	}
+	var mismatched []string
+	waitFor(t, "every event applied and compared", func() bool {
+		mismatched = nil
+		compared := 0
+		e.journal.Scan(context.Background(), "acme", journal.Position{At: from}, time.Now().Add(time.Minute), func(ev journal.Event) bool {
+			if ev.Comparison != "" {
+				compared++
+			}
+			if ev.Comparison != "" && domain.Class(ev.Comparison).Mismatched() {
+				mismatched = append(mismatched, ev.ID)
+			}
+			return true
+		})
+		return compared == n
+	})
+	if len(mismatched) == 0 {
+		t.Fatalf("the cached handler caused no mismatch in %d events", n)
+	}
+	return from, mismatched
+}
+
 // The seed incident on a tier: the new pipeline sometimes handles a ticket
 // with its cached schedule handler, on router a; a revert's replay run on
 // router b replays exactly the events a's comparisons found mismatched,
@@ -373,31 +407,7 @@ func TestTierRevertReplayTakesMismatchesComparedOnAnotherRouter(t *testing.T) {
 	a := newEnv(t, withTier(nats.URLs(), "a"), withFaults(refpipe.Faults{}, refpipe.Faults{CachedHandler: 0.3}))
 	ctx := context.Background()
 	a.acmeOnNew(t)
-	from := time.Now().Add(-time.Minute)
-	for i := range 40 {
-		typ := []string{"ticket.updated", "schedule_entry.updated"}[i%2]
-		if st, _ := a.post(t, "acme", fmt.Sprint("m-", i), typ, fmt.Sprint(i), nil, ""); st != 202 {
-			t.Fatalf("answered %d", st)
-		}
-	}
-	var mismatched []string
-	waitFor(t, "every event applied and compared on router a", func() bool {
-		mismatched = nil
-		compared := 0
-		a.journal.Scan(ctx, "acme", journal.Position{At: from}, time.Now().Add(time.Minute), func(ev journal.Event) bool {
-			if ev.Comparison != "" {
-				compared++
-			}
-			if ev.Comparison != "" && domain.Class(ev.Comparison).Mismatched() {
-				mismatched = append(mismatched, ev.ID)
-			}
-			return true
-		})
-		return compared == 40
-	})
-	if len(mismatched) == 0 {
-		t.Fatal("the cached handler caused no mismatch in 40 events")
-	}
+	from, mismatched := a.postCompared(t, 40)
 	b := a.another(t, "b")
 	waitFor(t, "router b's snapshot", func() bool { return b.router.RoutingVersion() == a.svc.State().Version })
 	job, err := b.router.StartReplay(ctx, domain.ReplayRequest{Migration: "psa-webhooks-v2", Partners: []string{"acme"},
@@ -429,31 +439,7 @@ func TestTierRevertReplayWaitsForEventsOtherRoutersHold(t *testing.T) {
 	t.Cleanup(func() { a.stop(); open() })
 	ctx := context.Background()
 	a.acmeOnNew(t)
-	from := time.Now().Add(-time.Minute)
-	for i := range 20 {
-		typ := []string{"ticket.updated", "schedule_entry.updated"}[i%2]
-		if st, _ := a.post(t, "acme", fmt.Sprint("w-", i), typ, fmt.Sprint(i), nil, ""); st != 202 {
-			t.Fatalf("answered %d", st)
-		}
-	}
-	var mismatched []string
-	waitFor(t, "every event applied and compared on router a", func() bool {
-		mismatched = nil
-		compared := 0
-		a.journal.Scan(ctx, "acme", journal.Position{At: from}, time.Now().Add(time.Minute), func(ev journal.Event) bool {
-			if ev.Comparison != "" {
-				compared++
-			}
-			if ev.Comparison != "" && domain.Class(ev.Comparison).Mismatched() {
-				mismatched = append(mismatched, ev.ID)
-			}
-			return true
-		})
-		return compared == 20
-	})
-	if len(mismatched) == 0 {
-		t.Fatal("the cached handler caused no mismatch in 20 events")
-	}
+	from, mismatched := a.postCompared(t, 20)
 	b := a.another(t, "b")
 	waitFor(t, "router b's snapshot", func() bool { return b.router.RoutingVersion() == a.svc.State().Version })
 	timer := time.AfterFunc(7*time.Second, open)
