@@ -72,7 +72,7 @@ func (rt *Router) claimAsked(ctx context.Context, j domain.ReplayJob, local doma
 }
 
 // holdClaims renews, every third of the claim lease until ctx ends, the
-// tier's claims on the jobs queued or running here, and marks done again
+// tier's claims on the jobs starting, queued or running here, and marks done again
 // the claims of finished jobs the tier did not take as done.
 func (rt *Router) holdClaims(ctx context.Context) {
 	t := time.NewTicker(rt.opts.Tier.ClaimLease() / 3)
@@ -93,15 +93,18 @@ func (rt *Router) holdClaims(ctx context.Context) {
 	}
 }
 
-// claims lists the jobs that router runs, queued or running, and the
-// finished jobs whose claim is not marked done.
+// claims lists the jobs that router runs, queued or running, or is
+// starting, and the finished jobs whose claim is not marked done.
 func (r *replays) claims(router string) (held []string, unmarked []*domain.ReplayJob) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, j := range r.jobs {
-		if j.RunBy == router && (j.Status == domain.ReplayQueued || j.Status == domain.ReplayRunning) {
+		if j.RunBy == router && (j.Status == domain.ReplayQueued || j.Status == domain.ReplayRunning) && !r.starting[id] {
 			held = append(held, id)
 		}
+	}
+	for id := range r.starting {
+		held = append(held, id)
 	}
 	for id := range r.unmarked {
 		if j := r.jobs[id]; j != nil {
@@ -193,4 +196,16 @@ func (r *replays) get(id string) (domain.ReplayJob, bool) {
 		return domain.ReplayJob{}, false
 	}
 	return *j, true
+}
+
+// setStarting marks job as being started here under this router's claim, or
+// no longer.
+func (r *replays) setStarting(job string, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if on {
+		r.starting[job] = true
+	} else {
+		delete(r.starting, job)
+	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/switchbackhq/switchback/internal/control"
 	"github.com/switchbackhq/switchback/internal/domain"
+	"github.com/switchbackhq/switchback/internal/ingress"
+	"github.com/switchbackhq/switchback/internal/journal"
 	"github.com/switchbackhq/switchback/internal/pipelineclient"
 )
 
@@ -144,4 +146,55 @@ func TestTierReplayOfALiveOrFinishedClaimantIsNotTakenOver(t *testing.T) {
 	claimant.stop()
 	time.Sleep(3 * lease) // the other router goes on watching the finished claim
 	check("three leases after the claimant stopped")
+}
+
+// slowWindow reads a replay's window slowly, as a long window of a busy
+// stream is read.
+type slowWindow struct {
+	ingress.Tier
+	d time.Duration
+}
+
+func (s slowWindow) Window(ctx context.Context, partner string, from, to time.Time, fn func([]journal.Event) error) error {
+	if !sleepCtx(ctx, s.d) {
+		return ctx.Err()
+	}
+	return s.Tier.Window(ctx, partner, from, to, fn)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// The router that claims a replay holds its claim while it reads the
+// window, though the reading outlasts the claim's lease: none of the three
+// routers following the control service takes it over, and the replay
+// runs once, on the claimant.
+func TestTierReplayClaimHeldWhileItsWindowIsRead(t *testing.T) {
+	slow := func(e *env) {
+		e.wrapTier = func(tier ingress.Tier) ingress.Tier { return slowWindow{Tier: tier, d: 3 * time.Second} }
+	}
+	a, b := tierOnNew(t, withClaimLease(time.Second), slow)
+	c := a.another(t, "c", slow)
+	waitFor(t, "router c's snapshot", func() bool { return c.router.RoutingVersion() == a.svc.State().Version })
+	const n = 6
+	job, ids := askSlowReplay(t, a, b, n, 0)
+	for _, e := range []*env{a, b, c} {
+		follow(t, e)
+	}
+	waitFor(t, "the control service to show the replay done", func() bool {
+		j, err := a.svc.AskedReplay(job.ID)
+		return err == nil && j.Status == domain.ReplayDone
+	})
+	if j, _ := a.svc.AskedReplay(job.ID); j.Takeover != 0 || j.TakenFrom != "" || j.Total != n || j.Done != n {
+		t.Fatalf("the control service shows %+v, want %d of %d done by the claimant, never taken over", j, n, n)
+	}
+	if got := a.legacy.AppliedIDs(); !slices.Equal(got, ids) {
+		t.Fatalf("legacy applied %v, want every event of the window: %v", got, ids)
+	}
 }

@@ -32,6 +32,10 @@ type replays struct {
 	// take as done yet.
 	running  map[string]context.CancelFunc
 	unmarked map[string]bool
+	// starting are the jobs claimed here whose start reads the tier's
+	// window, which may outlast the claim's lease: holdClaims renews
+	// their claims too.
+	starting map[string]bool
 	// now and sleep pace the sends (guarded by mu): the real clock, like
 	// a ticker, whatever Options.Now says; tests replace them.
 	now   func() time.Time
@@ -40,7 +44,7 @@ type replays struct {
 
 func newReplays(rt *Router) *replays {
 	return &replays{rt: rt, jobs: map[string]*domain.ReplayJob{}, wake: make(chan struct{}, 1), now: time.Now, sleep: sleep,
-		running: map[string]context.CancelFunc{}, unmarked: map[string]bool{}}
+		running: map[string]context.CancelFunc{}, unmarked: map[string]bool{}, starting: map[string]bool{}}
 }
 
 // StartReplay validates and queues a replay and returns the job.

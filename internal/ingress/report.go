@@ -242,7 +242,10 @@ func (rt *Router) followAsked(ctx context.Context, client *http.Client, controls
 				continue
 			}
 		}
+		// Its claim is renewed while the start reads the tier's window.
+		rt.replays.setStarting(j.ID, claim.Router != "")
 		_, err := rt.startReplay(ctx, j.ID, j.Request, claim)
+		rt.replays.setStarting(j.ID, false)
 		if domain.ErrorCode(err) == domain.CodeJournalBusy {
 			rt.log.Warn("a replay asked by the control service waits for the tier", "replay", j.ID, "err", err)
 			continue

@@ -40,23 +40,26 @@ func openTier(t testing.TB, urls, name string, reg prometheus.Registerer, claimL
 }
 
 // another runs a second router beside e's, on a journal of its own, with
-// e's control service and pipelines.
-func (e *env) another(t *testing.T, name string) *env {
+// e's control service and pipelines, and opts.
+func (e *env) another(t *testing.T, name string, opts ...envOption) *env {
 	t.Helper()
 	o := &env{svc: e.svc, control: e.control, legacy: e.legacy, newer: e.newer, maxAttempts: e.maxAttempts, workers: e.workers, partnerBacklog: e.partnerBacklog,
 		tierURLs: e.tierURLs, routerName: name, claimLease: e.claimLease, journalPath: filepath.Join(t.TempDir(), "journal.db")}
+	for _, opt := range opts {
+		opt(o)
+	}
 	o.start(t)
 	return o
 }
 
 // tierOnNew runs two routers, a and b, on one NATS node, with acme on the
-// new pipeline.
+// new pipeline, opts applied to both.
 func tierOnNew(t *testing.T, opts ...envOption) (a, b *env) {
 	t.Helper()
 	nats := natstest.Start(t, 1)
 	a = newEnv(t, append([]envOption{withTier(nats.URLs(), "a")}, opts...)...)
 	a.acmeOnNew(t)
-	b = a.another(t, "b")
+	b = a.another(t, "b", opts...)
 	waitFor(t, "router b's snapshot", func() bool { return b.router.RoutingVersion() == a.svc.State().Version })
 	return a, b
 }

@@ -154,6 +154,7 @@ func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(contex
 			continue // not a JetStream message: nothing to acknowledge
 		}
 		if shard, ok := shardOf(md.Consumer); ok {
+			first := !taken[shard]
 			taken[shard] = true
 			if deferred[shard] {
 				m.NakWithDelay(time.Second) // behind the message deferred before it
@@ -163,9 +164,16 @@ func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(contex
 			// A new pin is a shard pinned to this router afresh: another
 			// router may have held it a moment ago (given away, released or
 			// dead), and what it left comes first.
-			if now.Sub(t.lastTaken[shard]) > t.opts.PinnedTTL || (pin != "" && pin != t.pins[shard]) || t.retake[shard].Load() {
+			// A retake asked while this batch is read waits for the next:
+			// begun mid-batch, it would come after messages of the shard
+			// already taken.
+			retake := first && t.retake[shard].Swap(false)
+			if now.Sub(t.lastTaken[shard]) > t.opts.PinnedTTL || (pin != "" && pin != t.pins[shard]) || retake {
 				evs, hs, err := t.takeOver(ctx, shard)
 				if err != nil {
+					if retake {
+						t.retake[shard].Store(true)
+					}
 					// Delivered now, the shard's messages could overtake
 					// those its last router left, which JetStream hands out
 					// again in no entity's order: try again shortly.
@@ -180,7 +188,6 @@ func (t *Tier) hand(ctx context.Context, batch []jetstream.Msg, take func(contex
 				}
 			}
 			t.lastTaken[shard] = now
-			t.retake[shard].Store(false)
 			if pin != "" {
 				t.pins[shard] = pin
 			}
