@@ -148,8 +148,10 @@ func (rt *Router) adoptWindow(ctx context.Context, req domain.ReplayRequest, set
 			return 0, fmt.Errorf("reading partner %s's window from the tier: %w", p, err)
 		}
 	}
-	for deadline := time.Now().Add(settle); len(elsewhere) > 0 && time.Now().Before(deadline); {
-		if !sleep(ctx, 50*time.Millisecond) {
+	// Looked at again soon (the usual lag is a bucket write), then less
+	// often: elsewhere may be a whole backlog not yet handed out.
+	for deadline, wait := time.Now().Add(settle), 50*time.Millisecond; len(elsewhere) > 0 && time.Now().Before(deadline); wait = min(2*wait, 500*time.Millisecond) {
+		if !sleep(ctx, wait) {
 			return 0, ctx.Err()
 		}
 		if err := rt.opts.Tier.Outcomes(ctx, elsewhere); err != nil {
