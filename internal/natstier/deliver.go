@@ -72,7 +72,6 @@ func (t *Tier) Run(ctx context.Context, take func(context.Context, []journal.Eve
 		wg.Go(func() { p.open(i) })
 	}
 	wg.Go(func() { t.progressLoop(ctx) })
-	wg.Go(func() { t.lagLoop(ctx) })
 	wg.Go(func() { t.watchThrottles(ctx) })
 	wg.Go(func() { t.watchRouters(ctx) })
 	wg.Go(func() { t.spreadLoop(ctx, p) })
@@ -488,10 +487,8 @@ func (t *Tier) Release(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		for _, g := range c.CachedInfo().PriorityGroups {
-			if g.Group == group && g.PinnedClientID == pin {
-				t.stream.UnpinConsumer(ctx, consumerName(i), group)
-			}
+		if pinnedTo(c.CachedInfo()) == pin {
+			t.stream.UnpinConsumer(ctx, consumerName(i), group)
 		}
 	}
 }
@@ -521,29 +518,3 @@ func (t *Tier) progressLoop(ctx context.Context) {
 	}
 }
 
-// lagLoop reads the shards' consumers every 2 s: the messages not yet
-// handed out and those out without an acknowledgement.
-func (t *Tier) lagLoop(ctx context.Context) {
-	tick := time.NewTicker(2 * time.Second)
-	defer tick.Stop()
-	for {
-		var lag int64
-		for i := range t.shards {
-			c, err := t.stream.Consumer(ctx, consumerName(i))
-			if err != nil {
-				continue
-			}
-			info := c.CachedInfo()
-			lag += int64(info.NumPending) + int64(info.NumAckPending)
-			t.metrics.lag.WithLabelValues(shardToken(i)).Set(float64(info.NumPending))
-			t.metrics.unacked.WithLabelValues(shardToken(i)).Set(float64(info.NumAckPending))
-			t.metrics.waiting.WithLabelValues(shardToken(i)).Set(t.oldestWaiting(ctx, i, info).Seconds())
-		}
-		t.lag.Store(lag)
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
-}

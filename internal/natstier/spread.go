@@ -346,15 +346,24 @@ type survey struct {
 	free  []bool // pinned to no router, with messages waiting
 }
 
-// surveyShards reads each shard's consumer.
+// surveyShards reads each shard's consumer, once for both its uses: the
+// spreading, and the tier's lag (the messages not yet handed out and
+// those out without an acknowledgement: its metrics, and MaxLag's
+// refusal of new deliveries).
 func (t *Tier) surveyShards(ctx context.Context) survey {
 	sv := survey{known: make([]bool, t.shards), free: make([]bool, t.shards)}
+	var lag int64
+	defer func() { t.lag.Store(lag) }()
 	for i := range t.shards {
 		c, err := t.stream.Consumer(ctx, consumerName(i))
 		if err != nil {
 			continue
 		}
 		info := c.CachedInfo()
+		lag += int64(info.NumPending) + int64(info.NumAckPending)
+		t.metrics.lag.WithLabelValues(shardToken(i)).Set(float64(info.NumPending))
+		t.metrics.unacked.WithLabelValues(shardToken(i)).Set(float64(info.NumAckPending))
+		t.metrics.waiting.WithLabelValues(shardToken(i)).Set(t.oldestWaiting(ctx, i, info).Seconds())
 		sv.known[i] = true
 		pinned := pinnedTo(info)
 		if pinned != "" && pinned == t.pin(i) {
