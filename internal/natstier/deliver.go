@@ -517,4 +517,3 @@ func (t *Tier) progressLoop(ctx context.Context) {
 		}
 	}
 }
-
