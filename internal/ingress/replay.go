@@ -590,14 +590,6 @@ func (rt *Router) replayOne(ctx context.Context, j *domain.ReplayJob, ev journal
 	return mark, true
 }
 
-// known reports whether the router has a job with id.
-func (r *replays) known(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, ok := r.jobs[id]
-	return ok
-}
-
 // recent returns the jobs still running or finished in the last ten
 // minutes, for reports.
 func (rt *Router) recentReplays() []domain.ReplayJob {

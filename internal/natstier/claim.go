@@ -13,7 +13,7 @@ import (
 
 // A replay asked of every router runs on one: the first to create its
 // claim (the outcome bucket's key job.ID, a domain.ReplayClaim in JSON).
-// Its router renews the claim while the job is queued or running (an
+// Its router renews the claim while the job starts, is queued or runs (an
 // Update on the revision it last wrote: the revision moves even though
 // the value does not) and marks it done when the job ends. The other
 // routers watch it: one that sees the same revision for ClaimLease by its
